@@ -1,0 +1,47 @@
+"""Domain errors. The HTTP layer maps each class to one status code (api/errors.py)."""
+
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base class; ``message`` is written for a person reading the API response."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class NotFound(DomainError):
+    """The thing does not exist, or the caller may not know that it does."""
+
+
+class Forbidden(DomainError):
+    """The caller can see the thing but lacks a capability."""
+
+
+class Conflict(DomainError):
+    """The request contradicts the stored state (a duplicate, a taken name, a last version)."""
+
+
+class Invalid(DomainError):
+    """The request is malformed; ``errors`` lists field-level problems when known."""
+
+    def __init__(self, message: str, errors: list[dict[str, str]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class TooLarge(DomainError):
+    """An upload exceeds the configured maximum size."""
+
+
+class Unauthenticated(DomainError):
+    """No valid credentials."""
+
+
+class RateLimited(DomainError):
+    """The token has spent its request budget for the current window."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
