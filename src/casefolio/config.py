@@ -22,7 +22,9 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CASEFOLIO_", extra="forbid", frozen=True)
 
-    data_dir: Path = Field(DEFAULT_DATA_DIR, description="Folder for the SQLite file and local blobs.")
+    data_dir: Path = Field(
+        DEFAULT_DATA_DIR, description="Folder for the SQLite file and local blobs."
+    )
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite in the data directory."
     )
@@ -78,7 +80,9 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _check_blob_store(self) -> Settings:
         if self.blob_store and not self.blob_store.startswith("s3://"):
-            raise ValueError("CASEFOLIO_BLOB_STORE must be empty (local folder) or s3://bucket/prefix")
+            raise ValueError(
+                "CASEFOLIO_BLOB_STORE must be empty (local folder) or s3://bucket/prefix"
+            )
         return self
 
     @property

@@ -42,6 +42,7 @@ class Unauthenticated(DomainError):
 class RateLimited(DomainError):
     """The token has spent its request budget for the current window."""
 
-    def __init__(self, message: str, retry_after: int) -> None:
+    def __init__(self, message: str, retry_after: int, budget: object = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.budget = budget  # the HTTP layer's view of the spent budget, for its headers

@@ -1,0 +1,36 @@
+"""Dependencies shared by both dialects, named as types so handler signatures read as data."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.api.auth import authenticate
+from casefolio.api.state import AppState
+from casefolio.domain.principal import Principal
+
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.casefolio
+    return state
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """Yield the request's session; it commits before the response is sent, or rolls back."""
+    db = app_state(request).db
+    maker = db.reader if request.method in _READ_METHODS else db.writer
+    async with maker() as session:
+        yield session
+        await session.commit()
+
+
+# scope="function": the commit runs before the response goes out, so a failed commit is an
+# error response, never a 201 for a row that did not land.
+SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
+PrincipalDep = Annotated[Principal, Depends(authenticate)]
+StateDep = Annotated[AppState, Depends(app_state)]

@@ -1,0 +1,156 @@
+"""Map domain errors to HTTP once; render them as problem+json (v1) or OpenProject errors (v3)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from casefolio.domain import errors
+
+log = logging.getLogger(__name__)
+V3_PREFIX = "/api/v3"
+V3_URN = "urn:openproject-org:api:v3:errors:"
+HAL_JSON = "application/hal+json; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class Problem:
+    status: int
+    title: str
+    detail: str
+    v3_identifier: str
+    errors: list[dict[str, str]] | None = None
+    headers: dict[str, str] | None = None
+
+
+_STATUS = {
+    errors.Invalid: (400, "Bad Request", "InvalidQuery"),
+    errors.Unauthenticated: (401, "Unauthorized", "Unauthenticated"),
+    errors.Forbidden: (403, "Forbidden", "MissingPermission"),
+    errors.NotFound: (404, "Not Found", "NotFound"),
+    errors.Conflict: (409, "Conflict", "UpdateConflict"),
+    errors.TooLarge: (413, "Content Too Large", "PropertyConstraintViolation"),
+    errors.RateLimited: (429, "Too Many Requests", "TooManyRequests"),
+}
+_HTTP_TITLES = {404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type"}
+_HTTP_V3 = {404: "NotFound", 405: "NotFound", 406: "NotFound", 415: "TypeNotSupported"}
+
+
+def problem_for(exc: errors.DomainError) -> Problem:
+    status, title, identifier = next(
+        (spec for cls, spec in _STATUS.items() if isinstance(exc, cls)),
+        (400, "Bad Request", "InvalidQuery"),
+    )
+    headers: dict[str, str] = {}
+    if isinstance(exc, errors.RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    field_errors = exc.errors if isinstance(exc, errors.Invalid) else None
+    return Problem(status, title, exc.message, identifier, field_errors or None, headers or None)
+
+
+def render(request: Request, problem: Problem) -> JSONResponse:
+    """Given a problem, return the response in the dialect the request was made in."""
+    headers = dict(problem.headers or {})
+    if request.url.path.startswith(V3_PREFIX):
+        body: dict[str, Any] = {
+            "_type": "Error",
+            "errorIdentifier": V3_URN + problem.v3_identifier,
+            "message": problem.detail,
+        }
+        if problem.status == 401:
+            headers["WWW-Authenticate"] = 'Basic realm="OpenProject API"'
+        if problem.errors and problem.errors[0].get("field"):
+            body["_embedded"] = {"details": {"attribute": problem.errors[0]["field"]}}
+        return JSONResponse(body, problem.status, headers=headers, media_type=HAL_JSON)
+    body = {
+        "type": "about:blank",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+    }
+    if problem.errors:
+        body["errors"] = problem.errors
+    return JSONResponse(
+        body, problem.status, headers=headers, media_type="application/problem+json"
+    )
+
+
+def _describe_validation(exc: RequestValidationError) -> Problem:
+    field_errors: list[dict[str, str]] = []
+    for error in exc.errors():
+        location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+        if error.get("type") == "json_invalid":
+            return Problem(
+                400, "Bad Request", "The request body is not valid JSON.", "InvalidRequestBody"
+            )
+        field = ".".join(
+            location[1:] if location and location[0] in ("query", "path", "header") else location
+        )
+        field_errors.append({"field": field or "body", "message": str(error.get("msg", "invalid"))})
+    summary = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors)
+    return Problem(
+        400, "Bad Request", f"Validation failed. {summary}", "InvalidQuery", field_errors
+    )
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers that turn every failure into a readable response."""
+
+    @app.exception_handler(errors.DomainError)
+    async def _domain(request: Request, exc: errors.DomainError) -> JSONResponse:
+        return render(request, problem_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        return render(request, _describe_validation(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        title = _HTTP_TITLES.get(exc.status_code, "Error")
+        detail = str(exc.detail)
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = f"There is no resource at {request.url.path}."
+        if exc.status_code == 405:
+            detail = f"{request.method} is not allowed on {request.url.path}."
+        problem = Problem(
+            exc.status_code,
+            title,
+            detail,
+            _HTTP_V3.get(exc.status_code, "InvalidQuery"),
+            headers=dict(exc.headers) if exc.headers else None,
+        )
+        return render(request, problem)
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
+        # Domain checks come first; this catches the race they cannot see (two writers at once).
+        log.info("integrity error: %s", exc.orig)
+        return render(
+            request,
+            Problem(
+                409,
+                "Conflict",
+                "The change conflicts with a concurrent change; retry the request.",
+                "UpdateConflict",
+            ),
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return render(
+            request,
+            Problem(
+                500,
+                "Internal Server Error",
+                "An internal error has occurred.",
+                "InternalServerError",
+            ),
+        )

@@ -1,0 +1,45 @@
+"""`?limit=` and `?cursor=` in, a `Link: <…>; rel="next"` header out."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request, Response
+
+from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, decode_cursor
+
+
+class PageParams:
+    """The page a list request asks for; the cursor is decoded by the domain that issued it."""
+
+    def __init__(
+        self,
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 1000).")
+        ] = DEFAULT_LIMIT,
+        cursor: Annotated[
+            str | None,
+            Query(
+                max_length=512, description="Opaque cursor from the previous page's Link header."
+            ),
+        ] = None,
+    ) -> None:
+        self.limit = limit
+        self.cursor = cursor
+
+
+PageDep = Annotated[PageParams, Depends()]
+
+
+def link_next(request: Request, response: Response, page: Page[Any]) -> None:
+    """Given a page, add the Link header to its successor, keeping every other query parameter."""
+    if page.next_cursor is None:
+        return
+    url = request.url.include_query_params(cursor=page.next_cursor)
+    response.headers["Link"] = f'<{url.path}?{url.query}>; rel="next"'
+
+
+def page_request(params: PageParams, key_types: tuple[type, ...] = (int,)) -> PageRequest:
+    """Given the query parameters and the list's key types, return the domain's page request."""
+    after = decode_cursor(params.cursor, key_types) if params.cursor else None
+    return PageRequest(limit=params.limit, after=after)

@@ -1,0 +1,18 @@
+"""What a running app holds: settings, database, blob store, rate limiter."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from casefolio.api.ratelimit import RateLimiter
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.storage.base import BlobStore
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    db: Database
+    blobs: BlobStore
+    limiter: RateLimiter

@@ -1,0 +1,50 @@
+"""Wire types shared by the v1 routers: camelCase keys, string ids, RFC 3339 UTC timestamps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic.alias_generators import to_camel
+
+
+def rfc3339(value: datetime) -> str:
+    """Given an aware datetime, return RFC 3339 UTC with milliseconds: 2026-01-31T12:00:00.123Z."""
+    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
+# Ids are integers in the database and strings on the v1 wire, as the seed types userId.
+WireId = Annotated[int, PlainSerializer(str, return_type=str)]
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        from_attributes=True,
+        extra="forbid",
+    )
+
+
+class Problem(ApiModel):
+    """RFC 9457 problem details."""
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    errors: list[dict[str, str]] | None = None
+
+
+PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
+    status: {"model": Problem, "description": text}
+    for status, text in {
+        400: "Bad input: invalid JSON, wrong types, bad timestamp or id format.",
+        401: "Missing, unknown, revoked or expired API token.",
+        403: "Not allowed, or the integrations API is switched off.",
+        404: "Unknown, or not visible to the token's owner.",
+        429: "Rate limit exceeded; see Retry-After.",
+    }.items()
+}

@@ -1,0 +1,77 @@
+"""Teams and their members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import Field
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.users import UserOut
+from casefolio.domain import teams
+
+router = APIRouter(tags=["teams"])
+TeamId = Annotated[int, Path(alias="teamId")]
+Email = Annotated[str, Path(max_length=320)]
+
+
+class TeamIn(ApiModel):
+    name: str = Field(max_length=200)
+
+
+class TeamOut(ApiModel):
+    id: WireId
+    name: str
+    created_at: Timestamp
+
+
+@router.get("/teams", response_model=list[TeamOut], summary="List teams")
+async def list_teams(
+    request: Request, response: Response, session: SessionDep, _: PrincipalDep, params: PageDep
+) -> list[TeamOut]:
+    page = await teams.list_page(session, page=page_request(params))
+    link_next(request, response, page)
+    return [TeamOut.model_validate(t) for t in page.items]
+
+
+@router.post("/teams", status_code=201, response_model=TeamOut, summary="Create a team")
+async def create_team(body: TeamIn, session: SessionDep, who: PrincipalDep) -> TeamOut:
+    return TeamOut.model_validate(await teams.create(session, who=who, name=body.name))
+
+
+@router.get("/teams/{teamId}/users", response_model=list[UserOut], summary="List a team's users")
+async def list_team_users(
+    request: Request,
+    response: Response,
+    team_id: TeamId,
+    session: SessionDep,
+    _: PrincipalDep,
+    params: PageDep,
+) -> list[UserOut]:
+    page = await teams.members_page(session, team_id=team_id, page=page_request(params))
+    link_next(request, response, page)
+    return [UserOut.model_validate(u) for u in page.items]
+
+
+@router.put(
+    "/teams/{teamId}/users/{email}",
+    response_model=UserOut,
+    summary="Add a user to a team (no body needed)",
+)
+async def add_team_user(
+    team_id: TeamId, email: Email, session: SessionDep, who: PrincipalDep
+) -> UserOut:
+    user = await teams.add_member(session, who=who, team_id=team_id, email=email)
+    return UserOut.model_validate(user)
+
+
+@router.delete(
+    "/teams/{teamId}/users/{email}", status_code=204, summary="Remove a user from a team"
+)
+async def remove_team_user(
+    team_id: TeamId, email: Email, session: SessionDep, who: PrincipalDep
+) -> None:
+    await teams.remove_member(session, who=who, team_id=team_id, email=email)

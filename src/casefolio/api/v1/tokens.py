@@ -1,0 +1,114 @@
+"""API tokens: the secret is shown once, in the response that creates it."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import AwareDatetime, Field
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.routing import patch_route
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.domain import tokens
+from casefolio.domain.errors import NotFound
+
+router = APIRouter(tags=["tokens"])
+
+
+class TokenIn(ApiModel):
+    user_id: int = Field(description="The user the token acts as (a string or a number).")
+    name: str = Field(max_length=200)
+    expires_at: AwareDatetime | None = None
+    rate_limit: int | None = Field(None, description="Requests per minute (operators only).")
+
+
+class TokenUpdate(ApiModel):
+    name: str | None = Field(None, max_length=200)
+    rate_limit: int | None = Field(None, description="Requests per minute (operators only).")
+
+
+class TokenOut(ApiModel):
+    id: WireId
+    user_id: WireId
+    name: str
+    prefix: str = Field(description="The first characters of the secret, to tell tokens apart.")
+    rate_limit: int | None = Field(description="Requests per minute for this token.")
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+    expires_at: Timestamp | None
+
+
+class IssuedTokenOut(TokenOut):
+    token: str = Field(description="The secret. It is shown only in this response.")
+
+
+def _out(request: Request, token: object) -> TokenOut:
+    out = TokenOut.model_validate(token)
+    if out.rate_limit is None:
+        out.rate_limit = request.app.state.casefolio.settings.rate_limit_per_minute
+    return out
+
+
+@router.post("/tokens", status_code=201, response_model=IssuedTokenOut, summary="Create a token")
+async def create_token(
+    request: Request, body: TokenIn, session: SessionDep, who: PrincipalDep
+) -> IssuedTokenOut:
+    issued = await tokens.issue(
+        session,
+        who=who,
+        user_id=body.user_id,
+        name=body.name,
+        expires_at=body.expires_at,
+        rate_limit=body.rate_limit,
+    )
+    base = _out(request, issued.token)
+    return IssuedTokenOut(**base.model_dump(), token=issued.secret)
+
+
+@router.get("/tokens", response_model=list[TokenOut], summary="List tokens (never the secrets)")
+async def list_tokens(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
+    user_id: Annotated[int | None, Query(alias="userId")] = None,
+) -> list[TokenOut]:
+    page = await tokens.list_page(session, who=who, user_id=user_id, page=page_request(params))
+    link_next(request, response, page)
+    return [_out(request, t) for t in page.items]
+
+
+@patch_route(
+    router,
+    "/tokens/{tokenId}",
+    response_model=TokenOut,
+    summary="Rename a token or set its rate limit",
+)
+async def update_token(
+    request: Request,
+    token_id: Annotated[int, Path(alias="tokenId")],
+    body: TokenUpdate,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> TokenOut:
+    token = await tokens.update(
+        session, who=who, token_id=token_id, name=body.name, rate_limit=body.rate_limit
+    )
+    return _out(request, token)
+
+
+@router.delete("/tokens/{tokenId}", status_code=204, summary="Revoke a token")
+async def revoke_token(
+    token_id: Annotated[int, Path(alias="tokenId")], session: SessionDep, who: PrincipalDep
+) -> None:
+    await tokens.revoke(session, who=who, token_id=token_id)
+
+
+@router.delete("/tokens", status_code=204, summary="Revoke the token that makes this request")
+async def revoke_own_token(session: SessionDep, who: PrincipalDep) -> None:
+    if who.token_id is None:
+        raise NotFound("This request was not made with a token.")
+    await tokens.revoke(session, who=who, token_id=who.token_id)

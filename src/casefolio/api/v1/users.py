@@ -1,0 +1,84 @@
+"""Roles and users."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import Field
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.domain import access, users
+from casefolio.domain.roles import ROLES
+
+router = APIRouter(tags=["users"])
+
+
+class RoleOut(ApiModel):
+    id: str
+    name: str
+    capabilities: list[str]
+
+
+class UserOut(ApiModel):
+    id: WireId
+    email: str
+    name: str
+    active: bool
+    is_operator: bool
+    created_at: Timestamp
+
+
+class UserIn(ApiModel):
+    email: str = Field(max_length=320, examples=["ada@example.com"])
+    name: str = Field(max_length=200, examples=["Ada Lovelace"])
+    is_operator: bool = False
+
+
+@router.get("/roles", response_model=list[RoleOut], summary="List the roles a grant can give")
+async def list_roles(_: PrincipalDep) -> list[RoleOut]:
+    return [RoleOut(id=r.id, name=r.name, capabilities=sorted(r.capabilities)) for r in ROLES]
+
+
+@router.get("/users", response_model=list[UserOut], summary="List users")
+async def list_users(
+    request: Request, response: Response, session: SessionDep, _: PrincipalDep, params: PageDep
+) -> list[UserOut]:
+    page = await users.list_page(session, page=page_request(params))
+    link_next(request, response, page)
+    return [UserOut.model_validate(u) for u in page.items]
+
+
+@router.post(
+    "/users",
+    status_code=201,
+    response_model=UserOut | list[UserOut],
+    summary="Create one user, or several at once (all or none)",
+)
+async def create_users(
+    body: UserIn | list[UserIn], session: SessionDep, who: PrincipalDep
+) -> UserOut | list[UserOut]:
+    access.require_operator(who, "create users")
+    batch = body if isinstance(body, list) else [body]
+    created = await users.create_many(
+        session,
+        new_users=[users.NewUser(u.email, u.name, u.is_operator) for u in batch],
+    )
+    out = [UserOut.model_validate(u) for u in created]
+    return out if isinstance(body, list) else out[0]
+
+
+@router.get("/user/id/{userId}", response_model=UserOut, summary="Read a user by id")
+async def read_user(
+    user_id: Annotated[int, Path(alias="userId")], session: SessionDep, _: PrincipalDep
+) -> UserOut:
+    return UserOut.model_validate(await users.get(session, user_id=user_id))
+
+
+@router.get("/user/byemail", response_model=UserOut, summary="Read a user by e-mail address")
+async def read_user_by_email(
+    email: Annotated[str, Query(max_length=320)], session: SessionDep, _: PrincipalDep
+) -> UserOut:
+    return UserOut.model_validate(await users.get_by_email(session, email=email))

@@ -1,0 +1,77 @@
+"""create_app(settings): the ASGI application with both API dialects mounted."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from casefolio import __version__
+from casefolio.api import errors
+from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
+from casefolio.api.ratelimit import RateLimiter
+from casefolio.api.state import AppState
+from casefolio.api.v1 import build_router as build_v1
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.storage import open_blob_store
+
+DESCRIPTION = """\
+casefolio is a document store for legal case work.
+
+* `/api/v1`: the integrations API. Authenticate with `X-API-Token: <token>`
+  (or `Authorization: Bearer <token>`). Errors are `application/problem+json`.
+* `/api/v3`: an OpenProject API v3 compatible HAL dialect for documents and attachments.
+
+Every response to an authenticated call carries `RateLimit-Limit`, `RateLimit-Remaining`
+and `RateLimit-Reset`; a 429 carries `Retry-After`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Given settings, return the application; resources open in its lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = AppState(
+            settings=settings,
+            db=Database.open(settings),
+            blobs=open_blob_store(settings),
+            limiter=RateLimiter.from_url(settings.redis_url, settings.rate_limit_per_minute),
+        )
+        app.state.casefolio = state
+        try:
+            yield
+        finally:
+            await state.limiter.close()
+            await state.blobs.close()
+            await state.db.close()
+
+    app = FastAPI(
+        title="casefolio",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        generate_unique_id_function=_operation_id,
+    )
+    errors.install(app)
+    app.include_router(build_v1(), prefix="/api/v1")
+    # Last added runs first: HEAD is rewritten before anything else sees the request.
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(HeadAsGet)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for server processes: settings come from the environment (and TOML file)."""
+    return create_app(Settings())

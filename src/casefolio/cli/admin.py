@@ -1,0 +1,181 @@
+"""Administration without a running server: init, users, tokens, settings."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from casefolio.cli._common import console, load_settings, run, transaction
+from casefolio.domain import system, tokens, users
+from casefolio.domain.pages import MAX_LIMIT, PageRequest
+
+users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
+tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(init)
+    app.command(name="settings")(settings_command)
+    app.add_typer(users_app, name="users")
+    app.add_typer(tokens_app, name="tokens")
+
+
+def init(
+    email: Annotated[str, typer.Option(help="E-mail address of the first operator.")],
+    name: Annotated[str, typer.Option(help="Name of the first operator.")],
+    token_name: Annotated[str, typer.Option(help="Name of the token to create.")] = "init",
+) -> None:
+    """Create the first operator, switch the integrations API on and print a token once."""
+    settings = load_settings()
+
+    async def work() -> str:
+        async with transaction(settings) as session:
+            existing = await users.find_by_email(session, email=email)
+            if existing is None:
+                [user] = await users.create_many(
+                    session, new_users=[users.NewUser(email, name, is_operator=True)]
+                )
+            else:
+                existing.is_operator = True
+                user = existing
+            await system.update(session, who=None, integrations_api_enabled=True)
+            issued = await tokens.issue(session, who=None, user_id=user.id, name=token_name)
+            return issued.secret
+
+    secret = run(work)
+    console.print(f"Operator [bold]{email}[/bold] is ready and the integrations API is on.")
+    console.print("Your API token (shown only now, keep it safe):")
+    console.print(secret, markup=False, highlight=False, soft_wrap=True)
+    console.print(
+        "\nNext: start the server with `casefolio serve`, then try\n"
+        f"  curl -H 'X-API-Token: {secret[:6]}…' http://{settings.host}:{settings.port}/api/v1/users"
+    )
+
+
+def settings_command(
+    api_on: Annotated[
+        bool | None, typer.Option("--api-on/--api-off", help="Switch the integrations API.")
+    ] = None,
+) -> None:
+    """Show system settings, or switch the integrations API on or off."""
+    settings = load_settings()
+
+    async def work() -> system.SystemSettings:
+        async with transaction(settings) as session:
+            return await system.update(session, who=None, integrations_api_enabled=api_on)
+
+    current = run(work)
+    state = "on" if current.integrations_api_enabled else "off"
+    console.print(f"integrations API: {state}")
+
+
+@users_app.command("create")
+def create_user(
+    email: Annotated[str, typer.Option(help="E-mail address (unique).")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    operator: Annotated[bool, typer.Option(help="Make the user an operator.")] = False,
+) -> None:
+    """Create a user."""
+    settings = load_settings()
+
+    async def work() -> int:
+        async with transaction(settings) as session:
+            [user] = await users.create_many(
+                session, new_users=[users.NewUser(email, name, is_operator=operator)]
+            )
+            return user.id
+
+    console.print(f"Created user {run(work)} <{email}>.")
+
+
+@users_app.command("list")
+def list_users() -> None:
+    """List users (the first 1000)."""
+    settings = load_settings()
+
+    async def work() -> list[tuple[str, ...]]:
+        async with transaction(settings) as session:
+            page = await users.list_page(session, page=PageRequest(limit=MAX_LIMIT))
+            return [
+                (
+                    str(u.id),
+                    u.email,
+                    u.name,
+                    "yes" if u.is_operator else "",
+                    "yes" if u.active else "no",
+                )
+                for u in page.items
+            ]
+
+    table = Table("id", "email", "name", "operator", "active")
+    for row in run(work):
+        table.add_row(*row)
+    console.print(table)
+
+
+@tokens_app.command("create")
+def create_token(
+    email: Annotated[str, typer.Option(help="The user the token acts as.")],
+    name: Annotated[str, typer.Option(help="A name to recognise the token by.")],
+    rate_limit: Annotated[
+        int | None, typer.Option(help="Requests per minute (default: the configured limit).")
+    ] = None,
+) -> None:
+    """Create a token and print its secret (shown only once)."""
+    settings = load_settings()
+
+    async def work() -> str:
+        async with transaction(settings) as session:
+            user = await users.get_by_email(session, email=email)
+            issued = await tokens.issue(
+                session, who=None, user_id=user.id, name=name, rate_limit=rate_limit
+            )
+            return issued.secret
+
+    console.print(run(work), markup=False, highlight=False, soft_wrap=True)
+
+
+@tokens_app.command("list")
+def list_tokens(
+    email: Annotated[str | None, typer.Option(help="Only this user's tokens.")] = None,
+) -> None:
+    """List active tokens (never their secrets)."""
+    settings = load_settings()
+
+    async def work() -> list[tuple[str, ...]]:
+        async with transaction(settings) as session:
+            user_id = (await users.get_by_email(session, email=email)).id if email else None
+            page = await tokens.list_page(
+                session, who=None, user_id=user_id, page=PageRequest(limit=MAX_LIMIT)
+            )
+            return [
+                (
+                    str(t.id),
+                    str(t.user_id),
+                    t.name,
+                    t.prefix + "…",
+                    str(t.rate_limit or settings.rate_limit_per_minute),
+                    t.last_used_at.isoformat() if t.last_used_at else "never",
+                )
+                for t in page.items
+            ]
+
+    table = Table("id", "user", "name", "prefix", "per minute", "last used")
+    for row in run(work):
+        table.add_row(*row)
+    console.print(table)
+
+
+@tokens_app.command("revoke")
+def revoke_token(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> None:
+    """Revoke a token; requests with it get 401 from now on."""
+    settings = load_settings()
+
+    async def work() -> None:
+        async with transaction(settings) as session:
+            await tokens.revoke(session, who=None, token_id=token_id)
+
+    run(work)
+    console.print(f"Token {token_id} revoked.")

@@ -1,0 +1,85 @@
+"""Engine and session factories, with the SQLite settings that make it safe under load."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from casefolio.config import Settings
+
+WRITE_OPTION = "casefolio_write"
+
+
+def create_engine(settings: Settings) -> AsyncEngine:
+    """Given settings, return an async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+    url = settings.effective_database_url
+    if not url.startswith("sqlite"):
+        return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, connect_args={"timeout": 30})
+    synchronous = settings.sqlite_synchronous
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control away from pysqlite so that BEGIN is ours to emit (below).
+        dbapi_conn.isolation_level = None
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # Writers take the lock up front: a deferred BEGIN that reads and then writes fails
+        # with SQLITE_BUSY at once instead of waiting, because waiting could deadlock.
+        immediate = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+@dataclass(frozen=True)
+class Database:
+    """The engine plus two session factories: readers, and writers that lock early on SQLite."""
+
+    engine: AsyncEngine
+    reader: async_sessionmaker[AsyncSession]
+    writer: async_sessionmaker[AsyncSession]
+
+    @classmethod
+    def open(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
+        write_engine = engine.execution_options(**{WRITE_OPTION: True})
+        return cls(
+            engine=engine,
+            reader=async_sessionmaker(engine, expire_on_commit=False),
+            writer=async_sessionmaker(write_engine, expire_on_commit=False),
+        )
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """Yield a session in a write transaction that commits on success."""
+        async with self.writer() as session, session.begin():
+            yield session
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """Yield a session for reading; nothing is committed."""
+        async with self.reader() as session:
+            yield session
+
+    async def close(self) -> None:
+        await self.engine.dispose()

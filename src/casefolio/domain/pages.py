@@ -1,0 +1,81 @@
+"""Keyset pagination: a page costs the same wherever it is in the list."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
+
+from casefolio.domain.errors import Invalid
+
+T = TypeVar("T")
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+
+@dataclass(frozen=True)
+class PageRequest:
+    """`limit` items after the keyset position `after` (None: from the start)."""
+
+    limit: int = DEFAULT_LIMIT
+    after: tuple[Any, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+def encode_cursor(key: tuple[Any, ...]) -> str:
+    """Given a keyset position, return an opaque URL-safe cursor."""
+    values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
+    return base64.urlsafe_b64encode(json.dumps(values).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
+    """Given a cursor and the types of its key, return the keyset position or raise Invalid."""
+    try:
+        raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(raw, list) or len(raw) != len(types):
+            raise ValueError("wrong shape")
+        values: list[Any] = []
+        for value, kind in zip(raw, types, strict=True):
+            if kind is datetime:
+                values.append(datetime.fromisoformat(value))
+            elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+                values.append(value)
+            else:
+                raise ValueError("wrong type")
+        return tuple(values)
+    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+        raise Invalid(
+            "The cursor is not valid. Use the `cursor` from the previous page's Link header."
+        ) from exc
+
+
+async def fetch_page(
+    session: AsyncSession,
+    stmt: Select[T],
+    *,
+    key: Sequence[InstrumentedAttribute[Any]],
+    page: PageRequest,
+    key_of: Callable[[T], tuple[Any, ...]],
+) -> Page[T]:
+    """Given a select and its unique ordering key, return one page and the cursor of the next."""
+    if page.after is not None:
+        stmt = stmt.where(tuple_(*key) > tuple_(*page.after))
+    stmt = stmt.order_by(*key).limit(page.limit + 1)
+    rows = list((await session.scalars(stmt)).all())
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        return Page(rows, encode_cursor(key_of(rows[-1])))
+    return Page(rows, None)

@@ -1,0 +1,78 @@
+"""Teams: named groups of users that can be granted a role on a project together."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Team, TeamMember, User
+from casefolio.domain import access, users
+from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.principal import Principal
+
+
+async def get(session: AsyncSession, *, team_id: int) -> Team:
+    team = await session.get(Team, team_id)
+    if team is None:
+        raise NotFound(f"Team {team_id} not found.")
+    return team
+
+
+async def list_page(session: AsyncSession, *, page: PageRequest) -> Page[Team]:
+    return await fetch_page(
+        session, select(Team), key=[Team.id], page=page, key_of=lambda t: (t.id,)
+    )
+
+
+async def create(session: AsyncSession, *, who: Principal | None, name: str) -> Team:
+    if who is not None:
+        access.require_operator(who, "create teams")
+    name = name.strip()
+    if not name:
+        raise Invalid("A team needs a name.", [{"field": "name", "message": "is empty"}])
+    taken = await session.scalar(select(Team.id).where(Team.name == name))
+    if taken is not None:
+        raise Conflict(f"A team named '{name}' already exists (id {taken}).")
+    team = Team(name=name)
+    session.add(team)
+    await session.flush()
+    return team
+
+
+async def members_page(session: AsyncSession, *, team_id: int, page: PageRequest) -> Page[User]:
+    await get(session, team_id=team_id)
+    stmt = (
+        select(User)
+        .join(TeamMember, TeamMember.user_id == User.id)
+        .where(TeamMember.team_id == team_id)
+    )
+    return await fetch_page(session, stmt, key=[User.id], page=page, key_of=lambda u: (u.id,))
+
+
+async def add_member(
+    session: AsyncSession, *, who: Principal | None, team_id: int, email: str
+) -> User:
+    """Put the user with `email` in the team; adding an existing member changes nothing."""
+    if who is not None:
+        access.require_operator(who, "change team membership")
+    await get(session, team_id=team_id)
+    user = await users.get_by_email(session, email=email)
+    if await session.get(TeamMember, (team_id, user.id)) is None:
+        session.add(TeamMember(team_id=team_id, user_id=user.id))
+        await session.flush()
+    return user
+
+
+async def remove_member(
+    session: AsyncSession, *, who: Principal | None, team_id: int, email: str
+) -> None:
+    if who is not None:
+        access.require_operator(who, "change team membership")
+    await get(session, team_id=team_id)
+    user = await users.get_by_email(session, email=email)
+    result = await session.execute(
+        delete(TeamMember).where(TeamMember.team_id == team_id, TeamMember.user_id == user.id)
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"'{user.email}' is not a member of team {team_id}.")

@@ -1,0 +1,165 @@
+"""API tokens: random secrets stored only as a hash, each acting with its owner's rights."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import ApiToken, User
+from casefolio.db.types import utcnow
+from casefolio.domain import access
+from casefolio.domain.errors import Invalid, NotFound, Unauthenticated
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.principal import Principal
+
+SECRET_PREFIX = "cf_"
+# last_used_at is a hint, not an audit log: writing it on every request would make every
+# read a write, which serialises SQLite. Once a minute per token is plenty.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+INVALID_TOKEN = "The provided API token is invalid."
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: ApiToken
+    secret: str
+
+
+def hash_secret(secret: str) -> str:
+    # A 256-bit random secret needs no slow KDF: there is nothing to brute-force.
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def issue(
+    session: AsyncSession,
+    *,
+    who: Principal | None,
+    user_id: int,
+    name: str,
+    expires_at: datetime | None = None,
+    rate_limit: int | None = None,
+) -> IssuedToken:
+    """Create a token for `user_id`; `who` None means the local administrator (CLI)."""
+    if who is not None:
+        access.require_self_or_operator(who, user_id, "create tokens for other users")
+        if rate_limit is not None:
+            access.require_operator(who, "set a token's rate limit")
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found.")
+    name = name.strip()
+    if not name:
+        raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
+    if expires_at is not None and expires_at <= utcnow():
+        raise Invalid(
+            "expiresAt must be in the future.", [{"field": "expiresAt", "message": "in the past"}]
+        )
+    if rate_limit is not None and rate_limit < 1:
+        raise Invalid("rateLimit must be at least 1.", [{"field": "rateLimit", "message": "< 1"}])
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    token = ApiToken(
+        user_id=user_id,
+        name=name,
+        secret_hash=hash_secret(secret),
+        prefix=secret[:10],
+        expires_at=expires_at,
+        rate_limit=rate_limit,
+    )
+    session.add(token)
+    await session.flush()
+    return IssuedToken(token=token, secret=secret)
+
+
+async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal, bool]:
+    """Given a secret, return its principal and whether last_used_at is due for a write."""
+    row = (
+        await session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.secret_hash == hash_secret(secret))
+        )
+    ).one_or_none()
+    if row is None:
+        raise Unauthenticated(INVALID_TOKEN)
+    token, user = row
+    now = utcnow()
+    if token.revoked_at is not None:
+        raise Unauthenticated("The provided API token has been revoked.")
+    if token.expires_at is not None and token.expires_at <= now:
+        raise Unauthenticated("The provided API token has expired.")
+    if not user.active:
+        raise Unauthenticated("The user of this API token is deactivated.")
+    principal = Principal(
+        user_id=user.id,
+        email=user.email,
+        name=user.name,
+        is_operator=user.is_operator,
+        token_id=token.id,
+        rate_limit=token.rate_limit,
+    )
+    stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
+    return principal, stale
+
+
+async def touch(session: AsyncSession, *, token_id: int) -> None:
+    token = await session.get(ApiToken, token_id)
+    if token is not None:
+        token.last_used_at = utcnow()
+
+
+async def _visible(session: AsyncSession, who: Principal | None, token_id: int) -> ApiToken:
+    token = await session.get(ApiToken, token_id)
+    # Someone else's token is "not found", not "forbidden": ids must not be probeable.
+    if token is None or (who is not None and not who.is_operator and token.user_id != who.user_id):
+        raise NotFound(f"Token {token_id} not found.")
+    return token
+
+
+async def list_page(
+    session: AsyncSession, *, who: Principal | None, user_id: int | None, page: PageRequest
+) -> Page[ApiToken]:
+    """Active tokens; a user sees their own, an operator everyone's (or one user's)."""
+    stmt = select(ApiToken).where(ApiToken.revoked_at.is_(None))
+    if who is not None and not who.is_operator:
+        stmt = stmt.where(ApiToken.user_id == who.user_id)
+    elif user_id is not None:
+        stmt = stmt.where(ApiToken.user_id == user_id)
+    return await fetch_page(session, stmt, key=[ApiToken.id], page=page, key_of=lambda t: (t.id,))
+
+
+async def revoke(session: AsyncSession, *, who: Principal | None, token_id: int) -> ApiToken:
+    token = await _visible(session, who, token_id)
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    return token
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    who: Principal | None,
+    token_id: int,
+    name: str | None = None,
+    rate_limit: int | None = None,
+) -> ApiToken:
+    token = await _visible(session, who, token_id)
+    if token.revoked_at is not None:
+        raise NotFound(f"Token {token_id} not found.")
+    if rate_limit is not None:
+        if who is not None:
+            access.require_operator(who, "set a token's rate limit")
+        if rate_limit < 1:
+            raise Invalid(
+                "rateLimit must be at least 1.", [{"field": "rateLimit", "message": "< 1"}]
+            )
+        token.rate_limit = rate_limit
+    if name is not None:
+        if not name.strip():
+            raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
+        token.name = name.strip()
+    return token

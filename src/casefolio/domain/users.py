@@ -1,0 +1,78 @@
+"""Users: the people (and integrations) that hold tokens and project grants."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from email_validator import EmailNotValidError, validate_email
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import User
+from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+
+
+@dataclass(frozen=True)
+class NewUser:
+    email: str
+    name: str
+    is_operator: bool = False
+
+
+def normalise_email(email: str) -> str:
+    """Given an e-mail address, return it checked and trimmed, or raise Invalid."""
+    try:
+        return validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise Invalid(
+            f"'{email}' is not a valid e-mail address: {exc}",
+            [{"field": "email", "message": str(exc)}],
+        ) from exc
+
+
+async def get(session: AsyncSession, *, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"User {user_id} not found.")
+    return user
+
+
+async def get_by_email(session: AsyncSession, *, email: str) -> User:
+    user = await find_by_email(session, email=email)
+    if user is None:
+        raise NotFound(f"No user has the e-mail address '{email}'.")
+    return user
+
+
+async def find_by_email(session: AsyncSession, *, email: str) -> User | None:
+    key = email.strip().lower()
+    return (await session.scalars(select(User).where(User.email_key == key))).one_or_none()
+
+
+async def list_page(session: AsyncSession, *, page: PageRequest) -> Page[User]:
+    return await fetch_page(
+        session, select(User), key=[User.id], page=page, key_of=lambda u: (u.id,)
+    )
+
+
+async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> list[User]:
+    """Create users; all or none. A taken e-mail (also within the batch) is a Conflict."""
+    if not new_users:
+        raise Invalid("Send at least one user.")
+    created: list[User] = []
+    seen: set[str] = set()
+    for new in new_users:
+        email = normalise_email(new.email)
+        name = new.name.strip()
+        if not name:
+            raise Invalid("A user needs a name.", [{"field": "name", "message": "is empty"}])
+        key = email.lower()
+        if key in seen or await find_by_email(session, email=email) is not None:
+            raise Conflict(f"A user with the e-mail address '{email}' already exists.")
+        seen.add(key)
+        user = User(email=email, email_key=key, name=name, is_operator=new.is_operator)
+        session.add(user)
+        created.append(user)
+    await session.flush()
+    return created

@@ -1,0 +1,143 @@
+"""Behaviour every /api/v1 route shares: errors, verbs, pagination, rate limits."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from tests.factories import Actor, make_actor
+
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+
+REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+async def test_problem_json_for_unknown_route(client: httpx.AsyncClient, member: Actor) -> None:
+    missing = await client.get("/api/v1/nothing-here", headers=member.headers)
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
+    assert missing.json()["status"] == 404 and "/api/v1/nothing-here" in missing.json()["detail"]
+
+
+async def test_method_not_allowed_is_problem_json(client: httpx.AsyncClient, member: Actor) -> None:
+    wrong = await client.put("/api/v1/roles", headers=member.headers)
+    assert wrong.status_code == 405
+    assert wrong.json()["title"] == "Method Not Allowed"
+
+
+async def test_bad_json_is_400(client: httpx.AsyncClient, operator: Actor) -> None:
+    bad = await client.post(
+        "/api/v1/teams",
+        content=b'{"name": ',
+        headers={**operator.headers, "Content-Type": "application/json"},
+    )
+    assert bad.status_code == 400
+    assert bad.json()["detail"] == "The request body is not valid JSON."
+
+
+async def test_head_answers_like_get_without_body(client: httpx.AsyncClient, member: Actor) -> None:
+    get = await client.get("/api/v1/roles", headers=member.headers)
+    head = await client.head("/api/v1/roles", headers=member.headers)
+    assert head.status_code == 200
+    assert head.content == b""
+    assert head.headers["content-length"] == get.headers["content-length"]
+    assert head.headers["content-type"] == get.headers["content-type"]
+    unauth = await client.head("/api/v1/roles")
+    assert unauth.status_code == 401 and unauth.content == b""
+
+
+async def test_post_is_accepted_as_patch(client: httpx.AsyncClient, operator: Actor) -> None:
+    renamed = await client.post(
+        f"/api/v1/tokens/{operator.token_id}", json={"name": "renamed"}, headers=operator.headers
+    )
+    assert renamed.status_code == 200 and renamed.json()["name"] == "renamed"
+
+
+async def test_pagination_walks_every_page_by_link_header(
+    client: httpx.AsyncClient, operator: Actor, db: Database
+) -> None:
+    for _ in range(6):
+        await make_actor(db)
+    seen: list[str] = []
+    url: str | None = "/api/v1/users?limit=3"
+    pages = 0
+    while url:
+        page = await client.get(url, headers=operator.headers)
+        assert page.status_code == 200
+        assert len(page.json()) <= 3
+        seen.extend(u["id"] for u in page.json())
+        link = page.headers.get("link")
+        url = re.match(r'<([^>]+)>; rel="next"', link).group(1) if link else None  # type: ignore[union-attr]
+        pages += 1
+    assert pages == 3
+    assert len(seen) == 7 and len(set(seen)) == 7
+    assert seen == sorted(seen, key=int)
+
+
+async def test_limit_and_cursor_are_validated(client: httpx.AsyncClient, member: Actor) -> None:
+    too_big = await client.get("/api/v1/users?limit=1001", headers=member.headers)
+    assert too_big.status_code == 400 and too_big.json()["errors"][0]["field"] == "limit"
+    garbage = await client.get("/api/v1/users?cursor=%%%not-a-cursor", headers=member.headers)
+    assert garbage.status_code == 400
+    assert "cursor" in garbage.json()["detail"]
+
+
+async def test_every_response_carries_rate_limit_headers_and_429_retry_after(
+    client: httpx.AsyncClient, operator: Actor, db: Database
+) -> None:
+    limited = await make_actor(db, rate_limit=3)
+    remaining = []
+    for _ in range(3):
+        ok = await client.get("/api/v1/roles", headers=limited.headers)
+        assert ok.status_code == 200
+        assert ok.headers["RateLimit-Limit"] == "3"
+        assert 0 < int(ok.headers["RateLimit-Reset"]) <= 60
+        remaining.append(int(ok.headers["RateLimit-Remaining"]))
+    assert remaining == [2, 1, 0]
+    refused = await client.get("/api/v1/roles", headers=limited.headers)
+    assert refused.status_code == 429
+    assert 1 <= int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Remaining"] == "0"
+    assert "Rate limit of 3 requests per minute" in refused.json()["detail"]
+    # Budgets are per token: the operator is unaffected.
+    assert (await client.get("/api/v1/roles", headers=operator.headers)).status_code == 200
+
+
+async def test_default_limit_is_fifty(client: httpx.AsyncClient, member: Actor) -> None:
+    ok = await client.get("/api/v1/roles", headers=member.headers)
+    assert ok.headers["RateLimit-Limit"] == "50"
+
+
+@pytest.fixture
+async def redis_apps(settings: Settings) -> AsyncIterator[tuple[FastAPI, FastAPI]]:
+    shared = settings.model_copy(update={"redis_url": REDIS_URL})
+    first, second = create_app(shared), create_app(shared)
+    async with first.router.lifespan_context(first), second.router.lifespan_context(second):
+        await first.state.casefolio.limiter.reset()
+        yield first, second
+
+
+async def test_two_app_instances_share_one_budget_through_redis(
+    redis_apps: tuple[FastAPI, FastAPI],
+) -> None:
+    first, second = redis_apps
+    db: Database = first.state.casefolio.db
+    from tests.factories import switch_api
+
+    await switch_api(db, on=True)
+    actor = await make_actor(db, rate_limit=4)
+    statuses = []
+    async with (
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://a") as a,
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=second), base_url="http://b") as b,
+    ):
+        for http in (a, b, a, b, a, b):
+            statuses.append((await http.get("/api/v1/roles", headers=actor.headers)).status_code)
+        last = await b.get("/api/v1/roles", headers=actor.headers)
+    assert statuses == [200, 200, 200, 200, 429, 429]
+    assert last.headers["RateLimit-Remaining"] == "0"

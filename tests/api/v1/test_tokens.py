@@ -1,0 +1,158 @@
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+import httpx
+from sqlalchemy import text, update
+from tests.factories import Actor, make_actor
+
+from casefolio.db.engine import Database
+from casefolio.db.models import ApiToken
+
+
+async def test_create_token_shows_secret_once_and_it_works(
+    client: httpx.AsyncClient, operator: Actor, member: Actor
+) -> None:
+    created = await client.post(
+        "/api/v1/tokens",
+        json={"userId": str(member.user_id), "name": "sync"},
+        headers=operator.headers,
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["userId"] == str(member.user_id)
+    assert body["token"].startswith("cf_") and len(body["token"]) > 40
+
+    listed = await client.get("/api/v1/tokens", headers=operator.headers)
+    assert listed.status_code == 200
+    assert all("token" not in item for item in listed.json())
+    assert body["id"] in {item["id"] for item in listed.json()}
+
+    me = await client.get("/api/v1/users", headers={"X-API-Token": body["token"]})
+    assert me.status_code == 200
+
+
+async def test_secret_is_nowhere_in_the_database(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    created = await client.post(
+        "/api/v1/tokens", json={"userId": operator.user_id, "name": "x"}, headers=operator.headers
+    )
+    secret = created.json()["token"]
+    async with db.read() as session:
+        rows = (await session.execute(text("SELECT * FROM api_tokens"))).all()
+    dumped = repr(rows)
+    assert secret not in dumped
+    assert secret[10:30] not in dumped
+    assert hashlib.sha256(secret.encode()).hexdigest() in dumped
+
+
+async def test_user_cannot_create_token_for_someone_else(
+    client: httpx.AsyncClient, operator: Actor, member: Actor
+) -> None:
+    refused = await client.post(
+        "/api/v1/tokens", json={"userId": operator.user_id, "name": "steal"}, headers=member.headers
+    )
+    assert refused.status_code == 403
+    assert "operator" in refused.json()["detail"]
+    own = await client.post(
+        "/api/v1/tokens", json={"userId": member.user_id, "name": "mine"}, headers=member.headers
+    )
+    assert own.status_code == 201
+
+
+async def test_user_sees_only_own_tokens(
+    client: httpx.AsyncClient, operator: Actor, member: Actor
+) -> None:
+    listed = await client.get("/api/v1/tokens", headers=member.headers)
+    assert {item["userId"] for item in listed.json()} == {str(member.user_id)}
+    everyone = await client.get("/api/v1/tokens", headers=operator.headers)
+    assert {str(operator.user_id), str(member.user_id)} <= {i["userId"] for i in everyone.json()}
+
+
+async def test_revoke_by_id_then_token_is_rejected(
+    client: httpx.AsyncClient, operator: Actor, db: Database
+) -> None:
+    other = await make_actor(db)
+    gone = await client.delete(f"/api/v1/tokens/{other.token_id}", headers=operator.headers)
+    assert gone.status_code == 204
+    after = await client.get("/api/v1/users", headers=other.headers)
+    assert after.status_code == 401
+    assert "revoked" in after.json()["detail"]
+
+
+async def test_member_cannot_revoke_someone_elses_token_and_learns_nothing(
+    client: httpx.AsyncClient, operator: Actor, member: Actor
+) -> None:
+    refused = await client.delete(f"/api/v1/tokens/{operator.token_id}", headers=member.headers)
+    assert refused.status_code == 404
+    still = await client.get("/api/v1/users", headers=operator.headers)
+    assert still.status_code == 200
+
+
+async def test_delete_tokens_revokes_the_calling_token(
+    client: httpx.AsyncClient, member: Actor
+) -> None:
+    assert (await client.delete("/api/v1/tokens", headers=member.headers)).status_code == 204
+    assert (await client.get("/api/v1/users", headers=member.headers)).status_code == 401
+
+
+async def test_expired_token_is_rejected(
+    client: httpx.AsyncClient, operator: Actor, db: Database
+) -> None:
+    created = await client.post(
+        "/api/v1/tokens",
+        json={"userId": operator.user_id, "name": "short", "expiresAt": "2099-01-01T00:00:00Z"},
+        headers=operator.headers,
+    )
+    assert created.status_code == 201
+    assert created.json()["expiresAt"] == "2099-01-01T00:00:00.000Z"
+    async with db.write() as session:
+        await session.execute(
+            update(ApiToken)
+            .where(ApiToken.id == int(created.json()["id"]))
+            .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+    expired = await client.get("/api/v1/users", headers={"X-API-Token": created.json()["token"]})
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]
+
+
+async def test_expiry_in_the_past_is_refused(client: httpx.AsyncClient, operator: Actor) -> None:
+    refused = await client.post(
+        "/api/v1/tokens",
+        json={"userId": operator.user_id, "name": "old", "expiresAt": "2001-01-01T00:00:00Z"},
+        headers=operator.headers,
+    )
+    assert refused.status_code == 400
+    assert "future" in refused.json()["detail"]
+
+
+async def test_operator_sets_rate_limit_member_may_not(
+    client: httpx.AsyncClient, operator: Actor, member: Actor
+) -> None:
+    refused = await client.patch(
+        f"/api/v1/tokens/{member.token_id}", json={"rateLimit": 500}, headers=member.headers
+    )
+    assert refused.status_code == 403
+    done = await client.patch(
+        f"/api/v1/tokens/{member.token_id}", json={"rateLimit": 500}, headers=operator.headers
+    )
+    assert done.status_code == 200 and done.json()["rateLimit"] == 500
+    used = await client.get("/api/v1/roles", headers=member.headers)
+    assert used.headers["RateLimit-Limit"] == "500"
+
+
+async def test_bearer_authorization_is_accepted(client: httpx.AsyncClient, operator: Actor) -> None:
+    ok = await client.get("/api/v1/roles", headers={"Authorization": f"Bearer {operator.token}"})
+    assert ok.status_code == 200
+
+
+async def test_unknown_token_is_401_with_problem(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    bad = await client.get("/api/v1/roles", headers={"X-API-Token": "cf_nope"})
+    assert bad.status_code == 401
+    assert bad.headers["content-type"] == "application/problem+json"
+    assert bad.json()["detail"] == "The provided API token is invalid."

@@ -1,0 +1,113 @@
+"""Fixtures: a real database per run (SQLite, or PostgreSQL when CASEFOLIO_TEST_DATABASE_URL is
+set), the real ASGI app over httpx, and actors with real tokens."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db import migrate
+from casefolio.db.engine import Database
+from casefolio.db.models import Base
+from tests.factories import Actor, make_actor, switch_api
+
+# The one place outside config.py that reads the environment: which database to test on.
+PG_ADMIN_URL = os.environ.get("CASEFOLIO_TEST_DATABASE_URL", "")
+
+
+def _admin_execute(url: str, statement: str) -> None:
+    async def run() -> None:
+        engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
+        async with engine.connect() as conn:
+            await conn.execute(text(statement))
+        await engine.dispose()
+
+    anyio.run(run)
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A freshly migrated database for this test run."""
+    if not PG_ADMIN_URL:
+        path = tmp_path_factory.mktemp("db") / "casefolio.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        migrate.upgrade(Settings(database_url=url))
+        yield url
+        return
+    admin = Settings(database_url=PG_ADMIN_URL).effective_database_url
+    name = f"casefolio_test_{uuid.uuid4().hex[:10]}"
+    _admin_execute(admin, f'CREATE DATABASE "{name}"')
+    url = admin.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        migrate.upgrade(Settings(database_url=url))
+        yield url
+    finally:
+        _admin_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    return database_url.startswith("postgresql")
+
+
+async def _empty_tables(url: str) -> None:
+    engine = create_async_engine(url)
+    tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
+    async with engine.begin() as conn:
+        if url.startswith("postgresql"):
+            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+        else:
+            for table in tables:
+                await conn.execute(text(f"DELETE FROM {table}"))
+    await engine.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str) -> Iterator[Settings]:
+    """Settings for one test: its own data folder, the run's database emptied afterwards."""
+    yield Settings(data_dir=tmp_path / "data", database_url=database_url)
+    anyio.run(_empty_tables, database_url)
+
+
+@pytest.fixture
+async def app(settings: Settings) -> AsyncIterator[FastAPI]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+def db(app: FastAPI) -> Database:
+    database: Database = app.state.casefolio.db
+    return database
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+async def operator(db: Database) -> Actor:
+    """An operator with a token, on an installation whose integrations API is switched on."""
+    await switch_api(db, on=True)
+    return await make_actor(db, email="operator@example.com", name="Olivia Operator", operator=True)
+
+
+@pytest.fixture
+async def member(db: Database, operator: Actor) -> Actor:
+    """A plain user with a token and no project grants."""
+    return await make_actor(db, email="member@example.com", name="Milo Member")
