@@ -1,0 +1,91 @@
+"""The blob store contract: content-addressed, immutable bytes keyed by their SHA-256."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Protocol
+
+#: Largest chunk ``BlobStore.read`` yields; keeps per-download memory bounded.
+READ_CHUNK_BYTES = 1024 * 1024
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class SpooledFile:
+    """A fully received upload sitting in a store's staging directory."""
+
+    path: Path
+    sha256: str
+    size: int
+
+
+class BlobMissing(Exception):
+    """The blob is not in the store (a row pointing at it means the store lost data)."""
+
+    def __init__(self, sha256: str) -> None:
+        super().__init__(f"Blob {sha256} is not in the blob store.")
+        self.sha256 = sha256
+
+
+def check_sha256(sha256: str) -> str:
+    """Return ``sha256`` if it is 64 lowercase hex digits, else raise ``ValueError``.
+
+    Every store calls this before turning a digest into a path or key, so a
+    crafted value such as ``../../etc/passwd`` can never address anything.
+    """
+    if not isinstance(sha256, str) or _SHA256.fullmatch(sha256) is None:
+        raise ValueError(f"Not a SHA-256 hex digest: {sha256!r}")
+    return sha256
+
+
+def check_range(start: int, end: int | None) -> None:
+    """Reject negative or inverted byte ranges (``end`` is exclusive)."""
+    if start < 0 or (end is not None and end < start):
+        raise ValueError(f"Invalid byte range: start={start}, end={end}")
+
+
+class BlobStore(Protocol):
+    """Where document bytes live. Blobs are immutable and named by their SHA-256."""
+
+    #: Local folder uploads are spooled into before ``put``. For the local store it is
+    #: on the blobs' filesystem, so ``put`` is a rename rather than a copy.
+    staging_dir: Path
+
+    async def put(self, spooled: SpooledFile) -> None:
+        """Make the blob durable under ``spooled.sha256`` before returning.
+
+        Consumes the spooled file (it is gone afterwards, also on failure).
+        Idempotent: if the blob exists already, its modification time is
+        refreshed so garbage collection's grace period protects it again.
+        """
+        ...
+
+    async def exists(self, sha256: str) -> bool: ...
+
+    def local_path(self, sha256: str) -> Path | None:
+        """Return the blob's file for zero-copy serving, or None for remote stores."""
+        ...
+
+    def read(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Stream bytes ``[start, end)`` in chunks of at most 1 MiB.
+
+        Raises ``BlobMissing`` (on first iteration) when the blob does not exist.
+        A range reaching past the end is cut at the end; one starting at or
+        after the end yields nothing.
+        """
+        ...
+
+    async def delete(self, sha256: str) -> None:
+        """Remove the blob; no error if it is already gone."""
+        ...
+
+    def list(self) -> AsyncIterator[tuple[str, datetime]]:
+        """Yield ``(sha256, last_modified_utc)`` for every blob, for garbage collection."""
+        ...
+
+    async def close(self) -> None: ...

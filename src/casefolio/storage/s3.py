@@ -1,0 +1,178 @@
+"""Blobs in an S3-compatible bucket, through obstore (Rust client, async)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import anyio
+import anyio.to_thread
+import obstore
+from obstore.exceptions import GenericError, NotFoundError
+from obstore.store import S3Store
+
+from casefolio.storage.base import (
+    READ_CHUNK_BYTES,
+    BlobMissing,
+    SpooledFile,
+    check_range,
+    check_sha256,
+)
+
+if TYPE_CHECKING:
+    from obstore import GetOptions
+    from obstore.store import ClientConfig, S3Config
+
+# S3 allows at most 10,000 parts per upload (each >= 5 MiB but the last).
+_MIN_PART_BYTES = 8 * 1024 * 1024
+_MAX_PARTS = 9_000
+# Parts in flight per upload; memory per upload is about this times the part size.
+_PUT_CONCURRENCY = 8
+
+# obstore raises the builtin for some calls (get) and its own class for others.
+_NOT_FOUND = (FileNotFoundError, NotFoundError)
+
+
+def _part_size(size: int) -> int:
+    return max(_MIN_PART_BYTES, -(-size // _MAX_PARTS))
+
+
+def _sha_from_key(key: str) -> str | None:
+    parts = key.split("/")
+    if len(parts) != 3:
+        return None
+    a, b, sha = parts
+    try:
+        check_sha256(sha)
+    except ValueError:
+        return None
+    return sha if (a, b) == (sha[:2], sha[2:4]) else None
+
+
+class S3BlobStore:
+    """Content-addressed blobs at ``<prefix>/ab/cd/<sha256>`` in one bucket."""
+
+    def __init__(
+        self,
+        *,
+        bucket: str,
+        prefix: str,
+        staging_dir: Path,
+        endpoint_url: str = "",
+        region: str = "us-east-1",
+        access_key_id: str = "",
+        secret_access_key: str = "",
+    ) -> None:
+        self.staging_dir = staging_dir
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        config: S3Config = {"region": region}
+        if endpoint_url:
+            config["endpoint"] = endpoint_url
+        # Without explicit keys obstore falls back to AWS_* variables / instance roles.
+        if access_key_id:
+            config["access_key_id"] = access_key_id
+        if secret_access_key:
+            config["secret_access_key"] = secret_access_key
+        client: ClientConfig = {
+            # obstore's 30 s default covers the whole request *including the body*,
+            # which would cut multi-GB downloads and uploads short. Bound the total
+            # generously and catch stalled connections with the per-read timeout.
+            "timeout": timedelta(hours=24),
+            "read_timeout": timedelta(seconds=120),
+            "connect_timeout": timedelta(seconds=10),
+            # Local S3-compatible servers (MinIO, moto) usually speak plain http.
+            "allow_http": endpoint_url.startswith("http://"),
+        }
+        self._store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client)
+
+    def _key(self, sha256: str) -> str:
+        check_sha256(sha256)
+        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+    def local_path(self, sha256: str) -> Path | None:
+        check_sha256(sha256)
+        return None
+
+    async def put(self, spooled: SpooledFile) -> None:
+        try:
+            key = self._key(spooled.sha256)
+            # Always upload, even when the key exists: an S3 PUT is atomic and sets
+            # a fresh Last-Modified, which both refreshes gc's grace period and
+            # avoids a check-then-skip race with a concurrent gc delete.
+            # obstore switches to multipart itself when the file exceeds chunk_size.
+            await obstore.put_async(
+                self._store,
+                key,
+                spooled.path,
+                chunk_size=_part_size(spooled.size),
+                max_concurrency=_PUT_CONCURRENCY,
+            )
+        finally:
+            # Consumed on success and failure alike; shielded so a cancelled
+            # request still cleans up its (possibly multi-GB) staging file.
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_unlink, spooled.path)
+
+    async def exists(self, sha256: str) -> bool:
+        try:
+            await obstore.head_async(self._store, self._key(sha256))
+        except _NOT_FOUND:
+            return False
+        return True
+
+    async def read(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncIterator[bytes]:
+        key = self._key(sha256)
+        check_range(start, end)
+        if end is not None and end == start:
+            # S3 cannot express an empty range; still report a missing blob.
+            if not await self.exists(sha256):
+                raise BlobMissing(sha256)
+            return
+        options: GetOptions = {}
+        if end is not None:
+            options["range"] = (start, end)  # obstore's end is exclusive, like ours
+        elif start:
+            options["range"] = {"offset": start}
+        try:
+            result = await obstore.get_async(self._store, key, options=options)
+        except _NOT_FOUND as exc:
+            raise BlobMissing(sha256) from exc
+        except GenericError as exc:
+            # A range starting at/after the end: empty, as reading a local file is.
+            if "416" in str(exc):
+                return
+            raise
+        # min_chunk_size is a floor, not a ceiling; slice to keep chunks <= 1 MiB.
+        async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
+            if len(chunk) <= READ_CHUNK_BYTES:
+                yield chunk
+                continue
+            view = memoryview(chunk)
+            for offset in range(0, len(chunk), READ_CHUNK_BYTES):
+                yield bytes(view[offset : offset + READ_CHUNK_BYTES])
+
+    async def delete(self, sha256: str) -> None:
+        # S3 itself does not complain about a missing key; other backends might.
+        with contextlib.suppress(*_NOT_FOUND):
+            await obstore.delete_async(self._store, self._key(sha256))
+
+    async def list(self) -> AsyncIterator[tuple[str, datetime]]:
+        # Paths come back relative to the store's prefix.
+        async for batch in obstore.list(self._store, chunk_size=1000):
+            for meta in batch:
+                sha = _sha_from_key(meta["path"])
+                if sha is not None:
+                    yield sha, meta["last_modified"]
+
+    async def close(self) -> None:
+        # obstore has no explicit close; the connection pool goes with the object.
+        return None
+
+
+def _unlink(path: Path) -> None:
+    path.unlink(missing_ok=True)

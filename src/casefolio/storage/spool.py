@@ -1,0 +1,255 @@
+"""Receive an upload into a store's staging folder, hashing it on the way.
+
+Bytes arrive on the event loop; hashing, parsing and writing happen in a worker
+thread in ~1 MiB batches, so neither CPU nor disk work blocks other requests
+and memory stays flat however large the upload is.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+from streaming_form_data import (  # type: ignore[import-untyped]
+    ParseFailedException,
+    StreamingFormDataParser,
+)
+from streaming_form_data.targets import BaseTarget  # type: ignore[import-untyped]
+
+from casefolio.domain.errors import Invalid, TooLarge
+from casefolio.storage.base import SpooledFile
+
+#: Bytes collected on the event loop before one trip to the worker thread.
+BATCH_BYTES = 1024 * 1024
+
+#: Headroom for part headers, boundaries and small form fields around the file.
+_MULTIPART_OVERHEAD_BYTES = 1024 * 1024
+
+
+def _too_large(max_bytes: int) -> TooLarge:
+    return TooLarge(f"The upload is larger than the maximum of {max_bytes} bytes.")
+
+
+class _TempWriter:
+    """A temp file in the staging folder plus a running SHA-256.
+
+    Every method blocks; call them from a worker thread, one at a time.
+    """
+
+    def __init__(self, staging_dir: Path) -> None:
+        # mkstemp: unique name, O_EXCL, mode 0600 - safe with concurrent uploads.
+        fd, name = tempfile.mkstemp(dir=staging_dir, prefix="upload-", suffix=".part")
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb")
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self._hash.update(data)  # hashlib releases the GIL on large buffers
+        self._file.write(data)
+        self.size += len(data)
+
+    def finish(self) -> SpooledFile:
+        self._file.flush()
+        # Durable before anyone acts on it; for the local store this makes the
+        # fsync inside put() a cheap no-op.
+        os.fsync(self._file.fileno())
+        self._file.close()
+        return SpooledFile(path=self.path, sha256=self._hash.hexdigest(), size=self.size)
+
+    def discard(self) -> None:
+        try:
+            self._file.close()
+        finally:
+            self.path.unlink(missing_ok=True)
+
+
+async def _batches(chunks: AsyncIterable[bytes]) -> AsyncIterable[list[bytes]]:
+    """Group incoming chunks (often 64 KiB) into ~1 MiB lists, to amortise thread hops."""
+    batch: list[bytes] = []
+    pending = 0
+    async for chunk in chunks:
+        if not chunk:
+            continue
+        batch.append(chunk)
+        pending += len(chunk)
+        if pending >= BATCH_BYTES:
+            yield batch
+            batch, pending = [], 0
+    if batch:
+        yield batch
+
+
+async def _discard(writer: _TempWriter) -> None:
+    # Shielded: a cancelled request (client gone) must still remove its temp file.
+    with anyio.CancelScope(shield=True):
+        await anyio.to_thread.run_sync(writer.discard)
+
+
+async def spool_stream(
+    chunks: AsyncIterable[bytes], *, staging_dir: Path, max_bytes: int
+) -> SpooledFile:
+    """Write a raw request body to a fsynced temp file in ``staging_dir``.
+
+    Raises ``TooLarge`` beyond ``max_bytes``. On any failure (including a client
+    disconnect or cancellation) the temp file is removed before re-raising.
+    """
+    writer = await anyio.to_thread.run_sync(_TempWriter, staging_dir)
+    try:
+        received = 0
+        async for batch in _batches(chunks):
+            # Counted on the loop, before writing, so an oversized body never lands on disk.
+            received += sum(map(len, batch))
+            if received > max_bytes:
+                raise _too_large(max_bytes)
+            await anyio.to_thread.run_sync(_write_batch, writer, batch)
+        return await anyio.to_thread.run_sync(writer.finish)
+    except BaseException:
+        await _discard(writer)
+        raise
+
+
+def _write_batch(writer: _TempWriter, batch: list[bytes]) -> None:
+    writer.write(b"".join(batch))
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    """A ``multipart/form-data`` upload: the spooled ``file`` part and the ``metadata`` part."""
+
+    file: SpooledFile
+    file_name: str | None
+    file_content_type: str | None
+    metadata: bytes | None
+
+
+class _FileTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_data is untyped
+    """Hashes and writes the ``file`` part straight into the temp file."""
+
+    def __init__(self, writer: _TempWriter, max_bytes: int) -> None:
+        super().__init__()
+        self._writer = writer
+        self._max_bytes = max_bytes
+        self.started = False
+        self.finished = False
+
+    def on_start(self) -> None:
+        if self.started:
+            raise Invalid("The multipart body has more than one `file` part.")
+        self.started = True
+
+    def on_data_received(self, chunk: bytes) -> None:
+        if self._writer.size + len(chunk) > self._max_bytes:
+            raise _too_large(self._max_bytes)
+        self._writer.write(chunk)
+
+    def on_finish(self) -> None:
+        self.finished = True
+
+
+class _BoundedValueTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_data is untyped
+    """Like ``ValueTarget``, but refuses to hold more than ``max_bytes`` in memory."""
+
+    def __init__(self, name: str, max_bytes: int) -> None:
+        super().__init__()
+        self._name = name
+        self._max_bytes = max_bytes
+        self._parts: list[bytes] = []
+        self._size = 0
+        self.started = False
+        self.finished = False
+
+    def on_start(self) -> None:
+        if self.started:
+            raise Invalid(f"The multipart body has more than one `{self._name}` part.")
+        self.started = True
+
+    def on_data_received(self, chunk: bytes) -> None:
+        self._size += len(chunk)
+        if self._size > self._max_bytes:
+            raise Invalid(f"The `{self._name}` part is larger than {self._max_bytes} bytes.")
+        self._parts.append(chunk)
+
+    def on_finish(self) -> None:
+        self.finished = True
+
+    @property
+    def value(self) -> bytes:
+        return b"".join(self._parts)
+
+
+def _feed(parser: Any, batch: list[bytes]) -> None:
+    # Parsing (Cython) and the targets' hashing/writing all run here, off the loop.
+    try:
+        parser.data_received(b"".join(batch))
+    except ParseFailedException as exc:
+        raise Invalid("The request body is not valid multipart/form-data.") from exc
+
+
+def _make_parser(content_type: str) -> Any:
+    try:
+        return StreamingFormDataParser(headers={"Content-Type": content_type})
+    except ParseFailedException as exc:
+        raise Invalid(
+            "The request must be multipart/form-data with a boundary "
+            f"(got Content-Type {content_type!r})."
+        ) from exc
+
+
+async def spool_multipart(
+    chunks: AsyncIterable[bytes],
+    *,
+    content_type: str,
+    staging_dir: Path,
+    max_bytes: int,
+    metadata_max_bytes: int = 65536,
+) -> MultipartUpload:
+    """Stream a ``multipart/form-data`` body: the ``file`` part to staging, ``metadata`` to memory.
+
+    Other parts are parsed and dropped. Raises ``Invalid`` for a non-multipart
+    content type, a malformed or truncated body, a missing or repeated ``file``
+    part, or an oversized ``metadata`` part; ``TooLarge`` when the file exceeds
+    ``max_bytes``. No temp file survives a failure.
+    """
+    parser = _make_parser(content_type)
+    writer = await anyio.to_thread.run_sync(_TempWriter, staging_dir)
+    try:
+        file_target = _FileTarget(writer, max_bytes)
+        metadata_target = _BoundedValueTarget("metadata", metadata_max_bytes)
+        parser.register("file", file_target)
+        parser.register("metadata", metadata_target)
+        # Parts we ignore are still parsed; bound the whole body so they cannot run forever.
+        body_limit = max_bytes + metadata_max_bytes + _MULTIPART_OVERHEAD_BYTES
+        received = 0
+        async for batch in _batches(chunks):
+            received += sum(map(len, batch))
+            if received > body_limit:
+                raise _too_large(max_bytes)
+            await anyio.to_thread.run_sync(_feed, parser, batch)
+        _check_complete(file_target, metadata_target)
+        spooled = await anyio.to_thread.run_sync(writer.finish)
+    except BaseException:
+        await _discard(writer)
+        raise
+    return MultipartUpload(
+        file=spooled,
+        file_name=file_target.multipart_filename or None,
+        file_content_type=file_target.multipart_content_type or None,
+        metadata=metadata_target.value if metadata_target.started else None,
+    )
+
+
+def _check_complete(file_target: _FileTarget, metadata_target: _BoundedValueTarget) -> None:
+    # The parser only signals a part's end when it sees the next boundary, so a
+    # truncated body shows up here as a part that started but never finished.
+    if not file_target.started:
+        raise Invalid("The multipart body has no `file` part.")
+    if not file_target.finished or (metadata_target.started and not metadata_target.finished):
+        raise Invalid("The multipart body ended before its closing boundary.")

@@ -1,0 +1,191 @@
+"""The BlobStore contract, run against every backend (see conftest.blob_store)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from casefolio.storage import BlobMissing, BlobStore, LocalBlobStore, S3BlobStore, SpooledFile
+from casefolio.storage.spool import spool_stream
+
+
+async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def spool(store: BlobStore, data: bytes) -> SpooledFile:
+    return await spool_stream(_chunks(data), staging_dir=store.staging_dir, max_bytes=1 << 40)
+
+
+async def put(store: BlobStore, data: bytes) -> str:
+    spooled = await spool(store, data)
+    await store.put(spooled)
+    return spooled.sha256
+
+
+async def read_all(store: BlobStore, sha: str, start: int = 0, end: int | None = None) -> bytes:
+    return b"".join([c async for c in store.read(sha, start, end)])
+
+
+def staging_files(store: BlobStore) -> list[Path]:
+    return list(store.staging_dir.iterdir())
+
+
+async def test_factory_builds_the_configured_kind(blob_store: BlobStore, store_kind: str) -> None:
+    expected = LocalBlobStore if store_kind == "local" else S3BlobStore
+    assert isinstance(blob_store, expected)
+
+
+async def test_put_exists_read(blob_store: BlobStore, store_kind: str) -> None:
+    data = b"hello, casefolio\n" * 1000
+    sha = await put(blob_store, data)
+    assert sha == hashlib.sha256(data).hexdigest()
+    assert await blob_store.exists(sha)
+    assert await read_all(blob_store, sha) == data
+    assert staging_files(blob_store) == []  # put consumed the spooled file
+    local = blob_store.local_path(sha)
+    if store_kind == "local":
+        assert local is not None
+        assert local.read_bytes() == data
+        assert local.relative_to(blob_store.staging_dir.parent).parts == (sha[:2], sha[2:4], sha)
+    else:
+        assert local is None
+
+
+async def test_read_ranges(blob_store: BlobStore) -> None:
+    data = bytes(range(256)) * 20
+    sha = await put(blob_store, data)
+    assert await read_all(blob_store, sha, 0, 10) == data[:10]
+    assert await read_all(blob_store, sha, 100, 300) == data[100:300]
+    assert await read_all(blob_store, sha, 5000) == data[5000:]  # open-ended
+    assert await read_all(blob_store, sha, 5000, None) == data[5000:]
+    assert await read_all(blob_store, sha, len(data) - 1) == data[-1:]
+    assert await read_all(blob_store, sha, 10, 10) == b""
+    assert await read_all(blob_store, sha, 5000, 10**9) == data[5000:]  # end is clamped
+    assert await read_all(blob_store, sha, len(data)) == b""
+    assert await read_all(blob_store, sha, len(data) + 10, len(data) + 20) == b""
+    with pytest.raises(ValueError):
+        await read_all(blob_store, sha, 10, 5)
+    with pytest.raises(ValueError):
+        await read_all(blob_store, sha, -1)
+
+
+async def test_empty_blob(blob_store: BlobStore) -> None:
+    sha = await put(blob_store, b"")
+    assert sha == hashlib.sha256(b"").hexdigest()
+    assert await blob_store.exists(sha)
+    assert await read_all(blob_store, sha) == b""
+
+
+async def test_put_same_content_twice_is_idempotent(blob_store: BlobStore) -> None:
+    data = os.urandom(10_000)
+    sha = await put(blob_store, data)
+    first = dict([item async for item in blob_store.list()])[sha]
+    if isinstance(blob_store, LocalBlobStore):
+        # Age the blob so a refreshed mtime is visible.
+        path = blob_store.local_path(sha)
+        assert path is not None
+        old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+        os.utime(path, (old, old))
+        first = dict([item async for item in blob_store.list()])[sha]
+    assert await put(blob_store, data) == sha
+    assert await read_all(blob_store, sha) == data
+    listed = [item async for item in blob_store.list()]
+    assert [s for s, _ in listed] == [sha]
+    assert listed[0][1] >= first  # refreshed (S3's Last-Modified has 1 s resolution)
+    if isinstance(blob_store, LocalBlobStore):
+        assert listed[0][1] > first + timedelta(days=1)
+    assert staging_files(blob_store) == []
+
+
+async def test_delete(blob_store: BlobStore) -> None:
+    sha = await put(blob_store, b"to be deleted")
+    await blob_store.delete(sha)
+    assert not await blob_store.exists(sha)
+    await blob_store.delete(sha)  # missing is fine
+    assert [item async for item in blob_store.list()] == []
+
+
+async def test_list(blob_store: BlobStore) -> None:
+    before = datetime.now(UTC) - timedelta(minutes=5)
+    shas = {await put(blob_store, f"blob {i}".encode()) for i in range(5)}
+    listed = [item async for item in blob_store.list()]
+    assert {sha for sha, _ in listed} == shas
+    assert len(listed) == 5
+    for _, modified in listed:
+        assert modified.tzinfo is not None
+        assert before < modified < datetime.now(UTC) + timedelta(minutes=5)
+
+
+async def test_list_ignores_foreign_files(tmp_path: Path) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    sha = await put(store, b"real")
+    (store.root / "ab").mkdir()
+    (store.root / "ab" / "cd").mkdir()
+    (store.root / "ab" / "cd" / "README").write_text("not a blob")
+    (store.root / "ab" / "cd" / ("ff" * 32)).write_text("wrong fan-out")
+    (store.staging_dir / "upload-x.part").write_text("in flight")
+    assert [s async for s, _ in store.list()] == [sha]
+
+
+async def test_read_missing_blob_raises(blob_store: BlobStore) -> None:
+    sha = hashlib.sha256(b"never stored").hexdigest()
+    assert not await blob_store.exists(sha)
+    for start, end in [(0, None), (3, None), (0, 10), (5, 5)]:
+        with pytest.raises(BlobMissing) as info:
+            await read_all(blob_store, sha, start, end)
+        assert sha in str(info.value)
+
+
+async def test_large_blob_round_trip(blob_store: BlobStore, store_kind: str) -> None:
+    # 12 MiB is above the multipart part size, so S3 gets a multipart upload.
+    data = os.urandom(12 * 1024 * 1024)
+    sha = await put(blob_store, data)
+    chunks = [c async for c in blob_store.read(sha)]
+    assert max(map(len, chunks)) <= 1024 * 1024
+    assert hashlib.sha256(b"".join(chunks)).hexdigest() == sha
+    middle = await read_all(blob_store, sha, 5 * 1024 * 1024 - 7, 9 * 1024 * 1024 + 3)
+    assert middle == data[5 * 1024 * 1024 - 7 : 9 * 1024 * 1024 + 3]
+    if store_kind == "s3":
+        import obstore
+
+        assert isinstance(blob_store, S3BlobStore)
+        meta = await obstore.head_async(blob_store._store, f"{sha[:2]}/{sha[2:4]}/{sha}")
+        # A multipart ETag is "<md5 of part md5s>-<number of parts>".
+        assert meta["e_tag"] is not None
+        assert meta["e_tag"].strip('"').rsplit("-", 1)[-1] == "2"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "../../../../etc/passwd",
+        "ab/../../" + "a" * 55,
+        "A" * 64,  # uppercase
+        "a" * 63,
+        "a" * 65,
+        "g" * 64,
+        "a" * 63 + "\n",
+        "",
+    ],
+)
+async def test_bad_sha_is_rejected(blob_store: BlobStore, bad: str) -> None:
+    with pytest.raises(ValueError):
+        await blob_store.exists(bad)
+    with pytest.raises(ValueError):
+        await blob_store.delete(bad)
+    with pytest.raises(ValueError):
+        blob_store.local_path(bad)
+    with pytest.raises(ValueError):
+        await read_all(blob_store, bad)
+    spooled = await spool(blob_store, b"payload")
+    with pytest.raises(ValueError):
+        await blob_store.put(SpooledFile(path=spooled.path, sha256=bad, size=spooled.size))
+    assert not spooled.path.exists()  # consumed even though put failed
+    assert [item async for item in blob_store.list()] == []

@@ -1,0 +1,229 @@
+"""Spooling raw and multipart upload bodies into a staging folder."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tracemalloc
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from casefolio.domain.errors import Invalid, TooLarge
+from casefolio.storage.spool import spool_multipart, spool_stream
+
+BOUNDARY = "----casefolioBoundary7MA4YWxkTrZu0gW"
+CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
+
+
+async def chunked(data: bytes, size: int = 65536) -> AsyncIterator[bytes]:
+    for i in range(0, len(data), size):
+        yield data[i : i + size]
+
+
+async def from_parts(parts: Iterable[bytes]) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def failing_after(data: bytes, exc: BaseException) -> AsyncIterator[bytes]:
+    async for chunk in chunked(data):
+        yield chunk
+    raise exc
+
+
+def part(name: str, data: bytes, *, filename: str | None = None, ctype: str | None = None) -> bytes:
+    disposition = f'Content-Disposition: form-data; name="{name}"'
+    if filename is not None:
+        disposition += f'; filename="{filename}"'
+    head = f"--{BOUNDARY}\r\n{disposition}\r\n"
+    if ctype:
+        head += f"Content-Type: {ctype}\r\n"
+    return head.encode() + b"\r\n" + data + b"\r\n"
+
+
+def body(*parts: bytes) -> bytes:
+    return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
+
+
+@pytest.fixture
+def staging(tmp_path: Path) -> Path:
+    path = tmp_path / "staging"
+    path.mkdir()
+    return path
+
+
+async def test_spool_stream_hashes_and_counts(staging: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    spooled = await spool_stream(chunked(data), staging_dir=staging, max_bytes=len(data))
+    assert spooled.sha256 == hashlib.sha256(data).hexdigest()
+    assert spooled.size == len(data)
+    assert spooled.path.parent == staging
+    assert spooled.path.read_bytes() == data
+
+
+async def test_spool_stream_empty_body(staging: Path) -> None:
+    spooled = await spool_stream(from_parts([]), staging_dir=staging, max_bytes=10)
+    assert (spooled.size, spooled.sha256) == (0, hashlib.sha256(b"").hexdigest())
+
+
+async def test_spool_stream_over_limit(staging: Path) -> None:
+    with pytest.raises(TooLarge) as info:
+        await spool_stream(chunked(b"x" * 5000, 100), staging_dir=staging, max_bytes=4999)
+    assert info.value.message == "The upload is larger than the maximum of 4999 bytes."
+    assert list(staging.iterdir()) == []
+
+
+async def test_spool_stream_failure_mid_stream_removes_temp(staging: Path) -> None:
+    data = os.urandom(3 * 1024 * 1024)  # several batches written before the failure
+    with pytest.raises(ConnectionResetError):
+        await spool_stream(
+            failing_after(data, ConnectionResetError("client went away")),
+            staging_dir=staging,
+            max_bytes=1 << 30,
+        )
+    assert list(staging.iterdir()) == []
+
+
+async def test_spool_stream_cancelled_removes_temp(staging: Path) -> None:
+    async def slow() -> AsyncIterator[bytes]:
+        yield b"x" * 2 * 1024 * 1024
+        await anyio.sleep(3600)
+        yield b"never"
+
+    with anyio.move_on_after(0.5):
+        await spool_stream(slow(), staging_dir=staging, max_bytes=1 << 30)
+    assert list(staging.iterdir()) == []
+
+
+async def test_multipart_with_metadata_and_file(staging: Path) -> None:
+    # The content contains a near-boundary to make sure the parser does not split on it.
+    content = os.urandom(2 * 1024 * 1024 + 5) + f"\r\n--{BOUNDARY[:-3]}".encode()
+    raw = body(
+        part("metadata", b'{"title": "Exhibit A"}', ctype="application/json"),
+        part("file", content, filename="Exhibit A.pdf", ctype="application/pdf"),
+        part("ignored", b"whatever"),
+    )
+    upload = await spool_multipart(
+        chunked(raw), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=len(content)
+    )
+    assert upload.file.sha256 == hashlib.sha256(content).hexdigest()
+    assert upload.file.size == len(content)
+    assert upload.file.path.read_bytes() == content
+    assert upload.file_name == "Exhibit A.pdf"
+    assert upload.file_content_type == "application/pdf"
+    assert upload.metadata == b'{"title": "Exhibit A"}'
+    assert list(staging.iterdir()) == [upload.file.path]
+
+
+async def test_multipart_in_tiny_chunks_file_first(staging: Path) -> None:
+    raw = body(part("file", b"tiny\r\ncontent", filename="t.txt"), part("metadata", b"{}"))
+    upload = await spool_multipart(
+        chunked(raw, 7), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=100
+    )
+    assert upload.file.path.read_bytes() == b"tiny\r\ncontent"
+    assert (upload.file_name, upload.file_content_type) == ("t.txt", None)
+    assert upload.metadata == b"{}"
+
+
+async def test_multipart_without_metadata(staging: Path) -> None:
+    upload = await spool_multipart(
+        chunked(body(part("file", b"abc"))),
+        content_type=CONTENT_TYPE,
+        staging_dir=staging,
+        max_bytes=10,
+    )
+    assert upload.metadata is None
+    assert upload.file_name is None
+    assert upload.file.size == 3
+
+
+@pytest.mark.parametrize(
+    ("raw", "content_type", "message"),
+    [
+        (body(part("metadata", b"{}")), CONTENT_TYPE, "no `file` part"),
+        (b"", CONTENT_TYPE, "no `file` part"),
+        (b"this is not multipart at all\r\n\r\n" * 50, CONTENT_TYPE, "not valid multipart"),
+        (body(part("file", b"abc")), "application/json", "must be multipart/form-data"),
+        (body(part("file", b"abc")), "multipart/form-data", "must be multipart/form-data"),
+        (body(part("file", b"abc"))[:-40], CONTENT_TYPE, "ended before"),
+        (
+            body(part("file", b"one", filename="a"), part("file", b"two", filename="b")),
+            CONTENT_TYPE,
+            "more than one `file` part",
+        ),
+        (
+            body(part("metadata", b"x" * 70_000), part("file", b"abc")),
+            CONTENT_TYPE,
+            "`metadata` part is larger than 65536 bytes",
+        ),
+    ],
+    ids=[
+        "no-file",
+        "empty",
+        "garbage",
+        "not-multipart",
+        "no-boundary",
+        "truncated",
+        "two-files",
+        "big-metadata",
+    ],
+)
+async def test_multipart_invalid(
+    staging: Path, raw: bytes, content_type: str, message: str
+) -> None:
+    with pytest.raises(Invalid) as info:
+        await spool_multipart(
+            chunked(raw, 1000), content_type=content_type, staging_dir=staging, max_bytes=1000
+        )
+    assert message in info.value.message
+    assert list(staging.iterdir()) == []
+
+
+async def test_multipart_file_over_limit(staging: Path) -> None:
+    raw = body(part("file", b"x" * 5000, filename="big.bin"))
+    with pytest.raises(TooLarge) as info:
+        await spool_multipart(
+            chunked(raw, 512), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=4999
+        )
+    assert info.value.message == "The upload is larger than the maximum of 4999 bytes."
+    assert list(staging.iterdir()) == []
+
+
+async def test_multipart_failure_mid_stream_removes_temp(staging: Path) -> None:
+    raw = body(part("file", os.urandom(3 * 1024 * 1024), filename="x"))
+    with pytest.raises(ConnectionResetError):
+        await spool_multipart(
+            failing_after(raw[: 2 * 1024 * 1024], ConnectionResetError("client went away")),
+            content_type=CONTENT_TYPE,
+            staging_dir=staging,
+            max_bytes=1 << 30,
+        )
+    assert list(staging.iterdir()) == []
+
+
+async def test_multipart_memory_stays_flat(staging: Path) -> None:
+    size = 48 * 1024 * 1024
+    block = os.urandom(64 * 1024)
+
+    async def stream() -> AsyncIterator[bytes]:
+        head = part("file", b"", filename="big.bin", ctype="application/octet-stream")
+        yield head[: -len(b"\r\n")]  # headers; content follows
+        for _ in range(size // len(block)):
+            yield block
+        yield f"\r\n--{BOUNDARY}--\r\n".encode()
+
+    tracemalloc.start()
+    try:
+        upload = await spool_multipart(
+            stream(), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=size
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert upload.file.size == size
+    assert upload.file.sha256 == hashlib.sha256(block * (size // len(block))).hexdigest()
+    print(f"peak traced memory {peak} bytes")
+    assert peak < 8 * 1024 * 1024, f"peak traced memory {peak} bytes"
