@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from casefolio.domain.errors import Forbidden
+from sqlalchemy import Select, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, TeamMember
+from casefolio.domain.errors import Forbidden, NotFound
 from casefolio.domain.principal import Principal
+from casefolio.domain.roles import PROJECT_ADMIN, Capability, Role, strongest
 
 
 def require_operator(who: Principal, action: str) -> None:
@@ -15,3 +20,80 @@ def require_operator(who: Principal, action: str) -> None:
 def require_self_or_operator(who: Principal, user_id: int, action: str) -> None:
     if who.user_id != user_id and not who.is_operator:
         raise Forbidden(f"Only an operator can {action}.")
+
+
+# ---- project rules -------------------------------------------------------------------------
+
+
+async def project_role(session: AsyncSession, who: Principal, project_id: int) -> Role | None:
+    """Given a caller and a project, return their effective role: the strongest of their
+    direct grant and their teams' grants (operators act as Project Admin everywhere)."""
+    if who.is_operator:
+        return PROJECT_ADMIN
+    direct = select(ProjectUserGrant.role).where(
+        ProjectUserGrant.project_id == project_id, ProjectUserGrant.user_id == who.user_id
+    )
+    via_teams = (
+        select(ProjectTeamGrant.role)
+        .join(TeamMember, TeamMember.team_id == ProjectTeamGrant.team_id)
+        .where(ProjectTeamGrant.project_id == project_id, TeamMember.user_id == who.user_id)
+    )
+    names = list((await session.scalars(direct.union_all(via_teams))).all())
+    return strongest(names)
+
+
+def visible_project_ids(who: Principal) -> Select[tuple[int]]:
+    """The ids of projects the caller may see, as a subquery for list filters.
+
+    Lists and single reads both go through this module, so "appears in the list" and
+    "can be read" never disagree.
+    """
+    direct = select(ProjectUserGrant.project_id).where(ProjectUserGrant.user_id == who.user_id)
+    via_teams = (
+        select(ProjectTeamGrant.project_id)
+        .join(TeamMember, TeamMember.team_id == ProjectTeamGrant.team_id)
+        .where(TeamMember.user_id == who.user_id)
+    )
+    return select(direct.union(via_teams).subquery().c[0])
+
+
+async def visible_project(session: AsyncSession, who: Principal, project_id: int) -> Project:
+    """Return the project, or raise NotFound when it is missing or the caller has no role."""
+    project = await session.get(Project, project_id)
+    if project is None or await project_role(session, who, project_id) is None:
+        raise NotFound(f"Project {project_id} not found.")
+    return project
+
+
+async def require(
+    session: AsyncSession,
+    who: Principal,
+    project_id: int,
+    capability: Capability,
+    *,
+    message: str | None = None,
+) -> Project:
+    """Return the project if the caller's role there includes `capability`.
+
+    Invisible → NotFound (no existence leak); visible but not allowed → Forbidden naming the
+    missing capability, unless a `message` the seed prescribes is given.
+    """
+    project = await session.get(Project, project_id)
+    role = None if project is None else await project_role(session, who, project_id)
+    if project is None or role is None:
+        raise NotFound(f"Project {project_id} not found.")
+    if capability not in role.capabilities:
+        raise Forbidden(
+            message
+            or f"Your role on project {project_id} ({role.name}) does not include {capability}."
+        )
+    return project
+
+
+def require_download_allowed(project: Project) -> None:
+    """Content leaves through the API only where the project's downloadViaApi setting allows."""
+    if not project.download_via_api:
+        raise Forbidden(
+            f"Downloading documents through the API is switched off for project {project.id}; "
+            "a Project Admin can switch on its downloadViaApi setting."
+        )

@@ -1,0 +1,92 @@
+"""One responder for every download: ETag, If-None-Match, Range, Content-Disposition, HEAD."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from urllib.parse import quote
+
+from fastapi import Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from casefolio.api.middleware import HEAD_FLAG
+from casefolio.db.models import DocumentVersion
+from casefolio.storage.base import BlobStore
+
+_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class RangeNotSatisfiable(Exception): ...
+
+
+def parse_range(header: str, size: int) -> tuple[int, int] | None:
+    """Given a Range header and the blob size, return one half-open byte range, or None to
+    send the whole body (absent, multi-range or unparseable headers may be ignored: RFC 9110)."""
+    match = _RANGE.fullmatch(header.strip())
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # suffix: the last N bytes
+        length = int(last)
+        if length == 0:
+            raise RangeNotSatisfiable
+        return max(0, size - length), size
+    start = int(first)
+    end = min(int(last) + 1, size) if last else size
+    if start >= size or end <= start:
+        raise RangeNotSatisfiable
+    return start, end
+
+
+def content_disposition(file_name: str) -> str:
+    """Given a file name, return an attachment disposition that survives non-ASCII names."""
+    quoted = quote(file_name)
+    if quoted == file_name:
+        return f'attachment; filename="{file_name}"'
+    return f"attachment; filename*=utf-8''{quoted}"
+
+
+def _etag_matches(header: str, etag: str) -> bool:
+    candidates = [c.strip().removeprefix("W/") for c in header.split(",")]
+    return "*" in candidates or etag in candidates
+
+
+async def blob_response(request: Request, blobs: BlobStore, version: DocumentVersion) -> Response:
+    """Given a version, return a response that streams its bytes (or the headers for HEAD)."""
+    etag = f'"{version.sha256}"'
+    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
+    if _etag_matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    headers["Content-Disposition"] = content_disposition(version.file_name)
+    size = version.size
+    if request.scope.get(HEAD_FLAG):
+        # Answer HEAD from the row alone: no reason to open a 1 GiB file to send nothing.
+        headers["Content-Length"] = str(size)
+        return Response(headers=headers, media_type=version.content_type)
+    path = blobs.local_path(version.sha256)
+    if path is not None:
+        # FileResponse does Range/If-Range itself and is sent zero-copy where the server can.
+        return FileResponse(path, media_type=version.content_type, headers=headers)
+    wanted: tuple[int, int] | None = None
+    if "range" in request.headers and _if_range_ok(request, etag):
+        try:
+            wanted = parse_range(request.headers["range"], size)
+        except RangeNotSatisfiable:
+            return Response(
+                status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}
+            )
+    start, end = wanted or (0, size)
+    headers["Content-Length"] = str(end - start)
+    status = 200
+    if wanted is not None:
+        status = 206
+        headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
+    body: AsyncIterator[bytes] = blobs.read(version.sha256, start, end)
+    return StreamingResponse(body, status, headers=headers, media_type=version.content_type)
+
+
+def _if_range_ok(request: Request, etag: str) -> bool:
+    if_range = request.headers.get("if-range")
+    return if_range is None or if_range.strip() == etag

@@ -1,0 +1,57 @@
+"""Receiving an upload: multipart (`file` + optional `metadata`) or a raw body, streamed to the
+blob store's staging folder while it is hashed; never held whole in memory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import anyio
+from fastapi import Request
+
+from casefolio.api.state import AppState
+from casefolio.domain.errors import TooLarge
+from casefolio.storage.base import SpooledFile
+from casefolio.storage.spool import spool_multipart, spool_stream
+
+# Multipart framing and the metadata part ride on top of the file's own bytes.
+MULTIPART_ALLOWANCE = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class ReceivedUpload:
+    spooled: SpooledFile
+    part_file_name: str | None
+    part_content_type: str | None
+    metadata: bytes | None
+    is_multipart: bool
+
+
+@asynccontextmanager
+async def receive(request: Request, state: AppState) -> AsyncIterator[ReceivedUpload]:
+    """Spool the request body; the spooled file is removed afterwards unless it was stored."""
+    limit = state.settings.max_upload_bytes
+    declared = request.headers.get("content-length", "")
+    content_type = request.headers.get("content-type", "")
+    is_multipart = content_type.lower().startswith("multipart/")
+    allowance = MULTIPART_ALLOWANCE if is_multipart else 0
+    if declared.isdigit() and int(declared) > limit + allowance:
+        # Refuse before reading a byte: the client learns at once, nothing touches the disk.
+        raise TooLarge(f"The upload is larger than the maximum of {limit} bytes.")
+    staging = state.blobs.staging_dir
+    if is_multipart:
+        parts = await spool_multipart(
+            request.stream(), content_type=content_type, staging_dir=staging, max_bytes=limit
+        )
+        upload = ReceivedUpload(
+            parts.file, parts.file_name, parts.file_content_type, parts.metadata, True
+        )
+    else:
+        spooled = await spool_stream(request.stream(), staging_dir=staging, max_bytes=limit)
+        upload = ReceivedUpload(spooled, None, content_type or None, None, False)
+    try:
+        yield upload
+    finally:
+        # BlobStore.put consumes the file; after a refusal it is still here and must go.
+        await anyio.to_thread.run_sync(lambda: upload.spooled.path.unlink(missing_ok=True))

@@ -1,0 +1,487 @@
+"""Documents, their versions, field values and content."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Path, Query, Request, Response
+from pydantic import Field, ValidationError
+
+from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
+from casefolio.api.downloads import blob_response
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.uploads import ReceivedUpload, receive
+from casefolio.api.v1.routing import patch_route
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.db.models import DocumentVersion
+from casefolio.domain import access, documents, versions
+from casefolio.domain.documents import DocumentView, NewFile
+from casefolio.domain.errors import Invalid
+from casefolio.domain.roles import Capability
+
+router = APIRouter(tags=["documents"])
+ProjectId = Annotated[int, Path(alias="projectId")]
+DocumentId = Annotated[int, Path(alias="documentId")]
+VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
+BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
+UPLOAD_DOC = (
+    "Send `multipart/form-data` with a `file` part and an optional `metadata` part (JSON: "
+    "`title`, `folderId`, `description`, `fields`), or the raw bytes as the body with the "
+    "file's `Content-Type` and `?fileName=`. Bodies stream to disk while hashed."
+)
+
+
+class VersionOut(ApiModel):
+    id: WireId
+    document_id: WireId
+    number: int
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+    created_by: WireId | None
+    created_at: Timestamp
+
+
+class FieldValueOut(ApiModel):
+    id: WireId
+    name: str
+    type: str
+    value: Any
+
+
+class DocumentOut(ApiModel):
+    id: WireId
+    project_id: WireId
+    folder_id: WireId | None
+    title: str
+    description: str
+    created_by: WireId | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    current_version: VersionOut
+    fields: list[FieldValueOut]
+
+
+class UploadMetadata(ApiModel):
+    title: str | None = Field(None, max_length=255)
+    folder_id: int | None = None
+    description: str = Field("", max_length=100_000)
+    fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
+    file_name: str | None = Field(None, max_length=255)
+
+
+class DocumentUpdate(ApiModel):
+    title: str | None = Field(None, max_length=255)
+    description: str | None = Field(None, max_length=100_000)
+
+
+class FieldValueIn(ApiModel):
+    value: Any = Field(description="Checked against the field's type; null clears the value.")
+
+
+def _out(view: DocumentView) -> DocumentOut:
+    d = view.document
+    return DocumentOut(
+        id=d.id,
+        project_id=d.project_id,
+        folder_id=d.folder_id,
+        title=d.title,
+        description=d.description,
+        created_by=d.created_by,
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+        current_version=VersionOut.model_validate(view.current),
+        fields=[
+            FieldValueOut(id=e.field.id, name=e.field.name, type=e.field.type, value=e.value)
+            for e in view.fields
+        ],
+    )
+
+
+def parse_after_date(raw: str) -> datetime:
+    """Given afterDate (RFC 3339 or YYYY-MM-DD), return an aware UTC datetime or raise Invalid."""
+    raw = raw.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
+            return datetime.combine(date.fromisoformat(raw), datetime.min.time(), UTC)
+        if _RFC3339.fullmatch(raw):
+            normalised = raw.replace("z", "Z").replace("Z", "+00:00").replace(" ", "T")
+            return datetime.fromisoformat(normalised).astimezone(UTC)
+    except ValueError:
+        pass
+    raise Invalid(BAD_TIMESTAMP, [{"field": "afterDate", "message": "not RFC 3339"}])
+
+
+def _metadata(upload: ReceivedUpload) -> UploadMetadata:
+    if not upload.metadata:
+        return UploadMetadata()
+    try:
+        return UploadMetadata.model_validate_json(upload.metadata)
+    except ValidationError as exc:
+        problems = [
+            {"field": "metadata." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
+        raise Invalid(f"The metadata part is not valid: {summary}", problems) from exc
+
+
+def _new_file(upload: ReceivedUpload, meta: UploadMetadata, file_name: str | None) -> NewFile:
+    name = meta.file_name or upload.part_file_name or file_name
+    return NewFile(upload.spooled, name or "", upload.part_content_type)
+
+
+async def _page(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
+    project_id: int,
+    folder_id: int | None,
+    after_date: str | None,
+) -> list[DocumentOut]:
+    changed_since = parse_after_date(after_date) if after_date is not None else None
+    page = await documents.list_page(
+        session,
+        who=who,
+        project_id=project_id,
+        folder_id=folder_id,
+        changed_since=changed_since,
+        page=page_request(params, (datetime, int)),
+    )
+    link_next(request, response, page)
+    return [_out(v) for v in page.items]
+
+
+AfterDate = Annotated[
+    str | None,
+    Query(
+        alias="afterDate",
+        max_length=64,
+        description="Only documents changed at or after this instant (RFC 3339 or YYYY-MM-DD).",
+    ),
+]
+
+
+@router.get(
+    "/projects/{projectId}/documents",
+    response_model=list[DocumentOut],
+    summary="List a project's documents in (updatedAt, id) order",
+)
+async def list_documents(
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
+    after_date: AfterDate = None,
+) -> list[DocumentOut]:
+    return await _page(request, response, session, who, params, project_id, None, after_date)
+
+
+@router.get(
+    "/projects/{projectId}/documents/folder/{folderId}",
+    response_model=list[DocumentOut],
+    summary="List the documents in one folder",
+)
+async def list_folder_documents(
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    folder_id: Annotated[int, Path(alias="folderId")],
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
+    after_date: AfterDate = None,
+) -> list[DocumentOut]:
+    return await _page(request, response, session, who, params, project_id, folder_id, after_date)
+
+
+@router.post(
+    "/projects/{projectId}/documents",
+    status_code=201,
+    response_model=DocumentOut,
+    summary="Upload a new document",
+    description=UPLOAD_DOC,
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}},
+)
+async def upload_document(
+    request: Request,
+    project_id: ProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
+    reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
+) -> DocumentOut:
+    await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+    # Release the transaction (and SQLite's write lock) while the body streams in.
+    await session.commit()
+    async with receive(request, state) as upload:
+        meta = _metadata(upload)
+        view = await documents.create(
+            session,
+            who=who,
+            project_id=project_id,
+            blobs=state.blobs,
+            file=_new_file(upload, meta, file_name),
+            title=meta.title,
+            folder_id=meta.folder_id,
+            description=meta.description,
+            field_values=meta.fields,
+            reject_duplicate=reject_duplicate,
+        )
+    return _out(view)
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}",
+    response_model=DocumentOut,
+    summary="Read a document's metadata",
+)
+async def read_document(
+    project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
+) -> DocumentOut:
+    return _out(
+        await documents.get(session, who=who, project_id=project_id, document_id=document_id)
+    )
+
+
+@patch_route(
+    router,
+    "/projects/{projectId}/documents/{documentId}",
+    response_model=DocumentOut,
+    summary="Change a document's title or description",
+)
+async def update_document(
+    project_id: ProjectId,
+    document_id: DocumentId,
+    body: DocumentUpdate,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> DocumentOut:
+    view = await documents.update_details(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        title=body.title,
+        description=body.description,
+    )
+    return _out(view)
+
+
+@router.delete(
+    "/projects/{projectId}/documents/{documentId}",
+    status_code=204,
+    summary="Delete a document with all its versions (Project Admin)",
+)
+async def delete_document(
+    project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
+) -> None:
+    await documents.delete(session, who=who, project_id=project_id, document_id=document_id)
+
+
+@router.put(
+    "/projects/{projectId}/documents/{documentId}/{folderId}",
+    response_model=DocumentOut,
+    summary="Move a document into a folder (`root` or 0 for the project root; no body needed)",
+)
+async def move_document(
+    project_id: ProjectId,
+    document_id: DocumentId,
+    folder_id: Annotated[str, Path(alias="folderId", max_length=20)],
+    session: SessionDep,
+    who: PrincipalDep,
+) -> DocumentOut:
+    if folder_id in ("root", "0"):
+        target = None
+    elif folder_id.isascii() and folder_id.isdigit():
+        target = int(folder_id)
+    else:
+        raise Invalid(
+            "folderId must be a folder id, or `root` for the project root.",
+            [{"field": "folderId", "message": "not an id"}],
+        )
+    view = await documents.move(
+        session, who=who, project_id=project_id, document_id=document_id, folder_id=target
+    )
+    return _out(view)
+
+
+@router.post(
+    "/projects/{projectId}/documents/{documentId}/replace",
+    status_code=201,
+    response_model=DocumentOut,
+    summary="Upload a new version of a document",
+    description=UPLOAD_DOC,
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}},
+)
+async def replace_document(
+    request: Request,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
+) -> DocumentOut:
+    await documents.load(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        capability=Capability.DOCUMENTS_WRITE,
+    )
+    await session.commit()
+    async with receive(request, state) as upload:
+        meta = _metadata(upload)
+        view, _ = await documents.add_version(
+            session,
+            who=who,
+            project_id=project_id,
+            document_id=document_id,
+            blobs=state.blobs,
+            file=_new_file(upload, meta, file_name),
+            description=meta.description,
+        )
+    return _out(view)
+
+
+@router.put(
+    "/projects/{projectId}/documents/{documentId}/fields/{fieldId}",
+    response_model=DocumentOut,
+    summary="Set (or with null, clear) a field value on a document",
+)
+async def set_field_value(
+    project_id: ProjectId,
+    document_id: DocumentId,
+    field_id: Annotated[int, Path(alias="fieldId")],
+    body: Annotated[FieldValueIn, Body()],
+    session: SessionDep,
+    who: PrincipalDep,
+) -> DocumentOut:
+    view = await documents.set_field(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        field_id=field_id,
+        value=body.value,
+    )
+    return _out(view)
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/content",
+    summary="Download the current version (needs the project's downloadViaApi)",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+)
+async def download_document(
+    request: Request,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+) -> Response:
+    version = await versions.for_download(
+        session, who=who, project_id=project_id, document_id=document_id
+    )
+    return await blob_response(request, state.blobs, version)
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/versions",
+    response_model=list[VersionOut],
+    summary="List a document's versions, oldest first",
+)
+async def list_versions(
+    project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
+) -> list[VersionOut]:
+    found = await versions.list_all(
+        session, who=who, project_id=project_id, document_id=document_id
+    )
+    return [VersionOut.model_validate(v) for v in found]
+
+
+async def _version(
+    session: SessionDep, who: PrincipalDep, project_id: int, document_id: int, version_id: str
+) -> DocumentVersion:
+    _, version = await versions.get(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=versions.parse_version_id(version_id),
+    )
+    return version
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
+    response_model=VersionOut,
+    summary="Read one version",
+)
+async def read_version(
+    project_id: ProjectId,
+    document_id: DocumentId,
+    version_id: VersionId,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> VersionOut:
+    version = await _version(session, who, project_id, document_id, version_id)
+    return VersionOut.model_validate(version)
+
+
+@router.delete(
+    "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
+    status_code=204,
+    summary="Delete a version (never the only one)",
+)
+async def delete_version(
+    project_id: ProjectId,
+    document_id: DocumentId,
+    version_id: VersionId,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> None:
+    await versions.delete(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=versions.parse_version_id(version_id),
+    )
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/versions/{versionId}/content",
+    summary="Download one version (needs the project's downloadViaApi)",
+    response_class=Response,
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+)
+async def download_version(
+    request: Request,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    version_id: VersionId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+) -> Response:
+    version = await versions.for_download(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=versions.parse_version_id(version_id),
+    )
+    return await blob_response(request, state.blobs, version)

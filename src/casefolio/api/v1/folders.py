@@ -1,0 +1,97 @@
+"""Folders of a project."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import Field
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.domain import access, folders
+from casefolio.domain.roles import Capability
+
+router = APIRouter(tags=["folders"])
+ProjectId = Annotated[int, Path(alias="projectId")]
+
+
+class FolderIn(ApiModel):
+    name: str = Field(max_length=255, examples=["Pleadings"])
+    parent_id: int | None = Field(None, description="The parent folder; omit for the root.")
+
+
+class FolderOut(ApiModel):
+    id: WireId
+    project_id: WireId
+    parent_id: WireId | None
+    name: str
+    created_at: Timestamp
+
+
+@router.get("/projects/{projectId}/folders", response_model=list[FolderOut], summary="List folders")
+async def list_folders(
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
+) -> list[FolderOut]:
+    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    page = await folders.list_page(session, project_id=project_id, page=page_request(params))
+    link_next(request, response, page)
+    return [FolderOut.model_validate(f) for f in page.items]
+
+
+@router.post(
+    "/projects/{projectId}/folders",
+    status_code=201,
+    response_model=FolderOut,
+    summary="Add a folder",
+)
+async def create_folder(
+    project_id: ProjectId, body: FolderIn, session: SessionDep, who: PrincipalDep
+) -> FolderOut:
+    await access.require(session, who, project_id, Capability.FOLDERS_WRITE)
+    folder = await folders.create(
+        session, project_id=project_id, name=body.name, parent_id=body.parent_id
+    )
+    return FolderOut.model_validate(folder)
+
+
+@router.get(
+    "/projects/{projectId}/folders/{folderName}",
+    response_model=FolderOut,
+    summary="Read a folder by its (URL-encoded) name",
+)
+async def read_folder_by_name(
+    project_id: ProjectId,
+    folder_name: Annotated[str, Path(alias="folderName", max_length=255)],
+    session: SessionDep,
+    who: PrincipalDep,
+    parent_id: Annotated[
+        int | None, Query(alias="parentId", description="Disambiguates equal names.")
+    ] = None,
+) -> FolderOut:
+    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    folder = await folders.get_by_name(
+        session, project_id=project_id, name=folder_name, parent_id=parent_id
+    )
+    return FolderOut.model_validate(folder)
+
+
+@router.delete(
+    "/projects/{projectId}/folders/{folderId}",
+    status_code=204,
+    summary="Delete an empty folder",
+)
+async def delete_folder(
+    project_id: ProjectId,
+    folder_id: Annotated[int, Path(alias="folderId")],
+    session: SessionDep,
+    who: PrincipalDep,
+) -> None:
+    await access.require(session, who, project_id, Capability.FOLDERS_WRITE)
+    await folders.delete(session, project_id=project_id, folder_id=folder_id)

@@ -1,0 +1,248 @@
+"""Projects (matters) and who may work on them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request, Response
+from pydantic import Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.routing import patch_route
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.teams import TeamOut
+from casefolio.db.models import Project
+from casefolio.domain import access, projects
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Role
+
+router = APIRouter(tags=["projects"])
+ProjectId = Annotated[int, Path(alias="projectId")]
+TeamId = Annotated[int, Path(alias="teamId")]
+Email = Annotated[str, Path(max_length=320)]
+
+
+class ProjectSettings(ApiModel):
+    download_via_api: bool = Field(
+        False, description="Whether document content may be downloaded through the API."
+    )
+
+
+class ProjectSettingsUpdate(ApiModel):
+    download_via_api: bool | None = None
+
+
+class ProjectIn(ApiModel):
+    name: str = Field(max_length=200, examples=["Smith v Jones"])
+    description: str = Field("", max_length=100_000)
+    template_id: int | None = None
+    settings: ProjectSettings | None = None
+
+
+class ProjectUpdate(ApiModel):
+    name: str | None = Field(None, max_length=200)
+    description: str | None = Field(None, max_length=100_000)
+    settings: ProjectSettingsUpdate | None = None
+
+
+class ProjectOut(ApiModel):
+    id: WireId
+    name: str
+    description: str
+    template_id: WireId | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    settings: ProjectSettings
+    role: str | None = Field(description="The caller's effective role on the project.")
+
+
+class GrantIn(ApiModel):
+    role: str | None = Field(None, description="Read Only, Read Write (default) or Project Admin.")
+
+
+class MemberOut(ApiModel):
+    id: WireId
+    email: str
+    name: str
+    role: str = Field(description="Effective role: the strongest of direct and team grants.")
+    direct_role: str | None
+    team_ids: list[WireId]
+
+
+class TeamGrantOut(TeamOut):
+    role: str
+
+
+async def _out(session: AsyncSession, who: Principal, project: Project) -> ProjectOut:
+    role = await access.project_role(session, who, project.id)
+    return ProjectOut(
+        id=project.id,
+        name=project.name,
+        description=project.description,
+        template_id=project.template_id,
+        created_at=project.created_at,
+        updated_at=project.updated_at,
+        settings=ProjectSettings(download_via_api=project.download_via_api),
+        role=role.name if role else None,
+    )
+
+
+def _role(body: GrantIn | None) -> Role:
+    return projects.parse_role(body.role if body else None)
+
+
+@router.get("/projects", response_model=list[ProjectOut], summary="List visible projects")
+async def list_projects(
+    request: Request, response: Response, session: SessionDep, who: PrincipalDep, params: PageDep
+) -> list[ProjectOut]:
+    page = await projects.list_page(session, who=who, page=page_request(params))
+    link_next(request, response, page)
+    return [await _out(session, who, p) for p in page.items]
+
+
+@router.post("/projects", status_code=201, response_model=ProjectOut, summary="Create a project")
+async def create_project(body: ProjectIn, session: SessionDep, who: PrincipalDep) -> ProjectOut:
+    project = await projects.create(
+        session,
+        who=who,
+        name=body.name,
+        description=body.description,
+        template_id=body.template_id,
+        download_via_api=body.settings.download_via_api if body.settings else False,
+    )
+    return await _out(session, who, project)
+
+
+@router.get("/projects/{projectId}", response_model=ProjectOut, summary="Read a project")
+async def read_project(project_id: ProjectId, session: SessionDep, who: PrincipalDep) -> ProjectOut:
+    return await _out(session, who, await access.visible_project(session, who, project_id))
+
+
+@patch_route(
+    router,
+    "/projects/{projectId}",
+    response_model=ProjectOut,
+    summary="Change a project's name, description or settings (Project Admin)",
+)
+async def update_project(
+    project_id: ProjectId,
+    body: ProjectUpdate,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> ProjectOut:
+    project = await projects.update(
+        session,
+        who=who,
+        project_id=project_id,
+        name=body.name,
+        description=body.description,
+        download_via_api=body.settings.download_via_api if body.settings else None,
+    )
+    return await _out(session, who, project)
+
+
+@router.get(
+    "/projects/{projectId}/users",
+    response_model=list[MemberOut],
+    summary="List everyone with a role on the project, directly or through a team",
+)
+async def list_project_users(
+    project_id: ProjectId, session: SessionDep, who: PrincipalDep
+) -> list[MemberOut]:
+    found = await projects.members(session, who=who, project_id=project_id)
+    return [
+        MemberOut(
+            id=m.user.id,
+            email=m.user.email,
+            name=m.user.name,
+            role=m.role.name,
+            direct_role=m.direct_role.name if m.direct_role else None,
+            team_ids=m.team_ids,
+        )
+        for m in found
+    ]
+
+
+@router.put(
+    "/projects/{projectId}/users/{email}",
+    response_model=MemberOut,
+    summary="Give a user a role on the project (body optional; default Read Write)",
+)
+async def add_project_user(
+    project_id: ProjectId,
+    email: Email,
+    session: SessionDep,
+    who: PrincipalDep,
+    body: GrantIn | None = None,
+) -> MemberOut:
+    role = _role(body)
+    user = await projects.grant_user(
+        session, who=who, project_id=project_id, email=email, role=role
+    )
+    [member] = [
+        m
+        for m in await projects.members(session, who=who, project_id=project_id)
+        if m.user.id == user.id
+    ]
+    return MemberOut(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        role=member.role.name,
+        direct_role=role.name,
+        team_ids=member.team_ids,
+    )
+
+
+@router.delete(
+    "/projects/{projectId}/users/{email}", status_code=204, summary="Remove a user's direct role"
+)
+async def remove_project_user(
+    project_id: ProjectId, email: Email, session: SessionDep, who: PrincipalDep
+) -> None:
+    await projects.revoke_user(session, who=who, project_id=project_id, email=email)
+
+
+@router.get(
+    "/projects/{projectId}/teams",
+    response_model=list[TeamGrantOut],
+    summary="List the teams with a role on the project",
+)
+async def list_project_teams(
+    project_id: ProjectId, session: SessionDep, who: PrincipalDep
+) -> list[TeamGrantOut]:
+    found = await projects.team_grants(session, who=who, project_id=project_id)
+    return [
+        TeamGrantOut(id=g.team.id, name=g.team.name, created_at=g.team.created_at, role=g.role.name)
+        for g in found
+    ]
+
+
+@router.put(
+    "/projects/{projectId}/teams/{teamId}",
+    response_model=TeamGrantOut,
+    summary="Give a team a role on the project (body optional; default Read Write)",
+)
+async def add_project_team(
+    project_id: ProjectId,
+    team_id: TeamId,
+    session: SessionDep,
+    who: PrincipalDep,
+    body: GrantIn | None = None,
+) -> TeamGrantOut:
+    role = _role(body)
+    team = await projects.grant_team(
+        session, who=who, project_id=project_id, team_id=team_id, role=role
+    )
+    return TeamGrantOut(id=team.id, name=team.name, created_at=team.created_at, role=role.name)
+
+
+@router.delete(
+    "/projects/{projectId}/teams/{teamId}", status_code=204, summary="Remove a team's role"
+)
+async def remove_project_team(
+    project_id: ProjectId, team_id: TeamId, session: SessionDep, who: PrincipalDep
+) -> None:
+    await projects.revoke_team(session, who=who, project_id=project_id, team_id=team_id)

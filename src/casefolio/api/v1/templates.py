@@ -1,0 +1,97 @@
+"""Templates: blueprints that POST /projects with templateId copies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from pydantic import Field
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.fields import FieldIn
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.db.models import Template
+from casefolio.domain import templates
+from casefolio.domain.fields import FieldSpec
+
+router = APIRouter(tags=["templates"])
+
+
+class FolderSpecIn(ApiModel):
+    name: str = Field(max_length=255)
+    children: list[FolderSpecIn] = Field(default_factory=list)
+
+
+class GrantSpecIn(ApiModel):
+    role: str = "Read Write"
+    team_id: int | None = None
+    email: str | None = Field(None, max_length=320)
+
+
+class TemplateIn(ApiModel):
+    name: str = Field(max_length=200)
+    description: str = Field("", max_length=100_000)
+    folders: list[FolderSpecIn] = Field(default_factory=list)
+    fields: list[FieldIn] = Field(default_factory=list)
+    grants: list[GrantSpecIn] = Field(default_factory=list)
+
+
+class TemplateOut(ApiModel):
+    id: WireId
+    name: str
+    description: str
+    created_at: Timestamp
+    folders: list[dict[str, Any]]
+    fields: list[dict[str, Any]]
+    grants: list[dict[str, Any]]
+
+
+def _folder_specs(specs: list[FolderSpecIn]) -> list[templates.FolderSpec]:
+    return [templates.FolderSpec(s.name, _folder_specs(s.children)) for s in specs]
+
+
+def _out(template: Template) -> TemplateOut:
+    blueprint = template.blueprint
+    return TemplateOut(
+        id=template.id,
+        name=template.name,
+        description=template.description,
+        created_at=template.created_at,
+        folders=blueprint.get("folders", []),
+        fields=blueprint.get("fields", []),
+        grants=[
+            {"role": g["role"], "teamId": g["team_id"] and str(g["team_id"]), "email": g["email"]}
+            for g in blueprint.get("grants", [])
+        ],
+    )
+
+
+@router.get("/templates", response_model=list[TemplateOut], summary="List project templates")
+async def list_templates(
+    request: Request, response: Response, session: SessionDep, _: PrincipalDep, params: PageDep
+) -> list[TemplateOut]:
+    page = await templates.list_page(session, page=page_request(params))
+    link_next(request, response, page)
+    return [_out(t) for t in page.items]
+
+
+@router.post(
+    "/templates",
+    status_code=201,
+    response_model=TemplateOut,
+    summary="Create a template (operators)",
+)
+async def create_template(body: TemplateIn, session: SessionDep, who: PrincipalDep) -> TemplateOut:
+    template = await templates.create(
+        session,
+        who=who,
+        name=body.name,
+        description=body.description,
+        blueprint=templates.Blueprint(
+            folders=_folder_specs(body.folders),
+            fields=[FieldSpec(f.name, f.type, f.choices, f.required) for f in body.fields],
+            grants=[templates.GrantSpec(g.role, g.team_id, g.email) for g in body.grants],
+        ),
+    )
+    return _out(template)

@@ -1,0 +1,410 @@
+"""Documents: filed in a project (optionally a folder), always with at least one version."""
+
+from __future__ import annotations
+
+import mimetypes
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue
+from casefolio.db.types import utcnow
+from casefolio.domain import access, fields, folders
+from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+from casefolio.storage.base import BlobStore, SpooledFile
+
+MAX_TITLE = 255
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A received upload: bytes already spooled and hashed, plus what the client said of them."""
+
+    spooled: SpooledFile
+    file_name: str
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldEntry:
+    field: Field
+    value: Any
+
+
+@dataclass(frozen=True)
+class DocumentView:
+    """A document with what every dialect shows of it: current version and field values."""
+
+    document: Document
+    current: DocumentVersion
+    fields: list[FieldEntry]
+
+
+def clean_file_name(name: str | None) -> str:
+    """Given a client's file name, return a safe base name, or raise Invalid if nothing is left."""
+    base = re.split(r"[/\\]", name or "")[-1]
+    base = _UNSAFE.sub("", base).strip()[:255]
+    if not base or base in (".", ".."):
+        raise Invalid(
+            "The upload needs a file name: a filename in the file part, or ?fileName=.",
+            [{"field": "fileName", "message": "missing"}],
+        )
+    return base
+
+
+def _content_type(file: NewFile, file_name: str) -> str:
+    given = (file.content_type or "").strip()
+    if given and given != "application/octet-stream":
+        return given[:255]
+    guessed, _ = mimetypes.guess_type(file_name)
+    return guessed or "application/octet-stream"
+
+
+def _check_title(title: str) -> str:
+    title = title.strip()
+    if not title or len(title) > MAX_TITLE:
+        raise Invalid(
+            f"A title must be 1 to {MAX_TITLE} characters.",
+            [{"field": "title", "message": "empty or too long"}],
+        )
+    return title
+
+
+async def load(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    document_id: int,
+    capability: Capability,
+    project_id: int | None = None,
+    message: str | None = None,
+) -> Document:
+    """Return the document if the caller may `capability` on it; NotFound if they cannot see it.
+
+    `project_id` None finds the project from the document (the v3 dialect's URLs have none).
+    """
+    document = await session.get(Document, document_id)
+    if document is None or (project_id is not None and document.project_id != project_id):
+        raise NotFound(f"Document {document_id} not found.")
+    try:
+        await access.require(session, who, document.project_id, capability, message=message)
+    except NotFound:
+        raise NotFound(f"Document {document_id} not found.") from None
+    return document
+
+
+async def views(session: AsyncSession, documents: Sequence[Document]) -> list[DocumentView]:
+    """Given documents, return their views with two batched queries, not two per document."""
+    if not documents:
+        return []
+    version_ids = [d.current_version_id for d in documents]
+    current = {
+        v.id: v
+        for v in await session.scalars(
+            select(DocumentVersion).where(DocumentVersion.id.in_(version_ids))
+        )
+    }
+    entries: dict[int, list[FieldEntry]] = {}
+    rows = await session.execute(
+        select(FieldValue.document_id, Field, FieldValue.value)
+        .join(Field, Field.id == FieldValue.field_id)
+        .where(FieldValue.document_id.in_([d.id for d in documents]))
+        .order_by(FieldValue.document_id, Field.id)
+    )
+    for document_id, field_row, value in rows:
+        entries.setdefault(document_id, []).append(FieldEntry(field_row, value))
+    return [
+        DocumentView(d, current[d.current_version_id], entries.get(d.id, []))  # type: ignore[index]
+        for d in documents
+    ]
+
+
+async def view(session: AsyncSession, document: Document) -> DocumentView:
+    [result] = await views(session, [document])
+    return result
+
+
+async def get(
+    session: AsyncSession, *, who: Principal, document_id: int, project_id: int | None = None
+) -> DocumentView:
+    document = await load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_READ,
+    )
+    return await view(session, document)
+
+
+async def list_page(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    project_id: int,
+    page: PageRequest,
+    folder_id: int | None = None,
+    changed_since: datetime | None = None,
+) -> Page[DocumentView]:
+    """Documents of a project (or one folder) in (updatedAt, id) order.
+
+    `changed_since` is inclusive: timestamps have millisecond resolution, and a sync client
+    that sends back the newest updatedAt it saw must not miss a document sharing that instant.
+    """
+    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    stmt = select(Document).where(Document.project_id == project_id)
+    if folder_id is not None:
+        await folders.get(session, project_id=project_id, folder_id=folder_id)
+        stmt = stmt.where(Document.folder_id == folder_id)
+    if changed_since is not None:
+        stmt = stmt.where(Document.updated_at >= changed_since)
+    found = await fetch_page(
+        session,
+        stmt,
+        key=[Document.updated_at, Document.id],
+        page=page,
+        key_of=lambda d: (d.updated_at, d.id),
+    )
+    return Page(await views(session, found.items), found.next_cursor)
+
+
+async def find_duplicate(session: AsyncSession, *, project_id: int, sha256: str) -> Document | None:
+    stmt = select(Document).where(
+        Document.project_id == project_id, Document.current_sha256 == sha256
+    )
+    return (await session.scalars(stmt.order_by(Document.id).limit(1))).first()
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    project_id: int,
+    blobs: BlobStore,
+    file: NewFile,
+    title: str | None = None,
+    folder_id: int | None = None,
+    description: str = "",
+    field_values: dict[str, Any] | None = None,
+    reject_duplicate: bool = False,
+) -> DocumentView:
+    """File a new document with its first version.
+
+    Everything is checked before the blob is stored, and the blob is durable before the rows
+    are flushed, so a commit can only ever point at bytes that exist.
+    """
+    await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+    file_name = clean_file_name(file.file_name)
+    title = _check_title(title if title is not None else file_name)
+    if folder_id is not None:
+        await folders.get(session, project_id=project_id, folder_id=folder_id)
+    values = await fields.resolve_values(
+        session, project_id=project_id, values=field_values or {}, for_new_document=True
+    )
+    if reject_duplicate:
+        existing = await find_duplicate(session, project_id=project_id, sha256=file.spooled.sha256)
+        if existing is not None:
+            raise Conflict(
+                f"Project {project_id} already holds this content as document {existing.id} "
+                f"('{existing.title}')."
+            )
+    await blobs.put(file.spooled)
+    now = utcnow()
+    document = Document(
+        project_id=project_id,
+        folder_id=folder_id,
+        title=title,
+        description=description,
+        last_version_number=1,
+        created_by=who.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(document)
+    await session.flush()
+    version = _version(document.id, 1, file, file_name, who, now)
+    session.add(version)
+    await session.flush()
+    document.current_version_id = version.id
+    document.current_sha256 = version.sha256
+    await fields.store_values(session, document=document, values=values)
+    await session.flush()
+    return await view(session, document)
+
+
+def _version(
+    document_id: int,
+    number: int,
+    file: NewFile,
+    file_name: str,
+    who: Principal,
+    now: datetime,
+    description: str = "",
+) -> DocumentVersion:
+    return DocumentVersion(
+        document_id=document_id,
+        number=number,
+        file_name=file_name,
+        content_type=_content_type(file, file_name),
+        size=file.spooled.size,
+        sha256=file.spooled.sha256,
+        description=description,
+        created_by=who.user_id,
+        created_at=now,
+    )
+
+
+async def add_version(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    document_id: int,
+    blobs: BlobStore,
+    file: NewFile,
+    project_id: int | None = None,
+    description: str = "",
+) -> tuple[DocumentView, DocumentVersion]:
+    """Add a new current version. Concurrent calls get distinct numbers: the number comes from
+    an UPDATE … RETURNING on the document row, which serialises them."""
+    await load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_WRITE,
+    )
+    file_name = clean_file_name(file.file_name)
+    await blobs.put(file.spooled)
+    now = utcnow()
+    number = await session.scalar(
+        update(Document)
+        .where(Document.id == document_id)
+        .values(last_version_number=Document.last_version_number + 1, updated_at=now)
+        .returning(Document.last_version_number)
+    )
+    if number is None:  # deleted between the check and the update
+        raise NotFound(f"Document {document_id} not found.")
+    version = _version(document_id, number, file, file_name, who, now, description)
+    session.add(version)
+    await session.flush()
+    await session.execute(
+        update(Document)
+        .where(Document.id == document_id)
+        .values(current_version_id=version.id, current_sha256=version.sha256)
+    )
+    document = await session.get(Document, document_id, populate_existing=True)
+    assert document is not None
+    return await view(session, document), version
+
+
+async def move(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    project_id: int,
+    document_id: int,
+    folder_id: int | None,
+) -> DocumentView:
+    """Move a document into a folder of the same project (None: the project root)."""
+    document = await load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_WRITE,
+    )
+    if folder_id is not None:
+        await folders.get(session, project_id=project_id, folder_id=folder_id)
+    if document.folder_id != folder_id:
+        document.folder_id = folder_id
+        document.updated_at = utcnow()
+    await session.flush()
+    return await view(session, document)
+
+
+async def update_details(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    document_id: int,
+    project_id: int | None = None,
+    title: str | None = None,
+    description: str | None = None,
+) -> DocumentView:
+    document = await load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_WRITE,
+    )
+    if title is not None:
+        document.title = _check_title(title)
+    if description is not None:
+        document.description = description
+    document.updated_at = utcnow()
+    await session.flush()
+    return await view(session, document)
+
+
+async def set_field(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    project_id: int,
+    document_id: int,
+    field_id: int,
+    value: Any,
+) -> DocumentView:
+    document = await load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.FIELDS_WRITE,
+    )
+    row = await fields.get(session, project_id=project_id, field_id=field_id)
+    await fields.store_values(
+        session, document=document, values={row.id: fields.coerce(row, value)}
+    )
+    document.updated_at = utcnow()
+    await session.flush()
+    return await view(session, document)
+
+
+async def delete(
+    session: AsyncSession, *, who: Principal, project_id: int, document_id: int
+) -> None:
+    """Delete a document and its versions; blobs no longer referenced are left to `gc`."""
+    document = await load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_DELETE,
+        message="You do not have permission to delete this file",
+    )
+    await session.delete(document)
+    await session.flush()
+
+
+def visible_documents(who: Principal) -> Select[Document]:
+    """All documents the caller may read, for cross-project lists (the v3 collection)."""
+    stmt = select(Document)
+    if not who.is_operator:
+        stmt = stmt.where(Document.project_id.in_(access.visible_project_ids(who)))
+    return stmt
+
+
+async def count(session: AsyncSession, stmt: Select[Document]) -> int:
+    total = await session.scalar(select(func.count()).select_from(stmt.subquery()))
+    return int(total or 0)

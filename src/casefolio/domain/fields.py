@@ -1,0 +1,170 @@
+"""Metadata fields: typed per-project properties, and their values on documents."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Document, Field, FieldValue
+from casefolio.domain.errors import Conflict, Invalid, NotFound
+
+FIELD_TYPES = ("text", "number", "date", "boolean", "choice")
+MAX_TEXT = 10_000
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    type: str
+    choices: list[str] = field(default_factory=list)
+    required: bool = False
+
+
+def check_spec(spec: FieldSpec) -> FieldSpec:
+    """Given a field definition, return it tidied or raise Invalid saying what is wrong."""
+    name = spec.name.strip()
+    if not name:
+        raise Invalid("A field needs a name.", [{"field": "name", "message": "is empty"}])
+    if spec.type not in FIELD_TYPES:
+        raise Invalid(
+            f"Unknown field type '{spec.type}'. Use one of: {', '.join(FIELD_TYPES)}.",
+            [{"field": "type", "message": "unknown type"}],
+        )
+    choices = [c.strip() for c in spec.choices]
+    if spec.type == "choice" and (not choices or any(not c for c in choices)):
+        raise Invalid(
+            "A choice field needs a list of non-empty choices.",
+            [{"field": "choices", "message": "missing or empty"}],
+        )
+    if spec.type != "choice" and choices:
+        raise Invalid(
+            "Only choice fields take choices.", [{"field": "choices", "message": "unexpected"}]
+        )
+    if len(set(choices)) != len(choices):
+        raise Invalid("Choices must be distinct.", [{"field": "choices", "message": "duplicates"}])
+    return FieldSpec(name, spec.type, choices, spec.required)
+
+
+async def create(session: AsyncSession, *, project_id: int, spec: FieldSpec) -> Field:
+    spec = check_spec(spec)
+    taken = await session.scalar(
+        select(Field.id).where(Field.project_id == project_id, Field.name == spec.name)
+    )
+    if taken is not None:
+        raise Conflict(
+            f"Project {project_id} already has a field named '{spec.name}' (id {taken})."
+        )
+    row = Field(
+        project_id=project_id,
+        name=spec.name,
+        type=spec.type,
+        choices=spec.choices,
+        required=spec.required,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def list_all(session: AsyncSession, *, project_id: int) -> list[Field]:
+    return list(
+        await session.scalars(
+            select(Field).where(Field.project_id == project_id).order_by(Field.id)
+        )
+    )
+
+
+async def get(session: AsyncSession, *, project_id: int, field_id: int) -> Field:
+    row = await session.get(Field, field_id)
+    if row is None or row.project_id != project_id:
+        raise NotFound(f"Field {field_id} not found in project {project_id}.")
+    return row
+
+
+def coerce(row: Field, value: Any) -> Any:
+    """Given a field and a value from a client, return the value to store or raise Invalid."""
+    problem = _problem(row, value)
+    if problem:
+        raise Invalid(
+            f"Invalid value for field '{row.name}' ({row.type}): {problem}.",
+            [{"field": row.name, "message": problem}],
+        )
+    return value
+
+
+def _problem(row: Field, value: Any) -> str | None:
+    if value is None:
+        return "a value is required" if row.required else None
+    match row.type:
+        case "text":
+            if not isinstance(value, str):
+                return "expected a string"
+            if len(value) > MAX_TEXT:
+                return f"longer than {MAX_TEXT} characters"
+        case "number":
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                return "expected a number"
+        case "boolean":
+            if not isinstance(value, bool):
+                return "expected true or false"
+        case "date":
+            if not isinstance(value, str):
+                return "expected a date as YYYY-MM-DD"
+            try:
+                date.fromisoformat(value)
+            except ValueError:
+                return "expected a date as YYYY-MM-DD"
+            if len(value) != 10:
+                return "expected a date as YYYY-MM-DD"
+        case "choice":
+            if value not in row.choices:
+                return f"expected one of: {', '.join(row.choices)}"
+    return None
+
+
+async def resolve_values(
+    session: AsyncSession, *, project_id: int, values: dict[str, Any], for_new_document: bool
+) -> dict[int, Any]:
+    """Given values keyed by field id or name, return them keyed by id, validated.
+
+    For a new document every required field must be present.
+    """
+    rows = await list_all(session, project_id=project_id)
+    by_key = {str(r.id): r for r in rows} | {r.name: r for r in rows}
+    resolved: dict[int, Any] = {}
+    for key, value in values.items():
+        row = by_key.get(str(key))
+        if row is None:
+            raise Invalid(
+                f"Project {project_id} has no field '{key}'.",
+                [{"field": f"fields.{key}", "message": "unknown field"}],
+            )
+        resolved[row.id] = coerce(row, value)
+    if for_new_document:
+        missing = [r.name for r in rows if r.required and resolved.get(r.id) is None]
+        if missing:
+            raise Invalid(
+                f"Required field(s) missing: {', '.join(missing)}.",
+                [{"field": f"fields.{name}", "message": "required"} for name in missing],
+            )
+    return resolved
+
+
+async def store_values(
+    session: AsyncSession, *, document: Document, values: dict[int, Any]
+) -> None:
+    """Write values (None clears one) for a document; the caller bumps updated_at."""
+    for field_id, value in values.items():
+        existing = await session.get(FieldValue, (document.id, field_id))
+        if value is None:
+            if existing is not None:
+                await session.delete(existing)
+        elif existing is None:
+            session.add(FieldValue(document_id=document.id, field_id=field_id, value=value))
+        else:
+            existing.value = value
+    await session.flush()

@@ -1,0 +1,86 @@
+"""Folders: a tree per project; names are unique among siblings."""
+
+from __future__ import annotations
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Document, Folder
+from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+
+MAX_NAME = 255
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > MAX_NAME:
+        raise Invalid(
+            f"A folder name must be 1 to {MAX_NAME} characters.",
+            [{"field": "name", "message": "empty or too long"}],
+        )
+    if "/" in name:
+        raise Invalid("A folder name cannot contain '/'.", [{"field": "name", "message": "has /"}])
+    return name
+
+
+async def get(session: AsyncSession, *, project_id: int, folder_id: int) -> Folder:
+    folder = await session.get(Folder, folder_id)
+    if folder is None or folder.project_id != project_id:
+        raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
+    return folder
+
+
+async def get_by_name(
+    session: AsyncSession, *, project_id: int, name: str, parent_id: int | None = None
+) -> Folder:
+    """Return the folder called `name`; when several folders share it, `parent_id` decides."""
+    stmt = select(Folder).where(Folder.project_id == project_id, Folder.name == name)
+    if parent_id is not None:
+        stmt = stmt.where(Folder.parent_key == parent_id)
+    found = list(await session.scalars(stmt.order_by(Folder.id).limit(10)))
+    if not found:
+        raise NotFound(f"No folder named '{name}' in project {project_id}.")
+    if len(found) > 1:
+        ids = ", ".join(str(f.id) for f in found)
+        raise Conflict(
+            f"Several folders are named '{name}' (ids {ids}); add ?parentId= to choose one."
+        )
+    return found[0]
+
+
+async def list_page(session: AsyncSession, *, project_id: int, page: PageRequest) -> Page[Folder]:
+    stmt = select(Folder).where(Folder.project_id == project_id)
+    return await fetch_page(session, stmt, key=[Folder.id], page=page, key_of=lambda f: (f.id,))
+
+
+async def create(
+    session: AsyncSession, *, project_id: int, name: str, parent_id: int | None = None
+) -> Folder:
+    name = _check_name(name)
+    if parent_id is not None:
+        await get(session, project_id=project_id, folder_id=parent_id)
+    parent_key = parent_id or 0
+    taken = await session.scalar(
+        select(Folder.id).where(
+            Folder.project_id == project_id, Folder.parent_key == parent_key, Folder.name == name
+        )
+    )
+    if taken is not None:
+        where = f"folder {parent_id}" if parent_id else "the project root"
+        raise Conflict(f"A folder named '{name}' already exists in {where} (id {taken}).")
+    folder = Folder(project_id=project_id, parent_id=parent_id, parent_key=parent_key, name=name)
+    session.add(folder)
+    await session.flush()
+    return folder
+
+
+async def delete(session: AsyncSession, *, project_id: int, folder_id: int) -> None:
+    """Delete an empty folder; one that still holds documents or folders is a Conflict."""
+    folder = await get(session, project_id=project_id, folder_id=folder_id)
+    if await session.scalar(select(exists().where(Folder.parent_id == folder_id))):
+        raise Conflict(f"Folder {folder_id} still holds folders; delete or move them first.")
+    if await session.scalar(select(exists().where(Document.folder_id == folder_id))):
+        raise Conflict(f"Folder {folder_id} still holds documents; delete or move them first.")
+    await session.delete(folder)
+    await session.flush()

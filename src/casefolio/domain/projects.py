@@ -1,0 +1,210 @@
+"""Projects (matters): settings, and who may work on them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, Team, TeamMember, User
+from casefolio.db.types import utcnow
+from casefolio.domain import access, grants, teams, templates, users
+from casefolio.domain.errors import Invalid, NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import (
+    DEFAULT_ROLE,
+    PROJECT_ADMIN,
+    Capability,
+    Role,
+    role_named,
+    strongest,
+)
+
+
+@dataclass(frozen=True)
+class Member:
+    """A user's effective role on a project and where it comes from."""
+
+    user: User
+    role: Role
+    direct_role: Role | None
+    team_ids: list[int]
+
+
+@dataclass(frozen=True)
+class TeamGrant:
+    team: Team
+    role: Role
+
+
+def parse_role(name: str | None) -> Role:
+    """Given a role name from a request (None: the default), return the role or raise Invalid."""
+    if name is None:
+        return DEFAULT_ROLE
+    role = role_named(name)
+    if role is None:
+        raise Invalid(
+            f"Unknown role '{name}'. Use Read Only, Read Write or Project Admin.",
+            [{"field": "role", "message": "unknown role"}],
+        )
+    return role
+
+
+def _check_name(name: str) -> str:
+    name = name.strip()
+    if not name:
+        raise Invalid("A project needs a name.", [{"field": "name", "message": "is empty"}])
+    return name
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    name: str,
+    description: str = "",
+    template_id: int | None = None,
+    download_via_api: bool = False,
+) -> Project:
+    """Create a project; its creator becomes its Project Admin; a template is copied in."""
+    access.require_operator(who, "create projects")
+    template = await templates.get(session, template_id=template_id) if template_id else None
+    project = Project(
+        name=_check_name(name),
+        description=description,
+        template_id=template_id,
+        created_by=who.user_id,
+        download_via_api=download_via_api,
+    )
+    session.add(project)
+    await session.flush()
+    session.add(
+        ProjectUserGrant(project_id=project.id, user_id=who.user_id, role=PROJECT_ADMIN.name)
+    )
+    if template is not None:
+        await templates.apply(session, template=template, project_id=project.id)
+    await session.flush()
+    return project
+
+
+async def list_page(session: AsyncSession, *, who: Principal, page: PageRequest) -> Page[Project]:
+    stmt = select(Project)
+    if not who.is_operator:
+        stmt = stmt.where(Project.id.in_(access.visible_project_ids(who)))
+    return await fetch_page(session, stmt, key=[Project.id], page=page, key_of=lambda p: (p.id,))
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    project_id: int,
+    name: str | None = None,
+    description: str | None = None,
+    download_via_api: bool | None = None,
+) -> Project:
+    project = await access.require(session, who, project_id, Capability.SETTINGS_MANAGE)
+    if name is not None:
+        project.name = _check_name(name)
+    if description is not None:
+        project.description = description
+    if download_via_api is not None:
+        project.download_via_api = download_via_api
+    project.updated_at = utcnow()
+    await session.flush()
+    return project
+
+
+async def members(session: AsyncSession, *, who: Principal, project_id: int) -> list[Member]:
+    """Everyone with a role on the project, directly or through a team, ordered by user id."""
+    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    direct = {
+        g.user_id: g.role
+        for g in await session.scalars(
+            select(ProjectUserGrant).where(ProjectUserGrant.project_id == project_id)
+        )
+    }
+    via_team: dict[int, list[tuple[int, str]]] = {}
+    rows = await session.execute(
+        select(TeamMember.user_id, ProjectTeamGrant.team_id, ProjectTeamGrant.role)
+        .join(ProjectTeamGrant, ProjectTeamGrant.team_id == TeamMember.team_id)
+        .where(ProjectTeamGrant.project_id == project_id)
+    )
+    for user_id, team_id, role_name in rows:
+        via_team.setdefault(user_id, []).append((team_id, role_name))
+    ids = set(direct) | set(via_team)
+    found = await session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id))
+    result = []
+    for user in found:
+        names = [direct[user.id]] if user.id in direct else []
+        names += [name for _, name in via_team.get(user.id, [])]
+        effective = strongest(names)
+        assert effective is not None
+        result.append(
+            Member(
+                user=user,
+                role=effective,
+                direct_role=role_named(direct[user.id]) if user.id in direct else None,
+                team_ids=sorted(team_id for team_id, _ in via_team.get(user.id, [])),
+            )
+        )
+    return result
+
+
+async def grant_user(
+    session: AsyncSession, *, who: Principal, project_id: int, email: str, role: Role
+) -> User:
+    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    user = await users.get_by_email(session, email=email)
+    await grants.set_user_grant(session, project_id=project_id, user_id=user.id, role=role)
+    return user
+
+
+async def revoke_user(
+    session: AsyncSession, *, who: Principal, project_id: int, email: str
+) -> None:
+    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    user = await users.get_by_email(session, email=email)
+    result = await session.execute(
+        delete(ProjectUserGrant).where(
+            ProjectUserGrant.project_id == project_id, ProjectUserGrant.user_id == user.id
+        )
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"'{user.email}' has no direct role on project {project_id}.")
+
+
+async def team_grants(session: AsyncSession, *, who: Principal, project_id: int) -> list[TeamGrant]:
+    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    rows = await session.execute(
+        select(Team, ProjectTeamGrant.role)
+        .join(ProjectTeamGrant, ProjectTeamGrant.team_id == Team.id)
+        .where(ProjectTeamGrant.project_id == project_id)
+        .order_by(Team.id)
+    )
+    return [TeamGrant(team=team, role=parse_role(role)) for team, role in rows]
+
+
+async def grant_team(
+    session: AsyncSession, *, who: Principal, project_id: int, team_id: int, role: Role
+) -> Team:
+    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    team = await teams.get(session, team_id=team_id)
+    await grants.set_team_grant(session, project_id=project_id, team_id=team_id, role=role)
+    return team
+
+
+async def revoke_team(
+    session: AsyncSession, *, who: Principal, project_id: int, team_id: int
+) -> None:
+    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    await teams.get(session, team_id=team_id)
+    result = await session.execute(
+        delete(ProjectTeamGrant).where(
+            ProjectTeamGrant.project_id == project_id, ProjectTeamGrant.team_id == team_id
+        )
+    )
+    if result.rowcount == 0:  # type: ignore[attr-defined]
+        raise NotFound(f"Team {team_id} has no role on project {project_id}.")

@@ -1,0 +1,155 @@
+"""Templates: blueprints of folders, fields and grants that new projects copy."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Team, Template, User
+from casefolio.domain import access, fields, folders, grants
+from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.fields import FieldSpec
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import DEFAULT_ROLE, role_named
+
+
+@dataclass(frozen=True)
+class FolderSpec:
+    name: str
+    children: list[FolderSpec] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GrantSpec:
+    role: str
+    team_id: int | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Blueprint:
+    folders: list[FolderSpec] = field(default_factory=list)
+    fields: list[FieldSpec] = field(default_factory=list)
+    grants: list[GrantSpec] = field(default_factory=list)
+
+
+def _folders_to_json(specs: list[FolderSpec]) -> list[dict[str, Any]]:
+    return [{"name": s.name, "children": _folders_to_json(s.children)} for s in specs]
+
+
+def _folders_from_json(raw: list[dict[str, Any]]) -> list[FolderSpec]:
+    return [FolderSpec(r["name"], _folders_from_json(r.get("children", []))) for r in raw]
+
+
+def blueprint_of(template: Template) -> Blueprint:
+    raw = template.blueprint
+    return Blueprint(
+        folders=_folders_from_json(raw.get("folders", [])),
+        fields=[FieldSpec(**f) for f in raw.get("fields", [])],
+        grants=[GrantSpec(**g) for g in raw.get("grants", [])],
+    )
+
+
+def _check_folders(specs: list[FolderSpec], where: str) -> None:
+    names = [s.name.strip() for s in specs]
+    if any(not n for n in names):
+        raise Invalid(f"Folder names in {where} must not be empty.")
+    if len(set(names)) != len(names):
+        raise Invalid(f"Folder names in {where} must be unique among siblings.")
+    for spec in specs:
+        _check_folders(spec.children, f"folder '{spec.name}'")
+
+
+async def get(session: AsyncSession, *, template_id: int) -> Template:
+    template = await session.get(Template, template_id)
+    if template is None:
+        raise NotFound(f"Template {template_id} not found.")
+    return template
+
+
+async def list_page(session: AsyncSession, *, page: PageRequest) -> Page[Template]:
+    return await fetch_page(
+        session, select(Template), key=[Template.id], page=page, key_of=lambda t: (t.id,)
+    )
+
+
+async def create(
+    session: AsyncSession,
+    *,
+    who: Principal | None,
+    name: str,
+    description: str,
+    blueprint: Blueprint,
+) -> Template:
+    """Check the blueprint against what exists now, then store it."""
+    if who is not None:
+        access.require_operator(who, "create templates")
+    name = name.strip()
+    if not name:
+        raise Invalid("A template needs a name.", [{"field": "name", "message": "is empty"}])
+    if await session.scalar(select(Template.id).where(Template.name == name)) is not None:
+        raise Conflict(f"A template named '{name}' already exists.")
+    _check_folders(blueprint.folders, "the template root")
+    checked_fields = [fields.check_spec(f) for f in blueprint.fields]
+    if len({f.name for f in checked_fields}) != len(checked_fields):
+        raise Invalid("Field names in a template must be unique.")
+    checked_grants = []
+    for grant in blueprint.grants:
+        role = role_named(grant.role) if grant.role else DEFAULT_ROLE
+        if role is None:
+            raise Invalid(f"Unknown role '{grant.role}' in the template's grants.")
+        if (grant.team_id is None) == (grant.email is None):
+            raise Invalid("Each template grant names either a teamId or an email.")
+        if grant.team_id is not None and await session.get(Team, grant.team_id) is None:
+            raise Invalid(f"Template grant names team {grant.team_id}, which does not exist.")
+        if grant.email is not None:
+            key = grant.email.strip().lower()
+            if await session.scalar(select(User.id).where(User.email_key == key)) is None:
+                raise Invalid(f"Template grant names '{grant.email}', who is not a user.")
+        checked_grants.append({"role": role.name, "team_id": grant.team_id, "email": grant.email})
+    template = Template(
+        name=name,
+        description=description,
+        blueprint={
+            "folders": _folders_to_json(blueprint.folders),
+            "fields": [vars(f) for f in checked_fields],
+            "grants": checked_grants,
+        },
+    )
+    session.add(template)
+    await session.flush()
+    return template
+
+
+async def apply(session: AsyncSession, *, template: Template, project_id: int) -> None:
+    """Copy a template's folders, fields and grants into a new project."""
+    blueprint = blueprint_of(template)
+
+    async def make(specs: list[FolderSpec], parent_id: int | None) -> None:
+        for spec in specs:
+            folder = await folders.create(
+                session, project_id=project_id, name=spec.name, parent_id=parent_id
+            )
+            await make(spec.children, folder.id)
+
+    await make(blueprint.folders, None)
+    for spec in blueprint.fields:
+        await fields.create(session, project_id=project_id, spec=spec)
+    for grant in blueprint.grants:
+        role = role_named(grant.role) or DEFAULT_ROLE
+        if grant.team_id is not None and await session.get(Team, grant.team_id) is not None:
+            await grants.set_team_grant(
+                session, project_id=project_id, team_id=grant.team_id, role=role
+            )
+        elif grant.email is not None:
+            key = grant.email.strip().lower()
+            user_id = await session.scalar(select(User.id).where(User.email_key == key))
+            # A user deleted since the template was made is skipped rather than failing the copy.
+            if user_id is not None:
+                await grants.set_user_grant(
+                    session, project_id=project_id, user_id=user_id, role=role
+                )

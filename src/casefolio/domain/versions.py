@@ -1,0 +1,143 @@
+"""Document versions (OpenProject's attachments): list, read, delete, and what to download."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Document, DocumentVersion, Project
+from casefolio.db.types import utcnow
+from casefolio.domain import access, documents
+from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+
+VERSION_NOT_FOUND = "Document version not found"
+DELETE_FORBIDDEN = "You do not have permission to delete this file"
+
+
+def parse_version_id(raw: str) -> int:
+    """Given a version id from a URL, return it as an int or raise the seed's 400."""
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1 or len(raw) > 18:
+        raise Invalid("Invalid version ID format", [{"field": "versionId", "message": raw[:40]}])
+    return int(raw)
+
+
+async def list_all(
+    session: AsyncSession, *, who: Principal, document_id: int, project_id: int | None = None
+) -> list[DocumentVersion]:
+    await documents.load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_READ,
+    )
+    stmt = select(DocumentVersion).where(DocumentVersion.document_id == document_id)
+    return list(await session.scalars(stmt.order_by(DocumentVersion.number)))
+
+
+async def get(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    version_id: int,
+    document_id: int | None = None,
+    project_id: int | None = None,
+    capability: Capability = Capability.DOCUMENTS_READ,
+    message: str | None = None,
+) -> tuple[Document, DocumentVersion]:
+    """Return a version and its document; NotFound unless the caller can see both."""
+    version = await session.get(DocumentVersion, version_id)
+    if version is None or (document_id is not None and version.document_id != document_id):
+        raise NotFound(VERSION_NOT_FOUND)
+    try:
+        document = await documents.load(
+            session,
+            who=who,
+            document_id=version.document_id,
+            project_id=project_id,
+            capability=capability,
+            message=message,
+        )
+    except NotFound:
+        raise NotFound(VERSION_NOT_FOUND) from None
+    return document, version
+
+
+async def for_download(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    document_id: int | None = None,
+    version_id: int | None = None,
+    project_id: int | None = None,
+) -> DocumentVersion:
+    """Return the version to download (the current one when `version_id` is None), after
+    checking read access and the project's downloadViaApi setting."""
+    if version_id is None:
+        assert document_id is not None
+        document = await documents.load(
+            session,
+            who=who,
+            document_id=document_id,
+            project_id=project_id,
+            capability=Capability.DOCUMENTS_READ,
+        )
+        version = await session.get(DocumentVersion, document.current_version_id)
+        assert version is not None
+    else:
+        document, version = await get(
+            session, who=who, version_id=version_id, document_id=document_id, project_id=project_id
+        )
+    project = await session.get(Project, document.project_id)
+    assert project is not None
+    access.require_download_allowed(project)
+    return version
+
+
+async def delete(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    version_id: int,
+    document_id: int | None = None,
+    project_id: int | None = None,
+) -> Document:
+    """Delete a version; the newest remaining one becomes current. The only version stays."""
+    document, version = await get(
+        session,
+        who=who,
+        version_id=version_id,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_DELETE,
+        message=DELETE_FORBIDDEN,
+    )
+    # Lock the document row (UPDATE) first, so two deletes cannot both see "two left".
+    await session.execute(
+        update(Document).where(Document.id == document.id).values(updated_at=utcnow())
+    )
+    remaining = await session.scalar(
+        select(func.count()).where(DocumentVersion.document_id == document.id)
+    )
+    if (remaining or 0) <= 1:
+        raise Conflict("You cannot delete the only version of a document")
+    await session.delete(version)
+    await session.flush()
+    newest = (
+        await session.scalars(
+            select(DocumentVersion)
+            .where(DocumentVersion.document_id == document.id)
+            .order_by(DocumentVersion.number.desc())
+            .limit(1)
+        )
+    ).one()
+    await session.execute(
+        update(Document)
+        .where(Document.id == document.id)
+        .values(current_version_id=newest.id, current_sha256=newest.sha256)
+    )
+    refreshed = await session.get(Document, document.id, populate_existing=True)
+    assert refreshed is not None
+    return refreshed
