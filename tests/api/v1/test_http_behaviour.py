@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
-from tests.factories import Actor, make_actor
 
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from tests.factories import Actor, make_actor
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 

@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import httpx
 from sqlalchemy import text, update
-from tests.factories import Actor, make_actor
 
 from casefolio.db.engine import Database
 from casefolio.db.models import ApiToken
+from tests.factories import Actor, make_actor
 
 
 async def test_create_token_shows_secret_once_and_it_works(

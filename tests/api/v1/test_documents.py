@@ -1,0 +1,470 @@
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+
+import httpx
+from sqlalchemy import func, select
+
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, DocumentVersion
+from tests.api.v1.conftest import Matter, upload
+
+
+async def test_multipart_upload_with_metadata(client: httpx.AsyncClient, matter: Matter) -> None:
+    folder = await client.post(
+        matter.url("/folders"), json={"name": "Evidence"}, headers=matter.writer.headers
+    )
+    field = await client.post(
+        matter.url("/fields"),
+        json={"name": "Custodian", "type": "text"},
+        headers=matter.admin.headers,
+    )
+    metadata = {
+        "title": "Email from Smith",
+        "folderId": folder.json()["id"],
+        "description": "**Key** exhibit",
+        "fields": {"Custodian": "J. Smith"},
+    }
+    created = await client.post(
+        matter.url("/documents"),
+        files={
+            "file": ("smith.eml", b"From: smith@example.com\r\n\r\nHello", "message/rfc822"),
+            "metadata": (None, json.dumps(metadata), "application/json"),
+        },
+        headers=matter.writer.headers,
+    )
+    assert created.status_code == 201, created.text
+    doc = created.json()
+    assert doc["title"] == "Email from Smith"
+    assert doc["folderId"] == folder.json()["id"]
+    assert doc["currentVersion"]["fileName"] == "smith.eml"
+    assert doc["currentVersion"]["contentType"] == "message/rfc822"
+    assert doc["currentVersion"]["number"] == 1
+    expected = hashlib.sha256(b"From: smith@example.com\r\n\r\nHello").hexdigest()
+    assert doc["currentVersion"]["sha256"] == expected
+    assert doc["fields"] == [
+        {"id": field.json()["id"], "name": "Custodian", "type": "text", "value": "J. Smith"}
+    ]
+    read = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert read.json() == doc
+
+
+async def test_raw_upload_needs_a_file_name(client: httpx.AsyncClient, matter: Matter) -> None:
+    nameless = await client.post(
+        matter.url("/documents"),
+        content=b"abc",
+        headers={**matter.writer.headers, "Content-Type": "text/plain"},
+    )
+    assert nameless.status_code == 400 and "file name" in nameless.json()["detail"]
+    assert (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json() == []
+
+
+async def test_upload_over_limit_is_413_and_keeps_nothing(
+    client: httpx.AsyncClient, matter: Matter, app: object, db: Database
+) -> None:
+    state = app.state.casefolio  # type: ignore[attr-defined]
+    state.settings = state.settings.model_copy(update={"max_upload_bytes": 1000})
+    declared = await upload(client, matter, b"x" * 1001)
+    assert declared.status_code == 413
+    assert "1000 bytes" in declared.json()["detail"]
+
+    async def chunks():  # no Content-Length: the limit is enforced while streaming
+        for _ in range(5):
+            yield b"y" * 400
+
+    streamed = await client.post(
+        matter.url("/documents"),
+        content=chunks(),
+        params={"fileName": "big.bin"},
+        headers=matter.writer.headers,
+    )
+    assert streamed.status_code == 413
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(Document)) == 0
+    staging = state.blobs.staging_dir
+    assert list(staging.iterdir()) == []
+    assert [p for p in state.blobs.root.rglob("*") if p.is_file()] == []
+
+
+async def test_reject_duplicate_names_the_existing_document(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    first = await upload(client, matter, b"same bytes", "a.pdf")
+    dup = await upload(client, matter, b"same bytes", "b.pdf", rejectDuplicate="true")
+    assert dup.status_code == 409
+    assert f"document {first.json()['id']}" in dup.json()["detail"]
+    allowed = await upload(client, matter, b"same bytes", "c.pdf")
+    assert allowed.status_code == 201
+    listed = await client.get(matter.url("/documents"), headers=matter.reader.headers)
+    assert [d["title"] for d in listed.json()] == ["a.pdf", "c.pdf"]
+
+
+async def test_identical_content_is_stored_once(
+    client: httpx.AsyncClient, matter: Matter, app: object
+) -> None:
+    await upload(client, matter, b"dedupe me", "1.pdf")
+    await upload(client, matter, b"dedupe me", "2.pdf")
+    root = app.state.casefolio.blobs.root  # type: ignore[attr-defined]
+    blobs = [p for p in root.rglob("*") if p.is_file() and p.parent.name != "tmp"]
+    assert [p.name for p in blobs] == [hashlib.sha256(b"dedupe me").hexdigest()]
+
+
+async def test_replace_adds_versions_and_download_follows_current(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    doc = (await upload(client, matter, b"version one")).json()
+    replaced = await client.post(
+        matter.url(f"/documents/{doc['id']}/replace"),
+        content=b"version two",
+        params={"fileName": "exhibit-v2.pdf"},
+        headers={**matter.writer.headers, "Content-Type": "application/pdf"},
+    )
+    assert replaced.status_code == 201
+    assert replaced.json()["currentVersion"]["number"] == 2
+    assert replaced.json()["updatedAt"] >= doc["updatedAt"]
+    content = await client.get(
+        matter.url(f"/documents/{doc['id']}/content"), headers=matter.reader.headers
+    )
+    assert content.content == b"version two"
+    assert content.headers["content-disposition"] == 'attachment; filename="exhibit-v2.pdf"'
+    versions = (
+        await client.get(
+            matter.url(f"/documents/{doc['id']}/versions"), headers=matter.reader.headers
+        )
+    ).json()
+    assert [v["number"] for v in versions] == [1, 2]
+    old = await client.get(
+        matter.url(f"/documents/{doc['id']}/versions/{versions[0]['id']}/content"),
+        headers=matter.reader.headers,
+    )
+    assert old.content == b"version one"
+    one = await client.get(
+        matter.url(f"/documents/{doc['id']}/versions/{versions[0]['id']}"),
+        headers=matter.reader.headers,
+    )
+    assert one.json()["fileName"] == "exhibit.pdf"
+
+
+async def test_concurrent_replaces_both_land_with_distinct_numbers(
+    client: httpx.AsyncClient, matter: Matter, db: Database
+) -> None:
+    doc = (await upload(client, matter, b"base")).json()
+
+    async def replace(body: bytes) -> httpx.Response:
+        return await client.post(
+            matter.url(f"/documents/{doc['id']}/replace"),
+            content=body,
+            params={"fileName": "r.pdf"},
+            headers=matter.writer.headers,
+        )
+
+    results = await asyncio.gather(*(replace(f"concurrent {i}".encode()) for i in range(4)))
+    assert [r.status_code for r in results] == [201] * 4
+    numbers = sorted(r.json()["currentVersion"]["number"] for r in results)
+    assert numbers == [2, 3, 4, 5]
+    async with db.read() as session:
+        stored = list(
+            await session.scalars(
+                select(DocumentVersion.number).where(DocumentVersion.document_id == int(doc["id"]))
+            )
+        )
+    assert sorted(stored) == [1, 2, 3, 4, 5]
+
+
+async def test_download_headers_range_etag_and_head(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    body = bytes(range(256)) * 40
+    doc = (await upload(client, matter, body, "data.bin")).json()
+    url = matter.url(f"/documents/{doc['id']}/content")
+    full = await client.get(url, headers=matter.reader.headers)
+    etag = f'"{hashlib.sha256(body).hexdigest()}"'
+    assert full.status_code == 200 and full.content == body
+    assert full.headers["etag"] == etag
+    assert full.headers["content-length"] == str(len(body))
+    part = await client.get(url, headers={**matter.reader.headers, "Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == body[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(body)}"
+    suffix = await client.get(url, headers={**matter.reader.headers, "Range": "bytes=-10"})
+    assert suffix.content == body[-10:]
+    unsatisfiable = await client.get(
+        url, headers={**matter.reader.headers, "Range": f"bytes={len(body) + 5}-"}
+    )
+    assert unsatisfiable.status_code == 416
+    cached = await client.get(url, headers={**matter.reader.headers, "If-None-Match": etag})
+    assert cached.status_code == 304 and cached.content == b""
+    head = await client.head(url, headers=matter.reader.headers)
+    assert head.status_code == 200 and head.content == b""
+    assert head.headers["content-length"] == str(len(body)) and head.headers["etag"] == etag
+
+
+async def test_download_needs_download_via_api(client: httpx.AsyncClient, matter: Matter) -> None:
+    doc = (await upload(client, matter)).json()
+    await client.patch(
+        matter.url(), json={"settings": {"downloadViaApi": False}}, headers=matter.admin.headers
+    )
+    refused = await client.get(
+        matter.url(f"/documents/{doc['id']}/content"), headers=matter.admin.headers
+    )
+    assert refused.status_code == 403 and "downloadViaApi" in refused.json()["detail"]
+    meta = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert meta.status_code == 200
+
+
+async def test_move_update_and_delete(client: httpx.AsyncClient, matter: Matter) -> None:
+    folder = await client.post(
+        matter.url("/folders"), json={"name": "F"}, headers=matter.writer.headers
+    )
+    doc = (await upload(client, matter)).json()
+    moved = await client.put(
+        matter.url(f"/documents/{doc['id']}/{folder.json()['id']}"),
+        headers={**matter.writer.headers, "Content-Length": "0"},
+    )
+    assert moved.status_code == 200 and moved.json()["folderId"] == folder.json()["id"]
+    in_folder = await client.get(
+        matter.url(f"/documents/folder/{folder.json()['id']}"), headers=matter.reader.headers
+    )
+    assert [d["id"] for d in in_folder.json()] == [doc["id"]]
+    bad_target = await client.put(
+        matter.url(f"/documents/{doc['id']}/9999"), headers=matter.writer.headers
+    )
+    assert bad_target.status_code == 404
+    renamed = await client.post(
+        matter.url(f"/documents/{doc['id']}"),
+        json={"title": "Renamed"},
+        headers=matter.writer.headers,
+    )
+    assert renamed.status_code == 200 and renamed.json()["title"] == "Renamed"
+    refused = await client.delete(
+        matter.url(f"/documents/{doc['id']}"), headers=matter.writer.headers
+    )
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == "You do not have permission to delete this file"
+    deleted = await client.delete(
+        matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers
+    )
+    assert deleted.status_code == 204
+    assert (
+        await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers)
+    ).status_code == 404
+
+
+async def test_version_delete_rules(client: httpx.AsyncClient, matter: Matter) -> None:
+    doc = (await upload(client, matter, b"one")).json()
+    only = doc["currentVersion"]["id"]
+    last = await client.delete(
+        matter.url(f"/documents/{doc['id']}/versions/{only}"), headers=matter.admin.headers
+    )
+    assert last.status_code == 409
+    assert last.json()["detail"] == "You cannot delete the only version of a document"
+    await client.post(
+        matter.url(f"/documents/{doc['id']}/replace"),
+        content=b"two",
+        params={"fileName": "two.pdf"},
+        headers=matter.writer.headers,
+    )
+    malformed = await client.delete(
+        matter.url(f"/documents/{doc['id']}/versions/abc"), headers=matter.admin.headers
+    )
+    assert (
+        malformed.status_code == 400 and malformed.json()["detail"] == "Invalid version ID format"
+    )
+    unknown = await client.delete(
+        matter.url(f"/documents/{doc['id']}/versions/99999"), headers=matter.admin.headers
+    )
+    assert unknown.status_code == 404 and unknown.json()["detail"] == "Document version not found"
+    forbidden = await client.delete(
+        matter.url(f"/documents/{doc['id']}/versions/{only}"), headers=matter.writer.headers
+    )
+    assert forbidden.status_code == 403
+    assert forbidden.json()["detail"] == "You do not have permission to delete this file"
+    versions = (
+        await client.get(
+            matter.url(f"/documents/{doc['id']}/versions"), headers=matter.reader.headers
+        )
+    ).json()
+    newest = versions[-1]["id"]
+    dropped = await client.delete(
+        matter.url(f"/documents/{doc['id']}/versions/{newest}"), headers=matter.admin.headers
+    )
+    assert dropped.status_code == 204
+    now = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert now.json()["currentVersion"]["id"] == only
+    content = await client.get(
+        matter.url(f"/documents/{doc['id']}/content"), headers=matter.reader.headers
+    )
+    assert content.content == b"one"
+
+
+async def test_field_values_are_validated_by_type(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    specs = {
+        "Pages": {"type": "number"},
+        "Filed": {"type": "date"},
+        "Sealed": {"type": "boolean"},
+        "Status": {"type": "choice", "choices": ["Draft", "Final"]},
+        "Note": {"type": "text"},
+    }
+    ids = {}
+    for name, spec in specs.items():
+        made = await client.post(
+            matter.url("/fields"), json={"name": name, **spec}, headers=matter.admin.headers
+        )
+        assert made.status_code == 201, made.text
+        ids[name] = made.json()["id"]
+    doc = (await upload(client, matter)).json()
+    good = {"Pages": 12, "Filed": "2026-01-31", "Sealed": True, "Status": "Final", "Note": "ok"}
+    for name, value in good.items():
+        put = await client.put(
+            matter.url(f"/documents/{doc['id']}/fields/{ids[name]}"),
+            json={"value": value},
+            headers=matter.writer.headers,
+        )
+        assert put.status_code == 200, put.text
+    bad = {"Pages": "twelve", "Filed": "31/01/2026", "Sealed": "yes", "Status": "Lost", "Note": 5}
+    for name, value in bad.items():
+        put = await client.put(
+            matter.url(f"/documents/{doc['id']}/fields/{ids[name]}"),
+            json={"value": value},
+            headers=matter.writer.headers,
+        )
+        assert put.status_code == 400, (name, put.text)
+        assert name in put.json()["detail"]
+    stored = (
+        await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    ).json()
+    assert {f["name"]: f["value"] for f in stored["fields"]} == good
+    cleared = await client.put(
+        matter.url(f"/documents/{doc['id']}/fields/{ids['Note']}"),
+        json={"value": None},
+        headers=matter.writer.headers,
+    )
+    assert "Note" not in {f["name"] for f in cleared.json()["fields"]}
+    reader = await client.put(
+        matter.url(f"/documents/{doc['id']}/fields/{ids['Note']}"),
+        json={"value": "x"},
+        headers=matter.reader.headers,
+    )
+    assert reader.status_code == 403
+
+
+async def test_field_definitions(client: httpx.AsyncClient, matter: Matter) -> None:
+    writer = await client.post(
+        matter.url("/fields"), json={"name": "X", "type": "text"}, headers=matter.writer.headers
+    )
+    assert writer.status_code == 403
+    bad_type = await client.post(
+        matter.url("/fields"), json={"name": "X", "type": "colour"}, headers=matter.admin.headers
+    )
+    assert bad_type.status_code == 400 and "colour" in bad_type.json()["detail"]
+    no_choices = await client.post(
+        matter.url("/fields"), json={"name": "X", "type": "choice"}, headers=matter.admin.headers
+    )
+    assert no_choices.status_code == 400
+    ok = await client.post(
+        matter.url("/fields"),
+        json={"name": "X", "type": "text", "required": True},
+        headers=matter.admin.headers,
+    )
+    assert ok.status_code == 201
+    dup = await client.post(
+        matter.url("/fields"), json={"name": "X", "type": "text"}, headers=matter.admin.headers
+    )
+    assert dup.status_code == 409
+    missing = await upload(client, matter)
+    assert missing.status_code == 400 and "Required field" in missing.json()["detail"]
+
+
+async def test_after_date_sync_and_pagination(client: httpx.AsyncClient, matter: Matter) -> None:
+    ids = [
+        (await upload(client, matter, f"doc {i}".encode(), f"{i}.pdf")).json()["id"]
+        for i in range(5)
+    ]
+    pages, seen = 0, []
+    url: str | None = matter.url("/documents?limit=2")
+    while url:
+        page = await client.get(url, headers=matter.reader.headers)
+        seen += [d["id"] for d in page.json()]
+        link = page.headers.get("link")
+        url = re.match(r"<([^>]+)>", link).group(1) if link else None  # type: ignore[union-attr]
+        pages += 1
+    assert seen == ids and pages == 3
+
+    everything = (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json()
+    last_seen = everything[-1]["updatedAt"]
+    await asyncio.sleep(0.01)
+    touched = await client.patch(
+        matter.url(f"/documents/{ids[1]}"), json={"title": "edited"}, headers=matter.writer.headers
+    )
+    since = await client.get(
+        matter.url("/documents"), params={"afterDate": last_seen}, headers=matter.reader.headers
+    )
+    returned = [d["id"] for d in since.json()]
+    assert ids[1] in returned and touched.json()["updatedAt"] >= last_seen
+    assert set(returned) <= {ids[4], ids[1]}
+    by_day = await client.get(
+        matter.url("/documents"), params={"afterDate": "2000-01-01"}, headers=matter.reader.headers
+    )
+    assert len(by_day.json()) == 5
+    future = await client.get(
+        matter.url("/documents"),
+        params={"afterDate": "2999-01-01T00:00:00Z"},
+        headers=matter.reader.headers,
+    )
+    assert future.json() == []
+
+
+async def test_bad_after_date_is_400_with_seed_message(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    for raw in ("yesterday", "2026-13-45", "2026-01-01T00:00:00", "1700000000"):
+        bad = await client.get(
+            matter.url("/documents"), params={"afterDate": raw}, headers=matter.reader.headers
+        )
+        assert bad.status_code == 400, raw
+        assert bad.json()["detail"] == "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
+
+
+async def test_bad_metadata_is_400_and_stores_nothing(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    for metadata in ("{not json", json.dumps({"folderId": "abc"}), json.dumps({"colour": 1})):
+        bad = await client.post(
+            matter.url("/documents"),
+            files={
+                "file": ("a.txt", b"abc", "text/plain"),
+                "metadata": (None, metadata, "application/json"),
+            },
+            headers=matter.writer.headers,
+        )
+        assert bad.status_code == 400, metadata
+        assert "metadata" in bad.json()["detail"]
+    no_file = await client.post(
+        matter.url("/documents"),
+        files={"metadata": (None, "{}", "application/json")},
+        headers=matter.writer.headers,
+    )
+    assert no_file.status_code == 400
+    assert (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json() == []
+
+
+async def test_documents_of_another_project_are_invisible(
+    client: httpx.AsyncClient, matter: Matter, operator: object
+) -> None:
+    doc = (await upload(client, matter)).json()
+    other = await client.post(
+        "/api/v1/projects", json={"name": "Other"}, headers=matter.admin.headers
+    )
+    assert other.status_code == 403  # only operators create projects
+    cross = await client.get(
+        f"/api/v1/projects/999/documents/{doc['id']}", headers=matter.admin.headers
+    )
+    assert cross.status_code == 404
+    outsider = await client.get(
+        matter.url(f"/documents/{doc['id']}"), headers=matter.outsider.headers
+    )
+    assert outsider.status_code == 404

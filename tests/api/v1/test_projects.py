@@ -1,0 +1,168 @@
+from __future__ import annotations
+
+import httpx
+
+from tests.api.v1.conftest import Matter
+from tests.factories import Actor
+
+
+async def test_create_read_update_project(client: httpx.AsyncClient, operator: Actor) -> None:
+    created = await client.post(
+        "/api/v1/projects", json={"name": "Acme arbitration"}, headers=operator.headers
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["settings"] == {"downloadViaApi": False}
+    assert body["role"] == "Project Admin"
+    url = f"/api/v1/projects/{body['id']}"
+    patched = await client.patch(
+        url,
+        json={"description": "LCIA 2026/1", "settings": {"downloadViaApi": True}},
+        headers=operator.headers,
+    )
+    assert patched.status_code == 200
+    assert patched.json()["settings"]["downloadViaApi"] is True
+    assert patched.json()["name"] == "Acme arbitration"
+    via_post = await client.post(url, json={"name": "Acme v Beta"}, headers=operator.headers)
+    assert via_post.status_code == 200 and via_post.json()["name"] == "Acme v Beta"
+    assert (await client.get(url, headers=operator.headers)).json()["description"] == "LCIA 2026/1"
+
+
+async def test_project_list_shows_only_visible_projects(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    other = await client.post("/api/v1/projects", json={"name": "Secret"}, headers=operator.headers)
+    assert other.status_code == 201
+    seen_by_reader = await client.get("/api/v1/projects", headers=matter.reader.headers)
+    assert [p["id"] for p in seen_by_reader.json()] == [str(matter.id)]
+    assert seen_by_reader.json()[0]["role"] == "Read Only"
+    assert (await client.get("/api/v1/projects", headers=matter.outsider.headers)).json() == []
+    everything = await client.get("/api/v1/projects", headers=operator.headers)
+    assert len(everything.json()) == 2
+
+
+async def test_team_grant_gives_members_access_and_strongest_role_wins(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    team = await client.post("/api/v1/teams", json={"name": "Counsel"}, headers=operator.headers)
+    team_id = team.json()["id"]
+    await client.put(
+        f"/api/v1/teams/{team_id}/users/{matter.outsider.email}", headers=operator.headers
+    )
+    await client.put(
+        f"/api/v1/teams/{team_id}/users/{matter.reader.email}", headers=operator.headers
+    )
+    granted = await client.put(
+        matter.url(f"/teams/{team_id}"), json={"role": "Read Write"}, headers=matter.admin.headers
+    )
+    assert granted.status_code == 200 and granted.json()["role"] == "Read Write"
+
+    teams = await client.get(matter.url("/teams"), headers=matter.outsider.headers)
+    assert [(t["name"], t["role"]) for t in teams.json()] == [("Counsel", "Read Write")]
+    members = {
+        m["email"]: m
+        for m in (await client.get(matter.url("/users"), headers=matter.reader.headers)).json()
+    }
+    assert members[matter.outsider.email]["role"] == "Read Write"
+    assert members[matter.outsider.email]["directRole"] is None
+    assert members[matter.reader.email]["role"] == "Read Write"
+    assert members[matter.reader.email]["directRole"] == "Read Only"
+
+    removed = await client.delete(matter.url(f"/teams/{team_id}"), headers=matter.admin.headers)
+    assert removed.status_code == 204
+    assert (await client.get(matter.url(), headers=matter.outsider.headers)).status_code == 404
+
+
+async def test_put_user_without_body_grants_read_write(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    put = await client.put(
+        matter.url(f"/users/{matter.outsider.email}"),
+        headers={**matter.admin.headers, "Content-Length": "0"},
+    )
+    assert put.status_code == 200 and put.json()["role"] == "Read Write"
+    assert (await client.get(matter.url(), headers=matter.outsider.headers)).json()[
+        "role"
+    ] == "Read Write"
+    gone = await client.delete(
+        matter.url(f"/users/{matter.outsider.email}"), headers=matter.admin.headers
+    )
+    assert gone.status_code == 204
+    assert (await client.get(matter.url(), headers=matter.outsider.headers)).status_code == 404
+
+
+async def test_unknown_role_is_400(client: httpx.AsyncClient, matter: Matter) -> None:
+    bad = await client.put(
+        matter.url(f"/users/{matter.outsider.email}"),
+        json={"role": "Boss"},
+        headers=matter.admin.headers,
+    )
+    assert bad.status_code == 400 and "Unknown role" in bad.json()["detail"]
+
+
+async def test_template_is_copied_into_new_project(
+    client: httpx.AsyncClient, operator: Actor, member: Actor
+) -> None:
+    team = await client.post("/api/v1/teams", json={"name": "Review"}, headers=operator.headers)
+    template = await client.post(
+        "/api/v1/templates",
+        json={
+            "name": "Litigation",
+            "folders": [
+                {"name": "Pleadings", "children": [{"name": "Drafts"}]},
+                {"name": "Evidence"},
+            ],
+            "fields": [
+                {"name": "Custodian", "type": "text"},
+                {"name": "Privilege", "type": "choice", "choices": ["None", "Privileged"]},
+            ],
+            "grants": [
+                {"teamId": team.json()["id"], "role": "Read Only"},
+                {"email": member.email, "role": "Read Write"},
+            ],
+        },
+        headers=operator.headers,
+    )
+    assert template.status_code == 201, template.text
+    listed = await client.get("/api/v1/templates", headers=member.headers)
+    assert [t["name"] for t in listed.json()] == ["Litigation"]
+
+    project = await client.post(
+        "/api/v1/projects",
+        json={"name": "From template", "templateId": template.json()["id"]},
+        headers=operator.headers,
+    )
+    assert project.status_code == 201
+    url = f"/api/v1/projects/{project.json()['id']}"
+    folders = (await client.get(f"{url}/folders", headers=member.headers)).json()
+    by_name = {f["name"]: f for f in folders}
+    assert set(by_name) == {"Pleadings", "Drafts", "Evidence"}
+    assert by_name["Drafts"]["parentId"] == by_name["Pleadings"]["id"]
+    fields = (await client.get(f"{url}/fields", headers=member.headers)).json()
+    assert [(f["name"], f["type"]) for f in fields] == [
+        ("Custodian", "text"),
+        ("Privilege", "choice"),
+    ]
+    teams = (await client.get(f"{url}/teams", headers=member.headers)).json()
+    assert [(t["name"], t["role"]) for t in teams] == [("Review", "Read Only")]
+    assert (await client.get(url, headers=member.headers)).json()["role"] == "Read Write"
+
+
+async def test_template_with_unknown_team_is_refused(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    bad = await client.post(
+        "/api/v1/templates",
+        json={"name": "Broken", "grants": [{"teamId": "999", "role": "Read Only"}]},
+        headers=operator.headers,
+    )
+    assert bad.status_code == 400 and "999" in bad.json()["detail"]
+    assert (await client.get("/api/v1/templates", headers=operator.headers)).json() == []
+
+
+async def test_unknown_template_is_404(client: httpx.AsyncClient, operator: Actor) -> None:
+    missing = await client.post(
+        "/api/v1/projects", json={"name": "x", "templateId": 77}, headers=operator.headers
+    )
+    assert missing.status_code == 404
+    assert (await client.get("/api/v1/projects", headers=operator.headers)).json() == []
