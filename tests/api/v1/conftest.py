@@ -27,6 +27,11 @@ class Matter:
 
 @pytest.fixture
 async def matter(client: httpx.AsyncClient, db: Database, operator: Actor) -> Matter:
+    return await make_matter(client, db, operator)
+
+
+async def make_matter(client: httpx.AsyncClient, db: Database, operator: Actor) -> Matter:
+    """Create a project and one actor per role on it, plus an outsider."""
     created = await client.post(
         "/api/v1/projects",
         json={"name": "Smith v Jones", "settings": {"downloadViaApi": True}},
