@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,12 +12,17 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from casefolio.api.auth import token_from_headers
 from casefolio.domain import errors
 
 log = logging.getLogger(__name__)
 V3_PREFIX = "/api/v3"
 V3_URN = "urn:openproject-org:api:v3:errors:"
 HAL_JSON = "application/hal+json; charset=utf-8"
+# OpenProject's own wording, which its clients show to people.
+V3_LOGIN_NEEDED = "You need to be authenticated to access this resource."
+V3_WRONG_CREDENTIALS = "You did not provide the correct credentials."
+V3_NOT_FOUND = "The requested resource could not be found."
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,17 @@ class Problem:
     v3_identifier: str
     errors: list[dict[str, str]] | None = None
     headers: dict[str, str] | None = None
+    # What v3 says instead of `detail`, where OpenProject prescribes the text (or a list of texts).
+    v3_message: str | list[str] | None = None
+
+
+class DialectProblem(Exception):
+    """A refusal only one dialect has (v3's 415, or its 422 naming an attribute), raised by
+    that dialect's HTTP layer; the domain never raises it."""
+
+    def __init__(self, problem: Problem) -> None:
+        super().__init__(problem.detail)
+        self.problem = problem
 
 
 _STATUS = {
@@ -62,7 +78,7 @@ def render(request: Request, problem: Problem) -> JSONResponse:
         body: dict[str, Any] = {
             "_type": "Error",
             "errorIdentifier": V3_URN + problem.v3_identifier,
-            "message": problem.detail,
+            "message": problem.detail if problem.v3_message is None else problem.v3_message,
         }
         if problem.status == 401:
             headers["WWW-Authenticate"] = 'Basic realm="OpenProject API"'
@@ -105,7 +121,17 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(errors.DomainError)
     async def _domain(request: Request, exc: errors.DomainError) -> JSONResponse:
-        return render(request, problem_for(exc))
+        problem = problem_for(exc)
+        if isinstance(exc, errors.Unauthenticated):
+            sent = token_from_headers(request) is not None
+            problem = replace(problem, v3_message=V3_WRONG_CREDENTIALS if sent else V3_LOGIN_NEEDED)
+        elif isinstance(exc, errors.NotFound):
+            problem = replace(problem, v3_message=V3_NOT_FOUND)
+        return render(request, problem)
+
+    @app.exception_handler(DialectProblem)
+    async def _dialect(request: Request, exc: DialectProblem) -> JSONResponse:
+        return render(request, exc.problem)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -1,0 +1,95 @@
+"""Attachments: a document's versions, listed, added, read, deleted and downloaded."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
+from casefolio.api.downloads import blob_response
+from casefolio.api.v3 import payloads, render
+from casefolio.api.v3.hal import HalResponse
+from casefolio.api.v3.problems import not_found_as
+from casefolio.api.v3.uploads import receive_attachment, require_multipart
+from casefolio.domain import documents, versions
+from casefolio.domain.documents import NewFile
+from casefolio.domain.roles import Capability
+
+router = APIRouter(tags=["v3 attachments"], default_response_class=HalResponse)
+ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
+
+
+@router.get("/documents/{document_id:int}/attachments", summary="List a document's attachments")
+async def list_attachments(document_id: int, session: SessionDep, who: PrincipalDep) -> HalResponse:
+    doc = await documents.load(
+        session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_READ
+    )
+    rows = await versions.list_all(session, who=who, document_id=document_id)
+    return HalResponse(await render.attachment_collection(session, who, doc, rows))
+
+
+@router.post(
+    "/documents/{document_id:int}/attachments",
+    status_code=201,
+    summary="Add an attachment (a new version of the document)",
+    description="`multipart/form-data` with a `metadata` part (JSON: `fileName`, optional "
+    "`description` {raw}, `contentType`) and a `file` part; the body streams to disk.",
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}},
+)
+async def add_attachment(
+    document_id: int, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
+) -> HalResponse:
+    require_multipart(request)
+    doc = await documents.load(
+        session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_WRITE
+    )
+    # Release the transaction (and SQLite's write lock) while the body streams in.
+    await session.commit()
+    async with receive_attachment(request, state) as upload:
+        meta = payloads.attachment_metadata(upload.metadata, upload.part_file_name)
+        _, version = await documents.add_version(
+            session,
+            who=who,
+            document_id=document_id,
+            blobs=state.blobs,
+            file=NewFile(
+                upload.spooled, meta.file_name or "", meta.content_type or upload.part_content_type
+            ),
+            description=meta.description,
+        )
+    [out] = await render.attachments(session, who, doc, [version])
+    return HalResponse(out, status_code=201)
+
+
+@router.get("/attachments/{attachment_id:int}", summary="View an attachment")
+async def read_attachment(
+    attachment_id: int, session: SessionDep, who: PrincipalDep
+) -> HalResponse:
+    with not_found_as(ATTACHMENT_NOT_FOUND):
+        doc, version = await versions.get(session, who=who, version_id=attachment_id)
+    return HalResponse(await render.attachment(session, who, doc, version))
+
+
+@router.delete(
+    "/attachments/{attachment_id:int}",
+    status_code=204,
+    response_class=Response,
+    summary="Delete an attachment (never a document's last one)",
+)
+async def delete_attachment(attachment_id: int, session: SessionDep, who: PrincipalDep) -> Response:
+    with not_found_as(ATTACHMENT_NOT_FOUND):
+        await versions.delete(session, who=who, version_id=attachment_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/attachments/{attachment_id:int}/content",
+    response_class=Response,
+    summary="Download an attachment (needs the project's downloadViaApi)",
+    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+)
+async def download_attachment(
+    attachment_id: int, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
+) -> Response:
+    with not_found_as(ATTACHMENT_NOT_FOUND):
+        version = await versions.for_download(session, who=who, version_id=attachment_id)
+    return await blob_response(request, state.blobs, version)

@@ -1,0 +1,64 @@
+"""Documents: the collection, one document, and its update."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.v3 import hal, paging, payloads, queries, render
+from casefolio.api.v3.hal import HalResponse
+from casefolio.domain import documents, versions
+from casefolio.domain.roles import Capability
+
+router = APIRouter(tags=["v3 documents"], default_response_class=HalResponse)
+DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
+
+Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]
+PageSize = Annotated[str | None, Query(alias="pageSize", max_length=20)]
+SortBy = Annotated[str | None, Query(alias="sortBy", max_length=2000)]
+Filters = Annotated[str | None, Query(max_length=8000)]
+
+
+@router.get("/documents", summary="List the documents the caller may view")
+async def list_documents(
+    session: SessionDep,
+    who: PrincipalDep,
+    offset: Offset = None,
+    page_size: PageSize = None,
+    sort_by: SortBy = None,
+    filters: Filters = None,
+) -> HalResponse:
+    params = paging.parse(offset, page_size, default_size=DEFAULT_PAGE_SIZE)
+    stmt = queries.document_query(who, filters=filters, sort_by=sort_by)
+    total, rows = await paging.fetch(session, stmt, params)
+    elements = await render.documents(session, who, rows)
+    return HalResponse(paging.offset_collection(hal.documents(), params, total, elements))
+
+
+@router.get("/documents/{document_id:int}", summary="View a document with its attachments")
+async def read_document(document_id: int, session: SessionDep, who: PrincipalDep) -> HalResponse:
+    view = await documents.get(session, who=who, document_id=document_id)
+    rows = await versions.list_all(session, who=who, document_id=document_id)
+    return HalResponse(await render.document(session, who, view.document, rows))
+
+
+@router.patch("/documents/{document_id:int}", summary="Update a document's title or description")
+async def update_document(
+    document_id: int, request: Request, session: SessionDep, who: PrincipalDep
+) -> HalResponse:
+    # Visibility (404) and permission (403) are answered before the body is judged (422).
+    await documents.load(
+        session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_WRITE
+    )
+    changes = payloads.document_changes(await payloads.json_object(request))
+    view = await documents.update_details(
+        session,
+        who=who,
+        document_id=document_id,
+        title=changes.title,
+        description=changes.description,
+    )
+    rows = await versions.list_all(session, who=who, document_id=document_id)
+    return HalResponse(await render.document(session, who, view.document, rows))

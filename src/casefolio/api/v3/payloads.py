@@ -1,0 +1,90 @@
+"""Request bodies of the v3 dialect: the document PATCH and an attachment's `metadata` part."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+
+from casefolio.api.v3 import formattable
+from casefolio.api.v3.problems import constraint, invalid_body, type_not_supported
+
+MAX_TITLE = 60  # OpenProject's constraint on Document#title
+JSON_TYPES = ("application/json", "application/hal+json")
+NOT_AN_OBJECT = "The request body was not a single JSON object."
+NOT_JSON = "The request could not be parsed as JSON."
+
+
+@dataclass(frozen=True)
+class DocumentChanges:
+    title: str | None
+    description: str | None
+
+
+@dataclass(frozen=True)
+class AttachmentMetadata:
+    file_name: str | None
+    description: str
+    content_type: str | None
+
+
+def _object(raw: bytes) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise invalid_body(NOT_JSON) from None
+    if not isinstance(parsed, dict):
+        raise invalid_body(NOT_AN_OBJECT)
+    return parsed
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """Return the request's JSON object body; 415 for another media type, 400 if unparsable."""
+    content_type = request.headers.get("content-type", "")
+    media = content_type.split(";")[0].strip().lower()
+    if media and media not in JSON_TYPES:
+        raise type_not_supported("application/json", content_type)
+    return _object(await request.body())
+
+
+def document_changes(body: dict[str, Any]) -> DocumentChanges:
+    """Given a PATCH body, return the changes; 422 naming `title` or `description` if one
+    breaks OpenProject's constraints. Read-only properties are ignored, as OpenProject does."""
+    title = body.get("title")
+    if "title" in body:
+        if not isinstance(title, str) or not title.strip():
+            raise constraint("title", "Title can't be blank.")
+        if len(title.strip()) > MAX_TITLE:
+            raise constraint("title", f"Title is too long (maximum is {MAX_TITLE} characters).")
+        title = title.strip()
+    description = None
+    if "description" in body:
+        # OpenProject passes description straight through (opf/openproject#24769), so
+        # clients send either {"raw": …} or a bare string; both are taken.
+        description = formattable.raw_text(body["description"])
+        if description is None:
+            raise constraint("description", 'Description must be {"raw": "…"} or a string.')
+    return DocumentChanges(title=title, description=description)
+
+
+def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> AttachmentMetadata:
+    """Given the `metadata` part, return what it says; `fileName` wins over the file part's
+    filename, which is only a fallback."""
+    if raw is None:
+        raise invalid_body("The multipart body has no `metadata` part.")
+    meta = _object(raw)
+    name = meta.get("fileName")
+    if name is not None and not isinstance(name, str):
+        raise constraint("fileName", "File name must be a string.")
+    name = (name or "").strip() or (part_file_name or "").strip()
+    if not name:
+        raise constraint("fileName", "File name can't be blank.")
+    description = formattable.raw_text(meta.get("description"))
+    if description is None:
+        raise constraint("description", 'Description must be {"raw": "…"} or a string.')
+    content_type = meta.get("contentType")
+    if content_type is not None and not isinstance(content_type, str):
+        raise constraint("contentType", "Content type must be a string.")
+    return AttachmentMetadata(name, description, (content_type or "").strip() or None)

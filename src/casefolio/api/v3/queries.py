@@ -1,0 +1,156 @@
+"""`sortBy` and `filters` of the v3 collections, parsed from OpenProject's JSON forms into
+SQL clauses over the visibility queries the domain provides."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, false, func, not_, select, true
+from sqlalchemy.orm import InstrumentedAttribute
+
+from casefolio.api.v3.problems import invalid_query
+from casefolio.db.models import Document, Project
+from casefolio.domain import access, documents
+from casefolio.domain.principal import Principal
+
+Clause = ColumnElement[bool]
+Filter = Callable[[str, list[str]], Clause]
+_DOCUMENT_SORTS: dict[str, InstrumentedAttribute[Any]] = {
+    "id": Document.id,
+    "created_at": Document.created_at,
+    "createdAt": Document.created_at,
+}
+_PROJECT_SORTS: dict[str, InstrumentedAttribute[Any]] = {
+    "id": Project.id,
+    "name": Project.name,
+    "created_at": Project.created_at,
+    "createdAt": Project.created_at,
+}
+UNKNOWN_FILTER = "Filters Invalid filter does not exist."
+BAD_OPERATOR = "Filters {name}: Operator is not set to one of the allowed values."
+
+
+def _json(raw: str, what: str) -> Any:
+    try:
+        return json.loads(raw)
+    except ValueError:
+        raise invalid_query(f"{what} is not valid JSON.") from None
+
+
+def _order(raw: str | None, columns: dict[str, InstrumentedAttribute[Any]]) -> list[Any]:
+    """Given sortBy (`[["created_at","desc"]]`), return ORDER BY terms ending in a tie-break."""
+    criteria = _json(raw, "Sort by") if raw else [["id", "asc"]]
+    if not isinstance(criteria, list):
+        raise invalid_query("Sort by must be a JSON array of [property, direction] pairs.")
+    terms: list[Any] = []
+    for criterion in criteria:
+        if (
+            not isinstance(criterion, list)
+            or len(criterion) != 2
+            or not all(isinstance(part, str) for part in criterion)
+        ):
+            raise invalid_query("Sort by must be a JSON array of [property, direction] pairs.")
+        name, direction = criterion
+        column = columns.get(name)
+        if column is None:
+            raise invalid_query(f"Sort by {name} is not a supported sort criterion.")
+        if direction.lower() not in ("asc", "desc"):
+            raise invalid_query(f"Sort by direction {direction} is not asc or desc.")
+        terms.append(column.desc() if direction.lower() == "desc" else column.asc())
+    id_column = columns["id"]
+    return [*terms, id_column.asc()]
+
+
+def _integers(name: str, values: list[str]) -> list[int]:
+    if not values or not all(v.strip().isascii() and v.strip().isdigit() for v in values):
+        raise invalid_query(f"Filters {name}: Values is not an integer.")
+    return [int(v) for v in values]
+
+
+def _id_filter(column: InstrumentedAttribute[int], label: str) -> Filter:
+    def build(operator: str, values: list[str]) -> Clause:
+        if operator == "*":
+            return true()  # the column is never null
+        if operator == "!*":
+            return false()
+        if operator not in ("=", "!"):
+            raise invalid_query(BAD_OPERATOR.format(name=label))
+        ids = _integers(label, values)
+        return column.in_(ids) if operator == "=" else not_(column.in_(ids))
+
+    return build
+
+
+def _active_filter(operator: str, values: list[str]) -> Clause:
+    # Every casefolio project is active (there is no archive).
+    if operator != "=" or len(values) != 1 or values[0] not in ("t", "f", "true", "false"):
+        raise invalid_query(BAD_OPERATOR.format(name="Active"))
+    return true() if values[0] in ("t", "true") else false()
+
+
+def _title_filter(operator: str, values: list[str]) -> Clause:
+    if not values:
+        raise invalid_query("Filters Title: Values can't be blank.")
+    title = func.lower(Document.title)
+    lowered = [v.lower() for v in values]
+    if operator == "=":
+        return title.in_(lowered)
+    if operator == "!":
+        return not_(title.in_(lowered))
+    if operator in ("~", "**"):
+        return title.contains(lowered[0], autoescape=True)
+    if operator == "!~":
+        return not_(title.contains(lowered[0], autoescape=True))
+    raise invalid_query(BAD_OPERATOR.format(name="Title"))
+
+
+_project_id = _id_filter(Document.project_id, "Project")
+_DOCUMENT_FILTERS: dict[str, Filter] = {
+    "project": _project_id,
+    "project_id": _project_id,
+    "projectId": _project_id,
+    "title": _title_filter,
+}
+_PROJECT_FILTERS: dict[str, Filter] = {"id": _id_filter(Project.id, "ID"), "active": _active_filter}
+
+
+def _filters(raw: str | None, known: dict[str, Filter]) -> list[Clause]:
+    """Given `filters` (`[{"project_id": {"operator": "=", "values": ["1"]}}]`), return the
+    WHERE clauses, all to be combined with AND."""
+    if not raw:
+        return []
+    parsed = _json(raw, "Filters")
+    if not isinstance(parsed, list):
+        raise invalid_query("Filters must be a JSON array of filter objects.")
+    clauses: list[Clause] = []
+    for entry in parsed:
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise invalid_query("Filters must be a JSON array of filter objects.")
+        [(name, spec)] = entry.items()
+        build = known.get(name)
+        if build is None:
+            raise invalid_query(UNKNOWN_FILTER)
+        operator = spec.get("operator") if isinstance(spec, dict) else None
+        values = spec.get("values", []) if isinstance(spec, dict) else None
+        if not isinstance(operator, str):
+            raise invalid_query(BAD_OPERATOR.format(name=name))
+        if not isinstance(values, list) or not all(isinstance(v, str | int) for v in values):
+            raise invalid_query(f"Filters {name}: Values must be a list of strings.")
+        clauses.append(build(operator, [str(v) for v in values]))
+    return clauses
+
+
+def document_query(who: Principal, *, filters: str | None, sort_by: str | None) -> Select[Any]:
+    """The documents the caller may read, filtered and ordered as the query asks."""
+    stmt = documents.visible_documents(who).where(*_filters(filters, _DOCUMENT_FILTERS))
+    return stmt.order_by(*_order(sort_by, _DOCUMENT_SORTS))
+
+
+def project_query(who: Principal, *, filters: str | None, sort_by: str | None) -> Select[Any]:
+    """The projects the caller may see, filtered and ordered as the query asks."""
+    stmt = select(Project).where(*_filters(filters, _PROJECT_FILTERS))
+    if not who.is_operator:
+        stmt = stmt.where(Project.id.in_(access.visible_project_ids(who)))
+    return stmt.order_by(*_order(sort_by, _PROJECT_SORTS))
