@@ -1,0 +1,83 @@
+"""The visibility query and the single-read check must agree: nothing leaks, nothing hides."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from casefolio.db.engine import Database
+from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, Team, TeamMember
+from casefolio.domain import access
+from casefolio.domain.errors import Forbidden, NotFound
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+from tests.factories import make_actor
+
+
+def _principal(user_id: int, operator: bool = False) -> Principal:
+    return Principal(user_id=user_id, email="x@example.com", name="X", is_operator=operator)
+
+
+async def test_visible_ids_match_single_reads_for_every_project(db: Database) -> None:
+    alice = await make_actor(db, email="alice@example.com")
+    bob = await make_actor(db, email="bob@example.com")
+    async with db.write() as session:
+        projects = [Project(name=f"P{i}") for i in range(4)]
+        session.add_all(projects)
+        team = Team(name="T")
+        session.add(team)
+        await session.flush()
+        session.add(TeamMember(team_id=team.id, user_id=alice.user_id))
+        session.add(
+            ProjectUserGrant(project_id=projects[0].id, user_id=alice.user_id, role="Read Only")
+        )
+        session.add(ProjectTeamGrant(project_id=projects[1].id, team_id=team.id, role="Read Write"))
+        session.add(
+            ProjectUserGrant(project_id=projects[2].id, user_id=bob.user_id, role="Project Admin")
+        )
+        ids = [p.id for p in projects]
+
+    async with db.read() as session:
+        for actor, expected in ((alice, {ids[0], ids[1]}), (bob, {ids[2]})):
+            who = _principal(actor.user_id)
+            listed = set(await session.scalars(access.visible_project_ids(who)))
+            assert listed == expected, f"leaked or hidden: {listed ^ expected}"
+            for project_id in ids:
+                if project_id in expected:
+                    await access.visible_project(session, who, project_id)
+                else:
+                    with pytest.raises(NotFound):
+                        await access.visible_project(session, who, project_id)
+
+
+async def test_strongest_grant_wins_and_missing_capability_is_named(db: Database) -> None:
+    carol = await make_actor(db, email="carol@example.com")
+    async with db.write() as session:
+        project = Project(name="P")
+        team = Team(name="Admins")
+        session.add_all([project, team])
+        await session.flush()
+        session.add(
+            ProjectUserGrant(project_id=project.id, user_id=carol.user_id, role="Read Only")
+        )
+        project_id, team_id = project.id, team.id
+    who = _principal(carol.user_id)
+    async with db.read() as session:
+        with pytest.raises(Forbidden, match=r"\(Read Only\) does not include documents.write"):
+            await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+    async with db.write() as session:
+        session.add(TeamMember(team_id=team_id, user_id=carol.user_id))
+        session.add(ProjectTeamGrant(project_id=project_id, team_id=team_id, role="Project Admin"))
+    async with db.read() as session:
+        role = await access.project_role(session, who, project_id)
+        assert role is not None and role.name == "Project Admin"
+        await access.require(session, who, project_id, Capability.DOCUMENTS_DELETE)
+
+
+async def test_operator_sees_everything_without_grants(db: Database) -> None:
+    async with db.write() as session:
+        session.add(Project(name="Lonely"))
+    op = _principal(10_000, operator=True)
+    async with db.read() as session:
+        [project_id] = list(await session.scalars(select(Project.id)))
+        await access.require(session, op, project_id, Capability.SETTINGS_MANAGE)

@@ -1,0 +1,55 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from casefolio.db.models import Field
+from casefolio.domain import fields
+from casefolio.domain.errors import Invalid
+
+
+def _field(kind: str, **kw: Any) -> Field:
+    return Field(
+        id=1,
+        project_id=1,
+        name="F",
+        type=kind,
+        choices=kw.get("choices", []),
+        required=kw.get("required", False),
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "good", "bad"),
+    [
+        ("text", "abc", 5),
+        ("number", 3.5, True),
+        ("number", 7, "7"),
+        ("boolean", False, 0),
+        ("date", "2026-02-28", "2026-02-30"),
+        ("date", "2026-02-28", "2026-2-1"),
+    ],
+)
+def test_values_are_checked_against_the_type(kind: str, good: Any, bad: Any) -> None:
+    row = _field(kind)
+    assert fields.coerce(row, good) == good
+    with pytest.raises(Invalid, match="Invalid value for field 'F'"):
+        fields.coerce(row, bad)
+
+
+def test_choice_and_required() -> None:
+    row = _field("choice", choices=["A", "B"], required=True)
+    assert fields.coerce(row, "A") == "A"
+    with pytest.raises(Invalid, match="expected one of: A, B"):
+        fields.coerce(row, "C")
+    with pytest.raises(Invalid, match="required"):
+        fields.coerce(row, None)
+
+
+def test_specs_are_checked() -> None:
+    with pytest.raises(Invalid, match="Unknown field type"):
+        fields.check_spec(fields.FieldSpec("X", "colour"))
+    with pytest.raises(Invalid, match="Only choice fields"):
+        fields.check_spec(fields.FieldSpec("X", "text", ["a"]))
+    assert fields.check_spec(fields.FieldSpec(" X ", "choice", [" a ", "b"])).choices == ["a", "b"]
