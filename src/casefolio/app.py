@@ -9,7 +9,7 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from casefolio import __version__
-from casefolio.api import errors
+from casefolio.api import errors, openapi
 from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.api.state import AppState
@@ -66,6 +66,7 @@ def create_app(settings: Settings) -> FastAPI:
         generate_unique_id_function=_operation_id,
     )
     errors.install(app)
+    openapi.install(app)
     app.include_router(build_v1(), prefix="/api/v1")
     app.include_router(build_v3(), prefix="/api/v3")
     # Last added runs first: HEAD is rewritten before anything else sees the request.
