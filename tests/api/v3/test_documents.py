@@ -1,0 +1,333 @@
+"""The documents collection (pagination, sorting, filters, visibility), one document, and
+its update."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.api.v3.conftest import Matter, basic, upload_v1
+from tests.factories import Actor
+
+INVALID_QUERY = "urn:openproject-org:api:v3:errors:InvalidQuery"
+
+
+async def _documents(
+    client: httpx.AsyncClient, actor: Actor, status: int = 200, **params: str
+) -> dict[str, Any]:
+    response = await client.get("/api/v3/documents", params=params, headers=basic(actor))
+    assert response.status_code == status, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def _five(client: httpx.AsyncClient, matter: Matter) -> list[int]:
+    return [
+        int((await upload_v1(client, matter.id, matter.writer, f"doc {i}".encode()))["id"])
+        for i in range(5)
+    ]
+
+
+def _ids(collection: dict[str, Any]) -> list[int]:
+    return [element["id"] for element in collection["_embedded"]["elements"]]
+
+
+async def test_pages_are_numbered_from_one_with_previous_and_next_links(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    ids = await _five(client, matter)
+    first = await _documents(client, matter.reader, offset="1", pageSize="2")
+    assert (first["total"], first["count"], first["pageSize"], first["offset"]) == (5, 2, 2, 1)
+    assert _ids(first) == ids[:2]
+    links = first["_links"]
+    assert links["self"] == {"href": "/api/v3/documents?offset=1&pageSize=2"}
+    assert links["jumpTo"] == {
+        "href": "/api/v3/documents?offset=%7Boffset%7D&pageSize=2",
+        "templated": True,
+    }
+    assert links["changeSize"] == {
+        "href": "/api/v3/documents?offset=1&pageSize=%7Bsize%7D",
+        "templated": True,
+    }
+    assert links["nextByOffset"] == {"href": "/api/v3/documents?offset=2&pageSize=2"}
+    assert "previousByOffset" not in links
+
+    last = await _documents(client, matter.reader, offset="3", pageSize="2")
+    assert (last["count"], _ids(last)) == (1, ids[4:])
+    assert last["_links"]["previousByOffset"] == {"href": "/api/v3/documents?offset=2&pageSize=2"}
+    assert "nextByOffset" not in last["_links"]
+
+    # Past the end: an empty page (clients stop on it), not an error.
+    beyond = await _documents(client, matter.reader, offset="9", pageSize="2")
+    assert (beyond["total"], beyond["count"], _ids(beyond)) == (5, 0, [])
+
+
+async def test_page_size_defaults_limits_and_zero(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    await _five(client, matter)
+    default = await _documents(client, matter.reader)
+    assert (default["pageSize"], default["offset"], default["count"]) == (30, 1, 5)
+    assert (await _documents(client, matter.reader, pageSize="-1"))["pageSize"] == 1000
+    assert (await _documents(client, matter.reader, pageSize="5000"))["pageSize"] == 1000
+    assert (await _documents(client, matter.reader, offset="0"))["offset"] == 1
+    zero = await _documents(client, matter.reader, pageSize="0")
+    assert (zero["total"], zero["count"], zero["_embedded"]["elements"]) == (5, 0, [])
+    assert "nextByOffset" not in zero["_links"]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"offset": "abc"},
+        {"pageSize": "ten"},
+        {"pageSize": "-2"},
+        {"sortBy": "not json"},
+        {"sortBy": '[["title", "asc"]]'},
+        {"sortBy": '[["id", "sideways"]]'},
+        {"sortBy": '{"id": "asc"}'},
+        {"filters": "not json"},
+        {"filters": '[{"project_id": {"operator": "~", "values": ["1"]}}]'},
+        {"filters": '[{"project_id": {"operator": "=", "values": ["one"]}}]'},
+        {"filters": '{"project_id": {"operator": "=", "values": ["1"]}}'},
+    ],
+)
+async def test_invalid_queries_are_400_invalid_query(
+    client: httpx.AsyncClient, matter: Matter, params: dict[str, str]
+) -> None:
+    body = await _documents(client, matter.reader, status=400, **params)
+    assert body["errorIdentifier"] == INVALID_QUERY
+    assert isinstance(body["message"], list) and body["message"]
+
+
+async def test_unknown_filter_is_worded_as_openproject_does(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    filters = json.dumps([{"nonsense": {"operator": "=", "values": ["1"]}}])
+    body = await _documents(client, matter.reader, status=400, filters=filters)
+    assert body["message"] == ["Filters Invalid filter does not exist."]
+
+
+async def test_sort_by_id_and_created_at(client: httpx.AsyncClient, matter: Matter) -> None:
+    ids = await _five(client, matter)
+    down = await _documents(client, matter.reader, sortBy='[["id", "desc"]]')
+    assert _ids(down) == ids[::-1]
+    up = await _documents(client, matter.reader, sortBy='[["created_at", "asc"]]')
+    assert _ids(up) == ids  # equal instants fall back to id order
+    newest_first = await _documents(client, matter.reader, sortBy='[["created_at", "desc"]]')
+    assert sorted(_ids(newest_first)) == sorted(ids)
+
+
+async def test_filters_by_project_and_title(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    ours = int(
+        (await upload_v1(client, matter.id, matter.writer, name="Witness statement.pdf"))["id"]
+    )
+    theirs = int((await upload_v1(client, matter.other_project_id, matter.outsider))["id"])
+
+    def spec(name: str, op: str, *values: str) -> str:
+        return json.dumps([{name: {"operator": op, "values": list(values)}}])
+
+    assert _ids(await _documents(client, operator)) == [ours, theirs]
+    by_project = await _documents(client, operator, filters=spec("project_id", "=", str(matter.id)))
+    assert _ids(by_project) == [ours]
+    assert _ids(
+        await _documents(client, operator, filters=spec("project", "!", str(matter.id)))
+    ) == [theirs]
+    assert _ids(await _documents(client, operator, filters=spec("title", "~", "WITNESS"))) == [ours]
+    both = json.dumps(
+        [
+            {"project_id": {"operator": "=", "values": [str(matter.other_project_id)]}},
+            {"title": {"operator": "~", "values": ["witness"]}},
+        ]
+    )
+    assert (await _documents(client, operator, filters=both))["total"] == 0
+    assert (await _documents(client, operator, filters="[]"))["total"] == 2
+
+
+async def test_outsider_never_sees_another_projects_documents(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    hidden = await upload_v1(client, matter.id, matter.writer)
+    own = int((await upload_v1(client, matter.other_project_id, matter.outsider))["id"])
+    listed = await _documents(client, matter.outsider)
+    assert (listed["total"], _ids(listed)) == (1, [own])
+    filtered = await _documents(
+        client,
+        matter.outsider,
+        filters=json.dumps([{"project_id": {"operator": "=", "values": [str(matter.id)]}}]),
+    )
+    assert (filtered["total"], _ids(filtered)) == (0, [])
+    for path in (
+        f"/api/v3/documents/{hidden['id']}",
+        f"/api/v3/documents/{hidden['id']}/attachments",
+    ):
+        response = await client.get(path, headers=basic(matter.outsider))
+        assert response.status_code == 404, path
+        assert response.json()["message"] == "The requested resource could not be found."
+    project = await client.get(f"/api/v3/projects/{matter.id}", headers=basic(matter.outsider))
+    assert project.status_code == 404
+    projects = await client.get("/api/v3/projects", headers=basic(matter.outsider))
+    assert [p["id"] for p in projects.json()["_embedded"]["elements"]] == [matter.other_project_id]
+
+
+async def test_missing_document_is_404(client: httpx.AsyncClient, matter: Matter) -> None:
+    response = await client.get("/api/v3/documents/999999", headers=basic(matter.admin))
+    assert response.status_code == 404
+    assert response.json()["errorIdentifier"] == "urn:openproject-org:api:v3:errors:NotFound"
+
+
+async def test_document_embeds_project_and_attachments(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer, metadata={"title": "Exhibit A"})
+    body = (await client.get(f"/api/v3/documents/{doc['id']}", headers=basic(matter.reader))).json()
+    assert body["_type"] == "Document" and body["id"] == int(doc["id"])
+    assert body["title"] == "Exhibit A"
+    assert body["_links"]["self"] == {
+        "href": f"/api/v3/documents/{doc['id']}",
+        "title": "Exhibit A",
+    }
+    assert body["_links"]["project"] == {
+        "href": f"/api/v3/projects/{matter.id}",
+        "title": "Smith v Jones",
+    }
+    assert body["_embedded"]["project"]["id"] == matter.id
+    attachments = body["_embedded"]["attachments"]
+    assert (attachments["total"], attachments["count"]) == (1, 1)
+    assert attachments["_embedded"]["elements"][0]["fileName"] == "exhibit.pdf"
+    # A reader may not manage documents: no update or addAttachment link.
+    assert "update" not in body["_links"] and "addAttachment" not in body["_links"]
+    listed = await _documents(client, matter.reader)
+    assert "_embedded" not in listed["_embedded"]["elements"][0]
+
+
+async def test_writer_sees_update_and_add_attachment_links(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer)
+    body = (await client.get(f"/api/v3/documents/{doc['id']}", headers=basic(matter.writer))).json()
+    assert body["_links"]["update"] == {"href": f"/api/v3/documents/{doc['id']}", "method": "patch"}
+    assert body["_links"]["addAttachment"] == {
+        "href": f"/api/v3/documents/{doc['id']}/attachments",
+        "method": "post",
+    }
+
+
+async def _patch(
+    client: httpx.AsyncClient, doc_id: Any, actor: Actor, **kwargs: Any
+) -> httpx.Response:
+    return await client.patch(f"/api/v3/documents/{doc_id}", headers=basic(actor), **kwargs)
+
+
+async def _title(client: httpx.AsyncClient, doc_id: Any, actor: Actor) -> str:
+    body = (await client.get(f"/api/v3/documents/{doc_id}", headers=basic(actor))).json()
+    title: str = body["title"]
+    return title
+
+
+async def test_patch_changes_title_and_description(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer)
+    response = await _patch(
+        client, doc["id"], matter.writer, json={"title": "t" * 60, "description": {"raw": "**b**"}}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["title"] == "t" * 60
+    assert body["description"] == {
+        "format": "markdown",
+        "raw": "**b**",
+        "html": "<p><strong>b</strong></p>",
+    }
+    assert "_embedded" in body
+    # The upstream quirk: a bare string is accepted too.
+    plain = await _patch(client, doc["id"], matter.writer, json={"description": "plain"})
+    assert plain.json()["description"]["raw"] == "plain"
+    assert plain.json()["title"] == "t" * 60
+
+
+@pytest.mark.parametrize(
+    ("body", "attribute"),
+    [
+        ({"title": "x" * 61}, "title"),
+        ({"title": "   "}, "title"),
+        ({"title": 7}, "title"),
+        ({"description": {"raw": 5}}, "description"),
+    ],
+)
+async def test_patch_refuses_constraint_violations_with_422(
+    client: httpx.AsyncClient, matter: Matter, body: dict[str, Any], attribute: str
+) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer)
+    response = await _patch(client, doc["id"], matter.writer, json=body)
+    assert response.status_code == 422
+    error = response.json()
+    assert (
+        error["errorIdentifier"] == "urn:openproject-org:api:v3:errors:PropertyConstraintViolation"
+    )
+    assert error["_embedded"]["details"]["attribute"] == attribute
+    assert await _title(client, doc["id"], matter.writer) == "exhibit.pdf"
+
+
+async def test_patch_needs_manage_documents_and_visibility(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer)
+    forbidden = await _patch(client, doc["id"], matter.reader, json={"title": "New"})
+    assert forbidden.status_code == 403
+    assert (
+        forbidden.json()["errorIdentifier"] == "urn:openproject-org:api:v3:errors:MissingPermission"
+    )
+    hidden = await _patch(client, doc["id"], matter.outsider, json={"title": "x" * 99})
+    assert hidden.status_code == 404
+    assert await _title(client, doc["id"], matter.writer) == "exhibit.pdf"
+
+
+async def test_patch_body_must_be_one_json_object(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer)
+    broken = await client.patch(
+        f"/api/v3/documents/{doc['id']}",
+        content=b"{",
+        headers={**basic(matter.writer), "Content-Type": "application/json"},
+    )
+    assert broken.status_code == 400
+    assert (
+        broken.json()["errorIdentifier"] == "urn:openproject-org:api:v3:errors:InvalidRequestBody"
+    )
+    listed = await _patch(client, doc["id"], matter.writer, json=["title"])
+    assert listed.status_code == 400
+    wrong_type = await client.patch(
+        f"/api/v3/documents/{doc['id']}",
+        content=b"title=x",
+        headers={**basic(matter.writer), "Content-Type": "text/plain"},
+    )
+    assert wrong_type.status_code == 415
+    assert (
+        wrong_type.json()["errorIdentifier"] == "urn:openproject-org:api:v3:errors:TypeNotSupported"
+    )
+
+
+async def test_description_html_is_sanitized(client: httpx.AsyncClient, matter: Matter) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer)
+    attack = (
+        "Hi <script>alert('x')</script> <img src=x onerror=alert(1)> "
+        '[click](javascript:alert(2)) <a href="javascript:alert(3)">a</a> '
+        "<iframe src=//evil></iframe> <b onclick=alert(4)>bold</b>"
+    )
+    response = await _patch(client, doc["id"], matter.writer, json={"description": {"raw": attack}})
+    html = response.json()["description"]["html"]
+    assert response.json()["description"]["raw"] == attack
+    for needle in ("<script", "alert('x')", "onerror", "onclick", "<iframe"):
+        assert needle not in html.lower(), (needle, html)
+    # No tag may carry a javascript: URL (as plain text it is harmless).
+    assert not re.search(r"<[^>]*javascript:", html, re.IGNORECASE), html
+    assert "<b>bold</b>" in html
