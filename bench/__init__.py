@@ -1,0 +1,1 @@
+"""casefolio benchmarks: `python -m bench` (see bench/README.md)."""

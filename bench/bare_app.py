@@ -1,0 +1,71 @@
+"""The reference for api_overhead: a bare FastAPI app answering the same URL with the same JSON.
+
+No database, no token check, no rate limit, no middleware: what FastAPI plus the ASGI server
+cost on this machine. It runs under exactly the server settings `casefolio serve` uses
+(src/casefolio/cli/server.py), so the ratio isolates casefolio's own work.
+
+    BENCH_BARE_JSON=doc.json python -m bench.bare_app --port 8001 --server uvicorn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+
+
+def create_app() -> FastAPI:
+    source = os.environ.get("BENCH_BARE_JSON")
+    document: dict[str, Any] = json.loads(Path(source).read_text()) if source else {"id": "1"}
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/api/v1/projects/{projectId}/documents/{documentId}")
+    async def read_document(projectId: int, documentId: int) -> dict[str, Any]:
+        return document
+
+    return app
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bare_app")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--server", choices=["uvicorn", "granian"], default="uvicorn")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--log-level", default="info")
+    args = parser.parse_args()
+    if args.server == "granian":
+        from granian import Granian
+        from granian.constants import Interfaces
+
+        Granian(
+            "bench.bare_app:create_app",
+            address=args.host,
+            port=args.port,
+            workers=args.workers,
+            interface=Interfaces.ASGI,
+            factory=True,
+            log_level=args.log_level,
+        ).serve()
+        return
+    import uvicorn
+
+    uvicorn.run(
+        "bench.bare_app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=args.log_level,
+        http="httptools",
+        loop="uvloop",
+        proxy_headers=False,
+    )
+
+
+if __name__ == "__main__":
+    main()
