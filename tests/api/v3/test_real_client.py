@@ -1,0 +1,172 @@
+"""An independent OpenProject client from PyPI (openproject-cli 0.4.0) drives a real
+`casefolio serve` process: document list/read, attachment list/add/download/delete.
+
+The calls are the ones docs/openproject-client-notes.md lists for documents."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from openproject_cli.client import Client
+from openproject_cli.config import Config
+from openproject_cli.errors import AuthError, NotFoundError
+
+from casefolio.config import Settings
+
+CASEFOLIO = str(Path(sys.executable).with_name("casefolio"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [CASEFOLIO, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, f"casefolio {' '.join(args)} failed:\n{done.stderr}"
+    return done.stdout
+
+
+@pytest.fixture
+def server_env(tmp_path: Path, settings: Settings, is_postgres: bool) -> dict[str, str]:
+    """The server's environment: its own data folder; on PostgreSQL the run's database (which
+    the `settings` fixture empties afterwards), on SQLite a fresh file of its own."""
+    data = tmp_path / "served"
+    url = settings.effective_database_url if is_postgres else f"sqlite:///{data / 'casefolio.db'}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFOLIO_")}
+    return env | {
+        "CASEFOLIO_DATA_DIR": str(data),
+        "CASEFOLIO_DATABASE_URL": url,
+        "CASEFOLIO_RATE_LIMIT_PER_MINUTE": "1000",
+    }
+
+
+@pytest.fixture
+def served(server_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """Start `casefolio serve` on a free loopback port; yield (base URL, operator token)."""
+    _run(server_env, "migrate")
+    printed = _run(server_env, "init", "--email", "op@example.com", "--name", "Olivia Operator")
+    token = next(line.strip() for line in printed.splitlines() if line.strip().startswith("cf_"))
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [CASEFOLIO, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=server_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, f"casefolio serve exited:\n{log.read_text()}"
+            try:
+                if httpx.get(f"{base_url}/api/v1/openapi.json", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"casefolio serve did not start:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield base_url, token
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _seed(base_url: str, token: str) -> tuple[int, list[int]]:
+    """Create a project (downloads allowed) with three documents through v1."""
+    headers = {"X-API-Token": token}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=30) as http:
+        created = http.post(
+            "/api/v1/projects", json={"name": "Real client", "settings": {"downloadViaApi": True}}
+        )
+        assert created.status_code == 201, created.text
+        project_id = int(created.json()["id"])
+        ids = []
+        for i in range(3):
+            uploaded = http.post(
+                f"/api/v1/projects/{project_id}/documents",
+                files={
+                    "metadata": (None, json.dumps({"title": f"Exhibit {i}"}), "application/json"),
+                    "file": (f"exhibit-{i}.pdf", f"%PDF exhibit {i}".encode(), "application/pdf"),
+                },
+            )
+            assert uploaded.status_code == 201, uploaded.text
+            ids.append(int(uploaded.json()["id"]))
+    return project_id, ids
+
+
+def test_openproject_cli_client_works_unchanged(served: tuple[str, str], tmp_path: Path) -> None:
+    base_url, token = served
+    project_id, ids = _seed(base_url, token)
+    client = Client(Config(base_url=base_url, token=token, max_retries=0))
+    try:
+        assert client.current_user()["name"] == "Olivia Operator"
+
+        # Pages of two: the client walks offset=1, 2 as page numbers until `total`.
+        documents = client.collect("documents", page_size=2)
+        assert [d["id"] for d in documents] == ids
+        assert [d["title"] for d in documents] == ["Exhibit 0", "Exhibit 1", "Exhibit 2"]
+
+        doc = client.get_json(f"documents/{ids[1]}")
+        assert doc["_embedded"]["project"]["id"] == project_id
+        attachments_href = doc["_links"]["attachments"]["href"]
+        attachments = client.get_json(attachments_href)["_embedded"]["elements"]
+        assert [a["fileName"] for a in attachments] == ["exhibit-1.pdf"]
+
+        new = client.request(
+            "POST",
+            doc["_links"]["addAttachment"]["href"],
+            files={
+                "metadata": (
+                    None,
+                    json.dumps({"fileName": "notes.txt", "description": {"raw": "d"}}),
+                    "application/json",
+                ),
+                "file": ("notes.txt", io.BytesIO(b"hi from openproject-cli"), "text/plain"),
+            },
+        ).json()
+        assert (new["fileName"], new["description"]["raw"]) == ("notes.txt", "d")
+        listed = client.get_json(attachments_href)["_embedded"]["elements"]
+        assert [a["id"] for a in listed] == [attachments[0]["id"], new["id"]]
+
+        buffer = io.BytesIO()
+        written = client.stream_download(new["_links"]["downloadLocation"]["href"], buffer)
+        assert (written, buffer.getvalue()) == (23, b"hi from openproject-cli")
+        saved = client.download_to_path(
+            attachments[0]["_links"]["downloadLocation"]["href"], str(tmp_path / "exhibit.pdf")
+        )
+        assert saved["sha256"] == attachments[0]["digest"]["hash"]
+        assert saved["sha256"] == hashlib.sha256(b"%PDF exhibit 1").hexdigest()
+
+        client.delete(new["_links"]["delete"]["href"])
+        assert len(client.get_json(attachments_href)["_embedded"]["elements"]) == 1
+
+        with pytest.raises(NotFoundError):
+            client.get_json("documents/999999")
+    finally:
+        client.close()
+
+    stranger = Client(Config(base_url=base_url, token="cf_not-a-token", max_retries=0))
+    with pytest.raises(AuthError, match="correct credentials"):
+        stranger.get_json("documents")
+    stranger.close()
