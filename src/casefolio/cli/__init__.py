@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from casefolio.cli import admin, server
+from casefolio.cli import admin, maintenance, server, transfer
 
 app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
@@ -13,3 +13,5 @@ app = typer.Typer(
 )
 server.register(app)
 admin.register(app)
+transfer.register(app)
+maintenance.register(app)

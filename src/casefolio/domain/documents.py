@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.db.models import Document, DocumentVersion, Field, FieldValue
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder
 from casefolio.db.types import utcnow
 from casefolio.domain import access, fields, folders
 from casefolio.domain.errors import Conflict, Invalid, NotFound
@@ -239,6 +239,96 @@ async def create(
     await fields.store_values(session, document=document, values=values)
     await session.flush()
     return await view(session, document)
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """A file whose blob the caller has already made durable, and where to file it."""
+
+    folder_id: int | None
+    file_name: str
+    sha256: str
+    size: int
+    content_type: str | None = None
+
+
+async def create_many(
+    session: AsyncSession, *, who: Principal, project_id: int, files: Sequence[StoredFile]
+) -> list[int]:
+    """File one new document (title = file name, version 1) per stored file; return their ids.
+
+    The bulk path for imports: access, folders and required fields are checked once, and
+    the rows go in with three statements however many files there are. The caller must have
+    `put` every blob first, so the commit can only point at bytes that exist. File names
+    must already be clean (`clean_file_name`); a project with required fields refuses.
+    """
+    if not files:
+        return []
+    await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+    folder_ids = {f.folder_id for f in files if f.folder_id is not None}
+    if folder_ids:
+        found = set(
+            await session.scalars(
+                select(Folder.id).where(Folder.project_id == project_id, Folder.id.in_(folder_ids))
+            )
+        )
+        if missing := folder_ids - found:
+            raise NotFound(f"Folder {min(missing)} not found in project {project_id}.")
+    await fields.resolve_values(session, project_id=project_id, values={}, for_new_document=True)
+    now = utcnow()
+    document_ids = list(
+        await session.scalars(
+            insert(Document).returning(Document.id, sort_by_parameter_order=True),
+            [
+                {
+                    "project_id": project_id,
+                    "folder_id": f.folder_id,
+                    "title": _check_title(f.file_name),
+                    "description": "",
+                    "last_version_number": 1,
+                    "created_by": who.user_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for f in files
+            ],
+        )
+    )
+    version_ids = list(
+        await session.scalars(
+            insert(DocumentVersion).returning(DocumentVersion.id, sort_by_parameter_order=True),
+            [
+                {
+                    "document_id": document_id,
+                    "number": 1,
+                    "file_name": f.file_name,
+                    "content_type": _guess_content_type(f.content_type, f.file_name),
+                    "size": f.size,
+                    "sha256": f.sha256,
+                    "description": "",
+                    "created_by": who.user_id,
+                    "created_at": now,
+                }
+                for document_id, f in zip(document_ids, files, strict=True)
+            ],
+        )
+    )
+    await session.execute(
+        update(Document),
+        [
+            {"id": document_id, "current_version_id": version_id, "current_sha256": f.sha256}
+            for document_id, version_id, f in zip(document_ids, version_ids, files, strict=True)
+        ],
+    )
+    return document_ids
+
+
+def _guess_content_type(given: str | None, file_name: str) -> str:
+    given = (given or "").strip()
+    if given and given != "application/octet-stream":
+        return given[:255]
+    guessed, _ = mimetypes.guess_type(file_name)
+    return guessed or "application/octet-stream"
 
 
 def _version(

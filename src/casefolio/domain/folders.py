@@ -49,6 +49,18 @@ async def get_by_name(
     return found[0]
 
 
+async def find_child(
+    session: AsyncSession, *, project_id: int, parent_id: int | None, name: str
+) -> Folder | None:
+    """Return the folder called `name` directly under `parent_id` (None: the root), if any."""
+    stmt = select(Folder).where(
+        Folder.project_id == project_id,
+        Folder.parent_key == (parent_id or 0),
+        Folder.name == name.strip(),
+    )
+    return (await session.scalars(stmt)).one_or_none()
+
+
 async def list_page(session: AsyncSession, *, project_id: int, page: PageRequest) -> Page[Folder]:
     stmt = select(Folder).where(Folder.project_id == project_id)
     return await fetch_page(session, stmt, key=[Folder.id], page=page, key_of=lambda f: (f.id,))

@@ -1,0 +1,56 @@
+"""`casefolio gc`: remove what no document needs any more."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated
+
+import typer
+
+from casefolio.cli._common import console, load_settings, run
+from casefolio.cli.transfer import open_stores
+from casefolio.domain import gc
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="gc")(gc_command)
+
+
+def gc_command(
+    grace_minutes: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Keep anything younger than this: it may belong to an upload in flight.",
+        ),
+    ] = 60,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only list what would be removed.")
+    ] = False,
+) -> None:
+    """Delete blobs that no document version references and stale staging files.
+
+    Destructive unless --dry-run. Blobs and staging files younger than the grace period
+    are kept, so uploads that are still running are safe.
+    """
+    settings = load_settings()
+
+    async def work() -> gc.GcReport:
+        async with open_stores(settings) as (db, blobs):
+            return await gc.collect(
+                db, blobs, grace=timedelta(minutes=grace_minutes), dry_run=dry_run
+            )
+
+    report = run(work)
+    verb = "would remove" if dry_run else "removed"
+    for blob in report.blobs:
+        console.print(f"{verb} blob {blob.name} (modified {blob.modified:%Y-%m-%d %H:%M:%S}Z)")
+    for staged in report.staging:
+        console.print(
+            f"{verb} staging file {staged.name} (modified {staged.modified:%Y-%m-%d %H:%M:%S}Z)"
+        )
+    console.print(
+        f"{verb.capitalize()} {len(report.blobs)} orphan blob(s) and "
+        f"{len(report.staging)} staging file(s); kept {report.kept_referenced} referenced "
+        f"and {report.kept_young} younger than {grace_minutes} minute(s)."
+    )

@@ -1,0 +1,214 @@
+"""`casefolio import` and `casefolio export`: move a directory tree in and out of a project."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.markup import escape
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from casefolio.cli._common import console, err_console, load_settings, run
+from casefolio.config import Settings
+from casefolio.db import migrate
+from casefolio.db.engine import Database
+from casefolio.domain import export, transfer
+from casefolio.domain.transfer import FileEvent, TransferReport
+from casefolio.storage import BlobStore, open_blob_store
+
+_MB = 1024 * 1024
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="import")(import_command)
+    app.command(name="export")(export_command)
+
+
+@asynccontextmanager
+async def open_stores(settings: Settings) -> AsyncIterator[tuple[Database, BlobStore]]:
+    """Migrate if needed, then yield the database and the blob store, closed afterwards."""
+    await migrate.upgrade_async(settings)
+    db = Database.open(settings)
+    blobs = open_blob_store(settings)
+    try:
+        yield db, blobs
+    finally:
+        await blobs.close()
+        await db.close()
+
+
+class _FilesPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0
+        rate = task.completed / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:,.0f} files/s", style="progress.data.speed")
+
+
+class _MegabytesPerSecond(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        elapsed = task.elapsed or 0
+        done = float(task.fields.get("bytes", 0))
+        rate = done / _MB / elapsed if elapsed > 0 else 0.0
+        return Text(f"{rate:,.1f} MB/s", style="progress.data.speed")
+
+
+class _Display:
+    """A progress bar fed by the domain's events; failures are printed above it."""
+
+    def __init__(self, label: str) -> None:
+        self.progress = Progress(
+            TextColumn(f"[bold]{label}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _FilesPerSecond(),
+            _MegabytesPerSecond(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task(label, total=None, bytes=0)
+        self.done_bytes = 0
+
+    def plan(self, files: int, size: int) -> None:
+        self.progress.update(self.task, total=files)
+
+    def file(self, event: FileEvent) -> None:
+        if event.outcome == "failed":
+            self.progress.console.print(
+                f"[red]failed[/red] {escape(event.path)}: {escape(event.message)}"
+            )
+        if not event.planned:
+            return  # found while scanning: not among the files the bar counts
+        if event.outcome != "failed":
+            self.done_bytes += event.size
+        self.progress.update(self.task, advance=1, bytes=self.done_bytes)
+
+
+def _summary(report: TransferReport, rows: list[tuple[str, str]]) -> None:
+    table = Table("", "", show_header=False, title="Summary")
+    for name, value in rows:
+        table.add_row(name, value)
+    seconds = max(report.seconds, 1e-9)
+    table.add_row("bytes", f"{report.bytes:,} ({report.bytes / _MB / seconds:,.1f} MB/s)")
+    table.add_row("seconds", f"{report.seconds:,.2f}")
+    console.print(table)
+    if report.failed:
+        err_console.print(f"[red]{len(report.failed)} file(s) failed; see the lines above.[/red]")
+        raise typer.Exit(1)
+
+
+def import_command(
+    path: Annotated[
+        Path,
+        typer.Argument(help="Directory to import.", exists=True, file_okay=False, readable=True),
+    ],
+    project: Annotated[int, typer.Option("--project", help="Project id to import into.")],
+    folder: Annotated[
+        int | None, typer.Option("--folder", help="Folder id to import under (default: root).")
+    ] = None,
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=32, help="Files hashed and stored at the same time.")
+    ] = 8,
+) -> None:
+    """Import a directory tree: sub-directories become folders, files become documents.
+
+    Re-running resumes: a file whose content (sha256) is already a document in its folder
+    is skipped. A problem with one file is reported and the run goes on; the exit code
+    is 1 if any file failed.
+    """
+    settings = load_settings()
+    display = _Display("import")
+
+    async def work() -> TransferReport:
+        async with open_stores(settings) as (db, blobs):
+            async with db.read() as session:
+                who = await transfer.acting_principal(session, email=as_email)
+            with display.progress:
+                return await transfer.import_tree(
+                    db,
+                    blobs,
+                    who=who,
+                    project_id=project,
+                    root=path,
+                    folder_id=folder,
+                    concurrency=concurrency,
+                    max_bytes=settings.max_upload_bytes,
+                    on_plan=display.plan,
+                    on_file=display.file,
+                )
+
+    report = run(work)
+    rate = (report.imported + report.skipped) / max(report.seconds, 1e-9)
+    _summary(
+        report,
+        [
+            ("imported", f"{report.imported:,}"),
+            ("skipped (already there)", f"{report.skipped:,}"),
+            ("failed", f"{len(report.failed):,}"),
+            ("files/s", f"{rate:,.0f}"),
+        ],
+    )
+
+
+def export_command(
+    path: Annotated[Path, typer.Argument(help="New or empty directory to write into.")],
+    project: Annotated[int, typer.Option("--project", help="Project id to export.")],
+    as_email: Annotated[
+        str | None,
+        typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=32, help="Files written at the same time.")
+    ] = 8,
+) -> None:
+    """Export a project: its folder tree, each document's current version, and manifest.json
+    (path, documentId, versionId, sha256, size, contentType per file).
+
+    Every file is checked against its sha256 while it is written.
+    """
+    settings = load_settings()
+    display = _Display("export")
+
+    async def work() -> TransferReport:
+        async with open_stores(settings) as (db, blobs):
+            async with db.read() as session:
+                who = await transfer.acting_principal(session, email=as_email)
+            with display.progress:
+                return await export.export_project(
+                    db,
+                    blobs,
+                    who=who,
+                    project_id=project,
+                    dest=path,
+                    concurrency=concurrency,
+                    on_plan=display.plan,
+                    on_file=display.file,
+                )
+
+    report = run(work)
+    _summary(
+        report,
+        [
+            ("exported", f"{report.files:,}"),
+            ("failed", f"{len(report.failed):,}"),
+            ("manifest", str(path / transfer.MANIFEST)),
+        ],
+    )

@@ -1,0 +1,239 @@
+"""Export a project to disk: its folder tree, each document's current version, a manifest.
+
+Bytes stream from the blob store into a temp file next to their target while being
+hashed; a file only gets its final name when its SHA-256 and size match the version
+row, so an export never silently contains damaged content.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import IO, Any
+
+import anyio
+import anyio.to_thread
+from anyio.abc import ObjectReceiveStream
+from sqlalchemy import func, select
+
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, DocumentVersion, Folder
+from casefolio.db.types import utcnow
+from casefolio.domain import access
+from casefolio.domain.errors import Conflict
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+from casefolio.domain.transfer import (
+    MANIFEST,
+    FileEvent,
+    Listener,
+    Planned,
+    TransferReport,
+    describe,
+)
+from casefolio.storage.base import BlobStore
+
+_PAGE = 1000
+
+
+def safe_name(name: str) -> str:
+    """Given a folder or file name from the database, return one that stays inside its folder."""
+    cleaned = "".join("_" if c in "/\\\x00" else c for c in name).strip()
+    if cleaned in ("", ".", ".."):
+        return "_" + cleaned
+    return cleaned
+
+
+def _unique(name: str, used: set[str]) -> str:
+    """Return `name`, or `stem (2).ext`, `stem (3).ext`, … if it is taken; mark it used."""
+    candidate, n = name, 1
+    stem, dot, ext = name.rpartition(".")
+    if not stem:  # no extension, or a dot-file such as ".env"
+        stem, dot, ext = name, "", ""
+    while candidate in used:
+        n += 1
+        candidate = f"{stem} ({n}){dot}{ext}"
+    used.add(candidate)
+    return candidate
+
+
+@dataclass(frozen=True)
+class _Job:
+    path: PurePosixPath
+    document_id: int
+    version: DocumentVersion
+
+
+class _Exporter:
+    def __init__(self, blobs: BlobStore, dest: Path, listener: Listener) -> None:
+        self.blobs, self.dest, self.listener = blobs, dest, listener
+        self.report = TransferReport()
+        self.manifest: list[dict[str, Any]] = []
+        self.used: dict[PurePosixPath, set[str]] = {PurePosixPath("."): {MANIFEST}}
+        self.folder_path: dict[int | None, PurePosixPath] = {None: PurePosixPath(".")}
+
+    def emit(self, event: FileEvent) -> None:
+        self.report.record(event)
+        self.listener(event)
+
+    def plan_folders(self, rows: list[Folder]) -> None:
+        """Give every folder a path; parents are placed before their children."""
+        children: dict[int | None, list[Folder]] = {}
+        for row in rows:
+            children.setdefault(row.parent_id, []).append(row)
+        pending: list[int | None] = [None]
+        while pending:
+            parent = pending.pop()
+            base = self.folder_path[parent]
+            for row in sorted(children.get(parent, []), key=lambda f: (f.name, f.id)):
+                name = _unique(safe_name(row.name), self.used.setdefault(base, set()))
+                self.folder_path[row.id] = base / name
+                self.used[base / name] = set()
+                pending.append(row.id)
+
+    def job(self, folder_id: int | None, document_id: int, version: DocumentVersion) -> _Job:
+        base = self.folder_path[folder_id]
+        name = _unique(safe_name(version.file_name), self.used.setdefault(base, set()))
+        return _Job(base / name, document_id, version)
+
+    async def work(self, inbox: ObjectReceiveStream[_Job]) -> None:
+        async with inbox:
+            async for job in inbox:
+                try:
+                    await self._write(job)
+                except Exception as exc:
+                    self.emit(
+                        FileEvent(job.path.as_posix(), "failed", job.version.size, describe(exc))
+                    )
+                    continue
+                v = job.version
+                self.manifest.append(
+                    {
+                        "path": job.path.as_posix(),
+                        "documentId": job.document_id,
+                        "versionId": v.id,
+                        "sha256": v.sha256,
+                        "size": v.size,
+                        "contentType": v.content_type,
+                    }
+                )
+                self.emit(FileEvent(job.path.as_posix(), "exported", v.size))
+
+    async def _write(self, job: _Job) -> None:
+        target = self.dest / job.path
+        fd, name = await anyio.to_thread.run_sync(_temp_beside, target)
+        out = os.fdopen(fd, "wb")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            async for chunk in self.blobs.read(job.version.sha256):
+                size += len(chunk)
+                await anyio.to_thread.run_sync(_write_hashed, out, digest, chunk)
+            await anyio.to_thread.run_sync(out.close)
+            if digest.hexdigest() != job.version.sha256 or size != job.version.size:
+                raise ValueError(
+                    f"content does not match the stored sha256/size "
+                    f"(got {digest.hexdigest()[:12]}…, {size} bytes)"
+                )
+            await anyio.to_thread.run_sync(os.replace, name, target)
+        except BaseException:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_discard, out, name)
+            raise
+
+
+def _temp_beside(target: Path) -> tuple[int, str]:
+    return tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".part")
+
+
+def _write_hashed(out: IO[bytes], digest: Any, chunk: bytes) -> None:
+    digest.update(chunk)
+    out.write(chunk)
+
+
+def _discard(out: IO[bytes], name: str) -> None:
+    out.close()
+    Path(name).unlink(missing_ok=True)
+
+
+def _prepare_dest(dest: Path, directories: list[PurePosixPath]) -> None:
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise Conflict(f"{dest} exists and is not an empty directory; export into a new one.")
+    dest.mkdir(parents=True, exist_ok=True)
+    for directory in directories:
+        (dest / directory).mkdir(parents=True, exist_ok=True)
+
+
+def _write_manifest(dest: Path, project_id: int, entries: list[dict[str, Any]]) -> None:
+    document = {
+        "projectId": project_id,
+        "exportedAt": utcnow().isoformat().replace("+00:00", "Z"),
+        "files": sorted(entries, key=lambda e: str(e["path"])),
+    }
+    tmp = dest / f".{MANIFEST}.part"
+    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, dest / MANIFEST)
+
+
+async def export_project(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    who: Principal,
+    project_id: int,
+    dest: Path,
+    concurrency: int = 8,
+    on_plan: Planned = lambda files, size: None,
+    on_file: Listener = lambda event: None,
+) -> TransferReport:
+    """Write the project's folders and current versions under `dest` (new or empty), plus
+    `manifest.json`. A file that cannot be written or fails its check is reported, not raised.
+    """
+    started = time.monotonic()
+    exporter = _Exporter(blobs, dest, on_file)
+    async with db.read() as session:
+        await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+        rows = list(await session.scalars(select(Folder).where(Folder.project_id == project_id)))
+        current = select(func.count(), func.coalesce(func.sum(DocumentVersion.size), 0)).join(
+            Document, Document.current_version_id == DocumentVersion.id
+        )
+        count, total = (
+            await session.execute(current.where(Document.project_id == project_id))
+        ).one()
+    exporter.plan_folders(rows)
+    folder_dirs = [p for p in exporter.folder_path.values() if p != PurePosixPath(".")]
+    await anyio.to_thread.run_sync(_prepare_dest, dest, folder_dirs)
+    on_plan(int(count), int(total))
+    send, receive = anyio.create_memory_object_stream[_Job](concurrency * 2)
+    async with anyio.create_task_group() as tg:
+        async with receive:
+            for _ in range(max(concurrency, 1)):
+                tg.start_soon(exporter.work, receive.clone())
+        async with send:
+            after = 0
+            while True:
+                async with db.read() as session:
+                    page = list(
+                        await session.execute(
+                            select(Document.id, Document.folder_id, DocumentVersion)
+                            .join(
+                                DocumentVersion, DocumentVersion.id == Document.current_version_id
+                            )
+                            .where(Document.project_id == project_id, Document.id > after)
+                            .order_by(Document.id)
+                            .limit(_PAGE)
+                        )
+                    )
+                for document_id, folder_id, version in page:
+                    await send.send(exporter.job(folder_id, document_id, version))
+                if len(page) < _PAGE:
+                    break
+                after = page[-1][0]
+    await anyio.to_thread.run_sync(_write_manifest, dest, project_id, exporter.manifest)
+    exporter.report.seconds = time.monotonic() - started
+    return exporter.report

@@ -1,0 +1,136 @@
+"""Garbage collection: blobs no version references, and staging files nobody finished.
+
+Uploads make their blob durable *before* the row that references it commits, and
+`BlobStore.put` refreshes a blob's modification time even when the bytes were already
+there. So an unreferenced blob younger than the grace period may belong to an upload
+in flight and is kept; an older one is an orphan (a crash, a deleted document or
+version) and is removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import anyio.to_thread
+from sqlalchemy import select
+
+from casefolio.db.engine import Database
+from casefolio.db.models import DocumentVersion
+from casefolio.storage.base import BlobStore
+
+#: Blobs checked against the database per query.
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Removed:
+    name: str  # a blob's sha256, or a staging file's name
+    modified: datetime
+
+
+@dataclass
+class GcReport:
+    dry_run: bool
+    blobs: list[Removed] = field(default_factory=list)
+    staging: list[Removed] = field(default_factory=list)
+    kept_referenced: int = 0
+    kept_young: int = 0
+
+
+async def _chunks(
+    items: AsyncIterator[tuple[str, datetime]], size: int
+) -> AsyncIterator[list[tuple[str, datetime]]]:
+    chunk: list[tuple[str, datetime]] = []
+    async for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _still_old(blobs: BlobStore, sha256: str, cutoff: datetime) -> bool:
+    # The listing can be minutes old by now: an upload may have re-put these very bytes
+    # (refreshing the mtime) since. Local files can be checked again just before deleting;
+    # for remote stores the window is the time between listing a chunk and deleting it.
+    path = blobs.local_path(sha256)
+    if path is None:
+        return True
+    try:
+        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    except FileNotFoundError:
+        return False
+    return modified < cutoff
+
+
+async def _collect_blobs(
+    db: Database, blobs: BlobStore, cutoff: datetime, report: GcReport
+) -> None:
+    async for chunk in _chunks(blobs.list(), _CHUNK):
+        old = {sha: modified for sha, modified in chunk if modified < cutoff}
+        report.kept_young += len(chunk) - len(old)
+        if not old:
+            continue
+        async with db.read() as session:
+            referenced = set(
+                await session.scalars(
+                    select(DocumentVersion.sha256).where(DocumentVersion.sha256.in_(old)).distinct()
+                )
+            )
+        report.kept_referenced += len(referenced)
+        for sha, modified in sorted(old.items()):
+            if sha in referenced:
+                continue
+            if not report.dry_run:
+                if not await anyio.to_thread.run_sync(_still_old, blobs, sha, cutoff):
+                    report.kept_young += 1
+                    continue
+                await blobs.delete(sha)
+            report.blobs.append(Removed(sha, modified))
+
+
+def _stale_staging(staging_dir: Path, cutoff: datetime, dry_run: bool) -> list[Removed]:
+    removed: list[Removed] = []
+    try:
+        entries = list(os.scandir(staging_dir))
+    except FileNotFoundError:
+        return removed
+    for entry in sorted(entries, key=lambda e: e.name):
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, tz=UTC)
+            if modified >= cutoff:
+                continue
+            if not dry_run:
+                os.unlink(entry.path)
+        except FileNotFoundError:
+            continue  # finished (renamed into place) or removed meanwhile
+        removed.append(Removed(entry.name, modified))
+    return removed
+
+
+async def collect(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    grace: timedelta,
+    dry_run: bool = False,
+    now: datetime | None = None,
+) -> GcReport:
+    """Remove unreferenced blobs and staging files older than `grace`; return what went.
+
+    With `dry_run` nothing is deleted and the report lists what would have been.
+    """
+    cutoff = (now or datetime.now(UTC)) - grace
+    report = GcReport(dry_run=dry_run)
+    await _collect_blobs(db, blobs, cutoff, report)
+    report.staging = await anyio.to_thread.run_sync(
+        _stale_staging, blobs.staging_dir, cutoff, dry_run
+    )
+    return report

@@ -1,0 +1,395 @@
+"""Bulk import of a directory tree into a project, and export of a project back to disk.
+
+Import runs as a pipeline: worker tasks hash each file into the blob store's staging
+folder (in threads) and `put` it, so the blob is durable; one writer task files the
+stored blobs as documents, a few hundred per transaction. A crash therefore leaves at
+most orphan blobs (which `casefolio gc` removes), and re-running skips every file whose
+content is already a document in its folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+import anyio
+import anyio.to_thread
+from anyio.abc import ObjectReceiveStream, ObjectSendStream
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, User
+from casefolio.domain import access, documents, folders, users
+from casefolio.domain.errors import DomainError, Forbidden, NotFound
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+from casefolio.storage.base import BlobStore, SpooledFile
+
+#: Documents filed per transaction: big enough to amortise the commit's fsync, small
+#: enough that a failed batch costs little and other writers are not locked out long.
+BATCH_SIZE = 400
+#: Longest a partial batch waits for more files before it is committed anyway.
+BATCH_SECONDS = 0.5
+_CHUNK = 1024 * 1024
+MANIFEST = "manifest.json"
+
+Outcome = Literal["imported", "skipped", "failed", "exported"]
+
+
+async def acting_principal(session: AsyncSession, *, email: str | None) -> Principal:
+    """Return the user a command acts as: `email`'s, or the first operator's by default."""
+    if email:
+        user = await users.get_by_email(session, email=email)
+    else:
+        stmt = select(User).where(User.is_operator.is_(True), User.active.is_(True))
+        found = (await session.scalars(stmt.order_by(User.id).limit(1))).first()
+        if found is None:
+            raise NotFound("There is no operator yet; run `casefolio init` first, or pass --as.")
+        user = found
+    if not user.active:
+        raise Forbidden(f"User {user.email} is deactivated.")
+    return Principal(user.id, user.email, user.name, user.is_operator)
+
+
+@dataclass(frozen=True)
+class FileEvent:
+    """One file finished: what happened to it, and why when it failed or was skipped."""
+
+    path: str  # relative to the import root or export target, with '/'
+    outcome: Outcome
+    size: int = 0
+    message: str = ""
+    planned: bool = True  # False for problems found while scanning, before the plan
+
+
+@dataclass
+class TransferReport:
+    imported: int = 0
+    skipped: int = 0
+    failed: list[FileEvent] = field(default_factory=list)
+    bytes: int = 0
+    seconds: float = 0.0
+    files: int = 0  # exported files
+
+    def record(self, event: FileEvent) -> None:
+        if event.outcome == "failed":
+            self.failed.append(event)
+            return
+        if event.outcome == "imported":
+            self.imported += 1
+        elif event.outcome == "skipped":
+            self.skipped += 1
+        else:
+            self.files += 1
+        self.bytes += event.size
+
+
+Listener = Callable[[FileEvent], None]
+Planned = Callable[[int, int], None]
+
+
+# ---- import ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Source:
+    path: Path
+    relative: PurePosixPath
+    size: int
+
+
+@dataclass(frozen=True)
+class _Scan:
+    directories: list[PurePosixPath]  # parents before children
+    files: list[_Source]
+    problems: list[FileEvent]
+
+
+def _scan(root: Path) -> _Scan:
+    """Walk `root` (not following directory symlinks); files in a stable, sorted order."""
+    directories: list[PurePosixPath] = []
+    files: list[_Source] = []
+    problems: list[FileEvent] = []
+
+    def unreadable(error: OSError) -> None:
+        where = PurePosixPath(os.path.relpath(error.filename or root, root)).as_posix()
+        problems.append(
+            FileEvent(where, "failed", message=error.strerror or str(error), planned=False)
+        )
+
+    for current, dirnames, filenames in os.walk(root, onerror=unreadable):
+        dirnames.sort()
+        base = PurePosixPath(os.path.relpath(current, root))
+        if current != str(root):
+            directories.append(base)
+        for name in sorted(filenames):
+            path = Path(current) / name
+            relative = base / name if current != str(root) else PurePosixPath(name)
+            try:
+                info = path.stat()
+            except OSError as exc:
+                problems.append(
+                    FileEvent(relative.as_posix(), "failed", message=describe(exc), planned=False)
+                )
+                continue
+            if not stat.S_ISREG(info.st_mode):
+                problems.append(
+                    FileEvent(relative.as_posix(), "failed", message="not a file", planned=False)
+                )
+                continue
+            files.append(_Source(path, relative, info.st_size))
+    return _Scan(directories, files, problems)
+
+
+def _stage(source: _Source, staging_dir: Path, max_bytes: int) -> SpooledFile:
+    """Copy `source` into staging while hashing it."""
+    with open(source.path, "rb") as src:
+        size = os.fstat(src.fileno()).st_size
+        if size > max_bytes:
+            raise _FileProblem(f"larger than the maximum of {max_bytes} bytes")
+        fd, name = tempfile.mkstemp(dir=staging_dir, prefix="import-", suffix=".part")
+        digest = hashlib.sha256()
+        written = 0
+        try:
+            with os.fdopen(fd, "wb") as dst:
+                while chunk := src.read(_CHUNK):
+                    written += len(chunk)
+                    if written > max_bytes:
+                        raise _FileProblem(f"larger than the maximum of {max_bytes} bytes")
+                    digest.update(chunk)
+                    dst.write(chunk)
+                # No fsync here: a skipped file is simply unlinked, and `put` makes a stored
+                # one durable itself (an fsync of the staged file, or an upload for S3).
+        except BaseException:
+            os.unlink(name)
+            raise
+    return SpooledFile(Path(name), digest.hexdigest(), written)
+
+
+class _FileProblem(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class _Ready:
+    source: _Source
+    stored: documents.StoredFile
+
+
+class _Importer:
+    """The state one import run shares between its worker tasks and its writer task."""
+
+    def __init__(
+        self,
+        db: Database,
+        blobs: BlobStore,
+        who: Principal,
+        project_id: int,
+        max_bytes: int,
+        listener: Listener,
+    ) -> None:
+        self.db, self.blobs, self.who, self.project_id = db, blobs, who, project_id
+        self.max_bytes = max_bytes
+        self.listener = listener
+        self.report = TransferReport()
+        # (folder id or 0, sha256) of documents already in the target folders, plus those
+        # this run is filing: a file whose pair is here is skipped. About 100 bytes each.
+        self.present: set[tuple[int, str]] = set()
+        self.folder_of: dict[PurePosixPath, int | None] = {}
+        self.folder_problem: dict[PurePosixPath, str] = {}
+
+    def emit(self, event: FileEvent) -> None:
+        self.report.record(event)
+        self.listener(event)
+
+    async def prepare(self, scan: _Scan, base_folder_id: int | None) -> None:
+        """Check rights, find or create the folder tree, and load what is already there."""
+        async with self.db.write() as session:
+            await access.require(session, self.who, self.project_id, Capability.DOCUMENTS_WRITE)
+            if base_folder_id is not None:
+                await folders.get(session, project_id=self.project_id, folder_id=base_folder_id)
+            self.folder_of[PurePosixPath(".")] = base_folder_id
+            existing: list[int | None] = [base_folder_id]
+            for directory in scan.directories:
+                await self._ensure_folder(session, directory, existing)
+            await self._load_present(session, existing)
+
+    async def _ensure_folder(
+        self, session: AsyncSession, directory: PurePosixPath, existing: list[int | None]
+    ) -> None:
+        parent = directory.parent
+        if parent in self.folder_problem or parent not in self.folder_of:
+            self.folder_problem[directory] = self.folder_problem.get(parent, "parent missing")
+            return
+        parent_id = self.folder_of[parent]
+        found = await folders.find_child(
+            session, project_id=self.project_id, parent_id=parent_id, name=directory.name
+        )
+        if found is not None:
+            self.folder_of[directory] = found.id
+            existing.append(found.id)
+            return
+        try:
+            await access.require(session, self.who, self.project_id, Capability.FOLDERS_WRITE)
+            created = await folders.create(
+                session, project_id=self.project_id, name=directory.name, parent_id=parent_id
+            )
+        except DomainError as exc:
+            self.folder_problem[directory] = f"folder not created: {exc.message}"
+            return
+        self.folder_of[directory] = created.id
+
+    async def _load_present(self, session: AsyncSession, folder_ids: list[int | None]) -> None:
+        ids = [i for i in folder_ids if i is not None]
+        for start in range(0, max(len(ids), 1), 500):
+            chunk = ids[start : start + 500]
+            where = [Document.folder_id.in_(chunk)] if chunk else []
+            if start == 0 and None in folder_ids:
+                where.append(Document.folder_id.is_(None))
+            if not where:
+                continue
+            rows = await session.execute(
+                select(Document.folder_id, Document.current_sha256).where(
+                    Document.project_id == self.project_id, or_(*where)
+                )
+            )
+            self.present.update((folder_id or 0, sha) for folder_id, sha in rows if sha)
+
+    async def work(
+        self, inbox: ObjectReceiveStream[_Source], out: ObjectSendStream[_Ready]
+    ) -> None:
+        """Worker task: stage and store files until the inbox runs dry."""
+        async with out:
+            async for source in inbox:
+                ready = await self._store(source)
+                if ready is not None:
+                    await out.send(ready)
+
+    async def _store(self, source: _Source) -> _Ready | None:
+        where = source.relative.as_posix()
+        problem = self.folder_problem.get(source.relative.parent)
+        if problem is not None:
+            self.emit(FileEvent(where, "failed", source.size, problem))
+            return None
+        folder_id = self.folder_of[source.relative.parent]
+        try:
+            file_name = documents.clean_file_name(source.relative.name)
+            spooled = await anyio.to_thread.run_sync(
+                _stage, source, self.blobs.staging_dir, self.max_bytes
+            )
+        except (OSError, _FileProblem, DomainError) as exc:
+            self.emit(FileEvent(where, "failed", source.size, describe(exc)))
+            return None
+        key = (folder_id or 0, spooled.sha256)
+        if key in self.present:
+            await anyio.to_thread.run_sync(spooled.path.unlink)
+            self.emit(FileEvent(where, "skipped", spooled.size, "already in the folder"))
+            return None
+        self.present.add(key)
+        try:
+            await self.blobs.put(spooled)  # durable before the writer files its row
+        except Exception as exc:
+            self.present.discard(key)
+            self.emit(FileEvent(where, "failed", spooled.size, f"blob store: {exc}"))
+            return None
+        stored = documents.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
+        return _Ready(source, stored)
+
+    async def write(self, inbox: ObjectReceiveStream[_Ready]) -> None:
+        """Writer task: file stored blobs as documents, BATCH_SIZE per transaction."""
+        batch: list[_Ready] = []
+        deadline = 0.0
+        async with inbox:
+            while True:
+                with anyio.move_on_after(max(deadline - time.monotonic(), 0) if batch else None):
+                    try:
+                        ready = await inbox.receive()
+                    except anyio.EndOfStream:
+                        break
+                    if not batch:
+                        deadline = time.monotonic() + BATCH_SECONDS
+                    batch.append(ready)
+                    if len(batch) < BATCH_SIZE:
+                        continue
+                await self._commit(batch)
+                batch = []
+        await self._commit(batch)
+
+    async def _commit(self, batch: Sequence[_Ready]) -> None:
+        if not batch:
+            return
+        try:
+            async with self.db.write() as session:
+                await documents.create_many(
+                    session,
+                    who=self.who,
+                    project_id=self.project_id,
+                    files=[r.stored for r in batch],
+                )
+        except Exception as exc:
+            for r in batch:
+                self.present.discard((r.stored.folder_id or 0, r.stored.sha256))
+                self.emit(
+                    FileEvent(r.source.relative.as_posix(), "failed", r.source.size, describe(exc))
+                )
+            return
+        for r in batch:
+            self.emit(FileEvent(r.source.relative.as_posix(), "imported", r.stored.size))
+
+
+def describe(exc: BaseException) -> str:
+    if isinstance(exc, DomainError):
+        return exc.message
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or type(exc).__name__
+
+
+async def import_tree(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    who: Principal,
+    project_id: int,
+    root: Path,
+    folder_id: int | None = None,
+    concurrency: int = 8,
+    max_bytes: int,
+    on_plan: Planned = lambda files, size: None,
+    on_file: Listener = lambda event: None,
+) -> TransferReport:
+    """Import every file under `root` into the project (under `folder_id`, else the root).
+
+    Sub-directories become folders (existing ones with the same name are reused). A file
+    whose content is already a document in its folder is skipped, so re-running resumes.
+    A problem with one file is reported through `on_file` and the report, never raised.
+    """
+    if not await anyio.to_thread.run_sync(root.is_dir):
+        raise NotFound(f"{root} is not a directory.")
+    started = time.monotonic()
+    scan = await anyio.to_thread.run_sync(_scan, root)
+    importer = _Importer(db, blobs, who, project_id, max_bytes, on_file)
+    await importer.prepare(scan, folder_id)
+    on_plan(len(scan.files), sum(f.size for f in scan.files))
+    for problem in scan.problems:
+        importer.emit(problem)
+    send_files, receive_files = anyio.create_memory_object_stream[_Source](concurrency * 2)
+    send_ready, receive_ready = anyio.create_memory_object_stream[_Ready](BATCH_SIZE * 2)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(importer.write, receive_ready)
+        async with send_ready, receive_files:
+            for _ in range(max(concurrency, 1)):
+                tg.start_soon(importer.work, receive_files.clone(), send_ready.clone())
+        async with send_files:
+            for source in scan.files:
+                await send_files.send(source)
+    importer.report.seconds = time.monotonic() - started
+    return importer.report
