@@ -23,7 +23,7 @@ def test_toml_file_is_read_and_environment_wins(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config = tmp_path / "casefolio.toml"
-    config.write_text('rate_limit_per_minute = 120\nport = 9000\n')
+    config.write_text("rate_limit_per_minute = 120\nport = 9000\n")
     monkeypatch.setenv("CASEFOLIO_CONFIG", str(config))
     monkeypatch.setenv("CASEFOLIO_PORT", "9100")
     settings = Settings()
@@ -38,7 +38,7 @@ def test_postgres_urls_are_given_the_async_driver() -> None:
 
 
 def test_bad_configuration_fails_at_start() -> None:
-    with pytest.raises(ValidationError, match="blob_store|BLOB_STORE"):
+    with pytest.raises(ValidationError, match=r"s3://bucket/prefix"):
         Settings(blob_store="ftp://nope")
     with pytest.raises(ValidationError):
         Settings(rate_limit_per_minute=0)

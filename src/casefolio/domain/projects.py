@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import Select, delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, Team, TeamMember, User
@@ -89,11 +89,18 @@ async def create(
     return project
 
 
-async def list_page(session: AsyncSession, *, who: Principal, page: PageRequest) -> Page[Project]:
+def visible_projects(who: Principal) -> Select[Project]:
+    """The projects the caller may see (operators: all), for every list of projects."""
     stmt = select(Project)
     if not who.is_operator:
         stmt = stmt.where(Project.id.in_(access.visible_project_ids(who)))
-    return await fetch_page(session, stmt, key=[Project.id], page=page, key_of=lambda p: (p.id,))
+    return stmt
+
+
+async def list_page(session: AsyncSession, *, who: Principal, page: PageRequest) -> Page[Project]:
+    return await fetch_page(
+        session, visible_projects(who), key=[Project.id], page=page, key_of=lambda p: (p.id,)
+    )
 
 
 async def update(

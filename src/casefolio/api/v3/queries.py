@@ -7,12 +7,12 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, false, func, not_, select, true
+from sqlalchemy import ColumnElement, Select, false, func, not_, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from casefolio.api.v3.problems import invalid_query
 from casefolio.db.models import Document, Project
-from casefolio.domain import access, documents
+from casefolio.domain import documents, projects
 from casefolio.domain.principal import Principal
 
 Clause = ColumnElement[bool]
@@ -150,7 +150,5 @@ def document_query(who: Principal, *, filters: str | None, sort_by: str | None) 
 
 def project_query(who: Principal, *, filters: str | None, sort_by: str | None) -> Select[Any]:
     """The projects the caller may see, filtered and ordered as the query asks."""
-    stmt = select(Project).where(*_filters(filters, _PROJECT_FILTERS))
-    if not who.is_operator:
-        stmt = stmt.where(Project.id.in_(access.visible_project_ids(who)))
+    stmt = projects.visible_projects(who).where(*_filters(filters, _PROJECT_FILTERS))
     return stmt.order_by(*_order(sort_by, _PROJECT_SORTS))
