@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.auth import authenticate
 from casefolio.api.state import AppState
+from casefolio.db.models import Project
+from casefolio.domain import access
 from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
 
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -34,3 +37,20 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session, scope="function")]
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 StateDep = Annotated[AppState, Depends(app_state)]
+
+
+def project_access(capability: Capability) -> Callable[..., Awaitable[Project]]:
+    """Given a capability, return a dependency that loads {projectId} or answers 404/403."""
+
+    async def dependency(
+        project_id: Annotated[int, Path(alias="projectId")], session: SessionDep, who: PrincipalDep
+    ) -> Project:
+        return await access.require(session, who, project_id, capability)
+
+    return dependency
+
+
+ReadableProject = Annotated[Project, Depends(project_access(Capability.DOCUMENTS_READ))]
+FolderWritableProject = Annotated[Project, Depends(project_access(Capability.FOLDERS_WRITE))]
+WritableProject = Annotated[Project, Depends(project_access(Capability.DOCUMENTS_WRITE))]
+AdministeredProject = Annotated[Project, Depends(project_access(Capability.SETTINGS_MANAGE))]

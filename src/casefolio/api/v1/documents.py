@@ -9,14 +9,14 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import Field, ValidationError
 
-from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
+from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, WritableProject
 from casefolio.api.downloads import blob_response
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import access, documents, versions
+from casefolio.domain import documents, versions
 from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
 from casefolio.domain.roles import Capability
@@ -213,14 +213,13 @@ async def list_folder_documents(
 )
 async def upload_document(
     request: Request,
-    project_id: ProjectId,
+    project: WritableProject,
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
     file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
     reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
 ) -> DocumentOut:
-    await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
     # Release the transaction (and SQLite's write lock) while the body streams in.
     await session.commit()
     async with receive(request, state) as upload:
@@ -228,7 +227,7 @@ async def upload_document(
         view = await documents.create(
             session,
             who=who,
-            project_id=project_id,
+            project_id=project.id,
             blobs=state.blobs,
             file=_new_file(upload, meta, file_name),
             title=meta.title,

@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path
+from fastapi import APIRouter
 from pydantic import Field
 
-from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.deps import AdministeredProject, ReadableProject, SessionDep
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import access, fields
+from casefolio.domain import fields
 from casefolio.domain.fields import FIELD_TYPES, FieldSpec
-from casefolio.domain.roles import Capability
 
 router = APIRouter(tags=["fields"])
-ProjectId = Annotated[int, Path(alias="projectId")]
 
 
 class FieldIn(ApiModel):
@@ -34,13 +30,9 @@ class FieldOut(ApiModel):
 
 
 @router.get("/projects/{projectId}/fields", response_model=list[FieldOut], summary="List fields")
-async def list_fields(
-    project_id: ProjectId, session: SessionDep, who: PrincipalDep
-) -> list[FieldOut]:
-    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
-    return [
-        FieldOut.model_validate(f) for f in await fields.list_all(session, project_id=project_id)
-    ]
+async def list_fields(project: ReadableProject, session: SessionDep) -> list[FieldOut]:
+    found = await fields.list_all(session, project_id=project.id)
+    return [FieldOut.model_validate(f) for f in found]
 
 
 @router.post(
@@ -50,8 +42,7 @@ async def list_fields(
     summary="Define a field (Project Admin)",
 )
 async def create_field(
-    project_id: ProjectId, body: FieldIn, session: SessionDep, who: PrincipalDep
+    project: AdministeredProject, body: FieldIn, session: SessionDep
 ) -> FieldOut:
-    await access.require(session, who, project_id, Capability.SETTINGS_MANAGE)
     spec = FieldSpec(body.name, body.type, body.choices, body.required)
-    return FieldOut.model_validate(await fields.create(session, project_id=project_id, spec=spec))
+    return FieldOut.model_validate(await fields.create(session, project_id=project.id, spec=spec))

@@ -7,14 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import Field
 
-from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.deps import FolderWritableProject, ReadableProject, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import access, folders
-from casefolio.domain.roles import Capability
+from casefolio.domain import folders
 
 router = APIRouter(tags=["folders"])
-ProjectId = Annotated[int, Path(alias="projectId")]
 
 
 class FolderIn(ApiModel):
@@ -34,13 +32,11 @@ class FolderOut(ApiModel):
 async def list_folders(
     request: Request,
     response: Response,
-    project_id: ProjectId,
+    project: ReadableProject,
     session: SessionDep,
-    who: PrincipalDep,
     params: PageDep,
 ) -> list[FolderOut]:
-    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
-    page = await folders.list_page(session, project_id=project_id, page=page_request(params))
+    page = await folders.list_page(session, project_id=project.id, page=page_request(params))
     link_next(request, response, page)
     return [FolderOut.model_validate(f) for f in page.items]
 
@@ -52,11 +48,10 @@ async def list_folders(
     summary="Add a folder",
 )
 async def create_folder(
-    project_id: ProjectId, body: FolderIn, session: SessionDep, who: PrincipalDep
+    project: FolderWritableProject, body: FolderIn, session: SessionDep
 ) -> FolderOut:
-    await access.require(session, who, project_id, Capability.FOLDERS_WRITE)
     folder = await folders.create(
-        session, project_id=project_id, name=body.name, parent_id=body.parent_id
+        session, project_id=project.id, name=body.name, parent_id=body.parent_id
     )
     return FolderOut.model_validate(folder)
 
@@ -67,17 +62,15 @@ async def create_folder(
     summary="Read a folder by its (URL-encoded) name",
 )
 async def read_folder_by_name(
-    project_id: ProjectId,
+    project: ReadableProject,
     folder_name: Annotated[str, Path(alias="folderName", max_length=255)],
     session: SessionDep,
-    who: PrincipalDep,
     parent_id: Annotated[
         int | None, Query(alias="parentId", description="Disambiguates equal names.")
     ] = None,
 ) -> FolderOut:
-    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
     folder = await folders.get_by_name(
-        session, project_id=project_id, name=folder_name, parent_id=parent_id
+        session, project_id=project.id, name=folder_name, parent_id=parent_id
     )
     return FolderOut.model_validate(folder)
 
@@ -88,10 +81,8 @@ async def read_folder_by_name(
     summary="Delete an empty folder",
 )
 async def delete_folder(
-    project_id: ProjectId,
+    project: FolderWritableProject,
     folder_id: Annotated[int, Path(alias="folderId")],
     session: SessionDep,
-    who: PrincipalDep,
 ) -> None:
-    await access.require(session, who, project_id, Capability.FOLDERS_WRITE)
-    await folders.delete(session, project_id=project_id, folder_id=folder_id)
+    await folders.delete(session, project_id=project.id, folder_id=folder_id)
