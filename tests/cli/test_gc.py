@@ -1,0 +1,89 @@
+"""`casefolio gc`: orphans past the grace period go, everything else stays."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.storage import BlobStore, LocalBlobStore
+from tests.cli.conftest import Invoke, Seed, in_db, spool, write_tree
+
+HOURS = 3600
+
+
+def _age(path: Path, seconds: float) -> None:
+    then = time.time() - seconds
+    os.utime(path, (then, then))
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _blob(settings: Settings, data: bytes) -> Path:
+    path = LocalBlobStore(settings.blob_dir).local_path(_sha(data))
+    assert path is not None
+    return path
+
+
+def _setup(invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path) -> dict[str, Path]:
+    """Two referenced blobs (one of them old), an old and a young orphan, two staging files."""
+    source = write_tree(tmp_path / "src", {"a.txt": b"referenced", "b.txt": b"old but used"})
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+
+    async def orphans(db: Database, blobs: BlobStore) -> None:
+        for data in (b"old orphan", b"young orphan"):
+            await blobs.put(spool(blobs, data))
+
+    in_db(settings, orphans)
+    staging = LocalBlobStore(settings.blob_dir).staging_dir
+    paths = {
+        "referenced": _blob(settings, b"referenced"),
+        "old referenced": _blob(settings, b"old but used"),
+        "old orphan": _blob(settings, b"old orphan"),
+        "young orphan": _blob(settings, b"young orphan"),
+        "stale staging": staging / "upload-stale.part",
+        "fresh staging": staging / "upload-fresh.part",
+    }
+    paths["stale staging"].write_bytes(b"abandoned upload")
+    paths["fresh staging"].write_bytes(b"upload in flight")
+    for name in ("old referenced", "old orphan", "stale staging"):
+        _age(paths[name], 2 * HOURS)
+    _age(paths["young orphan"], 10 * 60)  # inside the default 60-minute grace period
+    return paths
+
+
+def test_dry_run_lists_orphans_and_deletes_nothing(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    paths = _setup(invoke, seed, settings, tmp_path)
+    result = invoke("gc", "--dry-run")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert f"would remove blob {_sha(b'old orphan')}" in out
+    assert "would remove staging file upload-stale.part" in out
+    assert "Would remove 1 orphan blob(s) and 1 staging file(s)" in out
+    assert all(p.exists() for p in paths.values())
+
+
+def test_gc_removes_old_orphans_and_stale_staging_only(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    paths = _setup(invoke, seed, settings, tmp_path)
+    result = invoke("gc")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert f"removed blob {_sha(b'old orphan')}" in out
+    assert "kept 1 referenced and 2 younger than 60 minute(s)" in out
+    gone = {name for name, path in paths.items() if not path.exists()}
+    assert gone == {"old orphan", "stale staging"}
+    # A shorter grace period reaches the young orphan too; referenced blobs never go.
+    assert invoke("gc", "--grace-minutes", "5").exit_code == 0
+    gone = {name for name, path in paths.items() if not path.exists()}
+    assert gone == {"old orphan", "stale staging", "young orphan"}
+    assert paths["referenced"].read_bytes() == b"referenced"
+    assert paths["old referenced"].read_bytes() == b"old but used"

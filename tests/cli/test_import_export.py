@@ -1,0 +1,287 @@
+"""`casefolio import` and `casefolio export` against the test database and a local blob store."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+from sqlalchemy import select
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, DocumentVersion, Folder
+from casefolio.domain import documents, folders, grants, users
+from casefolio.domain.documents import NewFile
+from casefolio.domain.roles import READ_ONLY, READ_WRITE
+from casefolio.storage import BlobStore, LocalBlobStore
+from tests.cli.conftest import Invoke, Seed, in_db, read_tree, spool, write_tree
+
+TREE = {
+    "summary.txt": b"case summary",
+    "Pleadings/claim.pdf": b"%PDF claim",
+    "Pleadings/defence.pdf": b"%PDF defence",
+    "Pleadings/Drafts/draft 1.docx": b"draft one",
+    "Evidence/photo.jpg": os.urandom(100_000),
+    "Evidence/summary-copy.txt": b"case summary",  # same bytes, other folder: imported too
+}
+
+
+def _catalogue(settings: Settings, project_id: int) -> dict[str, str]:
+    """Map `folder/path/file name` to the sha256 of every document in the project."""
+
+    async def work(db: Database, blobs: BlobStore) -> dict[str, str]:
+        async with db.read() as session:
+            rows = list(
+                await session.scalars(select(Folder).where(Folder.project_id == project_id))
+            )
+            by_id = {f.id: f for f in rows}
+
+            def path(folder_id: int | None) -> str:
+                parts: list[str] = []
+                while folder_id is not None:
+                    parts.append(by_id[folder_id].name)
+                    folder_id = by_id[folder_id].parent_id
+                return "/".join(reversed(parts))
+
+            found = await session.execute(
+                select(Document.folder_id, DocumentVersion.file_name, DocumentVersion.sha256)
+                .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+                .where(Document.project_id == project_id)
+            )
+            return {
+                "/".join(p for p in (path(folder_id), name) if p): sha
+                for folder_id, name, sha in found
+            }
+
+    result = in_db(settings, work)
+    assert isinstance(result, dict)
+    return result
+
+
+def _sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_import_recreates_the_tree_and_stores_every_file(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", TREE, empty_dirs=("Correspondence",))
+    result = invoke("import", str(source), "--project", str(seed.project_id))
+    assert result.exit_code == 0, result.output
+    assert _catalogue(settings, seed.project_id) == {k: _sha(v) for k, v in TREE.items()}
+    for label in ("files/s", "MB/s", "Summary", "imported", "skipped", "failed", "seconds"):
+        assert label in result.output
+    assert "│ imported                │ 6 " in result.output
+
+    async def check(db: Database, blobs: BlobStore) -> None:
+        async with db.read() as session:
+            empty = await folders.find_child(
+                session, project_id=seed.project_id, parent_id=None, name="Correspondence"
+            )
+            assert empty is not None
+        for data in TREE.values():
+            stored = b"".join([c async for c in blobs.read(_sha(data))])
+            assert stored == data
+
+    in_db(settings, check)
+    assert list(LocalBlobStore(settings.blob_dir).staging_dir.iterdir()) == []
+
+
+def test_rerun_skips_everything_already_there(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", TREE)
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    (source / "Evidence" / "new.txt").write_bytes(b"arrived later")
+    again = invoke("import", str(source), "--project", str(seed.project_id))
+    assert again.exit_code == 0, again.output
+    assert "│ imported                │ 1 " in again.output
+    assert "│ skipped (already there) │ 6 " in again.output
+    catalogue = _catalogue(settings, seed.project_id)
+    assert len(catalogue) == len(TREE) + 1 and catalogue["Evidence/new.txt"] == _sha(
+        b"arrived later"
+    )
+
+
+def test_a_bad_file_is_reported_and_the_rest_lands(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", {"ok.txt": b"fine", "docs/big.bin": b"x" * 2000})
+    (source / "docs" / "gone.pdf").symlink_to(tmp_path / "nowhere")
+    result = invoke(
+        "import", str(source), "--project", str(seed.project_id), max_upload_bytes="1000"
+    )
+    assert result.exit_code == 1, result.output
+    out = " ".join(result.output.split())  # undo rich's line wrapping
+    assert "failed docs/big.bin: larger than the maximum of 1000 bytes" in out
+    assert "failed docs/gone.pdf: No such file or directory" in out
+    assert "2 file(s) failed" in out
+    assert _catalogue(settings, seed.project_id) == {"ok.txt": _sha(b"fine")}
+
+
+def test_import_reuses_folders_and_honours_folder_option(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    async def make(db: Database, blobs: BlobStore) -> tuple[int, int]:
+        async with db.write() as session:
+            matter = await folders.create(session, project_id=seed.project_id, name="Matter")
+            inner = await folders.create(
+                session, project_id=seed.project_id, name="Pleadings", parent_id=matter.id
+            )
+            return matter.id, inner.id
+
+    matter_id, pleadings_id = in_db(settings, make)  # type: ignore[misc]
+    source = write_tree(tmp_path / "src", {"Pleadings/claim.pdf": b"claim", "top.txt": b"top"})
+    result = invoke(
+        "import", str(source), "--project", str(seed.project_id), "--folder", str(matter_id)
+    )
+    assert result.exit_code == 0, result.output
+    assert _catalogue(settings, seed.project_id) == {
+        "Matter/Pleadings/claim.pdf": _sha(b"claim"),
+        "Matter/top.txt": _sha(b"top"),
+    }
+
+    async def count(db: Database, blobs: BlobStore) -> list[int]:
+        async with db.read() as session:
+            return list(await session.scalars(select(Folder.id).order_by(Folder.id)))
+
+    assert in_db(settings, count) == [matter_id, pleadings_id]
+
+
+def test_import_acts_with_the_given_users_rights(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    async def make(db: Database, blobs: BlobStore) -> None:
+        async with db.write() as session:
+            new = [users.NewUser(f"{n}@example.com", n) for n in ("reader", "writer", "outsider")]
+            made = await users.create_many(session, new_users=new)
+            await grants.set_user_grant(
+                session, project_id=seed.project_id, user_id=made[0].id, role=READ_ONLY
+            )
+            await grants.set_user_grant(
+                session, project_id=seed.project_id, user_id=made[1].id, role=READ_WRITE
+            )
+
+    in_db(settings, make)
+    source = write_tree(tmp_path / "src", {"a/b.txt": b"b"})
+    project = str(seed.project_id)
+    outsider = invoke("import", str(source), "--project", project, "--as", "outsider@example.com")
+    assert outsider.exit_code == 1 and f"Project {project} not found" in outsider.output
+    reader = invoke("import", str(source), "--project", project, "--as", "reader@example.com")
+    assert reader.exit_code == 1 and "does not include documents.write" in reader.output
+    assert _catalogue(settings, seed.project_id) == {}
+    writer = invoke("import", str(source), "--project", project, "--as", "writer@example.com")
+    assert writer.exit_code == 0, writer.output
+
+    async def creators(db: Database, blobs: BlobStore) -> set[str]:
+        async with db.read() as session:
+            user = await users.get_by_email(session, email="writer@example.com")
+            ids = set(await session.scalars(select(Document.created_by)))
+            return {"writer" if i == user.id else str(i) for i in ids}
+
+    assert in_db(settings, creators) == {"writer"}
+
+
+def test_export_round_trips_an_import_with_a_correct_manifest(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", TREE, empty_dirs=("Correspondence",))
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    out = tmp_path / "out"
+    result = invoke("export", "--project", str(seed.project_id), str(out))
+    assert result.exit_code == 0, result.output
+    assert "exported" in result.output and "files/s" in result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    exported = read_tree(out)
+    del exported["manifest.json"]
+    assert exported == TREE
+    assert (out / "Correspondence").is_dir()
+    assert manifest["projectId"] == seed.project_id
+
+    async def rows(db: Database, blobs: BlobStore) -> dict[str, tuple[int, int, str]]:
+        async with db.read() as session:
+            found = await session.execute(
+                select(Document.id, DocumentVersion).join(
+                    DocumentVersion, DocumentVersion.id == Document.current_version_id
+                )
+            )
+            return {v.sha256 + v.file_name: (d, v.id, v.content_type) for d, v in found}
+
+    by_key = in_db(settings, rows)
+    assert isinstance(by_key, dict)
+    assert [f["path"] for f in manifest["files"]] == sorted(TREE)
+    for entry in manifest["files"]:
+        data = TREE[entry["path"]]
+        assert entry["sha256"] == _sha(data) and entry["size"] == len(data)
+        name = entry["path"].rsplit("/", 1)[-1]
+        assert (entry["documentId"], entry["versionId"], entry["contentType"]) == by_key[
+            entry["sha256"] + name
+        ]
+    photo = next(f for f in manifest["files"] if f["path"] == "Evidence/photo.jpg")
+    assert photo["contentType"] == "image/jpeg"
+
+
+def test_export_writes_current_versions_and_deduplicates_names(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    async def make(db: Database, blobs: BlobStore) -> None:
+        async with db.write() as session:
+            for data in (b"first", b"second"):
+                await documents.create(
+                    session,
+                    who=seed.operator,
+                    project_id=seed.project_id,
+                    blobs=blobs,
+                    file=NewFile(spool(blobs, data), "notes.txt"),
+                )
+            view = await documents.create(
+                session,
+                who=seed.operator,
+                project_id=seed.project_id,
+                blobs=blobs,
+                file=NewFile(spool(blobs, b"v1"), "order.pdf"),
+            )
+            await documents.add_version(
+                session,
+                who=seed.operator,
+                document_id=view.document.id,
+                blobs=blobs,
+                file=NewFile(spool(blobs, b"v2 sealed"), "order-sealed.pdf"),
+            )
+
+    in_db(settings, make)
+    out = tmp_path / "out"
+    assert invoke("export", "--project", str(seed.project_id), str(out)).exit_code == 0
+    exported = read_tree(out)
+    del exported["manifest.json"]
+    assert exported == {
+        "notes.txt": b"first",
+        "notes (2).txt": b"second",
+        "order-sealed.pdf": b"v2 sealed",
+    }
+
+
+def test_export_refuses_a_non_empty_directory(invoke: Invoke, seed: Seed, tmp_path: Path) -> None:
+    out = write_tree(tmp_path / "out", {"keep.txt": b"mine"})
+    result = invoke("export", "--project", str(seed.project_id), str(out))
+    assert result.exit_code == 1 and "not an empty directory" in result.output
+    assert read_tree(out) == {"keep.txt": b"mine"}
+
+
+def test_export_reports_a_blob_that_fails_its_check(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", {"good.txt": b"good", "bad.txt": b"bad"})
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    blob = LocalBlobStore(settings.blob_dir).local_path(_sha(b"bad"))
+    assert blob is not None
+    blob.write_bytes(b"BAD")  # bit rot: same size, other bytes
+    out = tmp_path / "out"
+    result = invoke("export", "--project", str(seed.project_id), str(out))
+    assert result.exit_code == 1
+    assert "failed bad.txt: content does not match" in " ".join(result.output.split())
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert [f["path"] for f in manifest["files"]] == ["good.txt"]
+    assert sorted(p.name for p in out.iterdir()) == ["good.txt", "manifest.json"]
