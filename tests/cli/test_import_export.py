@@ -12,7 +12,7 @@ from sqlalchemy import select
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import documents, folders, grants, users
+from casefolio.domain import documents, fields, folders, grants, users
 from casefolio.domain.documents import NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE
 from casefolio.storage import BlobStore, LocalBlobStore
@@ -285,3 +285,20 @@ def test_export_reports_a_blob_that_fails_its_check(
     manifest = json.loads((out / "manifest.json").read_text())
     assert [f["path"] for f in manifest["files"]] == ["good.txt"]
     assert sorted(p.name for p in out.iterdir()) == ["good.txt", "manifest.json"]
+
+
+def test_import_refuses_a_project_with_required_fields_up_front(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    async def make(db: Database, blobs: BlobStore) -> None:
+        async with db.write() as session:
+            spec = fields.FieldSpec(name="Custodian", type="text", required=True)
+            await fields.create(session, project_id=seed.project_id, spec=spec)
+
+    in_db(settings, make)
+    source = write_tree(tmp_path / "src", {"a.txt": b"a"})
+    result = invoke("import", str(source), "--project", str(seed.project_id))
+    assert result.exit_code == 1 and "Required field(s) missing: Custodian" in result.output
+    assert "Summary" not in result.output
+    assert [p for p in settings.blob_dir.rglob("*") if p.is_file()] == []
+    assert _catalogue(settings, seed.project_id) == {}

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, User
-from casefolio.domain import access, documents, folders, users
+from casefolio.domain import access, documents, fields, folders, users
 from casefolio.domain.errors import DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -214,6 +214,10 @@ class _Importer:
         """Check rights, find or create the folder tree, and load what is already there."""
         async with self.db.write() as session:
             await access.require(session, self.who, self.project_id, Capability.DOCUMENTS_WRITE)
+            # Imported documents get no field values: refuse now, not batch by batch.
+            await fields.resolve_values(
+                session, project_id=self.project_id, values={}, for_new_document=True
+            )
             if base_folder_id is not None:
                 await folders.get(session, project_id=self.project_id, folder_id=base_folder_id)
             self.folder_of[PurePosixPath(".")] = base_folder_id
