@@ -54,6 +54,11 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
     parser.add_argument("--listing-docs", type=int, help="documents in the listing project")
     parser.add_argument("--ingest-docs", type=int, help="4 KiB documents to ingest")
     parser.add_argument(
+        "--ingest-max-seconds",
+        type=float,
+        help="stop ingesting over HTTP after this long (import gets twice as long)",
+    )
+    parser.add_argument(
         "--servers",
         default="uvicorn,granian",
         help="ASGI servers to measure api_overhead and download under (comma-separated)",
@@ -72,7 +77,14 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
     opts = Options(quick=args.quick, database=args.database, pg_admin_url=args.pg_admin_url)
     if args.quick:
         opts.apply_quick()
-    for attr in ("duration", "connections", "upload_mib", "listing_docs", "ingest_docs"):
+    for attr in (
+        "duration",
+        "connections",
+        "upload_mib",
+        "listing_docs",
+        "ingest_docs",
+        "ingest_max_seconds",
+    ):
         value = getattr(args, attr)
         if value is not None:
             setattr(opts, attr, value)

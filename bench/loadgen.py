@@ -146,7 +146,13 @@ async def run_get(url: str, headers: list[str], connections: int, duration: floa
 
 
 async def run_post(
-    url: str, headers: list[str], connections: int, count: int, size: int, name_prefix: str
+    url: str,
+    headers: list[str],
+    connections: int,
+    count: int,
+    size: int,
+    name_prefix: str,
+    max_seconds: float | None = None,
 ):
     parts = urlsplit(url)
     sep = "&" if parts.query else "?"
@@ -158,8 +164,10 @@ async def run_post(
     for i in range(count):
         queue.put_nowait(i)
 
+    deadline = None if max_seconds is None else time.perf_counter() + max_seconds
+
     async def worker(conn: Connection) -> None:
-        while True:
+        while deadline is None or time.perf_counter() < deadline:
             try:
                 i = queue.get_nowait()
             except asyncio.QueueEmpty:
@@ -192,7 +200,9 @@ async def run_post(
     elapsed = time.perf_counter() - begin
     for c in conns:
         await c.close()
-    return _summary(stats, elapsed)
+    out = _summary(stats, elapsed)
+    out["stopped_early"] = queue.qsize() > 0
+    return out
 
 
 def _pct(values: list[float], pct: float) -> float | None:
@@ -231,6 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--count", type=int, default=1000)
     parser.add_argument("--size", type=int, default=4096)
     parser.add_argument("--name-prefix", default="doc")
+    parser.add_argument(
+        "--max-seconds", type=float, help="post: stop sending new requests after this long"
+    )
     args = parser.parse_args(argv)
     runner = asyncio.run
     try:
@@ -244,7 +257,15 @@ def main(argv: list[str] | None = None) -> None:
     else:
         headers = [*args.header, "Content-Type: application/octet-stream"]
         out = runner(
-            run_post(args.url, headers, args.connections, args.count, args.size, args.name_prefix)
+            run_post(
+                args.url,
+                headers,
+                args.connections,
+                args.count,
+                args.size,
+                args.name_prefix,
+                args.max_seconds,
+            )
         )
     json.dump(out, sys.stdout)
     sys.stdout.write("\n")

@@ -76,10 +76,17 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
         log(f"writing a {opts.upload_mib} MiB random payload")
         write_payload(payload, size)
         copy = inst.data_dir / "reference-copy.bin"
-        ref_s, sha, ref_details = reference(payload, copy)
+        # Best of two: disk speed varies; the reference should be what the disk can do.
+        runs = [reference(payload, copy) for _ in range(1 if opts.quick else 2)]
         copy.unlink()
+        ref_s, sha, ref_details = min(runs, key=lambda r: r[0])
         ref_mbs = size / ref_s / MB
-        result.details["reference"] = {"seconds": ref_s, "mb_per_s": ref_mbs, **ref_details}
+        result.details["reference"] = {
+            "seconds": ref_s,
+            "mb_per_s": ref_mbs,
+            "all_mb_per_s": [size / r[0] / MB for r in runs],
+            **ref_details,
+        }
         log(f"reference: sha256sum + dd conv=fsync: {ref_mbs:.0f} MB/s")
         for kind in opts.servers:
             with casefolio_server(inst, server=kind, log_level=opts.log_level) as srv:
