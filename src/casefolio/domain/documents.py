@@ -276,48 +276,55 @@ async def create_many(
             raise NotFound(f"Folder {min(missing)} not found in project {project_id}.")
     await fields.resolve_values(session, project_id=project_id, values={}, for_new_document=True)
     now = utcnow()
-    document_ids = list(
-        await session.scalars(
-            insert(Document).returning(Document.id, sort_by_parameter_order=True),
-            [
-                {
-                    "project_id": project_id,
-                    "folder_id": f.folder_id,
-                    "title": _check_title(f.file_name),
-                    "description": "",
-                    "last_version_number": 1,
-                    "created_by": who.user_id,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for f in files
-            ],
-        )
+    # RETURNING order is not guaranteed (and asking SQLAlchemy to sort it falls back to one
+    # INSERT per row), so each row carries a unique placeholder in current_sha256 that ties
+    # its returned id to its file; the UPDATE at the end puts the real digest there.
+    documents_returned = await session.execute(
+        insert(Document).returning(Document.id, Document.current_sha256),
+        [
+            {
+                "project_id": project_id,
+                "folder_id": f.folder_id,
+                "title": _check_title(f.file_name),
+                "description": "",
+                "current_sha256": f"pending:{i}",
+                "last_version_number": 1,
+                "created_by": who.user_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for i, f in enumerate(files)
+        ],
     )
-    version_ids = list(
-        await session.scalars(
-            insert(DocumentVersion).returning(DocumentVersion.id, sort_by_parameter_order=True),
-            [
-                {
-                    "document_id": document_id,
-                    "number": 1,
-                    "file_name": f.file_name,
-                    "content_type": _guess_content_type(f.content_type, f.file_name),
-                    "size": f.size,
-                    "sha256": f.sha256,
-                    "description": "",
-                    "created_by": who.user_id,
-                    "created_at": now,
-                }
-                for document_id, f in zip(document_ids, files, strict=True)
-            ],
-        )
+    by_placeholder = {placeholder: doc_id for doc_id, placeholder in documents_returned}
+    document_ids = [by_placeholder[f"pending:{i}"] for i in range(len(files))]
+    versions_returned = await session.execute(
+        insert(DocumentVersion).returning(DocumentVersion.document_id, DocumentVersion.id),
+        [
+            {
+                "document_id": document_id,
+                "number": 1,
+                "file_name": f.file_name,
+                "content_type": _guess_content_type(f.content_type, f.file_name),
+                "size": f.size,
+                "sha256": f.sha256,
+                "description": "",
+                "created_by": who.user_id,
+                "created_at": now,
+            }
+            for document_id, f in zip(document_ids, files, strict=True)
+        ],
     )
+    version_of = {doc_id: version_id for doc_id, version_id in versions_returned}
     await session.execute(
         update(Document),
         [
-            {"id": document_id, "current_version_id": version_id, "current_sha256": f.sha256}
-            for document_id, version_id, f in zip(document_ids, version_ids, files, strict=True)
+            {
+                "id": document_id,
+                "current_version_id": version_of[document_id],
+                "current_sha256": f.sha256,
+            }
+            for document_id, f in zip(document_ids, files, strict=True)
         ],
     )
     return document_ids
