@@ -335,11 +335,14 @@ class Process:
         return self.proc.pid
 
     def log_tail(self, lines: int = 30) -> str:
+        """The start and the end of the process's output (where the causes usually are)."""
         try:
-            text = self.log_path.read_text(errors="replace")
+            all_lines = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
-        return "\n".join(text.splitlines()[-lines:])
+        if len(all_lines) <= 2 * lines:
+            return "\n".join(all_lines)
+        return "\n".join([*all_lines[:lines], "[…]", *all_lines[-lines:]])
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -373,7 +376,14 @@ def wait_http(url: str, proc: Process, *, timeout: float = 120.0, ok=(200,)) -> 
         except httpx.HTTPError as exc:
             last = type(exc).__name__
         time.sleep(0.2)
-    raise RuntimeError(f"server not ready after {timeout:.0f}s ({last}):\n{proc.log_tail()}")
+    tail = proc.log_tail(15)
+    hint = ""
+    if tail.count("died") > 2:
+        hint = (
+            "\n(workers keep dying without a traceback: uvicorn's supervisor kills workers that "
+            "do not answer its health check within timeout_worker_healthcheck, 5 s by default)"
+        )
+    raise RuntimeError(f"server not ready after {timeout:.0f}s ({last}):\n{tail}{hint}")
 
 
 # --------------------------------------------------------------------------- databases
