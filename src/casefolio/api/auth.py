@@ -56,7 +56,9 @@ async def authenticate(request: Request) -> Principal:
     except Unauthenticated:
         await _charge(request, state, f"ip:{_client(request)}", None)
         raise
-    await _charge(request, state, f"token:{principal.token_id}", principal.rate_limit)
+    # Keyed by the secret's hash, not the row id: installations (and test databases) that
+    # share one Redis must never share a budget because their token ids coincide.
+    await _charge(request, state, f"token:{tokens.hash_secret(secret)[:32]}", principal.rate_limit)
     if not settings.integrations_api_enabled and not _may_switch_api_on(request, principal):
         raise Forbidden(system.API_DISABLED_MESSAGE)
     if stale and principal.token_id is not None:

@@ -65,6 +65,9 @@ def serve(
         http="httptools",
         loop="uvloop",
         proxy_headers=False,
+        # Importing the app takes seconds on a loaded 2-core machine; uvicorn's default 5 s
+        # health check would kill and restart workers that are merely still starting.
+        timeout_worker_healthcheck=60,
     )
 
 
