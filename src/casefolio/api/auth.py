@@ -49,22 +49,35 @@ async def authenticate(request: Request) -> Principal:
     if secret is None:
         await _charge(request, state, f"ip:{_client(request)}", None)
         raise Unauthenticated(MISSING_TOKEN)
-    try:
-        async with state.db.read() as session:
-            principal, stale = await tokens.authenticate(session, secret=secret)
-            settings = await system.get(session)
-    except Unauthenticated:
-        await _charge(request, state, f"ip:{_client(request)}", None)
-        raise
+    secret_hash = tokens.hash_secret(secret)
+    remembered = state.credentials.get(secret_hash)
+    stale = False
+    if remembered is not None:
+        principal, api_enabled = remembered.principal, remembered.api_enabled
+    else:
+        try:
+            async with state.db.read() as session:
+                principal, stale = await tokens.authenticate(session, secret=secret)
+                api_enabled = (await system.get(session)).integrations_api_enabled
+        except Unauthenticated:
+            await _charge(request, state, f"ip:{_client(request)}", None)
+            raise
+        state.credentials.put(secret_hash, principal, api_enabled)
     # Keyed by the secret's hash, not the row id: installations (and test databases) that
     # share one Redis must never share a budget because their token ids coincide.
-    await _charge(request, state, f"token:{tokens.hash_secret(secret)[:32]}", principal.rate_limit)
-    if not settings.integrations_api_enabled and not _may_switch_api_on(request, principal):
+    await _charge(request, state, f"token:{secret_hash[:32]}", principal.rate_limit)
+    if not api_enabled and not _may_switch_api_on(request, principal):
         raise Forbidden(system.API_DISABLED_MESSAGE)
     if stale and principal.token_id is not None:
         async with state.db.write() as session:
             await tokens.touch(session, token_id=principal.token_id)
     return principal
+
+
+def forget_credentials(request: Request) -> None:
+    """Call after revoking tokens or changing settings: this process re-checks at once."""
+    state: AppState = request.app.state.casefolio
+    state.credentials.clear()
 
 
 def _may_switch_api_on(request: Request, who: Principal) -> bool:

@@ -43,9 +43,12 @@ def project_access(capability: Capability) -> Callable[..., Awaitable[Project]]:
     """Given a capability, return a dependency that loads {projectId} or answers 404/403."""
 
     async def dependency(
-        project_id: Annotated[int, Path(alias="projectId")], session: SessionDep, who: PrincipalDep
+        project_id: Annotated[int, Path(alias="projectId")], state: StateDep, who: PrincipalDep
     ) -> Project:
-        return await access.require(session, who, project_id, capability)
+        # A short read of its own: the check must not take SQLite's write lock, which an
+        # upload would otherwise hold while its body streams in.
+        async with state.db.read() as session:
+            return await access.require(session, who, project_id, capability)
 
     return dependency
 

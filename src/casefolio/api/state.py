@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from casefolio.api.credentials import CredentialCache
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -16,3 +17,4 @@ class AppState:
     db: Database
     blobs: BlobStore
     limiter: RateLimiter
+    credentials: CredentialCache = field(default_factory=CredentialCache)

@@ -199,12 +199,14 @@ async def create(
 ) -> DocumentView:
     """File a new document with its first version.
 
-    Everything is checked before the blob is stored, and the blob is durable before the rows
-    are flushed, so a commit can only ever point at bytes that exist.
+    The blob is made durable first, so a commit can only ever point at bytes that exist; and
+    before the first query, so SQLite's write lock is not held across its fsyncs. A request
+    refused after that leaves an unreferenced blob, which `casefolio gc` removes.
     """
-    await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
     file_name = clean_file_name(file.file_name)
     title = _check_title(title if title is not None else file_name)
+    await blobs.put(file.spooled)
+    await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
     if folder_id is not None:
         await folders.get(session, project_id=project_id, folder_id=folder_id)
     values = await fields.resolve_values(
@@ -217,7 +219,6 @@ async def create(
                 f"Project {project_id} already holds this content as document {existing.id} "
                 f"('{existing.title}')."
             )
-    await blobs.put(file.spooled)
     now = utcnow()
     document = Document(
         project_id=project_id,
@@ -371,7 +372,10 @@ async def add_version(
     description: str = "",
 ) -> tuple[DocumentView, DocumentVersion]:
     """Add a new current version. Concurrent calls get distinct numbers: the number comes from
-    an UPDATE … RETURNING on the document row, which serialises them."""
+    an UPDATE … RETURNING on the document row, which serialises them. As in `create`, the
+    blob is stored before the transaction's first query."""
+    file_name = clean_file_name(file.file_name)
+    await blobs.put(file.spooled)
     await load(
         session,
         who=who,
@@ -379,8 +383,6 @@ async def add_version(
         project_id=project_id,
         capability=Capability.DOCUMENTS_WRITE,
     )
-    file_name = clean_file_name(file.file_name)
-    await blobs.put(file.spooled)
     now = utcnow()
     number = await session.scalar(
         update(Document)

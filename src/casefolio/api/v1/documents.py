@@ -220,8 +220,6 @@ async def upload_document(
     file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
     reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
 ) -> DocumentOut:
-    # Release the transaction (and SQLite's write lock) while the body streams in.
-    await session.commit()
     async with receive(request, state) as upload:
         meta = _metadata(upload)
         view = await documents.create(

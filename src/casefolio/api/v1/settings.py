@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 
+from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.v1.routing import patch_route
 from casefolio.api.v1.schemas import ApiModel
@@ -30,9 +31,10 @@ async def read_settings(session: SessionDep, _: PrincipalDep) -> SettingsOut:
     router, "/settings", response_model=SettingsOut, summary="Change system settings (operators)"
 )
 async def update_settings(
-    body: SettingsUpdate, session: SessionDep, who: PrincipalDep
+    request: Request, body: SettingsUpdate, session: SessionDep, who: PrincipalDep
 ) -> SettingsOut:
     current = await system.update(
         session, who=who, integrations_api_enabled=body.integrations_api_enabled
     )
+    forget_credentials(request)
     return SettingsOut(integrations_api_enabled=current.integrations_api_enabled)

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import AwareDatetime, Field
 
+from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route
@@ -97,18 +98,24 @@ async def update_token(
     token = await tokens.update(
         session, who=who, token_id=token_id, name=body.name, rate_limit=body.rate_limit
     )
+    forget_credentials(request)
     return _out(request, token)
 
 
 @router.delete("/tokens/{tokenId}", status_code=204, summary="Revoke a token")
 async def revoke_token(
-    token_id: Annotated[int, Path(alias="tokenId")], session: SessionDep, who: PrincipalDep
+    request: Request,
+    token_id: Annotated[int, Path(alias="tokenId")],
+    session: SessionDep,
+    who: PrincipalDep,
 ) -> None:
     await tokens.revoke(session, who=who, token_id=token_id)
+    forget_credentials(request)
 
 
 @router.delete("/tokens", status_code=204, summary="Revoke the token that makes this request")
-async def revoke_own_token(session: SessionDep, who: PrincipalDep) -> None:
+async def revoke_own_token(request: Request, session: SessionDep, who: PrincipalDep) -> None:
     if who.token_id is None:
         raise NotFound("This request was not made with a token.")
     await tokens.revoke(session, who=who, token_id=who.token_id)
+    forget_credentials(request)
