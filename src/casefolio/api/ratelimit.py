@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 
 from casefolio.domain.errors import RateLimited
@@ -31,11 +31,12 @@ class Budget:
 
 
 class RateLimiter:
-    """A moving window per key: exact counts, no double bursts at window edges."""
+    """A sliding-window counter per key: two counters, O(1) per hit in memory and in Redis,
+    no double bursts at window edges (a moving window keeps one timestamp per request)."""
 
     def __init__(self, storage: Storage, default_per_minute: int) -> None:
         self._storage = storage
-        self._strategy = MovingWindowRateLimiter(storage)
+        self._strategy = SlidingWindowCounterRateLimiter(storage)
         self.default_per_minute = default_per_minute
 
     @classmethod
