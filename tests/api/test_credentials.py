@@ -1,0 +1,27 @@
+from __future__ import annotations
+
+import time
+
+from casefolio.api.credentials import CredentialCache
+from casefolio.domain.principal import Principal
+
+WHO = Principal(user_id=1, email="a@example.com", name="A", is_operator=False, token_id=7)
+
+
+def test_remembered_only_until_the_ttl() -> None:
+    cache = CredentialCache(ttl=0.05)
+    cache.put("h", WHO, api_enabled=True)
+    entry = cache.get("h")
+    assert entry is not None and entry.principal == WHO and entry.api_enabled
+    time.sleep(0.06)
+    assert cache.get("h") is None
+
+
+def test_clear_and_bound() -> None:
+    cache = CredentialCache(ttl=60, max_entries=2)
+    cache.put("a", WHO, api_enabled=True)
+    cache.put("b", WHO, api_enabled=False)
+    cache.put("c", WHO, api_enabled=True)  # over the bound: starts afresh
+    assert cache.get("a") is None and cache.get("c") is not None
+    cache.clear()
+    assert cache.get("c") is None
