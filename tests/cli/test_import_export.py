@@ -5,17 +5,20 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import documents, fields, folders, grants, users
+from casefolio.domain import documents, fields, folders, grants, transfer, users
 from casefolio.domain.documents import NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE
-from casefolio.storage import BlobStore, LocalBlobStore
+from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
+from casefolio.storage.base import BlobsNotStored
 from tests.cli.conftest import Invoke, Seed, in_db, read_tree, spool, write_tree
 
 TREE = {
@@ -302,3 +305,41 @@ def test_import_refuses_a_project_with_required_fields_up_front(
     assert "Summary" not in result.output
     assert [p for p in settings.blob_dir.rglob("*") if p.is_file()] == []
     assert _catalogue(settings, seed.project_id) == {}
+
+
+def test_files_whose_blobs_were_not_stored_fail_and_get_no_row(
+    invoke: Invoke,
+    seed: Seed,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Small files are stored in batches by put_many, big ones one by one by put;
+    # a blob the store could not make durable must never get a document row.
+    big = os.urandom(transfer.PUT_ALONE_BYTES + 10)
+    tree = {"a.txt": b"alpha", "b.txt": b"bravo", "big.bin": big}
+    source = write_tree(tmp_path / "src", tree)
+    real = LocalBlobStore.put_many
+
+    async def flaky(self: LocalBlobStore, spooled: Sequence[SpooledFile]) -> None:
+        keep = [s for s in spooled if s.sha256 != _sha(b"bravo")]
+        lost = [s for s in spooled if s.sha256 == _sha(b"bravo")]
+        for s in lost:
+            s.path.unlink()
+        await real(self, keep)
+        if lost:
+            raise BlobsNotStored({s.sha256: OSError(5, "Input/output error") for s in lost})
+
+    monkeypatch.setattr(LocalBlobStore, "put_many", flaky)
+    result = invoke("import", str(source), "--project", str(seed.project_id))
+    assert result.exit_code == 1, result.output
+    out = " ".join(result.output.split())
+    assert "failed b.txt: blob store: Input/output error" in out
+    assert _catalogue(settings, seed.project_id) == {"a.txt": _sha(b"alpha"), "big.bin": _sha(big)}
+    assert list(LocalBlobStore(settings.blob_dir).staging_dir.iterdir()) == []
+
+    monkeypatch.setattr(LocalBlobStore, "put_many", real)
+    again = invoke("import", str(source), "--project", str(seed.project_id))
+    assert again.exit_code == 0, again.output
+    assert "│ imported                │ 1 " in again.output  # resumes with the lost one
+    assert _catalogue(settings, seed.project_id)["b.txt"] == _sha(b"bravo")

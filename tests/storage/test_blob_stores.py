@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from casefolio.storage import BlobMissing, BlobStore, LocalBlobStore, S3BlobStore, SpooledFile
+from casefolio.storage.base import BlobsNotStored
 from casefolio.storage.spool import spool_stream
 
 
@@ -101,6 +102,37 @@ async def test_put_same_content_twice_is_idempotent(blob_store: BlobStore) -> No
     assert listed[0][1] >= first  # refreshed (S3's Last-Modified has 1 s resolution)
     if isinstance(blob_store, LocalBlobStore):
         assert listed[0][1] > first + timedelta(days=1)
+    assert staging_files(blob_store) == []
+
+
+async def test_put_many(blob_store: BlobStore) -> None:
+    present = os.urandom(3000)
+    present_sha = await put(blob_store, present)
+    datas = [os.urandom(4096) for _ in range(5)] + [b"", present]
+    spooled = [await spool(blob_store, data) for data in datas]
+    # The same content twice in one batch (two folders importing one file) is fine too.
+    spooled.append(await spool(blob_store, datas[0]))
+    await blob_store.put_many(spooled)
+    assert staging_files(blob_store) == []  # every spooled file consumed
+    for data in datas:
+        sha = hashlib.sha256(data).hexdigest()
+        assert await blob_store.exists(sha)
+        assert await read_all(blob_store, sha) == data
+    listed = {sha async for sha, _ in blob_store.list()}
+    assert listed == {hashlib.sha256(d).hexdigest() for d in datas}
+    assert present_sha in listed
+    await blob_store.put_many([])  # nothing to do
+
+
+async def test_put_many_reports_the_blobs_it_could_not_store(blob_store: BlobStore) -> None:
+    good = await spool(blob_store, b"good")
+    bad = await spool(blob_store, b"bad")
+    bad_sha = "a" * 63  # not a digest: refused, like put refuses it
+    with pytest.raises(BlobsNotStored) as info:
+        await blob_store.put_many([good, SpooledFile(bad.path, bad_sha, bad.size)])
+    assert set(info.value.errors) == {bad_sha}
+    assert isinstance(info.value.errors[bad_sha], ValueError)
+    assert await read_all(blob_store, good.sha256) == b"good"  # the rest is stored
     assert staging_files(blob_store) == []
 
 

@@ -1,10 +1,13 @@
 """Bulk import of a directory tree into a project, and export of a project back to disk.
 
-Import runs as a pipeline: worker tasks hash each file into the blob store's staging
-folder (in threads) and `put` it, so the blob is durable; one writer task files the
-stored blobs as documents, a few hundred per transaction. A crash therefore leaves at
-most orphan blobs (which `casefolio gc` removes), and re-running skips every file whose
-content is already a document in its folder.
+Import runs as a pipeline: worker tasks hash chunks of files into the blob store's
+staging folder (one thread call per chunk); a storer task makes a few hundred staged
+blobs durable with one `put_many` (their fsyncs run in parallel and each directory is
+fsynced once per batch); only then does the writer task file them as documents, a few
+hundred per transaction. Large files the workers `put` themselves right away.
+A crash therefore leaves at most orphan blobs and staging files (which `casefolio gc`
+removes), and re-running skips every file whose content is already a document in its
+folder.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -31,11 +34,23 @@ from casefolio.domain import access, documents, fields, folders, users
 from casefolio.domain.errors import DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.storage.base import BlobStore, SpooledFile
+from casefolio.storage.base import BlobsNotStored, BlobStore, SpooledFile
 
 #: Documents filed per transaction: big enough to amortise the commit's fsync, small
 #: enough that a failed batch costs little and other writers are not locked out long.
 BATCH_SIZE = 400
+#: Files a worker stages in one thread call (fewer if they add up to STAGE_CHUNK_BYTES).
+STAGE_CHUNK = 32
+STAGE_CHUNK_BYTES = 8 * 1024 * 1024
+#: Blobs stored per `put_many`, and how many such batches are stored at once: fsyncs
+#: mostly wait on the disk, and concurrent ones share the filesystem journal's commits.
+STORE_BATCH = 400
+STORERS = 1
+#: Staged bytes per batch at most: bounds the staging space a batch holds.
+BATCH_BYTES = 64 * 1024 * 1024
+#: Files at least this big are stored by their worker at once: their per-file fsyncs
+#: are cheap next to their size, and they do not pile up in staging.
+PUT_ALONE_BYTES = 1024 * 1024
 #: Longest a partial batch waits for more files before it is committed anyway.
 BATCH_SECONDS = 0.5
 _CHUNK = 1024 * 1024
@@ -166,12 +181,43 @@ def _stage(source: _Source, staging_dir: Path, max_bytes: int) -> SpooledFile:
                         raise _FileProblem(f"larger than the maximum of {max_bytes} bytes")
                     digest.update(chunk)
                     dst.write(chunk)
-                # No fsync here: a skipped file is simply unlinked, and `put` makes a stored
-                # one durable itself (an fsync of the staged file, or an upload for S3).
+                # No fsync here: a skipped file is simply unlinked, and `put`/`put_many`
+                # make a stored one durable (its only fsync, or an upload for S3).
         except BaseException:
             os.unlink(name)
             raise
     return SpooledFile(Path(name), digest.hexdigest(), written)
+
+
+def _stage_all(
+    sources: list[_Source], staging_dir: Path, max_bytes: int
+) -> list[SpooledFile | Exception]:
+    """`_stage` each source; a file's problem is returned in its place, not raised."""
+    results: list[SpooledFile | Exception] = []
+    try:
+        for source in sources:
+            try:
+                results.append(_stage(source, staging_dir, max_bytes))
+            except (OSError, _FileProblem) as exc:
+                results.append(exc)
+    except BaseException:
+        _unlink_all([r.path for r in results if isinstance(r, SpooledFile)])
+        raise
+    return results
+
+
+def _chunks(files: list[_Source]) -> Iterator[list[_Source]]:
+    """Group files for the workers: up to STAGE_CHUNK files or STAGE_CHUNK_BYTES each."""
+    chunk: list[_Source] = []
+    size = 0
+    for source in files:
+        if chunk and (len(chunk) >= STAGE_CHUNK or size + source.size > STAGE_CHUNK_BYTES):
+            yield chunk
+            chunk, size = [], 0
+        chunk.append(source)
+        size += source.size
+    if chunk:
+        yield chunk
 
 
 class _FileProblem(Exception):
@@ -182,6 +228,7 @@ class _FileProblem(Exception):
 class _Ready:
     source: _Source
     stored: documents.StoredFile
+    spooled: SpooledFile | None  # still to be stored by a storer; None once stored
 
 
 class _Importer:
@@ -205,6 +252,8 @@ class _Importer:
         self.present: set[tuple[int, str]] = set()
         self.folder_of: dict[PurePosixPath, int | None] = {}
         self.folder_problem: dict[PurePosixPath, str] = {}
+        # Staged files not yet handed to the blob store, removed if the run is cancelled.
+        self.staged: set[Path] = set()
 
     def emit(self, event: FileEvent) -> None:
         self.report.record(event)
@@ -268,68 +317,105 @@ class _Importer:
             self.present.update((folder_id or 0, sha) for folder_id, sha in rows if sha)
 
     async def work(
-        self, inbox: ObjectReceiveStream[_Source], out: ObjectSendStream[_Ready]
+        self, inbox: ObjectReceiveStream[list[_Source]], out: ObjectSendStream[_Ready]
     ) -> None:
-        """Worker task: stage and store files until the inbox runs dry."""
+        """Worker task: stage chunks of files until the inbox runs dry."""
         async with out:
-            async for source in inbox:
-                ready = await self._store(source)
-                if ready is not None:
+            async for chunk in inbox:
+                for ready in await self._stage_chunk(chunk):
                     await out.send(ready)
 
-    async def _store(self, source: _Source) -> _Ready | None:
-        where = source.relative.as_posix()
-        problem = self.folder_problem.get(source.relative.parent)
-        if problem is not None:
-            self.emit(FileEvent(where, "failed", source.size, problem))
-            return None
-        folder_id = self.folder_of[source.relative.parent]
-        try:
-            file_name = documents.clean_file_name(source.relative.name)
-            spooled = await anyio.to_thread.run_sync(
-                _stage, source, self.blobs.staging_dir, self.max_bytes
-            )
-        except (OSError, _FileProblem, DomainError) as exc:
-            self.emit(FileEvent(where, "failed", source.size, describe(exc)))
-            return None
-        key = (folder_id or 0, spooled.sha256)
-        if key in self.present:
-            await anyio.to_thread.run_sync(spooled.path.unlink)
-            self.emit(FileEvent(where, "skipped", spooled.size, "already in the folder"))
-            return None
-        self.present.add(key)
-        try:
-            await self.blobs.put(spooled)  # durable before the writer files its row
-        except Exception as exc:
-            self.present.discard(key)
-            self.emit(FileEvent(where, "failed", spooled.size, f"blob store: {exc}"))
-            return None
-        stored = documents.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
-        return _Ready(source, stored)
+    async def _stage_chunk(self, chunk: list[_Source]) -> list[_Ready]:
+        todo: list[tuple[_Source, int | None, str]] = []
+        for source in chunk:
+            where = source.relative.as_posix()
+            problem = self.folder_problem.get(source.relative.parent)
+            if problem is not None:
+                self.emit(FileEvent(where, "failed", source.size, problem))
+                continue
+            try:
+                file_name = documents.clean_file_name(source.relative.name)
+            except DomainError as exc:
+                self.emit(FileEvent(where, "failed", source.size, describe(exc)))
+                continue
+            todo.append((source, self.folder_of[source.relative.parent], file_name))
+        # One thread hop per chunk, not per file: with small files, handing the GIL
+        # back and forth between threads would cost more than the work itself.
+        results = await anyio.to_thread.run_sync(
+            _stage_all, [t[0] for t in todo], self.blobs.staging_dir, self.max_bytes
+        )
+        ready: list[_Ready] = []
+        duplicates: list[Path] = []
+        for (source, folder_id, file_name), spooled in zip(todo, results, strict=True):
+            where = source.relative.as_posix()
+            if isinstance(spooled, Exception):
+                self.emit(FileEvent(where, "failed", source.size, describe(spooled)))
+                continue
+            key = (folder_id or 0, spooled.sha256)
+            if key in self.present:
+                duplicates.append(spooled.path)
+                self.emit(FileEvent(where, "skipped", spooled.size, "already in the folder"))
+                continue
+            self.present.add(key)
+            stored = documents.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
+            if spooled.size < PUT_ALONE_BYTES:
+                self.staged.add(spooled.path)
+                ready.append(_Ready(source, stored, spooled))  # a storer stores it
+                continue
+            try:
+                await self.blobs.put(spooled)  # durable before the writer files its row
+            except Exception as exc:
+                self.present.discard(key)
+                self.emit(FileEvent(where, "failed", spooled.size, f"blob store: {exc}"))
+                continue
+            ready.append(_Ready(source, stored, None))
+        if duplicates:
+            await anyio.to_thread.run_sync(_unlink_all, duplicates)
+        return ready
+
+    async def store(
+        self, inbox: ObjectReceiveStream[_Ready], out: ObjectSendStream[_Ready]
+    ) -> None:
+        """Storer task: make staged blobs durable, STORE_BATCH per put_many; pass them on."""
+        async with inbox, out:
+            while batch := await _next_batch(inbox, STORE_BATCH):
+                for ready in await self._store_batch(batch):
+                    await out.send(ready)
 
     async def write(self, inbox: ObjectReceiveStream[_Ready]) -> None:
         """Writer task: file stored blobs as documents, BATCH_SIZE per transaction."""
-        batch: list[_Ready] = []
-        deadline = 0.0
         async with inbox:
-            while True:
-                with anyio.move_on_after(max(deadline - time.monotonic(), 0) if batch else None):
-                    try:
-                        ready = await inbox.receive()
-                    except anyio.EndOfStream:
-                        break
-                    if not batch:
-                        deadline = time.monotonic() + BATCH_SECONDS
-                    batch.append(ready)
-                    if len(batch) < BATCH_SIZE:
-                        continue
+            while batch := await _next_batch(inbox, BATCH_SIZE):
                 await self._commit(batch)
-                batch = []
-        await self._commit(batch)
+
+    def _fail(self, ready: _Ready, message: str) -> None:
+        self.present.discard((ready.stored.folder_id or 0, ready.stored.sha256))
+        self.emit(FileEvent(ready.source.relative.as_posix(), "failed", ready.source.size, message))
+
+    async def _store_batch(self, batch: Sequence[_Ready]) -> list[_Ready]:
+        """Make the batch's staged blobs durable; return the files whose blob is stored."""
+        spooled = [r.spooled for r in batch if r.spooled is not None]
+        if not spooled:
+            return list(batch)
+        self.staged.difference_update(s.path for s in spooled)  # put_many consumes them
+        errors: dict[str, BaseException] = {}
+        try:
+            await self.blobs.put_many(spooled)
+        except BlobsNotStored as exc:
+            errors = exc.errors
+        except Exception as exc:
+            errors = {s.sha256: exc for s in spooled}  # none may be durable
+        stored: list[_Ready] = []
+        for r in batch:
+            error = errors.get(r.stored.sha256) if r.spooled is not None else None
+            if error is None:
+                stored.append(r)
+            else:
+                self._fail(r, f"blob store: {describe(error)}")
+        return stored
 
     async def _commit(self, batch: Sequence[_Ready]) -> None:
-        if not batch:
-            return
+        # Every blob here is durable already (a storer's put_many, or a worker's put).
         try:
             async with self.db.write() as session:
                 await documents.create_many(
@@ -340,13 +426,34 @@ class _Importer:
                 )
         except Exception as exc:
             for r in batch:
-                self.present.discard((r.stored.folder_id or 0, r.stored.sha256))
-                self.emit(
-                    FileEvent(r.source.relative.as_posix(), "failed", r.source.size, describe(exc))
-                )
+                self._fail(r, describe(exc))
             return
         for r in batch:
             self.emit(FileEvent(r.source.relative.as_posix(), "imported", r.stored.size))
+
+
+async def _next_batch(inbox: ObjectReceiveStream[_Ready], size: int) -> list[_Ready]:
+    """Wait for a file, then gather more until `size` files or BATCH_BYTES of staged
+    files, BATCH_SECONDS after the first, or the end of the stream. [] at the end."""
+    try:
+        batch = [await inbox.receive()]
+    except anyio.EndOfStream:
+        return []
+    staged = 0
+    with anyio.move_on_after(BATCH_SECONDS):
+        while len(batch) < size and staged < BATCH_BYTES:
+            try:
+                ready = await inbox.receive()
+            except anyio.EndOfStream:
+                break
+            batch.append(ready)
+            staged += ready.stored.size if ready.spooled is not None else 0
+    return batch
+
+
+def _unlink_all(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
 
 
 def describe(exc: BaseException) -> str:
@@ -385,15 +492,26 @@ async def import_tree(
     on_plan(len(scan.files), sum(f.size for f in scan.files))
     for problem in scan.problems:
         importer.emit(problem)
-    send_files, receive_files = anyio.create_memory_object_stream[_Source](concurrency * 2)
-    send_ready, receive_ready = anyio.create_memory_object_stream[_Ready](BATCH_SIZE * 2)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(importer.write, receive_ready)
-        async with send_ready, receive_files:
-            for _ in range(max(concurrency, 1)):
-                tg.start_soon(importer.work, receive_files.clone(), send_ready.clone())
-        async with send_files:
-            for source in scan.files:
-                await send_files.send(source)
+    send_files, receive_files = anyio.create_memory_object_stream[list[_Source]](concurrency)
+    # Staged files wait here for a storer: bounds the staging space in use.
+    send_staged, receive_staged = anyio.create_memory_object_stream[_Ready](STORE_BATCH)
+    # Stored files wait here for the writer, while it files the previous batch.
+    send_ready, receive_ready = anyio.create_memory_object_stream[_Ready](BATCH_SIZE)
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(importer.write, receive_ready)
+            async with send_ready, receive_staged:
+                for _ in range(STORERS):
+                    tg.start_soon(importer.store, receive_staged.clone(), send_ready.clone())
+            async with send_staged, receive_files:
+                for _ in range(max(concurrency, 1)):
+                    tg.start_soon(importer.work, receive_files.clone(), send_staged.clone())
+            async with send_files:
+                for chunk in _chunks(scan.files):
+                    await send_files.send(chunk)
+    finally:
+        if importer.staged:  # cancelled or crashed with files still waiting to be stored
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(_unlink_all, list(importer.staged))
     importer.report.seconds = time.monotonic() - started
     return importer.report

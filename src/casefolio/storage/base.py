@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -30,6 +30,19 @@ class BlobMissing(Exception):
     def __init__(self, sha256: str) -> None:
         super().__init__(f"Blob {sha256} is not in the blob store.")
         self.sha256 = sha256
+
+
+class BlobsNotStored(Exception):
+    """``put_many`` stored some blobs but not these: ``errors`` maps each sha256 to its cause.
+
+    Every blob of the batch not named here is durable. A sha256 is named when any
+    copy of it in the batch failed, even if another copy made it.
+    """
+
+    def __init__(self, errors: Mapping[str, BaseException]) -> None:
+        first = next(iter(errors.values()), None)
+        super().__init__(f"{len(errors)} blob(s) not stored; first error: {first}")
+        self.errors = dict(errors)
 
 
 def check_sha256(sha256: str) -> str:
@@ -62,6 +75,17 @@ class BlobStore(Protocol):
         Consumes the spooled file (it is gone afterwards, also on failure).
         Idempotent: if the blob exists already, its modification time is
         refreshed so garbage collection's grace period protects it again.
+        """
+        ...
+
+    async def put_many(self, spooled: Sequence[SpooledFile]) -> None:
+        """``put`` for a batch: every blob is durable when this returns normally.
+
+        Cheaper than one ``put`` per file where the store can share the work (the
+        local store fsyncs each touched directory once per batch). Consumes every
+        spooled file, also on failure. Raises ``BlobsNotStored`` naming the blobs
+        that failed (the rest are durable); any other exception means none may be.
+        The same sha256 may appear more than once.
         """
         ...
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 import anyio
 import anyio.to_thread
@@ -15,12 +18,28 @@ import anyio.to_thread
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
+    BlobsNotStored,
     SpooledFile,
     check_range,
     check_sha256,
 )
 
+_T = TypeVar("_T")
 _HEX = frozenset("0123456789abcdef")
+#: fsyncs put_many runs at once. They mostly wait on the disk, not the CPU, and
+#: concurrent fsyncs share journal commits, so this is well above the core count.
+_FSYNC_THREADS = 32
+_fsync_pool: ThreadPoolExecutor | None = None
+_fsync_pool_lock = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    # Created on first use, in the process that uses it (not inherited across a fork).
+    global _fsync_pool
+    with _fsync_pool_lock:
+        if _fsync_pool is None:
+            _fsync_pool = ThreadPoolExecutor(_FSYNC_THREADS, "blob-fsync")
+        return _fsync_pool
 
 
 def _fsync_dir(path: Path) -> None:
@@ -33,6 +52,34 @@ def _fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _fsync_file(path: Path, size: int) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if os.fstat(fd).st_size != size:
+            raise ValueError(f"{path} does not have the spooled size {size}")
+        # The data must be on disk before a name points at it; otherwise a crash
+        # after the rename can leave a complete-looking, empty blob.
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _run_all(fn: Callable[[_T], None], items: Iterable[_T]) -> dict[_T, Exception]:
+    """Call ``fn`` on every item in parallel threads; return the items that raised."""
+    todo = list(dict.fromkeys(items))
+    if not todo:
+        return {}
+    errors: dict[_T, Exception] = {}
+    pool = _pool()
+    for item, future in [(item, pool.submit(fn, item)) for item in todo]:
+        exc = future.exception()
+        if exc is not None:
+            if not isinstance(exc, Exception):
+                raise exc
+            errors[item] = exc
+    return errors
 
 
 def _is_fanout(name: str) -> bool:
@@ -95,10 +142,74 @@ class LocalBlobStore:
             src.unlink(missing_ok=True)
             spooled.path.unlink(missing_ok=True)
 
+    async def put_many(self, spooled: Sequence[SpooledFile]) -> None:
+        # One worker-thread call, like put: never abandoned halfway, always cleans up.
+        await anyio.to_thread.run_sync(self._put_many_sync, list(spooled))
+
+    def _put_many_sync(self, batch: list[SpooledFile]) -> None:
+        errors: dict[str, BaseException] = {}
+        staged: dict[Path, SpooledFile] = {}  # the file to rename -> its upload
+        adopted: list[Path] = []
+        try:
+            for item in batch:
+                try:
+                    self._path(item.sha256)
+                    src = self._adopt(item.path)
+                    if src != item.path:
+                        adopted.append(src)
+                    staged[src] = item
+                except Exception as exc:
+                    errors[item.sha256] = exc
+            # 1. Each file's data, in parallel (concurrent fsyncs share journal commits).
+            #    The only fsync of an imported file; a spooled upload's is a cheap no-op.
+            unsynced = _run_all(lambda p: _fsync_file(p, staged[p].size), staged)
+            for src, error in unsynced.items():
+                errors[staged.pop(src).sha256] = error
+            # 2. Names: rename into place (or refresh an existing blob's mtime), in
+            #    parallel too: each may wait for a journal commit to finish.
+            created: list[Path] = []
+            unplaced = _run_all(lambda p: created.extend(self._place(p, staged[p])), staged)
+            for src, error in unplaced.items():
+                errors[staged.pop(src).sha256] = error
+            # 3. Each touched directory once for the whole batch, in parallel: the blob's
+            #    directory even when the blob existed (an earlier put may have renamed it
+            #    and then failed its directory fsync), and the parent of every directory
+            #    this batch made (a new entry there). A blob is durable when all are.
+            made = set(created)
+            needs: dict[str, set[Path]] = {}  # sha256 -> directories that must be fsynced
+            for item in staged.values():
+                leaf = self._path(item.sha256).parent
+                dirs = needs.setdefault(item.sha256, {leaf})
+                dirs.update(d.parent for d in (leaf.parent, leaf) if d in made)
+            touched: set[Path] = set().union(*needs.values())
+            failed = _run_all(_fsync_dir, touched)
+            for sha, dirs in needs.items():
+                bad = next((failed[d] for d in dirs if d in failed), None)
+                if bad is not None and sha not in errors:
+                    errors[sha] = bad
+        finally:
+            # Every spooled file is consumed on success and on failure alike (a
+            # renamed one is gone already; the others go now).
+            for path in [item.path for item in batch] + adopted:
+                path.unlink(missing_ok=True)
+        if errors:
+            raise BlobsNotStored(errors)
+
+    def _place(self, src: Path, item: SpooledFile) -> list[Path]:
+        """Rename one fsynced file into place; return the directories this created."""
+        target = self._path(item.sha256)
+        created = self._make_dirs(target.parent)
+        try:
+            # See _put_sync: an existing blob keeps its bytes, gets a fresh mtime.
+            os.utime(target)
+        except FileNotFoundError:
+            os.replace(src, target)
+        return created
+
     def _adopt(self, src: Path) -> Path:
         # A file spooled elsewhere (another filesystem) cannot be renamed into
         # place; copy it into staging first. The usual path is a no-op.
-        if os.path.samefile(src.parent, self.staging_dir):
+        if src.parent == self.staging_dir or os.path.samefile(src.parent, self.staging_dir):
             return src
         fd, name = tempfile.mkstemp(dir=self.staging_dir, prefix="adopt-", suffix=".part")
         os.close(fd)

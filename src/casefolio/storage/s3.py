@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,6 +17,7 @@ from obstore.store import S3Store
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
+    BlobsNotStored,
     SpooledFile,
     check_range,
     check_sha256,
@@ -31,6 +32,9 @@ _MIN_PART_BYTES = 8 * 1024 * 1024
 _MAX_PARTS = 9_000
 # Parts in flight per upload; memory per upload is about this times the part size.
 _PUT_CONCURRENCY = 8
+
+# Uploads one put_many runs at once.
+_PUT_MANY_CONCURRENCY = 8
 
 # obstore raises the builtin for some calls (get) and its own class for others.
 _NOT_FOUND = (FileNotFoundError, NotFoundError)
@@ -115,6 +119,31 @@ class S3BlobStore:
             # request still cleans up its (possibly multi-GB) staging file.
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_unlink, spooled.path)
+
+    async def put_many(self, spooled: Sequence[SpooledFile]) -> None:
+        # No shared work to save on S3 (each PUT is durable when it returns); just
+        # overlap a few uploads.
+        errors: dict[str, BaseException] = {}
+        limit = anyio.Semaphore(_PUT_MANY_CONCURRENCY)
+
+        async def one(item: SpooledFile) -> None:
+            started = False
+            try:
+                async with limit:
+                    started = True
+                    await self.put(item)  # consumes the file, whatever happens
+            except Exception as exc:
+                errors[item.sha256] = exc
+            finally:
+                if not started:  # cancelled while waiting for its turn
+                    with anyio.CancelScope(shield=True):
+                        await anyio.to_thread.run_sync(_unlink, item.path)
+
+        async with anyio.create_task_group() as tg:
+            for item in spooled:
+                tg.start_soon(one, item)
+        if errors:
+            raise BlobsNotStored(errors)
 
     async def exists(self, sha256: str) -> bool:
         try:
