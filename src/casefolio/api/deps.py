@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.auth import authenticate
 from casefolio.api.state import AppState
-from casefolio.db.models import Project
-from casefolio.domain import access
+from casefolio.db.models import Document, Project
+from casefolio.domain import access, documents
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
@@ -57,3 +57,18 @@ ReadableProject = Annotated[Project, Depends(project_access(Capability.DOCUMENTS
 FolderWritableProject = Annotated[Project, Depends(project_access(Capability.FOLDERS_WRITE))]
 WritableProject = Annotated[Project, Depends(project_access(Capability.DOCUMENTS_WRITE))]
 AdministeredProject = Annotated[Project, Depends(project_access(Capability.SETTINGS_MANAGE))]
+
+
+async def check_writable_document(
+    state: AppState, who: Principal, document_id: int, project_id: int | None = None
+) -> Document:
+    """Check write access before an upload body streams in, on a short read session of its
+    own, so that SQLite's write lock is not held for the length of the upload."""
+    async with state.db.read() as session:
+        return await documents.load(
+            session,
+            who=who,
+            document_id=document_id,
+            project_id=project_id,
+            capability=Capability.DOCUMENTS_WRITE,
+        )

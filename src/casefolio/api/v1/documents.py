@@ -9,7 +9,13 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Path, Query, Request, Response
 from pydantic import Field, ValidationError
 
-from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, WritableProject
+from casefolio.api.deps import (
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+    WritableProject,
+    check_writable_document,
+)
 from casefolio.api.downloads import blob_response
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.uploads import ReceivedUpload, receive
@@ -19,7 +25,6 @@ from casefolio.db.models import DocumentVersion
 from casefolio.domain import documents, versions
 from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
-from casefolio.domain.roles import Capability
 
 router = APIRouter(tags=["documents"])
 ProjectId = Annotated[int, Path(alias="projectId")]
@@ -329,14 +334,7 @@ async def replace_document(
     state: StateDep,
     file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
 ) -> DocumentOut:
-    await documents.load(
-        session,
-        who=who,
-        project_id=project_id,
-        document_id=document_id,
-        capability=Capability.DOCUMENTS_WRITE,
-    )
-    await session.commit()
+    await check_writable_document(state, who, document_id, project_id)
     async with receive(request, state) as upload:
         meta = _metadata(upload)
         view, _ = await documents.add_version(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response
 
-from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
+from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writable_document
 from casefolio.api.downloads import blob_response
 from casefolio.api.v3 import payloads, render
 from casefolio.api.v3.hal import HalResponse
@@ -39,11 +39,7 @@ async def add_attachment(
     document_id: int, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
 ) -> HalResponse:
     require_multipart(request)
-    doc = await documents.load(
-        session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_WRITE
-    )
-    # Release the transaction (and SQLite's write lock) while the body streams in.
-    await session.commit()
+    doc = await check_writable_document(state, who, document_id)
     async with receive_attachment(request, state) as upload:
         meta = payloads.attachment_metadata(upload.metadata, upload.part_file_name)
         _, version = await documents.add_version(
