@@ -7,7 +7,6 @@ server mode also lets `casefolio serve` subprocesses reach the same buckets.
 from __future__ import annotations
 
 import atexit
-import socket
 import threading
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from casefolio.config import Settings
+from tests.servers import free_port
 
 BUCKET = "casefolio-test"
 ACCESS_KEY = "testing"
@@ -27,19 +27,12 @@ _lock = threading.Lock()
 _endpoint: str | None = None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def endpoint() -> str:
     """Return the endpoint of the run's moto server (started on first use) with BUCKET made."""
     global _endpoint
     with _lock:
         if _endpoint is None:
-            port = _free_port()
+            port = free_port()
             server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
             server.start()
             atexit.register(server.stop)

@@ -39,9 +39,9 @@ def cli(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-def init_token(env: dict[str, str], email: str = "op@example.com") -> str:
+def init_token(env: dict[str, str], email: str = "op@example.com", name: str = "Operator") -> str:
     """Create the first operator with `casefolio init` and return the token it printed."""
-    out = cli(env, "init", "--email", email, "--name", "Operator")
+    out = cli(env, "init", "--email", email, "--name", name)
     return next(line.strip() for line in out.splitlines() if line.strip().startswith("cf_"))
 
 

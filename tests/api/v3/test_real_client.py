@@ -8,11 +8,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,22 +18,7 @@ from openproject_cli.config import Config
 from openproject_cli.errors import AuthError, NotFoundError
 
 from casefolio.config import Settings
-
-CASEFOLIO = str(Path(sys.executable).with_name("casefolio"))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _run(env: dict[str, str], *args: str) -> str:
-    done = subprocess.run(
-        [CASEFOLIO, *args], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, f"casefolio {' '.join(args)} failed:\n{done.stderr}"
-    return done.stdout
+from tests import servers
 
 
 @pytest.fixture
@@ -47,49 +27,16 @@ def server_env(tmp_path: Path, settings: Settings, is_postgres: bool) -> dict[st
     the `settings` fixture empties afterwards), on SQLite a fresh file of its own."""
     data = tmp_path / "served"
     url = settings.effective_database_url if is_postgres else f"sqlite:///{data / 'casefolio.db'}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFOLIO_")}
-    return env | {
-        "CASEFOLIO_DATA_DIR": str(data),
-        "CASEFOLIO_DATABASE_URL": url,
-        "CASEFOLIO_RATE_LIMIT_PER_MINUTE": "1000",
-    }
+    return servers.server_env(data, url, rate_limit_per_minute="1000")
 
 
 @pytest.fixture
-def served(server_env: dict[str, str], tmp_path: Path) -> Iterator[tuple[str, str]]:
+def served(server_env: dict[str, str]) -> Iterator[tuple[str, str]]:
     """Start `casefolio serve` on a free loopback port; yield (base URL, operator token)."""
-    _run(server_env, "migrate")
-    printed = _run(server_env, "init", "--email", "op@example.com", "--name", "Olivia Operator")
-    token = next(line.strip() for line in printed.splitlines() if line.strip().startswith("cf_"))
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [CASEFOLIO, "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=server_env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, f"casefolio serve exited:\n{log.read_text()}"
-            try:
-                if httpx.get(f"{base_url}/api/v1/openapi.json", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"casefolio serve did not start:\n{log.read_text()}"
-            time.sleep(0.2)
-        yield base_url, token
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    servers.cli(server_env, "migrate")
+    token = servers.init_token(server_env, name="Olivia Operator")
+    with servers.running_server(server_env) as server:
+        yield server.base_url, token
 
 
 def _seed(base_url: str, token: str) -> tuple[int, list[int]]:
