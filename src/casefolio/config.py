@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="SQLite durability; NORMAL may lose the last commits on power loss."
     )
+    sqlite_lock_wait_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a SQLite write waits for another process's write lock (then 503).",
+    )
     migrate_on_start: bool = Field(True, description="Apply pending migrations on `serve`.")
     log_level: str = Field("info", description="Log level of the server.")
 

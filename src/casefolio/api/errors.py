@@ -9,10 +9,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from casefolio.api.auth import token_from_headers
+from casefolio.db.sqlite_inline import is_lock_timeout
 from casefolio.domain import errors
 
 log = logging.getLogger(__name__)
@@ -165,6 +166,23 @@ def install(app: FastAPI) -> None:
                 "Conflict",
                 "The change conflicts with a concurrent change; retry the request.",
                 "UpdateConflict",
+            ),
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
+        if not is_lock_timeout(exc):
+            return await _unexpected(request, exc)
+        # SQLite: another process held the write lock for longer than the configured wait.
+        log.warning("database write lock wait expired on %s %s", request.method, request.url.path)
+        return render(
+            request,
+            Problem(
+                503,
+                "Service Unavailable",
+                "The database is busy with other writes; nothing was changed. Retry shortly.",
+                "InternalServerError",
+                headers={"Retry-After": "1"},
             ),
         )
 

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,18 +16,35 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from casefolio.config import Settings
+from casefolio.db import sqlite_inline
 
 WRITE_OPTION = "casefolio_write"
+# How long a writer waits for another process to release SQLite's write lock (a default;
+# servers and the CLI pass settings.sqlite_lock_wait_seconds).
+SQLITE_LOCK_WAIT_SECONDS = 30.0
+SQLITE_POOL_SIZE = 32
+SQLITE_POOL_OVERFLOW = 64
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
-    """Given settings, return an async engine; SQLite gets WAL, a busy timeout and foreign keys."""
+def create_engine(
+    settings: Settings, *, lock_wait: float = SQLITE_LOCK_WAIT_SECONDS
+) -> AsyncEngine:
+    """Given settings, return an async engine; SQLite gets WAL, foreign keys and statements
+    run on the event loop (db/sqlite_inline.py)."""
     url = settings.effective_database_url
     if not url.startswith("sqlite"):
         return create_async_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, connect_args={"timeout": 30})
+    path = make_url(url).database or ""
+    engine = create_async_engine(
+        url,
+        # Connections are file handles: keep one per concurrent request rather than opening
+        # (and re-running the PRAGMAs below) for every request past the fifth.
+        pool_size=SQLITE_POOL_SIZE,
+        max_overflow=SQLITE_POOL_OVERFLOW,
+        async_creator=sqlite_inline.connector(path, busy_timeout=lock_wait),
+    )
     synchronous = settings.sqlite_synchronous
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -38,7 +55,6 @@ def create_engine(settings: Settings) -> AsyncEngine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -60,8 +76,9 @@ class Database:
     writer: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def open(cls, settings: Settings) -> Database:
-        engine = create_engine(settings)
+    def open(cls, settings: Settings, *, lock_wait: float = SQLITE_LOCK_WAIT_SECONDS) -> Database:
+        """`lock_wait`: how long a SQLite writer waits for another process's write lock."""
+        engine = create_engine(settings, lock_wait=lock_wait)
         write_engine = engine.execution_options(**{WRITE_OPTION: True})
         return cls(
             engine=engine,

@@ -1,0 +1,164 @@
+"""The SQLite connection that runs statements on the event loop (db/sqlite_inline.py).
+
+Two `Database` objects on one file stand for two server processes: each has its own write
+gate, so they meet only at SQLite's lock, as processes do. These tests run on a SQLite file
+of their own in both suite runs.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db import migrate
+from casefolio.db.engine import Database
+from tests.factories import make_actor, switch_api
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    settings = Settings(data_dir=tmp_path, database_url="")
+    with sqlite3.connect(tmp_path / "casefolio.db") as conn:
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)")
+    return settings
+
+
+async def _names(db: Database) -> list[str]:
+    async with db.read() as session:
+        return list((await session.scalars(text("SELECT name FROM items ORDER BY id"))).all())
+
+
+async def test_a_writer_waits_for_another_process_without_blocking_the_event_loop(
+    settings: Settings,
+) -> None:
+    first, second = Database.open(settings), Database.open(settings)
+    events: list[str] = []
+    holding = anyio.Event()
+    try:
+
+        async def hold_lock() -> None:
+            async with first.write() as session:
+                await session.execute(text("INSERT INTO items (name) VALUES ('first')"))
+                holding.set()
+                await anyio.sleep(0.3)
+                events.append("first commits")
+
+        async def wait_for_lock() -> None:
+            await holding.wait()
+            async with second.write() as session:
+                # The session's first statement takes the lock (BEGIN IMMEDIATE).
+                await session.execute(text("INSERT INTO items (name) VALUES ('second')"))
+                events.append("second has the lock")
+
+        async def read_meanwhile() -> None:
+            await holding.wait()
+            await anyio.sleep(0.05)
+            # The second "process" is waiting for the lock; its loop still serves reads.
+            events.append(f"read {await _names(second)}")
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(hold_lock)
+            tasks.start_soon(wait_for_lock)
+            tasks.start_soon(read_meanwhile)
+
+        assert events == ["read []", "first commits", "second has the lock"]
+        assert await _names(second) == ["first", "second"]
+    finally:
+        await first.close()
+        await second.close()
+
+
+async def test_a_writer_gives_up_after_the_lock_wait(settings: Settings) -> None:
+    holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    impatient = Database.open(settings, lock_wait=0.2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(OperationalError, match="locked"):
+            async with impatient.write() as session:
+                await session.execute(text("INSERT INTO items (name) VALUES ('late')"))
+        assert time.monotonic() - started >= 0.2
+        holder.execute("ROLLBACK")
+        # The gate was released with the failure: the next writer goes through.
+        async with impatient.write() as session:
+            await session.execute(text("INSERT INTO items (name) VALUES ('on time')"))
+        assert await _names(impatient) == ["on time"]
+    finally:
+        holder.close()
+        await impatient.close()
+
+
+async def test_writers_in_one_process_take_turns_and_a_failure_frees_the_gate(
+    settings: Settings,
+) -> None:
+    db = Database.open(settings)
+    failures: list[str] = []
+    try:
+
+        async def insert(name: str) -> None:
+            try:
+                async with db.write() as session:
+                    await session.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": name})
+                    await anyio.lowlevel.checkpoint()  # let the others queue up behind this writer
+            except IntegrityError:
+                failures.append(name)
+
+        async with anyio.create_task_group() as tasks:
+            for i in range(40):
+                # Every tenth name repeats an earlier one: its writer fails and rolls back.
+                tasks.start_soon(insert, f"item {i - 1 if i % 10 == 9 else i}")
+
+        assert sorted(failures) == ["item 18", "item 28", "item 38", "item 8"]
+        assert len(await _names(db)) == 36
+    finally:
+        await db.close()
+
+
+@pytest.fixture
+def impatient_installation(tmp_path: Path) -> Settings:
+    """A migrated SQLite installation whose writers wait 0.2 s for the lock."""
+    settings = Settings(data_dir=tmp_path / "data", database_url="", sqlite_lock_wait_seconds=0.2)
+    migrate.upgrade(settings)
+    return settings
+
+
+async def test_the_api_answers_503_when_another_process_keeps_the_lock(
+    impatient_installation: Settings,
+) -> None:
+    settings = impatient_installation
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        db: Database = app.state.casefolio.db
+        await switch_api(db, on=True)
+        operator = await make_actor(db, operator=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as client:
+            holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
+            try:
+                # Authentication is remembered first, so only the write itself needs the lock.
+                assert (await client.get("/projects", headers=operator.headers)).status_code == 200
+                holder.execute("BEGIN IMMEDIATE")
+                refused = await client.post(
+                    "/projects", json={"name": "Smith v Jones"}, headers=operator.headers
+                )
+                holder.execute("ROLLBACK")
+            finally:
+                holder.close()
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "1"
+            assert "nothing was changed" in refused.json()["detail"]
+            assert (await client.get("/projects", headers=operator.headers)).json() == []
+            created = await client.post(
+                "/projects", json={"name": "Smith v Jones"}, headers=operator.headers
+            )
+            assert created.status_code == 201, created.text
