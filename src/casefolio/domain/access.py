@@ -79,15 +79,29 @@ async def require(
     missing capability, unless a `message` the seed prescribes is given.
     """
     project = await session.get(Project, project_id)
-    role = None if project is None else await project_role(session, who, project_id)
-    if project is None or role is None:
+    if project is None:
         raise NotFound(f"Project {project_id} not found.")
+    await require_on(session, who, project, capability, message=message)
+    return project
+
+
+async def require_on(
+    session: AsyncSession,
+    who: Principal,
+    project: Project,
+    capability: Capability,
+    *,
+    message: str | None = None,
+) -> None:
+    """`require` for a project already loaded (e.g. joined to the document being read)."""
+    role = await project_role(session, who, project.id)
+    if role is None:
+        raise NotFound(f"Project {project.id} not found.")
     if capability not in role.capabilities:
         raise Forbidden(
             message
-            or f"Your role on project {project_id} ({role.name}) does not include {capability}."
+            or f"Your role on project {project.id} ({role.name}) does not include {capability}."
         )
-    return project
 
 
 def require_download_allowed(project: Project) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, Project
 from casefolio.db.types import utcnow
 from casefolio.domain import access, fields, folders
 from casefolio.domain.errors import Conflict, Invalid, NotFound
@@ -113,19 +113,26 @@ async def views(session: AsyncSession, documents: Sequence[Document]) -> list[Do
             select(DocumentVersion).where(DocumentVersion.id.in_(version_ids))
         )
     }
-    entries: dict[int, list[FieldEntry]] = {}
-    rows = await session.execute(
-        select(FieldValue.document_id, Field, FieldValue.value)
-        .join(Field, Field.id == FieldValue.field_id)
-        .where(FieldValue.document_id.in_([d.id for d in documents]))
-        .order_by(FieldValue.document_id, Field.id)
-    )
-    for document_id, field_row, value in rows:
-        entries.setdefault(document_id, []).append(FieldEntry(field_row, value))
+    entries = await _field_entries(session, [d.id for d in documents])
     return [
         DocumentView(d, current[d.current_version_id], entries.get(d.id, []))  # type: ignore[index]
         for d in documents
     ]
+
+
+async def _field_entries(
+    session: AsyncSession, document_ids: list[int]
+) -> dict[int, list[FieldEntry]]:
+    rows = await session.execute(
+        select(FieldValue.document_id, Field, FieldValue.value)
+        .join(Field, Field.id == FieldValue.field_id)
+        .where(FieldValue.document_id.in_(document_ids))
+        .order_by(FieldValue.document_id, Field.id)
+    )
+    entries: dict[int, list[FieldEntry]] = {}
+    for document_id, field_row, value in rows:
+        entries.setdefault(document_id, []).append(FieldEntry(field_row, value))
+    return entries
 
 
 async def view(session: AsyncSession, document: Document) -> DocumentView:
@@ -133,17 +140,28 @@ async def view(session: AsyncSession, document: Document) -> DocumentView:
     return result
 
 
+_READ_ONE = (
+    select(Document, DocumentVersion, Project)
+    .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+    .join(Project, Project.id == Document.project_id)
+)
+
+
 async def get(
     session: AsyncSession, *, who: Principal, document_id: int, project_id: int | None = None
 ) -> DocumentView:
-    document = await load(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.DOCUMENTS_READ,
-    )
-    return await view(session, document)
+    """The read every dialect serves most: the document, its current version and project in
+    one statement, then the caller's role (not for operators) and the field values."""
+    row = (await session.execute(_READ_ONE.where(Document.id == document_id))).first()
+    if row is None or (project_id is not None and row.Document.project_id != project_id):
+        raise NotFound(f"Document {document_id} not found.")
+    document, current, project = row
+    try:
+        await access.require_on(session, who, project, Capability.DOCUMENTS_READ)
+    except NotFound:
+        raise NotFound(f"Document {document_id} not found.") from None
+    entries = await _field_entries(session, [document.id])
+    return DocumentView(document, current, entries.get(document.id, []))
 
 
 async def list_page(
