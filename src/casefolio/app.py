@@ -9,12 +9,10 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from casefolio import __version__
-from casefolio.api import errors, openapi
+from casefolio.api import errors, openapi, v1, v3
 from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.api.state import AppState
-from casefolio.api.v1 import build_router as build_v1
-from casefolio.api.v3 import build_router as build_v3
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.storage import open_blob_store
@@ -67,8 +65,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     errors.install(app)
     openapi.install(app)
-    app.include_router(build_v1(), prefix="/api/v1")
-    app.include_router(build_v3(), prefix="/api/v3")
+    v1.install(app)
+    v3.install(app)
     # Last added runs first: HEAD is rewritten before anything else sees the request.
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(HeadAsGet)

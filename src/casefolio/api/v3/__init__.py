@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import FastAPI
 
 from casefolio.api.v3 import attachments, documents, root
 from casefolio.api.v3.hal import HalResponse
 
 
-def build_router() -> APIRouter:
-    """Return the v3 router; mount it at /api/v3."""
-    router = APIRouter()
-    router.add_api_route(
-        "",
+def install(app: FastAPI) -> None:
+    """Add the /api/v3 routes to the app, each module's router one level deep (see v1)."""
+    app.add_api_route(
+        "/api/v3",
         root.read_root,
         methods=["GET"],
         response_class=HalResponse,
@@ -20,5 +19,4 @@ def build_router() -> APIRouter:
         summary="The API root",
     )
     for module in (root, documents, attachments):
-        router.include_router(module.router)
-    return router
+        app.include_router(module.router, prefix="/api/v3")

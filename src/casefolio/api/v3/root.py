@@ -19,8 +19,8 @@ USER_NOT_FOUND = "The specified user does not exist or you do not have permissio
 
 
 async def read_root(who: PrincipalDep) -> HalResponse:
-    """The API root. Registered by build_router: a router included without a prefix cannot
-    hold the empty path."""
+    """The API root. Registered by v3.install at /api/v3 itself: a router included with a
+    prefix cannot hold the empty path."""
     return HalResponse(representers.root(who))
 
 
