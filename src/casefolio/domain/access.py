@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, TeamMember
@@ -30,16 +30,23 @@ async def project_role(session: AsyncSession, who: Principal, project_id: int) -
     direct grant and their teams' grants (operators act as Project Admin everywhere)."""
     if who.is_operator:
         return PROJECT_ADMIN
-    direct = select(ProjectUserGrant.role).where(
-        ProjectUserGrant.project_id == project_id, ProjectUserGrant.user_id == who.user_id
-    )
-    via_teams = (
-        select(ProjectTeamGrant.role)
-        .join(TeamMember, TeamMember.team_id == ProjectTeamGrant.team_id)
-        .where(ProjectTeamGrant.project_id == project_id, TeamMember.user_id == who.user_id)
-    )
-    names = list((await session.scalars(direct.union_all(via_teams))).all())
-    return strongest(names)
+    names = await session.scalars(_ROLE_NAMES, {"project_id": project_id, "user_id": who.user_id})
+    return strongest(list(names))
+
+
+# Built once (it runs on nearly every request): the direct grant and the teams' grants.
+_ROLE_NAMES = union_all(
+    select(ProjectUserGrant.role).where(
+        ProjectUserGrant.project_id == bindparam("project_id"),
+        ProjectUserGrant.user_id == bindparam("user_id"),
+    ),
+    select(ProjectTeamGrant.role)
+    .join(TeamMember, TeamMember.team_id == ProjectTeamGrant.team_id)
+    .where(
+        ProjectTeamGrant.project_id == bindparam("project_id"),
+        TeamMember.user_id == bindparam("user_id"),
+    ),
+)
 
 
 def visible_project_ids(who: Principal) -> Select[tuple[int]]:

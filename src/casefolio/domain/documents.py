@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, Project
@@ -140,10 +140,18 @@ async def view(session: AsyncSession, document: Document) -> DocumentView:
     return result
 
 
+# Built once: constructing a statement costs more than SQLite takes to run it.
 _READ_ONE = (
     select(Document, DocumentVersion, Project)
     .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
     .join(Project, Project.id == Document.project_id)
+    .where(Document.id == bindparam("document_id"))
+)
+_FIELDS_OF_ONE = (
+    select(Field, FieldValue.value)
+    .join(FieldValue, FieldValue.field_id == Field.id)
+    .where(FieldValue.document_id == bindparam("document_id"))
+    .order_by(Field.id)
 )
 
 
@@ -152,7 +160,7 @@ async def get(
 ) -> DocumentView:
     """The read every dialect serves most: the document, its current version and project in
     one statement, then the caller's role (not for operators) and the field values."""
-    row = (await session.execute(_READ_ONE.where(Document.id == document_id))).first()
+    row = (await session.execute(_READ_ONE, {"document_id": document_id})).first()
     if row is None or (project_id is not None and row.Document.project_id != project_id):
         raise NotFound(f"Document {document_id} not found.")
     document, current, project = row
@@ -160,8 +168,8 @@ async def get(
         await access.require_on(session, who, project, Capability.DOCUMENTS_READ)
     except NotFound:
         raise NotFound(f"Document {document_id} not found.") from None
-    entries = await _field_entries(session, [document.id])
-    return DocumentView(document, current, entries.get(document.id, []))
+    values = await session.execute(_FIELDS_OF_ONE, {"document_id": document.id})
+    return DocumentView(document, current, [FieldEntry(f, v) for f, v in values])
 
 
 async def list_page(
