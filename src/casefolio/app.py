@@ -62,6 +62,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
         generate_unique_id_function=_operation_id,
+        openapi_tags=[{"name": tag} for tag in [*v1.TAGS, *v3.TAGS]],
     )
     errors.install(app)
     openapi.install(app)

@@ -20,6 +20,7 @@ def install(app: FastAPI) -> None:
                 version=app.version,
                 description=app.description,
                 routes=app.routes,
+                tags=app.openapi_tags,
             )
             _describe_errors(schema)
             app.openapi_schema = schema

@@ -18,6 +18,12 @@ from casefolio.api.v1 import (
 )
 from casefolio.api.v1.schemas import PROBLEM_RESPONSES
 
+# The seed's order: the OpenAPI document lists its tags (and /docs its sections) this way.
+TAGS = [
+    module.router.tags[0]
+    for module in (tokens, users, teams, settings, projects, templates, folders, fields, documents)
+]
+
 
 def install(app: FastAPI) -> None:
     """Add the /api/v1 routes to the app.
@@ -26,7 +32,8 @@ def install(app: FastAPI) -> None:
     FastAPI matches included routers level by level, and the extra level cost about 90 µs
     per request (a third of a small GET's routing) in `bench api_overhead`.
     """
-    for module in (tokens, users, teams, settings, projects, templates, folders, fields, documents):
+    # The busiest first: every router before the matching one is tried route by route.
+    for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
         # Authentication runs for every route (and is cached, so handlers asking for it reuse it).
         app.include_router(
             module.router,

@@ -7,6 +7,8 @@ from fastapi import FastAPI
 from casefolio.api.v3 import attachments, documents, root
 from casefolio.api.v3.hal import HalResponse
 
+TAGS = ["v3 root", *(module.router.tags[0] for module in (documents, attachments))]
+
 
 def install(app: FastAPI) -> None:
     """Add the /api/v3 routes to the app, each module's router one level deep (see v1)."""
