@@ -18,14 +18,19 @@ from casefolio.domain.roles import Capability
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def app_state(request: Request) -> AppState:
+def state_of(request: Request) -> AppState:
     state: AppState = request.app.state.casefolio
     return state
 
 
+# async: FastAPI would run a plain function in its thread pool, a thread hop per request.
+async def app_state(request: Request) -> AppState:
+    return state_of(request)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """Yield the request's session; it commits before the response is sent, or rolls back."""
-    db = app_state(request).db
+    db = state_of(request).db
     maker = db.reader if request.method in _READ_METHODS else db.writer
     async with maker() as session:
         yield session

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
@@ -9,26 +10,28 @@ from fastapi import Depends, Query, Request, Response
 from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, decode_cursor
 
 
+@dataclass(frozen=True)
 class PageParams:
     """The page a list request asks for; the cursor is decoded by the domain that issued it."""
 
-    def __init__(
-        self,
-        limit: Annotated[
-            int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 1000).")
-        ] = DEFAULT_LIMIT,
-        cursor: Annotated[
-            str | None,
-            Query(
-                max_length=512, description="Opaque cursor from the previous page's Link header."
-            ),
-        ] = None,
-    ) -> None:
-        self.limit = limit
-        self.cursor = cursor
+    limit: int
+    cursor: str | None
 
 
-PageDep = Annotated[PageParams, Depends()]
+# async: FastAPI runs plain functions and classes used as dependencies in its thread pool.
+async def page_params(
+    limit: Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 1000).")
+    ] = DEFAULT_LIMIT,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="Opaque cursor from the previous page's Link header."),
+    ] = None,
+) -> PageParams:
+    return PageParams(limit, cursor)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
 
 
 def link_next(request: Request, response: Response, page: Page[Any]) -> None:
