@@ -263,9 +263,19 @@ async def create(
     await session.flush()
     document.current_version_id = version.id
     document.current_sha256 = version.sha256
-    await fields.store_values(session, document=document, values=values)
+    stored = {field_id: value for field_id, value in values.items() if value is not None}
+    session.add_all(
+        FieldValue(document_id=document.id, field_id=field_id, value=value)
+        for field_id, value in stored.items()
+    )
     await session.flush()
-    return await view(session, document)
+    # The view from what was just written (the fields are in the session since
+    # resolve_values): re-reading it would cost two queries while holding the write lock.
+    entries = [
+        FieldEntry(await session.get_one(Field, field_id), value)
+        for field_id, value in sorted(stored.items())
+    ]
+    return DocumentView(document, version, entries)
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,40 @@ async def test_multipart_upload_with_metadata(client: httpx.AsyncClient, matter:
     assert read.json() == doc
 
 
+async def test_upload_answers_exactly_what_a_later_read_returns(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """The upload's answer is built from what it wrote; it must match a fresh read."""
+    made = []
+    for name, kind in (("Custodian", "text"), ("Pages", "number"), ("Privileged", "boolean")):
+        made.append(
+            await client.post(
+                matter.url("/fields"),
+                json={"name": name, "type": kind},
+                headers=matter.admin.headers,
+            )
+        )
+    metadata = {"fields": {"Privileged": False, "Custodian": None, "Pages": 12}}
+    created = await client.post(
+        matter.url("/documents"),
+        files={
+            "file": ("memo.txt", b"memo", "text/plain"),
+            "metadata": (None, json.dumps(metadata), "application/json"),
+        },
+        headers=matter.writer.headers,
+    )
+    assert created.status_code == 201, created.text
+    doc = created.json()
+    # Field order is by field id, whatever order the client sent; a null stores nothing.
+    assert [(f["name"], f["value"]) for f in doc["fields"]] == [
+        ("Pages", 12),
+        ("Privileged", False),
+    ]
+    assert [f["id"] for f in doc["fields"]] == [made[1].json()["id"], made[2].json()["id"]]
+    read = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert read.json() == doc
+
+
 async def test_raw_upload_needs_a_file_name(client: httpx.AsyncClient, matter: Matter) -> None:
     nameless = await client.post(
         matter.url("/documents"),
