@@ -54,4 +54,7 @@ async def receive(request: Request, state: AppState) -> AsyncIterator[ReceivedUp
         yield upload
     finally:
         # BlobStore.put consumes the file; after a refusal it is still here and must go.
-        await anyio.to_thread.run_sync(lambda: upload.spooled.path.unlink(missing_ok=True))
+        # Checked inline: this runs while the request may hold SQLite's write lock, and a
+        # thread hop there lets every other request's work run before the commit.
+        if upload.spooled.path.exists():
+            await anyio.to_thread.run_sync(lambda: upload.spooled.path.unlink(missing_ok=True))
