@@ -2,7 +2,7 @@
 
 Bytes arrive on the event loop; hashing, parsing and writing happen in a worker
 thread in ~1 MiB batches, so neither CPU nor disk work blocks other requests
-and memory stays flat however large the upload is.
+and memory stays flat (two batches at most) however large the upload is.
 """
 
 from __future__ import annotations
@@ -101,16 +101,23 @@ async def spool_stream(
     Raises ``TooLarge`` beyond ``max_bytes``. On any failure (including a client
     disconnect or cancellation) the temp file is removed before re-raising.
     """
-    writer = await anyio.to_thread.run_sync(_TempWriter, staging_dir)
+    # Creating the empty temp file is one quick syscall: done here, so that it is never lost
+    # in a worker thread whose caller was cancelled.
+    writer = _TempWriter(staging_dir)
     try:
         received = 0
+        # Each batch is written once the next one has arrived, so that the last is written
+        # in the same trip to the worker thread as the fsync: one trip for a small upload.
+        pending: list[bytes] = []
         async for batch in _batches(chunks):
             # Counted on the loop, before writing, so an oversized body never lands on disk.
             received += sum(map(len, batch))
             if received > max_bytes:
                 raise _too_large(max_bytes)
-            await anyio.to_thread.run_sync(_write_batch, writer, batch)
-        return await anyio.to_thread.run_sync(writer.finish)
+            if pending:
+                await anyio.to_thread.run_sync(_write_batch, writer, pending)
+            pending = batch
+        return await anyio.to_thread.run_sync(_write_and_finish, writer, pending)
     except BaseException:
         await _discard(writer)
         raise
@@ -118,6 +125,11 @@ async def spool_stream(
 
 def _write_batch(writer: _TempWriter, batch: list[bytes]) -> None:
     writer.write(b"".join(batch))
+
+
+def _write_and_finish(writer: _TempWriter, batch: list[bytes]) -> SpooledFile:
+    _write_batch(writer, batch)
+    return writer.finish()
 
 
 @dataclass(frozen=True)
