@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from casefolio.api.middleware import HEAD_FLAG
 from casefolio.db.models import DocumentVersion
-from casefolio.storage.base import BlobStore
+from casefolio.storage.base import READ_CHUNK_BYTES, BlobStore
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -53,6 +53,16 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+class BlobFileResponse(FileResponse):
+    """FileResponse reading 1 MiB per trip to a worker thread instead of Starlette's 64 KiB.
+
+    Servers without zero-copy file sending (uvicorn) go through these reads: `bench download`
+    measured 328 -> 1,064-1,449 MB/s for them, at 1 MiB of memory per download in flight.
+    """
+
+    chunk_size = READ_CHUNK_BYTES
+
+
 async def blob_response(request: Request, blobs: BlobStore, version: DocumentVersion) -> Response:
     """Given a version, return a response that streams its bytes (or the headers for HEAD)."""
     etag = f'"{version.sha256}"'
@@ -68,7 +78,7 @@ async def blob_response(request: Request, blobs: BlobStore, version: DocumentVer
     path = blobs.local_path(version.sha256)
     if path is not None:
         # FileResponse does Range/If-Range itself and is sent zero-copy where the server can.
-        return FileResponse(path, media_type=version.content_type, headers=headers)
+        return BlobFileResponse(path, media_type=version.content_type, headers=headers)
     wanted: tuple[int, int] | None = None
     if "range" in request.headers and _if_range_ok(request, etag):
         try:

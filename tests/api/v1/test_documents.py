@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 
 import httpx
@@ -233,6 +234,21 @@ async def test_download_headers_range_etag_and_head(
     head = await client.head(url, headers=matter.reader.headers)
     assert head.status_code == 200 and head.content == b""
     assert head.headers["content-length"] == str(len(body)) and head.headers["etag"] == etag
+
+
+async def test_download_of_several_read_chunks_and_a_range_across_them(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """Files are read 1 MiB at a time; bytes at the chunk edges must come out right."""
+    mib = 1024 * 1024
+    body = os.urandom(3 * mib + 12345)
+    doc = (await upload(client, matter, body, "scan.tiff")).json()
+    url = matter.url(f"/documents/{doc['id']}/content")
+    full = await client.get(url, headers=matter.reader.headers)
+    assert full.status_code == 200 and full.content == body
+    span = f"bytes={mib - 7}-{2 * mib + 6}"
+    part = await client.get(url, headers={**matter.reader.headers, "Range": span})
+    assert part.status_code == 206 and part.content == body[mib - 7 : 2 * mib + 7]
 
 
 async def test_download_needs_download_via_api(client: httpx.AsyncClient, matter: Matter) -> None:
