@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Field, FieldValue
@@ -70,12 +70,12 @@ async def create(session: AsyncSession, *, project_id: int, spec: FieldSpec) -> 
     return row
 
 
+# Built once: every upload runs it, and building it cost more than running it.
+_OF_PROJECT = select(Field).where(Field.project_id == bindparam("project_id")).order_by(Field.id)
+
+
 async def list_all(session: AsyncSession, *, project_id: int) -> list[Field]:
-    return list(
-        await session.scalars(
-            select(Field).where(Field.project_id == project_id).order_by(Field.id)
-        )
-    )
+    return list(await session.scalars(_OF_PROJECT, {"project_id": project_id}))
 
 
 async def get(session: AsyncSession, *, project_id: int, field_id: int) -> Field:
