@@ -22,6 +22,7 @@ from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
+from casefolio.db.sqlite_inline import is_lock_timeout
 from tests.factories import make_actor, switch_api
 
 
@@ -29,6 +30,7 @@ from tests.factories import make_actor, switch_api
 def settings(tmp_path: Path) -> Settings:
     settings = Settings(data_dir=tmp_path, database_url="")
     with sqlite3.connect(tmp_path / "casefolio.db") as conn:
+        conn.execute("PRAGMA journal_mode=WAL")  # as casefolio's first connection leaves it
         conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT UNIQUE NOT NULL)")
     return settings
 
@@ -162,3 +164,50 @@ async def test_the_api_answers_503_when_another_process_keeps_the_lock(
                 "/projects", json={"name": "Smith v Jones"}, headers=operator.headers
             )
             assert created.status_code == 201, created.text
+
+
+async def test_writers_queued_behind_another_process_share_one_deadline(settings: Settings) -> None:
+    holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    db = Database.open(settings, lock_wait=0.3)
+    refused: list[str] = []
+    try:
+
+        async def write(name: str) -> None:
+            try:
+                async with db.write() as session:
+                    await session.execute(text("INSERT INTO items (name) VALUES (:n)"), {"n": name})
+            except OperationalError as error:
+                assert is_lock_timeout(error)
+                refused.append(name)
+
+        # Eight writers in line: each gives up 0.3 s after it started waiting, so all are
+        # refused well before the 2.4 s that waiting one after another would take.
+        with anyio.fail_after(1.5):
+            async with anyio.create_task_group() as tasks:
+                for i in range(8):
+                    tasks.start_soon(write, f"item {i}")
+        assert len(refused) == 8
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await db.close()
+
+
+async def test_a_stale_read_transaction_fails_at_once_instead_of_waiting(
+    settings: Settings,
+) -> None:
+    """A deferred transaction that read and then wants to write cannot be helped by waiting:
+    its snapshot is already older than the other writer's. SQLite's at-once error stands."""
+    db = Database.open(settings, lock_wait=60)
+    holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
+    try:
+        async with db.read() as session:
+            await session.execute(text("SELECT count(*) FROM items"))
+            holder.execute("BEGIN IMMEDIATE")
+            with anyio.fail_after(5), pytest.raises(OperationalError, match="locked"):
+                await session.execute(text("INSERT INTO items (name) VALUES ('late')"))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        await db.close()

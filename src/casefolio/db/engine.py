@@ -43,6 +43,9 @@ def create_engine(
         # (and re-running the PRAGMAs below) for every request past the fifth.
         pool_size=SQLITE_POOL_SIZE,
         max_overflow=SQLITE_POOL_OVERFLOW,
+        # Never set skip_autocommit_rollback here: with isolation_level=None SQLAlchemy
+        # takes these connections for autocommit ones, and would return them to the pool
+        # mid-transaction, still holding the write gate.
         async_creator=sqlite_inline.connector(path, busy_timeout=lock_wait),
     )
     synchronous = settings.sqlite_synchronous

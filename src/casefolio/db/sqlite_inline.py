@@ -27,7 +27,9 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-_BUSY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED})
+# Worth waiting for: another connection holds the lock, or is recovering the WAL after a
+# crash. Not SQLITE_BUSY_SNAPSHOT (517): a read snapshot that went stale stays stale.
+_RETRY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY, sqlite3.SQLITE_LOCKED})
 # Retry delays while another process holds the write lock. Writes hold it ~3 ms, so a
 # short cap matters: 20 ms gave 210 documents/s in `bench ingest` (2 workers), 2 ms 268;
 # each retry costs one failed BEGIN IMMEDIATE (~10 µs).
@@ -51,13 +53,21 @@ class WriteGate:
         return found
 
 
-def _is_busy(error: BaseException) -> bool:
-    return getattr(error, "sqlite_errorcode", None) in _BUSY_CODES
+def _worth_retrying(error: BaseException) -> bool:
+    return getattr(error, "sqlite_errorcode", None) in _RETRY_CODES
 
 
 def is_lock_timeout(error: BaseException) -> bool:
     """Given a SQLAlchemy OperationalError, whether SQLite's lock wait ran out."""
-    return _is_busy(getattr(error, "orig", None) or error)
+    code = getattr(getattr(error, "orig", None) or error, "sqlite_errorcode", None)
+    # The primary code: SQLite reports extended ones (BUSY_RECOVERY, BUSY_SNAPSHOT, ...).
+    return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+def _lock_wait_expired() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("database is locked")
+    error.sqlite_errorcode = sqlite3.SQLITE_BUSY
+    return error
 
 
 class Cursor:
@@ -73,15 +83,27 @@ class Cursor:
         await self.close()
 
     async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        if sql.lstrip()[:15].upper().startswith("BEGIN IMMEDIATE"):
-            await self._connection._begin_immediate(sql)
-            return self
-        await self._connection._until_not_busy(lambda: self._cursor.execute(sql, parameters))
+        connection = self._connection
+        verb = sql.lstrip()[:15].upper()
+        if verb.startswith("BEGIN IMMEDIATE"):
+            await connection._begin_immediate(sql)
+        elif verb.startswith("BEGIN"):
+            self._cursor.execute(sql, parameters)  # deferred: takes no lock
+        elif connection._may_retry(single_statement=True):
+            await connection._until_not_busy(lambda: self._cursor.execute(sql, parameters))
+        else:
+            self._cursor.execute(sql, parameters)
+        connection._first_in_transaction = verb.startswith("BEGIN")
         return self
 
     async def executemany(self, sql: str, seq_of_parameters: Iterable[Any]) -> Cursor:
-        rows = list(seq_of_parameters)  # a retry must see the same rows again
-        await self._connection._until_not_busy(lambda: self._cursor.executemany(sql, rows))
+        connection = self._connection
+        if connection._may_retry(single_statement=False):
+            rows = list(seq_of_parameters)  # a retry must see the same rows again
+            await connection._until_not_busy(lambda: self._cursor.executemany(sql, rows))
+        else:
+            self._cursor.executemany(sql, seq_of_parameters)
+        connection._first_in_transaction = False
         return self
 
     async def fetchall(self) -> list[Any]:
@@ -135,6 +157,7 @@ class Connection:
         self._gate = gate
         self._busy_timeout = busy_timeout
         self._held: asyncio.Lock | None = None
+        self._first_in_transaction = False
         self._tx = _Inline()
 
     @property
@@ -152,6 +175,7 @@ class Connection:
         self._conn.create_function(*args, **kwargs)
 
     async def commit(self) -> None:
+        self._first_in_transaction = False
         try:
             if self._conn.in_transaction:
                 self._conn.execute("COMMIT")  # inline, fsync included: see the module notes
@@ -159,6 +183,7 @@ class Connection:
             self._release_gate()
 
     async def rollback(self) -> None:
+        self._first_in_transaction = False
         try:
             if self._conn.in_transaction:
                 self._conn.execute("ROLLBACK")
@@ -173,13 +198,31 @@ class Connection:
         self._connection = None
         self._conn.close()
 
+    def _may_retry(self, *, single_statement: bool) -> bool:
+        """Whether a SQLITE_BUSY answer may be waited out by running the statement again.
+
+        Safe when nothing has happened yet: the first statement of a transaction, or one
+        statement on its own (atomic). Later in a transaction, waiting cannot help a read
+        snapshot that went stale, and SQLite's at-once error is the right answer.
+        """
+        if self._conn.in_transaction:
+            return self._first_in_transaction
+        return single_statement
+
     async def _begin_immediate(self, sql: str) -> None:
+        # One deadline for the whole wait, in the queue of this process's writers included:
+        # the tenth writer in line must not wait ten times as long.
+        deadline = time.monotonic() + self._busy_timeout
         if self._held is None:
             lock = self._gate.lock()
-            await lock.acquire()
+            try:
+                async with asyncio.timeout(self._busy_timeout):
+                    await lock.acquire()
+            except TimeoutError:
+                raise _lock_wait_expired() from None
             self._held = lock
         try:
-            await self._until_not_busy(lambda: self._conn.execute(sql))
+            await self._until_not_busy(lambda: self._conn.execute(sql), deadline)
         except BaseException:
             self._release_gate()
             raise
@@ -189,23 +232,23 @@ class Connection:
         if held is not None:
             held.release()
 
-    async def _until_not_busy(self, step: Callable[[], object]) -> None:
-        """Run a statement; while another process holds the lock it needs, wait and retry.
+    async def _until_not_busy(self, step: Callable[[], object], deadline: float = 0.0) -> None:
+        """Run a statement; while another process holds the lock it needs, wait and retry
+        until `deadline` (default: the lock wait from the first refusal).
 
-        A statement that answered SQLITE_BUSY changed nothing, so running it again is safe.
+        A statement that answered SQLITE_BUSY changed nothing, so running it again is safe;
+        the callers only retry where that holds (`_may_retry`).
         """
-        deadline: float | None = None
         backoff = _FIRST_BACKOFF
         while True:
             try:
                 step()
                 return
             except sqlite3.OperationalError as error:
-                if not _is_busy(error):
+                if not _worth_retrying(error):
                     raise
                 now = time.monotonic()
-                if deadline is None:
-                    deadline = now + self._busy_timeout
+                deadline = deadline or now + self._busy_timeout
                 if now >= deadline:
                     raise
             await asyncio.sleep(backoff)
