@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -71,4 +73,18 @@ async def upload(
         content=content,
         params={"fileName": name, **params},
         headers={**(actor or matter.writer).headers, "Content-Type": "application/pdf"},
+    )
+
+
+async def upload_with_metadata(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    file: tuple[str, bytes, str],
+    metadata: dict[str, Any],
+) -> httpx.Response:
+    """Upload as the writer, multipart: the `file` part (name, bytes, type) and `metadata`."""
+    return await client.post(
+        matter.url("/documents"),
+        files={"file": file, "metadata": (None, json.dumps(metadata), "application/json")},
+        headers=matter.writer.headers,
     )

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
-from tests.api.v1.conftest import Matter, upload
+from tests.api.v1.conftest import Matter, upload, upload_with_metadata
 
 
 async def test_multipart_upload_with_metadata(client: httpx.AsyncClient, matter: Matter) -> None:
@@ -29,14 +29,8 @@ async def test_multipart_upload_with_metadata(client: httpx.AsyncClient, matter:
         "description": "**Key** exhibit",
         "fields": {"Custodian": "J. Smith"},
     }
-    created = await client.post(
-        matter.url("/documents"),
-        files={
-            "file": ("smith.eml", b"From: smith@example.com\r\n\r\nHello", "message/rfc822"),
-            "metadata": (None, json.dumps(metadata), "application/json"),
-        },
-        headers=matter.writer.headers,
-    )
+    email = ("smith.eml", b"From: smith@example.com\r\n\r\nHello", "message/rfc822")
+    created = await upload_with_metadata(client, matter, email, metadata)
     assert created.status_code == 201, created.text
     doc = created.json()
     assert doc["title"] == "Email from Smith"
@@ -67,13 +61,8 @@ async def test_upload_answers_exactly_what_a_later_read_returns(
             )
         )
     metadata = {"fields": {"Privileged": False, "Custodian": None, "Pages": 12}}
-    created = await client.post(
-        matter.url("/documents"),
-        files={
-            "file": ("memo.txt", b"memo", "text/plain"),
-            "metadata": (None, json.dumps(metadata), "application/json"),
-        },
-        headers=matter.writer.headers,
+    created = await upload_with_metadata(
+        client, matter, ("memo.txt", b"memo", "text/plain"), metadata
     )
     assert created.status_code == 201, created.text
     doc = created.json()
