@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `casefolio serve` binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port `casefolio serve` binds.")
     workers: int = Field(1, ge=1, description="Server worker processes.")
-    server: Literal["uvicorn", "granian"] = Field("granian", description="ASGI server.")
+    server: Literal["uvicorn", "granian"] = Field("uvicorn", description="ASGI server.")
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="SQLite durability; NORMAL may lose the last commits on power loss."
     )

@@ -1,5 +1,6 @@
-"""The scaled-out shape for real: two `casefolio serve` processes sharing PostgreSQL, Redis
-and S3 (moto), and `casefolio serve --workers 2`.
+"""The scaled-out shape for real: two `casefolio serve` processes (one under uvicorn, one
+under granian) sharing PostgreSQL, Redis and S3 (moto), and `casefolio serve --workers 2`
+under each server.
 
 Always runs on PostgreSQL (a database of its own, also when the suite runs on SQLite),
 Redis database 14 and a fresh prefix on the run's moto server.
@@ -71,9 +72,14 @@ def test_two_servers_share_database_blobs_and_rate_limits(
         "--rate-limit", "6",
     ).strip()  # fmt: skip
     auth = {"X-API-Token": token}
+    # One node under each ASGI server casefolio supports: a mixed fleet must work too.
     with (
-        running_server(_node(shared_env, tmp_path, "a"), "--no-migrate") as a,
-        running_server(_node(shared_env, tmp_path, "b"), "--no-migrate") as b,
+        running_server(
+            _node(shared_env, tmp_path, "a"), "--no-migrate", "--server", "uvicorn"
+        ) as a,
+        running_server(
+            _node(shared_env, tmp_path, "b"), "--no-migrate", "--server", "granian"
+        ) as b,
         httpx.Client(timeout=30) as http,
     ):
         project = http.post(
@@ -135,10 +141,16 @@ def test_two_servers_share_database_blobs_and_rate_limits(
         assert eighth.status_code == 429
 
 
-def test_serve_with_two_workers_answers(shared_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("server_kind", ["uvicorn", "granian"])
+def test_serve_with_two_workers_answers(
+    shared_env: dict[str, str], tmp_path: Path, server_kind: str
+) -> None:
     token = init_token(shared_env)  # init migrates the fresh database
     env = _node(shared_env, tmp_path, "w")
-    with running_server(env, "--workers", "2", "--no-migrate") as server, httpx.Client() as http:
+    with (
+        running_server(env, "--workers", "2", "--no-migrate", "--server", server_kind) as server,
+        httpx.Client() as http,
+    ):
         workers = psutil.Process(server.pid).children(recursive=True)
         assert len(workers) >= 2, [p.name() for p in workers]  # one process per worker
         answers = [
