@@ -10,7 +10,8 @@ asyncio lock, and a lock held by another process is retried after `asyncio.sleep
 never wait in WAL mode; a rare SQLITE_BUSY (e.g. WAL recovery) is retried the same way.
 
 `COMMIT` runs inline too, fsync of the write-ahead log included (0.2 ms on the benchmark
-machine's disk). In a thread it measured worse: the hop back to the loop waits for the GIL
+machine's disk), as does the checkpoint SQLite runs at a commit once the log has grown past
+1,000 pages. In a thread it measured worse: the hop back to the loop waits for the GIL
 behind other requests' work, so the write lock was held 7.3 ms instead of 2.8 ms per upload
 and HTTP ingest dropped from 154 to 128 documents/s. On a disk with slow fsyncs, reads in
 the same process wait for each commit's fsync; `CASEFOLIO_SQLITE_SYNCHRONOUS=NORMAL` skips it.
