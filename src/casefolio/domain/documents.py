@@ -239,6 +239,9 @@ async def create(
         session, project_id=project_id, values=field_values or {}, for_new_document=True
     )
     if reject_duplicate:
+        # Duplicate checks in one project take turns, or two copies sent at once could both
+        # pass: a row lock on PostgreSQL (SQLite's single writer already serialises them).
+        await session.execute(select(Project.id).where(Project.id == project_id).with_for_update())
         existing = await find_duplicate(session, project_id=project_id, sha256=file.spooled.sha256)
         if existing is not None:
             raise Conflict(

@@ -172,6 +172,21 @@ async def test_replace_adds_versions_and_download_follows_current(
     assert one.json()["fileName"] == "exhibit.pdf"
 
 
+async def test_concurrent_duplicates_with_reject_duplicate_file_one_document(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """rejectDuplicate holds under concurrency: the check and the insert are one step."""
+    answers = await asyncio.gather(
+        *(
+            upload(client, matter, b"the same exhibit", f"copy-{i}.pdf", rejectDuplicate="true")
+            for i in range(6)
+        )
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409, 409]
+    listed = await client.get(matter.url("/documents"), headers=matter.reader.headers)
+    assert len(listed.json()) == 1
+
+
 async def test_concurrent_replaces_both_land_with_distinct_numbers(
     client: httpx.AsyncClient, matter: Matter, db: Database
 ) -> None:
