@@ -120,15 +120,19 @@ async def views(session: AsyncSession, documents: Sequence[Document]) -> list[Do
     ]
 
 
+# Built once: constructing a statement costs more than SQLite takes to run it.
+_FIELD_VALUES = (
+    select(FieldValue.document_id, Field, FieldValue.value)
+    .join(Field, Field.id == FieldValue.field_id)
+    .where(FieldValue.document_id.in_(bindparam("document_ids", expanding=True)))
+    .order_by(FieldValue.document_id, Field.id)
+)
+
+
 async def _field_entries(
     session: AsyncSession, document_ids: list[int]
 ) -> dict[int, list[FieldEntry]]:
-    rows = await session.execute(
-        select(FieldValue.document_id, Field, FieldValue.value)
-        .join(Field, Field.id == FieldValue.field_id)
-        .where(FieldValue.document_id.in_(document_ids))
-        .order_by(FieldValue.document_id, Field.id)
-    )
+    rows = await session.execute(_FIELD_VALUES, {"document_ids": document_ids})
     entries: dict[int, list[FieldEntry]] = {}
     for document_id, field_row, value in rows:
         entries.setdefault(document_id, []).append(FieldEntry(field_row, value))
@@ -140,18 +144,12 @@ async def view(session: AsyncSession, document: Document) -> DocumentView:
     return result
 
 
-# Built once: constructing a statement costs more than SQLite takes to run it.
+# The document, its current version and its project: one statement, built once too.
 _READ_ONE = (
     select(Document, DocumentVersion, Project)
     .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
     .join(Project, Project.id == Document.project_id)
     .where(Document.id == bindparam("document_id"))
-)
-_FIELDS_OF_ONE = (
-    select(Field, FieldValue.value)
-    .join(FieldValue, FieldValue.field_id == Field.id)
-    .where(FieldValue.document_id == bindparam("document_id"))
-    .order_by(Field.id)
 )
 
 
@@ -168,8 +166,8 @@ async def get(
         await access.require_on(session, who, project, Capability.DOCUMENTS_READ)
     except NotFound:
         raise NotFound(f"Document {document_id} not found.") from None
-    values = await session.execute(_FIELDS_OF_ONE, {"document_id": document.id})
-    return DocumentView(document, current, [FieldEntry(f, v) for f, v in values])
+    entries = await _field_entries(session, [document.id])
+    return DocumentView(document, current, entries.get(document.id, []))
 
 
 async def list_page(

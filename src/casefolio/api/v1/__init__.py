@@ -30,7 +30,7 @@ def install(app: FastAPI) -> None:
 
     Each module's router is included directly under the app, not under a /api/v1 router:
     FastAPI matches included routers level by level, and the extra level cost about 90 µs
-    per request (a third of a small GET's routing) in `bench api_overhead`.
+    per request on the document read (measured in-process, 344 -> 250 µs).
     """
     # The busiest first: every router before the matching one is tried route by route.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
