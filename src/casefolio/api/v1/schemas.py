@@ -46,5 +46,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         403: "Not allowed, or the integrations API is switched off.",
         404: "Unknown, or not visible to the token's owner.",
         429: "Rate limit exceeded; see Retry-After.",
+        503: "SQLite only: another process held the write lock too long; nothing was changed."
+        " Retry after Retry-After.",
     }.items()
 }
