@@ -5,7 +5,7 @@ UV_VERSION := 0.13.9
 UV := $(PYTHON) -m uv
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
 
-.PHONY: serve test test-sqlite test-postgres lint bench install
+.PHONY: serve test test-sqlite test-postgres lint bench bench-smoke install
 
 install:
 	@$(PYTHON) -m uv --version 2>/dev/null | grep -q "$(UV_VERSION)" || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
@@ -32,3 +32,6 @@ lint: install
 
 bench: install  ## Benchmarks; numbers and ratios, never a pass/fail on timing.
 	$(UV) run --frozen python -m bench
+
+bench-smoke: install  ## Every benchmark at small sizes, nothing saved: fails only if one crashes.
+	$(UV) run --frozen python -m bench --quick --no-save
