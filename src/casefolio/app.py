@@ -41,7 +41,7 @@ def create_app(settings: Settings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = AppState(
             settings=settings,
-            db=Database.open(settings, lock_wait=settings.sqlite_lock_wait_seconds),
+            db=Database.open(settings),
             blobs=open_blob_store(settings),
             limiter=RateLimiter.from_url(settings.redis_url, settings.rate_limit_per_minute),
         )

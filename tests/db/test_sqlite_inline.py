@@ -83,7 +83,7 @@ async def test_a_writer_waits_for_another_process_without_blocking_the_event_loo
 async def test_a_writer_gives_up_after_the_lock_wait(settings: Settings) -> None:
     holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    impatient = Database.open(settings, lock_wait=0.2)
+    impatient = Database.open(_waiting(settings, 0.2))
     try:
         started = time.monotonic()
         with pytest.raises(OperationalError, match="locked"):
@@ -169,7 +169,7 @@ async def test_the_api_answers_503_when_another_process_keeps_the_lock(
 async def test_writers_queued_behind_another_process_share_one_deadline(settings: Settings) -> None:
     holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
-    db = Database.open(settings, lock_wait=0.3)
+    db = Database.open(_waiting(settings, 0.3))
     refused: list[str] = []
     try:
 
@@ -199,7 +199,7 @@ async def test_a_stale_read_transaction_fails_at_once_instead_of_waiting(
 ) -> None:
     """A deferred transaction that read and then wants to write cannot be helped by waiting:
     its snapshot is already older than the other writer's. SQLite's at-once error stands."""
-    db = Database.open(settings, lock_wait=60)
+    db = Database.open(_waiting(settings, 60))
     holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
     try:
         async with db.read() as session:
@@ -211,3 +211,8 @@ async def test_a_stale_read_transaction_fails_at_once_instead_of_waiting(
         holder.execute("ROLLBACK")
         holder.close()
         await db.close()
+
+
+def _waiting(settings: Settings, seconds: float) -> Settings:
+    """The same installation, with writers that wait `seconds` for the lock."""
+    return settings.model_copy(update={"sqlite_lock_wait_seconds": seconds})

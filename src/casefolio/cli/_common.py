@@ -33,7 +33,7 @@ def load_settings() -> Settings:
 async def transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
     """Migrate if needed, then yield a session whose transaction commits on success."""
     await migrate.upgrade_async(settings)
-    db = Database.open(settings, lock_wait=settings.sqlite_lock_wait_seconds)
+    db = Database.open(settings)
     try:
         async with db.write() as session:
             yield session

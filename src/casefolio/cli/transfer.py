@@ -42,7 +42,7 @@ def register(app: typer.Typer) -> None:
 async def open_stores(settings: Settings) -> AsyncIterator[tuple[Database, BlobStore]]:
     """Migrate if needed, then yield the database and the blob store, closed afterwards."""
     await migrate.upgrade_async(settings)
-    db = Database.open(settings, lock_wait=settings.sqlite_lock_wait_seconds)
+    db = Database.open(settings)
     blobs = open_blob_store(settings)
     try:
         yield db, blobs

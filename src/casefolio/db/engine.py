@@ -19,16 +19,11 @@ from casefolio.config import Settings
 from casefolio.db import sqlite_inline
 
 WRITE_OPTION = "casefolio_write"
-# How long a writer waits for another process to release SQLite's write lock (a default;
-# servers and the CLI pass settings.sqlite_lock_wait_seconds).
-SQLITE_LOCK_WAIT_SECONDS = 30.0
 SQLITE_POOL_SIZE = 32
 SQLITE_POOL_OVERFLOW = 64
 
 
-def create_engine(
-    settings: Settings, *, lock_wait: float = SQLITE_LOCK_WAIT_SECONDS
-) -> AsyncEngine:
+def create_engine(settings: Settings) -> AsyncEngine:
     """Given settings, return an async engine; SQLite gets WAL, foreign keys and statements
     run on the event loop (db/sqlite_inline.py)."""
     url = settings.effective_database_url
@@ -46,7 +41,7 @@ def create_engine(
         # Never set skip_autocommit_rollback here: with isolation_level=None SQLAlchemy
         # takes these connections for autocommit ones, and would return them to the pool
         # mid-transaction, still holding the write gate.
-        async_creator=sqlite_inline.connector(path, busy_timeout=lock_wait),
+        async_creator=sqlite_inline.connector(path, busy_timeout=settings.sqlite_lock_wait_seconds),
     )
     synchronous = settings.sqlite_synchronous
 
@@ -79,9 +74,8 @@ class Database:
     writer: async_sessionmaker[AsyncSession]
 
     @classmethod
-    def open(cls, settings: Settings, *, lock_wait: float = SQLITE_LOCK_WAIT_SECONDS) -> Database:
-        """`lock_wait`: how long a SQLite writer waits for another process's write lock."""
-        engine = create_engine(settings, lock_wait=lock_wait)
+    def open(cls, settings: Settings) -> Database:
+        engine = create_engine(settings)
         write_engine = engine.execution_options(**{WRITE_OPTION: True})
         return cls(
             engine=engine,
