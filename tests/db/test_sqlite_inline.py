@@ -216,3 +216,44 @@ async def test_a_stale_read_transaction_fails_at_once_instead_of_waiting(
 def _waiting(settings: Settings, seconds: float) -> Settings:
     """The same installation, with writers that wait `seconds` for the lock."""
     return settings.model_copy(update={"sqlite_lock_wait_seconds": seconds})
+
+
+async def test_a_read_session_sees_one_snapshot_across_its_statements(settings: Settings) -> None:
+    # BEGIN is sent with a session's first statement, not when SQLAlchemy begins: the
+    # session must still be one transaction, blind to a commit between its statements.
+    reader, writer = Database.open(settings), Database.open(settings)
+    try:
+        async with reader.read() as session:
+            before = (await session.scalars(text("SELECT count(*) FROM items"))).one()
+            async with writer.write() as other:
+                await other.execute(text("INSERT INTO items (name) VALUES ('meanwhile')"))
+            after = (await session.scalars(text("SELECT count(*) FROM items"))).one()
+        assert (before, after) == (0, 0)
+        assert await _names(reader) == ["meanwhile"]
+    finally:
+        await reader.close()
+        await writer.close()
+
+
+async def test_a_write_transaction_takes_the_lock_with_its_first_statement(
+    settings: Settings,
+) -> None:
+    first, second = Database.open(settings), Database.open(settings)
+    try:
+        async with first.write() as idle:
+            # No statement yet, so no lock: another process writes without waiting.
+            with anyio.fail_after(2):
+                async with second.write() as session:
+                    await session.execute(text("INSERT INTO items (name) VALUES ('second')"))
+            await idle.execute(text("INSERT INTO items (name) VALUES ('first')"))
+            # Now the lock is held until `first` commits: a second writer is refused.
+            probe = sqlite3.connect(settings.data_dir / "casefolio.db", timeout=0)
+            try:
+                with pytest.raises(sqlite3.OperationalError, match="locked"):
+                    probe.execute("BEGIN IMMEDIATE")
+            finally:
+                probe.close()
+        assert await _names(first) == ["second", "first"]
+    finally:
+        await first.close()
+        await second.close()

@@ -60,7 +60,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Writers take the lock up front: a deferred BEGIN that reads and then writes fails
         # with SQLITE_BUSY at once instead of waiting, because waiting could deadlock.
         immediate = conn.get_execution_options().get(WRITE_OPTION, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        driver: sqlite_inline.Connection = conn.connection.driver_connection
+        driver.begin_on_first_statement(immediate=immediate)
 
     return engine
 
