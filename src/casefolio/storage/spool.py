@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import anyio
 import anyio.to_thread
@@ -40,35 +40,50 @@ def _too_large(max_bytes: int) -> TooLarge:
 class _TempWriter:
     """A temp file in the staging folder plus a running SHA-256.
 
-    Every method blocks; call them from a worker thread, one at a time.
+    The file is created by the first write (or by finish, for an empty body), not by the
+    constructor: creating a file can wait for the file system's journal, which must not
+    happen on the event loop. Every method blocks; call them from a worker thread, one at
+    a time. A caller that is cancelled still sees the thread's work finish (anyio waits
+    for it), so its `discard()` afterwards always finds the file it must remove.
     """
 
     def __init__(self, staging_dir: Path) -> None:
-        # mkstemp: unique name, O_EXCL, mode 0600 - safe with concurrent uploads.
-        fd, name = tempfile.mkstemp(dir=staging_dir, prefix="upload-", suffix=".part")
-        self.path = Path(name)
-        self._file = os.fdopen(fd, "wb")
+        self._staging_dir = staging_dir
+        self._file: BinaryIO | None = None
+        self.path: Path | None = None
         self._hash = hashlib.sha256()
         self.size = 0
 
+    def _open(self) -> BinaryIO:
+        if self._file is None:
+            # mkstemp: unique name, O_EXCL, mode 0600 - safe with concurrent uploads.
+            fd, name = tempfile.mkstemp(dir=self._staging_dir, prefix="upload-", suffix=".part")
+            self.path = Path(name)
+            self._file = os.fdopen(fd, "wb")
+        return self._file
+
     def write(self, data: bytes) -> None:
         self._hash.update(data)  # hashlib releases the GIL on large buffers
-        self._file.write(data)
+        self._open().write(data)
         self.size += len(data)
 
     def finish(self) -> SpooledFile:
-        self._file.flush()
+        file = self._open()
+        file.flush()
         # Durable before anyone acts on it; for the local store this makes the
         # fsync inside put() a cheap no-op.
-        os.fsync(self._file.fileno())
-        self._file.close()
+        os.fsync(file.fileno())
+        file.close()
+        assert self.path is not None
         return SpooledFile(path=self.path, sha256=self._hash.hexdigest(), size=self.size)
 
     def discard(self) -> None:
         try:
-            self._file.close()
+            if self._file is not None:
+                self._file.close()
         finally:
-            self.path.unlink(missing_ok=True)
+            if self.path is not None:
+                self.path.unlink(missing_ok=True)
 
 
 async def _batches(chunks: AsyncIterable[bytes]) -> AsyncIterable[list[bytes]]:
@@ -101,8 +116,6 @@ async def spool_stream(
     Raises ``TooLarge`` beyond ``max_bytes``. On any failure (including a client
     disconnect or cancellation) the temp file is removed before re-raising.
     """
-    # Creating the empty temp file is one quick syscall: done here, so that it is never lost
-    # in a worker thread whose caller was cancelled.
     writer = _TempWriter(staging_dir)
     try:
         received = 0
@@ -231,7 +244,7 @@ async def spool_multipart(
     ``max_bytes``. No temp file survives a failure.
     """
     parser = _make_parser(content_type)
-    writer = await anyio.to_thread.run_sync(_TempWriter, staging_dir)
+    writer = _TempWriter(staging_dir)
     try:
         file_target = _FileTarget(writer, max_bytes)
         metadata_target = _BoundedValueTarget("metadata", metadata_max_bytes)
