@@ -60,8 +60,26 @@ def project_access(capability: Capability) -> Callable[..., Awaitable[Project]]:
 
 ReadableProject = Annotated[Project, Depends(project_access(Capability.DOCUMENTS_READ))]
 FolderWritableProject = Annotated[Project, Depends(project_access(Capability.FOLDERS_WRITE))]
-WritableProject = Annotated[Project, Depends(project_access(Capability.DOCUMENTS_WRITE))]
 AdministeredProject = Annotated[Project, Depends(project_access(Capability.SETTINGS_MANAGE))]
+
+
+async def upload_project_id(
+    project_id: Annotated[int, Path(alias="projectId")], state: StateDep, who: PrincipalDep
+) -> int:
+    """{projectId}, once the caller may upload there: checked before the body streams in.
+
+    The filing transaction checks again, and that check counts; so a recent yes for this
+    user and project is taken from memory (api/grants.py).
+    """
+    if state.upload_grants.allows(who.user_id, project_id):
+        return project_id
+    async with state.db.read() as session:
+        await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+    state.upload_grants.remember(who.user_id, project_id)
+    return project_id
+
+
+UploadProjectId = Annotated[int, Depends(upload_project_id)]
 
 
 async def check_writable_document(

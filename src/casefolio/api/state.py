@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from casefolio.api.credentials import CredentialCache
+from casefolio.api.grants import RecentGrants
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -18,3 +19,4 @@ class AppState:
     blobs: BlobStore
     limiter: RateLimiter
     credentials: CredentialCache = field(default_factory=CredentialCache)
+    upload_grants: RecentGrants = field(default_factory=RecentGrants)

@@ -13,7 +13,7 @@ from casefolio.api.deps import (
     PrincipalDep,
     SessionDep,
     StateDep,
-    WritableProject,
+    UploadProjectId,
     check_writable_document,
 )
 from casefolio.api.downloads import blob_response
@@ -218,7 +218,7 @@ async def list_folder_documents(
 )
 async def upload_document(
     request: Request,
-    project: WritableProject,
+    project_id: UploadProjectId,
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
@@ -230,7 +230,7 @@ async def upload_document(
         view = await documents.create(
             session,
             who=who,
-            project_id=project.id,
+            project_id=project_id,
             blobs=state.blobs,
             file=_new_file(upload, meta, file_name),
             title=meta.title,

@@ -1,0 +1,33 @@
+"""A short-lived, in-process memory of recent "yes, this user may upload into this project".
+
+An upload's access is checked twice: before its body streams in (so a refused client learns
+at once and nothing reaches the disk), and again in the transaction that files it, which is
+the check that counts. The first check costs a read session of its own, a seventh of a small
+upload's CPU. Remembering a yes for a couple of seconds makes a burst of uploads into one
+project pay it once. A grant revoked meanwhile is still refused, by the second check: the
+body is then read and dropped, and its blob left for `casefolio gc`, as when the grant is
+revoked while an upload streams. A no is never remembered.
+"""
+
+from __future__ import annotations
+
+import time
+
+TTL_SECONDS = 2.0
+MAX_ENTRIES = 10_000
+
+
+class RecentGrants:
+    def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+        self._ttl = ttl
+        self._max = max_entries
+        self._until: dict[tuple[int, int], float] = {}
+
+    def allows(self, user_id: int, project_id: int) -> bool:
+        until = self._until.get((user_id, project_id))
+        return until is not None and until >= time.monotonic()
+
+    def remember(self, user_id: int, project_id: int) -> None:
+        if len(self._until) >= self._max:
+            self._until.clear()  # bounded; a cold memory is only slower
+        self._until[(user_id, project_id)] = time.monotonic() + self._ttl
