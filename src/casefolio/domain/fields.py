@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -134,6 +135,15 @@ async def resolve_values(
     For a new document every required field must be present.
     """
     rows = await list_all(session, project_id=project_id)
+    return resolve_among(
+        rows, project_id=project_id, values=values, for_new_document=for_new_document
+    )
+
+
+def resolve_among(
+    rows: Sequence[Field], *, project_id: int, values: dict[str, Any], for_new_document: bool
+) -> dict[int, Any]:
+    """`resolve_values` for a project's fields already loaded (all of them, by id)."""
     by_key = {str(r.id): r for r in rows} | {r.name: r for r in rows}
     resolved: dict[int, Any] = {}
     for key, value in values.items():
