@@ -12,10 +12,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Request
+from fastapi import Path as PathParam
 
 
 def create_app() -> FastAPI:
@@ -27,6 +29,44 @@ def create_app() -> FastAPI:
     async def read_document(projectId: int, documentId: int) -> dict[str, Any]:
         return document
 
+    return app
+
+
+# Module level: with postponed annotations, FastAPI resolves dependency names here.
+async def _caller(request: Request) -> str:
+    return "caller"
+
+
+async def _session(request: Request) -> AsyncIterator[str]:
+    yield "session"
+
+
+def create_shaped_app(document: dict[str, Any]) -> FastAPI:
+    """FastAPI doing what casefolio's route declares, and no work: the same ASGI middleware,
+    aliased path parameters, an async caller dependency, a yield session dependency that
+    exits before the response, and a response model (the answer is prebuilt).
+
+    bench/api_breakdown.py measures it in-process, to show FastAPI's share of a GET.
+    """
+    # Imported here: the bare app above must not pay for importing casefolio.
+    from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
+    from casefolio.api.v1.documents import DocumentOut
+
+    answer = DocumentOut.model_validate(document)
+
+    app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/api/v1/projects/{projectId}/documents/{documentId}", response_model=DocumentOut)
+    async def read_document(
+        project_id: Annotated[int, PathParam(alias="projectId")],
+        document_id: Annotated[int, PathParam(alias="documentId")],
+        db: Annotated[str, Depends(_session, scope="function")],
+        who: Annotated[str, Depends(_caller)],
+    ) -> DocumentOut:
+        return answer
+
+    app.add_middleware(RateLimitHeaders)
+    app.add_middleware(HeadAsGet)
     return app
 
 

@@ -1,0 +1,178 @@
+"""1b. Where a GET's time goes: the api_overhead request, decomposed in-process.
+
+No server and no sockets: each variant is called as an ASGI app (or a coroutine) in a loop on
+one event loop, alternating variants round by round, and the median CPU µs per call is
+reported (process time: on a shared VM, wall time also counts what the neighbours did).
+
+- bare: bench/bare_app.py's route (the api_overhead reference);
+- shaped: FastAPI doing what casefolio's route declares (middleware, aliased path
+  parameters, caller and session dependencies, response model) with no work at all;
+- read: the domain read alone, `documents.get` in a read session that commits, as the
+  route's session dependency does (SQLAlchemy + the database);
+- casefolio: the whole route in the real app, token check and rate limit included.
+
+So shaped - bare is FastAPI's cost of the route's shape, read is the database layer's, and
+casefolio - shaped - read is the rest (token, rate limit, building the answer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from bench.bare_app import create_shaped_app
+from bench.common import Api, Options, Result, casefolio_server, instance, log
+
+NAME = "api_breakdown"
+Call = Callable[[], Awaitable[Any]]
+
+
+async def asgi_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> bytes:
+    """One GET through an ASGI app; return the body, raise unless it answered 200."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    status = 0
+    body: list[bytes] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        elif message["type"] == "http.response.body":
+            body.append(message.get("body", b""))
+
+    await app(scope, receive, send)
+    if status != 200:
+        raise RuntimeError(f"GET {path} answered {status}: {b''.join(body)[:300]!r}")
+    return b"".join(body)
+
+
+async def measure(variants: dict[str, Call], calls: int, rounds: int) -> dict[str, float]:
+    """Median CPU µs per call of each variant, over `rounds` alternating rounds of `calls`."""
+    for call in variants.values():  # warm caches (statements, credentials, pool)
+        for _ in range(min(calls, 200)):
+            await call()
+    samples: dict[str, list[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, call in variants.items():
+            start = time.process_time()
+            for _ in range(calls):
+                await call()
+            samples[name].append((time.process_time() - start) / calls * 1e6)
+    return {name: statistics.median(values) for name, values in samples.items()}
+
+
+async def _breakdown(env: dict[str, str], path: str, token: str, calls: int, rounds: int):
+    from bench.bare_app import create_app as create_bare_app
+    from casefolio.app import create_app
+    from casefolio.config import Settings
+    from casefolio.domain import documents, tokens
+
+    settings = Settings(
+        data_dir=Path(env["CASEFOLIO_DATA_DIR"]),
+        database_url=env["CASEFOLIO_DATABASE_URL"],
+        rate_limit_per_minute=int(env["CASEFOLIO_RATE_LIMIT_PER_MINUTE"]),
+    )
+    app = create_app(settings)
+    headers = [(b"x-api-token", token.encode())]
+    async with app.router.lifespan_context(app):
+        state = app.state.casefolio
+        async with state.db.read() as session:
+            who, _ = await tokens.authenticate(session, secret=token)
+        answer = json.loads(await asgi_get(app, path, headers))
+        bare = create_bare_app()
+        shaped = create_shaped_app(answer)
+        _, _, project_id, _, document_id = path.rsplit("/", 4)
+
+        async def read() -> None:
+            async with state.db.reader() as session:
+                await documents.get(
+                    session, who=who, project_id=int(project_id), document_id=int(document_id)
+                )
+                await session.commit()
+
+        variants: dict[str, Call] = {
+            "bare": lambda: asgi_get(bare, path, []),
+            "shaped": lambda: asgi_get(shaped, path, []),
+            "read": read,
+            "casefolio": lambda: asgi_get(app, path, headers),
+        }
+        return await measure(variants, calls, rounds)
+
+
+def run(opts: Options, workdir: Path, result: Result) -> None:
+    calls, rounds = (300, 3) if opts.quick else (2000, 5)
+    result.params.update(calls_per_round=calls, rounds=rounds)
+    with instance(opts, workdir, NAME) as inst:
+        # The document is made through a real server, as api_overhead makes it.
+        with (
+            casefolio_server(inst, log_level=opts.log_level) as srv,
+            Api(srv.base, inst.token) as api,
+        ):
+            project = api.create_project("api breakdown")
+            doc = api.upload_bytes(project, "memo.pdf", b"%PDF-1.7 bench\n" * 64)
+        path = f"/api/v1/projects/{project}/documents/{doc['id']}"
+        log(f"in-process: {rounds} rounds of {calls} calls per variant")
+        us = asyncio.run(_breakdown(inst.env(), path, inst.token, calls, rounds))
+    result.details["us_per_call"] = us
+    rest = us["casefolio"] - us["shaped"] - us["read"]
+    result.add(
+        "in-process GET, µs/request",
+        us["casefolio"],
+        "µs",
+        reference=us["bare"],
+        reference_label="bare FastAPI",
+        higher_is_better=False,
+    )
+    result.add(
+        "FastAPI with casefolio's route shape, no work",
+        us["shaped"],
+        "µs",
+        reference=us["bare"],
+        reference_label="bare FastAPI",
+        higher_is_better=False,
+    )
+    result.add(
+        "share: documents.get in a read session (SQLAlchemy + DB)",
+        us["read"],
+        "µs",
+        reference=us["casefolio"],
+        reference_label="whole GET",
+        higher_is_better=False,
+    )
+    result.add(
+        "share: route shape (FastAPI)",
+        us["shaped"],
+        "µs",
+        reference=us["casefolio"],
+        reference_label="whole GET",
+        higher_is_better=False,
+    )
+    result.add(
+        "share: the rest (token, rate limit, answer)",
+        rest,
+        "µs",
+        reference=us["casefolio"],
+        reference_label="whole GET",
+        higher_is_better=False,
+    )
