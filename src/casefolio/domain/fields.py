@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Field, FieldValue
 from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
 
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice")
 MAX_TEXT = 10_000
@@ -77,6 +78,11 @@ _OF_PROJECT = select(Field).where(Field.project_id == bindparam("project_id")).o
 
 async def list_all(session: AsyncSession, *, project_id: int) -> list[Field]:
     return list(await session.scalars(_OF_PROJECT, {"project_id": project_id}))
+
+
+async def list_page(session: AsyncSession, *, project_id: int, page: PageRequest) -> Page[Field]:
+    stmt = select(Field).where(Field.project_id == project_id)
+    return await fetch_page(session, stmt, key=[Field.id], page=page, key_of=lambda f: (f.id,))
 
 
 async def get(session: AsyncSession, *, project_id: int, field_id: int) -> Field:

@@ -124,31 +124,58 @@ async def update(
     return project
 
 
-async def members(session: AsyncSession, *, who: Principal, project_id: int) -> list[Member]:
-    """Everyone with a role on the project, directly or through a team, ordered by user id."""
+async def members_page(
+    session: AsyncSession, *, who: Principal, project_id: int, page: PageRequest
+) -> Page[Member]:
+    """Everyone with a role on the project, directly or through a team, by user id."""
     await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    direct = select(ProjectUserGrant.user_id).where(ProjectUserGrant.project_id == project_id)
+    via_teams = (
+        select(TeamMember.user_id)
+        .join(ProjectTeamGrant, ProjectTeamGrant.team_id == TeamMember.team_id)
+        .where(ProjectTeamGrant.project_id == project_id)
+    )
+    found = await fetch_page(
+        session,
+        select(User).where(User.id.in_(direct.union(via_teams))),
+        key=[User.id],
+        page=page,
+        key_of=lambda u: (u.id,),
+    )
+    return Page(await _as_members(session, project_id, found.items), found.next_cursor)
+
+
+async def member(session: AsyncSession, *, project_id: int, user: User) -> Member:
+    """Given a user with a role on the project, return their membership."""
+    [found] = await _as_members(session, project_id, [user])
+    return found
+
+
+async def _as_members(session: AsyncSession, project_id: int, users: list[User]) -> list[Member]:
+    """The roles of these users on the project (each has one), with two queries in all."""
+    ids = [u.id for u in users]
     direct = {
         g.user_id: g.role
         for g in await session.scalars(
-            select(ProjectUserGrant).where(ProjectUserGrant.project_id == project_id)
+            select(ProjectUserGrant).where(
+                ProjectUserGrant.project_id == project_id, ProjectUserGrant.user_id.in_(ids)
+            )
         )
     }
     via_team: dict[int, list[tuple[int, str]]] = {}
     rows = await session.execute(
         select(TeamMember.user_id, ProjectTeamGrant.team_id, ProjectTeamGrant.role)
         .join(ProjectTeamGrant, ProjectTeamGrant.team_id == TeamMember.team_id)
-        .where(ProjectTeamGrant.project_id == project_id)
+        .where(ProjectTeamGrant.project_id == project_id, TeamMember.user_id.in_(ids))
     )
     for user_id, team_id, role_name in rows:
         via_team.setdefault(user_id, []).append((team_id, role_name))
-    ids = set(direct) | set(via_team)
-    found = await session.scalars(select(User).where(User.id.in_(ids)).order_by(User.id))
     result = []
-    for user in found:
+    for user in users:
         names = [direct[user.id]] if user.id in direct else []
         names += [name for _, name in via_team.get(user.id, [])]
         effective = strongest(names)
-        assert effective is not None
+        assert effective is not None, f"user {user.id} has no role on project {project_id}"
         result.append(
             Member(
                 user=user,
@@ -183,15 +210,28 @@ async def revoke_user(
         raise NotFound(f"'{user.email}' has no direct role on project {project_id}.")
 
 
-async def team_grants(session: AsyncSession, *, who: Principal, project_id: int) -> list[TeamGrant]:
+async def team_grants_page(
+    session: AsyncSession, *, who: Principal, project_id: int, page: PageRequest
+) -> Page[TeamGrant]:
+    """The teams with a role on the project, by team id."""
     await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
-    rows = await session.execute(
-        select(Team, ProjectTeamGrant.role)
-        .join(ProjectTeamGrant, ProjectTeamGrant.team_id == Team.id)
-        .where(ProjectTeamGrant.project_id == project_id)
-        .order_by(Team.id)
+    granted = select(ProjectTeamGrant.team_id).where(ProjectTeamGrant.project_id == project_id)
+    found = await fetch_page(
+        session,
+        select(Team).where(Team.id.in_(granted)),
+        key=[Team.id],
+        page=page,
+        key_of=lambda t: (t.id,),
     )
-    return [TeamGrant(team=team, role=parse_role(role)) for team, role in rows]
+    rows = await session.execute(
+        select(ProjectTeamGrant.team_id, ProjectTeamGrant.role).where(
+            ProjectTeamGrant.project_id == project_id,
+            ProjectTeamGrant.team_id.in_([t.id for t in found.items]),
+        )
+    )
+    roles = {team_id: role for team_id, role in rows}
+    team_grants = [TeamGrant(team=t, role=parse_role(roles[t.id])) for t in found.items]
+    return Page(team_grants, found.next_cursor)
 
 
 async def grant_team(

@@ -9,6 +9,7 @@ from casefolio.db.models import Document, DocumentVersion, Project
 from casefolio.db.types import utcnow
 from casefolio.domain import access, documents
 from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
@@ -35,6 +36,26 @@ async def list_all(
     )
     stmt = select(DocumentVersion).where(DocumentVersion.document_id == document_id)
     return list(await session.scalars(stmt.order_by(DocumentVersion.number)))
+
+
+async def list_page(
+    session: AsyncSession, *, who: Principal, document_id: int, project_id: int, page: PageRequest
+) -> Page[DocumentVersion]:
+    """A document's versions, oldest first, a page at a time."""
+    await documents.load(
+        session,
+        who=who,
+        document_id=document_id,
+        project_id=project_id,
+        capability=Capability.DOCUMENTS_READ,
+    )
+    return await fetch_page(
+        session,
+        select(DocumentVersion).where(DocumentVersion.document_id == document_id),
+        key=[DocumentVersion.number],
+        page=page,
+        key_of=lambda v: (v.number,),
+    )
 
 
 async def get(

@@ -160,6 +160,13 @@ async def test_replace_adds_versions_and_download_follows_current(
         )
     ).json()
     assert [v["number"] for v in versions] == [1, 2]
+    first_page = await client.get(
+        matter.url(f"/documents/{doc['id']}/versions?limit=1"), headers=matter.reader.headers
+    )
+    assert [v["number"] for v in first_page.json()] == [1]
+    second_page = await client.get(first_page.links["next"]["url"], headers=matter.reader.headers)
+    assert [v["number"] for v in second_page.json()] == [2]
+    assert "next" not in second_page.links
     old = await client.get(
         matter.url(f"/documents/{doc['id']}/versions/{versions[0]['id']}/content"),
         headers=matter.reader.headers,

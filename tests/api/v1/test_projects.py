@@ -166,3 +166,81 @@ async def test_unknown_template_is_404(client: httpx.AsyncClient, operator: Acto
     )
     assert missing.status_code == 404
     assert (await client.get("/api/v1/projects", headers=operator.headers)).json() == []
+
+
+async def test_project_users_are_paged_by_user_id_across_direct_and_team_grants(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    team = await client.post("/api/v1/teams", json={"name": "Paralegals"}, headers=operator.headers)
+    team_id = team.json()["id"]
+    # The outsider gets a role only through the team; the reader has both kinds.
+    for actor in (matter.outsider, matter.reader):
+        added = await client.put(
+            f"/api/v1/teams/{team_id}/users/{actor.email}", headers=operator.headers
+        )
+        assert added.status_code == 200, added.text
+    granted = await client.put(
+        matter.url(f"/teams/{team_id}"), json={"role": "Read Write"}, headers=operator.headers
+    )
+    assert granted.status_code == 200, granted.text
+
+    seen: list[dict[str, object]] = []
+    url: str | None = matter.url("/users?limit=2")
+    while url:
+        page = await client.get(url, headers=matter.reader.headers)
+        assert page.status_code == 200, page.text
+        assert 1 <= len(page.json()) <= 2
+        seen += page.json()
+        url = page.links.get("next", {}).get("url")
+
+    # The operator who created the project holds Project Admin on it too.
+    everyone = (operator, matter.admin, matter.writer, matter.reader, matter.outsider)
+    expected = sorted(everyone, key=lambda a: a.user_id)
+    assert [m["email"] for m in seen] == [a.email for a in expected]
+    by_email = {m["email"]: m for m in seen}
+    assert by_email[matter.outsider.email]["role"] == "Read Write"
+    assert by_email[matter.outsider.email]["directRole"] is None
+    assert by_email[matter.outsider.email]["teamIds"] == [team_id]
+    assert by_email[matter.reader.email]["role"] == "Read Write"
+    assert by_email[matter.reader.email]["directRole"] == "Read Only"
+    assert by_email[matter.admin.email]["teamIds"] == []
+
+
+async def _walk(client: httpx.AsyncClient, url: str, actor: Actor) -> list[dict[str, object]]:
+    """Every item of a list, one item per page, following the Link headers."""
+    seen: list[dict[str, object]] = []
+    next_url: str | None = url + "?limit=1"
+    while next_url:
+        page = await client.get(next_url, headers=actor.headers)
+        assert page.status_code == 200, page.text
+        assert len(page.json()) == 1
+        seen += page.json()
+        next_url = page.links.get("next", {}).get("url")
+    return seen
+
+
+async def test_project_teams_and_fields_are_paged(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    team_ids = []
+    for name, role in (("Litigation", "Read Only"), ("Billing", "Project Admin")):
+        team = await client.post("/api/v1/teams", json={"name": name}, headers=operator.headers)
+        team_ids.append(team.json()["id"])
+        granted = await client.put(
+            matter.url(f"/teams/{team_ids[-1]}"), json={"role": role}, headers=operator.headers
+        )
+        assert granted.status_code == 200, granted.text
+    for name in ("Custodian", "Bates number", "Privileged"):
+        made = await client.post(
+            matter.url("/fields"), json={"name": name, "type": "text"}, headers=operator.headers
+        )
+        assert made.status_code == 201, made.text
+
+    teams = await _walk(client, matter.url("/teams"), matter.reader)
+    field_names = await _walk(client, matter.url("/fields"), matter.reader)
+
+    assert [(t["id"], t["name"], t["role"]) for t in teams] == [
+        (team_ids[0], "Litigation", "Read Only"),
+        (team_ids[1], "Billing", "Project Admin"),
+    ]
+    assert [f["name"] for f in field_names] == ["Custodian", "Bates number", "Privileged"]

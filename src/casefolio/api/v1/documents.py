@@ -399,12 +399,23 @@ async def download_document(
     summary="List a document's versions, oldest first",
 )
 async def list_versions(
-    project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
 ) -> list[VersionOut]:
-    found = await versions.list_all(
-        session, who=who, project_id=project_id, document_id=document_id
+    page = await versions.list_page(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        page=page_request(params),
     )
-    return [VersionOut.model_validate(v) for v in found]
+    link_next(request, response, page)
+    return [VersionOut.model_validate(v) for v in page.items]
 
 
 async def _version(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import AdministeredProject, ReadableProject, SessionDep
+from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.domain import fields
 from casefolio.domain.fields import FIELD_TYPES, FieldSpec
@@ -30,9 +31,16 @@ class FieldOut(ApiModel):
 
 
 @router.get("/projects/{projectId}/fields", response_model=list[FieldOut], summary="List fields")
-async def list_fields(project: ReadableProject, session: SessionDep) -> list[FieldOut]:
-    found = await fields.list_all(session, project_id=project.id)
-    return [FieldOut.model_validate(f) for f in found]
+async def list_fields(
+    request: Request,
+    response: Response,
+    project: ReadableProject,
+    session: SessionDep,
+    params: PageDep,
+) -> list[FieldOut]:
+    page = await fields.list_page(session, project_id=project.id, page=page_request(params))
+    link_next(request, response, page)
+    return [FieldOut.model_validate(f) for f in page.items]
 
 
 @router.post(

@@ -143,26 +143,35 @@ async def update_project(
     return await _out(session, who, project)
 
 
+def _member_out(m: projects.Member) -> MemberOut:
+    return MemberOut(
+        id=m.user.id,
+        email=m.user.email,
+        name=m.user.name,
+        role=m.role.name,
+        direct_role=m.direct_role.name if m.direct_role else None,
+        team_ids=m.team_ids,
+    )
+
+
 @router.get(
     "/projects/{projectId}/users",
     response_model=list[MemberOut],
     summary="List everyone with a role on the project, directly or through a team",
 )
 async def list_project_users(
-    project_id: ProjectId, session: SessionDep, who: PrincipalDep
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
 ) -> list[MemberOut]:
-    found = await projects.members(session, who=who, project_id=project_id)
-    return [
-        MemberOut(
-            id=m.user.id,
-            email=m.user.email,
-            name=m.user.name,
-            role=m.role.name,
-            direct_role=m.direct_role.name if m.direct_role else None,
-            team_ids=m.team_ids,
-        )
-        for m in found
-    ]
+    page = await projects.members_page(
+        session, who=who, project_id=project_id, page=page_request(params)
+    )
+    link_next(request, response, page)
+    return [_member_out(m) for m in page.items]
 
 
 @router.put(
@@ -177,23 +186,10 @@ async def add_project_user(
     who: PrincipalDep,
     body: GrantIn | None = None,
 ) -> MemberOut:
-    role = _role(body)
     user = await projects.grant_user(
-        session, who=who, project_id=project_id, email=email, role=role
+        session, who=who, project_id=project_id, email=email, role=_role(body)
     )
-    [member] = [
-        m
-        for m in await projects.members(session, who=who, project_id=project_id)
-        if m.user.id == user.id
-    ]
-    return MemberOut(
-        id=user.id,
-        email=user.email,
-        name=user.name,
-        role=member.role.name,
-        direct_role=role.name,
-        team_ids=member.team_ids,
-    )
+    return _member_out(await projects.member(session, project_id=project_id, user=user))
 
 
 @router.delete(
@@ -211,12 +207,20 @@ async def remove_project_user(
     summary="List the teams with a role on the project",
 )
 async def list_project_teams(
-    project_id: ProjectId, session: SessionDep, who: PrincipalDep
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
 ) -> list[TeamGrantOut]:
-    found = await projects.team_grants(session, who=who, project_id=project_id)
+    page = await projects.team_grants_page(
+        session, who=who, project_id=project_id, page=page_request(params)
+    )
+    link_next(request, response, page)
     return [
         TeamGrantOut(id=g.team.id, name=g.team.name, created_at=g.team.created_at, role=g.role.name)
-        for g in found
+        for g in page.items
     ]
 
 
