@@ -136,43 +136,20 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
         us = asyncio.run(_breakdown(inst.env(), path, inst.token, calls, rounds))
     result.details["us_per_call"] = us
     rest = us["casefolio"] - us["shaped"] - us["read"]
-    result.add(
-        "in-process GET, µs/request",
-        us["casefolio"],
-        "µs",
-        reference=us["bare"],
-        reference_label="bare FastAPI",
-        higher_is_better=False,
-    )
-    result.add(
-        "FastAPI with casefolio's route shape, no work",
-        us["shaped"],
-        "µs",
-        reference=us["bare"],
-        reference_label="bare FastAPI",
-        higher_is_better=False,
-    )
-    result.add(
-        "share: documents.get in a read session (SQLAlchemy + DB)",
-        us["read"],
-        "µs",
-        reference=us["casefolio"],
-        reference_label="whole GET",
-        higher_is_better=False,
-    )
-    result.add(
-        "share: route shape (FastAPI)",
-        us["shaped"],
-        "µs",
-        reference=us["casefolio"],
-        reference_label="whole GET",
-        higher_is_better=False,
-    )
-    result.add(
-        "share: the rest (token, rate limit, answer)",
-        rest,
-        "µs",
-        reference=us["casefolio"],
-        reference_label="whole GET",
-        higher_is_better=False,
-    )
+    rows = [
+        ("in-process GET, µs/request", us["casefolio"], "bare"),
+        ("FastAPI with casefolio's route shape, no work", us["shaped"], "bare"),
+        ("share: documents.get in a read session (SQLAlchemy + DB)", us["read"], "casefolio"),
+        ("share: route shape (FastAPI)", us["shaped"], "casefolio"),
+        ("share: the rest (token, rate limit, answer)", rest, "casefolio"),
+    ]
+    labels = {"bare": "bare FastAPI", "casefolio": "whole GET"}
+    for metric, value, reference in rows:
+        result.add(
+            metric,
+            value,
+            "µs",
+            reference=us[reference],
+            reference_label=labels[reference],
+            higher_is_better=False,
+        )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, DocumentVersion, Project
@@ -24,9 +24,10 @@ def parse_version_id(raw: str) -> int:
     return int(raw)
 
 
-async def list_all(
-    session: AsyncSession, *, who: Principal, document_id: int, project_id: int | None = None
-) -> list[DocumentVersion]:
+async def _readable_versions(
+    session: AsyncSession, who: Principal, document_id: int, project_id: int | None
+) -> Select[DocumentVersion]:
+    """The select of a document's versions, once the caller may read the document."""
     await documents.load(
         session,
         who=who,
@@ -34,7 +35,13 @@ async def list_all(
         project_id=project_id,
         capability=Capability.DOCUMENTS_READ,
     )
-    stmt = select(DocumentVersion).where(DocumentVersion.document_id == document_id)
+    return select(DocumentVersion).where(DocumentVersion.document_id == document_id)
+
+
+async def list_all(
+    session: AsyncSession, *, who: Principal, document_id: int, project_id: int | None = None
+) -> list[DocumentVersion]:
+    stmt = await _readable_versions(session, who, document_id, project_id)
     return list(await session.scalars(stmt.order_by(DocumentVersion.number)))
 
 
@@ -42,19 +49,9 @@ async def list_page(
     session: AsyncSession, *, who: Principal, document_id: int, project_id: int, page: PageRequest
 ) -> Page[DocumentVersion]:
     """A document's versions, oldest first, a page at a time."""
-    await documents.load(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.DOCUMENTS_READ,
-    )
+    stmt = await _readable_versions(session, who, document_id, project_id)
     return await fetch_page(
-        session,
-        select(DocumentVersion).where(DocumentVersion.document_id == document_id),
-        key=[DocumentVersion.number],
-        page=page,
-        key_of=lambda v: (v.number,),
+        session, stmt, key=[DocumentVersion.number], page=page, key_of=lambda v: (v.number,)
     )
 
 
