@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from casefolio.storage import BlobMissing, BlobStore, LocalBlobStore, S3BlobStore, SpooledFile
+from casefolio.storage import (
+    BlobMissing,
+    BlobStore,
+    LocalBlobStore,
+    S3BlobStore,
+    SpooledFile,
+    local,
+)
 from casefolio.storage.base import BlobsNotStored
 from casefolio.storage.spool import spool_stream
 
@@ -39,7 +46,7 @@ def staging_files(store: BlobStore) -> list[Path]:
 
 
 async def test_factory_builds_the_configured_kind(blob_store: BlobStore, store_kind: str) -> None:
-    expected = LocalBlobStore if store_kind == "local" else S3BlobStore
+    expected = LocalBlobStore if store_kind.startswith("local") else S3BlobStore
     assert isinstance(blob_store, expected)
 
 
@@ -51,7 +58,7 @@ async def test_put_exists_read(blob_store: BlobStore, store_kind: str) -> None:
     assert await read_all(blob_store, sha) == data
     assert staging_files(blob_store) == []  # put consumed the spooled file
     local = blob_store.local_path(sha)
-    if store_kind == "local":
+    if store_kind.startswith("local"):
         assert local is not None
         assert local.read_bytes() == data
         assert local.relative_to(blob_store.staging_dir.parent).parts == (sha[:2], sha[2:4], sha)
@@ -133,6 +140,24 @@ async def test_put_many_reports_the_blobs_it_could_not_store(blob_store: BlobSto
     assert set(info.value.errors) == {bad_sha}
     assert isinstance(info.value.errors[bad_sha], ValueError)
     assert await read_all(blob_store, good.sha256) == b"good"  # the rest is stored
+    assert staging_files(blob_store) == []
+
+
+@pytest.mark.parametrize("syncfs", [True, False], ids=["syncfs", "fsync"])
+async def test_local_put_many_refuses_a_file_not_the_size_spooled(
+    tmp_path: Path, syncfs: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not syncfs:
+        monkeypatch.setattr(local, "_SYNCFS", None)
+    blob_store = LocalBlobStore(tmp_path / "blobs")
+    good = await spool(blob_store, b"good")
+    changed = await spool(blob_store, b"changed later")
+    changed.path.write_bytes(b"changed")  # shorter than spooled: must not be stored
+    with pytest.raises(BlobsNotStored) as info:
+        await blob_store.put_many([good, changed])
+    assert set(info.value.errors) == {changed.sha256}
+    assert not await blob_store.exists(changed.sha256)
+    assert await read_all(blob_store, good.sha256) == b"good"
     assert staging_files(blob_store) == []
 
 

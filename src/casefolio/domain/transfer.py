@@ -2,9 +2,9 @@
 
 Import runs as a pipeline: worker tasks hash chunks of files into the blob store's
 staging folder (one thread call per chunk); a storer task makes a few hundred staged
-blobs durable with one `put_many` (their fsyncs run in parallel and each directory is
-fsynced once per batch); only then does the writer task file them as documents, a few
-hundred per transaction. Large files the workers `put` themselves right away.
+blobs durable with one `put_many` (on Linux, one syncfs for their data and one for their
+names); only then does the writer task file them as documents, a few hundred per
+transaction. Large files the workers `put` themselves right away.
 A crash therefore leaves at most orphan blobs and staging files (which `casefolio gc`
 removes), and re-running skips every file whose content is already a document in its
 folder.
@@ -42,8 +42,8 @@ BATCH_SIZE = 400
 #: Files a worker stages in one thread call (fewer if they add up to STAGE_CHUNK_BYTES).
 STAGE_CHUNK = 32
 STAGE_CHUNK_BYTES = 8 * 1024 * 1024
-#: Blobs stored per `put_many`, and how many such batches are stored at once: fsyncs
-#: mostly wait on the disk, and concurrent ones share the filesystem journal's commits.
+#: Blobs stored per `put_many`, and how many such batches are stored at once: the bigger
+#: the batch, the fewer flushes of the disk per file.
 STORE_BATCH = 400
 STORERS = 1
 #: Staged bytes per batch at most: bounds the staging space a batch holds.

