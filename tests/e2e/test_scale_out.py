@@ -9,6 +9,8 @@ Redis database 14 and a fresh prefix on the run's moto server.
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,3 +162,76 @@ def test_serve_with_two_workers_answers(
         assert {r.status_code for r in answers} == {200}
         # The rate-limit budget lives in Redis, so both workers count against one budget.
         assert [int(r.headers["ratelimit-remaining"]) for r in answers] == list(range(49, 39, -1))
+
+
+def _tcp_sockets(port: int, state: str) -> set[str]:
+    """Inodes of the TCP sockets on local `port` in `state` (0A: listening, 01: connected)."""
+    found: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == state:
+                found.add(fields[9])
+    return found
+
+
+def _sockets_held(pid: int) -> set[str]:
+    held: set[str] = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:
+            continue
+        if target.startswith("socket:["):
+            held.add(target.removeprefix("socket:[").removesuffix("]"))
+    return held
+
+
+def _listeners_by_worker(server_pid: int, port: int, timeout: float = 60) -> dict[int, str]:
+    """Wait until each of the two workers listens; return its listening socket's inode."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listening = _tcp_sockets(port, "0A")
+        by_worker = {
+            child.pid: inode
+            for child in psutil.Process(server_pid).children()
+            for inode in _sockets_held(child.pid) & listening
+        }
+        if len(by_worker) == 2 and len(listening) == 2:
+            return by_worker
+        assert time.monotonic() < deadline, (listening, by_worker)
+        time.sleep(0.2)
+
+
+def test_uvicorn_workers_listen_on_sockets_of_their_own(
+    shared_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Sharing one listening socket, the worker awake first accepts every waiting connection,
+    and with keep-alive clients may serve them all while the other idles. With a socket
+    each (SO_REUSEPORT) the kernel spreads connections over the workers."""
+    token = init_token(shared_env)
+    env = _node(shared_env, tmp_path, "w")
+    with running_server(env, "--workers", "2", "--no-migrate", "--server", "uvicorn") as server:
+        port = int(server.base_url.rsplit(":", 1)[1])
+        listeners = _listeners_by_worker(server.pid, port)
+        assert len(set(listeners.values())) == 2  # not one socket shared
+        clients = [httpx.Client(base_url=server.base_url) for _ in range(40)]
+        try:
+            for client in clients:  # 40 connections, held open
+                answer = client.get("/api/v1/users", headers={"X-API-Token": token})
+                assert answer.status_code == 200
+            connected = _tcp_sockets(port, "01")
+            served = [len(_sockets_held(pid) & connected) for pid in listeners]
+            assert sum(served) == 40 and min(served) > 0, served  # both workers have some
+        finally:
+            for client in clients:
+                client.close()
+        # A worker that dies takes its socket with it; its replacement opens a new one, so
+        # no connection waits on a socket that nobody accepts from.
+        victim, victim_socket = next(iter(listeners.items()))
+        psutil.Process(victim).kill()
+        after = _listeners_by_worker(server.pid, port)
+        assert victim not in after and victim_socket not in after.values()
+        with httpx.Client(base_url=server.base_url) as http:
+            answer = http.get("/api/v1/users", headers={"X-API-Token": token})
+            assert answer.status_code == 200
