@@ -229,7 +229,9 @@ def test_uvicorn_workers_listen_on_sockets_of_their_own(
         # A worker that dies takes its socket with it; its replacement opens a new one, so
         # no connection waits on a socket that nobody accepts from.
         victim, victim_socket = next(iter(listeners.items()))
-        psutil.Process(victim).kill()
+        dying = psutil.Process(victim)
+        dying.kill()
+        dying.wait(timeout=30)  # gone once uvicorn has reaped it
         after = _listeners_by_worker(server.pid, port)
         assert victim not in after and victim_socket not in after.values()
         with httpx.Client(base_url=server.base_url) as http:
