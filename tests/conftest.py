@@ -76,10 +76,8 @@ async def _empty_tables(url: str) -> None:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str) -> Iterator[Settings]:
     """Settings for one test: its own data folder, the run's database emptied afterwards."""
-    # NORMAL skips the per-commit fsync: the suite tests behaviour, not power loss.
-    yield Settings(
-        data_dir=tmp_path / "data", database_url=database_url, sqlite_synchronous="NORMAL"
-    )
+    # The default durability (FULL): the suite runs the commit path casefolio ships with.
+    yield Settings(data_dir=tmp_path / "data", database_url=database_url)
     anyio.run(_empty_tables, database_url)
 
 

@@ -8,10 +8,12 @@ of their own in both suite runs.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import anyio
+import anyio.from_thread
 import anyio.lowlevel
 import httpx
 import pytest
@@ -22,7 +24,7 @@ from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.db.sqlite_inline import is_lock_timeout
+from casefolio.db.sqlite_inline import Connection, WalSync, is_lock_timeout
 from tests.factories import make_actor, switch_api
 
 
@@ -257,3 +259,73 @@ async def test_a_write_transaction_takes_the_lock_with_its_first_statement(
     finally:
         await first.close()
         await second.close()
+
+
+async def _wal_sync_of(db: Database) -> WalSync | None:
+    async with db.engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        driver: Connection = raw.driver_connection  # type: ignore[assignment]
+        async with db.read() as session:
+            synchronous = (await session.execute(text("PRAGMA synchronous"))).scalar_one()
+        assert synchronous == 1  # NORMAL: COMMIT itself never waits for the disk
+        return driver._wal_sync
+
+
+async def test_a_commit_that_wrote_returns_once_the_log_is_on_disk(settings: Settings) -> None:
+    db, other = Database.open(settings), Database.open(settings)
+    try:
+        wal_sync = await _wal_sync_of(db)
+        assert wal_sync is not None and wal_sync is not await _wal_sync_of(other)
+        before = wal_sync.syncs
+        await _names(db)  # a read commits without a flush
+        assert wal_sync.syncs == before
+        events: list[str] = []
+        committed = anyio.Event()
+        others_wrote = threading.Event()
+        flush = wal_sync.sync
+
+        def slow_first_sync() -> None:
+            if not committed.is_set():
+                anyio.from_thread.run_sync(committed.set)
+                assert others_wrote.wait(5), "no one else could write during the flush"
+                events.append("first flushed")
+            flush()
+
+        wal_sync.sync = slow_first_sync  # type: ignore[method-assign]
+
+        async def first_writer() -> None:
+            async with db.write() as session:
+                await session.execute(text("INSERT INTO items (name) VALUES ('first')"))
+            events.append("first commit returned")
+
+        async def write_during_the_flush(where: Database, name: str) -> None:
+            with anyio.fail_after(2):
+                async with where.write() as session:
+                    await session.execute(text(f"INSERT INTO items (name) VALUES ('{name}')"))
+
+        async def others() -> None:
+            await committed.wait()
+            assert "first" in await _names(other)  # committed, not yet flushed
+            # Neither SQLite's lock nor this process's write gate waits for the flush.
+            await write_during_the_flush(db, "same process")
+            await write_during_the_flush(other, "other process")
+            events.append("others wrote")
+            others_wrote.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(first_writer)
+            tasks.start_soon(others)
+        assert events == ["others wrote", "first flushed", "first commit returned"]
+        assert wal_sync.syncs == before + 2  # the first writer's, and the same-process one's
+    finally:
+        await db.close()
+        await other.close()
+
+
+async def test_with_synchronous_normal_commits_do_not_flush(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="", sqlite_synchronous="NORMAL")
+    db = Database.open(settings)
+    try:
+        assert await _wal_sync_of(db) is None
+    finally:
+        await db.close()

@@ -41,9 +41,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Never set skip_autocommit_rollback here: with isolation_level=None SQLAlchemy
         # takes these connections for autocommit ones, and would return them to the pool
         # mid-transaction, still holding the write gate.
-        async_creator=sqlite_inline.connector(path, busy_timeout=settings.sqlite_lock_wait_seconds),
+        async_creator=sqlite_inline.connector(
+            path,
+            busy_timeout=settings.sqlite_lock_wait_seconds,
+            durable=settings.sqlite_synchronous == "FULL",
+        ),
     )
-    synchronous = settings.sqlite_synchronous
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -51,7 +54,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         dbapi_conn.isolation_level = None
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        # NORMAL: COMMIT does not wait for the disk; with CASEFOLIO_SQLITE_SYNCHRONOUS=FULL
+        # the connection syncs the log after releasing the lock (sqlite_inline.WalSync).
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
