@@ -329,3 +329,29 @@ async def test_with_synchronous_normal_commits_do_not_flush(tmp_path: Path) -> N
         assert await _wal_sync_of(db) is None
     finally:
         await db.close()
+
+
+async def test_the_connection_used_last_is_used_next(settings: Settings) -> None:
+    # Its page cache is the warmest; handing out connections in turn kept every cache cold.
+    db = Database.open(settings)
+    try:
+
+        async def hold_one(drivers: list[object]) -> None:
+            async with db.read() as session:
+                conn = await session.connection()
+                drivers.append((await conn.get_raw_connection()).driver_connection)
+                await anyio.sleep(0.05)  # all three open at once: three connections
+
+        opened: list[object] = []
+        async with anyio.create_task_group() as tasks:
+            for _ in range(3):
+                tasks.start_soon(hold_one, opened)
+        assert len({id(c) for c in opened}) == 3
+        reused: list[object] = []
+        for _ in range(3):
+            async with db.read() as session:
+                conn = await session.connection()
+                reused.append((await conn.get_raw_connection()).driver_connection)
+        assert len({id(c) for c in reused}) == 1  # in turn, it would have been all three
+    finally:
+        await db.close()

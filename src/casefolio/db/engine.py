@@ -38,6 +38,10 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # (and re-running the PRAGMAs below) for every request past the fifth.
         pool_size=SQLITE_POOL_SIZE,
         max_overflow=SQLITE_POOL_OVERFLOW,
+        # The connection used last comes first: its page cache is the warmest, while the
+        # default round-robin spread every transaction over all 32 cold ones. Alternating
+        # runs of 4,000 uploads (2 workers): 466-499 -> 500-526 docs/s, less CPU per upload.
+        pool_use_lifo=True,
         # Never set skip_autocommit_rollback here: with isolation_level=None SQLAlchemy
         # takes these connections for autocommit ones, and would return them to the pool
         # mid-transaction, still holding the write gate.
