@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from casefolio.api.auth import token_from_headers
@@ -169,10 +169,28 @@ def install(app: FastAPI) -> None:
             ),
         )
 
+    @app.exception_handler(DBAPIError)
+    async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if not exc.connection_invalidated:
+            return await _unexpected(request, exc)
+        # The server dropped the connection (restart, failover, idle timeout): SQLAlchemy
+        # has already replaced the pool's connections, so a retry gets a fresh one.
+        log.warning("database connection lost on %s %s", request.method, request.url.path)
+        return render(
+            request,
+            Problem(
+                503,
+                "Service Unavailable",
+                "The connection to the database was lost; retry the request.",
+                "InternalServerError",
+                headers={"Retry-After": "1"},
+            ),
+        )
+
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
         if not is_lock_timeout(exc):
-            return await _unexpected(request, exc)
+            return await _database(request, exc)
         # SQLite: another process held the write lock for longer than the configured wait.
         log.warning("database write lock wait expired on %s %s", request.method, request.url.path)
         return render(
