@@ -231,8 +231,10 @@ def test_uvicorn_workers_listen_on_sockets_of_their_own(
         victim, victim_socket = next(iter(listeners.items()))
         dying = psutil.Process(victim)
         dying.kill()
-        dying.wait(timeout=30)  # gone once uvicorn has reaped it
-        after = _listeners_by_worker(server.pid, port)
+        # Gone once uvicorn reaps it: at its next health check, or, if the kill caught a
+        # health-check ping in flight, when that ping times out (60 s, cli/server.py).
+        dying.wait(timeout=90)
+        after = _listeners_by_worker(server.pid, port, timeout=90)
         assert victim not in after and victim_socket not in after.values()
         with httpx.Client(base_url=server.base_url) as http:
             answer = http.get("/api/v1/users", headers={"X-API-Token": token})
