@@ -161,6 +161,17 @@ async def test_local_put_many_refuses_a_file_not_the_size_spooled(
     assert staging_files(blob_store) == []
 
 
+async def test_modified_is_when_the_blob_was_last_put(blob_store: BlobStore) -> None:
+    assert await blob_store.modified("0" * 64) is None
+    before = datetime.now(UTC) - timedelta(seconds=2)  # S3 reports whole seconds
+    sha = await put(blob_store, b"dated")
+    stored = await blob_store.modified(sha)
+    assert stored is not None and before <= stored <= datetime.now(UTC) + timedelta(seconds=2)
+    assert stored == dict([item async for item in blob_store.list()])[sha]
+    await blob_store.delete(sha)
+    assert await blob_store.modified(sha) is None
+
+
 async def test_delete(blob_store: BlobStore) -> None:
     sha = await put(blob_store, b"to be deleted")
     await blob_store.delete(sha)

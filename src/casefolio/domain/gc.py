@@ -54,18 +54,13 @@ async def _chunks(
         yield chunk
 
 
-def _still_old(blobs: BlobStore, sha256: str, cutoff: datetime) -> bool:
-    # The listing can be minutes old by now: an upload may have re-put these very bytes
-    # (refreshing the mtime) since. Local files can be checked again just before deleting;
-    # for remote stores the window is the time between listing a chunk and deleting it.
-    path = blobs.local_path(sha256)
-    if path is None:
-        return True
-    try:
-        modified = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
-    except FileNotFoundError:
-        return False
-    return modified < cutoff
+async def _still_old(blobs: BlobStore, sha256: str, cutoff: datetime) -> bool:
+    # The listing can be minutes old by now: an upload may have put these very bytes again
+    # (refreshing the modification time) and filed a version since. So each blob is looked
+    # at again just before it is deleted (a stat, or a HEAD on S3), which leaves only the
+    # moment between that look and the delete.
+    modified = await blobs.modified(sha256)
+    return modified is not None and modified < cutoff
 
 
 async def _collect_blobs(
@@ -87,7 +82,7 @@ async def _collect_blobs(
             if sha in referenced:
                 continue
             if not report.dry_run:
-                if not await anyio.to_thread.run_sync(_still_old, blobs, sha, cutoff):
+                if not await _still_old(blobs, sha, cutoff):
                     report.kept_young += 1
                     continue
                 await blobs.delete(sha)

@@ -82,7 +82,7 @@ class BlobStore(Protocol):
         """``put`` for a batch: every blob is durable when this returns normally.
 
         Cheaper than one ``put`` per file where the store can share the work (the
-        local store fsyncs each touched directory once per batch). Consumes every
+        local store flushes the whole batch at once). Consumes every
         spooled file, also on failure. Raises ``BlobsNotStored`` naming the blobs
         that failed (the rest are durable); any other exception means none may be.
         The same sha256 may appear more than once.
@@ -90,6 +90,10 @@ class BlobStore(Protocol):
         ...
 
     async def exists(self, sha256: str) -> bool: ...
+
+    async def modified(self, sha256: str) -> datetime | None:
+        """When the blob was last stored (``put`` refreshes it), or None if it is missing."""
+        ...
 
     def local_path(self, sha256: str) -> Path | None:
         """Return the blob's file for zero-copy serving, or None for remote stores."""

@@ -299,6 +299,9 @@ class LocalBlobStore:
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self._path(sha256).is_file)
 
+    async def modified(self, sha256: str) -> datetime | None:
+        return await anyio.to_thread.run_sync(_modified, self._path(sha256))
+
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
@@ -340,6 +343,13 @@ class LocalBlobStore:
                     yield item
 
     async def close(self) -> None:
+        return None
+
+
+def _modified(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+    except FileNotFoundError:
         return None
 
 

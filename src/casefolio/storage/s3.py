@@ -146,11 +146,14 @@ class S3BlobStore:
             raise BlobsNotStored(errors)
 
     async def exists(self, sha256: str) -> bool:
+        return await self.modified(sha256) is not None
+
+    async def modified(self, sha256: str) -> datetime | None:
         try:
-            await obstore.head_async(self._store, self._key(sha256))
+            meta = await obstore.head_async(self._store, self._key(sha256))
         except _NOT_FOUND:
-            return False
-        return True
+            return None
+        return meta["last_modified"]
 
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None
