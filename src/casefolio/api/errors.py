@@ -117,6 +117,14 @@ def _describe_validation(exc: RequestValidationError) -> Problem:
     )
 
 
+def _retry_soon(request: Request, detail: str) -> JSONResponse:
+    """503 with Retry-After: a passing database condition, not the client's fault."""
+    problem = Problem(
+        503, "Service Unavailable", detail, "InternalServerError", headers={"Retry-After": "1"}
+    )
+    return render(request, problem)
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into a readable response."""
 
@@ -176,16 +184,7 @@ def install(app: FastAPI) -> None:
         # The server dropped the connection (restart, failover, idle timeout): SQLAlchemy
         # has already replaced the pool's connections, so a retry gets a fresh one.
         log.warning("database connection lost on %s %s", request.method, request.url.path)
-        return render(
-            request,
-            Problem(
-                503,
-                "Service Unavailable",
-                "The connection to the database was lost; retry the request.",
-                "InternalServerError",
-                headers={"Retry-After": "1"},
-            ),
-        )
+        return _retry_soon(request, "The connection to the database was lost; retry the request.")
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:
@@ -193,15 +192,8 @@ def install(app: FastAPI) -> None:
             return await _database(request, exc)
         # SQLite: another process held the write lock for longer than the configured wait.
         log.warning("database write lock wait expired on %s %s", request.method, request.url.path)
-        return render(
-            request,
-            Problem(
-                503,
-                "Service Unavailable",
-                "The database is busy with other writes; nothing was changed. Retry shortly.",
-                "InternalServerError",
-                headers={"Retry-After": "1"},
-            ),
+        return _retry_soon(
+            request, "The database is busy with other writes; nothing was changed. Retry shortly."
         )
 
     @app.exception_handler(Exception)
