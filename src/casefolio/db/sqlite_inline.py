@@ -19,9 +19,8 @@ connections may see a transaction one flush before it is durable, and a power lo
 moment takes it back although they saw it (its client never heard it succeed). SQLite's
 FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile: 4,000
 uploads to 2 workers, alternating runs, went from 295, 362, 351 to 460, 414, 427
-documents/s with this.
-`CASEFOLIO_SQLITE_SYNCHRONOUS=NORMAL` skips the flush (the last commits may be lost on
-power loss, never corrupted).
+documents/s with this. `CASEFOLIO_SQLITE_SYNCHRONOUS=NORMAL` skips the flush (the last
+commits may be lost on power loss, never corrupted).
 
 The checkpoint SQLite runs at a commit once the log has grown past 1,000 pages stays inline
 (it syncs the log before and the database after copying). In a thread, COMMIT measured worse:

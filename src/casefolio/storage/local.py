@@ -224,12 +224,11 @@ class LocalBlobStore:
                     src = self._adopt(item.path)
                     if src != item.path:
                         adopted.append(src)
-                    staged[src] = item
                     if src.stat().st_size != item.size:
                         raise ValueError(f"{src} does not have the spooled size {item.size}")
+                    staged[src] = item
                 except Exception as exc:
                     errors[item.sha256] = exc
-            staged = {src: item for src, item in staged.items() if item.sha256 not in errors}
             with _Flusher(self.root) as flush:
                 # 1. Every file's data on disk before a name points at it (a crash after a
                 #    rename must not leave a complete-looking, empty blob).
