@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -88,3 +89,19 @@ async def test_a_dropped_connection_answers_503_once_then_the_api_recovers(
             again = await client.get(f"/projects/{project}", headers=headers)
             assert again.status_code == 200, again.text
             assert again.json()["name"] == "Doe v Roe"
+
+
+async def test_reads_run_without_a_transaction_and_writes_within_one(app: FastAPI) -> None:
+    """Readers skip BEGIN/COMMIT (READ COMMITTED gives each statement its own snapshot
+    anyway); now() is the transaction's start, so it tells the two apart."""
+    db = app.state.casefolio.db
+    async with db.read() as session:
+        first = await session.scalar(text("SELECT now()"))
+        await anyio.sleep(0.02)
+        second = await session.scalar(text("SELECT now()"))
+    assert first != second  # each statement its own transaction
+    async with db.write() as session:
+        first = await session.scalar(text("SELECT now()"))
+        await anyio.sleep(0.02)
+        second = await session.scalar(text("SELECT now()"))
+    assert first == second  # one transaction

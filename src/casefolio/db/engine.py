@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import ORMExecuteState, Session
 
 from casefolio.config import Settings
 from casefolio.db import sqlite_inline
@@ -82,6 +83,38 @@ def create_engine(settings: Settings) -> AsyncEngine:
     return engine
 
 
+class ReadOnlySession(Session):
+    """The sync session behind readers: a statement or flush that would write raises.
+
+    On PostgreSQL readers run without a transaction (below), so a write slipped into a read
+    would commit statement by statement instead of all or nothing.
+    """
+
+
+@event.listens_for(ReadOnlySession, "do_orm_execute")
+def _refuse_write_statements(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update or state.is_delete:
+        raise RuntimeError("a read session cannot write; use Database.writer / write()")
+
+
+@event.listens_for(ReadOnlySession, "before_flush")
+def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
+    raise RuntimeError("a read session cannot write; use Database.writer / write()")
+
+
+def reader_engine(engine: AsyncEngine) -> AsyncEngine:
+    """Given the engine, return the one readers use.
+
+    PostgreSQL (READ COMMITTED) takes a snapshot per statement whether or not a transaction
+    surrounds it, so BEGIN and COMMIT only cost a read two round trips of its three:
+    readers run in autocommit. An SQLite transaction does hold one snapshot for all of a
+    read's statements, and costs nothing extra (BEGIN goes with the first statement).
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 @dataclass(frozen=True)
 class Database:
     """The engine plus two session factories: readers, and writers that lock early on SQLite."""
@@ -96,7 +129,9 @@ class Database:
         write_engine = engine.execution_options(**{WRITE_OPTION: True})
         return cls(
             engine=engine,
-            reader=async_sessionmaker(engine, expire_on_commit=False),
+            reader=async_sessionmaker(
+                reader_engine(engine), expire_on_commit=False, sync_session_class=ReadOnlySession
+            ),
             writer=async_sessionmaker(write_engine, expire_on_commit=False),
         )
 

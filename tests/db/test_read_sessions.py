@@ -1,0 +1,49 @@
+"""Read sessions cannot write: on PostgreSQL they run without a transaction (db/engine.py),
+where a write would commit statement by statement instead of all or nothing."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, insert, select, update
+
+from casefolio.db.engine import Database
+from casefolio.db.models import User
+
+REFUSED = "a read session cannot write"
+
+
+async def _user_count(db: Database) -> int:
+    async with db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def test_a_read_session_refuses_orm_writes(db: Database) -> None:
+    before = await _user_count(db)
+    async with db.read() as session:
+        session.add(User(email="reader@example.com", email_key="reader@example.com", name="Reader"))
+        with pytest.raises(RuntimeError, match=REFUSED):
+            await session.flush()
+    assert await _user_count(db) == before
+
+
+async def test_a_read_session_refuses_write_statements(db: Database) -> None:
+    before = await _user_count(db)
+    async with db.read() as session:
+        with pytest.raises(RuntimeError, match=REFUSED):
+            await session.execute(
+                insert(User).values(
+                    email="core@example.com", email_key="core@example.com", name="Core"
+                )
+            )
+        with pytest.raises(RuntimeError, match=REFUSED):
+            await session.execute(update(User).values(name="Renamed"))
+        # Reading still works in the same session.
+        assert await session.scalar(select(func.count()).select_from(User)) == before
+    assert await _user_count(db) == before
+
+
+async def test_a_write_session_writes(db: Database) -> None:
+    before = await _user_count(db)
+    async with db.write() as session:
+        session.add(User(email="writer@example.com", email_key="writer@example.com", name="Writer"))
+    assert await _user_count(db) == before + 1
