@@ -108,6 +108,31 @@ def test_rerun_skips_everything_already_there(
     )
 
 
+def test_identical_files_under_different_names_are_separate_documents(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    same = b"%PDF signed engagement letter"
+    tree = {
+        "Letters/engagement.pdf": same,
+        "Letters/engagement (signed copy).pdf": same,
+        "engagement.pdf": same,
+    }
+    source = write_tree(tmp_path / "src", tree)
+    result = invoke("import", str(source), "--project", str(seed.project_id))
+    assert result.exit_code == 0, result.output
+    assert _catalogue(settings, seed.project_id) == {k: _sha(v) for k, v in tree.items()}
+
+    # Re-running knows each of them; a renamed copy is a new file.
+    (source / "Letters" / "engagement.pdf").rename(source / "Letters" / "engagement-v1.pdf")
+    again = invoke("import", str(source), "--project", str(seed.project_id))
+    assert again.exit_code == 0, again.output
+    assert "│ imported                │ 1 " in again.output
+    assert "│ skipped (already there) │ 2 " in again.output
+    assert _catalogue(settings, seed.project_id) == {
+        k: _sha(same) for k in [*tree, "Letters/engagement-v1.pdf"]
+    }
+
+
 def test_a_bad_file_is_reported_and_the_rest_lands(
     invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
 ) -> None:

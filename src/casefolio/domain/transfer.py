@@ -6,8 +6,8 @@ blobs durable with one `put_many` (on Linux, one syncfs for their data and one f
 names); only then does the writer task file them as documents, a few hundred per
 transaction. Large files the workers `put` themselves right away.
 A crash therefore leaves at most orphan blobs and staging files (which `casefolio gc`
-removes), and re-running skips every file whose content is already a document in its
-folder.
+removes), and re-running skips every file that is already a document in its folder
+(same file name, same content).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import anyio
 import anyio.to_thread
@@ -29,7 +29,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, User
+from casefolio.db.models import Document, DocumentVersion, User
 from casefolio.domain import access, documents, fields, folders, users
 from casefolio.domain.errors import DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
@@ -224,6 +224,18 @@ class _FileProblem(Exception):
     pass
 
 
+class _FileKey(NamedTuple):
+    """A file as a re-run recognises it: its folder (0 for the root), name and content.
+
+    The name counts too: two files with the same bytes under different names are two
+    documents, as they were two files (and an export writes both back).
+    """
+
+    folder_id: int
+    file_name: str
+    sha256: str
+
+
 @dataclass(frozen=True)
 class _Ready:
     source: _Source
@@ -247,9 +259,9 @@ class _Importer:
         self.max_bytes = max_bytes
         self.listener = listener
         self.report = TransferReport()
-        # (folder id or 0, sha256) of documents already in the target folders, plus those
-        # this run is filing: a file whose pair is here is skipped. About 100 bytes each.
-        self.present: set[tuple[int, str]] = set()
+        # What is already filed in the target folders, plus what this run is filing: a file
+        # whose key is here is skipped. About 150 bytes each.
+        self.present: set[_FileKey] = set()
         self.folder_of: dict[PurePosixPath, int | None] = {}
         self.folder_problem: dict[PurePosixPath, str] = {}
         # Staged files not yet handed to the blob store, removed if the run is cancelled.
@@ -310,11 +322,13 @@ class _Importer:
             if not where:
                 continue
             rows = await session.execute(
-                select(Document.folder_id, Document.current_sha256).where(
-                    Document.project_id == self.project_id, or_(*where)
-                )
+                select(Document.folder_id, DocumentVersion.file_name, DocumentVersion.sha256)
+                .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+                .where(Document.project_id == self.project_id, or_(*where))
             )
-            self.present.update((folder_id or 0, sha) for folder_id, sha in rows if sha)
+            self.present.update(
+                _FileKey(folder_id or 0, name, sha) for folder_id, name, sha in rows
+            )
 
     async def work(
         self, inbox: ObjectReceiveStream[list[_Source]], out: ObjectSendStream[_Ready]
@@ -351,7 +365,7 @@ class _Importer:
             if isinstance(spooled, Exception):
                 self.emit(FileEvent(where, "failed", source.size, describe(spooled)))
                 continue
-            key = (folder_id or 0, spooled.sha256)
+            key = _FileKey(folder_id or 0, file_name, spooled.sha256)
             if key in self.present:
                 duplicates.append(spooled.path)
                 self.emit(FileEvent(where, "skipped", spooled.size, "already in the folder"))
@@ -389,7 +403,8 @@ class _Importer:
                 await self._commit(batch)
 
     def _fail(self, ready: _Ready, message: str) -> None:
-        self.present.discard((ready.stored.folder_id or 0, ready.stored.sha256))
+        stored = ready.stored
+        self.present.discard(_FileKey(stored.folder_id or 0, stored.file_name, stored.sha256))
         self.emit(FileEvent(ready.source.relative.as_posix(), "failed", ready.source.size, message))
 
     async def _store_batch(self, batch: Sequence[_Ready]) -> list[_Ready]:
@@ -480,7 +495,7 @@ async def import_tree(
     """Import every file under `root` into the project (under `folder_id`, else the root).
 
     Sub-directories become folders (existing ones with the same name are reused). A file
-    whose content is already a document in its folder is skipped, so re-running resumes.
+    already filed in its folder (same name, same content) is skipped, so re-running resumes.
     A problem with one file is reported through `on_file` and the report, never raised.
     """
     if not await anyio.to_thread.run_sync(root.is_dir):
