@@ -185,7 +185,6 @@ class LocalBlobStore:
                     raise ValueError(f"{src} does not have the spooled size {spooled.size}")
                 # The data must be on disk before a name points at it; otherwise a
                 # crash after the rename can leave a complete-looking, empty blob.
-                # (Cheap when the spooler already fsynced it.)
                 os.fsync(fd)
             finally:
                 os.close(fd)

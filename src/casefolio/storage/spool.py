@@ -69,10 +69,8 @@ class _TempWriter:
 
     def finish(self) -> SpooledFile:
         file = self._open()
-        file.flush()
-        # Durable before anyone acts on it; for the local store this makes the
-        # fsync inside put() a cheap no-op.
-        os.fsync(file.fileno())
+        # Written, not synced: a staged file is never what a row points at. The local
+        # store's put() fsyncs it before naming it a blob; S3 keeps its own copy.
         file.close()
         assert self.path is not None
         return SpooledFile(path=self.path, sha256=self._hash.hexdigest(), size=self.size)
@@ -111,7 +109,7 @@ async def _discard(writer: _TempWriter) -> None:
 async def spool_stream(
     chunks: AsyncIterable[bytes], *, staging_dir: Path, max_bytes: int
 ) -> SpooledFile:
-    """Write a raw request body to a fsynced temp file in ``staging_dir``.
+    """Write a raw request body to a temp file in ``staging_dir``.
 
     Raises ``TooLarge`` beyond ``max_bytes``. On any failure (including a client
     disconnect or cancellation) the temp file is removed before re-raising.
@@ -120,7 +118,7 @@ async def spool_stream(
     try:
         received = 0
         # Each batch is written once the next one has arrived, so that the last is written
-        # in the same trip to the worker thread as the fsync: one trip for a small upload.
+        # in the same trip to the worker thread as the close: one trip for a small upload.
         pending: list[bytes] = []
         async for batch in _batches(chunks):
             # Counted on the loop, before writing, so an oversized body never lands on disk.
