@@ -88,26 +88,26 @@ async def require(
     project = await session.get(Project, project_id)
     if project is None:
         raise NotFound(f"Project {project_id} not found.")
-    await require_on(session, who, project, capability, message=message)
+    await require_on(session, who, project.id, capability, message=message)
     return project
 
 
 async def require_on(
     session: AsyncSession,
     who: Principal,
-    project: Project,
+    project_id: int,
     capability: Capability,
     *,
     message: str | None = None,
 ) -> None:
-    """`require` for a project already loaded (e.g. joined to the document being read)."""
-    role = await project_role(session, who, project.id)
+    """`require` for a project known to exist (e.g. that of a document just read)."""
+    role = await project_role(session, who, project_id)
     if role is None:
-        raise NotFound(f"Project {project.id} not found.")
+        raise NotFound(f"Project {project_id} not found.")
     if capability not in role.capabilities:
         raise Forbidden(
             message
-            or f"Your role on project {project.id} ({role.name}) does not include {capability}."
+            or f"Your role on project {project_id} ({role.name}) does not include {capability}."
         )
 
 
