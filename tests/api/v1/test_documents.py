@@ -9,6 +9,7 @@ import re
 import httpx
 from sqlalchemy import func, select
 
+from casefolio.api.downloads import FILE_CHUNK_BYTES
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
 from tests.api.v1.conftest import Matter, upload, upload_with_metadata
@@ -250,16 +251,16 @@ async def test_download_headers_range_etag_and_head(
 async def test_download_of_several_read_chunks_and_a_range_across_them(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
-    """Files are read 1 MiB at a time; bytes at the chunk edges must come out right."""
-    mib = 1024 * 1024
-    body = os.urandom(3 * mib + 12345)
+    """Files are read FILE_CHUNK_BYTES at a time; bytes at the chunk edges must come out right."""
+    chunk = FILE_CHUNK_BYTES
+    body = os.urandom(3 * chunk + 12345)
     doc = (await upload(client, matter, body, "scan.tiff")).json()
     url = matter.url(f"/documents/{doc['id']}/content")
     full = await client.get(url, headers=matter.reader.headers)
     assert full.status_code == 200 and full.content == body
-    span = f"bytes={mib - 7}-{2 * mib + 6}"
+    span = f"bytes={chunk - 7}-{2 * chunk + 6}"
     part = await client.get(url, headers={**matter.reader.headers, "Range": span})
-    assert part.status_code == 206 and part.content == body[mib - 7 : 2 * mib + 7]
+    assert part.status_code == 206 and part.content == body[chunk - 7 : 2 * chunk + 7]
 
 
 async def test_download_needs_download_via_api(client: httpx.AsyncClient, matter: Matter) -> None:
