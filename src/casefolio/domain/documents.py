@@ -383,14 +383,13 @@ async def _insert_with_first_version(
     if conn.dialect.name == "postgresql":
         params = {f"document_{k}": getattr(document, k) for k in _NEW_DOCUMENT_KEYS}
         params.update({f"version_{k}": getattr(version, k) for k in _NEW_VERSION_KEYS})
-        row = (await conn.execute(_INSERT_DOCUMENT_AND_VERSION, params)).one()
-        document.id, version.id = row
+        document.id, version.id = (await conn.execute(_INSERT_DOCUMENT_AND_VERSION, params)).one()
+        version.document_id = document.id
     else:
         document.id = (await conn.execute(_INSERT_DOCUMENT, _columns(document))).scalar_one()
         version.document_id = document.id
         version.id = (await conn.execute(_INSERT_VERSION, _columns(version))).scalar_one()
         await conn.execute(_SET_CURRENT, {"document_id": document.id, "version_id": version.id})
-    version.document_id = document.id
     document.current_version_id = version.id
 
 
