@@ -91,15 +91,18 @@ class ReadOnlySession(Session):
     """
 
 
+_READ_ONLY = "a read session cannot write; use Database.writer / write()"
+
+
 @event.listens_for(ReadOnlySession, "do_orm_execute")
 def _refuse_write_statements(state: ORMExecuteState) -> None:
     if state.is_insert or state.is_update or state.is_delete:
-        raise RuntimeError("a read session cannot write; use Database.writer / write()")
+        raise RuntimeError(_READ_ONLY)
 
 
 @event.listens_for(ReadOnlySession, "before_flush")
 def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
-    raise RuntimeError("a read session cannot write; use Database.writer / write()")
+    raise RuntimeError(_READ_ONLY)
 
 
 def reader_engine(engine: AsyncEngine) -> AsyncEngine:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -177,22 +177,28 @@ async def get(
         raise NotFound(f"Document {document_id} not found.")
     versions_at = len(_DOCUMENT_KEYS)
     fields_at = versions_at + len(_VERSION_KEYS)
-    document = Document(**dict(zip(_DOCUMENT_KEYS, rows[0][:versions_at], strict=True)))
+    document = _detached(Document, _DOCUMENT_KEYS, rows[0][:versions_at])
     if project_id is not None and document.project_id != project_id:
         raise NotFound(f"Document {document_id} not found.")
     try:
         await access.require_on(session, who, document.project_id, Capability.DOCUMENTS_READ)
     except NotFound:
         raise NotFound(f"Document {document_id} not found.") from None
-    current = DocumentVersion(
-        **dict(zip(_VERSION_KEYS, rows[0][versions_at:fields_at], strict=True))
-    )
+    current = _detached(DocumentVersion, _VERSION_KEYS, rows[0][versions_at:fields_at])
     entries = [
-        FieldEntry(Field(**dict(zip(_FIELD_KEYS, row[fields_at:-1], strict=True))), row[-1])
+        FieldEntry(_detached(Field, _FIELD_KEYS, row[fields_at:-1]), row[-1])
         for row in rows
         if row[fields_at] is not None
     ]
     return DocumentView(document, current, entries)
+
+
+_Model = TypeVar("_Model", Document, DocumentVersion, Field)
+
+
+def _detached(model: type[_Model], keys: list[str], values: Sequence[Any]) -> _Model:
+    """An entity built from a row's columns, detached from the session: it carries data."""
+    return model(**dict(zip(keys, values, strict=True)))
 
 
 async def list_page(
