@@ -28,6 +28,12 @@ class Settings(BaseSettings):
     database_url: str = Field(
         "", description="SQLAlchemy URL; empty means SQLite in the data directory."
     )
+    database_pool_size: int = Field(
+        20,
+        ge=1,
+        le=1000,
+        description="PostgreSQL connections each process keeps open (10 more during bursts).",
+    )
     blob_store: str = Field(
         "", description="`s3://bucket/prefix` for S3; empty means `<data_dir>/blobs`."
     )

@@ -15,7 +15,7 @@ import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from casefolio.app import create_app
@@ -105,3 +105,36 @@ async def test_reads_run_without_a_transaction_and_writes_within_one(app: FastAP
         await anyio.sleep(0.02)
         second = await session.scalar(text("SELECT now()"))
     assert first == second  # one transaction
+
+
+async def test_concurrent_requests_reuse_pooled_connections(app: FastAPI) -> None:
+    """Past the pool, each checkout opens a connection and each return closes it again;
+    16 requests at once, three times over, must open 16 connections in all."""
+    db = app.state.casefolio.db
+    opened = 0
+
+    def count(*_: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    async def hold(started: list[None], all_in: anyio.Event, release: anyio.Event) -> None:
+        async with db.read() as session:
+            await session.execute(text("SELECT 1"))
+            started.append(None)
+            if len(started) == 16:
+                all_in.set()
+            await release.wait()
+
+    event.listen(db.engine.sync_engine, "connect", count)
+    try:
+        for _ in range(3):
+            started: list[None] = []
+            all_in, release = anyio.Event(), anyio.Event()
+            async with anyio.create_task_group() as tasks:
+                for _ in range(16):
+                    tasks.start_soon(hold, started, all_in, release)
+                await all_in.wait()
+                release.set()
+    finally:
+        event.remove(db.engine.sync_engine, "connect", count)
+    assert opened == 16
