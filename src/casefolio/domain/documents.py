@@ -320,8 +320,9 @@ async def create(
     return DocumentView(document, version, entries)
 
 
+# The project's id (its row exists) and its fields; the access check needs only the id.
 _PROJECT_AND_FIELDS = (
-    select(Project, Field)
+    select(Project.id, Field)
     .outerjoin(Field, Field.project_id == Project.id)
     .where(Project.id == bindparam("project_id"))
     .order_by(Field.id)
