@@ -1,0 +1,56 @@
+"""One process's budgets count as the shared (Redis) ones do."""
+
+from __future__ import annotations
+
+import pytest
+
+from casefolio.api.ratelimit import LocalWindows, RateLimiter
+from casefolio.domain.errors import RateLimited
+
+REDIS_URL = "redis://127.0.0.1:6379/13"
+MINUTE = 60
+
+
+def test_a_full_window_refuses_until_its_weight_slides_out() -> None:
+    windows = LocalWindows()
+    start = 1_000 * MINUTE  # a window boundary
+    answers = [windows.hit("k", 10, MINUTE, start + 30) for _ in range(11)]
+    assert [allowed for allowed, _, _ in answers] == [True] * 10 + [False]
+    assert [remaining for _, remaining, _ in answers] == [9, 8, 7, 6, 5, 4, 3, 2, 1, 0, 0]
+    # The current window's first request frees up when it ends, 30 s on.
+    assert answers[-1][2] == pytest.approx(start + 60)
+
+    # Halfway into the next window the ten weigh five: five more are allowed.
+    later = [windows.hit("k", 10, MINUTE, start + 90) for _ in range(6)]
+    assert [allowed for allowed, _, _ in later] == [True] * 5 + [False]
+    # Other keys have budgets of their own, and two windows on nothing of "k" is left.
+    assert windows.hit("other", 10, MINUTE, start + 90)[:2] == (True, 9)
+    assert windows.hit("k", 10, MINUTE, start + 181)[:2] == (True, 9)
+
+
+def test_finished_windows_are_forgotten() -> None:
+    windows = LocalWindows()
+    for second in range(0, 10 * MINUTE, 7):
+        windows.hit(f"key{second}", 5, MINUTE, 50_000 * MINUTE + second)
+    # Only the last two windows' counters are kept.
+    assert {window for _, window in windows._counts} == {50_008, 50_009}
+
+
+async def test_memory_and_redis_budgets_agree() -> None:
+    local = RateLimiter.from_url("", 5)
+    shared = RateLimiter.from_url(REDIS_URL, 5)
+    await shared.reset()
+    try:
+        seen: dict[str, list[object]] = {"local": [], "shared": []}
+        for name, limiter in (("local", local), ("shared", shared)):
+            for _ in range(6):
+                try:
+                    seen[name].append((await limiter.hit("agree")).remaining)
+                except RateLimited as refused:
+                    seen[name].append(("refused", getattr(refused.budget, "remaining", None)))
+        assert seen["local"] == [4, 3, 2, 1, 0, ("refused", 0)]
+        assert seen["shared"] == seen["local"]
+    finally:
+        await shared.reset()
+        await shared.close()
+        await local.close()
