@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 from sqlalchemy import event, make_url
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -28,6 +29,10 @@ PG_POOL_RECYCLE = 1800
 #: PostgreSQL connections opened beyond CASEFOLIO_DATABASE_POOL_SIZE during a burst; each is
 #: closed again when it comes back, so the pool itself must cover the usual concurrency.
 PG_POOL_OVERFLOW = 10
+
+#: What a read runs its statements on: a session, or for the hottest reads a bare
+#: connection (Database.read_connection), which skips the session's bookkeeping.
+Reader: TypeAlias = AsyncSession | AsyncConnection
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -134,17 +139,20 @@ class Database:
     """The engine plus two session factories: readers, and writers that lock early on SQLite."""
 
     engine: AsyncEngine
+    read_engine: AsyncEngine
     reader: async_sessionmaker[AsyncSession]
     writer: async_sessionmaker[AsyncSession]
 
     @classmethod
     def open(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
+        read_engine = reader_engine(engine)
         write_engine = engine.execution_options(**{WRITE_OPTION: True})
         return cls(
             engine=engine,
+            read_engine=read_engine,
             reader=async_sessionmaker(
-                reader_engine(engine), expire_on_commit=False, sync_session_class=ReadOnlySession
+                read_engine, expire_on_commit=False, sync_session_class=ReadOnlySession
             ),
             writer=async_sessionmaker(write_engine, expire_on_commit=False),
         )
@@ -160,6 +168,11 @@ class Database:
         """Yield a session for reading; nothing is committed."""
         async with self.reader() as session:
             yield session
+
+    def read_connection(self) -> AsyncConnection:
+        """A connection for a read of Core statements, to use as `async with`: no session,
+        no ORM; on SQLite one read transaction, on PostgreSQL none (see reader_engine)."""
+        return self.read_engine.connect()
 
     async def close(self) -> None:
         await self.engine.dispose()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, bindparam, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casefolio.db.engine import Reader
 from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, TeamMember
 from casefolio.domain.errors import Forbidden, NotFound
 from casefolio.domain.principal import Principal
@@ -25,12 +26,12 @@ def require_self_or_operator(who: Principal, user_id: int, action: str) -> None:
 # ---- project rules -------------------------------------------------------------------------
 
 
-async def project_role(session: AsyncSession, who: Principal, project_id: int) -> Role | None:
+async def project_role(db: Reader, who: Principal, project_id: int) -> Role | None:
     """Given a caller and a project, return their effective role: the strongest of their
     direct grant and their teams' grants (operators act as Project Admin everywhere)."""
     if who.is_operator:
         return PROJECT_ADMIN
-    names = await session.scalars(_ROLE_NAMES, {"project_id": project_id, "user_id": who.user_id})
+    names = await db.scalars(_ROLE_NAMES, {"project_id": project_id, "user_id": who.user_id})
     return strongest(list(names))
 
 
@@ -93,7 +94,7 @@ async def require(
 
 
 async def require_on(
-    session: AsyncSession,
+    db: Reader,
     who: Principal,
     project_id: int,
     capability: Capability,
@@ -101,7 +102,7 @@ async def require_on(
     message: str | None = None,
 ) -> None:
     """`require` for a project known to exist (e.g. that of a document just read)."""
-    role = await project_role(session, who, project_id)
+    role = await project_role(db, who, project_id)
     if role is None:
         raise NotFound(f"Project {project_id} not found.")
     if capability not in role.capabilities:

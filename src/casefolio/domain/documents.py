@@ -7,11 +7,12 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from casefolio.db.engine import Reader
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, Project
 from casefolio.db.types import utcnow
 from casefolio.domain import access, fields, folders
@@ -19,6 +20,14 @@ from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
+from casefolio.domain.rows import (
+    DocumentData,
+    DocumentRow,
+    FieldData,
+    FieldRow,
+    VersionData,
+    VersionRow,
+)
 from casefolio.storage.base import BlobStore, SpooledFile
 
 MAX_TITLE = 255
@@ -40,7 +49,7 @@ class NewFile:
 
 @dataclass(frozen=True)
 class FieldEntry:
-    field: Field
+    field: FieldData
     value: Any
 
 
@@ -48,8 +57,8 @@ class FieldEntry:
 class DocumentView:
     """A document with what every dialect shows of it: current version and field values."""
 
-    document: Document
-    current: DocumentVersion
+    document: DocumentData
+    current: VersionData
     fields: list[FieldEntry]
 
 
@@ -151,7 +160,7 @@ async def view(session: AsyncSession, document: Document) -> DocumentView:
 # The document, its current version and its field values (one row per value, or one row
 # with no field): one statement, built once, of table columns only. Through the ORM the
 # same read cost ~100 µs more per request (bench/api_breakdown.py), for entities a GET
-# only reads; so it builds them itself, as `create` does, detached from the session.
+# only reads.
 _READ_ONE = (
     select(*_DOCUMENTS.columns, *_VERSIONS.columns, *_FIELDS.columns, _VALUES.c.value)
     .select_from(
@@ -162,43 +171,34 @@ _READ_ONE = (
     .where(_DOCUMENTS.c.id == bindparam("document_id"))
     .order_by(_FIELDS.c.id)
 )
-_DOCUMENT_KEYS, _VERSION_KEYS, _FIELD_KEYS = (
-    [c.key for c in table.columns] for table in (_DOCUMENTS, _VERSIONS, _FIELDS)
-)
+# Where the version's and the field's columns start in its rows.
+_VERSIONS_AT = len(_DOCUMENTS.columns)
+_FIELDS_AT = _VERSIONS_AT + len(_VERSIONS.columns)
 
 
 async def get(
-    session: AsyncSession, *, who: Principal, document_id: int, project_id: int | None = None
+    db: Reader, *, who: Principal, document_id: int, project_id: int | None = None
 ) -> DocumentView:
     """The read every dialect serves most: the document with its current version and field
-    values in one statement, then the caller's role (not for operators)."""
-    rows = [tuple(row) for row in await session.execute(_READ_ONE, {"document_id": document_id})]
+    values in one statement, as plain rows (domain/rows.py), then the caller's role (not for
+    operators). A session or, cheaper, a bare connection will do."""
+    rows = [tuple(row) for row in await db.execute(_READ_ONE, {"document_id": document_id})]
     if not rows:
         raise NotFound(f"Document {document_id} not found.")
-    versions_at = len(_DOCUMENT_KEYS)
-    fields_at = versions_at + len(_VERSION_KEYS)
-    document = _detached(Document, _DOCUMENT_KEYS, rows[0][:versions_at])
+    document = DocumentRow._make(rows[0][:_VERSIONS_AT])
     if project_id is not None and document.project_id != project_id:
         raise NotFound(f"Document {document_id} not found.")
     try:
-        await access.require_on(session, who, document.project_id, Capability.DOCUMENTS_READ)
+        await access.require_on(db, who, document.project_id, Capability.DOCUMENTS_READ)
     except NotFound:
         raise NotFound(f"Document {document_id} not found.") from None
-    current = _detached(DocumentVersion, _VERSION_KEYS, rows[0][versions_at:fields_at])
+    current = VersionRow._make(rows[0][_VERSIONS_AT:_FIELDS_AT])
     entries = [
-        FieldEntry(_detached(Field, _FIELD_KEYS, row[fields_at:-1]), row[-1])
+        FieldEntry(FieldRow._make(row[_FIELDS_AT:-1]), row[-1])
         for row in rows
-        if row[fields_at] is not None
+        if row[_FIELDS_AT] is not None
     ]
     return DocumentView(document, current, entries)
-
-
-_Model = TypeVar("_Model", Document, DocumentVersion, Field)
-
-
-def _detached(model: type[_Model], keys: list[str], values: Sequence[Any]) -> _Model:
-    """An entity built from a row's columns, detached from the session: it carries data."""
-    return model(**dict(zip(keys, values, strict=True)))
 
 
 async def list_page(
@@ -332,8 +332,8 @@ _INSERT_VERSION = insert(DocumentVersion).returning(DocumentVersion.id)
 
 
 # What a new document and version are given; the database assigns the rest.
-_NEW_DOCUMENT_KEYS = [k for k in _DOCUMENT_KEYS if k not in ("id", "current_version_id")]
-_NEW_VERSION_KEYS = [k for k in _VERSION_KEYS if k not in ("id", "document_id")]
+_NEW_DOCUMENT_KEYS = [k for k in DocumentRow._fields if k not in ("id", "current_version_id")]
+_NEW_VERSION_KEYS = [k for k in VersionRow._fields if k not in ("id", "document_id")]
 
 
 def _one_statement_insert() -> Insert:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
+from fastapi import Response
 from pydantic import BaseModel, ConfigDict, PlainSerializer
 from pydantic.alias_generators import to_camel
 
@@ -25,6 +26,14 @@ class ApiModel(BaseModel):
         populate_by_name=True,
         from_attributes=True,
         extra="forbid",
+    )
+
+
+def json_response(model: ApiModel, status_code: int = 200) -> Response:
+    """The model as the answer, serialized once: FastAPI would validate a returned model
+    against the route's response_model again before serializing it."""
+    return Response(
+        model.model_dump_json(by_alias=True), status_code, media_type="application/json"
     )
 
 

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.api.v3 import hal, paging, representers
 from casefolio.api.v3.hal import Json
 from casefolio.api.v3.representers import Rights
-from casefolio.db.models import Document, DocumentVersion, Project, User
+from casefolio.db.models import Project, User
 from casefolio.domain import access
 from casefolio.domain.principal import Principal
+from casefolio.domain.rows import DocumentData, VersionData
 
 
 async def _rights(
@@ -42,7 +43,9 @@ async def _users(session: AsyncSession, ids: Iterable[int | None]) -> dict[int, 
     return {u.id: u for u in rows}
 
 
-async def documents(session: AsyncSession, who: Principal, docs: Sequence[Document]) -> list[Json]:
+async def documents(
+    session: AsyncSession, who: Principal, docs: Sequence[DocumentData]
+) -> list[Json]:
     """Given documents the caller may read, return them as collection elements."""
     project_ids = [d.project_id for d in docs]
     projects = await _projects(session, project_ids)
@@ -51,7 +54,7 @@ async def documents(session: AsyncSession, who: Principal, docs: Sequence[Docume
 
 
 async def attachments(
-    session: AsyncSession, who: Principal, doc: Document, versions: Sequence[DocumentVersion]
+    session: AsyncSession, who: Principal, doc: DocumentData, versions: Sequence[VersionData]
 ) -> list[Json]:
     """Given a readable document and some of its versions, return them as Attachments."""
     [rights] = (await _rights(session, who, [doc.project_id])).values()
@@ -63,14 +66,14 @@ async def attachments(
 
 
 async def attachment_collection(
-    session: AsyncSession, who: Principal, doc: Document, versions: Sequence[DocumentVersion]
+    session: AsyncSession, who: Principal, doc: DocumentData, versions: Sequence[VersionData]
 ) -> Json:
     elements = await attachments(session, who, doc, versions)
     return paging.unpaginated_collection(hal.document_attachments(doc.id), elements)
 
 
 async def document(
-    session: AsyncSession, who: Principal, doc: Document, versions: Sequence[DocumentVersion]
+    session: AsyncSession, who: Principal, doc: DocumentData, versions: Sequence[VersionData]
 ) -> Json:
     """Given a readable document and its versions, return the full Document with
     `_embedded.project` and `_embedded.attachments`."""
@@ -89,7 +92,7 @@ def projects(rows: Sequence[Project]) -> list[Json]:
 
 
 async def attachment(
-    session: AsyncSession, who: Principal, doc: Document, version: DocumentVersion
+    session: AsyncSession, who: Principal, doc: DocumentData, version: VersionData
 ) -> Json:
     """Given a readable version, return the Attachment with its author and container embedded."""
     [out] = await attachments(session, who, doc, [version])

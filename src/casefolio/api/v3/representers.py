@@ -13,9 +13,10 @@ from urllib.parse import quote
 from casefolio import __version__
 from casefolio.api.v3 import formattable, hal
 from casefolio.api.v3.hal import Json, link
-from casefolio.db.models import Document, DocumentVersion, Project, User
+from casefolio.db.models import Project, User
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
+from casefolio.domain.rows import DocumentData, VersionData
 
 INSTANCE_NAME = "casefolio"
 PROJECT_IDENTIFIER_PREFIX = "project-"
@@ -42,7 +43,7 @@ def project_identifier(project: Project) -> str:
     return f"{PROJECT_IDENTIFIER_PREFIX}{project.id}"
 
 
-def document(doc: Document, project: Project, rights: Rights) -> Json:
+def document(doc: DocumentData, project: Project, rights: Rights) -> Json:
     """A Document as collection elements show it (no `_embedded`)."""
     links: Json = {
         "self": link(hal.document(doc.id), doc.title),
@@ -64,7 +65,7 @@ def document(doc: Document, project: Project, rights: Rights) -> Json:
 
 
 def attachment(
-    version: DocumentVersion, doc: Document, author: User | None, rights: Rights
+    version: VersionData, doc: DocumentData, author: User | None, rights: Rights
 ) -> Json:
     """An Attachment: one version of a document, its container."""
     content = hal.attachment_content(version.id)
