@@ -47,3 +47,23 @@ async def test_a_write_session_writes(db: Database) -> None:
     async with db.write() as session:
         session.add(User(email="writer@example.com", email_key="writer@example.com", name="Writer"))
     assert await _user_count(db) == before + 1
+
+
+async def test_a_read_connection_goes_back_to_the_pool_however_its_block_ends(
+    db: Database,
+) -> None:
+    pool = db.engine.sync_engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    async with db.read_connection() as connection:
+        assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
+        assert await connection.scalar(select(func.count()).select_from(User)) is not None
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+
+    with pytest.raises(LookupError):
+        async with db.read_connection() as connection:
+            await connection.execute(select(User.id))
+            raise LookupError("the read failed")
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+    # And the pooled connection reads again: nothing was left open on it.
+    async with db.read_connection() as connection:
+        assert await connection.scalar(select(func.count()).select_from(User)) is not None
