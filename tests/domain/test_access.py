@@ -81,3 +81,40 @@ async def test_operator_sees_everything_without_grants(db: Database) -> None:
     async with db.read() as session:
         [project_id] = list(await session.scalars(select(Project.id)))
         await access.require(session, op, project_id, Capability.SETTINGS_MANAGE)
+
+
+async def test_the_rank_column_agrees_with_project_role(db: Database) -> None:
+    # documents.get checks access with role_rank_column inside its read; it must find the
+    # same strongest grant as project_role, direct or through any team.
+    alice = await make_actor(db, email="alice@example.com")
+    bob = await make_actor(db, email="bob@example.com")
+    async with db.write() as session:
+        projects = [Project(name=f"P{i}") for i in range(5)]
+        teams = [Team(name=f"T{i}") for i in range(3)]
+        session.add_all([*projects, *teams])
+        await session.flush()
+        p, t = [x.id for x in projects], [x.id for x in teams]
+        session.add_all(TeamMember(team_id=team_id, user_id=alice.user_id) for team_id in t)
+        session.add_all(
+            [
+                ProjectUserGrant(project_id=p[1], user_id=alice.user_id, role="Read Only"),
+                ProjectTeamGrant(project_id=p[2], team_id=t[0], role="Read Write"),
+                ProjectUserGrant(project_id=p[3], user_id=alice.user_id, role="Read Only"),
+                ProjectTeamGrant(project_id=p[3], team_id=t[1], role="Project Admin"),
+                ProjectTeamGrant(project_id=p[4], team_id=t[1], role="Read Only"),
+                ProjectTeamGrant(project_id=p[4], team_id=t[2], role="Read Write"),
+                ProjectUserGrant(project_id=p[0], user_id=bob.user_id, role="Project Admin"),
+            ]
+        )
+    ranked = select(Project.id, access.role_rank_column(Project.id)).where(Project.id.in_(p))
+    expected = {
+        alice.user_id: {p[0]: None, p[1]: 1, p[2]: 2, p[3]: 3, p[4]: 2},
+        bob.user_id: {p[0]: 3, p[1]: None, p[2]: None, p[3]: None, p[4]: None},
+    }
+    async with db.read() as session:
+        for user_id, ranks in expected.items():
+            found = dict(tuple(row) for row in await session.execute(ranked, {"user_id": user_id}))
+            assert found == ranks
+            for project_id, rank in ranks.items():
+                role = await access.project_role(session, _principal(user_id), project_id)
+                assert (role.rank if role else None) == rank

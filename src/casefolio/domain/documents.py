@@ -157,12 +157,18 @@ async def view(session: AsyncSession, document: Document) -> DocumentView:
     return result
 
 
-# The document, its current version and its field values (one row per value, or one row
-# with no field): one statement, built once, of table columns only. Through the ORM the
-# same read cost ~100 µs more per request (bench/api_breakdown.py), for entities a GET
-# only reads.
+# The document, its current version, its field values (one row per value, or one row
+# with no field) and the rank of the caller's role on its project: one statement, built
+# once, of table columns only. Through the ORM the same read cost ~100 µs more per request
+# (bench/api_breakdown.py), for entities a GET only reads.
 _READ_ONE = (
-    select(*_DOCUMENTS.columns, *_VERSIONS.columns, *_FIELDS.columns, _VALUES.c.value)
+    select(
+        *_DOCUMENTS.columns,
+        *_VERSIONS.columns,
+        *_FIELDS.columns,
+        _VALUES.c.value,
+        access.role_rank_column(_DOCUMENTS.c.project_id),
+    )
     .select_from(
         _DOCUMENTS.join(_VERSIONS, _VERSIONS.c.id == _DOCUMENTS.c.current_version_id)
         .outerjoin(_VALUES, _VALUES.c.document_id == _DOCUMENTS.c.id)
@@ -179,22 +185,23 @@ _FIELDS_AT = _VERSIONS_AT + len(_VERSIONS.columns)
 async def get(
     db: Reader, *, who: Principal, document_id: int, project_id: int | None = None
 ) -> DocumentView:
-    """The read every dialect serves most: the document with its current version and field
-    values in one statement, as plain rows (domain/rows.py), then the caller's role (not for
-    operators). A session or, cheaper, a bare connection will do."""
-    rows = [tuple(row) for row in await db.execute(_READ_ONE, {"document_id": document_id})]
+    """The read every dialect serves most: the document with its current version, field
+    values and the caller's role, in one statement, as plain rows (domain/rows.py). A
+    session or, cheaper, a bare connection will do."""
+    parameters = {"document_id": document_id, "user_id": who.user_id}
+    rows = [tuple(row) for row in await db.execute(_READ_ONE, parameters)]
     if not rows:
         raise NotFound(f"Document {document_id} not found.")
     document = DocumentRow._make(rows[0][:_VERSIONS_AT])
     if project_id is not None and document.project_id != project_id:
         raise NotFound(f"Document {document_id} not found.")
     try:
-        await access.require_on(db, who, document.project_id, Capability.DOCUMENTS_READ)
+        access.require_ranked(who, document.project_id, rows[0][-1], Capability.DOCUMENTS_READ)
     except NotFound:
         raise NotFound(f"Document {document_id} not found.") from None
     current = VersionRow._make(rows[0][_VERSIONS_AT:_FIELDS_AT])
     entries = [
-        FieldEntry(FieldRow._make(row[_FIELDS_AT:-1]), row[-1])
+        FieldEntry(FieldRow._make(row[_FIELDS_AT:-2]), row[-2])
         for row in rows
         if row[_FIELDS_AT] is not None
     ]

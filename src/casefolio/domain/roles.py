@@ -38,6 +38,7 @@ PROJECT_ADMIN = Role("project-admin", "Project Admin", 3, _ADMIN)
 
 ROLES: tuple[Role, ...] = (READ_ONLY, READ_WRITE, PROJECT_ADMIN)
 _BY_KEY = {key: role for role in ROLES for key in (role.id, role.name.lower())}
+_BY_RANK = {role.rank: role for role in ROLES}
 DEFAULT_ROLE = READ_WRITE
 ALL_CAPABILITIES = frozenset(Capability)
 
@@ -51,3 +52,8 @@ def strongest(names: list[str]) -> Role | None:
     """Given the role names granted to someone, return the strongest, or None for no grant."""
     roles = [role for name in names if (role := role_named(name)) is not None]
     return max(roles, key=lambda role: role.rank, default=None)
+
+
+def role_ranked(rank: int | None) -> Role | None:
+    """Given a role's rank (or None for no grant), return the role."""
+    return None if rank is None else _BY_RANK[rank]
