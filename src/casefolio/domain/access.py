@@ -75,7 +75,8 @@ def role_rank_column(project_id: ColumnElement[int]) -> ScalarSelect[int]:
     to the user (bind parameter `user_id`) on `project_id`, a column of the enclosing
     statement; NULL for no grant. Give the value to `require_ranked`.
 
-    A read that checks access in the statement that reads saves a round trip.
+    A read that checks access in the statement that reads saves a round trip. Grants hold
+    a role's exact name (domain/grants.py), which is what the ranking matches.
     """
     granted = _granted_roles(project_id).subquery()
     rank = case({role.name: role.rank for role in ROLES}, value=granted.c.role)
