@@ -177,9 +177,11 @@ _READ_ONE = (
     .where(_DOCUMENTS.c.id == bindparam("document_id"))
     .order_by(_FIELDS.c.id)
 )
-# Where the version's and the field's columns start in its rows.
+# Where each part starts in its rows: document, version, field, value, rank.
 _VERSIONS_AT = len(_DOCUMENTS.columns)
 _FIELDS_AT = _VERSIONS_AT + len(_VERSIONS.columns)
+_VALUE_AT = _FIELDS_AT + len(_FIELDS.columns)
+_RANK_AT = _VALUE_AT + 1
 
 
 async def get(
@@ -196,12 +198,13 @@ async def get(
     if project_id is not None and document.project_id != project_id:
         raise NotFound(f"Document {document_id} not found.")
     try:
-        access.require_ranked(who, document.project_id, rows[0][-1], Capability.DOCUMENTS_READ)
+        rank = rows[0][_RANK_AT]
+        access.require_ranked(who, document.project_id, rank, Capability.DOCUMENTS_READ)
     except NotFound:
         raise NotFound(f"Document {document_id} not found.") from None
     current = VersionRow._make(rows[0][_VERSIONS_AT:_FIELDS_AT])
     entries = [
-        FieldEntry(FieldRow._make(row[_FIELDS_AT:-2]), row[-2])
+        FieldEntry(FieldRow._make(row[_FIELDS_AT:_VALUE_AT]), row[_VALUE_AT])
         for row in rows
         if row[_FIELDS_AT] is not None
     ]
@@ -339,8 +342,10 @@ _INSERT_VERSION = insert(DocumentVersion).returning(DocumentVersion.id)
 
 
 # What a new document and version are given; the database assigns the rest.
-_NEW_DOCUMENT_KEYS = [k for k in DocumentRow._fields if k not in ("id", "current_version_id")]
-_NEW_VERSION_KEYS = [k for k in VersionRow._fields if k not in ("id", "document_id")]
+_NEW_DOCUMENT_KEYS = [
+    c.key for c in _DOCUMENTS.columns if c.key not in ("id", "current_version_id")
+]
+_NEW_VERSION_KEYS = [c.key for c in _VERSIONS.columns if c.key not in ("id", "document_id")]
 
 
 def _one_statement_insert() -> Insert:
