@@ -7,7 +7,7 @@ reported (process time: on a shared VM, wall time also counts what the neighbour
 - bare: bench/bare_app.py's route (the api_overhead reference);
 - shaped: FastAPI doing what casefolio's route declares (middleware, aliased path
   parameters, the request, a caller dependency, a response it builds itself) with no work;
-- read: the domain read alone, `documents.get` on a read connection, as the route does
+- read: the domain read alone, `documents.get` on the database's StatementReader, as the route does
   (SQLAlchemy + the database);
 - casefolio: the whole route in the real app, token check and rate limit included.
 
@@ -105,10 +105,12 @@ async def _breakdown(env: dict[str, str], path: str, token: str, calls: int, rou
         _, _, project_id, _, document_id = path.rsplit("/", 4)
 
         async def read() -> None:
-            async with state.db.read_connection() as connection:
-                await documents.get(
-                    connection, who=who, project_id=int(project_id), document_id=int(document_id)
-                )
+            await documents.get(
+                state.db.statements,
+                who=who,
+                project_id=int(project_id),
+                document_id=int(document_id),
+            )
 
         variants: dict[str, Call] = {
             "bare": lambda: asgi_get(bare, path, []),
@@ -138,7 +140,7 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
     rows = [
         ("in-process GET, µs/request", us["casefolio"], "bare"),
         ("FastAPI with casefolio's route shape, no work", us["shaped"], "bare"),
-        ("share: documents.get on a read connection (SQLAlchemy + DB)", us["read"], "casefolio"),
+        ("share: documents.get on the statement reader (SQLAlchemy + DB)", us["read"], "casefolio"),
         ("share: route shape (FastAPI)", us["shaped"], "casefolio"),
         ("share: the rest (token, rate limit, answer)", rest, "casefolio"),
     ]

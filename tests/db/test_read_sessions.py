@@ -1,10 +1,12 @@
-"""Read sessions cannot write: on PostgreSQL they run without a transaction (db/engine.py),
-where a write would commit statement by statement instead of all or nothing."""
+"""Read sessions and the statement reader cannot write: on PostgreSQL they run without a
+transaction (db/engine.py), where a write would commit statement by statement instead of
+all or nothing."""
 
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy.exc import DBAPIError
 
 from casefolio.db.engine import Database
 from casefolio.db.models import User
@@ -49,21 +51,28 @@ async def test_a_write_session_writes(db: Database) -> None:
     assert await _user_count(db) == before + 1
 
 
-async def test_a_read_connection_goes_back_to_the_pool_however_its_block_ends(
+async def test_the_statement_reader_reads_and_refuses_writes(db: Database) -> None:
+    before = await _user_count(db)
+    rows = await db.statements.execute(select(func.count()).select_from(User), {})
+    assert [tuple(row) for row in rows] == [(before,)]
+    with pytest.raises(RuntimeError, match=REFUSED):
+        await db.statements.execute(
+            insert(User).values(email="s@example.com", email_key="s@example.com", name="S"), {}
+        )
+    with pytest.raises(RuntimeError, match=REFUSED):
+        await db.statements.execute(update(User).values(name="Renamed"), {})
+    assert await _user_count(db) == before
+
+
+async def test_the_statement_readers_connection_goes_back_to_the_pool_when_a_read_fails(
     db: Database,
 ) -> None:
-    pool = db.engine.sync_engine.pool
+    pool = db.statements.engine.pool
     before = pool.checkedout()  # type: ignore[attr-defined]
-    async with db.read_connection() as connection:
-        assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
-        assert await connection.scalar(select(func.count()).select_from(User)) is not None
-    assert pool.checkedout() == before  # type: ignore[attr-defined]
-
-    with pytest.raises(LookupError):
-        async with db.read_connection() as connection:
-            await connection.execute(select(User.id))
-            raise LookupError("the read failed")
+    with pytest.raises(DBAPIError):
+        await db.statements.execute(text("SELECT no_such_column FROM users"), {})
     assert pool.checkedout() == before  # type: ignore[attr-defined]
     # And the pooled connection reads again: nothing was left open on it.
-    async with db.read_connection() as connection:
-        assert await connection.scalar(select(func.count()).select_from(User)) is not None
+    rows = await db.statements.execute(select(User.id).where(User.id == bindparam("id")), {"id": 0})
+    assert rows == []
+    assert pool.checkedout() == before  # type: ignore[attr-defined]

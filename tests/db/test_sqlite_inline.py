@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from contextlib import closing
 from pathlib import Path
 
 import anyio
@@ -353,5 +354,73 @@ async def test_the_connection_used_last_is_used_next(settings: Settings) -> None
                 conn = await session.connection()
                 reused.append((await conn.get_raw_connection()).driver_connection)
         assert len({id(c) for c in reused}) == 1  # in turn, it would have been all three
+    finally:
+        await db.close()
+
+
+def _database_only_we_open(tmp_path: Path, lock_wait: float) -> Settings:
+    # Any other open connection would keep the exclusive-mode blocker below from locking.
+    with closing(sqlite3.connect(tmp_path / "casefolio.db", isolation_level=None)) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("CREATE TABLE items (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.execute("INSERT INTO items (name) VALUES ('kept')")
+    return Settings(data_dir=tmp_path, database_url="", sqlite_lock_wait_seconds=lock_wait)
+
+
+def _keep_readers_out(path: Path) -> sqlite3.Connection:
+    # A connection in exclusive locking mode keeps even WAL readers out (SQLITE_BUSY), as
+    # another process recovering the log would, briefly.
+    blocker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    blocker.execute("PRAGMA locking_mode=EXCLUSIVE")
+    blocker.execute("BEGIN EXCLUSIVE")
+    return blocker
+
+
+async def test_a_statement_read_waits_out_a_busy_database_without_blocking_the_loop(
+    tmp_path: Path,
+) -> None:
+    db = Database.open(_database_only_we_open(tmp_path, lock_wait=5.0))
+    blocker = _keep_readers_out(tmp_path / "casefolio.db")
+    ticks = 0
+    try:
+
+        async def release_later() -> None:
+            nonlocal ticks
+            for _ in range(20):
+                await anyio.sleep(0.01)
+                ticks += 1
+            blocker.close()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(release_later)
+            rows = await db.statements.execute(text("SELECT name FROM items"), {})
+            ticks_when_read = ticks
+        assert [tuple(row) for row in rows] == [("kept",)]
+        # It answered only once the blocker had gone, and the loop ran other tasks meanwhile.
+        assert ticks_when_read == 20
+    finally:
+        blocker.close()
+        await db.close()
+
+
+async def test_a_statement_read_gives_up_after_the_lock_wait(tmp_path: Path) -> None:
+    db = Database.open(_database_only_we_open(tmp_path, lock_wait=0.1))
+    blocker = _keep_readers_out(tmp_path / "casefolio.db")
+    try:
+        with pytest.raises(OperationalError) as refused:
+            await db.statements.execute(text("SELECT id FROM items"), {})
+        assert is_lock_timeout(refused.value)
+    finally:
+        blocker.close()
+        await db.close()
+
+
+async def test_the_statement_readers_connections_cannot_write(settings: Settings) -> None:
+    # The guard for statements SQLAlchemy cannot tell apart from reads (text).
+    db = Database.open(settings)
+    try:
+        with pytest.raises(OperationalError, match="readonly"):
+            await db.statements.execute(text("INSERT INTO items (name) VALUES ('no')"), {})
+        assert await _names(db) == []
     finally:
         await db.close()

@@ -31,7 +31,7 @@ def _columns(entity: Any, row: Any) -> tuple[Any, ...]:
     return tuple(getattr(entity, name) for name in row._fields)
 
 
-async def test_a_read_through_a_connection_equals_the_orm_entities(
+async def test_a_read_through_the_statement_reader_equals_the_orm_entities(
     client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
 ) -> None:
     project = (
@@ -54,8 +54,7 @@ async def test_a_read_through_a_connection_equals_the_orm_entities(
     document_id = int(uploaded.json()["id"])
     who = Principal(operator.user_id, operator.email, "Olivia Operator", is_operator=True)
 
-    async with db.read_connection() as connection:
-        view = await documents.get(connection, who=who, document_id=document_id)
+    view = await documents.get(db.statements, who=who, document_id=document_id)
     async with db.read() as session:
         document = await session.get_one(Document, document_id)
         version = await session.get_one(DocumentVersion, document.current_version_id)
@@ -72,8 +71,7 @@ async def test_a_read_through_a_connection_equals_the_orm_entities(
         ("Pages", 12),
     ]
 
-    # The access rule holds on a connection too: a user without a grant sees nothing.
+    # The access rule holds on the statement reader too: a user without a grant sees nothing.
     outsider = Principal(member.user_id, member.email, "Milo Member", is_operator=False)
-    async with db.read_connection() as connection:
-        with pytest.raises(NotFound):
-            await documents.get(connection, who=outsider, document_id=document_id)
+    with pytest.raises(NotFound):
+        await documents.get(db.statements, who=outsider, document_id=document_id)

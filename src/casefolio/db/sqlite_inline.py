@@ -38,9 +38,12 @@ import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio.to_thread
+import sqlalchemy.exc
+
+T = TypeVar("T")
 
 # Worth waiting for: another connection holds the lock, or is recovering the WAL after a
 # crash. Not SQLITE_BUSY_SNAPSHOT (517): a read snapshot that went stale stays stale.
@@ -68,13 +71,38 @@ class WriteGate:
         return found
 
 
-def _worth_retrying(error: BaseException) -> bool:
-    return getattr(error, "sqlite_errorcode", None) in _RETRY_CODES
+def _error_code(error: BaseException) -> int | None:
+    # sqlite3's own error, or SQLAlchemy's wrapping of it (.orig).
+    code: int | None = getattr(getattr(error, "orig", None) or error, "sqlite_errorcode", None)
+    return code
+
+
+async def until_not_busy(step: Callable[[], T], *, lock_wait: float, deadline: float = 0.0) -> T:
+    """Run `step`, one statement (or one read); while another connection holds the lock it
+    needs, wait on the event loop and retry until `deadline` (default: `lock_wait` seconds
+    from the first refusal).
+
+    A statement that answered SQLITE_BUSY changed nothing, so running it again is safe;
+    callers only pass steps for which that holds (`Connection._may_retry`).
+    """
+    backoff = _FIRST_BACKOFF
+    while True:
+        try:
+            return step()
+        except (sqlite3.OperationalError, sqlalchemy.exc.OperationalError) as error:
+            if _error_code(error) not in _RETRY_CODES:
+                raise
+            now = time.monotonic()
+            deadline = deadline or now + lock_wait
+            if now >= deadline:
+                raise
+        await asyncio.sleep(backoff)
+        backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
 def is_lock_timeout(error: BaseException) -> bool:
     """Given a SQLAlchemy OperationalError, whether SQLite's lock wait ran out."""
-    code = getattr(getattr(error, "orig", None) or error, "sqlite_errorcode", None)
+    code = _error_code(error)
     # The primary code: SQLite reports extended ones (BUSY_RECOVERY, BUSY_SNAPSHOT, ...).
     return code is not None and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
@@ -137,7 +165,9 @@ class Cursor:
         connection = self._connection
         await connection._begin_if_pending()
         if connection._may_retry(single_statement=True):
-            await connection._until_not_busy(lambda: self._cursor.execute(sql, parameters))
+            await until_not_busy(
+                lambda: self._cursor.execute(sql, parameters), lock_wait=connection._busy_timeout
+            )
         else:
             self._cursor.execute(sql, parameters)
         connection._first_in_transaction = False
@@ -148,7 +178,9 @@ class Cursor:
         await connection._begin_if_pending()
         if connection._may_retry(single_statement=False):
             rows = list(seq_of_parameters)  # a retry must see the same rows again
-            await connection._until_not_busy(lambda: self._cursor.executemany(sql, rows))
+            await until_not_busy(
+                lambda: self._cursor.executemany(sql, rows), lock_wait=connection._busy_timeout
+            )
         else:
             self._cursor.executemany(sql, seq_of_parameters)
         connection._first_in_transaction = False
@@ -309,7 +341,9 @@ class Connection:
                 raise _lock_wait_expired() from None
             self._held = lock
         try:
-            await self._until_not_busy(lambda: self._conn.execute(sql), deadline)
+            await until_not_busy(
+                lambda: self._conn.execute(sql), lock_wait=self._busy_timeout, deadline=deadline
+            )
         except BaseException:
             self._release_gate()
             raise
@@ -318,28 +352,6 @@ class Connection:
         held, self._held = self._held, None
         if held is not None:
             held.release()
-
-    async def _until_not_busy(self, step: Callable[[], object], deadline: float = 0.0) -> None:
-        """Run a statement; while another process holds the lock it needs, wait and retry
-        until `deadline` (default: the lock wait from the first refusal).
-
-        A statement that answered SQLITE_BUSY changed nothing, so running it again is safe;
-        the callers only retry where that holds (`_may_retry`).
-        """
-        backoff = _FIRST_BACKOFF
-        while True:
-            try:
-                step()
-                return
-            except sqlite3.OperationalError as error:
-                if not _worth_retrying(error):
-                    raise
-                now = time.monotonic()
-                deadline = deadline or now + self._busy_timeout
-                if now >= deadline:
-                    raise
-            await asyncio.sleep(backoff)
-            backoff = min(backoff * 2, _MAX_BACKOFF)
 
 
 def connector(

@@ -16,7 +16,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.db.engine import Reader
 from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, TeamMember
 from casefolio.domain.errors import Forbidden, NotFound
 from casefolio.domain.principal import Principal
@@ -37,7 +36,7 @@ def require_self_or_operator(who: Principal, user_id: int, action: str) -> None:
 # ---- project rules -------------------------------------------------------------------------
 
 
-async def project_role(db: Reader, who: Principal, project_id: int) -> Role | None:
+async def project_role(db: AsyncSession, who: Principal, project_id: int) -> Role | None:
     """Given a caller and a project, return their effective role: the strongest of their
     direct grant and their teams' grants (operators act as Project Admin everywhere)."""
     if who.is_operator:
@@ -127,7 +126,7 @@ async def require(
 
 
 async def require_on(
-    db: Reader,
+    db: AsyncSession,
     who: Principal,
     project_id: int,
     capability: Capability,

@@ -189,7 +189,7 @@ async def get(
 ) -> DocumentView:
     """The read every dialect serves most: the document with its current version, field
     values and the caller's role, in one statement, as plain rows (domain/rows.py). A
-    session or, cheaper, a bare connection will do."""
+    session or, cheaper, the database's StatementReader will do."""
     parameters = {"document_id": document_id, "user_id": who.user_id}
     rows = [tuple(row) for row in await db.execute(_READ_ONE, parameters)]
     if not rows:

@@ -251,10 +251,10 @@ async def upload_document(
 async def read_document(
     project_id: ProjectId, document_id: DocumentId, request: Request, who: PrincipalDep
 ) -> Response:
-    # The route integrations call most: a bare connection, not a session, and an answer
+    # The route integrations call most: one statement without a session, and an answer
     # FastAPI need not validate a second time (bench/api_breakdown.py).
-    async with state_of(request).db.read_connection() as db:
-        view = await documents.get(db, who=who, project_id=project_id, document_id=document_id)
+    reader = state_of(request).db.statements
+    view = await documents.get(reader, who=who, project_id=project_id, document_id=document_id)
     return json_response(_out(view))
 
 
