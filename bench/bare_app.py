@@ -38,8 +38,9 @@ async def _caller(request: Request) -> str:
 
 def create_shaped_app(document: dict[str, Any]) -> FastAPI:
     """FastAPI doing what casefolio's route declares, and no work: the same ASGI middleware,
-    aliased path parameters, the request, an async caller dependency, a response model it
-    documents but does not validate (the handler returns its prebuilt JSON response).
+    aliased path parameters, the request, an async caller dependency (declared by the route's
+    router too, as v1_router does), a response model it documents but does not validate (the
+    handler returns its prebuilt JSON response).
 
     bench/api_breakdown.py measures it in-process, to show FastAPI's share of a GET.
     """
@@ -52,7 +53,11 @@ def create_shaped_app(document: dict[str, Any]) -> FastAPI:
 
     app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
-    @app.get("/api/v1/projects/{projectId}/documents/{documentId}", response_model=DocumentOut)
+    @app.get(
+        "/api/v1/projects/{projectId}/documents/{documentId}",
+        response_model=DocumentOut,
+        dependencies=[Depends(_caller)],
+    )
     async def read_document(
         project_id: Annotated[int, PathParam(alias="projectId")],
         document_id: Annotated[int, PathParam(alias="documentId")],

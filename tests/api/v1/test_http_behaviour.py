@@ -8,13 +8,34 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 
+from casefolio.api.auth import authenticate
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from tests.factories import Actor, make_actor
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
+
+
+def test_every_v1_route_authenticates_and_the_document_read_is_tried_early(
+    settings: Settings,
+) -> None:
+    # Routes sit on the app itself (api/routing.py), so each carries its router's
+    # authentication; a router made without v1_router would lack it.
+    routes = [
+        r
+        for r in create_app(settings).routes
+        if isinstance(r, APIRoute) and r.path.startswith("/api/v1")
+    ]
+    assert len(routes) > 40
+    for route in routes:
+        calls = [dependency.call for dependency in route.dependant.dependencies]
+        assert authenticate in calls, f"{route.methods} {route.path} does not authenticate"
+    # Matching tries routes in order: the read integrations make most is among the first.
+    reads = [i for i, r in enumerate(routes) if r.name == "read_document"]
+    assert reads and reads[0] < 5
 
 
 async def test_problem_json_for_unknown_route(client: httpx.AsyncClient, member: Actor) -> None:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import Depends, FastAPI
+from fastapi import FastAPI
 
-from casefolio.api.auth import authenticate
+from casefolio.api.routing import add_routes
 from casefolio.api.v1 import (
     documents,
     fields,
@@ -16,7 +16,6 @@ from casefolio.api.v1 import (
     tokens,
     users,
 )
-from casefolio.api.v1.schemas import PROBLEM_RESPONSES
 
 # The seed's order: the OpenAPI document lists its tags (and /docs its sections) this way.
 TAGS = [
@@ -26,18 +25,7 @@ TAGS = [
 
 
 def install(app: FastAPI) -> None:
-    """Add the /api/v1 routes to the app.
-
-    Each module's router is included directly under the app, not under a /api/v1 router:
-    FastAPI matches included routers level by level, and the extra level cost about 90 µs
-    per request on the document read (measured in-process, 344 -> 250 µs).
-    """
-    # The busiest first: every router before the matching one is tried route by route.
+    """Add the /api/v1 routes to the app, on the app itself (api/routing.py)."""
+    # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
-        # Authentication runs for every route (and is cached, so handlers asking for it reuse it).
-        app.include_router(
-            module.router,
-            prefix="/api/v1",
-            dependencies=[Depends(authenticate)],
-            responses=PROBLEM_RESPONSES,
-        )
+        add_routes(app, module.router)

@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Path, Query, Request, Response
+from fastapi import Body, Path, Query, Request, Response
 from pydantic import Field, ValidationError
 
 from casefolio.api.deps import (
@@ -20,14 +20,14 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import blob_response
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.uploads import ReceivedUpload, receive
-from casefolio.api.v1.routing import patch_route
+from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, json_response
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import documents, versions
 from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
 
-router = APIRouter(tags=["documents"])
+router = v1_router("documents")
 ProjectId = Annotated[int, Path(alias="projectId")]
 DocumentId = Annotated[int, Path(alias="documentId")]
 VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]

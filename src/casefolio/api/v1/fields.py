@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import AdministeredProject, ReadableProject, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.domain import fields
 from casefolio.domain.fields import FIELD_TYPES, FieldSpec
 
-router = APIRouter(tags=["fields"])
+router = v1_router("fields")
 
 
 class FieldIn(ApiModel):

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import FolderWritableProject, ReadableProject, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.domain import folders
 
-router = APIRouter(tags=["folders"])
+router = v1_router("folders")
 
 
 class FolderIn(ApiModel):

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.routing import patch_route
+from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.api.v1.teams import TeamOut
 from casefolio.db.models import Project
@@ -18,7 +18,7 @@ from casefolio.domain import access, projects
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Role
 
-router = APIRouter(tags=["projects"])
+router = v1_router("projects")
 ProjectId = Annotated[int, Path(alias="projectId")]
 TeamId = Annotated[int, Path(alias="teamId")]
 Email = Annotated[str, Path(max_length=320)]

@@ -5,9 +5,24 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
+
+from casefolio.api.auth import authenticate
+from casefolio.api.v1.schemas import PROBLEM_RESPONSES
 
 F = TypeVar("F", bound=Callable[..., Any])
+PREFIX = "/api/v1"
+
+
+def v1_router(tag: str) -> APIRouter:
+    """A router for one tag of /api/v1. Every route authenticates (cached per request, so a
+    handler asking for the caller reuses it) and documents the problem answers."""
+    return APIRouter(
+        prefix=PREFIX,
+        tags=[tag],
+        dependencies=[Depends(authenticate)],
+        responses=PROBLEM_RESPONSES,
+    )
 
 
 def patch_route(router: APIRouter, path: str, **kwargs: Any) -> Callable[[F], F]:

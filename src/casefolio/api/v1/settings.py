@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
-from casefolio.api.v1.routing import patch_route
+from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel
 from casefolio.domain import system
 
-router = APIRouter(tags=["settings"])
+router = v1_router("settings")
 
 
 class SettingsOut(ApiModel):

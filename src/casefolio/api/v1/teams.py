@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import Path, Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.api.v1.users import UserOut
 from casefolio.domain import teams
 
-router = APIRouter(tags=["teams"])
+router = v1_router("teams")
 TeamId = Annotated[int, Path(alias="teamId")]
 Email = Annotated[str, Path(max_length=320)]
 

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.fields import FieldIn
+from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.db.models import Template
 from casefolio.domain import templates
 from casefolio.domain.fields import FieldSpec
 
-router = APIRouter(tags=["templates"])
+router = v1_router("templates")
 
 
 class FolderSpecIn(ApiModel):

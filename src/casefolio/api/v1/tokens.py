@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic import AwareDatetime, Field
 
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.routing import patch_route
+from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.domain import tokens
 from casefolio.domain.errors import NotFound
 
-router = APIRouter(tags=["tokens"])
+router = v1_router("tokens")
 
 
 class TokenIn(ApiModel):

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import Path, Query, Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.domain import access, users
 from casefolio.domain.roles import ROLES
 
-router = APIRouter(tags=["users"])
+router = v1_router("users")
 
 
 class RoleOut(ApiModel):

@@ -14,7 +14,7 @@ from casefolio.domain import documents, versions
 from casefolio.domain.documents import NewFile
 from casefolio.domain.roles import Capability
 
-router = APIRouter(tags=["v3 attachments"], default_response_class=HalResponse)
+router = APIRouter(prefix="/api/v3", tags=["v3 attachments"], default_response_class=HalResponse)
 ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 
 

@@ -12,7 +12,7 @@ from casefolio.api.v3.hal import HalResponse
 from casefolio.domain import documents, versions
 from casefolio.domain.roles import Capability
 
-router = APIRouter(tags=["v3 documents"], default_response_class=HalResponse)
+router = APIRouter(prefix="/api/v3", tags=["v3 documents"], default_response_class=HalResponse)
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
 Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]

@@ -13,14 +13,14 @@ from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found, not_found_as
 from casefolio.domain import access, users
 
-router = APIRouter(tags=["v3 root"], default_response_class=HalResponse)
+router = APIRouter(prefix="/api/v3", tags=["v3 root"], default_response_class=HalResponse)
 DEFAULT_PAGE_SIZE = 20  # min(Setting.per_page_options), OpenProject's fallback
 USER_NOT_FOUND = "The specified user does not exist or you do not have permission to view them."
 
 
+@router.get("", summary="The API root")
 async def read_root(who: PrincipalDep) -> HalResponse:
-    """The API root. Registered by v3.install at /api/v3 itself: a router included with a
-    prefix cannot hold the empty path."""
+    """The API root, /api/v3 itself."""
     return HalResponse(representers.root(who))
 
 
