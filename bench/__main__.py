@@ -148,6 +148,9 @@ def main(argv: list[str] | None = None) -> int:
             began = time.monotonic()
             bench_dir = workdir / name
             bench_dir.mkdir()
+            # The previous benchmark's writes (a million-row database, 1 GiB files) would
+            # otherwise still be on their way to disk, slowing this one's fsyncs.
+            os.sync()
             result.details["loadavg_before"] = os.getloadavg()
             if os.getloadavg()[0] > 0.5 * (os.cpu_count() or 1):
                 console.print(
