@@ -51,6 +51,24 @@ async def test_a_write_session_writes(db: Database) -> None:
     assert await _user_count(db) == before + 1
 
 
+async def test_a_read_session_goes_back_to_the_pool_however_its_block_ends(db: Database) -> None:
+    pool = db.engine.sync_engine.pool
+    before = pool.checkedout()  # type: ignore[attr-defined]
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) is not None
+        assert pool.checkedout() == before + 1  # type: ignore[attr-defined]
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+
+    with pytest.raises(LookupError):
+        async with db.read() as session:
+            await session.execute(select(User.id))
+            raise LookupError("the read failed")
+    assert pool.checkedout() == before  # type: ignore[attr-defined]
+    # And the pooled connection reads again: nothing was left open on it.
+    async with db.read() as session:
+        assert await session.scalar(select(func.count()).select_from(User)) is not None
+
+
 async def test_the_statement_reader_reads_and_refuses_writes(db: Database) -> None:
     before = await _user_count(db)
     rows = await db.statements.execute(select(func.count()).select_from(User), {})

@@ -29,10 +29,14 @@ async def app_state(request: Request) -> AppState:
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """Yield the request's session; it commits before the response is sent, or rolls back."""
+    """Yield the request's session: a writer commits before the response is sent, or rolls
+    back; a reader has nothing to commit."""
     db = state_of(request).db
-    maker = db.reader if request.method in _READ_METHODS else db.writer
-    async with maker() as session:
+    if request.method in _READ_METHODS:
+        async with db.read() as session:
+            yield session
+        return
+    async with db.writer() as session:
         yield session
         await session.commit()
 
