@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import Table, select
 
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, DocumentVersion, Field
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue
 from casefolio.domain import documents
 from casefolio.domain.errors import NotFound
 from casefolio.domain.principal import Principal
@@ -75,3 +75,31 @@ async def test_a_read_through_the_statement_reader_equals_the_orm_entities(
     outsider = Principal(member.user_id, member.email, "Milo Member", is_operator=False)
     with pytest.raises(NotFound):
         await documents.get(db.statements, who=outsider, document_id=document_id)
+
+
+async def test_a_view_shows_what_its_session_changed_and_has_not_written_yet(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    # views() reads with statements of table columns: the session's autoflush must cover
+    # them as it covers ORM statements, or a write path's answer would miss its own change.
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Unflushed"}, headers=operator.headers)
+    ).json()["id"]
+    field = await client.post(
+        f"/api/v1/projects/{project}/fields",
+        json={"name": "Matter", "type": "text"},
+        headers=operator.headers,
+    )
+    uploaded = await client.post(
+        f"/api/v1/projects/{project}/documents",
+        files={"file": ("memo.pdf", b"%PDF memo")},
+        headers=operator.headers,
+    )
+    document_id = int(uploaded.json()["id"])
+    async with db.write() as session:
+        document = await session.get_one(Document, document_id)
+        session.add(
+            FieldValue(document_id=document_id, field_id=int(field.json()["id"]), value="M-1")
+        )
+        view = await documents.view(session, document)
+    assert [(e.field.name, e.value) for e in view.fields] == [("Matter", "M-1")]

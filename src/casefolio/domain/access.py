@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     CompoundSelect,
     ScalarSelect,
     Select,
+    Table,
     bindparam,
     case,
     func,
@@ -135,6 +138,24 @@ async def require_on(
 ) -> None:
     """`require` for a project known to exist (e.g. that of a document just read)."""
     _require_role(await project_role(db, who, project_id), project_id, capability, message)
+
+
+_PROJECTS = cast(Table, Project.__table__)
+_PROJECT_AND_RANK = select(_PROJECTS.c.id, role_rank_column(_PROJECTS.c.id)).where(
+    _PROJECTS.c.id == bindparam("project_id")
+)
+
+
+async def require_project(
+    db: AsyncSession, who: Principal, project_id: int, capability: Capability
+) -> None:
+    """`require` without loading the project: its existence and the caller's role in one
+    statement, for reads that need only its id."""
+    parameters = {"project_id": project_id, "user_id": who.user_id}
+    found = (await db.execute(_PROJECT_AND_RANK, parameters)).first()
+    if found is None:
+        raise NotFound(f"Project {project_id} not found.")
+    require_ranked(who, project_id, found[1], capability)
 
 
 def require_ranked(

@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
 from casefolio.domain.errors import Invalid
 
 T = TypeVar("T")
+#: What a page is ordered by: mapped attributes, or a table's columns.
+KeyColumn = InstrumentedAttribute[Any] | ColumnElement[Any]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 
@@ -62,20 +64,42 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
         ) from exc
 
 
+def _keyset(stmt: Select[Any], key: Sequence[KeyColumn], page: PageRequest) -> Select[Any]:
+    if page.after is not None:
+        stmt = stmt.where(tuple_(*key) > tuple_(*page.after))
+    return stmt.order_by(*key).limit(page.limit + 1)
+
+
+def _cut(items: list[T], page: PageRequest, key_of: Callable[[T], tuple[Any, ...]]) -> Page[T]:
+    if len(items) > page.limit:
+        items = items[: page.limit]
+        return Page(items, encode_cursor(key_of(items[-1])))
+    return Page(items, None)
+
+
 async def fetch_page(
     session: AsyncSession,
     stmt: Select[T],
     *,
-    key: Sequence[InstrumentedAttribute[Any]],
+    key: Sequence[KeyColumn],
     page: PageRequest,
     key_of: Callable[[T], tuple[Any, ...]],
 ) -> Page[T]:
-    """Given a select and its unique ordering key, return one page and the cursor of the next."""
-    if page.after is not None:
-        stmt = stmt.where(tuple_(*key) > tuple_(*page.after))
-    stmt = stmt.order_by(*key).limit(page.limit + 1)
-    rows = list((await session.scalars(stmt)).all())
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        return Page(rows, encode_cursor(key_of(rows[-1])))
-    return Page(rows, None)
+    """Given a select of entities and its unique ordering key, return one page and the
+    cursor of the next."""
+    items = list((await session.scalars(_keyset(stmt, key, page))).all())
+    return _cut(items, page, key_of)
+
+
+async def fetch_row_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    key: Sequence[KeyColumn],
+    page: PageRequest,
+    make: Callable[[Row[Any]], T],
+    key_of: Callable[[T], tuple[Any, ...]],
+) -> Page[T]:
+    """`fetch_page` for a select of columns: `make` turns each row into an item."""
+    items = [make(row) for row in await session.execute(_keyset(stmt, key, page))]
+    return _cut(items, page, key_of)
