@@ -7,12 +7,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from casefolio import __version__
 from casefolio.api import errors, openapi, v1, v3
 from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
 from casefolio.api.ratelimit import RateLimiter
+from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -28,11 +28,6 @@ casefolio is a document store for legal case work.
 Every response to an authenticated call carries `RateLimit-Limit`, `RateLimit-Remaining`
 and `RateLimit-Reset`; a 429 carries `Retry-After`.
 """
-
-
-def _operation_id(route: APIRoute) -> str:
-    tag = route.tags[0] if route.tags else "default"
-    return f"{tag}-{route.name}"
 
 
 def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> FastAPI:
@@ -75,7 +70,7 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
         docs_url="/docs",
         redoc_url=None,
         lifespan=lifespan,
-        generate_unique_id_function=_operation_id,
+        generate_unique_id_function=operation_id,
         openapi_tags=[{"name": tag} for tag in [*v1.TAGS, *v3.TAGS]],
     )
     errors.install(app)

@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+
+
+def operation_id(route: APIRoute) -> str:
+    """The OpenAPI operationId of a route: `<tag>-<handler name>`, e.g. documents-read_document."""
+    tag = route.tags[0] if route.tags else "default"
+    return f"{tag}-{route.name}"
 
 
 def add_routes(app: FastAPI, router: APIRouter) -> None:
-    """Put a router's routes on the app itself, in order; the router must carry its own
-    prefix, dependencies and responses, as its routes then already do.
+    """Put a router's routes on the app itself, in order. A route is complete when its
+    router makes it, so the router must carry what an include would have added: prefix,
+    dependencies, responses, and `generate_unique_id_function=operation_id`. The app's
+    `dependency_overrides` do not reach these routes (casefolio's tests run the real
+    dependencies).
 
     Not `include_router`: since FastAPI 0.137 that keeps the router as a node which every
     request resolves again (it recounts the router's routes and matches twice), ~50 µs of a

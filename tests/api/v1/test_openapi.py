@@ -88,3 +88,15 @@ def test_tags_are_declared_in_the_seeds_order(spec: dict) -> None:  # type: igno
     assert set(declared) == used
     assert declared[:4] == ["tokens", "users", "teams", "settings"]
     assert declared.index("projects") < declared.index("documents") < declared.index("v3 root")
+
+
+def test_operation_ids_are_tag_and_handler_name(spec: dict) -> None:  # type: ignore[type-arg]
+    # Generated clients name their methods after these; routes on the app itself
+    # (api/routing.py) must keep them.
+    read = spec["paths"]["/api/v1/projects/{projectId}/documents/{documentId}"]["get"]
+    assert read["operationId"] == "documents-read_document"
+    assert spec["paths"]["/api/v3"]["get"]["operationId"] == "v3 root-read_root"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            tag = operation["tags"][0]
+            assert operation["operationId"].startswith(f"{tag}-"), f"{method} {path}"

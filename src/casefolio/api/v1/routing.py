@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends
 
 from casefolio.api.auth import authenticate
+from casefolio.api.routing import operation_id
 from casefolio.api.v1.schemas import PROBLEM_RESPONSES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -22,6 +23,7 @@ def v1_router(tag: str) -> APIRouter:
         tags=[tag],
         dependencies=[Depends(authenticate)],
         responses=PROBLEM_RESPONSES,
+        generate_unique_id_function=operation_id,
     )
 
 

@@ -7,12 +7,18 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 
 from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.routing import operation_id
 from casefolio.api.v3 import hal, paging, payloads, queries, render
 from casefolio.api.v3.hal import HalResponse
 from casefolio.domain import documents, versions
 from casefolio.domain.roles import Capability
 
-router = APIRouter(prefix="/api/v3", tags=["v3 documents"], default_response_class=HalResponse)
+router = APIRouter(
+    prefix="/api/v3",
+    tags=["v3 documents"],
+    default_response_class=HalResponse,
+    generate_unique_id_function=operation_id,
+)
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
 Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]
