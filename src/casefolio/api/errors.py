@@ -125,6 +125,20 @@ def _retry_soon(request: Request, detail: str) -> JSONResponse:
     return render(request, problem)
 
 
+def _allowed_methods(request: Request) -> str:
+    """Every method some route answers at this path (RFC 9110 Allow): Starlette names only
+    the first route whose path matched. HEAD goes wherever GET does (api/middleware.py)."""
+    path = request.url.path
+    methods: set[str] = set()
+    for route in request.app.routes:
+        found = getattr(route, "methods", None)
+        if found and route.path_regex.fullmatch(path):
+            methods |= found
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into a readable response."""
 
@@ -152,14 +166,16 @@ def install(app: FastAPI) -> None:
         detail = str(exc.detail)
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."
+        headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405:
             detail = f"{request.method} is not allowed on {request.url.path}."
+            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
         problem = Problem(
             exc.status_code,
             title,
             detail,
             _HTTP_V3.get(exc.status_code, "InvalidQuery"),
-            headers=dict(exc.headers) if exc.headers else None,
+            headers=headers,
         )
         return render(request, problem)
 

@@ -49,6 +49,13 @@ async def test_method_not_allowed_is_problem_json(client: httpx.AsyncClient, mem
     wrong = await client.put("/api/v1/roles", headers=member.headers)
     assert wrong.status_code == 405
     assert wrong.json()["title"] == "Method Not Allowed"
+    assert wrong.headers["allow"] == "GET, HEAD"
+    # Allow names every method of the path, not only those of the first route that matched.
+    options = await client.options("/api/v1/projects", headers=member.headers)
+    assert options.status_code == 405
+    assert options.headers["allow"] == "GET, HEAD, POST"
+    document = await client.put("/api/v1/projects/1/documents/2", headers=member.headers)
+    assert document.headers["allow"] == "DELETE, GET, HEAD, PATCH, POST"
 
 
 async def test_bad_json_is_400(client: httpx.AsyncClient, operator: Actor) -> None:
