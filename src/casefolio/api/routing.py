@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
 
@@ -12,12 +14,17 @@ def operation_id(route: APIRoute) -> str:
     return f"{tag}-{route.name}"
 
 
+def dialect_router(prefix: str, tag: str, **options: Any) -> APIRouter:
+    """A router for one tag of a dialect, complete for `add_routes`: its routes carry the
+    prefix, the tag, casefolio's operationIds and `options` (dependencies, responses, ...)."""
+    return APIRouter(prefix=prefix, tags=[tag], generate_unique_id_function=operation_id, **options)
+
+
 def add_routes(app: FastAPI, router: APIRouter) -> None:
     """Put a router's routes on the app itself, in order. A route is complete when its
-    router makes it, so the router must carry what an include would have added: prefix,
-    dependencies, responses, and `generate_unique_id_function=operation_id`. The app's
-    `dependency_overrides` do not reach these routes (casefolio's tests run the real
-    dependencies).
+    router makes it, so the router (`dialect_router`) must carry what an include would have
+    added. The app's `dependency_overrides` do not reach these routes (casefolio's tests
+    run the real dependencies).
 
     Not `include_router`: since FastAPI 0.137 that keeps the router as a node which every
     request resolves again (it recounts the router's routes and matches twice), ~50 µs of a

@@ -8,7 +8,7 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends
 
 from casefolio.api.auth import authenticate
-from casefolio.api.routing import operation_id
+from casefolio.api.routing import dialect_router
 from casefolio.api.v1.schemas import PROBLEM_RESPONSES
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -18,12 +18,8 @@ PREFIX = "/api/v1"
 def v1_router(tag: str) -> APIRouter:
     """A router for one tag of /api/v1. Every route authenticates (cached per request, so a
     handler asking for the caller reuses it) and documents the problem answers."""
-    return APIRouter(
-        prefix=PREFIX,
-        tags=[tag],
-        dependencies=[Depends(authenticate)],
-        responses=PROBLEM_RESPONSES,
-        generate_unique_id_function=operation_id,
+    return dialect_router(
+        PREFIX, tag, dependencies=[Depends(authenticate)], responses=PROBLEM_RESPONSES
     )
 
 

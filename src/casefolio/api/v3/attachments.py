@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writable_document
 from casefolio.api.downloads import blob_response
-from casefolio.api.routing import operation_id
+from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import payloads, render
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found_as
@@ -15,12 +15,7 @@ from casefolio.domain import documents, versions
 from casefolio.domain.documents import NewFile
 from casefolio.domain.roles import Capability
 
-router = APIRouter(
-    prefix="/api/v3",
-    tags=["v3 attachments"],
-    default_response_class=HalResponse,
-    generate_unique_id_function=operation_id,
-)
+router = dialect_router("/api/v3", "v3 attachments", default_response_class=HalResponse)
 ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 
 

@@ -4,21 +4,16 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import Query, Request
 
 from casefolio.api.deps import PrincipalDep, SessionDep
-from casefolio.api.routing import operation_id
+from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import hal, paging, payloads, queries, render
 from casefolio.api.v3.hal import HalResponse
 from casefolio.domain import documents, versions
 from casefolio.domain.roles import Capability
 
-router = APIRouter(
-    prefix="/api/v3",
-    tags=["v3 documents"],
-    default_response_class=HalResponse,
-    generate_unique_id_function=operation_id,
-)
+router = dialect_router("/api/v3", "v3 documents", default_response_class=HalResponse)
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
 Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]
