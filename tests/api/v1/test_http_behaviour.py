@@ -11,6 +11,8 @@ from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
 from casefolio.api.auth import authenticate
+from casefolio.api.deps import PrincipalDep
+from casefolio.api.v1.routing import authenticates, check_authenticated, v1_router
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -19,23 +21,39 @@ from tests.factories import Actor, make_actor
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
-def test_every_v1_route_authenticates_and_the_document_read_is_tried_early(
+def test_every_v1_route_authenticates_and_the_document_read_is_tried_first(
     settings: Settings,
 ) -> None:
-    # Routes sit on the app itself (api/routing.py), so each carries its router's
-    # authentication; a router made without v1_router would lack it.
-    routes = [
-        r
-        for r in create_app(settings).routes
-        if isinstance(r, APIRoute) and r.path.startswith("/api/v1")
-    ]
+    # Each handler declares the caller itself (PrincipalDep, or a dependency built on it):
+    # the routers add no authentication of their own (api/v1/routing.py).
+    app = create_app(settings)
+    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/api/v1")]
     assert len(routes) > 40
     for route in routes:
-        calls = [dependency.call for dependency in route.dependant.dependencies]
-        assert authenticate in calls, f"{route.methods} {route.path} does not authenticate"
-    # Matching tries routes in order: the read integrations make most is among the first.
-    reads = [i for i, r in enumerate(routes) if r.name == "read_document"]
-    assert reads and reads[0] < 5
+        assert authenticates(route.dependant), f"{route.methods} {route.path} does not authenticate"
+        # Once: a second declaration is solved again on every request.
+        top = [d.call for d in route.dependant.dependencies]
+        assert top.count(authenticate) <= 1, f"{route.methods} {route.path} authenticates twice"
+    # Matching tries routes in order: the read integrations make most comes first.
+    first = app.routes[0]
+    assert isinstance(first, APIRoute) and first.name == "read_document"
+
+
+def test_a_v1_router_with_a_route_that_does_not_authenticate_is_refused() -> None:
+    router = v1_router("open")
+
+    @router.get("/open")
+    async def open_to_anybody() -> dict[str, str]:
+        return {}
+
+    @router.get("/closed")
+    async def closed(who: PrincipalDep) -> dict[str, str]:
+        return {}
+
+    with pytest.raises(RuntimeError, match="/api/v1/open does not authenticate"):
+        check_authenticated(router)
+    router.routes.pop(0)
+    check_authenticated(router)
 
 
 async def test_problem_json_for_unknown_route(client: httpx.AsyncClient, member: Actor) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from casefolio.api.routing import add_routes
+from casefolio.api.routing import add_routes, move_to_front
 from casefolio.api.v1 import (
     documents,
     fields,
@@ -16,6 +16,7 @@ from casefolio.api.v1 import (
     tokens,
     users,
 )
+from casefolio.api.v1.routing import check_authenticated
 
 # The seed's order: the OpenAPI document lists its tags (and /docs its sections) this way.
 TAGS = [
@@ -28,4 +29,7 @@ def install(app: FastAPI) -> None:
     """Add the /api/v1 routes to the app, on the app itself (api/routing.py)."""
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
+        check_authenticated(module.router)
         add_routes(app, module.router)
+    # The read integrations make most is tried before any other route (even /docs).
+    move_to_front(app, documents.read_document)
