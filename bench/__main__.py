@@ -49,6 +49,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
         help="PostgreSQL to create (and drop) fresh benchmark databases on",
     )
     parser.add_argument("--duration", type=float, help="seconds per load run (api_overhead)")
+    parser.add_argument("--rounds", type=int, help="alternating load runs per app (api_overhead)")
     parser.add_argument("--connections", type=int, help="concurrent connections (api_overhead)")
     parser.add_argument("--upload-mib", type=int, help="upload/download size in MiB")
     parser.add_argument("--listing-docs", type=int, help="documents in the listing project")
@@ -79,6 +80,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
         opts.apply_quick()
     for attr in (
         "duration",
+        "rounds",
         "connections",
         "upload_mib",
         "listing_docs",

@@ -53,6 +53,7 @@ class Options:
     database: str = "sqlite"  # sqlite | postgresql
     pg_admin_url: str = DEFAULT_PG_ADMIN_URL
     duration: float = 10.0  # seconds per load run (api_overhead)
+    rounds: int = 3  # alternating load runs per app (api_overhead)
     connections: int = 16
     upload_mib: int = 1024
     listing_docs: int = 1_000_000
@@ -67,6 +68,7 @@ class Options:
 
     def apply_quick(self) -> None:
         self.duration = 3.0
+        self.rounds = 1
         self.connections = 8
         self.upload_mib = 64
         self.listing_docs = 20_000
