@@ -18,7 +18,7 @@ import anyio.from_thread
 import anyio.lowlevel
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Executable, Integer, String, column, select, table, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from casefolio.app import create_app
@@ -376,8 +376,19 @@ def _keep_readers_out(path: Path) -> sqlite3.Connection:
     return blocker
 
 
+# The statement reader runs a plain SELECT compiled once (db/prepared.py), anything else
+# through SQLAlchemy: both ways must wait, give up and fail alike.
+ITEMS = table("items", column("id", Integer), column("name", String))
+STATEMENTS = pytest.mark.parametrize(
+    "statement",
+    [select(ITEMS.c.name), text("SELECT name FROM items")],
+    ids=["prepared select", "sqlalchemy text"],
+)
+
+
+@STATEMENTS
 async def test_a_statement_read_waits_out_a_busy_database_without_blocking_the_loop(
-    tmp_path: Path,
+    tmp_path: Path, statement: Executable
 ) -> None:
     db = Database.open(_database_only_we_open(tmp_path, lock_wait=5.0))
     blocker = _keep_readers_out(tmp_path / "casefolio.db")
@@ -393,7 +404,7 @@ async def test_a_statement_read_waits_out_a_busy_database_without_blocking_the_l
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(release_later)
-            rows = await db.statements.execute(text("SELECT name FROM items"), {})
+            rows = await db.statements.execute(statement, {})
             ticks_when_read = ticks
         assert [tuple(row) for row in rows] == [("kept",)]
         # It answered only once the blocker had gone, and the loop ran other tasks meanwhile.
@@ -403,13 +414,19 @@ async def test_a_statement_read_waits_out_a_busy_database_without_blocking_the_l
         await db.close()
 
 
-async def test_a_statement_read_gives_up_after_the_lock_wait(tmp_path: Path) -> None:
+@STATEMENTS
+async def test_a_statement_read_gives_up_after_the_lock_wait(
+    tmp_path: Path, statement: Executable
+) -> None:
     db = Database.open(_database_only_we_open(tmp_path, lock_wait=0.1))
     blocker = _keep_readers_out(tmp_path / "casefolio.db")
     try:
         with pytest.raises(OperationalError) as refused:
-            await db.statements.execute(text("SELECT id FROM items"), {})
+            await db.statements.execute(statement, {})
         assert is_lock_timeout(refused.value)
+        # Once the lock is gone the reader reads again, on a connection of its own.
+        blocker.close()
+        assert [tuple(row) for row in await db.statements.execute(statement, {})] == [("kept",)]
     finally:
         blocker.close()
         await db.close()

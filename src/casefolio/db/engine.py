@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any, TypeAlias
 
 import sqlalchemy
-from sqlalchemy import Connection, Engine, Executable, NullPool, Row, event, make_url
+from sqlalchemy import Connection, Engine, Executable, NullPool, event, make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -20,7 +20,11 @@ from sqlalchemy.orm import ORMExecuteState, Session
 from sqlalchemy.util import greenlet_spawn
 
 from casefolio.config import Settings
-from casefolio.db import sqlite_inline
+from casefolio.db import prepared, sqlite_inline
+from casefolio.db.prepared import PreparedRead
+
+#: What a single-statement read returns: its rows, as SQLAlchemy's Rows or plain tuples.
+Rows = Sequence[Sequence[Any]]
 
 WRITE_OPTION = "casefolio_write"
 SQLITE_POOL_SIZE = 32
@@ -31,6 +35,8 @@ PG_POOL_RECYCLE = 1800
 #: PostgreSQL connections opened beyond CASEFOLIO_DATABASE_POOL_SIZE during a burst; each is
 #: closed again when it comes back, so the pool itself must cover the usual concurrency.
 PG_POOL_OVERFLOW = 10
+#: SELECTs SQLite's StatementReader keeps compiled (db/prepared.py).
+PREPARED_READS = 64
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
@@ -157,10 +163,11 @@ class StatementReader:
         self._on_event_loop = on_event_loop
         self._lock_wait = lock_wait
         self._held: Connection | None = None
+        self._prepared_reads: dict[Executable, PreparedRead | None] = {}
 
     async def execute(
         self, statement: Executable, parameters: Mapping[str, Any]
-    ) -> Sequence[Row[Any]]:
+    ) -> Sequence[Sequence[Any]]:
         """Given a read-only statement and its parameters, return all its rows."""
         if getattr(statement, "is_dml", False):
             # SQLite's connections would refuse it (query_only); a PostgreSQL one would commit.
@@ -180,20 +187,40 @@ class StatementReader:
                 self._held = None
             self.engine.dispose()
 
-    def _rows(self, statement: Executable, parameters: Mapping[str, Any]) -> Sequence[Row[Any]]:
+    def _rows(
+        self, statement: Executable, parameters: Mapping[str, Any]
+    ) -> Sequence[Sequence[Any]]:
         if not self._on_event_loop:
             with self.engine.connect() as connection:
                 return connection.execute(statement, parameters).all()
         # Taken while in use, so that even a read started meanwhile would open its own.
         connection, self._held = self._held or self.engine.connect(), None
         try:
-            rows = connection.execute(statement, parameters).all()
+            prepared = self._prepared(statement)
+            rows: Rows
+            if prepared is None:
+                rows = connection.execute(statement, parameters).all()
+            else:
+                driver = connection.connection.driver_connection
+                assert isinstance(driver, sqlite3.Connection)
+                rows = prepared.run(driver, parameters)
         except BaseException:
             # Its state is unknown (SQLITE_BUSY, a bad statement): the next read opens another.
             connection.close()
             raise
         self._held = connection
         return rows
+
+    def _prepared(self, statement: Executable) -> PreparedRead | None:
+        # Keyed by the statement itself: the hot ones are module constants, built once.
+        try:
+            return self._prepared_reads[statement]
+        except KeyError:
+            pass
+        if len(self._prepared_reads) >= PREPARED_READS:
+            self._prepared_reads.clear()  # ad-hoc statements; the hot ones come back at once
+        found = self._prepared_reads[statement] = prepared.prepare(statement, self.engine.dialect)
+        return found
 
     @classmethod
     def for_sqlite(cls, path: str, *, lock_wait: float) -> StatementReader:

@@ -1,0 +1,122 @@
+"""SELECTs compiled once (db/prepared.py) return what SQLAlchemy's execution returns.
+
+On an SQLite installation of its own in both suites: prepared reads are SQLite's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import Executable, bindparam, insert, select, text
+from sqlalchemy.dialects import postgresql
+
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db import migrate
+from casefolio.db.engine import Database, StatementReader
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Project
+from casefolio.db.prepared import prepare
+from casefolio.domain import documents
+from casefolio.domain.rows import DocumentRow
+from tests.factories import make_actor, switch_api
+
+
+@pytest.fixture
+async def filed(tmp_path: Path) -> AsyncIterator[tuple[Database, int, int]]:
+    """An SQLite installation with one document carrying two field values; yields the
+    database, the document's id and its filer's user id."""
+    settings = Settings(data_dir=tmp_path / "data", database_url="")
+    await migrate.upgrade_async(settings)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        db: Database = app.state.casefolio.db
+        await switch_api(db, on=True)
+        operator = await make_actor(db, operator=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            project = (
+                await client.post("/api/v1/projects", json={"name": "P"}, headers=operator.headers)
+            ).json()["id"]
+            for name, kind in (("Custodian", "text"), ("Privileged", "boolean")):
+                made = await client.post(
+                    f"/api/v1/projects/{project}/fields",
+                    json={"name": name, "type": kind},
+                    headers=operator.headers,
+                )
+                assert made.status_code == 201, made.text
+            metadata = '{"fields": {"Custodian": "J. Smith", "Privileged": true}}'
+            uploaded = await client.post(
+                f"/api/v1/projects/{project}/documents",
+                files={"file": ("a.pdf", b"%PDF a"), "metadata": (None, metadata)},
+                headers=operator.headers,
+            )
+            assert uploaded.status_code == 201, uploaded.text
+        yield db, int(uploaded.json()["id"]), operator.user_id
+
+
+def _through_sqlalchemy(db: Database, statement: Executable, params: dict[str, Any]) -> list[Any]:
+    with db.statements.engine.connect() as connection:
+        return [tuple(row) for row in connection.execute(statement, params)]
+
+
+def _prepared(db: Database, statement: Executable, params: dict[str, Any]) -> list[Any]:
+    prepared = prepare(statement, db.statements.engine.dialect)
+    assert prepared is not None
+    with db.statements.engine.connect() as connection:
+        return prepared.run(connection.connection.driver_connection, params)  # type: ignore[arg-type]
+
+
+async def test_the_document_read_returns_what_sqlalchemy_returns(
+    filed: tuple[Database, int, int],
+) -> None:
+    db, document_id, user_id = filed
+    params = {"document_id": document_id, "user_id": user_id}
+    rows = _prepared(db, documents._READ_ONE, params)
+    assert rows == _through_sqlalchemy(db, documents._READ_ONE, params)
+    # Converted as SQLAlchemy converts: aware datetimes, JSON values decoded, ints as ints.
+    assert len(rows) == 2
+    assert {row[documents._VALUE_AT] for row in rows} == {"J. Smith", True}
+    created_at = rows[0][DocumentRow._fields.index("created_at")]
+    assert isinstance(created_at, datetime) and created_at.tzinfo is not None
+
+
+async def test_bind_values_are_converted_and_the_statements_own_values_sent(
+    filed: tuple[Database, int, int],
+) -> None:
+    db, document_id, _ = filed
+    # A datetime parameter goes through its column type's converter (UTCDateTime: stored
+    # as text, so unconverted the equal instant would compare as later); the
+    # literal 'a.pdf' and the limit are values the statement carries itself.
+    statement = (
+        select(Document.id, Document.title, Project.name)
+        .join(Project, Project.id == Document.project_id)
+        .where(Document.updated_at >= bindparam("since"), Document.title == "a.pdf")
+        .limit(5)
+    )
+    [(updated_at,)] = _through_sqlalchemy(db, select(Document.updated_at), {})
+    cases = [(updated_at - timedelta(hours=1), 1), (updated_at, 1), (datetime.now(UTC), 0)]
+    for since, expected in cases:
+        rows = _prepared(db, statement, {"since": since})
+        assert rows == _through_sqlalchemy(db, statement, {"since": since})
+        assert [row[0] for row in rows] == [document_id] * expected
+
+
+def test_only_plain_selects_are_prepared(tmp_path: Path) -> None:
+    reader = StatementReader.for_sqlite(str(tmp_path / "unused.db"), lock_wait=0)
+    dialect = reader.engine.dialect
+    try:
+        assert prepare(select(Field.id, Field.choices, Field.required), dialect) is not None
+        # The SQL of an IN list depends on the list: SQLAlchemy renders it per execution.
+        expanding = select(Field.id).where(Field.id.in_(bindparam("ids", expanding=True)))
+        assert prepare(expanding, dialect) is None
+        assert prepare(text("SELECT 1"), dialect) is None
+        assert prepare(insert(FieldValue).values(value=1), dialect) is None
+        # Prepared reads run on sqlite3 connections only.
+        assert prepare(select(DocumentVersion.id), postgresql.dialect()) is None
+    finally:
+        reader.close()
