@@ -8,7 +8,7 @@ reported (process time: on a shared VM, wall time also counts what the neighbour
 - shaped: FastAPI doing what casefolio's route declares (middleware, aliased path
   parameters, the request, a caller dependency, a response it builds itself) with no work;
 - read: the domain read alone, `documents.get` on the database's StatementReader, as the route does
-  (SQLAlchemy + the database);
+  (SQLAlchemy, or on SQLite a SELECT compiled once, and the database);
 - casefolio: the whole route in the real app, token check and rate limit included.
 
 So shaped - bare is FastAPI's cost of the route's shape, read is the database layer's, and
@@ -140,7 +140,7 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
     rows = [
         ("in-process GET, µs/request", us["casefolio"], "bare"),
         ("FastAPI with casefolio's route shape, no work", us["shaped"], "bare"),
-        ("share: documents.get on the statement reader (SQLAlchemy + DB)", us["read"], "casefolio"),
+        ("share: documents.get on the statement reader (database layer)", us["read"], "casefolio"),
         ("share: route shape (FastAPI)", us["shaped"], "casefolio"),
         ("share: the rest (token, rate limit, answer)", rest, "casefolio"),
     ]
