@@ -114,6 +114,8 @@ def test_only_plain_selects_are_prepared(tmp_path: Path) -> None:
         # The SQL of an IN list depends on the list: SQLAlchemy renders it per execution.
         expanding = select(Field.id).where(Field.id.in_(bindparam("ids", expanding=True)))
         assert prepare(expanding, dialect) is None
+        computed = bindparam("at", callable_=lambda: datetime.now(UTC))
+        assert prepare(select(Field.id).where(Field.created_at < computed), dialect) is None
         assert prepare(text("SELECT 1"), dialect) is None
         assert prepare(insert(FieldValue).values(value=1), dialect) is None
         # Prepared reads run on sqlite3 connections only.

@@ -73,8 +73,8 @@ class PreparedRead:
 
 def prepare(statement: Executable, dialect: Dialect) -> PreparedRead | None:
     """A PreparedRead of `statement` for SQLite, or None where SQLAlchemy must execute it:
-    another database, anything but a plain SELECT, or a SELECT whose SQL changes with its
-    parameters (IN lists, literal execution)."""
+    another database, anything but a plain SELECT, or a SELECT whose SQL or values change
+    from one execution to the next (IN lists, literal execution, computed values)."""
     if not isinstance(statement, Select) or dialect.name != "sqlite":
         return None
     compiled = statement.compile(dialect=dialect)
@@ -82,4 +82,6 @@ def prepare(statement: Executable, dialect: Dialect) -> PreparedRead | None:
         return None
     if compiled.post_compile_params or compiled.literal_execute_params:
         return None
+    if any(bind.callable is not None for bind in compiled.binds.values()):
+        return None  # a value computed at each execution, which a PreparedRead would freeze
     return PreparedRead(statement, compiled, dialect)
