@@ -1,10 +1,18 @@
-"""Factories that make real rows through the domain layer."""
+"""Factories that make real rows through the domain layer, or through the API of a running app."""
 
 from __future__ import annotations
 
 import itertools
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
+
+from casefolio.app import create_app
+from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.domain import system, tokens, users
 
@@ -45,3 +53,44 @@ async def make_actor(
             session, who=None, user_id=user.id, name="test", rate_limit=rate_limit
         )
         return Actor(user.id, user.email, issued.secret, issued.token.id)
+
+
+@asynccontextmanager
+async def serving(
+    settings: Settings, *, base_url: str = "http://t"
+) -> AsyncIterator[tuple[Database, Actor, httpx.AsyncClient]]:
+    """The app on `settings`, started, with the integrations API on: its database, an
+    operator and a client of it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        db: Database = app.state.casefolio.db
+        await switch_api(db, on=True)
+        operator = await make_actor(db, operator=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
+            yield db, operator, client
+
+
+async def file_with_fields(
+    client: httpx.AsyncClient, actor: Actor, values: dict[str, tuple[str, Any]]
+) -> int:
+    """Through /api/v1 (client based at the host), make a project with a field per entry of
+    `values` (name -> (type, value)) and file a document carrying those values; return its id."""
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Filed"}, headers=actor.headers)
+    ).json()["id"]
+    for name, (kind, _) in values.items():
+        made = await client.post(
+            f"/api/v1/projects/{project}/fields",
+            json={"name": name, "type": kind},
+            headers=actor.headers,
+        )
+        assert made.status_code == 201, made.text
+    metadata = {"title": "Claim", "fields": {name: value for name, (_, value) in values.items()}}
+    uploaded = await client.post(
+        f"/api/v1/projects/{project}/documents",
+        files={"file": ("claim.pdf", b"%PDF claim"), "metadata": (None, json.dumps(metadata))},
+        headers=actor.headers,
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    return int(uploaded.json()["id"])

@@ -10,12 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import Executable, bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql
 
-from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database, StatementReader
@@ -23,7 +21,7 @@ from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Pr
 from casefolio.db.prepared import prepare
 from casefolio.domain import documents
 from casefolio.domain.rows import DocumentRow
-from tests.factories import make_actor, switch_api
+from tests.factories import file_with_fields, serving
 
 
 @pytest.fixture
@@ -32,31 +30,10 @@ async def filed(tmp_path: Path) -> AsyncIterator[tuple[Database, int, int]]:
     database, the document's id and its filer's user id."""
     settings = Settings(data_dir=tmp_path / "data", database_url="")
     await migrate.upgrade_async(settings)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        db: Database = app.state.casefolio.db
-        await switch_api(db, on=True)
-        operator = await make_actor(db, operator=True)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-            project = (
-                await client.post("/api/v1/projects", json={"name": "P"}, headers=operator.headers)
-            ).json()["id"]
-            for name, kind in (("Custodian", "text"), ("Privileged", "boolean")):
-                made = await client.post(
-                    f"/api/v1/projects/{project}/fields",
-                    json={"name": name, "type": kind},
-                    headers=operator.headers,
-                )
-                assert made.status_code == 201, made.text
-            metadata = '{"fields": {"Custodian": "J. Smith", "Privileged": true}}'
-            uploaded = await client.post(
-                f"/api/v1/projects/{project}/documents",
-                files={"file": ("a.pdf", b"%PDF a"), "metadata": (None, metadata)},
-                headers=operator.headers,
-            )
-            assert uploaded.status_code == 201, uploaded.text
-        yield db, int(uploaded.json()["id"]), operator.user_id
+    async with serving(settings) as (db, operator, client):
+        values = {"Custodian": ("text", "J. Smith"), "Privileged": ("boolean", True)}
+        document_id = await file_with_fields(client, operator, values)
+        yield db, document_id, operator.user_id
 
 
 def _through_sqlalchemy(db: Database, statement: Executable, params: dict[str, Any]) -> list[Any]:
@@ -91,11 +68,11 @@ async def test_bind_values_are_converted_and_the_statements_own_values_sent(
     db, document_id, _ = filed
     # A datetime parameter goes through its column type's converter (UTCDateTime: stored
     # as text, so unconverted the equal instant would compare as later); the
-    # literal 'a.pdf' and the limit are values the statement carries itself.
+    # literal title and the limit are values the statement carries itself.
     statement = (
         select(Document.id, Document.title, Project.name)
         .join(Project, Project.id == Document.project_id)
-        .where(Document.updated_at >= bindparam("since"), Document.title == "a.pdf")
+        .where(Document.updated_at >= bindparam("since"), Document.title == "Claim")
         .limit(5)
     )
     [(updated_at,)] = _through_sqlalchemy(db, select(Document.updated_at), {})

@@ -14,7 +14,7 @@ from casefolio.domain import documents
 from casefolio.domain.errors import NotFound
 from casefolio.domain.principal import Principal
 from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow
-from tests.factories import Actor
+from tests.factories import Actor, file_with_fields
 
 
 @pytest.mark.parametrize(
@@ -34,24 +34,8 @@ def _columns(entity: Any, row: Any) -> tuple[Any, ...]:
 async def test_a_read_through_the_statement_reader_equals_the_orm_entities(
     client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
 ) -> None:
-    project = (
-        await client.post("/api/v1/projects", json={"name": "Rows"}, headers=operator.headers)
-    ).json()["id"]
-    for name, spec in (("Custodian", {"type": "text"}), ("Pages", {"type": "number"})):
-        made = await client.post(
-            f"/api/v1/projects/{project}/fields",
-            json={"name": name, **spec},
-            headers=operator.headers,
-        )
-        assert made.status_code == 201, made.text
-    metadata = '{"title": "Claim", "fields": {"Custodian": "J. Smith", "Pages": 12}}'
-    uploaded = await client.post(
-        f"/api/v1/projects/{project}/documents",
-        files={"file": ("claim.pdf", b"%PDF claim"), "metadata": (None, metadata)},
-        headers=operator.headers,
-    )
-    assert uploaded.status_code == 201, uploaded.text
-    document_id = int(uploaded.json()["id"])
+    values = {"Custodian": ("text", "J. Smith"), "Pages": ("number", 12)}
+    document_id = await file_with_fields(client, operator, values)
     who = Principal(operator.user_id, operator.email, "Olivia Operator", is_operator=True)
 
     view = await documents.get(db.statements, who=who, document_id=document_id)
