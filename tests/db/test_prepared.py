@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Executable, bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import InvalidRequestError
 
 from casefolio.config import Settings
 from casefolio.db import migrate
@@ -81,6 +82,9 @@ async def test_bind_values_are_converted_and_the_statements_own_values_sent(
         rows = _prepared(db, statement, {"since": since})
         assert rows == _through_sqlalchemy(db, statement, {"since": since})
         assert [row[0] for row in rows] == [document_id] * expected
+    # A parameter left out is an error, as in SQLAlchemy, not a NULL that matches nothing.
+    with pytest.raises(InvalidRequestError, match="'since'"):
+        _prepared(db, statement, {})
 
 
 def test_only_plain_selects_are_prepared(tmp_path: Path) -> None:

@@ -33,12 +33,12 @@ class PreparedRead:
         self.sql = compiled.string
         binds = compiled.binds
         # Parameters the caller supplies (bindparam("name")), and the statement's own values.
-        self._parameters: list[tuple[str, Any, Converter]] = []
+        self._parameters: list[tuple[str, bool, Any, Converter]] = []
         for name in compiled.positiontup or ():
             bind = binds[name]
             default = None if bind.required else bind.effective_value
             converter = bind.type.dialect_impl(dialect).bind_processor(dialect)
-            self._parameters.append((name, default, converter))
+            self._parameters.append((name, bind.required, default, converter))
         # Only the columns whose values change on the way out (timestamps, JSON, booleans).
         self._converted: list[tuple[int, Callable[[Any], Any]]] = []
         for index, column in enumerate(statement.selected_columns):
@@ -49,8 +49,16 @@ class PreparedRead:
     def run(self, connection: sqlite3.Connection, parameters: Mapping[str, Any]) -> Rows:
         """Given an open connection and the statement's parameters, return all its rows."""
         sent = []
-        for name, default, converter in self._parameters:
-            value = parameters.get(name, default)
+        for name, required, default, converter in self._parameters:
+            if name in parameters:
+                value = parameters[name]
+            elif required:
+                # As SQLAlchemy refuses it: a missing value must not silently read as NULL.
+                raise sqlalchemy.exc.InvalidRequestError(
+                    f"A value is required for bind parameter {name!r}"
+                )
+            else:
+                value = default
             sent.append(converter(value) if converter is not None else value)
         try:
             rows: Rows = connection.execute(self.sql, sent).fetchall()
