@@ -12,7 +12,8 @@ from fastapi.routing import APIRoute
 
 from casefolio.api.auth import authenticate
 from casefolio.api.deps import PrincipalDep
-from casefolio.api.v1.routing import authenticates, check_authenticated, v1_router
+from casefolio.api.routing import add_routes, authenticates
+from casefolio.api.v1.routing import v1_router
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -21,14 +22,15 @@ from tests.factories import Actor, make_actor
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
 
-def test_every_v1_route_authenticates_and_the_document_read_is_tried_first(
+def test_every_route_authenticates_once_and_the_document_read_is_tried_first(
     settings: Settings,
 ) -> None:
     # Each handler declares the caller itself (PrincipalDep, or a dependency built on it):
     # the routers add no authentication of their own (api/v1/routing.py).
     app = create_app(settings)
-    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/api/v1")]
-    assert len(routes) > 40
+    routes = [r for r in app.routes if isinstance(r, APIRoute) and r.path.startswith("/api/v")]
+    assert len([r for r in routes if r.path.startswith("/api/v1")]) > 40
+    assert len([r for r in routes if r.path.startswith("/api/v3")]) > 10
     for route in routes:
         assert authenticates(route.dependant), f"{route.methods} {route.path} does not authenticate"
         # Once: a second declaration is solved again on every request.
@@ -39,7 +41,7 @@ def test_every_v1_route_authenticates_and_the_document_read_is_tried_first(
     assert isinstance(first, APIRoute) and first.name == "read_document"
 
 
-def test_a_v1_router_with_a_route_that_does_not_authenticate_is_refused() -> None:
+def test_a_router_with_a_route_that_does_not_authenticate_is_refused() -> None:
     router = v1_router("open")
 
     @router.get("/open")
@@ -50,10 +52,13 @@ def test_a_v1_router_with_a_route_that_does_not_authenticate_is_refused() -> Non
     async def closed(who: PrincipalDep) -> dict[str, str]:
         return {}
 
+    app = FastAPI()
     with pytest.raises(RuntimeError, match="/api/v1/open does not authenticate"):
-        check_authenticated(router)
+        add_routes(app, router)
+    assert not [r for r in app.routes if getattr(r, "path", "").startswith("/api/v1")]
     router.routes.pop(0)
-    check_authenticated(router)
+    add_routes(app, router)
+    assert [getattr(r, "path", "") for r in app.routes][-1] == "/api/v1/closed"
 
 
 async def test_problem_json_for_unknown_route(client: httpx.AsyncClient, member: Actor) -> None:

@@ -16,7 +16,6 @@ from casefolio.api.v1 import (
     tokens,
     users,
 )
-from casefolio.api.v1.routing import check_authenticated
 
 # The seed's order: the OpenAPI document lists its tags (and /docs its sections) this way.
 TAGS = [
@@ -29,7 +28,6 @@ def install(app: FastAPI) -> None:
     """Add the /api/v1 routes to the app, on the app itself (api/routing.py)."""
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
-        check_authenticated(module.router)
         add_routes(app, module.router)
     # The read integrations make most is tried before any other route (even /docs).
     move_to_front(app, documents.read_document)
