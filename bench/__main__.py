@@ -90,6 +90,8 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
         value = getattr(args, attr)
         if value is not None:
             setattr(opts, attr, value)
+    if opts.rounds < 1:
+        parser.error("--rounds must be at least 1")
     opts.servers = tuple(s.strip() for s in args.servers.split(",") if s.strip())
     opts.log_level = args.log_level
     opts.keep = args.keep
