@@ -4,8 +4,11 @@ all or nothing."""
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
+
 import pytest
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, make_url, select, text, update
 from sqlalchemy.exc import DBAPIError
 
 from casefolio.db.engine import Database
@@ -115,3 +118,8 @@ async def test_the_statement_reader_sees_each_commit_and_keeps_no_snapshot(db: D
         # would pin its snapshot and keep the log from being checkpointed.
         assert held is not None and db.statements._held is held
         assert not held.connection.driver_connection.in_transaction  # type: ignore[union-attr]
+        # Nor a read lock: the whole log can be checkpointed and truncated.
+        path = make_url(db.engine.url).database
+        with closing(sqlite3.connect(str(path), isolation_level=None)) as other:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
