@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -94,3 +95,15 @@ async def file_with_fields(
     )
     assert uploaded.status_code == 201, uploaded.text
     return int(uploaded.json()["id"])
+
+
+def wait_before_budget_sequence(margin: float = 5.0) -> float:
+    """Seconds to sleep before a test that expects an exact sequence of budgets, so that at
+    least `margin` seconds remain in the current minute.
+
+    Budgets count in one-minute windows (sliding window counters, api/ratelimit.py): across
+    a window's end the previous window's hits are weighted and rounded down, and an exact
+    sequence such as Remaining 2, 1, 0 would come out 2, 2, 1.
+    """
+    left = 60 - time.time() % 60
+    return left + 0.05 if left < margin else 0.0

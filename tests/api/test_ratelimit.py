@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
 import pytest
 
 from casefolio.api.ratelimit import LocalWindows, RateLimiter
 from casefolio.domain.errors import RateLimited
+from tests.factories import wait_before_budget_sequence
 
 REDIS_URL = "redis://127.0.0.1:6379/13"
 MINUTE = 60
@@ -40,6 +42,7 @@ async def test_memory_and_redis_budgets_agree() -> None:
     local = RateLimiter.from_url("", 5)
     shared = RateLimiter.from_url(REDIS_URL, 5)
     await shared.reset()
+    await anyio.sleep(wait_before_budget_sequence())
     try:
         seen: dict[str, list[object]] = {"local": [], "shared": []}
         for name, limiter in (("local", local), ("shared", shared)):

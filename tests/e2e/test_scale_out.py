@@ -23,6 +23,7 @@ import pytest
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.config import Settings
 from tests.conftest import PG_ADMIN_URL, _admin_execute
+from tests.factories import wait_before_budget_sequence
 from tests.s3 import endpoint, s3_env
 from tests.servers import cli, init_token, running_server, server_env
 
@@ -127,6 +128,7 @@ def test_two_servers_share_database_blobs_and_rate_limits(
         assert http.get(a.base_url + doc, headers=auth).status_code == 404
 
         # One budget of six requests, spent alternately on both servers.
+        time.sleep(wait_before_budget_sequence())
         remaining = []
         for i in range(6):
             server = (a, b)[i % 2]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
+import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -17,7 +18,7 @@ from casefolio.api.v1.routing import v1_router
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from tests.factories import Actor, make_actor
+from tests.factories import Actor, make_actor, wait_before_budget_sequence
 
 REDIS_URL = "redis://127.0.0.1:6379/15"
 
@@ -142,6 +143,7 @@ async def test_every_response_carries_rate_limit_headers_and_429_retry_after(
     client: httpx.AsyncClient, operator: Actor, db: Database
 ) -> None:
     limited = await make_actor(db, rate_limit=3)
+    await anyio.sleep(wait_before_budget_sequence())
     remaining = []
     for _ in range(3):
         ok = await client.get("/api/v1/roles", headers=limited.headers)
@@ -182,6 +184,7 @@ async def test_two_app_instances_share_one_budget_through_redis(
 
     await switch_api(db, on=True)
     actor = await make_actor(db, rate_limit=4)
+    await anyio.sleep(wait_before_budget_sequence())
     statuses = []
     async with (
         httpx.AsyncClient(transport=httpx.ASGITransport(app=first), base_url="http://a") as a,
