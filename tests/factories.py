@@ -1,19 +1,15 @@
-"""Factories that make real rows through the domain layer, or through the API of a running app."""
+"""Factories that make real rows through the domain layer or, given a client, the API."""
 
 from __future__ import annotations
 
 import itertools
 import json
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from casefolio.app import create_app
-from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.domain import system, tokens, users
 
@@ -54,22 +50,6 @@ async def make_actor(
             session, who=None, user_id=user.id, name="test", rate_limit=rate_limit
         )
         return Actor(user.id, user.email, issued.secret, issued.token.id)
-
-
-@asynccontextmanager
-async def serving(
-    settings: Settings, *, base_url: str = "http://t"
-) -> AsyncIterator[tuple[Database, Actor, httpx.AsyncClient]]:
-    """The app on `settings`, started, with the integrations API on: its database, an
-    operator and a client of it."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        db: Database = app.state.casefolio.db
-        await switch_api(db, on=True)
-        operator = await make_actor(db, operator=True)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
-            yield db, operator, client
 
 
 async def file_with_fields(

@@ -5,11 +5,11 @@ On an SQLite installation of its own in both suites: prepared reads are SQLite's
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import Executable, bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql
@@ -22,19 +22,25 @@ from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Pr
 from casefolio.db.prepared import prepare
 from casefolio.domain import documents
 from casefolio.domain.rows import DocumentRow
-from tests.factories import file_with_fields, serving
+from tests.factories import Actor, file_with_fields
 
 
 @pytest.fixture
-async def filed(tmp_path: Path) -> AsyncIterator[tuple[Database, int, int]]:
-    """An SQLite installation with one document carrying two field values; yields the
-    database, the document's id and its filer's user id."""
-    settings = Settings(data_dir=tmp_path / "data", database_url="")
-    await migrate.upgrade_async(settings)
-    async with serving(settings) as (db, operator, client):
-        values = {"Custodian": ("text", "J. Smith"), "Privileged": ("boolean", True)}
-        document_id = await file_with_fields(client, operator, values)
-        yield db, document_id, operator.user_id
+async def settings(tmp_path: Path) -> Settings:
+    """This module's own SQLite installation, in both suites (the `app`, `db`, `client` and
+    `operator` fixtures then run on it)."""
+    installation = Settings(data_dir=tmp_path / "data", database_url="")
+    await migrate.upgrade_async(installation)
+    return installation
+
+
+@pytest.fixture
+async def filed(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> tuple[Database, int, int]:
+    """One document carrying two field values: the database, its id and its filer's id."""
+    values = {"Custodian": ("text", "J. Smith"), "Privileged": ("boolean", True)}
+    return db, await file_with_fields(client, operator, values), operator.user_id
 
 
 def _through_sqlalchemy(db: Database, statement: Executable, params: dict[str, Any]) -> list[Any]:

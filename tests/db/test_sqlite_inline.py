@@ -16,15 +16,17 @@ from pathlib import Path
 import anyio
 import anyio.from_thread
 import anyio.lowlevel
+import httpx
 import pytest
 from sqlalchemy import Executable, Integer, String, column, select, table, text
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
 from casefolio.db.sqlite_inline import Connection, WalSync, is_lock_timeout
-from tests.factories import serving
+from tests.factories import make_actor, switch_api
 
 
 @pytest.fixture
@@ -139,26 +141,32 @@ async def test_the_api_answers_503_when_another_process_keeps_the_lock(
     impatient_installation: Settings,
 ) -> None:
     settings = impatient_installation
-    async with serving(settings, base_url="http://t/api/v1") as (_, operator, client):
-        holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
-        try:
-            # Authentication is remembered first, so only the write itself needs the lock.
-            assert (await client.get("/projects", headers=operator.headers)).status_code == 200
-            holder.execute("BEGIN IMMEDIATE")
-            refused = await client.post(
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        db: Database = app.state.casefolio.db
+        await switch_api(db, on=True)
+        operator = await make_actor(db, operator=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t/api/v1") as client:
+            holder = sqlite3.connect(settings.data_dir / "casefolio.db", isolation_level=None)
+            try:
+                # Authentication is remembered first, so only the write itself needs the lock.
+                assert (await client.get("/projects", headers=operator.headers)).status_code == 200
+                holder.execute("BEGIN IMMEDIATE")
+                refused = await client.post(
+                    "/projects", json={"name": "Smith v Jones"}, headers=operator.headers
+                )
+                holder.execute("ROLLBACK")
+            finally:
+                holder.close()
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "1"
+            assert "nothing was changed" in refused.json()["detail"]
+            assert (await client.get("/projects", headers=operator.headers)).json() == []
+            created = await client.post(
                 "/projects", json={"name": "Smith v Jones"}, headers=operator.headers
             )
-            holder.execute("ROLLBACK")
-        finally:
-            holder.close()
-        assert refused.status_code == 503, refused.text
-        assert refused.headers["retry-after"] == "1"
-        assert "nothing was changed" in refused.json()["detail"]
-        assert (await client.get("/projects", headers=operator.headers)).json() == []
-        created = await client.post(
-            "/projects", json={"name": "Smith v Jones"}, headers=operator.headers
-        )
-        assert created.status_code == 201, created.text
+            assert created.status_code == 201, created.text
 
 
 async def test_writers_queued_behind_another_process_share_one_deadline(settings: Settings) -> None:
