@@ -46,6 +46,7 @@ def create_shaped_app(document: dict[str, Any]) -> FastAPI:
     """
     # Imported here: the bare app above must not pay for importing casefolio.
     from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
+    from casefolio.api.routing import move_to_front
     from casefolio.api.v1.documents import DocumentOut
     from casefolio.api.v1.schemas import json_response
 
@@ -65,7 +66,7 @@ def create_shaped_app(document: dict[str, Any]) -> FastAPI:
     ) -> Response:
         return json_response(answer)
 
-    app.router.routes.insert(0, app.router.routes.pop())
+    move_to_front(app, read_document)
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(HeadAsGet)
     return app
