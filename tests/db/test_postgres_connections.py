@@ -2,61 +2,24 @@
 
 casefolio does not ping a connection at every checkout (a round trip per request); a dropped
 one fails its first statement instead. That request answers 503 with Retry-After, and the
-next one gets a fresh connection. Always runs on PostgreSQL, on a database of its own.
+next one gets a fresh connection. Always runs on PostgreSQL, on a database of its own
+(tests/db/conftest.py).
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import AsyncIterator
 
 import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from casefolio.app import create_app
 from casefolio.config import Settings
-from casefolio.db import migrate
-from tests.conftest import PG_ADMIN_URL, _admin_execute
+from tests.db.conftest import drop_connections
 from tests.factories import make_actor, switch_api
-
-DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
-
-
-@pytest.fixture
-def pg_settings(tmp_path: Path) -> Iterator[Settings]:
-    admin = Settings(database_url=PG_ADMIN_URL or DEFAULT_PG_ADMIN_URL).effective_database_url
-    name = f"casefolio_conn_{uuid.uuid4().hex[:10]}"
-    _admin_execute(admin, f'CREATE DATABASE "{name}"')
-    try:
-        settings = Settings(data_dir=tmp_path, database_url=admin.rsplit("/", 1)[0] + f"/{name}")
-        migrate.upgrade(settings)
-        yield settings
-    finally:
-        _admin_execute(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _drop_connections(settings: Settings) -> int:
-    """Terminate every server process serving this database, as a restart would."""
-    url = settings.effective_database_url
-    name = url.rsplit("/", 1)[1]
-    admin = create_async_engine(url.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            dropped = await conn.execute(
-                text(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                    "WHERE datname = :name AND pid <> pg_backend_pid()"
-                ),
-                {"name": name},
-            )
-            return len(dropped.all())
-    finally:
-        await admin.dispose()
 
 
 @pytest.fixture
@@ -78,7 +41,7 @@ async def test_a_dropped_connection_answers_503_once_then_the_api_recovers(
         project = created.json()["id"]
         assert (await client.get(f"/projects/{project}", headers=headers)).status_code == 200
 
-        assert await _drop_connections(pg_settings) >= 1  # the pooled connections are dead
+        assert await drop_connections(pg_settings) >= 1  # the pooled connections are dead
         lost = await client.get(f"/projects/{project}", headers=headers)
         assert lost.status_code == 503, lost.text
         assert lost.headers["retry-after"] == "1"
