@@ -60,8 +60,8 @@ async def test_the_document_read_returns_what_sqlalchemy_returns(
 ) -> None:
     db, document_id, user_id = filed
     params = {"document_id": document_id, "user_id": user_id}
-    rows = _prepared(db, documents._READ_ONE, params)
-    assert rows == _through_sqlalchemy(db, documents._READ_ONE, params)
+    rows = _prepared(db, documents.DOCUMENT_READ.single, params)
+    assert rows == _through_sqlalchemy(db, documents.DOCUMENT_READ.single, params)
     # Converted as SQLAlchemy converts: aware datetimes, JSON values decoded, ints as ints.
     assert len(rows) == 2
     assert {row[documents._VALUE_AT] for row in rows} == {"J. Smith", True}

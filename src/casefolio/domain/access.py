@@ -48,10 +48,13 @@ async def project_role(db: AsyncSession, who: Principal, project_id: int) -> Rol
     return strongest(list(names))
 
 
-def _granted_roles(project_id: ColumnElement[int]) -> CompoundSelect[str]:
-    """The role names granted to the user (bind parameter `user_id`) on `project_id`:
-    directly, and through each of their teams."""
-    user_id: BindParameter[int] = bindparam("user_id")
+def _granted_roles(
+    project_id: ColumnElement[int], user_id: ColumnElement[int] | None = None
+) -> CompoundSelect[str]:
+    """The role names granted to `user_id` (by default the bind parameter `user_id`) on
+    `project_id`: directly, and through each of their teams."""
+    if user_id is None:
+        user_id = _USER_ID
     # correlate_except: a `project_id` column of another table comes from the enclosing
     # statement (role_rank_column), even from inside the derived table.
     direct = (
@@ -68,19 +71,22 @@ def _granted_roles(project_id: ColumnElement[int]) -> CompoundSelect[str]:
     return union_all(direct, via_teams)
 
 
+_USER_ID: BindParameter[int] = bindparam("user_id")
 # Built once (it runs on nearly every request).
 _ROLE_NAMES = _granted_roles(bindparam("project_id"))
 
 
-def role_rank_column(project_id: ColumnElement[int]) -> ScalarSelect[int]:
+def role_rank_column(
+    project_id: ColumnElement[int], user_id: ColumnElement[int] | None = None
+) -> ScalarSelect[int]:
     """`project_role` as a column of another read: the rank of the strongest role granted
-    to the user (bind parameter `user_id`) on `project_id`, a column of the enclosing
-    statement; NULL for no grant. Give the value to `require_ranked`.
+    to `user_id` (by default the bind parameter `user_id`) on `project_id`, both columns of
+    the enclosing statement or parameters; NULL for no grant. Give it to `require_ranked`.
 
     A read that checks access in the statement that reads saves a round trip. Grants hold
     a role's exact name (domain/grants.py), which is what the ranking matches.
     """
-    granted = _granted_roles(project_id).subquery()
+    granted = _granted_roles(project_id, user_id).subquery()
     rank = case({role.name: role.rank for role in ROLES}, value=granted.c.role)
     return select(func.max(rank)).scalar_subquery()
 

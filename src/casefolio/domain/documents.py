@@ -9,10 +9,24 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Insert,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy.sql.expression import TableValuedAlias
 
-from casefolio.db.engine import Reader
+from casefolio.db import batching
+from casefolio.db.batching import BatchedRead
+from casefolio.db.engine import Reader, read_rows
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, Project
 from casefolio.db.types import utcnow
 from casefolio.domain import access, fields, folders
@@ -159,25 +173,38 @@ async def view(session: AsyncSession, document: Document) -> DocumentView:
     return result
 
 
-# The document, its current version, its field values (one row per value, or one row
-# with no field) and the rank of the caller's role on its project: one statement, built
-# once, of table columns only. Through the ORM the same read cost ~100 µs more per request
-# (bench/api_breakdown.py), for entities a GET only reads.
-_READ_ONE = (
-    select(
+def _document_read(
+    document_id: ColumnElement[int],
+    user_id: ColumnElement[int],
+    batch: TableValuedAlias | None = None,
+) -> Select[Any]:
+    """The document, its current version, its field values (one row per value, or one row
+    with no field) and the rank of the caller's role on its project: one statement of table
+    columns only. Through the ORM the same read cost ~100 µs more per request
+    (bench/api_breakdown.py), for entities a GET only reads. With `batch` (key_table), the
+    read of each of its keys, followed by the key's position."""
+    read = select(
         *_DOCUMENTS.columns,
         *_VERSIONS.columns,
         *_FIELDS.columns,
         _VALUES.c.value,
-        access.role_rank_column(_DOCUMENTS.c.project_id),
-    )
-    .select_from(
+        access.role_rank_column(_DOCUMENTS.c.project_id, user_id),
+    ).select_from(
         _DOCUMENTS.join(_VERSIONS, _VERSIONS.c.id == _DOCUMENTS.c.current_version_id)
         .outerjoin(_VALUES, _VALUES.c.document_id == _DOCUMENTS.c.id)
         .outerjoin(_FIELDS, _FIELDS.c.id == _VALUES.c.field_id)
     )
-    .where(_DOCUMENTS.c.id == bindparam("document_id"))
-    .order_by(_FIELDS.c.id)
+    if batch is not None:
+        read = read.add_columns(batch.c[batching.POSITION]).order_by(batch.c[batching.POSITION])
+    return read.where(_DOCUMENTS.c.id == document_id).order_by(_FIELDS.c.id)
+
+
+# Built once: constructing the statement costs more than SQLite takes to run it.
+_READ_KEYS = batching.key_table(document_id=BigInteger(), user_id=BigInteger())
+DOCUMENT_READ = BatchedRead(
+    single=_document_read(bindparam("document_id"), bindparam("user_id")),
+    many=_document_read(_READ_KEYS.c.document_id, _READ_KEYS.c.user_id, _READ_KEYS),
+    keys=frozenset({"document_id", "user_id"}),
 )
 # Where each part starts in its rows: document, version, field, value, rank.
 _VERSIONS_AT = len(_DOCUMENTS.columns)
@@ -193,7 +220,7 @@ async def get(
     values and the caller's role, in one statement, as plain rows (domain/rows.py). A
     session or, cheaper, the database's StatementReader will do."""
     parameters = {"document_id": document_id, "user_id": who.user_id}
-    rows = [tuple(row) for row in await db.execute(_READ_ONE, parameters)]
+    rows = [tuple(row) for row in await read_rows(db, DOCUMENT_READ, parameters)]
     if not rows:
         raise NotFound(f"Document {document_id} not found.")
     document = DocumentRow._make(rows[0][:_VERSIONS_AT])

@@ -1,0 +1,308 @@
+"""Concurrent reads of one statement share a round trip (db/batching.py).
+
+The Batcher's order of events is tested on statements the test releases one by one; the
+document read's batched statement, and GETs through the API, on a PostgreSQL database of
+their own in both suites (batching is PostgreSQL's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import event, literal, select
+
+from casefolio.config import Settings
+from casefolio.db.batching import BatchedRead, Batcher, Rows
+from casefolio.db.engine import Database
+from casefolio.db.models import Document
+from casefolio.domain import documents
+from tests.db.conftest import drop_connections
+from tests.factories import Actor, file_with_fields, make_actor
+
+READ = BatchedRead(single=select(literal(1)), many=select(literal(2)), keys=frozenset({"id"}))
+
+
+def rows_of(key: int) -> list[tuple[int, int]]:
+    """What `READ.single` answers for `key`: 0, 1 or 2 rows."""
+    return [(key, n) for n in range(key % 3)]
+
+
+class Statements:
+    """A Batcher's `run`: each statement it is given waits until the test answers it."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+        self._answers: list[asyncio.Future[None]] = []
+        self._arrived = asyncio.Event()
+
+    async def __call__(self, statement: Any, parameters: Mapping[str, Any]) -> Rows:
+        kind = "single" if statement is READ.single else "many"
+        self.sent.append((kind, dict(parameters)))
+        answer = asyncio.get_running_loop().create_future()
+        self._answers.append(answer)
+        self._arrived.set()
+        await answer
+        if kind == "single":
+            return rows_of(parameters["id"])
+        return [(*row, position) for position, key in enumerate(parameters["id"], 1)
+                for row in rows_of(key)]  # fmt: skip
+
+    async def next_sent(self, count: int) -> tuple[str, dict[str, Any]]:
+        """Wait until `count` statements were sent; return the last."""
+        while len(self.sent) < count:
+            self._arrived.clear()
+            await asyncio.wait_for(self._arrived.wait(), 5)
+        return self.sent[count - 1]
+
+    def answer(self, number: int, error: Exception | None = None) -> None:
+        """Let statement `number` (1-based) return, or raise `error`."""
+        if error is None:
+            self._answers[number - 1].set_result(None)
+        else:
+            self._answers[number - 1].set_exception(error)
+
+
+async def settle() -> None:
+    """Let every task that can run, run until it waits."""
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+def read(batcher: Batcher, key: int) -> asyncio.Task[Rows]:
+    return asyncio.ensure_future(batcher.execute(READ, {"id": key}))
+
+
+async def test_a_lone_read_goes_at_once_as_the_single_statement() -> None:
+    statements = Statements()
+    batcher = Batcher(statements)
+    first = read(batcher, 5)
+    assert await statements.next_sent(1) == ("single", {"id": 5})
+    statements.answer(1)
+    assert await first == rows_of(5)
+    # Nothing was waiting, so the next read goes at once too.
+    second = read(batcher, 7)
+    assert await statements.next_sent(2) == ("single", {"id": 7})
+    statements.answer(2)
+    assert await second == rows_of(7)
+
+
+async def test_reads_arriving_while_one_is_out_share_the_next_statement() -> None:
+    statements = Statements()
+    batcher = Batcher(statements)
+    first = read(batcher, 4)
+    await statements.next_sent(1)
+    waiting = [read(batcher, key) for key in (2, 3, 5)]
+    await settle()
+    assert len(statements.sent) == 1  # they wait for the statement out to return
+
+    statements.answer(1)
+    assert await statements.next_sent(2) == ("many", {"id": [2, 3, 5]})
+    assert await first == rows_of(4)
+    # A read arriving now must not be answered by the statement already sent: it would
+    # miss what was committed after that statement left.
+    later = read(batcher, 8)
+    await settle()
+    assert len(statements.sent) == 2
+    statements.answer(2)
+    assert [await task for task in waiting] == [rows_of(2), rows_of(3), rows_of(5)]
+    assert rows_of(3) == []  # a key with no rows gets none, not its neighbour's
+    assert await statements.next_sent(3) == ("single", {"id": 8})
+    statements.answer(3)
+    assert await later == rows_of(8)
+
+
+async def test_a_statement_answers_at_most_max_batch_reads() -> None:
+    statements = Statements()
+    batcher = Batcher(statements, max_batch=2)
+    first = read(batcher, 1)
+    await statements.next_sent(1)
+    waiting = [read(batcher, key) for key in (2, 4, 5)]
+    await settle()
+    statements.answer(1)
+    assert await statements.next_sent(2) == ("many", {"id": [2, 4]})
+    statements.answer(2)
+    assert await statements.next_sent(3) == ("single", {"id": 5})
+    statements.answer(3)
+    assert [await first, *[await task for task in waiting]] == [
+        rows_of(1),
+        rows_of(2),
+        rows_of(4),
+        rows_of(5),
+    ]
+
+
+async def test_a_failed_statement_fails_each_of_its_reads_and_reading_goes_on() -> None:
+    statements = Statements()
+    batcher = Batcher(statements)
+    first = read(batcher, 1)
+    await statements.next_sent(1)
+    waiting = [read(batcher, key) for key in (2, 4)]
+    await settle()
+    statements.answer(1)
+    await statements.next_sent(2)
+    statements.answer(2, ConnectionResetError("connection lost"))
+    for task in waiting:
+        with pytest.raises(ConnectionResetError, match="connection lost"):
+            await task
+    assert await first == rows_of(1)
+    # Nothing is left waiting or marked busy: the next read goes at once.
+    after = read(batcher, 5)
+    assert await statements.next_sent(3) == ("single", {"id": 5})
+    statements.answer(3)
+    assert await after == rows_of(5)
+
+
+async def test_a_cancelled_read_leaves_its_batch() -> None:
+    statements = Statements()
+    batcher = Batcher(statements)
+    first = read(batcher, 1)
+    await statements.next_sent(1)
+    stays, leaves, stays_too = (read(batcher, key) for key in (2, 4, 5))
+    await settle()
+    leaves.cancel()
+    await settle()
+    statements.answer(1)
+    assert await statements.next_sent(2) == ("many", {"id": [2, 5]})
+    statements.answer(2)
+    assert (await first, await stays, await stays_too) == (rows_of(1), rows_of(2), rows_of(5))
+    assert leaves.cancelled()
+
+
+async def test_a_read_must_give_exactly_its_keys() -> None:
+    batcher = Batcher(Statements())
+    with pytest.raises(ValueError, match="exactly"):
+        await batcher.execute(READ, {"id": 1, "user_id": 2})
+    with pytest.raises(ValueError, match="exactly"):
+        await batcher.execute(READ, {})
+
+
+# ---- PostgreSQL ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(pg_settings: Settings) -> Settings:
+    """This module's own PostgreSQL database, in both suites (the `app`, `db`, `client`,
+    `operator` and `member` fixtures then run on it)."""
+    return pg_settings
+
+
+async def _scene(
+    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+) -> tuple[list[Actor], list[int], list[str]]:
+    """Callers (the operator, a member granted one project directly and another through a
+    team, an outsider), documents (one with two field values, one with none, one that does
+    not exist) and the documents' URLs."""
+    with_values = await file_with_fields(
+        client, operator, {"Custodian": ("text", "J. Smith"), "Privileged": ("boolean", True)}
+    )
+    without = await file_with_fields(client, operator, {})
+    async with db.read() as session:
+        projects = [await session.get_one(Document, d) for d in (with_values, without)]
+    urls = [f"/api/v1/projects/{p.project_id}/documents/{p.id}" for p in projects]
+    urls.append(f"/api/v1/projects/{projects[0].project_id}/documents/{10**9}")
+    granted = await client.put(
+        f"/api/v1/projects/{projects[0].project_id}/users/{member.email}",
+        json={"role": "Read Only"},
+        headers=operator.headers,
+    )
+    assert granted.status_code == 200, granted.text
+    team = await client.post("/api/v1/teams", json={"name": "Review"}, headers=operator.headers)
+    team_id = team.json()["id"]
+    await client.put(f"/api/v1/teams/{team_id}/users/{member.email}", headers=operator.headers)
+    via_team = await client.put(
+        f"/api/v1/projects/{projects[1].project_id}/teams/{team_id}",
+        json={"role": "Read Write"},
+        headers=operator.headers,
+    )
+    assert via_team.status_code == 200, via_team.text
+    outsider = await make_actor(db, email="outsider@example.com")
+    return [operator, member, outsider], [with_values, without, 10**9], urls
+
+
+async def test_the_batched_document_read_answers_each_key_as_its_single_read(
+    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+) -> None:
+    callers, document_ids, _ = await _scene(client, db, operator, member)
+    keys = [(d, caller.user_id) for caller in callers for d in document_ids]
+    keys.append(keys[0])  # the same read twice in one batch
+    many = await db.statements.execute(
+        documents.DOCUMENT_READ.many,
+        {"document_id": [d for d, _ in keys], "user_id": [u for _, u in keys]},
+    )
+    batched: list[list[tuple[Any, ...]]] = [[] for _ in keys]
+    for row in many:
+        batched[row[-1] - 1].append(tuple(row[:-1]))
+    for (document_id, user_id), rows in zip(keys, batched, strict=True):
+        single = await db.statements.execute(
+            documents.DOCUMENT_READ.single, {"document_id": document_id, "user_id": user_id}
+        )
+        assert rows == [tuple(row) for row in single], (document_id, user_id)
+    # And the answers differ where they should: two field rows, one row, none; a rank for
+    # the member (direct grant and team grant), none for the outsider.
+    with_values, without, missing = document_ids
+    by_key = dict(zip(keys, batched, strict=False))
+    assert len(by_key[(with_values, member.user_id)]) == 2
+    assert len(by_key[(without, member.user_id)]) == 1
+    assert by_key[(missing, member.user_id)] == []
+    rank = len(by_key[(with_values, member.user_id)][0]) - 1
+    outsider = callers[2].user_id
+    assert by_key[(with_values, member.user_id)][0][rank] is not None
+    assert by_key[(without, member.user_id)][0][rank] is not None
+    assert by_key[(with_values, outsider)][0][rank] is None
+
+
+async def test_concurrent_gets_share_round_trips_and_each_gets_its_own_answer(
+    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+) -> None:
+    callers, _, urls = await _scene(client, db, operator, member)
+    requests = [(caller, url) for caller in callers for url in urls] * 3
+
+    async def get(caller: Actor, url: str) -> tuple[int, Any]:
+        answer = await client.get(url, headers=caller.headers)
+        return answer.status_code, answer.json()
+
+    alone = {(caller.user_id, url): await get(caller, url) for caller, url in requests}
+    statuses = sorted({status for status, _ in alone.values()})
+    assert statuses == [200, 404]  # every caller and document was read once, alone
+
+    sent = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal sent
+        sent += "FROM documents JOIN document_versions" in statement
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        together = await asyncio.gather(*(get(caller, url) for caller, url in requests))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    for (caller, url), answer in zip(requests, together, strict=True):
+        assert answer == alone[(caller.user_id, url)], (caller.email, url)
+    # The first read goes alone; the others arrived while it was out, and share one or two.
+    assert 2 <= sent <= len(requests) // 4, sent
+
+
+async def test_a_lost_connection_answers_503_to_a_batch_and_the_next_reads_recover(
+    client: httpx.AsyncClient, db: Database, settings: Settings, operator: Actor
+) -> None:
+    document = await file_with_fields(client, operator, {"Custodian": ("text", "J. Smith")})
+    async with db.read() as session:
+        project_id = (await session.get_one(Document, document)).project_id
+    url = f"/api/v1/projects/{project_id}/documents/{document}"
+    first = await client.get(url, headers=operator.headers)
+    assert first.status_code == 200
+    assert await drop_connections(settings) >= 1
+
+    answers = await asyncio.gather(*(client.get(url, headers=operator.headers) for _ in range(8)))
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) <= {200, 503} and 503 in statuses, statuses
+    for answer in answers:
+        if answer.status_code == 503:
+            assert answer.headers["retry-after"] == "1"
+    again = await asyncio.gather(*(client.get(url, headers=operator.headers) for _ in range(8)))
+    assert [answer.status_code for answer in again] == [200] * 8
+    assert all(answer.json() == first.json() for answer in again)
