@@ -9,7 +9,10 @@ reported (process time: on a shared VM, wall time also counts what the neighbour
   parameters, the request, a caller dependency, a response it builds itself) with no work;
 - read: the domain read alone, `documents.get` on the database's StatementReader, as the route does
   (SQLAlchemy, or on SQLite a SELECT compiled once, and the database);
-- casefolio: the whole route in the real app, token check and rate limit included.
+- casefolio: the whole route in the real app, token check and rate limit included;
+- casefolio, 16 at once: the same GET by 16 callers together, per GET. On PostgreSQL reads
+  that arrive while one is out share the next round trip (db/batching.py); sequential
+  calls never do, so this row is where that shows.
 
 So shaped - bare is FastAPI's cost of the route's shape, read is the database layer's, and
 casefolio - shaped - read is the rest (token, rate limit, building the answer).
@@ -29,6 +32,7 @@ from bench.bare_app import create_shaped_app
 from bench.common import Api, Options, Result, casefolio_server, instance, log
 
 NAME = "api_breakdown"
+TOGETHER = 16  # callers at once in the "16 at once" variant, as api_overhead's connections
 Call = Callable[[], Awaitable[Any]]
 
 
@@ -67,18 +71,23 @@ async def asgi_get(app: Any, path: str, headers: list[tuple[bytes, bytes]]) -> b
     return b"".join(body)
 
 
-async def measure(variants: dict[str, Call], calls: int, rounds: int) -> dict[str, float]:
-    """Median CPU µs per call of each variant, over `rounds` alternating rounds of `calls`."""
+async def measure(
+    variants: dict[str, Call], calls: int, rounds: int, *, requests_per_call: dict[str, int]
+) -> dict[str, float]:
+    """Median CPU µs per request of each variant, over `rounds` alternating rounds of `calls`
+    requests (a variant making several requests per call is called fewer times)."""
     for call in variants.values():  # warm caches (statements, credentials, pool)
         for _ in range(min(calls, 200)):
             await call()
     samples: dict[str, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, call in variants.items():
+            per_call = requests_per_call.get(name, 1)
             start = time.process_time()
-            for _ in range(calls):
+            for _ in range(calls // per_call):
                 await call()
-            samples[name].append((time.process_time() - start) / calls * 1e6)
+            spent = time.process_time() - start
+            samples[name].append(spent / (calls // per_call * per_call) * 1e6)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
@@ -112,13 +121,17 @@ async def _breakdown(env: dict[str, str], path: str, token: str, calls: int, rou
                 document_id=int(document_id),
             )
 
+        async def together() -> None:
+            await asyncio.gather(*(asgi_get(app, path, headers) for _ in range(TOGETHER)))
+
         variants: dict[str, Call] = {
             "bare": lambda: asgi_get(bare, path, []),
             "shaped": lambda: asgi_get(shaped, path, []),
             "read": read,
             "casefolio": lambda: asgi_get(app, path, headers),
+            "together": together,
         }
-        return await measure(variants, calls, rounds)
+        return await measure(variants, calls, rounds, requests_per_call={"together": TOGETHER})
 
 
 def run(opts: Options, workdir: Path, result: Result) -> None:
@@ -139,6 +152,7 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
     rest = us["casefolio"] - us["shaped"] - us["read"]
     rows = [
         ("in-process GET, µs/request", us["casefolio"], "bare"),
+        ("in-process GET, 16 at once, µs/request", us["together"], "bare"),
         ("FastAPI with casefolio's route shape, no work", us["shaped"], "bare"),
         ("share: documents.get on the statement reader (database layer)", us["read"], "casefolio"),
         ("share: route shape (FastAPI)", us["shaped"], "casefolio"),
