@@ -23,6 +23,7 @@ from sqlalchemy import ARRAY, Executable, Select, bindparam, cast, column, func
 from sqlalchemy.sql.expression import TableValuedAlias
 from sqlalchemy.types import TypeEngine
 
+#: What a single-statement read returns: its rows, as SQLAlchemy's Rows or plain tuples.
 Rows = Sequence[Sequence[Any]]
 Run = Callable[[Executable, Mapping[str, Any]], Awaitable[Rows]]
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -21,11 +21,8 @@ from sqlalchemy.util import greenlet_spawn
 
 from casefolio.config import Settings
 from casefolio.db import prepared, sqlite_inline
-from casefolio.db.batching import BatchedRead, Batcher
+from casefolio.db.batching import BatchedRead, Batcher, Rows
 from casefolio.db.prepared import PreparedRead
-
-#: What a single-statement read returns: its rows, as SQLAlchemy's Rows or plain tuples.
-Rows = Sequence[Sequence[Any]]
 
 WRITE_OPTION = "casefolio_write"
 SQLITE_POOL_SIZE = 32
