@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.auth import authenticate
+from casefolio.api.ids import path_id
 from casefolio.api.state import AppState
 from casefolio.db.models import Document, Project
 from casefolio.domain import access, documents
@@ -52,7 +53,7 @@ def project_access(capability: Capability) -> Callable[..., Awaitable[Project]]:
     """Given a capability, return a dependency that loads {projectId} or answers 404/403."""
 
     async def dependency(
-        project_id: Annotated[int, Path(alias="projectId")], state: StateDep, who: PrincipalDep
+        project_id: Annotated[int, path_id("projectId")], state: StateDep, who: PrincipalDep
     ) -> Project:
         # A short read of its own: the check must not take SQLite's write lock, which an
         # upload would otherwise hold while its body streams in.
@@ -68,7 +69,7 @@ AdministeredProject = Annotated[Project, Depends(project_access(Capability.SETTI
 
 
 async def upload_project_id(
-    project_id: Annotated[int, Path(alias="projectId")], state: StateDep, who: PrincipalDep
+    project_id: Annotated[int, path_id("projectId")], state: StateDep, who: PrincipalDep
 ) -> int:
     """{projectId}, once the caller may upload there: checked before the body streams in.
 

@@ -33,6 +33,9 @@ NAMING_CONVENTION = {
 
 # BigInteger ids on PostgreSQL; SQLite needs plain INTEGER for its rowid alias.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+#: The largest id either database can hold (both store a signed 64-bit integer): a larger
+#: one in a statement is an error from the driver, never "not found".
+MAX_ID = 2**63 - 1
 
 
 class Base(DeclarativeBase):

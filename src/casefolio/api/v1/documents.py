@@ -18,6 +18,7 @@ from casefolio.api.deps import (
     state_of,
 )
 from casefolio.api.downloads import blob_response
+from casefolio.api.ids import BodyId, digits_id, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
@@ -28,8 +29,8 @@ from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
 
 router = v1_router("documents")
-ProjectId = Annotated[int, Path(alias="projectId")]
-DocumentId = Annotated[int, Path(alias="documentId")]
+ProjectId = Annotated[int, path_id("projectId")]
+DocumentId = Annotated[int, path_id("documentId")]
 VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
 BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
@@ -74,7 +75,7 @@ class DocumentOut(ApiModel):
 
 class UploadMetadata(ApiModel):
     title: str | None = Field(None, max_length=255)
-    folder_id: int | None = None
+    folder_id: BodyId | None = None
     description: str = Field("", max_length=100_000)
     fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
     file_name: str | None = Field(None, max_length=255)
@@ -200,7 +201,7 @@ async def list_folder_documents(
     request: Request,
     response: Response,
     project_id: ProjectId,
-    folder_id: Annotated[int, Path(alias="folderId")],
+    folder_id: Annotated[int, path_id("folderId")],
     session: SessionDep,
     who: PrincipalDep,
     params: PageDep,
@@ -307,9 +308,7 @@ async def move_document(
 ) -> DocumentOut:
     if folder_id in ("root", "0"):
         target = None
-    elif folder_id.isascii() and folder_id.isdigit():
-        target = int(folder_id)
-    else:
+    elif (target := digits_id(folder_id)) is None:
         raise Invalid(
             "folderId must be a folder id, or `root` for the project root.",
             [{"field": "folderId", "message": "not an id"}],
@@ -360,7 +359,7 @@ async def replace_document(
 async def set_field_value(
     project_id: ProjectId,
     document_id: DocumentId,
-    field_id: Annotated[int, Path(alias="fieldId")],
+    field_id: Annotated[int, path_id("fieldId")],
     body: Annotated[FieldValueIn, Body()],
     session: SessionDep,
     who: PrincipalDep,

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query, Request, Response
+from fastapi import Path, Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import FolderWritableProject, ReadableProject, SessionDep
+from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -18,7 +19,7 @@ router = v1_router("folders")
 
 class FolderIn(ApiModel):
     name: str = Field(max_length=255, examples=["Pleadings"])
-    parent_id: int | None = Field(None, description="The parent folder; omit for the root.")
+    parent_id: BodyId | None = Field(None, description="The parent folder; omit for the root.")
 
 
 class FolderOut(ApiModel):
@@ -67,7 +68,7 @@ async def read_folder_by_name(
     folder_name: Annotated[str, Path(alias="folderName", max_length=255)],
     session: SessionDep,
     parent_id: Annotated[
-        int | None, Query(alias="parentId", description="Disambiguates equal names.")
+        int | None, query_id("parentId", description="Disambiguates equal names.")
     ] = None,
 ) -> FolderOut:
     folder = await folders.get_by_name(
@@ -83,7 +84,7 @@ async def read_folder_by_name(
 )
 async def delete_folder(
     project: FolderWritableProject,
-    folder_id: Annotated[int, Path(alias="folderId")],
+    folder_id: Annotated[int, path_id("folderId")],
     session: SessionDep,
 ) -> None:
     await folders.delete(session, project_id=project.id, folder_id=folder_id)

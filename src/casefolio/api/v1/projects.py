@@ -9,6 +9,7 @@ from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.ids import BodyId, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -19,8 +20,8 @@ from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Role
 
 router = v1_router("projects")
-ProjectId = Annotated[int, Path(alias="projectId")]
-TeamId = Annotated[int, Path(alias="teamId")]
+ProjectId = Annotated[int, path_id("projectId")]
+TeamId = Annotated[int, path_id("teamId")]
 Email = Annotated[str, Path(max_length=320)]
 
 
@@ -37,7 +38,7 @@ class ProjectSettingsUpdate(ApiModel):
 class ProjectIn(ApiModel):
     name: str = Field(max_length=200, examples=["Smith v Jones"])
     description: str = Field("", max_length=100_000)
-    template_id: int | None = None
+    template_id: BodyId | None = None
     settings: ProjectSettings | None = None
 
 

@@ -8,6 +8,7 @@ from fastapi import Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.ids import BodyId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.fields import FieldIn
 from casefolio.api.v1.routing import v1_router
@@ -26,7 +27,7 @@ class FolderSpecIn(ApiModel):
 
 class GrantSpecIn(ApiModel):
     role: str = "Read Write"
-    team_id: int | None = None
+    team_id: BodyId | None = None
     email: str | None = Field(None, max_length=320)
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query, Request, Response
+from fastapi import Request, Response
 from pydantic import AwareDatetime, Field
 
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -19,7 +20,7 @@ router = v1_router("tokens")
 
 
 class TokenIn(ApiModel):
-    user_id: int = Field(description="The user the token acts as (a string or a number).")
+    user_id: BodyId = Field(description="The user the token acts as (a string or a number).")
     name: str = Field(max_length=200)
     expires_at: AwareDatetime | None = None
     rate_limit: int | None = Field(None, description="Requests per minute (operators only).")
@@ -75,7 +76,7 @@ async def list_tokens(
     session: SessionDep,
     who: PrincipalDep,
     params: PageDep,
-    user_id: Annotated[int | None, Query(alias="userId")] = None,
+    user_id: Annotated[int | None, query_id("userId")] = None,
 ) -> list[TokenOut]:
     page = await tokens.list_page(session, who=who, user_id=user_id, page=page_request(params))
     link_next(request, response, page)
@@ -90,7 +91,7 @@ async def list_tokens(
 )
 async def update_token(
     request: Request,
-    token_id: Annotated[int, Path(alias="tokenId")],
+    token_id: Annotated[int, path_id("tokenId")],
     body: TokenUpdate,
     session: SessionDep,
     who: PrincipalDep,
@@ -105,7 +106,7 @@ async def update_token(
 @router.delete("/tokens/{tokenId}", status_code=204, summary="Revoke a token")
 async def revoke_token(
     request: Request,
-    token_id: Annotated[int, Path(alias="tokenId")],
+    token_id: Annotated[int, path_id("tokenId")],
     session: SessionDep,
     who: PrincipalDep,
 ) -> None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Query, Request, Response
+from fastapi import Query, Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.ids import path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -73,7 +74,7 @@ async def create_users(
 
 @router.get("/user/id/{userId}", response_model=UserOut, summary="Read a user by id")
 async def read_user(
-    user_id: Annotated[int, Path(alias="userId")], session: SessionDep, _: PrincipalDep
+    user_id: Annotated[int, path_id("userId")], session: SessionDep, _: PrincipalDep
 ) -> UserOut:
     return UserOut.model_validate(await users.get(session, user_id=user_id))
 

@@ -6,6 +6,7 @@ from fastapi import Request, Response
 
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writable_document
 from casefolio.api.downloads import blob_response
+from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import payloads, render
 from casefolio.api.v3.hal import HalResponse
@@ -20,7 +21,9 @@ ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 
 
 @router.get("/documents/{document_id:int}/attachments", summary="List a document's attachments")
-async def list_attachments(document_id: int, session: SessionDep, who: PrincipalDep) -> HalResponse:
+async def list_attachments(
+    document_id: PathId, session: SessionDep, who: PrincipalDep
+) -> HalResponse:
     doc = await documents.load(
         session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_READ
     )
@@ -37,7 +40,7 @@ async def list_attachments(document_id: int, session: SessionDep, who: Principal
     openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}},
 )
 async def add_attachment(
-    document_id: int, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
+    document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
 ) -> HalResponse:
     require_multipart(request)
     doc = await check_writable_document(state, who, document_id)
@@ -59,7 +62,7 @@ async def add_attachment(
 
 @router.get("/attachments/{attachment_id:int}", summary="View an attachment")
 async def read_attachment(
-    attachment_id: int, session: SessionDep, who: PrincipalDep
+    attachment_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
     with not_found_as(ATTACHMENT_NOT_FOUND):
         doc, version = await versions.get(session, who=who, version_id=attachment_id)
@@ -72,7 +75,9 @@ async def read_attachment(
     response_class=Response,
     summary="Delete an attachment (never a document's last one)",
 )
-async def delete_attachment(attachment_id: int, session: SessionDep, who: PrincipalDep) -> Response:
+async def delete_attachment(
+    attachment_id: PathId, session: SessionDep, who: PrincipalDep
+) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
         await versions.delete(session, who=who, version_id=attachment_id)
     return Response(status_code=204)
@@ -85,7 +90,7 @@ async def delete_attachment(attachment_id: int, session: SessionDep, who: Princi
     responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
 )
 async def download_attachment(
-    attachment_id: int, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
+    attachment_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
 ) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
         version = await versions.for_download(session, who=who, version_id=attachment_id)

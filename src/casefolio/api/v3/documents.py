@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import Query, Request
 
 from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import hal, paging, payloads, queries, render
 from casefolio.api.v3.hal import HalResponse
@@ -39,7 +40,7 @@ async def list_documents(
 
 
 @router.get("/documents/{document_id:int}", summary="View a document with its attachments")
-async def read_document(document_id: int, session: SessionDep, who: PrincipalDep) -> HalResponse:
+async def read_document(document_id: PathId, session: SessionDep, who: PrincipalDep) -> HalResponse:
     view = await documents.get(session, who=who, document_id=document_id)
     rows = await versions.list_all(session, who=who, document_id=document_id)
     return HalResponse(await render.document(session, who, view.document, rows))
@@ -47,7 +48,7 @@ async def read_document(document_id: int, session: SessionDep, who: PrincipalDep
 
 @router.patch("/documents/{document_id:int}", summary="Update a document's title or description")
 async def update_document(
-    document_id: int, request: Request, session: SessionDep, who: PrincipalDep
+    document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
     # Visibility (404) and permission (403) are answered before the body is judged (422).
     await documents.load(

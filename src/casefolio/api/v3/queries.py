@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Select, false, func, not_, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from casefolio.api.v3.problems import invalid_query
-from casefolio.db.models import Document, Project
+from casefolio.db.models import MAX_ID, Document, Project
 from casefolio.domain import documents, projects
 from casefolio.domain.principal import Principal
 
@@ -66,7 +66,10 @@ def _order(raw: str | None, columns: dict[str, InstrumentedAttribute[Any]]) -> l
 def _integers(name: str, values: list[str]) -> list[int]:
     if not values or not all(v.strip().isascii() and v.strip().isdigit() for v in values):
         raise invalid_query(f"Filters {name}: Values is not an integer.")
-    return [int(v) for v in values]
+    integers = [int(v) for v in values]
+    if max(integers) > MAX_ID:
+        raise invalid_query(f"Filters {name}: Values are larger than any id ({MAX_ID}).")
+    return integers
 
 
 def _id_filter(column: InstrumentedAttribute[int], label: str) -> Filter:

@@ -1,0 +1,36 @@
+"""Ids a request names (in its path, query or body): positive integers the database can hold.
+
+A larger one would reach the database driver and fail there (a 500); refused here, it is a
+400 naming the field, like any other malformed value.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import Field
+
+from casefolio.db.models import MAX_ID
+
+#: An id in a JSON body.
+BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+#: An id in a path whose parameter keeps its Python name (/api/v3).
+PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+def path_id(alias: str, **extra: Any) -> Any:
+    """The Path() of an id in a path, under its wire name (`projectId`)."""
+    return Path(alias=alias, ge=1, le=MAX_ID, **extra)
+
+
+def query_id(alias: str, **extra: Any) -> Any:
+    """The Query() of an id in the query string, under its wire name (`userId`)."""
+    return Query(alias=alias, ge=1, le=MAX_ID, **extra)
+
+
+def digits_id(raw: str) -> int | None:
+    """Given an id spelled in digits inside a string, return it; None unless it is one."""
+    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID:
+        return int(raw)
+    return None
