@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.auth import authenticate
-from casefolio.api.ids import path_id
+from casefolio.api.ids import ProjectId
 from casefolio.api.state import AppState
 from casefolio.db.models import Document, Project
 from casefolio.domain import access, documents
@@ -52,9 +52,7 @@ StateDep = Annotated[AppState, Depends(app_state)]
 def project_access(capability: Capability) -> Callable[..., Awaitable[Project]]:
     """Given a capability, return a dependency that loads {projectId} or answers 404/403."""
 
-    async def dependency(
-        project_id: Annotated[int, path_id("projectId")], state: StateDep, who: PrincipalDep
-    ) -> Project:
+    async def dependency(project_id: ProjectId, state: StateDep, who: PrincipalDep) -> Project:
         # A short read of its own: the check must not take SQLite's write lock, which an
         # upload would otherwise hold while its body streams in.
         async with state.db.read() as session:
@@ -68,9 +66,7 @@ FolderWritableProject = Annotated[Project, Depends(project_access(Capability.FOL
 AdministeredProject = Annotated[Project, Depends(project_access(Capability.SETTINGS_MANAGE))]
 
 
-async def upload_project_id(
-    project_id: Annotated[int, path_id("projectId")], state: StateDep, who: PrincipalDep
-) -> int:
+async def upload_project_id(project_id: ProjectId, state: StateDep, who: PrincipalDep) -> int:
     """{projectId}, once the caller may upload there: checked before the body streams in.
 
     The filing transaction checks again, and that check counts; so a recent yes for this

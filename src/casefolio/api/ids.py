@@ -29,6 +29,12 @@ def query_id(alias: str, **extra: Any) -> Any:
     return Query(alias=alias, ge=1, le=MAX_ID, **extra)
 
 
+#: The path ids several routers share.
+ProjectId = Annotated[int, path_id("projectId")]
+DocumentId = Annotated[int, path_id("documentId")]
+TeamId = Annotated[int, path_id("teamId")]
+
+
 def digits_id(raw: str) -> int | None:
     """Given an id spelled in digits inside a string, return it; None unless it is one."""
     if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID:

@@ -18,7 +18,7 @@ from casefolio.api.deps import (
     state_of,
 )
 from casefolio.api.downloads import blob_response
-from casefolio.api.ids import BodyId, digits_id, path_id
+from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
@@ -29,8 +29,6 @@ from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
 
 router = v1_router("documents")
-ProjectId = Annotated[int, path_id("projectId")]
-DocumentId = Annotated[int, path_id("documentId")]
 VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
 BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")

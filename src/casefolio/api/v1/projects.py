@@ -9,7 +9,7 @@ from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import PrincipalDep, SessionDep
-from casefolio.api.ids import BodyId, path_id
+from casefolio.api.ids import BodyId, ProjectId, TeamId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -20,8 +20,6 @@ from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Role
 
 router = v1_router("projects")
-ProjectId = Annotated[int, path_id("projectId")]
-TeamId = Annotated[int, path_id("teamId")]
 Email = Annotated[str, Path(max_length=320)]
 
 

@@ -8,7 +8,7 @@ from fastapi import Path, Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
-from casefolio.api.ids import path_id
+from casefolio.api.ids import TeamId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -16,7 +16,6 @@ from casefolio.api.v1.users import UserOut
 from casefolio.domain import teams
 
 router = v1_router("teams")
-TeamId = Annotated[int, path_id("teamId")]
 Email = Annotated[str, Path(max_length=320)]
 
 
