@@ -22,6 +22,8 @@ SECRET_PREFIX = "cf_"
 # read a write, which serialises SQLite. Once a minute per token is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 INVALID_TOKEN = "The provided API token is invalid."
+#: The largest rate limit a token holds (a 32-bit column): about 2 billion requests/minute.
+MAX_RATE_LIMIT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -59,8 +61,8 @@ async def issue(
         raise Invalid(
             "expiresAt must be in the future.", [{"field": "expiresAt", "message": "in the past"}]
         )
-    if rate_limit is not None and rate_limit < 1:
-        raise Invalid("rateLimit must be at least 1.", [{"field": "rateLimit", "message": "< 1"}])
+    if rate_limit is not None:
+        _check_rate_limit(rate_limit)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(
         user_id=user_id,
@@ -153,13 +155,18 @@ async def update(
     if rate_limit is not None:
         if who is not None:
             access.require_operator(who, "set a token's rate limit")
-        if rate_limit < 1:
-            raise Invalid(
-                "rateLimit must be at least 1.", [{"field": "rateLimit", "message": "< 1"}]
-            )
+        _check_rate_limit(rate_limit)
         token.rate_limit = rate_limit
     if name is not None:
         if not name.strip():
             raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
         token.name = name.strip()
     return token
+
+
+def _check_rate_limit(rate_limit: int) -> None:
+    if not 1 <= rate_limit <= MAX_RATE_LIMIT:
+        raise Invalid(
+            f"rateLimit must be between 1 and {MAX_RATE_LIMIT} requests per minute.",
+            [{"field": "rateLimit", "message": "out of range"}],
+        )

@@ -8,6 +8,7 @@ from sqlalchemy import text, update
 
 from casefolio.db.engine import Database
 from casefolio.db.models import ApiToken
+from casefolio.domain.tokens import MAX_RATE_LIMIT
 from tests.factories import Actor, make_actor
 
 
@@ -142,6 +143,26 @@ async def test_operator_sets_rate_limit_member_may_not(
     assert done.status_code == 200 and done.json()["rateLimit"] == 500
     used = await client.get("/api/v1/roles", headers=member.headers)
     assert used.headers["RateLimit-Limit"] == "500"
+
+
+async def test_a_rate_limit_beyond_what_a_token_holds_is_a_400_and_changes_nothing(
+    client: httpx.AsyncClient, operator: Actor, member: Actor
+) -> None:
+    url = f"/api/v1/tokens/{member.token_id}"
+    for too_many in (MAX_RATE_LIMIT + 1, 2**63, 0):
+        patched = await client.patch(url, json={"rateLimit": too_many}, headers=operator.headers)
+        assert patched.status_code == 400, patched.text
+        assert "rateLimit must be between 1 and" in patched.json()["detail"]
+        created = await client.post(
+            "/api/v1/tokens",
+            json={"userId": member.user_id, "name": "sync", "rateLimit": too_many},
+            headers=operator.headers,
+        )
+        assert created.status_code == 400, created.text
+    listed = await client.get("/api/v1/tokens", headers=member.headers)
+    assert [t["name"] for t in listed.json()] == ["test"]  # none was made
+    most = await client.patch(url, json={"rateLimit": MAX_RATE_LIMIT}, headers=operator.headers)
+    assert most.status_code == 200 and most.json()["rateLimit"] == MAX_RATE_LIMIT
 
 
 async def test_bearer_authorization_is_accepted(client: httpx.AsyncClient, operator: Actor) -> None:
