@@ -72,6 +72,11 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def within(task: asyncio.Task[Rows]) -> Rows:
+    """The task's rows, failing the test (not hanging it) if it gets stuck."""
+    return await asyncio.wait_for(task, 5)
+
+
 def read(batcher: Batcher, key: int) -> asyncio.Task[Rows]:
     return asyncio.ensure_future(batcher.execute(READ, {"id": key}))
 
@@ -170,6 +175,75 @@ async def test_a_cancelled_read_leaves_its_batch() -> None:
     statements.answer(2)
     assert (await first, await stays, await stays_too) == (rows_of(1), rows_of(2), rows_of(5))
     assert leaves.cancelled()
+
+
+@pytest.mark.parametrize("leader_ends", ["fails", "is cancelled"])
+async def test_however_the_read_out_ends_those_waiting_go_next(leader_ends: str) -> None:
+    statements = Statements()
+    batcher = Batcher(statements)
+    first = read(batcher, 1)
+    await statements.next_sent(1)
+    waiting = [read(batcher, key) for key in (2, 4)]
+    await settle()
+    if leader_ends == "fails":
+        statements.answer(1, ConnectionResetError("connection lost"))
+        with pytest.raises(ConnectionResetError):
+            await first
+    else:
+        first.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await first
+    assert await statements.next_sent(2) == ("many", {"id": [2, 4]})
+    statements.answer(2)
+    assert [await within(task) for task in waiting] == [rows_of(2), rows_of(4)]
+
+
+class Interrupted(BaseException):
+    """Not an Exception: what an `except Exception` would let through."""
+
+
+async def test_a_base_exception_still_reaches_every_read_of_its_statement() -> None:
+    statements = Statements()
+    batcher = Batcher(statements)
+    first = read(batcher, 1)
+    await statements.next_sent(1)
+    waiting = [read(batcher, key) for key in (2, 4)]
+    await settle()
+    statements.answer(1)
+    await statements.next_sent(2)
+    statements.answer(2, Interrupted())
+    for task in waiting:
+        with pytest.raises(Interrupted):
+            await within(task)
+    assert await first == rows_of(1)
+    after = read(batcher, 5)
+    assert await statements.next_sent(3) == ("single", {"id": 5})
+    statements.answer(3)
+    assert await within(after) == rows_of(5)
+
+
+async def test_a_statement_cancelled_before_it_starts_cancels_its_reads_and_reading_goes_on() -> (
+    None
+):
+    statements = Statements()
+    batcher = Batcher(statements)
+    first = read(batcher, 1)
+    await statements.next_sent(1)
+    waiting = [read(batcher, key) for key in (2, 4)]
+    await settle()
+    statements.answer(1)
+    await asyncio.sleep(0)  # the first read returns and hands its waiters to a new task
+    [task] = batcher._tasks  # as a shutdown would, before the task's first step
+    task.cancel()
+    for waiter in waiting:
+        with pytest.raises(asyncio.CancelledError):
+            await within(waiter)
+    assert await first == rows_of(1)
+    assert len(statements.sent) == 1  # the cancelled statement was never sent
+    after = read(batcher, 5)
+    assert await statements.next_sent(2) == ("single", {"id": 5})
+    statements.answer(2)
+    assert await within(after) == rows_of(5)
 
 
 async def test_a_read_must_give_exactly_its_keys() -> None:

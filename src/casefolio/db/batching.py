@@ -99,44 +99,42 @@ class Batcher:
             queue.busy = False
             return
         queue.waiting = waiting[self._max_batch :]
+        batch = waiting[: self._max_batch]
         # A task, not the caller that finished: its request must not wait for others' reads.
-        task = asyncio.get_running_loop().create_task(
-            self._answer(read, queue, waiting[: self._max_batch])
-        )
+        task = asyncio.get_running_loop().create_task(self._answer(read, batch))
         self._tasks.add(task)  # the loop keeps only weak references to tasks
-        task.add_done_callback(self._tasks.discard)
+        # Settled in a callback, which runs however the task ends: even cancelled before its
+        # first step, no caller is left waiting and the queue moves on.
+        task.add_done_callback(lambda done: self._settle(read, queue, batch, done))
 
-    async def _answer(
-        self,
-        read: BatchedRead,
-        queue: _Queue,
-        batch: Waiting,
-    ) -> None:
+    async def _answer(self, read: BatchedRead, batch: Waiting) -> None:
         # A caller that went away (its request cancelled) needs no answer.
         batch = [(parameters, future) for parameters, future in batch if not future.done()]
-        try:
-            if len(batch) == 1:
-                [(parameters, future)] = batch
-                rows = await self._run(read.single, parameters)
+        if len(batch) == 1:
+            [(parameters, future)] = batch
+            rows = await self._run(read.single, parameters)
+            if not future.done():
+                future.set_result(rows)
+        elif batch:
+            arrays = {key: [parameters[key] for parameters, _ in batch] for key in read.keys}
+            answers: list[list[Sequence[Any]]] = [[] for _ in batch]
+            for row in await self._run(read.many, arrays):
+                answers[row[-1] - 1].append(row[:-1])
+            for (_, future), rows_of_one in zip(batch, answers, strict=True):
                 if not future.done():
-                    future.set_result(rows)
-                return
-            if batch:
-                arrays = {key: [parameters[key] for parameters, _ in batch] for key in read.keys}
-                answers: list[list[Sequence[Any]]] = [[] for _ in batch]
-                for row in await self._run(read.many, arrays):
-                    answers[row[-1] - 1].append(row[:-1])
-                for (_, future), rows_of_one in zip(batch, answers, strict=True):
-                    if not future.done():
-                        future.set_result(rows_of_one)
-        except asyncio.CancelledError:
-            for _, future in batch:
-                future.cancel()
-            raise
-        except Exception as error:
-            # Each caller raises it: a database gone away is a 503 for every one of them.
-            for _, future in batch:
-                if not future.done():
-                    future.set_exception(error)
-        finally:
-            self._send_next(read, queue)
+                    future.set_result(rows_of_one)
+
+    def _settle(
+        self, read: BatchedRead, queue: _Queue, batch: Waiting, task: asyncio.Task[None]
+    ) -> None:
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        for _, future in batch:
+            if future.done():
+                continue
+            if error is None:
+                future.cancel()  # the task was cancelled (shutdown): so are its reads
+            else:
+                # Each caller raises it: a database gone away is a 503 for every one of them.
+                future.set_exception(error)
+        self._send_next(read, queue)
