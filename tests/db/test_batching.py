@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import event, literal, select
 
 from casefolio.config import Settings
-from casefolio.db.batching import BatchedRead, Batcher, Rows
+from casefolio.db.batching import MAX_BATCH, BatchedRead, Batcher, Rows
 from casefolio.db.engine import Database
 from casefolio.db.models import Document
 from casefolio.domain import documents
@@ -81,6 +81,29 @@ def read(batcher: Batcher, key: int) -> asyncio.Task[Rows]:
     return asyncio.ensure_future(batcher.execute(READ, {"id": key}))
 
 
+async def one_out_and_waiting(
+    first_key: int, keys: tuple[int, ...], *, max_batch: int = MAX_BATCH
+) -> tuple[Statements, Batcher, asyncio.Task[Rows], list[asyncio.Task[Rows]]]:
+    """A Batcher whose first read (of `first_key`) is out as statement 1, with reads of
+    `keys` waiting behind it; its statements, the first read and the waiting ones."""
+    statements = Statements()
+    batcher = Batcher(statements, max_batch=max_batch)
+    first = read(batcher, first_key)
+    await statements.next_sent(1)
+    waiting = [read(batcher, key) for key in keys]
+    await settle()
+    return statements, batcher, first, waiting
+
+
+async def next_read_goes_alone(statements: Statements, batcher: Batcher, key: int) -> None:
+    """Nothing is left waiting or marked busy: a read of `key` goes at once, alone."""
+    after = read(batcher, key)
+    number = len(statements.sent) + 1
+    assert await statements.next_sent(number) == ("single", {"id": key})
+    statements.answer(number)
+    assert await within(after) == rows_of(key)
+
+
 async def test_a_lone_read_goes_at_once_as_the_single_statement() -> None:
     statements = Statements()
     batcher = Batcher(statements)
@@ -89,19 +112,11 @@ async def test_a_lone_read_goes_at_once_as_the_single_statement() -> None:
     statements.answer(1)
     assert await first == rows_of(5)
     # Nothing was waiting, so the next read goes at once too.
-    second = read(batcher, 7)
-    assert await statements.next_sent(2) == ("single", {"id": 7})
-    statements.answer(2)
-    assert await second == rows_of(7)
+    await next_read_goes_alone(statements, batcher, 7)
 
 
 async def test_reads_arriving_while_one_is_out_share_the_next_statement() -> None:
-    statements = Statements()
-    batcher = Batcher(statements)
-    first = read(batcher, 4)
-    await statements.next_sent(1)
-    waiting = [read(batcher, key) for key in (2, 3, 5)]
-    await settle()
+    statements, batcher, first, waiting = await one_out_and_waiting(4, (2, 3, 5))
     assert len(statements.sent) == 1  # they wait for the statement out to return
 
     statements.answer(1)
@@ -113,26 +128,21 @@ async def test_reads_arriving_while_one_is_out_share_the_next_statement() -> Non
     await settle()
     assert len(statements.sent) == 2
     statements.answer(2)
-    assert [await task for task in waiting] == [rows_of(2), rows_of(3), rows_of(5)]
+    assert [await within(task) for task in waiting] == [rows_of(2), rows_of(3), rows_of(5)]
     assert rows_of(3) == []  # a key with no rows gets none, not its neighbour's
     assert await statements.next_sent(3) == ("single", {"id": 8})
     statements.answer(3)
-    assert await later == rows_of(8)
+    assert await within(later) == rows_of(8)
 
 
 async def test_a_statement_answers_at_most_max_batch_reads() -> None:
-    statements = Statements()
-    batcher = Batcher(statements, max_batch=2)
-    first = read(batcher, 1)
-    await statements.next_sent(1)
-    waiting = [read(batcher, key) for key in (2, 4, 5)]
-    await settle()
+    statements, _, first, waiting = await one_out_and_waiting(1, (2, 4, 5), max_batch=2)
     statements.answer(1)
     assert await statements.next_sent(2) == ("many", {"id": [2, 4]})
     statements.answer(2)
     assert await statements.next_sent(3) == ("single", {"id": 5})
     statements.answer(3)
-    assert [await first, *[await task for task in waiting]] == [
+    assert [await first, *[await within(task) for task in waiting]] == [
         rows_of(1),
         rows_of(2),
         rows_of(4),
@@ -141,50 +151,35 @@ async def test_a_statement_answers_at_most_max_batch_reads() -> None:
 
 
 async def test_a_failed_statement_fails_each_of_its_reads_and_reading_goes_on() -> None:
-    statements = Statements()
-    batcher = Batcher(statements)
-    first = read(batcher, 1)
-    await statements.next_sent(1)
-    waiting = [read(batcher, key) for key in (2, 4)]
-    await settle()
+    statements, batcher, first, waiting = await one_out_and_waiting(1, (2, 4))
     statements.answer(1)
     await statements.next_sent(2)
     statements.answer(2, ConnectionResetError("connection lost"))
     for task in waiting:
         with pytest.raises(ConnectionResetError, match="connection lost"):
-            await task
+            await within(task)
     assert await first == rows_of(1)
-    # Nothing is left waiting or marked busy: the next read goes at once.
-    after = read(batcher, 5)
-    assert await statements.next_sent(3) == ("single", {"id": 5})
-    statements.answer(3)
-    assert await after == rows_of(5)
+    await next_read_goes_alone(statements, batcher, 5)
 
 
 async def test_a_cancelled_read_leaves_its_batch() -> None:
-    statements = Statements()
-    batcher = Batcher(statements)
-    first = read(batcher, 1)
-    await statements.next_sent(1)
-    stays, leaves, stays_too = (read(batcher, key) for key in (2, 4, 5))
-    await settle()
+    statements, _, first, (stays, leaves, stays_too) = await one_out_and_waiting(1, (2, 4, 5))
     leaves.cancel()
     await settle()
     statements.answer(1)
     assert await statements.next_sent(2) == ("many", {"id": [2, 5]})
     statements.answer(2)
-    assert (await first, await stays, await stays_too) == (rows_of(1), rows_of(2), rows_of(5))
+    assert (await first, await within(stays), await within(stays_too)) == (
+        rows_of(1),
+        rows_of(2),
+        rows_of(5),
+    )
     assert leaves.cancelled()
 
 
 @pytest.mark.parametrize("leader_ends", ["fails", "is cancelled"])
 async def test_however_the_read_out_ends_those_waiting_go_next(leader_ends: str) -> None:
-    statements = Statements()
-    batcher = Batcher(statements)
-    first = read(batcher, 1)
-    await statements.next_sent(1)
-    waiting = [read(batcher, key) for key in (2, 4)]
-    await settle()
+    statements, _, first, waiting = await one_out_and_waiting(1, (2, 4))
     if leader_ends == "fails":
         statements.answer(1, ConnectionResetError("connection lost"))
         with pytest.raises(ConnectionResetError):
@@ -203,12 +198,7 @@ class Interrupted(BaseException):
 
 
 async def test_a_base_exception_still_reaches_every_read_of_its_statement() -> None:
-    statements = Statements()
-    batcher = Batcher(statements)
-    first = read(batcher, 1)
-    await statements.next_sent(1)
-    waiting = [read(batcher, key) for key in (2, 4)]
-    await settle()
+    statements, batcher, first, waiting = await one_out_and_waiting(1, (2, 4))
     statements.answer(1)
     await statements.next_sent(2)
     statements.answer(2, Interrupted())
@@ -216,21 +206,13 @@ async def test_a_base_exception_still_reaches_every_read_of_its_statement() -> N
         with pytest.raises(Interrupted):
             await within(task)
     assert await first == rows_of(1)
-    after = read(batcher, 5)
-    assert await statements.next_sent(3) == ("single", {"id": 5})
-    statements.answer(3)
-    assert await within(after) == rows_of(5)
+    await next_read_goes_alone(statements, batcher, 5)
 
 
 async def test_a_statement_cancelled_before_it_starts_cancels_its_reads_and_reading_goes_on() -> (
     None
 ):
-    statements = Statements()
-    batcher = Batcher(statements)
-    first = read(batcher, 1)
-    await statements.next_sent(1)
-    waiting = [read(batcher, key) for key in (2, 4)]
-    await settle()
+    statements, batcher, first, waiting = await one_out_and_waiting(1, (2, 4))
     statements.answer(1)
     await asyncio.sleep(0)  # the first read returns and hands its waiters to a new task
     [task] = batcher._tasks  # as a shutdown would, before the task's first step
@@ -240,10 +222,7 @@ async def test_a_statement_cancelled_before_it_starts_cancels_its_reads_and_read
             await within(waiter)
     assert await first == rows_of(1)
     assert len(statements.sent) == 1  # the cancelled statement was never sent
-    after = read(batcher, 5)
-    assert await statements.next_sent(2) == ("single", {"id": 5})
-    statements.answer(2)
-    assert await within(after) == rows_of(5)
+    await next_read_goes_alone(statements, batcher, 5)
 
 
 async def test_a_read_must_give_exactly_its_keys() -> None:
