@@ -11,7 +11,7 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import Field
 
-from casefolio.db.models import MAX_ID
+from casefolio.db.models import MAX_ID, is_id
 
 #: An id in a JSON body.
 BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
@@ -37,6 +37,6 @@ TeamId = Annotated[int, path_id("teamId")]
 
 def digits_id(raw: str) -> int | None:
     """Given an id spelled in digits inside a string, return it; None unless it is one."""
-    if raw.isascii() and raw.isdigit() and 1 <= int(raw) <= MAX_ID:
+    if raw.isascii() and raw.isdigit() and is_id(int(raw)):
         return int(raw)
     return None

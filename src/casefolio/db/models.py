@@ -38,6 +38,11 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 MAX_ID = 2**63 - 1
 
 
+def is_id(value: int) -> bool:
+    """Whether `value` can be a row's id: 1 to MAX_ID."""
+    return 1 <= value <= MAX_ID
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 

@@ -28,13 +28,13 @@ from casefolio.db import batching
 from casefolio.db.batching import BatchedRead
 from casefolio.db.engine import Reader, read_rows
 from casefolio.db.models import (
-    MAX_ID,
     Document,
     DocumentVersion,
     Field,
     FieldValue,
     Folder,
     Project,
+    is_id,
 )
 from casefolio.db.types import utcnow
 from casefolio.domain import access, fields, folders
@@ -227,7 +227,7 @@ async def get(
     """The read every dialect serves most: the document with its current version, field
     values and the caller's role, in one statement, as plain rows (domain/rows.py). A
     session or, cheaper, the database's StatementReader will do."""
-    if not 0 < document_id <= MAX_ID:
+    if not is_id(document_id):
         # Never sent: in a batch (db/batching.py) the driver's refusal would fail every read.
         raise NotFound(f"Document {document_id} not found.")
     parameters = {"document_id": document_id, "user_id": who.user_id}
