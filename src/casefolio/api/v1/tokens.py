@@ -23,12 +23,16 @@ class TokenIn(ApiModel):
     user_id: BodyId = Field(description="The user the token acts as (a string or a number).")
     name: str = Field(max_length=200)
     expires_at: AwareDatetime | None = None
-    rate_limit: int | None = Field(None, description="Requests per minute (operators only).")
+    rate_limit: int | None = Field(
+        None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
+    )
 
 
 class TokenUpdate(ApiModel):
     name: str | None = Field(None, max_length=200)
-    rate_limit: int | None = Field(None, description="Requests per minute (operators only).")
+    rate_limit: int | None = Field(
+        None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
+    )
 
 
 class TokenOut(ApiModel):
