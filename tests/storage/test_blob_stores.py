@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,7 @@ from casefolio.storage import (
     local,
 )
 from casefolio.storage.base import BlobsNotStored
-from casefolio.storage.spool import spool_stream
+from casefolio.storage.spool import HOLD_BYTES, spool_stream
 
 
 async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -28,11 +29,20 @@ async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 
 async def spool(store: BlobStore, data: bytes) -> SpooledFile:
+    """As an upload arrives: held in memory if small, else a file in staging."""
     return await spool_stream(_chunks(data), staging_dir=store.staging_dir, max_bytes=1 << 40)
 
 
-async def put(store: BlobStore, data: bytes) -> str:
-    spooled = await spool(store, data)
+def stage(store: BlobStore, data: bytes) -> SpooledFile:
+    """A file in staging, whatever its size (as `casefolio import` stages files)."""
+    path = store.staging_dir / f"staged-{secrets.token_hex(8)}.part"
+    path.write_bytes(data)
+    return SpooledFile(path, hashlib.sha256(data).hexdigest(), len(data))
+
+
+async def put(store: BlobStore, data: bytes, *, how: str = "spooled") -> str:
+    spooled = await spool(store, data) if how == "spooled" else stage(store, data)
+    assert (spooled.held is not None) == (how == "spooled" and len(data) <= HOLD_BYTES)
     await store.put(spooled)
     return spooled.sha256
 
@@ -50,9 +60,10 @@ async def test_factory_builds_the_configured_kind(blob_store: BlobStore, store_k
     assert isinstance(blob_store, expected)
 
 
-async def test_put_exists_read(blob_store: BlobStore, store_kind: str) -> None:
+@pytest.mark.parametrize("how", ["spooled", "staged"], ids=["held", "staged"])
+async def test_put_exists_read(blob_store: BlobStore, store_kind: str, how: str) -> None:
     data = b"hello, casefolio\n" * 1000
-    sha = await put(blob_store, data)
+    sha = await put(blob_store, data, how=how)
     assert sha == hashlib.sha256(data).hexdigest()
     assert await blob_store.exists(sha)
     assert await read_all(blob_store, sha) == data
@@ -91,9 +102,10 @@ async def test_empty_blob(blob_store: BlobStore) -> None:
     assert await read_all(blob_store, sha) == b""
 
 
-async def test_put_same_content_twice_is_idempotent(blob_store: BlobStore) -> None:
+@pytest.mark.parametrize("how", ["spooled", "staged"], ids=["held", "staged"])
+async def test_put_same_content_twice_is_idempotent(blob_store: BlobStore, how: str) -> None:
     data = os.urandom(10_000)
-    sha = await put(blob_store, data)
+    sha = await put(blob_store, data, how=how)
     first = dict([item async for item in blob_store.list()])[sha]
     if isinstance(blob_store, LocalBlobStore):
         # Age the blob so a refreshed mtime is visible.
@@ -102,7 +114,7 @@ async def test_put_same_content_twice_is_idempotent(blob_store: BlobStore) -> No
         old = (datetime.now(UTC) - timedelta(days=2)).timestamp()
         os.utime(path, (old, old))
         first = dict([item async for item in blob_store.list()])[sha]
-    assert await put(blob_store, data) == sha
+    assert await put(blob_store, data, how=how) == sha
     assert await read_all(blob_store, sha) == data
     listed = [item async for item in blob_store.list()]
     assert [s for s, _ in listed] == [sha]
@@ -116,7 +128,10 @@ async def test_put_many(blob_store: BlobStore) -> None:
     present = os.urandom(3000)
     present_sha = await put(blob_store, present)
     datas = [os.urandom(4096) for _ in range(5)] + [b"", present]
-    spooled = [await spool(blob_store, data) for data in datas]
+    # Files in staging (as import stages them) and uploads held in memory, mixed.
+    spooled = [stage(blob_store, data) for data in datas[:3]]
+    spooled += [await spool(blob_store, data) for data in datas[3:]]
+    assert [s.held is not None for s in spooled] == [False] * 3 + [True] * 4
     # The same content twice in one batch (two folders importing one file) is fine too.
     spooled.append(await spool(blob_store, datas[0]))
     await blob_store.put_many(spooled)
@@ -133,7 +148,7 @@ async def test_put_many(blob_store: BlobStore) -> None:
 
 async def test_put_many_reports_the_blobs_it_could_not_store(blob_store: BlobStore) -> None:
     good = await spool(blob_store, b"good")
-    bad = await spool(blob_store, b"bad")
+    bad = stage(blob_store, b"bad")
     bad_sha = "a" * 63  # not a digest: refused, like put refuses it
     with pytest.raises(BlobsNotStored) as info:
         await blob_store.put_many([good, SpooledFile(bad.path, bad_sha, bad.size)])
@@ -150,8 +165,8 @@ async def test_local_put_many_refuses_a_file_not_the_size_spooled(
     if not syncfs:
         monkeypatch.setattr(local, "_SYNCFS", None)
     blob_store = LocalBlobStore(tmp_path / "blobs")
-    good = await spool(blob_store, b"good")
-    changed = await spool(blob_store, b"changed later")
+    good = stage(blob_store, b"good")
+    changed = stage(blob_store, b"changed later")
     changed.path.write_bytes(b"changed")  # shorter than spooled: must not be stored
     with pytest.raises(BlobsNotStored) as info:
         await blob_store.put_many([good, changed])
@@ -252,8 +267,12 @@ async def test_bad_sha_is_rejected(blob_store: BlobStore, bad: str) -> None:
         blob_store.local_path(bad)
     with pytest.raises(ValueError):
         await read_all(blob_store, bad)
-    spooled = await spool(blob_store, b"payload")
+    staged = stage(blob_store, b"payload")
     with pytest.raises(ValueError):
-        await blob_store.put(SpooledFile(path=spooled.path, sha256=bad, size=spooled.size))
-    assert not spooled.path.exists()  # consumed even though put failed
+        await blob_store.put(SpooledFile(path=staged.path, sha256=bad, size=staged.size))
+    assert not staged.path.exists()  # consumed even though put failed
+    held = await spool(blob_store, b"payload")
+    with pytest.raises(ValueError):
+        await blob_store.put(SpooledFile(held.path, bad, held.size, held.held))
+    assert staging_files(blob_store) == []
     assert [item async for item in blob_store.list()] == []

@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 from casefolio.domain.errors import Invalid, TooLarge
-from casefolio.storage.spool import spool_multipart, spool_stream
+from casefolio.storage.base import SpooledFile
+from casefolio.storage.spool import HOLD_BYTES, spool_multipart, spool_stream
 
 BOUNDARY = "----casefolioBoundary7MA4YWxkTrZu0gW"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -48,6 +49,10 @@ def body(*parts: bytes) -> bytes:
     return b"".join(parts) + f"--{BOUNDARY}--\r\n".encode()
 
 
+def content(spooled: SpooledFile) -> bytes:
+    return spooled.held if spooled.held is not None else spooled.path.read_bytes()
+
+
 @pytest.fixture
 def staging(tmp_path: Path) -> Path:
     path = tmp_path / "staging"
@@ -67,6 +72,24 @@ async def test_spool_stream_hashes_and_counts(staging: Path) -> None:
 async def test_spool_stream_empty_body(staging: Path) -> None:
     spooled = await spool_stream(from_parts([]), staging_dir=staging, max_bytes=10)
     assert (spooled.size, spooled.sha256) == (0, hashlib.sha256(b"").hexdigest())
+    assert spooled.held == b""
+    assert list(staging.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("size", "held"), [(1, True), (4096, True), (HOLD_BYTES, True), (HOLD_BYTES + 1, False)]
+)
+async def test_spool_stream_holds_a_small_body_in_memory(
+    staging: Path, size: int, held: bool
+) -> None:
+    data = os.urandom(size)
+    spooled = await spool_stream(chunked(data, 1000), staging_dir=staging, max_bytes=1 << 20)
+    assert (spooled.size, spooled.sha256) == (size, hashlib.sha256(data).hexdigest())
+    assert content(spooled) == data
+    # Held: nothing on disk yet, and the name it will be written under is free in staging.
+    assert (spooled.held is not None) == held
+    assert list(staging.iterdir()) == ([] if held else [spooled.path])
+    assert spooled.path.parent == staging
 
 
 async def test_spool_stream_over_limit(staging: Path) -> None:
@@ -123,7 +146,8 @@ async def test_multipart_in_tiny_chunks_file_first(staging: Path) -> None:
     upload = await spool_multipart(
         chunked(raw, 7), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=100
     )
-    assert upload.file.path.read_bytes() == b"tiny\r\ncontent"
+    assert upload.file.held == b"tiny\r\ncontent"  # small: held, not staged
+    assert list(staging.iterdir()) == []
     assert (upload.file_name, upload.file_content_type) == ("t.txt", None)
     assert upload.metadata == b"{}"
 
@@ -138,6 +162,23 @@ async def test_multipart_without_metadata(staging: Path) -> None:
     assert upload.metadata is None
     assert upload.file_name is None
     assert upload.file.size == 3
+    assert upload.file.held == b"abc"
+
+
+@pytest.mark.parametrize(("size", "held"), [(HOLD_BYTES, True), (HOLD_BYTES + 1, False)])
+async def test_multipart_holds_a_file_part_up_to_the_hold(
+    staging: Path, size: int, held: bool
+) -> None:
+    data = os.urandom(size)  # the body around it is larger than HOLD_BYTES either way
+    upload = await spool_multipart(
+        chunked(body(part("metadata", b"{}"), part("file", data))),
+        content_type=CONTENT_TYPE,
+        staging_dir=staging,
+        max_bytes=len(data),
+    )
+    assert content(upload.file) == data
+    assert (upload.file.held is not None) == held
+    assert list(staging.iterdir()) == ([] if held else [upload.file.path])
 
 
 @pytest.mark.parametrize(

@@ -53,8 +53,9 @@ async def receive(request: Request, state: AppState) -> AsyncIterator[ReceivedUp
     try:
         yield upload
     finally:
-        # BlobStore.put consumes the file; after a refusal it is still here and must go.
-        # Checked inline: this runs while the request may hold SQLite's write lock, and a
-        # thread hop there lets every other request's work run before the commit.
-        if upload.spooled.path.exists():
+        # BlobStore.put consumes the file; after a refusal it is still here and must go
+        # (a held upload has none). Checked inline: this runs while the request may hold
+        # SQLite's write lock, and a thread hop there lets every other request's work run
+        # before the commit.
+        if upload.spooled.held is None and upload.spooled.path.exists():
             await anyio.to_thread.run_sync(lambda: upload.spooled.path.unlink(missing_ok=True))

@@ -17,11 +17,15 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True)
 class SpooledFile:
-    """A fully received upload sitting in a store's staging directory."""
+    """A fully received upload: a file in a store's staging directory, or (a small one)
+    its bytes in memory, `held`, which ``put`` writes where the store needs them."""
 
+    #: The staged file; for a held upload, a free name in staging that ``put`` may write
+    #: it under (nothing is there yet).
     path: Path
     sha256: str
     size: int
+    held: bytes | None = None
 
 
 class BlobMissing(Exception):

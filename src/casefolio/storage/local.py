@@ -26,6 +26,7 @@ from casefolio.storage.base import (
     check_range,
     check_sha256,
 )
+from casefolio.storage.spool import write_all
 
 _T = TypeVar("_T")
 _HEX = frozenset("0123456789abcdef")
@@ -60,6 +61,31 @@ def _fsync_dir(path: Path) -> None:
 def _fsync_file(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_held(spooled: SpooledFile, *, sync: bool) -> None:
+    """Write a held upload's bytes to its staging name (new: O_EXCL), fsynced if `sync`."""
+    assert spooled.held is not None
+    fd = os.open(spooled.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        write_all(fd, spooled.held)
+        if sync:
+            os.fsync(fd)  # see _fsync_spooled
+    finally:
+        os.close(fd)
+
+
+def _fsync_spooled(path: Path, size: int) -> None:
+    """Make a staged file's bytes durable, after checking it is the size that was spooled."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if os.fstat(fd).st_size != size:
+            raise ValueError(f"{path} does not have the spooled size {size}")
+        # The data must be on disk before a name points at it; otherwise a
+        # crash after the rename can leave a complete-looking, empty blob.
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -178,24 +204,12 @@ class LocalBlobStore:
         src = spooled.path
         try:
             target = self._path(spooled.sha256)
-            src = self._adopt(src)
-            fd = os.open(src, os.O_RDONLY)
-            try:
-                if os.fstat(fd).st_size != spooled.size:
-                    raise ValueError(f"{src} does not have the spooled size {spooled.size}")
-                # The data must be on disk before a name points at it; otherwise a
-                # crash after the rename can leave a complete-looking, empty blob.
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            created = self._make_dirs(target.parent)
-            try:
-                # Same bytes already stored: keep them, but refresh the mtime so
-                # gc's grace period covers the row about to be committed. The new
-                # mtime need not be durable: after a crash that upload is gone anyway.
-                os.utime(target)
-            except FileNotFoundError:
-                os.replace(src, target)  # atomic on POSIX: readers see all or nothing
+            if spooled.held is None:
+                src = self._adopt(src)
+                _fsync_spooled(src, spooled.size)
+            else:
+                _write_held(spooled, sync=True)
+            created = self._place(src, spooled)
             # fsync the blob's directory even when the blob already existed: an
             # earlier put may have renamed it and then failed its directory fsync.
             _fsync_dir(target.parent)
@@ -205,8 +219,8 @@ class LocalBlobStore:
                 _fsync_dir(directory.parent)
         finally:
             # The spooled file is consumed on success and on failure alike.
-            src.unlink(missing_ok=True)
-            spooled.path.unlink(missing_ok=True)
+            for path in {src, spooled.path}:
+                path.unlink(missing_ok=True)
 
     async def put_many(self, spooled: Sequence[SpooledFile]) -> None:
         # One worker-thread call, like put: never abandoned halfway, always cleans up.
@@ -220,6 +234,10 @@ class LocalBlobStore:
             for item in batch:
                 try:
                     self._path(item.sha256)
+                    if item.held is not None:
+                        _write_held(item, sync=False)  # flushed with the rest below
+                        staged[item.path] = item
+                        continue
                     src = self._adopt(item.path)
                     if src != item.path:
                         adopted.append(src)
@@ -265,12 +283,24 @@ class LocalBlobStore:
     def _place(self, src: Path, item: SpooledFile) -> list[Path]:
         """Rename one fsynced file into place; return the directories this created."""
         target = self._path(item.sha256)
-        created = self._make_dirs(target.parent)
         try:
-            # See _put_sync: an existing blob keeps its bytes, gets a fresh mtime.
+            # Same bytes already stored: keep them, but refresh the mtime so gc's grace
+            # period covers the row about to be committed. The new mtime need not be
+            # durable: after a crash that upload is gone anyway.
             os.utime(target)
+            return []
         except FileNotFoundError:
-            os.replace(src, target)
+            pass
+        try:
+            os.replace(src, target)  # atomic on POSIX: readers see all or nothing
+            return []
+        except FileNotFoundError:
+            # Tried before making the fan-out directories: after the first uploads they
+            # exist, and each mkdir would be a system call for nothing.
+            if not src.exists():
+                raise
+        created = self._make_dirs(target.parent)
+        os.replace(src, target)
         return created
 
     def _adopt(self, src: Path) -> Path:

@@ -101,6 +101,11 @@ class S3BlobStore:
         return None
 
     async def put(self, spooled: SpooledFile) -> None:
+        if spooled.held is not None:
+            # A small upload never touched the disk: one PUT from memory (fresh
+            # Last-Modified, as below).
+            await obstore.put_async(self._store, self._key(spooled.sha256), spooled.held)
+            return
         try:
             key = self._key(spooled.sha256)
             # Always upload, even when the key exists: an S3 PUT is atomic and sets
