@@ -215,7 +215,9 @@ async def test_a_statement_cancelled_before_it_starts_cancels_its_reads_and_read
     statements, batcher, first, waiting = await one_out_and_waiting(1, (2, 4))
     statements.answer(1)
     await asyncio.sleep(0)  # the first read returns and hands its waiters to a new task
-    [task] = batcher._tasks  # as a shutdown would, before the task's first step
+    # The task that will send the waiting reads, cancelled as a shutdown would, before its
+    # first step.
+    [task] = [t for t in asyncio.all_tasks() if t.get_coro().__qualname__ == "Coalescer._answer"]
     task.cancel()
     for waiter in waiting:
         with pytest.raises(asyncio.CancelledError):

@@ -299,28 +299,111 @@ async def test_a_commit_that_wrote_returns_once_the_log_is_on_disk(settings: Set
                 await session.execute(text("INSERT INTO items (name) VALUES ('first')"))
             events.append("first commit returned")
 
-        async def write_during_the_flush(where: Database, name: str) -> None:
-            with anyio.fail_after(2):
-                async with where.write() as session:
-                    await session.execute(text(f"INSERT INTO items (name) VALUES ('{name}')"))
+        async def write(where: Database, name: str) -> None:
+            async with where.write() as session:
+                await session.execute(text(f"INSERT INTO items (name) VALUES ('{name}')"))
+
+        async def same_process_writer() -> None:
+            await write(db, "same process")
+            events.append("same process returned")
 
         async def others() -> None:
             await committed.wait()
             assert "first" in await _names(other)  # committed, not yet flushed
-            # Neither SQLite's lock nor this process's write gate waits for the flush.
-            await write_during_the_flush(db, "same process")
-            await write_during_the_flush(other, "other process")
+            # Neither SQLite's lock nor this process's write gate waits for the flush: a
+            # writer of this process commits meanwhile (others see its row at once)...
+            tasks.start_soon(same_process_writer)
+            with anyio.fail_after(2):
+                # Polled: another connection's view has no event to wait for.
+                while "same process" not in await _names(other):  # noqa: ASYNC110
+                    await anyio.sleep(0.01)
+                # ... and one of another process writes, and returns: its flush is its own.
+                await write(other, "other process")
             events.append("others wrote")
             others_wrote.set()
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(first_writer)
             tasks.start_soon(others)
-        assert events == ["others wrote", "first flushed", "first commit returned"]
+        # The same-process writer's commit came after the first flush had started, so the
+        # first could not cover it: it waited for the next.
+        assert events == [
+            "others wrote",
+            "first flushed",
+            "first commit returned",
+            "same process returned",
+        ]
         assert wal_sync.syncs == before + 2  # the first writer's, and the same-process one's
     finally:
         await db.close()
         await other.close()
+
+
+async def test_commits_that_finish_during_a_flush_share_the_next(tmp_path: Path) -> None:
+    wal_sync = WalSync(str(tmp_path / "casefolio.db"))
+    (tmp_path / "casefolio.db-wal").write_bytes(b"log")
+    started = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    flush = wal_sync.sync
+
+    def gated_sync() -> None:
+        n = wal_sync.syncs  # 0 for the first flush, 1 for the second
+        started[n].set()
+        assert release[n].wait(5), "the test never released this flush"
+        flush()
+
+    wal_sync.sync = gated_sync  # type: ignore[method-assign]
+    returned: list[int] = []
+    first_returned = anyio.Event()
+
+    async def commit(number: int) -> None:
+        await wal_sync.flush()
+        returned.append(number)
+        if number == 0:
+            first_returned.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(commit, 0)
+        await anyio.to_thread.run_sync(started[0].wait)
+        for number in range(1, 6):  # finish while the first flush is out
+            tasks.start_soon(commit, number)
+        await anyio.sleep(0.05)
+        assert returned == []  # none of them is on disk yet
+        release[0].set()
+        await anyio.to_thread.run_sync(started[1].wait)
+        with anyio.fail_after(5):
+            await first_returned.wait()
+        # The first flush may have started before their commits: they wait for the next.
+        assert not release[1].is_set() and returned == [0]
+        release[1].set()
+    assert sorted(returned) == [0, 1, 2, 3, 4, 5]
+    assert wal_sync.syncs == 2  # five commits, one flush
+
+
+async def test_a_failed_flush_fails_each_commit_waiting_on_it(tmp_path: Path) -> None:
+    wal_sync = WalSync(str(tmp_path / "casefolio.db"))
+    failing = threading.Event()
+
+    def sync() -> None:
+        assert failing.wait(5)
+        raise OSError(5, "Input/output error")
+
+    wal_sync.sync = sync  # type: ignore[method-assign]
+    outcomes: list[str] = []
+
+    async def commit() -> None:
+        try:
+            await wal_sync.flush()
+            outcomes.append("durable")
+        except OSError as error:
+            outcomes.append(error.strerror or "")
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(4):
+            tasks.start_soon(commit)
+        await anyio.sleep(0.05)
+        failing.set()
+    assert outcomes == ["Input/output error"] * 4
 
 
 async def test_with_synchronous_normal_commits_do_not_flush(tmp_path: Path) -> None:

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ARRAY, Executable, Select, bindparam, cast, column, func
 from sqlalchemy.sql.expression import TableValuedAlias
@@ -26,6 +27,9 @@ from sqlalchemy.types import TypeEngine
 #: What a single-statement read returns: its rows, as SQLAlchemy's Rows or plain tuples.
 Rows = Sequence[Sequence[Any]]
 Run = Callable[[Executable, Mapping[str, Any]], Awaitable[Rows]]
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 #: Reads one statement answers at most; more wait for the next. Bounds a batch's latency.
 MAX_BATCH = 256
@@ -57,13 +61,74 @@ class BatchedRead:
     keys: frozenset[str]
 
 
-Waiting = list[tuple[Mapping[str, Any], "asyncio.Future[Rows]"]]
+class Coalescer(Generic[T, R]):
+    """Runs `run` on its callers' arguments, one run in flight at a time.
 
+    The first caller's argument goes alone and at once, in the caller's own task; arguments
+    arriving while a run is out wait, and go together (at most `max_batch`) in the next run,
+    which starts when that one ends. So no argument joins a run already started: the run
+    that answers a caller starts after the caller arrived. `run` returns one result per
+    argument, in their order; if it raises, each of its callers raises that.
+    """
 
-@dataclass
-class _Queue:
-    busy: bool = False  # a statement of this read is out
-    waiting: Waiting = field(default_factory=list)
+    def __init__(
+        self, run: Callable[[list[T]], Awaitable[Sequence[R]]], *, max_batch: int | None = None
+    ) -> None:
+        self._run = run
+        self._max_batch = max_batch
+        self._busy = False  # a run is out
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __call__(self, argument: T) -> R:
+        if self._busy:
+            future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+            self._waiting.append((argument, future))
+            return await future
+        # Nothing out: this argument goes at once, and alone.
+        self._busy = True
+        try:
+            [result] = await self._run([argument])
+            return result
+        finally:
+            self._send_next()
+
+    def _send_next(self) -> None:
+        waiting = self._waiting
+        if not waiting:
+            self._busy = False
+            return
+        cut = len(waiting) if self._max_batch is None else self._max_batch
+        batch, self._waiting = waiting[:cut], waiting[cut:]
+        # A task, not the caller that finished: its request must not wait for others' work.
+        task = asyncio.get_running_loop().create_task(self._answer(batch))
+        self._tasks.add(task)  # the loop keeps only weak references to tasks
+        # Settled in a callback, which runs however the task ends: even cancelled before its
+        # first step, no caller is left waiting and the next run goes.
+        task.add_done_callback(lambda done: self._settle(batch, done))
+
+    async def _answer(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        # A caller that went away (its request cancelled) needs no answer.
+        batch = [(argument, future) for argument, future in batch if not future.done()]
+        if not batch:
+            return
+        results = await self._run([argument for argument, _ in batch])
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def _settle(self, batch: list[tuple[T, asyncio.Future[R]]], task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        error = None if task.cancelled() else task.exception()
+        for _, future in batch:
+            if future.done():
+                continue
+            if error is None:
+                future.cancel()  # the task was cancelled (shutdown): so are its callers
+            else:
+                # Each caller raises it: a database gone away is a 503 for every one of them.
+                future.set_exception(error)
+        self._send_next()
 
 
 class Batcher:
@@ -72,69 +137,24 @@ class Batcher:
     def __init__(self, run: Run, *, max_batch: int = MAX_BATCH) -> None:
         self._run = run
         self._max_batch = max_batch
-        self._queues: dict[BatchedRead, _Queue] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._reads: dict[BatchedRead, Coalescer[Mapping[str, Any], Rows]] = {}
 
     async def execute(self, read: BatchedRead, parameters: Mapping[str, Any]) -> Rows:
         """Given a read and its keys' values, return its rows, as `read.single` would."""
         if parameters.keys() != read.keys:
             raise ValueError(f"a batched read takes exactly {sorted(read.keys)}")
-        queue = self._queues.get(read)
-        if queue is None:
-            queue = self._queues[read] = _Queue()
-        if queue.busy:
-            future: asyncio.Future[Rows] = asyncio.get_running_loop().create_future()
-            queue.waiting.append((parameters, future))
-            return await future
-        # Nothing out: this read goes at once, and alone.
-        queue.busy = True
-        try:
-            return await self._run(read.single, parameters)
-        finally:
-            self._send_next(read, queue)
+        coalescer = self._reads.get(read)
+        if coalescer is None:
+            coalescer = self._reads[read] = Coalescer(
+                partial(self._read, read), max_batch=self._max_batch
+            )
+        return await coalescer(parameters)
 
-    def _send_next(self, read: BatchedRead, queue: _Queue) -> None:
-        waiting = queue.waiting
-        if not waiting:
-            queue.busy = False
-            return
-        queue.waiting = waiting[self._max_batch :]
-        batch = waiting[: self._max_batch]
-        # A task, not the caller that finished: its request must not wait for others' reads.
-        task = asyncio.get_running_loop().create_task(self._answer(read, batch))
-        self._tasks.add(task)  # the loop keeps only weak references to tasks
-        # Settled in a callback, which runs however the task ends: even cancelled before its
-        # first step, no caller is left waiting and the queue moves on.
-        task.add_done_callback(lambda done: self._settle(read, queue, batch, done))
-
-    async def _answer(self, read: BatchedRead, batch: Waiting) -> None:
-        # A caller that went away (its request cancelled) needs no answer.
-        batch = [(parameters, future) for parameters, future in batch if not future.done()]
+    async def _read(self, read: BatchedRead, batch: list[Mapping[str, Any]]) -> Sequence[Rows]:
         if len(batch) == 1:
-            [(parameters, future)] = batch
-            rows = await self._run(read.single, parameters)
-            if not future.done():
-                future.set_result(rows)
-        elif batch:
-            arrays = {key: [parameters[key] for parameters, _ in batch] for key in read.keys}
-            answers: list[list[Sequence[Any]]] = [[] for _ in batch]
-            for row in await self._run(read.many, arrays):
-                answers[row[-1] - 1].append(row[:-1])
-            for (_, future), rows_of_one in zip(batch, answers, strict=True):
-                if not future.done():
-                    future.set_result(rows_of_one)
-
-    def _settle(
-        self, read: BatchedRead, queue: _Queue, batch: Waiting, task: asyncio.Task[None]
-    ) -> None:
-        self._tasks.discard(task)
-        error = None if task.cancelled() else task.exception()
-        for _, future in batch:
-            if future.done():
-                continue
-            if error is None:
-                future.cancel()  # the task was cancelled (shutdown): so are its reads
-            else:
-                # Each caller raises it: a database gone away is a 503 for every one of them.
-                future.set_exception(error)
-        self._send_next(read, queue)
+            return [await self._run(read.single, batch[0])]
+        arrays = {key: [parameters[key] for parameters in batch] for key in read.keys}
+        answers: list[list[Sequence[Any]]] = [[] for _ in batch]
+        for row in await self._run(read.many, arrays):
+            answers[row[-1] - 1].append(row[:-1])
+        return answers
