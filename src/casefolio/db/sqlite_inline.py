@@ -15,10 +15,10 @@ write-ahead log. Then, with the lock free for the next writer and the event loop
 other requests, a worker thread fsyncs the log (`WalSync`) before `commit()` returns; so a
 transaction is durable before its client is told it is done, as with `synchronous=FULL`, and
 commits that finish while a flush is out share the next one ("early lock release" and group
-commit: one fsync, one thread trip; 8 uploads at once flushed ~0.6 times a commit). The price: other
-connections may see a transaction one flush before it is durable, and a power loss in that
-moment takes it back although they saw it (its client never heard it succeed). SQLite's
-FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile: 4,000
+commit: one fsync, one thread trip; 8 uploads at once flushed ~0.6 times a commit). The
+price: other connections may see a transaction one flush before it is durable, and a power
+loss in that moment takes it back although they saw it (its client never heard it succeed).
+SQLite's FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile: 4,000
 uploads to 2 workers, alternating runs, went from 295, 362, 351 to 460, 414, 427
 documents/s with this. `CASEFOLIO_SQLITE_SYNCHRONOUS=NORMAL` skips the flush (the last
 commits may be lost on power loss, never corrupted).

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -25,7 +25,7 @@ class SpooledFile:
     path: Path
     sha256: str
     size: int
-    held: bytes | None = None
+    held: bytes | None = field(default=None, repr=False)  # kept out of logs and tracebacks
 
 
 class BlobMissing(Exception):
