@@ -34,6 +34,12 @@ class Settings(BaseSettings):
         le=1000,
         description="PostgreSQL connections each process keeps open (10 more during bursts).",
     )
+    database_statement_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="How long a PostgreSQL statement may take before its request answers 503.",
+    )
     blob_store: str = Field(
         "", description="`s3://bucket/prefix` for S3; empty means `<data_dir>/blobs`."
     )

@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from casefolio.api.auth import token_from_headers
+from casefolio.db.engine import DatabaseUnavailable
 from casefolio.db.sqlite_inline import is_lock_timeout
 from casefolio.domain import errors
 
@@ -201,6 +202,11 @@ def install(app: FastAPI) -> None:
         # has already replaced the pool's connections, so a retry gets a fresh one.
         log.warning("database connection lost on %s %s", request.method, request.url.path)
         return _retry_soon(request, "The connection to the database was lost; retry the request.")
+
+    @app.exception_handler(DatabaseUnavailable)
+    async def _unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return _retry_soon(request, exc.detail)
 
     @app.exception_handler(OperationalError)
     async def _operational(request: Request, exc: OperationalError) -> JSONResponse:

@@ -6,10 +6,12 @@ import sqlite3
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeAlias
 
 import sqlalchemy
 from sqlalchemy import Connection, Engine, Executable, NullPool, event, make_url
+from sqlalchemy.engine import Dialect, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -49,12 +51,23 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # Pool size: past it, every checkout opens a connection and every return closes it.
         # With 10 (and 20 overflow), 16 concurrent GETs on one worker did that all the time:
         # 1,005, 1,000 -> 1,318, 1,216 req/s and p99 46 -> 19-21 ms with 20.
-        return create_async_engine(
+        pg_engine = create_async_engine(
             url,
             pool_size=settings.database_pool_size,
             max_overflow=PG_POOL_OVERFLOW,
             pool_recycle=PG_POOL_RECYCLE,
+            # asyncpg's bound on every statement, COMMIT included; without it a connection
+            # gone silent (a failover the client never heard of) holds its request, and every
+            # read batched with it, until TCP gives up, ~15 minutes later.
+            connect_args={"command_timeout": settings.database_statement_timeout_seconds},
         )
+        event.listen(
+            pg_engine.sync_engine,
+            "handle_error",
+            partial(_unavailable_on_timeout, settings.database_statement_timeout_seconds),
+        )
+        event.listen(pg_engine.sync_engine, "do_connect", _unavailable_on_refusal)
+        return pg_engine
 
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = make_url(url).database or ""
@@ -99,6 +112,54 @@ def create_engine(settings: Settings) -> AsyncEngine:
         driver.begin_on_first_statement(immediate=immediate)
 
     return engine
+
+
+class DatabaseUnavailable(Exception):
+    """PostgreSQL could not be reached, or did not answer in time: the request answers 503.
+
+    `detail` says what the client may assume: nothing was changed, or (when a COMMIT went
+    unanswered) that the change may or may not have been saved.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+def _unavailable_on_timeout(
+    statement_timeout: float, context: ExceptionContext
+) -> DatabaseUnavailable | None:
+    if not isinstance(context.original_exception, TimeoutError) or context.connection is None:
+        return None
+    # asyncpg stopped waiting (command_timeout) and asked the server to cancel. The
+    # connection may be half-open or still mid-cancel: discard it (SQLAlchemy would), and
+    # every connection pooled before now too (SQLAlchemy would not, for a timeout): a
+    # silent server is silent on all of them, and each would hold a request for as long.
+    # Each is replaced at its next checkout, after a close that waits at most 2 s.
+    context.is_disconnect = True
+    context.invalidate_pool_on_disconnect = True
+    if context.statement is None:  # COMMIT (or ROLLBACK): the outcome is unknown
+        return DatabaseUnavailable(
+            f"The database did not confirm the change within {statement_timeout:g} seconds; "
+            "it may or may not have been saved. Check before retrying."
+        )
+    return DatabaseUnavailable(
+        f"The database did not answer within {statement_timeout:g} seconds; nothing was "
+        "changed. Retry shortly."
+    )
+
+
+def _unavailable_on_refusal(
+    dialect: Dialect, _record: Any, cargs: tuple[Any, ...], cparams: dict[str, Any]
+) -> Any:
+    # The connect itself, as SQLAlchemy would make it; asyncpg's OSError (refused, timed
+    # out) is no DBAPI error, so handle_error never sees it.
+    try:
+        return dialect.loaded_dbapi.connect(*cargs, **cparams)
+    except OSError as error:
+        raise DatabaseUnavailable(
+            "The database cannot be reached; nothing was changed. Retry shortly."
+        ) from error
 
 
 class ReadOnlySession(Session):
