@@ -361,3 +361,26 @@ async def test_a_lost_connection_answers_503_to_a_batch_and_the_next_reads_recov
     again = await asyncio.gather(*(client.get(url, headers=operator.headers) for _ in range(8)))
     assert [answer.status_code for answer in again] == [200] * 8
     assert all(answer.json() == first.json() for answer in again)
+
+
+def test_a_read_left_out_on_an_abandoned_loop_does_not_hold_the_next_loops_reads() -> None:
+    """An engine outlives event loops (CLI commands, tests); a loop closed while a read was
+    out, without asyncio.run's clean-up that settles it, must not leave the next loop's
+    reads waiting for that read's end."""
+
+    async def run(statement: Any, parameters: Mapping[str, Any]) -> Rows:
+        if parameters["id"] == 1:
+            await asyncio.Event().wait()  # never answered
+        return rows_of(parameters["id"])
+
+    batcher = Batcher(run)
+    abandoned = asyncio.new_event_loop()
+    stuck = abandoned.create_task(batcher.execute(READ, {"id": 1}))
+    abandoned.run_until_complete(asyncio.sleep(0.01))  # the read is out, and stays out
+    assert not stuck.done()
+    abandoned.close()
+
+    async def on_the_next_loop() -> Rows:
+        return await asyncio.wait_for(batcher.execute(READ, {"id": 2}), 5)
+
+    assert asyncio.run(on_the_next_loop()) == rows_of(2)

@@ -79,13 +79,19 @@ class Coalescer(Generic[T, R]):
     ) -> None:
         self._run = run
         self._max_batch = max_batch
+        self._loop: asyncio.AbstractEventLoop | None = None  # whose runs the state below is
         self._busy = False  # a run is out
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def __call__(self, argument: T) -> R:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:
+            # A run left out on another loop (one closed without asyncio.run's clean-up,
+            # which settles it) would never end on this one, nor answer who waits for it.
+            self._loop, self._busy, self._waiting = loop, False, []
         if self._busy:
-            future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[R] = loop.create_future()
             self._waiting.append((argument, future))
             return await future
         # Nothing out: this argument goes at once, and alone.
