@@ -20,6 +20,7 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.routing import direct_get
 from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, json_response
@@ -242,7 +243,8 @@ async def upload_document(
     return _out(view)
 
 
-@router.get(
+@direct_get(
+    router,
     "/projects/{projectId}/documents/{documentId}",
     response_model=DocumentOut,
     summary="Read a document's metadata",
@@ -250,8 +252,9 @@ async def upload_document(
 async def read_document(
     project_id: ProjectId, document_id: DocumentId, request: Request, who: PrincipalDep
 ) -> Response:
-    # The route integrations call most: one statement without a session, and an answer
-    # FastAPI need not validate a second time (bench/api_breakdown.py).
+    # The route integrations call most: served as a DirectRoute, read by one statement
+    # without a session, and answered with JSON FastAPI need not validate a second time
+    # (bench/api_breakdown.py).
     reader = state_of(request).db.statements
     view = await documents.get(reader, who=who, project_id=project_id, document_id=document_id)
     return json_response(_out(view))

@@ -1,0 +1,160 @@
+"""DirectRoute (api/routing.py): the document read, resolved by casefolio instead of FastAPI,
+answers exactly as FastAPI's own resolution of the same endpoint would.
+
+The comparison is literal: the same endpoint, also mounted as a plain APIRoute under
+another path, is asked the same questions (no token, a bad token, malformed and impossible
+ids, another project's document, a document the caller cannot see, HEAD), and both answers
+must agree in status, body and headers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import httpx
+import pytest
+from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi.routing import APIRoute
+
+from casefolio.api.deps import PrincipalDep, state_of
+from casefolio.api.ids import DocumentId, ProjectId
+from casefolio.api.routing import DirectRoute, direct_get
+from casefolio.api.v1 import documents as documents_api
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import MAX_ID
+from tests.factories import Actor, make_actor
+
+TWIN = "/twin"
+#: Headers whose values legitimately differ between two requests (budget left, time).
+VARYING = {"ratelimit-remaining", "ratelimit-reset", "date"}
+
+
+@pytest.fixture
+def twin(app: FastAPI) -> None:
+    """Mount read_document a second time, resolved by FastAPI (a plain APIRoute)."""
+    [direct] = [
+        route
+        for route in app.router.routes
+        if getattr(route, "endpoint", None) is documents_api.read_document
+    ]
+    assert isinstance(direct, DirectRoute)
+    app.router.routes.append(
+        APIRoute(
+            TWIN + direct.path,
+            documents_api.read_document,
+            methods=["GET"],
+            response_model=direct.response_model,
+        )
+    )
+
+
+def comparable(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
+    headers = {k: v for k, v in response.headers.items() if k not in VARYING}
+    body = response.json() if response.content else None
+    return response.status_code, body, headers
+
+
+async def test_the_direct_route_answers_as_fastapi_would(
+    twin: None, client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    created = await client.post(
+        "/api/v1/projects", json={"name": "Doe v Roe"}, headers=operator.headers
+    )
+    project = created.json()["id"]
+    other = (
+        await client.post("/api/v1/projects", json={"name": "Other"}, headers=operator.headers)
+    ).json()["id"]
+    uploaded = await client.post(
+        f"/api/v1/projects/{project}/documents",
+        params={"fileName": "memo.pdf"},
+        content=b"%PDF memo",
+        headers=operator.headers,
+    )
+    document = uploaded.json()["id"]
+    stranger = await make_actor(db)
+    cases: list[tuple[str, str, dict[str, str]]] = [
+        ("GET", f"/projects/{project}/documents/{document}", operator.headers),
+        ("HEAD", f"/projects/{project}/documents/{document}", operator.headers),
+        ("GET", f"/projects/{project}/documents/{document}", {}),
+        ("GET", f"/projects/{project}/documents/{document}", {"X-API-Token": "not-a-token"}),
+        ("GET", f"/projects/{project}/documents/{document}", stranger.headers),
+        ("GET", f"/projects/{other}/documents/{document}", operator.headers),
+        ("GET", f"/projects/{project}/documents/{int(document) + 1}", operator.headers),
+        ("GET", f"/projects/abc/documents/{document}", operator.headers),
+        ("GET", "/projects/0/documents/-1", operator.headers),
+        ("GET", f"/projects/{project}/documents/{MAX_ID + 1}", operator.headers),
+        ("GET", f"/projects/{project}/documents/{2**70}", {}),
+        ("GET", f"/projects/{project}/documents/1.5", operator.headers),
+    ]
+    statuses = []
+    for method, path, headers in cases:
+        direct = await client.request(method, "/api/v1" + path, headers=headers)
+        resolved = await client.request(method, TWIN + "/api/v1" + path, headers=headers)
+        assert comparable(direct) == comparable(resolved), (method, path)
+        statuses.append(direct.status_code)
+    # The cases reach every kind of answer, not only the easy ones.
+    assert statuses == [200, 200, 401, 401, 404, 404, 404, 400, 400, 400, 401, 400]
+
+
+async def test_a_bad_id_is_named_after_authentication_as_fastapi_orders_them(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    refused = await client.get("/api/v1/projects/0/documents/x", headers=operator.headers)
+    assert refused.status_code == 400
+    fields = {error["field"] for error in refused.json()["errors"]}
+    assert fields == {"projectId", "documentId"}
+    assert refused.headers["ratelimit-limit"]  # the caller was charged: authenticated first
+
+
+def test_the_direct_route_is_documented_as_declared(tmp_path: Any) -> None:
+    spec = create_app(Settings(data_dir=tmp_path)).openapi()
+    operation = spec["paths"]["/api/v1/projects/{projectId}/documents/{documentId}"]["get"]
+    assert [(p["name"], p["in"]) for p in operation["parameters"]] == [
+        ("projectId", "path"),
+        ("documentId", "path"),
+    ]
+    schema = operation["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema["$ref"].endswith("/DocumentOut")
+    assert "401" in operation["responses"]
+
+
+async def _other_dependency() -> int:
+    return 1
+
+
+async def _with_query(
+    project_id: ProjectId, who: PrincipalDep, q: Annotated[str, Query()] = ""
+) -> Response:
+    return Response()
+
+
+async def _with_other_dependency(
+    project_id: ProjectId, who: PrincipalDep, n: Annotated[int, Depends(_other_dependency)]
+) -> Response:
+    return Response()
+
+
+async def _fine(
+    project_id: ProjectId, document_id: DocumentId, request: Request, who: PrincipalDep
+) -> Response:
+    state_of(request)
+    return Response()
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "refusal"),
+    [(_with_query, "path parameters only"), (_with_other_dependency, "`authenticate` alone")],
+)
+def test_a_direct_route_refuses_what_it_would_not_resolve(endpoint: Any, refusal: str) -> None:
+    router = APIRouter()
+    with pytest.raises(TypeError, match=refusal):
+        direct_get(router, "/projects/{projectId}")(endpoint)
+
+
+def test_a_direct_route_of_the_supported_shape_is_made() -> None:
+    router = APIRouter()
+    direct_get(router, "/projects/{projectId}/documents/{documentId}")(_fine)
+    [route] = router.routes
+    assert isinstance(route, DirectRoute)
