@@ -5,8 +5,10 @@ one event loop, alternating variants round by round, and the median CPU µs per 
 reported (process time: on a shared VM, wall time also counts what the neighbours did).
 
 - bare: bench/bare_app.py's route (the api_overhead reference);
-- shaped: FastAPI doing what casefolio's route declares (middleware, aliased path
-  parameters, the request, a caller dependency, a response it builds itself) with no work;
+- shaped: FastAPI resolving what casefolio's route declares (middleware, aliased path
+  parameters, the request, a caller dependency, a response it builds itself) with no work:
+  what FastAPI's per-request resolution would cost the route, which as a DirectRoute
+  (api/routing.py) resolves its requests itself and does not pay;
 - read: the domain read alone, `documents.get` on the database's StatementReader, as the route does
   (SQLAlchemy, or on SQLite a SELECT compiled once, and the database);
 - casefolio: the whole route in the real app, token check and rate limit included;
@@ -14,8 +16,9 @@ reported (process time: on a shared VM, wall time also counts what the neighbour
   that arrive while one is out share the next round trip (db/batching.py); sequential
   calls never do, so this row is where that shows.
 
-So shaped - bare is FastAPI's cost of the route's shape, read is the database layer's, and
-casefolio - shaped - read is the rest (token, rate limit, building the answer).
+So read is the database layer's share of the whole GET, casefolio - bare - read the rest
+(middleware, the route's own resolution, token, rate limit, building the answer), and
+shaped - bare what FastAPI's resolution of the same shape would add to a bare route.
 """
 
 from __future__ import annotations
@@ -149,14 +152,13 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
         log(f"in-process: {rounds} rounds of {calls} calls per variant")
         us = asyncio.run(_breakdown(inst.env(), path, inst.token, calls, rounds))
     result.details["us_per_call"] = us
-    rest = us["casefolio"] - us["shaped"] - us["read"]
+    rest = us["casefolio"] - us["bare"] - us["read"]
     rows = [
         ("in-process GET, µs/request", us["casefolio"], "bare"),
         ("in-process GET, 16 at once, µs/request", us["together"], "bare"),
-        ("FastAPI with casefolio's route shape, no work", us["shaped"], "bare"),
+        ("FastAPI resolving the route's shape, no work", us["shaped"], "bare"),
         ("share: documents.get on the statement reader (database layer)", us["read"], "casefolio"),
-        ("share: route shape (FastAPI)", us["shaped"], "casefolio"),
-        ("share: the rest (token, rate limit, answer)", rest, "casefolio"),
+        ("share: the rest beyond bare (routing, token, rate limit, answer)", rest, "casefolio"),
     ]
     labels = {"bare": "bare FastAPI", "casefolio": "whole GET"}
     for metric, value, reference in rows:

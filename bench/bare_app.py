@@ -37,12 +37,13 @@ async def _caller(request: Request) -> str:
 
 
 def create_shaped_app(document: dict[str, Any]) -> FastAPI:
-    """FastAPI doing what casefolio's route declares, and no work: the same ASGI middleware,
-    aliased path parameters, the request, an async caller dependency, a response model it
-    documents but does not validate (the handler returns its prebuilt JSON response), and
-    the first place among the app's routes.
+    """FastAPI resolving what casefolio's route declares, and no work: the same ASGI
+    middleware, aliased path parameters, the request, an async caller dependency, a response
+    model it documents but does not validate (the handler returns its prebuilt JSON
+    response), and the first place among the app's routes.
 
-    bench/api_breakdown.py measures it in-process, to show FastAPI's share of a GET.
+    bench/api_breakdown.py measures it in-process: what FastAPI's per-request resolution
+    would cost the route, which casefolio serves as a DirectRoute (api/routing.py) instead.
     """
     # Imported here: the bare app above must not pay for importing casefolio.
     from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
