@@ -6,12 +6,14 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from casefolio.config import Settings
 from casefolio.db import migrate
+from casefolio.db.engine import Database
 from tests.conftest import PG_ADMIN_URL, _admin_execute
 
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -48,3 +50,22 @@ async def drop_connections(settings: Settings) -> int:
             return len(dropped.all())
     finally:
         await admin.dispose()
+
+
+async def hold_at_once(db: Database, count: int) -> None:
+    """Hold `count` read sessions at once, each having run a statement (so each holds a
+    connection), and then close them all: the pool keeps up to `count` connections."""
+    all_in, holding = anyio.Event(), 0
+
+    async def hold() -> None:
+        nonlocal holding
+        async with db.read() as session:
+            await session.execute(text("SELECT 1"))
+            holding += 1
+            if holding == count:
+                all_in.set()
+            await all_in.wait()
+
+    async with anyio.create_task_group() as tasks:
+        for _ in range(count):
+            tasks.start_soon(hold)

@@ -18,7 +18,7 @@ from sqlalchemy import event, text
 
 from casefolio.app import create_app
 from casefolio.config import Settings
-from tests.db.conftest import drop_connections
+from tests.db.conftest import drop_connections, hold_at_once
 from tests.factories import make_actor, switch_api
 
 
@@ -80,24 +80,10 @@ async def test_concurrent_requests_reuse_pooled_connections(app: FastAPI) -> Non
         nonlocal opened
         opened += 1
 
-    async def hold(started: list[None], all_in: anyio.Event, release: anyio.Event) -> None:
-        async with db.read() as session:
-            await session.execute(text("SELECT 1"))
-            started.append(None)
-            if len(started) == 16:
-                all_in.set()
-            await release.wait()
-
     event.listen(db.engine.sync_engine, "connect", count)
     try:
         for _ in range(3):
-            started: list[None] = []
-            all_in, release = anyio.Event(), anyio.Event()
-            async with anyio.create_task_group() as tasks:
-                for _ in range(16):
-                    tasks.start_soon(hold, started, all_in, release)
-                await all_in.wait()
-                release.set()
+            await hold_at_once(db, 16)
     finally:
         event.remove(db.engine.sync_engine, "connect", count)
     assert opened == 16

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from casefolio.app import create_app
 from casefolio.config import Settings
+from tests.db.conftest import hold_at_once
 from tests.factories import Actor, make_actor, switch_api
 
 TIMEOUT = 0.5
@@ -154,19 +155,7 @@ async def a_document_and_a_full_pool(client: httpx.AsyncClient, app: FastAPI) ->
     )
     assert uploaded.status_code == 201, uploaded.text
     db = app.state.casefolio.db
-    all_in, sessions = anyio.Event(), []
-
-    async def hold() -> None:
-        async with db.read() as session:
-            await session.execute(text("SELECT 1"))
-            sessions.append(session)
-            if len(sessions) == 4:
-                all_in.set()
-            await all_in.wait()
-
-    async with anyio.create_task_group() as tasks:
-        for _ in range(4):
-            tasks.start_soon(hold)
+    await hold_at_once(db, 4)
     assert db.engine.sync_engine.pool.checkedin() == 4
     return f"/projects/{project}/documents/{uploaded.json()['id']}"
 
