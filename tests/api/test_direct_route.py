@@ -16,6 +16,7 @@ import pytest
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
 from fastapi.routing import APIRoute
 
+from casefolio.api.auth import authenticate
 from casefolio.api.deps import PrincipalDep, state_of
 from casefolio.api.ids import DocumentId, ProjectId
 from casefolio.api.routing import DirectRoute, direct_get
@@ -151,6 +152,22 @@ def test_a_direct_route_refuses_what_it_would_not_resolve(endpoint: Any, refusal
     router = APIRouter()
     with pytest.raises(TypeError, match=refusal):
         direct_get(router, "/projects/{projectId}")(endpoint)
+
+
+async def _unnamed_caller(project_id: ProjectId) -> Response:
+    return Response(str(project_id))
+
+
+async def test_a_caller_required_by_the_routes_dependencies_alone_is_still_authenticated(
+    app: FastAPI, client: httpx.AsyncClient, operator: Actor
+) -> None:
+    router = APIRouter()
+    direct_get(router, "/probe/{projectId}", dependencies=[Depends(authenticate)])(_unnamed_caller)
+    app.router.routes[:0] = router.routes
+    assert (await client.get("/probe/7")).status_code == 401
+    answered = await client.get("/probe/7", headers=operator.headers)
+    assert answered.status_code == 200 and answered.text == "7"
+    assert answered.headers["ratelimit-limit"]
 
 
 def test_a_direct_route_of_the_supported_shape_is_made() -> None:

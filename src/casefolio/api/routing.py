@@ -91,6 +91,9 @@ class DirectRoute(APIRoute):
         others = [sub for sub in dependant.dependencies if sub.call is not authenticate]
         if dependant.body_params or others:
             raise TypeError(f"{self.path}: a DirectRoute depends on `authenticate` alone")
+        # Every dependency is `authenticate` (above), named as a parameter or not (a route's
+        # `dependencies=[...]`): with any at all, the caller is authenticated, once.
+        authenticates = bool(dependant.dependencies)
         callers = [sub.name for sub in dependant.dependencies if sub.name]
         request_name = dependant.request_param_name
         hints = get_type_hints(endpoint, include_extras=True)
@@ -106,7 +109,7 @@ class DirectRoute(APIRoute):
 
         async def handle(request: Request) -> Response:
             values: dict[str, Any] = {}
-            if callers:
+            if authenticates:
                 caller = await authenticate(request)
                 values.update(dict.fromkeys(callers, caller))
             errors: list[Any] = []
