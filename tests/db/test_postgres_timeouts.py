@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 
 import anyio
 import httpx
@@ -21,8 +22,10 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
+from typer.testing import CliRunner
 
 from casefolio.app import create_app
+from casefolio.cli import app as cli
 from casefolio.config import Settings
 from tests.db.conftest import hold_at_once
 from tests.factories import Actor, make_actor, switch_api
@@ -255,3 +258,24 @@ async def test_a_server_that_cannot_be_reached_answers_503(
     with anyio.fail_after(HANG_GUARD):
         down = await client.get("/projects")
     assert_unavailable(down, "cannot be reached; nothing was changed")
+
+
+async def test_a_command_whose_statement_times_out_is_a_red_line_and_exit_code_1(
+    pg_settings: Settings,
+) -> None:
+    env = {
+        "CASEFOLIO_DATA_DIR": str(pg_settings.data_dir),
+        "CASEFOLIO_DATABASE_URL": pg_settings.effective_database_url,
+        "CASEFOLIO_DATABASE_STATEMENT_TIMEOUT_SECONDS": str(TIMEOUT),
+    }
+    create = partial(
+        CliRunner().invoke, cli, ["users", "create", "--email", "a@example.com", "--name", "A"]
+    )
+    async with holding(pg_settings, "LOCK TABLE users IN ACCESS EXCLUSIVE MODE"):
+        with anyio.fail_after(HANG_GUARD):
+            # In a thread: the command runs an event loop of its own.
+            blocked = await anyio.to_thread.run_sync(partial(create, env=env))
+    assert blocked.exit_code == 1, blocked.output
+    assert "did not answer within 0.5 seconds; nothing was changed" in blocked.output
+    created = await anyio.to_thread.run_sync(partial(create, env=env))
+    assert created.exit_code == 0, created.output

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db import migrate
-from casefolio.db.engine import Database
+from casefolio.db.engine import Database, DatabaseUnavailable
 from casefolio.domain.errors import DomainError
 
 T = TypeVar("T")
@@ -42,9 +42,13 @@ async def transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run async command work; domain errors become a red line and exit code 1."""
+    """Run async command work; domain errors, and a database that cannot be reached or did
+    not answer in time, become a red line and exit code 1."""
     try:
         return anyio.run(work)
     except DomainError as exc:
         err_console.print(f"[red]{exc.message}[/red]")
+        raise typer.Exit(1) from exc
+    except DatabaseUnavailable as exc:
+        err_console.print(f"[red]{exc.detail}[/red]")
         raise typer.Exit(1) from exc
