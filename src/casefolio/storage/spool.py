@@ -76,7 +76,7 @@ class _TempWriter:
 
     def write(self, data: bytes) -> None:
         self._hash.update(data)  # hashlib releases the GIL on large buffers
-        if self._fd < 0 and self.size + len(data) <= self._hold:
+        if self.holds([data]):
             self._held.append(data)
         else:
             if self._fd < 0:
