@@ -100,3 +100,10 @@ def test_operation_ids_are_tag_and_handler_name(spec: dict) -> None:  # type: ig
         for method, operation in operations.items():
             tag = operation["tags"][0]
             assert operation["operationId"].startswith(f"{tag}-"), f"{method} {path}"
+
+
+def test_the_503_answer_is_described_for_both_databases(spec: dict) -> None:  # type: ignore[type-arg]
+    operation = spec["paths"]["/api/v1/projects/{projectId}/documents/{documentId}"]["get"]
+    described = operation["responses"]["503"]["description"]
+    assert "SQLite" in described and "PostgreSQL" in described
+    assert "statement timeout" in described

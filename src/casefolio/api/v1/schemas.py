@@ -55,7 +55,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         403: "Not allowed, or the integrations API is switched off.",
         404: "Unknown, or not visible to the token's owner.",
         429: "Rate limit exceeded; see Retry-After.",
-        503: "SQLite only: another process held the write lock too long; nothing was changed."
-        " Retry after Retry-After.",
+        503: "The database was unavailable: on SQLite another process held the write lock"
+        " too long; on PostgreSQL the connection was lost, the server refused connections,"
+        " or a statement outlasted the statement timeout. The detail says whether anything"
+        " was changed. Retry after Retry-After.",
     }.items()
 }
