@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from casefolio import __version__
-from casefolio.api import errors, openapi, v1, v3
+from casefolio.api import errors, health, openapi, v1, v3
 from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.api.routing import operation_id
@@ -17,6 +18,7 @@ from casefolio.api.state import AppState
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.storage import open_blob_store
+from casefolio.web import install as install_pages
 
 DESCRIPTION = """\
 casefolio is a document store for legal case work.
@@ -62,21 +64,27 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
             await state.blobs.close()
             await state.db.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc load their scripts from the installed package, not a CDN, so
+    # /docs works offline and inside office networks.
+    app = FastAPIOffline(
         title="casefolio",
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/v1/openapi.json",
         docs_url="/docs",
-        redoc_url=None,
+        redoc_url="/redoc",
+        static_url="/docs/assets",
+        swagger_ui_parameters={"validatorUrl": None},
         lifespan=lifespan,
         generate_unique_id_function=operation_id,
-        openapi_tags=[{"name": tag} for tag in [*v1.TAGS, *v3.TAGS]],
+        openapi_tags=[{"name": tag} for tag in [*v1.TAGS, *v3.TAGS, *health.TAGS]],
     )
     errors.install(app)
     openapi.install(app)
     v1.install(app)
     v3.install(app)
+    health.install(app)
+    install_pages(app)
     # Last added runs first: HEAD is rewritten before anything else sees the request.
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(HeadAsGet)
