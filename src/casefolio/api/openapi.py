@@ -6,8 +6,31 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from fastapi.routing import APIRoute
+from starlette.routing import BaseRoute
+
+from casefolio.api.routing import authenticates
 
 PROBLEM_JSON = "application/problem+json"
+# How a token may be sent (api/auth.py reads all three); /docs offers each under Authorize.
+SECURITY_SCHEMES: dict[str, dict[str, str]] = {
+    "apiToken": {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Token",
+        "description": "An API token (from `casefolio init` or `casefolio tokens create`).",
+    },
+    "bearer": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The same token as `Authorization: Bearer <token>`.",
+    },
+    "apikeyBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "OpenProject's way, for /api/v3: user name `apikey`, the token as password.",
+    },
+}
 
 
 def install(app: FastAPI) -> None:
@@ -23,6 +46,7 @@ def install(app: FastAPI) -> None:
                 tags=app.openapi_tags,
             )
             _describe_errors(schema)
+            _declare_security(schema, app.routes)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -43,3 +67,22 @@ def _describe_errors(schema: dict[str, Any]) -> None:
                     content[PROBLEM_JSON] = content.pop("application/json")
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+def _declare_security(schema: dict[str, Any], routes: list[BaseRoute]) -> None:
+    """Declare the token schemes, and on each operation that authenticates, which it takes:
+    any one of them (OpenAPI's list of alternatives); Basic only on /api/v3."""
+    schema.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+    paths = schema.get("paths", {})
+    for route in routes:
+        if not (isinstance(route, APIRoute) and route.include_in_schema):
+            continue
+        if not authenticates(route.dependant):
+            continue
+        schemes = ["apiToken", "bearer"]
+        if route.path_format.startswith("/api/v3"):
+            schemes.append("apikeyBasic")
+        for method in route.methods or ():
+            operation = paths.get(route.path_format, {}).get(method.lower())
+            if operation is not None:
+                operation["security"] = [{name: []} for name in schemes]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -107,3 +109,37 @@ def test_the_503_answer_is_described_for_both_databases(spec: dict) -> None:  # 
     described = operation["responses"]["503"]["description"]
     assert "SQLite" in described and "PostgreSQL" in described
     assert "statement timeout" in described
+
+
+async def test_docs_load_every_asset_from_this_server(client: httpx.AsyncClient) -> None:
+    """Swagger UI and ReDoc come from the installed package: /docs works without internet."""
+    for page in ("/docs", "/redoc"):
+        html = (await client.get(page)).text
+        assets = re.findall(r'(?:src|href)=["\']([^"\']+)["\']', html)
+        assert assets, page
+        for url in assets:
+            assert url.startswith("/docs/assets/"), f"{page} loads {url}"
+            served = await client.get(url)
+            assert served.status_code == 200 and len(served.content) > 1000, url
+        assert "fonts.googleapis" not in html and "cdn." not in html, page
+
+
+def test_authenticated_operations_declare_the_token_schemes(spec: dict) -> None:  # type: ignore[type-arg]
+    schemes = spec["components"]["securitySchemes"]
+    assert schemes["apiToken"] == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Token",
+        "description": schemes["apiToken"]["description"],
+    }
+    assert schemes["bearer"]["scheme"] == "bearer"
+    assert schemes["apikeyBasic"]["scheme"] == "basic"
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            declared = [name for option in operation.get("security", []) for name in option]
+            if path == "/health":
+                assert declared == [], "the health check needs no token"
+            elif path.startswith("/api/v3"):
+                assert declared == ["apiToken", "bearer", "apikeyBasic"], f"{method} {path}"
+            else:
+                assert declared == ["apiToken", "bearer"], f"{method} {path}"
