@@ -64,15 +64,15 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
             await state.blobs.close()
             await state.db.close()
 
-    # Swagger UI and ReDoc load their scripts from the installed package, not a CDN, so
-    # /docs works offline and inside office networks.
+    # Swagger UI loads its scripts from the installed package, not a CDN, so /docs works
+    # offline and inside office networks. No ReDoc: its page fetches a logo from its CDN.
     app = FastAPIOffline(
         title="casefolio",
         version=__version__,
         description=DESCRIPTION,
         openapi_url="/api/v1/openapi.json",
         docs_url="/docs",
-        redoc_url="/redoc",
+        redoc_url=None,
         static_url="/docs/assets",
         swagger_ui_parameters={"validatorUrl": None},
         lifespan=lifespan,

@@ -17,7 +17,7 @@ async def test_root_is_a_landing_page_linking_docs_schema_and_health(
     assert page.headers["content-type"].startswith("text/html")
     assert f"Version {__version__}" in page.text
     links = set(re.findall(r'href="([^"]+)"', page.text))
-    assert {"/docs", "/redoc", "/api/v1/openapi.json", "/health"} <= links
+    assert {"/docs", "/api/v1/openapi.json", "/health"} <= links
     for link in links:
         followed = await client.get(link)
         # /api/v3 is linked as the dialect's root: it asks for a token, as it says.

@@ -1,7 +1,7 @@
 """Pages for people, served next to the APIs: for now the landing page at `/`.
 
 The web interface grows here (DESIGN.md's `web/`); the interactive API docs come from
-fastapi-offline, which serves Swagger UI and ReDoc from the installed package (app.py).
+fastapi-offline, which serves Swagger UI from the installed package (app.py).
 """
 
 from __future__ import annotations
