@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import time
-
 from casefolio.api.credentials import CredentialCache
 from casefolio.domain.principal import Principal
 
@@ -9,11 +7,13 @@ WHO = Principal(user_id=1, email="a@example.com", name="A", is_operator=False, t
 
 
 def test_remembered_only_until_the_ttl() -> None:
-    cache = CredentialCache(ttl=0.05)
+    now = [100.0]
+    cache = CredentialCache(ttl=2.0, clock=lambda: now[0])
     cache.put("h", WHO, api_enabled=True)
+    now[0] += 2.0
     entry = cache.get("h")
     assert entry is not None and entry.principal == WHO and entry.api_enabled
-    time.sleep(0.06)
+    now[0] += 0.001
     assert cache.get("h") is None
 
 

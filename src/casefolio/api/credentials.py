@@ -10,6 +10,7 @@ token, or miss a settings change, for up to TTL seconds. This process forgets at
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from casefolio.domain.principal import Principal
@@ -26,21 +27,27 @@ class Verified:
 
 
 class CredentialCache:
-    def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
+    def __init__(
+        self,
+        ttl: float = TTL_SECONDS,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._ttl = ttl
         self._max = max_entries
+        self._clock = clock
         self._entries: dict[str, Verified] = {}
 
     def get(self, secret_hash: str) -> Verified | None:
         entry = self._entries.get(secret_hash)
-        if entry is None or entry.expires < time.monotonic():
+        if entry is None or entry.expires < self._clock():
             return None
         return entry
 
     def put(self, secret_hash: str, principal: Principal, api_enabled: bool) -> None:
         if len(self._entries) >= self._max:
             self._entries.clear()  # crude, but bounded; a cold cache is only slower
-        self._entries[secret_hash] = Verified(principal, api_enabled, time.monotonic() + self._ttl)
+        self._entries[secret_hash] = Verified(principal, api_enabled, self._clock() + self._ttl)
 
     def clear(self) -> None:
         self._entries.clear()

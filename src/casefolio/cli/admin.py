@@ -7,11 +7,12 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from casefolio.api.credentials import TTL_SECONDS
 from casefolio.cli._common import console, load_settings, run, transaction
 from casefolio.domain import system, tokens, users
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 
-users_app = typer.Typer(help="Create and list users.", no_args_is_help=True)
+users_app = typer.Typer(help="Create, list, deactivate and reactivate users.", no_args_is_help=True)
 tokens_app = typer.Typer(help="Create, list and revoke API tokens.", no_args_is_help=True)
 
 
@@ -113,6 +114,44 @@ def list_users() -> None:
     for row in run(work):
         table.add_row(*row)
     console.print(table)
+
+
+@users_app.command("deactivate")
+def deactivate_user(
+    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
+) -> None:
+    """Deactivate a user: their tokens answer 401 until `reactivate`; nothing is deleted."""
+    _set_active(email, active=False)
+
+
+@users_app.command("reactivate")
+def reactivate_user(
+    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
+) -> None:
+    """Reactivate a user: their tokens (those not revoked or expired) work again."""
+    _set_active(email, active=True)
+
+
+def _set_active(email: str, *, active: bool) -> None:
+    settings = load_settings()
+
+    async def work() -> tuple[str, bool]:
+        async with transaction(settings) as session:
+            user = await users.get_by_email(session, email=email)
+            was = user.active
+            await users.set_active(session, who=None, user_id=user.id, active=active)
+            return user.email, was
+
+    address, was = run(work)
+    if was == active:
+        console.print(f"{address} was already {'active' if active else 'deactivated'}.")
+    elif active:
+        console.print(f"{address} is active again; their tokens work.")
+    else:
+        console.print(
+            f"{address} is deactivated; their tokens answer 401 (on running servers within "
+            f"{TTL_SECONDS:g} seconds)."
+        )
 
 
 @tokens_app.command("create")

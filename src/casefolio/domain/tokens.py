@@ -22,6 +22,7 @@ SECRET_PREFIX = "cf_"
 # read a write, which serialises SQLite. Once a minute per token is plenty.
 LAST_USED_RESOLUTION = timedelta(minutes=1)
 INVALID_TOKEN = "The provided API token is invalid."
+USER_DEACTIVATED = "The provided API token's user is deactivated."
 #: The largest rate limit a token holds (a 32-bit column): about 2 billion requests/minute.
 MAX_RATE_LIMIT = 2**31 - 1
 
@@ -95,7 +96,7 @@ async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal
     if token.expires_at is not None and token.expires_at <= now:
         raise Unauthenticated("The provided API token has expired.")
     if not user.active:
-        raise Unauthenticated("The user of this API token is deactivated.")
+        raise Unauthenticated(USER_DEACTIVATED)
     principal = Principal(
         user_id=user.id,
         email=user.email,

@@ -9,8 +9,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
+from casefolio.domain import access
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.principal import Principal
 
 
 @dataclass(frozen=True)
@@ -76,3 +78,25 @@ async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> lis
         created.append(user)
     await session.flush()
     return created
+
+
+async def set_active(
+    session: AsyncSession, *, who: Principal | None, user_id: int, active: bool
+) -> User:
+    """Deactivate or reactivate a user; `who` None is the local administrator (CLI).
+
+    A deactivated user's tokens answer 401 (domain/tokens.authenticate) and come back with
+    reactivation. Users are never deleted: documents and versions keep their author.
+    """
+    if who is not None:
+        access.require_operator(who, "deactivate or reactivate users")
+        if who.user_id == user_id and not active:
+            # It would lock the caller out with the very token that made the request.
+            raise Conflict(
+                "You cannot deactivate yourself; another operator can, or "
+                "`casefolio users deactivate` on the server."
+            )
+    user = await get(session, user_id=user_id)
+    user.active = active
+    await session.flush()
+    return user

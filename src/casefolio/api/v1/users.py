@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import Query, Request, Response
 from pydantic import Field
 
+from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.routing import v1_router
+from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.domain import access, users
 from casefolio.domain.roles import ROLES
@@ -77,6 +78,40 @@ async def read_user(
     user_id: Annotated[int, path_id("userId")], session: SessionDep, _: PrincipalDep
 ) -> UserOut:
     return UserOut.model_validate(await users.get(session, user_id=user_id))
+
+
+class UserUpdate(ApiModel):
+    # Strict: pydantic would read "no" or 0 as false and deactivate someone by accident.
+    active: bool | None = Field(
+        default=None,
+        strict=True,
+        description="false deactivates the user: their tokens answer 401 until reactivated.",
+    )
+
+
+@patch_route(
+    router,
+    "/user/id/{userId}",
+    response_model=UserOut,
+    summary="Deactivate or reactivate a user (operators only)",
+)
+async def update_user(
+    request: Request,
+    user_id: Annotated[int, path_id("userId")],
+    body: UserUpdate,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> UserOut:
+    access.require_operator(who, "change users")
+    user = await users.get(session, user_id=user_id)
+    if body.active is not None:
+        user = await users.set_active(session, who=who, user_id=user_id, active=body.active)
+    out = UserOut.model_validate(user)
+    # Committed before this process forgets its remembered tokens: a request in between
+    # must not remember the user as they were.
+    await session.commit()
+    forget_credentials(request)
+    return out
 
 
 @router.get("/user/byemail", response_model=UserOut, summary="Read a user by e-mail address")
