@@ -169,8 +169,12 @@ def install(app: FastAPI) -> None:
             detail = f"There is no resource at {request.url.path}."
         headers = dict(exc.headers) if exc.headers else None
         if exc.status_code == 405:
+            allowed = _allowed_methods(request)
             detail = f"{request.method} is not allowed on {request.url.path}."
-            headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+            if request.method == "PUT" and "POST" in allowed.split(", "):
+                # `curl -T file` sends PUT: the usual way to land here with an upload.
+                detail += " Use POST (with curl: -X POST -T file, or --data-binary @file)."
+            headers = {**(headers or {}), "Allow": allowed}
         problem = Problem(
             exc.status_code,
             title,

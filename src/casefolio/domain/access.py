@@ -178,10 +178,9 @@ def _require_role(
     if role is None:
         raise NotFound(f"Project {project_id} not found.")
     if capability not in role.capabilities:
-        raise Forbidden(
-            message
-            or f"Your role on project {project_id} ({role.name}) does not include {capability}."
-        )
+        missing = f"Your role on project {project_id} ({role.name}) does not include {capability}."
+        # A caller's own sentence (the seed's, for deletes) still names what is missing.
+        raise Forbidden(f"{message}. {missing}" if message else missing)
 
 
 def require_download_allowed(project: Project) -> None:

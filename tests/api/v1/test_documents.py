@@ -304,7 +304,10 @@ async def test_move_update_and_delete(client: httpx.AsyncClient, matter: Matter)
         matter.url(f"/documents/{doc['id']}"), headers=matter.writer.headers
     )
     assert refused.status_code == 403
-    assert refused.json()["detail"] == "You do not have permission to delete this file"
+    assert refused.json()["detail"] == (
+        "You do not have permission to delete this file. "
+        f"Your role on project {matter.id} (Read Write) does not include documents.delete."
+    )
     deleted = await client.delete(
         matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers
     )
@@ -342,7 +345,10 @@ async def test_version_delete_rules(client: httpx.AsyncClient, matter: Matter) -
         matter.url(f"/documents/{doc['id']}/versions/{only}"), headers=matter.writer.headers
     )
     assert forbidden.status_code == 403
-    assert forbidden.json()["detail"] == "You do not have permission to delete this file"
+    assert forbidden.json()["detail"] == (
+        "You do not have permission to delete this file. "
+        f"Your role on project {matter.id} (Read Write) does not include documents.delete."
+    )
     versions = (
         await client.get(
             matter.url(f"/documents/{doc['id']}/versions"), headers=matter.reader.headers
@@ -530,3 +536,19 @@ async def test_documents_of_another_project_are_invisible(
         matter.url(f"/documents/{doc['id']}"), headers=matter.outsider.headers
     )
     assert outsider.status_code == 404
+
+
+async def test_deleting_as_read_only_keeps_the_seeds_sentence_and_names_the_capability(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    doc = (await upload(client, matter, b"kept")).json()
+    refused = await client.delete(
+        matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers
+    )
+    assert refused.status_code == 403
+    assert refused.json()["detail"] == (
+        "You do not have permission to delete this file. "
+        f"Your role on project {matter.id} (Read Only) does not include documents.delete."
+    )
+    kept = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert kept.status_code == 200 and kept.json()["currentVersion"]["size"] == 4

@@ -195,3 +195,22 @@ async def test_two_app_instances_share_one_budget_through_redis(
         last = await b.get("/api/v1/roles", headers=actor.headers)
     assert statuses == [200, 200, 200, 200, 429, 429]
     assert last.headers["RateLimit-Remaining"] == "0"
+
+
+async def test_put_where_only_post_uploads_says_to_use_post(
+    client: httpx.AsyncClient, member: Actor
+) -> None:
+    """`curl -T file URL` sends PUT; the raw upload is a POST, and the 405 says so."""
+    raw = await client.put(
+        "/api/v1/projects/1/documents?fileName=big.pdf",
+        content=b"%PDF",
+        headers={**member.headers, "Content-Type": "application/pdf"},
+    )
+    assert raw.status_code == 405
+    assert raw.headers["allow"] == "GET, HEAD, POST"
+    assert raw.json()["detail"] == (
+        "PUT is not allowed on /api/v1/projects/1/documents. "
+        "Use POST (with curl: -X POST -T file, or --data-binary @file)."
+    )
+    roles = await client.put("/api/v1/roles", headers=member.headers)
+    assert "Use POST" not in roles.json()["detail"]
