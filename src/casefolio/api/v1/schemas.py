@@ -51,7 +51,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
     status: {"model": Problem, "description": text}
     for status, text in {
         400: "Bad input: invalid JSON, wrong types, bad timestamp or id format.",
-        401: "Missing, unknown, revoked or expired API token.",
+        401: "Missing, unknown, revoked or expired API token, or its user is deactivated.",
         403: "Not allowed, or the integrations API is switched off.",
         404: "Unknown, or not visible to the token's owner.",
         429: "Rate limit exceeded; see Retry-After.",

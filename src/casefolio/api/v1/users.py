@@ -12,7 +12,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import ApiModel, Problem, Timestamp, WireId
 from casefolio.domain import access, users
 from casefolio.domain.roles import ROLES
 
@@ -94,6 +94,7 @@ class UserUpdate(ApiModel):
     "/user/id/{userId}",
     response_model=UserOut,
     summary="Deactivate or reactivate a user (operators only)",
+    responses={409: {"model": Problem, "description": "Operators cannot deactivate themselves."}},
 )
 async def update_user(
     request: Request,
