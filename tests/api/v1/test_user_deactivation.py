@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from casefolio.api.credentials import TTL_SECONDS, CredentialCache
 from casefolio.app import create_app
 from casefolio.config import Settings
+from tests.api.v1.conftest import Matter, upload
 from tests.factories import Actor
 
 DEACTIVATED = "The provided API token's user is deactivated."
@@ -135,3 +136,20 @@ async def test_another_process_refuses_within_the_credential_cache_window(
         assert on.status_code == 200
         # A refusal is not remembered: the other process accepts the token again at once.
         assert (await other.get("/api/v1/users", headers=member.headers)).status_code == 200
+
+
+async def test_a_deactivated_users_documents_keep_their_author(
+    client: httpx.AsyncClient, operator: Actor, matter: Matter
+) -> None:
+    filed = await upload(client, matter)
+    assert filed.status_code == 201, filed.text
+    document = matter.url(f"/documents/{filed.json()['id']}")
+    off = await client.patch(
+        f"/api/v1/user/id/{matter.writer.user_id}", json={"active": False}, headers=operator.headers
+    )
+    assert off.status_code == 200
+    assert (await client.get(document, headers=matter.writer.headers)).status_code == 401
+    read = await client.get(document, headers=matter.reader.headers)
+    assert read.status_code == 200
+    assert read.json()["createdBy"] == str(matter.writer.user_id)
+    assert read.json()["currentVersion"]["createdBy"] == str(matter.writer.user_id)
