@@ -66,7 +66,7 @@ def test_dry_run_lists_orphans_and_deletes_nothing(
     out = " ".join(result.output.split())
     assert f"would remove blob {_sha(b'old orphan')}" in out
     assert "would remove staging file upload-stale.part" in out
-    assert "Would remove 1 orphan blob(s) and 1 staging file(s)" in out
+    assert "Would remove 0 unclaimed attachment(s), 1 orphan blob(s) and 1 staging file(s)" in out
     assert all(p.exists() for p in paths.values())
 
 
