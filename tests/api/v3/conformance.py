@@ -12,7 +12,7 @@ import re
 from collections.abc import Awaitable, Callable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from jsonschema import Draft202012Validator, FormatChecker
@@ -88,7 +88,19 @@ def _resources(payload: Any) -> Iterator[dict[str, Any]]:
                 yield from _resources(value)
 
 
-def check_v3_response(method: str, path: str, response: httpx.Response) -> bool:
+class ReadResponse(Protocol):
+    """What the check reads: an httpx or a requests response whose body has been read."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def headers(self) -> Any: ...
+    def json(self) -> Any: ...
+
+
+def check_v3_response(method: str, path: str, response: ReadResponse) -> bool:
     """Validate one /api/v3 response (already read); return whether it had a JSON body.
     Errors must be OpenProject Error objects; a bodiless answer (204, HEAD, 304) or a
     download passes."""
@@ -132,3 +144,29 @@ def v3_response_hook(
             checked.append((request.method, path, response.status_code))
 
     return conforms
+
+
+class ConformingTransport(httpx.HTTPTransport):
+    """For clients of a real server that take an httpx transport (openproject-cli): checks
+    each /api/v3 response with a JSON or error body as it arrives; downloads pass untouched.
+    `checked` lists (method, path, status) of what was checked."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.checked: list[tuple[str, str, int]] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        path = request.url.path
+        content_type = response.headers.get("content-type", "")
+        if not path.startswith("/api/v3") or request.method == "HEAD":
+            return response
+        if "json" not in content_type and response.status_code < 400:
+            return response
+        content = response.read()
+        response.close()
+        if check_v3_response(request.method, path, response):
+            self.checked.append((request.method, path, response.status_code))
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=content, request=request
+        )

@@ -10,9 +10,12 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import requests
 from openproject_cli.client import Client
 from openproject_cli.config import Config
 from openproject_cli.errors import AuthError, NotFoundError
@@ -23,6 +26,7 @@ from pyopenproject.openproject import OpenProject
 
 from casefolio.config import Settings
 from tests import servers
+from tests.api.v3.conformance import ConformingTransport, check_v3_response
 
 
 @pytest.fixture
@@ -69,7 +73,8 @@ def _seed(base_url: str, token: str) -> tuple[int, list[int]]:
 def test_openproject_cli_client_works_unchanged(served: tuple[str, str], tmp_path: Path) -> None:
     base_url, token = served
     project_id, ids = _seed(base_url, token)
-    client = Client(Config(base_url=base_url, token=token, max_retries=0))
+    conforming = ConformingTransport()
+    client = Client(Config(base_url=base_url, token=token, max_retries=0), transport=conforming)
     try:
         assert client.current_user()["name"] == "Olivia Operator"
 
@@ -117,14 +122,37 @@ def test_openproject_cli_client_works_unchanged(served: tuple[str, str], tmp_pat
     finally:
         client.close()
 
-    stranger = Client(Config(base_url=base_url, token="cf_not-a-token", max_retries=0))
+    stranger = Client(
+        Config(base_url=base_url, token="cf_not-a-token", max_retries=0),
+        transport=ConformingTransport(),
+    )
     with pytest.raises(AuthError, match="correct credentials"):
         stranger.get_json("documents")
     stranger.close()
+    assert ("GET", f"/api/v3/documents/{ids[1]}", 200) in conforming.checked
+    assert ("GET", "/api/v3/documents/999999", 404) in conforming.checked
+
+
+@pytest.fixture
+def checked_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """pyopenproject opens a requests.Session per call: each /api/v3 response it receives is
+    checked against the schemas as it arrives. Returns what was checked."""
+    checked: list[str] = []
+    send = requests.Session.send
+
+    def conforming_send(self: requests.Session, request: Any, **kwargs: Any) -> Any:
+        response = send(self, request, **kwargs)
+        path = urlsplit(request.url).path
+        if path.startswith("/api/v3") and check_v3_response(request.method, path, response):
+            checked.append(f"{request.method} {path} {response.status_code}")
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", conforming_send)
+    return checked
 
 
 def test_pyopenproject_creates_an_attachment_a_document_then_claims(
-    served: tuple[str, str], tmp_path: Path
+    served: tuple[str, str], tmp_path: Path, checked_requests: list[str]
 ) -> None:
     base_url, token = served
     _, ids = _seed(base_url, token)
@@ -160,3 +188,5 @@ def test_pyopenproject_creates_an_attachment_a_document_then_claims(
     stranger = OpenProject(url=base_url, api_key="cf_not-a-token").get_attachment_service()
     with pytest.raises(BusinessError):
         stranger.find(created)
+    assert "POST /api/v3/attachments 201" in checked_requests
+    assert f"GET /api/v3/attachments/{created.id} 401" in checked_requests
