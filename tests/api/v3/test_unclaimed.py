@@ -155,7 +155,7 @@ async def test_claims_follow_the_usual_access_rules_and_change_nothing_when_refu
     assert (await _claim(client, doc_id, matter.outsider, outsiders)).status_code == 404
     # nobody claims another user's upload, nor one that does not exist: 422 naming attachments
     for ids in ((readers,), (writers, outsiders), (999_999,)):
-        refused = await _claim(client, doc_id, matter.admin, *ids)
+        refused = await _claim(client, doc_id, matter.admin, *ids, title="Must not stick")
         assert refused.status_code == 422, (ids, refused.text)
         assert refused.json()["errorIdentifier"].endswith("PropertyConstraintViolation")
         assert refused.json()["_embedded"]["details"]["attribute"] == "attachments"
@@ -168,6 +168,8 @@ async def test_claims_follow_the_usual_access_rules_and_change_nothing_when_refu
     assert own.status_code == 200
 
     assert await _attachment_ids(client, doc_id, matter.admin) == before
+    unchanged = await client.get(f"/api/v3/documents/{doc_id}", headers=basic(matter.admin))
+    assert unchanged.json()["title"] == doc["title"]
     for actor, attachment_id in (
         (matter.reader, readers),
         (matter.writer, writers),
