@@ -20,6 +20,7 @@ from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
 from casefolio.db.models import Base
+from tests.api.v3.conformance import v3_response_hook
 from tests.factories import Actor, make_actor, switch_api
 
 # The one place outside config.py that reads the environment: which database to test on.
@@ -96,8 +97,13 @@ def db(app: FastAPI) -> Database:
 
 @pytest.fixture
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    # Any /api/v3 response is checked against OpenProject's schemas (tests/api/v3/conformance.py).
     transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        event_hooks={"response": [v3_response_hook()]},
+    ) as http:
         yield http
 
 

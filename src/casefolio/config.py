@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         10 * 1024**3, ge=1, description="Largest accepted upload, in bytes."
     )
+    unclaimed_attachment_hours: float = Field(
+        24.0,
+        gt=0,
+        description="How long a v3 upload without a container waits to be claimed before "
+        "`casefolio gc` removes it.",
+    )
     host: str = Field("127.0.0.1", description="Address `casefolio serve` binds.")
     port: int = Field(8000, ge=0, le=65535, description="Port `casefolio serve` binds.")
     workers: int = Field(1, ge=1, description="Server worker processes.")

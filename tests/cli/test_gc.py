@@ -5,10 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from casefolio.db.types import utcnow
+from casefolio.domain import unclaimed
+from casefolio.domain.documents import NewFile
 from casefolio.storage import BlobStore, LocalBlobStore
 from tests.cli.conftest import Invoke, Seed, in_db, spool, write_tree
 
@@ -66,7 +70,7 @@ def test_dry_run_lists_orphans_and_deletes_nothing(
     out = " ".join(result.output.split())
     assert f"would remove blob {_sha(b'old orphan')}" in out
     assert "would remove staging file upload-stale.part" in out
-    assert "Would remove 1 orphan blob(s) and 1 staging file(s)" in out
+    assert "Would remove 0 unclaimed attachment(s), 1 orphan blob(s) and 1 staging file(s)" in out
     assert all(p.exists() for p in paths.values())
 
 
@@ -87,3 +91,32 @@ def test_gc_removes_old_orphans_and_stale_staging_only(
     assert gone == {"old orphan", "stale staging", "young orphan"}
     assert paths["referenced"].read_bytes() == b"referenced"
     assert paths["old referenced"].read_bytes() == b"old but used"
+
+
+def test_gc_removes_uploads_unclaimed_longer_than_the_setting(
+    invoke: Invoke, seed: Seed, settings: Settings
+) -> None:
+    """CASEFOLIO_UNCLAIMED_ATTACHMENT_HOURS decides; the bytes go in the same run."""
+
+    async def upload(db: Database, blobs: BlobStore) -> list[int]:
+        ids = []
+        async with db.write() as session:
+            for data, age in ((b"waited too long", 3 * HOURS), (b"still waiting", HOURS)):
+                version = await unclaimed.create(
+                    session, who=seed.operator, blobs=blobs, file=NewFile(spool(blobs, data), "a")
+                )
+                version.created_at = utcnow() - timedelta(seconds=age)
+                ids.append(version.id)
+        return ids
+
+    old, young = in_db(settings, upload)  # type: ignore[misc]
+    _age(_blob(settings, b"waited too long"), 3 * HOURS)
+    _age(_blob(settings, b"still waiting"), HOURS * 1.5)
+    result = invoke("gc", unclaimed_attachment_hours="2")
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    assert f"removed unclaimed attachment {old}" in out
+    assert f"removed unclaimed attachment {young}" not in out
+    assert f"removed blob {_sha(b'waited too long')}" in out
+    assert not _blob(settings, b"waited too long").exists()
+    assert _blob(settings, b"still waiting").exists()

@@ -28,7 +28,9 @@ def gc_command(
         bool, typer.Option("--dry-run", help="Only list what would be removed.")
     ] = False,
 ) -> None:
-    """Delete blobs that no document version references and stale staging files.
+    """Delete blobs that no document version references and stale staging files, after
+    removing v3 uploads without a container that waited longer than
+    CASEFOLIO_UNCLAIMED_ATTACHMENT_HOURS to be claimed.
 
     Destructive unless --dry-run. Blobs and staging files younger than the grace period
     are kept, so uploads that are still running are safe.
@@ -38,7 +40,11 @@ def gc_command(
     async def work() -> gc.GcReport:
         async with open_stores(settings) as (db, blobs):
             return await gc.collect(
-                db, blobs, grace=timedelta(minutes=grace_minutes), dry_run=dry_run
+                db,
+                blobs,
+                grace=timedelta(minutes=grace_minutes),
+                unclaimed_for=timedelta(hours=settings.unclaimed_attachment_hours),
+                dry_run=dry_run,
             )
 
     report = run(work)
@@ -49,8 +55,11 @@ def gc_command(
         console.print(
             f"{verb} staging file {staged.name} (modified {staged.modified:%Y-%m-%d %H:%M:%S}Z)"
         )
+    for version_id in report.unclaimed:
+        console.print(f"{verb} unclaimed attachment {version_id}")
     console.print(
-        f"{verb.capitalize()} {len(report.blobs)} orphan blob(s) and "
+        f"{verb.capitalize()} {len(report.unclaimed)} unclaimed attachment(s), "
+        f"{len(report.blobs)} orphan blob(s) and "
         f"{len(report.staging)} staging file(s); kept {report.kept_referenced} referenced "
         f"and {report.kept_young} younger than {grace_minutes} minute(s)."
     )

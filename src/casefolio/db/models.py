@@ -17,6 +17,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -170,10 +171,21 @@ Index("ix_documents_project_sha", Document.project_id, Document.current_sha256)
 
 class DocumentVersion(Base):
     __tablename__ = "document_versions"
-    __table_args__ = (UniqueConstraint("document_id", "number"),)
+    __table_args__ = (
+        UniqueConstraint("document_id", "number"),
+        # `casefolio gc` looks for old unclaimed uploads; claimed versions stay out of it.
+        Index(
+            "ix_document_versions_unclaimed",
+            "created_at",
+            sqlite_where=text("document_id IS NULL"),
+            postgresql_where=text("document_id IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
-    document_id: Mapped[int] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
+    # NULL while the version is a containerless upload (v3 `POST /attachments`) that no
+    # document has claimed yet; its number is 0 until then. Claiming keeps its id.
+    document_id: Mapped[int | None] = mapped_column(ForeignKey("documents.id", ondelete="CASCADE"))
     number: Mapped[int] = mapped_column(Integer)
     file_name: Mapped[str] = mapped_column(String(255))
     content_type: Mapped[str] = mapped_column(String(255))

@@ -96,7 +96,7 @@ def clean_file_name(name: str | None) -> str:
     return base
 
 
-def _content_type(file: NewFile, file_name: str) -> str:
+def content_type_of(file: NewFile, file_name: str) -> str:
     given = (file.content_type or "").strip()
     if given and given != "application/octet-stream":
         return given[:255]
@@ -581,7 +581,7 @@ def _version(
         document_id=document_id,
         number=number,
         file_name=file_name,
-        content_type=_content_type(file, file_name),
+        content_type=content_type_of(file, file_name),
         size=file.spooled.size,
         sha256=file.spooled.sha256,
         description=description,

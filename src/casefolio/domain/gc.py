@@ -1,4 +1,5 @@
-"""Garbage collection: blobs no version references, and staging files nobody finished.
+"""Garbage collection: containerless uploads nobody claimed in time, blobs no version
+references, and staging files nobody finished.
 
 Uploads make their blob durable *before* the row that references it commits, and
 `BlobStore.put` refreshes a blob's modification time even when the bytes were already
@@ -20,6 +21,7 @@ from sqlalchemy import select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import DocumentVersion
+from casefolio.domain import unclaimed
 from casefolio.storage.base import BlobStore
 
 #: Blobs checked against the database per query.
@@ -37,6 +39,7 @@ class GcReport:
     dry_run: bool
     blobs: list[Removed] = field(default_factory=list)
     staging: list[Removed] = field(default_factory=list)
+    unclaimed: list[int] = field(default_factory=list)  # ids of expired containerless uploads
     kept_referenced: int = 0
     kept_young: int = 0
 
@@ -115,15 +118,24 @@ async def collect(
     blobs: BlobStore,
     *,
     grace: timedelta,
+    unclaimed_for: timedelta | None = None,
     dry_run: bool = False,
     now: datetime | None = None,
 ) -> GcReport:
-    """Remove unreferenced blobs and staging files older than `grace`; return what went.
+    """Remove containerless uploads unclaimed for longer than `unclaimed_for` (None keeps
+    them), then unreferenced blobs and staging files older than `grace`; return what went.
 
     With `dry_run` nothing is deleted and the report lists what would have been.
     """
-    cutoff = (now or datetime.now(UTC)) - grace
+    now = now or datetime.now(UTC)
+    cutoff = now - grace
     report = GcReport(dry_run=dry_run)
+    if unclaimed_for is not None:
+        # First, so the blobs only these uploads held are collected in the same run.
+        async with db.write() as session:
+            report.unclaimed = await unclaimed.remove_expired(
+                session, before=now - unclaimed_for, dry_run=dry_run
+            )
     await _collect_blobs(db, blobs, cutoff, report)
     report.staging = await anyio.to_thread.run_sync(
         _stale_staging, blobs.staging_dir, cutoff, dry_run

@@ -67,7 +67,11 @@ async def get(
 ) -> tuple[Document, DocumentVersion]:
     """Return a version and its document; NotFound unless the caller can see both."""
     version = await session.get(DocumentVersion, version_id)
-    if version is None or (document_id is not None and version.document_id != document_id):
+    if (
+        version is None
+        or version.document_id is None  # an unclaimed upload (domain/unclaimed.py)
+        or (document_id is not None and version.document_id != document_id)
+    ):
         raise NotFound(VERSION_NOT_FOUND)
     try:
         document = await documents.load(

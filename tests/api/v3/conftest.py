@@ -1,25 +1,27 @@
 """Fixtures for the v3 tests: a project with one actor per role, a second project the
-outsider owns, uploads through v1, and the vendored OpenProject schemas."""
+outsider owns, uploads through v1, and the vendored OpenProject schemas.
+
+The `client` here checks every /api/v3 response it receives against those schemas (a
+response hook), errors included, so no test can get a non-conforming answer unnoticed."""
 
 from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from jsonschema import Draft202012Validator, FormatChecker
-from referencing import Registry, Resource
+from fastapi import FastAPI
 
 from casefolio.db.engine import Database
+from tests.api.v3 import conformance as conformance_module
+from tests.api.v3.conformance import HAL_JSON, SCHEMAS, Validate, v3_response_hook
 from tests.factories import Actor, make_actor
 
-SCHEMAS = Path(__file__).parent / "schemas"
-HAL_JSON = "application/hal+json; charset=utf-8"
+__all__ = ["HAL_JSON", "SCHEMAS", "Validate"]
 
 
 def basic(actor: Actor) -> dict[str, str]:
@@ -126,23 +128,30 @@ async def add_attachment_v3(
 
 
 @pytest.fixture(scope="session")
-def registry() -> Registry[Any]:
-    resources = [
-        (p.name, Resource.from_contents(json.loads(p.read_text()))) for p in SCHEMAS.glob("*.json")
-    ]
-    return Registry().with_resources(resources)
-
-
-Validate = Callable[[str, Any], None]
-
-
-@pytest.fixture(scope="session")
-def validate(registry: Registry[Any]) -> Validate:
+def validate() -> Validate:
     """validate("document.json", payload) raises ValidationError unless the payload conforms."""
+    return conformance_module.validate
 
-    def check(schema_name: str, payload: Any) -> None:
-        schema = json.loads((SCHEMAS / schema_name).read_text())
-        validator = Draft202012Validator(schema, registry=registry, format_checker=FormatChecker())
-        validator.validate(payload)
 
-    return check
+@dataclass
+class Conformance:
+    """What the response hook checked: (method, path, status) of each /api/v3 response."""
+
+    checked: list[tuple[str, str, int]]
+
+
+@pytest.fixture
+def conformance() -> Conformance:
+    return Conformance(checked=[])
+
+
+@pytest.fixture
+async def client(app: FastAPI, conformance: Conformance) -> AsyncIterator[httpx.AsyncClient]:
+    """The app's client, with a hook that validates every /api/v3 response it receives."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://testserver",
+        event_hooks={"response": [v3_response_hook(conformance.checked)]},
+    ) as http:
+        yield http

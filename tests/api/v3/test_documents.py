@@ -101,7 +101,7 @@ async def test_invalid_queries_are_400_invalid_query(
 ) -> None:
     body = await _documents(client, matter.reader, status=400, **params)
     assert body["errorIdentifier"] == INVALID_QUERY
-    assert isinstance(body["message"], list) and body["message"]
+    assert isinstance(body["message"], str) and body["message"]
 
 
 async def test_unknown_filter_is_worded_as_openproject_does(
@@ -109,7 +109,7 @@ async def test_unknown_filter_is_worded_as_openproject_does(
 ) -> None:
     filters = json.dumps([{"nonsense": {"operator": "=", "values": ["1"]}}])
     body = await _documents(client, matter.reader, status=400, filters=filters)
-    assert body["message"] == ["Filters Invalid filter does not exist."]
+    assert body["message"] == "Filters Invalid filter does not exist."
 
 
 async def test_sort_by_id_and_created_at(client: httpx.AsyncClient, matter: Matter) -> None:

@@ -1,7 +1,7 @@
-"""An independent OpenProject client from PyPI (openproject-cli 0.4.0) drives a real
-`casefolio serve` process: document list/read, attachment list/add/download/delete.
-
-The calls are the ones docs/openproject-client-notes.md lists for documents."""
+"""Independent OpenProject clients from PyPI drive a real `casefolio serve` process:
+openproject-cli 0.4.0 (document list/read, attachment list/add/download/delete; the calls
+docs/openproject-client-notes.md lists for documents) and pyopenproject 0.7.4 (its attachment
+creation, which uploads without a container, then a claim through its own PATCH request)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,23 @@ import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
+import requests
 from openproject_cli.client import Client
 from openproject_cli.config import Config
 from openproject_cli.errors import AuthError, NotFoundError
+from pyopenproject.api_connection.requests.patch_request import PatchRequest
+from pyopenproject.business.exception.business_error import BusinessError
+from pyopenproject.model.document import Document
+from pyopenproject.openproject import OpenProject
 
 from casefolio.config import Settings
 from tests import servers
+from tests.api.v3.conformance import ConformingTransport, check_v3_response
 
 
 @pytest.fixture
@@ -65,7 +73,8 @@ def _seed(base_url: str, token: str) -> tuple[int, list[int]]:
 def test_openproject_cli_client_works_unchanged(served: tuple[str, str], tmp_path: Path) -> None:
     base_url, token = served
     project_id, ids = _seed(base_url, token)
-    client = Client(Config(base_url=base_url, token=token, max_retries=0))
+    conforming = ConformingTransport()
+    client = Client(Config(base_url=base_url, token=token, max_retries=0), transport=conforming)
     try:
         assert client.current_user()["name"] == "Olivia Operator"
 
@@ -113,7 +122,71 @@ def test_openproject_cli_client_works_unchanged(served: tuple[str, str], tmp_pat
     finally:
         client.close()
 
-    stranger = Client(Config(base_url=base_url, token="cf_not-a-token", max_retries=0))
+    stranger = Client(
+        Config(base_url=base_url, token="cf_not-a-token", max_retries=0),
+        transport=ConformingTransport(),
+    )
     with pytest.raises(AuthError, match="correct credentials"):
         stranger.get_json("documents")
     stranger.close()
+    assert ("GET", f"/api/v3/documents/{ids[1]}", 200) in conforming.checked
+    assert ("GET", "/api/v3/documents/999999", 404) in conforming.checked
+
+
+@pytest.fixture
+def checked_requests(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """pyopenproject opens a requests.Session per call: each /api/v3 response it receives is
+    checked against the schemas as it arrives. Returns what was checked."""
+    checked: list[str] = []
+    send = requests.Session.send
+
+    def conforming_send(self: requests.Session, request: Any, **kwargs: Any) -> Any:
+        response = send(self, request, **kwargs)
+        path = urlsplit(request.url).path
+        if path.startswith("/api/v3") and check_v3_response(request.method, path, response):
+            checked.append(f"{request.method} {path} {response.status_code}")
+        return response
+
+    monkeypatch.setattr(requests.Session, "send", conforming_send)
+    return checked
+
+
+def test_pyopenproject_creates_an_attachment_a_document_then_claims(
+    served: tuple[str, str], tmp_path: Path, checked_requests: list[str]
+) -> None:
+    base_url, token = served
+    _, ids = _seed(base_url, token)
+    scan = tmp_path / "scan.png"
+    scan.write_bytes(b"\x89PNG scanned exhibit")
+    client = OpenProject(url=base_url, api_key=token)
+    attachments = client.get_attachment_service()
+
+    # pyopenproject posts to /api/v3/attachments: a file part named "attachment", no type
+    created = attachments.create("scan.png", "Scanned exhibit", str(scan))
+    assert (created.fileName, created.status, created.contentType) == (
+        "scan.png",
+        "uploaded",
+        "image/png",
+    )
+    assert created._links["container"] == {"href": None}
+    assert attachments.find(created).description["raw"] == "Scanned exhibit"
+    downloads = tmp_path / "downloads"
+    assert attachments.download_by_context(created, str(downloads)) == scan.read_bytes()
+    assert (downloads / "scan.png").read_bytes() == scan.read_bytes()
+
+    link = {"href": created._links["self"]["href"]}
+    body = {"_links": {"attachments": [link]}}
+    patched = PatchRequest(client.conn, f"/api/v3/documents/{ids[0]}", json=body).execute()
+    elements = patched["_embedded"]["attachments"]["_embedded"]["elements"]
+    assert [a["fileName"] for a in elements] == ["exhibit-0.pdf", "scan.png"]
+    document = client.get_document_service().find(Document({"id": ids[0]}))
+    assert document._embedded["attachments"]["count"] == 2
+    claimed = attachments.find(created)
+    assert claimed._links["container"]["href"] == f"/api/v3/documents/{ids[0]}"
+
+    # without valid credentials pyopenproject gets nothing (other users: test_unclaimed.py)
+    stranger = OpenProject(url=base_url, api_key="cf_not-a-token").get_attachment_service()
+    with pytest.raises(BusinessError):
+        stranger.find(created)
+    assert "POST /api/v3/attachments 201" in checked_requests
+    assert f"GET /api/v3/attachments/{created.id} 401" in checked_requests

@@ -1,4 +1,5 @@
-"""Attachments: a document's versions, listed, added, read, deleted and downloaded."""
+"""Attachments: a document's versions, listed, added, read, deleted and downloaded; and
+uploads without a container, which a document claims later (domain/unclaimed.py)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,12 @@ from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writabl
 from casefolio.api.downloads import blob_response
 from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
+from casefolio.api.uploads import ReceivedUpload
 from casefolio.api.v3 import payloads, render
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found_as
 from casefolio.api.v3.uploads import receive_attachment, require_multipart
-from casefolio.domain import documents, versions
+from casefolio.domain import documents, unclaimed, versions
 from casefolio.domain.documents import NewFile
 from casefolio.domain.roles import Capability
 
@@ -31,6 +33,33 @@ async def list_attachments(
     return HalResponse(await render.attachment_collection(session, who, doc, rows))
 
 
+def _new_file(upload: ReceivedUpload) -> tuple[NewFile, str]:
+    meta = payloads.attachment_metadata(upload.metadata, upload.part_file_name)
+    content_type = meta.content_type or upload.part_content_type
+    return NewFile(upload.spooled, meta.file_name or "", content_type), meta.description
+
+
+@router.post(
+    "/attachments",
+    status_code=201,
+    summary="Upload an attachment without a container, for a document to claim",
+    description="Same body as `POST /documents/{id}/attachments`. The attachment is visible "
+    "to its uploader only until a `PATCH /documents/{id}` links it in `_links.attachments`; "
+    "`casefolio gc` removes it once `CASEFOLIO_UNCLAIMED_ATTACHMENT_HOURS` have passed.",
+    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}},
+)
+async def upload_unclaimed(
+    request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
+) -> HalResponse:
+    require_multipart(request)
+    async with receive_attachment(request, state) as upload:
+        file, description = _new_file(upload)
+        version = await unclaimed.create(
+            session, who=who, blobs=state.blobs, file=file, description=description
+        )
+    return HalResponse(await render.unclaimed_attachment(session, who, version), status_code=201)
+
+
 @router.post(
     "/documents/{document_id:int}/attachments",
     status_code=201,
@@ -45,16 +74,14 @@ async def add_attachment(
     require_multipart(request)
     doc = await check_writable_document(state, who, document_id)
     async with receive_attachment(request, state) as upload:
-        meta = payloads.attachment_metadata(upload.metadata, upload.part_file_name)
+        file, description = _new_file(upload)
         _, version = await documents.add_version(
             session,
             who=who,
             document_id=document_id,
             blobs=state.blobs,
-            file=NewFile(
-                upload.spooled, meta.file_name or "", meta.content_type or upload.part_content_type
-            ),
-            description=meta.description,
+            file=file,
+            description=description,
         )
     [out] = await render.attachments(session, who, doc, [version])
     return HalResponse(out, status_code=201)
@@ -65,6 +92,8 @@ async def read_attachment(
     attachment_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
     with not_found_as(ATTACHMENT_NOT_FOUND):
+        if own := await unclaimed.find(session, who=who, version_id=attachment_id):
+            return HalResponse(await render.unclaimed_attachment(session, who, own))
         doc, version = await versions.get(session, who=who, version_id=attachment_id)
     return HalResponse(await render.attachment(session, who, doc, version))
 
@@ -79,7 +108,10 @@ async def delete_attachment(
     attachment_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
-        await versions.delete(session, who=who, version_id=attachment_id)
+        if own := await unclaimed.find(session, who=who, version_id=attachment_id):
+            await unclaimed.delete(session, version=own)
+        else:
+            await versions.delete(session, who=who, version_id=attachment_id)
     return Response(status_code=204)
 
 
@@ -93,5 +125,8 @@ async def download_attachment(
     attachment_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
 ) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
-        version = await versions.for_download(session, who=who, version_id=attachment_id)
+        # The uploader may fetch their own unclaimed file: no project's setting applies yet.
+        version = await unclaimed.find(
+            session, who=who, version_id=attachment_id
+        ) or await versions.for_download(session, who=who, version_id=attachment_id)
     return await blob_response(request, state.blobs, version)

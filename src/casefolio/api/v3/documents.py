@@ -11,7 +11,8 @@ from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import hal, paging, payloads, queries, render
 from casefolio.api.v3.hal import HalResponse
-from casefolio.domain import documents, versions
+from casefolio.api.v3.problems import constraint_on
+from casefolio.domain import documents, unclaimed, versions
 from casefolio.domain.roles import Capability
 
 router = dialect_router("/api/v3", "v3 documents", default_response_class=HalResponse)
@@ -46,7 +47,13 @@ async def read_document(document_id: PathId, session: SessionDep, who: Principal
     return HalResponse(await render.document(session, who, view.document, rows))
 
 
-@router.patch("/documents/{document_id:int}", summary="Update a document's title or description")
+@router.patch(
+    "/documents/{document_id:int}",
+    summary="Update a document's title or description, or claim uploads",
+    description="`_links.attachments` may link the caller's own uploads without a container "
+    "(`POST /api/v3/attachments`); each becomes a new version of the document, the last one "
+    "current.",
+)
 async def update_document(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
@@ -62,5 +69,11 @@ async def update_document(
         title=changes.title,
         description=changes.description,
     )
+    if changes.attachment_ids:
+        with constraint_on("attachments"):
+            await unclaimed.claim(
+                session, who=who, document_id=document_id, version_ids=changes.attachment_ids
+            )
+        view = await documents.get(session, who=who, document_id=document_id)
     rows = await versions.list_all(session, who=who, document_id=document_id)
     return HalResponse(await render.document(session, who, view.document, rows))

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi import Request
 
@@ -12,6 +14,8 @@ from casefolio.api.v3 import formattable
 from casefolio.api.v3.problems import constraint, invalid_body, type_not_supported
 
 MAX_TITLE = 60  # OpenProject's constraint on Document#title
+MAX_CLAIMED = 100  # attachments one PATCH may link
+_ATTACHMENT_PATH = re.compile(r"/api/v3/attachments/([1-9][0-9]{0,17})")
 JSON_TYPES = ("application/json", "application/hal+json")
 NOT_AN_OBJECT = "The request body was not a single JSON object."
 NOT_JSON = "The request could not be parsed as JSON."
@@ -21,6 +25,7 @@ NOT_JSON = "The request could not be parsed as JSON."
 class DocumentChanges:
     title: str | None
     description: str | None
+    attachment_ids: list[int]  # `_links.attachments` to claim, in order
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,37 @@ def document_changes(body: dict[str, Any]) -> DocumentChanges:
         description = formattable.raw_text(body["description"])
         if description is None:
             raise constraint("description", 'Description must be {"raw": "…"} or a string.')
-    return DocumentChanges(title=title, description=description)
+    return DocumentChanges(
+        title=title, description=description, attachment_ids=_attachment_links(body)
+    )
+
+
+def _attachment_links(body: dict[str, Any]) -> list[int]:
+    """Given a PATCH body, return the attachment ids its `_links.attachments` names, as
+    OpenProject clients link uploads they made without a container; 422 on a bad link."""
+    links = body.get("_links")
+    if links is None:
+        return []
+    if not isinstance(links, dict):
+        raise constraint("_links", "_links must be an object.")
+    entries = links.get("attachments")
+    if entries is None:
+        return []
+    if not isinstance(entries, list) or len(entries) > MAX_CLAIMED:
+        raise constraint(
+            "attachments", f"Attachments must be a list of at most {MAX_CLAIMED} links."
+        )
+    ids: list[int] = []
+    for entry in entries:
+        href = entry.get("href") if isinstance(entry, dict) else None
+        match = _ATTACHMENT_PATH.fullmatch(urlsplit(href).path) if isinstance(href, str) else None
+        if match is None:
+            raise constraint(
+                "attachments",
+                'Each attachment link must be {"href": "/api/v3/attachments/<id>"}.',
+            )
+        ids.append(int(match.group(1)))
+    return ids
 
 
 def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> AttachmentMetadata:

@@ -6,14 +6,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from casefolio.api.errors import DialectProblem, Problem
-from casefolio.domain.errors import NotFound
+from casefolio.domain.errors import Invalid, NotFound
 
 
-def invalid_query(*messages: str) -> DialectProblem:
-    """400 InvalidQuery; OpenProject sends the query's messages as a list."""
-    return DialectProblem(
-        Problem(400, "Bad Request", " ".join(messages), "InvalidQuery", v3_message=list(messages))
-    )
+def invalid_query(message: str) -> DialectProblem:
+    """400 InvalidQuery with one message, a string: error_response.yml's form, and what
+    OpenProject's current code sends (RaiseQueryErrors: one InvalidQuery per message)."""
+    return DialectProblem(Problem(400, "Bad Request", message, "InvalidQuery"))
 
 
 def invalid_body(message: str) -> DialectProblem:
@@ -49,3 +48,12 @@ def not_found_as(message: str) -> Iterator[None]:
         yield
     except NotFound:
         raise not_found(message) from None
+
+
+@contextmanager
+def constraint_on(attribute: str) -> Iterator[None]:
+    """Re-word the domain's Invalid as 422 PropertyConstraintViolation naming `attribute`."""
+    try:
+        yield
+    except Invalid as exc:
+        raise constraint(attribute, exc.message) from None

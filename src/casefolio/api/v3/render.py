@@ -91,6 +91,16 @@ def projects(rows: Sequence[Project]) -> list[Json]:
     return [representers.project(p) for p in rows]
 
 
+async def unclaimed_attachment(session: AsyncSession, who: Principal, version: VersionData) -> Json:
+    """Given the caller's own upload that no document holds yet, return the Attachment with
+    its author embedded and a null container."""
+    author = await session.get(User, version.created_by) if version.created_by else None
+    out = representers.attachment(version, None, author, Rights(frozenset()))
+    if author is not None:
+        out["_embedded"] = {"author": representers.user(author, full=True)}
+    return out
+
+
 async def attachment(
     session: AsyncSession, who: Principal, doc: DocumentData, version: VersionData
 ) -> Json:

@@ -64,27 +64,37 @@ def document(doc: DocumentData, project: Project, rights: Rights) -> Json:
     }
 
 
+# OpenProject's antivirus states are uploaded, prepared, scanned, quarantined and rescan;
+# casefolio scans nothing, so every stored file is simply uploaded.
+UPLOADED = "uploaded"
+
+
 def attachment(
-    version: VersionData, doc: DocumentData, author: User | None, rights: Rights
+    version: VersionData, doc: DocumentData | None, author: User | None, rights: Rights
 ) -> Json:
-    """An Attachment: one version of a document, its container."""
+    """An Attachment: one version of a document, its container; with `doc` None, an upload
+    no document has claimed yet, whose container link is null and which its author (the
+    only one who sees it) may delete."""
     content = hal.attachment_content(version.id)
     links: Json = {
         "self": link(hal.attachment(version.id), version.file_name),
         "author": link(hal.user(author.id), author.name) if author else link(None),
-        "container": link(hal.document(doc.id), doc.title),
+        "container": link(hal.document(doc.id), doc.title) if doc else link(None),
         "staticDownloadLocation": link(content),
         "downloadLocation": link(content),
     }
-    if rights.delete_attachments:
+    if doc is None or rights.delete_attachments:
         links["delete"] = link(hal.attachment(version.id), method="delete")
     return {
         "_type": "Attachment",
         "id": version.id,
+        # `title` is what older attachment_model.yml versions require, `status` what the
+        # current one does; both are sent so clients of either schema are served.
         "title": version.file_name,
         "fileName": version.file_name,
         "fileSize": version.size,
         "description": formattable.plain(version.description),
+        "status": UPLOADED,
         "contentType": version.content_type,
         # OpenProject sends md5; its schema takes any algorithm and we keep the one we store by.
         "digest": {"algorithm": "sha256", "hash": version.sha256},
@@ -130,7 +140,7 @@ def user(row: User, *, full: bool) -> Json:
         "_type": "User",
         "id": row.id,
         "name": row.name,
-        "avatar": "",
+        "avatar": None,  # casefolio keeps no avatars; the schema takes a URI or null
         "createdAt": hal.timestamp(row.created_at),
         "updatedAt": hal.timestamp(row.created_at),
         "_links": {"self": link(hal.user(row.id), row.name)},
