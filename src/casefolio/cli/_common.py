@@ -56,9 +56,11 @@ def load_installation(*, create: bool = False) -> Installation:
             f"would create a new one in {settings.data_dir}. Run it with "
             f"CASEFOLIO_DATA_DIR={legacy.absolute().parent} (or move that folder there)."
         )
+    how = found.found_by
+    if how == "the per-user default":
+        how += "; CASEFOLIO_DATA_DIR or a casefolio.toml picks another"
     err_console.print(
-        f"Creating a new casefolio installation in {settings.data_dir} ({found.found_by}; "
-        "CASEFOLIO_DATA_DIR or a casefolio.toml picks another).",
+        f"Creating a new casefolio installation in {settings.data_dir} ({how}).",
         soft_wrap=True,
         highlight=False,
     )
