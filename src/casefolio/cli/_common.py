@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -78,10 +79,12 @@ def failure(exc: BaseException) -> str | None:
         return exc.message
     if isinstance(exc, DatabaseUnavailable):
         return exc.detail
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return f"Cannot reach the database: {exc}"
     if isinstance(exc, OSError):
         if exc.filename is not None:
             return f"Cannot use {exc.filename}: {exc.strerror or exc}"
-        return f"Cannot reach the database: {exc}"
+        return str(exc)
     if isinstance(exc, SQLAlchemyError):
         cause = getattr(exc, "orig", None) or exc.__cause__ or exc
         first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
