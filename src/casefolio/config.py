@@ -170,7 +170,7 @@ def locate(cwd: Path | None = None) -> Installation:
     if "CASEFOLIO_DATA_DIR" in set_by_env:
         found_by = "CASEFOLIO_DATA_DIR"
     elif config_file is not None:
-        values["data_dir"] = config_file.parent / values.get("data_dir", DATA_FOLDER)
+        values["data_dir"] = config_file.parent / str(values.get("data_dir", DATA_FOLDER))
         found_by = str(config_file)
     else:
         found_by = "the per-user default"

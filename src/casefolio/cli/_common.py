@@ -44,7 +44,7 @@ def load_installation(*, create: bool = False) -> Installation:
         return found
     if not create:
         fail(
-            f"There is no casefolio installation in {settings.data_dir} (found by "
+            f"There is no casefolio installation in {settings.data_dir.absolute()} (found by "
             f"{found.found_by}). Create one with `casefolio init`, or point "
             "CASEFOLIO_DATA_DIR at yours."
         )
@@ -54,14 +54,14 @@ def load_installation(*, create: bool = False) -> Installation:
         # elsewhere while that one sits here.
         fail(
             f"{legacy.absolute().parent} holds a casefolio installation, but this command "
-            f"would create a new one in {settings.data_dir}. Run it with "
+            f"would create a new one in {settings.data_dir.absolute()}. Run it with "
             f"CASEFOLIO_DATA_DIR={legacy.absolute().parent} (or move that folder there)."
         )
     how = found.found_by
     if how == "the per-user default":
         how += "; CASEFOLIO_DATA_DIR or a casefolio.toml picks another"
     err_console.print(
-        f"Creating a new casefolio installation in {settings.data_dir} ({how}).",
+        f"Creating a new casefolio installation in {settings.data_dir.absolute()} ({how}).",
         soft_wrap=True,
         highlight=False,
     )

@@ -37,8 +37,8 @@ def serve(
     found = load_installation(create=True)
     settings = found.settings
     # Workers started from another folder, or by granian, find this same installation.
-    os.environ["CASEFOLIO_DATA_DIR"] = str(settings.data_dir)
-    say(f"installation in {settings.data_dir} ({found.found_by})")
+    os.environ["CASEFOLIO_DATA_DIR"] = str(settings.data_dir.absolute())
+    say(f"installation in {settings.data_dir.absolute()} ({found.found_by})")
     if not settings.is_sqlite:
         say(f"database {make_url(settings.database_url).render_as_string(hide_password=True)}")
     if migrate and settings.migrate_on_start:
