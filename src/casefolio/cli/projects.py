@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
 
 @projects_app.command("create")
 def create_project(
-    name: Annotated[str, typer.Argument(help="The project's name.")],
+    name: Annotated[str, typer.Argument(help="The project's name.", metavar="NAME")],
     template: Annotated[
         int | None, typer.Option("--template", help="Id of a template to copy in.")
     ] = None,
