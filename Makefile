@@ -1,37 +1,38 @@
 # The two commands of the README, plus the chores around them.
-# uv installs exactly the versions pinned in uv.lock into .venv.
+# scripts/install puts exactly the versions pinned in uv.lock into .venv, and nothing outside
+# this folder: PYTHON picks the interpreter (Debian's own python3 works), UV a uv of your own.
 PYTHON ?= python3
 UV_VERSION := 0.13.9
-UV := $(PYTHON) -m uv
+BIN := .venv/bin
 PG_TEST_URL ?= postgresql://postgres@127.0.0.1:5432/test
+export PYTHON UV_VERSION
 
 .PHONY: serve test test-sqlite test-postgres lint bench bench-smoke install
 
 install:
-	@$(PYTHON) -m uv --version 2>/dev/null | grep -q "$(UV_VERSION)" || $(PYTHON) -m pip install --quiet "uv==$(UV_VERSION)"
-	@$(UV) sync --frozen --quiet --compile-bytecode
+	@scripts/install
 
-serve: install  ## Start the server on the embedded default (SQLite + ./casefolio-data).
-	$(UV) run --frozen casefolio serve
+serve: install  ## Start the server (where its data lives: docs/configuration.md#installation).
+	@$(BIN)/casefolio serve
 
 test: install  ## The whole suite: lint, then every test on SQLite and on PostgreSQL.
-	$(UV) run --frozen ruff check src tests bench
-	$(UV) run --frozen ruff format --check src tests bench
-	$(UV) run --frozen mypy src
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy src
 	$(MAKE) --no-print-directory test-sqlite test-postgres
 
 test-sqlite:
-	$(UV) run --frozen python -m tests.run --database sqlite
+	$(BIN)/python -m tests.run --database sqlite
 
 test-postgres:
-	CASEFOLIO_TEST_DATABASE_URL=$(PG_TEST_URL) $(UV) run --frozen python -m tests.run --database postgresql
+	CASEFOLIO_TEST_DATABASE_URL=$(PG_TEST_URL) $(BIN)/python -m tests.run --database postgresql
 
 lint: install
-	$(UV) run --frozen ruff check --fix src tests bench
-	$(UV) run --frozen ruff format src tests bench
+	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench
 
 bench: install  ## Benchmarks; numbers and ratios, never a pass/fail on timing.
-	$(UV) run --frozen python -m bench
+	$(BIN)/python -m bench
 
 bench-smoke: install  ## Every benchmark at small sizes, nothing saved: fails only if one crashes.
-	$(UV) run --frozen python -m bench --quick --no-save
+	$(BIN)/python -m bench --quick --no-save

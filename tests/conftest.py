@@ -43,7 +43,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     if not PG_ADMIN_URL:
         path = tmp_path_factory.mktemp("db") / "casefolio.db"
         url = f"sqlite+aiosqlite:///{path}"
-        migrate.upgrade(Settings(database_url=url))
+        migrate.upgrade(Settings(data_dir=path.parent, database_url=url))
         yield url
         return
     admin = Settings(database_url=PG_ADMIN_URL).effective_database_url

@@ -56,9 +56,12 @@ class Server:
 
 
 @contextmanager
-def running_server(env: dict[str, str], *args: str, timeout: float = 60) -> Iterator[Server]:
-    """Start `casefolio serve` on a free port, wait until it answers, stop it afterwards."""
-    port = free_port()
+def running_server(
+    env: dict[str, str], *args: str, timeout: float = 60, port: int | None = None
+) -> Iterator[Server]:
+    """Start `casefolio serve` on a free port (or `port`), wait until it answers, stop it
+    afterwards."""
+    port = port or free_port()
     log = Path(env["CASEFOLIO_DATA_DIR"]).parent / f"serve-{port}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(

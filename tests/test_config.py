@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from casefolio.config import Settings
+from casefolio.config import ConfigurationError, Settings, locate
 
 ROOT = Path(__file__).parents[1]
 
@@ -19,16 +20,101 @@ def test_every_setting_is_documented_in_readme_and_configuration_doc() -> None:
         assert f"{{#{key}}}" in reference, f"{key} missing from docs/configuration.md"
 
 
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No CASEFOLIO_* variables, and a per-user data folder under tmp_path (returned)."""
+    for key in list(os.environ):
+        if key.upper().startswith("CASEFOLIO_"):
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    return tmp_path / "xdg" / "casefolio"
+
+
 def test_toml_file_is_read_and_environment_wins(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path
 ) -> None:
-    config = tmp_path / "casefolio.toml"
+    config = tmp_path / "elsewhere.toml"
     config.write_text("rate_limit_per_minute = 120\nport = 9000\n")
     monkeypatch.setenv("CASEFOLIO_CONFIG", str(config))
     monkeypatch.setenv("CASEFOLIO_PORT", "9100")
-    settings = Settings()
-    assert settings.rate_limit_per_minute == 120
-    assert settings.port == 9100
+    found = locate(cwd=tmp_path)
+    assert found.settings.rate_limit_per_minute == 120
+    assert found.settings.port == 9100
+    assert found.settings.data_dir == tmp_path / "casefolio-data"
+    assert found.found_by == str(config)
+
+
+def test_without_anything_set_every_folder_finds_the_per_user_installation(
+    tmp_path: Path, clean_env: Path
+) -> None:
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    assert locate(cwd=tmp_path).settings.data_dir == clean_env
+    found = locate(cwd=tmp_path / "a" / "b")
+    assert found.settings.data_dir == clean_env
+    assert found.found_by == "the per-user default"
+
+
+def test_a_casefolio_toml_above_the_current_folder_is_found_and_its_data_dir_is_relative_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    deep = tmp_path / "matters" / "smith" / "pleadings"
+    deep.mkdir(parents=True)
+    config = tmp_path / "matters" / "casefolio.toml"
+    config.write_text('data_dir = "store"\nport = 9001\n')
+    found = locate(cwd=deep)
+    assert found.settings.data_dir == tmp_path / "matters" / "store"
+    assert found.settings.port == 9001
+    assert found.found_by == str(config)
+
+    config.write_text("port = 9001\n")
+    assert locate(cwd=deep).settings.data_dir == tmp_path / "matters" / "casefolio-data"
+
+    monkeypatch.setenv("CASEFOLIO_DATA_DIR", str(tmp_path / "explicit"))
+    found = locate(cwd=deep)
+    assert found.settings.data_dir == tmp_path / "explicit"
+    assert found.settings.port == 9001
+    assert found.found_by == "CASEFOLIO_DATA_DIR"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("CASEFOLIO_PORT", "99999", "CASEFOLIO_PORT: Input should be less than or equal to 65535"),
+        ("CASEFOLIO_PORT", "abc", "CASEFOLIO_PORT: Input should be a valid integer"),
+        ("CASEFOLIO_BLOB_STORE", "ftp://x", "CASEFOLIO_BLOB_STORE must be empty"),
+        ("CASEFOLIO_SERVER", "apache", "CASEFOLIO_SERVER: Input should be 'uvicorn' or 'granian'"),
+    ],
+)
+def test_configuration_errors_name_the_variable_in_one_line(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: Path,
+    variable: str,
+    value: str,
+    expected: str,
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as raised:
+        locate(cwd=tmp_path)
+    message = str(raised.value)
+    assert message.startswith(expected)
+    assert "\n" not in message
+    assert "pydantic" not in message
+    assert "http" not in message
+
+
+def test_errors_in_a_toml_file_name_the_file_and_key(tmp_path: Path, clean_env: Path) -> None:
+    config = tmp_path / "casefolio.toml"
+    config.write_text("prot = 80\nport = -1\n")
+    with pytest.raises(ConfigurationError) as raised:
+        locate(cwd=tmp_path)
+    assert str(raised.value) == (
+        f"`port` in {config}: Input should be greater than or equal to 0 (got -1); "
+        f"unknown setting `prot` in {config}"
+    )
+    config.write_text("port = [")
+    with pytest.raises(ConfigurationError, match=r"cannot read .*casefolio\.toml"):
+        locate(cwd=tmp_path)
 
 
 def test_postgres_urls_are_given_the_async_driver() -> None:

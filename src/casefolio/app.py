@@ -15,7 +15,7 @@ from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
-from casefolio.config import Settings
+from casefolio.config import Settings, locate
 from casefolio.db.engine import Database
 from casefolio.storage import open_blob_store
 from casefolio.web import install as install_pages
@@ -93,4 +93,4 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
 
 def app_from_env() -> FastAPI:
     """Factory for server processes: settings come from the environment (and TOML file)."""
-    return create_app(Settings(), freeze_startup_objects=True)
+    return create_app(locate().settings, freeze_startup_objects=True)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from casefolio.cli import app
 from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, Folder, Project
+from casefolio.domain import templates
+from casefolio.storage import BlobStore
+from tests.cli.conftest import in_db
 
 runner = CliRunner()
 
@@ -66,3 +73,54 @@ def test_errors_are_red_lines_with_exit_code_1(settings: Settings) -> None:
     assert missing.exit_code == 1 and "not found" in missing.output
     off = _ok(settings, "settings", "--api-off")
     assert "integrations API: off" in off
+
+
+def test_projects_create_copies_a_template_and_import_fills_the_project(
+    settings: Settings, tmp_path: Path
+) -> None:
+    _ok(settings, "init", "--email", "op@example.com", "--name", "Op")
+
+    async def make_template(db: Database, blobs: BlobStore) -> int:
+        async with db.write() as session:
+            blueprint = templates.Blueprint(folders=[templates.FolderSpec("Pleadings")])
+            made = await templates.create(
+                session, who=None, name="Litigation", description="", blueprint=blueprint
+            )
+            return made.id
+
+    template_id = in_db(settings, make_template)
+    out = _ok(settings, "projects", "create", "Smith v Jones", "--template", str(template_id))
+    project_id = re.fullmatch(r"Created project (\d+)\.\n", out)
+    assert project_id, out
+    listed = _ok(settings, "projects", "list")
+    assert re.search(rf"│ {project_id.group(1)} +│ Smith v Jones +│ {template_id} ", listed)
+
+    tree = tmp_path / "tree" / "Pleadings"
+    tree.mkdir(parents=True)
+    (tree / "claim.txt").write_text("claim")
+    imported = _ok(settings, "import", str(tree.parent), "--project", project_id.group(1))
+    assert "Summary" in imported
+
+    async def folders_and_titles(db: Database, blobs: BlobStore) -> tuple[list[str], list[str]]:
+        async with db.read() as session:
+            names = await session.scalars(select(Folder.name).order_by(Folder.id))
+            titles = await session.scalars(select(Document.title))
+            return list(names), list(titles)
+
+    # The template's folder was reused by the import, not made twice.
+    assert in_db(settings, folders_and_titles) == (["Pleadings"], ["claim.txt"])
+
+
+def test_projects_create_refuses_an_unknown_template_and_changes_nothing(
+    settings: Settings,
+) -> None:
+    _ok(settings, "init", "--email", "op@example.com", "--name", "Op")
+    result = runner.invoke(app, ["projects", "create", "X", "--template", "99"], env=_env(settings))
+    assert result.exit_code == 1
+    assert len(result.output.splitlines()) == 1
+
+    async def project_names(db: Database, blobs: BlobStore) -> list[str]:
+        async with db.read() as session:
+            return list(await session.scalars(select(Project.name)))
+
+    assert in_db(settings, project_names) == []

@@ -67,6 +67,11 @@ def test_dry_run_lists_orphans_and_deletes_nothing(
     paths = _setup(invoke, seed, settings, tmp_path)
     result = invoke("gc", "--dry-run")
     assert result.exit_code == 0, result.output
+    # Not a terminal: one plain line per item, however long (a sha256 is not wrapped).
+    assert any(
+        line.startswith(f"would remove blob {_sha(b'old orphan')} (modified ")
+        for line in result.output.splitlines()
+    )
     out = " ".join(result.output.split())
     assert f"would remove blob {_sha(b'old orphan')}" in out
     assert "would remove staging file upload-stale.part" in out

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
+import stat
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 from sqlalchemy import select
@@ -67,6 +69,85 @@ def _sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+COUNTED = ("new", "new versions", "unchanged", "failed", "missing (kept)")
+
+
+def counts(output: str) -> dict[str, int]:
+    """The file counts of an import's summary table."""
+    rows = dict(re.findall(r"^│ (.+?) +│ (.+?) +│$", output, re.M))
+    return {label: int(rows[label].replace(",", "")) for label in COUNTED}
+
+
+def test_rerun_after_changes_is_a_sync(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", TREE)
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    changed, gone = sorted(TREE)[:2]
+    (source / changed).write_bytes(b"amended")
+    (source / gone).unlink()
+    again = invoke("import", str(source), "--project", str(seed.project_id))
+    assert again.exit_code == 0, again.output
+    assert counts(again.output) == {
+        "new": 0,
+        "new versions": 1,
+        "unchanged": len(TREE) - 2,
+        "failed": 0,
+        "missing (kept)": 1,
+    }
+    assert f"missing {gone}: not in the tree; kept" in again.output
+
+    async def versions(db: Database, blobs: BlobStore) -> dict[str, list[str]]:
+        async with db.read() as session:
+            rows = await session.execute(
+                select(Document.title, DocumentVersion.sha256)
+                .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+                .where(Document.project_id == seed.project_id)
+                .order_by(Document.title, DocumentVersion.number)
+            )
+            found: dict[str, list[str]] = {}
+            for title, sha256 in rows:
+                found.setdefault(title, []).append(sha256)
+            return found
+
+    history = in_db(settings, versions)
+    assert isinstance(history, dict)
+    # Every file is one document still: the changed one has two versions, the gone one stays.
+    assert sorted(history) == sorted(PurePosixPath(k).name for k in TREE)
+    assert history[PurePosixPath(changed).name] == [_sha(TREE[changed]), _sha(b"amended")]
+    assert history[PurePosixPath(gone).name] == [_sha(TREE[gone])]
+
+    # Nothing changed since: everything is unchanged, the gone file is reported again.
+    third = invoke("import", str(source), "--project", str(seed.project_id))
+    assert counts(third.output) | {"unchanged": len(TREE) - 1, "missing (kept)": 1} == counts(
+        third.output
+    )
+
+
+def test_an_unknown_project_is_one_line_without_a_progress_bar(
+    invoke: Invoke, seed: Seed, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", {"a.txt": b"a"})
+    result = invoke("import", str(source), "--project", "999")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == ["Project 999 not found."]
+    exported = invoke("export", str(tmp_path / "out"), "--project", "999")
+    assert exported.output.splitlines() == ["Project 999 not found."]
+
+
+def test_exported_files_get_the_mode_of_the_process_umask(
+    invoke: Invoke, seed: Seed, tmp_path: Path
+) -> None:
+    source = write_tree(tmp_path / "src", {"a.txt": b"a", "d/b.txt": b"b"})
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    mask = os.umask(0o022)
+    os.umask(mask)
+    out = tmp_path / "out"
+    assert invoke("export", str(out), "--project", str(seed.project_id)).exit_code == 0
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.rglob("*") if p.is_file()}
+    assert modes == dict.fromkeys(["a.txt", "b.txt", "manifest.json"], 0o666 & ~mask)
+
+
 def test_import_recreates_the_tree_and_stores_every_file(
     invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
 ) -> None:
@@ -74,9 +155,15 @@ def test_import_recreates_the_tree_and_stores_every_file(
     result = invoke("import", str(source), "--project", str(seed.project_id))
     assert result.exit_code == 0, result.output
     assert _catalogue(settings, seed.project_id) == {k: _sha(v) for k, v in TREE.items()}
-    for label in ("files/s", "MB/s", "Summary", "imported", "skipped", "failed", "seconds"):
+    for label in ("files/s", "MB/s", "Summary", "seconds"):
         assert label in result.output
-    assert "│ imported                │ 6 " in result.output
+    assert counts(result.output) == {
+        "new": 6,
+        "new versions": 0,
+        "unchanged": 0,
+        "failed": 0,
+        "missing (kept)": 0,
+    }
 
     async def check(db: Database, blobs: BlobStore) -> None:
         async with db.read() as session:
@@ -100,8 +187,7 @@ def test_rerun_skips_everything_already_there(
     (source / "Evidence" / "new.txt").write_bytes(b"arrived later")
     again = invoke("import", str(source), "--project", str(seed.project_id))
     assert again.exit_code == 0, again.output
-    assert "│ imported                │ 1 " in again.output
-    assert "│ skipped (already there) │ 6 " in again.output
+    assert counts(again.output) | {"new": 1, "unchanged": 6} == counts(again.output)
     catalogue = _catalogue(settings, seed.project_id)
     assert len(catalogue) == len(TREE) + 1 and catalogue["Evidence/new.txt"] == _sha(
         b"arrived later"
@@ -126,8 +212,14 @@ def test_identical_files_under_different_names_are_separate_documents(
     (source / "Letters" / "engagement.pdf").rename(source / "Letters" / "engagement-v1.pdf")
     again = invoke("import", str(source), "--project", str(seed.project_id))
     assert again.exit_code == 0, again.output
-    assert "│ imported                │ 1 " in again.output
-    assert "│ skipped (already there) │ 2 " in again.output
+    assert counts(again.output) == {
+        "new": 1,
+        "new versions": 0,
+        "unchanged": 2,
+        "failed": 0,
+        "missing (kept)": 1,
+    }
+    assert "missing Letters/engagement.pdf: not in the tree; kept" in again.output
     assert _catalogue(settings, seed.project_id) == {
         k: _sha(same) for k in [*tree, "Letters/engagement-v1.pdf"]
     }
@@ -366,5 +458,5 @@ def test_files_whose_blobs_were_not_stored_fail_and_get_no_row(
     monkeypatch.setattr(LocalBlobStore, "put_many", real)
     again = invoke("import", str(source), "--project", str(seed.project_id))
     assert again.exit_code == 0, again.output
-    assert "│ imported                │ 1 " in again.output  # resumes with the lost one
+    assert counts(again.output)["new"] == 1  # resumes with the lost one
     assert _catalogue(settings, seed.project_id)["b.txt"] == _sha(b"bravo")

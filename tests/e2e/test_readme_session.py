@@ -1,7 +1,8 @@
-"""The README's curl session, run verbatim against a real `casefolio serve`."""
+"""The README's curl session and large-file recipe, run verbatim against a real server."""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import subprocess
 from pathlib import Path
@@ -14,18 +15,29 @@ from tests.servers import init_token, running_server, server_env
 README = Path(__file__).parents[2] / "README.md"
 
 
-def readme_session() -> str:
-    text = README.read_text()
+def readme_block(name: str) -> str:
+    """The shell code between `<!-- name:start -->` and `<!-- name:end -->`, unindented."""
     block = re.search(
-        r"<!-- example-session:start -->\s*```sh\n(.*?)```\s*<!-- example-session:end -->",
-        text,
-        re.S,
+        rf"<!-- {name}:start -->\s*```sh\n(.*?)```\s*<!-- {name}:end -->", README.read_text(), re.S
     )
-    assert block, "README lost its example session markers"
-    return block.group(1)
+    assert block, f"README lost its {name} markers"
+    return "\n".join(line.removeprefix("  ") for line in block.group(1).splitlines())
 
 
-def test_readme_curl_session_works_against_a_real_server(
+def run_session(env: dict[str, str], workdir: Path) -> subprocess.CompletedProcess[str]:
+    # The block sets its own shell options; plain `bash` proves that it does.
+    return subprocess.run(
+        ["bash", "-c", readme_block("example-session")],
+        cwd=workdir,
+        env=env | {"TMPDIR": str(workdir)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_readme_curl_session_and_large_file_recipe_work_against_a_real_server(
     settings: Settings, tmp_path: Path
 ) -> None:
     env = server_env(settings.data_dir, settings.effective_database_url)
@@ -33,26 +45,61 @@ def test_readme_curl_session_works_against_a_real_server(
     workdir = tmp_path / "session"
     workdir.mkdir()
     with running_server(env) as server:
-        done = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", readme_session()],
+        done = run_session(env | {"BASE": server.base_url, "TOKEN": token}, workdir)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == ["download matches the new version", "2"]
+        [session_dir] = workdir.iterdir()  # it made a folder of its own under TMPDIR
+        assert (session_dir / "downloaded.txt").read_text() == "Amended particulars of claim\n"
+
+        headers = {"X-API-Token": token}
+        [project] = httpx.get(f"{server.base_url}/api/v1/projects", headers=headers).json()
+        documents = f"{server.base_url}/api/v1/projects/{project['id']}/documents"
+        [doc] = httpx.get(documents, headers=headers).json()
+        assert doc["title"] == "Particulars of claim"
+        assert doc["folderId"] is not None
+        assert doc["currentVersion"]["fileName"] == "claim-v2.txt"
+        assert [f["value"] for f in doc["fields"]] == ["J. Smith"]
+
+        big = bytes(range(256)) * 8192  # 2 MiB
+        (workdir / "big.pdf").write_bytes(big)
+        recipe = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", readme_block("large-file")],
             cwd=workdir,
-            env=env | {"BASE": server.base_url, "TOKEN": token},
+            env=env
+            | {
+                "BASE": server.base_url,
+                "H": f"X-API-Token: {token}",
+                "PROJECT": str(project["id"]),
+            },
             capture_output=True,
             text=True,
             timeout=120,
             check=False,
         )
-        assert done.returncode == 0, done.stderr
-        assert done.stdout.splitlines() == ["download matches the new version", "2"]
+        assert recipe.returncode == 0, recipe.stderr
+        uploaded = {d["title"]: d for d in httpx.get(documents, headers=headers).json()}
+    version = uploaded["big.pdf"]["currentVersion"]
+    assert version["fileName"] == "big.pdf"
+    assert version["size"] == len(big)
+    assert version["sha256"] == hashlib.sha256(big).hexdigest()
 
-        headers = {"X-API-Token": token}
-        [project] = httpx.get(f"{server.base_url}/api/v1/projects", headers=headers).json()
-        docs = httpx.get(
-            f"{server.base_url}/api/v1/projects/{project['id']}/documents", headers=headers
+
+def test_readme_session_with_a_wrong_token_stops_at_the_first_request_saying_why(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = server_env(settings.data_dir, settings.effective_database_url)
+    init_token(env)
+    workdir = tmp_path / "session"
+    workdir.mkdir()
+    # Files of an earlier, successful run must not make a failed one look successful.
+    (workdir / "downloaded.txt").write_text("Amended particulars of claim\n")
+    (workdir / "claim-v2.txt").write_text("Amended particulars of claim\n")
+    with running_server(env) as server:
+        done = run_session(env | {"BASE": server.base_url, "TOKEN": "cf_wrong"}, workdir)
+        projects = httpx.get(
+            f"{server.base_url}/api/v1/projects", headers={"X-API-Token": init_token(env)}
         ).json()
-    [doc] = docs
-    assert doc["title"] == "Particulars of claim"
-    assert doc["folderId"] is not None
-    assert doc["currentVersion"]["fileName"] == "claim-v2.txt"
-    assert [f["value"] for f in doc["fields"]] == ["J. Smith"]
-    assert (workdir / "downloaded.txt").read_text() == "Amended particulars of claim\n"
+    assert done.returncode != 0
+    assert done.stdout == ""
+    assert done.stderr.splitlines() == ["curl: (22) The requested URL returned error: 401"]
+    assert projects == []

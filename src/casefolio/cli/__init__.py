@@ -2,16 +2,43 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from casefolio.cli import admin, maintenance, server, transfer
+from casefolio import __version__
+from casefolio.cli import admin, maintenance, projects, server, transfer
 
 app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
     no_args_is_help=True,
     add_completion=False,
 )
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"casefolio {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """casefolio: a document store for legal case work, driven over HTTP."""
+
+
 server.register(app)
 admin.register(app)
+projects.register(app)
 transfer.register(app)
 maintenance.register(app)

@@ -1,17 +1,21 @@
-"""What every command shares: settings, a transaction, and error output."""
+"""What every command shares: finding the installation, a transaction, and error output."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
-from typing import TypeVar
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
+from typing import NoReturn, TypeVar
 
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.config import Settings
+from casefolio.config import DATA_FOLDER, ConfigurationError, Installation, Settings, locate
 from casefolio.db import migrate
 from casefolio.db.engine import Database, DatabaseUnavailable
 from casefolio.domain.errors import DomainError
@@ -21,12 +25,96 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def load_settings() -> Settings:
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one red line on stderr and end the command."""
+    err_console.print(f"[red]{escape(message)}[/red]", soft_wrap=True, highlight=False)
+    raise typer.Exit(code)
+
+
+def load_installation(*, create: bool = False) -> Installation:
+    """Find the installation (config.locate). Only commands that may `create` one go on
+    when it does not exist yet, and they say where they create it."""
     try:
-        return Settings()
-    except ValueError as exc:
-        err_console.print(f"[red]Configuration error:[/red] {exc}")
-        raise typer.Exit(2) from exc
+        found = locate()
+    except ConfigurationError as exc:
+        fail(f"Configuration error: {exc}", code=2)
+    settings = found.settings
+    database = settings.sqlite_file
+    if database is None or database.exists():
+        return found
+    if not create:
+        fail(
+            f"There is no casefolio installation in {settings.data_dir.absolute()} (found by "
+            f"{found.found_by}). Create one with `casefolio init`, or point "
+            "CASEFOLIO_DATA_DIR at yours."
+        )
+    legacy = Path(DATA_FOLDER) / database.name
+    if not found.found_by.startswith("CASEFOLIO_") and legacy.exists():
+        # Older casefolio kept its data in ./casefolio-data; do not start an empty one
+        # elsewhere while that one sits here.
+        fail(
+            f"{legacy.absolute().parent} holds a casefolio installation, but this command "
+            f"would create a new one in {settings.data_dir.absolute()}. Run it with "
+            f"CASEFOLIO_DATA_DIR={legacy.absolute().parent} (or move that folder there)."
+        )
+    how = found.found_by
+    if how == "the per-user default":
+        how += "; CASEFOLIO_DATA_DIR or a casefolio.toml picks another"
+    err_console.print(
+        f"Creating a new casefolio installation in {settings.data_dir.absolute()} ({how}).",
+        soft_wrap=True,
+        highlight=False,
+    )
+    return found
+
+
+def load_settings(*, create: bool = False) -> Settings:
+    return load_installation(create=create).settings
+
+
+def failure(exc: BaseException) -> str | None:
+    """Given an error from running a command, return its one-line description, or None for a
+    bug (which keeps its traceback)."""
+    if isinstance(exc, DomainError):
+        return exc.message
+    if isinstance(exc, DatabaseUnavailable):
+        return exc.detail
+    if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
+        return f"Cannot reach the database: {exc}"
+    if isinstance(exc, OSError):
+        if exc.filename is not None:
+            return f"Cannot use {exc.filename}: {exc.strerror or exc}"
+        return str(exc)
+    if isinstance(exc, SQLAlchemyError):
+        cause = getattr(exc, "orig", None) or exc.__cause__ or exc
+        first = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        return f"Database error: {first}"
+    return None
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Turn the failures a person can fix (not bugs) into one red line and exit code 1."""
+    try:
+        yield
+    except Exception as exc:
+        message = failure(_innermost(exc))
+        if message is None:
+            raise
+        fail(message)
+
+
+def _innermost(exc: BaseException) -> BaseException:
+    # anyio wraps errors from task groups; a single one is what matters.
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+def upgrade(settings: Settings) -> None:
+    """Apply pending migrations (blocking), failures as one red line."""
+    with one_line_errors():
+        migrate.upgrade(settings)
 
 
 @asynccontextmanager
@@ -42,13 +130,8 @@ async def transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
 
 
 def run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run async command work; domain errors, and a database that cannot be reached or did
-    not answer in time, become a red line and exit code 1."""
-    try:
+    """Run async command work; domain errors, an unreachable or silent database and a data
+    folder that cannot be used become a red line and exit code 1."""
+    with one_line_errors():
         return anyio.run(work)
-    except DomainError as exc:
-        err_console.print(f"[red]{exc.message}[/red]")
-        raise typer.Exit(1) from exc
-    except DatabaseUnavailable as exc:
-        err_console.print(f"[red]{exc.detail}[/red]")
-        raise typer.Exit(1) from exc
+    raise AssertionError("unreachable")  # pragma: no cover

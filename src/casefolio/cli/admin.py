@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from casefolio.api.credentials import TTL_SECONDS
-from casefolio.cli._common import console, load_settings, run, transaction
+from casefolio.cli._common import console, load_installation, load_settings, run, transaction
+from casefolio.cli.probe import next_steps
 from casefolio.domain import system, tokens, users
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 
@@ -29,7 +31,8 @@ def init(
     token_name: Annotated[str, typer.Option(help="Name of the token to create.")] = "init",
 ) -> None:
     """Create the first operator, switch the integrations API on and print a token once."""
-    settings = load_settings()
+    found = load_installation(create=True)
+    settings = found.settings
 
     async def work() -> str:
         async with transaction(settings) as session:
@@ -46,13 +49,15 @@ def init(
             return issued.secret
 
     secret = run(work)
-    console.print(f"Operator [bold]{email}[/bold] is ready and the integrations API is on.")
-    console.print("Your API token (shown only now, keep it safe):")
-    console.print(secret, markup=False, highlight=False, soft_wrap=True)
     console.print(
-        "\nNext: start the server with `casefolio serve`, then try\n"
-        f"  curl -H 'X-API-Token: {secret[:6]}…' http://{settings.host}:{settings.port}/api/v1/users"
+        f"Operator [bold]{escape(email)}[/bold] is ready and the integrations API is on, "
+        f"in the installation in {escape(str(settings.data_dir))}.",
+        soft_wrap=True,
     )
+    console.print("Your API token (shown only now; keep it safe):")
+    console.print(secret, markup=False, highlight=False, soft_wrap=True)
+    console.print()
+    console.print(next_steps(settings, secret), markup=False, highlight=False, soft_wrap=True)
 
 
 def settings_command(
@@ -212,9 +217,11 @@ def revoke_token(token_id: Annotated[int, typer.Argument(help="The token's id.")
     """Revoke a token; requests with it get 401 from now on."""
     settings = load_settings()
 
-    async def work() -> None:
+    async def work() -> bool:
         async with transaction(settings) as session:
-            await tokens.revoke(session, who=None, token_id=token_id)
+            return await tokens.revoke(session, who=None, token_id=token_id)
 
-    run(work)
-    console.print(f"Token {token_id} revoked.")
+    if run(work):
+        console.print(f"Token {token_id} revoked.")
+    else:
+        console.print(f"Token {token_id} was already revoked.")

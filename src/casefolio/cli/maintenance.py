@@ -50,16 +50,19 @@ def gc_command(
     report = run(work)
     verb = "would remove" if dry_run else "removed"
     for blob in report.blobs:
-        console.print(f"{verb} blob {blob.name} (modified {blob.modified:%Y-%m-%d %H:%M:%S}Z)")
+        say(f"{verb} blob {blob.name} (modified {blob.modified:%Y-%m-%d %H:%M:%S}Z)")
     for staged in report.staging:
-        console.print(
-            f"{verb} staging file {staged.name} (modified {staged.modified:%Y-%m-%d %H:%M:%S}Z)"
-        )
+        say(f"{verb} staging file {staged.name} (modified {staged.modified:%Y-%m-%d %H:%M:%S}Z)")
     for version_id in report.unclaimed:
-        console.print(f"{verb} unclaimed attachment {version_id}")
-    console.print(
+        say(f"{verb} unclaimed attachment {version_id}")
+    say(
         f"{verb.capitalize()} {len(report.unclaimed)} unclaimed attachment(s), "
         f"{len(report.blobs)} orphan blob(s) and "
         f"{len(report.staging)} staging file(s); kept {report.kept_referenced} referenced "
         f"and {report.kept_young} younger than {grace_minutes} minute(s)."
     )
+
+
+def say(line: str) -> None:
+    # One line per item, never wrapped, no markup or colour: other programs read this output.
+    console.print(line, soft_wrap=True, markup=False, highlight=False)

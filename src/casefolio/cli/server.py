@@ -8,9 +8,9 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from sqlalchemy.engine import make_url
 
-from casefolio.cli._common import console, load_settings
-from casefolio.db import migrate as db_migrate
+from casefolio.cli._common import console, load_installation, upgrade
 
 
 def register(app: typer.Typer) -> None:
@@ -34,12 +34,20 @@ def serve(
     for key, value in (("HOST", host), ("PORT", port), ("WORKERS", workers), ("SERVER", server)):
         if value is not None:
             os.environ[f"CASEFOLIO_{key}"] = str(value)
-    settings = load_settings()
+    found = load_installation(create=True)
+    settings = found.settings
+    # Workers started from another folder, or by granian, find this same installation.
+    os.environ["CASEFOLIO_DATA_DIR"] = str(settings.data_dir.absolute())
+    say(f"installation in {settings.data_dir.absolute()} ({found.found_by})")
+    if not settings.is_sqlite:
+        say(f"database {make_url(settings.database_url).render_as_string(hide_password=True)}")
     if migrate and settings.migrate_on_start:
-        db_migrate.upgrade(settings)
-    console.print(
-        f"casefolio on http://{settings.host}:{settings.port} "
-        f"({settings.server}, {settings.workers} worker(s)); API docs at /docs"
+        say("applying pending database migrations")
+        upgrade(settings)
+    base = f"http://{settings.host}:{settings.port}"
+    say(
+        f"listening on {base} ({settings.server}, {settings.workers} worker(s)); "
+        f"API docs at {base}/docs; Ctrl+C stops it"
     )
     if settings.server == "granian":
         from granian import Granian
@@ -116,8 +124,12 @@ class _PortReservation(socket.socket):
         return (_reusable_socket, (self.family, host, port))
 
 
+def say(message: str) -> None:
+    console.print(f"casefolio: {message}", soft_wrap=True, highlight=False, markup=False)
+
+
 def migrate() -> None:
     """Apply pending database migrations and exit."""
-    settings = load_settings()
-    db_migrate.upgrade(settings)
+    settings = load_installation(create=True).settings
+    upgrade(settings)
     console.print("Database is up to date.")

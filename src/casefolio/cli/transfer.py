@@ -67,7 +67,11 @@ class _MegabytesPerSecond(ProgressColumn):
 
 
 class _Display:
-    """A progress bar fed by the domain's events; failures are printed above it."""
+    """A progress bar fed by the domain's events; failures are printed above it.
+
+    The bar appears once the work is planned: a refusal before that (an unknown project, no
+    rights) is the only thing printed.
+    """
 
     def __init__(self, label: str) -> None:
         self.progress = Progress(
@@ -82,14 +86,25 @@ class _Display:
         )
         self.task = self.progress.add_task(label, total=None, bytes=0)
         self.done_bytes = 0
+        self.started = False
 
     def plan(self, files: int, size: int) -> None:
         self.progress.update(self.task, total=files)
+        self.progress.start()
+        self.started = True
+
+    def close(self) -> None:
+        if self.started:  # stopping a bar that never started still prints a blank line
+            self.progress.stop()
 
     def file(self, event: FileEvent) -> None:
         if event.outcome == "failed":
             self.progress.console.print(
                 f"[red]failed[/red] {escape(event.path)}: {escape(event.message)}"
+            )
+        elif event.outcome == "missing":
+            self.progress.console.print(
+                f"[yellow]missing[/yellow] {escape(event.path)}: {escape(event.message)}"
             )
         if not event.planned:
             return  # found while scanning: not among the files the bar counts
@@ -128,11 +143,13 @@ def import_command(
         int, typer.Option(min=1, max=32, help="Files hashed and stored at the same time.")
     ] = 8,
 ) -> None:
-    """Import a directory tree: sub-directories become folders, files become documents.
+    """Sync a directory tree into a project: sub-directories become folders, files documents.
 
-    Re-running resumes: a file whose content (sha256) is already a document in its folder
-    is skipped. A problem with one file is reported and the run goes on; the exit code
-    is 1 if any file failed.
+    Re-running syncs: a file already filed in its folder (same name, same sha256) is
+    skipped; a changed file becomes a new version of the document with its name there;
+    documents whose file is no longer in the tree are listed as missing, never deleted.
+    A problem with one file is reported and the run goes on; the exit code is 1 if any
+    file failed.
     """
     settings = load_settings()
     display = _Display("import")
@@ -141,7 +158,7 @@ def import_command(
         async with open_stores(settings) as (db, blobs):
             async with db.read() as session:
                 who = await transfer.acting_principal(session, email=as_email)
-            with display.progress:
+            try:
                 return await transfer.import_tree(
                     db,
                     blobs,
@@ -154,15 +171,19 @@ def import_command(
                     on_plan=display.plan,
                     on_file=display.file,
                 )
+            finally:
+                display.close()
 
     report = run(work)
-    rate = (report.imported + report.skipped) / max(report.seconds, 1e-9)
+    rate = (report.imported + report.versioned + report.skipped) / max(report.seconds, 1e-9)
     _summary(
         report,
         [
-            ("imported", f"{report.imported:,}"),
-            ("skipped (already there)", f"{report.skipped:,}"),
+            ("new", f"{report.imported:,}"),
+            ("new versions", f"{report.versioned:,}"),
+            ("unchanged", f"{report.skipped:,}"),
             ("failed", f"{len(report.failed):,}"),
+            ("missing (kept)", f"{len(report.missing):,}"),
             ("files/s", f"{rate:,.0f}"),
         ],
     )
@@ -191,7 +212,7 @@ def export_command(
         async with open_stores(settings) as (db, blobs):
             async with db.read() as session:
                 who = await transfer.acting_principal(session, email=as_email)
-            with display.progress:
+            try:
                 return await export.export_project(
                     db,
                     blobs,
@@ -202,6 +223,8 @@ def export_command(
                     on_plan=display.plan,
                     on_file=display.file,
                 )
+            finally:
+                display.close()
 
     report = run(work)
     _summary(

@@ -634,6 +634,49 @@ async def add_version(
     return await view(session, document), version
 
 
+async def add_stored_versions(
+    session: AsyncSession,
+    *,
+    who: Principal,
+    project_id: int,
+    changes: Sequence[tuple[int, StoredFile]],
+) -> None:
+    """Add each stored file as the new current version of its document (the bulk path of an
+    import that finds a file changed). As in `create_many`, every blob must be durable first;
+    numbers come from an UPDATE … RETURNING, as in `add_version`."""
+    if not changes:
+        return
+    await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+    now = utcnow()
+    for document_id, file in changes:
+        number = await session.scalar(
+            update(Document)
+            .where(Document.id == document_id, Document.project_id == project_id)
+            .values(last_version_number=Document.last_version_number + 1, updated_at=now)
+            .returning(Document.last_version_number)
+        )
+        if number is None:  # deleted since the import looked
+            raise NotFound(f"Document {document_id} not found.")
+        version = DocumentVersion(
+            document_id=document_id,
+            number=number,
+            file_name=file.file_name,
+            content_type=_guess_content_type(file.content_type, file.file_name),
+            size=file.size,
+            sha256=file.sha256,
+            description="",
+            created_by=who.user_id,
+            created_at=now,
+        )
+        session.add(version)
+        await session.flush()
+        await session.execute(
+            update(Document)
+            .where(Document.id == document_id)
+            .values(current_version_id=version.id, current_sha256=version.sha256)
+        )
+
+
 async def move(
     session: AsyncSession,
     *,

@@ -147,8 +147,22 @@ class _Exporter:
             raise
 
 
+def _process_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# Read once, at import: reading it means setting it, which must not race with other threads
+# creating files.
+_FILE_MODE = 0o666 & ~_process_umask()
+
+
 def _temp_beside(target: Path) -> tuple[int, str]:
-    return tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".part")
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=".export-", suffix=".part")
+    # mkstemp makes it 0600; exported files get the mode any new file would (the umask's).
+    os.fchmod(fd, _FILE_MODE)
+    return fd, name
 
 
 def _write_hashed(out: IO[bytes], digest: Any, chunk: bytes) -> None:

@@ -135,11 +135,13 @@ async def list_page(
     return await fetch_page(session, stmt, key=[ApiToken.id], page=page, key_of=lambda t: (t.id,))
 
 
-async def revoke(session: AsyncSession, *, who: Principal | None, token_id: int) -> ApiToken:
+async def revoke(session: AsyncSession, *, who: Principal | None, token_id: int) -> bool:
+    """Revoke a token; return False when it was revoked already (nothing changes then)."""
     token = await _visible(session, who, token_id)
-    if token.revoked_at is None:
-        token.revoked_at = utcnow()
-    return token
+    if token.revoked_at is not None:
+        return False
+    token.revoked_at = utcnow()
+    return True
 
 
 async def update(

@@ -6,8 +6,9 @@ blobs durable with one `put_many` (on Linux, one syncfs for their data and one f
 names); only then does the writer task file them as documents, a few hundred per
 transaction. Large files the workers `put` themselves right away.
 A crash therefore leaves at most orphan blobs and staging files (which `casefolio gc`
-removes), and re-running skips every file that is already a document in its folder
-(same file name, same content).
+removes). Import is a sync: re-running skips every file that is already a document in its
+folder (same file name, same content), adds a changed file as a new version of the
+document with its name there, and reports (never deletes) documents whose file is gone.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ from typing import Literal, NamedTuple
 import anyio
 import anyio.to_thread
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, DocumentVersion, User
+from casefolio.db.models import Document, DocumentVersion, Folder, User
 from casefolio.domain import access, documents, fields, folders, users
 from casefolio.domain.errors import DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
@@ -56,7 +57,7 @@ BATCH_SECONDS = 0.5
 _CHUNK = 1024 * 1024
 MANIFEST = "manifest.json"
 
-Outcome = Literal["imported", "skipped", "failed", "exported"]
+Outcome = Literal["imported", "versioned", "skipped", "failed", "missing", "exported"]
 
 
 async def acting_principal(session: AsyncSession, *, email: str | None) -> Principal:
@@ -87,9 +88,11 @@ class FileEvent:
 
 @dataclass
 class TransferReport:
-    imported: int = 0
-    skipped: int = 0
+    imported: int = 0  # new documents
+    versioned: int = 0  # new versions of documents whose file changed
+    skipped: int = 0  # unchanged
     failed: list[FileEvent] = field(default_factory=list)
+    missing: list[FileEvent] = field(default_factory=list)  # documents whose file is gone
     bytes: int = 0
     seconds: float = 0.0
     files: int = 0  # exported files
@@ -98,8 +101,13 @@ class TransferReport:
         if event.outcome == "failed":
             self.failed.append(event)
             return
+        if event.outcome == "missing":
+            self.missing.append(event)
+            return
         if event.outcome == "imported":
             self.imported += 1
+        elif event.outcome == "versioned":
+            self.versioned += 1
         elif event.outcome == "skipped":
             self.skipped += 1
         else:
@@ -241,6 +249,7 @@ class _Ready:
     source: _Source
     stored: documents.StoredFile
     spooled: SpooledFile | None  # still to be stored by a storer; None once stored
+    document_id: int | None = None  # set: a new version of this document
 
 
 class _Importer:
@@ -262,6 +271,9 @@ class _Importer:
         # What is already filed in the target folders, plus what this run is filing: a file
         # whose key is here is skipped. About 150 bytes each.
         self.present: set[_FileKey] = set()
+        # The newest document per (folder, file name): a changed file becomes its version.
+        self.current: dict[tuple[int, str], int] = {}
+        self.missing: list[FileEvent] = []
         self.folder_of: dict[PurePosixPath, int | None] = {}
         self.folder_problem: dict[PurePosixPath, str] = {}
         # Staged files not yet handed to the blob store, removed if the run is cancelled.
@@ -285,7 +297,7 @@ class _Importer:
             existing: list[int | None] = [base_folder_id]
             for directory in scan.directories:
                 await self._ensure_folder(session, directory, existing)
-            await self._load_present(session, existing)
+            await self._load_present(session, base_folder_id, scan)
 
     async def _ensure_folder(
         self, session: AsyncSession, directory: PurePosixPath, existing: list[int | None]
@@ -312,23 +324,54 @@ class _Importer:
             return
         self.folder_of[directory] = created.id
 
-    async def _load_present(self, session: AsyncSession, folder_ids: list[int | None]) -> None:
-        ids = [i for i in folder_ids if i is not None]
-        for start in range(0, max(len(ids), 1), 500):
-            chunk = ids[start : start + 500]
-            where = [Document.folder_id.in_(chunk)] if chunk else []
-            if start == 0 and None in folder_ids:
-                where.append(Document.folder_id.is_(None))
-            if not where:
-                continue
+    async def _load_present(
+        self, session: AsyncSession, base_folder_id: int | None, scan: _Scan
+    ) -> None:
+        """Load the documents under the base folder, at any depth: what a re-run skips or
+        versions, and which files are no longer in the tree."""
+        children: dict[int | None, list[tuple[int, str]]] = {}
+        for folder_id, parent_id, name in await session.execute(
+            select(Folder.id, Folder.parent_id, Folder.name).where(
+                Folder.project_id == self.project_id
+            )
+        ):
+            children.setdefault(parent_id, []).append((folder_id, name))
+        path_of: dict[int | None, PurePosixPath] = {base_folder_id: PurePosixPath(".")}
+        todo = [base_folder_id]
+        while todo:
+            parent = todo.pop()
+            for folder_id, name in children.get(parent, []):
+                path_of[folder_id] = path_of[parent] / name
+                todo.append(folder_id)
+        in_tree = {_filed_path(s.relative) for s in scan.files}
+        in_tree.update(PurePosixPath(p.path) for p in scan.problems)
+        ids = [i for i in path_of if i is not None]
+        where = [Document.folder_id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500)]
+        if base_folder_id is None:
+            where.append(Document.folder_id.is_(None))
+        for condition in where:
             rows = await session.execute(
-                select(Document.folder_id, DocumentVersion.file_name, DocumentVersion.sha256)
+                select(
+                    Document.id,
+                    Document.folder_id,
+                    DocumentVersion.file_name,
+                    DocumentVersion.sha256,
+                    DocumentVersion.size,
+                )
                 .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-                .where(Document.project_id == self.project_id, or_(*where))
+                .where(Document.project_id == self.project_id, condition)
+                .order_by(Document.id)
             )
-            self.present.update(
-                _FileKey(folder_id or 0, name, sha) for folder_id, name, sha in rows
-            )
+            for document_id, in_folder, name, sha256, size in rows:
+                self.present.add(_FileKey(in_folder or 0, name, sha256))
+                self.current[(in_folder or 0, name)] = document_id  # the newest wins
+                path = path_of[in_folder] / name
+                if path not in in_tree:
+                    self.missing.append(
+                        FileEvent(
+                            path.as_posix(), "missing", size, "not in the tree; kept", planned=False
+                        )
+                    )
 
     async def work(
         self, inbox: ObjectReceiveStream[list[_Source]], out: ObjectSendStream[_Ready]
@@ -371,10 +414,12 @@ class _Importer:
                 self.emit(FileEvent(where, "skipped", spooled.size, "already in the folder"))
                 continue
             self.present.add(key)
+            document_id = self.current.get((folder_id or 0, file_name))
             stored = documents.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
             if spooled.size < PUT_ALONE_BYTES:
                 self.staged.add(spooled.path)
-                ready.append(_Ready(source, stored, spooled))  # a storer stores it
+                # a storer stores it
+                ready.append(_Ready(source, stored, spooled, document_id))
                 continue
             try:
                 await self.blobs.put(spooled)  # durable before the writer files its row
@@ -382,7 +427,7 @@ class _Importer:
                 self.present.discard(key)
                 self.emit(FileEvent(where, "failed", spooled.size, f"blob store: {exc}"))
                 continue
-            ready.append(_Ready(source, stored, None))
+            ready.append(_Ready(source, stored, None, document_id))
         if duplicates:
             await anyio.to_thread.run_sync(_unlink_all, duplicates)
         return ready
@@ -431,20 +476,23 @@ class _Importer:
 
     async def _commit(self, batch: Sequence[_Ready]) -> None:
         # Every blob here is durable already (a storer's put_many, or a worker's put).
+        new = [r for r in batch if r.document_id is None]
+        changed = [(r.document_id, r.stored) for r in batch if r.document_id is not None]
         try:
             async with self.db.write() as session:
                 await documents.create_many(
-                    session,
-                    who=self.who,
-                    project_id=self.project_id,
-                    files=[r.stored for r in batch],
+                    session, who=self.who, project_id=self.project_id, files=[r.stored for r in new]
+                )
+                await documents.add_stored_versions(
+                    session, who=self.who, project_id=self.project_id, changes=changed
                 )
         except Exception as exc:
             for r in batch:
                 self._fail(r, describe(exc))
             return
         for r in batch:
-            self.emit(FileEvent(r.source.relative.as_posix(), "imported", r.stored.size))
+            outcome: Outcome = "imported" if r.document_id is None else "versioned"
+            self.emit(FileEvent(r.source.relative.as_posix(), outcome, r.stored.size))
 
 
 async def _next_batch(inbox: ObjectReceiveStream[_Ready], size: int) -> list[_Ready]:
@@ -464,6 +512,14 @@ async def _next_batch(inbox: ObjectReceiveStream[_Ready], size: int) -> list[_Re
             batch.append(ready)
             staged += ready.stored.size if ready.spooled is not None else 0
     return batch
+
+
+def _filed_path(relative: PurePosixPath) -> PurePosixPath:
+    """Where an imported file is filed: its folder and its cleaned file name."""
+    try:
+        return relative.parent / documents.clean_file_name(relative.name)
+    except DomainError:
+        return relative
 
 
 def _unlink_all(paths: list[Path]) -> None:
@@ -495,8 +551,10 @@ async def import_tree(
     """Import every file under `root` into the project (under `folder_id`, else the root).
 
     Sub-directories become folders (existing ones with the same name are reused). A file
-    already filed in its folder (same name, same content) is skipped, so re-running resumes.
-    A problem with one file is reported through `on_file` and the report, never raised.
+    already filed in its folder (same name, same content) is skipped, so re-running resumes;
+    one whose content changed becomes a new version of the document with its name there;
+    documents under the folder whose file is not in the tree are reported (`missing`), and
+    kept. A problem with one file is reported through `on_file` and the report, never raised.
     """
     if not await anyio.to_thread.run_sync(root.is_dir):
         raise NotFound(f"{root} is not a directory.")
@@ -528,5 +586,7 @@ async def import_tree(
         if importer.staged:  # cancelled or crashed with files still waiting to be stored
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(_unlink_all, list(importer.staged))
+    for gone in importer.missing:
+        importer.emit(gone)
     importer.report.seconds = time.monotonic() - started
     return importer.report
