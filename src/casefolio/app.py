@@ -10,7 +10,7 @@ from fastapi import FastAPI
 
 from casefolio import __version__
 from casefolio.api import errors, openapi, v1, v3
-from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
+from casefolio.api.middleware import HeadAsGet, RateLimitHeaders, StorableUrl
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
@@ -79,6 +79,7 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
     v3.install(app)
     # Last added runs first: HEAD is rewritten before anything else sees the request.
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(StorableUrl)
     app.add_middleware(HeadAsGet)
     return app
 

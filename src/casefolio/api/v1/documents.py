@@ -7,8 +7,10 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
 
+from casefolio.api import jsonbody
 from casefolio.api.deps import (
     PrincipalDep,
     SessionDep,
@@ -31,6 +33,7 @@ from casefolio.domain.errors import Invalid
 
 router = v1_router("documents")
 VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
+METADATA = ("metadata",)
 BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 UPLOAD_DOC = (
@@ -125,15 +128,14 @@ def parse_after_date(raw: str) -> datetime:
 def _metadata(upload: ReceivedUpload) -> UploadMetadata:
     if not upload.metadata:
         return UploadMetadata()
+    # Parsed and refused as a JSON body is (api/jsonbody.py), its errors named `metadata.…`.
+    parsed = jsonbody.loads(upload.metadata, METADATA)
     try:
-        return UploadMetadata.model_validate_json(upload.metadata)
+        return UploadMetadata.model_validate(parsed)
     except ValidationError as exc:
-        problems = [
-            {"field": "metadata." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise Invalid(f"The metadata part is not valid: {summary}", problems) from exc
+        raise RequestValidationError(
+            [{**e, "loc": (*METADATA, *e["loc"])} for e in exc.errors()]
+        ) from None
 
 
 def _new_file(upload: ReceivedUpload, meta: UploadMetadata, file_name: str | None) -> NewFile:

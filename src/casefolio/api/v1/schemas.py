@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from casefolio.domain import text
 
 
 def rfc3339(value: datetime) -> str:
@@ -27,6 +30,19 @@ class ApiModel(BaseModel):
         from_attributes=True,
         extra="forbid",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        # Every JSON body of /api/v1 (and the multipart metadata part) comes through here:
+        # text that PostgreSQL cannot store is refused on SQLite too (domain/text.py).
+        found = text.check_json(data)
+        if found is not None:
+            field, problem = found
+            raise PydanticCustomError(
+                text.UNSTORABLE, "{field} {problem}", {"field": field, "problem": problem}
+            )
+        return data
 
 
 def json_response(model: ApiModel, status_code: int = 200) -> Response:

@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import Request
 
+from casefolio.api import jsonbody
 from casefolio.api.v3 import formattable
 from casefolio.api.v3.problems import constraint, invalid_body, type_not_supported
+from casefolio.domain import text
 
 MAX_TITLE = 60  # OpenProject's constraint on Document#title
 JSON_TYPES = ("application/json", "application/hal+json")
 NOT_AN_OBJECT = "The request body was not a single JSON object."
-NOT_JSON = "The request could not be parsed as JSON."
 
 
 @dataclass(frozen=True)
@@ -30,11 +30,9 @@ class AttachmentMetadata:
     content_type: str | None
 
 
-def _object(raw: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise invalid_body(NOT_JSON) from None
+def _object(raw: bytes, where: tuple[str, ...]) -> dict[str, Any]:
+    # The same parser and refusals as a /api/v1 body: nesting, NUL and surrogates are 400.
+    parsed = jsonbody.loads(raw, where)
     if not isinstance(parsed, dict):
         raise invalid_body(NOT_AN_OBJECT)
     return parsed
@@ -46,7 +44,7 @@ async def json_object(request: Request) -> dict[str, Any]:
     media = content_type.split(";")[0].strip().lower()
     if media and media not in JSON_TYPES:
         raise type_not_supported("application/json", content_type)
-    return _object(await request.body())
+    return _object(await request.body(), jsonbody.BODY)
 
 
 def document_changes(body: dict[str, Any]) -> DocumentChanges:
@@ -63,10 +61,21 @@ def document_changes(body: dict[str, Any]) -> DocumentChanges:
     if "description" in body:
         # OpenProject passes description straight through (opf/openproject#24769), so
         # clients send either {"raw": …} or a bare string; both are taken.
-        description = formattable.raw_text(body["description"])
-        if description is None:
-            raise constraint("description", 'Description must be {"raw": "…"} or a string.')
+        description = _description(body["description"])
     return DocumentChanges(title=title, description=description)
+
+
+def _description(value: object) -> str:
+    """A Formattable's raw text ({"raw": …} or a string), within the limit v1 has too."""
+    description = formattable.raw_text(value)
+    if description is None:
+        raise constraint("description", 'Description must be {"raw": "…"} or a string.')
+    if len(description) > text.MAX_DESCRIPTION:
+        raise constraint(
+            "description",
+            f"Description is too long (maximum is {text.MAX_DESCRIPTION} characters).",
+        )
+    return description
 
 
 def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> AttachmentMetadata:
@@ -74,17 +83,24 @@ def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> Attach
     filename, which is only a fallback."""
     if raw is None:
         raise invalid_body("The multipart body has no `metadata` part.")
-    meta = _object(raw)
+    meta = _object(raw, ("metadata",))
     name = meta.get("fileName")
     if name is not None and not isinstance(name, str):
         raise constraint("fileName", "File name must be a string.")
     name = (name or "").strip() or (part_file_name or "").strip()
     if not name:
         raise constraint("fileName", "File name can't be blank.")
-    description = formattable.raw_text(meta.get("description"))
-    if description is None:
-        raise constraint("description", 'Description must be {"raw": "…"} or a string.')
+    if len(name) > text.MAX_FILE_NAME_INPUT:
+        raise constraint(
+            "fileName", f"File name is too long (maximum is {text.MAX_FILE_NAME_INPUT} characters)."
+        )
+    description = _description(meta.get("description"))
     content_type = meta.get("contentType")
     if content_type is not None and not isinstance(content_type, str):
         raise constraint("contentType", "Content type must be a string.")
+    if content_type is not None and len(content_type) > text.MAX_CONTENT_TYPE:
+        raise constraint(
+            "contentType",
+            f"Content type is too long (maximum is {text.MAX_CONTENT_TYPE} characters).",
+        )
     return AttachmentMetadata(name, description, (content_type or "").strip() or None)
