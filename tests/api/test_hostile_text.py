@@ -136,3 +136,20 @@ async def test_the_refusal_keeps_the_connection_usable(
         assert refused.status_code == 400
         fine = await client.get(f"/api/v3/documents/{world['d']}", headers=world["headers"])
         assert fine.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("POST", "/api/v1/projects"), ("PATCH", "/api/v3/documents/{d}")],
+)
+async def test_deep_nesting_says_so_in_both_dialects(
+    client: httpx.AsyncClient, world: dict[str, Any], method: str, path: str
+) -> None:
+    response = await client.request(
+        method,
+        path.format(**world),
+        content=DEEP.encode(),
+        headers={**world["headers"], **JSON},
+    )
+    assert response.status_code == 400
+    assert "nested more than 64 levels" in response.text

@@ -58,7 +58,12 @@ _STATUS = {
     errors.TooLarge: (413, "Content Too Large", "PropertyConstraintViolation"),
     errors.RateLimited: (429, "Too Many Requests", "TooManyRequests"),
 }
-_HTTP_TITLES = {404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type"}
+_HTTP_TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    415: "Unsupported Media Type",
+}
 _HTTP_V3 = {404: "NotFound", 405: "NotFound", 406: "NotFound", 415: "TypeNotSupported"}
 
 
@@ -196,6 +201,9 @@ def install(app: FastAPI) -> None:
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = _HTTP_TITLES.get(exc.status_code, "Error")
         detail = str(exc.detail)
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # FastAPI's own body parsing (json.loads) ran out of stack: say why.
+            detail = f"The request body is not valid JSON: it {text.TOO_DEEP}."
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."
         headers = dict(exc.headers) if exc.headers else None
