@@ -27,13 +27,17 @@ from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, json_response
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, versions
+from casefolio.domain import documents, text, versions
 from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
 
 router = v1_router("documents")
 VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
 METADATA = ("metadata",)
+FILE_NAME_DOC = (
+    "The file name (the last path segment is kept; control and format characters are "
+    "dropped; a name over 255 characters is shortened, keeping its extension)."
+)
 BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 UPLOAD_DOC = (
@@ -76,16 +80,16 @@ class DocumentOut(ApiModel):
 
 
 class UploadMetadata(ApiModel):
-    title: str | None = Field(None, max_length=255)
+    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
     folder_id: BodyId | None = None
-    description: str = Field("", max_length=100_000)
+    description: str = Field("", max_length=text.MAX_DESCRIPTION)
     fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
-    file_name: str | None = Field(None, max_length=255)
+    file_name: str | None = Field(None, max_length=text.MAX_FILE_NAME_INPUT)
 
 
 class DocumentUpdate(ApiModel):
-    title: str | None = Field(None, max_length=255)
-    description: str | None = Field(None, max_length=100_000)
+    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
+    description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
 
 
 class FieldValueIn(ApiModel):
@@ -225,7 +229,10 @@ async def upload_document(
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
+    file_name: Annotated[
+        str | None,
+        Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
+    ] = None,
     reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
 ) -> DocumentOut:
     async with receive(request, state) as upload:
@@ -337,7 +344,10 @@ async def replace_document(
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
+    file_name: Annotated[
+        str | None,
+        Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
+    ] = None,
 ) -> DocumentOut:
     await check_writable_document(state, who, document_id, project_id)
     async with receive(request, state) as upload:

@@ -12,13 +12,13 @@ from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import folders
+from casefolio.domain import folders, text
 
 router = v1_router("folders")
 
 
 class FolderIn(ApiModel):
-    name: str = Field(max_length=255, examples=["Pleadings"])
+    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME, examples=["Pleadings"])
     parent_id: BodyId | None = Field(None, description="The parent folder; omit for the root.")
 
 
@@ -65,7 +65,9 @@ async def create_folder(
 )
 async def read_folder_by_name(
     project: ReadableProject,
-    folder_name: Annotated[str, Path(alias="folderName", max_length=255)],
+    folder_name: Annotated[
+        str, Path(alias="folderName", min_length=1, max_length=text.MAX_FOLDER_NAME)
+    ],
     session: SessionDep,
     parent_id: Annotated[
         int | None, query_id("parentId", description="Disambiguates equal names.")

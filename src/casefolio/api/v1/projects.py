@@ -15,12 +15,12 @@ from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.api.v1.teams import TeamOut
 from casefolio.db.models import Project
-from casefolio.domain import access, projects
+from casefolio.domain import access, projects, text
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Role
 
 router = v1_router("projects")
-Email = Annotated[str, Path(max_length=320)]
+Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
 class ProjectSettings(ApiModel):
@@ -34,15 +34,15 @@ class ProjectSettingsUpdate(ApiModel):
 
 
 class ProjectIn(ApiModel):
-    name: str = Field(max_length=200, examples=["Smith v Jones"])
-    description: str = Field("", max_length=100_000)
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Smith v Jones"])
+    description: str = Field("", max_length=text.MAX_DESCRIPTION)
     template_id: BodyId | None = None
     settings: ProjectSettings | None = None
 
 
 class ProjectUpdate(ApiModel):
-    name: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=100_000)
+    name: str | None = Field(None, min_length=1, max_length=text.MAX_NAME)
+    description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
     settings: ProjectSettingsUpdate | None = None
 
 
@@ -58,7 +58,9 @@ class ProjectOut(ApiModel):
 
 
 class GrantIn(ApiModel):
-    role: str | None = Field(None, description="Read Only, Read Write (default) or Project Admin.")
+    role: str | None = Field(
+        None, description="Read Only, Read Write (default) or Project Admin.", max_length=40
+    )
 
 
 class MemberOut(ApiModel):

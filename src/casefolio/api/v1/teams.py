@@ -13,14 +13,14 @@ from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.api.v1.users import UserOut
-from casefolio.domain import teams
+from casefolio.domain import teams, text
 
 router = v1_router("teams")
-Email = Annotated[str, Path(max_length=320)]
+Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
 class TeamIn(ApiModel):
-    name: str = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=text.MAX_NAME)
 
 
 class TeamOut(ApiModel):

@@ -13,7 +13,7 @@ from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import tokens
+from casefolio.domain import text, tokens
 from casefolio.domain.errors import NotFound
 
 router = v1_router("tokens")
@@ -21,7 +21,7 @@ router = v1_router("tokens")
 
 class TokenIn(ApiModel):
     user_id: BodyId = Field(description="The user the token acts as (a string or a number).")
-    name: str = Field(max_length=200)
+    name: str = Field(min_length=1, max_length=text.MAX_NAME)
     expires_at: AwareDatetime | None = None
     rate_limit: int | None = Field(
         None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
@@ -29,7 +29,7 @@ class TokenIn(ApiModel):
 
 
 class TokenUpdate(ApiModel):
-    name: str | None = Field(None, max_length=200)
+    name: str | None = Field(None, min_length=1, max_length=text.MAX_NAME)
     rate_limit: int | None = Field(
         None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
     )

@@ -12,7 +12,7 @@ from casefolio.api.ids import path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import access, users
+from casefolio.domain import access, text, users
 from casefolio.domain.roles import ROLES
 
 router = v1_router("users")
@@ -34,8 +34,8 @@ class UserOut(ApiModel):
 
 
 class UserIn(ApiModel):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
-    name: str = Field(max_length=200, examples=["Ada Lovelace"])
+    email: str = Field(max_length=text.MAX_EMAIL, examples=["ada@example.com"])
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Ada Lovelace"])
     is_operator: bool = False
 
 
@@ -81,6 +81,6 @@ async def read_user(
 
 @router.get("/user/byemail", response_model=UserOut, summary="Read a user by e-mail address")
 async def read_user_by_email(
-    email: Annotated[str, Query(max_length=320)], session: SessionDep, _: PrincipalDep
+    email: Annotated[str, Query(max_length=text.MAX_EMAIL)], session: SessionDep, _: PrincipalDep
 ) -> UserOut:
     return UserOut.model_validate(await users.get_by_email(session, email=email))
