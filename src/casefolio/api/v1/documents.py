@@ -9,6 +9,7 @@ from typing import Annotated, Any
 from fastapi import Body, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
+from starlette.convertors import Convertor, register_url_convertor
 
 from casefolio.api import jsonbody
 from casefolio.api.deps import (
@@ -304,8 +305,24 @@ async def delete_document(
     await documents.delete(session, who=who, project_id=project_id, document_id=document_id)
 
 
+class FolderRef(Convertor[str]):
+    """`{folderId}` of the move route: anything but the names of a document's other
+    resources, so that `PUT …/content` is the 405 it is, not a move into folder "content"."""
+
+    regex = r"(?!(?:content|replace|versions)$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("folderref", FolderRef())
+
+
 @router.put(
-    "/projects/{projectId}/documents/{documentId}/{folderId}",
+    "/projects/{projectId}/documents/{documentId}/{folderId:folderref}",
     response_model=DocumentOut,
     summary="Move a document into a folder (`root` or 0 for the project root; no body needed)",
 )

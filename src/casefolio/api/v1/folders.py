@@ -80,7 +80,8 @@ async def read_folder_by_name(
 
 
 @router.delete(
-    "/projects/{projectId}/folders/{folderId}",
+    # :int, or DELETE would seem allowed on …/folders/{folderName} (the GET's path).
+    "/projects/{projectId}/folders/{folderId:int}",
     status_code=204,
     summary="Delete an empty folder",
 )
