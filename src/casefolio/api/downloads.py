@@ -22,6 +22,23 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 class RangeNotSatisfiable(Exception): ...
 
 
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+#: What a download answers, for the OpenAPI document: the bytes come with the content type
+#: they were uploaded with, whatever it is.
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The bytes, with the Content-Type they were stored with.",
+        "content": _BYTES,
+    },
+    206: {
+        "description": "The requested byte range (`Range`), with Content-Range.",
+        "content": _BYTES,
+    },
+    304: {"description": "Not modified: If-None-Match named the current ETag (the SHA-256)."},
+    416: {"description": "Range Not Satisfiable: the range starts past the end."},
+}
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """Given a Range header and the blob size, return one half-open byte range, or None to
     send the whole body: RFC 9110 lets a server ignore a Range it does not support

@@ -7,7 +7,10 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from casefolio.db.models import MAX_ID
+
 PROBLEM_JSON = "application/problem+json"
+HAL_JSON = "application/hal+json"
 
 
 def install(app: FastAPI) -> None:
@@ -23,6 +26,7 @@ def install(app: FastAPI) -> None:
                 tags=app.openapi_tags,
             )
             _describe_errors(schema)
+            _integral_bounds(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
@@ -34,12 +38,30 @@ def _describe_errors(schema: dict[str, Any]) -> None:
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.get("responses", {})
-            responses.pop("422", None)
-            if not path.startswith("/api/v1"):
-                continue  # /api/v3 errors are OpenProject's hal+json objects
+            if responses.get("422", {}).get("description") == "Validation Error":
+                responses.pop("422")  # FastAPI's, not v3's PropertyConstraintViolation
+            # /api/v3 errors are OpenProject's error objects, sent as hal+json.
+            media = PROBLEM_JSON if path.startswith("/api/v1") else HAL_JSON
             for status, response in responses.items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
+                    content[media] = content.pop("application/json")
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+def _integral_bounds(node: Any) -> None:
+    # pydantic writes some integer bounds as floats (9.223372036854776e18 for the largest
+    # id), which no longer equal the bound and refuse a valid id: write them as integers.
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = MAX_ID if value >= MAX_ID else int(value)
+            else:
+                _integral_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _integral_bounds(item)
+
+
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})

@@ -20,21 +20,33 @@ from casefolio.api.deps import (
     check_writable_document,
     state_of,
 )
-from casefolio.api.downloads import blob_response
+from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.routing import direct_get
 from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, json_response
+from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId, json_response
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import documents, text, versions
 from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
 
 router = v1_router("documents")
-VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
+VersionId = Annotated[
+    str,
+    # The pattern is documented, not enforced here: parse_version_id gives the seed's 400.
+    Path(
+        alias="versionId",
+        description="A version id (digits).",
+        json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+    ),
+]
 METADATA = ("metadata",)
+AFTER_DATE_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+)
 FILE_NAME_DOC = (
     "The file name (the last path segment is kept; control and format characters are "
     "dropped; a name over 255 characters is shortened, keeping its extension)."
@@ -80,7 +92,7 @@ class DocumentOut(ApiModel):
     fields: list[FieldValueOut]
 
 
-class UploadMetadata(ApiModel):
+class UploadMetadata(ApiInput):
     title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
     folder_id: BodyId | None = None
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
@@ -88,12 +100,12 @@ class UploadMetadata(ApiModel):
     file_name: str | None = Field(None, max_length=text.MAX_FILE_NAME_INPUT)
 
 
-class DocumentUpdate(ApiModel):
+class DocumentUpdate(ApiInput):
     title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
     description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
 
 
-class FieldValueIn(ApiModel):
+class FieldValueIn(ApiInput):
     value: Any = Field(description="Checked against the field's type; null clears the value.")
 
 
@@ -177,6 +189,8 @@ AfterDate = Annotated[
         alias="afterDate",
         max_length=64,
         description="Only documents changed at or after this instant (RFC 3339 or YYYY-MM-DD).",
+        # Documented, not enforced here: parse_after_date answers with the seed's message.
+        json_schema_extra={"pattern": AFTER_DATE_PATTERN},
     ),
 ]
 
@@ -409,7 +423,7 @@ async def set_field_value(
     "/projects/{projectId}/documents/{documentId}/content",
     summary="Download the current version (needs the project's downloadViaApi)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+    responses=DOWNLOAD_RESPONSES,
 )
 async def download_document(
     request: Request,
@@ -504,7 +518,7 @@ async def delete_version(
     "/projects/{projectId}/documents/{documentId}/versions/{versionId}/content",
     summary="Download one version (needs the project's downloadViaApi)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+    responses=DOWNLOAD_RESPONSES,
 )
 async def download_version(
     request: Request,

@@ -11,13 +11,13 @@ from casefolio.api.deps import FolderWritableProject, ReadableProject, SessionDe
 from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.domain import folders, text
 
 router = v1_router("folders")
 
 
-class FolderIn(ApiModel):
+class FolderIn(ApiInput):
     name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME, examples=["Pleadings"])
     parent_id: BodyId | None = Field(None, description="The parent folder; omit for the root.")
 
@@ -46,6 +46,7 @@ async def list_folders(
 @router.post(
     "/projects/{projectId}/folders",
     status_code=201,
+    responses=CONFLICT_RESPONSE,
     response_model=FolderOut,
     summary="Add a folder",
 )

@@ -31,6 +31,13 @@ class ApiModel(BaseModel):
         extra="forbid",
     )
 
+
+class ApiInput(ApiModel):
+    """A request body: JSON types as sent, so 0 is not false and "5" not 5 (ids excepted,
+    api/ids.py). Responses are ApiModels, which FastAPI may validate from their own dump."""
+
+    model_config = ConfigDict(strict=True)
+
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
@@ -76,4 +83,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         " or a statement outlasted the statement timeout. The detail says whether anything"
         " was changed. Retry after Retry-After.",
     }.items()
+}
+
+
+#: The 409 of a create whose name (or e-mail) is taken.
+CONFLICT_RESPONSE: dict[int | str, dict[str, object]] = {
+    409: {"model": Problem, "description": "Conflict: the name (or e-mail) is already taken."}
 }

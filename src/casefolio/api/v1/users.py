@@ -11,7 +11,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.domain import access, text, users
 from casefolio.domain.roles import ROLES
 
@@ -33,7 +33,7 @@ class UserOut(ApiModel):
     created_at: Timestamp
 
 
-class UserIn(ApiModel):
+class UserIn(ApiInput):
     email: str = Field(max_length=text.MAX_EMAIL, examples=["ada@example.com"])
     name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Ada Lovelace"])
     is_operator: bool = False
@@ -56,6 +56,7 @@ async def list_users(
 @router.post(
     "/users",
     status_code=201,
+    responses=CONFLICT_RESPONSE,
     response_model=UserOut | list[UserOut],
     summary="Create one user, or several at once (all or none)",
 )

@@ -9,12 +9,17 @@ from fastapi import Query, Request
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
-from casefolio.api.v3 import hal, paging, payloads, queries, render
+from casefolio.api.v3 import hal, paging, payloads, problems, queries, render
 from casefolio.api.v3.hal import HalResponse
 from casefolio.domain import documents, versions
 from casefolio.domain.roles import Capability
 
-router = dialect_router("/api/v3", "v3 documents", default_response_class=HalResponse)
+router = dialect_router(
+    "/api/v3",
+    "v3 documents",
+    default_response_class=HalResponse,
+    responses=problems.COMMON_RESPONSES,
+)
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
 Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]
@@ -46,7 +51,11 @@ async def read_document(document_id: PathId, session: SessionDep, who: Principal
     return HalResponse(await render.document(session, who, view.document, rows))
 
 
-@router.patch("/documents/{document_id:int}", summary="Update a document's title or description")
+@router.patch(
+    "/documents/{document_id:int}",
+    summary="Update a document's title or description",
+    responses=problems.responses(415, 422),
+)
 async def update_document(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
