@@ -102,7 +102,7 @@ def test_enforced_formats_are_in_the_schema(spec: dict[str, Any]) -> None:
     cursor = json.dumps(_parameter(spec, documents, "cursor"))
     assert "A-Za-z0-9_-" in cursor
     version = _parameter(spec, documents + "/{documentId}/versions/{versionId}", "versionId")
-    assert version["pattern"] == "^[0-9]{1,18}$"
+    assert version["pattern"] == "^[1-9][0-9]{0,17}$"
     schemas = spec["components"]["schemas"]
     for model, field in [("TeamIn", "name"), ("ProjectIn", "name"), ("FolderIn", "name")]:
         assert schemas[model]["properties"][field]["minLength"] == 1

@@ -22,7 +22,8 @@ def _digits_as_int(value: object) -> object:
 
 
 #: An id in a JSON body: a JSON integer, or the digit string v1 returns ids as; strict
-#: otherwise (not 2.0, "2.5", true).
+#: otherwise (not 2.0, "2.5", true). The documented string pattern is narrower than what is
+#: taken, so that every value the schema allows is accepted.
 BodyId = Annotated[
     int,
     BeforeValidator(_digits_as_int),
@@ -31,7 +32,7 @@ BodyId = Annotated[
         {
             "oneOf": [
                 {"type": "integer", "minimum": 1, "maximum": MAX_ID},
-                {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
             ]
         }
     ),

@@ -39,7 +39,7 @@ VersionId = Annotated[
     Path(
         alias="versionId",
         description="A version id (digits).",
-        json_schema_extra={"pattern": "^[0-9]{1,18}$"},
+        json_schema_extra={"pattern": "^[1-9][0-9]{0,17}$"},
     ),
 ]
 METADATA = ("metadata",)
