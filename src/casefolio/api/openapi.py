@@ -7,10 +7,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from casefolio.db.models import MAX_ID
-
 PROBLEM_JSON = "application/problem+json"
-HAL_JSON = "application/hal+json"
 
 
 def install(app: FastAPI) -> None:
@@ -25,34 +22,20 @@ def install(app: FastAPI) -> None:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
-            _describe_errors(schema)
             _integral_bounds(schema)
+            _describe_errors(schema)
             app.openapi_schema = schema
         return app.openapi_schema
 
     app.openapi = build  # type: ignore[method-assign]
 
 
-def _describe_errors(schema: dict[str, Any]) -> None:
-    # FastAPI documents its own 422 validation response; casefolio answers those with 400.
-    for path, operations in schema.get("paths", {}).items():
-        for operation in operations.values():
-            responses = operation.get("responses", {})
-            if responses.get("422", {}).get("description") == "Validation Error":
-                responses.pop("422")  # FastAPI's, not v3's PropertyConstraintViolation
-            # /api/v3 errors are OpenProject's error objects, sent as hal+json.
-            media = PROBLEM_JSON if path.startswith("/api/v1") else HAL_JSON
-            for status, response in responses.items():
-                content = response.get("content", {})
-                if status[0] in "45" and "application/json" in content:
-                    content[media] = content.pop("application/json")
-    for name in ("HTTPValidationError", "ValidationError"):
-        schema.get("components", {}).get("schemas", {}).pop(name, None)
-
-
 def _integral_bounds(node: Any) -> None:
-    # pydantic writes some integer bounds as floats (9.223372036854776e18 for the largest
-    # id), which no longer equal the bound and refuse a valid id: write them as integers.
+    # FastAPI's OpenAPI models hold some integer bounds as floats (9.223372036854776e18 for
+    # the largest id), which no longer equal the bound and refuse a valid id: write them
+    # as integers.
+    from casefolio.db.models import MAX_ID
+
     if isinstance(node, dict):
         for key, value in node.items():
             if key in _BOUNDS and isinstance(value, float) and value.is_integer():
@@ -65,3 +48,20 @@ def _integral_bounds(node: Any) -> None:
 
 
 _BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+
+
+def _describe_errors(schema: dict[str, Any]) -> None:
+    # FastAPI documents its own 422 validation response; casefolio answers those with 400.
+    for path, operations in schema.get("paths", {}).items():
+        for operation in operations.values():
+            responses = operation.get("responses", {})
+            if responses.get("422", {}).get("description") == "Validation Error":
+                responses.pop("422")  # FastAPI's, not v3's PropertyConstraintViolation
+            # /api/v3 errors are OpenProject's error objects, sent as hal+json.
+            media = PROBLEM_JSON if path.startswith("/api/v1") else "application/hal+json"
+            for status, response in responses.items():
+                content = response.get("content", {})
+                if status[0] in "45" and "application/json" in content:
+                    content[media] = content.pop("application/json")
+    for name in ("HTTPValidationError", "ValidationError"):
+        schema.get("components", {}).get("schemas", {}).pop(name, None)

@@ -8,7 +8,8 @@ from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writabl
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
-from casefolio.api.v3 import payloads, problems, render
+from casefolio.api.v3 import payloads, render
+from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found_as
 from casefolio.api.v3.uploads import receive_attachment, require_multipart
@@ -20,7 +21,7 @@ router = dialect_router(
     "/api/v3",
     "v3 attachments",
     default_response_class=HalResponse,
-    responses=problems.COMMON_RESPONSES,
+    responses=COMMON_V3_ERRORS,
 )
 ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 
@@ -43,7 +44,7 @@ async def list_attachments(
     description="`multipart/form-data` with a `metadata` part (JSON: `fileName`, optional "
     "`description` {raw}, `contentType`) and a `file` part; the body streams to disk.",
     openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}},
-    responses=problems.responses(409, 415, 422),
+    responses=v3_errors(409, 415, 422),
 )
 async def add_attachment(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
@@ -80,7 +81,7 @@ async def read_attachment(
     status_code=204,
     response_class=Response,
     summary="Delete an attachment (never a document's last one)",
-    responses=problems.responses(409),
+    responses=v3_errors(409),
 )
 async def delete_attachment(
     attachment_id: PathId, session: SessionDep, who: PrincipalDep

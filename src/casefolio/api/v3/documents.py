@@ -9,7 +9,8 @@ from fastapi import Query, Request
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
-from casefolio.api.v3 import hal, paging, payloads, problems, queries, render
+from casefolio.api.v3 import hal, paging, payloads, queries, render
+from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.domain import documents, versions
 from casefolio.domain.roles import Capability
@@ -18,7 +19,7 @@ router = dialect_router(
     "/api/v3",
     "v3 documents",
     default_response_class=HalResponse,
-    responses=problems.COMMON_RESPONSES,
+    responses=COMMON_V3_ERRORS,
 )
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
@@ -54,7 +55,7 @@ async def read_document(document_id: PathId, session: SessionDep, who: Principal
 @router.patch(
     "/documents/{document_id:int}",
     summary="Update a document's title or description",
-    responses=problems.responses(415, 422),
+    responses=v3_errors(415, 422),
 )
 async def update_document(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep

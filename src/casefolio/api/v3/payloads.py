@@ -30,8 +30,8 @@ class AttachmentMetadata:
     content_type: str | None
 
 
-def _object(raw: bytes, where: tuple[str, ...]) -> dict[str, Any]:
-    # The same parser and refusals as a /api/v1 body: nesting, NUL and surrogates are 400.
+def _object(raw: bytes, where: tuple[str, ...] = jsonbody.BODY) -> dict[str, Any]:
+    # The parser and refusals of a /api/v1 body (api/jsonbody.py): nesting, NUL, surrogates.
     parsed = jsonbody.loads(raw, where)
     if not isinstance(parsed, dict):
         raise invalid_body(NOT_AN_OBJECT)
@@ -44,7 +44,17 @@ async def json_object(request: Request) -> dict[str, Any]:
     media = content_type.split(";")[0].strip().lower()
     if media and media not in JSON_TYPES:
         raise type_not_supported("application/json", content_type)
-    return _object(await request.body(), jsonbody.BODY)
+    return _object(await request.body())
+
+
+def _within_limit(description: str | None) -> str | None:
+    """A description's raw text, refused (422) over the limit v1 has too."""
+    if description is not None and len(description) > text.MAX_DESCRIPTION:
+        raise constraint(
+            "description",
+            f"Description is too long (maximum is {text.MAX_DESCRIPTION} characters).",
+        )
+    return description
 
 
 def document_changes(body: dict[str, Any]) -> DocumentChanges:
@@ -61,21 +71,10 @@ def document_changes(body: dict[str, Any]) -> DocumentChanges:
     if "description" in body:
         # OpenProject passes description straight through (opf/openproject#24769), so
         # clients send either {"raw": …} or a bare string; both are taken.
-        description = _description(body["description"])
+        description = _within_limit(formattable.raw_text(body["description"]))
+        if description is None:
+            raise constraint("description", 'Description must be {"raw": "…"} or a string.')
     return DocumentChanges(title=title, description=description)
-
-
-def _description(value: object) -> str:
-    """A Formattable's raw text ({"raw": …} or a string), within the limit v1 has too."""
-    description = formattable.raw_text(value)
-    if description is None:
-        raise constraint("description", 'Description must be {"raw": "…"} or a string.')
-    if len(description) > text.MAX_DESCRIPTION:
-        raise constraint(
-            "description",
-            f"Description is too long (maximum is {text.MAX_DESCRIPTION} characters).",
-        )
-    return description
 
 
 def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> AttachmentMetadata:
@@ -94,7 +93,9 @@ def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> Attach
         raise constraint(
             "fileName", f"File name is too long (maximum is {text.MAX_FILE_NAME_INPUT} characters)."
         )
-    description = _description(meta.get("description"))
+    description = _within_limit(formattable.raw_text(meta.get("description")))
+    if description is None:
+        raise constraint("description", 'Description must be {"raw": "…"} or a string.')
     content_type = meta.get("contentType")
     if content_type is not None and not isinstance(content_type, str):
         raise constraint("contentType", "Content type must be a string.")

@@ -9,7 +9,8 @@ from fastapi import Query
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.errors import V3_NOT_FOUND
 from casefolio.api.routing import dialect_router
-from casefolio.api.v3 import hal, paging, problems, queries, render, representers
+from casefolio.api.v3 import hal, paging, queries, render, representers
+from casefolio.api.v3.error_responses import COMMON_V3_ERRORS
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found, not_found_as
 from casefolio.domain import access, users
@@ -18,7 +19,7 @@ router = dialect_router(
     "/api/v3",
     "v3 root",
     default_response_class=HalResponse,
-    responses=problems.COMMON_RESPONSES,
+    responses=COMMON_V3_ERRORS,
 )
 DEFAULT_PAGE_SIZE = 20  # min(Setting.per_page_options), OpenProject's fallback
 USER_NOT_FOUND = "The specified user does not exist or you do not have permission to view them."
