@@ -106,7 +106,8 @@ def render(request: Request, problem: Problem) -> JSONResponse:
     )
 
 
-def _describe_validation(exc: RequestValidationError) -> Problem:
+def describe_validation(exc: RequestValidationError) -> Problem:
+    """Given a validation error (FastAPI's, or api/jsonbody.py's), return its 400."""
     field_errors: list[dict[str, str]] = []
     found = exc.errors()
     if unstorable := [e for e in found if e.get("type") == text.UNSTORABLE]:
@@ -137,8 +138,7 @@ def _invalid_json(location: list[str], reason: str) -> Problem:
     if location[:1] == ["query"] and len(location) > 1:
         detail = f"The query parameter {location[1]} is not valid JSON: {reason}."
         field = [{"field": location[1], "message": reason}]
-        # OpenProject sends an InvalidQuery's messages as a list.
-        return Problem(400, "Bad Request", detail, "InvalidQuery", field, v3_message=[detail])
+        return Problem(400, "Bad Request", detail, "InvalidQuery", field)
     if location and not location[0].isdigit():
         detail = f"The {location[0]} part is not valid JSON: {reason}."
         return Problem(
@@ -195,7 +195,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return render(request, _describe_validation(exc))
+        return render(request, describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -6,10 +6,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import ColumnElement, Select, false, func, not_, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from casefolio.api import jsonbody
+from casefolio.api.errors import describe_validation
 from casefolio.api.v3.problems import invalid_query
 from casefolio.db.models import MAX_ID, Document, Project
 from casefolio.domain import documents, projects
@@ -33,8 +35,12 @@ BAD_OPERATOR = "Filters {name}: Operator is not set to one of the allowed values
 
 
 def _json(raw: str, parameter: str) -> Any:
-    # The same parser and refusals as a JSON body: nesting, NUL and surrogates are 400.
-    return jsonbody.loads(raw, ("query", parameter))
+    # The same parser and refusals as a JSON body (nesting, NUL and surrogates are 400),
+    # answered as the InvalidQuery OpenProject sends for a bad query.
+    try:
+        return jsonbody.loads(raw, ("query", parameter))
+    except RequestValidationError as exc:
+        raise invalid_query(describe_validation(exc).detail) from None
 
 
 def _order(raw: str | None, columns: dict[str, InstrumentedAttribute[Any]]) -> list[Any]:
