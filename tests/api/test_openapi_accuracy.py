@@ -6,11 +6,14 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import httpx
 import pytest
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
 
+from casefolio.api.v1.schemas import ApiInput
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -178,3 +181,26 @@ async def test_an_id_may_be_sent_back_as_the_string_v1_returns(
         )
         assert project.status_code == 201, project.text
         assert project.json()["templateId"] == template_id
+
+
+def test_every_json_body_is_a_strict_checked_input(tmp_path: Path) -> None:
+    # A body model must be an ApiInput: strict types and the one text rule (a NUL, a lone
+    # surrogate, deep nesting) come with it, so a new route cannot forget them.
+    app = create_app(
+        Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    )
+    bodies = [
+        (route.path, model)
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.body_field is not None
+        for model in _models(route.body_field.field_info.annotation)
+    ]
+    assert len(bodies) > 10
+    loose = [(path, model.__name__) for path, model in bodies if not issubclass(model, ApiInput)]
+    assert loose == []
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models(arg)]
