@@ -11,7 +11,7 @@ from fastapi_offline import FastAPIOffline
 
 from casefolio import __version__
 from casefolio.api import errors, health, openapi, v1, v3
-from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
+from casefolio.api.middleware import HeadAsGet, RateLimitHeaders, StorableUrl
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
@@ -87,6 +87,7 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
     install_pages(app)
     # Last added runs first: HEAD is rewritten before anything else sees the request.
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(StorableUrl)
     app.add_middleware(HeadAsGet)
     return app
 

@@ -13,7 +13,15 @@ import pytest
 
 from casefolio.domain.errors import Invalid, TooLarge
 from casefolio.storage.base import SpooledFile
-from casefolio.storage.spool import HOLD_BYTES, spool_multipart, spool_stream
+from casefolio.storage.spool import (
+    HOLD_BYTES,
+    MAX_PART_HEADER_BYTES,
+    MAX_PARTS,
+    METADATA_MAX_BYTES,
+    OTHER_PART_MAX_BYTES,
+    spool_multipart,
+    spool_stream,
+)
 
 BOUNDARY = "----casefolioBoundary7MA4YWxkTrZu0gW"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"
@@ -196,9 +204,9 @@ async def test_multipart_holds_a_file_part_up_to_the_hold(
             "more than one `file` part",
         ),
         (
-            body(part("metadata", b"x" * 70_000), part("file", b"abc")),
+            body(part("metadata", b"x" * (METADATA_MAX_BYTES + 1)), part("file", b"abc")),
             CONTENT_TYPE,
-            "`metadata` part is larger than 65536 bytes",
+            f"`metadata` part is larger than {METADATA_MAX_BYTES} bytes",
         ),
     ],
     ids=[
@@ -268,3 +276,77 @@ async def test_multipart_memory_stays_flat(staging: Path) -> None:
     assert upload.file.sha256 == hashlib.sha256(block * (size // len(block))).hexdigest()
     print(f"peak traced memory {peak} bytes")
     assert peak < 8 * 1024 * 1024, f"peak traced memory {peak} bytes"
+
+
+class Endless:
+    """A body that starts with `head` and then repeats `tail` for ever, counting the bytes
+    it was asked for: a refusal must come long before the end of such a body."""
+
+    def __init__(self, head: bytes, tail: bytes) -> None:
+        self.head, self.tail, self.sent = head, tail, 0
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        chunk = self.head
+        while True:
+            self.sent += len(chunk)
+            yield chunk
+            chunk = self.tail * max(1, 65536 // len(self.tail))
+
+
+EMPTY_PART = part("extra", b"")
+
+
+@pytest.mark.parametrize(
+    ("head", "tail", "message"),
+    [
+        (EMPTY_PART, EMPTY_PART, f"more than {MAX_PARTS} parts"),
+        (
+            f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"\r\n'.encode(),
+            b"X-Filler: yes\r\n",
+            f"more than {MAX_PART_HEADER_BYTES} bytes of headers",
+        ),
+        (part("extra", b"")[:-2], b"x" * 1000, f"larger than {OTHER_PART_MAX_BYTES} bytes"),
+        (f"--{BOUNDARY}\r\n\r\n".encode(), b"x" * 1000, f"larger than {OTHER_PART_MAX_BYTES}"),
+        (part("metadata", b"")[:-2], b"{" * 1000, f"larger than {METADATA_MAX_BYTES} bytes"),
+    ],
+    ids=["many-parts", "endless-headers", "big-extra-part", "nameless-part", "big-metadata"],
+)
+async def test_a_multipart_body_over_a_part_limit_is_refused_before_it_is_read(
+    staging: Path, head: bytes, tail: bytes, message: str
+) -> None:
+    stream = Endless(head, tail)
+    with pytest.raises(Invalid) as info:
+        await spool_multipart(
+            stream.__aiter__(), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=10**9
+        )
+    assert message in info.value.message
+    # Refused within a couple of batches past the limit, not at the (endless) end.
+    assert stream.sent < 4 * 1024 * 1024
+    assert list(staging.iterdir()) == []
+
+
+async def test_a_few_small_extra_parts_are_accepted(staging: Path) -> None:
+    extras = [part(f"extra{i}", b"x" * 100) for i in range(MAX_PARTS - 2)]
+    raw = body(*extras, part("metadata", b"{}"), part("file", b"abc", filename="a.txt"))
+    upload = await spool_multipart(
+        chunked(raw, 7), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=1000
+    )
+    assert content(upload.file) == b"abc"
+    assert upload.metadata == b"{}"
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        ("C:\\Users\\me\\brief.pdf", "C:\\Users\\me\\brief.pdf"),
+        ("brief.pdf", "brief.pdf"),
+    ],
+)
+async def test_the_file_part_keeps_the_backslashes_of_its_filename(
+    staging: Path, sent: str, kept: str
+) -> None:
+    raw = body(part("file", b"abc", filename=sent))
+    upload = await spool_multipart(
+        chunked(raw, 5), content_type=CONTENT_TYPE, staging_dir=staging, max_bytes=1000
+    )
+    assert upload.file_name == kept

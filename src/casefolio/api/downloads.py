@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
+from casefolio.api.errors import Problem, render
 from casefolio.api.middleware import HEAD_FLAG
 from casefolio.db.models import DocumentVersion
 from casefolio.storage.base import BlobStore
@@ -19,9 +22,28 @@ _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 class RangeNotSatisfiable(Exception): ...
 
 
+_BYTES = {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+#: What a download answers, for the OpenAPI document: the bytes come with the content type
+#: they were uploaded with, whatever it is.
+DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The bytes, with the Content-Type they were stored with.",
+        "content": _BYTES,
+    },
+    206: {
+        "description": "The requested byte range (`Range`), with Content-Range.",
+        "content": _BYTES,
+    },
+    304: {"description": "Not modified: If-None-Match named the current ETag (the SHA-256)."},
+    416: {"description": "Range Not Satisfiable: the range starts past the end."},
+}
+
+
 def parse_range(header: str, size: int) -> tuple[int, int] | None:
     """Given a Range header and the blob size, return one half-open byte range, or None to
-    send the whole body (absent, multi-range or unparseable headers may be ignored: RFC 9110)."""
+    send the whole body: RFC 9110 lets a server ignore a Range it does not support
+    (several ranges) and tells it to ignore an invalid one (`bytes=5-2`, `items=0-1`).
+    Raise RangeNotSatisfiable for a valid range that lies past the end."""
     match = _RANGE.fullmatch(header.strip())
     if match is None:
         return None
@@ -34,9 +56,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
             raise RangeNotSatisfiable
         return max(0, size - length), size
     start = int(first)
-    end = min(int(last) + 1, size) if last else size
-    if start >= size or end <= start:
+    if last and int(last) < start:
+        return None  # invalid: last-pos before first-pos
+    if start >= size:
         raise RangeNotSatisfiable
+    end = min(int(last) + 1, size) if last else size
     return start, end
 
 
@@ -57,6 +81,14 @@ def _etag_matches(header: str, etag: str) -> bool:
 FILE_CHUNK_BYTES = 2 * 1024 * 1024
 
 
+#: On every content response: the bytes are the client's, never a page of ours. Without
+#: them a browser would render an uploaded HTML file (or sniff one) on our origin.
+CONTENT_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": "default-src 'none'; sandbox",
+}
+
+
 class BlobFileResponse(FileResponse):
     """FileResponse reading 2 MiB per trip to a worker thread instead of Starlette's 64 KiB.
 
@@ -69,11 +101,29 @@ class BlobFileResponse(FileResponse):
 
     chunk_size = FILE_CHUNK_BYTES
 
+    def __init__(self, *args: Any, byte_range: tuple[int, int] | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._byte_range = byte_range
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # blob_response has decided on the range already, by one rule for every store:
+        # FileResponse sees that range alone (or none: the whole body).
+        headers = [(k, v) for k, v in scope["headers"] if k not in (b"range", b"if-range")]
+        if self._byte_range is not None:
+            start, end = self._byte_range
+            headers.append((b"range", f"bytes={start}-{end - 1}".encode()))
+        await super().__call__({**scope, "headers": headers}, receive, send)
+
 
 async def blob_response(request: Request, blobs: BlobStore, version: DocumentVersion) -> Response:
     """Given a version, return a response that streams its bytes (or the headers for HEAD)."""
     etag = f'"{version.sha256}"'
-    headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
+    headers = {
+        "ETag": etag,
+        "Accept-Ranges": "bytes",
+        "Cache-Control": "private, no-cache",
+        **CONTENT_HEADERS,
+    }
     if _etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     headers["Content-Disposition"] = content_disposition(version.file_name)
@@ -82,18 +132,25 @@ async def blob_response(request: Request, blobs: BlobStore, version: DocumentVer
         # Answer HEAD from the row alone: no reason to open a 1 GiB file to send nothing.
         headers["Content-Length"] = str(size)
         return Response(headers=headers, media_type=version.content_type)
-    path = blobs.local_path(version.sha256)
-    if path is not None:
-        # FileResponse does Range/If-Range itself and is sent zero-copy where the server can.
-        return BlobFileResponse(path, media_type=version.content_type, headers=headers)
     wanted: tuple[int, int] | None = None
     if "range" in request.headers and _if_range_ok(request, etag):
         try:
             wanted = parse_range(request.headers["range"], size)
         except RangeNotSatisfiable:
-            return Response(
-                status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"}
+            problem = Problem(
+                416,
+                "Range Not Satisfiable",
+                f"The range {request.headers['range']!r} lies outside the {size} bytes.",
+                "InvalidQuery",
+                headers={**CONTENT_HEADERS, "Content-Range": f"bytes */{size}"},
             )
+            return render(request, problem)
+    path = blobs.local_path(version.sha256)
+    if path is not None:
+        # FileResponse sends the range decided here, zero-copy where the server can.
+        return BlobFileResponse(
+            path, media_type=version.content_type, headers=headers, byte_range=wanted
+        )
     start, end = wanted or (0, size)
     headers["Content-Length"] = str(end - start)
     status = 200

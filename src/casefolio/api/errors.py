@@ -15,7 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from casefolio.api.auth import token_from_headers
 from casefolio.db.engine import DatabaseUnavailable
 from casefolio.db.sqlite_inline import is_lock_timeout
-from casefolio.domain import errors
+from casefolio.domain import errors, text
 
 log = logging.getLogger(__name__)
 V3_PREFIX = "/api/v3"
@@ -25,6 +25,7 @@ HAL_JSON = "application/hal+json; charset=utf-8"
 V3_LOGIN_NEEDED = "You need to be authenticated to access this resource."
 V3_WRONG_CREDENTIALS = "You did not provide the correct credentials."
 V3_NOT_FOUND = "The requested resource could not be found."
+FASTAPI_JSON_ERROR = "JSON decode error"
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,12 @@ _STATUS = {
     errors.TooLarge: (413, "Content Too Large", "PropertyConstraintViolation"),
     errors.RateLimited: (429, "Too Many Requests", "TooManyRequests"),
 }
-_HTTP_TITLES = {404: "Not Found", 405: "Method Not Allowed", 415: "Unsupported Media Type"}
+_HTTP_TITLES = {
+    400: "Bad Request",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    415: "Unsupported Media Type",
+}
 _HTTP_V3 = {404: "NotFound", 405: "NotFound", 406: "NotFound", 415: "TypeNotSupported"}
 
 
@@ -100,22 +106,52 @@ def render(request: Request, problem: Problem) -> JSONResponse:
     )
 
 
-def _describe_validation(exc: RequestValidationError) -> Problem:
+def describe_validation(exc: RequestValidationError) -> Problem:
+    """Given a validation error (FastAPI's, or api/jsonbody.py's), return its 400."""
     field_errors: list[dict[str, str]] = []
-    for error in exc.errors():
+    found = exc.errors()
+    if unstorable := [e for e in found if e.get("type") == text.UNSTORABLE]:
+        found = unstorable[:1]  # the other members of a union only add noise
+    for error in found:
         location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
         if error.get("type") == "json_invalid":
-            return Problem(
-                400, "Bad Request", "The request body is not valid JSON.", "InvalidRequestBody"
-            )
+            return _invalid_json(location, str(error.get("msg", "")))
+        if error.get("type") == text.UNSTORABLE:
+            # Raised for a whole object, the path inside it is in the context; of the
+            # location, union member names (`UserIn`, `list[UserIn]`) are left out.
+            context = error.get("ctx") or {}
+            kept = [part for part in location if not part[:1].isupper() and "[" not in part]
+            location = [*kept, *filter(None, [str(context.get("field", ""))])]
+            error = {**error, "msg": str(context.get("problem", error.get("msg")))}
         field = ".".join(
             location[1:] if location and location[0] in ("query", "path", "header") else location
         )
         field_errors.append({"field": field or "body", "message": str(error.get("msg", "invalid"))})
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors)
-    return Problem(
-        400, "Bad Request", f"Validation failed. {summary}", "InvalidQuery", field_errors
-    )
+    in_body = all(tuple(e.get("loc", ()))[:1] in (("body",), ("metadata",)) for e in found)
+    identifier = "InvalidRequestBody" if in_body else "InvalidQuery"
+    return Problem(400, "Bad Request", f"Validation failed. {summary}", identifier, field_errors)
+
+
+def _invalid_json(location: list[str], reason: str) -> Problem:
+    """JSON that does not parse: the body, a multipart part or a query parameter's."""
+    if location[:1] == ["query"] and len(location) > 1:
+        detail = f"The query parameter {location[1]} is not valid JSON: {reason}."
+        field = [{"field": location[1], "message": reason}]
+        return Problem(400, "Bad Request", detail, "InvalidQuery", field)
+    if location and not location[0].isdigit():
+        detail = f"The {location[0]} part is not valid JSON: {reason}."
+        return Problem(
+            400,
+            "Bad Request",
+            detail,
+            "InvalidRequestBody",
+            [{"field": location[0], "message": reason}],
+        )
+    detail = "The request body is not valid JSON."
+    if reason and reason != FASTAPI_JSON_ERROR:  # FastAPI's own says only where it stopped
+        detail = f"The request body is not valid JSON: {reason}."
+    return Problem(400, "Bad Request", detail, "InvalidRequestBody")
 
 
 def _retry_soon(request: Request, detail: str) -> JSONResponse:
@@ -159,12 +195,15 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return render(request, _describe_validation(exc))
+        return render(request, describe_validation(exc))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         title = _HTTP_TITLES.get(exc.status_code, "Error")
         detail = str(exc.detail)
+        if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
+            # FastAPI's own body parsing (json.loads) ran out of stack: say why.
+            detail = f"The request body is not valid JSON: it {text.TOO_DEEP}."
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."
         headers = dict(exc.headers) if exc.headers else None

@@ -9,12 +9,34 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 
 from casefolio.db.models import MAX_ID, is_id
 
-#: An id in a JSON body.
-BodyId = Annotated[int, Field(ge=1, le=MAX_ID)]
+
+def _digits_as_int(value: object) -> object:
+    # v1 returns ids as strings, so a client may send one back as it read it ("2").
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 20:
+        return int(value)
+    return value
+
+
+#: An id in a JSON body: a JSON integer, or the digit string v1 returns ids as; strict
+#: otherwise (not 2.0, "2.5", true). The documented string pattern is narrower than what is
+#: taken, so that every value the schema allows is accepted.
+BodyId = Annotated[
+    int,
+    BeforeValidator(_digits_as_int),
+    Field(ge=1, le=MAX_ID, strict=True),
+    WithJsonSchema(
+        {
+            "oneOf": [
+                {"type": "integer", "minimum": 1, "maximum": MAX_ID},
+                {"type": "string", "pattern": "^[1-9][0-9]{0,17}$"},
+            ]
+        }
+    ),
+]
 #: An id in a path whose parameter keeps its Python name (/api/v3).
 PathId = Annotated[int, Path(ge=1, le=MAX_ID)]
 

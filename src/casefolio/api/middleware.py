@@ -1,10 +1,16 @@
-"""ASGI middleware: HEAD on every GET resource, and rate-limit headers on every response."""
+"""ASGI middleware: HEAD on every GET resource, rate-limit headers on every response, and
+the one check of the text a URL carries."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qsl
+
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from casefolio.api.errors import Problem, render
 from casefolio.api.ratelimit import STATE_KEY, Budget
+from casefolio.domain import text
 
 HEAD_FLAG = "casefolio.head"
 
@@ -64,3 +70,43 @@ class RateLimitHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_budget)
+
+
+class StorableUrl:
+    """Refuse a URL whose path or query holds text that cannot be stored (a NUL: `%00`) with
+    400 naming the parameter, before any route sees it; JSON bodies are checked where they
+    are parsed (api/v1/schemas.py, api/jsonbody.py), by the same rule (domain/text.py).
+
+    Percent-decoding turns invalid UTF-8 into U+FFFD, so a URL cannot carry a surrogate."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = _url_problem(scope)
+            if problem is not None:
+                await render(Request(scope), problem)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _url_problem(scope: Scope) -> Problem | None:
+    field: str | None = None
+    problem: str | None = None
+    query: bytes = scope.get("query_string", b"")
+    if b"%00" in query or b"\x00" in query:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            problem = text.unstorable(name) or text.unstorable(value)
+            if problem is not None:
+                field = name if text.unstorable(name) is None else "(query parameter name)"
+                break
+    path: str = scope.get("path", "")
+    if problem is None and "\x00" in path:
+        field, problem = "path", text.unstorable(path)
+    if problem is None or field is None:
+        return None
+    detail = f"Validation failed. {field}: {problem}"
+    return Problem(
+        400, "Bad Request", detail, "InvalidQuery", [{"field": field, "message": problem}]
+    )

@@ -45,6 +45,7 @@ def install(app: FastAPI) -> None:
                 routes=app.routes,
                 tags=app.openapi_tags,
             )
+            _integral_bounds(schema)
             _describe_errors(schema)
             _declare_security(schema, app.routes)
             app.openapi_schema = schema
@@ -53,18 +54,39 @@ def install(app: FastAPI) -> None:
     app.openapi = build  # type: ignore[method-assign]
 
 
+def _integral_bounds(node: Any) -> None:
+    # FastAPI's OpenAPI models hold some integer bounds as floats (9.223372036854776e18 for
+    # the largest id), which no longer equal the bound and refuse a valid id: write them
+    # as integers.
+    from casefolio.db.models import MAX_ID
+
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key in _BOUNDS and isinstance(value, float) and value.is_integer():
+                node[key] = MAX_ID if value >= MAX_ID else int(value)
+            else:
+                _integral_bounds(value)
+    elif isinstance(node, list):
+        for item in node:
+            _integral_bounds(item)
+
+
+_BOUNDS = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"})
+
+
 def _describe_errors(schema: dict[str, Any]) -> None:
     # FastAPI documents its own 422 validation response; casefolio answers those with 400.
     for path, operations in schema.get("paths", {}).items():
         for operation in operations.values():
             responses = operation.get("responses", {})
-            responses.pop("422", None)
-            if not path.startswith("/api/v1"):
-                continue  # /api/v3 errors are OpenProject's hal+json objects
+            if responses.get("422", {}).get("description") == "Validation Error":
+                responses.pop("422")  # FastAPI's, not v3's PropertyConstraintViolation
+            # /api/v3 errors are OpenProject's error objects, sent as hal+json.
+            media = PROBLEM_JSON if path.startswith("/api/v1") else "application/hal+json"
             for status, response in responses.items():
                 content = response.get("content", {})
                 if status[0] in "45" and "application/json" in content:
-                    content[PROBLEM_JSON] = content.pop("application/json")
+                    content[media] = content.pop("application/json")
     for name in ("HTTPValidationError", "ValidationError"):
         schema.get("components", {}).get("schemas", {}).pop(name, None)
 

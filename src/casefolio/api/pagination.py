@@ -9,6 +9,9 @@ from fastapi import Depends, Query, Request, Response
 
 from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, decode_cursor
 
+#: A cursor is unpadded URL-safe base64 (domain/pages.py).
+CURSOR_PATTERN = "^[A-Za-z0-9_-]+$"
+
 
 @dataclass(frozen=True)
 class PageParams:
@@ -25,7 +28,11 @@ async def page_params(
     ] = DEFAULT_LIMIT,
     cursor: Annotated[
         str | None,
-        Query(max_length=512, description="Opaque cursor from the previous page's Link header."),
+        Query(
+            max_length=512,
+            pattern=CURSOR_PATTERN,
+            description="Opaque cursor from the previous page's Link header.",
+        ),
     ] = None,
 ) -> PageParams:
     return PageParams(limit, cursor)

@@ -16,7 +16,7 @@ from casefolio.storage.base import SpooledFile
 from casefolio.storage.spool import spool_multipart, spool_stream
 
 # Multipart framing and the metadata part ride on top of the file's own bytes.
-MULTIPART_ALLOWANCE = 1024 * 1024
+MULTIPART_ALLOWANCE = 2 * 1024 * 1024
 
 
 @dataclass(frozen=True)

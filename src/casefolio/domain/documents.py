@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import mimetypes
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -37,7 +36,7 @@ from casefolio.db.models import (
     is_id,
 )
 from casefolio.db.types import utcnow
-from casefolio.domain import access, fields, folders
+from casefolio.domain import access, fields, folders, text
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_row_page
 from casefolio.domain.principal import Principal
@@ -52,8 +51,7 @@ from casefolio.domain.rows import (
 )
 from casefolio.storage.base import BlobStore, SpooledFile
 
-MAX_TITLE = 255
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+MAX_TITLE = text.MAX_TITLE
 # The tables behind the models, for hot statements built of columns only (no ORM loading).
 _DOCUMENTS, _VERSIONS, _FIELDS, _VALUES = (
     cast(Table, model.__table__) for model in (Document, DocumentVersion, Field, FieldValue)
@@ -85,9 +83,14 @@ class DocumentView:
 
 
 def clean_file_name(name: str | None) -> str:
-    """Given a client's file name, return a safe base name, or raise Invalid if nothing is left."""
-    base = re.split(r"[/\\]", name or "")[-1]
-    base = _UNSAFE.sub("", base).strip()[:255]
+    """Given a client's file name, return a safe base name, or raise Invalid if nothing is left.
+
+    The last path segment (either separator), without control or format characters (a bidi
+    override makes `invoice\u202egpj.exe` read as `invoiceexe.jpg`), shortened to 255
+    characters keeping its extension.
+    """
+    base = text.visible(text.last_segment(name or "")).strip()
+    base = text.shorten_file_name(base)
     if not base or base in (".", ".."):
         raise Invalid(
             "The upload needs a file name: a filename in the file part, or ?fileName=.",
@@ -99,7 +102,7 @@ def clean_file_name(name: str | None) -> str:
 def content_type_of(file: NewFile, file_name: str) -> str:
     given = (file.content_type or "").strip()
     if given and given != "application/octet-stream":
-        return given[:255]
+        return given[: text.MAX_CONTENT_TYPE]
     guessed, _ = mimetypes.guess_type(file_name)
     return guessed or "application/octet-stream"
 
@@ -563,7 +566,7 @@ async def create_many(
 def _guess_content_type(given: str | None, file_name: str) -> str:
     given = (given or "").strip()
     if given and given != "application/octet-stream":
-        return given[:255]
+        return given[: text.MAX_CONTENT_TYPE]
     guessed, _ = mimetypes.guess_type(file_name)
     return guessed or "application/octet-stream"
 

@@ -7,8 +7,11 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
+from starlette.convertors import Convertor, register_url_convertor
 
+from casefolio.api import jsonbody
 from casefolio.api.deps import (
     PrincipalDep,
     SessionDep,
@@ -17,20 +20,37 @@ from casefolio.api.deps import (
     check_writable_document,
     state_of,
 )
-from casefolio.api.downloads import blob_response
+from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.routing import direct_get
 from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, json_response
+from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId, json_response
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, versions
+from casefolio.domain import documents, text, versions
 from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
 
 router = v1_router("documents")
-VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
+VersionId = Annotated[
+    str,
+    # The pattern is documented, not enforced here: parse_version_id gives the seed's 400.
+    Path(
+        alias="versionId",
+        description="A version id (digits).",
+        json_schema_extra={"pattern": "^[1-9][0-9]{0,17}$"},
+    ),
+]
+METADATA = ("metadata",)
+AFTER_DATE_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+    r"([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+)
+FILE_NAME_DOC = (
+    "The file name (the last path segment is kept; control and format characters are "
+    "dropped; a name over 255 characters is shortened, keeping its extension)."
+)
 BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 UPLOAD_DOC = (
@@ -72,20 +92,20 @@ class DocumentOut(ApiModel):
     fields: list[FieldValueOut]
 
 
-class UploadMetadata(ApiModel):
-    title: str | None = Field(None, max_length=255)
+class UploadMetadata(ApiInput):
+    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
     folder_id: BodyId | None = None
-    description: str = Field("", max_length=100_000)
+    description: str = Field("", max_length=text.MAX_DESCRIPTION)
     fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
-    file_name: str | None = Field(None, max_length=255)
+    file_name: str | None = Field(None, max_length=text.MAX_FILE_NAME_INPUT)
 
 
-class DocumentUpdate(ApiModel):
-    title: str | None = Field(None, max_length=255)
-    description: str | None = Field(None, max_length=100_000)
+class DocumentUpdate(ApiInput):
+    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
+    description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
 
 
-class FieldValueIn(ApiModel):
+class FieldValueIn(ApiInput):
     value: Any = Field(description="Checked against the field's type; null clears the value.")
 
 
@@ -125,15 +145,14 @@ def parse_after_date(raw: str) -> datetime:
 def _metadata(upload: ReceivedUpload) -> UploadMetadata:
     if not upload.metadata:
         return UploadMetadata()
+    # Parsed and refused as a JSON body is (api/jsonbody.py), its errors named `metadata.…`.
+    parsed = jsonbody.loads(upload.metadata, METADATA)
     try:
-        return UploadMetadata.model_validate_json(upload.metadata)
+        return UploadMetadata.model_validate(parsed)
     except ValidationError as exc:
-        problems = [
-            {"field": "metadata." + ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        summary = "; ".join(f"{p['field']}: {p['message']}" for p in problems)
-        raise Invalid(f"The metadata part is not valid: {summary}", problems) from exc
+        raise RequestValidationError(
+            [{**e, "loc": (*METADATA, *e["loc"])} for e in exc.errors()]
+        ) from None
 
 
 def _new_file(upload: ReceivedUpload, meta: UploadMetadata, file_name: str | None) -> NewFile:
@@ -170,6 +189,8 @@ AfterDate = Annotated[
         alias="afterDate",
         max_length=64,
         description="Only documents changed at or after this instant (RFC 3339 or YYYY-MM-DD).",
+        # Documented, not enforced here: parse_after_date answers with the seed's message.
+        json_schema_extra={"pattern": AFTER_DATE_PATTERN},
     ),
 ]
 
@@ -223,7 +244,10 @@ async def upload_document(
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
+    file_name: Annotated[
+        str | None,
+        Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
+    ] = None,
     reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
 ) -> DocumentOut:
     async with receive(request, state) as upload:
@@ -295,8 +319,24 @@ async def delete_document(
     await documents.delete(session, who=who, project_id=project_id, document_id=document_id)
 
 
+class FolderRef(Convertor[str]):
+    """`{folderId}` of the move route: anything but the names of a document's other
+    resources, so that `PUT …/content` is the 405 it is, not a move into folder "content"."""
+
+    regex = r"(?!(?:content|replace|versions)$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("folderref", FolderRef())
+
+
 @router.put(
-    "/projects/{projectId}/documents/{documentId}/{folderId}",
+    "/projects/{projectId}/documents/{documentId}/{folderId:folderref}",
     response_model=DocumentOut,
     summary="Move a document into a folder (`root` or 0 for the project root; no body needed)",
 )
@@ -335,7 +375,10 @@ async def replace_document(
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    file_name: Annotated[str | None, Query(alias="fileName", max_length=255)] = None,
+    file_name: Annotated[
+        str | None,
+        Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
+    ] = None,
 ) -> DocumentOut:
     await check_writable_document(state, who, document_id, project_id)
     async with receive(request, state) as upload:
@@ -380,7 +423,7 @@ async def set_field_value(
     "/projects/{projectId}/documents/{documentId}/content",
     summary="Download the current version (needs the project's downloadViaApi)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+    responses=DOWNLOAD_RESPONSES,
 )
 async def download_document(
     request: Request,
@@ -475,7 +518,7 @@ async def delete_version(
     "/projects/{projectId}/documents/{documentId}/versions/{versionId}/content",
     summary="Download one version (needs the project's downloadViaApi)",
     response_class=Response,
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+    responses=DOWNLOAD_RESPONSES,
 )
 async def download_version(
     request: Request,

@@ -2,23 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import AdministeredProject, ReadableProject, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import fields
+from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.domain import fields, text
 from casefolio.domain.fields import FIELD_TYPES, FieldSpec
 
 router = v1_router("fields")
+Choice = Annotated[str, Field(min_length=1, max_length=text.MAX_CHOICE)]
 
 
-class FieldIn(ApiModel):
-    name: str = Field(max_length=200, examples=["Custodian"])
-    type: str = Field(description=f"One of: {', '.join(FIELD_TYPES)}.", examples=["text"])
-    choices: list[str] = Field(default_factory=list, description="For choice fields.")
+class FieldIn(ApiInput):
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Custodian"])
+    type: str = Field(
+        description=f"One of: {', '.join(FIELD_TYPES)}.", examples=["text"], max_length=20
+    )
+    choices: list[Choice] = Field(
+        default_factory=list, description="For choice fields.", max_length=text.MAX_CHOICES
+    )
     required: bool = False
 
 
@@ -47,6 +54,7 @@ async def list_fields(
 @router.post(
     "/projects/{projectId}/fields",
     status_code=201,
+    responses=CONFLICT_RESPONSE,
     response_model=FieldOut,
     summary="Define a field (Project Admin)",
 )

@@ -11,14 +11,14 @@ from casefolio.api.deps import FolderWritableProject, ReadableProject, SessionDe
 from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import folders
+from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.domain import folders, text
 
 router = v1_router("folders")
 
 
-class FolderIn(ApiModel):
-    name: str = Field(max_length=255, examples=["Pleadings"])
+class FolderIn(ApiInput):
+    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME, examples=["Pleadings"])
     parent_id: BodyId | None = Field(None, description="The parent folder; omit for the root.")
 
 
@@ -46,6 +46,7 @@ async def list_folders(
 @router.post(
     "/projects/{projectId}/folders",
     status_code=201,
+    responses=CONFLICT_RESPONSE,
     response_model=FolderOut,
     summary="Add a folder",
 )
@@ -65,7 +66,9 @@ async def create_folder(
 )
 async def read_folder_by_name(
     project: ReadableProject,
-    folder_name: Annotated[str, Path(alias="folderName", max_length=255)],
+    folder_name: Annotated[
+        str, Path(alias="folderName", min_length=1, max_length=text.MAX_FOLDER_NAME)
+    ],
     session: SessionDep,
     parent_id: Annotated[
         int | None, query_id("parentId", description="Disambiguates equal names.")
@@ -78,7 +81,8 @@ async def read_folder_by_name(
 
 
 @router.delete(
-    "/projects/{projectId}/folders/{folderId}",
+    # :int, or DELETE would seem allowed on …/folders/{folderName} (the GET's path).
+    "/projects/{projectId}/folders/{folderId:int}",
     status_code=204,
     summary="Delete an empty folder",
 )

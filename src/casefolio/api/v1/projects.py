@@ -12,37 +12,37 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, ProjectId, TeamId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
 from casefolio.api.v1.teams import TeamOut
 from casefolio.db.models import Project
-from casefolio.domain import access, projects
+from casefolio.domain import access, projects, text
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Role
 
 router = v1_router("projects")
-Email = Annotated[str, Path(max_length=320)]
+Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
-class ProjectSettings(ApiModel):
+class ProjectSettings(ApiInput):
     download_via_api: bool = Field(
         False, description="Whether document content may be downloaded through the API."
     )
 
 
-class ProjectSettingsUpdate(ApiModel):
+class ProjectSettingsUpdate(ApiInput):
     download_via_api: bool | None = None
 
 
-class ProjectIn(ApiModel):
-    name: str = Field(max_length=200, examples=["Smith v Jones"])
-    description: str = Field("", max_length=100_000)
+class ProjectIn(ApiInput):
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Smith v Jones"])
+    description: str = Field("", max_length=text.MAX_DESCRIPTION)
     template_id: BodyId | None = None
     settings: ProjectSettings | None = None
 
 
-class ProjectUpdate(ApiModel):
-    name: str | None = Field(None, max_length=200)
-    description: str | None = Field(None, max_length=100_000)
+class ProjectUpdate(ApiInput):
+    name: str | None = Field(None, min_length=1, max_length=text.MAX_NAME)
+    description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
     settings: ProjectSettingsUpdate | None = None
 
 
@@ -57,8 +57,10 @@ class ProjectOut(ApiModel):
     role: str | None = Field(description="The caller's effective role on the project.")
 
 
-class GrantIn(ApiModel):
-    role: str | None = Field(None, description="Read Only, Read Write (default) or Project Admin.")
+class GrantIn(ApiInput):
+    role: str | None = Field(
+        None, description="Read Only, Read Write (default) or Project Admin.", max_length=40
+    )
 
 
 class MemberOut(ApiModel):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, PlainSerializer
+from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from casefolio.domain import text
 
 
 def rfc3339(value: datetime) -> str:
@@ -27,6 +30,26 @@ class ApiModel(BaseModel):
         from_attributes=True,
         extra="forbid",
     )
+
+
+class ApiInput(ApiModel):
+    """A request body: JSON types as sent, so 0 is not false and "5" not 5 (ids excepted,
+    api/ids.py). Responses are ApiModels, which FastAPI may validate from their own dump."""
+
+    model_config = ConfigDict(strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable_text(cls, data: Any) -> Any:
+        # Every JSON body of /api/v1 (and the multipart metadata part) comes through here:
+        # text that PostgreSQL cannot store is refused on SQLite too (domain/text.py).
+        found = text.check_json(data)
+        if found is not None:
+            field, problem = found
+            raise PydanticCustomError(
+                text.UNSTORABLE, "{field} {problem}", {"field": field, "problem": problem}
+            )
+        return data
 
 
 def json_response(model: ApiModel, status_code: int = 200) -> Response:
@@ -60,4 +83,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         " or a statement outlasted the statement timeout. The detail says whether anything"
         " was changed. Retry after Retry-After.",
     }.items()
+}
+
+
+#: The 409 of a create whose name (or e-mail) is taken.
+CONFLICT_RESPONSE: dict[int | str, dict[str, object]] = {
+    409: {"model": Problem, "description": "Conflict: the name (or e-mail) is already taken."}
 }

@@ -7,7 +7,7 @@ from fastapi import Request
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel
+from casefolio.api.v1.schemas import ApiInput, ApiModel
 from casefolio.domain import system
 
 router = v1_router("settings")
@@ -17,7 +17,7 @@ class SettingsOut(ApiModel):
     integrations_api_enabled: bool
 
 
-class SettingsUpdate(ApiModel):
+class SettingsUpdate(ApiInput):
     integrations_api_enabled: bool | None = None
 
 

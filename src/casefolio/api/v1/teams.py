@@ -11,16 +11,16 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import TeamId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.api.v1.users import UserOut
-from casefolio.domain import teams
+from casefolio.domain import teams, text
 
 router = v1_router("teams")
-Email = Annotated[str, Path(max_length=320)]
+Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
-class TeamIn(ApiModel):
-    name: str = Field(max_length=200)
+class TeamIn(ApiInput):
+    name: str = Field(min_length=1, max_length=text.MAX_NAME)
 
 
 class TeamOut(ApiModel):
@@ -38,7 +38,13 @@ async def list_teams(
     return [TeamOut.model_validate(t) for t in page.items]
 
 
-@router.post("/teams", status_code=201, response_model=TeamOut, summary="Create a team")
+@router.post(
+    "/teams",
+    status_code=201,
+    responses=CONFLICT_RESPONSE,
+    response_model=TeamOut,
+    summary="Create a team",
+)
 async def create_team(body: TeamIn, session: SessionDep, who: PrincipalDep) -> TeamOut:
     return TeamOut.model_validate(await teams.create(session, who=who, name=body.name))
 

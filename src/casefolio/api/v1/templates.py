@@ -12,31 +12,33 @@ from casefolio.api.ids import BodyId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.fields import FieldIn
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.db.models import Template
-from casefolio.domain import templates
+from casefolio.domain import templates, text
 from casefolio.domain.fields import FieldSpec
 
 router = v1_router("templates")
+#: Folders (per level), fields and grants a template may list.
+MAX_ITEMS = 1000
 
 
-class FolderSpecIn(ApiModel):
-    name: str = Field(max_length=255)
-    children: list[FolderSpecIn] = Field(default_factory=list)
+class FolderSpecIn(ApiInput):
+    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME)
+    children: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
-class GrantSpecIn(ApiModel):
-    role: str = "Read Write"
+class GrantSpecIn(ApiInput):
+    role: str = Field("Read Write", max_length=40)
     team_id: BodyId | None = None
-    email: str | None = Field(None, max_length=320)
+    email: str | None = Field(None, max_length=text.MAX_EMAIL)
 
 
-class TemplateIn(ApiModel):
-    name: str = Field(max_length=200)
-    description: str = Field("", max_length=100_000)
-    folders: list[FolderSpecIn] = Field(default_factory=list)
-    fields: list[FieldIn] = Field(default_factory=list)
-    grants: list[GrantSpecIn] = Field(default_factory=list)
+class TemplateIn(ApiInput):
+    name: str = Field(min_length=1, max_length=text.MAX_NAME)
+    description: str = Field("", max_length=text.MAX_DESCRIPTION)
+    folders: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    fields: list[FieldIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    grants: list[GrantSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
 class TemplateOut(ApiModel):
@@ -81,6 +83,7 @@ async def list_templates(
 @router.post(
     "/templates",
     status_code=201,
+    responses=CONFLICT_RESPONSE,
     response_model=TemplateOut,
     summary="Create a template (operators)",
 )

@@ -12,24 +12,25 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import tokens
+from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
+from casefolio.domain import text, tokens
 from casefolio.domain.errors import NotFound
 
 router = v1_router("tokens")
 
 
-class TokenIn(ApiModel):
+class TokenIn(ApiInput):
     user_id: BodyId = Field(description="The user the token acts as (a string or a number).")
-    name: str = Field(max_length=200)
-    expires_at: AwareDatetime | None = None
+    name: str = Field(min_length=1, max_length=text.MAX_NAME)
+    # Not strict: JSON has no datetime type, the value is an RFC 3339 string.
+    expires_at: Annotated[AwareDatetime, Field(strict=False)] | None = None
     rate_limit: int | None = Field(
         None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
     )
 
 
-class TokenUpdate(ApiModel):
-    name: str | None = Field(None, max_length=200)
+class TokenUpdate(ApiInput):
+    name: str | None = Field(None, min_length=1, max_length=text.MAX_NAME)
     rate_limit: int | None = Field(
         None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
     )

@@ -12,8 +12,15 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Problem, Timestamp, WireId
-from casefolio.domain import access, users
+from casefolio.api.v1.schemas import (
+    CONFLICT_RESPONSE,
+    ApiInput,
+    ApiModel,
+    Problem,
+    Timestamp,
+    WireId,
+)
+from casefolio.domain import access, text, users
 from casefolio.domain.roles import ROLES
 
 router = v1_router("users")
@@ -34,9 +41,9 @@ class UserOut(ApiModel):
     created_at: Timestamp
 
 
-class UserIn(ApiModel):
-    email: str = Field(max_length=320, examples=["ada@example.com"])
-    name: str = Field(max_length=200, examples=["Ada Lovelace"])
+class UserIn(ApiInput):
+    email: str = Field(max_length=text.MAX_EMAIL, examples=["ada@example.com"])
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Ada Lovelace"])
     is_operator: bool = False
 
 
@@ -57,6 +64,7 @@ async def list_users(
 @router.post(
     "/users",
     status_code=201,
+    responses=CONFLICT_RESPONSE,
     response_model=UserOut | list[UserOut],
     summary="Create one user, or several at once (all or none)",
 )
@@ -80,7 +88,7 @@ async def read_user(
     return UserOut.model_validate(await users.get(session, user_id=user_id))
 
 
-class UserUpdate(ApiModel):
+class UserUpdate(ApiInput):
     # Strict: pydantic would read "no" or 0 as false and deactivate someone by accident.
     active: bool | None = Field(
         default=None,
@@ -117,6 +125,6 @@ async def update_user(
 
 @router.get("/user/byemail", response_model=UserOut, summary="Read a user by e-mail address")
 async def read_user_by_email(
-    email: Annotated[str, Query(max_length=320)], session: SessionDep, _: PrincipalDep
+    email: Annotated[str, Query(max_length=text.MAX_EMAIL)], session: SessionDep, _: PrincipalDep
 ) -> UserOut:
     return UserOut.model_validate(await users.get_by_email(session, email=email))

@@ -6,11 +6,12 @@ from __future__ import annotations
 from fastapi import Request, Response
 
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writable_document
-from casefolio.api.downloads import blob_response
+from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
 from casefolio.api.uploads import ReceivedUpload
 from casefolio.api.v3 import payloads, render
+from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found_as
 from casefolio.api.v3.uploads import receive_attachment, require_multipart
@@ -18,7 +19,12 @@ from casefolio.domain import documents, unclaimed, versions
 from casefolio.domain.documents import NewFile
 from casefolio.domain.roles import Capability
 
-router = dialect_router("/api/v3", "v3 attachments", default_response_class=HalResponse)
+router = dialect_router(
+    "/api/v3",
+    "v3 attachments",
+    default_response_class=HalResponse,
+    responses=COMMON_V3_ERRORS,
+)
 ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 
 
@@ -67,6 +73,7 @@ async def upload_unclaimed(
     description="`multipart/form-data` with a `metadata` part (JSON: `fileName`, optional "
     "`description` {raw}, `contentType`) and a `file` part; the body streams to disk.",
     openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}},
+    responses=v3_errors(409, 415, 422),
 )
 async def add_attachment(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
@@ -103,6 +110,7 @@ async def read_attachment(
     status_code=204,
     response_class=Response,
     summary="Delete an attachment (never a document's last one)",
+    responses=v3_errors(409),
 )
 async def delete_attachment(
     attachment_id: PathId, session: SessionDep, who: PrincipalDep
@@ -119,7 +127,7 @@ async def delete_attachment(
     "/attachments/{attachment_id:int}/content",
     response_class=Response,
     summary="Download an attachment (needs the project's downloadViaApi)",
-    responses={200: {"content": {"application/octet-stream": {}}}, 206: {}, 304: {}, 416: {}},
+    responses=DOWNLOAD_RESPONSES,
 )
 async def download_attachment(
     attachment_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep

@@ -10,12 +10,18 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import hal, paging, payloads, queries, render
+from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import constraint_on
 from casefolio.domain import documents, unclaimed, versions
 from casefolio.domain.roles import Capability
 
-router = dialect_router("/api/v3", "v3 documents", default_response_class=HalResponse)
+router = dialect_router(
+    "/api/v3",
+    "v3 documents",
+    default_response_class=HalResponse,
+    responses=COMMON_V3_ERRORS,
+)
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
 Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]
@@ -53,6 +59,7 @@ async def read_document(document_id: PathId, session: SessionDep, who: Principal
     description="`_links.attachments` may link the caller's own uploads without a container "
     "(`POST /api/v3/attachments`); each becomes a new version of the document, the last one "
     "current.",
+    responses=v3_errors(415, 422),
 )
 async def update_document(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -10,15 +9,16 @@ from urllib.parse import urlsplit
 
 from fastapi import Request
 
+from casefolio.api import jsonbody
 from casefolio.api.v3 import formattable
 from casefolio.api.v3.problems import constraint, invalid_body, type_not_supported
+from casefolio.domain import text
 
 MAX_TITLE = 60  # OpenProject's constraint on Document#title
 MAX_CLAIMED = 100  # attachments one PATCH may link
 _ATTACHMENT_PATH = re.compile(r"/api/v3/attachments/([1-9][0-9]{0,17})")
 JSON_TYPES = ("application/json", "application/hal+json")
 NOT_AN_OBJECT = "The request body was not a single JSON object."
-NOT_JSON = "The request could not be parsed as JSON."
 
 
 @dataclass(frozen=True)
@@ -35,11 +35,9 @@ class AttachmentMetadata:
     content_type: str | None
 
 
-def _object(raw: bytes) -> dict[str, Any]:
-    try:
-        parsed = json.loads(raw)
-    except ValueError:
-        raise invalid_body(NOT_JSON) from None
+def _object(raw: bytes, where: tuple[str, ...] = jsonbody.BODY) -> dict[str, Any]:
+    # The parser and refusals of a /api/v1 body (api/jsonbody.py): nesting, NUL, surrogates.
+    parsed = jsonbody.loads(raw, where)
     if not isinstance(parsed, dict):
         raise invalid_body(NOT_AN_OBJECT)
     return parsed
@@ -52,6 +50,16 @@ async def json_object(request: Request) -> dict[str, Any]:
     if media and media not in JSON_TYPES:
         raise type_not_supported("application/json", content_type)
     return _object(await request.body())
+
+
+def _within_limit(description: str | None) -> str | None:
+    """A description's raw text, refused (422) over the limit v1 has too."""
+    if description is not None and len(description) > text.MAX_DESCRIPTION:
+        raise constraint(
+            "description",
+            f"Description is too long (maximum is {text.MAX_DESCRIPTION} characters).",
+        )
+    return description
 
 
 def document_changes(body: dict[str, Any]) -> DocumentChanges:
@@ -68,7 +76,7 @@ def document_changes(body: dict[str, Any]) -> DocumentChanges:
     if "description" in body:
         # OpenProject passes description straight through (opf/openproject#24769), so
         # clients send either {"raw": …} or a bare string; both are taken.
-        description = formattable.raw_text(body["description"])
+        description = _within_limit(formattable.raw_text(body["description"]))
         if description is None:
             raise constraint("description", 'Description must be {"raw": "…"} or a string.')
     return DocumentChanges(
@@ -109,17 +117,26 @@ def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> Attach
     filename, which is only a fallback."""
     if raw is None:
         raise invalid_body("The multipart body has no `metadata` part.")
-    meta = _object(raw)
+    meta = _object(raw, ("metadata",))
     name = meta.get("fileName")
     if name is not None and not isinstance(name, str):
         raise constraint("fileName", "File name must be a string.")
     name = (name or "").strip() or (part_file_name or "").strip()
     if not name:
         raise constraint("fileName", "File name can't be blank.")
-    description = formattable.raw_text(meta.get("description"))
+    if len(name) > text.MAX_FILE_NAME_INPUT:
+        raise constraint(
+            "fileName", f"File name is too long (maximum is {text.MAX_FILE_NAME_INPUT} characters)."
+        )
+    description = _within_limit(formattable.raw_text(meta.get("description")))
     if description is None:
         raise constraint("description", 'Description must be {"raw": "…"} or a string.')
     content_type = meta.get("contentType")
     if content_type is not None and not isinstance(content_type, str):
         raise constraint("contentType", "Content type must be a string.")
+    if content_type is not None and len(content_type) > text.MAX_CONTENT_TYPE:
+        raise constraint(
+            "contentType",
+            f"Content type is too long (maximum is {text.MAX_CONTENT_TYPE} characters).",
+        )
     return AttachmentMetadata(name, description, (content_type or "").strip() or None)

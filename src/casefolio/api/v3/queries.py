@@ -3,13 +3,15 @@ SQL clauses over the visibility queries the domain provides."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
+from fastapi.exceptions import RequestValidationError
 from sqlalchemy import ColumnElement, Select, false, func, not_, true
 from sqlalchemy.orm import InstrumentedAttribute
 
+from casefolio.api import jsonbody
+from casefolio.api.errors import describe_validation
 from casefolio.api.v3.problems import invalid_query
 from casefolio.db.models import MAX_ID, Document, Project
 from casefolio.domain import documents, projects
@@ -32,16 +34,18 @@ UNKNOWN_FILTER = "Filters Invalid filter does not exist."
 BAD_OPERATOR = "Filters {name}: Operator is not set to one of the allowed values."
 
 
-def _json(raw: str, what: str) -> Any:
+def _json(raw: str, parameter: str) -> Any:
+    # The same parser and refusals as a JSON body (nesting, NUL and surrogates are 400),
+    # answered as the InvalidQuery OpenProject sends for a bad query.
     try:
-        return json.loads(raw)
-    except ValueError:
-        raise invalid_query(f"{what} is not valid JSON.") from None
+        return jsonbody.loads(raw, ("query", parameter))
+    except RequestValidationError as exc:
+        raise invalid_query(describe_validation(exc).detail) from None
 
 
 def _order(raw: str | None, columns: dict[str, InstrumentedAttribute[Any]]) -> list[Any]:
     """Given sortBy (`[["created_at","desc"]]`), return ORDER BY terms ending in a tie-break."""
-    criteria = _json(raw, "Sort by") if raw else [["id", "asc"]]
+    criteria = _json(raw, "sortBy") if raw else [["id", "asc"]]
     if not isinstance(criteria, list):
         raise invalid_query("Sort by must be a JSON array of [property, direction] pairs.")
     terms: list[Any] = []
@@ -124,7 +128,7 @@ def _filters(raw: str | None, known: dict[str, Filter]) -> list[Clause]:
     WHERE clauses, all to be combined with AND."""
     if not raw:
         return []
-    parsed = _json(raw, "Filters")
+    parsed = _json(raw, "filters")
     if not isinstance(parsed, list):
         raise invalid_query("Filters must be a JSON array of filter objects.")
     clauses: list[Clause] = []

@@ -10,11 +10,17 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.errors import V3_NOT_FOUND
 from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import hal, paging, queries, render, representers
+from casefolio.api.v3.error_responses import COMMON_V3_ERRORS
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found, not_found_as
 from casefolio.domain import access, users
 
-router = dialect_router("/api/v3", "v3 root", default_response_class=HalResponse)
+router = dialect_router(
+    "/api/v3",
+    "v3 root",
+    default_response_class=HalResponse,
+    responses=COMMON_V3_ERRORS,
+)
 DEFAULT_PAGE_SIZE = 20  # min(Setting.per_page_options), OpenProject's fallback
 USER_NOT_FOUND = "The specified user does not exist or you do not have permission to view them."
 

@@ -1,0 +1,95 @@
+"""Text casefolio can store: one rule for both databases, and the limits on every stored text.
+
+PostgreSQL cannot store U+0000 in a text column, and neither database can store a lone
+surrogate (text that is not valid Unicode). Both are refused everywhere, on SQLite too, so
+that whatever one installation holds can be exported to the other.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+#: The limits, in characters, of the texts the API stores (docs/api.md, docs/api-v3.md).
+MAX_NAME = 200  # users, teams, projects, templates, fields, tokens
+MAX_EMAIL = 320
+MAX_FOLDER_NAME = 255
+MAX_TITLE = 255  # documents (/api/v3 allows 60, as OpenProject does)
+MAX_DESCRIPTION = 100_000  # projects, templates, documents, versions (attachments)
+MAX_FILE_NAME = 255  # longer names are shortened, keeping their extension
+MAX_FILE_NAME_INPUT = 4096  # what a request may send before it is shortened
+MAX_CONTENT_TYPE = 255
+MAX_CHOICE = 200  # one choice of a choice field
+MAX_CHOICES = 1000  # choices per field
+MAX_FIELD_TEXT = 10_000  # a text field's value
+
+#: The error type under which the HTTP layer reports unstorable text.
+UNSTORABLE = "unstorable_text"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# Bidi overrides and other invisible format characters, C0/C1 controls, lone surrogates.
+_HIDDEN = frozenset(("Cc", "Cf", "Cs"))
+_EXTENSION = re.compile(r"\.[^.\s]{1,32}$")
+
+
+def unstorable(value: str) -> str | None:
+    """Given a text, return why it cannot be stored (a NUL, a lone surrogate), or None."""
+    found = _UNSTORABLE.search(value)
+    if found is None:
+        return None
+    if found.group() == "\x00":
+        return "contains a NUL character (U+0000), which cannot be stored"
+    return f"contains a lone surrogate (U+{ord(found.group()):04X}), which is not valid Unicode"
+
+
+#: How deeply JSON a request sends may nest (objects and arrays). The deepest JSON casefolio
+#: reads (template folders) needs far less; deeper input would only cost stack and time.
+MAX_JSON_DEPTH = 64
+TOO_DEEP = f"is nested more than {MAX_JSON_DEPTH} levels deep"
+
+
+def check_json(value: Any) -> tuple[str, str] | None:
+    """Given parsed JSON (any str/dict/list tree), return its first problem as (dotted path,
+    problem): text that cannot be stored, or nesting deeper than MAX_JSON_DEPTH; else None.
+    The path is '' for the value itself. Iterative, so no input can exhaust the stack."""
+    stack: list[tuple[Any, tuple[str, ...]]] = [(value, ())]
+    while stack:
+        item, path = stack.pop()
+        if isinstance(item, str):
+            if (problem := unstorable(item)) is not None:
+                return ".".join(path), problem
+            continue
+        if not isinstance(item, dict | list | tuple):
+            continue
+        if len(path) >= MAX_JSON_DEPTH:
+            return ".".join(path), TOO_DEEP
+        if isinstance(item, dict):
+            children = list(item.items())
+            for key, _ in children:
+                if (problem := unstorable(str(key))) is not None:
+                    return ".".join((*path, "(key)")), problem
+        else:
+            children = list(enumerate(item))
+        stack.extend((child, (*path, str(key))) for key, child in reversed(children))
+    return None
+
+
+def visible(value: str) -> str:
+    """Given a text, return it without control, format (bidi overrides, zero-width) and
+    surrogate characters: what a person reading a file name cannot see must not be in it."""
+    return "".join(c for c in value if unicodedata.category(c) not in _HIDDEN)
+
+
+def last_segment(name: str) -> str:
+    """Given a file name that may be a path (either separator: browsers on Windows send
+    `C:\\Users\\me\\brief.pdf`), return its last segment."""
+    return re.split(r"[/\\]", name)[-1]
+
+
+def shorten_file_name(name: str, limit: int = MAX_FILE_NAME) -> str:
+    """Given a file name, return it cut to `limit` characters, keeping its extension."""
+    if len(name) <= limit:
+        return name
+    extension = _EXTENSION.search(name)
+    suffix = extension.group() if extension else ""
+    return name[: limit - len(suffix)].rstrip() + suffix

@@ -1,0 +1,117 @@
+"""Downloads cannot be turned against the site (nosniff, a sandboxing CSP), ranges follow
+RFC 9110, and 405's Allow names only what a path accepts (issue 19, items 8 and 9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from casefolio.db.engine import Database
+from tests.api.v1.conftest import make_matter
+from tests.factories import Actor
+
+PAGE = b"<html><script>alert(document.cookie)</script></html>"
+
+
+@pytest.fixture
+async def world(client: httpx.AsyncClient, db: Database, operator: Actor) -> dict[str, Any]:
+    matter = await make_matter(client, db, operator)
+    document = await client.post(
+        matter.url("/documents"),
+        content=PAGE,
+        params={"fileName": "page.html"},
+        headers={**operator.headers, "Content-Type": "text/html"},
+    )
+    assert document.status_code == 201, document.text
+    doc = document.json()
+    base = f"/api/v1/projects/{matter.id}/documents/{doc['id']}"
+    return {
+        "p": matter.id,
+        "headers": operator.headers,
+        "urls": [
+            f"{base}/content",
+            f"{base}/versions/{doc['currentVersion']['id']}/content",
+            f"/api/v3/attachments/{doc['currentVersion']['id']}/content",
+        ],
+        "base": base,
+    }
+
+
+async def test_content_is_never_sniffed_nor_run_as_a_page(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    for url in world["urls"]:
+        for extra in ({}, {"Range": "bytes=0-5"}):
+            response = await client.get(url, headers={**world["headers"], **extra})
+            assert response.status_code in (200, 206), response.text
+            assert response.headers["content-type"].startswith("text/html")
+            assert response.headers["x-content-type-options"] == "nosniff"
+            assert response.headers["content-security-policy"] == "default-src 'none'; sandbox"
+            assert response.headers["content-disposition"].startswith("attachment")
+
+
+@pytest.mark.parametrize("header", ["bytes=5-2", "bytes=x-y", "items=0-3", "bytes=0-1,4-5"])
+async def test_an_invalid_or_unsupported_range_is_ignored(
+    client: httpx.AsyncClient, world: dict[str, Any], header: str
+) -> None:
+    for url in world["urls"]:
+        response = await client.get(url, headers={**world["headers"], "Range": header})
+        assert response.status_code == 200, (url, response.text)
+        assert response.content == PAGE
+
+
+async def test_a_range_past_the_end_is_416_in_the_dialect_error_format(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    for url in world["urls"]:
+        response = await client.get(url, headers={**world["headers"], "Range": "bytes=500-"})
+        assert response.status_code == 416, response.text
+        assert response.headers["content-range"] == f"bytes */{len(PAGE)}"
+        if url.startswith("/api/v3"):
+            assert response.json()["_type"] == "Error"
+        else:
+            assert response.headers["content-type"] == "application/problem+json"
+            assert response.json()["status"] == 416
+
+
+@pytest.mark.parametrize(
+    ("method", "tail", "allow"),
+    [
+        ("PUT", "/content", "GET, HEAD"),
+        ("DELETE", "/content", "GET, HEAD"),
+        ("PUT", "/replace", "POST"),
+        ("PUT", "/versions", "GET, HEAD"),
+    ],
+)
+async def test_allow_names_only_the_methods_a_document_path_accepts(
+    client: httpx.AsyncClient, world: dict[str, Any], method: str, tail: str, allow: str
+) -> None:
+    response = await client.request(method, world["base"] + tail, headers=world["headers"])
+    assert response.status_code == 405, response.text
+    assert response.headers["allow"] == allow
+
+
+async def test_a_folder_name_path_allows_only_reading(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    created = await client.post(
+        f"/api/v1/projects/{world['p']}/folders",
+        json={"name": "Pleadings"},
+        headers=world["headers"],
+    )
+    assert created.status_code == 201
+    response = await client.delete(
+        f"/api/v1/projects/{world['p']}/folders/Pleadings", headers=world["headers"]
+    )
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    still = await client.get(
+        f"/api/v1/projects/{world['p']}/folders/Pleadings", headers=world["headers"]
+    )
+    assert still.status_code == 200
+    by_id = await client.delete(
+        f"/api/v1/projects/{world['p']}/folders/{created.json()['id']}", headers=world["headers"]
+    )
+    assert by_id.status_code == 204

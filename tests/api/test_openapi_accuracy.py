@@ -1,0 +1,206 @@
+"""The OpenAPI document says what the server does, and JSON bodies are typed strictly
+(issue 19, item 10)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, get_args
+
+import httpx
+import pytest
+from fastapi.routing import APIRoute
+from pydantic import BaseModel
+
+from casefolio.api.v1.schemas import ApiInput
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import MAX_ID
+from tests.api.snapshots import snapshot
+from tests.factories import Actor
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    folder: Path = tmp_path_factory.mktemp("openapi")
+    app = create_app(Settings(data_dir=folder, database_url=f"sqlite+aiosqlite:///{folder}/x.db"))
+    document: dict[str, Any] = app.openapi()
+    return document
+
+
+def _bounds(node: Any) -> list[Any]:
+    if isinstance(node, dict):
+        return [
+            v if k in ("minimum", "maximum") else b
+            for k, v in node.items()
+            for b in ([v] if k in ("minimum", "maximum") else _bounds(v))
+        ]
+    if isinstance(node, list):
+        return [b for item in node for b in _bounds(item)]
+    return []
+
+
+def test_every_numeric_bound_is_an_integer_and_the_largest_id_is_exact(
+    spec: dict[str, Any],
+) -> None:
+    bounds = _bounds(spec)
+    assert bounds and all(isinstance(b, int) for b in bounds), bounds
+    assert MAX_ID in bounds
+    assert "e+18" not in json.dumps(spec)
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/users",
+        "/api/v1/teams",
+        "/api/v1/templates",
+        "/api/v1/projects/{projectId}/folders",
+        "/api/v1/projects/{projectId}/fields",
+    ],
+)
+def test_creates_that_can_conflict_document_409(spec: dict[str, Any], path: str) -> None:
+    response = spec["paths"][path]["post"]["responses"]["409"]
+    assert "application/problem+json" in response["content"]
+
+
+def test_every_v3_operation_lists_its_error_responses(spec: dict[str, Any]) -> None:
+    operations = [
+        (path, method, op)
+        for path, ops in spec["paths"].items()
+        if path.startswith("/api/v3")
+        for method, op in ops.items()
+    ]
+    assert operations
+    for path, method, op in operations:
+        for status in ("400", "401", "403", "404", "429"):
+            content = op["responses"][status]["content"]
+            [(media, body)] = content.items()
+            assert media.startswith("application/hal+json"), (path, method, status)
+            assert body["schema"]["$ref"].endswith("/V3Error")
+    patch = spec["paths"]["/api/v3/documents/{document_id}"]["patch"]["responses"]
+    assert {"415", "422"} <= set(patch)
+
+
+def test_downloads_are_documented_as_any_content_type(spec: dict[str, Any]) -> None:
+    downloads = [p for p in spec["paths"] if p.endswith("/content")]
+    assert len(downloads) == 3
+    for path in downloads:
+        ok = spec["paths"][path]["get"]["responses"]["200"]["content"]
+        assert ok == {"*/*": {"schema": {"type": "string", "format": "binary"}}}
+
+
+def _parameter(spec: dict[str, Any], path: str, name: str) -> dict[str, Any]:
+    [found] = [p for p in spec["paths"][path]["get"]["parameters"] if p["name"] == name]
+    schema: dict[str, Any] = found["schema"]
+    return schema
+
+
+def test_enforced_formats_are_in_the_schema(spec: dict[str, Any]) -> None:
+    documents = "/api/v1/projects/{projectId}/documents"
+    after = json.dumps(_parameter(spec, documents, "afterDate"))
+    assert '"pattern"' in after
+    cursor = json.dumps(_parameter(spec, documents, "cursor"))
+    assert "A-Za-z0-9_-" in cursor
+    version = _parameter(spec, documents + "/{documentId}/versions/{versionId}", "versionId")
+    assert version["pattern"] == "^[1-9][0-9]{0,17}$"
+    schemas = spec["components"]["schemas"]
+    for model, field in [("TeamIn", "name"), ("ProjectIn", "name"), ("FolderIn", "name")]:
+        assert schemas[model]["properties"][field]["minLength"] == 1
+
+
+def test_documented_patterns_match_what_the_server_takes(spec: dict[str, Any]) -> None:
+    documents = "/api/v1/projects/{projectId}/documents"
+    [pattern] = re.findall(
+        r'"pattern": "([^"]+)"', json.dumps(_parameter(spec, documents, "afterDate"))
+    )
+    pattern = pattern.encode().decode("unicode_escape")
+    for good in ("2026-01-31", "2026-01-31T12:00:00Z", "2026-01-31T12:00:00.123+01:00"):
+        assert re.fullmatch(pattern, good), good
+    for bad in ("yesterday", "2026-01-31T12:00:00", "1700000000"):
+        assert not re.fullmatch(pattern, bad), bad
+
+
+async def test_an_id_at_the_documented_maximum_is_not_refused_as_malformed(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    response = await client.get(f"/api/v1/projects/{MAX_ID}", headers=operator.headers)
+    assert response.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("PATCH", "/api/v1/settings", {"integrationsApiEnabled": 0}, "integrationsApiEnabled"),
+        (
+            "PATCH",
+            "/api/v1/settings",
+            {"integrationsApiEnabled": "false"},
+            "integrationsApiEnabled",
+        ),
+        ("POST", "/api/v1/projects", {"name": "P", "templateId": 2.0}, "templateId"),
+        ("POST", "/api/v1/projects", {"name": "P", "templateId": "2.0"}, "templateId"),
+        ("POST", "/api/v1/projects", {"name": "P", "templateId": True}, "templateId"),
+        ("POST", "/api/v1/projects", {"name": 5}, "name"),
+        ("POST", "/api/v1/tokens", {"userId": "1", "name": "t", "rateLimit": "5"}, "rateLimit"),
+        ("POST", "/api/v1/users", {"email": "a@x", "name": "A", "isOperator": 1}, "isOperator"),
+    ],
+)
+async def test_json_bodies_are_strictly_typed(
+    client: httpx.AsyncClient,
+    db: Database,
+    operator: Actor,
+    method: str,
+    path: str,
+    body: dict[str, Any],
+    field: str,
+) -> None:
+    before = await snapshot(db)
+    response = await client.request(method, path, json=body, headers=operator.headers)
+    assert response.status_code == 400, response.text
+    assert any(field in e["field"] for e in response.json()["errors"]), response.json()
+    assert await snapshot(db) == before
+
+
+async def test_an_id_may_be_sent_back_as_the_string_v1_returns(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    template = await client.post(
+        "/api/v1/templates", json={"name": "Matter"}, headers=operator.headers
+    )
+    assert template.status_code == 201
+    template_id = template.json()["id"]
+    assert isinstance(template_id, str)
+    for sent in (template_id, int(template_id)):
+        project = await client.post(
+            "/api/v1/projects",
+            json={"name": f"From {sent!r}", "templateId": sent},
+            headers=operator.headers,
+        )
+        assert project.status_code == 201, project.text
+        assert project.json()["templateId"] == template_id
+
+
+def test_every_json_body_is_a_strict_checked_input(tmp_path: Path) -> None:
+    # A body model must be an ApiInput: strict types and the one text rule (a NUL, a lone
+    # surrogate, deep nesting) come with it, so a new route cannot forget them.
+    app = create_app(
+        Settings(data_dir=tmp_path, database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db")
+    )
+    bodies = [
+        (route.path, model)
+        for route in app.routes
+        if isinstance(route, APIRoute) and route.body_field is not None
+        for model in _models(route.body_field.field_info.annotation)
+    ]
+    assert len(bodies) > 10
+    loose = [(path, model.__name__) for path, model in bodies if not issubclass(model, ApiInput)]
+    assert loose == []
+
+
+def _models(annotation: Any) -> list[type[BaseModel]]:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [model for arg in get_args(annotation) for model in _models(arg)]
