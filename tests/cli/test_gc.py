@@ -9,7 +9,7 @@ from pathlib import Path
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.storage import BlobStore, LocalBlobStore
+from casefolio.storage import BlobStore, LocalBlobStore, staging
 from tests.cli.conftest import Invoke, Seed, in_db, spool, write_tree
 
 HOURS = 3600
@@ -87,3 +87,20 @@ def test_gc_removes_old_orphans_and_stale_staging_only(
     assert gone == {"old orphan", "stale staging", "young orphan"}
     assert paths["referenced"].read_bytes() == b"referenced"
     assert paths["old referenced"].read_bytes() == b"old but used"
+
+
+def test_gc_keeps_an_old_staging_file_of_a_running_process(
+    invoke: Invoke, seed: Seed, settings: Settings
+) -> None:
+    blobs = LocalBlobStore(settings.blob_dir)
+    fd, slow_upload = staging.temp_file(blobs.staging_dir, "upload")  # this process: running
+    os.close(fd)
+    abandoned = blobs.staging_dir / "upload-abandoned.part"  # no running owner
+    abandoned.write_bytes(b"abandoned")
+    for path in (slow_upload, abandoned):
+        _age(path, 2 * HOURS)
+    result = invoke("gc")
+    assert result.exit_code == 0, result.output
+    assert slow_upload.exists()
+    assert not abandoned.exists()
+    slow_upload.unlink()
