@@ -23,7 +23,7 @@ from tests.servers import init_token, running_server, server_env
 
 pytestmark = pytest.mark.slow
 
-ST = str(Path(sys.executable).with_name("st"))
+ST = [sys.executable, "-m", "schemathesis.cli"]  # the `st` command of this environment
 MAX_EXAMPLES = 10  # per operation and phase
 MAX_SECONDS = 60  # for the whole run: fuzzing and stateful phases repeat until it is spent
 SEED = 19
@@ -201,7 +201,7 @@ def test_schemathesis_finds_nothing_unexplained(settings: Settings, tmp_path: Pa
         excluded = [arg for name in LOCKOUTS for arg in ("--exclude-name", name)]
         done = subprocess.run(
             [
-                ST,
+                *ST,
                 "run",
                 f"{server.base_url}/api/v1/openapi.json",
                 "--header",
