@@ -49,6 +49,7 @@ def init_token(env: dict[str, str], email: str = "op@example.com", name: str = "
 class Server:
     base_url: str
     process: subprocess.Popen[bytes]
+    log: Path  # what the server wrote to stdout and stderr
 
     @property
     def pid(self) -> int:
@@ -84,7 +85,7 @@ def running_server(
             if time.monotonic() > deadline:
                 raise RuntimeError(f"casefolio serve did not start:\n{log.read_text()}")
             time.sleep(0.2)
-        yield Server(base_url, process)
+        yield Server(base_url, process, log)
     finally:
         process.terminate()
         try:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -17,8 +19,10 @@ from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
 from casefolio.config import Settings, locate
 from casefolio.db.engine import Database
-from casefolio.storage import open_blob_store
+from casefolio.storage import open_blob_store, staging
 from casefolio.web import install as install_pages
+
+log = logging.getLogger(__name__)
 
 DESCRIPTION = """\
 casefolio is a document store for legal case work.
@@ -52,6 +56,11 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
             limiter=RateLimiter.from_url(settings.redis_url, settings.rate_limit_per_minute),
         )
         app.state.casefolio = state
+        # Uploads of a process killed mid-way (kill -9, a crash) leave their staging files;
+        # this removes those of processes that are gone, never those of a running one.
+        removed = await anyio.to_thread.run_sync(staging.sweep, state.blobs.staging_dir)
+        if removed:
+            log.info("removed %d staging file(s) left by stopped processes", len(removed))
         if freeze_startup_objects:
             gc.collect()  # start-up's own garbage goes first; frozen objects are never freed
             gc.freeze()

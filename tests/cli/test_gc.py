@@ -13,7 +13,7 @@ from casefolio.db.engine import Database
 from casefolio.db.types import utcnow
 from casefolio.domain import unclaimed
 from casefolio.domain.documents import NewFile
-from casefolio.storage import BlobStore, LocalBlobStore
+from casefolio.storage import BlobStore, LocalBlobStore, staging
 from tests.cli.conftest import Invoke, Seed, in_db, spool, write_tree
 
 HOURS = 3600
@@ -125,3 +125,20 @@ def test_gc_removes_uploads_unclaimed_longer_than_the_setting(
     assert f"removed blob {_sha(b'waited too long')}" in out
     assert not _blob(settings, b"waited too long").exists()
     assert _blob(settings, b"still waiting").exists()
+
+
+def test_gc_keeps_an_old_staging_file_of_a_running_process(
+    invoke: Invoke, seed: Seed, settings: Settings
+) -> None:
+    blobs = LocalBlobStore(settings.blob_dir)
+    fd, slow_upload = staging.temp_file(blobs.staging_dir, "upload")  # this process: running
+    os.close(fd)
+    abandoned = blobs.staging_dir / "upload-abandoned.part"  # no running owner
+    abandoned.write_bytes(b"abandoned")
+    for path in (slow_upload, abandoned):
+        _age(path, 2 * HOURS)
+    result = invoke("gc")
+    assert result.exit_code == 0, result.output
+    assert slow_upload.exists()
+    assert not abandoned.exists()
+    slow_upload.unlink()

@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from casefolio.api.auth import token_from_headers
 from casefolio.db.engine import DatabaseUnavailable
@@ -259,6 +260,21 @@ def install(app: FastAPI) -> None:
         log.warning("database write lock wait expired on %s %s", request.method, request.url.path)
         return _retry_soon(
             request, "The database is busy with other writes; nothing was changed. Retry shortly."
+        )
+
+    @app.exception_handler(ClientDisconnect)
+    async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
+        # A client that hangs up mid-upload is a normal event, not a server error: one line.
+        # Whatever it sent is already discarded (the spool removes its staging file).
+        log.info("client disconnected during %s %s", request.method, request.url.path)
+        return render(
+            request,
+            Problem(
+                400,
+                "Bad Request",
+                "The client disconnected before the request body was complete.",
+                "InvalidRequestBody",
+            ),
         )
 
     @app.exception_handler(Exception)

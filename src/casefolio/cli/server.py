@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 from sqlalchemy.engine import make_url
 
+from casefolio import logs
 from casefolio.cli._common import console, load_installation, upgrade
 
 
@@ -61,6 +62,7 @@ def serve(
             interface=Interfaces.ASGI,
             factory=True,
             log_level=settings.log_level,  # type: ignore[arg-type]
+            log_dictconfig=logs.granian_log_config(settings.log_level),
         ).serve()
         return
     import uvicorn
@@ -72,6 +74,8 @@ def serve(
         port=settings.port,
         workers=settings.workers,
         log_level=settings.log_level,
+        # The access log hides credential-like query values; casefolio's loggers print too.
+        log_config=logs.uvicorn_log_config(settings.log_level),
         http="httptools",
         loop="uvloop",
         proxy_headers=False,

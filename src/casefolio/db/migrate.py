@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
+import zlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
 from alembic import command
 from alembic.config import Config
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from casefolio.config import Settings
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+#: The PostgreSQL advisory lock every migrating process takes (any fixed 64-bit number).
+ADVISORY_LOCK = zlib.crc32(b"casefolio.migrate")
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -32,3 +42,50 @@ def upgrade(settings: Settings) -> None:
 async def upgrade_async(settings: Settings) -> None:
     """Run `upgrade` in a worker thread, since Alembic's env.py starts an event loop of its own."""
     await anyio.to_thread.run_sync(upgrade, settings)
+
+
+def lock_file(url: str) -> Path | None:
+    """The file a migration of this SQLite database locks, or None (PostgreSQL, in-memory)."""
+    if not url.startswith("sqlite"):
+        return None
+    database = make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None  # private to one process: nobody to wait for
+    return Path(f"{database}.migrate-lock")
+
+
+@asynccontextmanager
+async def exclusive(connection: AsyncConnection, url: str) -> AsyncIterator[None]:
+    """Hold the database's migration lock (env.py takes it): one process migrates at a time.
+
+    Two commands started at once on a fresh database (`serve` and `init`, `migrate` twice)
+    would otherwise both see no schema, both create it, and the loser would fail on
+    "table ... already exists". Under the lock the second waits, then reads the revision the
+    first wrote and finds nothing left to do.
+    """
+    if url.startswith("postgresql"):
+        # Session-level: it outlives the commits of the migration and ends with the
+        # connection, so a killed migrator never leaves it held.
+        await connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK})
+        await connection.commit()
+        try:
+            yield
+        finally:
+            await connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": ADVISORY_LOCK}
+            )
+            await connection.commit()
+        return
+    path = lock_file(url)
+    if path is None:
+        yield
+        return
+    # A lock file beside the database: the kernel releases a flock when its holder exits,
+    # however it exits. The file stays (removing it would race a process about to lock it).
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        # Blocking is fine: env.py runs this on an event loop of its own with nothing else.
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock

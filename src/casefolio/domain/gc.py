@@ -1,6 +1,9 @@
 """Garbage collection: containerless uploads nobody claimed in time, blobs no version
 references, and staging files nobody finished.
 
+Staging files of stopped processes are removed at start-up already (`storage.staging`);
+gc removes those older than the grace period that no running process owns.
+
 Uploads make their blob durable *before* the row that references it commits, and
 `BlobStore.put` refreshes a blob's modification time even when the bytes were already
 there. So an unreferenced blob younger than the grace period may belong to an upload
@@ -22,6 +25,7 @@ from sqlalchemy import select
 from casefolio.db.engine import Database
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import unclaimed
+from casefolio.storage import staging
 from casefolio.storage.base import BlobStore
 
 #: Blobs checked against the database per query.
@@ -103,7 +107,8 @@ def _stale_staging(staging_dir: Path, cutoff: datetime, dry_run: bool) -> list[R
             if not entry.is_file(follow_symlinks=False):
                 continue
             modified = datetime.fromtimestamp(entry.stat(follow_symlinks=False).st_mtime, tz=UTC)
-            if modified >= cutoff:
+            # A running process's upload is kept however long it takes.
+            if modified >= cutoff or staging.is_owned(staging_dir, entry.name):
                 continue
             if not dry_run:
                 os.unlink(entry.path)

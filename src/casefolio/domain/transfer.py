@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from casefolio.domain import access, documents, fields, folders, users
 from casefolio.domain.errors import DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
+from casefolio.storage import staging
 from casefolio.storage.base import BlobsNotStored, BlobStore, SpooledFile
 
 #: Documents filed per transaction: big enough to amortise the commit's fsync, small
@@ -178,7 +178,7 @@ def _stage(source: _Source, staging_dir: Path, max_bytes: int) -> SpooledFile:
         size = os.fstat(src.fileno()).st_size
         if size > max_bytes:
             raise _FileProblem(f"larger than the maximum of {max_bytes} bytes")
-        fd, name = tempfile.mkstemp(dir=staging_dir, prefix="import-", suffix=".part")
+        fd, name = staging.temp_file(staging_dir, "import")
         digest = hashlib.sha256()
         written = 0
         try:

@@ -6,7 +6,6 @@ import ctypes
 import os
 import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from typing import Self, TypeVar
 import anyio
 import anyio.to_thread
 
+from casefolio.storage import staging
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
@@ -308,10 +308,10 @@ class LocalBlobStore:
         # place; copy it into staging first. The usual path is a no-op.
         if src.parent == self.staging_dir or os.path.samefile(src.parent, self.staging_dir):
             return src
-        fd, name = tempfile.mkstemp(dir=self.staging_dir, prefix="adopt-", suffix=".part")
+        fd, name = staging.temp_file(self.staging_dir, "adopt")
         os.close(fd)
         shutil.copyfile(src, name)
-        return Path(name)
+        return name
 
     def _make_dirs(self, leaf: Path) -> list[Path]:
         """Create the fan-out directories down to ``leaf``; return those this call created."""
@@ -371,7 +371,7 @@ class LocalBlobStore:
                     yield item
 
     async def close(self) -> None:
-        return None
+        await anyio.to_thread.run_sync(staging.release, self.staging_dir)
 
 
 def _modified(path: Path) -> datetime | None:

@@ -14,6 +14,7 @@ import obstore
 from obstore.exceptions import GenericError, NotFoundError
 from obstore.store import S3Store
 
+from casefolio.storage import staging
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
@@ -208,7 +209,7 @@ class S3BlobStore:
 
     async def close(self) -> None:
         # obstore has no explicit close; the connection pool goes with the object.
-        return None
+        await anyio.to_thread.run_sync(staging.release, self.staging_dir)
 
 
 def _unlink(path: Path) -> None:

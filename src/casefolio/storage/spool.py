@@ -12,8 +12,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import secrets
-import tempfile
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from streaming_form_data import (  # type: ignore[import-untyped]
 from streaming_form_data.targets import BaseTarget  # type: ignore[import-untyped]
 
 from casefolio.domain.errors import Invalid, TooLarge
+from casefolio.storage import staging
 from casefolio.storage.base import SpooledFile
 
 #: Bytes collected on the event loop before one trip to the worker thread.
@@ -90,11 +89,8 @@ class _TempWriter:
             self._held.append(data)
         else:
             if self._fd < 0:
-                # mkstemp: unique name, O_EXCL, mode 0600 - safe with concurrent uploads.
-                self._fd, name = tempfile.mkstemp(
-                    dir=self._staging_dir, prefix="upload-", suffix=".part"
-                )
-                self.path = Path(name)
+                # Named for this process, so that a restart can tell its leftovers apart.
+                self._fd, self.path = staging.temp_file(self._staging_dir, "upload")
                 held, self._held = b"".join(self._held), []
                 write_all(self._fd, held)
             write_all(self._fd, data)
@@ -105,7 +101,7 @@ class _TempWriter:
             # Never left memory (an empty body neither): the store writes it where it
             # belongs, in one step.
             return SpooledFile(
-                path=self._staging_dir / f"upload-{secrets.token_hex(8)}.part",
+                path=staging.temp_name(self._staging_dir, "upload"),
                 sha256=self._hash.hexdigest(),
                 size=self.size,
                 held=b"".join(self._held),

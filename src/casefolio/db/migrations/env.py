@@ -9,6 +9,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from casefolio.db.migrate import exclusive
 from casefolio.db.models import Base
 
 target_metadata = Base.metadata
@@ -28,7 +29,7 @@ def _run(connection: Connection) -> None:
 
 async def _run_async(url: str) -> None:
     engine = create_async_engine(url, poolclass=pool.NullPool)
-    async with engine.connect() as connection:
+    async with engine.connect() as connection, exclusive(connection, url):
         if url.startswith("sqlite"):
             # A batch rebuild drops the old table; with foreign keys on, that would cascade.
             await connection.exec_driver_sql("PRAGMA foreign_keys=OFF")

@@ -1,0 +1,46 @@
+"""Credential-like query values never reach the access log (the pure part; the real server's
+log is checked in tests/e2e/test_server_logs.py)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from casefolio.logs import RedactQuery, redact_query
+
+
+@pytest.mark.parametrize(
+    ("target", "logged"),
+    [
+        ("/api/v1/projects", "/api/v1/projects"),
+        ("/api/v1/projects?limit=5", "/api/v1/projects?limit=5"),
+        ("/p?token=cf_abc&limit=5", "/p?token=[redacted]&limit=5"),
+        ("/p?X-API-Token=cf_abc", "/p?X-API-Token=[redacted]"),
+        (
+            "/p?api_key=1&apiKey=2&APIKEY=3",
+            "/p?api_key=[redacted]&apiKey=[redacted]&APIKEY=[redacted]",
+        ),
+        ("/p?client_secret=s&Password=p", "/p?client_secret=[redacted]&Password=[redacted]"),
+        ("/p?X-Amz-Signature=abc&x=1", "/p?X-Amz-Signature=[redacted]&x=1"),
+        ("/p?to%6Ben=cf_abc", "/p?to%6Ben=[redacted]"),  # a percent-encoded name too
+        ("/p?token", "/p?token"),  # no value, nothing to hide
+        ("/p?title=token&q=", "/p?title=token&q="),  # a value that says "token" is no secret
+    ],
+)
+def test_redact_query_hides_values_of_credential_like_names(target: str, logged: str) -> None:
+    assert redact_query(target) == logged
+
+
+def test_access_record_is_redacted_before_formatting() -> None:
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5", "GET", "/p?token=cf_secret", "1.1", 200),
+        None,
+    )
+    assert RedactQuery().filter(record)
+    assert record.getMessage() == '127.0.0.1:5 - "GET /p?token=[redacted] HTTP/1.1" 200'
