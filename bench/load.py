@@ -26,7 +26,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
     if rps is None or total is None:
         raise ValueError(f"unexpected wrk output:\n{output}")
-    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE))
+    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     sock = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
