@@ -52,6 +52,7 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
                         connections=CONNECTIONS,
                         duration=duration,
                         threads=THREADS,
+                        timeout=30,
                     )
                     if load["non2xx"] or load["errors"]:
                         problems = f"{load['non2xx']} non-2xx, {load['errors']} errors"
