@@ -310,6 +310,14 @@ class StatementReader:
 Reader: TypeAlias = AsyncSession | StatementReader
 
 
+async def read_all(db: Reader, statement: Executable, parameters: Mapping[str, Any]) -> Rows:
+    """Given a reader, a read-only statement and its parameters, return all its rows."""
+    if isinstance(db, StatementReader):
+        return await db.execute(statement, parameters)
+    rows: Rows = (await db.execute(statement, parameters)).all()
+    return rows
+
+
 async def read_rows(db: Reader, read: BatchedRead, parameters: Mapping[str, Any]) -> Rows:
     """Given a reader, a batched read and its keys' values, return the read's rows."""
     if isinstance(db, StatementReader):

@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from fastapi import Body, Path, Query, Request, Response
-from pydantic import Field, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 
 from casefolio.api.deps import (
     PrincipalDep,
@@ -19,7 +19,7 @@ from casefolio.api.deps import (
 )
 from casefolio.api.downloads import blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import PageDep, PageParams, link_next, page_request
 from casefolio.api.routing import direct_get
 from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
@@ -28,6 +28,7 @@ from casefolio.db.models import DocumentVersion
 from casefolio.domain import documents, versions
 from casefolio.domain.documents import DocumentView, NewFile
 from casefolio.domain.errors import Invalid
+from casefolio.domain.principal import Principal
 
 router = v1_router("documents")
 VersionId = Annotated[str, Path(alias="versionId", description="A version id (digits).")]
@@ -90,8 +91,10 @@ class FieldValueIn(ApiModel):
 
 
 def _out(view: DocumentView) -> DocumentOut:
-    d = view.document
-    return DocumentOut(
+    # Built without validation (model_construct): every value comes typed from the database,
+    # and lists of documents build a hundred of these per request.
+    d, v = view.document, view.current
+    return DocumentOut.model_construct(
         id=d.id,
         project_id=d.project_id,
         folder_id=d.folder_id,
@@ -100,9 +103,21 @@ def _out(view: DocumentView) -> DocumentOut:
         created_by=d.created_by,
         created_at=d.created_at,
         updated_at=d.updated_at,
-        current_version=VersionOut.model_validate(view.current),
+        current_version=VersionOut.model_construct(
+            id=v.id,
+            document_id=v.document_id,
+            number=v.number,
+            file_name=v.file_name,
+            content_type=v.content_type,
+            size=v.size,
+            sha256=v.sha256,
+            created_by=v.created_by,
+            created_at=v.created_at,
+        ),
         fields=[
-            FieldValueOut(id=e.field.id, name=e.field.name, type=e.field.type, value=e.value)
+            FieldValueOut.model_construct(
+                id=e.field.id, name=e.field.name, type=e.field.type, value=e.value
+            )
             for e in view.fields
         ],
     )
@@ -143,25 +158,32 @@ def _new_file(upload: ReceivedUpload, meta: UploadMetadata, file_name: str | Non
 
 async def _page(
     request: Request,
-    response: Response,
-    session: SessionDep,
-    who: PrincipalDep,
-    params: PageDep,
+    who: Principal,
+    params: PageParams,
     project_id: int,
     folder_id: int | None,
     after_date: str | None,
-) -> list[DocumentOut]:
+) -> Response:
+    # Sync clients poll these: read without a session (the StatementReader, as the document
+    # read), and answered with JSON serialized once, not validated again by FastAPI.
     changed_since = parse_after_date(after_date) if after_date is not None else None
     page = await documents.list_page(
-        session,
+        state_of(request).db.statements,
         who=who,
         project_id=project_id,
         folder_id=folder_id,
         changed_since=changed_since,
         page=page_request(params, (datetime, int)),
     )
+    response = Response(
+        _DOCUMENT_LIST.dump_json([_out(v) for v in page.items], by_alias=True),
+        media_type="application/json",
+    )
     link_next(request, response, page)
-    return [_out(v) for v in page.items]
+    return response
+
+
+_DOCUMENT_LIST = TypeAdapter(list[DocumentOut])
 
 
 AfterDate = Annotated[
@@ -181,14 +203,12 @@ AfterDate = Annotated[
 )
 async def list_documents(
     request: Request,
-    response: Response,
     project_id: ProjectId,
-    session: SessionDep,
     who: PrincipalDep,
     params: PageDep,
     after_date: AfterDate = None,
-) -> list[DocumentOut]:
-    return await _page(request, response, session, who, params, project_id, None, after_date)
+) -> Response:
+    return await _page(request, who, params, project_id, None, after_date)
 
 
 @router.get(
@@ -198,15 +218,13 @@ async def list_documents(
 )
 async def list_folder_documents(
     request: Request,
-    response: Response,
     project_id: ProjectId,
     folder_id: Annotated[int, path_id("folderId")],
-    session: SessionDep,
     who: PrincipalDep,
     params: PageDep,
     after_date: AfterDate = None,
-) -> list[DocumentOut]:
-    return await _page(request, response, session, who, params, project_id, folder_id, after_date)
+) -> Response:
+    return await _page(request, who, params, project_id, folder_id, after_date)
 
 
 @router.post(

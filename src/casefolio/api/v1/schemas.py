@@ -12,7 +12,9 @@ from pydantic.alias_generators import to_camel
 
 def rfc3339(value: datetime) -> str:
     """Given an aware datetime, return RFC 3339 UTC with milliseconds: 2026-01-31T12:00:00.123Z."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # the database's values are UTC already: skip the conversion
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(timespec="milliseconds") + "Z"
 
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
