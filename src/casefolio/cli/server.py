@@ -65,7 +65,10 @@ def serve(
         workers=settings.workers,
         log_level=settings.log_level,
         http="httptools",
-        loop="uvloop",
+        # asyncio's own loop, not uvloop: under uvloop some keep-alive connections went
+        # unread for seconds while others were served (pages under 32 connections: p99 ten
+        # times the median; bench/README.md), asyncio's serves them in turn.
+        loop="asyncio",
         proxy_headers=False,
         # Importing the app takes seconds on a loaded 2-core machine; uvicorn's default 5 s
         # health check would kill and restart workers that are merely still starting.
