@@ -270,19 +270,14 @@ async def list_page(
     `changed_since` is inclusive: timestamps have millisecond resolution, and a sync client
     that sends back the newest updatedAt it saw must not miss a document sharing that instant.
 
-    Two statements whatever the page's size: the access check, then the page with each
-    document's current version and field values (`_page_read`). A session or, cheaper, the
-    database's StatementReader will do.
+    One statement whatever the page's size: the page with each document's current version,
+    field values and the caller's role on the project (`_page_read`); only a page that comes
+    back empty needs the access check (and the folder's) of its own. A session or, cheaper,
+    the database's StatementReader will do.
     """
     parameters: dict[str, Any] = {"project_id": project_id, "user_id": who.user_id}
-    found = await read_all(db, access.PROJECT_AND_RANK, parameters)
-    if not found:
-        raise NotFound(f"Project {project_id} not found.")
-    access.require_ranked(who, project_id, found[0][1], Capability.DOCUMENTS_READ)
     if folder_id is not None:
         parameters["folder_id"] = folder_id
-        if not await read_all(db, _FOLDER_IN_PROJECT, parameters):
-            raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
     if changed_since is not None:
         parameters["changed_since"] = changed_since
     if page.after is not None:
@@ -291,8 +286,19 @@ async def list_page(
     statement = _page_read(
         folder=folder_id is not None, since=changed_since is not None, after=page.after is not None
     )
+    rows = await read_all(db, statement, parameters)
+    if rows:
+        # A document of the project was found, so the project (and the folder) exist.
+        access.require_ranked(who, project_id, rows[0][_PAGE_RANK_AT], Capability.DOCUMENTS_READ)
+    else:
+        found = await read_all(db, access.PROJECT_AND_RANK, parameters)
+        if not found:
+            raise NotFound(f"Project {project_id} not found.")
+        access.require_ranked(who, project_id, found[0][1], Capability.DOCUMENTS_READ)
+        if folder_id is not None and not await read_all(db, _FOLDER_IN_PROJECT, parameters):
+            raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
     views: list[DocumentView] = []
-    for row in await read_all(db, statement, parameters):
+    for row in rows:
         if not views or views[-1].document.id != row[0]:
             document = DocumentRow._make(row[:_VERSIONS_AT])
             views.append(DocumentView(document, VersionRow._make(row[_VERSIONS_AT:_FIELDS_AT]), []))
@@ -306,6 +312,8 @@ async def list_page(
     return Page(views, None)
 
 
+_PAGE_RANK_AT = _RANK_AT  # the page's rows have the document read's columns and order
+
 _FOLDER_IN_PROJECT = select(_FOLDERS.c.id).where(
     _FOLDERS.c.id == bindparam("folder_id"), _FOLDERS.c.project_id == bindparam("project_id")
 )
@@ -315,7 +323,8 @@ _FOLDER_IN_PROJECT = select(_FOLDERS.c.id).where(
 def _page_read(*, folder: bool, since: bool, after: bool) -> Select[Any]:
     """A page of documents (at most `limit`, a parameter, in keyset order), each joined to
     its current version and its field values: one row per value, or one row with no field,
-    ordered by the page's key and then by field. Built once per shape (parameters only)."""
+    ordered by the page's key and then by field; last, the caller's rank on the project
+    (the same in every row). Built once per shape (parameters only)."""
     documents = select(*_DOCUMENTS.columns).where(
         _DOCUMENTS.c.project_id == bindparam("project_id")
     )
@@ -339,7 +348,14 @@ def _page_read(*, folder: bool, since: bool, after: bool) -> Select[Any]:
         .subquery("page")
     )
     return (
-        select(*page.columns, *_VERSIONS.columns, *_FIELDS.columns, _VALUES.c.value)
+        select(
+            *page.columns,
+            *_VERSIONS.columns,
+            *_FIELDS.columns,
+            _VALUES.c.value,
+            # Of the parameter, not of a row's column: the databases evaluate it once.
+            access.role_rank_column(bindparam("project_id")),
+        )
         .select_from(
             page.join(_VERSIONS, _VERSIONS.c.id == page.c.current_version_id)
             .outerjoin(_VALUES, _VALUES.c.document_id == page.c.id)
