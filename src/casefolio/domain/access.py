@@ -147,7 +147,9 @@ async def require_on(
 
 
 _PROJECTS = cast(Table, Project.__table__)
-_PROJECT_AND_RANK = select(_PROJECTS.c.id, role_rank_column(_PROJECTS.c.id)).where(
+#: The project's id (no row: no such project) and the caller's rank there (`require_ranked`);
+#: parameters `project_id` and `user_id`.
+PROJECT_AND_RANK = select(_PROJECTS.c.id, role_rank_column(_PROJECTS.c.id)).where(
     _PROJECTS.c.id == bindparam("project_id")
 )
 
@@ -158,7 +160,7 @@ async def require_project(
     """`require` without loading the project: its existence and the caller's role in one
     statement, for reads that need only its id."""
     parameters = {"project_id": project_id, "user_id": who.user_id}
-    found = (await db.execute(_PROJECT_AND_RANK, parameters)).first()
+    found = (await db.execute(PROJECT_AND_RANK, parameters)).first()
     if found is None:
         raise NotFound(f"Project {project_id} not found.")
     require_ranked(who, project_id, found[1], capability)
