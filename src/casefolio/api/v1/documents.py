@@ -127,7 +127,7 @@ def _out(view: DocumentView) -> DocumentOut:
         updated_at=d.updated_at,
         current_version=VersionOut.model_construct(
             id=v.id,
-            document_id=v.document_id,
+            document_id=d.id,
             number=v.number,
             file_name=v.file_name,
             content_type=v.content_type,
