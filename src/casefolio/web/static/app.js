@@ -44,6 +44,7 @@ function uploadOne(form, file, list) {
     xhr.setRequestHeader("X-CSRF-Token", csrfToken());
     xhr.setRequestHeader("Accept", "application/json");
     xhr.upload.addEventListener("progress", (event) => {
+      item.dataset.progressEvents = String(Number(item.dataset.progressEvents || 0) + 1);
       if (event.lengthComputable) {
         bar.value = Math.round((event.loaded / event.total) * 100);
         status.textContent = bar.value + "%";
