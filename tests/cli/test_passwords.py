@@ -3,12 +3,14 @@ read from standard input, checked, and stored only as an Argon2id hash."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from typer.testing import CliRunner
 
 from casefolio.cli import app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.domain import accounts, users
+from casefolio.domain import accounts, users, websessions
 from casefolio.domain.errors import Unauthenticated
 from casefolio.storage import BlobStore
 from tests.cli.conftest import cli_env, in_db
@@ -77,3 +79,29 @@ def test_set_password_refuses_a_short_one_and_keeps_the_old(settings: Settings) 
     assert changed.exit_code == 0, changed.output
     assert _signs_in(settings, "op@example.com", "second password")
     assert not _signs_in(settings, "op@example.com", "first password")
+
+
+def test_users_deactivate_ends_the_users_web_sessions(settings: Settings) -> None:
+    runner = CliRunner()
+    env = cli_env(settings)
+    args = ["init", "--email", "op@example.com", "--name", "Op", "--password-stdin"]
+    assert runner.invoke(app, args, env=env, input="a long password\n").exit_code == 0
+    lifetimes = websessions.Lifetimes(idle=timedelta(hours=1), absolute=timedelta(hours=8))
+
+    async def open_one(db: Database, _: BlobStore) -> str:
+        async with db.write() as session:
+            user = await users.get_by_email(session, email="op@example.com")
+            return (await websessions.open_session(session, user_id=user.id)).secret
+
+    secret = in_db(settings, open_one)
+    assert isinstance(secret, str)
+
+    async def signed_in(db: Database, _: BlobStore) -> bool:
+        async with db.read() as session:
+            found = await websessions.resolve(session, secret=secret, lifetimes=lifetimes)
+            return found is not None
+
+    assert in_db(settings, signed_in) is True
+    assert runner.invoke(app, ["users", "deactivate", "op@example.com"], env=env).exit_code == 0
+    assert runner.invoke(app, ["users", "reactivate", "op@example.com"], env=env).exit_code == 0
+    assert in_db(settings, signed_in) is False

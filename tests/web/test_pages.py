@@ -224,3 +224,17 @@ async def test_document_list_pages_sorts_and_filters_by_title(
     )
     assert partial.status_code == 200 and "<html" not in partial.text
     assert "c-claim-annex.pdf" in partial.text and "b-reply.pdf" not in partial.text
+
+
+async def test_a_malformed_address_gets_a_page_saying_what_is_wrong(
+    person: MakePerson, operator: Actor
+) -> None:
+    op = await person(operator)
+    for path, words in [
+        ("/projects/not-a-number", "project_id"),
+        ("/projects/1?sort=size", "sort"),
+    ]:
+        page = await op.http.get(path)
+        assert page.status_code == 400, path
+        assert page.headers["content-type"].startswith("text/html")
+        assert "This address is not valid" in page.text and words in page.text

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
@@ -129,6 +130,12 @@ class WebRoute(APIRoute):
                 return RedirectResponse(target, status_code=303)
             except CsrfRefused:
                 return refusal(request, 403, "Refused", CSRF_REFUSED)
+            except RequestValidationError as exc:
+                wrong = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:]) or 'the request'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                return refusal(request, 400, "Bad Request", f"This address is not valid: {wrong}.")
             except DomainError as exc:
                 problem = problem_for(exc)
                 response = refusal(request, problem.status, problem.title, exc.message)
