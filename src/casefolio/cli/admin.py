@@ -36,10 +36,11 @@ def register(app: typer.Typer) -> None:
 
 def read_password(from_stdin: bool, *, prompt: bool) -> str | None:
     """The password to set: the first line of standard input, or asked for on a terminal
-    (twice), or None when neither applies (no terminal to ask on)."""
+    (twice), or None when neither applies (no terminal to ask on: a script that captures
+    the output, such as a test or a benchmark, is never left waiting at a prompt)."""
     if from_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
-    elif prompt and sys.stdin.isatty():
+    elif prompt and sys.stdin.isatty() and sys.stdout.isatty():
         password = typer.prompt(
             "Password for the web pages", hide_input=True, confirmation_prompt=True
         )
