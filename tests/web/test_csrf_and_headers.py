@@ -71,7 +71,8 @@ async def test_every_page_carries_the_security_headers(
     op = await person(operator)
     pages = ["/projects", "/tokens", "/account", "/admin/users", "/admin/teams", "/admin/settings"]
     responses = [await op.http.get(p) for p in pages]
-    responses += [await client.get(p) for p in ("/", "/signin", "/static/app.css", "/nothing-here")]
+    responses += [await client.get(p) for p in ("/", "/signin", "/static/app.css")]
+    responses.append(await op.http.get("/projects/999"))  # a refusal is a page too
     for response in responses:
         policy = response.headers["content-security-policy"]
         script_src = next(d for d in policy.split(";") if d.strip().startswith("script-src"))
@@ -79,6 +80,7 @@ async def test_every_page_carries_the_security_headers(
         assert "frame-ancestors 'none'" in policy
         assert response.headers["x-content-type-options"] == "nosniff"
         assert response.headers["referrer-policy"] == "same-origin"
+    assert "content-security-policy" not in (await client.get("/api/v1/users")).headers
     for page in responses[: len(pages)]:
         assert page.status_code == 200
         assert "<script>" not in page.text and "style=" not in page.text

@@ -106,7 +106,8 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 class SecurityHeaders:
-    """Add the security headers to every page and static file (not the APIs, not /docs)."""
+    """Add the security headers to every page (an HTML response) and static file; not to the
+    APIs' answers, nor to /docs (Swagger UI brings inline scripts of its own)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -117,9 +118,14 @@ class SecurityHeaders:
             await self.app(scope, receive, send)
             return
 
+        static = path.startswith("/static/")
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = dict(message, headers=[*message.get("headers", []), *SECURITY_HEADERS])
+                headers = message.get("headers", [])
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if static or content_type.startswith(b"text/html"):
+                    message = dict(message, headers=[*headers, *SECURITY_HEADERS])
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
