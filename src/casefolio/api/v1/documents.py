@@ -24,7 +24,7 @@ from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.routing import direct_get
-from casefolio.api.uploads import ReceivedUpload, receive
+from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId, json_response
 from casefolio.db.models import DocumentVersion
@@ -44,8 +44,10 @@ VersionId = Annotated[
 ]
 METADATA = ("metadata",)
 AFTER_DATE_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+    # Months and days in range (a 31st in a short month still passes: refused by the server)
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
+    r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
 )
 FILE_NAME_DOC = (
     "The file name (the last path segment is kept; control and format characters are "
@@ -98,6 +100,12 @@ class UploadMetadata(ApiInput):
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
     file_name: str | None = Field(None, max_length=text.MAX_FILE_NAME_INPUT)
+
+
+#: Multipart with a `file` part and an optional JSON `metadata` part, or the raw bytes.
+UPLOAD_BODY = multipart_request_body(
+    UploadMetadata.model_json_schema(), metadata_required=False, raw_body=True
+)
 
 
 class DocumentUpdate(ApiInput):
@@ -236,7 +244,7 @@ async def list_folder_documents(
     response_model=DocumentOut,
     summary="Upload a new document",
     description=UPLOAD_DOC,
-    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}},
+    openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(
     request: Request,
@@ -333,6 +341,8 @@ class FolderRef(Convertor[str]):
 
 
 register_url_convertor("folderref", FolderRef())
+#: What the move route's folderId takes, as documented: `root`, 0, or an id.
+FOLDER_REF = "^(root|0|[1-9][0-9]{0,17})$"
 
 
 @router.put(
@@ -343,7 +353,9 @@ register_url_convertor("folderref", FolderRef())
 async def move_document(
     project_id: ProjectId,
     document_id: DocumentId,
-    folder_id: Annotated[str, Path(alias="folderId", max_length=20)],
+    folder_id: Annotated[
+        str, Path(alias="folderId", max_length=20, json_schema_extra={"pattern": FOLDER_REF})
+    ],
     session: SessionDep,
     who: PrincipalDep,
 ) -> DocumentOut:
@@ -366,7 +378,7 @@ async def move_document(
     response_model=DocumentOut,
     summary="Upload a new version of a document",
     description=UPLOAD_DOC,
-    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}},
+    openapi_extra=UPLOAD_BODY,
 )
 async def replace_document(
     request: Request,

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from casefolio.domain import text
@@ -85,6 +86,13 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
     }.items()
 }
 
+
+#: The schema of a name or title: the server trims white space and refuses what is left empty,
+#: so the OpenAPI document asks for one character that is not white space. Documented only:
+#: the domain's own message answers a blank name.
+NOT_BLANK: JsonDict = {"pattern": r"\S"}
+#: The role names a grant takes (case-insensitive on the server, which also takes role ids).
+ROLE_NAMES: JsonDict = {"enum": ["Read Only", "Read Write", "Project Admin"]}
 
 #: The 409 of a create whose name (or e-mail) is taken.
 CONFLICT_RESPONSE: dict[int | str, dict[str, object]] = {

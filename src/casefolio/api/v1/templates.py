@@ -11,8 +11,17 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.fields import FieldIn
+from casefolio.api.v1.folders import FOLDER_NAME
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import (
+    CONFLICT_RESPONSE,
+    NOT_BLANK,
+    ROLE_NAMES,
+    ApiInput,
+    ApiModel,
+    Timestamp,
+    WireId,
+)
 from casefolio.db.models import Template
 from casefolio.domain import templates, text
 from casefolio.domain.fields import FieldSpec
@@ -23,18 +32,18 @@ MAX_ITEMS = 1000
 
 
 class FolderSpecIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME)
+    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME, json_schema_extra=FOLDER_NAME)
     children: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
 class GrantSpecIn(ApiInput):
-    role: str = Field("Read Write", max_length=40)
+    role: str = Field("Read Write", max_length=40, json_schema_extra=ROLE_NAMES)
     team_id: BodyId | None = None
     email: str | None = Field(None, max_length=text.MAX_EMAIL)
 
 
 class TemplateIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_NAME)
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     folders: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
     fields: list[FieldIn] = Field(default_factory=list, max_length=MAX_ITEMS)

@@ -24,8 +24,6 @@ router = dialect_router(
 )
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
-Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]
-PageSize = Annotated[str | None, Query(alias="pageSize", max_length=20)]
 SortBy = Annotated[str | None, Query(alias="sortBy", max_length=2000)]
 Filters = Annotated[str | None, Query(max_length=8000)]
 
@@ -34,8 +32,8 @@ Filters = Annotated[str | None, Query(max_length=8000)]
 async def list_documents(
     session: SessionDep,
     who: PrincipalDep,
-    offset: Offset = None,
-    page_size: PageSize = None,
+    offset: paging.Offset = None,
+    page_size: paging.PageSize = None,
     sort_by: SortBy = None,
     filters: Filters = None,
 ) -> HalResponse:
@@ -60,6 +58,12 @@ async def read_document(document_id: PathId, session: SessionDep, who: Principal
     "(`POST /api/v3/attachments`); each becomes a new version of the document, the last one "
     "current.",
     responses=v3_errors(415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": payloads.DOCUMENT_PATCH_SCHEMA}},
+        }
+    },
 )
 async def update_document(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep

@@ -35,6 +35,63 @@ class AttachmentMetadata:
     content_type: str | None
 
 
+def _formattable(limit: int) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"type": "string", "maxLength": limit},
+            {
+                "type": "object",
+                "properties": {"raw": {"type": ["string", "null"], "maxLength": limit}},
+            },
+            {"type": "null"},
+        ]
+    }
+
+
+# The bodies as the OpenAPI document gives them (the checks below are what the server runs).
+# A title is 1 to 60 characters once trimmed, so it must hold one that is not white space.
+_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S"}
+DOCUMENT_PATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": _TITLE,
+        "description": _formattable(text.MAX_DESCRIPTION),
+        "_links": {
+            "type": "object",
+            "properties": {
+                "attachments": {
+                    "type": "array",
+                    "maxItems": MAX_CLAIMED,
+                    "description": "The caller's own uploads without a container.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "href": {"type": "string", "pattern": f"^{_ATTACHMENT_PATH.pattern}$"}
+                        },
+                        "required": ["href"],
+                    },
+                }
+            },
+        },
+    },
+}
+ATTACHMENT_METADATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "fileName": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": text.MAX_FILE_NAME_INPUT,
+            "pattern": r"\S",
+        },
+        "description": _formattable(text.MAX_DESCRIPTION),
+        "contentType": {"type": ["string", "null"], "maxLength": text.MAX_CONTENT_TYPE},
+        "fileSize": {"type": "integer", "description": "Ignored."},
+    },
+    "required": ["fileName"],
+}
+
+
 def _object(raw: bytes, where: tuple[str, ...] = jsonbody.BODY) -> dict[str, Any]:
     # The parser and refusals of a /api/v1 body (api/jsonbody.py): nesting, NUL, surrogates.
     parsed = jsonbody.loads(raw, where)

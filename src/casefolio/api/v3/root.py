@@ -49,8 +49,8 @@ async def read_user(user_ref: str, session: SessionDep, who: PrincipalDep) -> Ha
 async def list_projects(
     session: SessionDep,
     who: PrincipalDep,
-    offset: Annotated[str | None, Query(max_length=20)] = None,
-    page_size: Annotated[str | None, Query(alias="pageSize", max_length=20)] = None,
+    offset: paging.Offset = None,
+    page_size: paging.PageSize = None,
     sort_by: Annotated[str | None, Query(alias="sortBy", max_length=2000)] = None,
     filters: Annotated[str | None, Query(max_length=8000)] = None,
 ) -> HalResponse:
