@@ -66,12 +66,13 @@ def multipart_request_body(
 ) -> dict[str, object]:
     """The OpenAPI `requestBody` of an upload: a multipart body whose `file` part is required
     and whose `metadata` part is JSON (`metadata`: its schema); with `raw_body`, the bytes may
-    also be the whole body, of any content type."""
+    also be the whole body, of any content type. Other parts are read and ignored, at most 10
+    parts in all: not a JSON Schema bound, as an array property is sent as one part per item
+    (docs/api.md says so)."""
     parts = {
         "type": "object",
         "properties": {"file": {"type": "string", "format": "binary"}, "metadata": metadata},
         "required": ["file", "metadata"] if metadata_required else ["file"],
-        "maxProperties": 10,  # other parts are read and ignored: at most 10 in all
     }
     content: dict[str, object] = {
         "multipart/form-data": {

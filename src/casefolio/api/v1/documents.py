@@ -26,7 +26,7 @@ from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.routing import direct_get
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId, json_response
+from casefolio.api.v1.schemas import ApiInput, ApiModel, Problem, Timestamp, WireId, json_response
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import documents, text, versions
 from casefolio.domain.documents import DocumentView, NewFile
@@ -244,6 +244,9 @@ async def list_folder_documents(
     response_model=DocumentOut,
     summary="Upload a new document",
     description=UPLOAD_DOC,
+    responses={
+        409: {"model": Problem, "description": "?rejectDuplicate=true: the content is held."}
+    },
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(

@@ -12,7 +12,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, ProjectId, TeamId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import NOT_BLANK, ROLE_NAMES, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import NOT_BLANK, OPTIONAL_ROLE, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.api.v1.teams import TeamOut
 from casefolio.db.models import Project
 from casefolio.domain import access, projects, text
@@ -69,7 +69,7 @@ class GrantIn(ApiInput):
         None,
         description="Read Only, Read Write (default) or Project Admin.",
         max_length=40,
-        json_schema_extra=ROLE_NAMES,
+        json_schema_extra=OPTIONAL_ROLE,
     )
 
 

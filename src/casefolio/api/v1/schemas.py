@@ -12,6 +12,7 @@ from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from casefolio.domain import text
+from casefolio.domain.roles import ROLES
 
 
 def rfc3339(value: datetime) -> str:
@@ -91,8 +92,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
 #: so the OpenAPI document asks for one character that is not white space. Documented only:
 #: the domain's own message answers a blank name.
 NOT_BLANK: JsonDict = {"pattern": r"\S"}
-#: The role names a grant takes (case-insensitive on the server, which also takes role ids).
-ROLE_NAMES: JsonDict = {"enum": ["Read Only", "Read Write", "Project Admin"]}
+#: The roles a grant takes, by name or id (the server also takes them in any case); null
+#: where the role may be left out (Read Write).
+_ROLE_KEYS: list[str | None] = [key for r in ROLES for key in (r.name, r.id)]
+ROLE_NAMES: JsonDict = {"enum": list(_ROLE_KEYS)}
+OPTIONAL_ROLE: JsonDict = {"enum": [*_ROLE_KEYS, None]}
 
 #: The 409 of a create whose name (or e-mail) is taken.
 CONFLICT_RESPONSE: dict[int | str, dict[str, object]] = {

@@ -78,17 +78,12 @@ DOCUMENT_PATCH_SCHEMA: dict[str, Any] = {
 ATTACHMENT_METADATA_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
-        "fileName": {
-            "type": "string",
-            "minLength": 1,
-            "maxLength": text.MAX_FILE_NAME_INPUT,
-            "pattern": r"\S",
-        },
+        # A blank fileName falls back to the file part's filename.
+        "fileName": {"type": ["string", "null"], "maxLength": text.MAX_FILE_NAME_INPUT},
         "description": _formattable(text.MAX_DESCRIPTION),
         "contentType": {"type": ["string", "null"], "maxLength": text.MAX_CONTENT_TYPE},
         "fileSize": {"type": "integer", "description": "Ignored."},
     },
-    "required": ["fileName"],
 }
 
 
