@@ -101,10 +101,11 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
     ),
     (
         "ST202",
-        r"PUT /api/v1/projects/\{projectId\}/documents/\{documentId\}/fields/\{fieldId\}",
-        r"Invalid value for field",
-        "a value's type is the type of the field it is set on (docs/api.md), which one"
-        " operation's schema cannot know",
+        r"PUT /api/v1/projects/\{projectId\}/documents/\{documentId\}/fields/\{fieldId\}"
+        r"|POST /api/v1/projects/\{projectId\}/documents(/\{documentId\}/replace)?",
+        r"Invalid value for field|has no field",
+        "field values are keyed by the project's own fields and typed by them (docs/api.md),"
+        " which one operation's schema cannot know",
     ),
     (
         "ST202",

@@ -82,4 +82,5 @@ def multipart_request_body(
     }
     if raw_body:
         content["*/*"] = {"schema": {"type": "string", "format": "binary"}}
-    return {"requestBody": {"required": True, "content": content}}
+    # An empty raw body is an empty file, so only a multipart-only upload requires a body.
+    return {"requestBody": {"required": not raw_body, "content": content}}

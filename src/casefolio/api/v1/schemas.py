@@ -94,9 +94,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
 NOT_BLANK: JsonDict = {"pattern": r"\S"}
 #: The roles a grant takes, by name or id (the server also takes them in any case); null
 #: where the role may be left out (Read Write).
-_ROLE_KEYS: list[str | None] = [key for r in ROLES for key in (r.name, r.id)]
-ROLE_NAMES: JsonDict = {"enum": list(_ROLE_KEYS)}
-OPTIONAL_ROLE: JsonDict = {"enum": [*_ROLE_KEYS, None]}
+ROLE_KEYS: list[str | None] = [key for r in ROLES for key in (r.name, r.id)]
+ROLE_NAMES: JsonDict = {"enum": list(ROLE_KEYS)}
+OPTIONAL_ROLE: JsonDict = {"enum": [*ROLE_KEYS, None]}
 
 #: The 409 of a create whose name (or e-mail) is taken.
 CONFLICT_RESPONSE: dict[int | str, dict[str, object]] = {

@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId
@@ -16,7 +17,7 @@ from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
     NOT_BLANK,
-    ROLE_NAMES,
+    ROLE_KEYS,
     ApiInput,
     ApiModel,
     Timestamp,
@@ -36,10 +37,30 @@ class FolderSpecIn(ApiInput):
     children: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
+# An empty role is the default one, as if left out.
+TEMPLATE_ROLE: JsonDict = {"enum": [*ROLE_KEYS, ""]}
+
+
 class GrantSpecIn(ApiInput):
-    role: str = Field("Read Write", max_length=40, json_schema_extra=ROLE_NAMES)
+    role: str = Field("Read Write", max_length=40, json_schema_extra=TEMPLATE_ROLE)
     team_id: BodyId | None = None
     email: str | None = Field(None, max_length=text.MAX_EMAIL)
+
+    # Documented only (domain/templates.py refuses the rest): a team or an e-mail, not both.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["teamId"],
+                    "properties": {"teamId": {"not": {"type": "null"}}, "email": {"type": "null"}},
+                },
+                {
+                    "required": ["email"],
+                    "properties": {"email": {"type": "string"}, "teamId": {"type": "null"}},
+                },
+            ]
+        }
+    )
 
 
 class TemplateIn(ApiInput):
