@@ -143,7 +143,8 @@ def test_an_upload_documents_its_required_parts(
 ) -> None:
     # schemathesis sent multipart bodies without a `file` part while the schema allowed it.
     body = _request_body(spec, path)
-    assert body["required"] is True
+    # v1 also takes the raw bytes as the body, where an empty body is an empty file.
+    assert body["required"] is metadata_required
     parts = body["content"]["multipart/form-data"]["schema"]
     assert parts["required"] == (["file", "metadata"] if metadata_required else ["file"])
     assert parts["properties"]["metadata"]["type"] == "object"
