@@ -58,6 +58,7 @@ def _new_file(upload: ReceivedUpload) -> tuple[NewFile, str]:
     "to its uploader only until a `PATCH /documents/{id}` links it in `_links.attachments`; "
     "`casefolio gc` removes it once `CASEFOLIO_UNCLAIMED_ATTACHMENT_HOURS` have passed.",
     openapi_extra=ATTACHMENT_BODY,
+    responses=v3_errors(415, 422),
 )
 async def upload_unclaimed(
     request: Request, session: SessionDep, who: PrincipalDep, state: StateDep

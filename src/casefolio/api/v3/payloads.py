@@ -82,7 +82,7 @@ ATTACHMENT_METADATA_SCHEMA: dict[str, Any] = {
         "fileName": {"type": ["string", "null"], "maxLength": text.MAX_FILE_NAME_INPUT},
         "description": _formattable(text.MAX_DESCRIPTION),
         "contentType": {"type": ["string", "null"], "maxLength": text.MAX_CONTENT_TYPE},
-        "fileSize": {"type": "integer", "description": "Ignored."},
+        "fileSize": {"description": "Ignored, whatever it holds."},
     },
 }
 
