@@ -46,7 +46,7 @@ ATTACHMENT_BODY = multipart_request_body(
 
 def _new_file(upload: ReceivedUpload) -> tuple[NewFile, str]:
     meta = payloads.attachment_metadata(upload.metadata, upload.part_file_name)
-    content_type = meta.content_type or upload.part_content_type
+    content_type = documents.media_type(meta.content_type) or upload.part_content_type
     return NewFile(upload.spooled, meta.file_name or "", content_type), meta.description
 
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Query, Request
+from fastapi import Request
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import PathId
@@ -24,9 +22,6 @@ router = dialect_router(
 )
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
-SortBy = Annotated[str | None, Query(alias="sortBy", max_length=2000)]
-Filters = Annotated[str | None, Query(max_length=8000)]
-
 
 @router.get("/documents", summary="List the documents the caller may view")
 async def list_documents(
@@ -34,8 +29,8 @@ async def list_documents(
     who: PrincipalDep,
     offset: paging.Offset = None,
     page_size: paging.PageSize = None,
-    sort_by: SortBy = None,
-    filters: Filters = None,
+    sort_by: paging.SortBy = None,
+    filters: paging.Filters = None,
 ) -> HalResponse:
     params = paging.parse(offset, page_size, default_size=DEFAULT_PAGE_SIZE)
     stmt = queries.document_query(who, filters=filters, sort_by=sort_by)

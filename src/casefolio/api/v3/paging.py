@@ -27,6 +27,11 @@ Offset = Annotated[
         json_schema_extra={"pattern": r"^(-?[0-9]+)?$"},
     ),
 ]
+# JSON in the query string. Bounded so that any URL within the bounds, each character
+# percent-encoded (up to 12 bytes), stays under the 64 KiB the HTTP server reads of a
+# request line: a longer one never reaches the app, and is a plain-text 400.
+SortBy = Annotated[str | None, Query(alias="sortBy", max_length=1000)]
+Filters = Annotated[str | None, Query(max_length=4000)]
 PageSize = Annotated[
     str | None,
     Query(
