@@ -48,7 +48,11 @@ class FieldIn(ApiInput):
             "then": {
                 "required": ["choices"],
                 "properties": {
-                    "choices": {"minItems": 1, "uniqueItems": True, "items": {"pattern": r"\S"}}
+                    "choices": {
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "items": {"pattern": text.NOT_SPACE},
+                    }
                 },
             },
             "else": {"properties": {"choices": {"maxItems": 0}}},

@@ -24,7 +24,7 @@ from casefolio.domain import folders, text
 
 router = v1_router("folders")
 #: Documented only: a folder name holds something besides white space, and no "/".
-FOLDER_NAME: JsonDict = {"pattern": r"^[^/]*[^/\s][^/]*$"}
+FOLDER_NAME: JsonDict = {"pattern": "^[^/]*" + text.NOT_SPACE.replace("[^", "[^/") + "[^/]*$"}
 
 
 class FolderIn(ApiInput):

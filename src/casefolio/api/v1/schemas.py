@@ -91,7 +91,7 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
 #: The schema of a name or title: the server trims white space and refuses what is left empty,
 #: so the OpenAPI document asks for one character that is not white space. Documented only:
 #: the domain's own message answers a blank name.
-NOT_BLANK: JsonDict = {"pattern": r"\S"}
+NOT_BLANK: JsonDict = {"pattern": text.NOT_SPACE}
 #: The roles a grant takes, by name or id (the server also takes them in any case); null
 #: where the role may be left out (Read Write).
 ROLE_KEYS: list[str | None] = [key for r in ROLES for key in (r.name, r.id)]

@@ -50,7 +50,7 @@ def _formattable(limit: int) -> dict[str, Any]:
 
 # The bodies as the OpenAPI document gives them (the checks below are what the server runs).
 # A title is 1 to 60 characters once trimmed, so it must hold one that is not white space.
-_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": r"\S"}
+_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": text.NOT_SPACE}
 DOCUMENT_PATCH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
