@@ -131,7 +131,7 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
     ),
     (
         "ST205",
-        r"DELETE /api/v1/projects/\{projectId\}/folders/\{folderId\}",
+        r"(DELETE|GET) /api/v1/projects/\{projectId\}/folders/\{(folderId|folderName)\}",
         r"is not allowed on /api/v1/projects/\d+/folders/\d+",
         '…/folders/1 is both the folder with id 1 (DELETE) and the folder named "1" (GET by'
         " name): two documented paths overlap, and Allow lists what that URL takes",
