@@ -36,15 +36,11 @@ class AttachmentMetadata:
 
 
 def _formattable(limit: int) -> dict[str, Any]:
+    # One schema, not anyOf: maxLength bounds a string, properties an object.
     return {
-        "anyOf": [
-            {"type": "string", "maxLength": limit},
-            {
-                "type": "object",
-                "properties": {"raw": {"type": ["string", "null"], "maxLength": limit}},
-            },
-            {"type": "null"},
-        ]
+        "type": ["string", "object", "null"],
+        "maxLength": limit,
+        "properties": {"raw": {"type": ["string", "null"], "maxLength": limit}},
     }
 
 
