@@ -181,9 +181,9 @@ STATEFUL_QUIRKS: list[tuple[str, str, str, str]] = [
     (
         "ST201",
         _UPLOADS,
-        r'"title":"file"',
-        "a body marked invalid but labelled a positive case: `file` and `metadata` as the"
-        " schema asks (the `file` part empty), which the server rightly stores",
+        r'^\{"id":"\d+","projectId":"\d+"',
+        "a body marked invalid but labelled a positive case (an empty `file` part, or an"
+        " object sent as the raw bytes of a file), which the server rightly stores",
     ),
 ]
 

@@ -53,10 +53,10 @@ DOCUMENT_PATCH_SCHEMA: dict[str, Any] = {
         "title": _TITLE,
         "description": _formattable(text.MAX_DESCRIPTION),
         "_links": {
-            "type": "object",
+            "type": ["object", "null"],
             "properties": {
                 "attachments": {
-                    "type": "array",
+                    "type": ["array", "null"],
                     "maxItems": MAX_CLAIMED,
                     "description": "The caller's own uploads without a container.",
                     "items": {
