@@ -65,14 +65,6 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
         " sent twice is read once, its last value (docs/api.md)",
     ),
     (
-        "ST302",
-        r".*",
-        r"[Ff]older",
-        "a body naming a folder that does not exist or is hidden (`parentId`, `folderId`)"
-        " answers 404 naming that folder, which schemathesis reads as the project it just"
-        " created being gone",
-    ),
-    (
         "ST202",
         r"GET /api/v1/.*",
         r"The cursor is not valid",
