@@ -1,8 +1,9 @@
 """Property-based fuzzing of the OpenAPI document: schemathesis (every check) against a real
 `casefolio serve` on the suite's database, bounded in examples and time.
 
-Every failure schemathesis reports must be listed in ACCEPTED below with the reason it is
-not (yet) a defect; anything else fails the test, with schemathesis's own report attached.
+Every failure schemathesis reports must match an entry of ACCEPTED below, a documented
+decision with its reason; anything else fails the test, with schemathesis's own report
+attached. No server error is ever accepted.
 """
 
 from __future__ import annotations
@@ -41,10 +42,10 @@ LOCKOUTS = (
 )
 
 # Failures accepted: (schemathesis code, operation pattern, pattern searched in the response
-# body, why). Each is a decision of casefolio's, documented where the reason says; a finding
-# matches an entry only with its code, its operation and the server's own words, so an entry
-# cannot hide another refusal of the same operation. A server error (ST101, or any 5xx) is
-# never accepted.
+# body, why). Each is a decision of casefolio's, documented where the reason says. A finding
+# matches an entry by its code and operation and, for refusals, the server's own words, so
+# such an entry cannot hide another refusal of the same operation. A server error (ST101, or
+# any 5xx) is never accepted.
 _PATCH_ALIASES = (
     r"\w+ /api/v1/(settings|user/id/\{userId\}|projects/\{projectId\}(/documents/\{documentId\})?)"
 )
