@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import mimetypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -104,11 +105,7 @@ def clean_file_name(name: str | None) -> str:
 
 
 def content_type_of(file: NewFile, file_name: str) -> str:
-    given = (file.content_type or "").strip()
-    if given and given != "application/octet-stream":
-        return given[: text.MAX_CONTENT_TYPE]
-    guessed, _ = mimetypes.guess_type(file_name)
-    return guessed or "application/octet-stream"
+    return _guess_content_type(file.content_type, file_name)
 
 
 def _check_title(title: str) -> str:
@@ -641,10 +638,25 @@ async def create_many(
     return document_ids
 
 
-def _guess_content_type(given: str | None, file_name: str) -> str:
+# A media type as a Content-Type header carries it (RFC 9110 8.3): type/subtype, then any
+# parameters, all in visible ASCII. Anything else could not be sent back with the download.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(\s*;[\x20-\x7e]*)?")
+
+
+def media_type(given: str | None) -> str | None:
+    """Given a content type a client sent, return it if it is a media type within the limit,
+    other than the generic octet-stream; None when it says nothing usable."""
     given = (given or "").strip()
-    if given and given != "application/octet-stream":
-        return given[: text.MAX_CONTENT_TYPE]
+    if given == "application/octet-stream" or len(given) > text.MAX_CONTENT_TYPE:
+        return None
+    return given if _MEDIA_TYPE.fullmatch(given) else None
+
+
+def _guess_content_type(given: str | None, file_name: str) -> str:
+    """The media type sent, or else the one the file name suggests."""
+    if (usable := media_type(given)) is not None:
+        return usable
     guessed, _ = mimetypes.guess_type(file_name)
     return guessed or "application/octet-stream"
 
