@@ -164,7 +164,15 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
 
 # Not casefolio's: schemathesis marks multipart bodies as valid or invalid against their
 # schema wrongly: MULTIPART_QUIRKS in every phase, STATEFUL_QUIRKS in its multi-step phase.
+_UPLOADS = r"POST /api/v1/projects/\{projectId\}/documents(/\{documentId\}/replace)?"
 MULTIPART_QUIRKS: list[tuple[str, str, str, str]] = [
+    (
+        "ST202",
+        _UPLOADS,
+        r"The multipart body has no `file` part",
+        "an empty multipart body sent as valid, although the schema requires the `file` part"
+        " (tests/api/test_openapi_accuracy.py checks that it does)",
+    ),
     (
         "ST201",
         r"POST /api/v3/(documents/\{document_id\}/)?attachments",
@@ -174,15 +182,7 @@ MULTIPART_QUIRKS: list[tuple[str, str, str, str]] = [
         " schema allows), so the server rightly stores it",
     ),
 ]
-_UPLOADS = r"POST /api/v1/projects/\{projectId\}/documents(/\{documentId\}/replace)?"
 STATEFUL_QUIRKS: list[tuple[str, str, str, str]] = [
-    (
-        "ST202",
-        _UPLOADS,
-        r"The multipart body has no `file` part",
-        "an empty multipart body sent as valid, although the schema requires the `file` part"
-        " (tests/api/test_openapi_accuracy.py checks that it does)",
-    ),
     (
         "ST201",
         _UPLOADS,
