@@ -11,6 +11,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 
 from casefolio.api.middleware import HEAD_FLAG
 from casefolio.db.models import DocumentVersion
+from casefolio.outbound import audit
 from casefolio.storage.base import BlobStore
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -70,8 +71,13 @@ class BlobFileResponse(FileResponse):
     chunk_size = FILE_CHUNK_BYTES
 
 
-async def blob_response(request: Request, blobs: BlobStore, version: DocumentVersion) -> Response:
-    """Given a version, return a response that streams its bytes (or the headers for HEAD)."""
+async def blob_response(
+    request: Request, blobs: BlobStore, version: DocumentVersion, *, whole_version: bool = False
+) -> Response:
+    """Given a version, return a response that streams its bytes (or the headers for HEAD).
+
+    A response with bytes is audited (content.downloaded, or version.downloaded when the
+    caller asked for that version by its id: `whole_version`)."""
     etag = f'"{version.sha256}"'
     headers = {"ETag": etag, "Accept-Ranges": "bytes", "Cache-Control": "private, no-cache"}
     if _etag_matches(request.headers.get("if-none-match", ""), etag):
@@ -82,6 +88,9 @@ async def blob_response(request: Request, blobs: BlobStore, version: DocumentVer
         # Answer HEAD from the row alone: no reason to open a 1 GiB file to send nothing.
         headers["Content-Length"] = str(size)
         return Response(headers=headers, media_type=version.content_type)
+    await audit.record_download(
+        request.app.state.casefolio.db, version, whole_version=whole_version
+    )
     path = blobs.local_path(version.sha256)
     if path is not None:
         # FileResponse does Range/If-Range itself and is sent zero-copy where the server can.

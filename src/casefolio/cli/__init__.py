@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from casefolio.cli import admin, maintenance, server, transfer
+from casefolio.cli import admin, audit, maintenance, server, transfer
 
 app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
@@ -15,3 +15,4 @@ server.register(app)
 admin.register(app)
 transfer.register(app)
 maintenance.register(app)
+audit.register(app)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
+from casefolio.domain import events
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 
@@ -75,4 +76,8 @@ async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> lis
         session.add(user)
         created.append(user)
     await session.flush()
+    events.emit(
+        session,
+        *(events.UserCreated(subject_id=u.id, details={"email": u.email}) for u in created),
+    )
     return created

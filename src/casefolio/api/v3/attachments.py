@@ -94,4 +94,4 @@ async def download_attachment(
 ) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
         version = await versions.for_download(session, who=who, version_id=attachment_id)
-    return await blob_response(request, state.blobs, version)
+    return await blob_response(request, state.blobs, version, whole_version=True)
