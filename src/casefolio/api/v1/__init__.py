@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from casefolio.api.routing import add_routes, move_to_front
 from casefolio.api.v1 import (
     audit,
+    changes,
     documents,
     fields,
     folders,
@@ -32,6 +33,7 @@ TAGS = [
         fields,
         documents,
         audit,
+        changes,
     )
 ]
 
@@ -41,7 +43,7 @@ def install(app: FastAPI) -> None:
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
         add_routes(app, module.router)
-    for module in (audit,):  # the outbound half (outbound/)
+    for module in (audit, changes):  # the outbound half (outbound/)
         add_routes(app, module.router)
     # The read integrations make most is tried before any other route (even /docs).
     move_to_front(app, documents.read_document)
