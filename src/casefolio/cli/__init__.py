@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from casefolio.cli import admin, audit, maintenance, server, transfer
+from casefolio.cli import admin, audit, maintenance, server, transfer, worker
 
 app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
@@ -16,3 +16,4 @@ admin.register(app)
 transfer.register(app)
 maintenance.register(app)
 audit.register(app)
+worker.register(app)

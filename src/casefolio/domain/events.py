@@ -130,6 +130,9 @@ AUDIT_ONLY_TYPES = frozenset(
     {
         "content.downloaded",
         "version.downloaded",
+        "webhook.created",
+        "webhook.updated",
+        "webhook.deleted",
         "webhook.failing",
         "webhook.disabled",
         "webhook.secret_rotated",

@@ -17,6 +17,7 @@ from casefolio.api.v1 import (
     templates,
     tokens,
     users,
+    webhooks,
 )
 
 # The seed's order: the OpenAPI document lists its tags (and /docs its sections) this way.
@@ -34,6 +35,7 @@ TAGS = [
         documents,
         audit,
         changes,
+        webhooks,
     )
 ]
 
@@ -43,7 +45,7 @@ def install(app: FastAPI) -> None:
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
         add_routes(app, module.router)
-    for module in (audit, changes):  # the outbound half (outbound/)
+    for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)
     # The read integrations make most is tried before any other route (even /docs).
     move_to_front(app, documents.read_document)
