@@ -56,7 +56,11 @@ def receiver(delay: float = 0.0) -> Iterator[Receiver]:
         def log_message(self, *_: object) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    class Server(ThreadingHTTPServer):
+        request_queue_size = 256  # the worker opens dozens of connections at once
+        daemon_threads = True
+
+    server = Server(("127.0.0.1", 0), Handler)
     state = Receiver(f"http://127.0.0.1:{server.server_address[1]}/hook", delay=delay)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
