@@ -78,9 +78,13 @@ def _visible(who: Principal) -> ColumnElement[bool]:
 
 
 async def read(
-    session: AsyncSession, *, who: Principal, after: int, project_id: int | None, limit: int
+    session: AsyncSession, *, who: Principal, after: int | None, project_id: int | None, limit: int
 ) -> FeedPage:
-    if after < await state(session, TRIMMED_THROUGH):
+    """The changes after `after` (None: from the oldest kept)."""
+    trimmed = await state(session, TRIMMED_THROUGH)
+    if after is None:
+        after = trimmed
+    elif after < trimmed:
         raise Gone(RESYNC)
     # Everything up to `upto` has committed (sequence order is commit order): a page that
     # reaches it can hand out `upto` as the next cursor, past changes the caller cannot see.
@@ -101,7 +105,7 @@ async def wait_for(
     db: Database,
     *,
     who: Principal,
-    after: int,
+    after: int | None,
     project_id: int | None,
     limit: int,
     wait: float,
