@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -146,32 +147,42 @@ def _loadgen(srv: Server, inst: Instance, project: str, n: int, opts: Options) -
     return float(out["ok"] / out["seconds"])
 
 
+@dataclass
+class _Outbound(Instance):
+    """An instance whose servers may deliver to the local receiver (and, for the baseline,
+    load the benchmark's sitecustomize)."""
+
+    python_path: str = ""
+
+    def env(self, **extra: str) -> dict[str, str]:
+        more = {"PYTHONPATH": self.python_path} if self.python_path else {}
+        return super().env(CASEFOLIO_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8", **more, **extra)
+
+
+@contextmanager
+def _instance(
+    opts: Options, workdir: Path, name: str, python_path: str = ""
+) -> Iterator[_Outbound]:
+    with instance(opts, workdir, name) as inst:
+        yield _Outbound(**vars(inst), python_path=python_path)
+
+
 def _ingest(opts: Options, workdir: Path, name: str, receiver: str | None) -> float:
     extra = workdir / f"{name}-site"
     extra.mkdir()
     if receiver is None:
         (extra / "sitecustomize.py").write_text(_NO_RECORDER)
-    import os
-
-    before = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = str(extra)  # reaches the server through Instance.env
-    try:
-        with (
-            instance(opts, workdir, name) as inst,
-            casefolio_server(inst, workers=WORKERS, log_level=opts.log_level) as srv,
-        ):
-            if receiver is not None:
-                _webhook(srv, inst, f"{receiver}/ingest", ["document.created"])
-            with Api(srv.base, inst.token) as api:
-                project = api.create_project(name)
-            rate = _loadgen(srv, inst, project, opts.ingest_docs, opts)
-            log(f"{name}: {rate:,.0f} docs/s")
-            return rate
-    finally:
-        if before is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = before
+    with (
+        _instance(opts, workdir, name, str(extra)) as inst,
+        casefolio_server(inst, workers=WORKERS, log_level=opts.log_level) as srv,
+    ):
+        if receiver is not None:
+            _webhook(srv, inst, f"{receiver}/ingest", ["document.created"])
+        with Api(srv.base, inst.token) as api:
+            project = api.create_project(name)
+        rate = _loadgen(srv, inst, project, opts.ingest_docs, opts)
+        log(f"{name}: {rate:,.0f} docs/s")
+        return rate
 
 
 def _wait_for(base: str, count: int, seconds: float) -> dict[str, Any]:
@@ -357,7 +368,7 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
             target=INGEST_TARGET,
         )
         with (
-            instance(opts, workdir, "outbound") as inst,
+            _instance(opts, workdir, "outbound") as inst,
             casefolio_server(inst, log_level=opts.log_level) as srv,
         ):
             _webhook(srv, inst, f"{receiver}/fan-out", ["folder.created"])

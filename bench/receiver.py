@@ -1,7 +1,7 @@
 """A webhook receiver for the outbound benchmark, run as its own process.
 
 Answers every POST 204 and notes (receipt time, webhook-id); `GET /stats` returns
-{"count", "distinct", "times": {webhook-id: first receipt time}}. HTTP/1.1 keep-alive on
+{"count", "distinct", "times": {"<path> <webhook-id>": first receipt time}}. HTTP/1.1 keep-alive on
 asyncio streams: cheap per request, so the receiver is not what limits the worker.
 
     python -m bench.receiver --port 8123
@@ -24,7 +24,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
         while True:
             head = await reader.readuntil(b"\r\n\r\n")
             lines = head.decode("latin-1").split("\r\n")
-            method, _path = lines[0].split(" ")[:2]
+            method, path = lines[0].split(" ")[:2]
             headers = {}
             for line in lines[1:]:
                 name, _, value = line.partition(":")
@@ -35,7 +35,7 @@ async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
             if method == "POST":
                 now = time.time()
                 count += 1
-                received.setdefault(headers.get("webhook-id", ""), now)
+                received.setdefault(path + " " + headers.get("webhook-id", ""), now)
                 writer.write(b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")
             else:
                 body = json.dumps(
