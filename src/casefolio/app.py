@@ -19,6 +19,7 @@ from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
 from casefolio.config import Settings, locate
 from casefolio.db.engine import Database
+from casefolio.outbound import runtime as outbound_runtime
 from casefolio.storage import open_blob_store, staging
 from casefolio.web import install as install_pages
 
@@ -36,7 +37,9 @@ and `RateLimit-Reset`; a 429 carries `Retry-After`.
 """
 
 
-def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, *, freeze_startup_objects: bool = False, run_worker: bool = False
+) -> FastAPI:
     """Given settings, return the application; resources open in its lifespan.
 
     `freeze_startup_objects` (server processes): once start-up is done, the objects it made
@@ -45,6 +48,9 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
     ran about once a second and stopped the event loop for ~80 ms, for nothing: it freed
     nothing. Measured with 16 connections on one worker: GET p99 146 -> 22 ms, 965 -> 1,198
     req/s.
+
+    `run_worker`: deliver webhooks from this process too (server processes, unless
+    CASEFOLIO_WORKER_IN_SERVER is off).
     """
 
     @asynccontextmanager
@@ -65,7 +71,8 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
             gc.collect()  # start-up's own garbage goes first; frozen objects are never freed
             gc.freeze()
         try:
-            yield
+            async with outbound_runtime.background(settings, state.db, run_worker=run_worker):
+                yield
         finally:
             if freeze_startup_objects:
                 gc.unfreeze()
@@ -103,4 +110,5 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
 
 def app_from_env() -> FastAPI:
     """Factory for server processes: settings come from the environment (and TOML file)."""
-    return create_app(locate().settings, freeze_startup_objects=True)
+    settings = locate().settings
+    return create_app(settings, freeze_startup_objects=True, run_worker=settings.worker_in_server)

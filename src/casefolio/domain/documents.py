@@ -40,7 +40,7 @@ from casefolio.db.models import (
     is_id,
 )
 from casefolio.db.types import utcnow
-from casefolio.domain import access, fields, folders, text
+from casefolio.domain import access, events, fields, folders, text
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
@@ -450,7 +450,18 @@ async def create(
         FieldEntry(await session.get_one(Field, field_id), value)
         for field_id, value in sorted(stored.items())
     ]
+    events.emit(session, _created(document, version))
     return DocumentView(document, version, entries)
+
+
+def _created(document: Document, version: DocumentVersion) -> events.DomainEvent:
+    return events.DocumentCreated(
+        project_id=document.project_id,
+        document_id=document.id,
+        version_id=version.id,
+        folder_id=document.folder_id,
+        details={"title": document.title, "fileName": version.file_name, "number": 1},
+    )
 
 
 # The project's id (its row exists) and its fields; the access check needs only the id.
@@ -624,6 +635,19 @@ async def create_many(
         ],
     )
     version_of = {doc_id: version_id for doc_id, version_id in versions_returned}
+    events.emit(
+        session,
+        *(
+            events.DocumentCreated(
+                project_id=project_id,
+                document_id=document_id,
+                version_id=version_of[document_id],
+                folder_id=f.folder_id,
+                details={"title": f.file_name, "fileName": f.file_name, "number": 1},
+            )
+            for document_id, f in zip(document_ids, files, strict=True)
+        ),
+    )
     await session.execute(
         update(Document),
         [
@@ -724,6 +748,15 @@ async def add_version(
     )
     document = await session.get(Document, document_id, populate_existing=True)
     assert document is not None
+    events.emit(
+        session,
+        events.VersionAdded(
+            project_id=document.project_id,
+            document_id=document_id,
+            version_id=version.id,
+            details={"number": number, "fileName": version.file_name},
+        ),
+    )
     return await view(session, document), version
 
 
@@ -789,6 +822,15 @@ async def move(
     if folder_id is not None:
         await folders.get(session, project_id=project_id, folder_id=folder_id)
     if document.folder_id != folder_id:
+        events.emit(
+            session,
+            events.DocumentMoved(
+                project_id=project_id,
+                document_id=document_id,
+                folder_id=folder_id,
+                details={"from": document.folder_id, "to": folder_id},
+            ),
+        )
         document.folder_id = folder_id
         document.updated_at = utcnow()
     await session.flush()
@@ -817,6 +859,15 @@ async def update_details(
         document.description = description
     document.updated_at = utcnow()
     await session.flush()
+    changed = {"title": title is not None, "description": description is not None}
+    events.emit(
+        session,
+        events.DocumentUpdated(
+            project_id=document.project_id,
+            document_id=document_id,
+            details={"changed": [name for name, yes in changed.items() if yes]},
+        ),
+    )
     return await view(session, document)
 
 
@@ -842,6 +893,12 @@ async def set_field(
     )
     document.updated_at = utcnow()
     await session.flush()
+    events.emit(
+        session,
+        events.FieldSet(
+            project_id=project_id, document_id=document_id, details={"fieldId": field_id}
+        ),
+    )
     return await view(session, document)
 
 
@@ -859,6 +916,12 @@ async def delete(
     )
     await session.delete(document)
     await session.flush()
+    events.emit(
+        session,
+        events.DocumentDeleted(
+            project_id=document.project_id, document_id=document_id, folder_id=document.folder_id
+        ),
+    )
 
 
 def visible_documents(who: Principal) -> Select[Document]:

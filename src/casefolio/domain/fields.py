@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Field, FieldValue
+from casefolio.domain import events
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 
@@ -69,6 +70,10 @@ async def create(session: AsyncSession, *, project_id: int, spec: FieldSpec) -> 
     )
     session.add(row)
     await session.flush()
+    events.emit(
+        session,
+        events.FieldCreated(project_id=project_id, subject_id=row.id, details={"name": spec.name}),
+    )
     return row
 
 

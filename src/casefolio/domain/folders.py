@@ -6,6 +6,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Folder
+from casefolio.domain import events
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 
@@ -84,6 +85,14 @@ async def create(
     folder = Folder(project_id=project_id, parent_id=parent_id, parent_key=parent_key, name=name)
     session.add(folder)
     await session.flush()
+    events.emit(
+        session,
+        events.FolderCreated(
+            project_id=project_id,
+            folder_id=folder.id,
+            details={"name": name, "parentId": parent_id},
+        ),
+    )
     return folder
 
 
@@ -115,3 +124,4 @@ async def delete(session: AsyncSession, *, project_id: int, folder_id: int) -> N
         raise Conflict(f"Folder {folder_id} still holds documents; delete or move them first.")
     await session.delete(folder)
     await session.flush()
+    events.emit(session, events.FolderDeleted(project_id=project_id, folder_id=folder_id))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Team, Template, User
-from casefolio.domain import access, fields, folders, grants
+from casefolio.domain import access, events, fields, folders, grants
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.fields import FieldSpec
 from casefolio.domain.pages import Page, PageRequest, fetch_page
@@ -122,6 +122,7 @@ async def create(
     )
     session.add(template)
     await session.flush()
+    events.emit(session, events.TemplateCreated(subject_id=template.id, details={"name": name}))
     return template
 
 

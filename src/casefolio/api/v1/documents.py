@@ -619,4 +619,4 @@ async def download_version(
         document_id=document_id,
         version_id=versions.parse_version_id(version_id),
     )
-    return await blob_response(request, state.blobs, version)
+    return await blob_response(request, state.blobs, version, whole_version=True)

@@ -143,4 +143,4 @@ async def download_attachment(
         version = await unclaimed.find(
             session, who=who, version_id=attachment_id
         ) or await versions.for_download(session, who=who, version_id=attachment_id)
-    return await blob_response(request, state.blobs, version)
+    return await blob_response(request, state.blobs, version, whole_version=True)
