@@ -12,7 +12,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import BodyId, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
 from casefolio.db.models import Webhook
 from casefolio.domain import webhooks
 from casefolio.outbound import ssrf
@@ -24,14 +24,14 @@ EventTypes = Annotated[list[Annotated[str, Field(max_length=60)]], Field(max_len
 ProjectIds = Annotated[list[BodyId], Field(max_length=1000)]
 
 
-class WebhookIn(ApiModel):
+class WebhookIn(ApiInput):
     url: str = Field(max_length=2000)
     events: EventTypes
     project_ids: ProjectIds | None = None
     description: str = Field("", max_length=2000)
 
 
-class WebhookUpdate(ApiModel):
+class WebhookUpdate(ApiInput):
     url: str | None = Field(None, max_length=2000)
     events: EventTypes | None = None
     project_ids: ProjectIds | None = Field(
