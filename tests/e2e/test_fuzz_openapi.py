@@ -50,7 +50,8 @@ LONG_POLLS = ("GET /api/v1/changes",)
 # such an entry cannot hide another refusal of the same operation. A server error (ST101, or
 # any 5xx) is never accepted.
 _PATCH_ALIASES = (
-    r"\w+ /api/v1/(settings|user/id/\{userId\}|projects/\{projectId\}(/documents/\{documentId\})?)"
+    r"\w+ /api/v1/(settings|user/id/\{userId\}|webhooks/\{webhookId\}"
+    r"|projects/\{projectId\}(/documents/\{documentId\})?)"
 )
 ACCEPTED: list[tuple[str, str, str, str]] = [
     (
