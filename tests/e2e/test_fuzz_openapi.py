@@ -123,6 +123,22 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
     ),
     (
         "ST202",
+        r"(POST|PATCH) /api/v1/webhooks(/\{webhookId\})?",
+        r"The host .* (cannot be resolved|has no address|resolves to)|port is not valid",
+        "a webhook URL must resolve, at registration, to an address outside the private,"
+        " loopback and link-local ranges unless CASEFOLIO_WEBHOOK_ALLOWED_NETWORKS allows it"
+        " (docs/api.md, Webhooks; the SSRF guard): a fact of DNS, which no schema can state",
+    ),
+    (
+        "ST202",
+        r"POST /api/v3/(documents/\{document_id\}/)?attachments",
+        r"The upload needs a file name",
+        "an attachment's name comes from `metadata.fileName` or, when that is blank, the file"
+        " part's filename (docs/api-v3.md): one of two parts must carry it, which OpenAPI"
+        " cannot say",
+    ),
+    (
+        "ST202",
         r"POST /api/(v1/projects/\{projectId\}/documents.*|v3/.*attachments)",
         r"The multipart body has more than \d+ parts",
         "a multipart body has at most 10 parts (docs/api.md, issue 19 item 5); the schema's"

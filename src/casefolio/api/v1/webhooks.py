@@ -24,18 +24,19 @@ EventType = Annotated[
     str, Field(max_length=60, json_schema_extra={"enum": sorted(events.WEBHOOK_TYPES)})
 ]
 EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=100)]
-ProjectIds = Annotated[list[BodyId], Field(max_length=1000)]
+ProjectIds = Annotated[list[BodyId], Field(min_length=1, max_length=1000)]
+WebhookUrl = Annotated[str, Field(max_length=2000, pattern=r"^[hH][tT][tT][pP][sS]?://[^/?#\s]+")]
 
 
 class WebhookIn(ApiInput):
-    url: str = Field(max_length=2000)
+    url: WebhookUrl
     events: EventTypes
     project_ids: ProjectIds | None = None
     description: str = Field("", max_length=2000)
 
 
 class WebhookUpdate(ApiInput):
-    url: str | None = Field(None, max_length=2000)
+    url: WebhookUrl | None = None
     events: EventTypes | None = None
     project_ids: ProjectIds | None = Field(
         None, description="Projects to limit it to; null makes it installation-wide (operators)."
