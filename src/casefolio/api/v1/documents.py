@@ -28,9 +28,10 @@ from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId, json_response
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, text, versions
-from casefolio.domain.documents import DocumentView, NewFile
+from casefolio.domain import documents, filing, text, versions
+from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
+from casefolio.domain.filing import NewFile
 
 router = v1_router("documents")
 VersionId = Annotated[
@@ -230,13 +231,61 @@ async def list_folder_documents(
     return await _page(request, response, session, who, params, project_id, folder_id, after_date)
 
 
+FileNameQuery = Annotated[
+    str | None,
+    Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
+]
+UPLOAD_BODY: dict[str, Any] = {"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}}
+
+
+async def _file_upload(
+    request: Request,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    project_id: int,
+    file_name: str | None,
+    document_id: int | None = None,
+    reject_duplicate: bool = False,
+) -> DocumentOut:
+    """Upload and replace alike: receive the body, then file it as a new document or, given
+    `document_id`, as its new version."""
+    async with receive(request, state) as upload:
+        meta = _metadata(upload)
+        received = _new_file(upload, meta, file_name)
+        if document_id is None:
+            view, _ = await filing.upload(
+                session,
+                who=who,
+                project_id=project_id,
+                blobs=state.blobs,
+                received=received,
+                title=meta.title,
+                folder_id=meta.folder_id,
+                description=meta.description,
+                field_values=meta.fields,
+                reject_duplicate=reject_duplicate,
+            )
+            return _out(view)
+        await filing.replace(
+            session,
+            who=who,
+            project_id=project_id,
+            document_id=document_id,
+            blobs=state.blobs,
+            received=received,
+            description=meta.description,
+        )
+    return _out(await documents.get(session, who=who, document_id=document_id))
+
+
 @router.post(
     "/projects/{projectId}/documents",
     status_code=201,
     response_model=DocumentOut,
     summary="Upload a new document",
     description=UPLOAD_DOC,
-    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}},
+    openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(
     request: Request,
@@ -244,27 +293,12 @@ async def upload_document(
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    file_name: Annotated[
-        str | None,
-        Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
-    ] = None,
+    file_name: FileNameQuery = None,
     reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
 ) -> DocumentOut:
-    async with receive(request, state) as upload:
-        meta = _metadata(upload)
-        view = await documents.create(
-            session,
-            who=who,
-            project_id=project_id,
-            blobs=state.blobs,
-            file=_new_file(upload, meta, file_name),
-            title=meta.title,
-            folder_id=meta.folder_id,
-            description=meta.description,
-            field_values=meta.fields,
-            reject_duplicate=reject_duplicate,
-        )
-    return _out(view)
+    return await _file_upload(
+        request, session, who, state, project_id, file_name, reject_duplicate=reject_duplicate
+    )
 
 
 @direct_get(
@@ -366,7 +400,7 @@ async def move_document(
     response_model=DocumentOut,
     summary="Upload a new version of a document",
     description=UPLOAD_DOC,
-    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}},
+    openapi_extra=UPLOAD_BODY,
 )
 async def replace_document(
     request: Request,
@@ -375,24 +409,12 @@ async def replace_document(
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    file_name: Annotated[
-        str | None,
-        Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
-    ] = None,
+    file_name: FileNameQuery = None,
 ) -> DocumentOut:
     await check_writable_document(state, who, document_id, project_id)
-    async with receive(request, state) as upload:
-        meta = _metadata(upload)
-        view, _ = await documents.add_version(
-            session,
-            who=who,
-            project_id=project_id,
-            document_id=document_id,
-            blobs=state.blobs,
-            file=_new_file(upload, meta, file_name),
-            description=meta.description,
-        )
-    return _out(view)
+    return await _file_upload(
+        request, session, who, state, project_id, file_name, document_id=document_id
+    )
 
 
 @router.put(

@@ -15,8 +15,8 @@ from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found_as
 from casefolio.api.v3.uploads import receive_attachment, require_multipart
-from casefolio.domain import documents, unclaimed, versions
-from casefolio.domain.documents import NewFile
+from casefolio.domain import documents, filing, unclaimed, versions
+from casefolio.domain.filing import NewFile
 from casefolio.domain.roles import Capability
 
 router = dialect_router(
@@ -60,8 +60,8 @@ async def upload_unclaimed(
     require_multipart(request)
     async with receive_attachment(request, state) as upload:
         file, description = _new_file(upload)
-        version = await unclaimed.create(
-            session, who=who, blobs=state.blobs, file=file, description=description
+        version, _ = await unclaimed.create(
+            session, who=who, blobs=state.blobs, received=file, description=description
         )
     return HalResponse(await render.unclaimed_attachment(session, who, version), status_code=201)
 
@@ -82,15 +82,15 @@ async def add_attachment(
     doc = await check_writable_document(state, who, document_id)
     async with receive_attachment(request, state) as upload:
         file, description = _new_file(upload)
-        _, version = await documents.add_version(
+        filed = await filing.replace(
             session,
             who=who,
             document_id=document_id,
             blobs=state.blobs,
-            file=file,
+            received=file,
             description=description,
         )
-    [out] = await render.attachments(session, who, doc, [version])
+    [out] = await render.attachments(session, who, doc, filed.versions)
     return HalResponse(out, status_code=201)
 
 
