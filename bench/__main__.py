@@ -24,11 +24,30 @@ from types import ModuleType
 from rich.console import Console
 from rich.table import Table
 
-from bench import api_breakdown, api_overhead, download, ingest, listing, upload
+from bench import (
+    api_breakdown,
+    api_overhead,
+    download,
+    ingest,
+    listing,
+    listing_load,
+    sequential_writes,
+    upload,
+)
 from bench.common import DEFAULT_PG_ADMIN_URL, Options, Result, Skip, save_result
 
 BENCHMARKS: dict[str, ModuleType] = {
-    m.NAME: m for m in (api_overhead, api_breakdown, upload, download, listing, ingest)
+    m.NAME: m
+    for m in (
+        api_overhead,
+        api_breakdown,
+        upload,
+        download,
+        listing,
+        listing_load,
+        ingest,
+        sequential_writes,
+    )
 }
 
 

@@ -1,11 +1,11 @@
 """1. API overhead: GET one document's metadata with a token vs. a bare FastAPI endpoint.
 
-Both apps run under the same ASGI server settings (1 worker; uvicorn with httptools +
-uvloop, then granian) and are loaded by the same client for the same time. The two servers
-are up together and measured in alternating rounds (casefolio, bare, casefolio, bare, ...):
-this VM's speed drifts by tens of percent within minutes, and a pair of neighbouring runs
-shares the drift. The rows give the median of each app's rounds; every round's ratio is in
-the note and the JSON.
+Both apps run under the same ASGI server settings (1 worker; uvicorn with httptools and
+asyncio's event loop, then granian) and are loaded by the same client for the same time.
+The two servers are up together and measured in alternating rounds (casefolio, bare,
+casefolio, bare, ...): this VM's speed drifts by tens of percent within minutes, and a pair
+of neighbouring runs shares the drift. The rows give the median of each app's rounds; every
+round's ratio is in the note and the JSON.
 Target: casefolio >= 0.5x the bare app's requests/s. p50/p99 latency are reported.
 """
 

@@ -105,7 +105,7 @@ def main() -> None:
         workers=args.workers,
         log_level=args.log_level,
         http="httptools",
-        loop="uvloop",
+        loop="asyncio",  # as `casefolio serve`
         proxy_headers=False,
     )
 

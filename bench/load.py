@@ -26,7 +26,7 @@ def parse_wrk(output: str) -> dict[str, Any]:
     total = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", output)
     if rps is None or total is None:
         raise ValueError(f"unexpected wrk output:\n{output}")
-    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE))
+    pcts = dict(re.findall(r"^\s+(50|75|90|99)%\s+(\S+)\s*$", output, re.MULTILINE))
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     sock = re.search(
         r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
@@ -49,15 +49,20 @@ def run_get_load(
     duration: float,
     warmup: float = 2.0,
     threads: int = 1,
+    timeout: float | None = None,
 ) -> dict[str, Any]:
     """Load `url` for `duration` seconds after a warm-up; return rps, latencies and errors.
 
     wrk gets one thread: on a 2-core machine the other core is the (1-worker) server's.
+    `timeout`: seconds after which wrk gives up on a request (its default, 2 s, drops the
+    slowest answers from its latencies, counting them as errors instead).
     """
     header_args = [arg for k, v in headers.items() for arg in ("-H", f"{k}: {v}")]
     wrk = tool("wrk")
     if wrk is not None:
         base = [wrk, f"-t{threads}", f"-c{connections}", *header_args]
+        if timeout is not None:
+            base.append(f"--timeout={max(1, round(timeout))}s")
         if warmup > 0:
             subprocess.run(
                 [*base, f"-d{max(1, round(warmup))}s", url], capture_output=True, check=True

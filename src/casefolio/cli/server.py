@@ -77,7 +77,10 @@ def serve(
         # The access log hides credential-like query values; casefolio's loggers print too.
         log_config=logs.uvicorn_log_config(settings.log_level),
         http="httptools",
-        loop="uvloop",
+        # asyncio's own loop, not uvloop: under uvloop some keep-alive connections went
+        # unread for seconds while others were served (pages under 32 connections: p99 ten
+        # times the median; bench/README.md), asyncio's serves them in turn.
+        loop="asyncio",
         proxy_headers=False,
         # Importing the app takes seconds on a loaded 2-core machine; uvicorn's default 5 s
         # health check would kill and restart workers that are merely still starting.
@@ -97,7 +100,9 @@ _REUSE_PORT = sys.platform == "linux" and hasattr(socket, "SO_REUSEPORT")
 
 
 def _reusable_socket(family: int, host: str, port: int) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say TCP, and
+    # without it an answer's body waited for the client's delayed ACK of its headers.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))

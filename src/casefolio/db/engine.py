@@ -199,7 +199,7 @@ def reader_engine(engine: AsyncEngine) -> AsyncEngine:
 
 class StatementReader:
     """Reads of one statement each, outside any session: the cheapest path each database
-    allows, for the reads integrations make most (documents.get).
+    allows, for the reads integrations make most (documents.get, documents.list_page).
 
     Through an AsyncConnection such a read pays SQLAlchemy's asyncio layer three times
     (checkout, execute, close each run in a greenlet of their own). On SQLite, where
@@ -308,6 +308,14 @@ class StatementReader:
 #: What a read runs its statements on: a session, or for the hottest reads the
 #: StatementReader, which skips the session and SQLAlchemy's asyncio layer.
 Reader: TypeAlias = AsyncSession | StatementReader
+
+
+async def read_all(db: Reader, statement: Executable, parameters: Mapping[str, Any]) -> Rows:
+    """Given a reader, a read-only statement and its parameters, return all its rows."""
+    if isinstance(db, StatementReader):
+        return await db.execute(statement, parameters)
+    rows: Rows = (await db.execute(statement, parameters)).all()
+    return rows
 
 
 async def read_rows(db: Reader, read: BatchedRead, parameters: Mapping[str, Any]) -> Rows:

@@ -90,7 +90,7 @@ async def scope(
     not allowed → Forbidden naming the missing capability (after a seed's `message`, if any).
     The project's existence and the caller's role come in one statement."""
     parameters = {"project_id": project_id, "user_id": who.user_id}
-    found = (await db.execute(_PROJECT_AND_RANK, parameters)).first()
+    found = (await db.execute(PROJECT_AND_RANK, parameters)).first()
     if found is None:
         raise NotFound(f"Project {project_id} not found.")
     return scope_ranked(who, project_id, found[1], capability, message=message)
@@ -180,7 +180,9 @@ def visible_project_ids(who: Principal) -> Select[tuple[int]]:
 
 
 _PROJECTS = cast(Table, Project.__table__)
-_PROJECT_AND_RANK = select(_PROJECTS.c.id, role_rank_column(_PROJECTS.c.id)).where(
+#: The project's id (no row: no such project) and the caller's rank there (`require_ranked`);
+#: parameters `project_id` and `user_id`.
+PROJECT_AND_RANK = select(_PROJECTS.c.id, role_rank_column(_PROJECTS.c.id)).where(
     _PROJECTS.c.id == bindparam("project_id")
 )
 

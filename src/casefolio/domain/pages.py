@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, Select, tuple_
+from sqlalchemy import ColumnElement, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -88,18 +88,4 @@ async def fetch_page(
     """Given a select of entities and its unique ordering key, return one page and the
     cursor of the next."""
     items = list((await session.scalars(_keyset(stmt, key, page))).all())
-    return _cut(items, page, key_of)
-
-
-async def fetch_row_page(
-    session: AsyncSession,
-    stmt: Select[Any],
-    *,
-    key: Sequence[KeyColumn],
-    page: PageRequest,
-    make: Callable[[Row[Any]], T],
-    key_of: Callable[[T], tuple[Any, ...]],
-) -> Page[T]:
-    """`fetch_page` for a select of columns: `make` turns each row into an item."""
-    items = [make(row) for row in await session.execute(_keyset(stmt, key, page))]
     return _cut(items, page, key_of)

@@ -15,7 +15,9 @@ from casefolio.domain import text
 
 def rfc3339(value: datetime) -> str:
     """Given an aware datetime, return RFC 3339 UTC with milliseconds: 2026-01-31T12:00:00.123Z."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # the database's values are UTC already: no conversion
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]

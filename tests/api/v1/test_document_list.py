@@ -1,0 +1,70 @@
+"""A list of documents shows each document exactly as reading it alone does (the list builds
+its JSON itself, api/v1/documents.py `_listed`; the document read through DocumentOut)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+
+from tests.factories import Actor
+
+
+async def test_each_listed_document_is_what_its_get_answers(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Ünïcode v Roe"}, headers=headers)
+    ).json()["id"]
+    kinds = {"Court": "text", "Filed on": "date", "Pages": "number", "Sealed": "boolean"}
+    for name, kind in kinds.items():
+        made = await client.post(
+            f"/api/v1/projects/{project}/fields", json={"name": name, "type": kind}, headers=headers
+        )
+        assert made.status_code == 201, made.text
+    folder = (
+        await client.post(
+            f"/api/v1/projects/{project}/folders", json={"name": "Pleadings"}, headers=headers
+        )
+    ).json()["id"]
+    values = {
+        "Court": "Cour d\u2019appel \u2014 2e",
+        "Filed on": "2026-01-31",
+        "Pages": 12.5,
+        "Sealed": True,
+    }
+    metadata = {"title": "Mémoire «final»", "folderId": folder, "fields": values}
+    filed = [
+        await client.post(
+            f"/api/v1/projects/{project}/documents",
+            files={"file": ("m.pdf", b"%PDF m"), "metadata": (None, json.dumps(metadata))},
+            headers=headers,
+        ),
+        await client.post(
+            f"/api/v1/projects/{project}/documents",
+            params={"fileName": "plain.txt"},
+            content=b"no fields, no folder",
+            headers=headers,
+        ),
+    ]
+    assert [r.status_code for r in filed] == [201, 201], [r.text for r in filed]
+    listed = await client.get(f"/api/v1/projects/{project}/documents", headers=headers)
+    assert listed.status_code == 200
+    assert listed.headers["content-type"] == "application/json"
+    items = listed.json()
+    assert [item["id"] for item in items] == [r.json()["id"] for r in filed]
+    for item in items:
+        alone = await client.get(
+            f"/api/v1/projects/{project}/documents/{item['id']}", headers=headers
+        )
+        assert item == alone.json()
+    # Key order too, and the same compact UTF-8 as the document read's.
+    alone = await client.get(
+        f"/api/v1/projects/{project}/documents/{items[0]['id']}", headers=headers
+    )
+    assert listed.content.startswith(b"[" + alone.content)
+    in_folder = await client.get(
+        f"/api/v1/projects/{project}/documents/folder/{folder}", headers=headers
+    )
+    assert in_folder.json() == items[:1]

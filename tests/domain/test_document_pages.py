@@ -1,0 +1,128 @@
+"""documents.list_page reads the same pages through a session and through the database's
+StatementReader (the path the list routes take), for every shape of the page's statement."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import httpx
+import pytest
+
+from casefolio.db.engine import Database, Reader
+from casefolio.domain import documents
+from casefolio.domain.errors import NotFound
+from casefolio.domain.pages import Page, PageRequest, decode_cursor
+from casefolio.domain.principal import Principal
+from tests.factories import Actor
+
+
+def principal(actor: Actor, *, operator: bool = False) -> Principal:
+    return Principal(actor.user_id, actor.email, "Test User", is_operator=operator)
+
+
+async def both(db: Database, **arguments: object) -> Page[documents.DocumentView]:
+    """The page through each reader; they must agree."""
+    async with db.read() as session:
+        through_session = await documents.list_page(session, **arguments)  # type: ignore[arg-type]
+    through_statements = await documents.list_page(db.statements, **arguments)  # type: ignore[arg-type]
+    assert through_statements == through_session
+    return through_statements
+
+
+@pytest.fixture
+async def filed(client: httpx.AsyncClient, operator: Actor) -> tuple[int, int, list[int]]:
+    """A project with two fields, a folder, and five documents (two in the folder), some
+    with field values; return the project, the folder and the document ids in filing order."""
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Pages"}, headers=headers)
+    ).json()["id"]
+    for name, kind in (("Court", "text"), ("Filed on", "date")):
+        made = await client.post(
+            f"/api/v1/projects/{project}/fields", json={"name": name, "type": kind}, headers=headers
+        )
+        assert made.status_code == 201, made.text
+    folder = (
+        await client.post(
+            f"/api/v1/projects/{project}/folders", json={"name": "Pleadings"}, headers=headers
+        )
+    ).json()["id"]
+    ids = []
+    for i in range(5):
+        metadata: dict[str, object] = {"title": f"Doc {i}"}
+        if i % 2 == 0:
+            metadata["fields"] = {"Court": f"Court {i}", "Filed on": "2026-01-0" + str(i + 1)}
+        if i >= 3:
+            metadata["folderId"] = folder
+        uploaded = await client.post(
+            f"/api/v1/projects/{project}/documents",
+            files={
+                "file": (f"d{i}.pdf", b"%PDF " + bytes([i])),
+                "metadata": (None, json.dumps(metadata)),
+            },
+            headers=headers,
+        )
+        assert uploaded.status_code == 201, uploaded.text
+        ids.append(int(uploaded.json()["id"]))
+    return int(project), int(folder), ids
+
+
+async def test_pages_agree_through_a_session_and_the_statement_reader(
+    db: Database, operator: Actor, filed: tuple[int, int, list[int]]
+) -> None:
+    project, folder, ids = filed
+    who = principal(operator, operator=True)
+    first = await both(db, who=who, project_id=project, page=PageRequest(limit=2))
+    assert [v.document.id for v in first.items] == ids[:2]
+    assert first.next_cursor is not None
+    # Field values come with their documents, in field order; a document without any has none.
+    assert [e.value for e in first.items[0].fields] == ["Court 0", "2026-01-01"]
+    assert first.items[1].fields == ()
+    after = decode_cursor(first.next_cursor, (datetime, int))
+    second = await both(db, who=who, project_id=project, page=PageRequest(limit=2, after=after))
+    assert [v.document.id for v in second.items] == ids[2:4]
+    rest = await both(
+        db,
+        who=who,
+        project_id=project,
+        page=PageRequest(limit=2, after=decode_cursor(second.next_cursor or "", (datetime, int))),
+    )
+    assert [v.document.id for v in rest.items] == ids[4:]
+    assert rest.next_cursor is None
+    in_folder = await both(db, who=who, project_id=project, folder_id=folder, page=PageRequest())
+    assert [v.document.id for v in in_folder.items] == ids[3:]
+    since = first.items[1].document.updated_at
+    changed = await both(
+        db, who=who, project_id=project, changed_since=since, page=PageRequest(limit=3)
+    )
+    assert [v.document.id for v in changed.items] == ids[1:4]
+    everything = await both(db, who=who, project_id=project, page=PageRequest(limit=5))
+    assert [v.document.id for v in everything.items] == ids
+    assert everything.next_cursor is None
+
+
+async def test_refusals_agree_and_change_nothing(
+    db: Database, operator: Actor, member: Actor, filed: tuple[int, int, list[int]]
+) -> None:
+    project, _folder, ids = filed
+    stranger = principal(member)
+    who = principal(operator, operator=True)
+    readers: list[Reader] = [db.statements]
+    async with db.read() as session:
+        readers.append(session)
+        for reader in readers:
+            with pytest.raises(NotFound, match=f"Project {project} not found"):
+                await documents.list_page(
+                    reader, who=stranger, project_id=project, page=PageRequest()
+                )
+            with pytest.raises(NotFound, match="Folder 999999 not found"):
+                await documents.list_page(
+                    reader,
+                    who=who,
+                    project_id=project,
+                    folder_id=999999,
+                    page=PageRequest(),
+                )
+    page = await both(db, who=who, project_id=project, page=PageRequest())
+    assert [v.document.id for v in page.items] == ids
