@@ -268,7 +268,8 @@ class StatementReader:
                 rows = connection.execute(statement, parameters).all()
             else:
                 driver = connection.connection.driver_connection
-                assert isinstance(driver, sqlite3.Connection)
+                if not isinstance(driver, sqlite3.Connection):
+                    raise TypeError(f"prepared statements need sqlite3, not {type(driver)}")
                 rows = compiled_once.run(driver, parameters)
         except BaseException:
             # Its state is unknown (SQLITE_BUSY, a bad statement): the next read opens another.

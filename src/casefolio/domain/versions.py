@@ -98,7 +98,8 @@ async def for_download(
     """Return the version to download (the current one when `version_id` is None), after
     checking read access and the project's downloadViaApi setting."""
     if version_id is None:
-        assert document_id is not None
+        if document_id is None:
+            raise TypeError("for_download needs a document_id or a version_id")
         document = await documents.load(
             session,
             who=who,
@@ -106,14 +107,12 @@ async def for_download(
             project_id=project_id,
             capability=Capability.DOCUMENTS_READ,
         )
-        version = await session.get(DocumentVersion, document.current_version_id)
-        assert version is not None
+        version = await session.get_one(DocumentVersion, document.current_version_id)
     else:
         document, version = await get(
             session, who=who, version_id=version_id, document_id=document_id, project_id=project_id
         )
-    project = await session.get(Project, document.project_id)
-    assert project is not None
+    project = await session.get_one(Project, document.project_id)
     access.require_download_allowed(project)
     return version
 
@@ -160,6 +159,4 @@ async def delete(
         .where(Document.id == document.id)
         .values(current_version_id=newest.id, current_sha256=newest.sha256)
     )
-    refreshed = await session.get(Document, document.id, populate_existing=True)
-    assert refreshed is not None
-    return refreshed
+    return await session.get_one(Document, document.id, populate_existing=True)

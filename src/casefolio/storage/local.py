@@ -68,7 +68,8 @@ def _fsync_file(path: Path) -> None:
 
 def _write_held(spooled: SpooledFile, *, sync: bool) -> None:
     """Write a held upload's bytes to its staging name (new: O_EXCL), fsynced if `sync`."""
-    assert spooled.held is not None
+    if spooled.held is None:
+        raise ValueError(f"{spooled.path} is not held in memory")
     fd = os.open(spooled.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         write_all(fd, spooled.held)

@@ -110,7 +110,8 @@ class _TempWriter:
         # store's put() fsyncs it before naming it a blob; S3 keeps its own copy.
         fd, self._fd = self._fd, -1
         os.close(fd)
-        assert self.path is not None
+        if self.path is None:  # set when the first chunk spilled to disk
+            raise RuntimeError("a spooled upload finished with no staging file")
         return SpooledFile(path=self.path, sha256=self._hash.hexdigest(), size=self.size)
 
     def discard(self) -> None:
