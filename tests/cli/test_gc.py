@@ -15,7 +15,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import DocumentVersion
 from casefolio.db.types import utcnow
 from casefolio.domain import unclaimed
-from casefolio.domain.filing import NewFile
+from casefolio.domain.intake import NewFile
 from casefolio.storage import BlobStore, LocalBlobStore, staging
 from tests.cli.conftest import Invoke, Seed, in_db, spool, write_tree
 

@@ -16,8 +16,8 @@ from sqlalchemy import select
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import access, fields, filing, folders, grants, transfer, users
-from casefolio.domain.filing import NewFile
+from casefolio.domain import access, fields, folders, grants, intake, transfer, users
+from casefolio.domain.intake import NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE, Capability
 from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
 from casefolio.storage.base import BlobsNotStored
@@ -355,21 +355,21 @@ def test_export_writes_current_versions_and_deduplicates_names(
     async def make(db: Database, blobs: BlobStore) -> None:
         async with db.write() as session:
             for data in (b"first", b"second"):
-                await filing.upload(
+                await intake.upload(
                     session,
                     who=seed.operator,
                     project_id=seed.project_id,
                     blobs=blobs,
                     received=NewFile(spool(blobs, data), "notes.txt"),
                 )
-            view, _ = await filing.upload(
+            view, _ = await intake.upload(
                 session,
                 who=seed.operator,
                 project_id=seed.project_id,
                 blobs=blobs,
                 received=NewFile(spool(blobs, b"v1"), "order.pdf"),
             )
-            await filing.replace(
+            await intake.replace(
                 session,
                 who=seed.operator,
                 document_id=view.document.id,

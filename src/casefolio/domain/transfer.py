@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder, User
-from casefolio.domain import access, fields, filing, folders, users
+from casefolio.domain import access, fields, folders, intake, users
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
@@ -248,7 +248,7 @@ class _FileKey(NamedTuple):
 @dataclass(frozen=True)
 class _Ready:
     source: _Source
-    stored: filing.StoredFile
+    stored: intake.StoredFile
     spooled: SpooledFile | None  # still to be stored by a storer; None once stored
     document_id: int | None = None  # set: a new version of this document
 
@@ -392,7 +392,7 @@ class _Importer:
                 self.emit(FileEvent(where, "failed", source.size, problem))
                 continue
             try:
-                file_name = filing.clean_file_name(source.relative.name)
+                file_name = intake.clean_file_name(source.relative.name)
             except DomainError as exc:
                 self.emit(FileEvent(where, "failed", source.size, describe(exc)))
                 continue
@@ -416,7 +416,7 @@ class _Importer:
                 continue
             self.present.add(key)
             document_id = self.current.get((folder_id or 0, file_name))
-            stored = filing.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
+            stored = intake.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
             if spooled.size < PUT_ALONE_BYTES:
                 self.staged.add(spooled.path)
                 # a storer stores it
@@ -481,7 +481,7 @@ class _Importer:
         changed = [(r.document_id, r.stored) for r in batch if r.document_id is not None]
         try:
             async with self.db.write() as session:
-                await filing.import_files(
+                await intake.import_files(
                     session, scope=self.scope, new=[r.stored for r in new], changed=changed
                 )
         except Exception as exc:
@@ -515,7 +515,7 @@ async def _next_batch(inbox: ObjectReceiveStream[_Ready], size: int) -> list[_Re
 def _filed_path(relative: PurePosixPath) -> PurePosixPath:
     """Where an imported file is filed: its folder and its cleaned file name."""
     try:
-        return relative.parent / filing.clean_file_name(relative.name)
+        return relative.parent / intake.clean_file_name(relative.name)
     except DomainError:
         return relative
 

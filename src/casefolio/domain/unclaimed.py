@@ -17,10 +17,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, filing
+from casefolio.domain import documents, filing, intake
 from casefolio.domain.errors import Invalid
 from casefolio.domain.events import Event
-from casefolio.domain.filing import NewFile
+from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.domain.rows import VersionRow
@@ -36,7 +36,7 @@ async def create(
     description: str = "",
 ) -> tuple[VersionRow, list[Event]]:
     """Store an upload that belongs to no document yet; return its (unclaimed) version."""
-    content = await filing.stored(blobs, received)  # durable before the row that points at it
+    content = await intake.stored(blobs, received)  # durable before the row that points at it
     return await filing.store_unclaimed(session, who=who, content=content, description=description)
 
 

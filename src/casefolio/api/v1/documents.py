@@ -30,10 +30,10 @@ from casefolio.api.uploads import ReceivedUpload, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId, json_response, rfc3339
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, filing, text, versions
+from casefolio.domain import documents, intake, text, versions
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
-from casefolio.domain.filing import NewFile
+from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
 
 router = v1_router("documents")
@@ -312,7 +312,7 @@ async def _file_upload(
         meta = _metadata(upload)
         received = _new_file(upload, meta, file_name)
         if document_id is None:
-            view, _ = await filing.upload(
+            view, _ = await intake.upload(
                 session,
                 who=who,
                 project_id=project_id,
@@ -325,7 +325,7 @@ async def _file_upload(
                 reject_duplicate=reject_duplicate,
             )
             return _out(view)
-        await filing.replace(
+        await intake.replace(
             session,
             who=who,
             project_id=project_id,

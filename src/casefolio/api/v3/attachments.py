@@ -15,8 +15,8 @@ from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found_as
 from casefolio.api.v3.uploads import receive_attachment, require_multipart
-from casefolio.domain import documents, filing, unclaimed, versions
-from casefolio.domain.filing import NewFile
+from casefolio.domain import documents, intake, unclaimed, versions
+from casefolio.domain.intake import NewFile
 from casefolio.domain.roles import Capability
 
 router = dialect_router(
@@ -82,7 +82,7 @@ async def add_attachment(
     doc = await check_writable_document(state, who, document_id)
     async with receive_attachment(request, state) as upload:
         file, description = _new_file(upload)
-        filed = await filing.replace(
+        filed = await intake.replace(
             session,
             who=who,
             document_id=document_id,
