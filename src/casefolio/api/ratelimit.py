@@ -37,8 +37,8 @@ class LocalWindows:
     sliding window counter, so that one process counts as Redis does.
 
     Not `limits`' own memory storages: the asyncio one starts an expiry task on nearly every
-    hit, the threaded one a timer thread every 10 ms while hits arrive; either cost a GET
-    ~150 µs, a fifth of it (bench/api_breakdown.py). Here a hit is two dictionary reads and
+    hit, the threaded one a timer thread while hits arrive; either cost a GET a fifth of its
+    time (bench/README.md). Here a hit is two dictionary reads and
     a write; counters of finished windows are dropped when a new window starts.
     """
 

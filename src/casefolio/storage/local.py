@@ -114,9 +114,9 @@ _SYNCFS = _load_syncfs()
 class _Flusher:
     """Makes a batch of files, then a batch of directories, durable.
 
-    With syncfs(2) each step is one call for the whole filesystem: for a batch of 400 small
-    files, 7x faster than 400 parallel fsyncs and ~100x less CPU (their thread hand-offs cost
-    more than the fsyncs). It also flushes whatever else is dirty on that filesystem, which
+    With syncfs(2) each step is one call for the whole filesystem: for a batch of small files
+    far faster than parallel fsyncs and far less CPU (their thread hand-offs cost more than
+    the fsyncs; bench/README.md). It also flushes whatever else is dirty on that filesystem, which
     a batch can afford and a single upload could not; so `put` keeps its fsyncs. Elsewhere,
     parallel fsyncs. The descriptor is opened before the first step, so a write-back error
     from then on is reported (as is one nobody has seen yet: errseq semantics).
