@@ -28,6 +28,8 @@ from tests.factories import Actor, make_actor, switch_api
 # and whether this is CI, where a missing service fails the run instead of skipping.
 PG_ADMIN_URL = os.environ.get("CASEFOLIO_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI") == "true"
+# CASEFOLIO_TEST_FAST_READS=false runs the whole suite with the fast path off (fastpath/).
+FAST_READS = os.environ.get("CASEFOLIO_TEST_FAST_READS", "true") != "false"
 _SERVICE_CHECKS = services.checks(PG_ADMIN_URL)
 
 
@@ -100,7 +102,7 @@ async def _empty_tables(url: str) -> None:
 def settings(tmp_path: Path, database_url: str) -> Iterator[Settings]:
     """Settings for one test: its own data folder, the run's database emptied afterwards."""
     # The default durability (FULL): the suite runs the commit path casefolio ships with.
-    yield Settings(data_dir=tmp_path / "data", database_url=database_url)
+    yield Settings(data_dir=tmp_path / "data", database_url=database_url, fast_reads=FAST_READS)
     anyio.run(_empty_tables, database_url)
 
 

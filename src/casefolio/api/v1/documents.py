@@ -230,11 +230,10 @@ async def _page(
     folder_id: int | None,
     after_date: str | None,
 ) -> Response:
-    # Sync clients poll these: read without a session (the StatementReader, as the document
+    # Sync clients poll these: read through the read model (fastpath/, as the document
     # read), and answered with JSON serialized once, not validated again by FastAPI.
     changed_since = parse_after_date(after_date) if after_date is not None else None
-    page = await documents.list_page(
-        state_of(request).db.statements,
+    page = await state_of(request).reads.document_page(
         who=who,
         project_id=project_id,
         folder_id=folder_id,
@@ -368,11 +367,11 @@ async def upload_document(
 async def read_document(
     project_id: ProjectId, document_id: DocumentId, request: Request, who: PrincipalDep
 ) -> Response:
-    # The route integrations call most: served as a DirectRoute, read by one statement
-    # without a session, and answered with JSON FastAPI need not validate a second time
-    # (bench/api_breakdown.py).
-    reader = state_of(request).db.statements
-    view = await documents.get(reader, who=who, project_id=project_id, document_id=document_id)
+    # The route integrations call most: served as a DirectRoute, read through the read
+    # model (fastpath/) by one statement, and answered with JSON FastAPI need not validate
+    # a second time (bench/README.md).
+    reads = state_of(request).reads
+    view = await reads.document(who=who, project_id=project_id, document_id=document_id)
     return json_response(_out(view))
 
 
