@@ -90,10 +90,7 @@ async def check_writable_document(
     """Check write access before an upload body streams in, on a short read session of its
     own, so that SQLite's write lock is not held for the length of the upload."""
     async with state.db.read() as session:
-        return await documents.load(
-            session,
-            who=who,
-            document_id=document_id,
-            project_id=project_id,
-            capability=Capability.DOCUMENTS_WRITE,
+        _, document = await documents.load_scoped(
+            session, who, document_id, Capability.DOCUMENTS_WRITE, project_id=project_id
         )
+        return document

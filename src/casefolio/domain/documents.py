@@ -75,10 +75,10 @@ def check_title(title: str) -> str:
 
 async def load_scoped(
     session: AsyncSession,
-    *,
     who: Principal,
     document_id: int,
     capability: Capability,
+    *,
     project_id: int | None = None,
     message: str | None = None,
 ) -> tuple[ProjectScope, Document]:
@@ -93,27 +93,6 @@ async def load_scoped(
     except NotFound:
         raise NotFound(f"Document {document_id} not found.") from None
     return scope, document
-
-
-async def load(
-    session: AsyncSession,
-    *,
-    who: Principal,
-    document_id: int,
-    capability: Capability,
-    project_id: int | None = None,
-    message: str | None = None,
-) -> Document:
-    """`load_scoped`, for callers that need only the document."""
-    _, document = await load_scoped(
-        session,
-        who=who,
-        document_id=document_id,
-        capability=capability,
-        project_id=project_id,
-        message=message,
-    )
-    return document
 
 
 async def views(session: AsyncSession, documents: Sequence[object]) -> list[DocumentView]:
@@ -357,13 +336,8 @@ async def move(
     folder_id: int | None,
 ) -> DocumentView:
     """Move a document into a folder of the same project (None: the project root)."""
-    scope, document = await load_scoped(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.DOCUMENTS_WRITE,
-    )
+    writable = Capability.DOCUMENTS_WRITE
+    scope, document = await load_scoped(session, who, document_id, writable, project_id=project_id)
     if folder_id is not None:
         await folders.get(session, scope=scope, folder_id=folder_id)
     if document.folder_id != folder_id:
@@ -382,20 +356,13 @@ async def update_details(
     title: str | None = None,
     description: str | None = None,
 ) -> DocumentView:
-    document = await load(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.DOCUMENTS_WRITE,
-    )
+    writable = Capability.DOCUMENTS_WRITE
+    _, document = await load_scoped(session, who, document_id, writable, project_id=project_id)
     if title is not None:
         document.title = check_title(title)
     if description is not None:
         document.description = description
-    document.updated_at = utcnow()
-    await session.flush()
-    return await view(session, document)
+    return await _changed(session, document)
 
 
 async def set_field(
@@ -407,17 +374,17 @@ async def set_field(
     field_id: int,
     value: Any,
 ) -> DocumentView:
-    scope, document = await load_scoped(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.FIELDS_WRITE,
-    )
+    writable = Capability.FIELDS_WRITE
+    scope, document = await load_scoped(session, who, document_id, writable, project_id=project_id)
     row = await fields.get(session, scope=scope, field_id=field_id)
     await fields.store_values(
         session, document=document, values={row.id: fields.coerce(row, value)}
     )
+    return await _changed(session, document)
+
+
+async def _changed(session: AsyncSession, document: Document) -> DocumentView:
+    """Bump a changed document's updatedAt (what sync clients poll on); return its view."""
     document.updated_at = utcnow()
     await session.flush()
     return await view(session, document)
@@ -427,12 +394,12 @@ async def delete(
     session: AsyncSession, *, who: Principal, project_id: int, document_id: int
 ) -> None:
     """Delete a document and its versions; blobs no longer referenced are left to `gc`."""
-    document = await load(
+    _, document = await load_scoped(
         session,
-        who=who,
-        document_id=document_id,
+        who,
+        document_id,
+        Capability.DOCUMENTS_DELETE,
         project_id=project_id,
-        capability=Capability.DOCUMENTS_DELETE,
         message="You do not have permission to delete this file",
     )
     await session.delete(document)

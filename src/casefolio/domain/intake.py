@@ -166,11 +166,7 @@ async def replace(
     """Add an upload as the new current version of a document (of `project_id`, if given)."""
     content = await stored(blobs, received)
     scope, _ = await documents_.load_scoped(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.DOCUMENTS_WRITE,
+        session, who, document_id, Capability.DOCUMENTS_WRITE, project_id=project_id
     )
     return await filing.file(
         session, scope, versions=[NewVersion(document_id, content, description)]

@@ -28,12 +28,8 @@ async def _readable_versions(
     session: AsyncSession, who: Principal, document_id: int, project_id: int | None
 ) -> Select[DocumentVersion]:
     """The select of a document's versions, once the caller may read the document."""
-    await documents.load(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.DOCUMENTS_READ,
+    await documents.load_scoped(
+        session, who, document_id, Capability.DOCUMENTS_READ, project_id=project_id
     )
     return select(DocumentVersion).where(DocumentVersion.document_id == document_id)
 
@@ -74,13 +70,8 @@ async def get(
     ):
         raise NotFound(VERSION_NOT_FOUND)
     try:
-        document = await documents.load(
-            session,
-            who=who,
-            document_id=version.document_id,
-            project_id=project_id,
-            capability=capability,
-            message=message,
+        _, document = await documents.load_scoped(
+            session, who, version.document_id, capability, project_id=project_id, message=message
         )
     except NotFound:
         raise NotFound(VERSION_NOT_FOUND) from None
@@ -100,12 +91,8 @@ async def for_download(
     if version_id is None:
         if document_id is None:
             raise TypeError("for_download needs a document_id or a version_id")
-        document = await documents.load(
-            session,
-            who=who,
-            document_id=document_id,
-            project_id=project_id,
-            capability=Capability.DOCUMENTS_READ,
+        _, document = await documents.load_scoped(
+            session, who, document_id, Capability.DOCUMENTS_READ, project_id=project_id
         )
         version = await session.get_one(DocumentVersion, document.current_version_id)
     else:

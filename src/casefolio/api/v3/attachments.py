@@ -32,7 +32,7 @@ ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 async def list_attachments(
     document_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
-    doc = await documents.load(
+    _, doc = await documents.load_scoped(
         session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_READ
     )
     rows = await versions.list_all(session, who=who, document_id=document_id)
