@@ -33,6 +33,7 @@ from bench import (
     listing_load,
     sequential_writes,
     upload,
+    web_pages,
 )
 from bench.common import DEFAULT_PG_ADMIN_URL, Options, Result, Skip, save_result
 
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         listing_load,
         ingest,
         sequential_writes,
+        web_pages,
     )
 }
 

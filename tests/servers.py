@@ -30,10 +30,18 @@ def server_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str
     return env | {f"CASEFOLIO_{k.upper()}": v for k, v in extra.items()}
 
 
-def cli(env: dict[str, str], *args: str) -> str:
-    """Run a casefolio command and return its standard output (raises on failure)."""
+def cli(env: dict[str, str], *args: str, input: str | None = None) -> str:
+    """Run a casefolio command and return its standard output (raises on failure).
+
+    Standard input is `input`, or empty: a command never waits for a person at a terminal."""
     done = subprocess.run(
-        [CASEFOLIO, *args], env=env, capture_output=True, text=True, timeout=120, check=False
+        [CASEFOLIO, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        input=input if input is not None else "",
     )
     assert done.returncode == 0, f"casefolio {' '.join(args)} failed:\n{done.stderr}"
     return done.stdout

@@ -82,6 +82,26 @@ class Settings(BaseSettings):
     )
     migrate_on_start: bool = Field(True, description="Apply pending migrations on `serve`.")
     log_level: str = Field("info", description="Log level of the server.")
+    session_idle_minutes: float = Field(
+        60.0, gt=0, description="A web sign-in ends after this long without a request."
+    )
+    session_max_hours: float = Field(
+        12.0, gt=0, description="A web sign-in ends this long after it began, however used."
+    )
+    password_link_hours: float = Field(
+        72.0, gt=0, description="How long an invitation or password-reset link can be used."
+    )
+    signin_attempts_per_minute: int = Field(
+        5, ge=1, description="Sign-in attempts allowed per account and minute."
+    )
+    signin_address_attempts_per_minute: int = Field(
+        30, ge=1, description="Sign-in attempts allowed per client address and minute."
+    )
+    trusted_proxies: str = Field(
+        "",
+        description="Comma-separated addresses of reverse proxies whose X-Forwarded-Proto and "
+        "X-Forwarded-For are believed (for Secure cookies and per-address limits).",
+    )
 
     @classmethod
     def settings_customise_sources(

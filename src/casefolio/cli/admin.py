@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -9,9 +10,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from casefolio.api.credentials import TTL_SECONDS
-from casefolio.cli._common import console, load_installation, load_settings, run, transaction
+from casefolio.cli._common import (
+    console,
+    fail,
+    load_installation,
+    load_settings,
+    run,
+    transaction,
+)
 from casefolio.cli.probe import next_steps
-from casefolio.domain import system, tokens, users
+from casefolio.domain import accounts, system, tokens, users
+from casefolio.domain.errors import DomainError
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 
 users_app = typer.Typer(help="Create, list, deactivate and reactivate users.", no_args_is_help=True)
@@ -25,14 +34,40 @@ def register(app: typer.Typer) -> None:
     app.add_typer(tokens_app, name="tokens")
 
 
+def read_password(from_stdin: bool, *, prompt: bool) -> str | None:
+    """The password to set: the first line of standard input, or asked for on a terminal
+    (twice), or None when neither applies (no terminal to ask on: a script that captures
+    the output, such as a test or a benchmark, is never left waiting at a prompt)."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    elif prompt and sys.stdin.isatty() and sys.stdout.isatty():
+        password = typer.prompt(
+            "Password for the web pages", hide_input=True, confirmation_prompt=True
+        )
+    else:
+        return None
+    try:
+        return accounts.check_password(password)
+    except DomainError as exc:
+        fail(exc.message)
+
+
 def init(
     email: Annotated[str, typer.Option(help="E-mail address of the first operator.")],
     name: Annotated[str, typer.Option(help="Name of the first operator.")],
     token_name: Annotated[str, typer.Option(help="Name of the token to create.")] = "init",
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the operator's web password from standard input.")
+    ] = False,
 ) -> None:
-    """Create the first operator, switch the integrations API on and print a token once."""
+    """Create the first operator, switch the integrations API on and print a token once.
+
+    The operator's password for the web pages is asked for on a terminal, or read from
+    standard input with --password-stdin.
+    """
     found = load_installation(create=True)
     settings = found.settings
+    password = read_password(password_stdin, prompt=True)
 
     async def work() -> str:
         async with transaction(settings) as session:
@@ -45,6 +80,8 @@ def init(
                 existing.is_operator = True
                 user = existing
             await system.update(session, who=None, integrations_api_enabled=True)
+            if password is not None:
+                await accounts.set_password(session, user=user, password=password)
             issued = await tokens.issue(session, who=None, user_id=user.id, name=token_name)
             return issued.secret
 
@@ -54,6 +91,12 @@ def init(
         f"in the installation in {escape(str(settings.data_dir))}.",
         soft_wrap=True,
     )
+    if password is None:
+        console.print(
+            "No web password was set (no terminal to ask on): set one with "
+            f"`casefolio users set-password {escape(email)}`.",
+            soft_wrap=True,
+        )
     console.print("Your API token (shown only now; keep it safe):")
     console.print(secret, markup=False, highlight=False, soft_wrap=True)
     console.print()
@@ -94,6 +137,28 @@ def create_user(
             return user.id
 
     console.print(f"Created user {run(work)} <{email}>.")
+
+
+@users_app.command("set-password")
+def set_password(
+    email: Annotated[str, typer.Argument(help="The user's e-mail address.")],
+    password_stdin: Annotated[
+        bool, typer.Option(help="Read the password from standard input.")
+    ] = False,
+) -> None:
+    """Set a user's password for the web pages; their open web sessions end."""
+    settings = load_settings()
+    password = read_password(password_stdin, prompt=True)
+    if password is None:
+        fail("No terminal to ask for the password on: use --password-stdin.")
+
+    async def work() -> str:
+        async with transaction(settings) as session:
+            user = await users.get_by_email(session, email=email)
+            await accounts.set_password(session, user=user, password=password)
+            return user.email
+
+    console.print(f"The password of {run(work)} is set; their web sessions have ended.")
 
 
 @users_app.command("list")

@@ -59,6 +59,8 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     is_operator: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Argon2id (domain/accounts.py); NULL: the user cannot sign in to the web pages.
+    password_hash: Mapped[str | None] = mapped_column(String(255))
 
 
 class Team(Base):
@@ -167,6 +169,15 @@ class Document(Base):
 
 
 Index("ix_documents_project_sha", Document.project_id, Document.current_sha256)
+# The web page's list sorted by title (domain/browse.py).
+Index("ix_documents_project_title", Document.project_id, Document.title, Document.id)
+Index(
+    "ix_documents_folder_title",
+    Document.project_id,
+    Document.folder_id,
+    Document.title,
+    Document.id,
+)
 
 
 class DocumentVersion(Base):
@@ -246,3 +257,32 @@ class SystemSetting(Base):
     updated_at: Mapped[datetime] = mapped_column(
         UTCDateTime, default=utcnow, server_default=func.current_timestamp()
     )
+
+
+class WebSession(Base):
+    """A signed-in browser (domain/websessions.py): checked on every page, so deleting the
+    row signs it out in every process at once."""
+
+    __tablename__ = "web_sessions"
+
+    # SHA-256 of the cookie's secret: a reader of the database cannot sign in with it.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class PasswordLink(Base):
+    """A one-time, expiring link to set a password: an invitation or an operator's reset."""
+
+    __tablename__ = "password_links"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    purpose: Mapped[str] = mapped_column(String(20))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -94,6 +94,28 @@ async def create(
     return folder
 
 
+async def rename(
+    session: AsyncSession, *, scope: ProjectScope, folder_id: int, name: str
+) -> Folder:
+    """Rename a folder; a sibling with the new name is a Conflict."""
+    scope.require(Capability.FOLDERS_WRITE)
+    folder = await get(session, scope=scope, folder_id=folder_id)
+    name = _check_name(name)
+    taken = await session.scalar(
+        select(Folder.id).where(
+            Folder.project_id == scope.project_id,
+            Folder.parent_key == folder.parent_key,
+            Folder.name == name,
+            Folder.id != folder_id,
+        )
+    )
+    if taken is not None:
+        raise Conflict(f"A folder named '{name}' already exists next to it (id {taken}).")
+    folder.name = name
+    await session.flush()
+    return folder
+
+
 async def delete(session: AsyncSession, *, scope: ProjectScope, folder_id: int) -> None:
     """Delete an empty folder; one that still holds documents or folders is a Conflict."""
     scope.require(Capability.FOLDERS_WRITE)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
@@ -53,7 +53,9 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
         for value, kind in zip(raw, types, strict=True):
             if kind is datetime:
                 values.append(datetime.fromisoformat(value))
-            elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+            elif (kind is int and isinstance(value, int) and not isinstance(value, bool)) or (
+                kind is str and isinstance(value, str)
+            ):
                 values.append(value)
             else:
                 raise ValueError("wrong type")
@@ -64,7 +66,13 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
         ) from exc
 
 
-def _keyset(stmt: Select[Any], key: Sequence[KeyColumn], page: PageRequest) -> Select[Any]:
+def _keyset(
+    stmt: Select[Any], key: Sequence[KeyColumn], page: PageRequest, descending: bool = False
+) -> Select[Any]:
+    if descending:
+        if page.after is not None:
+            stmt = stmt.where(tuple_(*key) < tuple_(*page.after))
+        return stmt.order_by(*(k.desc() for k in key)).limit(page.limit + 1)
     if page.after is not None:
         stmt = stmt.where(tuple_(*key) > tuple_(*page.after))
     return stmt.order_by(*key).limit(page.limit + 1)
@@ -88,4 +96,20 @@ async def fetch_page(
     """Given a select of entities and its unique ordering key, return one page and the
     cursor of the next."""
     items = list((await session.scalars(_keyset(stmt, key, page))).all())
+    return _cut(items, page, key_of)
+
+
+async def fetch_row_page(
+    session: AsyncSession,
+    stmt: Select[Any],
+    *,
+    key: Sequence[KeyColumn],
+    page: PageRequest,
+    make: Callable[[Row[Any]], T],
+    key_of: Callable[[T], tuple[Any, ...]],
+    descending: bool = False,
+) -> Page[T]:
+    """`fetch_page` for a select of columns: `make` turns each row into an item; with
+    `descending`, the order (and the cursor's direction) is reversed."""
+    items = [make(row) for row in await session.execute(_keyset(stmt, key, page, descending))]
     return _cut(items, page, key_of)

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
-from casefolio.domain import access
+from casefolio.domain import access, websessions
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -98,5 +98,21 @@ async def set_active(
             )
     user = await get(session, user_id=user_id)
     user.active = active
+    if not active:
+        # Signed out of the web pages at once, in every process (domain/websessions.py).
+        await websessions.end_all(session, user_id=user_id)
+    await session.flush()
+    return user
+
+
+async def set_operator(
+    session: AsyncSession, *, who: Principal, user_id: int, is_operator: bool
+) -> User:
+    """Give or take a user's operator flag (operators only, never their own)."""
+    access.require_operator(who, "change who is an operator")
+    if who.user_id == user_id and not is_operator:
+        raise Conflict("You cannot take away your own operator flag; another operator can.")
+    user = await get(session, user_id=user_id)
+    user.is_operator = is_operator
     await session.flush()
     return user

@@ -1,16 +1,24 @@
-"""Pages for people, served next to the APIs: for now the landing page at `/`.
+"""Pages for people, served next to the APIs: the landing page at `/` and the web interface
+(sign-in, projects, documents, uploads, own API tokens, administration).
 
-The web interface grows here (DESIGN.md's `web/`); the interactive API docs come from
-fastapi-offline, which serves Swagger UI from the installed package (app.py).
+Server-rendered Jinja2 templates, enhanced by htmx and a little plain JavaScript, all served
+from the package (static/, with htmx's licence): no CDN and no build step. The pages call
+the domain exactly as the API routes do; the interactive API docs come from fastapi-offline
+(app.py).
 """
 
 from __future__ import annotations
 
 from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
 
-from casefolio.web import landing
+from casefolio.web import account, admin, documents, landing, projects
+from casefolio.web.http import STATIC, SecurityHeaders
 
 
 def install(app: FastAPI) -> None:
-    """Add the pages to the app."""
-    app.router.routes.extend(landing.router.routes)
+    """Add the pages, their static files and their security headers to the app."""
+    for module in (landing, account, projects, documents, admin):
+        app.router.routes.extend(module.router.routes)
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    app.add_middleware(SecurityHeaders)

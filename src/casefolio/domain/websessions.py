@@ -1,0 +1,133 @@
+"""Web sign-in sessions: kept in the database and checked on every page request.
+
+Deleting a session's row signs that browser out in every server process at once; that is
+what sign-out, a password change, a reset and deactivation do. A session ends on its own
+after `idle` without a request, or `absolute` after it began. The cookie holds a random
+secret; the row holds its SHA-256 and the session's CSRF token (a synchronizer token that
+every state-changing request must send back).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import User, WebSession
+from casefolio.db.types import utcnow
+from casefolio.domain.principal import Principal
+
+# last_seen_at is written at most this often: a page view need not be a write.
+TOUCH_RESOLUTION = timedelta(minutes=1)
+SIGNIN_ACCOUNT_KEY = "signin:account:"
+SIGNIN_ADDRESS_KEY = "signin:address:"
+
+
+@dataclass(frozen=True)
+class Lifetimes:
+    idle: timedelta
+    absolute: timedelta
+
+
+@dataclass(frozen=True)
+class Opened:
+    secret: str
+    csrf_token: str
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who a session belongs to, its CSRF token, and whether last_seen_at is due a write."""
+
+    principal: Principal
+    session_id: str
+    csrf_token: str
+    stale: bool
+
+
+def session_id_of(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def signin_limit_keys(email: str, address: str) -> tuple[str, str]:
+    """The rate-limit keys a sign-in attempt is charged to: its account and its address."""
+    return SIGNIN_ACCOUNT_KEY + email.strip().lower(), SIGNIN_ADDRESS_KEY + address
+
+
+async def open_session(session: AsyncSession, *, user_id: int) -> Opened:
+    secret = secrets.token_urlsafe(32)
+    csrf_token = secrets.token_urlsafe(32)
+    now = utcnow()
+    session.add(
+        WebSession(
+            id=session_id_of(secret),
+            user_id=user_id,
+            csrf_token=csrf_token,
+            created_at=now,
+            last_seen_at=now,
+        )
+    )
+    await session.flush()
+    return Opened(secret, csrf_token)
+
+
+async def resolve(
+    session: AsyncSession, *, secret: str, lifetimes: Lifetimes, now: datetime | None = None
+) -> SignedIn | None:
+    """Given a cookie's secret, return who is signed in, or None when the session is unknown,
+    timed out, or its user deactivated."""
+    now = now or utcnow()
+    row = (
+        await session.execute(
+            select(WebSession, User)
+            .join(User, User.id == WebSession.user_id)
+            .where(WebSession.id == session_id_of(secret))
+        )
+    ).one_or_none()
+    if row is None:
+        return None
+    found, user = row
+    if (
+        not user.active
+        or now - found.last_seen_at >= lifetimes.idle
+        or now - found.created_at >= lifetimes.absolute
+    ):
+        return None
+    principal = Principal(user.id, user.email, user.name, user.is_operator)
+    stale = now - found.last_seen_at >= TOUCH_RESOLUTION
+    return SignedIn(principal, found.id, found.csrf_token, stale)
+
+
+def csrf_matches(signed_in: SignedIn, sent: str | None) -> bool:
+    return sent is not None and hmac.compare_digest(signed_in.csrf_token, sent)
+
+
+async def touch(session: AsyncSession, *, session_id: str) -> None:
+    await session.execute(
+        update(WebSession).where(WebSession.id == session_id).values(last_seen_at=utcnow())
+    )
+
+
+async def end(session: AsyncSession, *, session_id: str) -> None:
+    await session.execute(delete(WebSession).where(WebSession.id == session_id))
+
+
+async def end_all(session: AsyncSession, *, user_id: int) -> None:
+    """Sign a user out everywhere: every process checks the row on every request."""
+    await session.execute(delete(WebSession).where(WebSession.user_id == user_id))
+
+
+async def end_expired(session: AsyncSession, *, lifetimes: Lifetimes) -> None:
+    """Remove sessions that can no longer be used (they are refused either way)."""
+    now = utcnow()
+    await session.execute(
+        delete(WebSession).where(
+            (WebSession.last_seen_at <= now - lifetimes.idle)
+            | (WebSession.created_at <= now - lifetimes.absolute)
+        )
+    )

@@ -1,0 +1,266 @@
+"""Administration: users, teams, project access and settings, through the same domain calls
+(and so the same rules) as the API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import RedirectResponse
+
+from casefolio.api.deps import SessionDep
+from casefolio.domain import access, accounts, projects, system, teams, users
+from casefolio.domain.accounts import IssuedLink
+from casefolio.domain.pages import MAX_LIMIT, PageRequest
+from casefolio.domain.roles import ROLES
+from casefolio.domain.websessions import SignedIn
+from casefolio.web.deps import WebRoute, WebUser, WebWriter
+from casefolio.web.http import read_form, render, state_of
+
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
+ALL = PageRequest(limit=MAX_LIMIT)
+
+
+def _lifetime(request: Request) -> timedelta:
+    return timedelta(hours=state_of(request).settings.password_link_hours)
+
+
+def _link(request: Request, issued: IssuedLink) -> str:
+    return f"{str(request.base_url).rstrip('/')}/set-password/{issued.secret}"
+
+
+async def _users_page(
+    request: Request, me: SignedIn, session: SessionDep, status: int = 200, **extra: object
+) -> Response:
+    access.require_operator(me.principal, "administer users")
+    listed = await users.list_page(session, page=ALL)
+    return render(request, "admin_users.html", status, users=listed.items, **extra)
+
+
+@router.get("/admin/users")
+async def users_page(request: Request, me: WebUser, session: SessionDep) -> Response:
+    return await _users_page(request, me, session)
+
+
+@router.post("/admin/users")
+async def invite(request: Request, me: WebWriter, session: SessionDep) -> Response:
+    form = await read_form(request)
+    issued = await accounts.invite(
+        session,
+        who=me.principal,
+        email=form.get("email", ""),
+        name=form.get("name", ""),
+        is_operator=form.get("operator") == "on",
+        lifetime=_lifetime(request),
+    )
+    return await _users_page(
+        request,
+        me,
+        session,
+        link=_link(request, issued),
+        link_for=issued.user,
+        link_kind="invitation",
+    )
+
+
+@router.post("/admin/users/{user_id}/active")
+async def set_active(
+    request: Request, user_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    await users.set_active(
+        session, who=me.principal, user_id=user_id, active=form.get("active") == "true"
+    )
+    await session.commit()
+    state_of(request).credentials.clear()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/operator")
+async def set_operator(
+    request: Request, user_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    await users.set_operator(
+        session, who=me.principal, user_id=user_id, is_operator=form.get("operator") == "true"
+    )
+    await session.commit()
+    state_of(request).credentials.clear()
+    return RedirectResponse("/admin/users", status_code=303)
+
+
+@router.post("/admin/users/{user_id}/reset")
+async def reset_password(
+    request: Request, user_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    issued = await accounts.issue_link(
+        session,
+        who=me.principal,
+        user_id=user_id,
+        purpose=accounts.RESET,
+        lifetime=_lifetime(request),
+    )
+    return await _users_page(
+        request,
+        me,
+        session,
+        link=_link(request, issued),
+        link_for=issued.user,
+        link_kind="password reset",
+    )
+
+
+# ---- teams ---------------------------------------------------------------------------------
+
+
+@router.get("/admin/teams")
+async def teams_page(request: Request, me: WebUser, session: SessionDep) -> Response:
+    access.require_operator(me.principal, "administer teams")
+    listed = (await teams.list_page(session, page=ALL)).items
+    members = {
+        t.id: (await teams.members_page(session, team_id=t.id, page=ALL)).items for t in listed
+    }
+    return render(request, "admin_teams.html", teams=listed, members=members)
+
+
+@router.post("/admin/teams")
+async def create_team(request: Request, me: WebWriter, session: SessionDep) -> Response:
+    form = await read_form(request)
+    await teams.create(session, who=me.principal, name=form.get("name", ""))
+    return RedirectResponse("/admin/teams", status_code=303)
+
+
+@router.post("/admin/teams/{team_id}/members")
+async def add_member(
+    request: Request, team_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    await teams.add_member(session, who=me.principal, team_id=team_id, email=form.get("email", ""))
+    return RedirectResponse("/admin/teams", status_code=303)
+
+
+@router.post("/admin/teams/{team_id}/members/remove")
+async def remove_member(
+    request: Request, team_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    await teams.remove_member(
+        session, who=me.principal, team_id=team_id, email=form.get("email", "")
+    )
+    return RedirectResponse("/admin/teams", status_code=303)
+
+
+# ---- installation settings -----------------------------------------------------------------
+
+
+@router.get("/admin/settings")
+async def settings_page(request: Request, me: WebUser, session: SessionDep) -> Response:
+    access.require_operator(me.principal, "change system settings")
+    return render(request, "admin_settings.html", current=await system.get(session))
+
+
+@router.post("/admin/settings")
+async def update_settings(request: Request, me: WebWriter, session: SessionDep) -> Response:
+    form = await read_form(request)
+    await system.update(
+        session,
+        who=me.principal,
+        integrations_api_enabled=form.get("integrationsApiEnabled") == "on",
+    )
+    await session.commit()
+    state_of(request).credentials.clear()
+    return RedirectResponse("/admin/settings", status_code=303)
+
+
+# ---- project access and settings -----------------------------------------------------------
+
+
+@router.get("/projects/{project_id}/access")
+async def access_page(
+    request: Request, project_id: int, me: WebUser, session: SessionDep
+) -> Response:
+    scope, project = await access.scoped_project(session, me.principal, project_id)
+    role = scope.role
+    members = (
+        await projects.members_page(session, who=me.principal, project_id=project_id, page=ALL)
+    ).items
+    granted = (
+        await projects.team_grants_page(session, who=me.principal, project_id=project_id, page=ALL)
+    ).items
+    all_teams = (await teams.list_page(session, page=ALL)).items
+    return render(
+        request,
+        "project_access.html",
+        project=project,
+        role=role,
+        members=members,
+        granted=granted,
+        all_teams=all_teams,
+        roles=ROLES,
+    )
+
+
+def _back(project_id: int) -> RedirectResponse:
+    return RedirectResponse(f"/projects/{project_id}/access", status_code=303)
+
+
+@router.post("/projects/{project_id}/access/users")
+async def grant_user(
+    request: Request, project_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    role = projects.parse_role(form.get("role") or None)
+    await projects.grant_user(
+        session, who=me.principal, project_id=project_id, email=form.get("email", ""), role=role
+    )
+    return _back(project_id)
+
+
+@router.post("/projects/{project_id}/access/users/remove")
+async def revoke_user(
+    request: Request, project_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    await projects.revoke_user(
+        session, who=me.principal, project_id=project_id, email=form.get("email", "")
+    )
+    return _back(project_id)
+
+
+@router.post("/projects/{project_id}/access/teams")
+async def grant_team(
+    request: Request, project_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    role = projects.parse_role(form.get("role") or None)
+    team = form.get("team", "")
+    await projects.grant_team(
+        session,
+        who=me.principal,
+        project_id=project_id,
+        team_id=int(team) if team.isdigit() else 0,
+        role=role,
+    )
+    return _back(project_id)
+
+
+@router.post("/projects/{project_id}/access/teams/{team_id}/remove")
+async def revoke_team(
+    request: Request, project_id: int, team_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    await projects.revoke_team(session, who=me.principal, project_id=project_id, team_id=team_id)
+    return _back(project_id)
+
+
+@router.post("/projects/{project_id}/settings")
+async def project_settings(
+    request: Request, project_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    await projects.update(
+        session,
+        who=me.principal,
+        project_id=project_id,
+        download_via_api=form.get("downloadViaApi") == "on",
+    )
+    return _back(project_id)

@@ -1,0 +1,146 @@
+"""Who is signed in, the CSRF check, and how a page answers a refusal.
+
+A page is opened only by a web session (the cookie); an API token never opens one, and a
+session never authenticates the APIs (api/auth.py reads tokens only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from datetime import timedelta
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+
+from fastapi import Depends, Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.routing import APIRoute
+
+from casefolio.api.errors import problem_for
+from casefolio.config import Settings
+from casefolio.domain import websessions
+from casefolio.domain.errors import DomainError
+from casefolio.domain.principal import Principal
+from casefolio.domain.websessions import SignedIn
+from casefolio.web.http import read_form, render, state_of
+
+SESSION_COOKIE = "casefolio_session"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf"
+CSRF_REFUSED = (
+    "This request was refused: it did not carry this page's security token (CSRF). "
+    "Go back, reload the page and try again."
+)
+
+
+class SignInNeeded(Exception):
+    """No valid session: the browser is sent to the sign-in page."""
+
+
+class CsrfRefused(Exception):
+    """A state-changing request without the session's CSRF token, or from another origin."""
+
+
+def lifetimes(settings: Settings) -> websessions.Lifetimes:
+    return websessions.Lifetimes(
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        absolute=timedelta(hours=settings.session_max_hours),
+    )
+
+
+async def web_user(request: Request) -> SignedIn:
+    """The signed-in user of this request, or SignInNeeded."""
+    secret = request.cookies.get(SESSION_COOKIE)
+    if not secret:
+        raise SignInNeeded
+    state = state_of(request)
+    async with state.db.read() as session:
+        found = await websessions.resolve(
+            session, secret=secret, lifetimes=lifetimes(state.settings)
+        )
+    if found is None:
+        raise SignInNeeded
+    if found.stale:
+        async with state.db.write() as session:
+            await websessions.touch(session, session_id=found.session_id)
+    request.state.web_user = found
+    return found
+
+
+def same_origin(request: Request) -> bool:
+    """False when the browser says the request came from another site (Origin/Referer)."""
+    sent = request.headers.get("origin") or request.headers.get("referer")
+    if not sent or sent == "null":
+        return sent is None
+    origin = urlsplit(sent)
+    return origin.netloc == request.headers.get("host", request.url.netloc)
+
+
+async def web_writer(request: Request, user: Annotated[SignedIn, Depends(web_user)]) -> SignedIn:
+    """`web_user` for a state-changing request: it must carry the session's CSRF token (a
+    form field, the X-CSRF-Token header htmx and the upload script send, or `?csrf=` for the
+    plain upload form, whose body is a file) and come from this site."""
+    sent = request.headers.get(CSRF_HEADER) or request.query_params.get(CSRF_FIELD)
+    if sent is None:
+        sent = (await read_form(request)).get(CSRF_FIELD)
+    if not same_origin(request) or not websessions.csrf_matches(user, sent):
+        raise CsrfRefused
+    return user
+
+
+WebUser = Annotated[SignedIn, Depends(web_user)]
+WebWriter = Annotated[SignedIn, Depends(web_writer)]
+
+
+def principal(user: SignedIn) -> Principal:
+    return user.principal
+
+
+def wants_json(request: Request) -> bool:
+    return "application/json" in request.headers.get("accept", "")
+
+
+def refusal(request: Request, status: int, title: str, message: str) -> Response:
+    if wants_json(request):
+        return JSONResponse({"error": message, "status": status}, status_code=status)
+    return render(request, "error.html", status, title=title, message=message)
+
+
+class WebRoute(APIRoute):
+    """A page route: refusals become pages (or JSON for the upload script), and a request
+    without a session goes to the sign-in page."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def page_handler(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except SignInNeeded:
+                target = "/signin"
+                if request.method == "GET":
+                    wanted = request.url.path + (
+                        f"?{request.url.query}" if request.url.query else ""
+                    )
+                    target += "?next=" + quote(wanted, safe="")
+                if request.headers.get("hx-request"):
+                    return Response(status_code=204, headers={"HX-Redirect": target})
+                if wants_json(request):
+                    return JSONResponse({"error": "Sign in again.", "status": 401}, 401)
+                return RedirectResponse(target, status_code=303)
+            except CsrfRefused:
+                return refusal(request, 403, "Refused", CSRF_REFUSED)
+            except RequestValidationError as exc:
+                wrong = "; ".join(
+                    f"{'.'.join(str(p) for p in e['loc'][1:]) or 'the request'}: {e['msg']}"
+                    for e in exc.errors()
+                )
+                return refusal(request, 400, "Bad Request", f"This address is not valid: {wrong}.")
+            except DomainError as exc:
+                problem = problem_for(exc)
+                response = refusal(request, problem.status, problem.title, exc.message)
+                for name, value in (problem.headers or {}).items():
+                    response.headers[name] = value
+                return response
+
+        return page_handler

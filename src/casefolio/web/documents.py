@@ -1,0 +1,209 @@
+"""A document: metadata, field values, versions, download, new version, move, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy import select
+
+from casefolio.api.deps import SessionDep, check_writable_document
+from casefolio.api.downloads import blob_response
+from casefolio.api.uploads import receive
+from casefolio.db.models import Field, User
+from casefolio.domain import access, documents, fields, folders, intake, versions
+from casefolio.domain.errors import Invalid
+from casefolio.domain.intake import NewFile
+from casefolio.domain.pages import MAX_LIMIT, PageRequest
+from casefolio.domain.roles import Capability
+from casefolio.web.deps import WebRoute, WebUser, WebWriter, wants_json
+from casefolio.web.http import read_form, render, state_of
+from casefolio.web.projects import folder_tree
+
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
+
+
+def _url(project_id: int, document_id: int, tail: str = "") -> str:
+    return f"/projects/{project_id}/documents/{document_id}{tail}"
+
+
+@router.get("/projects/{project_id}/documents/{document_id}")
+async def document_page(
+    request: Request, project_id: int, document_id: int, me: WebUser, session: SessionDep
+) -> Response:
+    view = await documents.get(
+        session, who=me.principal, project_id=project_id, document_id=document_id
+    )
+    history = await versions.list_all(
+        session, who=me.principal, project_id=project_id, document_id=document_id
+    )
+    scope, project = await access.scoped_project(session, me.principal, project_id)
+    role = scope.role
+    defined = await fields.list_all(session, scope=scope)
+    values = {entry.field.id: entry.value for entry in view.fields}
+    authors = {
+        u.id: u
+        for u in await session.scalars(
+            select(User).where(User.id.in_({v.created_by for v in history} - {None}))
+        )
+    }
+    tree = folder_tree(
+        (await folders.list_page(session, scope=scope, page=PageRequest(limit=MAX_LIMIT))).items
+    )
+    return render(
+        request,
+        "document.html",
+        project=project,
+        role=role,
+        view=view,
+        versions=list(reversed(history)),
+        authors=authors,
+        defined=defined,
+        values=values,
+        tree=tree,
+    )
+
+
+def parse_field_input(row: Field, raw: str | None) -> Any:
+    """Given a field and what its form control sent, return the value to validate: the
+    domain (fields.coerce) decides whether it is acceptable. Empty clears the value."""
+    if row.type == "boolean":
+        return raw == "true"
+    if raw is None or not raw.strip():
+        return None
+    raw = raw.strip()
+    if row.type == "number":
+        try:
+            number = float(raw)
+        except ValueError:
+            raise Invalid(f"Field '{row.name}' needs a number (got '{raw}').") from None
+        return int(number) if number.is_integer() and "." not in raw else number
+    return raw
+
+
+@router.post("/projects/{project_id}/documents/{document_id}/fields/{field_id}")
+async def set_field(
+    request: Request,
+    project_id: int,
+    document_id: int,
+    field_id: int,
+    me: WebWriter,
+    session: SessionDep,
+) -> Response:
+    form = await read_form(request)
+    scope = await access.scope(session, me.principal, project_id, Capability.FIELDS_WRITE)
+    row = await fields.get(session, scope=scope, field_id=field_id)
+    await documents.set_field(
+        session,
+        who=me.principal,
+        project_id=project_id,
+        document_id=document_id,
+        field_id=field_id,
+        value=parse_field_input(row, form.get("value")),
+    )
+    return RedirectResponse(_url(project_id, document_id), status_code=303)
+
+
+@router.post("/projects/{project_id}/documents/{document_id}/details")
+async def update_details(
+    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    await documents.update_details(
+        session,
+        who=me.principal,
+        project_id=project_id,
+        document_id=document_id,
+        title=form.get("title"),
+        description=form.get("description"),
+    )
+    return RedirectResponse(_url(project_id, document_id), status_code=303)
+
+
+@router.post("/projects/{project_id}/documents/{document_id}/move")
+async def move(
+    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    target = (await read_form(request)).get("folder", "")
+    await documents.move(
+        session,
+        who=me.principal,
+        project_id=project_id,
+        document_id=document_id,
+        folder_id=int(target) if target.isdigit() else None,
+    )
+    return RedirectResponse(_url(project_id, document_id), status_code=303)
+
+
+@router.post("/projects/{project_id}/documents/{document_id}/delete")
+async def delete(
+    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    await documents.delete(
+        session, who=me.principal, project_id=project_id, document_id=document_id
+    )
+    return RedirectResponse(f"/projects/{project_id}", status_code=303)
+
+
+@router.post("/projects/{project_id}/documents/{document_id}/versions")
+async def new_version(
+    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    state = state_of(request)
+    await check_writable_document(state, me.principal, document_id, project_id)
+    if not request.headers.get("content-type", "").lower().startswith("multipart/"):
+        raise Invalid("Choose a file to upload.")
+    async with receive(request, state) as received:
+        filed = await intake.replace(
+            session,
+            who=me.principal,
+            project_id=project_id,
+            document_id=document_id,
+            blobs=state.blobs,
+            received=NewFile(
+                received.spooled, received.part_file_name or "", received.part_content_type
+            ),
+        )
+    [version] = filed.versions
+    if wants_json(request):
+        return JSONResponse({"id": version.id, "number": version.number}, status_code=201)
+    return RedirectResponse(_url(project_id, document_id), status_code=303)
+
+
+@router.post("/projects/{project_id}/documents/{document_id}/versions/{version_id}/delete")
+async def delete_version(
+    request: Request,
+    project_id: int,
+    document_id: int,
+    version_id: int,
+    me: WebWriter,
+    session: SessionDep,
+) -> Response:
+    await versions.delete(
+        session,
+        who=me.principal,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=version_id,
+    )
+    return RedirectResponse(_url(project_id, document_id), status_code=303)
+
+
+@router.get("/projects/{project_id}/documents/{document_id}/versions/{version_id}/download")
+async def download(
+    request: Request,
+    project_id: int,
+    document_id: int,
+    version_id: int,
+    me: WebUser,
+    session: SessionDep,
+) -> Response:
+    version = await versions.for_download(
+        session,
+        who=me.principal,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=version_id,
+    )
+    return await blob_response(request, state_of(request).blobs, version)

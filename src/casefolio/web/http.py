@@ -1,0 +1,131 @@
+"""What every page shares: templates, forms, the client's address and scheme behind trusted
+proxies, and the security headers of every page."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from casefolio import __version__
+from casefolio.api.state import AppState
+from casefolio.domain.errors import Invalid, TooLarge
+
+STATIC = files("casefolio.web").joinpath("static")
+TEMPLATES = files("casefolio.web").joinpath("templates")
+MAX_FORM_BYTES = 256 * 1024
+HTMX = "vendor/htmx-2.0.11.min.js"
+
+# No inline script or style anywhere: every script and stylesheet is a file of the package.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+SECURITY_HEADERS = [
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+]
+# Swagger UI (/docs) brings inline scripts of its own; the APIs answer JSON and files.
+_NOT_PAGES = ("/api/", "/docs")
+
+templates = Environment(
+    loader=FileSystemLoader(str(TEMPLATES)),
+    autoescape=select_autoescape(default=True),
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+templates.globals["version"] = __version__
+templates.globals["htmx"] = HTMX
+
+
+def state_of(request: Request) -> AppState:
+    state: AppState = request.app.state.casefolio
+    return state
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    context.setdefault("request", request)
+    context.setdefault("me", getattr(request.state, "web_user", None))
+    html = templates.get_template(template).render(**context)
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def _trusted(request: Request) -> bool:
+    proxies = state_of(request).settings.trusted_proxies
+    peer = request.client.host if request.client else ""
+    return bool(proxies) and peer in {p.strip() for p in proxies.split(",")}
+
+
+def is_https(request: Request) -> bool:
+    """Whether the browser reached us over HTTPS: directly, or through a trusted proxy that
+    says so in X-Forwarded-Proto."""
+    if request.url.scheme == "https":
+        return True
+    if _trusted(request):
+        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+        return proto == "https"
+    return False
+
+
+def client_address(request: Request) -> str:
+    """The browser's address: the peer, or what a trusted proxy says in X-Forwarded-For."""
+    if _trusted(request):
+        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
+        if forwarded:
+            return forwarded
+    return request.client.host if request.client else "unknown"
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The fields of an urlencoded form (the last value of each), read once per request."""
+    cached: dict[str, str] | None = getattr(request.state, "web_form", None)
+    if cached is not None:
+        return cached
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    form: dict[str, str] = {}
+    if content_type == "application/x-www-form-urlencoded":
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_FORM_BYTES:
+                raise TooLarge(f"A form may send at most {MAX_FORM_BYTES} bytes.")
+        try:
+            form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+        except UnicodeDecodeError as exc:
+            raise Invalid("The form was not sent as UTF-8.") from exc
+    request.state.web_form = form
+    return form
+
+
+class SecurityHeaders:
+    """Add the security headers to every page (an HTML response) and static file; not to the
+    APIs' answers, nor to /docs (Swagger UI brings inline scripts of its own)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(_NOT_PAGES):
+            await self.app(scope, receive, send)
+            return
+
+        static = path.startswith("/static/")
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = message.get("headers", [])
+                content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if static or content_type.startswith(b"text/html"):
+                    message = dict(message, headers=[*headers, *SECURITY_HEADERS])
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -1,0 +1,188 @@
+"""Projects, their folders and document lists, and uploads: the same domain calls, with the
+same access checks, as the API routes that do the same things."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from casefolio.api.deps import SessionDep
+from casefolio.api.uploads import receive
+from casefolio.db.models import Folder
+from casefolio.domain import access, browse, folders, intake, projects, templates
+from casefolio.domain.access import ProjectScope
+from casefolio.domain.errors import Invalid
+from casefolio.domain.intake import NewFile
+from casefolio.domain.pages import MAX_LIMIT, PageRequest, decode_cursor
+from casefolio.domain.roles import Capability
+from casefolio.web.deps import WebRoute, WebUser, WebWriter, wants_json
+from casefolio.web.http import read_form, render, state_of
+
+router = APIRouter(include_in_schema=False, route_class=WebRoute)
+#: The metadata part the plain upload form's checkbox sends (the file is the body).
+REJECT_DUPLICATE_PART = b"rejectDuplicate"
+
+
+@dataclass
+class FolderNode:
+    folder: Folder
+    depth: int
+    children: list[FolderNode] = field(default_factory=list)
+
+
+def folder_tree(rows: list[Folder]) -> list[FolderNode]:
+    """Given a project's folders, return them in tree order (parents before children, by
+    name), each with its depth."""
+    by_parent: dict[int | None, list[Folder]] = {}
+    for row in rows:
+        by_parent.setdefault(row.parent_id, []).append(row)
+    ordered: list[FolderNode] = []
+
+    def walk(parent: int | None, depth: int) -> None:
+        for row in sorted(by_parent.get(parent, []), key=lambda f: f.name.lower()):
+            ordered.append(FolderNode(row, depth))
+            walk(row.id, depth + 1)
+
+    walk(None, 0)
+    return ordered
+
+
+@router.get("/projects")
+async def projects_page(
+    request: Request, me: WebUser, session: SessionDep, cursor: str | None = None
+) -> Response:
+    after = decode_cursor(cursor, (int,)) if cursor else None
+    page = await projects.list_page(
+        session, who=me.principal, page=PageRequest(limit=100, after=after)
+    )
+    rows = [(p, await access.project_role(session, me.principal, p.id)) for p in page.items]
+    blueprints = []
+    if me.principal.is_operator:
+        blueprints = (await templates.list_page(session, page=PageRequest(limit=MAX_LIMIT))).items
+    return render(
+        request, "projects.html", rows=rows, next_cursor=page.next_cursor, templates=blueprints
+    )
+
+
+@router.post("/projects")
+async def create_project(request: Request, me: WebWriter, session: SessionDep) -> Response:
+    form = await read_form(request)
+    template = form.get("template", "")
+    project = await projects.create(
+        session,
+        who=me.principal,
+        name=form.get("name", ""),
+        description=form.get("description", ""),
+        template_id=int(template) if template.isdigit() else None,
+        download_via_api=form.get("downloadViaApi") == "on",
+    )
+    return RedirectResponse(f"/projects/{project.id}", status_code=303)
+
+
+@router.get("/projects/{project_id}")
+async def project_page(
+    request: Request,
+    project_id: int,
+    me: WebUser,
+    session: SessionDep,
+    folder: int | None = None,
+    sort: Annotated[browse.Sort, Query()] = "updated",
+    q: Annotated[str, Query(max_length=browse.MAX_FILTER)] = "",
+    cursor: str | None = None,
+) -> Response:
+    scope, project = await access.scoped_project(session, me.principal, project_id)
+    role = scope.role
+    listing = browse.Listing(folder_id=folder, sort=sort, title_contains=q, cursor=cursor)
+    page = await browse.documents_page(
+        session, who=me.principal, project_id=project_id, listing=listing
+    )
+    context: dict[str, object] = dict(project=project, role=role, listing=listing, page=page)
+    if request.headers.get("hx-target") == "documents":
+        return render(request, "_documents.html", 200, **context)
+    all_folders = await folders.list_page(session, scope=scope, page=PageRequest(limit=MAX_LIMIT))
+    tree = folder_tree(all_folders.items)
+    current = next((n.folder for n in tree if n.folder.id == folder), None)
+    return render(request, "project.html", 200, tree=tree, current=current, **context)
+
+
+async def _folder_writer(session: SessionDep, me: WebWriter, project_id: int) -> ProjectScope:
+    # As the API's FolderWritableProject dependency.
+    return await access.scope(session, me.principal, project_id, Capability.FOLDERS_WRITE)
+
+
+@router.post("/projects/{project_id}/folders")
+async def create_folder(
+    request: Request, project_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    scope = await _folder_writer(session, me, project_id)
+    parent = form.get("parent", "")
+    made = await folders.create(
+        session,
+        scope=scope,
+        name=form.get("name", ""),
+        parent_id=int(parent) if parent.isdigit() else None,
+    )
+    return RedirectResponse(f"/projects/{project_id}?folder={made.id}", status_code=303)
+
+
+@router.post("/projects/{project_id}/folders/{folder_id}/rename")
+async def rename_folder(
+    request: Request, project_id: int, folder_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    form = await read_form(request)
+    scope = await _folder_writer(session, me, project_id)
+    await folders.rename(session, scope=scope, folder_id=folder_id, name=form.get("name", ""))
+    return RedirectResponse(f"/projects/{project_id}?folder={folder_id}", status_code=303)
+
+
+@router.post("/projects/{project_id}/folders/{folder_id}/delete")
+async def delete_folder(
+    request: Request, project_id: int, folder_id: int, me: WebWriter, session: SessionDep
+) -> Response:
+    scope = await _folder_writer(session, me, project_id)
+    await folders.delete(session, scope=scope, folder_id=folder_id)
+    return RedirectResponse(f"/projects/{project_id}", status_code=303)
+
+
+@router.post("/projects/{project_id}/upload")
+async def upload(
+    request: Request,
+    project_id: int,
+    me: WebWriter,
+    session: SessionDep,
+    folder: int | None = None,
+    reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
+) -> Response:
+    """One file per request, streamed to staging as the API's uploads are (api/uploads.py);
+    the drag-and-drop script sends one request per file and shows each one's progress."""
+    state = state_of(request)
+    # Refused before the body streams in, as the API's upload_project_id does.
+    async with state.db.read() as check:
+        await access.scope(check, me.principal, project_id, Capability.DOCUMENTS_WRITE)
+    if not request.headers.get("content-type", "").lower().startswith("multipart/"):
+        raise Invalid("Choose a file to upload.")
+    async with receive(request, state) as received:
+        if received.metadata == REJECT_DUPLICATE_PART:
+            reject_duplicate = True
+        if not received.part_file_name and received.spooled.size == 0:
+            raise Invalid("Choose a file to upload.")
+        view, _ = await intake.upload(
+            session,
+            who=me.principal,
+            project_id=project_id,
+            blobs=state.blobs,
+            received=NewFile(
+                received.spooled, received.part_file_name or "", received.part_content_type
+            ),
+            folder_id=folder,
+            reject_duplicate=reject_duplicate,
+        )
+    url = f"/projects/{project_id}/documents/{view.document.id}"
+    if wants_json(request):
+        body = {"id": view.document.id, "title": view.document.title, "url": url}
+        return JSONResponse(body, status_code=201)
+    return RedirectResponse(url, status_code=303)

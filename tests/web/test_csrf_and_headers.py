@@ -1,0 +1,98 @@
+"""Every state-changing request needs the session's CSRF token and this site's origin; every
+page carries the security headers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+from sqlalchemy import func, select
+
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, Project
+from tests.factories import Actor
+from tests.web.conftest import Person
+
+MakePerson = Callable[[Actor], Awaitable[Person]]
+
+
+async def _count(db: Database, model: type[Project] | type[Document]) -> int:
+    async with db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(model)) or 0)
+
+
+async def test_form_posts_without_the_csrf_token_are_refused_and_change_nothing(
+    db: Database, person: MakePerson, operator: Actor
+) -> None:
+    op = await person(operator)
+    missing = await op.http.post("/projects", data={"name": "Forged"})
+    wrong = await op.http.post("/projects", data={"name": "Forged", "csrf": "not-the-token"})
+    foreign = await op.http.post(
+        "/projects",
+        data={"name": "Forged", "csrf": op.csrf},
+        headers={"Origin": "https://evil.example"},
+    )
+    for refused in (missing, wrong, foreign):
+        assert refused.status_code == 403
+        assert "security token (CSRF)" in refused.text
+    assert await _count(db, Project) == 0
+    # The same post with the token (as a field, or as htmx's header) goes through.
+    assert (await op.post("/projects", {"name": "Real"})).status_code == 303
+    by_header = await op.http.post(
+        "/projects", data={"name": "Also real"}, headers={"X-CSRF-Token": op.csrf}
+    )
+    assert by_header.status_code == 303
+    assert await _count(db, Project) == 2
+
+
+async def test_an_upload_without_the_csrf_token_is_refused_before_anything_is_stored(
+    db: Database, person: MakePerson, operator: Actor
+) -> None:
+    op = await person(operator)
+    made = await op.post("/projects", {"name": "Uploads"})
+    project = made.headers["location"]
+    refused = await op.http.post(f"{project}/upload", files={"file": ("a.txt", b"forged")})
+    assert refused.status_code == 403
+    assert await _count(db, Document) == 0
+    sent = await op.http.post(f"{project}/upload?csrf={op.csrf}", files={"file": ("a.txt", b"ok")})
+    assert sent.status_code == 303
+    assert await _count(db, Document) == 1
+
+
+async def test_sign_out_needs_the_token_too(person: MakePerson, member: Actor) -> None:
+    someone = await person(member)
+    assert (await someone.http.post("/signout")).status_code == 403
+    assert (await someone.http.get("/projects")).status_code == 200
+
+
+async def test_every_page_carries_the_security_headers(
+    person: MakePerson, operator: Actor, client: httpx.AsyncClient
+) -> None:
+    op = await person(operator)
+    pages = ["/projects", "/tokens", "/account", "/admin/users", "/admin/teams", "/admin/settings"]
+    responses = [await op.http.get(p) for p in pages]
+    responses += [await client.get(p) for p in ("/", "/signin", "/static/app.css")]
+    responses.append(await op.http.get("/projects/999"))  # a refusal is a page too
+    for response in responses:
+        policy = response.headers["content-security-policy"]
+        script_src = next(d for d in policy.split(";") if d.strip().startswith("script-src"))
+        assert "unsafe-inline" not in script_src and "unsafe-eval" not in script_src
+        assert "frame-ancestors 'none'" in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+        assert response.headers["referrer-policy"] == "same-origin"
+    assert "content-security-policy" not in (await client.get("/api/v1/users")).headers
+    for page in responses[: len(pages)]:
+        assert page.status_code == 200
+        assert "<script>" not in page.text and "style=" not in page.text
+
+
+async def test_assets_are_served_from_the_package_with_htmx_licence(
+    client: httpx.AsyncClient,
+) -> None:
+    page = await client.get("/signin")
+    scripts = [s.split('"')[0] for s in page.text.split('<script src="')[1:]]
+    assert scripts == ["/static/vendor/htmx-2.0.11.min.js", "/static/app.js"]
+    for script in scripts:
+        assert (await client.get(script)).status_code == 200
+    licence = await client.get("/static/vendor/htmx-LICENSE.txt")
+    assert licence.status_code == 200 and "Zero-Clause BSD" in licence.text

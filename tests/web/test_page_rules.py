@@ -1,0 +1,240 @@
+"""The pages apply the API's rules: invisible is not found, forbidden names the missing
+capability, and a refusal changes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import httpx
+
+from casefolio.db.engine import Database
+from casefolio.domain import browse
+from casefolio.domain.principal import Principal
+from tests.api.v1.conftest import Matter, make_matter, upload
+from tests.factories import Actor
+from tests.web.conftest import Person
+
+MakePerson = Callable[[Actor], Awaitable[Person]]
+
+
+async def _documents(client: httpx.AsyncClient, matter: Matter) -> list[dict[str, object]]:
+    listed = await client.get(matter.url("/documents"), headers=matter.admin.headers)
+    assert listed.status_code == 200
+    return list(listed.json())
+
+
+async def test_an_outsider_gets_not_found_for_a_project_and_its_documents(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    doc = (await upload(client, matter)).json()["id"]
+    outsider = await person(matter.outsider)
+    listed = await outsider.http.get("/projects")
+    assert "Smith v Jones" not in listed.text
+    for path in (f"/projects/{matter.id}", f"/projects/{matter.id}/documents/{doc}"):
+        page = await outsider.http.get(path)
+        assert page.status_code == 404, path
+        assert "Smith v Jones" not in page.text
+
+
+async def test_a_reader_sees_no_upload_control_and_is_refused_when_posting_anyway(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    reader = await person(matter.reader)
+    page = await reader.http.get(f"/projects/{matter.id}")
+    assert page.status_code == 200 and "Read Only" in page.text
+    assert 'type="file"' not in page.text and "New folder" not in page.text
+    refused = await reader.http.post(
+        f"/projects/{matter.id}/upload?csrf={reader.csrf}",
+        files={"file": ("sneaky.pdf", b"%PDF sneaky")},
+    )
+    assert refused.status_code == 403
+    assert "does not include documents.write" in refused.text
+    folder = await reader.post(f"/projects/{matter.id}/folders", {"name": "Sneaky"})
+    assert folder.status_code == 403 and "folders.write" in folder.text
+    assert await _documents(client, matter) == []
+    folders = await client.get(matter.url("/folders"), headers=matter.admin.headers)
+    assert folders.json() == []
+
+
+async def test_a_writer_files_edits_and_moves_but_cannot_delete(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    made = await client.post(
+        matter.url("/fields"),
+        json={"name": "Pages", "type": "number"},
+        headers=matter.admin.headers,
+    )
+    field = made.json()["id"]
+    writer = await person(matter.writer)
+    folder = await writer.post(f"/projects/{matter.id}/folders", {"name": "Pleadings"})
+    assert folder.status_code == 303
+    folder_id = int(folder.headers["location"].rsplit("=", 1)[1])
+    renamed = await writer.post(
+        f"/projects/{matter.id}/folders/{folder_id}/rename", {"name": "Court filings"}
+    )
+    assert renamed.status_code == 303
+    sent = await writer.http.post(
+        f"/projects/{matter.id}/upload?csrf={writer.csrf}&folder={folder_id}",
+        files={"file": ("claim.pdf", b"%PDF claim")},
+    )
+    assert sent.status_code == 303
+    doc_url = sent.headers["location"]
+    doc_id = int(doc_url.rsplit("/", 1)[1])
+    bad = await writer.post(f"{doc_url}/fields/{field}", {"value": "many"})
+    assert bad.status_code == 400 and "needs a number" in bad.text
+    good = await writer.post(f"{doc_url}/fields/{field}", {"value": "12"})
+    assert good.status_code == 303
+    moved = await writer.post(f"{doc_url}/move", {"folder": ""})
+    assert moved.status_code == 303
+    version = await writer.http.post(
+        f"{doc_url}/versions?csrf={writer.csrf}", files={"file": ("claim-v2.pdf", b"%PDF v2")}
+    )
+    assert version.status_code == 303
+    page = await writer.http.get(doc_url)
+    assert "claim-v2.pdf" in page.text and "claim.pdf" in page.text
+    refused = await writer.post(f"{doc_url}/delete")
+    assert refused.status_code == 403 and "documents.delete" in refused.text
+    read = await client.get(matter.url(f"/documents/{doc_id}"), headers=matter.admin.headers)
+    body = read.json()
+    assert body["folderId"] is None
+    assert body["currentVersion"]["fileName"] == "claim-v2.pdf"
+    assert [(f["name"], f["value"]) for f in body["fields"]] == [("Pages", 12)]
+    tree = await client.get(matter.url("/folders"), headers=matter.admin.headers)
+    assert [f["name"] for f in tree.json()] == ["Court filings"]
+
+
+async def test_downloads_follow_the_project_setting(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    doc = (await upload(client, matter, b"%PDF exhibit bytes")).json()
+    version = doc["currentVersion"]["id"]
+    reader = await person(matter.reader)
+    url = f"/projects/{matter.id}/documents/{doc['id']}/versions/{version}/download"
+    got = await reader.http.get(url)
+    assert got.status_code == 200 and got.content == b"%PDF exhibit bytes"
+    off = await client.patch(
+        matter.url(), json={"settings": {"downloadViaApi": False}}, headers=matter.admin.headers
+    )
+    assert off.status_code == 200
+    refused = await reader.http.get(url)
+    assert refused.status_code == 403 and "downloadViaApi" in refused.text
+
+
+async def test_only_operators_reach_the_administration_pages(
+    person: MakePerson, member: Actor, db: Database
+) -> None:
+    someone = await person(member)
+    for path, action in [
+        ("/admin/users", "administer users"),
+        ("/admin/teams", "administer teams"),
+        ("/admin/settings", "change system settings"),
+    ]:
+        page = await someone.http.get(path)
+        assert page.status_code == 403 and f"Only an operator can {action}" in page.text
+    invite = await someone.post("/admin/users", {"email": "x@example.com", "name": "X"})
+    assert invite.status_code == 403
+    made = await someone.post("/projects", {"name": "Mine"})
+    assert made.status_code == 403 and "Only an operator can create projects" in made.text
+
+
+async def test_operator_administers_teams_access_and_the_api_switch(
+    client: httpx.AsyncClient, person: MakePerson, operator: Actor, member: Actor
+) -> None:
+    op = await person(operator)
+    assert (await op.post("/admin/teams", {"name": "Litigation"})).status_code == 303
+    teams = (await client.get("/api/v1/teams", headers=operator.headers)).json()
+    team = teams[0]["id"]
+    assert (
+        await op.post(f"/admin/teams/{team}/members", {"email": member.email})
+    ).status_code == 303
+    project = (await op.post("/projects", {"name": "Acme"})).headers["location"]
+    granted = await op.post(f"{project}/access/teams", {"team": str(team), "role": "Read Only"})
+    assert granted.status_code == 303
+    pid = project.rsplit("/", 1)[1]
+    members = await client.get(f"/api/v1/projects/{pid}/users", headers=operator.headers)
+    roles = {m["email"]: m["role"] for m in members.json()}
+    assert roles[member.email] == "Read Only"
+    settings_on = await op.post(f"{project}/settings", {"downloadViaApi": "on"})
+    assert settings_on.status_code == 303
+    read = await client.get(f"/api/v1/projects/{pid}", headers=operator.headers)
+    assert read.json()["settings"]["downloadViaApi"] is True
+    switched = await op.post("/admin/settings", {})
+    assert switched.status_code == 303
+    assert (await client.get("/api/v1/projects", headers=member.headers)).status_code == 403
+    assert (await op.http.get("/projects")).status_code == 200  # the pages keep working
+
+
+async def test_token_created_on_the_page_works_once_shown_and_can_be_revoked(
+    client: httpx.AsyncClient, person: MakePerson, member: Actor
+) -> None:
+    someone = await person(member)
+    made = await someone.post("/tokens", {"name": "scanner", "expires": "2999-01-01"})
+    assert made.status_code == 200
+    secret = made.text.split('id="secret" type="text" readonly value="', 1)[1].split('"', 1)[0]
+    assert f"X-API-Token: {secret}" in made.text
+    assert (
+        await client.get("/api/v1/projects", headers={"X-API-Token": secret})
+    ).status_code == 200
+    listed = await someone.http.get("/tokens")
+    assert secret not in listed.text and secret[:10] in listed.text and "2999-01-01" in listed.text
+    tokens = (await client.get("/api/v1/tokens", headers={"X-API-Token": secret})).json()
+    mine = next(t for t in tokens if t["name"] == "scanner")
+    assert (await someone.post(f"/tokens/{mine['id']}/revoke")).status_code == 303
+    assert (
+        await client.get("/api/v1/projects", headers={"X-API-Token": secret})
+    ).status_code == 401
+
+
+async def test_document_list_pages_sorts_and_filters_by_title(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    for name in ("b-reply.pdf", "a-claim.pdf", "c-claim-annex.pdf"):
+        assert (await upload(client, matter, name.encode(), name)).status_code == 201
+    who = Principal(matter.reader.user_id, matter.reader.email, "Reader", False)
+    titles: list[str] = []
+    cursor = None
+    async with db.read() as session:
+        while True:
+            listing = browse.Listing(sort="title", cursor=cursor, limit=2)
+            page = await browse.documents_page(
+                session, who=who, project_id=matter.id, listing=listing
+            )
+            titles += [v.document.title for v in page.items]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        newest = await browse.documents_page(
+            session, who=who, project_id=matter.id, listing=browse.Listing(limit=1)
+        )
+        claims = await browse.documents_page(
+            session, who=who, project_id=matter.id, listing=browse.Listing(title_contains="CLAIM")
+        )
+    assert titles == ["a-claim.pdf", "b-reply.pdf", "c-claim-annex.pdf"]
+    assert [v.document.title for v in newest.items] == ["c-claim-annex.pdf"]
+    assert sorted(v.document.title for v in claims.items) == ["a-claim.pdf", "c-claim-annex.pdf"]
+    reader = await person(matter.reader)
+    partial = await reader.http.get(
+        f"/projects/{matter.id}?sort=title&q=annex",
+        headers={"HX-Request": "true", "HX-Target": "documents"},
+    )
+    assert partial.status_code == 200 and "<html" not in partial.text
+    assert "c-claim-annex.pdf" in partial.text and "b-reply.pdf" not in partial.text
+
+
+async def test_a_malformed_address_gets_a_page_saying_what_is_wrong(
+    person: MakePerson, operator: Actor
+) -> None:
+    op = await person(operator)
+    for path, words in [
+        ("/projects/not-a-number", "project_id"),
+        ("/projects/1?sort=size", "sort"),
+    ]:
+        page = await op.http.get(path)
+        assert page.status_code == 400, path
+        assert page.headers["content-type"].startswith("text/html")
+        assert "This address is not valid" in page.text and words in page.text

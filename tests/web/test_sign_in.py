@@ -1,0 +1,290 @@
+"""Sign-in, sessions and their ends: sign-out, password change, reset, deactivation, timeouts,
+and the rate limit on attempts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+
+import anyio
+import httpx
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import func, select
+
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import WebSession
+from casefolio.db.types import utcnow
+from casefolio.domain import websessions
+from tests.factories import Actor, make_actor, wait_before_budget_sequence
+from tests.web.conftest import PASSWORD, Browser, Person, give_password
+
+MakePerson = Callable[[Actor], Awaitable[Person]]
+
+
+async def _sessions(db: Database) -> int:
+    async with db.read() as session:
+        return int(await session.scalar(select(func.count()).select_from(WebSession)) or 0)
+
+
+async def test_sign_in_sets_a_strict_cookie_and_opens_the_pages(
+    db: Database, browsers: Browser, member: Actor
+) -> None:
+    await give_password(db, member.email)
+    http = await browsers()
+    assert (await http.get("/projects")).headers["location"] == "/signin?next=%2Fprojects"
+    signed_in = await http.post(
+        "/signin", data={"email": member.email.upper(), "password": PASSWORD, "next": "/tokens"}
+    )
+    assert signed_in.status_code == 303
+    assert signed_in.headers["location"] == "/tokens"
+    cookie = signed_in.headers["set-cookie"].lower()
+    assert "httponly" in cookie and "samesite=lax" in cookie and "path=/" in cookie
+    assert "secure" not in cookie  # plain HTTP: a Secure cookie would never come back
+    page = await http.get("/projects")
+    assert page.status_code == 200 and "Milo Member" in page.text
+
+
+async def test_wrong_password_and_unknown_address_get_the_same_refusal(
+    db: Database, browsers: Browser, member: Actor
+) -> None:
+    await give_password(db, member.email)
+    http = await browsers()
+    wrong = await http.post("/signin", data={"email": member.email, "password": "not it at all"})
+    unknown = await http.post("/signin", data={"email": "nobody@example.com", "password": "x"})
+    for refused in (wrong, unknown):
+        assert refused.status_code == 401
+        assert "Wrong e-mail address or password." in refused.text
+        assert "set-cookie" not in refused.headers
+    assert await _sessions(db) == 0
+
+
+async def test_a_user_without_a_password_cannot_sign_in(
+    db: Database, browsers: Browser, member: Actor
+) -> None:
+    http = await browsers()
+    refused = await http.post("/signin", data={"email": member.email, "password": ""})
+    assert refused.status_code == 401
+    assert await _sessions(db) == 0
+
+
+async def test_sign_out_ends_the_session_for_its_cookie_everywhere(
+    db: Database, person: MakePerson, member: Actor, browsers: Browser
+) -> None:
+    someone = await person(member)
+    stolen = await browsers()
+    stolen.cookies = httpx.Cookies(someone.http.cookies)
+    assert (await stolen.get("/projects")).status_code == 200
+    out = await someone.post("/signout")
+    assert out.status_code == 303 and out.headers["location"] == "/signin"
+    # The same cookie, replayed by another client, opens nothing any more.
+    assert (await stolen.get("/projects")).status_code == 303
+    assert await _sessions(db) == 0
+
+
+async def test_a_session_never_authenticates_the_apis_and_a_token_never_opens_a_page(
+    person: MakePerson, operator: Actor, client: httpx.AsyncClient
+) -> None:
+    someone = await person(operator)
+    for path in ("/api/v1/users", "/api/v3/documents"):
+        assert (await someone.http.get(path)).status_code == 401, path
+    page = await client.get("/projects", headers=operator.headers)
+    assert page.status_code == 303 and page.headers["location"].startswith("/signin")
+    assert (await client.get("/api/v1/users", headers=operator.headers)).status_code == 200
+
+
+async def test_deactivation_through_the_api_ends_open_sessions_at_once(
+    person: MakePerson, member: Actor, operator: Actor, client: httpx.AsyncClient
+) -> None:
+    someone = await person(member)
+    assert (await someone.http.get("/projects")).status_code == 200
+    off = await client.patch(
+        f"/api/v1/user/id/{member.user_id}", json={"active": False}, headers=operator.headers
+    )
+    assert off.status_code == 200
+    assert (await someone.http.get("/projects")).status_code == 303
+    # Reactivation does not bring the old session back: it was ended, not paused.
+    on = await client.patch(
+        f"/api/v1/user/id/{member.user_id}", json={"active": True}, headers=operator.headers
+    )
+    assert on.status_code == 200
+    assert (await someone.http.get("/projects")).status_code == 303
+    assert (await someone.sign_in()).status_code == 303
+
+
+async def test_a_deactivated_user_cannot_sign_in(
+    db: Database, person: MakePerson, member: Actor, operator: Actor, browsers: Browser
+) -> None:
+    admin = await person(operator)
+    await give_password(db, member.email)
+    off = await admin.post(f"/admin/users/{member.user_id}/active", {"active": "false"})
+    assert off.status_code == 303
+    refused = await Person(member, await browsers()).sign_in()
+    assert refused.status_code == 401 and "deactivated" in refused.text
+    assert await _sessions(db) == 1  # the operator's own
+
+
+async def test_changing_ones_password_signs_out_every_other_browser(
+    db: Database, person: MakePerson, member: Actor, browsers: Browser
+) -> None:
+    here = await person(member)
+    there = Person(member, await browsers())
+    assert (await there.sign_in()).status_code == 303
+    wrong = await here.post(
+        "/account/password",
+        {"current": "not my password", "new": "a new password!", "again": "a new password!"},
+    )
+    assert wrong.status_code == 400 and "current password is not right" in wrong.text
+    changed = await here.post(
+        "/account/password",
+        {"current": PASSWORD, "new": "a new password!", "again": "a new password!"},
+    )
+    assert changed.status_code == 303
+    assert (await here.http.get("/projects")).status_code == 200
+    assert (await there.http.get("/projects")).status_code == 303
+    assert (await there.sign_in()).status_code == 401
+    assert (await there.sign_in("a new password!")).status_code == 303
+
+
+async def test_invitation_link_sets_a_password_once(
+    person: MakePerson, operator: Actor, browsers: Browser
+) -> None:
+    admin = await person(operator)
+    invited = await admin.post(
+        "/admin/users", {"email": "ines@example.com", "name": "Ines Invited"}
+    )
+    assert invited.status_code == 200
+    link = invited.text.split('id="link" type="text" readonly value="', 1)[1].split('"', 1)[0]
+    path = link.removeprefix("http://testserver")
+    guest = await browsers()
+    assert "Ines Invited" in (await guest.get(path)).text
+    short = await guest.post(path, data={"password": "short", "again": "short"})
+    assert short.status_code == 400 and "at least 10 characters" in short.text
+    done = await guest.post(path, data={"password": "ines password", "again": "ines password"})
+    assert done.status_code == 200 and "Your password is set" in done.text
+    again = await guest.post(path, data={"password": "other password", "again": "other password"})
+    assert again.status_code == 404
+    signed_in = await guest.post(
+        "/signin", data={"email": "ines@example.com", "password": "ines password"}
+    )
+    assert signed_in.status_code == 303
+
+
+async def test_operator_reset_ends_sessions_and_the_old_password(
+    person: MakePerson, operator: Actor, member: Actor
+) -> None:
+    admin = await person(operator)
+    someone = await person(member)
+    reset = await admin.post(f"/admin/users/{member.user_id}/reset")
+    assert reset.status_code == 200 and "/set-password/" in reset.text
+    assert (await someone.http.get("/projects")).status_code == 303
+    assert (await someone.sign_in()).status_code == 401
+
+
+async def test_sessions_time_out_when_idle_and_after_their_maximum(
+    db: Database, member: Actor
+) -> None:
+    lifetimes = websessions.Lifetimes(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
+    async with db.write() as session:
+        opened = await websessions.open_session(session, user_id=member.user_id)
+    start = utcnow()
+    async with db.read() as session:
+
+        def at(delta: timedelta) -> Awaitable[websessions.SignedIn | None]:
+            return websessions.resolve(
+                session, secret=opened.secret, lifetimes=lifetimes, now=start + delta
+            )
+
+        assert await at(timedelta(minutes=29)) is not None
+        assert await at(timedelta(minutes=31)) is None
+    async with db.write() as session:
+        # Kept busy: seen a minute ago, but started nine hours ago.
+        row = await session.get(WebSession, websessions.session_id_of(opened.secret))
+        assert row is not None
+        row.created_at = start - timedelta(hours=9)
+        row.last_seen_at = start - timedelta(minutes=1)
+    async with db.read() as session:
+        assert (
+            await websessions.resolve(session, secret=opened.secret, lifetimes=lifetimes, now=start)
+            is None
+        )
+
+
+async def test_sign_in_attempts_are_limited_per_account(
+    db: Database, browsers: Browser, member: Actor
+) -> None:
+    await give_password(db, member.email)
+    http = await browsers()
+    # Budgets count in minute windows: start early enough in one (as the API's tests do).
+    await anyio.sleep(wait_before_budget_sequence())
+    for _ in range(5):
+        wrong = await http.post("/signin", data={"email": member.email, "password": "guess guess"})
+        assert wrong.status_code == 401
+    limited = await http.post("/signin", data={"email": member.email, "password": PASSWORD})
+    assert limited.status_code == 429
+    assert "Too many sign-in attempts" in limited.text
+    assert int(limited.headers["retry-after"]) >= 1
+    assert await _sessions(db) == 0
+
+
+@pytest.fixture
+async def tight_app(settings: Settings) -> AsyncIterator[FastAPI]:
+    tight = settings.model_copy(
+        update={"signin_address_attempts_per_minute": 3, "trusted_proxies": "127.0.0.1"}
+    )
+    application = create_app(tight)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_sign_in_attempts_are_limited_per_address_behind_a_trusted_proxy(
+    tight_app: FastAPI, settings: Settings
+) -> None:
+    db: Database = tight_app.state.casefolio.db
+    users = [await make_actor(db) for _ in range(4)]
+    await anyio.sleep(wait_before_budget_sequence())
+    transport = httpx.ASGITransport(app=tight_app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        proxied = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        for user in users[:3]:
+            refused = await http.post(
+                "/signin", data={"email": user.email, "password": "x"}, headers=proxied
+            )
+            assert refused.status_code == 401
+        limited = await http.post(
+            "/signin", data={"email": users[3].email, "password": "x"}, headers=proxied
+        )
+        assert limited.status_code == 429
+        # Another address behind the same proxy still gets to try.
+        other = await http.post(
+            "/signin",
+            data={"email": users[3].email, "password": "x"},
+            headers={**proxied, "X-Forwarded-For": "203.0.113.10"},
+        )
+        assert other.status_code == 401
+
+
+async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(tight_app: FastAPI) -> None:
+    db: Database = tight_app.state.casefolio.db
+    user = await make_actor(db)
+    await give_password(db, user.email)
+    transport = httpx.ASGITransport(app=tight_app, client=("127.0.0.1", 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        signed_in = await http.post(
+            "/signin",
+            data={"email": user.email, "password": PASSWORD},
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        assert signed_in.status_code == 303
+        assert "secure" in signed_in.headers["set-cookie"].lower()
+    untrusted = httpx.ASGITransport(app=tight_app, client=("198.51.100.7", 5000))
+    async with httpx.AsyncClient(transport=untrusted, base_url="http://testserver") as http:
+        signed_in = await http.post(
+            "/signin",
+            data={"email": user.email, "password": PASSWORD},
+            headers={"X-Forwarded-Proto": "https"},
+        )
+        assert signed_in.status_code == 303
+        assert "secure" not in signed_in.headers["set-cookie"].lower()
