@@ -91,10 +91,9 @@ async def list_page(
 
 
 async def get(session: AsyncSession, *, scope: ProjectScope, field_id: int) -> Field:
-    project_id = scope.project_id
     row = await session.get(Field, field_id)
-    if row is None or row.project_id != project_id:
-        raise NotFound(f"Field {field_id} not found in project {project_id}.")
+    if row is None or row.project_id != scope.project_id:
+        raise NotFound(f"Field {field_id} not found in project {scope.project_id}.")
     return row
 
 

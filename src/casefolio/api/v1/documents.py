@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, date, datetime
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Body, Path, Query, Request, Response
@@ -233,12 +234,15 @@ async def _page(
     # Sync clients poll these: read through the read model (fastpath/, as the document
     # read), and answered with JSON serialized once, not validated again by FastAPI.
     changed_since = parse_after_date(after_date) if after_date is not None else None
-    page = await state_of(request).reads.document_page(
-        who=who,
-        project_id=project_id,
-        folder_id=folder_id,
-        changed_since=changed_since,
-        page=page_request(params, (datetime, int)),
+    page = await state_of(request).reads.read(
+        partial(
+            documents.list_page,
+            who=who,
+            project_id=project_id,
+            folder_id=folder_id,
+            changed_since=changed_since,
+            page=page_request(params, (datetime, int)),
+        )
     )
     response = Response(_list_json(page.items), media_type="application/json")
     link_next(request, response, page)
@@ -370,8 +374,8 @@ async def read_document(
     # The route integrations call most: served as a DirectRoute, read through the read
     # model (fastpath/) by one statement, and answered with JSON FastAPI need not validate
     # a second time (bench/README.md).
-    reads = state_of(request).reads
-    view = await reads.document(who=who, project_id=project_id, document_id=document_id)
+    get = partial(documents.get, who=who, project_id=project_id, document_id=document_id)
+    view = await state_of(request).reads.read(get)
     return json_response(_out(view))
 
 
