@@ -31,6 +31,7 @@ from bench import (
     ingest,
     listing,
     listing_load,
+    outbound,
     sequential_writes,
     upload,
     web_pages,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         listing,
         listing_load,
         ingest,
+        outbound,
         sequential_writes,
         web_pages,
     )

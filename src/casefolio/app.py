@@ -19,6 +19,7 @@ from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
 from casefolio.config import Settings, locate
 from casefolio.db.engine import Database
+from casefolio.outbound import runtime as outbound_runtime
 from casefolio.storage import open_blob_store, staging
 from casefolio.web import install as install_pages
 
@@ -36,13 +37,18 @@ and `RateLimit-Reset`; a 429 carries `Retry-After`.
 """
 
 
-def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> FastAPI:
+def create_app(
+    settings: Settings, *, freeze_startup_objects: bool = False, run_worker: bool = False
+) -> FastAPI:
     """Given settings, return the application; resources open in its lifespan.
 
     `freeze_startup_objects` (server processes): once start-up is done, the objects it made
     (modules, routes, models, compiled statements) are moved out of the garbage collector's
     sight. Otherwise every full collection walks them all, and under load one ran about once
     a second and stopped the event loop, for nothing: it freed nothing (bench/README.md).
+
+    `run_worker`: deliver webhooks from this process too (server processes, unless
+    CASEFOLIO_WORKER_IN_SERVER is off).
     """
 
     @asynccontextmanager
@@ -63,7 +69,8 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
             gc.collect()  # start-up's own garbage goes first; frozen objects are never freed
             gc.freeze()
         try:
-            yield
+            async with outbound_runtime.background(settings, state.db, run_worker=run_worker):
+                yield
         finally:
             if freeze_startup_objects:
                 gc.unfreeze()
@@ -101,4 +108,5 @@ def create_app(settings: Settings, *, freeze_startup_objects: bool = False) -> F
 
 def app_from_env() -> FastAPI:
     """Factory for server processes: settings come from the environment (and TOML file)."""
-    return create_app(locate().settings, freeze_startup_objects=True)
+    settings = locate().settings
+    return create_app(settings, freeze_startup_objects=True, run_worker=settings.worker_in_server)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
 
 CONFIG_FILE = "casefolio.toml"
 # The folder a casefolio.toml's installation keeps its data in, next to the file.
@@ -102,6 +108,30 @@ class Settings(BaseSettings):
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-Proto and "
         "X-Forwarded-For are believed (for Secure cookies and per-address limits).",
     )
+    # Outbound (outbound/): change feed, webhooks, worker.
+    changes_retention_days: float = Field(
+        90, gt=0, description="Days the change feed keeps; an older cursor answers 410."
+    )
+    worker_in_server: bool = Field(
+        True, description="Run the webhook worker inside each `casefolio serve` process."
+    )
+    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+        [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
+        min_length=1,
+        description="Seconds before each delivery attempt (jittered by up to 10%).",
+    )
+    webhook_timeout_seconds: float = Field(15, gt=0, le=300, description="Per attempt.")
+    webhook_failing_after: int = Field(
+        5, ge=1, description="Consecutive failed attempts that mark an endpoint failing."
+    )
+    webhook_secret_overlap_hours: float = Field(
+        24, ge=0, description="How long a rotated-out webhook secret still signs."
+    )
+    webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Networks webhook URLs may resolve into although private, loopback or "
+        "link-local (e.g. 10.0.0.0/8); everything else of that kind is refused.",
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -115,6 +145,24 @@ class Settings(BaseSettings):
         # A TOML file's values come in as init arguments, minus those the environment sets
         # (`locate`), so that a relative data_dir in it can be resolved against its folder.
         return (init_settings, env_settings)
+
+    @field_validator("webhook_retry_schedule", "webhook_allowed_networks", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        # Lists come from the environment as `a,b,c` (a TOML file gives a real list).
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("webhook_allowed_networks")
+    @classmethod
+    def _networks(cls, networks: list[str]) -> list[str]:
+        for network in networks:
+            try:
+                ipaddress.ip_network(network, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from exc
+        return networks
 
     @field_validator("database_url")
     @classmethod

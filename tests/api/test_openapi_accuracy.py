@@ -119,8 +119,92 @@ def test_documented_patterns_match_what_the_server_takes(spec: dict[str, Any]) -
     pattern = pattern.encode().decode("unicode_escape")
     for good in ("2026-01-31", "2026-01-31T12:00:00Z", "2026-01-31T12:00:00.123+01:00"):
         assert re.fullmatch(pattern, good), good
-    for bad in ("yesterday", "2026-01-31T12:00:00", "1700000000"):
+    for bad in ("yesterday", "2026-01-31T12:00:00", "1700000000", "0000-00-00", "2026-13-01"):
         assert not re.fullmatch(pattern, bad), bad
+    assert not re.fullmatch(pattern, "2026-01-31T24:00:00Z")
+
+
+def _request_body(spec: dict[str, Any], path: str, method: str = "post") -> dict[str, Any]:
+    body: dict[str, Any] = spec["paths"][path][method]["requestBody"]
+    return body
+
+
+@pytest.mark.parametrize(
+    ("path", "metadata_required"),
+    [
+        ("/api/v1/projects/{projectId}/documents", False),
+        ("/api/v1/projects/{projectId}/documents/{documentId}/replace", False),
+        ("/api/v3/attachments", True),
+        ("/api/v3/documents/{document_id}/attachments", True),
+    ],
+)
+def test_an_upload_documents_its_required_parts(
+    spec: dict[str, Any], path: str, metadata_required: bool
+) -> None:
+    # schemathesis sent multipart bodies without a `file` part while the schema allowed it.
+    body = _request_body(spec, path)
+    # v1 also takes the raw bytes as the body, where an empty body is an empty file.
+    assert body["required"] is metadata_required
+    parts = body["content"]["multipart/form-data"]["schema"]
+    assert parts["required"] == (["file", "metadata"] if metadata_required else ["file"])
+    assert parts["properties"]["metadata"]["type"] == "object"
+
+
+def test_the_schema_states_the_checks_the_server_makes(spec: dict[str, Any]) -> None:
+    # Each of these was a schema-valid request the server refused, found by schemathesis.
+    from casefolio.domain.fields import FIELD_TYPES
+    from casefolio.domain.roles import ROLES
+
+    assert _request_body(spec, "/api/v3/documents/{document_id}", "patch")["required"] is True
+    assert _parameter(spec, "/api/v3/documents", "offset")["pattern"] == r"^(-?[0-9]+)?$"
+    schemas = spec["components"]["schemas"]
+    assert schemas["FieldIn"]["properties"]["type"]["enum"] == list(FIELD_TYPES)
+    assert schemas["FieldIn"]["else"] == {"properties": {"choices": {"maxItems": 0}}}
+    for role in ROLES:
+        assert {role.name, role.id} <= set(schemas["GrantIn"]["properties"]["role"]["enum"])
+    for model in ("ProjectIn", "TeamIn", "UserIn", "TokenIn", "FieldIn", "TemplateIn"):
+        pattern = schemas[model]["properties"]["name"]["pattern"]
+        # A name the server trims to nothing never matches; one it keeps always does.
+        for blank in (" ", "\f", "\x1f", "\x85", "\u3000"):
+            assert not re.search(pattern, blank) and not blank.strip(), (model, blank)
+        assert re.search(pattern, " a ")
+    [users] = _request_body(spec, "/api/v1/users")["content"].values()
+    assert [alt.get("minItems") for alt in users["schema"]["anyOf"]] == [None, 1]
+    folder = "/api/v1/projects/{projectId}/folders/{folderId}"
+    assert {"405", "409"} <= set(spec["paths"][folder]["delete"]["responses"])
+    by_name = "/api/v1/projects/{projectId}/folders/{folderName}"
+    assert "409" in spec["paths"][by_name]["get"]["responses"]
+    upload = spec["paths"]["/api/v1/projects/{projectId}/documents"]["post"]
+    assert "409" in upload["responses"]
+
+
+@pytest.mark.parametrize("path", ["/api/v3/documents", "/api/v3/projects"])
+async def test_every_offset_the_schema_allows_is_taken(
+    client: httpx.AsyncClient, operator: Actor, path: str
+) -> None:
+    pattern = r"^(-?[0-9]+)?$"  # as documented (test above reads the same from the schema)
+    cases = [  # offset, pageSize, the page shown (None: one past the end of any table)
+        ("0" * 20, "0" * 19 + "5", 1),
+        ("0" * 19 + "2", "5", 2),
+        ("-" + "9" * 19, "5", 1),
+        ("9" * 20, "5", None),
+        ("9" * 17, "1000", None),  # its row offset overflowed a BIGINT: a 500 before
+    ]
+    for offset, size, page in cases:
+        assert re.fullmatch(pattern, offset)
+        response = await client.get(
+            path, params={"offset": offset, "pageSize": size}, headers=operator.headers
+        )
+        assert response.status_code == 200, (offset, response.text)
+        body = response.json()
+        assert body["pageSize"] == int(size)
+        if page is not None:
+            assert body["offset"] == page
+        else:
+            assert body["_embedded"]["elements"] == []
+    refused = await client.get(path, params={"offset": "1.5"}, headers=operator.headers)
+    assert refused.status_code == 400
+    assert refused.json()["message"] == "Offset must be an integer."
 
 
 async def test_an_id_at_the_documented_maximum_is_not_refused_as_malformed(

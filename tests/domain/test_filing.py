@@ -20,6 +20,8 @@ async def test_an_upload_files_the_document_with_its_first_version(
     statements: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        if "audit_entries" in statement or "INTO changes" in statement:
+            return  # the outbound records of the same transaction (tests/outbound)
         statements.append(statement.lstrip().split(None, 1)[0].upper())
 
     event.listen(db.engine.sync_engine, "before_cursor_execute", record)

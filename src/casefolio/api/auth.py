@@ -9,7 +9,7 @@ from fastapi import Request
 
 from casefolio.api.ratelimit import STATE_KEY
 from casefolio.api.state import AppState
-from casefolio.domain import system, tokens
+from casefolio.domain import events, system, tokens
 from casefolio.domain.errors import Forbidden, RateLimited, Unauthenticated
 from casefolio.domain.principal import Principal
 
@@ -66,6 +66,10 @@ async def authenticate(request: Request) -> Principal:
     # Keyed by the secret's hash, not the row id: installations (and test databases) that
     # share one Redis must never share a budget because their token ids coincide.
     await _charge(request, state, f"token:{secret_hash[:32]}", principal.rate_limit)
+    # What this request writes is audited as this token's (domain/events.py).
+    events.current_actor.set(
+        events.Actor("token", principal.user_id, principal.token_id, _client(request))
+    )
     if not api_enabled and not _may_switch_api_on(request, principal):
         raise Forbidden(system.API_DISABLED_MESSAGE)
     if stale and principal.token_id is not None:

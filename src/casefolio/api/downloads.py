@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from casefolio.api.errors import Problem, render
 from casefolio.api.middleware import HEAD_FLAG
 from casefolio.db.models import DocumentVersion
+from casefolio.outbound import audit
 from casefolio.storage.base import BlobStore
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
@@ -115,8 +116,13 @@ class BlobFileResponse(FileResponse):
         await super().__call__({**scope, "headers": headers}, receive, send)
 
 
-async def blob_response(request: Request, blobs: BlobStore, version: DocumentVersion) -> Response:
-    """Given a version, return a response that streams its bytes (or the headers for HEAD)."""
+async def blob_response(
+    request: Request, blobs: BlobStore, version: DocumentVersion, *, whole_version: bool = False
+) -> Response:
+    """Given a version, return a response that streams its bytes (or the headers for HEAD).
+
+    A response with bytes is audited (content.downloaded, or version.downloaded when the
+    caller asked for that version by its id: `whole_version`)."""
     etag = f'"{version.sha256}"'
     headers = {
         "ETag": etag,
@@ -145,6 +151,9 @@ async def blob_response(request: Request, blobs: BlobStore, version: DocumentVer
                 headers={**CONTENT_HEADERS, "Content-Range": f"bytes */{size}"},
             )
             return render(request, problem)
+    await audit.record_download(
+        request.app.state.casefolio.db, version, whole_version=whole_version
+    )
     path = blobs.local_path(version.sha256)
     if path is not None:
         # FileResponse sends the range decided here, zero-copy where the server can.

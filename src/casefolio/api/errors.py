@@ -57,6 +57,7 @@ _STATUS = {
     errors.Forbidden: (403, "Forbidden", "MissingPermission"),
     errors.NotFound: (404, "Not Found", "NotFound"),
     errors.Conflict: (409, "Conflict", "UpdateConflict"),
+    errors.Gone: (410, "Gone", "NotFound"),
     errors.TooLarge: (413, "Content Too Large", "PropertyConstraintViolation"),
     errors.RateLimited: (429, "Too Many Requests", "TooManyRequests"),
 }

@@ -59,3 +59,28 @@ async def receive(request: Request, state: AppState) -> AsyncIterator[ReceivedUp
         # before the commit.
         if upload.spooled.held is None and upload.spooled.path.exists():
             await anyio.to_thread.run_sync(lambda: upload.spooled.path.unlink(missing_ok=True))
+
+
+def multipart_request_body(
+    metadata: dict[str, object], *, metadata_required: bool, raw_body: bool
+) -> dict[str, object]:
+    """The OpenAPI `requestBody` of an upload: a multipart body whose `file` part is required
+    and whose `metadata` part is JSON (`metadata`: its schema); with `raw_body`, the bytes may
+    also be the whole body, of any content type. Other parts are read and ignored, at most 10
+    parts in all: not a JSON Schema bound, as an array property is sent as one part per item
+    (docs/api.md says so)."""
+    parts = {
+        "type": "object",
+        "properties": {"file": {"type": "string", "format": "binary"}, "metadata": metadata},
+        "required": ["file", "metadata"] if metadata_required else ["file"],
+    }
+    content: dict[str, object] = {
+        "multipart/form-data": {
+            "schema": parts,
+            "encoding": {"metadata": {"contentType": "application/json"}},
+        }
+    }
+    if raw_body:
+        content["*/*"] = {"schema": {"type": "string", "format": "binary"}}
+    # An empty raw body is an empty file, so only a multipart-only upload requires a body.
+    return {"requestBody": {"required": not raw_body, "content": content}}

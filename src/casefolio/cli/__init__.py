@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from casefolio import __version__
-from casefolio.cli import admin, maintenance, projects, server, transfer
+from casefolio.cli import admin, audit, maintenance, projects, server, transfer, worker
 
 app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
@@ -42,3 +42,5 @@ admin.register(app)
 projects.register(app)
 transfer.register(app)
 maintenance.register(app)
+audit.register(app)
+worker.register(app)

@@ -25,6 +25,7 @@ from casefolio.config import Settings
 from casefolio.db import prepared, sqlite_inline
 from casefolio.db.batching import BatchedRead, Batcher, Rows
 from casefolio.db.prepared import PreparedRead
+from casefolio.outbound.recorder import RecordingSession
 
 WRITE_OPTION = "casefolio_write"
 SQLITE_POOL_SIZE = 32
@@ -357,7 +358,10 @@ class Database:
             reader=async_sessionmaker(
                 read_engine, expire_on_commit=False, sync_session_class=ReadOnlySession
             ),
-            writer=async_sessionmaker(write_engine, expire_on_commit=False),
+            # Writers record the domain events they emit before they commit (outbound/).
+            writer=async_sessionmaker(
+                write_engine, expire_on_commit=False, sync_session_class=RecordingSession
+            ),
         )
 
     @asynccontextmanager

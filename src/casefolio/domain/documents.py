@@ -31,7 +31,7 @@ from casefolio.db.batching import BatchedRead
 from casefolio.db.engine import Reader, read_all, read_rows
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, is_id
 from casefolio.db.types import utcnow
-from casefolio.domain import access, fields, folders, text
+from casefolio.domain import access, events, fields, folders, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
@@ -341,6 +341,15 @@ async def move(
     if folder_id is not None:
         await folders.get(session, scope=scope, folder_id=folder_id)
     if document.folder_id != folder_id:
+        events.emit(
+            session,
+            events.DocumentMoved(
+                project_id=project_id,
+                document_id=document_id,
+                folder_id=folder_id,
+                details={"from": document.folder_id, "to": folder_id},
+            ),
+        )
         document.folder_id = folder_id
         document.updated_at = utcnow()
     await session.flush()
@@ -362,6 +371,15 @@ async def update_details(
         document.title = check_title(title)
     if description is not None:
         document.description = description
+    changed = {"title": title is not None, "description": description is not None}
+    events.emit(
+        session,
+        events.DocumentUpdated(
+            project_id=document.project_id,
+            document_id=document_id,
+            details={"changed": [name for name, yes in changed.items() if yes]},
+        ),
+    )
     return await _changed(session, document)
 
 
@@ -379,6 +397,12 @@ async def set_field(
     row = await fields.get(session, scope=scope, field_id=field_id)
     await fields.store_values(
         session, document=document, values={row.id: fields.coerce(row, value)}
+    )
+    events.emit(
+        session,
+        events.FieldSet(
+            project_id=project_id, document_id=document_id, details={"fieldId": field_id}
+        ),
     )
     return await _changed(session, document)
 
@@ -404,6 +428,12 @@ async def delete(
     )
     await session.delete(document)
     await session.flush()
+    events.emit(
+        session,
+        events.DocumentDeleted(
+            project_id=document.project_id, document_id=document_id, folder_id=document.folder_id
+        ),
+    )
 
 
 def visible_documents(who: Principal) -> Select[Document]:

@@ -23,6 +23,10 @@ class Conflict(DomainError):
     """The request contradicts the stored state (a duplicate, a taken name, a last version)."""
 
 
+class Gone(DomainError):
+    """What the request names is no longer kept (a change-feed cursor past retention)."""
+
+
 class Invalid(DomainError):
     """The request is malformed; ``errors`` lists field-level problems when known."""
 

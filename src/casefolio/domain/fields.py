@@ -11,6 +11,7 @@ from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Field, FieldValue
+from casefolio.domain import events
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
@@ -72,6 +73,10 @@ async def create(session: AsyncSession, *, scope: ProjectScope, spec: FieldSpec)
     )
     session.add(row)
     await session.flush()
+    events.emit(
+        session,
+        events.FieldCreated(project_id=project_id, subject_id=row.id, details={"name": spec.name}),
+    )
     return row
 
 

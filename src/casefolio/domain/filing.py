@@ -76,7 +76,7 @@ class Filed:
 
     documents: list[DocumentRow]
     versions: list[VersionRow]
-    events: list[events.Event]
+    events: list[events.DomainEvent]
 
 
 # ---- the one write -------------------------------------------------------------------------
@@ -106,14 +106,27 @@ async def file(
     ]
     if values:
         await conn.execute(insert(_VALUES), values)
-    happened: list[events.Event] = [
-        events.DocumentCreated(scope.project_id, d.id, v.id, scope.user_id)
+    happened: list[events.DomainEvent] = [
+        events.DocumentCreated(
+            project_id=scope.project_id,
+            document_id=d.id,
+            version_id=v.id,
+            folder_id=d.folder_id,
+            details={"title": d.title, "fileName": v.file_name, "number": 1},
+        )
         for d, v in zip(new_documents, first_versions, strict=True)
     ]
     happened += [
-        events.VersionAdded(scope.project_id, v.document_id, v.id, v.number, scope.user_id)
+        events.VersionAdded(
+            project_id=scope.project_id,
+            document_id=v.document_id,
+            version_id=v.id,
+            details={"number": v.number, "fileName": v.file_name},
+        )
         for v in added
     ]
+    # Recorded (audit, change feed, webhooks) in this transaction, before it commits.
+    events.emit(session, *happened)
     return Filed(new_documents, first_versions + added, happened)
 
 
@@ -257,13 +270,15 @@ def _version_values(
 
 async def store_unclaimed(
     session: AsyncSession, *, who: Principal, content: Content, description: str = ""
-) -> tuple[VersionRow, list[events.Event]]:
+) -> tuple[VersionRow, list[events.DomainEvent]]:
     """Write an upload that no document holds yet (domain/unclaimed.py): a version row of
     no document, numbered 0, that a later `file()` may claim."""
     values = _version_values(None, UNCLAIMED_NUMBER, content, description, who.user_id, utcnow())
     conn = await session.connection()
     version_id = (await conn.execute(_INSERT_VERSIONS, values)).one()[1]
-    return VersionRow(id=version_id, **values), [events.UploadStored(version_id, who.user_id)]
+    # No event yet: an unclaimed upload belongs to no project until a document claims it
+    # (then `file()` reports the version added).
+    return VersionRow(id=version_id, **values), []
 
 
 # Built once: constructing a statement costs more than SQLite takes to run it.

@@ -6,6 +6,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Folder
+from casefolio.domain import events
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
@@ -91,6 +92,14 @@ async def create(
     folder = Folder(project_id=project_id, parent_id=parent_id, parent_key=parent_key, name=name)
     session.add(folder)
     await session.flush()
+    events.emit(
+        session,
+        events.FolderCreated(
+            project_id=project_id,
+            folder_id=folder.id,
+            details={"name": name, "parentId": parent_id},
+        ),
+    )
     return folder
 
 
@@ -126,3 +135,4 @@ async def delete(session: AsyncSession, *, scope: ProjectScope, folder_id: int) 
         raise Conflict(f"Folder {folder_id} still holds documents; delete or move them first.")
     await session.delete(folder)
     await session.flush()
+    events.emit(session, events.FolderDeleted(project_id=scope.project_id, folder_id=folder_id))

@@ -10,6 +10,7 @@ held across its fsyncs. A request refused after that leaves an unreferenced blob
 from __future__ import annotations
 
 import mimetypes
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -67,11 +68,25 @@ def clean_file_name(name: str | None) -> str:
     return base
 
 
-def content_type(given: str | None, file_name: str) -> str:
-    """The client's content type if it said anything specific, else a guess from the name."""
+# A media type as a Content-Type header carries it (RFC 9110 8.3): type/subtype, then any
+# parameters, all in visible ASCII. Anything else could not be sent back with the download.
+_TOKEN = r"[!#$%&'*+.^_`|~0-9A-Za-z-]+"
+_MEDIA_TYPE = re.compile(rf"{_TOKEN}/{_TOKEN}(\s*;[\x20-\x7e]*)?")
+
+
+def media_type(given: str | None) -> str | None:
+    """Given a content type a client sent, return it if it is a media type within the limit,
+    other than the generic octet-stream; None when it says nothing usable."""
     given = (given or "").strip()
-    if given and given != "application/octet-stream":
-        return given[: text.MAX_CONTENT_TYPE]
+    if given == "application/octet-stream" or len(given) > text.MAX_CONTENT_TYPE:
+        return None
+    return given if _MEDIA_TYPE.fullmatch(given) else None
+
+
+def content_type(given: str | None, file_name: str) -> str:
+    """The media type the client sent, or else the one the file name suggests."""
+    if (usable := media_type(given)) is not None:
+        return usable
     guessed, _ = mimetypes.guess_type(file_name)
     return guessed or "application/octet-stream"
 

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, Team, TeamMember, User
 from casefolio.db.types import utcnow
-from casefolio.domain import access, grants, teams, templates, users
+from casefolio.domain import access, access_changes, events, grants, teams, templates, users
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -80,13 +80,15 @@ async def create(
     )
     session.add(project)
     await session.flush()
-    session.add(
-        ProjectUserGrant(project_id=project.id, user_id=who.user_id, role=PROJECT_ADMIN.name)
-    )
-    if template is not None:
-        await session.flush()
-        scope = await access.scope(session, who, project.id, Capability.SETTINGS_MANAGE)
-        await templates.apply(session, template=template, scope=scope)
+    events.emit(session, events.ProjectCreated(project_id=project.id, details={"name": name}))
+    async with access_changes.watch(session, project_ids=[project.id]):
+        session.add(
+            ProjectUserGrant(project_id=project.id, user_id=who.user_id, role=PROJECT_ADMIN.name)
+        )
+        if template is not None:
+            await session.flush()
+            scope = await access.scope(session, who, project.id, Capability.SETTINGS_MANAGE)
+            await templates.apply(session, template=template, scope=scope)
     await session.flush()
     return project
 
@@ -129,6 +131,17 @@ async def update(
         project.download_via_api = download_via_api
     project.updated_at = utcnow()
     await session.flush()
+    changed = {
+        "name": name is not None,
+        "description": description is not None,
+        "downloadViaApi": download_via_api is not None,
+    }
+    events.emit(
+        session,
+        events.ProjectUpdated(
+            project_id=project_id, details={"changed": [k for k, v in changed.items() if v]}
+        ),
+    )
     return project
 
 
@@ -201,7 +214,12 @@ async def grant_user(
 ) -> User:
     await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     user = await users.get_by_email(session, email=email)
-    await grants.set_user_grant(session, project_id=project_id, user_id=user.id, role=role)
+    async with access_changes.watch(session, project_ids=[project_id], user_ids=[user.id]):
+        await grants.set_user_grant(session, project_id=project_id, user_id=user.id, role=role)
+    events.emit(
+        session,
+        events.MemberSet(project_id=project_id, subject_id=user.id, details={"role": role.name}),
+    )
     return user
 
 
@@ -210,13 +228,15 @@ async def revoke_user(
 ) -> None:
     await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     user = await users.get_by_email(session, email=email)
-    result = await session.execute(
-        delete(ProjectUserGrant).where(
-            ProjectUserGrant.project_id == project_id, ProjectUserGrant.user_id == user.id
+    async with access_changes.watch(session, project_ids=[project_id], user_ids=[user.id]):
+        result = await session.execute(
+            delete(ProjectUserGrant).where(
+                ProjectUserGrant.project_id == project_id, ProjectUserGrant.user_id == user.id
+            )
         )
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise NotFound(f"'{user.email}' has no direct role on project {project_id}.")
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"'{user.email}' has no direct role on project {project_id}.")
+    events.emit(session, events.MemberRemoved(project_id=project_id, subject_id=user.id))
 
 
 async def team_grants_page(
@@ -248,7 +268,12 @@ async def grant_team(
 ) -> Team:
     await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     team = await teams.get(session, team_id=team_id)
-    await grants.set_team_grant(session, project_id=project_id, team_id=team_id, role=role)
+    async with access_changes.watch(session, project_ids=[project_id]):
+        await grants.set_team_grant(session, project_id=project_id, team_id=team_id, role=role)
+    events.emit(
+        session,
+        events.TeamGrantSet(project_id=project_id, subject_id=team_id, details={"role": role.name}),
+    )
     return team
 
 
@@ -257,10 +282,12 @@ async def revoke_team(
 ) -> None:
     await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     await teams.get(session, team_id=team_id)
-    result = await session.execute(
-        delete(ProjectTeamGrant).where(
-            ProjectTeamGrant.project_id == project_id, ProjectTeamGrant.team_id == team_id
+    async with access_changes.watch(session, project_ids=[project_id]):
+        result = await session.execute(
+            delete(ProjectTeamGrant).where(
+                ProjectTeamGrant.project_id == project_id, ProjectTeamGrant.team_id == team_id
+            )
         )
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise NotFound(f"Team {team_id} has no role on project {project_id}.")
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"Team {team_id} has no role on project {project_id}.")
+    events.emit(session, events.TeamGrantRemoved(project_id=project_id, subject_id=team_id))

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import SystemSetting
 from casefolio.db.types import utcnow
-from casefolio.domain import access
+from casefolio.domain import access, events
 from casefolio.domain.principal import Principal
 
 INTEGRATIONS_API_ENABLED = "integrationsApiEnabled"
@@ -42,4 +42,8 @@ async def update(
             row.value = integrations_api_enabled
             row.updated_at = utcnow()
         await session.flush()
+        events.emit(
+            session,
+            events.SettingsUpdated(details={"integrationsApiEnabled": integrations_api_enabled}),
+        )
     return await get(session)

@@ -6,7 +6,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Team, TeamMember, User
-from casefolio.domain import access, users
+from casefolio.domain import access, access_changes, events, users
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -37,6 +37,7 @@ async def create(session: AsyncSession, *, who: Principal | None, name: str) -> 
     team = Team(name=name)
     session.add(team)
     await session.flush()
+    events.emit(session, events.TeamCreated(subject_id=team.id, details={"name": name}))
     return team
 
 
@@ -59,8 +60,11 @@ async def add_member(
     await get(session, team_id=team_id)
     user = await users.get_by_email(session, email=email)
     if await session.get(TeamMember, (team_id, user.id)) is None:
-        session.add(TeamMember(team_id=team_id, user_id=user.id))
-        await session.flush()
+        async with access_changes.watch(session, user_ids=[user.id]):
+            session.add(TeamMember(team_id=team_id, user_id=user.id))
+        events.emit(
+            session, events.TeamMemberAdded(subject_id=team_id, details={"userId": user.id})
+        )
     return user
 
 
@@ -71,8 +75,10 @@ async def remove_member(
         access.require_operator(who, "change team membership")
     await get(session, team_id=team_id)
     user = await users.get_by_email(session, email=email)
-    result = await session.execute(
-        delete(TeamMember).where(TeamMember.team_id == team_id, TeamMember.user_id == user.id)
-    )
-    if result.rowcount == 0:  # type: ignore[attr-defined]
-        raise NotFound(f"'{user.email}' is not a member of team {team_id}.")
+    async with access_changes.watch(session, user_ids=[user.id]):
+        result = await session.execute(
+            delete(TeamMember).where(TeamMember.team_id == team_id, TeamMember.user_id == user.id)
+        )
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            raise NotFound(f"'{user.email}' is not a member of team {team_id}.")
+    events.emit(session, events.TeamMemberRemoved(subject_id=team_id, details={"userId": user.id}))

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Team, Template, User
-from casefolio.domain import access, fields, folders, grants
+from casefolio.domain import access, events, fields, folders, grants
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.fields import FieldSpec
@@ -123,6 +123,7 @@ async def create(
     )
     session.add(template)
     await session.flush()
+    events.emit(session, events.TemplateCreated(subject_id=template.id, details={"name": name}))
     return template
 
 

@@ -26,6 +26,9 @@ MAX_FIELD_TEXT = 10_000  # a text field's value
 
 #: The error type under which the HTTP layer reports unstorable text.
 UNSTORABLE = "unstorable_text"
+#: A JSON Schema pattern (ECMA-262) for one character str.strip() keeps: not white space as
+#: ECMA-262's \s has it, nor the separators U+001C to U+001F and U+0085 Python adds.
+NOT_SPACE = r"[^\s\x1c-\x1f\x85]"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Bidi overrides and other invisible format characters, C0/C1 controls, lone surrogates.
 _HIDDEN = frozenset(("Cc", "Cf", "Cs"))

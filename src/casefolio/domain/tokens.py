@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import ApiToken, User
 from casefolio.db.types import utcnow
-from casefolio.domain import access
+from casefolio.domain import access, events
 from casefolio.domain.errors import Invalid, NotFound, Unauthenticated
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -75,6 +75,9 @@ async def issue(
     )
     session.add(token)
     await session.flush()
+    events.emit(
+        session, events.TokenIssued(subject_id=token.id, details={"userId": user_id, "name": name})
+    )
     return IssuedToken(token=token, secret=secret)
 
 
@@ -141,6 +144,9 @@ async def revoke(session: AsyncSession, *, who: Principal | None, token_id: int)
     if token.revoked_at is not None:
         return False
     token.revoked_at = utcnow()
+    events.emit(
+        session, events.TokenRevoked(subject_id=token.id, details={"userId": token.user_id})
+    )
     return True
 
 
@@ -164,6 +170,12 @@ async def update(
         if not name.strip():
             raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
         token.name = name.strip()
+    events.emit(
+        session,
+        events.TokenUpdated(
+            subject_id=token.id, details={"name": token.name, "rateLimit": token.rate_limit}
+        ),
+    )
     return token
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import documents, filing, intake
 from casefolio.domain.errors import Invalid
-from casefolio.domain.events import Event
+from casefolio.domain.events import DomainEvent
 from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -34,7 +34,7 @@ async def create(
     blobs: BlobStore,
     received: NewFile,
     description: str = "",
-) -> tuple[VersionRow, list[Event]]:
+) -> tuple[VersionRow, list[DomainEvent]]:
     """Store an upload that belongs to no document yet; return its (unclaimed) version."""
     content = await intake.stored(blobs, received)  # durable before the row that points at it
     return await filing.store_unclaimed(session, who=who, content=content, description=description)
@@ -57,7 +57,7 @@ async def delete(session: AsyncSession, *, version: DocumentVersion) -> None:
 
 async def claim(
     session: AsyncSession, *, who: Principal, document_id: int, version_ids: Sequence[int]
-) -> list[Event]:
+) -> list[DomainEvent]:
     """Make the caller's unclaimed uploads new versions of a document they may write, in the
     order given; the last becomes current. Ids already among the document's versions are
     left as they are (a client may send back every link it has). Anything else, including

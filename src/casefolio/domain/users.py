@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
-from casefolio.domain import access, websessions
+from casefolio.domain import access, events, websessions
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -77,6 +77,10 @@ async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> lis
         session.add(user)
         created.append(user)
     await session.flush()
+    events.emit(
+        session,
+        *(events.UserCreated(subject_id=u.id, details={"email": u.email}) for u in created),
+    )
     return created
 
 

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, DocumentVersion, Project
 from casefolio.db.types import utcnow
-from casefolio.domain import access, documents
+from casefolio.domain import access, documents, events
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -133,6 +133,15 @@ async def delete(
         raise Conflict("You cannot delete the only version of a document")
     await session.delete(version)
     await session.flush()
+    events.emit(
+        session,
+        events.VersionDeleted(
+            project_id=document.project_id,
+            document_id=document.id,
+            version_id=version_id,
+            details={"number": version.number},
+        ),
+    )
     newest = (
         await session.scalars(
             select(DocumentVersion)

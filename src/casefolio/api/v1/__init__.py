@@ -6,6 +6,8 @@ from fastapi import FastAPI
 
 from casefolio.api.routing import add_routes, move_to_front
 from casefolio.api.v1 import (
+    audit,
+    changes,
     documents,
     fields,
     folders,
@@ -15,12 +17,26 @@ from casefolio.api.v1 import (
     templates,
     tokens,
     users,
+    webhooks,
 )
 
 # The seed's order: the OpenAPI document lists its tags (and /docs its sections) this way.
 TAGS = [
     module.router.tags[0]
-    for module in (tokens, users, teams, settings, projects, templates, folders, fields, documents)
+    for module in (
+        tokens,
+        users,
+        teams,
+        settings,
+        projects,
+        templates,
+        folders,
+        fields,
+        documents,
+        audit,
+        changes,
+        webhooks,
+    )
 ]
 
 
@@ -28,6 +44,8 @@ def install(app: FastAPI) -> None:
     """Add the /api/v1 routes to the app, on the app itself (api/routing.py)."""
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
+        add_routes(app, module.router)
+    for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)
     # The read integrations make most is tried before any other route (even /docs).
     move_to_front(app, documents.read_document)

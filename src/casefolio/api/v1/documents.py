@@ -27,9 +27,17 @@ from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, PageParams, link_next, page_request
 from casefolio.api.routing import direct_get
-from casefolio.api.uploads import ReceivedUpload, receive
+from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId, json_response, rfc3339
+from casefolio.api.v1.schemas import (
+    ApiInput,
+    ApiModel,
+    Problem,
+    Timestamp,
+    WireId,
+    json_response,
+    rfc3339,
+)
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import documents, intake, text, versions
 from casefolio.domain.documents import DocumentView
@@ -49,8 +57,12 @@ VersionId = Annotated[
 ]
 METADATA = ("metadata",)
 AFTER_DATE_PATTERN = (
-    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
-    r"([Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+-][0-9]{2}:[0-9]{2}))?$"
+    # Only real dates (29 February aside, which the server takes in leap years).
+    r"^([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)-"
+    r"((0[13578]|1[02])-(0[1-9]|[12][0-9]|3[01])|(0[469]|11)-(0[1-9]|[12][0-9]|30)"
+    r"|02-(0[1-9]|1[0-9]|2[0-8]))"
+    r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
+    r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
 )
 FILE_NAME_DOC = (
     "The file name (the last path segment is kept; control and format characters are "
@@ -103,6 +115,12 @@ class UploadMetadata(ApiInput):
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
     file_name: str | None = Field(None, max_length=text.MAX_FILE_NAME_INPUT)
+
+
+#: Multipart with a `file` part and an optional JSON `metadata` part, or the raw bytes.
+UPLOAD_BODY = multipart_request_body(
+    UploadMetadata.model_json_schema(), metadata_required=False, raw_body=True
+)
 
 
 class DocumentUpdate(ApiInput):
@@ -296,7 +314,6 @@ FileNameQuery = Annotated[
     str | None,
     Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
 ]
-UPLOAD_BODY: dict[str, Any] = {"requestBody": {"content": {"multipart/form-data": {}, "*/*": {}}}}
 
 
 async def _file_upload(
@@ -346,6 +363,9 @@ async def _file_upload(
     response_model=DocumentOut,
     summary="Upload a new document",
     description=UPLOAD_DOC,
+    responses={
+        409: {"model": Problem, "description": "?rejectDuplicate=true: the content is held."}
+    },
     openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(
@@ -428,6 +448,8 @@ class FolderRef(Convertor[str]):
 
 
 register_url_convertor("folderref", FolderRef())
+#: What the move route's folderId takes, as documented: `root`, 0, or an id.
+FOLDER_REF = "^(root|0|[1-9][0-9]{0,17})$"
 
 
 @router.put(
@@ -438,7 +460,9 @@ register_url_convertor("folderref", FolderRef())
 async def move_document(
     project_id: ProjectId,
     document_id: DocumentId,
-    folder_id: Annotated[str, Path(alias="folderId", max_length=20)],
+    folder_id: Annotated[
+        str, Path(alias="folderId", max_length=20, json_schema_extra={"pattern": FOLDER_REF})
+    ],
     session: SessionDep,
     who: PrincipalDep,
 ) -> DocumentOut:
@@ -619,4 +643,4 @@ async def download_version(
         document_id=document_id,
         version_id=versions.parse_version_id(version_id),
     )
-    return await blob_response(request, state.blobs, version)
+    return await blob_response(request, state.blobs, version, whole_version=True)

@@ -5,12 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from casefolio.api.deps import AdministeredProject, ReadableProject, SessionDep
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import (
+    CONFLICT_RESPONSE,
+    NOT_BLANK,
+    ApiInput,
+    ApiModel,
+    Timestamp,
+    WireId,
+)
 from casefolio.domain import fields, text
 from casefolio.domain.fields import FIELD_TYPES, FieldSpec
 
@@ -19,14 +26,38 @@ Choice = Annotated[str, Field(min_length=1, max_length=text.MAX_CHOICE)]
 
 
 class FieldIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Custodian"])
+    name: str = Field(
+        min_length=1, max_length=text.MAX_NAME, examples=["Custodian"], json_schema_extra=NOT_BLANK
+    )
     type: str = Field(
-        description=f"One of: {', '.join(FIELD_TYPES)}.", examples=["text"], max_length=20
+        description=f"One of: {', '.join(FIELD_TYPES)}.",
+        examples=["text"],
+        max_length=20,
+        json_schema_extra={"enum": list(FIELD_TYPES)},
     )
     choices: list[Choice] = Field(
         default_factory=list, description="For choice fields.", max_length=text.MAX_CHOICES
     )
     required: bool = False
+
+    # Documented only (domain/fields.py answers with its own messages): a choice field needs
+    # distinct, non-blank choices, and no other type takes any.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "if": {"properties": {"type": {"const": "choice"}}},
+            "then": {
+                "required": ["choices"],
+                "properties": {
+                    "choices": {
+                        "minItems": 1,
+                        "uniqueItems": True,
+                        "items": {"pattern": text.NOT_SPACE},
+                    }
+                },
+            },
+            "else": {"properties": {"choices": {"maxItems": 0}}},
+        }
+    )
 
 
 class FieldOut(ApiModel):

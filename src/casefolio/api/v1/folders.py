@@ -6,19 +6,34 @@ from typing import Annotated
 
 from fastapi import Path, Request, Response
 from pydantic import Field
+from pydantic.config import JsonDict
 
 from casefolio.api.deps import FolderWritableProject, ReadableProject, SessionDep
 from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import (
+    CONFLICT_RESPONSE,
+    ApiInput,
+    ApiModel,
+    Problem,
+    Timestamp,
+    WireId,
+)
 from casefolio.domain import folders, text
 
 router = v1_router("folders")
+#: Documented only: a folder name holds something besides white space, and no "/".
+FOLDER_NAME: JsonDict = {"pattern": "^[^/]*" + text.NOT_SPACE.replace("[^", "[^/") + "[^/]*$"}
 
 
 class FolderIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME, examples=["Pleadings"])
+    name: str = Field(
+        min_length=1,
+        max_length=text.MAX_FOLDER_NAME,
+        examples=["Pleadings"],
+        json_schema_extra=FOLDER_NAME,
+    )
     parent_id: BodyId | None = Field(None, description="The parent folder; omit for the root.")
 
 
@@ -61,6 +76,9 @@ async def create_folder(
     "/projects/{projectId}/folders/{folderName}",
     response_model=FolderOut,
     summary="Read a folder by its (URL-encoded) name",
+    responses={
+        409: {"model": Problem, "description": "Several folders have that name: add ?parentId=."}
+    },
 )
 async def read_folder_by_name(
     project: ReadableProject,
@@ -83,6 +101,13 @@ async def read_folder_by_name(
     "/projects/{projectId}/folders/{folderId:int}",
     status_code=204,
     summary="Delete an empty folder",
+    responses={
+        405: {
+            "model": Problem,
+            "description": "The folder is not named by an id: such a path reads a folder by name.",
+        },
+        409: {"model": Problem, "description": "The folder still holds folders or documents."},
+    },
 )
 async def delete_folder(
     project: FolderWritableProject,

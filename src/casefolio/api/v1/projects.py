@@ -12,7 +12,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, ProjectId, TeamId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import NOT_BLANK, OPTIONAL_ROLE, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.api.v1.teams import TeamOut
 from casefolio.db.models import Project
 from casefolio.domain import access, projects, text
@@ -34,14 +34,21 @@ class ProjectSettingsUpdate(ApiInput):
 
 
 class ProjectIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Smith v Jones"])
+    name: str = Field(
+        min_length=1,
+        max_length=text.MAX_NAME,
+        examples=["Smith v Jones"],
+        json_schema_extra=NOT_BLANK,
+    )
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     template_id: BodyId | None = None
     settings: ProjectSettings | None = None
 
 
 class ProjectUpdate(ApiInput):
-    name: str | None = Field(None, min_length=1, max_length=text.MAX_NAME)
+    name: str | None = Field(
+        None, min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK
+    )
     description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
     settings: ProjectSettingsUpdate | None = None
 
@@ -59,7 +66,10 @@ class ProjectOut(ApiModel):
 
 class GrantIn(ApiInput):
     role: str | None = Field(
-        None, description="Read Only, Read Write (default) or Project Admin.", max_length=40
+        None,
+        description="Read Only, Read Write (default) or Project Admin.",
+        max_length=40,
+        json_schema_extra=OPTIONAL_ROLE,
     )
 
 

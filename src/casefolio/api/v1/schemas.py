@@ -8,9 +8,11 @@ from typing import Annotated, Any
 from fastapi import Response
 from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
+from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
 from casefolio.domain import text
+from casefolio.domain.roles import ROLES
 
 
 def rfc3339(value: datetime) -> str:
@@ -87,6 +89,16 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
     }.items()
 }
 
+
+#: The schema of a name or title: the server trims white space and refuses what is left empty,
+#: so the OpenAPI document asks for one character that is not white space. Documented only:
+#: the domain's own message answers a blank name.
+NOT_BLANK: JsonDict = {"pattern": text.NOT_SPACE}
+#: The roles a grant takes, by name or id (the server also takes them in any case); null
+#: where the role may be left out (Read Write).
+ROLE_KEYS: list[str | None] = [key for r in ROLES for key in (r.name, r.id)]
+ROLE_NAMES: JsonDict = {"enum": list(ROLE_KEYS)}
+OPTIONAL_ROLE: JsonDict = {"enum": [*ROLE_KEYS, None]}
 
 #: The 409 of a create whose name (or e-mail) is taken.
 CONFLICT_RESPONSE: dict[int | str, dict[str, object]] = {

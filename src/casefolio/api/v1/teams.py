@@ -11,7 +11,14 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import TeamId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import (
+    CONFLICT_RESPONSE,
+    NOT_BLANK,
+    ApiInput,
+    ApiModel,
+    Timestamp,
+    WireId,
+)
 from casefolio.api.v1.users import UserOut
 from casefolio.domain import teams, text
 
@@ -20,7 +27,7 @@ Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
 class TeamIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_NAME)
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)
 
 
 class TeamOut(ApiModel):

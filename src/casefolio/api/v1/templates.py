@@ -5,14 +5,24 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Request, Response
-from pydantic import Field
+from pydantic import ConfigDict, Field
+from pydantic.config import JsonDict
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.fields import FieldIn
+from casefolio.api.v1.folders import FOLDER_NAME
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import CONFLICT_RESPONSE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import (
+    CONFLICT_RESPONSE,
+    NOT_BLANK,
+    ROLE_KEYS,
+    ApiInput,
+    ApiModel,
+    Timestamp,
+    WireId,
+)
 from casefolio.db.models import Template
 from casefolio.domain import templates, text
 from casefolio.domain.fields import FieldSpec
@@ -23,18 +33,38 @@ MAX_ITEMS = 1000
 
 
 class FolderSpecIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME)
+    name: str = Field(min_length=1, max_length=text.MAX_FOLDER_NAME, json_schema_extra=FOLDER_NAME)
     children: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
 
 
+# An empty role is the default one, as if left out.
+TEMPLATE_ROLE: JsonDict = {"enum": [*ROLE_KEYS, ""]}
+
+
 class GrantSpecIn(ApiInput):
-    role: str = Field("Read Write", max_length=40)
+    role: str = Field("Read Write", max_length=40, json_schema_extra=TEMPLATE_ROLE)
     team_id: BodyId | None = None
     email: str | None = Field(None, max_length=text.MAX_EMAIL)
 
+    # Documented only (domain/templates.py refuses the rest): a team or an e-mail, not both.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "oneOf": [
+                {
+                    "required": ["teamId"],
+                    "properties": {"teamId": {"not": {"type": "null"}}, "email": {"type": "null"}},
+                },
+                {
+                    "required": ["email"],
+                    "properties": {"email": {"type": "string"}, "teamId": {"type": "null"}},
+                },
+            ]
+        }
+    )
+
 
 class TemplateIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_NAME)
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     folders: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
     fields: list[FieldIn] = Field(default_factory=list, max_length=MAX_ITEMS)

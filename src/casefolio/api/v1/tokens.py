@@ -6,33 +6,44 @@ from typing import Annotated
 
 from fastapi import Request, Response
 from pydantic import AwareDatetime, Field
+from pydantic.config import JsonDict
 
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.domain import text, tokens
 from casefolio.domain.errors import NotFound
 
 router = v1_router("tokens")
 
 
+# Documented only: the domain's message names the range.
+RATE_LIMIT: JsonDict = {"minimum": 1, "maximum": tokens.MAX_RATE_LIMIT}
+
+
 class TokenIn(ApiInput):
     user_id: BodyId = Field(description="The user the token acts as (a string or a number).")
-    name: str = Field(min_length=1, max_length=text.MAX_NAME)
+    name: str = Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)
     # Not strict: JSON has no datetime type, the value is an RFC 3339 string.
     expires_at: Annotated[AwareDatetime, Field(strict=False)] | None = None
     rate_limit: int | None = Field(
-        None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
+        None,
+        description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only).",
+        json_schema_extra=RATE_LIMIT,
     )
 
 
 class TokenUpdate(ApiInput):
-    name: str | None = Field(None, min_length=1, max_length=text.MAX_NAME)
+    name: str | None = Field(
+        None, min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK
+    )
     rate_limit: int | None = Field(
-        None, description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only)."
+        None,
+        description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only).",
+        json_schema_extra=RATE_LIMIT,
     )
 
 

@@ -14,6 +14,7 @@ from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
+    NOT_BLANK,
     ApiInput,
     ApiModel,
     Problem,
@@ -42,8 +43,17 @@ class UserOut(ApiModel):
 
 
 class UserIn(ApiInput):
-    email: str = Field(max_length=text.MAX_EMAIL, examples=["ada@example.com"])
-    name: str = Field(min_length=1, max_length=text.MAX_NAME, examples=["Ada Lovelace"])
+    email: str = Field(
+        max_length=text.MAX_EMAIL,
+        examples=["ada@example.com"],
+        json_schema_extra={"format": "email"},
+    )
+    name: str = Field(
+        min_length=1,
+        max_length=text.MAX_NAME,
+        examples=["Ada Lovelace"],
+        json_schema_extra=NOT_BLANK,
+    )
     is_operator: bool = False
 
 
@@ -69,7 +79,9 @@ async def list_users(
     summary="Create one user, or several at once (all or none)",
 )
 async def create_users(
-    body: UserIn | list[UserIn], session: SessionDep, who: PrincipalDep
+    body: UserIn | Annotated[list[UserIn], Field(json_schema_extra={"minItems": 1})],
+    session: SessionDep,
+    who: PrincipalDep,
 ) -> UserOut | list[UserOut]:
     access.require_operator(who, "create users")
     batch = body if isinstance(body, list) else [body]

@@ -9,7 +9,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writabl
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
-from casefolio.api.uploads import ReceivedUpload
+from casefolio.api.uploads import ReceivedUpload, multipart_request_body
 from casefolio.api.v3 import payloads, render
 from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
@@ -39,9 +39,14 @@ async def list_attachments(
     return HalResponse(await render.attachment_collection(session, who, doc, rows))
 
 
+ATTACHMENT_BODY = multipart_request_body(
+    payloads.ATTACHMENT_METADATA_SCHEMA, metadata_required=True, raw_body=False
+)
+
+
 def _new_file(upload: ReceivedUpload) -> tuple[NewFile, str]:
     meta = payloads.attachment_metadata(upload.metadata, upload.part_file_name)
-    content_type = meta.content_type or upload.part_content_type
+    content_type = intake.media_type(meta.content_type) or upload.part_content_type
     return NewFile(upload.spooled, meta.file_name or "", content_type), meta.description
 
 
@@ -52,7 +57,8 @@ def _new_file(upload: ReceivedUpload) -> tuple[NewFile, str]:
     description="Same body as `POST /documents/{id}/attachments`. The attachment is visible "
     "to its uploader only until a `PATCH /documents/{id}` links it in `_links.attachments`; "
     "`casefolio gc` removes it once `CASEFOLIO_UNCLAIMED_ATTACHMENT_HOURS` have passed.",
-    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}},
+    openapi_extra=ATTACHMENT_BODY,
+    responses=v3_errors(415, 422),
 )
 async def upload_unclaimed(
     request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
@@ -72,7 +78,7 @@ async def upload_unclaimed(
     summary="Add an attachment (a new version of the document)",
     description="`multipart/form-data` with a `metadata` part (JSON: `fileName`, optional "
     "`description` {raw}, `contentType`) and a `file` part; the body streams to disk.",
-    openapi_extra={"requestBody": {"content": {"multipart/form-data": {}}}},
+    openapi_extra=ATTACHMENT_BODY,
     responses=v3_errors(409, 415, 422),
 )
 async def add_attachment(
@@ -137,4 +143,4 @@ async def download_attachment(
         version = await unclaimed.find(
             session, who=who, version_id=attachment_id
         ) or await versions.for_download(session, who=who, version_id=attachment_id)
-    return await blob_response(request, state.blobs, version)
+    return await blob_response(request, state.blobs, version, whole_version=True)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Query, Request
+from fastapi import Request
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import PathId
@@ -24,20 +22,15 @@ router = dialect_router(
 )
 DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by default
 
-Offset = Annotated[str | None, Query(description="Page number, from 1.", max_length=20)]
-PageSize = Annotated[str | None, Query(alias="pageSize", max_length=20)]
-SortBy = Annotated[str | None, Query(alias="sortBy", max_length=2000)]
-Filters = Annotated[str | None, Query(max_length=8000)]
-
 
 @router.get("/documents", summary="List the documents the caller may view")
 async def list_documents(
     session: SessionDep,
     who: PrincipalDep,
-    offset: Offset = None,
-    page_size: PageSize = None,
-    sort_by: SortBy = None,
-    filters: Filters = None,
+    offset: paging.Offset = None,
+    page_size: paging.PageSize = None,
+    sort_by: paging.SortBy = None,
+    filters: paging.Filters = None,
 ) -> HalResponse:
     params = paging.parse(offset, page_size, default_size=DEFAULT_PAGE_SIZE)
     stmt = queries.document_query(who, filters=filters, sort_by=sort_by)
@@ -60,6 +53,12 @@ async def read_document(document_id: PathId, session: SessionDep, who: Principal
     "(`POST /api/v3/attachments`); each becomes a new version of the document, the last one "
     "current.",
     responses=v3_errors(415, 422),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": payloads.DOCUMENT_PATCH_SCHEMA}},
+        }
+    },
 )
 async def update_document(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep

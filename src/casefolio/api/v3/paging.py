@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Query
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.v3.hal import Json, link
 from casefolio.api.v3.problems import invalid_query
+from casefolio.db.models import MAX_ID
 
 MAX_PAGE_SIZE = 1000  # OpenProject's apiv3_max_page_size default
+# A later page lies past the end of any table, and its row offset would overflow a BIGINT.
+MAX_PAGE = MAX_ID // MAX_PAGE_SIZE
+
+#: The query parameters of an offset collection, as the OpenAPI document gives them: integers
+#: spelled in digits (leading zeros and all), or empty for the default.
+Offset = Annotated[
+    str | None,
+    Query(
+        description="Page number, from 1.",
+        max_length=20,
+        json_schema_extra={"pattern": r"^(-?[0-9]+)?$"},
+    ),
+]
+# JSON in the query string. Bounded so that any URL within the bounds, each character
+# percent-encoded (up to 12 bytes), stays under the 64 KiB the HTTP server reads of a
+# request line: a longer one never reaches the app, and is a plain-text 400.
+SortBy = Annotated[str | None, Query(alias="sortBy", max_length=1000)]
+Filters = Annotated[str | None, Query(max_length=4000)]
+PageSize = Annotated[
+    str | None,
+    Query(
+        alias="pageSize",
+        description=f"Elements per page, 0 to {MAX_PAGE_SIZE}; -1 for the maximum.",
+        max_length=20,
+        json_schema_extra={"pattern": r"^(-1|[0-9]+)?$"},
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -25,11 +54,11 @@ class PageParams:
 
 
 def _integer(raw: str, name: str) -> int:
-    text = raw.strip()
-    body = text[1:] if text.startswith("-") else text
-    if not body.isascii() or not body.isdigit() or len(body) > 18:
+    # The query parameter's max_length bounds the digits; int() takes leading zeros.
+    body = raw[1:] if raw.startswith("-") else raw
+    if not body.isascii() or not body.isdigit():
         raise invalid_query(f"{name} must be an integer.")
-    return int(text)
+    return int(raw)
 
 
 def parse(offset: str | None, page_size: str | None, *, default_size: int) -> PageParams:
@@ -45,7 +74,7 @@ def parse(offset: str | None, page_size: str | None, *, default_size: int) -> Pa
         raise invalid_query("Page size must be -1 (the maximum) or greater.")
     if size == -1 or size > MAX_PAGE_SIZE:
         size = MAX_PAGE_SIZE
-    return PageParams(page=max(page, 1), size=size)
+    return PageParams(page=min(max(page, 1), MAX_PAGE), size=size)
 
 
 def _href(path: str, page: int | str, size: int | str) -> str:

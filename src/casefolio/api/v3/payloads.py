@@ -35,6 +35,54 @@ class AttachmentMetadata:
     content_type: str | None
 
 
+def _formattable(limit: int) -> dict[str, Any]:
+    # One schema, not anyOf: maxLength bounds a string, properties an object.
+    return {
+        "type": ["string", "object", "null"],
+        "maxLength": limit,
+        "properties": {"raw": {"type": ["string", "null"], "maxLength": limit}},
+    }
+
+
+# The bodies as the OpenAPI document gives them (the checks below are what the server runs).
+# A title is 1 to 60 characters once trimmed, so it must hold one that is not white space.
+_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": text.NOT_SPACE}
+DOCUMENT_PATCH_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "title": _TITLE,
+        "description": _formattable(text.MAX_DESCRIPTION),
+        "_links": {
+            "type": ["object", "null"],
+            "properties": {
+                "attachments": {
+                    "type": ["array", "null"],
+                    "maxItems": MAX_CLAIMED,
+                    "description": "The caller's own uploads without a container.",
+                    "items": {
+                        "type": "object",
+                        "properties": {
+                            "href": {"type": "string", "pattern": f"^{_ATTACHMENT_PATH.pattern}$"}
+                        },
+                        "required": ["href"],
+                    },
+                }
+            },
+        },
+    },
+}
+ATTACHMENT_METADATA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        # A blank fileName falls back to the file part's filename.
+        "fileName": {"type": ["string", "null"], "maxLength": text.MAX_FILE_NAME_INPUT},
+        "description": _formattable(text.MAX_DESCRIPTION),
+        "contentType": {"type": ["string", "null"], "maxLength": text.MAX_CONTENT_TYPE},
+        "fileSize": {"description": "Ignored, whatever it holds."},
+    },
+}
+
+
 def _object(raw: bytes, where: tuple[str, ...] = jsonbody.BODY) -> dict[str, Any]:
     # The parser and refusals of a /api/v1 body (api/jsonbody.py): nesting, NUL, surrogates.
     parsed = jsonbody.loads(raw, where)

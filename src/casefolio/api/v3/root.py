@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Query
-
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.errors import V3_NOT_FOUND
 from casefolio.api.routing import dialect_router
@@ -49,10 +45,10 @@ async def read_user(user_ref: str, session: SessionDep, who: PrincipalDep) -> Ha
 async def list_projects(
     session: SessionDep,
     who: PrincipalDep,
-    offset: Annotated[str | None, Query(max_length=20)] = None,
-    page_size: Annotated[str | None, Query(alias="pageSize", max_length=20)] = None,
-    sort_by: Annotated[str | None, Query(alias="sortBy", max_length=2000)] = None,
-    filters: Annotated[str | None, Query(max_length=8000)] = None,
+    offset: paging.Offset = None,
+    page_size: paging.PageSize = None,
+    sort_by: paging.SortBy = None,
+    filters: paging.Filters = None,
 ) -> HalResponse:
     params = paging.parse(offset, page_size, default_size=DEFAULT_PAGE_SIZE)
     stmt = queries.project_query(who, filters=filters, sort_by=sort_by)

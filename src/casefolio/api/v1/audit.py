@@ -1,0 +1,51 @@
+"""The audit trail, read-only: operators see all of it, project admins their projects'."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+
+from casefolio.api.deps import PrincipalDep, SessionDep
+from casefolio.api.ids import query_id
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.documents import parse_after_date
+from casefolio.api.v1.routing import v1_router
+from casefolio.outbound import audit
+
+router = v1_router("audit")
+
+Text = Annotated[str | None, Query(max_length=60)]
+
+
+@router.get(
+    "/audit",
+    summary="Read the audit trail, oldest first (operators; project admins with projectId)",
+    response_model=list[dict[str, Any]],
+)
+async def list_audit(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
+    project_id: Annotated[int | None, query_id("projectId")] = None,
+    user_id: Annotated[int | None, query_id("userId")] = None,
+    action: Text = None,
+    target_type: Annotated[str | None, Query(alias="targetType", max_length=30)] = None,
+    target_id: Annotated[int | None, query_id("targetId")] = None,
+    after: Annotated[str | None, Query(max_length=40, description="RFC 3339, inclusive")] = None,
+    before: Annotated[str | None, Query(max_length=40, description="RFC 3339, exclusive")] = None,
+) -> list[dict[str, Any]]:
+    where = audit.AuditFilter(
+        project_id=project_id,
+        user_id=user_id,
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        after=parse_after_date(after) if after else None,
+        before=parse_after_date(before) if before else None,
+    )
+    page = await audit.list_page(session, who=who, where=where, page=page_request(params))
+    link_next(request, response, page)
+    return [audit.document_of(row) for row in page.items]

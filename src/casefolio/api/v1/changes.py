@@ -1,0 +1,86 @@
+"""The change feed: what changed in the caller's projects, deletions and access included."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
+from casefolio.api.ids import query_id
+from casefolio.api.v1.routing import v1_router
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.db.models import Change
+from casefolio.domain.pages import MAX_LIMIT
+from casefolio.outbound import feed
+
+router = v1_router("changes")
+
+
+class ChangeOut(ApiModel):
+    seq: int
+    type: str
+    project_id: WireId | None
+    document_id: WireId | None = None
+    version_id: WireId | None = None
+    folder_id: WireId | None = None
+    at: Timestamp
+
+
+class ChangesOut(ApiModel):
+    changes: list[ChangeOut]
+    next_cursor: str
+    has_more: bool
+
+
+class CursorOut(ApiModel):
+    cursor: str
+
+
+def _out(change: Change) -> ChangeOut:
+    return ChangeOut(
+        seq=change.seq,
+        type=change.type,
+        project_id=change.project_id,
+        document_id=change.document_id,
+        version_id=change.version_id,
+        folder_id=change.folder_id,
+        at=change.at,
+    )
+
+
+@router.get(
+    "/changes",
+    response_model=ChangesOut,
+    summary="Changes since a cursor, in commit order (deletions and access changes included)",
+    responses={410: {"description": "The cursor is older than the history kept: resync."}},
+)
+async def list_changes(
+    state: StateDep,
+    who: PrincipalDep,
+    cursor: Annotated[
+        str | None,
+        Query(max_length=512, description="A nextCursor, or GET /changes/cursor; none: oldest."),
+    ] = None,
+    project_id: Annotated[int | None, query_id("projectId")] = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
+    wait: Annotated[
+        float, Query(ge=0, le=feed.MAX_WAIT, description="Seconds to wait for a change.")
+    ] = 0,
+) -> ChangesOut:
+    after = feed.seq_of(cursor) if cursor else None
+    page = await feed.wait_for(
+        state.db, who=who, after=after, project_id=project_id, limit=limit, wait=wait
+    )
+    return ChangesOut(
+        changes=[_out(c) for c in page.changes],
+        next_cursor=page.next_cursor,
+        has_more=page.has_more,
+    )
+
+
+@router.get(
+    "/changes/cursor", response_model=CursorOut, summary="The cursor of now, to start a feed"
+)
+async def current_cursor(session: SessionDep, _: PrincipalDep) -> CursorOut:
+    return CursorOut(cursor=feed.cursor_of(await feed.head(session)))

@@ -1,0 +1,35 @@
+"""`casefolio worker`: deliver webhooks (and trim the change feed) outside the servers."""
+
+from __future__ import annotations
+
+import typer
+
+from casefolio.cli._common import console, load_settings, run
+from casefolio.db import migrate
+from casefolio.db.engine import Database
+from casefolio.outbound import runtime
+from casefolio.outbound.worker import Worker
+
+
+def register(app: typer.Typer) -> None:
+    app.command(name="worker")(worker_command)
+
+
+def worker_command() -> None:
+    """Deliver webhooks until stopped. Several may run against PostgreSQL; they share the
+    outbox without taking the same delivery twice."""
+    settings = load_settings()
+
+    async def work() -> None:
+        await migrate.upgrade_async(settings)
+        db = Database.open(settings)
+        worker = Worker(settings, db)
+        try:
+            async with runtime.pg_listener(settings):
+                console.print("casefolio worker: delivering webhooks (Ctrl-C stops).")
+                await worker.run()
+        finally:
+            await worker.close()
+            await db.close()
+
+    run(work)

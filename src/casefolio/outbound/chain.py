@@ -1,0 +1,52 @@
+"""The audit trail's hash chain: hash = sha256(previous hash ‖ canonical JSON of the entry)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+#: The "previous hash" of the first entry.
+GENESIS = "0" * 64
+
+
+def timestamp(at: datetime) -> str:
+    """RFC 3339 in UTC with milliseconds, as the API renders times."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
+
+
+def entry_document(
+    *,
+    id: int,
+    at: datetime,
+    actor_kind: str,
+    actor_user_id: int | None,
+    actor_token_id: int | None,
+    client: str | None,
+    action: str,
+    target_type: str,
+    target_id: int | None,
+    project_id: int | None,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """The entry as the API, the export and the hash see it."""
+    return {
+        "id": id,
+        "at": timestamp(at),
+        "actor": {"kind": actor_kind, "userId": actor_user_id, "tokenId": actor_token_id},
+        "client": client,
+        "action": action,
+        "target": {"type": target_type, "id": target_id, "projectId": project_id},
+        "details": details,
+    }
+
+
+def canonical(document: dict[str, Any]) -> bytes:
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def next_hash(previous: str, document: dict[str, Any]) -> str:
+    return hashlib.sha256(previous.encode() + canonical(document)).hexdigest()

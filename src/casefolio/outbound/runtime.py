@@ -1,0 +1,82 @@
+"""What a server process runs beside its requests: the cross-process wake-up of long-polls
+(PostgreSQL LISTEN) and, unless switched off, the webhook worker."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import anyio
+import asyncpg  # type: ignore[import-untyped]
+from sqlalchemy import make_url
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.outbound.signal import CHANNEL, signal
+
+log = logging.getLogger(__name__)
+
+
+def _wake(*_: Any) -> None:
+    signal.changed()
+
+
+@asynccontextmanager
+async def pg_listener(settings: Settings) -> AsyncIterator[None]:
+    """While open, a NOTIFY from any process's commit (recorder.py) wakes this process's
+    long-polls and worker.
+
+    The listening connection lives in a task of its own and is opened again after a loss;
+    it never holds up start-up or shutdown (a silent server is waited for at most briefly),
+    and while it is down, long-polls still look at the outbox every second.
+    """
+    if settings.is_sqlite:
+        yield
+        return
+    url = make_url(settings.effective_database_url).set(drivername="postgresql")
+    dsn = url.render_as_string(hide_password=False)
+    listening = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(_listen, dsn, settings.database_statement_timeout_seconds, listening)
+        with anyio.move_on_after(LISTEN_READY_SECONDS):
+            await listening.wait()
+        try:
+            yield
+        finally:
+            tasks.cancel_scope.cancel()
+
+
+LISTEN_READY_SECONDS = 2.0
+RELISTEN_SECONDS = 5.0
+
+
+async def _listen(dsn: str, wait_limit: float, listening: anyio.Event) -> None:
+    while True:
+        conn: Any = None
+        try:
+            conn = await asyncpg.connect(dsn, timeout=wait_limit, command_timeout=wait_limit)
+            lost = anyio.Event()
+            conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
+            await conn.add_listener(CHANNEL, _wake)
+            listening.set()
+            signal.changed()  # anything committed while not listening is looked at now
+            await lost.wait()
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            log.warning("change notifications unavailable (%s); retrying", exc)
+        finally:
+            if conn is not None:
+                conn.terminate()  # no goodbye to wait for from a server that went silent
+        await anyio.sleep(RELISTEN_SECONDS)
+
+
+@asynccontextmanager
+async def background(settings: Settings, db: Database, *, run_worker: bool) -> AsyncIterator[None]:
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(pg_listener(settings))
+        if run_worker:
+            from casefolio.outbound.worker import running_worker
+
+            await stack.enter_async_context(running_worker(settings, db))
+        yield

@@ -1,0 +1,86 @@
+"""Where a webhook may point: not into this machine or its private networks, unless allowed.
+
+Checked when a webhook is created or changed, and again at each delivery (DNS can change in
+between); a delivery then connects to the very address that was checked.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+import anyio
+
+from casefolio.domain.errors import Invalid
+
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Refused(Exception):
+    """The URL is not one casefolio will send to; the message says why."""
+
+
+def networks(allowed: Sequence[str]) -> list[Network]:
+    return [ipaddress.ip_network(n, strict=False) for n in allowed]
+
+
+def check_url(url: str) -> tuple[str, str, int]:
+    """Given a webhook URL, return (scheme, host, port) or raise Invalid."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise Invalid(
+            "A webhook URL must be an absolute http:// or https:// URL.",
+            [{"field": "url", "message": "not an http(s) URL"}],
+        )
+    if parts.username or parts.password:
+        raise Invalid(
+            "A webhook URL must not carry credentials.", [{"field": "url", "message": "userinfo"}]
+        )
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError as exc:
+        raise Invalid("The webhook URL's port is not valid.") from exc
+    return parts.scheme, parts.hostname, port
+
+
+def _forbidden(address: Address) -> bool:
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return (
+        address.is_loopback
+        or address.is_link_local
+        or address.is_private
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+        or not address.is_global
+    )
+
+
+async def resolve(host: str, port: int, allowed: Sequence[Network]) -> Address:
+    """Given a host, return the address to connect to, or raise Refused."""
+    try:
+        literal: Address | None = ipaddress.ip_address(host)
+    except ValueError:
+        literal = None
+    if literal is not None:
+        found = [literal]
+    else:
+        try:
+            infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise Refused(f"The host {host} cannot be resolved.") from exc
+        found = [ipaddress.ip_address(info[4][0]) for info in infos]
+    if not found:
+        raise Refused(f"The host {host} has no address.")
+    for address in found:
+        if _forbidden(address) and not any(address in network for network in allowed):
+            raise Refused(
+                f"The host {host} resolves to {address}, a loopback, private, link-local or "
+                "multicast address; an operator can allow its network with "
+                "CASEFOLIO_WEBHOOK_ALLOWED_NETWORKS."
+            )
+    return found[0]

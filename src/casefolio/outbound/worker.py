@@ -1,0 +1,330 @@
+"""The webhook worker: fans the outbox out into deliveries, and delivers them at least once.
+
+Each round is three short transactions and no transaction is open while a request is out:
+fan-out (new changes become one delivery per matching webhook, and the fan-out position
+moves, together), claim (due deliveries are leased for a while, `FOR UPDATE SKIP LOCKED` on
+PostgreSQL so several workers never take the same one), and results (attempts, next
+attempt times, endpoint health). A worker killed mid-round loses nothing: its leases run
+out and the deliveries go out again, with the same `webhook-id`.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+import httpx
+from sqlalchemy import insert, or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import Change, User, Webhook, WebhookAttempt, WebhookDelivery
+from casefolio.db.types import utcnow
+from casefolio.domain import access, events
+from casefolio.domain.principal import Principal
+from casefolio.outbound import delivery, feed, ssrf
+from casefolio.outbound.signal import signal
+
+SYSTEM = events.Actor("system")
+FAN_OUT_BATCH = 1000
+#: pg_advisory_xact_lock key: one fan-out at a time across workers.
+FAN_OUT_LOCK = 0x6361_7365_666F_6C6A
+TRIM_EVERY = timedelta(hours=1)
+JITTER = 0.1
+BATCH_WINDOW_SECONDS = 0.01
+
+
+@dataclass
+class _Claimed:
+    delivery_id: int
+    msg_id: str
+    payload: dict[str, Any]
+    url: str
+    secrets: list[str]
+    attempts: int
+
+
+class Worker:
+    """`clock` and `rng` are injectable so tests walk the retry schedule without waiting."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+        batch: int = 200,
+        concurrency: int = 64,
+    ) -> None:
+        self.settings, self.db, self.clock = settings, db, clock
+        self.rng = rng or random.Random()
+        self.batch, self.concurrency = batch, concurrency
+        self.allowed = ssrf.networks(settings.webhook_allowed_networks)
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
+        self.client = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+        )
+        self._last_trim: datetime | None = None
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def run_once(self) -> int:
+        """One round: fan out, deliver what is due; return how many things it did."""
+        events.current_actor.set(SYSTEM)
+        done = await self.fan_out()
+        done += await self.deliver_due()
+        await self._trim_now_and_then()
+        return done
+
+    async def run(self) -> None:
+        """Forever: rounds while there is work, else wait for a commit (or a second).
+
+        After a wake-up it lets a few milliseconds of commits gather, so that under load a
+        round (three write transactions) carries many deliveries rather than one.
+        """
+        while True:
+            if not await self.run_once() and await signal.wait(feed.RECHECK_SECONDS):
+                await anyio.sleep(BATCH_WINDOW_SECONDS)
+
+    async def fan_out(self) -> int:
+        async with self.db.write() as session:
+            if self.db.engine.dialect.name == "postgresql":
+                await session.execute(text(f"SELECT pg_advisory_xact_lock({FAN_OUT_LOCK})"))
+            position = await feed.state(session, feed.FANNED_OUT)
+            changes = list(
+                await session.scalars(
+                    select(Change)
+                    .where(Change.seq > position)
+                    .order_by(Change.seq)
+                    .limit(FAN_OUT_BATCH)
+                )
+            )
+            if not changes:
+                return 0
+            hooks = list(await session.scalars(select(Webhook).where(Webhook.active.is_(True))))
+            first_at = self.clock() + timedelta(seconds=self.settings.webhook_retry_schedule[0])
+            rows = [
+                {
+                    "webhook_id": hook.id,
+                    # Unique beyond this installation: receivers de-duplicate on it.
+                    "msg_id": f"msg_{uuid.uuid4().hex}",
+                    "type": change.type,
+                    "seq": change.seq,
+                    "payload": delivery.payload(change),
+                    "status": "pending",
+                    "attempts": 0,
+                    "next_attempt_at": first_at,
+                    "created_at": change.at,
+                }
+                for change in changes
+                for hook in hooks
+                if _matches(hook, change)
+            ]
+            if rows:
+                await session.execute(insert(WebhookDelivery), rows)
+            await feed.set_state(session, feed.FANNED_OUT, changes[-1].seq)
+            return len(changes)
+
+    async def deliver_due(self) -> int:
+        claimed = await self._claim()
+        if not claimed:
+            return 0
+        results: list[tuple[_Claimed, delivery.Outcome]] = []
+        limiter = anyio.CapacityLimiter(self.concurrency)
+
+        async def send(item: _Claimed) -> None:
+            async with limiter:
+                outcome = await delivery.attempt(
+                    self.client,
+                    url=item.url,
+                    secrets_=item.secrets,
+                    msg_id=item.msg_id,
+                    body=item.payload,
+                    allowed=self.allowed,
+                    time_limit=self.settings.webhook_timeout_seconds,
+                )
+            results.append((item, outcome))
+
+        async with anyio.create_task_group() as tasks:
+            for item in claimed:
+                tasks.start_soon(send, item)
+        await self._record(results)
+        return len(claimed)
+
+    async def _claim(self) -> list[_Claimed]:
+        now = self.clock()
+        async with self.db.write() as session:
+            stmt = (
+                select(WebhookDelivery)
+                .where(
+                    WebhookDelivery.status == "pending",
+                    WebhookDelivery.next_attempt_at <= now,
+                    or_(
+                        WebhookDelivery.claimed_until.is_(None),
+                        WebhookDelivery.claimed_until < now,
+                    ),
+                )
+                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+                .limit(self.batch)
+            )
+            if self.db.engine.dialect.name == "postgresql":
+                stmt = stmt.with_for_update(skip_locked=True)
+            rows = list(await session.scalars(stmt))
+            if not rows:
+                return []
+            hooks = {
+                h.id: h
+                for h in await session.scalars(
+                    select(Webhook).where(Webhook.id.in_({r.webhook_id for r in rows}))
+                )
+            }
+            owners = await _owners(session, hooks.values())
+            claimed: list[_Claimed] = []
+            for row in rows:
+                hook = hooks.get(row.webhook_id)
+                if hook is None or not hook.active:
+                    row.status = "dropped"
+                    continue
+                if not await _visible_to_owner(session, owners.get(hook.owner_id), row):
+                    row.status = "dropped"  # its owner cannot see it (any more)
+                    continue
+                row.claimed_until = now + self.lease
+                claimed.append(
+                    _Claimed(
+                        row.id, row.msg_id, row.payload, hook.url, _secrets(hook, now), row.attempts
+                    )
+                )
+            return claimed
+
+    async def _record(self, results: Sequence[tuple[_Claimed, delivery.Outcome]]) -> None:
+        now = self.clock()
+        schedule = self.settings.webhook_retry_schedule
+        async with self.db.write() as session:
+            rows = {
+                d.id: d
+                for d in await session.scalars(
+                    select(WebhookDelivery).where(
+                        WebhookDelivery.id.in_([item.delivery_id for item, _ in results])
+                    )
+                )
+            }
+            hooks = {
+                h.id: h
+                for h in await session.scalars(
+                    select(Webhook).where(Webhook.id.in_({r.webhook_id for r in rows.values()}))
+                )
+            }
+            for item, outcome in results:
+                row = rows.get(item.delivery_id)
+                if row is None:
+                    continue
+                hook = hooks.get(row.webhook_id)
+                row.attempts += 1
+                row.claimed_until = None
+                next_at: datetime | None = None
+                if outcome.ok:
+                    row.status = "delivered"
+                elif outcome.status_code == 410 or row.attempts >= len(schedule):
+                    row.status = "failed"
+                else:
+                    delay = schedule[row.attempts] * (1 + self.rng.uniform(0, JITTER))
+                    if outcome.retry_after is not None and outcome.status_code in (429, 503):
+                        delay = max(delay, outcome.retry_after)
+                    next_at = now + timedelta(seconds=delay)
+                row.next_attempt_at = next_at
+                session.add(
+                    WebhookAttempt(
+                        delivery_id=row.id,
+                        at=now,
+                        status_code=outcome.status_code,
+                        duration_ms=outcome.duration_ms,
+                        response_excerpt=outcome.excerpt,
+                        error=outcome.error,
+                        next_attempt_at=next_at,
+                    )
+                )
+                if hook is not None:
+                    self._health(session, hook, outcome)
+
+    def _health(self, session: AsyncSession, hook: Webhook, outcome: delivery.Outcome) -> None:
+        if outcome.ok:
+            hook.consecutive_failures, hook.failing = 0, False
+            return
+        hook.consecutive_failures += 1
+        if outcome.status_code == 410 and hook.active:
+            hook.active, hook.disabled_reason = False, "The endpoint answered 410 Gone."
+            events.emit(
+                session, events.WebhookDisabled(subject_id=hook.id, details={"status": 410})
+            )
+        if hook.consecutive_failures >= self.settings.webhook_failing_after and not hook.failing:
+            hook.failing = True
+            events.emit(
+                session,
+                events.WebhookFailing(
+                    subject_id=hook.id, details={"failures": hook.consecutive_failures}
+                ),
+            )
+
+    async def _trim_now_and_then(self) -> None:
+        now = self.clock()
+        if self._last_trim is not None and now - self._last_trim < TRIM_EVERY:
+            return
+        self._last_trim = now
+        async with self.db.write() as session:
+            await feed.trim(session, retention=timedelta(days=self.settings.changes_retention_days))
+
+
+def _matches(hook: Webhook, change: Change) -> bool:
+    if change.type not in hook.events or change.at < hook.created_at:
+        return False
+    return hook.project_ids is None or change.project_id in hook.project_ids
+
+
+def _secrets(hook: Webhook, now: datetime) -> list[str]:
+    keys = [hook.secret]
+    if hook.previous_secret and hook.previous_secret_until and hook.previous_secret_until > now:
+        keys.append(hook.previous_secret)
+    return keys
+
+
+async def _owners(session: AsyncSession, hooks: Any) -> dict[int | None, Principal]:
+    ids = {h.owner_id for h in hooks if h.owner_id is not None}
+    users = await session.scalars(select(User).where(User.id.in_(ids), User.active.is_(True)))
+    return {u.id: Principal(u.id, u.email, u.name, u.is_operator) for u in users}
+
+
+async def _visible_to_owner(
+    session: AsyncSession, owner: Principal | None, row: WebhookDelivery
+) -> bool:
+    if owner is None:
+        return False
+    if owner.is_operator:
+        return True
+    project = row.payload.get("data", {}).get("projectId")
+    if project is None:
+        return row.type == "webhook.test"
+    return await access.project_role(session, owner, int(project)) is not None
+
+
+@asynccontextmanager
+async def running_worker(settings: Settings, db: Database) -> AsyncIterator[Worker]:
+    """A worker running in the background of this process while the block runs."""
+    worker = Worker(settings, db)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(worker.run)
+            yield worker
+            tasks.cancel_scope.cancel()
+    finally:
+        await worker.close()

@@ -1,0 +1,281 @@
+"""The audit trail: every write and content read, in the same transaction, hash chained."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+from sqlalchemy import func, select, update
+from typer.testing import CliRunner, Result
+
+from casefolio.cli import app as cli_app
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import AuditEntry
+from casefolio.outbound import audit
+from tests.cli.conftest import cli_env
+from tests.factories import Actor
+from tests.outbound.conftest import Matter
+
+
+async def _entries(db: Database) -> list[AuditEntry]:
+    async with db.read() as session:
+        return list(await session.scalars(select(AuditEntry).order_by(AuditEntry.id)))
+
+
+async def _upload(client: httpx.AsyncClient, matter: Matter, actor: Actor, body: bytes) -> int:
+    done = await client.post(
+        matter.url("/documents?fileName=claim.txt"), content=body, headers=actor.headers
+    )
+    assert done.status_code == 201, done.text
+    return int(done.json()["id"])
+
+
+async def test_a_write_is_audited_with_its_actor_and_a_refused_one_is_not(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    before = len(await _entries(db))
+    document = await _upload(client, matter, matter.writer, b"claim")
+    entries = await _entries(db)
+    assert len(entries) == before + 1
+    created = entries[-1]
+    assert created.action == "document.created"
+    assert (created.target_type, created.target_id, created.project_id) == (
+        "document",
+        document,
+        matter.id,
+    )
+    assert (created.actor_kind, created.actor_user_id, created.actor_token_id) == (
+        "token",
+        matter.writer.user_id,
+        matter.writer.token_id,
+    )
+    assert created.client == "127.0.0.1"
+    assert created.details["fileName"] == "claim.txt"
+
+    # A refusal (a reader may not delete) writes nothing, so it audits nothing.
+    refused = await client.delete(
+        matter.url(f"/documents/{document}"), headers=matter.reader.headers
+    )
+    assert refused.status_code == 403
+    assert len(await _entries(db)) == before + 1
+
+
+async def test_downloads_of_content_and_of_a_version_are_audited(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    document = await _upload(client, matter, matter.writer, b"claim")
+    got = await client.get(
+        matter.url(f"/documents/{document}/content"), headers=matter.reader.headers
+    )
+    assert got.status_code == 200 and got.content == b"claim"
+    version = got.headers["etag"]
+    listed = await client.get(
+        matter.url(f"/documents/{document}/versions"), headers=matter.reader.headers
+    )
+    version_id = listed.json()[0]["id"]
+    got = await client.get(
+        matter.url(f"/documents/{document}/versions/{version_id}/content"),
+        headers=matter.reader.headers,
+    )
+    assert got.status_code == 200 and got.headers["etag"] == version
+    reads = [e for e in await _entries(db) if e.action.endswith(".downloaded")]
+    assert [(e.action, e.actor_user_id, e.project_id) for e in reads] == [
+        ("content.downloaded", matter.reader.user_id, matter.id),
+        ("version.downloaded", matter.reader.user_id, matter.id),
+    ]
+    assert reads[1].target_id == int(version_id)
+    # Never file bytes, never a secret: the details are ids, numbers and the digest.
+    assert set(reads[0].details) == {"number", "sha256"}
+
+
+async def test_writes_of_every_kind_are_audited(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    h = operator.headers
+    folder = (await client.post(matter.url("/folders"), json={"name": "F"}, headers=h)).json()["id"]
+    field = (
+        await client.post(matter.url("/fields"), json={"name": "C", "type": "text"}, headers=h)
+    ).json()["id"]
+    document = await _upload(client, matter, operator, b"one")
+    await client.post(
+        matter.url(f"/documents/{document}/replace?fileName=b.txt"), content=b"two", headers=h
+    )
+    assert (
+        await client.put(matter.url(f"/documents/{document}/{folder}"), headers=h)
+    ).status_code == 200
+    assert (
+        await client.put(
+            matter.url(f"/documents/{document}/fields/{field}"), json={"value": "x"}, headers=h
+        )
+    ).status_code == 200
+    team = (await client.post("/api/v1/teams", json={"name": "T"}, headers=h)).json()["id"]
+    assert (
+        await client.post(
+            "/api/v1/tokens", json={"name": "n", "userId": str(operator.user_id)}, headers=h
+        )
+    ).status_code == 201
+    assert (
+        await client.patch("/api/v1/settings", json={"integrationsApiEnabled": True}, headers=h)
+    ).status_code == 200
+    assert (await client.delete(matter.url(f"/documents/{document}"), headers=h)).status_code == 204
+    assert (await client.delete(matter.url(f"/folders/{folder}"), headers=h)).status_code == 204
+    actions = [e.action for e in await _entries(db)]
+    for expected in (
+        "project.created",
+        "project.member_set",
+        "folder.created",
+        "field.created",
+        "document.created",
+        "version.added",
+        "document.moved",
+        "field.set",
+        "team.created",
+        "token.issued",
+        "settings.updated",
+        "document.deleted",
+        "folder.deleted",
+    ):
+        assert expected in actions, expected
+    assert team
+
+
+async def test_the_audit_list_filters_pages_and_is_limited_to_administered_projects(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    for n in range(3):
+        await _upload(client, matter, matter.writer, f"doc {n}".encode())
+    url = f"/api/v1/audit?projectId={matter.id}&action=document.created&limit=2"
+    first = await client.get(url, headers=operator.headers)
+    assert first.status_code == 200, first.text
+    assert [e["action"] for e in first.json()] == ["document.created"] * 2
+    assert first.json()[0]["actor"]["userId"] == matter.writer.user_id
+    link = first.headers["link"].split(";")[0].strip("<>")
+    second = await client.get(link, headers=operator.headers)
+    assert len(second.json()) == 1 and "link" not in second.headers
+    ids = [e["id"] for e in first.json() + second.json()]
+    assert ids == sorted(ids) and len(set(ids)) == 3
+
+    mine = await client.get(
+        f"/api/v1/audit?userId={matter.writer.user_id}&targetType=document",
+        headers=operator.headers,
+    )
+    assert {e["actor"]["userId"] for e in mine.json()} == {matter.writer.user_id}
+
+    # A project admin reads their project's entries, and must say which project.
+    admin = await client.get(f"/api/v1/audit?projectId={matter.id}", headers=matter.admin.headers)
+    assert admin.status_code == 200 and {e["target"]["projectId"] for e in admin.json()} == {
+        matter.id
+    }
+    whole = await client.get("/api/v1/audit", headers=matter.admin.headers)
+    assert whole.status_code == 403 and "projectId" in whole.json()["detail"]
+    writer = await client.get(f"/api/v1/audit?projectId={matter.id}", headers=matter.writer.headers)
+    assert writer.status_code == 403
+    outsider = await client.get(
+        f"/api/v1/audit?projectId={matter.id}", headers=matter.outsider.headers
+    )
+    assert outsider.status_code == 404
+    bad = await client.get("/api/v1/audit?after=yesterday", headers=operator.headers)
+    assert bad.status_code == 400
+    # No API changes or deletes entries.
+    assert (await client.delete("/api/v1/audit", headers=operator.headers)).status_code == 405
+
+
+async def test_verify_reports_the_first_entry_edited_in_the_database(
+    client: httpx.AsyncClient, db: Database, matter: Matter, settings: Settings
+) -> None:
+    for n in range(3):
+        await _upload(client, matter, matter.writer, f"doc {n}".encode())
+    async with db.read() as session:
+        assert (await audit.verify(session)).first_bad_id is None
+    runner = CliRunner()
+    intact = await _invoke(runner, ["audit", "verify"], cli_env(settings))
+    assert intact.exit_code == 0, intact.output
+    assert "intact" in intact.output
+
+    entries = await _entries(db)
+    victim = entries[len(entries) // 2]
+    async with db.write() as session:
+        await session.execute(
+            update(AuditEntry).where(AuditEntry.id == victim.id).values(actor_user_id=999)
+        )
+    async with db.read() as session:
+        verdict = await audit.verify(session)
+    assert verdict.first_bad_id == victim.id
+    broken = await _invoke(runner, ["audit", "verify"], cli_env(settings))
+    assert broken.exit_code == 1
+    assert f"Audit entry {victim.id} is not valid" in broken.output
+
+
+async def test_export_writes_json_lines_of_one_project(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor, settings: Settings
+) -> None:
+    await _upload(client, matter, matter.writer, b"a")
+    other = await client.post("/api/v1/projects", json={"name": "Other"}, headers=operator.headers)
+    runner = CliRunner()
+    done = await _invoke(
+        runner, ["audit", "export", "--project", str(matter.id)], cli_env(settings)
+    )
+    assert done.exit_code == 0, done.output
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines and {e["target"]["projectId"] for e in lines} == {matter.id}
+    assert other.json()["id"] not in {str(e["target"]["projectId"]) for e in lines}
+    assert all(len(e["hash"]) == 64 for e in lines)
+    later = await _invoke(
+        runner, ["audit", "export", "--since", "2999-01-01T00:00:00"], cli_env(settings)
+    )
+    assert later.exit_code == 0 and not [x for x in later.stdout.splitlines() if x.startswith("{")]
+
+
+async def _invoke(runner: CliRunner, args: list[str], env: dict[str, str]) -> Result:
+    # In a thread: the command runs an event loop of its own.
+    return await anyio.to_thread.run_sync(lambda: runner.invoke(cli_app, args, env=env))
+
+
+_WRITER = """
+import sys, anyio
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.domain import events
+
+async def main() -> None:
+    db = Database.open(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))
+    for n in range(int(sys.argv[3])):
+        async with db.write() as session:
+            events.emit(session, events.SettingsUpdated(details={"n": n, "by": sys.argv[4]}))
+    await db.close()
+
+anyio.run(main)
+"""
+
+
+def test_concurrent_writer_processes_make_one_valid_chain(
+    settings: Settings, database_url: str, is_postgres: bool, tmp_path: Any
+) -> None:
+    if not is_postgres:
+        pytest.skip("SQLite's write lock serialises writers; the test is for PostgreSQL")
+    writers = [
+        subprocess.Popen(
+            [sys.executable, "-c", _WRITER, database_url, str(tmp_path), "150", f"w{i}"]
+        )
+        for i in range(3)
+    ]
+    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+
+    async def check() -> tuple[int, audit.Verdict]:
+        db = Database.open(settings)
+        try:
+            async with db.read() as session:
+                count = await session.scalar(select(func.count()).select_from(AuditEntry))
+                return int(count or 0), await audit.verify(session)
+        finally:
+            await db.close()
+
+    count, verdict = anyio.run(check)
+    assert count == 450
+    assert verdict.first_bad_id is None and verdict.checked == 450

@@ -1,0 +1,209 @@
+"""The change feed: commit order, deletions, access changes, long-polls, retention."""
+
+from __future__ import annotations
+
+import sys
+from datetime import timedelta
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.outbound import feed, runtime
+from casefolio.outbound.signal import signal
+from tests.factories import Actor
+from tests.outbound.conftest import Matter
+
+
+async def _cursor(client: httpx.AsyncClient, actor: Actor) -> str:
+    got = await client.get("/api/v1/changes/cursor", headers=actor.headers)
+    assert got.status_code == 200, got.text
+    return str(got.json()["cursor"])
+
+
+async def _changes(
+    client: httpx.AsyncClient, actor: Actor, cursor: str, **query: Any
+) -> tuple[list[dict[str, Any]], str]:
+    """Every change after `cursor`, following pages; return them and the last cursor."""
+    found: list[dict[str, Any]] = []
+    while True:
+        got = await client.get(
+            "/api/v1/changes", params={"cursor": cursor, **query}, headers=actor.headers
+        )
+        assert got.status_code == 200, got.text
+        body = got.json()
+        found += body["changes"]
+        cursor = body["nextCursor"]
+        if not body["hasMore"]:
+            return found, cursor
+
+
+async def test_changes_come_in_commit_order_with_deletions_and_pages(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    start = await _cursor(client, matter.reader)
+    h = matter.writer.headers
+    folder = (await client.post(matter.url("/folders"), json={"name": "F"}, headers=h)).json()["id"]
+    doc = (
+        await client.post(matter.url("/documents?fileName=a.txt"), content=b"a", headers=h)
+    ).json()["id"]
+    await client.post(
+        matter.url(f"/documents/{doc}/replace?fileName=b.txt"), content=b"b", headers=h
+    )
+    await client.put(matter.url(f"/documents/{doc}/{folder}"), headers=h)
+    versions = (await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)).json()
+    admin = matter.admin.headers
+    gone = await client.delete(
+        matter.url(f"/documents/{doc}/versions/{versions[0]['id']}"), headers=admin
+    )
+    assert gone.status_code == 204
+    assert (await client.delete(matter.url(f"/documents/{doc}"), headers=admin)).status_code == 204
+
+    changes, end = await _changes(client, matter.reader, start, limit=2)
+    assert [c["type"] for c in changes] == [
+        "folder.created",
+        "document.created",
+        "version.added",
+        "document.moved",
+        "version.deleted",
+        "document.deleted",
+    ]
+    seqs = [c["seq"] for c in changes]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    assert {c["projectId"] for c in changes} == {str(matter.id)}
+    assert changes[1]["documentId"] == doc and changes[3]["folderId"] == folder
+    assert changes[4]["versionId"] == versions[0]["id"]
+    # Nothing new: the same cursor comes back, and the page is empty.
+    again, same = await _changes(client, matter.reader, end)
+    assert again == [] and same == end
+    # The outsider sees none of it.
+    theirs, _ = await _changes(client, matter.outsider, start)
+    assert theirs == []
+
+
+async def test_losing_and_regaining_access_is_in_the_feed_of_that_user_only(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    start = await _cursor(client, matter.reader)
+    h = operator.headers
+    removed = await client.delete(matter.url(f"/users/{matter.reader.email}"), headers=h)
+    assert removed.status_code in (200, 204), removed.text
+    hidden = await client.post(matter.url("/documents?fileName=x.txt"), content=b"x", headers=h)
+    assert hidden.status_code == 201
+    changes, cursor = await _changes(client, matter.reader, start)
+    assert [(c["type"], c["projectId"]) for c in changes] == [
+        ("project.access_lost", str(matter.id))
+    ]
+    # A team grant gives it back.
+    team = (await client.post("/api/v1/teams", json={"name": "Readers"}, headers=h)).json()["id"]
+    put = await client.put(f"/api/v1/teams/{team}/users/{matter.reader.email}", headers=h)
+    assert put.status_code in (200, 204), put.text
+    granted = await client.put(matter.url(f"/teams/{team}"), json={"role": "Read Only"}, headers=h)
+    assert granted.status_code in (200, 204), granted.text
+    changes, cursor = await _changes(client, matter.reader, cursor)
+    assert [c["type"] for c in changes] == ["project.access_granted"]
+    # Removing the team's grant takes it away again; the writer (direct grant) keeps it.
+    writer_start = await _cursor(client, matter.writer)
+    revoked = await client.delete(matter.url(f"/teams/{team}"), headers=h)
+    assert revoked.status_code in (200, 204), revoked.text
+    changes, _ = await _changes(client, matter.reader, cursor)
+    assert [c["type"] for c in changes] == ["project.access_lost"]
+    assert (await _changes(client, matter.writer, writer_start))[0] == []
+
+
+async def test_a_long_poll_returns_when_a_change_commits(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    cursor = await _cursor(client, matter.reader)
+    answer: dict[str, Any] = {}
+
+    async def poll() -> None:
+        got = await client.get(
+            "/api/v1/changes", params={"cursor": cursor, "wait": 30}, headers=matter.reader.headers
+        )
+        answer.update(got.json())
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(poll)
+        await anyio.wait_all_tasks_blocked()
+        made = await client.post(
+            matter.url("/documents?fileName=a.txt"), content=b"a", headers=matter.writer.headers
+        )
+        assert made.status_code == 201
+    assert [c["type"] for c in answer["changes"]] == ["document.created"]
+    assert answer["changes"][0]["documentId"] == made.json()["id"]
+
+
+async def test_a_long_poll_with_nothing_to_say_ends_empty_and_bad_input_is_400(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    cursor = await _cursor(client, matter.reader)
+    got = await client.get(
+        "/api/v1/changes", params={"cursor": cursor, "wait": 0.2}, headers=matter.reader.headers
+    )
+    assert got.status_code == 200 and got.json()["changes"] == []
+    for params in ({"wait": 61}, {"cursor": "nonsense"}, {"limit": 0}):
+        bad = await client.get("/api/v1/changes", params=params, headers=matter.reader.headers)
+        assert bad.status_code == 400, (params, bad.text)
+
+
+async def test_a_cursor_older_than_the_history_kept_is_410(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    old = await _cursor(client, matter.reader)
+    for name in ("a", "b"):
+        await client.post(
+            matter.url(f"/documents?fileName={name}"),
+            content=name.encode(),
+            headers=matter.writer.headers,
+        )
+    async with db.write() as session:
+        await feed.set_state(session, feed.FANNED_OUT, 10**9)
+        assert await feed.trim(session, retention=timedelta(0)) > 0
+    got = await client.get("/api/v1/changes", params={"cursor": old}, headers=matter.reader.headers)
+    assert got.status_code == 410
+    assert "resync" in got.json()["detail"]
+    fresh = await _cursor(client, matter.reader)
+    assert (await _changes(client, matter.reader, fresh))[0] == []
+    # Without a cursor the feed starts at the oldest change kept, never 410.
+    oldest = await client.get("/api/v1/changes", headers=matter.reader.headers)
+    assert oldest.status_code == 200, oldest.text
+
+
+_COMMIT = """
+import sys, anyio
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.domain import events
+
+async def main() -> None:
+    db = Database.open(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))
+    async with db.write() as session:
+        events.emit(session, events.FolderCreated(project_id=1, folder_id=1))
+    await db.close()
+
+anyio.run(main)
+"""
+
+
+async def test_a_commit_in_another_process_wakes_this_one(
+    settings: Settings, database_url: str, is_postgres: bool, tmp_path: Any
+) -> None:
+    if not is_postgres:
+        pytest.skip("across processes on SQLite, long-polls re-check the outbox every second")
+    async with runtime.pg_listener(settings), anyio.create_task_group() as tasks:
+        woke: list[bool] = []
+
+        async def wait() -> None:
+            woke.append(await signal.wait(30))
+
+        tasks.start_soon(wait)
+        await anyio.wait_all_tasks_blocked()
+        done = await anyio.run_process(
+            [sys.executable, "-c", _COMMIT, database_url, str(tmp_path)], check=False
+        )
+        assert done.returncode == 0, done.stderr
+    assert woke == [True]

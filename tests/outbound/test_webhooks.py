@@ -1,0 +1,304 @@
+"""Webhooks: registration, signatures (checked with the standardwebhooks package), retries,
+Retry-After, 410, failing endpoints, rotation, tests, redelivery, SSRF, visibility."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from standardwebhooks import Webhook as Verifier
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import AuditEntry, WebhookAttempt, WebhookDelivery
+from casefolio.db.types import utcnow
+from casefolio.domain import webhooks
+from casefolio.domain.errors import Invalid
+from casefolio.domain.principal import Principal
+from casefolio.outbound.worker import Worker
+from tests.factories import Actor
+from tests.outbound.conftest import Matter
+from tests.outbound.receiver import Receiver, receiver
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def worker(settings: Settings, db: Database, clock: Clock) -> AsyncIterator[Worker]:
+    import random
+
+    made = Worker(settings, db, clock=clock, rng=random.Random(1))
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+def hook_receiver() -> Any:
+    with receiver() as r:
+        yield r
+
+
+async def _register(
+    client: httpx.AsyncClient, actor: Actor, url: str, events: list[str], **extra: Any
+) -> dict[str, Any]:
+    made = await client.post(
+        "/api/v1/webhooks", json={"url": url, "events": events, **extra}, headers=actor.headers
+    )
+    assert made.status_code == 201, made.text
+    body: dict[str, Any] = made.json()
+    return body
+
+
+async def _upload(client: httpx.AsyncClient, matter: Matter, name: str = "a.txt") -> str:
+    made = await client.post(
+        matter.url(f"/documents?fileName={name}"), content=b"x", headers=matter.writer.headers
+    )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+async def _audit(db: Database, action: str) -> list[AuditEntry]:
+    async with db.read() as session:
+        return list(await session.scalars(select(AuditEntry).where(AuditEntry.action == action)))
+
+
+async def test_a_delivery_is_signed_as_standard_webhooks_say(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+    hook_receiver: Receiver,
+) -> None:
+    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
+    assert hook["secret"].startswith("whsec_") and hook["projectIds"] is None
+    read = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=operator.headers)
+    assert "secret" not in read.json()
+    document = await _upload(client, matter)
+    await client.post(matter.url("/folders"), json={"name": "F"}, headers=matter.writer.headers)
+
+    assert await worker.run_once() > 0
+    [got] = hook_receiver.received
+    payload = Verifier(hook["secret"]).verify(got.body, got.headers)
+    assert payload["type"] == "document.created"
+    assert payload["data"]["documentId"] == document
+    assert payload["data"]["projectId"] == str(matter.id)
+    assert payload["data"]["links"]["document"].endswith(f"/documents/{document}")
+    assert "content" not in json.dumps(payload).lower().replace("contenttype", "")
+    # A wrong secret does not verify.
+    with pytest.raises(Exception, match=r"(?i)signature"):
+        Verifier("whsec_" + "A" * 44).verify(got.body, got.headers)
+    # Nothing else is due, and nothing is sent twice.
+    assert await worker.run_once() == 0 and len(hook_receiver.received) == 1
+
+
+async def test_failures_retry_on_the_schedule_with_the_same_id(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+    clock: Clock,
+    hook_receiver: Receiver,
+) -> None:
+    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
+    hook_receiver.answers = [(500, {}), (503, {"retry-after": "600"})]
+    await _upload(client, matter)
+    await worker.run_once()
+    assert len(hook_receiver.received) == 1
+    await worker.run_once()  # the next attempt waits ~5 s on the injected clock
+    assert len(hook_receiver.received) == 1
+    clock.advance(5.6)
+    await worker.run_once()
+    assert len(hook_receiver.received) == 2
+    clock.advance(300 * 1.1)  # the schedule says 5 min, Retry-After 10 min: it waits
+    await worker.run_once()
+    assert len(hook_receiver.received) == 2
+    clock.advance(600 - 300 * 1.1 + 1)
+    await worker.run_once()
+    assert len(hook_receiver.received) == 3
+    assert len(set(hook_receiver.ids())) == 1
+
+    log = await client.get(f"/api/v1/webhooks/{hook['id']}/deliveries", headers=operator.headers)
+    [entry] = log.json()
+    assert entry["status"] == "delivered"
+    assert [a["statusCode"] for a in entry["attempts"]] == [500, 503, 200]
+    assert entry["attempts"][0]["responseExcerpt"] == "answer 500"
+    assert entry["attempts"][0]["nextAttemptAt"] is not None
+    assert (
+        entry["attempts"][2]["nextAttemptAt"] is None and entry["msgId"] == hook_receiver.ids()[0]
+    )
+
+
+async def test_410_disables_and_a_run_of_failures_marks_failing(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+    clock: Clock,
+) -> None:
+    with receiver() as gone, receiver() as flaky:
+        first = await _register(client, operator, gone.url, ["document.created"])
+        second = await _register(client, operator, flaky.url, ["document.created"])
+        gone.answers = [(410, {})]
+        flaky.answers = [(500, {})] * 20
+        for n in range(3):
+            await _upload(client, matter, f"{n}.txt")
+            await worker.run_once()
+            clock.advance(400)
+        states = {
+            h["id"]: h
+            for h in (await client.get("/api/v1/webhooks", headers=operator.headers)).json()
+        }
+        assert states[first["id"]]["active"] is False
+        assert "410" in states[first["id"]]["disabledReason"]
+        assert len(gone.received) == 1  # nothing more after the 410
+        assert states[second["id"]]["failing"] is True and states[second["id"]]["active"]
+        assert [e.target_id for e in await _audit(db, "webhook.disabled")] == [int(first["id"])]
+        assert [e.target_id for e in await _audit(db, "webhook.failing")] == [int(second["id"])]
+
+
+async def test_a_redirect_is_a_failure_and_is_not_followed(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor, worker: Worker
+) -> None:
+    with receiver() as target, receiver() as redirector:
+        hook = await _register(client, operator, redirector.url, ["document.created"])
+        redirector.answers = [(302, {"location": target.url})]
+        await _upload(client, matter)
+        await worker.run_once()
+        assert len(redirector.received) == 1 and target.received == []
+        log = await client.get(
+            f"/api/v1/webhooks/{hook['id']}/deliveries", headers=operator.headers
+        )
+        assert log.json()[0]["status"] == "pending"
+        assert log.json()[0]["attempts"][0]["statusCode"] == 302
+
+
+async def test_rotation_signs_with_both_secrets_and_test_and_redeliver_send_again(
+    client: httpx.AsyncClient,
+    operator: Actor,
+    worker: Worker,
+    clock: Clock,
+    hook_receiver: Receiver,
+) -> None:
+    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
+    rotated = await client.post(
+        f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=operator.headers
+    )
+    assert rotated.status_code == 200 and rotated.json()["secret"] != hook["secret"]
+    queued = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=operator.headers)
+    assert queued.status_code == 202
+    clock.advance(1)  # queued at the real "now", which the test clock started before
+    await worker.run_once()
+    [got] = hook_receiver.received
+    assert len(got.headers["webhook-signature"].split()) == 2
+    for secret in (hook["secret"], rotated.json()["secret"]):
+        assert Verifier(secret).verify(got.body, got.headers)["type"] == "webhook.test"
+
+    again = await client.post(
+        f"/api/v1/webhooks/{hook['id']}/deliveries/{queued.json()['deliveryId']}/redeliver",
+        headers=operator.headers,
+    )
+    assert again.status_code == 202
+    clock.advance(1)
+    await worker.run_once()
+    assert len(hook_receiver.received) == 2 and len(set(hook_receiver.ids())) == 1
+
+
+async def test_registration_checks_events_rights_and_addresses(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor, settings: Settings
+) -> None:
+    url = "http://127.0.0.1:9/hook"
+
+    async def refused(actor: Actor, body: dict[str, Any], status: int, words: str) -> None:
+        got = await client.post("/api/v1/webhooks", json=body, headers=actor.headers)
+        assert got.status_code == status, got.text
+        assert words in got.json()["detail"]
+
+    await refused(operator, {"url": url, "events": ["document.eaten"]}, 400, "document.eaten")
+    await refused(operator, {"url": "ftp://x/", "events": ["document.created"]}, 400, "http")
+    for target in ("http://169.254.169.254/latest", "http://10.1.2.3/", "http://[::1]:8/"):
+        await refused(operator, {"url": target, "events": ["document.created"]}, 400, "resolves")
+    # A project admin: only for projects they administer, never installation-wide.
+    await refused(matter.admin, {"url": url, "events": ["document.created"]}, 403, "projectIds")
+    await refused(
+        matter.writer,
+        {"url": url, "events": ["document.created"], "projectIds": [str(matter.id)]},
+        403,
+        "",
+    )
+    mine = await _register(
+        client, matter.admin, url, ["document.created"], projectIds=[str(matter.id)]
+    )
+    listed = await client.get("/api/v1/webhooks", headers=matter.admin.headers)
+    assert [h["id"] for h in listed.json()] == [mine["id"]]
+    other = await client.get(f"/api/v1/webhooks/{mine['id']}", headers=matter.writer.headers)
+    assert other.status_code == 404
+    async with db.read() as session:
+        assert len(list(await session.scalars(select(WebhookDelivery)))) == 0
+    # Without the allowance, loopback is refused too (the default).
+    async with db.write() as session:
+        who = Principal(operator.user_id, operator.email, "Op", True)
+        spec = webhooks.WebhookSpec(url, ["document.created"])
+        with pytest.raises(Invalid, match="loopback"):
+            await webhooks.create(session, who=who, spec=spec, allowed=[])
+
+
+async def test_delivery_rechecks_the_address_and_the_owners_access(
+    client: httpx.AsyncClient,
+    settings: Settings,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+    clock: Clock,
+    hook_receiver: Receiver,
+) -> None:
+    await _register(
+        client, matter.admin, hook_receiver.url, ["document.created"], projectIds=[str(matter.id)]
+    )
+    await _upload(client, matter, "seen.txt")
+    await worker.run_once()
+    assert len(hook_receiver.received) == 1
+    # The admin loses the project: its events no longer reach the admin's webhook.
+    removed = await client.delete(
+        matter.url(f"/users/{matter.admin.email}"), headers=operator.headers
+    )
+    assert removed.status_code == 204
+    await _upload(client, matter, "unseen.txt")
+    await worker.run_once()
+    assert len(hook_receiver.received) == 1
+    async with db.read() as session:
+        statuses = [d.status for d in await session.scalars(select(WebhookDelivery))]
+    assert sorted(statuses) == ["delivered", "dropped"]
+
+    # An operator's webhook whose address is no longer allowed at delivery time.
+    await _register(client, operator, hook_receiver.url, ["document.created"])
+    strict = Worker(settings.model_copy(update={"webhook_allowed_networks": []}), db, clock=clock)
+    try:
+        await _upload(client, matter, "blocked.txt")
+        await strict.run_once()
+    finally:
+        await strict.close()
+    assert len(hook_receiver.received) == 1
+    async with db.read() as session:
+        errors = [a.error for a in await session.scalars(select(WebhookAttempt))]
+    assert any(e and "loopback" in e for e in errors), errors

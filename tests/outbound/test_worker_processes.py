@@ -1,0 +1,159 @@
+"""`casefolio worker` processes: a kill -9 loses nothing; two workers never take the same
+delivery (PostgreSQL, FOR UPDATE SKIP LOCKED)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+import httpx
+import pytest
+from sqlalchemy import select
+from standardwebhooks import Webhook as Verifier
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import WebhookDelivery
+from casefolio.domain import events, webhooks
+from casefolio.domain.principal import Principal
+from casefolio.outbound import ssrf
+from tests.factories import make_actor
+from tests.outbound.receiver import Receiver, receiver
+from tests.servers import CASEFOLIO, init_token, running_server, server_env
+
+
+def _prepare(settings: Settings, url: str, count: int) -> int:
+    """A webhook on `url` and `count` committed changes for it; return `count`."""
+
+    async def work() -> int:
+        db = Database.open(settings)
+        try:
+            actor = await make_actor(db, operator=True)
+            async with db.write() as session:
+                who = Principal(actor.user_id, actor.email, "Op", True)
+                spec = webhooks.WebhookSpec(url, ["folder.created"])
+                await webhooks.create(
+                    session, who=who, spec=spec, allowed=ssrf.networks(["127.0.0.0/8"])
+                )
+            async with db.write() as session:
+                events.emit(
+                    session,
+                    *(events.FolderCreated(project_id=1, folder_id=n) for n in range(count)),
+                )
+            return count
+        finally:
+            await db.close()
+
+    return anyio.run(work)
+
+
+def _msg_ids(settings: Settings) -> list[str]:
+    """The webhook-id of every delivery the worker fanned out."""
+
+    async def work() -> list[str]:
+        db = Database.open(settings)
+        try:
+            async with db.read() as session:
+                return list(await session.scalars(select(WebhookDelivery.msg_id)))
+        finally:
+            await db.close()
+
+    return anyio.run(work)
+
+
+@contextmanager
+def _worker(settings: Settings, tmp_path: Path, **extra: str) -> Iterator[subprocess.Popen[bytes]]:
+    env = server_env(
+        settings.data_dir,
+        settings.effective_database_url,
+        webhook_allowed_networks="127.0.0.0/8",
+        **extra,
+    )
+    log = (tmp_path / f"worker-{time.monotonic_ns()}.log").open("wb")
+    process = subprocess.Popen([CASEFOLIO, "worker"], env=env, stdout=log, stderr=log)
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(timeout=30)
+        log.close()
+
+
+def _until(condition: Callable[[], bool], seconds: float, why: Callable[[], object] = str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out: {why()}"
+        time.sleep(0.05)
+
+
+def _statuses(settings: Settings) -> list[str]:
+    async def work() -> list[str]:
+        db = Database.open(settings)
+        try:
+            async with db.read() as session:
+                return list(await session.scalars(select(WebhookDelivery.status)))
+        finally:
+            await db.close()
+
+    return anyio.run(work)
+
+
+def test_a_worker_killed_mid_delivery_loses_nothing(settings: Settings, tmp_path: Path) -> None:
+    with receiver(delay=0.3) as slow:
+        expected = _prepare(settings, slow.url, 150)
+        # A 1 s attempt timeout: a killed worker's leases run out 6 s later.
+        with _worker(settings, tmp_path, webhook_timeout_seconds="1") as first:
+            _until(lambda: len(slow.received) >= 1, 60)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait(timeout=10)
+        at_kill = len(set(slow.ids()))
+        assert at_kill < expected
+        slow.delay = 0.0
+        with _worker(settings, tmp_path, webhook_timeout_seconds="1"):
+            _until(lambda: len(set(slow.ids())) >= expected, 90, lambda: _statuses(settings))
+            _until(lambda: set(_statuses(settings)) == {"delivered"}, 30)
+    assert set(slow.ids()) == set(_msg_ids(settings)) and len(set(slow.ids())) == expected
+
+
+def test_two_workers_share_the_outbox_without_double_claiming(
+    settings: Settings, is_postgres: bool, tmp_path: Path
+) -> None:
+    if not is_postgres:
+        pytest.skip("SQLite has one writer at a time; SKIP LOCKED is PostgreSQL's")
+    rec: Receiver
+    with receiver() as rec:
+        expected = _prepare(settings, rec.url, 400)
+        with _worker(settings, tmp_path), _worker(settings, tmp_path):
+            _until(lambda: len(set(rec.ids())) >= expected, 90)
+            _until(lambda: set(_statuses(settings)) == {"delivered"}, 30)
+        ids = rec.ids()
+    assert len(ids) == expected and sorted(ids) == sorted(_msg_ids(settings))  # once each
+
+
+def test_casefolio_serve_delivers_webhooks_itself(settings: Settings, tmp_path: Path) -> None:
+    env = server_env(
+        settings.data_dir, settings.effective_database_url, webhook_allowed_networks="127.0.0.0/8"
+    )
+    token = init_token(env)
+    headers = {"X-API-Token": token}
+    with receiver() as rec, running_server(env) as server:
+        made = httpx.post(
+            f"{server.base_url}/api/v1/webhooks",
+            json={"url": rec.url, "events": ["project.created"]},
+            headers=headers,
+        )
+        assert made.status_code == 201, made.text
+        project = httpx.post(
+            f"{server.base_url}/api/v1/projects", json={"name": "Served"}, headers=headers
+        )
+        assert project.status_code == 201
+        _until(lambda: len(rec.received) == 1, 30)
+        body = Verifier(made.json()["secret"]).verify(rec.received[0].body, rec.received[0].headers)
+    assert body["type"] == "project.created" and body["data"]["projectId"] == project.json()["id"]
