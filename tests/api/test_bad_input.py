@@ -167,6 +167,12 @@ def with_field(name: str, value: Any) -> bytes:
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # The walk registers a webhook on this machine: loopback must be an allowed network.
+    return settings.model_copy(update={"webhook_allowed_networks": ["127.0.0.0/8"]})
+
+
+@pytest.fixture
 async def walk(client: httpx.AsyncClient, db: Database) -> Walk:
     # Operators may do everything, and this one's budget does not run out mid-walk.
     actor: Actor = await make_actor(
@@ -176,10 +182,13 @@ async def walk(client: httpx.AsyncClient, db: Database) -> Walk:
     headers = actor.headers
     member = await make_actor(db, email="member@example.com")
 
-    async def made(method: str, url: str, **request: Any) -> dict[str, Any]:
+    async def answer(method: str, url: str, **request: Any) -> Any:
         response = await client.request(method, url, headers=headers, **request)
-        assert response.status_code in (200, 201), response.text
-        body: dict[str, Any] = response.json()
+        assert response.status_code in (200, 201, 202), response.text
+        return response.json()
+
+    async def made(method: str, url: str, **request: Any) -> dict[str, Any]:
+        body: dict[str, Any] = await answer(method, url, **request)
         return body
 
     project = await made(
@@ -199,6 +208,13 @@ async def walk(client: httpx.AsyncClient, db: Database) -> Walk:
     await made("PUT", f"/api/v1/teams/{team['id']}/users/{member.email}")
     await made("PUT", f"/api/v1/projects/{p}/users/{member.email}")
     version = document["currentVersion"]["id"]
+    webhook = await made(
+        "POST",
+        "/api/v1/webhooks",
+        json={"url": "http://127.0.0.1:9/hook", "events": ["document.created"]},
+    )
+    await made("POST", f"/api/v1/webhooks/{webhook['id']}/test")
+    deliveries = await answer("GET", f"/api/v1/webhooks/{webhook['id']}/deliveries")
     ids = {
         "projectId": p,
         "project_ref": p,
@@ -214,6 +230,8 @@ async def walk(client: httpx.AsyncClient, db: Database) -> Walk:
         "user_ref": "me",
         "tokenId": str(member.token_id),
         "email": member.email,
+        "webhookId": str(webhook["id"]),
+        "deliveryId": str(deliveries[0]["id"]),
     }
     return Walk(client, db, headers, ids)
 

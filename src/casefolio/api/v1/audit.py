@@ -9,7 +9,7 @@ from fastapi import Query, Request, Response
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import query_id
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.documents import parse_after_date
+from casefolio.api.v1.documents import AFTER_DATE_PATTERN, parse_after_date
 from casefolio.api.v1.routing import v1_router
 from casefolio.outbound import audit
 
@@ -34,8 +34,22 @@ async def list_audit(
     action: Text = None,
     target_type: Annotated[str | None, Query(alias="targetType", max_length=30)] = None,
     target_id: Annotated[int | None, query_id("targetId")] = None,
-    after: Annotated[str | None, Query(max_length=40, description="RFC 3339, inclusive")] = None,
-    before: Annotated[str | None, Query(max_length=40, description="RFC 3339, exclusive")] = None,
+    after: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="RFC 3339 or YYYY-MM-DD, inclusive",
+            json_schema_extra={"pattern": AFTER_DATE_PATTERN},
+        ),
+    ] = None,
+    before: Annotated[
+        str | None,
+        Query(
+            max_length=40,
+            description="RFC 3339 or YYYY-MM-DD, exclusive",
+            json_schema_extra={"pattern": AFTER_DATE_PATTERN},
+        ),
+    ] = None,
 ) -> list[dict[str, Any]]:
     where = audit.AuditFilter(
         project_id=project_id,

@@ -12,26 +12,29 @@ from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import BodyId, path_id
 from casefolio.api.pagination import PageDep, link_next, page_request
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
 from casefolio.db.models import Webhook
-from casefolio.domain import webhooks
+from casefolio.domain import events, webhooks
 from casefolio.outbound import ssrf
 
 router = v1_router("webhooks")
 WebhookId = Annotated[int, path_id("webhookId")]
 DeliveryId = Annotated[int, path_id("deliveryId")]
-EventTypes = Annotated[list[Annotated[str, Field(max_length=60)]], Field(max_length=100)]
+EventType = Annotated[
+    str, Field(max_length=60, json_schema_extra={"enum": sorted(events.WEBHOOK_TYPES)})
+]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=100)]
 ProjectIds = Annotated[list[BodyId], Field(max_length=1000)]
 
 
-class WebhookIn(ApiModel):
+class WebhookIn(ApiInput):
     url: str = Field(max_length=2000)
     events: EventTypes
     project_ids: ProjectIds | None = None
     description: str = Field("", max_length=2000)
 
 
-class WebhookUpdate(ApiModel):
+class WebhookUpdate(ApiInput):
     url: str | None = Field(None, max_length=2000)
     events: EventTypes | None = None
     project_ids: ProjectIds | None = Field(
