@@ -20,11 +20,35 @@ from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
 from casefolio.db.models import Base
+from tests import services
 from tests.api.v3.conformance import v3_response_hook
 from tests.factories import Actor, make_actor, switch_api
 
-# The one place outside config.py that reads the environment: which database to test on.
+# The one place outside config.py that reads the environment: which database to test on,
+# and whether this is CI, where a missing service fails the run instead of skipping.
 PG_ADMIN_URL = os.environ.get("CASEFOLIO_TEST_DATABASE_URL", "")
+IN_CI = os.environ.get("CI") == "true"
+# CASEFOLIO_TEST_FAST_READS=false runs the whole suite with the fast path off (fastpath/).
+FAST_READS = os.environ.get("CASEFOLIO_TEST_FAST_READS", "true") != "false"
+_SERVICE_CHECKS = services.checks(PG_ADMIN_URL)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what a test needs from the fixtures it uses; on PostgreSQL, every test."""
+    for item in items:
+        for fixture in getattr(item, "fixturenames", ()):
+            for service in services.FIXTURE_SERVICES.get(fixture, ()):
+                item.add_marker(service)
+        if PG_ADMIN_URL:
+            item.add_marker("postgres")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    for name in sorted({m.name for m in item.iter_markers()} & _SERVICE_CHECKS.keys()):
+        if (missing := _SERVICE_CHECKS[name]()) is not None:
+            if IN_CI:
+                pytest.fail(f"{missing} (CI=true: every service must be up)", pytrace=False)
+            pytest.skip(missing)
 
 
 def _admin_execute(url: str, statement: str) -> None:
@@ -78,7 +102,7 @@ async def _empty_tables(url: str) -> None:
 def settings(tmp_path: Path, database_url: str) -> Iterator[Settings]:
     """Settings for one test: its own data folder, the run's database emptied afterwards."""
     # The default durability (FULL): the suite runs the commit path casefolio ships with.
-    yield Settings(data_dir=tmp_path / "data", database_url=database_url)
+    yield Settings(data_dir=tmp_path / "data", database_url=database_url, fast_reads=FAST_READS)
     anyio.run(_empty_tables, database_url)
 
 

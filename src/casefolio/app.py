@@ -43,11 +43,9 @@ def create_app(
     """Given settings, return the application; resources open in its lifespan.
 
     `freeze_startup_objects` (server processes): once start-up is done, the objects it made
-    (modules, routes, models, compiled statements: ~150,000) are moved out of the garbage
-    collector's sight. Otherwise every full collection walks them all, and under load one
-    ran about once a second and stopped the event loop for ~80 ms, for nothing: it freed
-    nothing. Measured with 16 connections on one worker: GET p99 146 -> 22 ms, 965 -> 1,198
-    req/s.
+    (modules, routes, models, compiled statements) are moved out of the garbage collector's
+    sight. Otherwise every full collection walks them all, and under load one ran about once
+    a second and stopped the event loop, for nothing: it freed nothing (bench/README.md).
 
     `run_worker`: deliver webhooks from this process too (server processes, unless
     CASEFOLIO_WORKER_IN_SERVER is off).

@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         gt=0,
         description="How long a SQLite write waits for another process's write lock (then 503).",
     )
+    fast_reads: bool = Field(
+        True,
+        description="Serve the hottest reads through the read-optimised path (fastpath/).",
+    )
     migrate_on_start: bool = Field(True, description="Apply pending migrations on `serve`.")
     log_level: str = Field("info", description="Log level of the server.")
     session_idle_minutes: float = Field(

@@ -38,6 +38,7 @@ def test_finished_windows_are_forgotten() -> None:
     assert {window for _, window in windows._counts} == {50_008, 50_009}
 
 
+@pytest.mark.redis
 async def test_memory_and_redis_budgets_agree() -> None:
     local = RateLimiter.from_url("", 5)
     shared = RateLimiter.from_url(REDIS_URL, 5)

@@ -56,8 +56,12 @@ def test_users_and_tokens_lifecycle(settings: Settings) -> None:
     ).strip()
     assert secret.startswith("cf_")
     listed = _ok(settings, "tokens", "list", "--email", "ann@example.com")
-    assert "sync" in listed and "7" in listed and secret not in listed
-    token_id = re.search(r"^│\s*(\d+)\s*│", listed, re.M)
+    assert secret not in listed
+    # The token's row: id, user, name, prefix, per minute, last used.
+    row = next(line for line in listed.splitlines() if "sync" in line)
+    cells = [cell.strip() for cell in re.split(r"[│|]", row) if cell.strip()]
+    assert cells[2] == "sync" and cells[4] == "7", listed
+    token_id = re.fullmatch(r"(\d+)", cells[0])
     assert token_id, listed
     assert "revoked" in _ok(settings, "tokens", "revoke", token_id.group(1))
     assert "sync" not in _ok(settings, "tokens", "list", "--email", "ann@example.com")

@@ -8,11 +8,14 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+from sqlalchemy import update
+
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from casefolio.db.models import DocumentVersion
 from casefolio.db.types import utcnow
 from casefolio.domain import unclaimed
-from casefolio.domain.documents import NewFile
+from casefolio.domain.intake import NewFile
 from casefolio.storage import BlobStore, LocalBlobStore, staging
 from tests.cli.conftest import Invoke, Seed, in_db, spool, write_tree
 
@@ -107,10 +110,17 @@ def test_gc_removes_uploads_unclaimed_longer_than_the_setting(
         ids = []
         async with db.write() as session:
             for data, age in ((b"waited too long", 3 * HOURS), (b"still waiting", HOURS)):
-                version = await unclaimed.create(
-                    session, who=seed.operator, blobs=blobs, file=NewFile(spool(blobs, data), "a")
+                version, _ = await unclaimed.create(
+                    session,
+                    who=seed.operator,
+                    blobs=blobs,
+                    received=NewFile(spool(blobs, data), "a"),
                 )
-                version.created_at = utcnow() - timedelta(seconds=age)
+                await session.execute(
+                    update(DocumentVersion)
+                    .where(DocumentVersion.id == version.id)
+                    .values(created_at=utcnow() - timedelta(seconds=age))
+                )
                 ids.append(version.id)
         return ids
 

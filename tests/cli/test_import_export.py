@@ -16,9 +16,9 @@ from sqlalchemy import select
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import documents, fields, folders, grants, transfer, users
-from casefolio.domain.documents import NewFile
-from casefolio.domain.roles import READ_ONLY, READ_WRITE
+from casefolio.domain import access, fields, folders, grants, intake, transfer, users
+from casefolio.domain.intake import NewFile
+from casefolio.domain.roles import READ_ONLY, READ_WRITE, Capability
 from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
 from casefolio.storage.base import BlobsNotStored
 from tests.cli.conftest import Invoke, Seed, in_db, read_tree, spool, write_tree
@@ -167,8 +167,11 @@ def test_import_recreates_the_tree_and_stores_every_file(
 
     async def check(db: Database, blobs: BlobStore) -> None:
         async with db.read() as session:
+            scope = await access.scope(
+                session, seed.operator, seed.project_id, Capability.DOCUMENTS_READ
+            )
             empty = await folders.find_child(
-                session, project_id=seed.project_id, parent_id=None, name="Correspondence"
+                session, scope=scope, parent_id=None, name="Correspondence"
             )
             assert empty is not None
         for data in TREE.values():
@@ -246,9 +249,12 @@ def test_import_reuses_folders_and_honours_folder_option(
 ) -> None:
     async def make(db: Database, blobs: BlobStore) -> tuple[int, int]:
         async with db.write() as session:
-            matter = await folders.create(session, project_id=seed.project_id, name="Matter")
+            scope = await access.scope(
+                session, seed.operator, seed.project_id, Capability.FOLDERS_WRITE
+            )
+            matter = await folders.create(session, scope=scope, name="Matter")
             inner = await folders.create(
-                session, project_id=seed.project_id, name="Pleadings", parent_id=matter.id
+                session, scope=scope, name="Pleadings", parent_id=matter.id
             )
             return matter.id, inner.id
 
@@ -349,26 +355,26 @@ def test_export_writes_current_versions_and_deduplicates_names(
     async def make(db: Database, blobs: BlobStore) -> None:
         async with db.write() as session:
             for data in (b"first", b"second"):
-                await documents.create(
+                await intake.upload(
                     session,
                     who=seed.operator,
                     project_id=seed.project_id,
                     blobs=blobs,
-                    file=NewFile(spool(blobs, data), "notes.txt"),
+                    received=NewFile(spool(blobs, data), "notes.txt"),
                 )
-            view = await documents.create(
+            view, _ = await intake.upload(
                 session,
                 who=seed.operator,
                 project_id=seed.project_id,
                 blobs=blobs,
-                file=NewFile(spool(blobs, b"v1"), "order.pdf"),
+                received=NewFile(spool(blobs, b"v1"), "order.pdf"),
             )
-            await documents.add_version(
+            await intake.replace(
                 session,
                 who=seed.operator,
                 document_id=view.document.id,
                 blobs=blobs,
-                file=NewFile(spool(blobs, b"v2 sealed"), "order-sealed.pdf"),
+                received=NewFile(spool(blobs, b"v2 sealed"), "order-sealed.pdf"),
             )
 
     in_db(settings, make)
@@ -413,7 +419,10 @@ def test_import_refuses_a_project_with_required_fields_up_front(
     async def make(db: Database, blobs: BlobStore) -> None:
         async with db.write() as session:
             spec = fields.FieldSpec(name="Custodian", type="text", required=True)
-            await fields.create(session, project_id=seed.project_id, spec=spec)
+            scope = await access.scope(
+                session, seed.operator, seed.project_id, Capability.SETTINGS_MANAGE
+            )
+            await fields.create(session, scope=scope, spec=spec)
 
     in_db(settings, make)
     source = write_tree(tmp_path / "src", {"a.txt": b"a"})

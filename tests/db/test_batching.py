@@ -129,8 +129,9 @@ async def test_reads_arriving_while_one_is_out_share_the_next_statement() -> Non
     await settle()
     assert len(statements.sent) == 2
     statements.answer(2)
-    assert [await within(task) for task in waiting] == [rows_of(2), rows_of(3), rows_of(5)]
-    assert rows_of(3) == []  # a key with no rows gets none, not its neighbour's
+    answered = [await within(task) for task in waiting]
+    assert answered == [rows_of(2), rows_of(3), rows_of(5)]
+    assert answered[1] == []  # a key with no rows gets none, not its neighbour's
     assert await statements.next_sent(3) == ("single", {"id": 8})
     statements.answer(3)
     assert await within(later) == rows_of(8)

@@ -21,7 +21,6 @@ from casefolio.db.engine import Database, StatementReader
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Project
 from casefolio.db.prepared import prepare
 from casefolio.domain import documents
-from casefolio.domain.rows import DocumentRow
 from tests.factories import Actor, file_with_fields
 
 
@@ -64,8 +63,10 @@ async def test_the_document_read_returns_what_sqlalchemy_returns(
     assert rows == _through_sqlalchemy(db, documents.DOCUMENT_READ.single, params)
     # Converted as SQLAlchemy converts: aware datetimes, JSON values decoded, ints as ints.
     assert len(rows) == 2
-    assert {row[documents._VALUE_AT] for row in rows} == {"J. Smith", True}
-    created_at = rows[0][DocumentRow._fields.index("created_at")]
+    names = [c.name for c in documents.DOCUMENT_READ.single.selected_columns]
+    named = [dict(zip(names, row, strict=True)) for row in rows]
+    assert {row["value"] for row in named} == {"J. Smith", True}
+    created_at = named[0]["document_created_at"]
     assert isinstance(created_at, datetime) and created_at.tzinfo is not None
 
 

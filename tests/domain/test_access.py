@@ -10,7 +10,7 @@ from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, Tea
 from casefolio.domain import access
 from casefolio.domain.errors import Forbidden, NotFound
 from casefolio.domain.principal import Principal
-from casefolio.domain.roles import Capability
+from casefolio.domain.roles import PROJECT_ADMIN, Capability
 from tests.factories import make_actor
 
 
@@ -44,10 +44,10 @@ async def test_visible_ids_match_single_reads_for_every_project(db: Database) ->
             assert listed == expected, f"leaked or hidden: {listed ^ expected}"
             for project_id in ids:
                 if project_id in expected:
-                    await access.visible_project(session, who, project_id)
+                    await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
                 else:
                     with pytest.raises(NotFound):
-                        await access.visible_project(session, who, project_id)
+                        await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
 
 
 async def test_strongest_grant_wins_and_missing_capability_is_named(db: Database) -> None:
@@ -64,14 +64,14 @@ async def test_strongest_grant_wins_and_missing_capability_is_named(db: Database
     who = _principal(carol.user_id)
     async with db.read() as session:
         with pytest.raises(Forbidden, match=r"\(Read Only\) does not include documents.write"):
-            await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+            await access.scope(session, who, project_id, Capability.DOCUMENTS_WRITE)
     async with db.write() as session:
         session.add(TeamMember(team_id=team_id, user_id=carol.user_id))
         session.add(ProjectTeamGrant(project_id=project_id, team_id=team_id, role="Project Admin"))
     async with db.read() as session:
         role = await access.project_role(session, who, project_id)
         assert role is not None and role.name == "Project Admin"
-        await access.require(session, who, project_id, Capability.DOCUMENTS_DELETE)
+        await access.scope(session, who, project_id, Capability.DOCUMENTS_DELETE)
 
 
 async def test_operator_sees_everything_without_grants(db: Database) -> None:
@@ -80,7 +80,7 @@ async def test_operator_sees_everything_without_grants(db: Database) -> None:
     op = _principal(10_000, operator=True)
     async with db.read() as session:
         [project_id] = list(await session.scalars(select(Project.id)))
-        await access.require(session, op, project_id, Capability.SETTINGS_MANAGE)
+        await access.scope(session, op, project_id, Capability.SETTINGS_MANAGE)
 
 
 async def test_the_rank_column_agrees_with_project_role(db: Database) -> None:
@@ -118,3 +118,26 @@ async def test_the_rank_column_agrees_with_project_role(db: Database) -> None:
             for project_id, rank in ranks.items():
                 role = await access.project_role(session, _principal(user_id), project_id)
                 assert (role.rank if role else None) == rank
+
+
+def test_a_scope_is_made_by_the_access_module_only() -> None:
+    with pytest.raises(TypeError, match=r"access\.scope"):
+        access.ProjectScope(_principal(1), 1, PROJECT_ADMIN)
+
+
+async def test_a_scope_names_its_role_and_refuses_what_the_role_lacks(db: Database) -> None:
+    dave = await make_actor(db, email="dave@example.com")
+    async with db.write() as session:
+        project = Project(name="P")
+        session.add(project)
+        await session.flush()
+        session.add(ProjectUserGrant(project_id=project.id, user_id=dave.user_id, role="Read Only"))
+        project_id = project.id
+    async with db.read() as session:
+        scope = await access.scope(
+            session, _principal(dave.user_id), project_id, Capability.DOCUMENTS_READ
+        )
+    assert (scope.project_id, scope.role.name) == (project_id, "Read Only")
+    assert scope.capabilities == frozenset({Capability.DOCUMENTS_READ})
+    with pytest.raises(Forbidden, match=r"documents\.write"):
+        scope.require(Capability.DOCUMENTS_WRITE)

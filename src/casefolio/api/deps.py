@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.api.auth import authenticate
 from casefolio.api.ids import ProjectId
 from casefolio.api.state import AppState
-from casefolio.db.models import Document, Project
+from casefolio.db.models import Document
 from casefolio.domain import access, documents
+from casefolio.domain.access import ProjectScope
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
@@ -49,21 +50,21 @@ PrincipalDep = Annotated[Principal, Depends(authenticate)]
 StateDep = Annotated[AppState, Depends(app_state)]
 
 
-def project_access(capability: Capability) -> Callable[..., Awaitable[Project]]:
-    """Given a capability, return a dependency that loads {projectId} or answers 404/403."""
+def project_scope(capability: Capability) -> Callable[..., Awaitable[ProjectScope]]:
+    """Given a capability, return a dependency that makes the caller's scope on {projectId}
+    (access.scope, on the request's session) or answers 404/403."""
 
-    async def dependency(project_id: ProjectId, state: StateDep, who: PrincipalDep) -> Project:
-        # A short read of its own: the check must not take SQLite's write lock, which an
-        # upload would otherwise hold while its body streams in.
-        async with state.db.read() as session:
-            return await access.require(session, who, project_id, capability)
+    async def dependency(
+        project_id: ProjectId, session: SessionDep, who: PrincipalDep
+    ) -> ProjectScope:
+        return await access.scope(session, who, project_id, capability)
 
     return dependency
 
 
-ReadableProject = Annotated[Project, Depends(project_access(Capability.DOCUMENTS_READ))]
-FolderWritableProject = Annotated[Project, Depends(project_access(Capability.FOLDERS_WRITE))]
-AdministeredProject = Annotated[Project, Depends(project_access(Capability.SETTINGS_MANAGE))]
+ReadableProject = Annotated[ProjectScope, Depends(project_scope(Capability.DOCUMENTS_READ))]
+FolderWritableProject = Annotated[ProjectScope, Depends(project_scope(Capability.FOLDERS_WRITE))]
+AdministeredProject = Annotated[ProjectScope, Depends(project_scope(Capability.SETTINGS_MANAGE))]
 
 
 async def upload_project_id(project_id: ProjectId, state: StateDep, who: PrincipalDep) -> int:
@@ -75,7 +76,7 @@ async def upload_project_id(project_id: ProjectId, state: StateDep, who: Princip
     if state.upload_grants.allows(who.user_id, project_id):
         return project_id
     async with state.db.read() as session:
-        await access.require(session, who, project_id, Capability.DOCUMENTS_WRITE)
+        await access.scope(session, who, project_id, Capability.DOCUMENTS_WRITE)
     state.upload_grants.remember(who.user_id, project_id)
     return project_id
 
@@ -89,10 +90,7 @@ async def check_writable_document(
     """Check write access before an upload body streams in, on a short read session of its
     own, so that SQLite's write lock is not held for the length of the upload."""
     async with state.db.read() as session:
-        return await documents.load(
-            session,
-            who=who,
-            document_id=document_id,
-            project_id=project_id,
-            capability=Capability.DOCUMENTS_WRITE,
+        _, document = await documents.load_scoped(
+            session, who, document_id, Capability.DOCUMENTS_WRITE, project_id=project_id
         )
+        return document

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from casefolio.api.auth import token_from_headers
+from casefolio.db.conflicts import is_concurrent_change
 from casefolio.db.engine import DatabaseUnavailable
 from casefolio.db.sqlite_inline import is_lock_timeout
 from casefolio.domain import errors, text
@@ -227,7 +228,10 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(IntegrityError)
     async def _integrity(request: Request, exc: IntegrityError) -> JSONResponse:
-        # Domain checks come first; this catches the race they cannot see (two writers at once).
+        # Domain checks come first; this catches the race they cannot see (two writers at
+        # once). Any other violation is a bug, and answered as one (db/conflicts.py).
+        if not is_concurrent_change(exc):
+            return await _unexpected(request, exc)
         log.info("integrity error: %s", exc.orig)
         return render(
             request,

@@ -37,8 +37,8 @@ class LocalWindows:
     sliding window counter, so that one process counts as Redis does.
 
     Not `limits`' own memory storages: the asyncio one starts an expiry task on nearly every
-    hit, the threaded one a timer thread every 10 ms while hits arrive; either cost a GET
-    ~150 µs, a fifth of it (bench/api_breakdown.py). Here a hit is two dictionary reads and
+    hit, the threaded one a timer thread while hits arrive; either cost a GET a fifth of its
+    time (bench/README.md). Here a hit is two dictionary reads and
     a write; counters of finished windows are dropped when a new window starts.
     """
 
@@ -102,7 +102,8 @@ class RateLimiter:
             return cls(default_per_minute)
         scheme, _, rest = redis_url.partition("://")
         storage = storage_from_string(f"async+{scheme}://{rest}")
-        assert isinstance(storage, Storage)
+        if not isinstance(storage, Storage):
+            raise TypeError(f"{redis_url!r} does not name an async counter storage")
         return cls(default_per_minute, shared=storage)
 
     async def hit(self, key: str, per_minute: int | None = None) -> Budget:
@@ -114,7 +115,8 @@ class RateLimiter:
                 key, item.amount, item.get_expiry(), now
             )
         else:
-            assert self._shared_strategy is not None
+            if self._shared_strategy is None:  # made with `shared`, or _local is set
+                raise RuntimeError("rate limiter has neither local nor shared counters")
             allowed = await self._shared_strategy.hit(item, NAMESPACE, key)
             stats = await self._shared_strategy.get_window_stats(item, NAMESPACE, key)
             remaining, reset_time = stats.remaining, stats.reset_time

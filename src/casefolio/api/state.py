@@ -9,6 +9,7 @@ from casefolio.api.grants import RecentGrants
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from casefolio.fastpath import ReadModel
 from casefolio.storage.base import BlobStore
 
 
@@ -20,3 +21,8 @@ class AppState:
     limiter: RateLimiter
     credentials: CredentialCache = field(default_factory=CredentialCache)
     upload_grants: RecentGrants = field(default_factory=RecentGrants)
+    # The read model the `fast_reads` setting chose (fastpath/).
+    reads: ReadModel = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.reads = ReadModel(self.db, fast=self.settings.fast_reads)

@@ -1,8 +1,8 @@
 """Concurrent reads of one statement answered by one round trip (PostgreSQL's StatementReader).
 
 On PostgreSQL a document read is a round trip, and its CPU on the server's side (SQLAlchemy's
-execution, asyncpg's protocol, the send that wakes the backend) was about half of a GET's:
-~200 of ~430 µs. A worker serving many clients has several such reads in flight at once, each
+execution, asyncpg's protocol, the send that wakes the backend) was about half of a GET's
+(bench/README.md). A worker serving many clients has several such reads in flight at once, each
 paying all of it. A Batcher sends the first read of a statement alone; reads of the same
 statement that arrive while it is out wait, and go together as one statement (`many`) when it
 returns, and so on. At low load nothing changes (every batch holds one read); under load a

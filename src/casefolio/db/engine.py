@@ -45,13 +45,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
     run on the event loop (db/sqlite_inline.py)."""
     url = settings.effective_database_url
     if not url.startswith("sqlite"):
-        # No pre-ping: a round trip per checkout cost ~300 µs of CPU, a third of a document
-        # read. A connection the server dropped fails its first statement instead; SQLAlchemy
+        # No pre-ping: a round trip per checkout cost a third of a document read's CPU.
+        # A connection the server dropped fails its first statement instead; SQLAlchemy
         # then replaces every pooled connection older than that failure, and the request
         # answers 503 with Retry-After (api/errors.py).
         # Pool size: past it, every checkout opens a connection and every return closes it.
-        # With 10 (and 20 overflow), 16 concurrent GETs on one worker did that all the time:
-        # 1,005, 1,000 -> 1,318, 1,216 req/s and p99 46 -> 19-21 ms with 20.
+        # With 10 (and 20 overflow), 16 concurrent GETs on one worker did that all the time;
+        # 20 answers more and faster (bench/README.md).
         pg_engine = create_async_engine(
             url,
             pool_size=settings.database_pool_size,
@@ -205,7 +205,7 @@ class StatementReader:
     Through an AsyncConnection such a read pays SQLAlchemy's asyncio layer three times
     (checkout, execute, close each run in a greenlet of their own). On SQLite, where
     statements run on the event loop anyway (sqlite_inline), that was two thirds of the
-    document read: 211 -> 68 µs in-process without it. So SQLite reads here run on a plain
+    document read in-process (bench/README.md). So SQLite reads here run on a plain
     synchronous connection, made read-only by `PRAGMA query_only`, on the event loop: one
     statement is one consistent snapshot, and in WAL mode a reader does not wait for writers
     (a rare SQLITE_BUSY, e.g. while another connection recovers the log, is waited out with
@@ -214,9 +214,9 @@ class StatementReader:
 
     SQLite's reader keeps one connection rather than checking one out of a pool per read:
     its statements run one at a time on the event loop, so no other read can reach it
-    meanwhile, and checkout plus return cost ~25 of a GET's ~180 µs in-process. The
-    connection is in autocommit, so it holds no snapshot between reads. Plain SELECTs run
-    compiled once (db/prepared.py), without SQLAlchemy's per-execution work: ~150 -> ~113 µs.
+    meanwhile, and checkout plus return cost a seventh of a GET in-process. The connection
+    is in autocommit, so it holds no snapshot between reads. Plain SELECTs run compiled once
+    (db/prepared.py), without SQLAlchemy's per-execution work (bench/README.md).
 
     On PostgreSQL, reads of a BatchedRead that arrive while one is out share the next round
     trip (db/batching.py). SQLite's have no round trip to share.
@@ -269,7 +269,8 @@ class StatementReader:
                 rows = connection.execute(statement, parameters).all()
             else:
                 driver = connection.connection.driver_connection
-                assert isinstance(driver, sqlite3.Connection)
+                if not isinstance(driver, sqlite3.Connection):
+                    raise TypeError(f"prepared statements need sqlite3, not {type(driver)}")
                 rows = compiled_once.run(driver, parameters)
         except BaseException:
             # Its state is unknown (SQLITE_BUSY, a bad statement): the next read opens another.
@@ -377,7 +378,7 @@ class Database:
             yield session
         finally:
             # Not `async with`: SQLAlchemy 2.1 runs that close in a task of its own, so that a
-            # cancelled request still finishes it; ~70 µs a request. A read session's close
+            # cancelled request still finishes it, a task per request. A read session's close
             # does not wait (SQLite's rollback runs inline, an autocommit PostgreSQL one has
             # nothing to roll back), except to disconnect a PostgreSQL overflow connection;
             # a cancellation just then leaves that one to the garbage collector.

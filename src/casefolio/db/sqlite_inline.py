@@ -1,9 +1,9 @@
 """SQLite for SQLAlchemy's asyncio engine, without a thread hop per statement.
 
 aiosqlite runs every call (cursor, execute, fetchall, close: four per statement) on a thread
-of its own. On a 2-core VM each hop costs 100-140 µs, and under load up to 30 connection
-threads queue for the GIL behind the event loop, while SQLite itself needs 5-30 µs for the
-statements casefolio runs. So this connection runs statements on the event loop thread.
+of its own. Each hop costs several times what SQLite itself needs for the statements
+casefolio runs, and under load the connection threads queue for the GIL behind the event
+loop (bench/README.md). So this connection runs statements on the event loop thread.
 The one step that can wait long, the write lock, is waited for without blocking the loop:
 `BEGIN IMMEDIATE` is tried without a busy handler; writers in this process first queue on an
 asyncio lock, and a lock held by another process is retried after `asyncio.sleep`. Readers
@@ -15,18 +15,17 @@ write-ahead log. Then, with the lock free for the next writer and the event loop
 other requests, a worker thread fsyncs the log (`WalSync`) before `commit()` returns; so a
 transaction is durable before its client is told it is done, as with `synchronous=FULL`, and
 commits that finish while a flush is out share the next one ("early lock release" and group
-commit: one fsync, one thread trip; 8 uploads at once flushed ~0.6 times a commit). The
+commit: one fsync, one thread trip for several commits under concurrent uploads). The
 price: other connections may see a transaction one flush before it is durable, and a power
 loss in that moment takes it back although they saw it (its client never heard it succeed).
-SQLite's FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile: 4,000
-uploads to 2 workers, alternating runs, went from 295, 362, 351 to 460, 414, 427
-documents/s with this. `CASEFOLIO_SQLITE_SYNCHRONOUS=NORMAL` skips the flush (the last
-commits may be lost on power loss, never corrupted).
+SQLite's FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile;
+`bench ingest` is faster with this (bench/README.md). `CASEFOLIO_SQLITE_SYNCHRONOUS=NORMAL`
+skips the flush (the last commits may be lost on power loss, never corrupted).
 
 The checkpoint SQLite runs at a commit once the log has grown past 1,000 pages stays inline
 (it syncs the log before and the database after copying). In a thread, COMMIT measured worse:
 the hop back to the loop waits for the GIL behind other requests' work, so the write lock was
-held 7.3 ms instead of 2.8 ms per upload.
+held more than twice as long per upload (bench/README.md).
 
 It plugs into the aiosqlite dialect through `create_async_engine(async_creator=...)`, and
 implements the part of aiosqlite's interface that SQLAlchemy's adapter calls.
@@ -51,9 +50,9 @@ T = TypeVar("T")
 # Worth waiting for: another connection holds the lock, or is recovering the WAL after a
 # crash. Not SQLITE_BUSY_SNAPSHOT (517): a read snapshot that went stale stays stale.
 _RETRY_CODES = frozenset({sqlite3.SQLITE_BUSY, sqlite3.SQLITE_BUSY_RECOVERY, sqlite3.SQLITE_LOCKED})
-# Retry delays while another process holds the write lock. Writes hold it ~3 ms, so a
-# short cap matters: 20 ms gave 210 documents/s in `bench ingest` (2 workers), 2 ms 268;
-# each retry costs one failed BEGIN IMMEDIATE (~10 µs).
+# Retry delays while another process holds the write lock. Writes hold it briefly, so a
+# short cap matters (`bench ingest`, bench/README.md); each retry costs one failed, cheap
+# BEGIN IMMEDIATE.
 _FIRST_BACKOFF = 0.0005
 _MAX_BACKOFF = 0.002
 

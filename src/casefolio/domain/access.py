@@ -1,7 +1,13 @@
-"""Every permission rule in one place: system-level rules here, project rules below them."""
+"""Every permission rule in one place: system-level rules here, project rules below them.
+
+A caller becomes a `ProjectScope` (project, role, capabilities) through `scope()` (or, for a
+read that fetched the caller's rank in its own statement, `scope_ranked()`); nothing outside
+this module can make one, so a domain function that takes a scope cannot run unchecked.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import cast
 
 from sqlalchemy import (
@@ -37,6 +43,73 @@ def require_self_or_operator(who: Principal, user_id: int, action: str) -> None:
 
 
 # ---- project rules -------------------------------------------------------------------------
+
+_MINT = object()  # only this module holds it, so only this module makes a ProjectScope
+
+
+@dataclass(frozen=True)
+class ProjectScope:
+    """Proof that `who` may act on `project_id` with `role`: made only by `scope()`."""
+
+    who: Principal
+    project_id: int
+    role: Role
+    _mint: object = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self._mint is not _MINT:
+            raise TypeError("A ProjectScope is made by access.scope(), nowhere else.")
+
+    @property
+    def user_id(self) -> int:
+        return self.who.user_id
+
+    @property
+    def capabilities(self) -> frozenset[Capability]:
+        return self.role.capabilities
+
+    def require(self, capability: Capability, *, message: str | None = None) -> ProjectScope:
+        """Return this scope if its role includes `capability`; Forbidden naming it if not."""
+        _require_role(self.role, self.project_id, capability, message)
+        return self
+
+    def allows(self, capability: Capability) -> bool:
+        return capability in self.role.capabilities
+
+
+async def scope(
+    db: AsyncSession,
+    who: Principal,
+    project_id: int,
+    capability: Capability,
+    *,
+    message: str | None = None,
+) -> ProjectScope:
+    """The one project check: return the caller's scope on the project if their role there
+    includes `capability`. Missing or invisible → NotFound (no existence leak); visible but
+    not allowed → Forbidden naming the missing capability (after a seed's `message`, if any).
+    The project's existence and the caller's role come in one statement."""
+    parameters = {"project_id": project_id, "user_id": who.user_id}
+    found = (await db.execute(PROJECT_AND_RANK, parameters)).first()
+    if found is None:
+        raise NotFound(f"Project {project_id} not found.")
+    return scope_ranked(who, project_id, found[1], capability, message=message)
+
+
+def scope_ranked(
+    who: Principal,
+    project_id: int,
+    rank: int | None,
+    capability: Capability,
+    *,
+    message: str | None = None,
+) -> ProjectScope:
+    """`scope()`, given the rank `role_rank_column` read for an existing project, for a read
+    that checks access in the statement that reads."""
+    role = PROJECT_ADMIN if who.is_operator else role_ranked(rank)
+    return ProjectScope(
+        who, project_id, _require_role(role, project_id, capability, message), _MINT
+    )
 
 
 async def project_role(db: AsyncSession, who: Principal, project_id: int) -> Role | None:
@@ -81,7 +154,7 @@ def role_rank_column(
 ) -> ScalarSelect[int]:
     """`project_role` as a column of another read: the rank of the strongest role granted
     to `user_id` (by default the bind parameter `user_id`) on `project_id`, both columns of
-    the enclosing statement or parameters; NULL for no grant. Give it to `require_ranked`.
+    the enclosing statement or parameters; NULL for no grant. Give it to `scope_ranked`.
 
     A read that checks access in the statement that reads saves a round trip. Grants hold
     a role's exact name (domain/grants.py), which is what the ranking matches.
@@ -106,46 +179,6 @@ def visible_project_ids(who: Principal) -> Select[tuple[int]]:
     return select(direct.union(via_teams).subquery().c[0])
 
 
-async def visible_project(session: AsyncSession, who: Principal, project_id: int) -> Project:
-    """Return the project, or raise NotFound when it is missing or the caller has no role."""
-    project = await session.get(Project, project_id)
-    if project is None or await project_role(session, who, project_id) is None:
-        raise NotFound(f"Project {project_id} not found.")
-    return project
-
-
-async def require(
-    session: AsyncSession,
-    who: Principal,
-    project_id: int,
-    capability: Capability,
-    *,
-    message: str | None = None,
-) -> Project:
-    """Return the project if the caller's role there includes `capability`.
-
-    Invisible → NotFound (no existence leak); visible but not allowed → Forbidden naming the
-    missing capability, unless a `message` the seed prescribes is given.
-    """
-    project = await session.get(Project, project_id)
-    if project is None:
-        raise NotFound(f"Project {project_id} not found.")
-    await require_on(session, who, project.id, capability, message=message)
-    return project
-
-
-async def require_on(
-    db: AsyncSession,
-    who: Principal,
-    project_id: int,
-    capability: Capability,
-    *,
-    message: str | None = None,
-) -> None:
-    """`require` for a project known to exist (e.g. that of a document just read)."""
-    _require_role(await project_role(db, who, project_id), project_id, capability, message)
-
-
 _PROJECTS = cast(Table, Project.__table__)
 #: The project's id (no row: no such project) and the caller's rank there (`require_ranked`);
 #: parameters `project_id` and `user_id`.
@@ -154,35 +187,27 @@ PROJECT_AND_RANK = select(_PROJECTS.c.id, role_rank_column(_PROJECTS.c.id)).wher
 )
 
 
-async def require_project(
-    db: AsyncSession, who: Principal, project_id: int, capability: Capability
-) -> None:
-    """`require` without loading the project: its existence and the caller's role in one
-    statement, for reads that need only its id."""
-    parameters = {"project_id": project_id, "user_id": who.user_id}
-    found = (await db.execute(PROJECT_AND_RANK, parameters)).first()
-    if found is None:
-        raise NotFound(f"Project {project_id} not found.")
-    require_ranked(who, project_id, found[1], capability)
-
-
-def require_ranked(
-    who: Principal, project_id: int, rank: int | None, capability: Capability
-) -> None:
-    """`require_on`, given what `role_rank_column` read for the caller and project."""
-    role = PROJECT_ADMIN if who.is_operator else role_ranked(rank)
-    _require_role(role, project_id, capability, None)
+async def scoped_project(
+    db: AsyncSession,
+    who: Principal,
+    project_id: int,
+    capability: Capability = Capability.DOCUMENTS_READ,
+) -> tuple[ProjectScope, Project]:
+    """`scope()` and the project's row, for callers that show or change the project itself."""
+    checked = await scope(db, who, project_id, capability)
+    return checked, await db.get_one(Project, project_id)
 
 
 def _require_role(
     role: Role | None, project_id: int, capability: Capability, message: str | None
-) -> None:
+) -> Role:
     if role is None:
         raise NotFound(f"Project {project_id} not found.")
     if capability not in role.capabilities:
         missing = f"Your role on project {project_id} ({role.name}) does not include {capability}."
         # A caller's own sentence (the seed's, for deletes) still names what is missing.
         raise Forbidden(f"{message}. {missing}" if message else missing)
+    return role
 
 
 def require_download_allowed(project: Project) -> None:

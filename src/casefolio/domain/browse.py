@@ -16,7 +16,7 @@ from casefolio.domain.documents import DocumentView
 from casefolio.domain.pages import Page, PageRequest, decode_cursor, fetch_row_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.domain.rows import DocumentRow
+from casefolio.domain.rows import DocumentRow, row_of
 
 Sort = Literal["updated", "title"]
 SORTS: tuple[Sort, ...] = ("updated", "title")
@@ -37,10 +37,10 @@ async def documents_page(
     session: AsyncSession, *, who: Principal, project_id: int, listing: Listing
 ) -> Page[DocumentView]:
     """The caller's page of documents; NotFound/Forbidden as for every project read."""
-    await access.require_project(session, who, project_id, Capability.DOCUMENTS_READ)
+    scope = await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
     stmt = select(*_DOCUMENTS.columns).where(_DOCUMENTS.c.project_id == project_id)
     if listing.folder_id is not None:
-        await folders.get(session, project_id=project_id, folder_id=listing.folder_id)
+        await folders.get(session, scope=scope, folder_id=listing.folder_id)
         stmt = stmt.where(_DOCUMENTS.c.folder_id == listing.folder_id)
     wanted = listing.title_contains.strip()[:MAX_FILTER]
     if wanted:
@@ -57,7 +57,7 @@ async def documents_page(
         stmt,
         key=key,
         page=PageRequest(limit=listing.limit, after=after),
-        make=DocumentRow._make,
+        make=lambda row: row_of(DocumentRow, row._mapping),
         key_of=(lambda d: (d.title, d.id))
         if listing.sort == "title"
         else (lambda d: (d.updated_at, d.id)),

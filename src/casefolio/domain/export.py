@@ -211,7 +211,7 @@ async def export_project(
     started = time.monotonic()
     exporter = _Exporter(blobs, dest, on_file)
     async with db.read() as session:
-        await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+        await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
         rows = list(await session.scalars(select(Folder).where(Folder.project_id == project_id)))
         current = select(func.count(), func.coalesce(func.sum(DocumentVersion.size), 0)).join(
             Document, Document.current_version_id == DocumentVersion.id

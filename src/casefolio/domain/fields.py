@@ -12,8 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Field, FieldValue
 from casefolio.domain import events
+from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.roles import Capability
 
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice")
 MAX_TEXT = 10_000
@@ -52,7 +54,8 @@ def check_spec(spec: FieldSpec) -> FieldSpec:
     return FieldSpec(name, spec.type, choices, spec.required)
 
 
-async def create(session: AsyncSession, *, project_id: int, spec: FieldSpec) -> Field:
+async def create(session: AsyncSession, *, scope: ProjectScope, spec: FieldSpec) -> Field:
+    project_id = scope.require(Capability.SETTINGS_MANAGE).project_id
     spec = check_spec(spec)
     taken = await session.scalar(
         select(Field.id).where(Field.project_id == project_id, Field.name == spec.name)
@@ -81,19 +84,21 @@ async def create(session: AsyncSession, *, project_id: int, spec: FieldSpec) -> 
 _OF_PROJECT = select(Field).where(Field.project_id == bindparam("project_id")).order_by(Field.id)
 
 
-async def list_all(session: AsyncSession, *, project_id: int) -> list[Field]:
-    return list(await session.scalars(_OF_PROJECT, {"project_id": project_id}))
+async def list_all(session: AsyncSession, *, scope: ProjectScope) -> list[Field]:
+    return list(await session.scalars(_OF_PROJECT, {"project_id": scope.project_id}))
 
 
-async def list_page(session: AsyncSession, *, project_id: int, page: PageRequest) -> Page[Field]:
-    stmt = select(Field).where(Field.project_id == project_id)
+async def list_page(
+    session: AsyncSession, *, scope: ProjectScope, page: PageRequest
+) -> Page[Field]:
+    stmt = select(Field).where(Field.project_id == scope.project_id)
     return await fetch_page(session, stmt, key=[Field.id], page=page, key_of=lambda f: (f.id,))
 
 
-async def get(session: AsyncSession, *, project_id: int, field_id: int) -> Field:
+async def get(session: AsyncSession, *, scope: ProjectScope, field_id: int) -> Field:
     row = await session.get(Field, field_id)
-    if row is None or row.project_id != project_id:
-        raise NotFound(f"Field {field_id} not found in project {project_id}.")
+    if row is None or row.project_id != scope.project_id:
+        raise NotFound(f"Field {field_id} not found in project {scope.project_id}.")
     return row
 
 
@@ -139,15 +144,15 @@ def _problem(row: Field, value: Any) -> str | None:
 
 
 async def resolve_values(
-    session: AsyncSession, *, project_id: int, values: dict[str, Any], for_new_document: bool
+    session: AsyncSession, *, scope: ProjectScope, values: dict[str, Any], for_new_document: bool
 ) -> dict[int, Any]:
     """Given values keyed by field id or name, return them keyed by id, validated.
 
     For a new document every required field must be present.
     """
-    rows = await list_all(session, project_id=project_id)
+    rows = await list_all(session, scope=scope)
     return resolve_among(
-        rows, project_id=project_id, values=values, for_new_document=for_new_document
+        rows, project_id=scope.project_id, values=values, for_new_document=for_new_document
     )
 
 

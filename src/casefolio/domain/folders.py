@@ -7,8 +7,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Folder
 from casefolio.domain import events
+from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.roles import Capability
 
 MAX_NAME = 255
 
@@ -25,7 +27,8 @@ def _check_name(name: str) -> str:
     return name
 
 
-async def get(session: AsyncSession, *, project_id: int, folder_id: int) -> Folder:
+async def get(session: AsyncSession, *, scope: ProjectScope, folder_id: int) -> Folder:
+    project_id = scope.project_id
     folder = await session.get(Folder, folder_id)
     if folder is None or folder.project_id != project_id:
         raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
@@ -33,9 +36,10 @@ async def get(session: AsyncSession, *, project_id: int, folder_id: int) -> Fold
 
 
 async def get_by_name(
-    session: AsyncSession, *, project_id: int, name: str, parent_id: int | None = None
+    session: AsyncSession, *, scope: ProjectScope, name: str, parent_id: int | None = None
 ) -> Folder:
     """Return the folder called `name`; when several folders share it, `parent_id` decides."""
+    project_id = scope.project_id
     stmt = select(Folder).where(Folder.project_id == project_id, Folder.name == name)
     if parent_id is not None:
         stmt = stmt.where(Folder.parent_key == parent_id)
@@ -51,28 +55,31 @@ async def get_by_name(
 
 
 async def find_child(
-    session: AsyncSession, *, project_id: int, parent_id: int | None, name: str
+    session: AsyncSession, *, scope: ProjectScope, parent_id: int | None, name: str
 ) -> Folder | None:
     """Return the folder called `name` directly under `parent_id` (None: the root), if any."""
     stmt = select(Folder).where(
-        Folder.project_id == project_id,
+        Folder.project_id == scope.project_id,
         Folder.parent_key == (parent_id or 0),
         Folder.name == name.strip(),
     )
     return (await session.scalars(stmt)).one_or_none()
 
 
-async def list_page(session: AsyncSession, *, project_id: int, page: PageRequest) -> Page[Folder]:
-    stmt = select(Folder).where(Folder.project_id == project_id)
+async def list_page(
+    session: AsyncSession, *, scope: ProjectScope, page: PageRequest
+) -> Page[Folder]:
+    stmt = select(Folder).where(Folder.project_id == scope.project_id)
     return await fetch_page(session, stmt, key=[Folder.id], page=page, key_of=lambda f: (f.id,))
 
 
 async def create(
-    session: AsyncSession, *, project_id: int, name: str, parent_id: int | None = None
+    session: AsyncSession, *, scope: ProjectScope, name: str, parent_id: int | None = None
 ) -> Folder:
+    project_id = scope.require(Capability.FOLDERS_WRITE).project_id
     name = _check_name(name)
     if parent_id is not None:
-        await get(session, project_id=project_id, folder_id=parent_id)
+        await get(session, scope=scope, folder_id=parent_id)
     parent_key = parent_id or 0
     taken = await session.scalar(
         select(Folder.id).where(
@@ -96,13 +103,16 @@ async def create(
     return folder
 
 
-async def rename(session: AsyncSession, *, project_id: int, folder_id: int, name: str) -> Folder:
+async def rename(
+    session: AsyncSession, *, scope: ProjectScope, folder_id: int, name: str
+) -> Folder:
     """Rename a folder; a sibling with the new name is a Conflict."""
-    folder = await get(session, project_id=project_id, folder_id=folder_id)
+    scope.require(Capability.FOLDERS_WRITE)
+    folder = await get(session, scope=scope, folder_id=folder_id)
     name = _check_name(name)
     taken = await session.scalar(
         select(Folder.id).where(
-            Folder.project_id == project_id,
+            Folder.project_id == scope.project_id,
             Folder.parent_key == folder.parent_key,
             Folder.name == name,
             Folder.id != folder_id,
@@ -115,13 +125,14 @@ async def rename(session: AsyncSession, *, project_id: int, folder_id: int, name
     return folder
 
 
-async def delete(session: AsyncSession, *, project_id: int, folder_id: int) -> None:
+async def delete(session: AsyncSession, *, scope: ProjectScope, folder_id: int) -> None:
     """Delete an empty folder; one that still holds documents or folders is a Conflict."""
-    folder = await get(session, project_id=project_id, folder_id=folder_id)
+    scope.require(Capability.FOLDERS_WRITE)
+    folder = await get(session, scope=scope, folder_id=folder_id)
     if await session.scalar(select(exists().where(Folder.parent_id == folder_id))):
         raise Conflict(f"Folder {folder_id} still holds folders; delete or move them first.")
     if await session.scalar(select(exists().where(Document.folder_id == folder_id))):
         raise Conflict(f"Folder {folder_id} still holds documents; delete or move them first.")
     await session.delete(folder)
     await session.flush()
-    events.emit(session, events.FolderDeleted(project_id=project_id, folder_id=folder_id))
+    events.emit(session, events.FolderDeleted(project_id=scope.project_id, folder_id=folder_id))

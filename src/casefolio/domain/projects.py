@@ -86,8 +86,16 @@ async def create(
             ProjectUserGrant(project_id=project.id, user_id=who.user_id, role=PROJECT_ADMIN.name)
         )
         if template is not None:
-            await templates.apply(session, template=template, project_id=project.id)
+            await session.flush()
+            scope = await access.scope(session, who, project.id, Capability.SETTINGS_MANAGE)
+            await templates.apply(session, template=template, scope=scope)
     await session.flush()
+    return project
+
+
+async def get(session: AsyncSession, *, who: Principal, project_id: int) -> Project:
+    """Return the project if the caller can see it; NotFound otherwise."""
+    _, project = await access.scoped_project(session, who, project_id)
     return project
 
 
@@ -114,7 +122,7 @@ async def update(
     description: str | None = None,
     download_via_api: bool | None = None,
 ) -> Project:
-    project = await access.require(session, who, project_id, Capability.SETTINGS_MANAGE)
+    _, project = await access.scoped_project(session, who, project_id, Capability.SETTINGS_MANAGE)
     if name is not None:
         project.name = _check_name(name)
     if description is not None:
@@ -141,7 +149,7 @@ async def members_page(
     session: AsyncSession, *, who: Principal, project_id: int, page: PageRequest
 ) -> Page[Member]:
     """Everyone with a role on the project, directly or through a team, by user id."""
-    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
     direct = select(ProjectUserGrant.user_id).where(ProjectUserGrant.project_id == project_id)
     via_teams = (
         select(TeamMember.user_id)
@@ -188,7 +196,8 @@ async def _as_members(session: AsyncSession, project_id: int, users: list[User])
         names = [direct[user.id]] if user.id in direct else []
         names += [name for _, name in via_team.get(user.id, [])]
         effective = strongest(names)
-        assert effective is not None, f"user {user.id} has no role on project {project_id}"
+        if effective is None:  # the page read only users holding a grant
+            raise RuntimeError(f"user {user.id} has no role on project {project_id}")
         result.append(
             Member(
                 user=user,
@@ -203,7 +212,7 @@ async def _as_members(session: AsyncSession, project_id: int, users: list[User])
 async def grant_user(
     session: AsyncSession, *, who: Principal, project_id: int, email: str, role: Role
 ) -> User:
-    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     user = await users.get_by_email(session, email=email)
     async with access_changes.watch(session, project_ids=[project_id], user_ids=[user.id]):
         await grants.set_user_grant(session, project_id=project_id, user_id=user.id, role=role)
@@ -217,7 +226,7 @@ async def grant_user(
 async def revoke_user(
     session: AsyncSession, *, who: Principal, project_id: int, email: str
 ) -> None:
-    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     user = await users.get_by_email(session, email=email)
     async with access_changes.watch(session, project_ids=[project_id], user_ids=[user.id]):
         result = await session.execute(
@@ -234,7 +243,7 @@ async def team_grants_page(
     session: AsyncSession, *, who: Principal, project_id: int, page: PageRequest
 ) -> Page[TeamGrant]:
     """The teams with a role on the project, by team id."""
-    await access.require(session, who, project_id, Capability.DOCUMENTS_READ)
+    await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
     granted = select(ProjectTeamGrant.team_id).where(ProjectTeamGrant.project_id == project_id)
     found = await fetch_page(
         session,
@@ -257,7 +266,7 @@ async def team_grants_page(
 async def grant_team(
     session: AsyncSession, *, who: Principal, project_id: int, team_id: int, role: Role
 ) -> Team:
-    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     team = await teams.get(session, team_id=team_id)
     async with access_changes.watch(session, project_ids=[project_id]):
         await grants.set_team_grant(session, project_id=project_id, team_id=team_id, role=role)
@@ -271,7 +280,7 @@ async def grant_team(
 async def revoke_team(
     session: AsyncSession, *, who: Principal, project_id: int, team_id: int
 ) -> None:
-    await access.require(session, who, project_id, Capability.MEMBERS_MANAGE)
+    await access.scope(session, who, project_id, Capability.MEMBERS_MANAGE)
     await teams.get(session, team_id=team_id)
     async with access_changes.watch(session, project_ids=[project_id]):
         result = await session.execute(

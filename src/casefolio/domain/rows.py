@@ -1,16 +1,17 @@
 """Documents, versions and fields as reads hand them to the dialects: ORM entities, or the
 plain rows below, which the hottest read (`documents.get`) builds straight from a
-statement's columns. Building ORM entities there instead cost each GET ~140 µs of
-SQLAlchemy attribute events, for objects a read never changes.
+statement's named columns: building ORM entities there instead costs each GET SQLAlchemy's
+attribute events, for objects a read never changes (bench/README.md).
 
-The rows' fields are their tables' columns in table order (tests/domain/test_rows.py checks),
-so a slice of a result row makes one with `_make`; dialects read either kind by attribute.
+The rows' fields are their tables' columns (tests/domain/test_rows.py checks); `row_of`
+builds one by name from an entity or a result mapping, never by position.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import NamedTuple, TypeAlias
+from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from casefolio.db.models import Document, DocumentVersion, Field
 
@@ -55,3 +56,15 @@ class FieldRow(NamedTuple):
 DocumentData: TypeAlias = Document | DocumentRow
 VersionData: TypeAlias = DocumentVersion | VersionRow
 FieldData: TypeAlias = Field | FieldRow
+
+
+R = TypeVar("R", DocumentRow, VersionRow, FieldRow)
+
+
+def row_of(kind: type[R], source: object, prefix: str = "") -> R:
+    """Given a row type and an ORM entity or a result mapping (its keys `prefix` + column
+    name), return the plain row, field by field by name."""
+    if isinstance(source, Mapping):
+        values: Mapping[str, Any] = source
+        return kind(**{name: values[prefix + name] for name in kind._fields})
+    return kind(**{name: getattr(source, name) for name in kind._fields})

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Team, Template, User
 from casefolio.domain import access, events, fields, folders, grants
+from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.fields import FieldSpec
 from casefolio.domain.pages import Page, PageRequest, fetch_page
@@ -126,20 +127,19 @@ async def create(
     return template
 
 
-async def apply(session: AsyncSession, *, template: Template, project_id: int) -> None:
+async def apply(session: AsyncSession, *, template: Template, scope: ProjectScope) -> None:
     """Copy a template's folders, fields and grants into a new project."""
+    project_id = scope.project_id
     blueprint = blueprint_of(template)
 
     async def make(specs: list[FolderSpec], parent_id: int | None) -> None:
         for spec in specs:
-            folder = await folders.create(
-                session, project_id=project_id, name=spec.name, parent_id=parent_id
-            )
+            folder = await folders.create(session, scope=scope, name=spec.name, parent_id=parent_id)
             await make(spec.children, folder.id)
 
     await make(blueprint.folders, None)
     for spec in blueprint.fields:
-        await fields.create(session, project_id=project_id, spec=spec)
+        await fields.create(session, scope=scope, spec=spec)
     for grant in blueprint.grants:
         role = role_named(grant.role) or DEFAULT_ROLE
         if grant.team_id is not None and await session.get(Team, grant.team_id) is not None:

@@ -30,7 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder, User
-from casefolio.domain import access, documents, fields, folders, users
+from casefolio.domain import access, fields, folders, intake, users
+from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -247,7 +248,7 @@ class _FileKey(NamedTuple):
 @dataclass(frozen=True)
 class _Ready:
     source: _Source
-    stored: documents.StoredFile
+    stored: intake.StoredFile
     spooled: SpooledFile | None  # still to be stored by a storer; None once stored
     document_id: int | None = None  # set: a new version of this document
 
@@ -265,6 +266,7 @@ class _Importer:
         listener: Listener,
     ) -> None:
         self.db, self.blobs, self.who, self.project_id = db, blobs, who, project_id
+        self.scope: ProjectScope  # set by prepare(), the run's access check
         self.max_bytes = max_bytes
         self.listener = listener
         self.report = TransferReport()
@@ -286,13 +288,13 @@ class _Importer:
     async def prepare(self, scan: _Scan, base_folder_id: int | None) -> None:
         """Check rights, find or create the folder tree, and load what is already there."""
         async with self.db.write() as session:
-            await access.require(session, self.who, self.project_id, Capability.DOCUMENTS_WRITE)
-            # Imported documents get no field values: refuse now, not batch by batch.
-            await fields.resolve_values(
-                session, project_id=self.project_id, values={}, for_new_document=True
+            self.scope = await access.scope(
+                session, self.who, self.project_id, Capability.DOCUMENTS_WRITE
             )
+            # Imported documents get no field values: refuse now, not batch by batch.
+            await fields.resolve_values(session, scope=self.scope, values={}, for_new_document=True)
             if base_folder_id is not None:
-                await folders.get(session, project_id=self.project_id, folder_id=base_folder_id)
+                await folders.get(session, scope=self.scope, folder_id=base_folder_id)
             self.folder_of[PurePosixPath(".")] = base_folder_id
             existing: list[int | None] = [base_folder_id]
             for directory in scan.directories:
@@ -308,16 +310,15 @@ class _Importer:
             return
         parent_id = self.folder_of[parent]
         found = await folders.find_child(
-            session, project_id=self.project_id, parent_id=parent_id, name=directory.name
+            session, scope=self.scope, parent_id=parent_id, name=directory.name
         )
         if found is not None:
             self.folder_of[directory] = found.id
             existing.append(found.id)
             return
         try:
-            await access.require(session, self.who, self.project_id, Capability.FOLDERS_WRITE)
             created = await folders.create(
-                session, project_id=self.project_id, name=directory.name, parent_id=parent_id
+                session, scope=self.scope, name=directory.name, parent_id=parent_id
             )
         except DomainError as exc:
             self.folder_problem[directory] = f"folder not created: {exc.message}"
@@ -391,7 +392,7 @@ class _Importer:
                 self.emit(FileEvent(where, "failed", source.size, problem))
                 continue
             try:
-                file_name = documents.clean_file_name(source.relative.name)
+                file_name = intake.clean_file_name(source.relative.name)
             except DomainError as exc:
                 self.emit(FileEvent(where, "failed", source.size, describe(exc)))
                 continue
@@ -415,7 +416,7 @@ class _Importer:
                 continue
             self.present.add(key)
             document_id = self.current.get((folder_id or 0, file_name))
-            stored = documents.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
+            stored = intake.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
             if spooled.size < PUT_ALONE_BYTES:
                 self.staged.add(spooled.path)
                 # a storer stores it
@@ -480,11 +481,8 @@ class _Importer:
         changed = [(r.document_id, r.stored) for r in batch if r.document_id is not None]
         try:
             async with self.db.write() as session:
-                await documents.create_many(
-                    session, who=self.who, project_id=self.project_id, files=[r.stored for r in new]
-                )
-                await documents.add_stored_versions(
-                    session, who=self.who, project_id=self.project_id, changes=changed
+                await intake.import_files(
+                    session, scope=self.scope, new=[r.stored for r in new], changed=changed
                 )
         except Exception as exc:
             for r in batch:
@@ -517,7 +515,7 @@ async def _next_batch(inbox: ObjectReceiveStream[_Ready], size: int) -> list[_Re
 def _filed_path(relative: PurePosixPath) -> PurePosixPath:
     """Where an imported file is filed: its folder and its cleaned file name."""
     try:
-        return relative.parent / documents.clean_file_name(relative.name)
+        return relative.parent / intake.clean_file_name(relative.name)
     except DomainError:
         return relative
 

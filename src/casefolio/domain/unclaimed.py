@@ -13,19 +13,18 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete as sql_delete
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.db.models import Document, DocumentVersion
-from casefolio.db.types import utcnow
-from casefolio.domain import documents
-from casefolio.domain.documents import NewFile
-from casefolio.domain.errors import Invalid, NotFound
+from casefolio.db.models import DocumentVersion
+from casefolio.domain import documents, filing, intake
+from casefolio.domain.errors import Invalid
+from casefolio.domain.events import DomainEvent
+from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
+from casefolio.domain.rows import VersionRow
 from casefolio.storage.base import BlobStore
-
-UNCLAIMED_NUMBER = 0  # real version numbers start at 1
 
 
 async def create(
@@ -33,26 +32,12 @@ async def create(
     *,
     who: Principal,
     blobs: BlobStore,
-    file: NewFile,
+    received: NewFile,
     description: str = "",
-) -> DocumentVersion:
+) -> tuple[VersionRow, list[DomainEvent]]:
     """Store an upload that belongs to no document yet; return its (unclaimed) version."""
-    file_name = documents.clean_file_name(file.file_name)
-    await blobs.put(file.spooled)  # durable before the row that points at it commits
-    version = DocumentVersion(
-        document_id=None,
-        number=UNCLAIMED_NUMBER,
-        file_name=file_name,
-        content_type=documents.content_type_of(file, file_name),
-        size=file.spooled.size,
-        sha256=file.spooled.sha256,
-        description=description,
-        created_by=who.user_id,
-        created_at=utcnow(),
-    )
-    session.add(version)
-    await session.flush()
-    return version
+    content = await intake.stored(blobs, received)  # durable before the row that points at it
+    return await filing.store_unclaimed(session, who=who, content=content, description=description)
 
 
 async def find(session: AsyncSession, *, who: Principal, version_id: int) -> DocumentVersion | None:
@@ -72,12 +57,12 @@ async def delete(session: AsyncSession, *, version: DocumentVersion) -> None:
 
 async def claim(
     session: AsyncSession, *, who: Principal, document_id: int, version_ids: Sequence[int]
-) -> list[DocumentVersion]:
+) -> list[DomainEvent]:
     """Make the caller's unclaimed uploads new versions of a document they may write, in the
     order given; the last becomes current. Ids already among the document's versions are
     left as they are (a client may send back every link it has). Anything else, including
     another user's upload, is Invalid naming `attachments`, and nothing changes."""
-    document = await documents.load(
+    scope, document = await documents.load_scoped(
         session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_WRITE
     )
     wanted = list(dict.fromkeys(version_ids))
@@ -89,7 +74,7 @@ async def claim(
             select(DocumentVersion).where(DocumentVersion.id.in_(wanted))
         )
     }
-    to_claim: list[DocumentVersion] = []
+    to_claim: list[filing.NewVersion] = []
     for version_id in wanted:
         version = rows.get(version_id)
         if version is not None and version.document_id == document.id:
@@ -100,44 +85,27 @@ async def claim(
                 "or it is not your own upload without a container.",
                 [{"field": "attachments", "message": str(version_id)}],
             )
-        to_claim.append(version)
-    for version in to_claim:
-        # The row lock of this UPDATE serialises concurrent claims and uploads, as in
-        # documents.add_version.
-        number = await session.scalar(
-            update(Document)
-            .where(Document.id == document.id)
-            .values(last_version_number=Document.last_version_number + 1, updated_at=utcnow())
-            .returning(Document.last_version_number)
+        content = filing.Content(
+            version.file_name, version.sha256, version.size, version.content_type
         )
-        if number is None:
-            raise NotFound(f"Document {document_id} not found.")
-        # Only a row that is still unclaimed is taken, so two claims cannot both win.
-        taken = await session.execute(
-            update(DocumentVersion)
-            .where(DocumentVersion.id == version.id, DocumentVersion.document_id.is_(None))
-            .values(document_id=document.id, number=number)
-        )
-        if taken.rowcount != 1:  # type: ignore[attr-defined]
-            raise Invalid(
-                f"Attachment {version.id} was claimed by another request.",
-                [{"field": "attachments", "message": str(version.id)}],
+        to_claim.append(
+            filing.NewVersion(
+                document.id,
+                content,
+                version.description,
+                unclaimed_id=version.id,
+                uploaded_at=version.created_at,
             )
-    if to_claim:
-        newest = to_claim[-1]
-        await session.execute(
-            update(Document)
-            .where(Document.id == document.id)
-            .values(current_version_id=newest.id, current_sha256=newest.sha256)
         )
-    claimed = [v.id for v in to_claim]
-    return list(
-        await session.scalars(
-            select(DocumentVersion)
-            .where(DocumentVersion.id.in_(claimed))
-            .execution_options(populate_existing=True)
-        )
-    )
+    if not to_claim:
+        return []
+    filed = await filing.file(session, scope, versions=to_claim)
+    # The session's entities of the claimed rows and the document are stale now.
+    for claimed in to_claim:
+        if (stale := rows.get(claimed.unclaimed_id or 0)) is not None:
+            session.expire(stale)
+    session.expire(document)
+    return filed.events
 
 
 async def remove_expired(session: AsyncSession, *, before: datetime, dry_run: bool) -> list[int]:

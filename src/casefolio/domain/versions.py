@@ -28,12 +28,8 @@ async def _readable_versions(
     session: AsyncSession, who: Principal, document_id: int, project_id: int | None
 ) -> Select[DocumentVersion]:
     """The select of a document's versions, once the caller may read the document."""
-    await documents.load(
-        session,
-        who=who,
-        document_id=document_id,
-        project_id=project_id,
-        capability=Capability.DOCUMENTS_READ,
+    await documents.load_scoped(
+        session, who, document_id, Capability.DOCUMENTS_READ, project_id=project_id
     )
     return select(DocumentVersion).where(DocumentVersion.document_id == document_id)
 
@@ -74,13 +70,8 @@ async def get(
     ):
         raise NotFound(VERSION_NOT_FOUND)
     try:
-        document = await documents.load(
-            session,
-            who=who,
-            document_id=version.document_id,
-            project_id=project_id,
-            capability=capability,
-            message=message,
+        _, document = await documents.load_scoped(
+            session, who, version.document_id, capability, project_id=project_id, message=message
         )
     except NotFound:
         raise NotFound(VERSION_NOT_FOUND) from None
@@ -98,22 +89,17 @@ async def for_download(
     """Return the version to download (the current one when `version_id` is None), after
     checking read access and the project's downloadViaApi setting."""
     if version_id is None:
-        assert document_id is not None
-        document = await documents.load(
-            session,
-            who=who,
-            document_id=document_id,
-            project_id=project_id,
-            capability=Capability.DOCUMENTS_READ,
+        if document_id is None:
+            raise TypeError("for_download needs a document_id or a version_id")
+        _, document = await documents.load_scoped(
+            session, who, document_id, Capability.DOCUMENTS_READ, project_id=project_id
         )
-        version = await session.get(DocumentVersion, document.current_version_id)
-        assert version is not None
+        version = await session.get_one(DocumentVersion, document.current_version_id)
     else:
         document, version = await get(
             session, who=who, version_id=version_id, document_id=document_id, project_id=project_id
         )
-    project = await session.get(Project, document.project_id)
-    assert project is not None
+    project = await session.get_one(Project, document.project_id)
     access.require_download_allowed(project)
     return version
 
@@ -169,6 +155,4 @@ async def delete(
         .where(Document.id == document.id)
         .values(current_version_id=newest.id, current_sha256=newest.sha256)
     )
-    refreshed = await session.get(Document, document.id, populate_existing=True)
-    assert refreshed is not None
-    return refreshed
+    return await session.get_one(Document, document.id, populate_existing=True)

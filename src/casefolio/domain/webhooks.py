@@ -57,7 +57,7 @@ async def _check(
         )
     else:
         for project_id in spec.project_ids:
-            await access.require(session, who, project_id, Capability.SETTINGS_MANAGE)
+            await access.scope(session, who, project_id, Capability.SETTINGS_MANAGE)
     _, host, port = ssrf.check_url(spec.url)
     try:
         await ssrf.resolve(host, port, allowed)

@@ -102,7 +102,7 @@ async def list_page(
                 "Only operators can read the whole audit trail; "
                 "a project admin passes projectId=<a project they administer>."
             )
-        await access.require(session, who, where.project_id, Capability.SETTINGS_MANAGE)
+        await access.scope(session, who, where.project_id, Capability.SETTINGS_MANAGE)
     stmt = _filtered(select(AuditEntry), where)
     if page.after is not None:
         stmt = stmt.where(AuditEntry.id > page.after[0])

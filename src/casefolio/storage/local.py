@@ -68,7 +68,8 @@ def _fsync_file(path: Path) -> None:
 
 def _write_held(spooled: SpooledFile, *, sync: bool) -> None:
     """Write a held upload's bytes to its staging name (new: O_EXCL), fsynced if `sync`."""
-    assert spooled.held is not None
+    if spooled.held is None:
+        raise ValueError(f"{spooled.path} is not held in memory")
     fd = os.open(spooled.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         write_all(fd, spooled.held)
@@ -113,9 +114,9 @@ _SYNCFS = _load_syncfs()
 class _Flusher:
     """Makes a batch of files, then a batch of directories, durable.
 
-    With syncfs(2) each step is one call for the whole filesystem: for a batch of 400 small
-    files, 7x faster than 400 parallel fsyncs and ~100x less CPU (their thread hand-offs cost
-    more than the fsyncs). It also flushes whatever else is dirty on that filesystem, which
+    With syncfs(2) each step is one call for the whole filesystem: for a batch of small files
+    far faster than parallel fsyncs and far less CPU (their thread hand-offs cost more than
+    the fsyncs; bench/README.md). It also flushes whatever else is dirty on that filesystem, which
     a batch can afford and a single upload could not; so `put` keeps its fsyncs. Elsewhere,
     parallel fsyncs. The descriptor is opened before the first step, so a write-back error
     from then on is reported (as is one nobody has seen yet: errseq semantics).

@@ -179,8 +179,8 @@ async def update_settings(request: Request, me: WebWriter, session: SessionDep) 
 async def access_page(
     request: Request, project_id: int, me: WebUser, session: SessionDep
 ) -> Response:
-    project = await access.visible_project(session, me.principal, project_id)
-    role = await access.project_role(session, me.principal, project_id)
+    scope, project = await access.scoped_project(session, me.principal, project_id)
+    role = scope.role
     members = (
         await projects.members_page(session, who=me.principal, project_id=project_id, page=ALL)
     ).items

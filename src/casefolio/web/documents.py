@@ -11,11 +11,12 @@ from sqlalchemy import select
 from casefolio.api.deps import SessionDep, check_writable_document
 from casefolio.api.downloads import blob_response
 from casefolio.api.uploads import receive
-from casefolio.db.models import Field, Project, User
-from casefolio.domain import access, documents, fields, folders, versions
-from casefolio.domain.documents import NewFile
+from casefolio.db.models import Field, User
+from casefolio.domain import access, documents, fields, folders, intake, versions
 from casefolio.domain.errors import Invalid
+from casefolio.domain.intake import NewFile
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
+from casefolio.domain.roles import Capability
 from casefolio.web.deps import WebRoute, WebUser, WebWriter, wants_json
 from casefolio.web.http import read_form, render, state_of
 from casefolio.web.projects import folder_tree
@@ -37,9 +38,9 @@ async def document_page(
     history = await versions.list_all(
         session, who=me.principal, project_id=project_id, document_id=document_id
     )
-    project = await session.get(Project, project_id)
-    role = await access.project_role(session, me.principal, project_id)
-    defined = await fields.list_all(session, project_id=project_id)
+    scope, project = await access.scoped_project(session, me.principal, project_id)
+    role = scope.role
+    defined = await fields.list_all(session, scope=scope)
     values = {entry.field.id: entry.value for entry in view.fields}
     authors = {
         u.id: u
@@ -48,11 +49,7 @@ async def document_page(
         )
     }
     tree = folder_tree(
-        (
-            await folders.list_page(
-                session, project_id=project_id, page=PageRequest(limit=MAX_LIMIT)
-            )
-        ).items
+        (await folders.list_page(session, scope=scope, page=PageRequest(limit=MAX_LIMIT))).items
     )
     return render(
         request,
@@ -95,7 +92,8 @@ async def set_field(
     session: SessionDep,
 ) -> Response:
     form = await read_form(request)
-    row = await fields.get(session, project_id=project_id, field_id=field_id)
+    scope = await access.scope(session, me.principal, project_id, Capability.FIELDS_WRITE)
+    row = await fields.get(session, scope=scope, field_id=field_id)
     await documents.set_field(
         session,
         who=me.principal,
@@ -157,16 +155,17 @@ async def new_version(
     if not request.headers.get("content-type", "").lower().startswith("multipart/"):
         raise Invalid("Choose a file to upload.")
     async with receive(request, state) as received:
-        _, version = await documents.add_version(
+        filed = await intake.replace(
             session,
             who=me.principal,
             project_id=project_id,
             document_id=document_id,
             blobs=state.blobs,
-            file=NewFile(
+            received=NewFile(
                 received.spooled, received.part_file_name or "", received.part_content_type
             ),
         )
+    [version] = filed.versions
     if wants_json(request):
         return JSONResponse({"id": version.id, "number": version.number}, status_code=201)
     return RedirectResponse(_url(project_id, document_id), status_code=303)

@@ -12,9 +12,10 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from casefolio.api.deps import SessionDep
 from casefolio.api.uploads import receive
 from casefolio.db.models import Folder
-from casefolio.domain import access, browse, documents, folders, projects, templates
-from casefolio.domain.documents import NewFile
+from casefolio.domain import access, browse, folders, intake, projects, templates
+from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Invalid
+from casefolio.domain.intake import NewFile
 from casefolio.domain.pages import MAX_LIMIT, PageRequest, decode_cursor
 from casefolio.domain.roles import Capability
 from casefolio.web.deps import WebRoute, WebUser, WebWriter, wants_json
@@ -92,8 +93,8 @@ async def project_page(
     q: Annotated[str, Query(max_length=browse.MAX_FILTER)] = "",
     cursor: str | None = None,
 ) -> Response:
-    project = await access.visible_project(session, me.principal, project_id)
-    role = await access.project_role(session, me.principal, project_id)
+    scope, project = await access.scoped_project(session, me.principal, project_id)
+    role = scope.role
     listing = browse.Listing(folder_id=folder, sort=sort, title_contains=q, cursor=cursor)
     page = await browse.documents_page(
         session, who=me.principal, project_id=project_id, listing=listing
@@ -101,17 +102,15 @@ async def project_page(
     context: dict[str, object] = dict(project=project, role=role, listing=listing, page=page)
     if request.headers.get("hx-target") == "documents":
         return render(request, "_documents.html", 200, **context)
-    all_folders = await folders.list_page(
-        session, project_id=project_id, page=PageRequest(limit=MAX_LIMIT)
-    )
+    all_folders = await folders.list_page(session, scope=scope, page=PageRequest(limit=MAX_LIMIT))
     tree = folder_tree(all_folders.items)
     current = next((n.folder for n in tree if n.folder.id == folder), None)
     return render(request, "project.html", 200, tree=tree, current=current, **context)
 
 
-async def _folder_writer(session: SessionDep, me: WebWriter, project_id: int) -> None:
+async def _folder_writer(session: SessionDep, me: WebWriter, project_id: int) -> ProjectScope:
     # As the API's FolderWritableProject dependency.
-    await access.require(session, me.principal, project_id, Capability.FOLDERS_WRITE)
+    return await access.scope(session, me.principal, project_id, Capability.FOLDERS_WRITE)
 
 
 @router.post("/projects/{project_id}/folders")
@@ -119,11 +118,11 @@ async def create_folder(
     request: Request, project_id: int, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
-    await _folder_writer(session, me, project_id)
+    scope = await _folder_writer(session, me, project_id)
     parent = form.get("parent", "")
     made = await folders.create(
         session,
-        project_id=project_id,
+        scope=scope,
         name=form.get("name", ""),
         parent_id=int(parent) if parent.isdigit() else None,
     )
@@ -135,10 +134,8 @@ async def rename_folder(
     request: Request, project_id: int, folder_id: int, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
-    await _folder_writer(session, me, project_id)
-    await folders.rename(
-        session, project_id=project_id, folder_id=folder_id, name=form.get("name", "")
-    )
+    scope = await _folder_writer(session, me, project_id)
+    await folders.rename(session, scope=scope, folder_id=folder_id, name=form.get("name", ""))
     return RedirectResponse(f"/projects/{project_id}?folder={folder_id}", status_code=303)
 
 
@@ -146,8 +143,8 @@ async def rename_folder(
 async def delete_folder(
     request: Request, project_id: int, folder_id: int, me: WebWriter, session: SessionDep
 ) -> Response:
-    await _folder_writer(session, me, project_id)
-    await folders.delete(session, project_id=project_id, folder_id=folder_id)
+    scope = await _folder_writer(session, me, project_id)
+    await folders.delete(session, scope=scope, folder_id=folder_id)
     return RedirectResponse(f"/projects/{project_id}", status_code=303)
 
 
@@ -165,7 +162,7 @@ async def upload(
     state = state_of(request)
     # Refused before the body streams in, as the API's upload_project_id does.
     async with state.db.read() as check:
-        await access.require(check, me.principal, project_id, Capability.DOCUMENTS_WRITE)
+        await access.scope(check, me.principal, project_id, Capability.DOCUMENTS_WRITE)
     if not request.headers.get("content-type", "").lower().startswith("multipart/"):
         raise Invalid("Choose a file to upload.")
     async with receive(request, state) as received:
@@ -173,12 +170,12 @@ async def upload(
             reject_duplicate = True
         if not received.part_file_name and received.spooled.size == 0:
             raise Invalid("Choose a file to upload.")
-        view = await documents.create(
+        view, _ = await intake.upload(
             session,
             who=me.principal,
             project_id=project_id,
             blobs=state.blobs,
-            file=NewFile(
+            received=NewFile(
                 received.spooled, received.part_file_name or "", received.part_content_type
             ),
             folder_id=folder,

@@ -5,14 +5,28 @@ import hashlib
 import json
 import os
 import re
+from datetime import UTC, datetime, timedelta
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from casefolio.api.downloads import FILE_CHUNK_BYTES
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
 from tests.api.v1.conftest import Matter, upload, upload_with_metadata
+from tests.factories import Actor
+
+OLD = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+async def _set_updated_at(db: Database, instants: dict[int, datetime]) -> None:
+    """Move documents' updatedAt to the past, so a write's bump is seen without waiting."""
+    async with db.writer() as session:
+        for document_id, instant in instants.items():
+            await session.execute(
+                update(Document).where(Document.id == document_id).values(updated_at=instant)
+            )
+        await session.commit()
 
 
 async def test_multipart_upload_with_metadata(client: httpx.AsyncClient, matter: Matter) -> None:
@@ -141,9 +155,10 @@ async def test_identical_content_is_stored_once(
 
 
 async def test_replace_adds_versions_and_download_follows_current(
-    client: httpx.AsyncClient, matter: Matter
+    client: httpx.AsyncClient, matter: Matter, db: Database
 ) -> None:
     doc = (await upload(client, matter, b"version one")).json()
+    await _set_updated_at(db, {int(doc["id"]): OLD})
     replaced = await client.post(
         matter.url(f"/documents/{doc['id']}/replace"),
         content=b"version two",
@@ -152,7 +167,7 @@ async def test_replace_adds_versions_and_download_follows_current(
     )
     assert replaced.status_code == 201
     assert replaced.json()["currentVersion"]["number"] == 2
-    assert replaced.json()["updatedAt"] >= doc["updatedAt"]
+    assert replaced.json()["updatedAt"] > "2001"  # bumped from OLD by the new version
     content = await client.get(
         matter.url(f"/documents/{doc['id']}/content"), headers=matter.reader.headers
     )
@@ -450,7 +465,9 @@ async def test_field_definitions(client: httpx.AsyncClient, matter: Matter) -> N
     assert missing.status_code == 400 and "Required field" in missing.json()["detail"]
 
 
-async def test_after_date_sync_and_pagination(client: httpx.AsyncClient, matter: Matter) -> None:
+async def test_after_date_sync_and_pagination(
+    client: httpx.AsyncClient, matter: Matter, db: Database
+) -> None:
     ids = [
         (await upload(client, matter, f"doc {i}".encode(), f"{i}.pdf")).json()["id"]
         for i in range(5)
@@ -465,9 +482,10 @@ async def test_after_date_sync_and_pagination(client: httpx.AsyncClient, matter:
         pages += 1
     assert seen == ids and pages == 3
 
+    # Each document changed at a distinct instant long ago; the edit below is later.
+    await _set_updated_at(db, {int(d): OLD + timedelta(milliseconds=i) for i, d in enumerate(ids)})
     everything = (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json()
     last_seen = everything[-1]["updatedAt"]
-    await asyncio.sleep(0.01)
     touched = await client.patch(
         matter.url(f"/documents/{ids[1]}"), json={"title": "edited"}, headers=matter.writer.headers
     )
@@ -475,7 +493,7 @@ async def test_after_date_sync_and_pagination(client: httpx.AsyncClient, matter:
         matter.url("/documents"), params={"afterDate": last_seen}, headers=matter.reader.headers
     )
     returned = [d["id"] for d in since.json()]
-    assert ids[1] in returned and touched.json()["updatedAt"] >= last_seen
+    assert ids[1] in returned and touched.json()["updatedAt"] > last_seen
     assert set(returned) <= {ids[4], ids[1]}
     by_day = await client.get(
         matter.url("/documents"), params={"afterDate": "2000-01-01"}, headers=matter.reader.headers
@@ -524,17 +542,39 @@ async def test_bad_metadata_is_400_and_stores_nothing(
 
 
 async def test_documents_of_another_project_are_invisible(
-    client: httpx.AsyncClient, matter: Matter, operator: object
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:
     doc = (await upload(client, matter)).json()
-    other = await client.post(
+    refused = await client.post(
         "/api/v1/projects", json={"name": "Other"}, headers=matter.admin.headers
     )
-    assert other.status_code == 403  # only operators create projects
-    cross = await client.get(
-        f"/api/v1/projects/999/documents/{doc['id']}", headers=matter.admin.headers
+    assert refused.status_code == 403  # only operators create projects
+    # A second project where the matter's admin is admin too, holding a document of its own.
+    other = await client.post("/api/v1/projects", json={"name": "Other"}, headers=operator.headers)
+    other_id = other.json()["id"]
+    granted = await client.put(
+        f"/api/v1/projects/{other_id}/users/{matter.admin.email}",
+        json={"role": "Project Admin"},
+        headers=operator.headers,
     )
-    assert cross.status_code == 404
+    assert granted.status_code in (200, 204), granted.text
+    theirs = await client.post(
+        f"/api/v1/projects/{other_id}/documents?fileName=other.pdf",
+        content=b"other",
+        headers=matter.admin.headers,
+    )
+    assert theirs.status_code == 201, theirs.text
+    # Each document is visible in its own project only, to a caller who can see both.
+    for project_id, document_id in ((other_id, doc["id"]), (matter.id, theirs.json()["id"])):
+        cross = await client.get(
+            f"/api/v1/projects/{project_id}/documents/{document_id}",
+            headers=matter.admin.headers,
+        )
+        assert cross.status_code == 404, cross.text
+    listed = await client.get(
+        f"/api/v1/projects/{other_id}/documents", headers=matter.admin.headers
+    )
+    assert [d["id"] for d in listed.json()] == [theirs.json()["id"]]
     outsider = await client.get(
         matter.url(f"/documents/{doc['id']}"), headers=matter.outsider.headers
     )

@@ -175,6 +175,7 @@ async def redis_apps(settings: Settings) -> AsyncIterator[tuple[FastAPI, FastAPI
         yield first, second
 
 
+@pytest.mark.redis
 async def test_two_app_instances_share_one_budget_through_redis(
     redis_apps: tuple[FastAPI, FastAPI],
 ) -> None:

@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import update
 
+from casefolio.db.engine import Database
+from casefolio.db.models import Document
 from tests.api.v3.conftest import Matter, basic, upload_v1
 from tests.factories import Actor
 
@@ -112,14 +116,27 @@ async def test_unknown_filter_is_worded_as_openproject_does(
     assert body["message"] == "Filters Invalid filter does not exist."
 
 
-async def test_sort_by_id_and_created_at(client: httpx.AsyncClient, matter: Matter) -> None:
+async def test_sort_by_id_and_created_at(
+    client: httpx.AsyncClient, matter: Matter, db: Database
+) -> None:
     ids = await _five(client, matter)
     down = await _documents(client, matter.reader, sortBy='[["id", "desc"]]')
     assert _ids(down) == ids[::-1]
+    # Distinct instants, out of id order, and one shared by two documents.
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    seconds = {ids[0]: 30, ids[1]: 10, ids[2]: 10, ids[3]: 40, ids[4]: 0}
+    async with db.writer() as session:
+        for document_id, offset in seconds.items():
+            await session.execute(
+                update(Document)
+                .where(Document.id == document_id)
+                .values(created_at=base + timedelta(seconds=offset))
+            )
+        await session.commit()
     up = await _documents(client, matter.reader, sortBy='[["created_at", "asc"]]')
-    assert _ids(up) == ids  # equal instants fall back to id order
+    assert _ids(up) == [ids[4], ids[1], ids[2], ids[0], ids[3]]  # equal instants: id order
     newest_first = await _documents(client, matter.reader, sortBy='[["created_at", "desc"]]')
-    assert sorted(_ids(newest_first)) == sorted(ids)
+    assert _ids(newest_first) == [ids[3], ids[0], ids[1], ids[2], ids[4]]
 
 
 async def test_filters_by_project_and_title(

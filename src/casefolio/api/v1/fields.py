@@ -77,7 +77,7 @@ async def list_fields(
     session: SessionDep,
     params: PageDep,
 ) -> list[FieldOut]:
-    page = await fields.list_page(session, project_id=project.id, page=page_request(params))
+    page = await fields.list_page(session, scope=project, page=page_request(params))
     link_next(request, response, page)
     return [FieldOut.model_validate(f) for f in page.items]
 
@@ -93,4 +93,4 @@ async def create_field(
     project: AdministeredProject, body: FieldIn, session: SessionDep
 ) -> FieldOut:
     spec = FieldSpec(body.name, body.type, body.choices, body.required)
-    return FieldOut.model_validate(await fields.create(session, project_id=project.id, spec=spec))
+    return FieldOut.model_validate(await fields.create(session, scope=project, spec=spec))

@@ -53,7 +53,7 @@ async def list_folders(
     session: SessionDep,
     params: PageDep,
 ) -> list[FolderOut]:
-    page = await folders.list_page(session, project_id=project.id, page=page_request(params))
+    page = await folders.list_page(session, scope=project, page=page_request(params))
     link_next(request, response, page)
     return [FolderOut.model_validate(f) for f in page.items]
 
@@ -68,9 +68,7 @@ async def list_folders(
 async def create_folder(
     project: FolderWritableProject, body: FolderIn, session: SessionDep
 ) -> FolderOut:
-    folder = await folders.create(
-        session, project_id=project.id, name=body.name, parent_id=body.parent_id
-    )
+    folder = await folders.create(session, scope=project, name=body.name, parent_id=body.parent_id)
     return FolderOut.model_validate(folder)
 
 
@@ -93,7 +91,7 @@ async def read_folder_by_name(
     ] = None,
 ) -> FolderOut:
     folder = await folders.get_by_name(
-        session, project_id=project.id, name=folder_name, parent_id=parent_id
+        session, scope=project, name=folder_name, parent_id=parent_id
     )
     return FolderOut.model_validate(folder)
 
@@ -116,4 +114,4 @@ async def delete_folder(
     folder_id: Annotated[int, path_id("folderId")],
     session: SessionDep,
 ) -> None:
-    await folders.delete(session, project_id=project.id, folder_id=folder_id)
+    await folders.delete(session, scope=project, folder_id=folder_id)

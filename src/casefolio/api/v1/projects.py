@@ -128,7 +128,7 @@ async def create_project(body: ProjectIn, session: SessionDep, who: PrincipalDep
 
 @router.get("/projects/{projectId}", response_model=ProjectOut, summary="Read a project")
 async def read_project(project_id: ProjectId, session: SessionDep, who: PrincipalDep) -> ProjectOut:
-    return await _out(session, who, await access.visible_project(session, who, project_id))
+    return await _out(session, who, await projects.get(session, who=who, project_id=project_id))
 
 
 @patch_route(

@@ -20,7 +20,7 @@ def v1_router(tag: str) -> APIRouter:
     Every route authenticates through its handler's parameters (PrincipalDep, or a
     dependency built on it such as ReadableProject), as `add_routes` makes sure.
     Not also as the router's dependency: FastAPI solves a dependency declared twice twice,
-    serving the second from its cache, ~8 µs of every request.
+    serving the second from its cache, a cost on every request (bench/README.md).
     """
     return dialect_router(PREFIX, tag, responses=PROBLEM_RESPONSES)
 

@@ -15,8 +15,8 @@ from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found_as
 from casefolio.api.v3.uploads import receive_attachment, require_multipart
-from casefolio.domain import documents, unclaimed, versions
-from casefolio.domain.documents import NewFile
+from casefolio.domain import documents, intake, unclaimed, versions
+from casefolio.domain.intake import NewFile
 from casefolio.domain.roles import Capability
 
 router = dialect_router(
@@ -32,7 +32,7 @@ ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 async def list_attachments(
     document_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
-    doc = await documents.load(
+    _, doc = await documents.load_scoped(
         session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_READ
     )
     rows = await versions.list_all(session, who=who, document_id=document_id)
@@ -46,7 +46,7 @@ ATTACHMENT_BODY = multipart_request_body(
 
 def _new_file(upload: ReceivedUpload) -> tuple[NewFile, str]:
     meta = payloads.attachment_metadata(upload.metadata, upload.part_file_name)
-    content_type = documents.media_type(meta.content_type) or upload.part_content_type
+    content_type = intake.media_type(meta.content_type) or upload.part_content_type
     return NewFile(upload.spooled, meta.file_name or "", content_type), meta.description
 
 
@@ -66,8 +66,8 @@ async def upload_unclaimed(
     require_multipart(request)
     async with receive_attachment(request, state) as upload:
         file, description = _new_file(upload)
-        version = await unclaimed.create(
-            session, who=who, blobs=state.blobs, file=file, description=description
+        version, _ = await unclaimed.create(
+            session, who=who, blobs=state.blobs, received=file, description=description
         )
     return HalResponse(await render.unclaimed_attachment(session, who, version), status_code=201)
 
@@ -88,15 +88,15 @@ async def add_attachment(
     doc = await check_writable_document(state, who, document_id)
     async with receive_attachment(request, state) as upload:
         file, description = _new_file(upload)
-        _, version = await documents.add_version(
+        filed = await intake.replace(
             session,
             who=who,
             document_id=document_id,
             blobs=state.blobs,
-            file=file,
+            received=file,
             description=description,
         )
-    [out] = await render.attachments(session, who, doc, [version])
+    [out] = await render.attachments(session, who, doc, filed.versions)
     return HalResponse(out, status_code=201)
 
 

@@ -64,7 +64,7 @@ async def update_document(
     document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
     # Visibility (404) and permission (403) are answered before the body is judged (422).
-    await documents.load(
+    await documents.load_scoped(
         session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_WRITE
     )
     changes = payloads.document_changes(await payloads.json_object(request))

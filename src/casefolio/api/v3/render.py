@@ -78,8 +78,7 @@ async def document(
     """Given a readable document and its versions, return the full Document with
     `_embedded.project` and `_embedded.attachments`."""
     [out] = await documents(session, who, [doc])
-    project = await session.get(Project, doc.project_id)
-    assert project is not None
+    project = await session.get_one(Project, doc.project_id)
     out["_embedded"] = {
         "project": representers.project(project),
         "attachments": await attachment_collection(session, who, doc, versions),

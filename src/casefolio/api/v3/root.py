@@ -9,7 +9,7 @@ from casefolio.api.v3 import hal, paging, queries, render, representers
 from casefolio.api.v3.error_responses import COMMON_V3_ERRORS
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import not_found, not_found_as
-from casefolio.domain import access, users
+from casefolio.domain import projects, users
 
 router = dialect_router(
     "/api/v3",
@@ -63,5 +63,5 @@ async def read_project(project_ref: str, session: SessionDep, who: PrincipalDep)
     digits = project_ref.removeprefix(representers.PROJECT_IDENTIFIER_PREFIX)
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
         raise not_found(V3_NOT_FOUND)
-    project = await access.visible_project(session, who, int(digits))
+    project = await projects.get(session, who=who, project_id=int(digits))
     return HalResponse(representers.project(project))

@@ -1,0 +1,27 @@
+"""Which integrity errors mean a concurrent change, and which a bug.
+
+The domain checks uniqueness and existence before it writes; a unique or foreign-key
+violation that still reaches the database is the race those checks cannot see (two
+writers at once, a row deleted meanwhile), and retrying is the answer. Any other
+violation (NOT NULL, CHECK) is a defect of ours, not of the request.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+# PostgreSQL SQLSTATEs: unique_violation, foreign_key_violation.
+_POSTGRES = frozenset({"23505", "23503"})
+# sqlite3's extended result codes (Python 3.11+: sqlite_errorname).
+_SQLITE = frozenset(
+    {"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY", "SQLITE_CONSTRAINT_FOREIGNKEY"}
+)
+
+
+def is_concurrent_change(exc: IntegrityError) -> bool:
+    """Given an integrity error, return whether it means a concurrent change (a 409)."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate is not None:
+        return str(sqlstate) in _POSTGRES
+    return getattr(orig, "sqlite_errorname", None) in _SQLITE
