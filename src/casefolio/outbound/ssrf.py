@@ -71,7 +71,7 @@ async def resolve(host: str, port: int, allowed: Sequence[Network]) -> Address:
     else:
         try:
             infos = await anyio.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:  # UnicodeError: not a name IDNA can encode
             raise Refused(f"The host {host} cannot be resolved.") from exc
         found = [ipaddress.ip_address(info[4][0]) for info in infos]
     if not found:
