@@ -124,7 +124,7 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
     (
         "ST202",
         r"(POST|PATCH) /api/v1/webhooks(/\{webhookId\})?",
-        r"The host .* (cannot be resolved|has no address|resolves to)|port is not valid",
+        r"The host |port is not valid",  # a long host name pushes the rest past the excerpt
         "a webhook URL must resolve, at registration, to an address outside the private,"
         " loopback and link-local ranges unless CASEFOLIO_WEBHOOK_ALLOWED_NETWORKS allows it"
         " (docs/api.md, Webhooks; the SSRF guard): a fact of DNS, which no schema can state",

@@ -29,8 +29,12 @@ def networks(allowed: Sequence[str]) -> list[Network]:
 
 def check_url(url: str) -> tuple[str, str, int]:
     """Given a webhook URL, return (scheme, host, port) or raise Invalid."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname
+    except ValueError:  # an unbalanced "[" or "]" in the host
+        hostname = None
+    if not hostname or parts.scheme not in ("http", "https"):
         raise Invalid(
             "A webhook URL must be an absolute http:// or https:// URL.",
             [{"field": "url", "message": "not an http(s) URL"}],
@@ -43,7 +47,7 @@ def check_url(url: str) -> tuple[str, str, int]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise Invalid("The webhook URL's port is not valid.") from exc
-    return parts.scheme, parts.hostname, port
+    return parts.scheme, hostname, port
 
 
 def _forbidden(address: Address) -> bool:
