@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import SessionDep
 from casefolio.domain import access, accounts, projects, system, teams, users
@@ -23,6 +24,16 @@ ALL = PageRequest(limit=MAX_LIMIT)
 
 def _lifetime(request: Request) -> timedelta:
     return timedelta(hours=state_of(request).settings.password_link_hours)
+
+
+async def _committed_forgetting_tokens(
+    request: Request, session: AsyncSession, to: str
+) -> RedirectResponse:
+    # Committed before this process forgets its remembered token checks: a request in
+    # between must not remember a user or the API switch as they were.
+    await session.commit()
+    state_of(request).credentials.clear()
+    return RedirectResponse(to, status_code=303)
 
 
 def _link(request: Request, issued: IssuedLink) -> str:
@@ -71,9 +82,7 @@ async def set_active(
     await users.set_active(
         session, who=me.principal, user_id=user_id, active=form.get("active") == "true"
     )
-    await session.commit()
-    state_of(request).credentials.clear()
-    return RedirectResponse("/admin/users", status_code=303)
+    return await _committed_forgetting_tokens(request, session, "/admin/users")
 
 
 @router.post("/admin/users/{user_id}/operator")
@@ -84,9 +93,7 @@ async def set_operator(
     await users.set_operator(
         session, who=me.principal, user_id=user_id, is_operator=form.get("operator") == "true"
     )
-    await session.commit()
-    state_of(request).credentials.clear()
-    return RedirectResponse("/admin/users", status_code=303)
+    return await _committed_forgetting_tokens(request, session, "/admin/users")
 
 
 @router.post("/admin/users/{user_id}/reset")
@@ -167,9 +174,7 @@ async def update_settings(request: Request, me: WebWriter, session: SessionDep) 
         who=me.principal,
         integrations_api_enabled=form.get("integrationsApiEnabled") == "on",
     )
-    await session.commit()
-    state_of(request).credentials.clear()
-    return RedirectResponse("/admin/settings", status_code=303)
+    return await _committed_forgetting_tokens(request, session, "/admin/settings")
 
 
 # ---- project access and settings -----------------------------------------------------------
