@@ -51,6 +51,18 @@ _VERSION_COLUMNS = (
 # --------------------------------------------------------------------------- seeding
 
 
+def seed_template(project: str, doc: dict[str, Any]) -> dict[str, Any]:
+    """Given an uploaded document, return the row values seeded copies of it share."""
+    version = doc["currentVersion"]
+    return {
+        "project": int(project),
+        "user": int(doc["createdBy"]),
+        "sha": version["sha256"],
+        "size": int(version["size"]),
+        "ctype": version["contentType"],
+    }
+
+
 def _seed_sqlite(db: Path, template: dict[str, Any], count: int, base: datetime) -> None:
     conn = sqlite3.connect(db, isolation_level=None, timeout=60)
     try:
@@ -199,14 +211,7 @@ def run(opts: Options, workdir: Path, result: Result) -> None:
         with Api(srv.base, inst.token) as api:
             project = api.create_project("listing")
             doc = api.upload_bytes(project, "template.bin", b"listing benchmark\n" * 200)
-        version = doc["currentVersion"]
-        template = {
-            "project": int(project),
-            "user": int(doc["createdBy"]),
-            "sha": version["sha256"],
-            "size": int(version["size"]),
-            "ctype": version["contentType"],
-        }
+        template = seed_template(project, doc)
         # Seeded rows sort after the uploaded one, a millisecond apart.
         base = datetime.now(UTC) + timedelta(seconds=5)
         log(f"seeding {total - 1:,} documents into {opts.database}")

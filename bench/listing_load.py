@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Api, Instance, Options, Result, casefolio_server, instance, log
-from bench.listing import _seed_postgres, _seed_sqlite
+from bench.listing import _seed_postgres, _seed_sqlite, seed_template
 from bench.load import run_get_load
 
 NAME = "listing_load"
@@ -72,14 +72,7 @@ def _seed(inst: Instance, base: str) -> tuple[str, str]:
     with Api(base, inst.token) as api:
         project = api.create_project("listing under load")
         doc = api.upload_bytes(project, "template.bin", b"listing under load\n" * 50)
-    version = doc["currentVersion"]
-    template = {
-        "project": int(project),
-        "user": int(doc["createdBy"]),
-        "sha": version["sha256"],
-        "size": int(version["size"]),
-        "ctype": version["contentType"],
-    }
+    template = seed_template(project, doc)
     stamp = datetime.now(UTC) + timedelta(seconds=5)
     if inst.database_url:
         asyncio.run(_seed_postgres(inst.database_url, template, DOCUMENTS - 1, stamp))

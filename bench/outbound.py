@@ -315,14 +315,7 @@ def _feed_read(opts: Options, inst: Instance, srv: Server, result: Result) -> No
     with Api(srv.base, inst.token) as api:
         project = api.create_project("feed")
         doc = api.upload_bytes(project, "template.bin", b"feed benchmark\n" * 100)
-    version = doc["currentVersion"]
-    template = {
-        "project": int(project),
-        "user": int(doc["createdBy"]),
-        "sha": version["sha256"],
-        "size": int(version["size"]),
-        "ctype": version["contentType"],
-    }
+    template = listing.seed_template(project, doc)
     base = datetime.now(UTC) + timedelta(seconds=5)
     log(f"seeding {total:,} documents and {total:,} changes")
     if inst.database_url:
