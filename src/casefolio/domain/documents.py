@@ -26,10 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import TableValuedAlias
 
-from casefolio.db import batching
-from casefolio.db.batching import BatchedRead
-from casefolio.db.engine import Reader, read_all, read_rows
+from casefolio.db import reads
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, is_id
+from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events, fields, folders, text
 from casefolio.domain.access import ProjectScope
@@ -169,12 +168,12 @@ def _document_read(
         .outerjoin(_FIELDS, _FIELDS.c.id == _VALUES.c.field_id)
     )
     if batch is not None:
-        read = read.add_columns(batch.c[batching.POSITION]).order_by(batch.c[batching.POSITION])
+        read = read.add_columns(batch.c[reads.POSITION]).order_by(batch.c[reads.POSITION])
     return read.where(_DOCUMENTS.c.id == document_id).order_by(_FIELDS.c.id)
 
 
 # Built once: constructing the statement costs more than SQLite takes to run it.
-_READ_KEYS = batching.key_table(document_id=BigInteger(), user_id=BigInteger())
+_READ_KEYS = reads.key_table(document_id=BigInteger(), user_id=BigInteger())
 DOCUMENT_READ = BatchedRead(
     single=_document_read(bindparam("document_id"), bindparam("user_id")),
     many=_document_read(_READ_KEYS.c.document_id, _READ_KEYS.c.user_id, _READ_KEYS),
@@ -191,7 +190,7 @@ async def get(
     values and the caller's role, in one statement, as plain rows (domain/rows.py). A
     session or, cheaper, the database's StatementReader will do."""
     if not is_id(document_id):
-        # Never sent: in a batch (db/batching.py) the driver's refusal would fail every read.
+        # Never sent: in a batch (fastpath/batching.py) the driver's refusal would fail every read.
         raise NotFound(f"Document {document_id} not found.")
     parameters = {"document_id": document_id, "user_id": who.user_id}
     # A batched read adds its key's position after the named columns: zip leaves it out.

@@ -26,7 +26,6 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, PageParams, link_next, page_request
-from casefolio.api.routing import direct_get
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
@@ -44,6 +43,7 @@ from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
+from casefolio.fastpath.routes import direct_get
 
 router = v1_router("documents")
 VersionId = Annotated[

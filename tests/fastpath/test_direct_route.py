@@ -19,12 +19,12 @@ from fastapi.routing import APIRoute
 from casefolio.api.auth import authenticate
 from casefolio.api.deps import PrincipalDep, state_of
 from casefolio.api.ids import DocumentId, ProjectId
-from casefolio.api.routing import DirectRoute, direct_get
 from casefolio.api.v1 import documents as documents_api
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import MAX_ID
+from casefolio.fastpath.routes import DirectRoute, direct_get
 from tests.factories import Actor, make_actor
 
 TWIN = "/twin"
