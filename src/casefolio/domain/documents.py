@@ -36,7 +36,7 @@ from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow, row_of
+from casefolio.domain.rows import Columns, DocumentRow, FieldRow, VersionRow, row_of
 
 MAX_TITLE = text.MAX_TITLE
 # The tables behind the models, for hot statements built of columns only (no ORM loading).
@@ -246,10 +246,11 @@ async def list_page(
     statement, names = _page_read(
         folder=folder_id is not None, since=changed_since is not None, after=page.after is not None
     )
-    rows = [dict(zip(names, row, strict=True)) for row in await read_all(db, statement, parameters)]
+    rows = await read_all(db, statement, parameters)
+    columns = _page_columns(names)
     if rows:
         # A document of the project was found, so the project (and the folder) exist.
-        access.scope_ranked(who, project_id, rows[0]["rank"], Capability.DOCUMENTS_READ)
+        access.scope_ranked(who, project_id, rows[0][columns.rank], Capability.DOCUMENTS_READ)
     else:
         found = await read_all(db, access.PROJECT_AND_RANK, parameters)
         if not found:
@@ -258,13 +259,13 @@ async def list_page(
         if folder_id is not None and not await read_all(db, _FOLDER_IN_PROJECT, parameters):
             raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
     listed: dict[int, tuple[DocumentRow, VersionRow, list[FieldEntry]]] = {}
+    document_id, field_id, value = columns.document_id, columns.field_id, columns.value
     for row in rows:
-        if row["document_id"] not in listed:
-            document = row_of(DocumentRow, row, "document_")
-            listed[document.id] = (document, row_of(VersionRow, row, "version_"), [])
-        if row["field_id"] is not None:
-            entry = FieldEntry(row_of(FieldRow, row, "field_"), row["value"])
-            listed[row["document_id"]][2].append(entry)
+        if row[document_id] not in listed:
+            listed[row[document_id]] = (columns.document(row), columns.version(row), [])
+        if row[field_id] is not None:
+            entry = FieldEntry(columns.field(row), row[value])
+            listed[row[document_id]][2].append(entry)
     views = [DocumentView(d, v, tuple(entries)) for d, v, entries in listed.values()]
     if len(views) > page.limit:
         views = views[: page.limit]
@@ -276,6 +277,25 @@ async def list_page(
 _FOLDER_IN_PROJECT = select(_FOLDERS.c.id).where(
     _FOLDERS.c.id == bindparam("folder_id"), _FOLDERS.c.project_id == bindparam("project_id")
 )
+
+
+class _PageColumns:
+    """Where a page statement's columns are (domain/rows.py's Columns, looked up once)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        columns = Columns(names)
+        self.document = columns.reader(DocumentRow, "document_")
+        self.version = columns.reader(VersionRow, "version_")
+        self.field = columns.reader(FieldRow, "field_")
+        self.document_id = columns.position("document_id")
+        self.field_id = columns.position("field_id")
+        self.value = columns.position("value")
+        self.rank = columns.position("rank")
+
+
+@functools.cache
+def _page_columns(names: tuple[str, ...]) -> _PageColumns:
+    return _PageColumns(names)
 
 
 @functools.cache
