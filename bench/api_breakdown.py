@@ -8,7 +8,7 @@ reported (process time: on a shared VM, wall time also counts what the neighbour
 - shaped: FastAPI resolving what casefolio's route declares (middleware, aliased path
   parameters, the request, a caller dependency, a response it builds itself) with no work:
   what FastAPI's per-request resolution would cost the route, which as a DirectRoute
-  (api/routing.py) resolves its requests itself and does not pay;
+  (fastpath/routes.py) resolves its requests itself and does not pay;
 - read: the domain read alone, `documents.get` on the database's StatementReader, as the route does
   (SQLAlchemy, or on SQLite a SELECT compiled once, and the database);
 - casefolio: the whole route in the real app, token check and rate limit included;
