@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from casefolio.db.models import Document, DocumentVersion, Field
@@ -88,6 +89,6 @@ class Columns:
     def reader(self, kind: type[R], prefix: str = "") -> Callable[[Sequence[Any]], R]:
         """Given a row type and its columns' prefix, a function from a result tuple to the
         row, field by field by name."""
-        positions = [self.position(prefix + name) for name in kind._fields]
+        pick = itemgetter(*(self.position(prefix + name) for name in kind._fields))
         make = kind._make
-        return lambda values: make([values[i] for i in positions])
+        return lambda values: make(pick(values))
