@@ -29,6 +29,7 @@ from bench import (
     api_overhead,
     download,
     ingest,
+    large_project,
     listing,
     listing_load,
     outbound,
@@ -47,6 +48,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         download,
         listing,
         listing_load,
+        large_project,
         ingest,
         outbound,
         sequential_writes,
@@ -76,6 +78,9 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
     parser.add_argument("--connections", type=int, help="concurrent connections (api_overhead)")
     parser.add_argument("--upload-mib", type=int, help="upload/download size in MiB")
     parser.add_argument("--listing-docs", type=int, help="documents in the listing project")
+    parser.add_argument(
+        "--large-docs", type=int, help="documents in large_project's project (PostgreSQL)"
+    )
     parser.add_argument("--ingest-docs", type=int, help="4 KiB documents to ingest")
     parser.add_argument(
         "--ingest-max-seconds",
@@ -107,6 +112,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
         "connections",
         "upload_mib",
         "listing_docs",
+        "large_docs",
         "ingest_docs",
         "ingest_max_seconds",
     ):

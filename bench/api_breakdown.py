@@ -8,12 +8,12 @@ reported (process time: on a shared VM, wall time also counts what the neighbour
 - shaped: FastAPI resolving what casefolio's route declares (middleware, aliased path
   parameters, the request, a caller dependency, a response it builds itself) with no work:
   what FastAPI's per-request resolution would cost the route, which as a DirectRoute
-  (api/routing.py) resolves its requests itself and does not pay;
+  (fastpath/routes.py) resolves its requests itself and does not pay;
 - read: the domain read alone, `documents.get` on the database's StatementReader, as the route does
   (SQLAlchemy, or on SQLite a SELECT compiled once, and the database);
 - casefolio: the whole route in the real app, token check and rate limit included;
 - casefolio, 16 at once: the same GET by 16 callers together, per GET. On PostgreSQL reads
-  that arrive while one is out share the next round trip (db/batching.py); sequential
+  that arrive while one is out share the next round trip (fastpath/batching.py); sequential
   calls never do, so this row is where that shows.
 
 So read is the database layer's share of the whole GET, casefolio - bare - read the rest
@@ -116,9 +116,13 @@ async def _breakdown(env: dict[str, str], path: str, token: str, calls: int, rou
         shaped = create_shaped_app(answer)
         _, _, project_id, _, document_id = path.rsplit("/", 4)
 
+        statements = state.reads.statements
+        if statements is None:
+            raise SystemExit("api_breakdown measures the fast path: leave CASEFOLIO_FAST_READS on")
+
         async def read() -> None:
             await documents.get(
-                state.db.statements,
+                statements,
                 who=who,
                 project_id=int(project_id),
                 document_id=int(document_id),

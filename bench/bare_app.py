@@ -43,7 +43,7 @@ def create_shaped_app(document: dict[str, Any]) -> FastAPI:
     response), and the first place among the app's routes.
 
     bench/api_breakdown.py measures it in-process: what FastAPI's per-request resolution
-    would cost the route, which casefolio serves as a DirectRoute (api/routing.py) instead.
+    would cost the route, which casefolio serves as a DirectRoute (fastpath/routes.py) instead.
     """
     # Imported here: the bare app above must not pay for importing casefolio.
     from casefolio.api.middleware import HeadAsGet, RateLimitHeaders

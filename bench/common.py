@@ -58,6 +58,7 @@ class Options:
     upload_mib: int = 1024
     listing_docs: int = 1_000_000
     listing_repeats: int = 200
+    large_docs: int = 10_000_000  # large_project (PostgreSQL)
     ingest_docs: int = 10_000
     ingest_concurrency: int = 16
     ingest_max_seconds: float = 90.0  # bounds the run time however slow ingest is
@@ -73,6 +74,7 @@ class Options:
         self.upload_mib = 64
         self.listing_docs = 20_000
         self.listing_repeats = 50
+        self.large_docs = 20_000
         self.ingest_docs = 1_000
         self.ingest_max_seconds = 30.0
 

@@ -20,6 +20,7 @@ from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
 from casefolio.db.models import Base
+from casefolio.fastpath.statements import StatementReader
 from tests import services
 from tests.api.v3.conformance import v3_response_hook
 from tests.factories import Actor, make_actor, switch_api
@@ -117,6 +118,15 @@ async def app(settings: Settings) -> AsyncIterator[FastAPI]:
 def db(app: FastAPI) -> Database:
     database: Database = app.state.casefolio.db
     return database
+
+
+@pytest.fixture
+def statements(db: Database, settings: Settings) -> Iterator[StatementReader]:
+    """The fast path's reader of single statements (fastpath/statements.py) on `db`,
+    whether or not the app reads through it."""
+    reader = StatementReader.for_database(db, settings)
+    yield reader
+    reader.close()
 
 
 @pytest.fixture

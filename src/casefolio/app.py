@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +18,8 @@ from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
 from casefolio.config import Settings, locate
 from casefolio.db.engine import Database
+from casefolio.fastpath import routes as fastpath_routes
+from casefolio.fastpath.gc_tuning import startup_objects_frozen
 from casefolio.outbound import runtime as outbound_runtime
 from casefolio.storage import open_blob_store, staging
 from casefolio.web import install as install_pages
@@ -43,9 +44,7 @@ def create_app(
     """Given settings, return the application; resources open in its lifespan.
 
     `freeze_startup_objects` (server processes): once start-up is done, the objects it made
-    (modules, routes, models, compiled statements) are moved out of the garbage collector's
-    sight. Otherwise every full collection walks them all, and under load one ran about once
-    a second and stopped the event loop, for nothing: it freed nothing (bench/README.md).
+    are moved out of the garbage collector's sight (fastpath/gc_tuning.py).
 
     `run_worker`: deliver webhooks from this process too (server processes, unless
     CASEFOLIO_WORKER_IN_SERVER is off).
@@ -65,17 +64,14 @@ def create_app(
         removed = await anyio.to_thread.run_sync(staging.sweep, state.blobs.staging_dir)
         if removed:
             log.info("removed %d staging file(s) left by stopped processes", len(removed))
-        if freeze_startup_objects:
-            gc.collect()  # start-up's own garbage goes first; frozen objects are never freed
-            gc.freeze()
         try:
-            async with outbound_runtime.background(settings, state.db, run_worker=run_worker):
-                yield
+            with startup_objects_frozen(freeze_startup_objects):
+                async with outbound_runtime.background(settings, state.db, run_worker=run_worker):
+                    yield
         finally:
-            if freeze_startup_objects:
-                gc.unfreeze()
             await state.limiter.close()
             await state.blobs.close()
+            state.reads.close()
             await state.db.close()
 
     # Swagger UI loads its scripts from the installed package, not a CDN, so /docs works
@@ -96,6 +92,8 @@ def create_app(
     errors.install(app)
     openapi.install(app)
     v1.install(app)
+    if not settings.fast_reads:
+        fastpath_routes.resolve_by_fastapi(app)
     v3.install(app)
     health.install(app)
     install_pages(app)

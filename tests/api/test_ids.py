@@ -16,6 +16,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import MAX_ID, Document
 from casefolio.domain import documents, tokens
 from casefolio.domain.errors import NotFound
+from casefolio.fastpath.statements import StatementReader
 from tests.factories import Actor, file_with_fields
 
 BIG = MAX_ID + 1
@@ -94,12 +95,12 @@ async def test_the_largest_id_the_database_holds_is_simply_not_found(
 
 
 async def test_the_document_read_never_sends_an_impossible_id(
-    db: Database, operator: Actor, filed: dict[str, int]
+    db: Database, statements: StatementReader, operator: Actor, filed: dict[str, int]
 ) -> None:
     async with db.read() as session:
         who, _ = await tokens.authenticate(session, secret=operator.token)
     for document_id in (BIG, HUGE, 0):
         with pytest.raises(NotFound, match=f"Document {document_id} not found"):
-            await documents.get(db.statements, who=who, document_id=document_id)
-    found = await documents.get(db.statements, who=who, document_id=filed["d"])
+            await documents.get(statements, who=who, document_id=document_id)
+    found = await documents.get(statements, who=who, document_id=filed["d"])
     assert found.document.id == filed["d"]

@@ -184,7 +184,7 @@ async def test_a_silent_connection_answers_503_then_the_api_recovers(
 async def test_concurrent_reads_on_silent_connections_are_answered_not_held(
     client: httpx.AsyncClient, relay: Relay, app: FastAPI
 ) -> None:
-    """Document reads arriving together share round trips (db/batching.py); one stuck on a
+    """Document reads arriving together share round trips (fastpath/batching.py); one stuck on a
     silent connection must not hold the others beyond the timeout."""
     document = await a_document_and_a_full_pool(client, app)
     relay.silence()

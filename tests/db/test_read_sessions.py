@@ -13,6 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from casefolio.db.engine import Database
 from casefolio.db.models import User
+from casefolio.fastpath.statements import StatementReader
 
 REFUSED = "a read session cannot write"
 
@@ -72,51 +73,57 @@ async def test_a_read_session_goes_back_to_the_pool_however_its_block_ends(db: D
         assert await session.scalar(select(func.count()).select_from(User)) is not None
 
 
-async def test_the_statement_reader_reads_and_refuses_writes(db: Database) -> None:
+async def test_the_statement_reader_reads_and_refuses_writes(
+    db: Database, statements: StatementReader
+) -> None:
     before = await _user_count(db)
-    rows = await db.statements.execute(select(func.count()).select_from(User), {})
+    rows = await statements.execute(select(func.count()).select_from(User), {})
     assert [tuple(row) for row in rows] == [(before,)]
     with pytest.raises(RuntimeError, match=REFUSED):
-        await db.statements.execute(
+        await statements.execute(
             insert(User).values(email="s@example.com", email_key="s@example.com", name="S"), {}
         )
     with pytest.raises(RuntimeError, match=REFUSED):
-        await db.statements.execute(update(User).values(name="Renamed"), {})
+        await statements.execute(update(User).values(name="Renamed"), {})
     assert await _user_count(db) == before
 
 
-async def test_a_failed_statement_read_leaves_no_connection_behind(db: Database) -> None:
+async def test_a_failed_statement_read_leaves_no_connection_behind(
+    db: Database, statements: StatementReader
+) -> None:
     # PostgreSQL's reader borrows from the shared pool; SQLite's keeps one connection of its
     # own (db/engine.py), drops it when a read fails and opens another for the next read.
-    pool = db.statements.engine.pool
+    pool = statements.engine.pool
     counted = hasattr(pool, "checkedout")
     before = pool.checkedout() if counted else 0  # type: ignore[attr-defined]
     with pytest.raises(DBAPIError):
-        await db.statements.execute(text("SELECT no_such_column FROM users"), {})
+        await statements.execute(text("SELECT no_such_column FROM users"), {})
     if counted:
         assert pool.checkedout() == before  # type: ignore[attr-defined]
     else:
-        assert db.statements._held is None
+        assert statements._held is None
     # And it reads again: nothing was left open on the connection it reads with.
-    rows = await db.statements.execute(select(User.id).where(User.id == bindparam("id")), {"id": 0})
+    rows = await statements.execute(select(User.id).where(User.id == bindparam("id")), {"id": 0})
     assert rows == []
     if counted:
         assert pool.checkedout() == before  # type: ignore[attr-defined]
 
 
-async def test_the_statement_reader_sees_each_commit_and_keeps_no_snapshot(db: Database) -> None:
+async def test_the_statement_reader_sees_each_commit_and_keeps_no_snapshot(
+    db: Database, statements: StatementReader
+) -> None:
     count = select(func.count()).select_from(User)
-    before = (await db.statements.execute(count, {}))[0][0]
-    held = db.statements._held
+    before = (await statements.execute(count, {}))[0][0]
+    held = statements._held
     async with db.write() as session:
         await session.execute(
             insert(User).values(email="new@example.com", email_key="new@example.com", name="New")
         )
-    assert (await db.statements.execute(count, {}))[0][0] == before + 1
+    assert (await statements.execute(count, {}))[0][0] == before + 1
     if db.engine.dialect.name == "sqlite":
         # One connection for every read, outside any transaction between them: an open one
         # would pin its snapshot and keep the log from being checkpointed.
-        assert held is not None and db.statements._held is held
+        assert held is not None and statements._held is held
         assert not held.connection.driver_connection.in_transaction  # type: ignore[union-attr]
         # Nor a read lock: the whole log can be checkpointed and truncated.
         path = make_url(db.engine.url).database

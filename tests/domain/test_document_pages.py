@@ -9,11 +9,13 @@ from datetime import datetime
 import httpx
 import pytest
 
-from casefolio.db.engine import Database, Reader
+from casefolio.db.engine import Database
+from casefolio.db.reads import Reader
 from casefolio.domain import documents
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, decode_cursor
 from casefolio.domain.principal import Principal
+from casefolio.fastpath.statements import StatementReader
 from tests.factories import Actor
 
 
@@ -21,11 +23,13 @@ def principal(actor: Actor, *, operator: bool = False) -> Principal:
     return Principal(actor.user_id, actor.email, "Test User", is_operator=operator)
 
 
-async def both(db: Database, **arguments: object) -> Page[documents.DocumentView]:
+async def both(
+    db: Database, statements: StatementReader, **arguments: object
+) -> Page[documents.DocumentView]:
     """The page through each reader; they must agree."""
     async with db.read() as session:
         through_session = await documents.list_page(session, **arguments)  # type: ignore[arg-type]
-    through_statements = await documents.list_page(db.statements, **arguments)  # type: ignore[arg-type]
+    through_statements = await documents.list_page(statements, **arguments)  # type: ignore[arg-type]
     assert through_statements == through_session
     return through_statements
 
@@ -69,46 +73,55 @@ async def filed(client: httpx.AsyncClient, operator: Actor) -> tuple[int, int, l
 
 
 async def test_pages_agree_through_a_session_and_the_statement_reader(
-    db: Database, operator: Actor, filed: tuple[int, int, list[int]]
+    db: Database, statements: StatementReader, operator: Actor, filed: tuple[int, int, list[int]]
 ) -> None:
     project, folder, ids = filed
     who = principal(operator, operator=True)
-    first = await both(db, who=who, project_id=project, page=PageRequest(limit=2))
+    first = await both(db, statements, who=who, project_id=project, page=PageRequest(limit=2))
     assert [v.document.id for v in first.items] == ids[:2]
     assert first.next_cursor is not None
     # Field values come with their documents, in field order; a document without any has none.
     assert [e.value for e in first.items[0].fields] == ["Court 0", "2026-01-01"]
     assert first.items[1].fields == ()
     after = decode_cursor(first.next_cursor, (datetime, int))
-    second = await both(db, who=who, project_id=project, page=PageRequest(limit=2, after=after))
+    second = await both(
+        db, statements, who=who, project_id=project, page=PageRequest(limit=2, after=after)
+    )
     assert [v.document.id for v in second.items] == ids[2:4]
     rest = await both(
         db,
+        statements,
         who=who,
         project_id=project,
         page=PageRequest(limit=2, after=decode_cursor(second.next_cursor or "", (datetime, int))),
     )
     assert [v.document.id for v in rest.items] == ids[4:]
     assert rest.next_cursor is None
-    in_folder = await both(db, who=who, project_id=project, folder_id=folder, page=PageRequest())
+    in_folder = await both(
+        db, statements, who=who, project_id=project, folder_id=folder, page=PageRequest()
+    )
     assert [v.document.id for v in in_folder.items] == ids[3:]
     since = first.items[1].document.updated_at
     changed = await both(
-        db, who=who, project_id=project, changed_since=since, page=PageRequest(limit=3)
+        db, statements, who=who, project_id=project, changed_since=since, page=PageRequest(limit=3)
     )
     assert [v.document.id for v in changed.items] == ids[1:4]
-    everything = await both(db, who=who, project_id=project, page=PageRequest(limit=5))
+    everything = await both(db, statements, who=who, project_id=project, page=PageRequest(limit=5))
     assert [v.document.id for v in everything.items] == ids
     assert everything.next_cursor is None
 
 
 async def test_refusals_agree_and_change_nothing(
-    db: Database, operator: Actor, member: Actor, filed: tuple[int, int, list[int]]
+    db: Database,
+    statements: StatementReader,
+    operator: Actor,
+    member: Actor,
+    filed: tuple[int, int, list[int]],
 ) -> None:
     project, _folder, ids = filed
     stranger = principal(member)
     who = principal(operator, operator=True)
-    readers: list[Reader] = [db.statements]
+    readers: list[Reader] = [statements]
     async with db.read() as session:
         readers.append(session)
         for reader in readers:
@@ -124,5 +137,5 @@ async def test_refusals_agree_and_change_nothing(
                     folder_id=999999,
                     page=PageRequest(),
                 )
-    page = await both(db, who=who, project_id=project, page=PageRequest())
+    page = await both(db, statements, who=who, project_id=project, page=PageRequest())
     assert [v.document.id for v in page.items] == ids

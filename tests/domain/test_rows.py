@@ -14,6 +14,7 @@ from casefolio.domain import documents
 from casefolio.domain.errors import NotFound
 from casefolio.domain.principal import Principal
 from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow
+from casefolio.fastpath.statements import StatementReader
 from tests.factories import Actor, file_with_fields
 
 
@@ -32,13 +33,17 @@ def _columns(entity: Any, row: Any) -> tuple[Any, ...]:
 
 
 async def test_a_read_through_the_statement_reader_equals_the_orm_entities(
-    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+    client: httpx.AsyncClient,
+    db: Database,
+    statements: StatementReader,
+    operator: Actor,
+    member: Actor,
 ) -> None:
     values = {"Custodian": ("text", "J. Smith"), "Pages": ("number", 12)}
     document_id = await file_with_fields(client, operator, values)
     who = Principal(operator.user_id, operator.email, "Olivia Operator", is_operator=True)
 
-    view = await documents.get(db.statements, who=who, document_id=document_id)
+    view = await documents.get(statements, who=who, document_id=document_id)
     async with db.read() as session:
         document = await session.get_one(Document, document_id)
         version = await session.get_one(DocumentVersion, document.current_version_id)
@@ -58,7 +63,7 @@ async def test_a_read_through_the_statement_reader_equals_the_orm_entities(
     # The access rule holds on the statement reader too: a user without a grant sees nothing.
     outsider = Principal(member.user_id, member.email, "Milo Member", is_operator=False)
     with pytest.raises(NotFound):
-        await documents.get(db.statements, who=outsider, document_id=document_id)
+        await documents.get(statements, who=outsider, document_id=document_id)
 
 
 async def test_a_view_shows_what_its_session_changed_and_has_not_written_yet(

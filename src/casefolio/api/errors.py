@@ -16,8 +16,8 @@ from starlette.requests import ClientDisconnect
 from casefolio.api.auth import token_from_headers
 from casefolio.db.conflicts import is_concurrent_change
 from casefolio.db.engine import DatabaseUnavailable
-from casefolio.db.sqlite_inline import is_lock_timeout
 from casefolio.domain import errors, text
+from casefolio.fastpath.sqlite_inline import is_lock_timeout
 
 log = logging.getLogger(__name__)
 V3_PREFIX = "/api/v3"

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any, TypeVar, get_type_hints
+from collections.abc import Callable
+from typing import Any
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI
 from fastapi.dependencies.models import Dependant
-from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from pydantic import TypeAdapter, ValidationError
 
 from casefolio.api.auth import authenticate
-
-Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
 
 
 def operation_id(route: APIRoute) -> str:
@@ -37,9 +32,9 @@ def add_routes(app: FastAPI, router: APIRouter) -> None:
     dependencies).
 
     Not `include_router`: since FastAPI 0.137 that keeps the router as a node which every
-    request resolves again (it recounts the router's routes and matches twice), a sixth of a
-    document read in-process (bench/README.md). Routes on the app itself are
-    matched once, as a bare FastAPI app's are.
+    request resolves again (it recounts the router's routes and matches twice), a measurable
+    share of a document read (bench/README.md). Routes on the app itself are matched once,
+    as a bare FastAPI app's are.
     """
     check_authenticated(router)
     app.router.routes.extend(router.routes)
@@ -65,78 +60,3 @@ def move_to_front(app: FastAPI, endpoint: Callable[..., Any]) -> None:
     if not mine:
         raise LookupError(f"no route serves {endpoint.__name__}")
     app.router.routes[:] = mine + [r for r in app.router.routes if r not in mine]
-
-
-class DirectRoute(APIRoute):
-    """A route FastAPI documents and checks as any other, but whose requests it does not
-    resolve: its handler does, for the one shape such a route may have.
-
-    Per request FastAPI walks the route's dependency tree, validates each parameter through
-    its field machinery, opens an exit stack and records telemetry values; for the document
-    read that was over a third of its time in-process (bench/README.md), for a route that needs
-    none of it. A DirectRoute keeps the declared signature, so OpenAPI, `check_authenticated`
-    and each parameter's rules stay FastAPI's, and resolves, in FastAPI's order: the caller
-    (`authenticate`, so a request without a token is a 401 before anything else), then the
-    path parameters, each validated against its own declared annotation (a bad one raises
-    RequestValidationError, as FastAPI would), then the Request. A route declaring anything
-    else (a query, header or body parameter, another dependency) is refused when made.
-    Not recorded: FastAPI's per-route telemetry values (the request's span still is).
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        endpoint: Callable[..., Awaitable[Response]] = self.dependant.call  # type: ignore[assignment]
-        dependant = self.dependant
-        if dependant.query_params or dependant.header_params or dependant.cookie_params:
-            raise TypeError(f"{self.path}: a DirectRoute takes path parameters only")
-        others = [sub for sub in dependant.dependencies if sub.call is not authenticate]
-        if dependant.body_params or others:
-            raise TypeError(f"{self.path}: a DirectRoute depends on `authenticate` alone")
-        # Every dependency is `authenticate` (above), named as a parameter or not (a route's
-        # `dependencies=[...]`): with any at all, the caller is authenticated, once.
-        authenticates = bool(dependant.dependencies)
-        callers = [sub.name for sub in dependant.dependencies if sub.name]
-        request_name = dependant.request_param_name
-        hints = get_type_hints(endpoint, include_extras=True)
-        path_params = [
-            (field.name, field.alias, TypeAdapter[Any](hints[field.name]))
-            for field in dependant.path_params
-        ]
-        resolved = {name for name, _, _ in path_params} | set(callers)
-        if request_name is not None:
-            resolved.add(request_name)
-        if set(inspect.signature(endpoint).parameters) != resolved:
-            raise TypeError(f"{self.path}: a DirectRoute's parameters are all resolved by it")
-
-        async def handle(request: Request) -> Response:
-            values: dict[str, Any] = {}
-            if authenticates:
-                caller = await authenticate(request)
-                values.update(dict.fromkeys(callers, caller))
-            errors: list[Any] = []
-            for name, alias, adapter in path_params:
-                try:
-                    values[name] = adapter.validate_python(request.path_params[alias])
-                except ValidationError as error:
-                    errors += [
-                        {**problem, "loc": ("path", alias)}
-                        for problem in error.errors(include_url=False)
-                    ]
-            if errors:
-                raise RequestValidationError(errors)
-            if request_name is not None:
-                values[request_name] = request
-            return await endpoint(**values)
-
-        return handle
-
-
-def direct_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
-    """Register a GET handler as a DirectRoute (`options` as for `router.get`)."""
-
-    def decorator(endpoint: Endpoint) -> Endpoint:
-        router.add_api_route(
-            path, endpoint, methods=["GET"], route_class_override=DirectRoute, **options
-        )
-        return endpoint
-
-    return decorator

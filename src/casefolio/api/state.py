@@ -9,7 +9,7 @@ from casefolio.api.grants import RecentGrants
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.fastpath import ReadModel
+from casefolio.fastpath.reads import ReadModel
 from casefolio.storage.base import BlobStore
 
 
@@ -25,4 +25,4 @@ class AppState:
     reads: ReadModel = field(init=False)
 
     def __post_init__(self) -> None:
-        self.reads = ReadModel(self.db, fast=self.settings.fast_reads)
+        self.reads = ReadModel.open(self.db, self.settings)

@@ -26,10 +26,9 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import TableValuedAlias
 
-from casefolio.db import batching
-from casefolio.db.batching import BatchedRead
-from casefolio.db.engine import Reader, read_all, read_rows
+from casefolio.db import reads
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, is_id
+from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events, fields, folders, text
 from casefolio.domain.access import ProjectScope
@@ -37,7 +36,7 @@ from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow, row_of
+from casefolio.domain.rows import Columns, DocumentRow, FieldRow, VersionRow, row_of
 
 MAX_TITLE = text.MAX_TITLE
 # The tables behind the models, for hot statements built of columns only (no ORM loading).
@@ -169,12 +168,12 @@ def _document_read(
         .outerjoin(_FIELDS, _FIELDS.c.id == _VALUES.c.field_id)
     )
     if batch is not None:
-        read = read.add_columns(batch.c[batching.POSITION]).order_by(batch.c[batching.POSITION])
+        read = read.add_columns(batch.c[reads.POSITION]).order_by(batch.c[reads.POSITION])
     return read.where(_DOCUMENTS.c.id == document_id).order_by(_FIELDS.c.id)
 
 
 # Built once: constructing the statement costs more than SQLite takes to run it.
-_READ_KEYS = batching.key_table(document_id=BigInteger(), user_id=BigInteger())
+_READ_KEYS = reads.key_table(document_id=BigInteger(), user_id=BigInteger())
 DOCUMENT_READ = BatchedRead(
     single=_document_read(bindparam("document_id"), bindparam("user_id")),
     many=_document_read(_READ_KEYS.c.document_id, _READ_KEYS.c.user_id, _READ_KEYS),
@@ -191,7 +190,7 @@ async def get(
     values and the caller's role, in one statement, as plain rows (domain/rows.py). A
     session or, cheaper, the database's StatementReader will do."""
     if not is_id(document_id):
-        # Never sent: in a batch (db/batching.py) the driver's refusal would fail every read.
+        # Never sent: in a batch (fastpath/batching.py) the driver's refusal would fail every read.
         raise NotFound(f"Document {document_id} not found.")
     parameters = {"document_id": document_id, "user_id": who.user_id}
     # A batched read adds its key's position after the named columns: zip leaves it out.
@@ -247,10 +246,11 @@ async def list_page(
     statement, names = _page_read(
         folder=folder_id is not None, since=changed_since is not None, after=page.after is not None
     )
-    rows = [dict(zip(names, row, strict=True)) for row in await read_all(db, statement, parameters)]
+    rows = await read_all(db, statement, parameters)
+    columns = _page_columns(names)
     if rows:
         # A document of the project was found, so the project (and the folder) exist.
-        access.scope_ranked(who, project_id, rows[0]["rank"], Capability.DOCUMENTS_READ)
+        access.scope_ranked(who, project_id, rows[0][columns.rank], Capability.DOCUMENTS_READ)
     else:
         found = await read_all(db, access.PROJECT_AND_RANK, parameters)
         if not found:
@@ -259,13 +259,13 @@ async def list_page(
         if folder_id is not None and not await read_all(db, _FOLDER_IN_PROJECT, parameters):
             raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
     listed: dict[int, tuple[DocumentRow, VersionRow, list[FieldEntry]]] = {}
+    document_id, field_id, value = columns.document_id, columns.field_id, columns.value
     for row in rows:
-        if row["document_id"] not in listed:
-            document = row_of(DocumentRow, row, "document_")
-            listed[document.id] = (document, row_of(VersionRow, row, "version_"), [])
-        if row["field_id"] is not None:
-            entry = FieldEntry(row_of(FieldRow, row, "field_"), row["value"])
-            listed[row["document_id"]][2].append(entry)
+        if row[document_id] not in listed:
+            listed[row[document_id]] = (columns.document(row), columns.version(row), [])
+        if row[field_id] is not None:
+            entry = FieldEntry(columns.field(row), row[value])
+            listed[row[document_id]][2].append(entry)
     views = [DocumentView(d, v, tuple(entries)) for d, v, entries in listed.values()]
     if len(views) > page.limit:
         views = views[: page.limit]
@@ -277,6 +277,25 @@ async def list_page(
 _FOLDER_IN_PROJECT = select(_FOLDERS.c.id).where(
     _FOLDERS.c.id == bindparam("folder_id"), _FOLDERS.c.project_id == bindparam("project_id")
 )
+
+
+class _PageColumns:
+    """Where a page statement's columns are (domain/rows.py's Columns, looked up once)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        columns = Columns(names)
+        self.document = columns.reader(DocumentRow, "document_")
+        self.version = columns.reader(VersionRow, "version_")
+        self.field = columns.reader(FieldRow, "field_")
+        self.document_id = columns.position("document_id")
+        self.field_id = columns.position("field_id")
+        self.value = columns.position("value")
+        self.rank = columns.position("rank")
+
+
+@functools.cache
+def _page_columns(names: tuple[str, ...]) -> _PageColumns:
+    return _PageColumns(names)
 
 
 @functools.cache

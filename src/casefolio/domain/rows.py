@@ -9,8 +9,10 @@ builds one by name from an entity or a result mapping, never by position.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from operator import itemgetter
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from casefolio.db.models import Document, DocumentVersion, Field
@@ -68,3 +70,25 @@ def row_of(kind: type[R], source: object, prefix: str = "") -> R:
         values: Mapping[str, Any] = source
         return kind(**{name: values[prefix + name] for name in kind._fields})
     return kind(**{name: getattr(source, name) for name in kind._fields})
+
+
+@dataclass(frozen=True)
+class Columns:
+    """A statement's column names, to read plain rows out of its result tuples by name.
+
+    The positions are looked up once per statement (build one per statement, and keep it),
+    so each row costs a tuple of its fields and no mapping: a page of a hundred documents
+    builds three hundred rows."""
+
+    names: tuple[str, ...]
+
+    def position(self, name: str) -> int:
+        """The position of the column `name` in each result tuple."""
+        return self.names.index(name)
+
+    def reader(self, kind: type[R], prefix: str = "") -> Callable[[Sequence[Any]], R]:
+        """Given a row type and its columns' prefix, a function from a result tuple to the
+        row, field by field by name."""
+        pick = itemgetter(*(self.position(prefix + name) for name in kind._fields))
+        make = kind._make
+        return lambda values: make(pick(values))

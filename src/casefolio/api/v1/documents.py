@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, date, datetime
 from functools import partial
@@ -11,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import Body, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import Field, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic_core import to_json
 from starlette.convertors import Convertor, register_url_convertor
 
 from casefolio.api import jsonbody
@@ -26,7 +25,6 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, PageParams, link_next, page_request
-from casefolio.api.routing import direct_get
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
@@ -44,6 +42,7 @@ from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
+from casefolio.fastpath.routes import direct_get
 
 router = v1_router("documents")
 VersionId = Annotated[
@@ -203,10 +202,9 @@ def _listed(view: DocumentView) -> dict[str, Any]:
 
 def _list_json(views: list[DocumentView]) -> bytes:
     """A list of documents as the JSON body of its answer (compact, UTF-8, as pydantic's)."""
-    listed = [_listed(view) for view in views]
-    # default: a field value JSON has no type for is rendered as pydantic renders it.
-    text = json.dumps(listed, ensure_ascii=False, separators=(",", ":"), default=to_jsonable_python)
-    return text.encode()
+    # pydantic's own encoder: numbers and anything JSON has no type for come out as the
+    # document's GET renders them.
+    return to_json([_listed(view) for view in views])
 
 
 def parse_after_date(raw: str) -> datetime:
@@ -279,7 +277,8 @@ AfterDate = Annotated[
 ]
 
 
-@router.get(
+@direct_get(
+    router,
     "/projects/{projectId}/documents",
     response_model=list[DocumentOut],
     summary="List a project's documents in (updatedAt, id) order",
@@ -294,7 +293,8 @@ async def list_documents(
     return await _page(request, who, params, project_id, None, after_date)
 
 
-@router.get(
+@direct_get(
+    router,
     "/projects/{projectId}/documents/folder/{folderId}",
     response_model=list[DocumentOut],
     summary="List the documents in one folder",

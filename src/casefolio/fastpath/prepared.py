@@ -2,8 +2,8 @@
 
 SQLAlchemy's Connection.execute pays, on every call, for what does not change between calls
 of the same statement: the statement's cache key (a walk over all its columns), the compiled
-cache lookup, the execution context and the result's metadata. For the document read, a
-statement of 30 columns, that was about half of the read in-process. A PreparedRead takes
+cache lookup, the execution context and the result's metadata; for the document read, a
+statement of 30 columns, a large share of the read (bench/README.md). A PreparedRead takes
 from SQLAlchemy, once, what it would apply each time (the SQL, the order of the parameters,
 and each bind and result column type's converter for the dialect, the TypeEngine methods
 SQLAlchemy itself calls) and then only applies them.

@@ -1,5 +1,6 @@
-"""DirectRoute (api/routing.py): the document read, resolved by casefolio instead of FastAPI,
-answers exactly as FastAPI's own resolution of the same endpoint would.
+"""DirectRoute (fastpath/routes.py): the document read and the document lists, resolved by
+casefolio instead of FastAPI, answer exactly as FastAPI's own resolution of the same
+endpoints would.
 
 The comparison is literal: the same endpoint, also mounted as a plain APIRoute under
 another path, is asked the same questions (no token, a bad token, malformed and impossible
@@ -13,18 +14,18 @@ from typing import Annotated, Any
 
 import httpx
 import pytest
-from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request, Response
 from fastapi.routing import APIRoute
 
 from casefolio.api.auth import authenticate
 from casefolio.api.deps import PrincipalDep, state_of
 from casefolio.api.ids import DocumentId, ProjectId
-from casefolio.api.routing import DirectRoute, direct_get
 from casefolio.api.v1 import documents as documents_api
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import MAX_ID
+from casefolio.fastpath.routes import DirectRoute, direct_get
 from tests.factories import Actor, make_actor
 
 TWIN = "/twin"
@@ -32,27 +33,35 @@ TWIN = "/twin"
 VARYING = {"ratelimit-remaining", "ratelimit-reset", "date"}
 
 
+DIRECT = (
+    documents_api.read_document,
+    documents_api.list_documents,
+    documents_api.list_folder_documents,
+)
+
+
 @pytest.fixture
 def twin(app: FastAPI) -> None:
-    """Mount read_document a second time, resolved by FastAPI (a plain APIRoute)."""
-    [direct] = [
-        route
-        for route in app.router.routes
-        if getattr(route, "endpoint", None) is documents_api.read_document
-    ]
-    assert isinstance(direct, DirectRoute)
-    app.router.routes.append(
-        APIRoute(
-            TWIN + direct.path,
-            documents_api.read_document,
-            methods=["GET"],
-            response_model=direct.response_model,
+    """Mount the direct routes a second time, resolved by FastAPI (plain APIRoutes)."""
+    for endpoint in DIRECT:
+        [direct] = [
+            route for route in app.router.routes if getattr(route, "endpoint", None) is endpoint
+        ]
+        assert isinstance(direct, DirectRoute)
+        app.router.routes.append(
+            APIRoute(
+                TWIN + direct.path,
+                endpoint,
+                methods=["GET"],
+                response_model=direct.response_model,
+                dependencies=direct.dependencies,
+            )
         )
-    )
 
 
 def comparable(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
-    headers = {k: v for k, v in response.headers.items() if k not in VARYING}
+    # A twin's Link names the twin's path.
+    headers = {k: v.replace(TWIN, "") for k, v in response.headers.items() if k not in VARYING}
     body = response.json() if response.content else None
     return response.status_code, body, headers
 
@@ -99,6 +108,55 @@ async def test_the_direct_route_answers_as_fastapi_would(
     assert statuses == [200, 200, 401, 401, 404, 404, 404, 400, 400, 400, 401, 400]
 
 
+async def test_the_direct_lists_answer_as_fastapi_would(
+    twin: None, client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    h = operator.headers
+    project = (await client.post("/api/v1/projects", json={"name": "Doe"}, headers=h)).json()["id"]
+    base = f"/projects/{project}/documents"
+    folder = (
+        await client.post(f"/api/v1/projects/{project}/folders", json={"name": "F"}, headers=h)
+    ).json()["id"]
+    for i in range(3):
+        await client.post(
+            f"/api/v1{base}", params={"fileName": f"d{i}.pdf"}, content=b"%PDF", headers=h
+        )
+    first = await client.get(f"/api/v1{base}?limit=2", headers=h)
+    cursor = first.headers["link"].split("cursor=")[1].split(">")[0]
+    stranger = await make_actor(db)
+    cases: list[tuple[str, dict[str, str]]] = [
+        (f"{base}", h),
+        (f"{base}?limit=2", h),
+        (f"{base}?limit=2&cursor={cursor}", h),
+        (f"{base}?limit=1&limit=2&afterDate=2020-01-01", h),
+        (f"{base}?afterDate=2020-01-01T00:00:00Z&limit=1", h),
+        (f"{base}/folder/{folder}", h),
+        (f"{base}/folder/{folder}?limit=5&afterDate=2020-01-01", h),
+        (f"{base}", {}),
+        (f"{base}?limit=0", {}),
+        (f"{base}", stranger.headers),
+        (f"{base}?limit=0", h),
+        (f"{base}?limit=abc&cursor=***&afterDate=x", h),
+        (f"{base}?limit=1001", h),
+        (f"{base}?cursor=" + "a" * 600, h),
+        (f"{base}?afterDate=" + "1" * 70, h),
+        (f"{base}?afterDate=yesterday", h),
+        (f"{base}?cursor=abc", h),
+        ("/projects/abc/documents?limit=0", h),
+        (f"{base}/folder/x?limit=-1&afterDate=" + "2" * 70, h),
+        (f"{base}/folder/{int(folder) + 1000}", h),
+    ]
+    statuses = []
+    # (Within the caller's rate limit of 50 a minute: one method each.)
+    for index, (path, headers) in enumerate(cases):
+        method = "HEAD" if index == 1 else "GET"
+        direct = await client.request(method, "/api/v1" + path, headers=headers)
+        resolved = await client.request(method, TWIN + "/api/v1" + path, headers=headers)
+        assert comparable(direct) == comparable(resolved), (method, path)
+        statuses.append(direct.status_code)
+    assert set(statuses) == {200, 400, 401, 404}, statuses
+
+
 async def test_a_bad_id_is_named_after_authentication_as_fastapi_orders_them(
     client: httpx.AsyncClient, operator: Actor
 ) -> None:
@@ -121,12 +179,12 @@ def test_the_direct_route_is_documented_as_declared(tmp_path: Any) -> None:
     assert "401" in operation["responses"]
 
 
-async def _other_dependency() -> int:
+async def _other_dependency(request: Request) -> int:
     return 1
 
 
-async def _with_query(
-    project_id: ProjectId, who: PrincipalDep, q: Annotated[str, Query()] = ""
+async def _with_header(
+    project_id: ProjectId, who: PrincipalDep, h: Annotated[str, Header()] = ""
 ) -> Response:
     return Response()
 
@@ -135,6 +193,16 @@ async def _with_other_dependency(
     project_id: ProjectId, who: PrincipalDep, n: Annotated[int, Depends(_other_dependency)]
 ) -> Response:
     return Response()
+
+
+async def _of_query(q: Annotated[str, Query()] = "") -> str:
+    return q
+
+
+async def _with_query_dependency(
+    project_id: ProjectId, who: PrincipalDep, q: Annotated[str, Depends(_of_query)]
+) -> Response:
+    return Response(q)
 
 
 async def _fine(
@@ -146,7 +214,10 @@ async def _fine(
 
 @pytest.mark.parametrize(
     ("endpoint", "refusal"),
-    [(_with_query, "path parameters only"), (_with_other_dependency, "`authenticate` alone")],
+    [
+        (_with_header, "path and query parameters only"),
+        (_with_other_dependency, "query parameters alone"),
+    ],
 )
 def test_a_direct_route_refuses_what_it_would_not_resolve(endpoint: Any, refusal: str) -> None:
     router = APIRouter()
@@ -175,3 +246,5 @@ def test_a_direct_route_of_the_supported_shape_is_made() -> None:
     direct_get(router, "/projects/{projectId}/documents/{documentId}")(_fine)
     [route] = router.routes
     assert isinstance(route, DirectRoute)
+    direct_get(router, "/projects/{projectId}/q")(_with_query_dependency)
+    assert isinstance(router.routes[-1], DirectRoute)

@@ -1,7 +1,9 @@
 """Concurrent reads of one statement answered by one round trip (PostgreSQL's StatementReader).
 
+The reads themselves are declared in plain SQLAlchemy, as BatchedReads (db/reads.py).
+
 On PostgreSQL a document read is a round trip, and its CPU on the server's side (SQLAlchemy's
-execution, asyncpg's protocol, the send that wakes the backend) was about half of a GET's
+execution, asyncpg's protocol, the send that wakes the backend) is a large share of a GET's
 (bench/README.md). A worker serving many clients has several such reads in flight at once, each
 paying all of it. A Batcher sends the first read of a statement alone; reads of the same
 statement that arrive while it is out wait, and go together as one statement (`many`) when it
@@ -19,16 +21,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ARRAY, Executable, Select, bindparam, cast, column, func
-from sqlalchemy.sql.expression import TableValuedAlias
-from sqlalchemy.types import TypeEngine
+from sqlalchemy import Executable
 
-#: What a single-statement read returns: its rows, as SQLAlchemy's Rows or plain tuples.
-Rows = Sequence[Sequence[Any]]
+from casefolio.db.reads import BatchedRead, Rows
+
 Run = Callable[[Executable, Mapping[str, Any]], Awaitable[Rows]]
 
 T = TypeVar("T")
@@ -36,32 +35,6 @@ R = TypeVar("R")
 
 #: Reads one statement answers at most; more wait for the next. Bounds a batch's latency.
 MAX_BATCH = 256
-#: The column of `BatchedRead.many` that says whose row it is (WITH ORDINALITY's, 1-based).
-POSITION = "position"
-
-
-def key_table(**keys: TypeEngine[Any]) -> TableValuedAlias:
-    """The keys of a batch as a table to join a read to: a column per key (each sent as one
-    array parameter of the key's name) and `position`, the key's 1-based place in the batch."""
-    # Cast: unnest() takes any array, so PostgreSQL cannot infer the parameters' types.
-    arrays = [cast(bindparam(name, type_=ARRAY(kind)), ARRAY(kind)) for name, kind in keys.items()]
-    columns = [column(name, kind) for name, kind in keys.items()]
-    return (
-        func.unnest(*arrays)
-        .table_valued(*columns, with_ordinality=POSITION)
-        .render_derived(name="batch_keys")
-    )
-
-
-@dataclass(frozen=True, eq=False)
-class BatchedRead:
-    """One read, as a statement for one set of `keys` (`single`, bind parameters of the keys'
-    names) and for many (`many`: the same columns followed by the key's position, in the order
-    of the positions, each key's rows in `single`'s order; parameters are arrays, key_table)."""
-
-    single: Select[Any]
-    many: Select[Any]
-    keys: frozenset[str]
 
 
 class Coalescer(Generic[T, R]):

@@ -1,4 +1,4 @@
-"""Concurrent reads of one statement share a round trip (db/batching.py).
+"""Concurrent reads of one statement share a round trip (fastpath/batching.py).
 
 The Batcher's order of events is tested on statements the test releases one by one; the
 document read's batched statement, and GETs through the API, on a PostgreSQL database of
@@ -17,10 +17,12 @@ import pytest
 from sqlalchemy import event, literal, select
 
 from casefolio.config import Settings
-from casefolio.db.batching import MAX_BATCH, BatchedRead, Batcher, Rows
 from casefolio.db.engine import Database
 from casefolio.db.models import Document
+from casefolio.db.reads import BatchedRead, Rows
 from casefolio.domain import documents
+from casefolio.fastpath.batching import MAX_BATCH, Batcher
+from casefolio.fastpath.statements import StatementReader
 from tests.db.conftest import drop_connections
 from tests.factories import Actor, file_with_fields, make_actor
 
@@ -281,12 +283,16 @@ async def _scene(
 
 
 async def test_the_batched_document_read_answers_each_key_as_its_single_read(
-    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+    client: httpx.AsyncClient,
+    db: Database,
+    statements: StatementReader,
+    operator: Actor,
+    member: Actor,
 ) -> None:
     callers, document_ids, _ = await _scene(client, db, operator, member)
     keys = [(d, caller.user_id) for caller in callers for d in document_ids]
     keys.append(keys[0])  # the same read twice in one batch
-    many = await db.statements.execute(
+    many = await statements.execute(
         documents.DOCUMENT_READ.many,
         {"document_id": [d for d, _ in keys], "user_id": [u for _, u in keys]},
     )
@@ -294,7 +300,7 @@ async def test_the_batched_document_read_answers_each_key_as_its_single_read(
     for row in many:
         batched[row[-1] - 1].append(tuple(row[:-1]))
     for (document_id, user_id), rows in zip(keys, batched, strict=True):
-        single = await db.statements.execute(
+        single = await statements.execute(
             documents.DOCUMENT_READ.single, {"document_id": document_id, "user_id": user_id}
         )
         assert rows == [tuple(row) for row in single], (document_id, user_id)

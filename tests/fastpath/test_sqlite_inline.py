@@ -1,4 +1,4 @@
-"""The SQLite connection that runs statements on the event loop (db/sqlite_inline.py).
+"""The SQLite connection that runs statements on the event loop (fastpath/sqlite_inline.py).
 
 Two `Database` objects on one file stand for two server processes: each has its own write
 gate, so they meet only at SQLite's lock, as processes do. These tests run on a SQLite file
@@ -25,7 +25,8 @@ from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.db.sqlite_inline import Connection, WalSync, is_lock_timeout
+from casefolio.fastpath.sqlite_inline import Connection, WalSync, is_lock_timeout
+from casefolio.fastpath.statements import StatementReader
 from tests.factories import make_actor, switch_api
 
 
@@ -459,7 +460,7 @@ def _keep_readers_out(path: Path) -> sqlite3.Connection:
     return blocker
 
 
-# The statement reader runs a plain SELECT compiled once (db/prepared.py), anything else
+# The statement reader runs a plain SELECT compiled once (fastpath/prepared.py), anything else
 # through SQLAlchemy: both ways must wait, give up and fail alike.
 ITEMS = table("items", column("id", Integer), column("name", String))
 STATEMENTS = pytest.mark.parametrize(
@@ -473,7 +474,9 @@ STATEMENTS = pytest.mark.parametrize(
 async def test_a_statement_read_waits_out_a_busy_database_without_blocking_the_loop(
     tmp_path: Path, statement: Executable
 ) -> None:
-    db = Database.open(_database_only_we_open(tmp_path, lock_wait=5.0))
+    own = _database_only_we_open(tmp_path, lock_wait=5.0)
+    db = Database.open(own)
+    reader = StatementReader.for_database(db, own)
     blocker = _keep_readers_out(tmp_path / "casefolio.db")
     ticks = 0
     try:
@@ -487,13 +490,14 @@ async def test_a_statement_read_waits_out_a_busy_database_without_blocking_the_l
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(release_later)
-            rows = await db.statements.execute(statement, {})
+            rows = await reader.execute(statement, {})
             ticks_when_read = ticks
         assert [tuple(row) for row in rows] == [("kept",)]
         # It answered only once the blocker had gone, and the loop ran other tasks meanwhile.
         assert ticks_when_read == 20
     finally:
         blocker.close()
+        reader.close()
         await db.close()
 
 
@@ -501,26 +505,31 @@ async def test_a_statement_read_waits_out_a_busy_database_without_blocking_the_l
 async def test_a_statement_read_gives_up_after_the_lock_wait(
     tmp_path: Path, statement: Executable
 ) -> None:
-    db = Database.open(_database_only_we_open(tmp_path, lock_wait=0.1))
+    own = _database_only_we_open(tmp_path, lock_wait=0.1)
+    db = Database.open(own)
+    reader = StatementReader.for_database(db, own)
     blocker = _keep_readers_out(tmp_path / "casefolio.db")
     try:
         with pytest.raises(OperationalError) as refused:
-            await db.statements.execute(statement, {})
+            await reader.execute(statement, {})
         assert is_lock_timeout(refused.value)
         # Once the lock is gone the reader reads again, on a connection of its own.
         blocker.close()
-        assert [tuple(row) for row in await db.statements.execute(statement, {})] == [("kept",)]
+        assert [tuple(row) for row in await reader.execute(statement, {})] == [("kept",)]
     finally:
         blocker.close()
+        reader.close()
         await db.close()
 
 
 async def test_the_statement_readers_connections_cannot_write(settings: Settings) -> None:
     # The guard for statements SQLAlchemy cannot tell apart from reads (text).
     db = Database.open(settings)
+    reader = StatementReader.for_database(db, settings)
     try:
         with pytest.raises(OperationalError, match="readonly"):
-            await db.statements.execute(text("INSERT INTO items (name) VALUES ('no')"), {})
+            await reader.execute(text("INSERT INTO items (name) VALUES ('no')"), {})
         assert await _names(db) == []
     finally:
+        reader.close()
         await db.close()

@@ -1,4 +1,4 @@
-"""SELECTs compiled once (db/prepared.py) return what SQLAlchemy's execution returns.
+"""SELECTs compiled once (fastpath/prepared.py) return what SQLAlchemy's execution returns.
 
 On an SQLite installation of its own in both suites: prepared reads are SQLite's.
 """
@@ -17,10 +17,10 @@ from sqlalchemy.exc import InvalidRequestError
 
 from casefolio.config import Settings
 from casefolio.db import migrate
-from casefolio.db.engine import Database, StatementReader
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Project
-from casefolio.db.prepared import prepare
 from casefolio.domain import documents
+from casefolio.fastpath.prepared import prepare
+from casefolio.fastpath.statements import StatementReader
 from tests.factories import Actor, file_with_fields
 
 
@@ -35,27 +35,29 @@ async def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 async def filed(
-    client: httpx.AsyncClient, db: Database, operator: Actor
-) -> tuple[Database, int, int]:
-    """One document carrying two field values: the database, its id and its filer's id."""
+    client: httpx.AsyncClient, statements: StatementReader, operator: Actor
+) -> tuple[StatementReader, int, int]:
+    """One document carrying two field values: the reader, its id and its filer's id."""
     values = {"Custodian": ("text", "J. Smith"), "Privileged": ("boolean", True)}
-    return db, await file_with_fields(client, operator, values), operator.user_id
+    return statements, await file_with_fields(client, operator, values), operator.user_id
 
 
-def _through_sqlalchemy(db: Database, statement: Executable, params: dict[str, Any]) -> list[Any]:
-    with db.statements.engine.connect() as connection:
+def _through_sqlalchemy(
+    db: StatementReader, statement: Executable, params: dict[str, Any]
+) -> list[Any]:
+    with db.engine.connect() as connection:
         return [tuple(row) for row in connection.execute(statement, params)]
 
 
-def _prepared(db: Database, statement: Executable, params: dict[str, Any]) -> list[Any]:
-    prepared = prepare(statement, db.statements.engine.dialect)
+def _prepared(db: StatementReader, statement: Executable, params: dict[str, Any]) -> list[Any]:
+    prepared = prepare(statement, db.engine.dialect)
     assert prepared is not None
-    with db.statements.engine.connect() as connection:
+    with db.engine.connect() as connection:
         return prepared.run(connection.connection.driver_connection, params)  # type: ignore[arg-type]
 
 
 async def test_the_document_read_returns_what_sqlalchemy_returns(
-    filed: tuple[Database, int, int],
+    filed: tuple[StatementReader, int, int],
 ) -> None:
     db, document_id, user_id = filed
     params = {"document_id": document_id, "user_id": user_id}
@@ -71,7 +73,7 @@ async def test_the_document_read_returns_what_sqlalchemy_returns(
 
 
 async def test_bind_values_are_converted_and_the_statements_own_values_sent(
-    filed: tuple[Database, int, int],
+    filed: tuple[StatementReader, int, int],
 ) -> None:
     db, document_id, _ = filed
     # A datetime parameter goes through its column type's converter (UTCDateTime: stored

@@ -25,7 +25,7 @@ skips the flush (the last commits may be lost on power loss, never corrupted).
 The checkpoint SQLite runs at a commit once the log has grown past 1,000 pages stays inline
 (it syncs the log before and the database after copying). In a thread, COMMIT measured worse:
 the hop back to the loop waits for the GIL behind other requests' work, so the write lock was
-held more than twice as long per upload (bench/README.md).
+held longer per upload (bench/README.md).
 
 It plugs into the aiosqlite dialect through `create_async_engine(async_creator=...)`, and
 implements the part of aiosqlite's interface that SQLAlchemy's adapter calls.
@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import sqlalchemy.exc
 
-from casefolio.db.batching import Coalescer
+from casefolio.fastpath.batching import Coalescer
 
 T = TypeVar("T")
 
@@ -281,9 +281,8 @@ class Connection:
         """Open the transaction with the next statement rather than now.
 
         Called from SQLAlchemy's "begin" event: running BEGIN there cost a statement
-        execution of its own through SQLAlchemy (a sixth of a document read's time in
-        `bench api_breakdown`), and a transaction that ends without a statement now costs
-        nothing at all.
+        execution of its own through SQLAlchemy (bench/README.md), and a transaction that
+        ends without a statement now costs nothing at all.
         """
         self._pending_begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 

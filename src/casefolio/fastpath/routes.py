@@ -1,0 +1,208 @@
+"""DirectRoute: a route whose requests casefolio resolves instead of FastAPI (the fast path's
+route half). With fast reads off, `resolve_by_fastapi` gives each back to FastAPI."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any, TypeVar, get_type_hints
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi._body_limit import wrap_app_with_body_limit  # private: see resolve_by_fastapi
+from fastapi._compat import field_annotation_is_sequence
+from fastapi.dependencies.models import Dependant
+from fastapi.dependencies.utils import (  # private: the equivalence tests guard them
+    _get_param_aliases,
+    _get_param_model,
+    _is_json_field,
+    _validate_value_with_model_field,
+)
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute, request_response
+from pydantic import TypeAdapter, ValidationError
+from pydantic_core import PydanticUndefined as Undefined
+from starlette.datastructures import QueryParams
+
+from casefolio.api.auth import authenticate
+
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
+
+
+class DirectRoute(APIRoute):
+    """A route FastAPI documents and checks as any other, but whose requests it does not
+    resolve: its handler does, for the shapes such a route may have.
+
+    Per request FastAPI walks the route's dependency tree, validates each parameter through
+    its field machinery, opens an exit stack and records telemetry values; for the document
+    read and the document lists that was a large share of their time in-process
+    (bench/README.md), for routes that need none of it. A DirectRoute keeps the declared
+    signature, so OpenAPI, `check_authenticated` and each parameter's rules stay FastAPI's,
+    and resolves, in FastAPI's order: the dependencies (`authenticate`, once however often it
+    is named, so a request without a token is a 401; or an async function of query
+    parameters alone, such as the page parameters), then the path parameters, each validated
+    against its own declared annotation, then the query parameters, validated by FastAPI's
+    own `request_params_to_args`; every invalid value of all of them together raises one
+    RequestValidationError, as FastAPI would. Then the Request. A route declaring anything
+    else (a header, cookie or body parameter, another kind of dependency) is refused when
+    made. Not recorded: FastAPI's per-route telemetry values (the request's span still is).
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        endpoint: Callable[..., Awaitable[Response]] = self.dependant.call  # type: ignore[assignment]
+        dependant = self.dependant
+        if dependant.header_params or dependant.cookie_params or dependant.body_params:
+            raise TypeError(f"{self.path}: a DirectRoute takes path and query parameters only")
+        for sub in dependant.dependencies:
+            if sub.call is not authenticate and not _of_query_alone(sub):
+                raise TypeError(
+                    f"{self.path}: a DirectRoute depends on `authenticate` and on async "
+                    "functions of query parameters alone"
+                )
+        dependencies = [
+            (sub.name, sub, None if sub.call is authenticate else _query_reader(sub, self.path))
+            for sub in dependant.dependencies
+        ]
+        request_name = dependant.request_param_name
+        hints = get_type_hints(endpoint, include_extras=True)
+        path_params = [
+            (field.name, field.alias, TypeAdapter[Any](hints[field.name]))
+            for field in dependant.path_params
+        ]
+        query_params = dependant.query_params
+        read_query = _query_reader(dependant, self.path)
+        resolved = {name for name, _, _ in path_params} | {f.name for f in query_params}
+        resolved |= {name for name, _, _ in dependencies if name}
+        if request_name is not None:
+            resolved.add(request_name)
+        if set(inspect.signature(endpoint).parameters) != resolved:
+            raise TypeError(f"{self.path}: a DirectRoute's parameters are all resolved by it")
+
+        async def handle(request: Request) -> Response:
+            values: dict[str, Any] = {}
+            errors: list[Any] = []
+            caller: Any = None
+            for name, sub, read_arguments in dependencies:
+                if read_arguments is None:
+                    if caller is None:
+                        caller = await authenticate(request)
+                    value = caller
+                else:
+                    arguments, problems = read_arguments(request.query_params)
+                    if problems:
+                        errors += problems
+                        continue
+                    value = await sub.call(**arguments)  # type: ignore[misc]
+                if name:
+                    values[name] = value
+            for name, alias, adapter in path_params:
+                try:
+                    values[name] = adapter.validate_python(request.path_params[alias])
+                except ValidationError as error:
+                    errors += [
+                        {**problem, "loc": ("path", alias)}
+                        for problem in error.errors(include_url=False)
+                    ]
+            if query_params:
+                arguments, problems = read_query(request.query_params)
+                errors += problems
+                values.update(arguments)
+            if errors:
+                raise RequestValidationError(errors)
+            if request_name is not None:
+                values[request_name] = request
+            return await endpoint(**values)
+
+        return handle
+
+
+QueryReader = Callable[[QueryParams], tuple[dict[str, Any], list[Any]]]
+
+
+def _query_reader(dependant: Dependant, path: str) -> QueryReader:
+    """Given a route or dependency, a function of a request's query parameters returning
+    the validated values of its query parameters by name and the errors, as FastAPI's
+    `request_params_to_args` returns them: the same lookup (the last value of a repeated
+    parameter) and FastAPI's own validation of each, without re-deciding per request what
+    kind of parameter each is. Only plain parameters: not a sequence, a model or JSON."""
+    specs = []
+    for field in dependant.query_params:
+        aliases = _get_param_aliases(field)
+        if (
+            len(aliases) != 1
+            or _get_param_model(field) is not None
+            or _is_json_field(field)
+            or field_annotation_is_sequence(field.field_info.annotation)
+        ):
+            raise TypeError(f"{path}: a DirectRoute's query parameter {field.name} is not plain")
+        specs.append((field.name, aliases[0][1], field))
+
+    def read(query: QueryParams) -> tuple[dict[str, Any], list[Any]]:
+        values: dict[str, Any] = {}
+        errors: list[Any] = []
+        for name, alias, field in specs:
+            raw = query.get(alias)
+            value, problems = _validate_value_with_model_field(
+                field=field,
+                value=Undefined if raw is None else raw,
+                values=values,
+                loc=("query", alias),
+            )
+            if problems:
+                errors += problems
+            else:
+                values[name] = value
+        return values, errors
+
+    return read
+
+
+def _of_query_alone(dependency: Dependant) -> bool:
+    """Whether a dependency is an async function of query parameters and nothing else."""
+    call = dependency.call
+    return (
+        inspect.iscoroutinefunction(call)
+        and not dependency.dependencies
+        and not dependency.path_params
+        and not dependency.header_params
+        and not dependency.cookie_params
+        and not dependency.body_params
+        and dependency.request_param_name is None
+        and dependency.response_param_name is None
+        and dependency.background_tasks_param_name is None
+        and dependency.security_scopes_param_name is None
+        and dependency.websocket_param_name is None
+        and dependency.http_connection_param_name is None
+    )
+
+
+def direct_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
+    """Register a GET handler as a DirectRoute (`options` as for `router.get`)."""
+
+    def decorator(endpoint: Endpoint) -> Endpoint:
+        router.add_api_route(
+            path, endpoint, methods=["GET"], route_class_override=DirectRoute, **options
+        )
+        return endpoint
+
+    return decorator
+
+
+def resolve_by_fastapi(app: FastAPI) -> None:
+    """Serve the app's DirectRoutes as ordinary APIRoutes: FastAPI resolves their requests
+    (fast reads off). The routes are shared by every app made in the process, so each is
+    replaced by a copy, never changed. The copy's ASGI app is built as APIRoute.__init__
+    builds it, from FastAPI internals (request_response, wrap_app_with_body_limit): on a
+    FastAPI upgrade, tests/fastpath/test_fast_path.py says whether it still holds."""
+    app.router.routes[:] = [
+        _by_fastapi(route) if isinstance(route, DirectRoute) else route
+        for route in app.router.routes
+    ]
+
+
+def _by_fastapi(route: DirectRoute) -> APIRoute:
+    plain = copy.copy(route)
+    plain.app = wrap_app_with_body_limit(
+        request_response(APIRoute.get_route_handler(plain)), plain.max_body_size
+    )
+    return plain

@@ -1,0 +1,41 @@
+"""Timestamps: what SQLite stores reads back as the aware UTC instant it was, and the API's
+RFC 3339 rendering is isoformat's, to the millisecond, with Z."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
+
+from casefolio.api.v1.schemas import rfc3339
+from casefolio.db.types import UTCDateTime
+
+INSTANTS = [
+    datetime(2026, 12, 5, 15, 50, 44, 794000, tzinfo=UTC),
+    datetime(2026, 1, 1, tzinfo=UTC),
+    datetime(1, 1, 1, 0, 0, 0, 999, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2024, 2, 29, 12, 0, 0, 1500, tzinfo=timezone(timedelta(hours=-5))),
+]
+
+
+@pytest.mark.parametrize("instant", INSTANTS)
+def test_rfc3339_is_isoformat_to_the_millisecond_with_z(instant: datetime) -> None:
+    expected = instant.astimezone(UTC).isoformat(timespec="milliseconds")
+    assert rfc3339(instant) == expected.removesuffix("+00:00") + "Z"
+
+
+def test_sqlite_reads_back_each_instant_aware_in_utc() -> None:
+    table = Table(
+        "t", MetaData(), Column("id", Integer, primary_key=True), Column("at", UTCDateTime)
+    )
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    with engine.begin() as conn:
+        conn.execute(insert(table), [{"id": i, "at": at} for i, at in enumerate(INSTANTS)])
+        conn.execute(insert(table), [{"id": 99, "at": None}])
+        rows = dict(conn.execute(select(table.c.id, table.c.at)).all())
+    assert rows.pop(99) is None
+    assert [rows[i] for i in range(len(INSTANTS))] == INSTANTS
+    assert all(rows[i].tzinfo is UTC for i in rows)
