@@ -16,7 +16,7 @@ from sqlalchemy import select
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import access, fields, folders, grants, intake, transfer, users
+from casefolio.domain import access, fields, folders, grants, importing, intake, users
 from casefolio.domain.intake import NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE, Capability
 from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
@@ -442,7 +442,7 @@ def test_files_whose_blobs_were_not_stored_fail_and_get_no_row(
 ) -> None:
     # Small files are stored in batches by put_many, big ones one by one by put;
     # a blob the store could not make durable must never get a document row.
-    big = os.urandom(transfer.PUT_ALONE_BYTES + 10)
+    big = os.urandom(importing.PUT_ALONE_BYTES + 10)
     tree = {"a.txt": b"alpha", "b.txt": b"bravo", "big.bin": big}
     source = write_tree(tmp_path / "src", tree)
     real = LocalBlobStore.put_many
