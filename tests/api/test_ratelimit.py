@@ -38,6 +38,20 @@ def test_finished_windows_are_forgotten() -> None:
     assert {window for _, window in windows._counts} == {50_008, 50_009}
 
 
+async def test_a_limiter_counts_by_its_clock() -> None:
+    now = [1_000 * MINUTE + 45.0]  # 15 s before a window's end
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    first, second = await limiter.hit("k"), await limiter.hit("k")
+    assert (first.limit, first.remaining, first.reset_seconds) == (2, 1, 15)
+    assert second.remaining == 0
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit("k")
+    assert refused.value.retry_after == 15
+    # A whole window later the two hits weigh nothing: the budget is full again.
+    now[0] += 2 * MINUTE
+    assert (await limiter.hit("k")).remaining == 1
+
+
 @pytest.mark.redis
 async def test_memory_and_redis_budgets_agree() -> None:
     local = RateLimiter.from_url("", 5)
