@@ -34,8 +34,8 @@ def test_finished_windows_are_forgotten() -> None:
     windows = LocalWindows()
     for second in range(0, 10 * MINUTE, 7):
         windows.hit(f"key{second}", 5, MINUTE, 50_000 * MINUTE + second)
-    # Only the last two windows' counters are kept.
-    assert {window for _, window in windows._counts} == {50_008, 50_009}
+    # Only the last two windows' counters are kept: one per key hit in them.
+    assert len(windows) == sum(1 for second in range(0, 10 * MINUTE, 7) if second >= 8 * MINUTE)
 
 
 async def test_a_limiter_counts_by_its_clock() -> None:

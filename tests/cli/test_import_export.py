@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -21,7 +20,7 @@ from casefolio.domain.intake import NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE, Capability
 from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
 from casefolio.storage.base import BlobsNotStored
-from tests.cli.conftest import Invoke, Seed, in_db, read_tree, spool, write_tree
+from tests.cli.conftest import Invoke, Seed, in_db, read_tree, spool, table_rows, write_tree
 
 TREE = {
     "summary.txt": b"case summary",
@@ -74,7 +73,7 @@ COUNTED = ("new", "new versions", "unchanged", "failed", "missing (kept)")
 
 def counts(output: str) -> dict[str, int]:
     """The file counts of an import's summary table."""
-    rows = dict(re.findall(r"^│ (.+?) +│ (.+?) +│$", output, re.M))
+    rows = {row[0]: row[1] for row in table_rows(output) if len(row) == 2}
     return {label: int(rows[label].replace(",", "")) for label in COUNTED}
 
 

@@ -75,6 +75,10 @@ class LocalWindows:
     def reset(self) -> None:
         self._counts.clear()
 
+    def __len__(self) -> int:
+        """The counters held: those of the current and the previous window only."""
+        return len(self._counts)
+
     def _start(self, window_id: int) -> None:
         # Only the previous window still counts.
         self._counts = {k: n for k, n in self._counts.items() if k[1] >= window_id - 1}
