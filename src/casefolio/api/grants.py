@@ -14,6 +14,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from casefolio.api.recent import Recent
+
 TTL_SECONDS = 2.0
 MAX_ENTRIES = 10_000
 
@@ -25,16 +27,10 @@ class RecentGrants:
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._clock = clock
-        self._until: dict[tuple[int, int], float] = {}
+        self._recent: Recent[tuple[int, int], bool] = Recent(ttl, max_entries, clock)
 
     def allows(self, user_id: int, project_id: int) -> bool:
-        until = self._until.get((user_id, project_id))
-        return until is not None and until >= self._clock()
+        return self._recent.get((user_id, project_id)) is not None
 
     def remember(self, user_id: int, project_id: int) -> None:
-        if len(self._until) >= self._max:
-            self._until.clear()  # bounded; a cold memory is only slower
-        self._until[(user_id, project_id)] = self._clock() + self._ttl
+        self._recent.put((user_id, project_id), True)
