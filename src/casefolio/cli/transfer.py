@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from casefolio.cli._common import console, err_console, load_settings, run
+from casefolio.cli._common import AsOption, console, err_console, load_settings, run
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
@@ -158,10 +158,7 @@ def import_command(
     folder: Annotated[
         int | None, typer.Option("--folder", help="Folder id to import under (default: root).")
     ] = None,
-    as_email: Annotated[
-        str | None,
-        typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
-    ] = None,
+    as_email: AsOption = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=32, help="Files hashed and stored at the same time.")
     ] = 8,
@@ -201,10 +198,7 @@ def import_command(
 def export_command(
     path: Annotated[Path, typer.Argument(help="New or empty directory to write into.")],
     project: Annotated[int, typer.Option("--project", help="Project id to export.")],
-    as_email: Annotated[
-        str | None,
-        typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
-    ] = None,
+    as_email: AsOption = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=32, help="Files written at the same time.")
     ] = 8,

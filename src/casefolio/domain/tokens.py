@@ -98,14 +98,7 @@ async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal
         raise Unauthenticated("The provided API token has expired.")
     if not user.active:
         raise Unauthenticated(USER_DEACTIVATED)
-    principal = Principal(
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        is_operator=user.is_operator,
-        token_id=token.id,
-        rate_limit=token.rate_limit,
-    )
+    principal = Principal.of(user, token_id=token.id, rate_limit=token.rate_limit)
     stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
     return principal, stale
 

@@ -36,7 +36,7 @@ async def acting_principal(session: AsyncSession, *, email: str | None) -> Princ
         user = found
     if not user.active:
         raise Forbidden(f"User {user.email} is deactivated.")
-    return Principal(user.id, user.email, user.name, user.is_operator)
+    return Principal.of(user)
 
 
 @dataclass(frozen=True)
