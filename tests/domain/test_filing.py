@@ -38,6 +38,6 @@ async def test_an_upload_files_the_document_with_its_first_version(
         orphans = await session.scalar(
             select(func.count())
             .select_from(Document)
-            .where(Document.project_id == project, Document.current_version_id.is_(None))
+            .where(Document.project_id == int(project), Document.current_version_id.is_(None))
         )
         assert orphans == 0
