@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from casefolio.api.credentials import CredentialCache
+from casefolio.api.grants import RecentGrants
 from casefolio.domain.principal import Principal
 
 WHO = Principal(user_id=1, email="a@example.com", name="A", is_operator=False, token_id=7)
@@ -25,3 +26,15 @@ def test_clear_and_bound() -> None:
     assert cache.get("a") is None and cache.get("c") is not None
     cache.clear()
     assert cache.get("c") is None
+
+
+def test_a_yes_to_an_upload_is_remembered_until_the_ttl_and_a_no_never() -> None:
+    now = [100.0]
+    grants = RecentGrants(ttl=2.0, clock=lambda: now[0])
+    assert not grants.allows(1, 9)  # nothing remembered: the caller checks
+    grants.remember(1, 9)
+    now[0] += 2.0
+    assert grants.allows(1, 9)
+    assert not grants.allows(1, 10) and not grants.allows(2, 9)  # per user and project
+    now[0] += 0.001
+    assert not grants.allows(1, 9)

@@ -34,8 +34,22 @@ def test_finished_windows_are_forgotten() -> None:
     windows = LocalWindows()
     for second in range(0, 10 * MINUTE, 7):
         windows.hit(f"key{second}", 5, MINUTE, 50_000 * MINUTE + second)
-    # Only the last two windows' counters are kept.
-    assert {window for _, window in windows._counts} == {50_008, 50_009}
+    # Only the last two windows' counters are kept: one per key hit in them.
+    assert len(windows) == sum(1 for second in range(0, 10 * MINUTE, 7) if second >= 8 * MINUTE)
+
+
+async def test_a_limiter_counts_by_its_clock() -> None:
+    now = [1_000 * MINUTE + 45.0]  # 15 s before a window's end
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    first, second = await limiter.hit("k"), await limiter.hit("k")
+    assert (first.limit, first.remaining, first.reset_seconds) == (2, 1, 15)
+    assert second.remaining == 0
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit("k")
+    assert refused.value.retry_after == 15
+    # A whole window later the two hits weigh nothing: the budget is full again.
+    now[0] += 2 * MINUTE
+    assert (await limiter.hit("k")).remaining == 1
 
 
 @pytest.mark.redis

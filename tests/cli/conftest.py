@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -106,3 +107,15 @@ def read_tree(root: Path) -> dict[str, bytes]:
         for p in sorted(root.rglob("*"))
         if p.is_file()
     }
+
+
+def table_rows(output: str) -> list[list[str]]:
+    """The rows of the tables a command printed, each a list of its cells' texts: every line
+    that column rules (box-drawing or ASCII) split into cells, whatever the table's style."""
+    rows = []
+    for line in output.splitlines():
+        parts = re.split(r"[\u2500-\u257f|]", line)
+        cells = [cell.strip() for cell in parts[1:-1]]
+        if any(cells):
+            rows.append(cells)
+    return rows

@@ -14,7 +14,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import Document, Folder, Project
 from casefolio.domain import templates
 from casefolio.storage import BlobStore
-from tests.cli.conftest import in_db
+from tests.cli.conftest import in_db, table_rows
 
 runner = CliRunner()
 
@@ -58,8 +58,7 @@ def test_users_and_tokens_lifecycle(settings: Settings) -> None:
     listed = _ok(settings, "tokens", "list", "--email", "ann@example.com")
     assert secret not in listed
     # The token's row: id, user, name, prefix, per minute, last used.
-    row = next(line for line in listed.splitlines() if "sync" in line)
-    cells = [cell.strip() for cell in re.split(r"[│|]", row) if cell.strip()]
+    cells = next(row for row in table_rows(listed) if "sync" in row)
     assert cells[2] == "sync" and cells[4] == "7", listed
     token_id = re.fullmatch(r"(\d+)", cells[0])
     assert token_id, listed
@@ -97,7 +96,8 @@ def test_projects_create_copies_a_template_and_import_fills_the_project(
     project_id = re.fullmatch(r"Created project (\d+)\.\n", out)
     assert project_id, out
     listed = _ok(settings, "projects", "list")
-    assert re.search(rf"│ {project_id.group(1)} +│ Smith v Jones +│ {template_id} ", listed)
+    row = next(row for row in table_rows(listed) if row[0] == project_id.group(1))
+    assert row[1:3] == ["Smith v Jones", str(template_id)], listed
 
     tree = tmp_path / "tree" / "Pleadings"
     tree.mkdir(parents=True)

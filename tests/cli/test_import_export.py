@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -16,12 +15,12 @@ from sqlalchemy import select
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import access, fields, folders, grants, intake, transfer, users
+from casefolio.domain import access, fields, folders, grants, importing, intake, users
 from casefolio.domain.intake import NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE, Capability
 from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
 from casefolio.storage.base import BlobsNotStored
-from tests.cli.conftest import Invoke, Seed, in_db, read_tree, spool, write_tree
+from tests.cli.conftest import Invoke, Seed, in_db, read_tree, spool, table_rows, write_tree
 
 TREE = {
     "summary.txt": b"case summary",
@@ -74,7 +73,7 @@ COUNTED = ("new", "new versions", "unchanged", "failed", "missing (kept)")
 
 def counts(output: str) -> dict[str, int]:
     """The file counts of an import's summary table."""
-    rows = dict(re.findall(r"^│ (.+?) +│ (.+?) +│$", output, re.M))
+    rows = {row[0]: row[1] for row in table_rows(output) if len(row) == 2}
     return {label: int(rows[label].replace(",", "")) for label in COUNTED}
 
 
@@ -442,7 +441,7 @@ def test_files_whose_blobs_were_not_stored_fail_and_get_no_row(
 ) -> None:
     # Small files are stored in batches by put_many, big ones one by one by put;
     # a blob the store could not make durable must never get a document row.
-    big = os.urandom(transfer.PUT_ALONE_BYTES + 10)
+    big = os.urandom(importing.PUT_ALONE_BYTES + 10)
     tree = {"a.txt": b"alpha", "b.txt": b"bravo", "big.bin": big}
     source = write_tree(tmp_path / "src", tree)
     real = LocalBlobStore.put_many

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from casefolio.storage import BlobStore, local, open_blob_store
+from casefolio.storage import BlobStore, durable, open_blob_store
 from tests.s3 import make_settings, s3_endpoint
 
 __all__ = ["s3_endpoint"]  # the moto server fixture, shared with the API and e2e tests
@@ -30,7 +30,7 @@ async def blob_store(
     # Only start moto for the S3 variant, so local-only runs stay fast.
     endpoint = request.getfixturevalue("s3_endpoint") if store_kind == "s3" else ""
     if store_kind == "local-fsync":
-        monkeypatch.setattr(local, "_SYNCFS", None)
+        monkeypatch.setattr(durable, "_SYNCFS", None)
         store_kind = "local"
     store = open_blob_store(make_settings(store_kind, tmp_path, endpoint))
     yield store

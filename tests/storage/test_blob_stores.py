@@ -17,7 +17,7 @@ from casefolio.storage import (
     LocalBlobStore,
     S3BlobStore,
     SpooledFile,
-    local,
+    durable,
 )
 from casefolio.storage.base import BlobsNotStored
 from casefolio.storage.spool import HOLD_BYTES, spool_stream
@@ -163,7 +163,7 @@ async def test_local_put_many_refuses_a_file_not_the_size_spooled(
     tmp_path: Path, syncfs: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     if not syncfs:
-        monkeypatch.setattr(local, "_SYNCFS", None)
+        monkeypatch.setattr(durable, "_SYNCFS", None)
     blob_store = LocalBlobStore(tmp_path / "blobs")
     good = stage(blob_store, b"good")
     changed = stage(blob_store, b"changed later")

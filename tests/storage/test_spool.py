@@ -13,15 +13,14 @@ import pytest
 
 from casefolio.domain.errors import Invalid, TooLarge
 from casefolio.storage.base import SpooledFile
-from casefolio.storage.spool import (
-    HOLD_BYTES,
+from casefolio.storage.multipart import (
     MAX_PART_HEADER_BYTES,
     MAX_PARTS,
     METADATA_MAX_BYTES,
     OTHER_PART_MAX_BYTES,
     spool_multipart,
-    spool_stream,
 )
+from casefolio.storage.spool import HOLD_BYTES, spool_stream
 
 BOUNDARY = "----casefolioBoundary7MA4YWxkTrZu0gW"
 CONTENT_TYPE = f"multipart/form-data; boundary={BOUNDARY}"

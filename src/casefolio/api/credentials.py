@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from casefolio.api.recent import Recent
 from casefolio.domain.principal import Principal
 
 TTL_SECONDS = 2.0
@@ -23,7 +24,6 @@ MAX_ENTRIES = 10_000
 class Verified:
     principal: Principal
     api_enabled: bool
-    expires: float
 
 
 class CredentialCache:
@@ -33,21 +33,13 @@ class CredentialCache:
         max_entries: int = MAX_ENTRIES,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._clock = clock
-        self._entries: dict[str, Verified] = {}
+        self._recent: Recent[str, Verified] = Recent(ttl, max_entries, clock)
 
     def get(self, secret_hash: str) -> Verified | None:
-        entry = self._entries.get(secret_hash)
-        if entry is None or entry.expires < self._clock():
-            return None
-        return entry
+        return self._recent.get(secret_hash)
 
     def put(self, secret_hash: str, principal: Principal, api_enabled: bool) -> None:
-        if len(self._entries) >= self._max:
-            self._entries.clear()  # crude, but bounded; a cold cache is only slower
-        self._entries[secret_hash] = Verified(principal, api_enabled, self._clock() + self._ttl)
+        self._recent.put(secret_hash, Verified(principal, api_enabled))
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._recent.clear()

@@ -42,6 +42,24 @@ class Problem:
     v3_message: str | list[str] | None = None
 
 
+#: The answers that say the same whatever the request.
+CONCURRENT_CHANGE = Problem(
+    409,
+    "Conflict",
+    "The change conflicts with a concurrent change; retry the request.",
+    "UpdateConflict",
+)
+CLIENT_GONE = Problem(
+    400,
+    "Bad Request",
+    "The client disconnected before the request body was complete.",
+    "InvalidRequestBody",
+)
+INTERNAL_ERROR = Problem(
+    500, "Internal Server Error", "An internal error has occurred.", "InternalServerError"
+)
+
+
 class DialectProblem(Exception):
     """A refusal only one dialect has (v3's 415, or its 422 naming an attribute), raised by
     that dialect's HTTP layer; the domain never raises it."""
@@ -233,15 +251,7 @@ def install(app: FastAPI) -> None:
         if not is_concurrent_change(exc):
             return await _unexpected(request, exc)
         log.info("integrity error: %s", exc.orig)
-        return render(
-            request,
-            Problem(
-                409,
-                "Conflict",
-                "The change conflicts with a concurrent change; retry the request.",
-                "UpdateConflict",
-            ),
-        )
+        return render(request, CONCURRENT_CHANGE)
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
@@ -272,25 +282,9 @@ def install(app: FastAPI) -> None:
         # A client that hangs up mid-upload is a normal event, not a server error: one line.
         # Whatever it sent is already discarded (the spool removes its staging file).
         log.info("client disconnected during %s %s", request.method, request.url.path)
-        return render(
-            request,
-            Problem(
-                400,
-                "Bad Request",
-                "The client disconnected before the request body was complete.",
-                "InvalidRequestBody",
-            ),
-        )
+        return render(request, CLIENT_GONE)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return render(
-            request,
-            Problem(
-                500,
-                "Internal Server Error",
-                "An internal error has occurred.",
-                "InternalServerError",
-            ),
-        )
+        return render(request, INTERNAL_ERROR)

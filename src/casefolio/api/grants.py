@@ -12,22 +12,25 @@ when the grant is revoked while an upload streams. A no is never remembered.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+
+from casefolio.api.recent import Recent
 
 TTL_SECONDS = 2.0
 MAX_ENTRIES = 10_000
 
 
 class RecentGrants:
-    def __init__(self, ttl: float = TTL_SECONDS, max_entries: int = MAX_ENTRIES) -> None:
-        self._ttl = ttl
-        self._max = max_entries
-        self._until: dict[tuple[int, int], float] = {}
+    def __init__(
+        self,
+        ttl: float = TTL_SECONDS,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._recent: Recent[tuple[int, int], bool] = Recent(ttl, max_entries, clock)
 
     def allows(self, user_id: int, project_id: int) -> bool:
-        until = self._until.get((user_id, project_id))
-        return until is not None and until >= time.monotonic()
+        return self._recent.get((user_id, project_id)) is not None
 
     def remember(self, user_id: int, project_id: int) -> None:
-        if len(self._until) >= self._max:
-            self._until.clear()  # bounded; a cold memory is only slower
-        self._until[(user_id, project_id)] = time.monotonic() + self._ttl
+        self._recent.put((user_id, project_id), True)

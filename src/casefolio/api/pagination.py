@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Query, Request, Response
 
 from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, decode_cursor
 
+T = TypeVar("T")
 #: A cursor is unpadded URL-safe base64 (domain/pages.py).
 CURSOR_PATTERN = "^[A-Za-z0-9_-]+$"
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 1000).")]
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=512,
+        pattern=CURSOR_PATTERN,
+        description="Opaque cursor from the previous page's Link header.",
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -24,19 +34,7 @@ class PageParams:
 
 
 # async: FastAPI runs plain functions and classes used as dependencies in its thread pool.
-async def page_params(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description="Items per page (1 to 1000).")
-    ] = DEFAULT_LIMIT,
-    cursor: Annotated[
-        str | None,
-        Query(
-            max_length=512,
-            pattern=CURSOR_PATTERN,
-            description="Opaque cursor from the previous page's Link header.",
-        ),
-    ] = None,
-) -> PageParams:
+async def page_params(limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None) -> PageParams:
     return PageParams(limit, cursor)
 
 
@@ -45,6 +43,37 @@ PageDep = Annotated[PageParams, Depends(page_params)]
 #: What a URL treats specially (a fragment, characters urlsplit removes or escapes): a
 #: request with any of them has its Link built by Starlette's URL itself.
 _UNUSUAL = re.compile(r"[#?\\\t\r\n]")
+
+
+@dataclass(frozen=True)
+class Listing:
+    """A list request: the page it asks for, and the answer that links to the next one.
+
+    A handler passes `listing.page` to the domain and returns what it makes of
+    `listing.items(page)`, which also adds the Link header.
+    """
+
+    request: Request
+    response: Response
+    params: PageParams
+
+    @property
+    def page(self) -> PageRequest:
+        return page_request(self.params)
+
+    def items(self, page: Page[T]) -> list[T]:
+        link_next(self.request, self.response, page)
+        return page.items
+
+
+# One dependency, not one on top of `page_params`: each level is solved per request.
+async def listing(
+    request: Request, response: Response, limit: Limit = DEFAULT_LIMIT, cursor: Cursor = None
+) -> Listing:
+    return Listing(request, response, PageParams(limit, cursor))
+
+
+ListingDep = Annotated[Listing, Depends(listing)]
 
 
 def link_next(request: Request, response: Response, page: Page[Any]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute
@@ -74,6 +75,10 @@ class LocalWindows:
     def reset(self) -> None:
         self._counts.clear()
 
+    def __len__(self) -> int:
+        """The counters held: those of the current and the previous window only."""
+        return len(self._counts)
+
     def _start(self, window_id: int) -> None:
         # Only the previous window still counts.
         self._counts = {k: n for k, n in self._counts.items() if k[1] >= window_id - 1}
@@ -87,9 +92,20 @@ class RateLimiter:
     Shared counters live in Redis through `limits`; one process's in LocalWindows.
     """
 
-    def __init__(self, default_per_minute: int, *, shared: Storage | None = None) -> None:
-        """`shared`: an async storage all processes use (Redis); None counts in memory."""
+    def __init__(
+        self,
+        default_per_minute: int,
+        *,
+        shared: Storage | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`shared`: an async storage all processes use (Redis); None counts in memory.
+
+        `clock`: seconds since the epoch, by which the in-memory windows count (tests pass
+        their own); shared windows always count by the real time, as `limits` does.
+        """
         self._shared = shared
+        self._clock = clock
         self._shared_strategy = SlidingWindowCounterRateLimiter(shared) if shared else None
         self._local = None if shared else LocalWindows()
         self.default_per_minute = default_per_minute
@@ -109,12 +125,13 @@ class RateLimiter:
     async def hit(self, key: str, per_minute: int | None = None) -> Budget:
         """Spend one request from `key`'s budget; raise RateLimited when none is left."""
         item = self._item(per_minute or self.default_per_minute)
-        now = time.time()
         if self._local is not None:
+            now = self._clock()
             allowed, remaining, reset_time = self._local.hit(
                 key, item.amount, item.get_expiry(), now
             )
         else:
+            now = time.time()  # `limits` counts the shared windows by the real time
             if self._shared_strategy is None:  # made with `shared`, or _local is set
                 raise RuntimeError("rate limiter has neither local nor shared counters")
             allowed = await self._shared_strategy.hit(item, NAMESPACE, key)

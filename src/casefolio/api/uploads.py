@@ -13,7 +13,8 @@ from fastapi import Request
 from casefolio.api.state import AppState
 from casefolio.domain.errors import TooLarge
 from casefolio.storage.base import SpooledFile
-from casefolio.storage.spool import spool_multipart, spool_stream
+from casefolio.storage.multipart import spool_multipart
+from casefolio.storage.spool import spool_stream
 
 # Multipart framing and the metadata part ride on top of the file's own bytes.
 MULTIPART_ALLOWANCE = 2 * 1024 * 1024

@@ -6,7 +6,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import anyio
 import typer
@@ -19,6 +19,13 @@ from casefolio.config import DATA_FOLDER, ConfigurationError, Installation, Sett
 from casefolio.db import migrate
 from casefolio.db.engine import Database, DatabaseUnavailable
 from casefolio.domain.errors import DomainError
+
+#: `--as EMAIL`, for the commands that act in a user's name (domain/transfer.py's
+#: `acting_principal`).
+AsOption = Annotated[
+    str | None,
+    typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
+]
 
 T = TypeVar("T")
 console = Console()

@@ -7,16 +7,11 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from casefolio.cli._common import console, load_settings, run, transaction
+from casefolio.cli._common import AsOption, console, load_settings, run, transaction
 from casefolio.domain import projects, transfer
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 
 projects_app = typer.Typer(help="Create and list projects (matters).", no_args_is_help=True)
-
-AsOption = Annotated[
-    str | None,
-    typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
-]
 
 
 def register(app: typer.Typer) -> None:

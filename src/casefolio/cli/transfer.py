@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -22,11 +23,11 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from casefolio.cli._common import console, err_console, load_settings, run
+from casefolio.cli._common import AsOption, console, err_console, load_settings, run
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.domain import export, transfer
+from casefolio.domain import export, importing, transfer
 from casefolio.domain.transfer import FileEvent, TransferReport
 from casefolio.storage import BlobStore, open_blob_store
 
@@ -113,6 +114,28 @@ class _Display:
         self.progress.update(self.task, advance=1, bytes=self.done_bytes)
 
 
+def _run_transfer(
+    settings: Settings,
+    label: str,
+    as_email: str | None,
+    job: Callable[..., Awaitable[TransferReport]],
+) -> TransferReport:
+    """Run an import or export `job` (its own arguments bound) as the user `as_email`, its
+    progress shown under `label`, and return its report."""
+    display = _Display(label)
+
+    async def work() -> TransferReport:
+        async with open_stores(settings) as (db, blobs):
+            async with db.read() as session:
+                who = await transfer.acting_principal(session, email=as_email)
+            try:
+                return await job(db, blobs, who=who, on_plan=display.plan, on_file=display.file)
+            finally:
+                display.close()
+
+    return run(work)
+
+
 def _summary(report: TransferReport, rows: list[tuple[str, str]]) -> None:
     table = Table("", "", show_header=False, title="Summary")
     for name, value in rows:
@@ -135,10 +158,7 @@ def import_command(
     folder: Annotated[
         int | None, typer.Option("--folder", help="Folder id to import under (default: root).")
     ] = None,
-    as_email: Annotated[
-        str | None,
-        typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
-    ] = None,
+    as_email: AsOption = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=32, help="Files hashed and stored at the same time.")
     ] = 8,
@@ -152,29 +172,15 @@ def import_command(
     file failed.
     """
     settings = load_settings()
-    display = _Display("import")
-
-    async def work() -> TransferReport:
-        async with open_stores(settings) as (db, blobs):
-            async with db.read() as session:
-                who = await transfer.acting_principal(session, email=as_email)
-            try:
-                return await transfer.import_tree(
-                    db,
-                    blobs,
-                    who=who,
-                    project_id=project,
-                    root=path,
-                    folder_id=folder,
-                    concurrency=concurrency,
-                    max_bytes=settings.max_upload_bytes,
-                    on_plan=display.plan,
-                    on_file=display.file,
-                )
-            finally:
-                display.close()
-
-    report = run(work)
+    job = partial(
+        importing.import_tree,
+        project_id=project,
+        root=path,
+        folder_id=folder,
+        concurrency=concurrency,
+        max_bytes=settings.max_upload_bytes,
+    )
+    report = _run_transfer(settings, "import", as_email, job)
     rate = (report.imported + report.versioned + report.skipped) / max(report.seconds, 1e-9)
     _summary(
         report,
@@ -192,10 +198,7 @@ def import_command(
 def export_command(
     path: Annotated[Path, typer.Argument(help="New or empty directory to write into.")],
     project: Annotated[int, typer.Option("--project", help="Project id to export.")],
-    as_email: Annotated[
-        str | None,
-        typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
-    ] = None,
+    as_email: AsOption = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=32, help="Files written at the same time.")
     ] = 8,
@@ -205,28 +208,8 @@ def export_command(
 
     Every file is checked against its sha256 while it is written.
     """
-    settings = load_settings()
-    display = _Display("export")
-
-    async def work() -> TransferReport:
-        async with open_stores(settings) as (db, blobs):
-            async with db.read() as session:
-                who = await transfer.acting_principal(session, email=as_email)
-            try:
-                return await export.export_project(
-                    db,
-                    blobs,
-                    who=who,
-                    project_id=project,
-                    dest=path,
-                    concurrency=concurrency,
-                    on_plan=display.plan,
-                    on_file=display.file,
-                )
-            finally:
-                display.close()
-
-    report = run(work)
+    job = partial(export.export_project, project_id=project, dest=path, concurrency=concurrency)
+    report = _run_transfer(load_settings(), "export", as_email, job)
     _summary(
         report,
         [

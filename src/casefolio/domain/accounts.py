@@ -68,7 +68,7 @@ async def _verify(password: str, stored: str) -> bool:
 
 
 def principal_of(user: User) -> Principal:
-    return Principal(user.id, user.email, user.name, user.is_operator)
+    return Principal.of(user)
 
 
 async def authenticate(session: AsyncSession, *, email: str, password: str) -> User:

@@ -32,7 +32,7 @@ from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events, fields, folders, text
 from casefolio.domain.access import ProjectScope
-from casefolio.domain.errors import Invalid, NotFound
+from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -63,13 +63,7 @@ class DocumentView:
 
 
 def check_title(title: str) -> str:
-    title = title.strip()
-    if not title or len(title) > MAX_TITLE:
-        raise Invalid(
-            f"A title must be 1 to {MAX_TITLE} characters.",
-            [{"field": "title", "message": "empty or too long"}],
-        )
-    return title
+    return text.stripped_name(title, limit=MAX_TITLE, what="A title", field="title")
 
 
 async def load_scoped(

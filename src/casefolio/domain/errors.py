@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class DomainError(Exception):
     """Base class; ``message`` is written for a person reading the API response."""
@@ -21,6 +25,13 @@ class Forbidden(DomainError):
 
 class Conflict(DomainError):
     """The request contradicts the stored state (a duplicate, a taken name, a last version)."""
+
+
+def found(thing: T | None, message: str) -> T:
+    """`thing`, which a lookup found, or NotFound with `message` if it found none."""
+    if thing is None:
+        raise NotFound(message)
+    return thing
 
 
 class Gone(DomainError):

@@ -14,7 +14,7 @@ from casefolio.db.models import Document, Field, FieldValue
 from casefolio.domain import events
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
-from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.roles import Capability
 
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice")
@@ -92,7 +92,7 @@ async def list_page(
     session: AsyncSession, *, scope: ProjectScope, page: PageRequest
 ) -> Page[Field]:
     stmt = select(Field).where(Field.project_id == scope.project_id)
-    return await fetch_page(session, stmt, key=[Field.id], page=page, key_of=lambda f: (f.id,))
+    return await fetch_id_page(session, stmt, id_column=Field.id, page=page)
 
 
 async def get(session: AsyncSession, *, scope: ProjectScope, field_id: int) -> Field:

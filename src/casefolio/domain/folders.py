@@ -6,22 +6,17 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Folder
-from casefolio.domain import events
+from casefolio.domain import events, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
-from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.roles import Capability
 
 MAX_NAME = 255
 
 
 def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name or len(name) > MAX_NAME:
-        raise Invalid(
-            f"A folder name must be 1 to {MAX_NAME} characters.",
-            [{"field": "name", "message": "empty or too long"}],
-        )
+    name = text.stripped_name(name, limit=MAX_NAME, what="A folder name", field="name")
     if "/" in name:
         raise Invalid("A folder name cannot contain '/'.", [{"field": "name", "message": "has /"}])
     return name
@@ -70,7 +65,7 @@ async def list_page(
     session: AsyncSession, *, scope: ProjectScope, page: PageRequest
 ) -> Page[Folder]:
     stmt = select(Folder).where(Folder.project_id == scope.project_id)
-    return await fetch_page(session, stmt, key=[Folder.id], page=page, key_of=lambda f: (f.id,))
+    return await fetch_id_page(session, stmt, id_column=Folder.id, page=page)
 
 
 async def create(

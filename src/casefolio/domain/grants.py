@@ -2,29 +2,41 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import ProjectTeamGrant, ProjectUserGrant
 from casefolio.domain.roles import Role
 
+Grant = TypeVar("Grant", ProjectUserGrant, ProjectTeamGrant)
+
 
 async def set_user_grant(
     session: AsyncSession, *, project_id: int, user_id: int, role: Role
 ) -> None:
-    grant = await session.get(ProjectUserGrant, (project_id, user_id))
-    if grant is None:
-        session.add(ProjectUserGrant(project_id=project_id, user_id=user_id, role=role.name))
-    else:
-        grant.role = role.name
-    await session.flush()
+    await _set_grant(session, ProjectUserGrant, role, project_id=project_id, user_id=user_id)
 
 
 async def set_team_grant(
     session: AsyncSession, *, project_id: int, team_id: int, role: Role
 ) -> None:
-    grant = await session.get(ProjectTeamGrant, (project_id, team_id))
+    await _set_grant(session, ProjectTeamGrant, role, project_id=project_id, team_id=team_id)
+
+
+async def _set_grant(
+    session: AsyncSession,
+    grant_class: type[Grant],
+    role: Role,
+    *,
+    project_id: int,
+    **holder: int,
+) -> None:
+    """Give the holder (`user_id=` or `team_id=`) `role` on the project, replacing any other."""
+    (holder_id,) = holder.values()
+    grant = await session.get(grant_class, (project_id, holder_id))
     if grant is None:
-        session.add(ProjectTeamGrant(project_id=project_id, team_id=team_id, role=role.name))
+        session.add(grant_class(project_id=project_id, role=role.name, **holder))
     else:
         grant.role = role.name
     await session.flush()

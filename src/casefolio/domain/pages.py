@@ -99,6 +99,13 @@ async def fetch_page(
     return _cut(items, page, key_of)
 
 
+async def fetch_id_page(
+    session: AsyncSession, stmt: Select[Any], *, id_column: KeyColumn, page: PageRequest
+) -> Page[Any]:
+    """Given a select of entities with an `id` and that column, return one page in id order."""
+    return await fetch_page(session, stmt, key=[id_column], page=page, key_of=lambda e: (e.id,))
+
+
 async def fetch_row_page(
     session: AsyncSession,
     stmt: Select[Any],

@@ -7,22 +7,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Team, TeamMember, User
 from casefolio.domain import access, access_changes, events, users
-from casefolio.domain.errors import Conflict, Invalid, NotFound
-from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.errors import Conflict, Invalid, NotFound, found
+from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.principal import Principal
 
 
 async def get(session: AsyncSession, *, team_id: int) -> Team:
-    team = await session.get(Team, team_id)
-    if team is None:
-        raise NotFound(f"Team {team_id} not found.")
-    return team
+    return found(await session.get(Team, team_id), f"Team {team_id} not found.")
 
 
 async def list_page(session: AsyncSession, *, page: PageRequest) -> Page[Team]:
-    return await fetch_page(
-        session, select(Team), key=[Team.id], page=page, key_of=lambda t: (t.id,)
-    )
+    return await fetch_id_page(session, select(Team), id_column=Team.id, page=page)
 
 
 async def create(session: AsyncSession, *, who: Principal | None, name: str) -> Team:
@@ -48,17 +43,25 @@ async def members_page(session: AsyncSession, *, team_id: int, page: PageRequest
         .join(TeamMember, TeamMember.user_id == User.id)
         .where(TeamMember.team_id == team_id)
     )
-    return await fetch_page(session, stmt, key=[User.id], page=page, key_of=lambda u: (u.id,))
+    return await fetch_id_page(session, stmt, id_column=User.id, page=page)
+
+
+async def _membership_change(
+    session: AsyncSession, who: Principal | None, team_id: int, email: str
+) -> User:
+    """Check that `who` (None: a trusted internal caller) may change the team's members, and
+    that the team exists; return the user with `email`."""
+    if who is not None:
+        access.require_operator(who, "change team membership")
+    await get(session, team_id=team_id)
+    return await users.get_by_email(session, email=email)
 
 
 async def add_member(
     session: AsyncSession, *, who: Principal | None, team_id: int, email: str
 ) -> User:
     """Put the user with `email` in the team; adding an existing member changes nothing."""
-    if who is not None:
-        access.require_operator(who, "change team membership")
-    await get(session, team_id=team_id)
-    user = await users.get_by_email(session, email=email)
+    user = await _membership_change(session, who, team_id, email)
     if await session.get(TeamMember, (team_id, user.id)) is None:
         async with access_changes.watch(session, user_ids=[user.id]):
             session.add(TeamMember(team_id=team_id, user_id=user.id))
@@ -71,10 +74,7 @@ async def add_member(
 async def remove_member(
     session: AsyncSession, *, who: Principal | None, team_id: int, email: str
 ) -> None:
-    if who is not None:
-        access.require_operator(who, "change team membership")
-    await get(session, team_id=team_id)
-    user = await users.get_by_email(session, email=email)
+    user = await _membership_change(session, who, team_id, email)
     async with access_changes.watch(session, user_ids=[user.id]):
         result = await session.execute(
             delete(TeamMember).where(TeamMember.team_id == team_id, TeamMember.user_id == user.id)

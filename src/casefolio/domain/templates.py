@@ -11,9 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.db.models import Team, Template, User
 from casefolio.domain import access, events, fields, folders, grants
 from casefolio.domain.access import ProjectScope
-from casefolio.domain.errors import Conflict, Invalid, NotFound
+from casefolio.domain.errors import Conflict, Invalid, found
 from casefolio.domain.fields import FieldSpec
-from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import DEFAULT_ROLE, role_named
 
@@ -66,16 +66,11 @@ def _check_folders(specs: list[FolderSpec], where: str) -> None:
 
 
 async def get(session: AsyncSession, *, template_id: int) -> Template:
-    template = await session.get(Template, template_id)
-    if template is None:
-        raise NotFound(f"Template {template_id} not found.")
-    return template
+    return found(await session.get(Template, template_id), f"Template {template_id} not found.")
 
 
 async def list_page(session: AsyncSession, *, page: PageRequest) -> Page[Template]:
-    return await fetch_page(
-        session, select(Template), key=[Template.id], page=page, key_of=lambda t: (t.id,)
-    )
+    return await fetch_id_page(session, select(Template), id_column=Template.id, page=page)
 
 
 async def create(

@@ -11,6 +11,8 @@ import re
 import unicodedata
 from typing import Any
 
+from casefolio.domain.errors import Invalid
+
 #: The limits, in characters, of the texts the API stores (docs/api.md, docs/api-v3.md).
 MAX_NAME = 200  # users, teams, projects, templates, fields, tokens
 MAX_EMAIL = 320
@@ -75,6 +77,18 @@ def check_json(value: Any) -> tuple[str, str] | None:
             children = list(enumerate(item))
         stack.extend((child, (*path, str(key))) for key, child in reversed(children))
     return None
+
+
+def stripped_name(value: str, *, limit: int, what: str, field: str) -> str:
+    """Given a name or title, return it stripped; Invalid (naming `what`, the field `field`)
+    if that leaves nothing or more than `limit` characters."""
+    value = value.strip()
+    if not value or len(value) > limit:
+        raise Invalid(
+            f"{what} must be 1 to {limit} characters.",
+            [{"field": field, "message": "empty or too long"}],
+        )
+    return value
 
 
 def visible(value: str) -> str:

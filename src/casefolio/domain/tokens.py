@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.db.models import ApiToken, User
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events
-from casefolio.domain.errors import Invalid, NotFound, Unauthenticated
-from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.errors import Invalid, NotFound, Unauthenticated, found
+from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.principal import Principal
 
 SECRET_PREFIX = "cf_"
@@ -52,9 +52,7 @@ async def issue(
         access.require_self_or_operator(who, user_id, "create tokens for other users")
         if rate_limit is not None:
             access.require_operator(who, "set a token's rate limit")
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"User {user_id} not found.")
+    found(await session.get(User, user_id), f"User {user_id} not found.")
     name = name.strip()
     if not name:
         raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
@@ -100,14 +98,7 @@ async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal
         raise Unauthenticated("The provided API token has expired.")
     if not user.active:
         raise Unauthenticated(USER_DEACTIVATED)
-    principal = Principal(
-        user_id=user.id,
-        email=user.email,
-        name=user.name,
-        is_operator=user.is_operator,
-        token_id=token.id,
-        rate_limit=token.rate_limit,
-    )
+    principal = Principal.of(user, token_id=token.id, rate_limit=token.rate_limit)
     stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
     return principal, stale
 
@@ -135,7 +126,7 @@ async def list_page(
         stmt = stmt.where(ApiToken.user_id == who.user_id)
     elif user_id is not None:
         stmt = stmt.where(ApiToken.user_id == user_id)
-    return await fetch_page(session, stmt, key=[ApiToken.id], page=page, key_of=lambda t: (t.id,))
+    return await fetch_id_page(session, stmt, id_column=ApiToken.id, page=page)
 
 
 async def revoke(session: AsyncSession, *, who: Principal | None, token_id: int) -> bool:

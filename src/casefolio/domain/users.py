@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
 from casefolio.domain import access, events, websessions
-from casefolio.domain.errors import Conflict, Invalid, NotFound
-from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.errors import Conflict, Invalid, NotFound, found
+from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.principal import Principal
 
 
@@ -34,10 +34,7 @@ def normalise_email(email: str) -> str:
 
 
 async def get(session: AsyncSession, *, user_id: int) -> User:
-    user = await session.get(User, user_id)
-    if user is None:
-        raise NotFound(f"User {user_id} not found.")
-    return user
+    return found(await session.get(User, user_id), f"User {user_id} not found.")
 
 
 async def get_by_email(session: AsyncSession, *, email: str) -> User:
@@ -53,9 +50,7 @@ async def find_by_email(session: AsyncSession, *, email: str) -> User | None:
 
 
 async def list_page(session: AsyncSession, *, page: PageRequest) -> Page[User]:
-    return await fetch_page(
-        session, select(User), key=[User.id], page=page, key_of=lambda u: (u.id,)
-    )
+    return await fetch_id_page(session, select(User), id_column=User.id, page=page)
 
 
 async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> list[User]:

@@ -98,7 +98,7 @@ async def resolve(
         or now - found.created_at >= lifetimes.absolute
     ):
         return None
-    principal = Principal(user.id, user.email, user.name, user.is_operator)
+    principal = Principal.of(user)
     stale = now - found.last_seen_at >= TOUCH_RESOLUTION
     return SignedIn(principal, found.id, found.csrf_token, stale)
 

@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
-import sys
-import threading
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from casefolio.storage import staging
+from casefolio.storage import durable, staging
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
@@ -26,154 +20,8 @@ from casefolio.storage.base import (
     check_range,
     check_sha256,
 )
-from casefolio.storage.spool import write_all
 
-_T = TypeVar("_T")
 _HEX = frozenset("0123456789abcdef")
-#: fsyncs put_many runs at once where syncfs is missing. They mostly wait on the disk, not
-#: the CPU, and concurrent fsyncs share journal commits: well above the core count.
-_FSYNC_THREADS = 32
-_fsync_pool: ThreadPoolExecutor | None = None
-_fsync_pool_lock = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    # Created on first use, in the process that uses it (not inherited across a fork).
-    global _fsync_pool
-    with _fsync_pool_lock:
-        if _fsync_pool is None:
-            _fsync_pool = ThreadPoolExecutor(_FSYNC_THREADS, "blob-fsync")
-        return _fsync_pool
-
-
-def _fsync_dir(path: Path) -> None:
-    # A directory fsync makes its entries (a rename target, a new subdirectory)
-    # survive a crash; the rename itself is atomic but not durable without it.
-    # Never retried: after a failed fsync Linux may have dropped the dirty state,
-    # so a second fsync can "succeed" without the data being on disk.
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_held(spooled: SpooledFile, *, sync: bool) -> None:
-    """Write a held upload's bytes to its staging name (new: O_EXCL), fsynced if `sync`."""
-    if spooled.held is None:
-        raise ValueError(f"{spooled.path} is not held in memory")
-    fd = os.open(spooled.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        write_all(fd, spooled.held)
-        if sync:
-            os.fsync(fd)  # see _fsync_spooled
-    finally:
-        os.close(fd)
-
-
-def _fsync_spooled(path: Path, size: int) -> None:
-    """Make a staged file's bytes durable, after checking it is the size that was spooled."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        if os.fstat(fd).st_size != size:
-            raise ValueError(f"{path} does not have the spooled size {size}")
-        # The data must be on disk before a name points at it; otherwise a
-        # crash after the rename can leave a complete-looking, empty blob.
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _load_syncfs() -> Callable[[int], int] | None:
-    """syncfs(2), where it reports write-back errors (Linux 5.8 and later); else None."""
-    if sys.platform != "linux":
-        return None
-    try:
-        major, minor = (int(part) for part in os.uname().release.split(".")[:2])
-        syncfs = ctypes.CDLL(None, use_errno=True).syncfs
-    except (ValueError, OSError, AttributeError):
-        return None
-    if (major, minor) < (5, 8):
-        return None
-    syncfs.argtypes = [ctypes.c_int]
-    syncfs.restype = ctypes.c_int
-    return syncfs
-
-
-_SYNCFS = _load_syncfs()
-
-
-class _Flusher:
-    """Makes a batch of files, then a batch of directories, durable.
-
-    With syncfs(2) each step is one call for the whole filesystem: for a batch of small files
-    far faster than parallel fsyncs and far less CPU (their thread hand-offs cost more than
-    the fsyncs; bench/README.md). It also flushes whatever else is dirty on that filesystem, which
-    a batch can afford and a single upload could not; so `put` keeps its fsyncs. Elsewhere,
-    parallel fsyncs. The descriptor is opened before the first step, so a write-back error
-    from then on is reported (as is one nobody has seen yet: errseq semantics).
-    """
-
-    def __init__(self, root: Path) -> None:
-        self._root = root
-        self._fd = -1
-
-    def __enter__(self) -> Self:
-        if _SYNCFS is not None:
-            self._fd = os.open(self._root, os.O_RDONLY | os.O_DIRECTORY)
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        if self._fd >= 0:
-            os.close(self._fd)
-
-    def files(self, paths: Iterable[Path]) -> dict[Path, Exception]:
-        """Flush the files' data; return those that may not be durable, with the cause."""
-        return self._flush(paths, _fsync_file)
-
-    def directories(self, paths: Iterable[Path]) -> dict[Path, Exception]:
-        """Flush the directories' entries (renames, new subdirectories) likewise."""
-        return self._flush(paths, _fsync_dir)
-
-    def _flush(self, paths: Iterable[Path], fsync: Callable[[Path], None]) -> dict[Path, Exception]:
-        if _SYNCFS is None:
-            return _run_all(fsync, paths)
-        todo = list(paths)
-        if todo and _SYNCFS(self._fd) != 0:
-            # Not retried, like a failed fsync: the kernel may have dropped the dirty pages.
-            code = ctypes.get_errno()
-            error = OSError(code, f"syncfs: {os.strerror(code)}")
-            return {path: error for path in todo}
-        return {}
-
-
-def _run_all(fn: Callable[[_T], None], items: Iterable[_T]) -> dict[_T, Exception]:
-    """Call ``fn`` on every item in parallel threads; return the items that raised."""
-    todo = list(dict.fromkeys(items))
-    if not todo:
-        return {}
-    errors: dict[_T, Exception] = {}
-    pool = _pool()
-    for item, future in [(item, pool.submit(fn, item)) for item in todo]:
-        exc = future.exception()
-        if exc is not None:
-            if not isinstance(exc, Exception):
-                raise exc
-            errors[item] = exc
-    return errors
 
 
 def _is_fanout(name: str) -> bool:
@@ -207,17 +55,17 @@ class LocalBlobStore:
             target = self._path(spooled.sha256)
             if spooled.held is None:
                 src = self._adopt(src)
-                _fsync_spooled(src, spooled.size)
+                durable.fsync_spooled(src, spooled.size)
             else:
-                _write_held(spooled, sync=True)
+                durable.write_held(spooled, sync=True)
             created = self._place(src, spooled)
             # fsync the blob's directory even when the blob already existed: an
             # earlier put may have renamed it and then failed its directory fsync.
-            _fsync_dir(target.parent)
+            durable.fsync_dir(target.parent)
             # Newly created fan-out directories are themselves new entries in their
             # parents; without these fsyncs a crash could lose the whole subtree.
             for directory in reversed(created):
-                _fsync_dir(directory.parent)
+                durable.fsync_dir(directory.parent)
         finally:
             # The spooled file is consumed on success and on failure alike.
             for path in {src, spooled.path}:
@@ -236,7 +84,7 @@ class LocalBlobStore:
                 try:
                     self._path(item.sha256)
                     if item.held is not None:
-                        _write_held(item, sync=False)  # flushed with the rest below
+                        durable.write_held(item, sync=False)  # flushed with the rest below
                         staged[item.path] = item
                         continue
                     src = self._adopt(item.path)
@@ -247,7 +95,7 @@ class LocalBlobStore:
                     staged[src] = item
                 except Exception as exc:
                     errors[item.sha256] = exc
-            with _Flusher(self.root) as flush:
+            with durable.Flusher(self.root) as flush:
                 # 1. Every file's data on disk before a name points at it (a crash after a
                 #    rename must not leave a complete-looking, empty blob).
                 for src, error in flush.files(staged).items():

@@ -4,28 +4,21 @@ Bytes arrive on the event loop; hashing, parsing and writing happen in a worker
 thread in ~1 MiB batches, so neither CPU nor disk work blocks other requests
 and memory stays flat (two batches at most) however large the upload is. A small
 upload (HOLD_BYTES) is the exception: hashed on the loop and held in memory, it
-reaches the disk only in the store's `put`.
+reaches the disk only in the store's `put`. A multipart body goes through the same
+writer, parsed on the way (storage/multipart.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import re
 from collections.abc import AsyncIterable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
-from streaming_form_data import (  # type: ignore[import-untyped]
-    ParseFailedException,
-    StreamingFormDataParser,
-)
-from streaming_form_data.targets import BaseTarget  # type: ignore[import-untyped]
 
-from casefolio.domain.errors import Invalid, TooLarge
+from casefolio.domain.errors import TooLarge
 from casefolio.storage import staging
 from casefolio.storage.base import SpooledFile
 
@@ -38,24 +31,12 @@ BATCH_BYTES = 1024 * 1024
 #: upload in flight, held for as long as one of BATCH_BYTES would be.
 HOLD_BYTES = 64 * 1024
 
-#: Headroom for part headers, boundaries and small form fields around the file.
-_MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 
-#: Parts a multipart body may have: `file`, `metadata` and a few a client adds of its own.
-MAX_PARTS = 10
-#: Bytes of one part's headers.
-MAX_PART_HEADER_BYTES = 8 * 1024
-#: Bytes of the `metadata` part: room for a description of 100,000 characters, escaped.
-METADATA_MAX_BYTES = 1024 * 1024
-#: Bytes of any other part but `file` (read and dropped).
-OTHER_PART_MAX_BYTES = 64 * 1024
-
-
-def _too_large(max_bytes: int) -> TooLarge:
+def too_large(max_bytes: int) -> TooLarge:
     return TooLarge(f"The upload is larger than the maximum of {max_bytes} bytes.")
 
 
-class _TempWriter:
+class TempWriter:
     """A temp file in the staging folder plus a running SHA-256; or, while everything
     written fits in ``hold`` bytes, those bytes in memory and no file at all.
 
@@ -131,7 +112,7 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
-async def _batches(chunks: AsyncIterable[bytes]) -> AsyncIterable[list[bytes]]:
+async def batches(chunks: AsyncIterable[bytes]) -> AsyncIterable[list[bytes]]:
     """Group incoming chunks (often 64 KiB) into ~1 MiB lists, to amortise thread hops."""
     batch: list[bytes] = []
     pending = 0
@@ -147,7 +128,7 @@ async def _batches(chunks: AsyncIterable[bytes]) -> AsyncIterable[list[bytes]]:
         yield batch
 
 
-async def _discard(writer: _TempWriter) -> None:
+async def discard(writer: TempWriter) -> None:
     if writer.path is None:
         return  # nothing reached the disk
     # Shielded: a cancelled request (client gone) must still remove its temp file.
@@ -164,17 +145,17 @@ async def spool_stream(
     Raises ``TooLarge`` beyond ``max_bytes``. On any failure (including a client
     disconnect or cancellation) the temp file is removed before re-raising.
     """
-    writer = _TempWriter(staging_dir, hold=HOLD_BYTES)
+    writer = TempWriter(staging_dir, hold=HOLD_BYTES)
     try:
         received = 0
         # Each batch is written once the next one has arrived, so that the last is written
         # in the same trip to the worker thread as the close: one trip for a small upload.
         pending: list[bytes] = []
-        async for batch in _batches(chunks):
+        async for batch in batches(chunks):
             # Counted on the loop, before writing, so an oversized body never lands on disk.
             received += sum(map(len, batch))
             if received > max_bytes:
-                raise _too_large(max_bytes)
+                raise too_large(max_bytes)
             if pending:
                 await anyio.to_thread.run_sync(_write_batch, writer, pending)
             pending = batch
@@ -182,248 +163,14 @@ async def spool_stream(
             return _write_and_finish(writer, pending)
         return await anyio.to_thread.run_sync(_write_and_finish, writer, pending)
     except BaseException:
-        await _discard(writer)
+        await discard(writer)
         raise
 
 
-def _write_batch(writer: _TempWriter, batch: list[bytes]) -> None:
+def _write_batch(writer: TempWriter, batch: list[bytes]) -> None:
     writer.write(b"".join(batch))
 
 
-def _write_and_finish(writer: _TempWriter, batch: list[bytes]) -> SpooledFile:
+def _write_and_finish(writer: TempWriter, batch: list[bytes]) -> SpooledFile:
     _write_batch(writer, batch)
     return writer.finish()
-
-
-@dataclass(frozen=True)
-class MultipartUpload:
-    """A ``multipart/form-data`` upload: the spooled ``file`` part and the ``metadata`` part."""
-
-    file: SpooledFile
-    file_name: str | None
-    file_content_type: str | None
-    metadata: bytes | None
-
-
-class _FileTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_data is untyped
-    """Hashes and writes the ``file`` part straight into the temp file."""
-
-    def __init__(self, writer: _TempWriter, max_bytes: int) -> None:
-        super().__init__()
-        self._writer = writer
-        self._max_bytes = max_bytes
-        self.started = False
-        self.finished = False
-
-    def on_start(self) -> None:
-        if self.started:
-            raise Invalid("The multipart body has more than one `file` part.")
-        self.started = True
-
-    def on_data_received(self, chunk: bytes) -> None:
-        if self._writer.size + len(chunk) > self._max_bytes:
-            raise _too_large(self._max_bytes)
-        self._writer.write(chunk)
-
-    def on_finish(self) -> None:
-        self.finished = True
-
-
-class _BoundedValueTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_data is untyped
-    """Like ``ValueTarget``, but refuses to hold more than ``max_bytes`` in memory."""
-
-    def __init__(self, name: str, max_bytes: int) -> None:
-        super().__init__()
-        self._name = name
-        self._max_bytes = max_bytes
-        self._parts: list[bytes] = []
-        self._size = 0
-        self.started = False
-        self.finished = False
-
-    def on_start(self) -> None:
-        if self.started:
-            raise Invalid(f"The multipart body has more than one `{self._name}` part.")
-        self.started = True
-
-    def on_data_received(self, chunk: bytes) -> None:
-        self._size += len(chunk)
-        if self._size > self._max_bytes:
-            raise Invalid(f"The `{self._name}` part is larger than {self._max_bytes} bytes.")
-        self._parts.append(chunk)
-
-    def on_finish(self) -> None:
-        self.finished = True
-
-    @property
-    def value(self) -> bytes:
-        return b"".join(self._parts)
-
-
-_FILE_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?file"?\s*(;|\r|$)', re.I)
-_METADATA_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?metadata"?\s*(;|\r|$)', re.I)
-_RAW_FILE_NAME = re.compile(rb'content-disposition:[^\r\n]*;\s*filename="((?:[^"\\]|\\.)*)"', re.I)
-
-
-class _PartGuard:
-    """Counts a multipart body's parts and measures their headers and (but for `file`) their
-    bodies on the raw bytes, before the parser sees them: the parser spends CPU on every part
-    and every header line (bench/README.md), so a body of empty parts or endless headers,
-    read to its end, would hold a worker for seconds. The first part over a limit
-    stops the upload (Invalid).
-
-    It also keeps the `file` part's filename as sent: the parser unescapes the quoted
-    string, which loses the backslashes of a browser's `C:\\Users\\me\\brief.pdf`.
-    """
-
-    def __init__(self, content_type: str) -> None:
-        boundary = re.search(r'boundary="?([^";]+)"?', content_type, re.I)
-        # An absent boundary is refused by the parser, which is made first.
-        self._delimiter = b"\r\n--" + (boundary.group(1).encode() if boundary else b"")
-        self._tail = b"\r\n"  # the first delimiter of a body has no line break before it
-        self._in_headers = False
-        self._header = bytearray()
-        self._body_limit: int | None = None  # None: the file part, bounded elsewhere
-        self._body = 0
-        self._part = ""
-        self.parts = 0
-        self.raw_file_name: str | None = None
-
-    def feed(self, data: bytes) -> None:
-        buf = self._tail + data
-        pos = 0
-        while True:
-            if self._in_headers:
-                end = buf.find(b"\r\n\r\n", pos)
-                keep = end if end >= 0 else max(pos, len(buf) - 3)
-                self._header += buf[pos:keep]
-                if len(self._header) > MAX_PART_HEADER_BYTES:
-                    raise Invalid(
-                        f"A part of the multipart body has more than {MAX_PART_HEADER_BYTES} "
-                        "bytes of headers."
-                    )
-                if end < 0:
-                    self._tail = buf[keep:]
-                    return
-                self._start_body()
-                pos = end + 4
-            else:
-                found = buf.find(self._delimiter, pos)
-                keep = found if found >= 0 else max(pos, len(buf) - len(self._delimiter) + 1)
-                self._body += keep - pos
-                if self._body_limit is not None and self._body > self._body_limit:
-                    raise Invalid(
-                        f"The `{self._part}` part is larger than {self._body_limit} bytes."
-                    )
-                if found < 0:
-                    self._tail = buf[keep:]
-                    return
-                self.parts += 1  # the closing delimiter is counted too: one more than parts
-                if self.parts > MAX_PARTS + 1:
-                    raise Invalid(f"The multipart body has more than {MAX_PARTS} parts.")
-                self._in_headers, self._header = True, bytearray()
-                pos = found + len(self._delimiter)
-
-    def _start_body(self) -> None:
-        header = bytes(self._header)
-        self._in_headers, self._body = False, 0
-        if _FILE_PART.search(header):
-            self._part, self._body_limit = "file", None
-            raw = _RAW_FILE_NAME.search(header)
-            if raw is not None and self.raw_file_name is None:
-                self.raw_file_name = raw.group(1).decode("utf-8", "replace")
-        elif _METADATA_PART.search(header):
-            self._part, self._body_limit = "metadata", METADATA_MAX_BYTES
-        else:
-            self._part, self._body_limit = "other", OTHER_PART_MAX_BYTES
-
-
-def _feed(parser: Any, guard: _PartGuard, batch: list[bytes]) -> None:
-    # Parsing (Cython) and the targets' hashing/writing all run here, off the loop.
-    data = b"".join(batch)
-    guard.feed(data)
-    try:
-        parser.data_received(data)
-    except ParseFailedException as exc:
-        raise Invalid("The request body is not valid multipart/form-data.") from exc
-
-
-def _make_parser(content_type: str) -> Any:
-    try:
-        return StreamingFormDataParser(headers={"Content-Type": content_type})
-    except ParseFailedException as exc:
-        raise Invalid(
-            "The request must be multipart/form-data with a boundary "
-            f"(got Content-Type {content_type!r})."
-        ) from exc
-
-
-async def spool_multipart(
-    chunks: AsyncIterable[bytes],
-    *,
-    content_type: str,
-    staging_dir: Path,
-    max_bytes: int,
-    metadata_max_bytes: int = METADATA_MAX_BYTES,
-) -> MultipartUpload:
-    """Stream a ``multipart/form-data`` body: the ``file`` part to staging, ``metadata`` to memory.
-
-    Other parts are parsed and dropped. Raises ``Invalid`` for a non-multipart
-    content type, a malformed or truncated body, a missing or repeated ``file``
-    part, more than MAX_PARTS parts, a part's headers over MAX_PART_HEADER_BYTES, an
-    oversized ``metadata`` part or another over OTHER_PART_MAX_BYTES (all found before the
-    parser reads that far); ``TooLarge`` when the file exceeds
-    ``max_bytes``. No temp file survives a failure. A body of at most HOLD_BYTES is parsed
-    on the loop and its file part held in memory (parsing that much costs less than a trip
-    to a worker thread).
-    """
-    parser = _make_parser(content_type)
-    guard = _PartGuard(content_type)
-    writer = _TempWriter(staging_dir, hold=HOLD_BYTES)
-    try:
-        file_target = _FileTarget(writer, max_bytes)
-        metadata_target = _BoundedValueTarget("metadata", metadata_max_bytes)
-        parser.register("file", file_target)
-        parser.register("metadata", metadata_target)
-        # Parts we ignore are still parsed; bound the whole body so they cannot run forever.
-        body_limit = max_bytes + metadata_max_bytes + _MULTIPART_OVERHEAD_BYTES
-        received = 0
-        async for batch in _batches(chunks):
-            received += sum(map(len, batch))
-            if received > body_limit:
-                raise _too_large(max_bytes)
-            if received <= HOLD_BYTES:  # the file part so far is smaller: the writer holds
-                _feed(parser, guard, batch)
-            else:
-                await anyio.to_thread.run_sync(_feed, parser, guard, batch)
-        _check_complete(file_target, metadata_target)
-        if writer.path is None:
-            spooled = writer.finish()  # held: nothing to close
-        else:
-            spooled = await anyio.to_thread.run_sync(writer.finish)
-    except BaseException:
-        await _discard(writer)
-        raise
-    return MultipartUpload(
-        file=spooled,
-        file_name=_file_name(file_target.multipart_filename, guard.raw_file_name),
-        file_content_type=file_target.multipart_content_type or None,
-        metadata=metadata_target.value if metadata_target.started else None,
-    )
-
-
-def _file_name(parsed: str | None, raw: str | None) -> str | None:
-    # A backslash the parser took for an escape was a path separator (browsers never escape
-    # one); the domain keeps the last segment of either.
-    if raw is not None and "\\" in raw:
-        return raw
-    return parsed or None
-
-
-def _check_complete(file_target: _FileTarget, metadata_target: _BoundedValueTarget) -> None:
-    # The parser only signals a part's end when it sees the next boundary, so a
-    # truncated body shows up here as a part that started but never finished.
-    if not file_target.started:
-        raise Invalid("The multipart body has no `file` part.")
-    if not file_target.finished or (metadata_target.started and not metadata_target.finished):
-        raise Invalid("The multipart body ended before its closing boundary.")

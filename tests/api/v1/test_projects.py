@@ -244,3 +244,26 @@ async def test_project_teams_and_fields_are_paged(
         (team_ids[1], "Billing", "Project Admin"),
     ]
     assert [f["name"] for f in field_names] == ["Custodian", "Bates number", "Privileged"]
+
+
+async def test_a_second_grant_replaces_the_role_of_the_first(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    regranted = await client.put(
+        matter.url(f"/users/{matter.reader.email}"),
+        json={"role": "Project Admin"},
+        headers=operator.headers,
+    )
+    assert regranted.status_code == 200, regranted.text
+    assert regranted.json()["directRole"] == "Project Admin"
+    members = await client.get(matter.url("/users"), headers=operator.headers)
+    roles = [m["directRole"] for m in members.json() if m["email"] == matter.reader.email]
+    assert roles == ["Project Admin"]  # one grant, its role changed
+
+    team = await client.post("/api/v1/teams", json={"name": "Review"}, headers=operator.headers)
+    team_url = matter.url(f"/teams/{team.json()['id']}")
+    for role in ("Read Only", "Read Write"):
+        granted = await client.put(team_url, json={"role": role}, headers=operator.headers)
+        assert granted.status_code == 200, granted.text
+    teams = await client.get(matter.url("/teams"), headers=operator.headers)
+    assert [(t["name"], t["role"]) for t in teams.json()] == [("Review", "Read Write")]

@@ -47,19 +47,31 @@ async def test_duplicate_team_name_is_409(client: httpx.AsyncClient, operator: A
     clash = await client.post("/api/v1/teams", json={"name": "A"}, headers=operator.headers)
     assert clash.status_code == 409
     assert "already exists" in clash.json()["detail"]
+    listed = await client.get("/api/v1/teams", headers=operator.headers)
+    assert [t["name"] for t in listed.json()] == ["A"]  # still one team of that name
 
 
 async def test_member_cannot_manage_teams(
     client: httpx.AsyncClient, operator: Actor, member: Actor
 ) -> None:
     team = await client.post("/api/v1/teams", json={"name": "T"}, headers=operator.headers)
-    refused = await client.put(
-        f"/api/v1/teams/{team.json()['id']}/users/{member.email}", headers=member.headers
-    )
+    members = f"/api/v1/teams/{team.json()['id']}/users"
+    refused = await client.put(f"{members}/{member.email}", headers=member.headers)
     assert refused.status_code == 403
+    assert (await client.get(members, headers=operator.headers)).json() == []
     assert (
         await client.post("/api/v1/teams", json={"name": "U"}, headers=member.headers)
     ).status_code == 403
+    listed = await client.get("/api/v1/teams", headers=operator.headers)
+    assert [t["name"] for t in listed.json()] == ["T"]
+    # Nor can a member take themselves (or anyone) out of a team.
+    added = await client.put(f"{members}/{member.email}", headers=operator.headers)
+    assert added.status_code == 200
+    assert (
+        await client.delete(f"{members}/{member.email}", headers=member.headers)
+    ).status_code == 403
+    kept = await client.get(members, headers=operator.headers)
+    assert [u["email"] for u in kept.json()] == [member.email]
 
 
 async def test_unknown_team_and_unknown_email_are_404(

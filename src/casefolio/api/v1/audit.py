@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Query, Request, Response
+from fastapi import Query
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import query_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.documents import AFTER_DATE_PATTERN, parse_after_date
 from casefolio.api.v1.routing import v1_router
 from casefolio.outbound import audit
@@ -18,38 +18,31 @@ router = v1_router("audit")
 Text = Annotated[str | None, Query(max_length=60)]
 
 
+def _date_query(bound: str) -> Any:
+    """A date bound of the trail: documented, as the documents' afterDate, with its pattern."""
+    return Query(
+        max_length=40,
+        description=f"RFC 3339 or YYYY-MM-DD, {bound}",
+        json_schema_extra={"pattern": AFTER_DATE_PATTERN},
+    )
+
+
 @router.get(
     "/audit",
     summary="Read the audit trail, oldest first (operators; project admins with projectId)",
     response_model=list[dict[str, Any]],
 )
 async def list_audit(
-    request: Request,
-    response: Response,
     session: SessionDep,
     who: PrincipalDep,
-    params: PageDep,
+    listing: ListingDep,
     project_id: Annotated[int | None, query_id("projectId")] = None,
     user_id: Annotated[int | None, query_id("userId")] = None,
     action: Text = None,
     target_type: Annotated[str | None, Query(alias="targetType", max_length=30)] = None,
     target_id: Annotated[int | None, query_id("targetId")] = None,
-    after: Annotated[
-        str | None,
-        Query(
-            max_length=40,
-            description="RFC 3339 or YYYY-MM-DD, inclusive",
-            json_schema_extra={"pattern": AFTER_DATE_PATTERN},
-        ),
-    ] = None,
-    before: Annotated[
-        str | None,
-        Query(
-            max_length=40,
-            description="RFC 3339 or YYYY-MM-DD, exclusive",
-            json_schema_extra={"pattern": AFTER_DATE_PATTERN},
-        ),
-    ] = None,
+    after: Annotated[str | None, _date_query("inclusive")] = None,
+    before: Annotated[str | None, _date_query("exclusive")] = None,
 ) -> list[dict[str, Any]]:
     where = audit.AuditFilter(
         project_id=project_id,
@@ -60,6 +53,5 @@ async def list_audit(
         after=parse_after_date(after) if after else None,
         before=parse_after_date(before) if before else None,
     )
-    page = await audit.list_page(session, who=who, where=where, page=page_request(params))
-    link_next(request, response, page)
-    return [audit.document_of(row) for row in page.items]
+    page = await audit.list_page(session, who=who, where=where, page=listing.page)
+    return [audit.document_of(row) for row in listing.items(page)]

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Request, Response
 from pydantic import ConfigDict, Field
 
 from casefolio.api.deps import AdministeredProject, ReadableProject, SessionDep
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
@@ -71,15 +70,10 @@ class FieldOut(ApiModel):
 
 @router.get("/projects/{projectId}/fields", response_model=list[FieldOut], summary="List fields")
 async def list_fields(
-    request: Request,
-    response: Response,
-    project: ReadableProject,
-    session: SessionDep,
-    params: PageDep,
+    project: ReadableProject, session: SessionDep, listing: ListingDep
 ) -> list[FieldOut]:
-    page = await fields.list_page(session, scope=project, page=page_request(params))
-    link_next(request, response, page)
-    return [FieldOut.model_validate(f) for f in page.items]
+    page = await fields.list_page(session, scope=project, page=listing.page)
+    return [FieldOut.model_validate(f) for f in listing.items(page)]
 
 
 @router.post(

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Request, Response
+from fastapi import Path
 from pydantic import Field
 from pydantic.config import JsonDict
 
 from casefolio.api.deps import FolderWritableProject, ReadableProject, SessionDep
 from casefolio.api.ids import BodyId, path_id, query_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
@@ -47,15 +47,10 @@ class FolderOut(ApiModel):
 
 @router.get("/projects/{projectId}/folders", response_model=list[FolderOut], summary="List folders")
 async def list_folders(
-    request: Request,
-    response: Response,
-    project: ReadableProject,
-    session: SessionDep,
-    params: PageDep,
+    project: ReadableProject, session: SessionDep, listing: ListingDep
 ) -> list[FolderOut]:
-    page = await folders.list_page(session, scope=project, page=page_request(params))
-    link_next(request, response, page)
-    return [FolderOut.model_validate(f) for f in page.items]
+    page = await folders.list_page(session, scope=project, page=listing.page)
+    return [FolderOut.model_validate(f) for f in listing.items(page)]
 
 
 @router.post(

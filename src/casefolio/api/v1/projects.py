@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Request, Response
+from fastapi import Path
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, ProjectId, TeamId
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import NOT_BLANK, OPTIONAL_ROLE, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.api.v1.teams import TeamOut
-from casefolio.db.models import Project
+from casefolio.db.models import Project, Team
 from casefolio.domain import access, projects, text
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Role
@@ -100,17 +100,20 @@ async def _out(session: AsyncSession, who: Principal, project: Project) -> Proje
     )
 
 
+def _team_grant_out(team: Team, role: Role) -> TeamGrantOut:
+    return TeamGrantOut(id=team.id, name=team.name, created_at=team.created_at, role=role.name)
+
+
 def _role(body: GrantIn | None) -> Role:
     return projects.parse_role(body.role if body else None)
 
 
 @router.get("/projects", response_model=list[ProjectOut], summary="List visible projects")
 async def list_projects(
-    request: Request, response: Response, session: SessionDep, who: PrincipalDep, params: PageDep
+    session: SessionDep, who: PrincipalDep, listing: ListingDep
 ) -> list[ProjectOut]:
-    page = await projects.list_page(session, who=who, page=page_request(params))
-    link_next(request, response, page)
-    return [await _out(session, who, p) for p in page.items]
+    page = await projects.list_page(session, who=who, page=listing.page)
+    return [await _out(session, who, p) for p in listing.items(page)]
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut, summary="Create a project")
@@ -171,18 +174,10 @@ def _member_out(m: projects.Member) -> MemberOut:
     summary="List everyone with a role on the project, directly or through a team",
 )
 async def list_project_users(
-    request: Request,
-    response: Response,
-    project_id: ProjectId,
-    session: SessionDep,
-    who: PrincipalDep,
-    params: PageDep,
+    project_id: ProjectId, session: SessionDep, who: PrincipalDep, listing: ListingDep
 ) -> list[MemberOut]:
-    page = await projects.members_page(
-        session, who=who, project_id=project_id, page=page_request(params)
-    )
-    link_next(request, response, page)
-    return [_member_out(m) for m in page.items]
+    page = await projects.members_page(session, who=who, project_id=project_id, page=listing.page)
+    return [_member_out(m) for m in listing.items(page)]
 
 
 @router.put(
@@ -218,21 +213,12 @@ async def remove_project_user(
     summary="List the teams with a role on the project",
 )
 async def list_project_teams(
-    request: Request,
-    response: Response,
-    project_id: ProjectId,
-    session: SessionDep,
-    who: PrincipalDep,
-    params: PageDep,
+    project_id: ProjectId, session: SessionDep, who: PrincipalDep, listing: ListingDep
 ) -> list[TeamGrantOut]:
     page = await projects.team_grants_page(
-        session, who=who, project_id=project_id, page=page_request(params)
+        session, who=who, project_id=project_id, page=listing.page
     )
-    link_next(request, response, page)
-    return [
-        TeamGrantOut(id=g.team.id, name=g.team.name, created_at=g.team.created_at, role=g.role.name)
-        for g in page.items
-    ]
+    return [_team_grant_out(g.team, g.role) for g in listing.items(page)]
 
 
 @router.put(
@@ -251,7 +237,7 @@ async def add_project_team(
     team = await projects.grant_team(
         session, who=who, project_id=project_id, team_id=team_id, role=role
     )
-    return TeamGrantOut(id=team.id, name=team.name, created_at=team.created_at, role=role.name)
+    return _team_grant_out(team, role)
 
 
 @router.delete(

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path, Request, Response
+from fastapi import Path
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import TeamId
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
@@ -37,12 +37,9 @@ class TeamOut(ApiModel):
 
 
 @router.get("/teams", response_model=list[TeamOut], summary="List teams")
-async def list_teams(
-    request: Request, response: Response, session: SessionDep, _: PrincipalDep, params: PageDep
-) -> list[TeamOut]:
-    page = await teams.list_page(session, page=page_request(params))
-    link_next(request, response, page)
-    return [TeamOut.model_validate(t) for t in page.items]
+async def list_teams(session: SessionDep, _: PrincipalDep, listing: ListingDep) -> list[TeamOut]:
+    page = await teams.list_page(session, page=listing.page)
+    return [TeamOut.model_validate(t) for t in listing.items(page)]
 
 
 @router.post(
@@ -58,16 +55,10 @@ async def create_team(body: TeamIn, session: SessionDep, who: PrincipalDep) -> T
 
 @router.get("/teams/{teamId}/users", response_model=list[UserOut], summary="List a team's users")
 async def list_team_users(
-    request: Request,
-    response: Response,
-    team_id: TeamId,
-    session: SessionDep,
-    _: PrincipalDep,
-    params: PageDep,
+    team_id: TeamId, session: SessionDep, _: PrincipalDep, listing: ListingDep
 ) -> list[UserOut]:
-    page = await teams.members_page(session, team_id=team_id, page=page_request(params))
-    link_next(request, response, page)
-    return [UserOut.model_validate(u) for u in page.items]
+    page = await teams.members_page(session, team_id=team_id, page=listing.page)
+    return [UserOut.model_validate(u) for u in listing.items(page)]
 
 
 @router.put(

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import Request, Response
 from pydantic import ConfigDict, Field
 from pydantic.config import JsonDict
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.fields import FieldIn
 from casefolio.api.v1.folders import FOLDER_NAME
 from casefolio.api.v1.routing import v1_router
@@ -103,11 +102,10 @@ def _out(template: Template) -> TemplateOut:
 
 @router.get("/templates", response_model=list[TemplateOut], summary="List project templates")
 async def list_templates(
-    request: Request, response: Response, session: SessionDep, _: PrincipalDep, params: PageDep
+    session: SessionDep, _: PrincipalDep, listing: ListingDep
 ) -> list[TemplateOut]:
-    page = await templates.list_page(session, page=page_request(params))
-    link_next(request, response, page)
-    return [_out(t) for t in page.items]
+    page = await templates.list_page(session, page=listing.page)
+    return [_out(t) for t in listing.items(page)]
 
 
 @router.post(

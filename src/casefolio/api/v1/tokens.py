@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Request, Response
+from fastapi import Request
 from pydantic import AwareDatetime, Field
 from pydantic.config import JsonDict
 
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, path_id, query_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.domain import text, tokens
@@ -87,16 +87,13 @@ async def create_token(
 
 @router.get("/tokens", response_model=list[TokenOut], summary="List tokens (never the secrets)")
 async def list_tokens(
-    request: Request,
-    response: Response,
     session: SessionDep,
     who: PrincipalDep,
-    params: PageDep,
+    listing: ListingDep,
     user_id: Annotated[int | None, query_id("userId")] = None,
 ) -> list[TokenOut]:
-    page = await tokens.list_page(session, who=who, user_id=user_id, page=page_request(params))
-    link_next(request, response, page)
-    return [_out(request, t) for t in page.items]
+    page = await tokens.list_page(session, who=who, user_id=user_id, page=listing.page)
+    return [_out(listing.request, t) for t in listing.items(page)]
 
 
 @patch_route(

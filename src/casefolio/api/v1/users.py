@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Query, Request, Response
+from fastapi import Query, Request
 from pydantic import Field
 
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import path_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
@@ -63,12 +63,9 @@ async def list_roles(_: PrincipalDep) -> list[RoleOut]:
 
 
 @router.get("/users", response_model=list[UserOut], summary="List users")
-async def list_users(
-    request: Request, response: Response, session: SessionDep, _: PrincipalDep, params: PageDep
-) -> list[UserOut]:
-    page = await users.list_page(session, page=page_request(params))
-    link_next(request, response, page)
-    return [UserOut.model_validate(u) for u in page.items]
+async def list_users(session: SessionDep, _: PrincipalDep, listing: ListingDep) -> list[UserOut]:
+    page = await users.list_page(session, page=listing.page)
+    return [UserOut.model_validate(u) for u in listing.items(page)]
 
 
 @router.post(

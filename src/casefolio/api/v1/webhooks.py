@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated
 
-from fastapi import Request, Response
 from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import BodyId, path_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
 from casefolio.db.models import Webhook
@@ -114,11 +113,10 @@ async def create_webhook(
 
 @router.get("/webhooks", response_model=list[WebhookOut], summary="List webhooks")
 async def list_webhooks(
-    request: Request, response: Response, session: SessionDep, who: PrincipalDep, params: PageDep
+    session: SessionDep, who: PrincipalDep, listing: ListingDep
 ) -> list[WebhookOut]:
-    page = await webhooks.list_page(session, who=who, page=page_request(params))
-    link_next(request, response, page)
-    return [_out(h) for h in page.items]
+    page = await webhooks.list_page(session, who=who, page=listing.page)
+    return [_out(h) for h in listing.items(page)]
 
 
 @router.get("/webhooks/{webhookId}", response_model=WebhookOut, summary="Read a webhook")
@@ -184,17 +182,11 @@ async def test_webhook(webhook_id: WebhookId, session: SessionDep, who: Principa
     summary="The delivery log, newest first, with every attempt",
 )
 async def list_deliveries(
-    request: Request,
-    response: Response,
-    webhook_id: WebhookId,
-    session: SessionDep,
-    who: PrincipalDep,
-    params: PageDep,
+    webhook_id: WebhookId, session: SessionDep, who: PrincipalDep, listing: ListingDep
 ) -> list[DeliveryOut]:
     page = await webhooks.deliveries_page(
-        session, who=who, webhook_id=webhook_id, page=page_request(params)
+        session, who=who, webhook_id=webhook_id, page=listing.page
     )
-    link_next(request, response, page)
     return [
         DeliveryOut(
             id=log.delivery.id,
@@ -205,7 +197,7 @@ async def list_deliveries(
             created_at=log.delivery.created_at,
             attempts=[AttemptOut.model_validate(a) for a in log.attempts],
         )
-        for log in page.items
+        for log in listing.items(page)
     ]
 
 

@@ -25,15 +25,10 @@ DEFAULT_PAGE_SIZE = 30  # what OpenProject's documents collection shows by defau
 
 @router.get("/documents", summary="List the documents the caller may view")
 async def list_documents(
-    session: SessionDep,
-    who: PrincipalDep,
-    offset: paging.Offset = None,
-    page_size: paging.PageSize = None,
-    sort_by: paging.SortBy = None,
-    filters: paging.Filters = None,
+    session: SessionDep, who: PrincipalDep, query: paging.CollectionQueryDep
 ) -> HalResponse:
-    params = paging.parse(offset, page_size, default_size=DEFAULT_PAGE_SIZE)
-    stmt = queries.document_query(who, filters=filters, sort_by=sort_by)
+    params = query.page(default_size=DEFAULT_PAGE_SIZE)
+    stmt = queries.document_query(who, filters=query.filters, sort_by=query.sort_by)
     total, rows = await paging.fetch(session, stmt, params)
     elements = await render.documents(session, who, rows)
     return HalResponse(paging.offset_collection(hal.documents(), params, total, elements))

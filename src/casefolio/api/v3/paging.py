@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Query
+from fastapi import Depends, Query
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -75,6 +75,31 @@ def parse(offset: str | None, page_size: str | None, *, default_size: int) -> Pa
     if size == -1 or size > MAX_PAGE_SIZE:
         size = MAX_PAGE_SIZE
     return PageParams(page=min(max(page, 1), MAX_PAGE), size=size)
+
+
+@dataclass(frozen=True)
+class CollectionQuery:
+    """What a collection request asks for, as sent: its page, sortBy and filters (JSON)."""
+
+    offset: str | None
+    page_size: str | None
+    sort_by: str | None
+    filters: str | None
+
+    def page(self, *, default_size: int) -> PageParams:
+        return parse(self.offset, self.page_size, default_size=default_size)
+
+
+async def collection_query(
+    offset: Offset = None,
+    page_size: PageSize = None,
+    sort_by: SortBy = None,
+    filters: Filters = None,
+) -> CollectionQuery:
+    return CollectionQuery(offset, page_size, sort_by, filters)
+
+
+CollectionQueryDep = Annotated[CollectionQuery, Depends(collection_query)]
 
 
 def _href(path: str, page: int | str, size: int | str) -> str:

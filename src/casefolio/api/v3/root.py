@@ -43,15 +43,10 @@ async def read_user(user_ref: str, session: SessionDep, who: PrincipalDep) -> Ha
 
 @router.get("/projects", summary="List the projects the caller may view")
 async def list_projects(
-    session: SessionDep,
-    who: PrincipalDep,
-    offset: paging.Offset = None,
-    page_size: paging.PageSize = None,
-    sort_by: paging.SortBy = None,
-    filters: paging.Filters = None,
+    session: SessionDep, who: PrincipalDep, query: paging.CollectionQueryDep
 ) -> HalResponse:
-    params = paging.parse(offset, page_size, default_size=DEFAULT_PAGE_SIZE)
-    stmt = queries.project_query(who, filters=filters, sort_by=sort_by)
+    params = query.page(default_size=DEFAULT_PAGE_SIZE)
+    stmt = queries.project_query(who, filters=query.filters, sort_by=query.sort_by)
     total, rows = await paging.fetch(session, stmt, params)
     return HalResponse(
         paging.offset_collection(hal.projects(), params, total, render.projects(rows))
