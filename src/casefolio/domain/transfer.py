@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder, User
 from casefolio.domain import access, fields, folders, intake, users
 from casefolio.domain.access import ProjectScope
@@ -360,7 +361,7 @@ class _Importer:
                     DocumentVersion.size,
                 )
                 .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-                .where(Document.project_id == self.project_id, condition)
+                .where(Document.project_id == self.project_id, condition, LIVE)
                 .order_by(Document.id)
             )
             for document_id, in_folder, name, sha256, size in rows:

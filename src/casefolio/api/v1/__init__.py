@@ -11,6 +11,7 @@ from casefolio.api.v1 import (
     documents,
     fields,
     folders,
+    holds,
     projects,
     settings,
     teams,
@@ -33,6 +34,7 @@ TAGS = [
         folders,
         fields,
         documents,
+        holds,
         audit,
         changes,
         webhooks,
@@ -44,6 +46,8 @@ def install(app: FastAPI) -> None:
     """Add the /api/v1 routes to the app, on the app itself (api/routing.py)."""
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
+        add_routes(app, module.router)
+    for module in (holds,):  # legal holds and the trash (domain/holds.py, domain/trash.py)
         add_routes(app, module.router)
     for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)
