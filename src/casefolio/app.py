@@ -69,7 +69,9 @@ def create_app(
             gc.collect()  # start-up's own garbage goes first; frozen objects are never freed
             gc.freeze()
         try:
-            async with outbound_runtime.background(settings, state.db, run_worker=run_worker):
+            async with outbound_runtime.background(
+                settings, state.db, run_worker=run_worker, blobs=state.blobs
+            ):
                 yield
         finally:
             if freeze_startup_objects:

@@ -17,6 +17,7 @@ from casefolio.api.v1 import (
     teams,
     templates,
     tokens,
+    trash,
     users,
     webhooks,
 )
@@ -35,6 +36,7 @@ TAGS = [
         fields,
         documents,
         holds,
+        trash,
         audit,
         changes,
         webhooks,
@@ -47,7 +49,7 @@ def install(app: FastAPI) -> None:
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
         add_routes(app, module.router)
-    for module in (holds,):  # legal holds and the trash (domain/holds.py, domain/trash.py)
+    for module in (holds, trash):  # legal holds and the trash (domain/holds.py, domain/trash.py)
         add_routes(app, module.router)
     for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)

@@ -165,6 +165,10 @@ def _out(view: DocumentView) -> DocumentOut:
     )
 
 
+#: For the routers that answer a document too (api/v1/trash.py).
+document_out = _out
+
+
 def _wire_id(value: int | None) -> str | None:
     return None if value is None else str(value)
 
