@@ -431,6 +431,15 @@ async def update_document(
     "/projects/{projectId}/documents/{documentId}",
     status_code=204,
     summary="Delete a document with all its versions (Project Admin)",
+    description="The document goes to the project's trash: from now on it answers 404 "
+    "everywhere, and a Project Admin can restore it (`POST …/trash/{documentId}/restore`) "
+    "for `CASEFOLIO_TRASH_DAYS` days.",
+    responses={
+        409: {
+            "model": Problem,
+            "description": "A legal hold covers the document; the detail names the holds.",
+        }
+    },
 )
 async def delete_document(
     project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
@@ -608,6 +617,13 @@ async def read_version(
     "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
     status_code=204,
     summary="Delete a version (never the only one)",
+    responses={
+        409: {
+            "model": Problem,
+            "description": "The only version, or a legal hold covers the document (the "
+            "detail names the holds).",
+        }
+    },
 )
 async def delete_version(
     project_id: ProjectId,

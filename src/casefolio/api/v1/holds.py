@@ -23,7 +23,7 @@ HoldingProject = Annotated[ProjectScope, Depends(project_scope(Capability.HOLDS_
 HoldId = Annotated[int, path_id("holdId")]
 
 
-class HoldIn(ApiInput):
+class _HoldIn(ApiInput):
     name: str = Field(
         min_length=1,
         max_length=holds.MAX_NAME,
@@ -36,10 +36,22 @@ class HoldIn(ApiInput):
         examples=["Claim served 2026-11-30; preserve everything."],
         json_schema_extra=NOT_BLANK,
     )
-    scope: Literal["project", "folder", "document"]
-    target_id: BodyId | None = Field(
-        None, description="The folder's or document's id; omit for a project hold."
-    )
+
+
+class ProjectHoldIn(_HoldIn):
+    """A hold on the whole project: no targetId."""
+
+    scope: Literal["project"]
+
+
+class TargetHoldIn(_HoldIn):
+    """A hold on one folder (and its sub-folders) or one document of the project."""
+
+    scope: Literal["folder", "document"]
+    target_id: BodyId = Field(description="The folder's or document's id.")
+
+
+HoldIn = Annotated[ProjectHoldIn | TargetHoldIn, Field(discriminator="scope")]
 
 
 class ReleaseIn(ApiInput):
@@ -94,7 +106,8 @@ def _out(hold: Hold) -> HoldOut:
     "stays held.",
 )
 async def create_hold(project: HoldingProject, body: HoldIn, session: SessionDep) -> HoldOut:
-    new = NewHold(body.name, body.reason, body.scope, body.target_id)
+    target = body.target_id if isinstance(body, TargetHoldIn) else None
+    new = NewHold(body.name, body.reason, body.scope, target)
     return _out(await holds.create(session, scope=project, new=new))
 
 
