@@ -17,7 +17,7 @@ import anyio
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.types import utcnow
-from casefolio.domain import events, trash
+from casefolio.domain import events, retention, trash
 from casefolio.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,12 @@ class Housekeeper:
             if report.purged:
                 log.info("purged %d document(s) from the trash", len(report.purged))
             ran.append("purge")
+        if self._last_retention is None or now - self._last_retention >= RETENTION_EVERY:
+            self._last_retention = now
+            trashed = await retention.apply(self.db, now=now)
+            if trashed:
+                log.info("retention moved %d document(s) to the trash", len(trashed))
+            ran.append("retention")
         return ran
 
     async def run(self) -> None:

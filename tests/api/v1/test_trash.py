@@ -124,7 +124,7 @@ async def test_purge_after_the_period_removes_rows_and_unshared_bytes(
     hold = await place(client, matter, "document", held)
     blobs_before = await blob_names(app)
 
-    assert await housekeeper(app, days_later=29).run_once() == ["purge"]
+    assert "purge" in await housekeeper(app, days_later=29).run_once()
     async with db.read() as session:
         assert len(list(await session.scalars(select(Document.id)))) == 4  # too early
 

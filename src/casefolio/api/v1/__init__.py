@@ -13,6 +13,7 @@ from casefolio.api.v1 import (
     folders,
     holds,
     projects,
+    retention,
     settings,
     teams,
     templates,
@@ -37,6 +38,7 @@ TAGS = [
         documents,
         holds,
         trash,
+        retention,
         audit,
         changes,
         webhooks,
@@ -49,7 +51,11 @@ def install(app: FastAPI) -> None:
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
         add_routes(app, module.router)
-    for module in (holds, trash):  # legal holds and the trash (domain/holds.py, domain/trash.py)
+    for module in (
+        holds,
+        trash,
+        retention,
+    ):  # legal holds and the trash (domain/holds.py, domain/trash.py)
         add_routes(app, module.router)
     for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)
