@@ -111,7 +111,6 @@ HoldReleased = _event("hold.released", "hold")
 HoldRefused = _event("hold.refused", "project")
 DocumentRestored = _event("document.restored", "document")
 DocumentPurged = _event("document.purged", "document")
-RetentionDue = _event("retention.due", "document")
 ContentDownloaded = _event("content.downloaded", "document")
 VersionDownloaded = _event("version.downloaded", "version")
 
