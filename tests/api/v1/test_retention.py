@@ -19,6 +19,7 @@ from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter
 from tests.api.v1.test_holds import document, place
 from tests.cli.conftest import cli_env
+from tests.factories import Actor
 
 #: The clock the job is given; the report (a command) reads the real one, moments later.
 NOW = datetime.now(UTC)
@@ -114,3 +115,24 @@ async def test_retention_rule_input_and_access(client: httpx.AsyncClient, matter
     assert (await client.get(matter.url("/retention"), headers=h)).json() is None
     outsider = await client.get(matter.url("/retention"), headers=matter.outsider.headers)
     assert outsider.status_code == 404
+
+
+async def test_a_template_gives_new_projects_its_retention_rule(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    h = operator.headers
+    made = await client.post(
+        "/api/v1/templates",
+        json={"name": "Litigation", "retention": {"keepYears": 6, "then": "trash"}},
+        headers=h,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["retention"] == {"keepYears": 6, "then": "trash"}
+    project = await client.post(
+        "/api/v1/projects",
+        json={"name": "From template", "templateId": made.json()["id"]},
+        headers=h,
+    )
+    assert project.status_code == 201, project.text
+    rule = await client.get(f"/api/v1/projects/{project.json()['id']}/retention", headers=h)
+    assert rule.json() == {"keepYears": 6, "then": "trash"}
