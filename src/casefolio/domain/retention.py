@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
@@ -146,17 +146,29 @@ async def apply(db: Database, *, now: datetime) -> list[Planned]:
     """Apply every rule at `now`: move the documents of "trash" projects past their period
     to the trash (audited, and `document.deleted` in the change feed, as a DELETE would);
     return what was trashed."""
+    trashed: list[Planned] = []
     async with db.write() as session:
-        trashed = [p for p in await plan(session, now=now) if p.action == "trash"]
-        for planned in trashed:
-            document = await session.get_one(Document, planned.document_id)
-            document.trashed_at = now
+        for planned in await plan(session, now=now):
+            if planned.action != "trash":
+                continue
+            # Only a document still live: another process's job may have taken it meanwhile
+            # (PostgreSQL re-checks the condition once that one's transaction ends).
+            taken = await session.execute(
+                update(Document)
+                .where(Document.id == planned.document_id, LIVE)
+                .values(trashed_at=now)
+                .returning(Document.folder_id)
+            )
+            row = taken.first()
+            if row is None:
+                continue
+            trashed.append(planned)
             events.emit(
                 session,
                 events.DocumentDeleted(
                     project_id=planned.project_id,
                     document_id=planned.document_id,
-                    folder_id=document.folder_id,
+                    folder_id=row.folder_id,
                     details={"trash": True, "retention": True},
                 ),
             )
