@@ -223,6 +223,10 @@ async def test_holds_events_reach_the_feed_and_the_audit_trail(
         actions = list(await session.scalars(select(AuditEntry.action)))
     assert types[-2:] == ["hold.created", "hold.released"]
     assert {"hold.created", "hold.released"} <= set(actions)
+    feed = await client.get("/api/v1/changes", headers=matter.admin.headers)
+    assert feed.status_code == 200, feed.text
+    fed = [c["type"] for c in feed.json()["changes"]]
+    assert fed[-2:] == ["hold.created", "hold.released"]
 
 
 async def test_hold_routes_check_input_and_access(
