@@ -210,7 +210,14 @@ async def covering(
         )
     by_document = await _by_document(session, project_id, holds, wanted)
     hit = {h.id for found in by_document.values() for h in found}
-    return [h for h in holds if h.id in hit or (h.scope == "folder" and h.target_id in near)]
+    return [
+        h
+        for h in holds
+        if h.id in hit
+        # A folder is covered by a hold on the project, on it, an ancestor or a descendant.
+        or (folder_id is not None and h.scope == "project")
+        or (h.scope == "folder" and h.target_id in near)
+    ]
 
 
 async def covered_documents(

@@ -258,3 +258,32 @@ async def test_hold_routes_check_input_and_access(
     assert [x["id"] for x in listed.json()] == [hold["id"]]
     read = await client.get(matter.url(f"/holds/{hold['id']}"), headers=h)
     assert read.json()["active"] is True
+
+
+async def test_a_folder_holding_a_held_trashed_document_cannot_be_deleted(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    box = await folder(client, matter, "Box")
+    doc = await document(client, matter, b"boxed", folder_id=box)
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    # A hold placed on a document already in the trash stops its purge and its folder's delete.
+    hold = await place(client, matter, "document", doc)
+    before = await snapshot(db, doc)
+
+    refused = await client.delete(matter.url(f"/folders/{box}"), headers=matter.admin.headers)
+
+    assert refused.status_code == 409, refused.text
+    assert f"hold {hold['id']}" in refused.json()["detail"]
+    assert await snapshot(db, doc) == before  # still in the trash, still in its folder
+
+
+async def test_a_project_hold_covers_documents_filed_later_and_the_folders(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    await place(client, matter, "project")
+    empty = await folder(client, matter, "Empty")
+    later = await document(client, matter, b"filed after the hold")
+
+    assert (await delete_document(client, matter, later)).status_code == 409
+    refused = await client.delete(matter.url(f"/folders/{empty}"), headers=matter.admin.headers)
+    assert refused.status_code == 409
