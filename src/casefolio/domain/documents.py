@@ -1,7 +1,8 @@
 """Documents: filed in a project (optionally a folder), always with at least one version.
 
 New documents and versions are written by domain/filing.py; this module reads documents
-and changes what is not a version: folder, title, description, field values, deletion.
+and changes what is not a version: folder, title, description, field values. Deletion
+moves a document to the trash (domain/trash.py).
 """
 
 from __future__ import annotations
@@ -419,40 +420,6 @@ async def _changed(session: AsyncSession, document: Document) -> DocumentView:
     document.updated_at = utcnow()
     await session.flush()
     return await view(session, document)
-
-
-async def delete(
-    session: AsyncSession, *, who: Principal, project_id: int, document_id: int
-) -> None:
-    """Move a document to the trash (domain/trash.py): from now on every read answers as if
-    it were gone, and the change feed reports its deletion; a Project Admin may restore it
-    until the trash is purged. A document under a legal hold is refused (Held, a 409)."""
-    _, document = await load_scoped(
-        session,
-        who,
-        document_id,
-        Capability.DOCUMENTS_DELETE,
-        project_id=project_id,
-        message="You do not have permission to delete this file",
-    )
-    await holds.refuse_if_held(
-        session,
-        project_id=document.project_id,
-        what=f"document {document_id}",
-        document_ids=[document_id],
-        details={"documentId": document_id},
-    )
-    document.trashed_at = utcnow()
-    await session.flush()
-    events.emit(
-        session,
-        events.DocumentDeleted(
-            project_id=document.project_id,
-            document_id=document_id,
-            folder_id=document.folder_id,
-            details={"trash": True},
-        ),
-    )
 
 
 def visible_documents(who: Principal) -> Select[Document]:

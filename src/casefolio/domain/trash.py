@@ -1,6 +1,6 @@
 """The trash: deleted documents wait here, restorable, until the purge removes them.
 
-A document's DELETE (documents.delete) sets its `trashed_at`; its row, versions and field
+A document's DELETE (`delete` below) sets its `trashed_at`; its row, versions and field
 values stay, and `db.live.LIVE` keeps it out of every read, so to every caller it is gone
 (404, out of lists, counts and syncs; the change feed reported `document.deleted`). A
 Project Admin may list the trash and restore a document (same id, versions and fields)
@@ -16,13 +16,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete as delete_rows
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
 from casefolio.db.types import utcnow
-from casefolio.domain import access, events, holds
+from casefolio.domain import access, documents, events, holds
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -31,6 +32,40 @@ from casefolio.storage.base import BlobStore
 
 #: Documents purged per transaction: a long trash is purged in several short ones.
 _BATCH = 200
+
+
+async def delete(
+    session: AsyncSession, *, who: Principal, project_id: int, document_id: int
+) -> None:
+    """Move a document to the trash (domain/trash.py): from now on every read answers as if
+    it were gone, and the change feed reports its deletion; a Project Admin may restore it
+    until the trash is purged. A document under a legal hold is refused (Held, a 409)."""
+    _, document = await documents.load_scoped(
+        session,
+        who,
+        document_id,
+        Capability.DOCUMENTS_DELETE,
+        project_id=project_id,
+        message="You do not have permission to delete this file",
+    )
+    await holds.refuse_if_held(
+        session,
+        project_id=document.project_id,
+        what=f"document {document_id}",
+        document_ids=[document_id],
+        details={"documentId": document_id},
+    )
+    document.trashed_at = utcnow()
+    await session.flush()
+    events.emit(
+        session,
+        events.DocumentDeleted(
+            project_id=document.project_id,
+            document_id=document_id,
+            folder_id=document.folder_id,
+            details={"trash": True},
+        ),
+    )
 
 
 async def list_page(
@@ -160,7 +195,7 @@ async def _purge(session: AsyncSession, doomed: list[Document], report: PurgeRep
         )
     )
     # Versions and field values go with their document (ON DELETE CASCADE).
-    await session.execute(delete(Document).where(Document.id.in_(ids)))
+    await session.execute(delete_rows(Document).where(Document.id.in_(ids)))
     for document in doomed:
         events.emit(
             session,

@@ -39,7 +39,7 @@ from casefolio.api.v1.schemas import (
     rfc3339,
 )
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, intake, text, versions
+from casefolio.domain import documents, intake, text, trash, versions
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
@@ -444,7 +444,7 @@ async def update_document(
 async def delete_document(
     project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
 ) -> None:
-    await documents.delete(session, who=who, project_id=project_id, document_id=document_id)
+    await trash.delete(session, who=who, project_id=project_id, document_id=document_id)
 
 
 class FolderRef(Convertor[str]):
