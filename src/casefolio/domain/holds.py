@@ -10,7 +10,11 @@ rule "in the folder now, or recorded as having been" needs no history beyond mov
 
 `covering()` is the one answer to "which holds cover these documents / this folder / this
 project"; `refuse_if_held()` turns it into the 409 every delete path raises (documents,
-versions, folders, the trash's purge and retention). `casefolio gc` removes only bytes
+versions, folders, on /api/v1, /api/v3 and the web pages), and the background sweeps (the
+trash's purge, retention) skip what `covered_documents()`, its per-document form, names.
+Holds are checked in the deleting transaction; a hold committed concurrently with a
+document's delete may miss it, but that delete only moves the document to the trash, and
+the purge checks again. `casefolio gc` removes only bytes
 no version row refers to, and a held or trashed document keeps its version rows, so gc
 cannot reach them.
 """
