@@ -93,6 +93,7 @@ async def test_a_held_document_cannot_be_deleted_and_nothing_changes(
         ).one()
     assert refusal.details["holds"] == [int(hold["id"])]
     assert refusal.project_id == matter.id
+    assert (refusal.actor_kind, refusal.actor_user_id) == ("token", matter.admin.user_id)
 
 
 async def test_two_holds_one_released_still_held_last_released_deletable(
