@@ -66,7 +66,9 @@ def create_app(
             log.info("removed %d staging file(s) left by stopped processes", len(removed))
         try:
             with startup_objects_frozen(freeze_startup_objects):
-                async with outbound_runtime.background(settings, state.db, run_worker=run_worker):
+                async with outbound_runtime.background(
+                    settings, state.db, run_worker=run_worker, blobs=state.blobs
+                ):
                     yield
         finally:
             await state.limiter.close()

@@ -108,6 +108,13 @@ class Settings(BaseSettings):
         description="Comma-separated addresses of reverse proxies whose X-Forwarded-Proto and "
         "X-Forwarded-For are believed (for Secure cookies and per-address limits).",
     )
+    # The trash and retention (domain/trash.py, domain/retention.py).
+    trash_days: float = Field(
+        30,
+        gt=0,
+        description="Days a deleted document stays in the trash, restorable, before the "
+        "background purge removes it (never while a legal hold covers it).",
+    )
     # Outbound (outbound/): change feed, webhooks, worker.
     changes_retention_days: float = Field(
         90, gt=0, description="Days the change feed keeps; an older cursor answers 410."

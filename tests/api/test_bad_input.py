@@ -215,6 +215,11 @@ async def walk(client: httpx.AsyncClient, db: Database) -> Walk:
     )
     await made("POST", f"/api/v1/webhooks/{webhook['id']}/test")
     deliveries = await answer("GET", f"/api/v1/webhooks/{webhook['id']}/deliveries")
+    hold = await made(
+        "POST",
+        f"/api/v1/projects/{p}/holds",
+        json={"name": "Walk", "reason": "r", "scope": "document", "targetId": document["id"]},
+    )
     ids = {
         "projectId": p,
         "project_ref": p,
@@ -232,6 +237,7 @@ async def walk(client: httpx.AsyncClient, db: Database) -> Walk:
         "email": member.email,
         "webhookId": str(webhook["id"]),
         "deliveryId": str(deliveries[0]["id"]),
+        "holdId": hold["id"],
     }
     return Walk(client, db, headers, ids)
 

@@ -103,3 +103,39 @@ def test_readme_session_with_a_wrong_token_stops_at_the_first_request_saying_why
     assert done.stdout == ""
     assert done.stderr.splitlines() == ["curl: (22) The requested URL returned error: 401"]
     assert projects == []
+
+
+def test_readme_legal_hold_block_works_against_a_real_server(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = server_env(settings.data_dir, settings.effective_database_url)
+    token = init_token(env)
+    session = readme_block("example-session")
+    helper = next(line for line in session.splitlines() if line.startswith("json()"))
+    with running_server(env) as server:
+        headers = {"X-API-Token": token}
+        base = server.base_url
+        project = httpx.post(
+            f"{base}/api/v1/projects", json={"name": "Held"}, headers=headers
+        ).json()["id"]
+        doc = httpx.post(
+            f"{base}/api/v1/projects/{project}/documents",
+            params={"fileName": "claim.txt"},
+            content=b"claim",
+            headers=headers,
+        ).json()["id"]
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", f"{helper}\n{readme_block('legal-hold')}"],
+            cwd=tmp_path,
+            env=env | {"BASE": base, "H": f"X-API-Token: {token}", "PROJECT": project, "DOC": doc},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr + done.stdout
+        assert "is under legal hold" in done.stdout and "Exhibit A" in done.stdout
+        read = httpx.get(f"{base}/api/v1/projects/{project}/documents/{doc}", headers=headers)
+        assert read.status_code == 200  # deleted, then restored
+        rule = httpx.get(f"{base}/api/v1/projects/{project}/retention", headers=headers)
+        assert rule.json() == {"keepYears": 7, "then": "review"}

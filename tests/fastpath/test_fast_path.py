@@ -53,12 +53,25 @@ async def test_both_read_models_answer_every_read_alike(
         )
         assert uploaded.status_code == 201, uploaded.text
         ids.append(uploaded.json()["id"])
+    # In the trash: both read models answer it 404 and leave it out of every list.
+    trashed = await client.post(
+        f"{base}/documents",
+        files={
+            "file": ("t.pdf", b"%PDF trashed"),
+            "metadata": json.dumps({"folderId": folder["id"]}),
+        },
+        headers=h,
+    )
+    assert (
+        await client.delete(f"{base}/documents/{trashed.json()['id']}", headers=h)
+    ).status_code == 204
     stranger = await make_actor(db, email="stranger@example.com")
     since = (await client.get(f"{base}/documents", headers=h)).json()[1]["updatedAt"]
     reads = [
         (f"{base}/documents/{ids[0]}", h),
         (f"{base}/documents/{ids[1]}", h),
         (f"{base}/documents/999999", h),
+        (f"{base}/documents/{trashed.json()['id']}", h),
         (f"/api/v1/projects/{other}/documents/{ids[0]}", h),
         (f"{base}/documents/{ids[0]}", stranger.headers),
         (f"{base}/documents", h),
@@ -84,3 +97,6 @@ async def test_both_read_models_answer_every_read_alike(
             url: (await first.get(url, headers=headers)).status_code for url, headers in reads
         }
         assert sorted(set(statuses.values())) == [200, 404]  # both kinds of answer were compared
+        assert statuses[f"{base}/documents/{trashed.json()['id']}"] == 404
+        listed = (await first.get(f"{base}/documents/folder/{folder['id']}", headers=h)).json()
+        assert [d["id"] for d in listed] == [ids[1]]

@@ -238,3 +238,27 @@ async def test_a_malformed_address_gets_a_page_saying_what_is_wrong(
         assert page.status_code == 400, path
         assert page.headers["content-type"].startswith("text/html")
         assert "This address is not valid" in page.text and words in page.text
+
+
+async def test_a_held_document_is_refused_on_the_page_and_a_trashed_one_vanishes(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    held = (await upload(client, matter, b"%PDF held", "held-exhibit.pdf")).json()["id"]
+    free = (await upload(client, matter, b"%PDF free", "free-exhibit.pdf")).json()["id"]
+    placed = await client.post(
+        matter.url("/holds"),
+        json={"name": "Smith litigation", "reason": "r", "scope": "document", "targetId": held},
+        headers=matter.admin.headers,
+    )
+    assert placed.status_code == 201
+    admin = await person(matter.admin)
+    refused = await admin.post(f"/projects/{matter.id}/documents/{held}/delete")
+    assert refused.status_code == 409 and "Smith litigation" in refused.text
+    deleted = await admin.post(f"/projects/{matter.id}/documents/{free}/delete")
+    assert deleted.status_code == 303
+    page = await admin.http.get(f"/projects/{matter.id}")
+    assert "held-exhibit.pdf" in page.text and "free-exhibit.pdf" not in page.text
+    gone = await admin.http.get(f"/projects/{matter.id}/documents/{free}")
+    assert gone.status_code == 404
+    assert [d["id"] for d in await _documents(client, matter)] == [held]

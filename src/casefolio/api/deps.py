@@ -12,8 +12,9 @@ from casefolio.api.auth import authenticate
 from casefolio.api.ids import ProjectId
 from casefolio.api.state import AppState
 from casefolio.db.models import Document
-from casefolio.domain import access, documents
+from casefolio.domain import access, documents, holds
 from casefolio.domain.access import ProjectScope
+from casefolio.domain.errors import Held
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
@@ -38,9 +39,14 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         async with db.read() as session:
             yield session
         return
-    async with db.writer() as session:
-        yield session
-        await session.commit()
+    try:
+        async with db.writer() as session:
+            yield session
+            await session.commit()
+    except Held as refused:
+        # The refused change rolled back; the refusal itself is audited on its own.
+        await holds.record_refusal(db, refused)
+        raise
 
 
 # scope="function": the commit runs before the response goes out, so a failed commit is an

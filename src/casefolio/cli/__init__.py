@@ -7,7 +7,16 @@ from typing import Annotated
 import typer
 
 from casefolio import __version__
-from casefolio.cli import admin, audit, maintenance, projects, server, transfer, worker
+from casefolio.cli import (
+    admin,
+    audit,
+    maintenance,
+    projects,
+    retention,
+    server,
+    transfer,
+    worker,
+)
 
 app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
@@ -43,4 +52,5 @@ projects.register(app)
 transfer.register(app)
 maintenance.register(app)
 audit.register(app)
+retention.register(app)
 worker.register(app)

@@ -7,8 +7,9 @@ import typer
 from casefolio.cli._common import console, load_settings, run
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.outbound import runtime
+from casefolio.outbound import housekeeping, runtime
 from casefolio.outbound.worker import Worker
+from casefolio.storage import open_blob_store
 
 
 def register(app: typer.Typer) -> None:
@@ -24,12 +25,14 @@ def worker_command() -> None:
         await migrate.upgrade_async(settings)
         db = Database.open(settings)
         worker = Worker(settings, db)
+        blobs = open_blob_store(settings)
         try:
-            async with runtime.pg_listener(settings):
+            async with runtime.pg_listener(settings), housekeeping.running(settings, db, blobs):
                 console.print("casefolio worker: delivering webhooks (Ctrl-C stops).")
                 await worker.run()
         finally:
             await worker.close()
+            await blobs.close()
             await db.close()
 
     run(work)

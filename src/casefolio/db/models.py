@@ -104,6 +104,8 @@ class Project(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # {"keepYears": N, "then": "trash" | "review"} or None (domain/retention.py).
+    retention: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class ProjectUserGrant(Base):
@@ -166,6 +168,9 @@ class Document(Base):
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set while the document is in the trash (domain/trash.py): every read leaves it out
+    # through trash.LIVE; a restore clears it, the purge deletes the row.
+    trashed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 Index("ix_documents_project_sha", Document.project_id, Document.current_sha256)
@@ -205,6 +210,40 @@ class DocumentVersion(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Hold(Base):
+    """A legal hold (domain/holds.py): while active (released_at NULL) nothing it covers
+    may be destroyed."""
+
+    __tablename__ = "holds"
+    __table_args__ = (Index("ix_holds_project", "project_id", "id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(String(20))  # project, folder, document
+    # The folder's or document's id; NULL for a project hold. No foreign key: a hold
+    # outlives nothing it covers (deleting a held target is refused), and its record stays.
+    target_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    release_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class HoldDocument(Base):
+    """A document a folder hold covers although it has left the folder: holds follow
+    documents, not paths (written when a held document is moved out)."""
+
+    __tablename__ = "hold_documents"
+
+    hold_id: Mapped[int] = mapped_column(
+        ForeignKey("holds.id", ondelete="CASCADE"), primary_key=True
+    )
+    document_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, index=True)
 
 
 class Field(Base):

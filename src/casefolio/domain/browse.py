@@ -10,6 +10,7 @@ from typing import Any, Literal, cast
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document
 from casefolio.domain import access, documents, folders
 from casefolio.domain.documents import DocumentView
@@ -38,7 +39,7 @@ async def documents_page(
 ) -> Page[DocumentView]:
     """The caller's page of documents; NotFound/Forbidden as for every project read."""
     scope = await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
-    stmt = select(*_DOCUMENTS.columns).where(_DOCUMENTS.c.project_id == project_id)
+    stmt = select(*_DOCUMENTS.columns).where(_DOCUMENTS.c.project_id == project_id, LIVE)
     if listing.folder_id is not None:
         await folders.get(session, scope=scope, folder_id=listing.folder_id)
         stmt = stmt.where(_DOCUMENTS.c.folder_id == listing.folder_id)

@@ -1,7 +1,8 @@
 """Documents: filed in a project (optionally a folder), always with at least one version.
 
 New documents and versions are written by domain/filing.py; this module reads documents
-and changes what is not a version: folder, title, description, field values, deletion.
+and changes what is not a version: folder, title, description, field values. Deletion
+moves a document to the trash (domain/trash.py).
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.expression import TableValuedAlias
 
 from casefolio.db import reads
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, is_id
 from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
 from casefolio.db.types import utcnow
-from casefolio.domain import access, events, fields, folders, text
+from casefolio.domain import access, events, fields, folders, holds, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
@@ -79,7 +81,11 @@ async def load_scoped(
     `capability` there; NotFound if they cannot see it. `project_id` None finds the project
     from the document (the v3 dialect's URLs have none)."""
     document = await session.get(Document, document_id)
-    if document is None or (project_id is not None and document.project_id != project_id):
+    if (
+        document is None
+        or document.trashed_at is not None
+        or (project_id is not None and document.project_id != project_id)
+    ):
         raise NotFound(f"Document {document_id} not found.")
     try:
         scope = await access.scope(session, who, document.project_id, capability, message=message)
@@ -163,7 +169,7 @@ def _document_read(
     )
     if batch is not None:
         read = read.add_columns(batch.c[reads.POSITION]).order_by(batch.c[reads.POSITION])
-    return read.where(_DOCUMENTS.c.id == document_id).order_by(_FIELDS.c.id)
+    return read.where(_DOCUMENTS.c.id == document_id, LIVE).order_by(_FIELDS.c.id)
 
 
 # Built once: constructing the statement costs more than SQLite takes to run it.
@@ -300,7 +306,7 @@ def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[Select[Any], 
     (the same in every row). Built once per shape (parameters only), with its column names
     (the fast reader hands back plain tuples, read by these names)."""
     documents = select(*_DOCUMENTS.columns).where(
-        _DOCUMENTS.c.project_id == bindparam("project_id")
+        _DOCUMENTS.c.project_id == bindparam("project_id"), LIVE
     )
     if folder:
         documents = documents.where(_DOCUMENTS.c.folder_id == bindparam("folder_id"))
@@ -354,6 +360,8 @@ async def move(
     if folder_id is not None:
         await folders.get(session, scope=scope, folder_id=folder_id)
     if document.folder_id != folder_id:
+        # Holds follow documents: leaving a held folder keeps the folder's holds on it.
+        await holds.record_move(session, document=document, to_folder=folder_id)
         events.emit(
             session,
             events.DocumentMoved(
@@ -427,31 +435,9 @@ async def _changed(session: AsyncSession, document: Document) -> DocumentView:
     return await view(session, document)
 
 
-async def delete(
-    session: AsyncSession, *, who: Principal, project_id: int, document_id: int
-) -> None:
-    """Delete a document and its versions; blobs no longer referenced are left to `gc`."""
-    _, document = await load_scoped(
-        session,
-        who,
-        document_id,
-        Capability.DOCUMENTS_DELETE,
-        project_id=project_id,
-        message="You do not have permission to delete this file",
-    )
-    await session.delete(document)
-    await session.flush()
-    events.emit(
-        session,
-        events.DocumentDeleted(
-            project_id=document.project_id, document_id=document_id, folder_id=document.folder_id
-        ),
-    )
-
-
 def visible_documents(who: Principal) -> Select[Document]:
     """All documents the caller may read, for cross-project lists (the v3 collection)."""
-    stmt = select(Document)
+    stmt = select(Document).where(LIVE)
     if not who.is_operator:
         stmt = stmt.where(Document.project_id.in_(access.visible_project_ids(who)))
     return stmt

@@ -34,6 +34,16 @@ def found(thing: T | None, message: str) -> T:
     return thing
 
 
+class Held(Conflict):
+    """A deletion refused because legal holds cover what it would destroy; `refusal` is
+    the event to audit (in a transaction of its own: the refused one rolls back)."""
+
+    def __init__(self, message: str, hold_ids: list[int], refusal: object) -> None:
+        super().__init__(message)
+        self.hold_ids = hold_ids
+        self.refusal = refusal
+
+
 class Gone(DomainError):
     """What the request names is no longer kept (a change-feed cursor past retention)."""
 

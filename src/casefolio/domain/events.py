@@ -105,6 +105,12 @@ WebhookDeleted = _event("webhook.deleted", "webhook")
 WebhookSecretRotated = _event("webhook.secret_rotated", "webhook")
 WebhookFailing = _event("webhook.failing", "webhook")
 WebhookDisabled = _event("webhook.disabled", "webhook")
+HoldCreated = _event("hold.created", "hold")
+HoldReleased = _event("hold.released", "hold")
+#: A deletion a hold refused: recorded in a transaction of its own (domain/holds.py).
+HoldRefused = _event("hold.refused", "project")
+DocumentRestored = _event("document.restored", "document")
+DocumentPurged = _event("document.purged", "document")
 ContentDownloaded = _event("content.downloaded", "document")
 VersionDownloaded = _event("version.downloaded", "version")
 
@@ -121,6 +127,10 @@ FEED_TYPES = frozenset(
         "folder.renamed",
         "folder.deleted",
         "field.set",
+        "hold.created",
+        "hold.released",
+        "document.restored",
+        "document.purged",
         "project.access_lost",
         "project.access_granted",
     }
@@ -130,6 +140,7 @@ AUDIT_ONLY_TYPES = frozenset(
     {
         "content.downloaded",
         "version.downloaded",
+        "hold.refused",
         "webhook.created",
         "webhook.updated",
         "webhook.deleted",

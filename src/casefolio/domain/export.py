@@ -22,6 +22,7 @@ from anyio.abc import ObjectReceiveStream
 from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder
 from casefolio.db.types import utcnow
 from casefolio.domain import access
@@ -217,7 +218,7 @@ async def export_project(
             Document, Document.current_version_id == DocumentVersion.id
         )
         count, total = (
-            await session.execute(current.where(Document.project_id == project_id))
+            await session.execute(current.where(Document.project_id == project_id, LIVE))
         ).one()
     exporter.plan_folders(rows)
     folder_dirs = [p for p in exporter.folder_path.values() if p != PurePosixPath(".")]
@@ -238,7 +239,7 @@ async def export_project(
                             .join(
                                 DocumentVersion, DocumentVersion.id == Document.current_version_id
                             )
-                            .where(Document.project_id == project_id, Document.id > after)
+                            .where(Document.project_id == project_id, Document.id > after, LIVE)
                             .order_by(Document.id)
                             .limit(_PAGE)
                         )

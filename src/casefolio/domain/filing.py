@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Insert, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from casefolio.db.live import live
 from casefolio.db.models import Document, DocumentVersion, FieldValue
 from casefolio.db.types import utcnow
 from casefolio.domain import events
@@ -146,6 +147,7 @@ async def _insert_documents(
             "created_by": scope.user_id,
             "created_at": now,
             "updated_at": now,
+            "trashed_at": None,
         }
         for n in new
     ]
@@ -294,6 +296,7 @@ _NUMBER_VERSIONS = (
     .where(
         _DOCUMENTS.c.id == bindparam("document"),
         _DOCUMENTS.c.project_id == bindparam("project"),
+        live(_DOCUMENTS),
     )
     .values(
         last_version_number=_DOCUMENTS.c.last_version_number + bindparam("count"),

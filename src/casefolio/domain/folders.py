@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import exists, select
+from sqlalchemy import exists, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Folder
-from casefolio.domain import events, text
+from casefolio.domain import events, holds, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page
@@ -126,8 +127,19 @@ async def delete(session: AsyncSession, *, scope: ProjectScope, folder_id: int) 
     folder = await get(session, scope=scope, folder_id=folder_id)
     if await session.scalar(select(exists().where(Folder.parent_id == folder_id))):
         raise Conflict(f"Folder {folder_id} still holds folders; delete or move them first.")
-    if await session.scalar(select(exists().where(Document.folder_id == folder_id))):
+    if await session.scalar(select(exists().where(Document.folder_id == folder_id, LIVE))):
         raise Conflict(f"Folder {folder_id} still holds documents; delete or move them first.")
+    await holds.refuse_if_held(
+        session,
+        project_id=scope.project_id,
+        what=f"folder {folder_id}",
+        folder_id=folder_id,
+        details={"folderId": folder_id},
+    )
+    # Trashed documents of the folder are restored, if ever, to the project root.
+    await session.execute(
+        update(Document).where(Document.folder_id == folder_id).values(folder_id=None)
+    )
     await session.delete(folder)
     await session.flush()
     events.emit(session, events.FolderDeleted(project_id=scope.project_id, folder_id=folder_id))

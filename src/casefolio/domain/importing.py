@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder
 from casefolio.domain import access, fields, folders, intake
 from casefolio.domain.access import ProjectScope
@@ -186,7 +187,7 @@ class _Importer:
                     DocumentVersion.size,
                 )
                 .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-                .where(Document.project_id == self.project_id, condition)
+                .where(Document.project_id == self.project_id, condition, LIVE)
                 .order_by(Document.id)
             )
             for document_id, in_folder, name, sha256, size in rows:

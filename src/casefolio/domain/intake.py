@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Folder, Project
 from casefolio.domain import access, fields, filing, folders, text
 from casefolio.domain import documents as documents_
@@ -156,7 +157,7 @@ async def _refuse_duplicate(session: AsyncSession, project_id: int, sha256: str)
     existing = (
         await session.execute(
             select(Document.id, Document.title)
-            .where(Document.project_id == project_id, Document.current_sha256 == sha256)
+            .where(Document.project_id == project_id, Document.current_sha256 == sha256, LIVE)
             .order_by(Document.id)
             .limit(1)
         )

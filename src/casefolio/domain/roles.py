@@ -14,6 +14,7 @@ class Capability(StrEnum):
     FOLDERS_WRITE = "folders.write"
     MEMBERS_MANAGE = "members.manage"
     SETTINGS_MANAGE = "settings.manage"
+    HOLDS_MANAGE = "holds.manage"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,7 @@ _ADMIN = _WRITE | {
     Capability.DOCUMENTS_DELETE,
     Capability.MEMBERS_MANAGE,
     Capability.SETTINGS_MANAGE,
+    Capability.HOLDS_MANAGE,
 }
 
 READ_ONLY = Role("read-only", "Read Only", 1, _READ)

@@ -30,6 +30,7 @@ class DocumentRow(NamedTuple):
     created_by: int | None
     created_at: datetime
     updated_at: datetime
+    trashed_at: datetime | None = None
 
 
 class VersionRow(NamedTuple):

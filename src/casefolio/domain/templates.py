@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.db.models import Team, Template, User
-from casefolio.domain import access, events, fields, folders, grants
+from casefolio.db.models import Project, Team, Template, User
+from casefolio.domain import access, events, fields, folders, grants, retention
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, found
 from casefolio.domain.fields import FieldSpec
@@ -36,6 +36,8 @@ class Blueprint:
     folders: list[FolderSpec] = field(default_factory=list)
     fields: list[FieldSpec] = field(default_factory=list)
     grants: list[GrantSpec] = field(default_factory=list)
+    #: A retention rule the new project starts with (domain/retention.py), as JSON.
+    retention: dict[str, Any] | None = None
 
 
 def _folders_to_json(specs: list[FolderSpec]) -> list[dict[str, Any]]:
@@ -52,6 +54,7 @@ def blueprint_of(template: Template) -> Blueprint:
         folders=_folders_from_json(raw.get("folders", [])),
         fields=[FieldSpec(**f) for f in raw.get("fields", [])],
         grants=[GrantSpec(**g) for g in raw.get("grants", [])],
+        retention=raw.get("retention"),
     )
 
 
@@ -114,6 +117,7 @@ async def create(
             "folders": _folders_to_json(blueprint.folders),
             "fields": [vars(f) for f in checked_fields],
             "grants": checked_grants,
+            "retention": rule.as_json() if (rule := retention.parse(blueprint.retention)) else None,
         },
     )
     session.add(template)
@@ -133,6 +137,9 @@ async def apply(session: AsyncSession, *, template: Template, scope: ProjectScop
             await make(spec.children, folder.id)
 
     await make(blueprint.folders, None)
+    if blueprint.retention is not None:
+        project = await session.get_one(Project, project_id)
+        project.retention = blueprint.retention
     for spec in blueprint.fields:
         await fields.create(session, scope=scope, spec=spec)
     for grant in blueprint.grants:

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, DocumentVersion, Project
 from casefolio.db.types import utcnow
-from casefolio.domain import access, documents, events
+from casefolio.domain import access, documents, events, holds
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -121,6 +121,13 @@ async def delete(
         project_id=project_id,
         capability=Capability.DOCUMENTS_DELETE,
         message=DELETE_FORBIDDEN,
+    )
+    await holds.refuse_if_held(
+        session,
+        project_id=document.project_id,
+        what=f"version {version_id} of document {document.id}",
+        document_ids=[document.id],
+        details={"documentId": document.id, "versionId": version_id},
     )
     # Lock the document row (UPDATE) first, so two deletes cannot both see "two left".
     await session.execute(

@@ -14,7 +14,9 @@ from sqlalchemy import make_url
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from casefolio.outbound import housekeeping
 from casefolio.outbound.signal import CHANNEL, signal
+from casefolio.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +74,15 @@ async def _listen(dsn: str, wait_limit: float, listening: anyio.Event) -> None:
 
 
 @asynccontextmanager
-async def background(settings: Settings, db: Database, *, run_worker: bool) -> AsyncIterator[None]:
+async def background(
+    settings: Settings, db: Database, *, run_worker: bool, blobs: BlobStore | None = None
+) -> AsyncIterator[None]:
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(pg_listener(settings))
         if run_worker:
             from casefolio.outbound.worker import running_worker
 
             await stack.enter_async_context(running_worker(settings, db))
+            if blobs is not None:  # the trash's purge and retention (outbound/housekeeping.py)
+                await stack.enter_async_context(housekeeping.running(settings, db, blobs))
         yield

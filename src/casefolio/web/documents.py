@@ -12,7 +12,7 @@ from casefolio.api.deps import SessionDep, check_writable_document
 from casefolio.api.downloads import blob_response
 from casefolio.api.uploads import receive
 from casefolio.db.models import Field, User
-from casefolio.domain import access, documents, fields, folders, intake, versions
+from casefolio.domain import access, documents, fields, folders, intake, trash, versions
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
@@ -62,6 +62,7 @@ async def document_page(
         defined=defined,
         values=values,
         tree=tree,
+        trash_days=f"{state_of(request).settings.trash_days:g}",
     )
 
 
@@ -140,9 +141,7 @@ async def move(
 async def delete(
     request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
 ) -> Response:
-    await documents.delete(
-        session, who=me.principal, project_id=project_id, document_id=document_id
-    )
+    await trash.delete(session, who=me.principal, project_id=project_id, document_id=document_id)
     return RedirectResponse(f"/projects/{project_id}", status_code=303)
 
 

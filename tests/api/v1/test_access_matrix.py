@@ -18,12 +18,13 @@ from tests.factories import Actor
 READ, WRITE, DELETE = "documents.read", "documents.write", "documents.delete"
 FIELDS, FOLDERS = "fields.write", "folders.write"
 MEMBERS, SETTINGS = "members.manage", "settings.manage"
+HOLDS = "holds.manage"
 
 CAPABILITIES = {
     "reader": {READ},
     "writer": {READ, WRITE, FIELDS, FOLDERS},
-    "admin": {READ, WRITE, FIELDS, FOLDERS, DELETE, MEMBERS, SETTINGS},
-    "operator": {READ, WRITE, FIELDS, FOLDERS, DELETE, MEMBERS, SETTINGS},
+    "admin": {READ, WRITE, FIELDS, FOLDERS, DELETE, MEMBERS, SETTINGS, HOLDS},
+    "operator": {READ, WRITE, FIELDS, FOLDERS, DELETE, MEMBERS, SETTINGS, HOLDS},
 }
 
 
@@ -79,6 +80,10 @@ ROUTES = {
     "read version": Route("GET", "/documents/{document}/versions/{old_version}", READ),
     "delete version": Route("DELETE", "/documents/{document}/versions/{old_version}", DELETE),
     "download version": Route("GET", "/documents/{document}/versions/{old_version}/content", READ),
+    "list holds": Route("GET", "/holds", HOLDS),
+    "place hold": Route(
+        "POST", "/holds", HOLDS, json={"name": "H", "reason": "R", "scope": "project"}
+    ),
 }
 CALLERS = ["anonymous", "outsider", "reader", "writer", "admin", "operator"]
 

@@ -10,7 +10,8 @@ import pytest
 from fastapi import FastAPI
 
 from casefolio.config import Settings
-from casefolio.domain import gc
+from casefolio.db.types import utcnow
+from casefolio.domain import gc, trash
 from casefolio.storage import S3BlobStore
 from tests.api.v1.conftest import Matter, upload
 from tests.s3 import s3_endpoint, s3_settings
@@ -94,7 +95,7 @@ async def test_large_upload_uses_multipart_and_streams_back(
     assert middle.status_code == 206 and middle.content == body[8388600:8388701]
 
 
-async def test_deleted_document_leaves_an_orphan_that_gc_removes(
+async def test_purged_document_leaves_a_young_orphan_that_gc_removes(
     client: httpx.AsyncClient, matter: Matter, app: FastAPI
 ) -> None:
     keep = (await upload(client, matter, b"keep me", "keep.pdf")).json()
@@ -104,6 +105,12 @@ async def test_deleted_document_leaves_an_orphan_that_gc_removes(
     )
     assert deleted.status_code in (200, 204), deleted.text
     state = app.state.casefolio
+    # In the trash, its bytes are still referenced: gc keeps them.
+    trashed = await gc.collect(state.db, state.blobs, grace=timedelta(0))
+    assert trashed.blobs == [] and len(await _blob_shas(app)) == 2
+    # The purge removes the rows; bytes modified within its grace are left to gc.
+    purged = await trash.purge_expired(state.db, state.blobs, now=utcnow(), days=0)
+    assert purged.purged == [int(gone["id"])] and purged.blobs_left_to_gc == 1
     young = await gc.collect(state.db, state.blobs, grace=timedelta(minutes=60))
     assert young.blobs == [] and len(await _blob_shas(app)) == 2
     report = await gc.collect(state.db, state.blobs, grace=timedelta(0))

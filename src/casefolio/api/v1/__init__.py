@@ -11,11 +11,14 @@ from casefolio.api.v1 import (
     documents,
     fields,
     folders,
+    holds,
     projects,
+    retention,
     settings,
     teams,
     templates,
     tokens,
+    trash,
     users,
     webhooks,
 )
@@ -33,6 +36,9 @@ TAGS = [
         folders,
         fields,
         documents,
+        holds,
+        trash,
+        retention,
         audit,
         changes,
         webhooks,
@@ -44,6 +50,12 @@ def install(app: FastAPI) -> None:
     """Add the /api/v1 routes to the app, on the app itself (api/routing.py)."""
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
+        add_routes(app, module.router)
+    for module in (
+        holds,
+        trash,
+        retention,
+    ):  # legal holds and the trash (domain/holds.py, domain/trash.py)
         add_routes(app, module.router)
     for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)

@@ -37,7 +37,7 @@ from casefolio.api.v1.schemas import (
     rfc3339,
 )
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, intake, text, versions
+from casefolio.domain import documents, intake, text, trash, versions
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
@@ -162,6 +162,10 @@ def _out(view: DocumentView) -> DocumentOut:
             for e in view.fields
         ],
     )
+
+
+#: For the routers that answer a document too (api/v1/trash.py).
+document_out = _out
 
 
 def _wire_id(value: int | None) -> str | None:
@@ -427,11 +431,20 @@ async def update_document(
     "/projects/{projectId}/documents/{documentId}",
     status_code=204,
     summary="Delete a document with all its versions (Project Admin)",
+    description="The document goes to the project's trash: from now on it answers 404 "
+    "everywhere, and a Project Admin can restore it (`POST …/trash/{documentId}/restore`) "
+    "for `CASEFOLIO_TRASH_DAYS` days.",
+    responses={
+        409: {
+            "model": Problem,
+            "description": "A legal hold covers the document; the detail names the holds.",
+        }
+    },
 )
 async def delete_document(
     project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
 ) -> None:
-    await documents.delete(session, who=who, project_id=project_id, document_id=document_id)
+    await trash.delete(session, who=who, project_id=project_id, document_id=document_id)
 
 
 class FolderRef(Convertor[str]):
@@ -604,6 +617,13 @@ async def read_version(
     "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
     status_code=204,
     summary="Delete a version (never the only one)",
+    responses={
+        409: {
+            "model": Problem,
+            "description": "The only version, or a legal hold covers the document (the "
+            "detail names the holds).",
+        }
+    },
 )
 async def delete_version(
     project_id: ProjectId,

@@ -101,7 +101,11 @@ async def read_folder_by_name(
             "model": Problem,
             "description": "The folder is not named by an id: such a path reads a folder by name.",
         },
-        409: {"model": Problem, "description": "The folder still holds folders or documents."},
+        409: {
+            "model": Problem,
+            "description": "The folder still holds folders or documents, or a legal hold "
+            "covers it (the detail names the holds).",
+        },
     },
 )
 async def delete_folder(

@@ -12,6 +12,7 @@ from casefolio.api.ids import BodyId
 from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.fields import FieldIn
 from casefolio.api.v1.folders import FOLDER_NAME
+from casefolio.api.v1.retention import RuleIn, RuleOut
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
@@ -68,6 +69,9 @@ class TemplateIn(ApiInput):
     folders: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
     fields: list[FieldIn] = Field(default_factory=list, max_length=MAX_ITEMS)
     grants: list[GrantSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
+    retention: RuleIn | None = Field(
+        None, description="The retention rule projects made from the template start with."
+    )
 
 
 class TemplateOut(ApiModel):
@@ -78,6 +82,7 @@ class TemplateOut(ApiModel):
     folders: list[dict[str, Any]]
     fields: list[dict[str, Any]]
     grants: list[dict[str, Any]]
+    retention: RuleOut | None = None
 
 
 def _folder_specs(specs: list[FolderSpecIn]) -> list[templates.FolderSpec]:
@@ -97,6 +102,7 @@ def _out(template: Template) -> TemplateOut:
             {"role": g["role"], "teamId": g["team_id"] and str(g["team_id"]), "email": g["email"]}
             for g in blueprint.get("grants", [])
         ],
+        retention=RuleOut(**blueprint["retention"]) if blueprint.get("retention") else None,
     )
 
 
@@ -125,6 +131,7 @@ async def create_template(body: TemplateIn, session: SessionDep, who: PrincipalD
             folders=_folder_specs(body.folders),
             fields=[FieldSpec(f.name, f.type, f.choices, f.required) for f in body.fields],
             grants=[templates.GrantSpec(g.role, g.team_id, g.email) for g in body.grants],
+            retention=body.retention.model_dump(by_alias=True) if body.retention else None,
         ),
     )
     return _out(template)

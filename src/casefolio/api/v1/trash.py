@@ -1,0 +1,75 @@
+"""The trash of a project: deleted documents, restorable until the purge (Project Admins)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from fastapi import Request, Response
+
+from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
+from casefolio.api.ids import DocumentId, ProjectId
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.documents import DocumentOut, document_out
+from casefolio.api.v1.routing import v1_router
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.domain import documents, trash
+
+router = v1_router("trash")
+
+
+class TrashedOut(ApiModel):
+    id: WireId
+    project_id: WireId
+    folder_id: WireId | None
+    title: str
+    trashed_at: Timestamp
+    purge_after: Timestamp
+
+
+@router.get(
+    "/projects/{projectId}/trash",
+    response_model=list[TrashedOut],
+    summary="List the project's deleted documents (restorable until purgeAfter)",
+    description="Oldest deletion first. A document a legal hold covers is not purged, even "
+    "after purgeAfter.",
+)
+async def list_trash(
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    params: PageDep,
+) -> list[TrashedOut]:
+    page = await trash.list_page(
+        session, who=who, project_id=project_id, page=page_request(params, (datetime, int))
+    )
+    link_next(request, response, page)
+    days = state.settings.trash_days
+    return [
+        TrashedOut(
+            id=d.id,
+            project_id=d.project_id,
+            folder_id=d.folder_id,
+            title=d.title,
+            trashed_at=d.trashed_at,
+            purge_after=trash.expires_at(d, days),
+        )
+        for d in page.items
+    ]
+
+
+@router.post(
+    "/projects/{projectId}/trash/{documentId}/restore",
+    response_model=DocumentOut,
+    summary="Restore a deleted document: the same id, versions and fields",
+    description="The document returns to its folder (to the project root if the folder was "
+    "deleted meanwhile) and its updatedAt becomes now, so afterDate syncs see it again. 404 "
+    "if it is not in the trash (never deleted, restored already, or purged).",
+)
+async def restore_document(
+    project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep
+) -> DocumentOut:
+    restored = await trash.restore(session, who=who, project_id=project_id, document_id=document_id)
+    return document_out(await documents.view(session, restored))

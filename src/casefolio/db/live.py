@@ -1,0 +1,29 @@
+"""The one predicate that keeps trashed documents out of every read.
+
+A document in the trash (domain/trash.py) keeps its row, versions and field values, with
+`trashed_at` set, so that a restore gives back the same id and everything with it. Every
+query that reads documents for a caller (the domain's reads, the fast read path, which runs
+the domain's statements, the v3 collection, the web list, duplicate checks, exports, search)
+adds `LIVE`, or `live(alias)` for an aliased documents table; grep for it to audit.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, FromClause, Table
+
+from casefolio.db.models import Document
+
+_DOCUMENTS = cast(Table, Document.__table__)
+
+
+def live(documents: FromClause = _DOCUMENTS) -> ColumnElement[bool]:
+    """Given the documents table (or an alias or subquery of it), the condition that a row
+    is not in the trash."""
+    column: ColumnElement[Any] = documents.c.trashed_at
+    return column.is_(None)
+
+
+#: `live()` of the documents table itself; usable in ORM selects of `Document` too.
+LIVE = live()

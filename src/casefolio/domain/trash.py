@@ -1,0 +1,235 @@
+"""The trash: deleted documents wait here, restorable, until the purge removes them.
+
+A document's DELETE (`delete` below) sets its `trashed_at`; its row, versions and field
+values stay, and `db.live.LIVE` keeps it out of every read, so to every caller it is gone
+(404, out of lists, counts and syncs; the change feed reported `document.deleted`). A
+Project Admin may list the trash and restore a document (same id, versions and fields)
+until the purge, which removes documents trashed longer than `CASEFOLIO_TRASH_DAYS` ago,
+rows and then the bytes no other version shares, never a document a hold covers.
+
+Version deletes are not trashed: a version DELETE removes the version at once (still
+refused under a hold), as before.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete as delete_rows
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, DocumentVersion
+from casefolio.db.types import utcnow
+from casefolio.domain import access, documents, events, holds
+from casefolio.domain.errors import NotFound
+from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+from casefolio.storage.base import BlobStore
+
+#: Documents purged per transaction: a long trash is purged in several short ones.
+_BATCH = 200
+
+
+async def delete(
+    session: AsyncSession, *, who: Principal, project_id: int, document_id: int
+) -> None:
+    """Move a document to the trash (domain/trash.py): from now on every read answers as if
+    it were gone, and the change feed reports its deletion; a Project Admin may restore it
+    until the trash is purged. A document under a legal hold is refused (Held, a 409)."""
+    _, document = await documents.load_scoped(
+        session,
+        who,
+        document_id,
+        Capability.DOCUMENTS_DELETE,
+        project_id=project_id,
+        message="You do not have permission to delete this file",
+    )
+    await holds.refuse_if_held(
+        session,
+        project_id=document.project_id,
+        what=f"document {document_id}",
+        document_ids=[document_id],
+        details={"documentId": document_id},
+    )
+    document.trashed_at = utcnow()
+    await session.flush()
+    events.emit(
+        session,
+        events.DocumentDeleted(
+            project_id=document.project_id,
+            document_id=document_id,
+            folder_id=document.folder_id,
+            details={"trash": True},
+        ),
+    )
+
+
+async def list_page(
+    session: AsyncSession, *, who: Principal, project_id: int, page: PageRequest
+) -> Page[Document]:
+    """The project's trashed documents, most recently trashed last (by trashedAt, id)."""
+    await access.scope(session, who, project_id, Capability.DOCUMENTS_DELETE)
+    stmt = select(Document).where(
+        Document.project_id == project_id, Document.trashed_at.isnot(None)
+    )
+    return await fetch_page(
+        session,
+        stmt,
+        key=[Document.trashed_at, Document.id],
+        page=page,
+        key_of=lambda d: (d.trashed_at, d.id),
+    )
+
+
+async def restore(
+    session: AsyncSession, *, who: Principal, project_id: int, document_id: int
+) -> Document:
+    """Take a document out of the trash: the same id, versions and field values, back
+    where it was (its folder, or the project root if the folder was deleted meanwhile).
+    Its updatedAt becomes now, so an afterDate sync sees it again."""
+    await access.scope(
+        session,
+        who,
+        project_id,
+        Capability.DOCUMENTS_DELETE,
+        message="You do not have permission to restore this file",
+    )
+    document = await session.get(Document, document_id)
+    if document is None or document.project_id != project_id or document.trashed_at is None:
+        raise NotFound(f"Document {document_id} is not in the trash of project {project_id}.")
+    trashed_at = document.trashed_at
+    document.trashed_at = None
+    document.updated_at = utcnow()
+    await session.flush()
+    events.emit(
+        session,
+        events.DocumentRestored(
+            project_id=project_id,
+            document_id=document_id,
+            folder_id=document.folder_id,
+            details={"trashedAt": trashed_at.isoformat()},
+        ),
+    )
+    return document
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def expires_at(document: Document, days: float) -> datetime | None:
+    """When the purge may remove a trashed document (None: not in the trash)."""
+    if document.trashed_at is None:
+        return None
+    return document.trashed_at + timedelta(days=days)
+
+
+@dataclass
+class PurgeReport:
+    purged: list[int] = field(default_factory=list)  # document ids
+    kept_held: list[int] = field(default_factory=list)
+    blobs_removed: list[str] = field(default_factory=list)
+    blobs_shared: int = 0
+    blobs_left_to_gc: int = 0
+
+
+async def purge_expired(
+    db: Database,
+    blobs: BlobStore,
+    *,
+    now: datetime,
+    days: float,
+    grace: timedelta = timedelta(hours=1),
+) -> PurgeReport:
+    """Remove documents trashed more than `days` before `now`, with their versions and
+    field values, except those a hold covers; then the bytes of their versions that no
+    other version shares. Each document's purge is audited and in the change feed.
+
+    A blob modified within `grace` before `now` is left to `casefolio gc`: an upload of
+    the same bytes may be on its way to a row that will need them (gc.py explains)."""
+    report = PurgeReport()
+    cutoff = now - timedelta(days=days)
+    after = 0
+    while True:
+        async with db.write() as session:
+            candidates = list(
+                await session.scalars(
+                    select(Document)
+                    .where(Document.trashed_at < cutoff, Document.id > after)
+                    .order_by(Document.id)
+                    .limit(_BATCH)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if not candidates:
+                break
+            after = candidates[-1].id
+            by_project: dict[int, list[Document]] = {}
+            for document in candidates:
+                by_project.setdefault(document.project_id, []).append(document)
+            doomed: list[Document] = []
+            for project_id, found in by_project.items():
+                held = await holds.covered_documents(
+                    session, project_id=project_id, document_ids=[d.id for d in found]
+                )
+                report.kept_held += [d.id for d in found if d.id in held]
+                doomed += [d for d in found if d.id not in held]
+            shas = await _purge(session, doomed, report)
+        # After the commit: bytes go only once no row can point at them any more.
+        await _remove_unshared(db, blobs, shas, report, now - grace)
+    return report
+
+
+async def _purge(session: AsyncSession, doomed: list[Document], report: PurgeReport) -> set[str]:
+    """Delete these documents; return the contents their versions had."""
+    if not doomed:
+        return set()
+    ids = [d.id for d in doomed]
+    shas = set(
+        await session.scalars(
+            select(DocumentVersion.sha256).where(DocumentVersion.document_id.in_(ids))
+        )
+    )
+    # Versions and field values go with their document (ON DELETE CASCADE).
+    await session.execute(delete_rows(Document).where(Document.id.in_(ids)))
+    for document in doomed:
+        events.emit(
+            session,
+            events.DocumentPurged(
+                project_id=document.project_id,
+                document_id=document.id,
+                folder_id=document.folder_id,
+                details={
+                    "trashedAt": trashed.isoformat() if (trashed := document.trashed_at) else None
+                },
+            ),
+        )
+    report.purged += ids
+    return shas
+
+
+async def _remove_unshared(
+    db: Database, blobs: BlobStore, shas: set[str], report: PurgeReport, young: datetime
+) -> None:
+    if not shas:
+        return
+    async with db.read() as session:
+        shared = set(
+            await session.scalars(
+                select(DocumentVersion.sha256).where(DocumentVersion.sha256.in_(shas)).distinct()
+            )
+        )
+    report.blobs_shared += len(shared)
+    for sha in sorted(shas - shared):
+        modified = await blobs.modified(sha)
+        if modified is None:
+            continue
+        if modified >= young:
+            report.blobs_left_to_gc += 1
+            continue
+        await blobs.delete(sha)
+        report.blobs_removed.append(sha)

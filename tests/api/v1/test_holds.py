@@ -1,0 +1,290 @@
+"""Legal holds: nothing a hold covers can be destroyed by any delete path, until every hold
+covering it is released. Every refusal checks that nothing changed."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from casefolio.db.engine import Database
+from casefolio.db.models import AuditEntry, Change, Document, DocumentVersion
+from tests.api.v1.conftest import Matter, upload
+from tests.factories import Actor
+
+
+async def place(
+    client: httpx.AsyncClient, matter: Matter, scope: str, target: Any = None, name: str = "Hold"
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"name": name, "reason": "Litigation expected", "scope": scope}
+    if target is not None:
+        body["targetId"] = target
+    response = await client.post(matter.url("/holds"), json=body, headers=matter.admin.headers)
+    assert response.status_code == 201, response.text
+    return dict(response.json())
+
+
+async def release(client: httpx.AsyncClient, matter: Matter, hold: dict[str, Any]) -> None:
+    response = await client.request(
+        "DELETE",
+        matter.url(f"/holds/{hold['id']}"),
+        json={"reason": "Settled"},
+        headers=matter.admin.headers,
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["active"] is False
+
+
+async def folder(client: httpx.AsyncClient, matter: Matter, name: str, parent: Any = None) -> str:
+    body: dict[str, Any] = {"name": name}
+    if parent is not None:
+        body["parentId"] = parent
+    response = await client.post(matter.url("/folders"), json=body, headers=matter.admin.headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def document(
+    client: httpx.AsyncClient, matter: Matter, content: bytes = b"exhibit", folder_id: Any = None
+) -> str:
+    response = await upload(client, matter, content)
+    assert response.status_code == 201, response.text
+    doc = str(response.json()["id"])
+    if folder_id is not None:
+        moved = await client.put(
+            matter.url(f"/documents/{doc}/{folder_id}"), headers=matter.writer.headers
+        )
+        assert moved.status_code == 200, moved.text
+    return doc
+
+
+async def snapshot(db: Database, document_id: str) -> tuple[Any, ...]:
+    async with db.read() as session:
+        doc = await session.get(Document, int(document_id))
+        versions = await session.scalar(
+            select(func.count()).where(DocumentVersion.document_id == int(document_id))
+        )
+        assert doc is not None
+        return doc.trashed_at, doc.folder_id, doc.updated_at, versions
+
+
+async def delete_document(client: httpx.AsyncClient, matter: Matter, doc: str) -> httpx.Response:
+    return await client.delete(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
+
+
+async def test_a_held_document_cannot_be_deleted_and_nothing_changes(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter)
+    hold = await place(client, matter, "document", doc, name="Smith litigation")
+    before = await snapshot(db, doc)
+
+    refused = await delete_document(client, matter, doc)
+
+    assert refused.status_code == 409, refused.text
+    assert f"hold {hold['id']} ('Smith litigation')" in refused.json()["detail"]
+    assert await snapshot(db, doc) == before
+    read = await client.get(matter.url(f"/documents/{doc}"), headers=matter.reader.headers)
+    assert read.status_code == 200
+    async with db.read() as session:
+        refusal = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "hold.refused"))
+        ).one()
+    assert refusal.details["holds"] == [int(hold["id"])]
+    assert refusal.project_id == matter.id
+    assert (refusal.actor_kind, refusal.actor_user_id) == ("token", matter.admin.user_id)
+
+
+async def test_two_holds_one_released_still_held_last_released_deletable(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter)
+    first = await place(client, matter, "document", doc, name="First")
+    second = await place(client, matter, "project", name="Second")
+    await release(client, matter, first)
+
+    refused = await delete_document(client, matter, doc)
+    assert refused.status_code == 409
+    assert "Second" in refused.json()["detail"] and "First" not in refused.json()["detail"]
+
+    await release(client, matter, second)
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    gone = await client.get(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
+    assert gone.status_code == 404
+
+
+async def test_a_version_of_a_held_document_cannot_be_deleted(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter)
+    replaced = await client.post(
+        matter.url(f"/documents/{doc}/replace"),
+        params={"fileName": "v2.txt"},
+        content=b"second",
+        headers=matter.writer.headers,
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    versions = await client.get(
+        matter.url(f"/documents/{doc}/versions"), headers=matter.admin.headers
+    )
+    first_version = versions.json()[0]["id"]
+    await place(client, matter, "project")
+    before = await snapshot(db, doc)
+
+    refused = await client.delete(
+        matter.url(f"/documents/{doc}/versions/{first_version}"), headers=matter.admin.headers
+    )
+
+    assert refused.status_code == 409, refused.text
+    assert await snapshot(db, doc) == before
+    # New versions may still be added while held.
+    again = await client.post(
+        matter.url(f"/documents/{doc}/replace"),
+        params={"fileName": "v3.txt"},
+        content=b"third",
+        headers=matter.writer.headers,
+    )
+    assert again.status_code in (200, 201), again.text
+
+
+async def test_v3_attachment_delete_is_refused_with_an_openproject_error(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter)
+    await client.post(
+        matter.url(f"/documents/{doc}/replace"),
+        params={"fileName": "v2.txt"},
+        content=b"second",
+        headers=matter.writer.headers,
+    )
+    versions = await client.get(
+        matter.url(f"/documents/{doc}/versions"), headers=matter.admin.headers
+    )
+    first_version = versions.json()[0]["id"]
+    await place(client, matter, "document", doc)
+    before = await snapshot(db, doc)
+
+    refused = await client.delete(
+        f"/api/v3/attachments/{first_version}", headers=matter.admin.headers
+    )
+
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["_type"] == "Error"
+    assert body["errorIdentifier"].startswith("urn:openproject-org:api:v3:errors:")
+    assert "legal hold" in body["message"]
+    assert await snapshot(db, doc) == before
+
+
+async def test_a_held_folder_covers_later_documents_and_moved_out_ones(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    held = await folder(client, matter, "Held")
+    sub = await folder(client, matter, "Sub", parent=held)
+    elsewhere = await folder(client, matter, "Elsewhere")
+    early = await document(client, matter, b"early", folder_id=held)
+    await place(client, matter, "folder", held)
+    later = await document(client, matter, b"later", folder_id=sub)
+    outside = await document(client, matter, b"outside", folder_id=elsewhere)
+
+    assert (await delete_document(client, matter, later)).status_code == 409
+    # Moving out of the held folder is allowed; the document stays held.
+    moved = await client.put(
+        matter.url(f"/documents/{early}/{elsewhere}"), headers=matter.writer.headers
+    )
+    assert moved.status_code == 200, moved.text
+    assert (await delete_document(client, matter, early)).status_code == 409
+    assert (await delete_document(client, matter, outside)).status_code == 204
+
+
+async def test_folder_delete_is_refused_while_held(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    empty = await folder(client, matter, "Empty")
+    hold = await place(client, matter, "folder", empty)
+
+    refused = await client.delete(matter.url(f"/folders/{empty}"), headers=matter.admin.headers)
+    assert refused.status_code == 409, refused.text
+    listed = await client.get(matter.url("/folders"), headers=matter.admin.headers)
+    assert empty in [f["id"] for f in listed.json()]
+
+    await release(client, matter, hold)
+    deleted = await client.delete(matter.url(f"/folders/{empty}"), headers=matter.admin.headers)
+    assert deleted.status_code == 204
+
+
+async def test_holds_events_reach_the_feed_and_the_audit_trail(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    hold = await place(client, matter, "project")
+    await release(client, matter, hold)
+    async with db.read() as session:
+        types = list(await session.scalars(select(Change.type).order_by(Change.seq)))
+        actions = list(await session.scalars(select(AuditEntry.action)))
+    assert types[-2:] == ["hold.created", "hold.released"]
+    assert {"hold.created", "hold.released"} <= set(actions)
+    feed = await client.get("/api/v1/changes", headers=matter.admin.headers)
+    assert feed.status_code == 200, feed.text
+    fed = [c["type"] for c in feed.json()["changes"]]
+    assert fed[-2:] == ["hold.created", "hold.released"]
+
+
+async def test_hold_routes_check_input_and_access(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    h = matter.admin.headers
+    for bad in (
+        {"name": "x", "reason": "y", "scope": "cabinet"},
+        {"name": "x", "reason": "y", "scope": "folder"},
+        {"name": "x", "reason": "y", "scope": "project", "targetId": 5},
+        {"name": " ", "reason": "y", "scope": "project"},
+    ):
+        response = await client.post(matter.url("/holds"), json=bad, headers=h)
+        assert response.status_code == 400, (bad, response.text)
+    missing = await client.post(
+        matter.url("/holds"),
+        json={"name": "x", "reason": "y", "scope": "document", "targetId": 999999},
+        headers=h,
+    )
+    assert missing.status_code == 404
+    hold = await place(client, matter, "project")
+    no_reason = await client.delete(matter.url(f"/holds/{hold['id']}"), headers=h)
+    assert no_reason.status_code == 400
+    writer = await client.get(matter.url("/holds"), headers=matter.writer.headers)
+    assert writer.status_code == 403 and "holds.manage" in writer.json()["detail"]
+    outsider = await client.get(matter.url("/holds"), headers=matter.outsider.headers)
+    assert outsider.status_code == 404
+    listed = await client.get(matter.url("/holds?active=true"), headers=operator.headers)
+    assert [x["id"] for x in listed.json()] == [hold["id"]]
+    read = await client.get(matter.url(f"/holds/{hold['id']}"), headers=h)
+    assert read.json()["active"] is True
+
+
+async def test_a_folder_holding_a_held_trashed_document_cannot_be_deleted(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    box = await folder(client, matter, "Box")
+    doc = await document(client, matter, b"boxed", folder_id=box)
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    # A hold placed on a document already in the trash stops its purge and its folder's delete.
+    hold = await place(client, matter, "document", doc)
+    before = await snapshot(db, doc)
+
+    refused = await client.delete(matter.url(f"/folders/{box}"), headers=matter.admin.headers)
+
+    assert refused.status_code == 409, refused.text
+    assert f"hold {hold['id']}" in refused.json()["detail"]
+    assert await snapshot(db, doc) == before  # still in the trash, still in its folder
+
+
+async def test_a_project_hold_covers_documents_filed_later_and_the_folders(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    await place(client, matter, "project")
+    empty = await folder(client, matter, "Empty")
+    later = await document(client, matter, b"filed after the hold")
+
+    assert (await delete_document(client, matter, later)).status_code == 409
+    refused = await client.delete(matter.url(f"/folders/{empty}"), headers=matter.admin.headers)
+    assert refused.status_code == 409

@@ -1,0 +1,138 @@
+"""Retention rules: the daily job moves exactly the documents past their period to the trash
+(or lists them for review), never a held one; the report changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import anyio.to_thread
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select, update
+from typer.testing import CliRunner
+
+from casefolio.cli import app as cli_app
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import Document
+from casefolio.outbound.housekeeping import Housekeeper
+from tests.api.v1.conftest import Matter
+from tests.api.v1.test_holds import document, place
+from tests.cli.conftest import cli_env
+from tests.factories import Actor
+
+#: The clock the job is given; the report (a command) reads the real one, moments later.
+NOW = datetime.now(UTC)
+
+
+async def backdate(db: Database, document_id: str, when: datetime) -> None:
+    async with db.write() as session:
+        await session.execute(
+            update(Document).where(Document.id == int(document_id)).values(updated_at=when)
+        )
+
+
+async def trashed(db: Database) -> set[str]:
+    async with db.read() as session:
+        found = await session.scalars(select(Document.id).where(Document.trashed_at.isnot(None)))
+        return {str(i) for i in found}
+
+
+async def set_rule(client: httpx.AsyncClient, matter: Matter, years: int, then: str) -> None:
+    response = await client.put(
+        matter.url("/retention"),
+        json={"keepYears": years, "then": then},
+        headers=matter.admin.headers,
+    )
+    assert response.status_code == 200, response.text
+
+
+async def test_the_daily_job_trashes_exactly_the_documents_past_their_period(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter, settings: Settings
+) -> None:
+    old = await document(client, matter, b"old")
+    recent = await document(client, matter, b"recent")
+    held = await document(client, matter, b"old but held")
+    await backdate(db, old, NOW - timedelta(days=366))
+    await backdate(db, recent, NOW - timedelta(days=364))
+    await backdate(db, held, NOW - timedelta(days=3 * 365))
+    await place(client, matter, "document", held)
+    await set_rule(client, matter, 1, "trash")
+
+    args = ["retention", "report", "--project", str(matter.id)]
+    report = await anyio.to_thread.run_sync(
+        lambda: CliRunner().invoke(cli_app, args, env=cli_env(settings))
+    )
+    assert report.exit_code == 0, report.output
+    assert "1 to the trash, 0 due for review, 1 kept by legal holds" in report.output
+    assert await trashed(db) == set()  # the report changed nothing
+
+    state = app.state.casefolio
+    keeper = Housekeeper(state.settings, state.db, state.blobs, clock=lambda: NOW)
+    assert "retention" in await keeper.run_once()
+
+    assert await trashed(db) == {old}
+    h = matter.admin.headers
+    assert (await client.get(matter.url(f"/documents/{old}"), headers=h)).status_code == 404
+    listed = await client.get(matter.url("/trash"), headers=h)
+    assert [d["id"] for d in listed.json()] == [old]
+    # The job runs daily: the next round on the same day does nothing more.
+    assert "retention" not in await keeper.run_once()
+
+
+async def test_a_review_rule_lists_documents_and_changes_nothing(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    old = await document(client, matter, b"old")
+    await document(client, matter, b"new")
+    await backdate(db, old, datetime(2000, 1, 1, tzinfo=UTC))
+    await set_rule(client, matter, 5, "review")
+    state = app.state.casefolio
+    await Housekeeper(state.settings, state.db, state.blobs, clock=lambda: NOW).run_once()
+
+    assert await trashed(db) == set()
+    due = await client.get(matter.url("/retention/due"), headers=matter.admin.headers)
+    assert due.status_code == 200, due.text
+    assert [(d["documentId"], d["action"]) for d in due.json()] == [(old, "review")]
+
+
+async def test_retention_rule_input_and_access(client: httpx.AsyncClient, matter: Matter) -> None:
+    h = matter.admin.headers
+    assert (await client.get(matter.url("/retention"), headers=h)).json() is None
+    for bad in ({"keepYears": 0, "then": "trash"}, {"keepYears": 3, "then": "shred"}, {}):
+        response = await client.put(matter.url("/retention"), json=bad, headers=h)
+        assert response.status_code == 400, (bad, response.text)
+    writer = await client.put(
+        matter.url("/retention"),
+        json={"keepYears": 3, "then": "trash"},
+        headers=matter.writer.headers,
+    )
+    assert writer.status_code == 403 and "settings.manage" in writer.json()["detail"]
+    await set_rule(client, matter, 7, "review")
+    read = await client.get(matter.url("/retention"), headers=matter.reader.headers)
+    assert read.json() == {"keepYears": 7, "then": "review"}
+    assert (await client.delete(matter.url("/retention"), headers=h)).status_code == 204
+    assert (await client.get(matter.url("/retention"), headers=h)).json() is None
+    outsider = await client.get(matter.url("/retention"), headers=matter.outsider.headers)
+    assert outsider.status_code == 404
+
+
+async def test_a_template_gives_new_projects_its_retention_rule(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    h = operator.headers
+    made = await client.post(
+        "/api/v1/templates",
+        json={"name": "Litigation", "retention": {"keepYears": 6, "then": "trash"}},
+        headers=h,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["retention"] == {"keepYears": 6, "then": "trash"}
+    project = await client.post(
+        "/api/v1/projects",
+        json={"name": "From template", "templateId": made.json()["id"]},
+        headers=h,
+    )
+    assert project.status_code == 201, project.text
+    rule = await client.get(f"/api/v1/projects/{project.json()['id']}/retention", headers=h)
+    assert rule.json() == {"keepYears": 6, "then": "trash"}

@@ -1,0 +1,195 @@
+"""The trash: a deleted document is gone for every read, restorable with the same id,
+versions and fields, and purged after CASEFOLIO_TRASH_DAYS (bytes included unless shared,
+never while held). Time moves through an injected clock; nothing sleeps."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select
+
+from casefolio.db.engine import Database
+from casefolio.db.models import AuditEntry, Change, Document
+from casefolio.db.types import utcnow
+from casefolio.domain import gc
+from casefolio.outbound.housekeeping import Housekeeper
+from tests.api.v1.conftest import Matter, upload
+from tests.api.v1.test_holds import delete_document, document, place, release
+
+
+async def feed_types(db: Database) -> list[str]:
+    async with db.read() as session:
+        return list(await session.scalars(select(Change.type).order_by(Change.seq)))
+
+
+async def blob_names(app: FastAPI) -> set[str]:
+    return {sha async for sha, _ in app.state.casefolio.blobs.list()}
+
+
+def housekeeper(app: FastAPI, days_later: float) -> Housekeeper:
+    state = app.state.casefolio
+    return Housekeeper(
+        state.settings, state.db, state.blobs, clock=lambda: utcnow() + timedelta(days=days_later)
+    )
+
+
+async def test_a_deleted_document_disappears_from_every_read(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter, b"to trash")
+    keep = await document(client, matter, b"to keep")
+    h = matter.admin.headers
+
+    assert (await delete_document(client, matter, doc)).status_code == 204
+
+    assert (await client.get(matter.url(f"/documents/{doc}"), headers=h)).status_code == 404
+    listed = await client.get(matter.url("/documents"), headers=h)
+    assert [d["id"] for d in listed.json()] == [keep]
+    synced = await client.get(matter.url("/documents?afterDate=2000-01-01"), headers=h)
+    assert [d["id"] for d in synced.json()] == [keep]
+    for path in ("/versions", "/content"):
+        gone = await client.get(matter.url(f"/documents/{doc}{path}"), headers=h)
+        assert gone.status_code == 404, path
+    assert (await client.get(f"/api/v3/documents/{doc}", headers=h)).status_code == 404
+    v3 = await client.get("/api/v3/documents", headers=h)
+    assert v3.json()["total"] == 1
+    assert [e["id"] for e in v3.json()["_embedded"]["elements"]] == [int(keep)]
+    again = await delete_document(client, matter, doc)
+    assert again.status_code == 404
+    assert (await feed_types(db))[-1] == "document.deleted"
+    # Same bytes again: the trashed copy is no duplicate.
+    fresh = await upload(client, matter, b"to trash", rejectDuplicate="true")
+    assert fresh.status_code == 201, fresh.text
+
+
+async def test_restore_gives_back_the_same_document_with_versions_and_fields(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    h = matter.admin.headers
+    field = (
+        await client.post(
+            matter.url("/fields"), json={"name": "Custodian", "type": "text"}, headers=h
+        )
+    ).json()["id"]
+    doc = await document(client, matter, b"v1")
+    await client.post(
+        matter.url(f"/documents/{doc}/replace"),
+        params={"fileName": "v2.txt"},
+        content=b"v2",
+        headers=h,
+    )
+    await client.put(
+        matter.url(f"/documents/{doc}/fields/{field}"), json={"value": "J. Smith"}, headers=h
+    )
+    before = (await client.get(matter.url(f"/documents/{doc}"), headers=h)).json()
+    versions = (await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)).json()
+    await delete_document(client, matter, doc)
+
+    trashed = await client.get(matter.url("/trash"), headers=h)
+    assert trashed.status_code == 200
+    [entry] = trashed.json()
+    assert entry["id"] == doc and entry["purgeAfter"] > entry["trashedAt"]
+    writer = await client.post(matter.url(f"/trash/{doc}/restore"), headers=matter.writer.headers)
+    assert writer.status_code == 403 and "documents.delete" in writer.json()["detail"]
+
+    restored = await client.post(matter.url(f"/trash/{doc}/restore"), headers=h)
+
+    assert restored.status_code == 200, restored.text
+    after = (await client.get(matter.url(f"/documents/{doc}"), headers=h)).json()
+    assert after["id"] == doc
+    assert after["currentVersion"] == before["currentVersion"]
+    assert after["fields"] == before["fields"]
+    assert after["updatedAt"] >= before["updatedAt"]
+    assert (
+        await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)
+    ).json() == versions
+    assert (await client.get(matter.url("/trash"), headers=h)).json() == []
+    assert (await feed_types(db))[-1] == "document.restored"
+    twice = await client.post(matter.url(f"/trash/{doc}/restore"), headers=h)
+    assert twice.status_code == 404
+
+
+async def test_purge_after_the_period_removes_rows_and_unshared_bytes(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    alone = await document(client, matter, b"only here")
+    shared = await document(client, matter, b"twice")
+    twin = await document(client, matter, b"twice")
+    held = await document(client, matter, b"held in the trash")
+    for doc in (alone, shared, held):
+        assert (await delete_document(client, matter, doc)).status_code == 204
+    hold = await place(client, matter, "document", held)
+    blobs_before = await blob_names(app)
+
+    assert "purge" in await housekeeper(app, days_later=29).run_once()
+    async with db.read() as session:
+        assert len(list(await session.scalars(select(Document.id)))) == 4  # too early
+
+    await housekeeper(app, days_later=31).run_once()
+
+    async with db.read() as session:
+        left = set(await session.scalars(select(Document.id)))
+        purged = list(
+            await session.scalars(
+                select(AuditEntry.target_id).where(AuditEntry.action == "document.purged")
+            )
+        )
+    assert left == {int(twin), int(held)}
+    assert sorted(purged) == sorted([int(alone), int(shared)])
+    removed = blobs_before - await blob_names(app)
+    assert len(removed) == 1  # "only here": "twice" is shared, the held one is kept
+    assert "document.purged" in await feed_types(db)
+    h = matter.admin.headers
+    assert [e["id"] for e in (await client.get(matter.url("/trash"), headers=h)).json()] == [held]
+    # Released, the held one goes at the next purge.
+    await release(client, matter, hold)
+    await housekeeper(app, days_later=32).run_once()
+    async with db.read() as session:
+        assert set(await session.scalars(select(Document.id))) == {int(twin)}
+
+
+async def test_gc_never_removes_bytes_of_held_or_trashed_documents(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    held = await document(client, matter, b"held bytes")
+    trashed = await document(client, matter, b"trashed bytes")
+    await place(client, matter, "document", held)
+    await delete_document(client, matter, trashed)
+    before = await blob_names(app)
+    state = app.state.casefolio
+
+    report = await gc.collect(
+        state.db, state.blobs, grace=timedelta(0), now=utcnow() + timedelta(days=400)
+    )
+
+    assert report.blobs == []
+    assert await blob_names(app) == before
+
+
+async def test_deleting_a_folder_of_trashed_documents_restores_them_to_the_root(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    h = matter.admin.headers
+    made = await client.post(matter.url("/folders"), json={"name": "Old"}, headers=h)
+    folder_id = made.json()["id"]
+    doc = await document(client, matter, b"in old", folder_id=folder_id)
+    await delete_document(client, matter, doc)
+
+    assert (await client.delete(matter.url(f"/folders/{folder_id}"), headers=h)).status_code == 204
+    restored = await client.post(matter.url(f"/trash/{doc}/restore"), headers=h)
+    assert restored.status_code == 200
+    assert restored.json()["folderId"] is None
+
+
+async def test_trash_routes_hide_other_projects(client: httpx.AsyncClient, matter: Matter) -> None:
+    doc = await document(client, matter)
+    await delete_document(client, matter, doc)
+    outsider = matter.outsider.headers
+    assert (await client.get(matter.url("/trash"), headers=outsider)).status_code == 404
+    denied = await client.post(matter.url(f"/trash/{doc}/restore"), headers=outsider)
+    assert denied.status_code == 404
+    body: Any = (await client.get(matter.url("/trash"), headers=matter.reader.headers)).json()
+    assert "documents.delete" in body["detail"]
