@@ -12,6 +12,7 @@ from casefolio.api.v1 import (
     fields,
     folders,
     projects,
+    search,
     settings,
     teams,
     templates,
@@ -33,6 +34,7 @@ TAGS = [
         folders,
         fields,
         documents,
+        search,
         audit,
         changes,
         webhooks,
@@ -45,6 +47,7 @@ def install(app: FastAPI) -> None:
     # The busiest first: routes are tried in order until one matches.
     for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
         add_routes(app, module.router)
+    add_routes(app, search.router)  # full-text search (search/)
     for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)
     # The read integrations make most is tried before any other route (even /docs).
