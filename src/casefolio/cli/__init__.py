@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from casefolio import __version__
-from casefolio.cli import admin, audit, maintenance, projects, server, transfer, worker
+from casefolio.cli import admin, audit, maintenance, projects, search, server, transfer, worker
 
 app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
@@ -44,3 +44,4 @@ transfer.register(app)
 maintenance.register(app)
 audit.register(app)
 worker.register(app)
+search.register(app)
