@@ -32,6 +32,7 @@ from bench import (
     listing,
     listing_load,
     outbound,
+    search,
     sequential_writes,
     upload,
     web_pages,
@@ -49,6 +50,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         listing_load,
         ingest,
         outbound,
+        search,
         sequential_writes,
         web_pages,
     )
@@ -77,6 +79,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
     parser.add_argument("--upload-mib", type=int, help="upload/download size in MiB")
     parser.add_argument("--listing-docs", type=int, help="documents in the listing project")
     parser.add_argument("--ingest-docs", type=int, help="4 KiB documents to ingest")
+    parser.add_argument("--search-docs", type=int, help="documents in the search corpus")
     parser.add_argument(
         "--ingest-max-seconds",
         type=float,
@@ -108,6 +111,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
         "upload_mib",
         "listing_docs",
         "ingest_docs",
+        "search_docs",
         "ingest_max_seconds",
     ):
         value = getattr(args, attr)

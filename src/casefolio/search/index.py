@@ -184,29 +184,40 @@ class Indexer:
         limit = self.settings.search_max_file_bytes
         if job.size > limit:
             return Outcome(None, f"The file is larger than {limit} bytes, the size limit.")
-        if extract.kind_of(job.file_name, job.content_type, b"") is None and job.size > 0:
-            head = b"".join([chunk async for chunk in self.blobs.read(job.sha256, 0, 8)])
-            if extract.kind_of(job.file_name, job.content_type, head) is None:
-                return Outcome(None, f"casefolio does not read text from {job.content_type} files.")
         seconds = self.settings.search_time_limit_seconds
         try:
-            data = b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
+            load = await self._loader(job)
+            if load is None:
+                return Outcome(None, f"casefolio does not read text from {job.content_type} files.")
             run = functools.partial(
-                extract.extract,
-                data,
-                file_name=job.file_name,
-                content_type=job.content_type,
-                deadline=extract.Deadline(seconds),
-                max_chars=self.settings.search_max_text_chars,
+                _load_and_extract,
+                load,
+                job,
+                extract.Deadline(seconds),
+                self.settings.search_max_text_chars,
             )
             with anyio.fail_after(seconds + 1):
                 return Outcome(await anyio.to_thread.run_sync(run, abandon_on_cancel=True), None)
         except extract.ExtractionFailed as exc:
             return Outcome(None, str(exc))
-        except BlobMissing:
+        except (BlobMissing, FileNotFoundError):
             return Outcome(None, "The stored file is missing from the blob store.")
         except TimeoutError:
             return Outcome(None, f"Reading the text took longer than {seconds:g} s.")
+
+    async def _loader(self, job: Job) -> Callable[[], bytes] | None:
+        """How to get the file's bytes in the extracting thread: a local blob is read there
+        (one thread hop per file); a remote one is fetched here first, unless its first
+        bytes show it is of no kind casefolio reads (None)."""
+        path = self.blobs.local_path(job.sha256)
+        if path is not None:
+            return path.read_bytes
+        if extract.kind_of(job.file_name, job.content_type, b"") is None and job.size > 0:
+            head = b"".join([chunk async for chunk in self.blobs.read(job.sha256, 0, 8)])
+            if extract.kind_of(job.file_name, job.content_type, head) is None:
+                return None
+        data = b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
+        return lambda: data
 
     async def _store(self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]) -> None:
         now = self.clock()
@@ -244,6 +255,18 @@ _STORE = (
         claimed_until=None,
     )
 )
+
+
+def _load_and_extract(
+    load: Callable[[], bytes], job: Job, deadline: extract.Deadline, max_chars: int
+) -> str:
+    return extract.extract(
+        load(),
+        file_name=job.file_name,
+        content_type=job.content_type,
+        deadline=deadline,
+        max_chars=max_chars,
+    )
 
 
 def _fail(row: VersionText, reason: str, now: datetime) -> None:
