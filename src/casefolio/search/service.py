@@ -128,34 +128,35 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
     postgres = session.get_bind().dialect.name == "postgresql"
     compiled = language.to_tsquery(parsed) if postgres else language.to_fts5(parsed)
     parameters: dict[str, Any] = {"q": compiled, "limit": request.limit + 1}
+    # The matches and their scores first, on their own (MATERIALIZED): the full-text index
+    # drives the statement, then each match's version and document are found by key; left
+    # to itself, PostgreSQL's planner may scan every document and test each text instead.
     if postgres:
         tsquery = func.to_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam("q"))
-        score: ColumnElement[Any] = func.ts_rank_cd(_TSV, tsquery)
-        matched = select(_TEXTS.c.version_id.label("version_id")).select_from(_TEXTS)
-        matched = matched.where(_TSV.op("@@")(tsquery))
-        version_id: ColumnElement[int] = _TEXTS.c.version_id
+        matched = select(
+            _TEXTS.c.version_id.label("version_id"),
+            sql_cast(func.ts_rank_cd(_TSV, tsquery), Float).label("score"),
+        ).where(_TSV.op("@@")(tsquery))
     else:
-        score = -func.bm25(_FTS_NAME)
-        matched = select(_FTS.c.rowid.label("version_id")).select_from(_FTS)
-        matched = matched.where(_FTS_NAME.op("MATCH")(bindparam("q")))
-        version_id = _FTS.c.rowid
-    matched = searchable(matched, version_id, who, all_versions=request.all_versions)
-    matched = matched.add_columns(
-        DOCUMENTS.c.id.label("document_id"), sql_cast(score, Float).label("score")
-    )
-    matched = await _filters(session, who, request, matched, parameters)
-    ranked = matched.subquery("ranked")
-    page = select(ranked.c.version_id, ranked.c.document_id, ranked.c.score)
+        matched = select(
+            _FTS.c.rowid.label("version_id"), sql_cast(-func.bm25(_FTS_NAME), Float).label("score")
+        ).where(_FTS_NAME.op("MATCH")(bindparam("q")))
+    found = matched.cte("matched").prefix_with("MATERIALIZED")
+    page: Select[Any] = select(
+        found.c.version_id, DOCUMENTS.c.id.label("document_id"), found.c.score
+    ).select_from(found)
+    page = searchable(page, found.c.version_id, who, all_versions=request.all_versions)
+    page = await _filters(session, who, request, page, parameters)
     if after is not None:
         parameters["after_score"], parameters["after_id"] = after
         after_score = bindparam("after_score", type_=Float())
         page = page.where(
             or_(
-                ranked.c.score < after_score,
-                and_(ranked.c.score == after_score, ranked.c.version_id > bindparam("after_id")),
+                found.c.score < after_score,
+                and_(found.c.score == after_score, found.c.version_id > bindparam("after_id")),
             )
         )
-    page = page.order_by(ranked.c.score.desc(), ranked.c.version_id).limit(bindparam("limit"))
+    page = page.order_by(found.c.score.desc(), found.c.version_id).limit(bindparam("limit"))
     rows = (await session.execute(page, parameters)).all()
     more = len(rows) > request.limit
     rows = rows[: request.limit]
