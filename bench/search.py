@@ -236,7 +236,7 @@ def throughput(base: str, inst: Instance, seconds: float) -> float:
 
 
 def measure(base: str, inst: Instance, opts: Options) -> dict[str, float]:
-    repeats = 20 if opts.quick else 100
+    repeats = 20 if opts.quick else 50
     two = latencies(base, inst, TWO_WORDS, repeats)
     phrase = latencies(base, inst, PHRASE, repeats)
     return {

@@ -169,6 +169,8 @@ class Document(Base):
 
 
 Index("ix_documents_project_sha", Document.project_id, Document.current_sha256)
+# Search finds the documents whose current version's text matched (search/service.py).
+Index("ix_documents_current_version", Document.current_version_id)
 # The web page's list sorted by title (domain/browse.py).
 Index("ix_documents_project_title", Document.project_id, Document.title, Document.id)
 Index(

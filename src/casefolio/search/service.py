@@ -104,14 +104,16 @@ def searchable(
     statement: Select[Any], version_id: ColumnElement[int], who: Principal, *, all_versions: bool
 ) -> Select[Any]:
     """THE rule of what a search may find, in one place: given a statement over matched
-    texts and their version id column, join the version and its document, and keep the
-    pairs the caller may read: the document's current version (any of its versions with
-    `all_versions`) in a project the caller can see."""
-    statement = statement.join(VERSIONS, VERSIONS.c.id == version_id).join(
-        DOCUMENTS, DOCUMENTS.c.id == VERSIONS.c.document_id
-    )
-    if not all_versions:
-        statement = statement.where(DOCUMENTS.c.current_version_id == VERSIONS.c.id)
+    texts and their version id column, join the document (and, with `all_versions`, the
+    version), and keep what the caller may read: the document's current version (any of
+    its versions with `all_versions`) in a project the caller can see."""
+    if all_versions:
+        statement = statement.join(VERSIONS, VERSIONS.c.id == version_id).join(
+            DOCUMENTS, DOCUMENTS.c.id == VERSIONS.c.document_id
+        )
+    else:
+        # By ix_documents_current_version: one look-up per match.
+        statement = statement.join(DOCUMENTS, DOCUMENTS.c.current_version_id == version_id)
     if not who.is_operator:
         statement = statement.where(DOCUMENTS.c.project_id.in_(access.visible_project_ids(who)))
     return statement

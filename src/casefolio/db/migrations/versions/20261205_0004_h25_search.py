@@ -64,6 +64,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("version_id", name="pk_version_texts"),
     )
     op.create_index("ix_version_texts_status", "version_texts", ["status", "claimed_until"])
+    op.create_index("ix_documents_current_version", "documents", ["current_version_id"])
     bind = op.get_bind()
     if bind.dialect.name == "postgresql":
         has_unaccent = bind.scalar(
@@ -98,6 +99,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM outbound_state WHERE name = 'search.queued'")
+    op.drop_index("ix_documents_current_version", table_name="documents")
     if op.get_bind().dialect.name == "postgresql":
         op.drop_table("version_texts")
         op.execute("DROP TEXT SEARCH CONFIGURATION IF EXISTS casefolio_search")
