@@ -33,6 +33,7 @@ from bench import (
     listing,
     listing_load,
     outbound,
+    search,
     sequential_writes,
     upload,
     web_pages,
@@ -51,6 +52,7 @@ BENCHMARKS: dict[str, ModuleType] = {
         large_project,
         ingest,
         outbound,
+        search,
         sequential_writes,
         web_pages,
     )
@@ -82,6 +84,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
         "--large-docs", type=int, help="documents in large_project's project (PostgreSQL)"
     )
     parser.add_argument("--ingest-docs", type=int, help="4 KiB documents to ingest")
+    parser.add_argument("--search-docs", type=int, help="documents in the search corpus")
     parser.add_argument(
         "--ingest-max-seconds",
         type=float,
@@ -114,6 +117,7 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
         "listing_docs",
         "large_docs",
         "ingest_docs",
+        "search_docs",
         "ingest_max_seconds",
     ):
         value = getattr(args, attr)

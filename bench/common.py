@@ -60,6 +60,7 @@ class Options:
     listing_repeats: int = 200
     large_docs: int = 10_000_000  # large_project (PostgreSQL)
     ingest_docs: int = 10_000
+    search_docs: int = 1_000_000
     ingest_concurrency: int = 16
     ingest_max_seconds: float = 90.0  # bounds the run time however slow ingest is
     servers: tuple[str, ...] = ("uvicorn", "granian")
@@ -76,6 +77,7 @@ class Options:
         self.listing_repeats = 50
         self.large_docs = 20_000
         self.ingest_docs = 1_000
+        self.search_docs = 2_000
         self.ingest_max_seconds = 30.0
 
 

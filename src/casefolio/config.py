@@ -140,6 +140,22 @@ class Settings(BaseSettings):
         "link-local (e.g. 10.0.0.0/8); everything else of that kind is refused.",
     )
 
+    # Full-text search (search/): extraction limits, applied per file.
+    search_max_file_bytes: int = Field(
+        50 * 1024**2,
+        ge=0,
+        description="Files larger than this are not read for search (status failed, with why).",
+    )
+    search_time_limit_seconds: float = Field(
+        30, gt=0, le=3600, description="How long extracting one file's text may take."
+    )
+    search_max_text_chars: int = Field(
+        500_000,
+        ge=1000,
+        le=5_000_000,
+        description="Text kept per version for search; the rest of a longer text is cut off.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

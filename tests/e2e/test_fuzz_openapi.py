@@ -175,6 +175,24 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
     ),
     (
         "ST202",
+        r"GET /api/v1/(search|projects/\{projectId\}/documents(/folder/\{folderId\})?)",
+        r"A phrase is missing its closing quote|OR needs words|needs a word to find|"
+        r"A prefix search|at least one word to search|at most \d+ words and phrases|"
+        r"fieldId and fieldValue go together|Field \d+ holds",
+        "a search query is a small language (docs/api.md, Search: quotes, OR, -exclusion,"
+        " prefix*), and fieldValue is read as its field's type; its grammar and the field's"
+        " type are not things a string schema can state",
+    ),
+    (
+        "ST204",
+        r"GET /api/v1/projects/\{projectId\}/documents/folder/\{folderId\}",
+        r"documentId",
+        "…/documents/folder/1 under PUT is also the documented move route"
+        " …/documents/{documentId}/{folderId} with documentId `folder`: two documented paths"
+        " overlap, and that route's 400 names documentId (as ST205 for folders above)",
+    ),
+    (
+        "ST202",
         r"POST /api/v1/users",
         r"is not a valid e-mail address",
         "e-mail addresses are checked by email-validator, stricter than the schema's"

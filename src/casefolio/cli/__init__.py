@@ -13,6 +13,7 @@ from casefolio.cli import (
     maintenance,
     projects,
     retention,
+    search,
     server,
     transfer,
     worker,
@@ -54,3 +55,4 @@ maintenance.register(app)
 audit.register(app)
 retention.register(app)
 worker.register(app)
+search.register(app)

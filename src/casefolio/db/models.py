@@ -174,6 +174,8 @@ class Document(Base):
 
 
 Index("ix_documents_project_sha", Document.project_id, Document.current_sha256)
+# Search finds the documents whose current version's text matched (search/service.py).
+Index("ix_documents_current_version", Document.current_version_id)
 # The web page's list sorted by title (domain/browse.py).
 Index("ix_documents_project_title", Document.project_id, Document.title, Document.id)
 Index(
@@ -444,3 +446,23 @@ class WebhookAttempt(Base):
     response_excerpt: Mapped[str] = mapped_column(Text, default="")
     error: Mapped[str | None] = mapped_column(String(500))
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class VersionText(Base):
+    """A version's extracted text for full-text search (search/). On SQLite an FTS5 table
+    (`version_texts_fts`) indexes `text`, kept in step by triggers; on PostgreSQL a generated
+    `tsv` column with a GIN index does (both made by the migration, not listed here)."""
+
+    __tablename__ = "version_texts"
+    __table_args__ = (Index("ix_version_texts_status", "status", "claimed_until"),)
+
+    version_id: Mapped[int] = mapped_column(
+        ForeignKey("document_versions.id", ondelete="CASCADE"), primary_key=True
+    )
+    # pending (waiting, or claimed until claimed_until), done, failed (reason says why)
+    status: Mapped[str] = mapped_column(String(20), default="pending")
+    reason: Mapped[str | None] = mapped_column(String(500))
+    text: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    extracted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

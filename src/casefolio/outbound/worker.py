@@ -31,6 +31,7 @@ from casefolio.domain import access, events
 from casefolio.domain.principal import Principal
 from casefolio.outbound import delivery, feed, ssrf
 from casefolio.outbound.signal import signal
+from casefolio.search.index import Indexer
 
 SYSTEM = events.Actor("system")
 FAN_OUT_BATCH = 1000
@@ -75,15 +76,18 @@ class Worker:
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
         )
         self._last_trim: datetime | None = None
+        self.indexer = Indexer(settings, db, clock=clock)  # search: extracts new versions' text
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.indexer.close()
 
     async def run_once(self) -> int:
         """One round: fan out, deliver what is due; return how many things it did."""
         events.current_actor.set(SYSTEM)
         done = await self.fan_out()
         done += await self.deliver_due()
+        done += await self.indexer.run_once()
         await self._trim_now_and_then()
         return done
 

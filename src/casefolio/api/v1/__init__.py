@@ -14,6 +14,7 @@ from casefolio.api.v1 import (
     holds,
     projects,
     retention,
+    search,
     settings,
     teams,
     templates,
@@ -39,6 +40,7 @@ TAGS = [
         holds,
         trash,
         retention,
+        search,
         audit,
         changes,
         webhooks,
@@ -57,6 +59,7 @@ def install(app: FastAPI) -> None:
         retention,
     ):  # legal holds and the trash (domain/holds.py, domain/trash.py)
         add_routes(app, module.router)
+    add_routes(app, search.router)  # full-text search (search/)
     for module in (audit, changes, webhooks):  # the outbound half (outbound/)
         add_routes(app, module.router)
     # The read integrations make most is tried before any other route (even /docs).

@@ -43,6 +43,8 @@ from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
 from casefolio.fastpath.routes import direct_get
+from casefolio.search import query as search_query
+from casefolio.search import service as search_service
 
 router = v1_router("documents")
 VersionId = Annotated[
@@ -250,10 +252,13 @@ async def _page(
     project_id: int,
     folder_id: int | None,
     after_date: str | None,
+    q: str | None = None,
 ) -> Response:
     # Sync clients poll these: read through the read model (fastpath/, as the document
     # read), and answered with JSON serialized once, not validated again by FastAPI.
     changed_since = parse_after_date(after_date) if after_date is not None else None
+    if q is not None:  # best match first, as GET /search orders them (search/)
+        return await _searched(request, who, params, project_id, folder_id, changed_since, q)
     page = await state_of(request).reads.read(
         partial(
             documents.list_page,
@@ -267,6 +272,42 @@ async def _page(
     response = Response(_list_json(page.items), media_type="application/json")
     link_next(request, response, page)
     return response
+
+
+async def _searched(
+    request: Request,
+    who: Principal,
+    params: PageParams,
+    project_id: int,
+    folder_id: int | None,
+    changed_since: datetime | None,
+    q: str,
+) -> Response:
+    wanted = search_service.Search(
+        q=q,
+        project_id=project_id,
+        folder_id=folder_id,
+        after_date=changed_since,
+        limit=params.limit,
+        cursor=params.cursor,
+        snippets=False,
+    )
+    async with state_of(request).db.read() as session:
+        page = await search_service.search(session, who, wanted)
+    response = Response(_list_json([hit.view for hit in page.items]), media_type="application/json")
+    link_next(request, response, page)
+    return response
+
+
+SearchText = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=search_query.MAX_QUERY_CHARS,
+        description="Only documents whose text matches this search (GET /api/v1/search's "
+        "language), best match first instead of in (updatedAt, id) order.",
+    ),
+]
 
 
 AfterDate = Annotated[
@@ -293,8 +334,9 @@ async def list_documents(
     who: PrincipalDep,
     params: PageDep,
     after_date: AfterDate = None,
+    q: SearchText = None,
 ) -> Response:
-    return await _page(request, who, params, project_id, None, after_date)
+    return await _page(request, who, params, project_id, None, after_date, q)
 
 
 @direct_get(
@@ -310,8 +352,9 @@ async def list_folder_documents(
     who: PrincipalDep,
     params: PageDep,
     after_date: AfterDate = None,
+    q: SearchText = None,
 ) -> Response:
-    return await _page(request, who, params, project_id, folder_id, after_date)
+    return await _page(request, who, params, project_id, folder_id, after_date, q)
 
 
 FileNameQuery = Annotated[

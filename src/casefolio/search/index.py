@@ -1,0 +1,304 @@
+"""Keeping the search index: versions are queued from the outbox, extracted by the worker.
+
+Each round of the worker (outbound/worker.py) calls `Indexer.run_once`:
+
+1. queue: new `document.created` / `version.added` changes of the outbox become
+   `version_texts` rows with status pending (the position moves in the same transaction);
+2. claim: a batch of pending rows is leased (`claimed_until`, `FOR UPDATE SKIP LOCKED` on
+   PostgreSQL), its attempts counted; a worker that dies mid-batch loses its lease, and the
+   rows are claimed again (after MAX_ATTEMPTS claims, a row fails with that reason);
+3. extract each file in a thread, outside any transaction, within the size and time limits;
+4. store: text and status `done`, or status `failed` with the reason. The database's own
+   index follows the text column (FTS5 triggers on SQLite, a generated column on PostgreSQL).
+
+A round stops claiming after ROUND_SECONDS, so webhook deliveries never wait long for it.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import anyio
+from sqlalchemy import Select, bindparam, or_, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import Change, Document, DocumentVersion, VersionText
+from casefolio.db.types import utcnow
+from casefolio.outbound import feed
+from casefolio.search import extract
+from casefolio.storage import BlobStore, open_blob_store
+from casefolio.storage.base import BlobMissing
+
+log = logging.getLogger(__name__)
+
+QUEUED = "search.queued"
+#: pg_advisory_xact_lock key: one queueing at a time across workers.
+QUEUE_LOCK = 0x6361_7365_666F_7331
+QUEUE_BATCH = 1000
+CLAIM_BATCH = 100
+MAX_ATTEMPTS = 3
+ROUND_SECONDS = 1.0
+#: The outbox types that bring a new version.
+NEW_VERSION_TYPES = ("document.created", "version.added")
+
+
+@dataclass(frozen=True)
+class Job:
+    version_id: int
+    sha256: str
+    size: int
+    file_name: str
+    content_type: str
+
+
+@dataclass(frozen=True)
+class Outcome:
+    text: str | None
+    reason: str | None
+
+
+class Indexer:
+    """`clock` is injectable so that tests expire leases without waiting."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        blobs: BlobStore | None = None,
+    ) -> None:
+        self.settings, self.db, self.clock = settings, db, clock
+        self._blobs = blobs
+        self.lease = timedelta(seconds=ROUND_SECONDS + settings.search_time_limit_seconds + 30)
+
+    @property
+    def blobs(self) -> BlobStore:
+        if self._blobs is None:
+            self._blobs = open_blob_store(self.settings)
+        return self._blobs
+
+    async def close(self) -> None:
+        if self._blobs is not None:
+            await self._blobs.close()
+
+    @property
+    def _postgres(self) -> bool:
+        return self.db.engine.dialect.name == "postgresql"
+
+    async def run_once(self) -> int:
+        """Queue what is new and extract one batch; return how many things it did."""
+        return await self.queue() + await self.extract_due()
+
+    async def queue(self) -> int:
+        async with self.db.write() as session:
+            if self._postgres:
+                await session.execute(text(f"SELECT pg_advisory_xact_lock({QUEUE_LOCK})"))
+            position = await feed.state(session, QUEUED)
+            changes = (
+                await session.execute(
+                    select(Change.seq, Change.type, Change.version_id)
+                    .where(Change.seq > position)
+                    .order_by(Change.seq)
+                    .limit(QUEUE_BATCH)
+                )
+            ).all()
+            if not changes:
+                return 0
+            new = {c.version_id for c in changes if c.type in NEW_VERSION_TYPES and c.version_id}
+            if new:
+                ids = select(DocumentVersion.id).where(DocumentVersion.id.in_(new))
+                await session.execute(insert_pending(session, ids))
+            await feed.set_state(session, QUEUED, changes[-1].seq)
+            return len(new)
+
+    async def extract_due(self) -> int:
+        jobs = await self._claim()
+        if not jobs:
+            return 0
+        started = time.monotonic()
+        results: list[tuple[Job, Outcome]] = []
+        for job in jobs:
+            if results and time.monotonic() - started > ROUND_SECONDS:
+                break  # the rest go back to the queue, for the next round
+            results.append((job, await self._extract(job)))
+        await self._store(results, [job.version_id for job in jobs[len(results) :]])
+        return len(results)
+
+    async def _claim(self) -> list[Job]:
+        now = self.clock()
+        async with self.db.write() as session:
+            due: Select[Any] = (
+                select(VersionText)
+                .where(
+                    VersionText.status == "pending",
+                    or_(VersionText.claimed_until.is_(None), VersionText.claimed_until < now),
+                )
+                .order_by(VersionText.version_id)
+                .limit(CLAIM_BATCH)
+            )
+            if self._postgres:
+                due = due.with_for_update(skip_locked=True)
+            rows = list(await session.scalars(due))
+            if not rows:
+                return []
+            versions = {
+                v.id: v
+                for v in await session.scalars(
+                    select(DocumentVersion).where(
+                        DocumentVersion.id.in_([r.version_id for r in rows])
+                    )
+                )
+            }
+            jobs = []
+            for row in rows:
+                version = versions.get(row.version_id)
+                if row.attempts >= MAX_ATTEMPTS:
+                    _fail(row, f"Reading the text stopped its worker {row.attempts} times.", now)
+                    continue
+                if version is None:
+                    continue
+                row.attempts += 1
+                row.claimed_until = now + self.lease
+                jobs.append(
+                    Job(
+                        version.id,
+                        version.sha256,
+                        version.size,
+                        version.file_name,
+                        version.content_type,
+                    )
+                )
+            return jobs
+
+    async def _extract(self, job: Job) -> Outcome:
+        limit = self.settings.search_max_file_bytes
+        if job.size > limit:
+            return Outcome(None, f"The file is larger than {limit} bytes, the size limit.")
+        seconds = self.settings.search_time_limit_seconds
+        try:
+            load = await self._loader(job)
+            if load is None:
+                return Outcome(None, f"casefolio does not read text from {job.content_type} files.")
+            run = functools.partial(
+                _load_and_extract,
+                load,
+                job,
+                extract.Deadline(seconds),
+                self.settings.search_max_text_chars,
+            )
+            with anyio.fail_after(seconds + 1):
+                return Outcome(await anyio.to_thread.run_sync(run, abandon_on_cancel=True), None)
+        except extract.ExtractionFailed as exc:
+            return Outcome(None, str(exc))
+        except (BlobMissing, FileNotFoundError):
+            return Outcome(None, "The stored file is missing from the blob store.")
+        except TimeoutError:
+            return Outcome(None, f"Reading the text took longer than {seconds:g} s.")
+
+    async def _loader(self, job: Job) -> Callable[[], bytes] | None:
+        """How to get the file's bytes in the extracting thread: a local blob is read there
+        (one thread hop per file); a remote one is fetched here first, unless its first
+        bytes show it is of no kind casefolio reads (None)."""
+        path = self.blobs.local_path(job.sha256)
+        if path is not None:
+            return path.read_bytes
+        if extract.kind_of(job.file_name, job.content_type, b"") is None and job.size > 0:
+            head = b"".join([chunk async for chunk in self.blobs.read(job.sha256, 0, 8)])
+            if extract.kind_of(job.file_name, job.content_type, head) is None:
+                return None
+        data = b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
+        return lambda: data
+
+    async def _store(self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]) -> None:
+        now = self.clock()
+        async with self.db.write() as session:
+            if results:
+                await session.execute(
+                    _STORE,
+                    [
+                        {
+                            "vid": job.version_id,
+                            "status": "done" if outcome.reason is None else "failed",
+                            "reason": outcome.reason,
+                            "text": outcome.text,
+                            "at": now,
+                        }
+                        for job, outcome in results
+                    ],
+                )
+            if unfinished:
+                await session.execute(
+                    update(VersionText)
+                    .where(VersionText.version_id.in_(unfinished))
+                    .values(claimed_until=None, attempts=VersionText.attempts - 1)
+                )
+
+
+_STORE = (
+    update(VersionText.__table__)  # type: ignore[arg-type]
+    .where(VersionText.__table__.c.version_id == bindparam("vid"))
+    .values(
+        status=bindparam("status"),
+        reason=bindparam("reason"),
+        text=bindparam("text"),
+        extracted_at=bindparam("at"),
+        claimed_until=None,
+    )
+)
+
+
+def _load_and_extract(
+    load: Callable[[], bytes], job: Job, deadline: extract.Deadline, max_chars: int
+) -> str:
+    return extract.extract(
+        load(),
+        file_name=job.file_name,
+        content_type=job.content_type,
+        deadline=deadline,
+        max_chars=max_chars,
+    )
+
+
+def _fail(row: VersionText, reason: str, now: datetime) -> None:
+    row.status, row.reason, row.text = "failed", reason, None
+    row.claimed_until, row.extracted_at = None, now
+
+
+def insert_pending(session: AsyncSession, version_ids: Select[Any]) -> Any:
+    """An insert of pending rows for the filed versions among `version_ids` (a select of
+    one id column), leaving rows that exist alone."""
+    ids = version_ids.subquery()
+    rows = select(DocumentVersion.id, text("'pending'"), text("0")).where(
+        DocumentVersion.id.in_(select(ids.c[0])), DocumentVersion.document_id.is_not(None)
+    )
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return (
+        dialect.insert(VersionText)
+        .from_select(["version_id", "status", "attempts"], rows)
+        .on_conflict_do_nothing(index_elements=["version_id"])
+    )
+
+
+async def reindex(session: AsyncSession, *, project_id: int | None = None) -> int:
+    """Queue every filed version (of one project) for extraction again; return how many.
+    Text already extracted stays searchable until its new text replaces it."""
+    versions = select(DocumentVersion.id).join(Document, Document.id == DocumentVersion.document_id)
+    if project_id is not None:
+        versions = versions.where(Document.project_id == project_id)
+    await session.execute(insert_pending(session, versions))
+    result = await session.execute(
+        update(VersionText)
+        .where(VersionText.version_id.in_(versions))
+        .values(status="pending", attempts=0, claimed_until=None, reason=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,334 @@
+"""Searching: documents whose text matches a query, best first, as the caller may see them.
+
+Access is part of the statement (`searchable`): what the caller cannot read is never
+returned, counted or highlighted, and paging stays keyset paging. A page is two statements:
+the page's keys (score, version id) with every filter, then the snippets of just those
+versions and their documents' views.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import (
+    BindParameter,
+    Float,
+    Select,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+    table,
+)
+from sqlalchemy import (
+    cast as sql_cast,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+
+from casefolio.db.live import live
+from casefolio.db.models import (
+    Document,
+    DocumentVersion,
+    Field,
+    FieldValue,
+    Folder,
+    Project,
+    VersionText,
+)
+from casefolio.domain import access, documents, pages
+from casefolio.domain.documents import DocumentView
+from casefolio.domain.errors import Invalid, NotFound
+from casefolio.domain.pages import decode_cursor, encode_cursor
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+from casefolio.domain.rows import VersionRow, row_of
+from casefolio.search import query as language
+from casefolio.search.extract import MARK_END, MARK_START
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+#: The text search configuration the migration made (PostgreSQL).
+TS_CONFIG = "casefolio_search"
+SNIPPET_WORDS = 24
+
+DOCUMENTS, VERSIONS, _TEXTS, _VALUES = (
+    cast(Table, model.__table__) for model in (Document, DocumentVersion, VersionText, FieldValue)
+)
+_FTS = table("version_texts_fts", column("rowid"), column("text"))
+_FTS_NAME: ColumnElement[Any] = literal_column("version_texts_fts")
+_TSV: ColumnElement[Any] = literal_column("version_texts.tsv")
+
+
+@dataclass(frozen=True)
+class Search:
+    """What to look for: the query text and the optional filters of the endpoint."""
+
+    q: str
+    project_id: int | None = None
+    folder_id: int | None = None
+    field_id: int | None = None
+    field_value: str | None = None
+    after_date: datetime | None = None
+    all_versions: bool = False
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+    #: False: no snippets (a list of documents filtered by `q`, up to pages.MAX_LIMIT long).
+    snippets: bool = True
+
+
+@dataclass(frozen=True)
+class Hit:
+    view: DocumentView
+    #: The version whose text matched (the current one unless `all_versions`).
+    version: VersionRow
+    score: float
+    #: HTML: the text around the match, escaped, the matched words in <mark>…</mark>.
+    snippet: str
+    project_name: str
+    folder_name: str | None
+
+
+def searchable(
+    statement: Select[Any], version_id: ColumnElement[int], who: Principal, *, all_versions: bool
+) -> Select[Any]:
+    """THE rule of what a search may find, in one place: given a statement over matched
+    texts and their version id column, join the document (and, with `all_versions`, the
+    version), and keep what the caller may read: the document's current version (any of
+    its versions with `all_versions`) of a document not in the trash, in a project the caller
+    can see."""
+    if all_versions:
+        statement = statement.join(VERSIONS, VERSIONS.c.id == version_id).join(
+            DOCUMENTS, DOCUMENTS.c.id == VERSIONS.c.document_id
+        )
+    else:
+        # By ix_documents_current_version: one look-up per match.
+        statement = statement.join(DOCUMENTS, DOCUMENTS.c.current_version_id == version_id)
+    # A trashed document is out of every read, search included (db/live.py).
+    statement = statement.where(live(DOCUMENTS))
+    if not who.is_operator:
+        statement = statement.where(DOCUMENTS.c.project_id.in_(access.visible_project_ids(who)))
+    return statement
+
+
+async def search(session: AsyncSession, who: Principal, request: Search) -> pages.Page[Hit]:
+    """A page of hits, best first; Invalid for a bad query, filter or cursor, NotFound for
+    a project or field the caller cannot see."""
+    parsed = language.parse(request.q)
+    most = MAX_LIMIT if request.snippets else pages.MAX_LIMIT
+    if not 1 <= request.limit <= most:
+        raise Invalid(f"limit must be 1 to {most}.", [{"field": "limit", "message": "range"}])
+    after = _after(request.cursor)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    compiled = language.to_tsquery(parsed) if postgres else language.to_fts5(parsed)
+    parameters: dict[str, Any] = {"q": compiled, "limit": request.limit + 1}
+    # The matches and their scores first, on their own (MATERIALIZED): the full-text index
+    # drives the statement, then each match's version and document are found by key; left
+    # to itself, PostgreSQL's planner may scan every document and test each text instead.
+    if postgres:
+        tsquery = func.to_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam("q"))
+        matched = select(
+            _TEXTS.c.version_id.label("version_id"),
+            sql_cast(func.ts_rank_cd(_TSV, tsquery), Float).label("score"),
+        ).where(_TSV.op("@@")(tsquery))
+    else:
+        matched = select(
+            _FTS.c.rowid.label("version_id"), sql_cast(-func.bm25(_FTS_NAME), Float).label("score")
+        ).where(_FTS_NAME.op("MATCH")(bindparam("q")))
+    found = matched.cte("matched").prefix_with("MATERIALIZED")
+    page: Select[Any] = select(
+        found.c.version_id, DOCUMENTS.c.id.label("document_id"), found.c.score
+    ).select_from(found)
+    page = searchable(page, found.c.version_id, who, all_versions=request.all_versions)
+    page = await _filters(session, who, request, page, parameters)
+    if after is not None:
+        parameters["after_score"], parameters["after_id"] = after
+        after_score = bindparam("after_score", type_=Float())
+        page = page.where(
+            or_(
+                found.c.score < after_score,
+                and_(found.c.score == after_score, found.c.version_id > bindparam("after_id")),
+            )
+        )
+    page = page.order_by(found.c.score.desc(), found.c.version_id).limit(bindparam("limit"))
+    rows = (await session.execute(page, parameters)).all()
+    more = len(rows) > request.limit
+    rows = rows[: request.limit]
+    hits = await _hits(session, rows, compiled if request.snippets else None, postgres)
+    cursor = None
+    if more:
+        last = rows[-1]
+        cursor = encode_cursor((float(last.score).hex(), int(last.version_id)))
+    return pages.Page(hits, cursor)
+
+
+def _after(cursor: str | None) -> tuple[float, int] | None:
+    if cursor is None:
+        return None
+    score_hex, version_id = decode_cursor(cursor, (str, int))
+    try:
+        score = float.fromhex(score_hex)
+    except ValueError:
+        score = math.nan
+    if not math.isfinite(score) or version_id < 0:
+        raise Invalid("The cursor is not valid. Use the `cursor` from the previous page.")
+    return score, int(version_id)
+
+
+async def _filters(
+    session: AsyncSession,
+    who: Principal,
+    request: Search,
+    statement: Select[Any],
+    parameters: dict[str, Any],
+) -> Select[Any]:
+    if request.project_id is not None:
+        await access.scope(session, who, request.project_id, Capability.DOCUMENTS_READ)
+        statement = statement.where(DOCUMENTS.c.project_id == bindparam("project_id"))
+        parameters["project_id"] = request.project_id
+    if request.folder_id is not None:
+        statement = statement.where(DOCUMENTS.c.folder_id == bindparam("folder_id"))
+        parameters["folder_id"] = request.folder_id
+    if request.after_date is not None:
+        statement = statement.where(
+            DOCUMENTS.c.updated_at >= bindparam("after_date", type_=DOCUMENTS.c.updated_at.type)
+        )
+        parameters["after_date"] = request.after_date
+    if (request.field_id is None) != (request.field_value is None):
+        raise Invalid(
+            "fieldId and fieldValue go together: give both or neither.",
+            [{"field": "fieldValue" if request.field_id else "fieldId", "message": "missing"}],
+        )
+    if request.field_id is not None and request.field_value is not None:
+        encoded = await _field_values(session, who, request.field_id, request.field_value)
+        statement = statement.where(
+            exists().where(
+                _VALUES.c.document_id == DOCUMENTS.c.id,
+                _VALUES.c.field_id == bindparam("field_id"),
+                sql_cast(_VALUES.c.value, Text).in_(bindparam("field_json", expanding=True)),
+            )
+        )
+        parameters["field_id"], parameters["field_json"] = request.field_id, encoded
+    return statement
+
+
+async def _field_values(
+    session: AsyncSession, who: Principal, field_id: int, value: str
+) -> list[str]:
+    """The stored JSON forms `value` (a query parameter) may take in the field's type."""
+    field = await session.get(Field, field_id)
+    if field is None or (
+        not who.is_operator and await access.project_role(session, who, field.project_id) is None
+    ):
+        raise NotFound(f"Field {field_id} not found.")
+    if field.type == "number":
+        try:
+            number = float(value)
+        except ValueError:
+            raise Invalid(
+                f"Field {field_id} holds numbers; fieldValue is not one.",
+                [{"field": "fieldValue", "message": "expected a number"}],
+            ) from None
+        forms = {json.dumps(number)}
+        if number.is_integer():
+            forms.add(json.dumps(int(number)))
+        return sorted(forms)
+    if field.type == "boolean":
+        if value not in ("true", "false"):
+            raise Invalid(
+                f"Field {field_id} holds true or false.",
+                [{"field": "fieldValue", "message": "expected true or false"}],
+            )
+        return [value]
+    return [json.dumps(value)]
+
+
+async def _hits(
+    session: AsyncSession, rows: Sequence[Any], compiled: str | None, postgres: bool
+) -> list[Hit]:
+    if not rows:
+        return []
+    version_ids = [int(r.version_id) for r in rows]
+    snippets = {} if compiled is None else await _snippets(session, version_ids, compiled, postgres)
+    versions = {
+        v.id: row_of(VersionRow, v)
+        for v in await session.scalars(
+            select(DocumentVersion).where(DocumentVersion.id.in_(version_ids))
+        )
+    }
+    docs = {
+        d.id: d
+        for d in await session.scalars(
+            select(Document).where(Document.id.in_({int(r.document_id) for r in rows}))
+        )
+    }
+    views = {v.document.id: v for v in await documents.views(session, list(docs.values()))}
+    projects = await _names(session, Project, {d.project_id for d in docs.values()})
+    folders = await _names(session, Folder, {d.folder_id for d in docs.values() if d.folder_id})
+    hits = []
+    for r in rows:
+        view = views[int(r.document_id)]
+        document = view.document
+        hits.append(
+            Hit(
+                view,
+                versions[int(r.version_id)],
+                float(r.score),
+                snippets.get(int(r.version_id), ""),
+                projects[document.project_id],
+                folders.get(document.folder_id) if document.folder_id is not None else None,
+            )
+        )
+    return hits
+
+
+async def _names(
+    session: AsyncSession, model: type[Project] | type[Folder], ids: set[Any]
+) -> dict[int, str]:
+    if not ids:
+        return {}
+    found = await session.execute(select(model.id, model.name).where(model.id.in_(ids)))
+    return {int(i): str(name) for i, name in found}
+
+
+async def _snippets(
+    session: AsyncSession, version_ids: list[int], compiled: str, postgres: bool
+) -> dict[int, str]:
+    ids: BindParameter[Any] = bindparam("ids", expanding=True)
+    if postgres:
+        options = (
+            f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, '
+            f'MinWords={SNIPPET_WORDS // 2}, MaxFragments=2, FragmentDelimiter=" … "'
+        )
+        tsquery = func.to_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam("q"))
+        statement = select(
+            _TEXTS.c.version_id,
+            func.ts_headline(
+                literal_column(f"'{TS_CONFIG}'"), _TEXTS.c.text, tsquery, bindparam("options")
+            ),
+        ).where(_TEXTS.c.version_id.in_(ids))
+        parameters = {"q": compiled, "ids": version_ids, "options": options}
+    else:
+        statement = select(
+            _FTS.c.rowid,
+            func.snippet(_FTS_NAME, 0, bindparam("start"), bindparam("end"), "…", SNIPPET_WORDS),
+        ).where(_FTS_NAME.op("MATCH")(bindparam("q")), _FTS.c.rowid.in_(ids))
+        parameters = {"q": compiled, "ids": version_ids, "start": MARK_START, "end": MARK_END}
+    return {int(i): _marked(s or "") for i, s in await session.execute(statement, parameters)}
+
+
+def _marked(raw: str) -> str:
+    escaped = html.escape(" ".join(raw.split()), quote=False)
+    return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")

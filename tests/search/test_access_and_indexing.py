@@ -1,0 +1,159 @@
+"""Search under the access rules, and the indexing around it: failures visible and never
+blocking, a dead worker's claims taken again, the worker's own rounds, reindexing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import select
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import VersionText
+from casefolio.db.types import utcnow
+from casefolio.outbound.worker import Worker
+from casefolio.search.index import MAX_ATTEMPTS, Indexer, reindex
+from tests.factories import Actor
+from tests.search import files
+from tests.search.conftest import Matter, index_all, make_matter, search, titles, upload
+
+
+async def test_only_readable_projects_are_searched_counted_or_highlighted(
+    client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
+) -> None:
+    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
+    await upload(client, ours.writer, ours.id, "ours.txt", b"the shared secret word")
+    await upload(client, theirs.writer, theirs.id, "theirs.txt", b"the shared secret word too")
+    await index_all(indexer)
+    assert await titles(client, ours.reader, "secret") == {"ours.txt"}
+    assert await titles(client, ours.outsider, "secret") == set()
+    assert await titles(client, operator, "secret") == {"ours.txt", "theirs.txt"}
+    other = await search(client, ours.reader, "secret", projectId=theirs.id)
+    assert other.status_code == 404
+    status = await client.get("/api/v1/search/status", headers=ours.reader.headers)
+    assert status.json()["done"] == 1  # theirs is not counted
+    listed = await client.get(
+        theirs.url("/documents"), params={"q": "secret"}, headers=ours.reader.headers
+    )
+    assert listed.status_code == 404
+
+
+async def test_a_user_removed_from_a_project_stops_finding_its_documents_at_once(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor, indexer: Indexer
+) -> None:
+    await upload(client, matter.writer, matter.id, "memo.txt", b"privileged memorandum")
+    await index_all(indexer)
+    assert await titles(client, matter.reader, "memorandum") == {"memo.txt"}
+    removed = await client.delete(
+        matter.url(f"/users/{matter.reader.email}"), headers=operator.headers
+    )
+    assert removed.status_code in (200, 204), removed.text
+    assert await titles(client, matter.reader, "memorandum") == set()
+
+
+async def test_failures_are_visible_and_never_block_the_rest(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    broken = await upload(
+        client, matter.writer, matter.id, "broken.pdf", b"%PDF-1.4 nonsense", "application/pdf"
+    )
+    await upload(client, matter.writer, matter.id, "scan.png", b"\x89PNG\r\n\x1a\n", "image/png")
+    await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
+    await index_all(indexer)
+    assert await titles(client, matter.reader, "indemnity") == {"fine.txt"}
+    status = await client.get(
+        "/api/v1/search/status", params={"projectId": matter.id}, headers=matter.reader.headers
+    )
+    assert status.status_code == 200, status.text
+    body = status.json()
+    assert (body["pending"], body["done"], body["failed"]) == (0, 1, 2)
+    reasons = {f["fileName"]: f["reason"] for f in body["failures"]}
+    assert "cannot be read" in reasons["broken.pdf"]
+    assert "does not read text from image/png" in reasons["scan.png"]
+    assert str(broken["id"]) in {f["documentId"] for f in body["failures"]}
+
+
+async def test_size_limit_fails_the_file_with_its_reason(
+    client: httpx.AsyncClient, matter: Matter, settings: Settings, db: Database
+) -> None:
+    small = Indexer(settings.model_copy(update={"search_max_file_bytes": 10}), db)
+    await upload(client, matter.writer, matter.id, "big.txt", b"more than ten bytes of text")
+    await index_all(small)
+    await small.close()
+    async with db.read() as session:
+        row = await session.scalar(select(VersionText))
+    assert row is not None and row.status == "failed"
+    assert row.reason == "The file is larger than 10 bytes, the size limit."
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_dead_workers_claim_is_taken_again(
+    client: httpx.AsyncClient, matter: Matter, settings: Settings, db: Database
+) -> None:
+    await upload(client, matter.writer, matter.id, "a.txt", b"orphaned claim text")
+    clock = Clock()
+    dead, alive = Indexer(settings, db, clock=clock), Indexer(settings, db, clock=clock)
+    await dead.queue()
+    assert [job.file_name for job in await dead._claim()] == ["a.txt"]  # then it "dies"
+    assert await alive.run_once() == 0  # leased: not taken while the lease runs
+    clock.now += dead.lease + timedelta(seconds=1)
+    assert await alive.run_once() == 1
+    assert await titles(client, matter.reader, "orphaned") == {"a.txt"}
+    await dead.close()
+    await alive.close()
+
+
+async def test_a_file_that_kills_its_worker_each_time_fails_after_the_attempts(
+    client: httpx.AsyncClient, matter: Matter, settings: Settings, db: Database
+) -> None:
+    await upload(client, matter.writer, matter.id, "poison.txt", b"poison")
+    clock = Clock()
+    indexer = Indexer(settings, db, clock=clock)
+    await indexer.queue()
+    for _ in range(MAX_ATTEMPTS):
+        assert len(await indexer._claim()) == 1
+        clock.now += indexer.lease + timedelta(seconds=1)
+    assert await indexer._claim() == []
+    async with db.read() as session:
+        row = await session.scalar(select(VersionText))
+    assert row is not None and row.status == "failed"
+    assert row.reason == f"Reading the text stopped its worker {MAX_ATTEMPTS} times."
+    await indexer.close()
+
+
+async def test_the_webhook_worker_round_indexes_new_uploads(
+    client: httpx.AsyncClient, matter: Matter, settings: Settings, db: Database
+) -> None:
+    worker = Worker(settings, db)
+    try:
+        docx_type = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+        await upload(
+            client, matter.writer, matter.id, "t.docx", files.docx("Tolling agreement"), docx_type
+        )
+        assert await titles(client, matter.reader, "tolling") == set()  # not in the request
+        assert await worker.run_once() > 0
+        assert await titles(client, matter.reader, "tolling") == {"t.docx"}
+    finally:
+        await worker.close()
+
+
+async def test_reindex_queues_everything_again_and_keeps_search_working(
+    client: httpx.AsyncClient, matter: Matter, db: Database, indexer: Indexer
+) -> None:
+    await upload(client, matter.writer, matter.id, "r.txt", b"rebuild me")
+    await index_all(indexer)
+    async with db.write() as session:
+        assert await reindex(session, project_id=matter.id) == 1
+    assert await titles(client, matter.reader, "rebuild") == {"r.txt"}  # old text meanwhile
+    assert await index_all(indexer) == 1
+    async with db.write() as session:
+        assert await reindex(session, project_id=matter.id + 1000) == 0
+    assert await titles(client, matter.reader, "rebuild") == {"r.txt"}

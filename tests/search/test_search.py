@@ -1,0 +1,201 @@
+"""Search through the API on the real database: the language on a small corpus of real
+files (the same answers on SQLite and PostgreSQL), snippets, filters, paging, versions."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from casefolio.search.index import Indexer
+from tests.factories import Actor
+from tests.search import files
+from tests.search.conftest import Matter, index_all, search, titles, upload
+
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+
+
+@pytest.fixture
+async def corpus(client: httpx.AsyncClient, matter: Matter, indexer: Indexer) -> Matter:
+    w, p = matter.writer, matter.id
+    await upload(
+        client, w, p, "a.txt", b"The indemnity cap is ten million pounds. Caf\xc3\xa9 notes."
+    )
+    await upload(
+        client,
+        w,
+        p,
+        "b.pdf",
+        files.pdf("Indemnity for breach;", "the cap applies per claim."),
+        "application/pdf",
+    )
+    await upload(
+        client, w, p, "c.docx", files.docx("Letter before action about the escrow."), DOCX_TYPE
+    )
+    mail = files.eml(
+        subject="Draft indemnity", body="Draft memo on the cap.", attachment="schedule.pdf"
+    )
+    await upload(client, w, p, "d.eml", mail, "message/rfc822")
+    note = "Über die Gebühren; an indemnification clause.".encode("cp1252")
+    await upload(client, w, p, "e.txt", note, "text/plain")
+    assert await index_all(indexer) >= 5
+    return matter
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("indemnity cap", {"a.txt", "b.pdf", "d.eml"}),
+        ('"indemnity cap"', {"a.txt"}),
+        ('"cap indemnity"', set()),
+        ("indemnity -draft", {"a.txt", "b.pdf"}),
+        ('indemnity -"ten million"', {"b.pdf", "d.eml"}),
+        ("escrow OR gebühren", {"c.docx", "e.txt"}),
+        ("escrow OR GEBUHREN", {"c.docx", "e.txt"}),
+        ("indemn*", {"a.txt", "b.pdf", "d.eml", "e.txt"}),
+        ("cafe", {"a.txt"}),
+        ("CAFÉ", {"a.txt"}),
+        ("schedule", {"d.eml"}),
+        ("ada", {"d.eml"}),
+        ("memo cap -million", {"d.eml"}),
+        ("letter or", set()),  # lower-case `or` is a word, and no document has it
+        ("nothing-here", set()),
+    ],
+)
+async def test_the_language_on_a_corpus_of_real_files(
+    client: httpx.AsyncClient, corpus: Matter, q: str, expected: set[str]
+) -> None:
+    assert await titles(client, corpus.reader, q) == expected
+
+
+async def test_hits_carry_project_folder_version_score_and_an_escaped_snippet(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    folder = await client.post(
+        matter.url("/folders"), json={"name": "Pleadings"}, headers=matter.writer.headers
+    )
+    doc = await upload(
+        client, matter.writer, matter.id, "x.txt", b"<script>alert(1)</script> the indemnity cap"
+    )
+    moved = await client.put(
+        matter.url(f"/documents/{doc['id']}/{folder.json()['id']}"),
+        headers=matter.writer.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    await index_all(indexer)
+    found = await search(client, matter.reader, "indemnity")
+    assert found.status_code == 200, found.text
+    [hit] = found.json()
+    assert hit["document"]["id"] == doc["id"]
+    assert hit["project"] == {"id": str(matter.id), "name": "Smith v Jones"}
+    assert hit["folder"] == {"id": folder.json()["id"], "name": "Pleadings"}
+    assert hit["version"]["id"] == doc["currentVersion"]["id"]
+    assert hit["score"] > 0
+    assert "<mark>indemnity</mark>" in hit["snippet"]
+    # Text is escaped (PostgreSQL's ts_headline drops what looks like a tag altogether).
+    assert "<script>" not in hit["snippet"]
+
+
+async def test_paging_is_keyset_and_stable(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    for n in range(7):
+        text = "escrow " * (n % 3 + 1) + f"filler words number {n}"
+        await upload(client, matter.writer, matter.id, f"p{n}.txt", text.encode())
+    await index_all(indexer)
+    seen: list[tuple[float, str]] = []
+    url = "/api/v1/search?q=escrow&limit=3"
+    pages = 0
+    while url:
+        page = await client.get(url, headers=matter.reader.headers)
+        assert page.status_code == 200, page.text
+        seen += [(hit["score"], hit["version"]["id"]) for hit in page.json()]
+        pages += 1
+        link = page.headers.get("Link")
+        url = link[1 : link.index(">")] if link else ""
+    assert pages == 3 and len(seen) == 7 and len({v for _, v in seen}) == 7
+    assert [s for s, _ in seen] == sorted((s for s, _ in seen), reverse=True)
+    # The same walk again gives the same order.
+    again = (await search(client, matter.reader, "escrow", limit=7)).json()
+    assert [(h["score"], h["version"]["id"]) for h in again] == seen
+
+
+async def test_versions_all_finds_older_versions(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    doc = await upload(client, matter.writer, matter.id, "v.txt", b"original alpha wording")
+    replaced = await client.post(
+        matter.url(f"/documents/{doc['id']}/replace?fileName=v2.txt"),
+        content=b"amended beta wording",
+        headers={**matter.writer.headers, "Content-Type": "text/plain"},
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    await index_all(indexer)
+    assert await titles(client, matter.reader, "alpha") == set()
+    assert await titles(client, matter.reader, "beta") == {"v2.txt"}
+    old = (await search(client, matter.reader, "alpha", versions="all")).json()
+    assert [(h["document"]["id"], h["version"]["number"]) for h in old] == [(doc["id"], 1)]
+    assert old[0]["document"]["currentVersion"]["number"] == 2
+
+
+async def test_filters_project_folder_field_and_date(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer, operator: Actor
+) -> None:
+    field = await client.post(
+        matter.url("/fields"),
+        json={"name": "Custodian", "type": "text"},
+        headers=matter.admin.headers,
+    )
+    one = await upload(client, matter.writer, matter.id, "one.txt", b"retainer letter")
+    await upload(client, matter.writer, matter.id, "two.txt", b"retainer invoice")
+    set_value = await client.put(
+        matter.url(f"/documents/{one['id']}/fields/{field.json()['id']}"),
+        json={"value": "J. Smith"},
+        headers=matter.writer.headers,
+    )
+    assert set_value.status_code == 200, set_value.text
+    await index_all(indexer)
+    reader = matter.reader
+    assert await titles(client, reader, "retainer", projectId=matter.id) == {"one.txt", "two.txt"}
+    by_field = {"fieldId": field.json()["id"], "fieldValue": "J. Smith"}
+    assert await titles(client, reader, "retainer", **by_field) == {"one.txt"}
+    assert await titles(client, reader, "retainer", afterDate="2999-01-01") == set()
+    alone = await search(client, reader, "retainer", fieldId=field.json()["id"])
+    assert alone.status_code == 400 and "fieldValue" in alone.text
+    listed = await client.get(
+        matter.url("/documents"), params={"q": "invoice"}, headers=reader.headers
+    )
+    assert listed.status_code == 200, listed.text
+    assert [d["currentVersion"]["fileName"] for d in listed.json()] == ["two.txt"]
+
+
+@pytest.mark.parametrize(
+    ("q", "says"),
+    [
+        ("x" * 501, "at most 500"),
+        ('"unclosed phrase', "closing quote"),
+        ("-only -excluded", "needs a word to find"),
+        ("OR tail", "OR needs words"),
+        ("a*", "at least 2"),
+        ("!!!", "at least one word"),
+    ],
+)
+async def test_a_bad_query_is_a_400_that_says_why(
+    client: httpx.AsyncClient, matter: Matter, q: str, says: str
+) -> None:
+    answer = await search(client, matter.reader, q)
+    assert answer.status_code == 400, answer.text
+    assert says in answer.text
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_a_bad_cursor_is_a_400(client: httpx.AsyncClient, matter: Matter) -> None:
+    answer = await search(client, matter.reader, "word", cursor="bm90LWEtY3Vyc29y")
+    assert answer.status_code == 400 and "cursor" in answer.text
+
+
+def test_a_snippet_is_escaped_html_with_marks() -> None:
+    from casefolio.search.extract import MARK_END, MARK_START
+    from casefolio.search.service import _marked
+
+    raw = f"<b>x</b> & the {MARK_START}cap{MARK_END}\n  end"
+    assert _marked(raw) == "&lt;b&gt;x&lt;/b&gt; &amp; the <mark>cap</mark> end"
