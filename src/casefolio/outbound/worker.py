@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
-import httpx
 from sqlalchemy import insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -29,7 +28,7 @@ from casefolio.db.models import Change, User, Webhook, WebhookAttempt, WebhookDe
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events
 from casefolio.domain.principal import Principal
-from casefolio.outbound import delivery, feed, ssrf
+from casefolio.outbound import delivery, feed, http1, ssrf
 from casefolio.outbound.signal import signal
 
 SYSTEM = events.Actor("system")
@@ -62,18 +61,14 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         rng: random.Random | None = None,
         batch: int = 200,
-        concurrency: int = 64,
+        concurrency: int = 16,
     ) -> None:
         self.settings, self.db, self.clock = settings, db, clock
         self.rng = rng or random.Random()
         self.batch, self.concurrency = batch, concurrency
         self.allowed = ssrf.networks(settings.webhook_allowed_networks)
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
-        self.client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        self.client = http1.Client()
         self._last_trim: datetime | None = None
 
     async def close(self) -> None:
