@@ -25,6 +25,8 @@ _RECORDED = "casefolio.recorded_changes"
 _LAST_ENTRY = select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
 _LOCK = text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
+_INSERT_ENTRY = insert(AuditEntry)
+_INSERT_CHANGE = insert(Change)
 
 
 class RecordingSession(Session):
@@ -95,9 +97,10 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
                     "details": dict(domain_event.details),
                 }
             )
-    conn.execute(insert(AuditEntry), entries)
+    # One row (most transactions) as a single execution: an executemany of one costs more.
+    conn.execute(_INSERT_ENTRY, entries[0] if len(entries) == 1 else entries)
     if changes:
-        conn.execute(insert(Change), changes)
+        conn.execute(_INSERT_CHANGE, changes[0] if len(changes) == 1 else changes)
         if postgres:
             conn.execute(_NOTIFY)  # delivered at commit, to every listening process
     return bool(changes)
