@@ -26,11 +26,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import Change, User, Webhook, WebhookAttempt, WebhookDelivery
+from casefolio.db.models import Change, Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.db.types import utcnow
-from casefolio.domain import access, events
-from casefolio.domain.principal import Principal
-from casefolio.outbound import delivery, feed, http1, ssrf
+from casefolio.domain import events
+from casefolio.outbound import audience, delivery, feed, http1, ssrf
 from casefolio.outbound.signal import signal
 
 SYSTEM = events.Actor("system")
@@ -41,8 +40,7 @@ TRIM_EVERY = timedelta(hours=1)
 JITTER = 0.1
 #: After a wake-up on an idle worker: commits that follow within this go in the same round.
 BATCH_WINDOW_SECONDS = 0.01
-#: Between rounds while changes keep coming (but fewer than a full batch): a round then
-#: carries many deliveries rather than one, and takes SQLite's write lock that much less.
+#: Before the next round when changes committed during the last (fewer than a batch).
 BUSY_WINDOW_SECONDS = 0.05
 
 
@@ -78,6 +76,8 @@ class Worker:
         self._last_trim: datetime | None = None
         #: Whether the last round left work behind (a full batch): the next starts at once.
         self.backlog = False
+        #: Deliveries the last fan-out inserted already claimed, to be sent this round.
+        self._fresh: list[_Claimed] = []
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -94,15 +94,17 @@ class Worker:
     async def run(self) -> None:
         """Forever: rounds while there is work, else wait for a commit (or a second).
 
-        A round that left work behind is followed at once. One that did some lets the next
-        gather for BUSY_WINDOW_SECONDS, and after a wake-up an idle worker lets a few
-        milliseconds of commits gather, so that under load a round carries many deliveries.
+        A round that left work behind is followed at once. If changes committed while a
+        round ran, the next one lets more gather for BUSY_WINDOW_SECONDS; after a wake-up an
+        idle worker lets a few milliseconds of commits gather. So under load a round carries
+        many deliveries, and takes SQLite's write lock that much less often.
         """
         while True:
-            done = await self.run_once()
+            seen = signal.generation
+            await self.run_once()
             if self.backlog:
                 continue
-            if done:
+            if signal.generation != seen:
                 await anyio.sleep(BUSY_WINDOW_SECONDS)
             elif await signal.wait(feed.RECHECK_SECONDS):
                 await anyio.sleep(BATCH_WINDOW_SECONDS)
@@ -127,7 +129,8 @@ class Worker:
             if not changes:
                 return 0
             hooks = list(await session.scalars(select(Webhook).where(Webhook.active.is_(True))))
-            first_at = self.clock() + timedelta(seconds=self.settings.webhook_retry_schedule[0])
+            now = self.clock()
+            first_at = now + timedelta(seconds=self.settings.webhook_retry_schedule[0])
             rows = [
                 {
                     "webhook_id": hook.id,
@@ -143,16 +146,60 @@ class Worker:
                 }
                 for change in changes
                 for hook in hooks
-                if _matches(hook, change)
+                if audience.matches(hook, change)
             ]
             if rows:
-                await session.execute(insert(WebhookDelivery), rows)
+                await self._claim_fresh(session, rows, hooks, now, first_at)
             await feed.set_state(session, feed.FANNED_OUT, changes[-1].seq)
             self.backlog |= len(changes) == FAN_OUT_BATCH
             return len(changes)
 
+    async def _claim_fresh(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        hooks: list[Webhook],
+        now: datetime,
+        first_at: datetime,
+    ) -> None:
+        """Insert new deliveries; those due at once go in claimed by this worker (one write
+        transaction less before the first attempt) or dropped if their owner cannot see
+        them; `deliver_due` sends the claimed ones with the rest."""
+        if first_at > now:
+            await session.execute(insert(WebhookDelivery), rows)
+            return
+        by_id = {hook.id: hook for hook in hooks}
+        owners = await audience.owners(session, hooks)
+        for row in rows:
+            hook = by_id[row["webhook_id"]]
+            visible = await audience.visible_to_owner(
+                session, owners.get(hook.owner_id), row["type"], row["payload"]
+            )
+            row["status"] = "pending" if visible else "dropped"
+            row["claimed_until"] = now + self.lease if visible else None
+        made = await session.execute(
+            insert(WebhookDelivery).returning(
+                WebhookDelivery.id, WebhookDelivery.msg_id, sort_by_parameter_order=True
+            ),
+            rows,
+        )
+        ids = {found.msg_id: found.id for found in made}
+        self._fresh += [
+            _Claimed(
+                ids[row["msg_id"]],
+                row["msg_id"],
+                row["payload"],
+                by_id[row["webhook_id"]].url,
+                audience.secrets(by_id[row["webhook_id"]], now),
+                0,
+            )
+            for row in rows
+            if row["status"] == "pending"
+        ]
+
     async def deliver_due(self) -> int:
-        claimed = await self._claim()
+        claimed, self._fresh = self._fresh, []
+        claimed += await self._claim()
         if not claimed:
             return 0
         results: list[tuple[_Claimed, delivery.Outcome]] = []
@@ -217,7 +264,7 @@ class Worker:
                     select(Webhook).where(Webhook.id.in_({r.webhook_id for r in rows}))
                 )
             }
-            owners = await _owners(session, hooks.values())
+            owners = await audience.owners(session, hooks.values())
             claimed: list[_Claimed] = []
             dropped: list[int] = []
             for row in rows:
@@ -226,13 +273,20 @@ class Worker:
                 if (
                     hook is None
                     or not hook.active
-                    or not await _visible_to_owner(session, owners.get(hook.owner_id), row)
+                    or not await audience.visible_to_owner(
+                        session, owners.get(hook.owner_id), row.type, row.payload
+                    )
                 ):
                     dropped.append(row.id)
                     continue
                 claimed.append(
                     _Claimed(
-                        row.id, row.msg_id, row.payload, hook.url, _secrets(hook, now), row.attempts
+                        row.id,
+                        row.msg_id,
+                        row.payload,
+                        hook.url,
+                        audience.secrets(hook, now),
+                        row.attempts,
                     )
                 )
             if dropped:
@@ -343,36 +397,6 @@ _RESULT = (
         next_attempt_at=bindparam("next"),
     )
 )
-
-
-def _matches(hook: Webhook, change: Change) -> bool:
-    if change.type not in hook.events or change.at < hook.created_at:
-        return False
-    return hook.project_ids is None or change.project_id in hook.project_ids
-
-
-def _secrets(hook: Webhook, now: datetime) -> list[str]:
-    keys = [hook.secret]
-    if hook.previous_secret and hook.previous_secret_until and hook.previous_secret_until > now:
-        keys.append(hook.previous_secret)
-    return keys
-
-
-async def _owners(session: AsyncSession, hooks: Any) -> dict[int | None, Principal]:
-    ids = {h.owner_id for h in hooks if h.owner_id is not None}
-    users = await session.scalars(select(User).where(User.id.in_(ids), User.active.is_(True)))
-    return {u.id: Principal(u.id, u.email, u.name, u.is_operator) for u in users}
-
-
-async def _visible_to_owner(session: AsyncSession, owner: Principal | None, row: Any) -> bool:
-    if owner is None:
-        return False
-    if owner.is_operator:
-        return True
-    project = row.payload.get("data", {}).get("projectId")
-    if project is None:
-        return bool(row.type == "webhook.test")
-    return await access.project_role(session, owner, int(project)) is not None
 
 
 @asynccontextmanager
