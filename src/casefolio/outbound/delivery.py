@@ -10,12 +10,12 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
-import httpx
 
 from casefolio.db.models import Change
-from casefolio.outbound import ssrf
+from casefolio.outbound import http1, ssrf
 from casefolio.outbound.chain import timestamp
 
 SECRET_PREFIX = "whsec_"
@@ -75,7 +75,7 @@ class Outcome:
 
 
 async def attempt(
-    client: httpx.AsyncClient,
+    client: http1.Client,
     *,
     url: str,
     secrets_: list[str],
@@ -87,65 +87,43 @@ async def attempt(
     """POST the message once; never follows a redirect (a 3xx is a failure)."""
     raw = json.dumps(body, separators=(",", ":")).encode()
     at = int(time.time())
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": msg_id,
-        "webhook-timestamp": str(at),
-        "webhook-signature": " ".join(sign(s, msg_id, at, raw) for s in secrets_),
-        "user-agent": "casefolio-webhooks",
-    }
+    headers = [
+        ("content-type", "application/json"),
+        ("webhook-id", msg_id),
+        ("webhook-timestamp", str(at)),
+        ("webhook-signature", " ".join(sign(s, msg_id, at, raw) for s in secrets_)),
+        ("user-agent", "casefolio-webhooks"),
+    ]
     started = time.perf_counter()
     try:
         scheme, host, port = ssrf.check_url(url)
         address = await ssrf.resolve(host, port, allowed)
+        parts = urlsplit(url)
         # Connect to the address just checked (no second look-up an attacker could answer
         # differently); the Host header and TLS name stay the URL's.
-        pinned = httpx.URL(url).copy_with(host=str(address))
-        headers["host"] = httpx.URL(url).netloc.decode()
         with anyio.fail_after(time_limit):
-            response, head = await _post(
-                client,
-                pinned,
-                raw,
-                headers,
-                time_limit,
-                {"sni_hostname": host} if scheme == "https" else {},
+            answer = await client.post(
+                scheme=scheme,
+                address=str(address),
+                port=port,
+                host_header=parts.netloc,
+                server_name=host,
+                target=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+                headers=headers,
+                body=raw,
+                keep=EXCERPT_BYTES,
             )
     except ssrf.Refused as exc:
         return Outcome(None, _ms(started), "", str(exc), None)
     except Exception as exc:  # any transport failure or the time limit: retried later
         return Outcome(None, _ms(started), "", f"{type(exc).__name__}: {exc}"[:500], None)
     return Outcome(
-        response.status_code,
+        answer.status_code,
         _ms(started),
-        head[:EXCERPT_BYTES].decode("utf-8", "replace"),
+        answer.head.decode("utf-8", "replace"),
         None,
-        _retry_after(response.headers.get("retry-after")),
+        _retry_after(answer.headers.get("retry-after")),
     )
-
-
-async def _post(
-    client: httpx.AsyncClient,
-    url: httpx.URL,
-    raw: bytes,
-    headers: dict[str, str],
-    time_limit: float,
-    extensions: dict[str, Any],
-) -> tuple[httpx.Response, bytes]:
-    async with client.stream(
-        "POST",
-        url,
-        content=raw,
-        headers=headers,
-        timeout=time_limit,
-        extensions=extensions,
-    ) as response:
-        head = b""
-        async for chunk in response.aiter_bytes():
-            head += chunk
-            if len(head) >= EXCERPT_BYTES:
-                break  # the rest of a long answer is not kept
-    return response, head
 
 
 def _ms(started: float) -> int:

@@ -25,6 +25,11 @@ _RECORDED = "casefolio.recorded_changes"
 _LAST_ENTRY = select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
 _LOCK = text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
+#: Up to this many events, PostgreSQL's two inserts are one statement (its parameters stay
+#: far below asyncpg's 32,767).
+_ONE_STATEMENT_ROWS = 100
+_INSERT_ENTRY = insert(AuditEntry)
+_INSERT_CHANGE = insert(Change)
 
 
 class RecordingSession(Session):
@@ -58,6 +63,10 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
     outbox rows; return whether any outbox row was written."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
+        if any(e.type not in AUDIT_ONLY_TYPES for e in events):
+            # Delivered at the commit whenever it is sent: sent before the lock, so that
+            # the section every writer waits for is one round trip shorter.
+            conn.execute(_NOTIFY)
         conn.execute(_LOCK)  # held until the commit; SQLite's write lock already is
     last = conn.execute(_LAST_ENTRY).first()
     last_id, last_hash = (last[0], last[1]) if last else (0, GENESIS)
@@ -95,9 +104,13 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
                     "details": dict(domain_event.details),
                 }
             )
-    conn.execute(insert(AuditEntry), entries)
+    if postgres and changes and len(entries) <= _ONE_STATEMENT_ROWS:
+        # Inside the lock every round trip counts: both inserts go as one statement.
+        audit = insert(AuditEntry).values(entries).cte("audit")
+        conn.execute(insert(Change).values(changes).add_cte(audit))
+        return True
+    # One row (most transactions) as a single execution: an executemany of one costs more.
+    conn.execute(_INSERT_ENTRY, entries[0] if len(entries) == 1 else entries)
     if changes:
-        conn.execute(insert(Change), changes)
-        if postgres:
-            conn.execute(_NOTIFY)  # delivered at commit, to every listening process
+        conn.execute(_INSERT_CHANGE, changes[0] if len(changes) == 1 else changes)
     return bool(changes)

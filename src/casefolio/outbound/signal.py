@@ -15,8 +15,12 @@ class ChangeSignal:
 
     def __init__(self) -> None:
         self._waiters: set[asyncio.Future[None]] = set()
+        #: How many changes were signalled so far: a worker busy when one came (so not
+        #: waiting) sees it moved.
+        self.generation = 0
 
     def changed(self) -> None:
+        self.generation += 1
         waiters, self._waiters = self._waiters, set()
         for waiter in waiters:
             # A waiter may belong to another thread's loop (a benchmark's client, say).

@@ -1,11 +1,13 @@
 """The webhook worker: fans the outbox out into deliveries, and delivers them at least once.
 
-Each round is three short transactions and no transaction is open while a request is out:
-fan-out (new changes become one delivery per matching webhook, and the fan-out position
+Each round is up to three short transactions and no transaction is open while a request is
+out: fan-out (new changes become one delivery per matching webhook, and the fan-out position
 moves, together), claim (due deliveries are leased for a while, `FOR UPDATE SKIP LOCKED` on
 PostgreSQL so several workers never take the same one), and results (attempts, next
-attempt times, endpoint health). A worker killed mid-round loses nothing: its leases run
-out and the deliveries go out again, with the same `webhook-id`.
+attempt times, endpoint health), each written set-based rather than row by row. A step
+first looks, in a read, whether it has anything to do: a write transaction takes SQLite's
+one write lock, which the requests' own writes wait for. A worker killed mid-round loses
+nothing: its leases run out and the deliveries go out again, with the same `webhook-id`.
 """
 
 from __future__ import annotations
@@ -16,20 +18,18 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 import anyio
-import httpx
-from sqlalchemy import insert, or_, select, text
+from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import Change, User, Webhook, WebhookAttempt, WebhookDelivery
+from casefolio.db.models import Change, Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.db.types import utcnow
-from casefolio.domain import access, events
-from casefolio.domain.principal import Principal
-from casefolio.outbound import delivery, feed, ssrf
+from casefolio.domain import events
+from casefolio.outbound import audience, delivery, feed, http1, ssrf
 from casefolio.outbound.signal import signal
 from casefolio.search.index import Indexer
 
@@ -39,7 +39,10 @@ FAN_OUT_BATCH = 1000
 FAN_OUT_LOCK = 0x6361_7365_666F_6C6A
 TRIM_EVERY = timedelta(hours=1)
 JITTER = 0.1
+#: After a wake-up on an idle worker: commits that follow within this go in the same round.
 BATCH_WINDOW_SECONDS = 0.01
+#: Before the next round when changes committed during the last (fewer than a batch).
+BUSY_WINDOW_SECONDS = 0.05
 
 
 @dataclass
@@ -70,13 +73,13 @@ class Worker:
         self.batch, self.concurrency = batch, concurrency
         self.allowed = ssrf.networks(settings.webhook_allowed_networks)
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
-        self.client = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,
-            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-        )
+        self.client = http1.Client()
         self._last_trim: datetime | None = None
         self.indexer = Indexer(settings, db, clock=clock)  # search: extracts new versions' text
+        #: Whether the last round left work behind (a full batch): the next starts at once.
+        self.backlog = False
+        #: Deliveries the last fan-out inserted already claimed, to be sent this round.
+        self._fresh: list[_Claimed] = []
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -85,6 +88,7 @@ class Worker:
     async def run_once(self) -> int:
         """One round: fan out, deliver what is due; return how many things it did."""
         events.current_actor.set(SYSTEM)
+        self.backlog = False
         done = await self.fan_out()
         done += await self.deliver_due()
         done += await self.indexer.run_once()
@@ -94,14 +98,26 @@ class Worker:
     async def run(self) -> None:
         """Forever: rounds while there is work, else wait for a commit (or a second).
 
-        After a wake-up it lets a few milliseconds of commits gather, so that under load a
-        round (three write transactions) carries many deliveries rather than one.
+        A round that left work behind is followed at once. If changes committed while a
+        round ran, the next one lets more gather for BUSY_WINDOW_SECONDS; after a wake-up an
+        idle worker lets a few milliseconds of commits gather. So under load a round carries
+        many deliveries, and takes SQLite's write lock that much less often.
         """
         while True:
-            if not await self.run_once() and await signal.wait(feed.RECHECK_SECONDS):
+            seen = signal.generation
+            await self.run_once()
+            if self.backlog:
+                continue
+            if signal.generation != seen:
+                await anyio.sleep(BUSY_WINDOW_SECONDS)
+            elif await signal.wait(feed.RECHECK_SECONDS):
                 await anyio.sleep(BATCH_WINDOW_SECONDS)
 
     async def fan_out(self) -> int:
+        async with self.db.read() as session:
+            newest = await session.scalar(select(func.max(Change.seq)))
+            if newest is None or newest <= await feed.state(session, feed.FANNED_OUT):
+                return 0
         async with self.db.write() as session:
             if self.db.engine.dialect.name == "postgresql":
                 await session.execute(text(f"SELECT pg_advisory_xact_lock({FAN_OUT_LOCK})"))
@@ -117,7 +133,8 @@ class Worker:
             if not changes:
                 return 0
             hooks = list(await session.scalars(select(Webhook).where(Webhook.active.is_(True))))
-            first_at = self.clock() + timedelta(seconds=self.settings.webhook_retry_schedule[0])
+            now = self.clock()
+            first_at = now + timedelta(seconds=self.settings.webhook_retry_schedule[0])
             rows = [
                 {
                     "webhook_id": hook.id,
@@ -133,15 +150,60 @@ class Worker:
                 }
                 for change in changes
                 for hook in hooks
-                if _matches(hook, change)
+                if audience.matches(hook, change)
             ]
             if rows:
-                await session.execute(insert(WebhookDelivery), rows)
+                await self._claim_fresh(session, rows, hooks, now, first_at)
             await feed.set_state(session, feed.FANNED_OUT, changes[-1].seq)
+            self.backlog |= len(changes) == FAN_OUT_BATCH
             return len(changes)
 
+    async def _claim_fresh(
+        self,
+        session: AsyncSession,
+        rows: list[dict[str, Any]],
+        hooks: list[Webhook],
+        now: datetime,
+        first_at: datetime,
+    ) -> None:
+        """Insert new deliveries; those due at once go in claimed by this worker (one write
+        transaction less before the first attempt) or dropped if their owner cannot see
+        them; `deliver_due` sends the claimed ones with the rest."""
+        if first_at > now:
+            await session.execute(insert(WebhookDelivery), rows)
+            return
+        by_id = {hook.id: hook for hook in hooks}
+        owners = await audience.owners(session, hooks)
+        for row in rows:
+            hook = by_id[row["webhook_id"]]
+            visible = await audience.visible_to_owner(
+                session, owners.get(hook.owner_id), row["type"], row["payload"]
+            )
+            row["status"] = "pending" if visible else "dropped"
+            row["claimed_until"] = now + self.lease if visible else None
+        made = await session.execute(
+            insert(WebhookDelivery).returning(
+                WebhookDelivery.id, WebhookDelivery.msg_id, sort_by_parameter_order=True
+            ),
+            rows,
+        )
+        ids = {found.msg_id: found.id for found in made}
+        self._fresh += [
+            _Claimed(
+                ids[row["msg_id"]],
+                row["msg_id"],
+                row["payload"],
+                by_id[row["webhook_id"]].url,
+                audience.secrets(by_id[row["webhook_id"]], now),
+                0,
+            )
+            for row in rows
+            if row["status"] == "pending"
+        ]
+
     async def deliver_due(self) -> int:
-        claimed = await self._claim()
+        claimed, self._fresh = self._fresh, []
+        claimed += await self._claim()
         if not claimed:
             return 0
         results: list[tuple[_Claimed, delivery.Outcome]] = []
@@ -166,48 +228,82 @@ class Worker:
         await self._record(results)
         return len(claimed)
 
+    def _due(self, now: datetime) -> Select[Any]:
+        return (
+            select(
+                WebhookDelivery.id,
+                WebhookDelivery.webhook_id,
+                WebhookDelivery.msg_id,
+                WebhookDelivery.type,
+                WebhookDelivery.payload,
+                WebhookDelivery.attempts,
+            )
+            .where(
+                WebhookDelivery.status == "pending",
+                WebhookDelivery.next_attempt_at <= now,
+                or_(
+                    WebhookDelivery.claimed_until.is_(None),
+                    WebhookDelivery.claimed_until < now,
+                ),
+            )
+            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+        )
+
     async def _claim(self) -> list[_Claimed]:
         now = self.clock()
+        async with self.db.read() as session:
+            if (await session.execute(self._due(now).limit(1))).first() is None:
+                return []
         async with self.db.write() as session:
-            stmt = (
-                select(WebhookDelivery)
-                .where(
-                    WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(
-                        WebhookDelivery.claimed_until.is_(None),
-                        WebhookDelivery.claimed_until < now,
-                    ),
-                )
-                .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-                .limit(self.batch)
-            )
+            stmt = self._due(now).limit(self.batch)
             if self.db.engine.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True)
-            rows = list(await session.scalars(stmt))
+                stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
+            rows = (await session.execute(stmt)).all()
             if not rows:
                 return []
+            self.backlog |= len(rows) == self.batch
             hooks = {
                 h.id: h
                 for h in await session.scalars(
                     select(Webhook).where(Webhook.id.in_({r.webhook_id for r in rows}))
                 )
             }
-            owners = await _owners(session, hooks.values())
+            owners = await audience.owners(session, hooks.values())
             claimed: list[_Claimed] = []
+            dropped: list[int] = []
             for row in rows:
                 hook = hooks.get(row.webhook_id)
-                if hook is None or not hook.active:
-                    row.status = "dropped"
+                # Gone, switched off, or about something its owner cannot see (any more).
+                if (
+                    hook is None
+                    or not hook.active
+                    or not await audience.visible_to_owner(
+                        session, owners.get(hook.owner_id), row.type, row.payload
+                    )
+                ):
+                    dropped.append(row.id)
                     continue
-                if not await _visible_to_owner(session, owners.get(hook.owner_id), row):
-                    row.status = "dropped"  # its owner cannot see it (any more)
-                    continue
-                row.claimed_until = now + self.lease
                 claimed.append(
                     _Claimed(
-                        row.id, row.msg_id, row.payload, hook.url, _secrets(hook, now), row.attempts
+                        row.id,
+                        row.msg_id,
+                        row.payload,
+                        hook.url,
+                        audience.secrets(hook, now),
+                        row.attempts,
                     )
+                )
+            if dropped:
+                await session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_(dropped))
+                    .values(status="dropped")
+                )
+            if claimed:
+                await session.execute(
+                    update(WebhookDelivery)
+                    .where(WebhookDelivery.id.in_([c.delivery_id for c in claimed]))
+                    .values(claimed_until=now + self.lease)
                 )
             return claimed
 
@@ -215,51 +311,55 @@ class Worker:
         now = self.clock()
         schedule = self.settings.webhook_retry_schedule
         async with self.db.write() as session:
-            rows = {
-                d.id: d
-                for d in await session.scalars(
-                    select(WebhookDelivery).where(
-                        WebhookDelivery.id.in_([item.delivery_id for item, _ in results])
-                    )
+            found = await session.execute(
+                select(WebhookDelivery.id, WebhookDelivery.webhook_id).where(
+                    WebhookDelivery.id.in_([item.delivery_id for item, _ in results])
                 )
-            }
+            )
+            rows = {row.id: row.webhook_id for row in found}
             hooks = {
                 h.id: h
                 for h in await session.scalars(
-                    select(Webhook).where(Webhook.id.in_({r.webhook_id for r in rows.values()}))
+                    select(Webhook).where(Webhook.id.in_(set(rows.values())))
                 )
             }
+            changed: list[dict[str, Any]] = []
+            attempts: list[dict[str, Any]] = []
             for item, outcome in results:
-                row = rows.get(item.delivery_id)
-                if row is None:
-                    continue
-                hook = hooks.get(row.webhook_id)
-                row.attempts += 1
-                row.claimed_until = None
+                if item.delivery_id not in rows:
+                    continue  # deleted with its webhook meanwhile
+                tries = item.attempts + 1
                 next_at: datetime | None = None
                 if outcome.ok:
-                    row.status = "delivered"
-                elif outcome.status_code == 410 or row.attempts >= len(schedule):
-                    row.status = "failed"
+                    status = "delivered"
+                elif outcome.status_code == 410 or tries >= len(schedule):
+                    status = "failed"
                 else:
-                    delay = schedule[row.attempts] * (1 + self.rng.uniform(0, JITTER))
+                    status = "pending"
+                    delay = schedule[tries] * (1 + self.rng.uniform(0, JITTER))
                     if outcome.retry_after is not None and outcome.status_code in (429, 503):
                         delay = max(delay, outcome.retry_after)
                     next_at = now + timedelta(seconds=delay)
-                row.next_attempt_at = next_at
-                session.add(
-                    WebhookAttempt(
-                        delivery_id=row.id,
-                        at=now,
-                        status_code=outcome.status_code,
-                        duration_ms=outcome.duration_ms,
-                        response_excerpt=outcome.excerpt,
-                        error=outcome.error,
-                        next_attempt_at=next_at,
-                    )
+                changed.append({"key": item.delivery_id, "new_status": status, "next": next_at})
+                attempts.append(
+                    {
+                        "delivery_id": item.delivery_id,
+                        "at": now,
+                        "status_code": outcome.status_code,
+                        "duration_ms": outcome.duration_ms,
+                        "response_excerpt": outcome.excerpt,
+                        "error": outcome.error,
+                        "next_attempt_at": next_at,
+                    }
                 )
+                hook = hooks.get(rows[item.delivery_id])
                 if hook is not None:
                     self._health(session, hook, outcome)
+            if not changed:
+                return
+            connection = await session.connection()
+            await connection.execute(_RESULT, changed)
+            await connection.execute(insert(WebhookAttempt), attempts)
 
     def _health(self, session: AsyncSession, hook: Webhook, outcome: delivery.Outcome) -> None:
         if outcome.ok:
@@ -289,36 +389,18 @@ class Worker:
             await feed.trim(session, retention=timedelta(days=self.settings.changes_retention_days))
 
 
-def _matches(hook: Webhook, change: Change) -> bool:
-    if change.type not in hook.events or change.at < hook.created_at:
-        return False
-    return hook.project_ids is None or change.project_id in hook.project_ids
-
-
-def _secrets(hook: Webhook, now: datetime) -> list[str]:
-    keys = [hook.secret]
-    if hook.previous_secret and hook.previous_secret_until and hook.previous_secret_until > now:
-        keys.append(hook.previous_secret)
-    return keys
-
-
-async def _owners(session: AsyncSession, hooks: Any) -> dict[int | None, Principal]:
-    ids = {h.owner_id for h in hooks if h.owner_id is not None}
-    users = await session.scalars(select(User).where(User.id.in_(ids), User.active.is_(True)))
-    return {u.id: Principal(u.id, u.email, u.name, u.is_operator) for u in users}
-
-
-async def _visible_to_owner(
-    session: AsyncSession, owner: Principal | None, row: WebhookDelivery
-) -> bool:
-    if owner is None:
-        return False
-    if owner.is_operator:
-        return True
-    project = row.payload.get("data", {}).get("projectId")
-    if project is None:
-        return row.type == "webhook.test"
-    return await access.project_role(session, owner, int(project)) is not None
+#: One delivery's result (executed for many at once).
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_RESULT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("key"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=_DELIVERIES.c.attempts + 1,
+        claimed_until=None,
+        next_attempt_at=bindparam("next"),
+    )
+)
 
 
 @asynccontextmanager

@@ -1,0 +1,106 @@
+"""The deliveries' HTTP/1.1 client against a real socket server: keep-alive, connections the
+endpoint dropped while idle, long answers, redirects."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from casefolio.outbound import http1
+
+
+@dataclass
+class Endpoint:
+    port: int
+    connections: int = 0
+    bodies: list[bytes] = field(default_factory=list)
+
+
+@asynccontextmanager
+async def endpoint(answer: bytes, *, close_after_answer: bool = False) -> AsyncIterator[Endpoint]:
+    """A keep-alive HTTP/1.1 server giving `answer` to each request; with
+    `close_after_answer` it drops the connection afterwards without saying so."""
+    state = Endpoint(0)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        state.connections += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                state.bodies.append(await reader.readexactly(length))
+                writer.write(answer)
+                await writer.drain()
+                if close_after_answer:
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    state.port = server.sockets[0].getsockname()[1]
+    async with server:
+        yield state
+
+
+async def _post(client: http1.Client, port: int, body: bytes = b"{}") -> http1.Answer:
+    return await client.post(
+        scheme="http",
+        address="127.0.0.1",
+        port=port,
+        host_header=f"hooks.example:{port}",
+        server_name="hooks.example",
+        target="/in?x=1",
+        headers=[("webhook-id", "msg_1")],
+        body=body,
+        keep=1024,
+    )
+
+
+async def test_connections_are_kept_alive_and_a_dropped_one_is_replaced() -> None:
+    ok = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+    client = http1.Client()
+    try:
+        async with endpoint(ok) as kept:
+            for n in range(3):
+                assert (await _post(client, kept.port, b'{"n":%d}' % n)).status_code == 204
+            assert kept.connections == 1
+            assert kept.bodies == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+        async with endpoint(ok, close_after_answer=True) as dropping:
+            for _ in range(3):
+                await asyncio.sleep(0)  # let the close arrive, as an idle timeout would
+                assert (await _post(client, dropping.port)).status_code == 204
+            assert dropping.connections == 3 and len(dropping.bodies) == 3
+    finally:
+        await client.aclose()
+
+
+async def test_a_long_answer_is_cut_to_the_excerpt_and_a_redirect_is_only_an_answer() -> None:
+    long_body = b"x" * 200_000
+    client = http1.Client()
+    try:
+        answer = (
+            b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\nretry-after: 3\r\n\r\n" % len(long_body)
+            + long_body
+        )
+        async with endpoint(answer) as long:
+            got = await _post(client, long.port)
+            assert got.status_code == 200 and got.head == b"x" * 1024
+            assert got.headers["retry-after"] == "3"
+            again = await _post(client, long.port)  # a fresh connection: the last was not read
+            assert again.status_code == 200 and long.connections == 2
+        moved = (
+            b"HTTP/1.1 302 Found\r\nlocation: http://169.254.169.254/\r\ncontent-length: 0\r\n\r\n"
+        )
+        async with endpoint(moved) as redirecting:
+            assert (await _post(client, redirecting.port)).status_code == 302
+            assert len(redirecting.bodies) == 1
+    finally:
+        await client.aclose()
