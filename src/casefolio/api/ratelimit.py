@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from limits import RateLimitItem, RateLimitItemPerMinute
@@ -71,6 +72,16 @@ class LocalWindows:
             reset_in = min(reset_in, previous_left % (expiry / previous))
         return allowed, remaining, now + reset_in
 
+    def give_back(self, key: str, expiry: int, now: float) -> None:
+        """Return one request to `key`'s budget: the latest counted, in this window or the
+        one before."""
+        window_id = int(now // expiry)
+        for window in (window_id, window_id - 1):
+            count = self._counts.get((key, window), 0)
+            if count:
+                self._counts[(key, window)] = count - 1
+                return
+
     def reset(self) -> None:
         self._counts.clear()
 
@@ -87,8 +98,16 @@ class RateLimiter:
     Shared counters live in Redis through `limits`; one process's in LocalWindows.
     """
 
-    def __init__(self, default_per_minute: int, *, shared: Storage | None = None) -> None:
-        """`shared`: an async storage all processes use (Redis); None counts in memory."""
+    def __init__(
+        self,
+        default_per_minute: int,
+        *,
+        shared: Storage | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`shared`: an async storage all processes use (Redis); None counts in memory.
+        `clock`: the time in seconds (tests move it; Redis keeps its own for shared counters)."""
+        self._clock = clock
         self._shared = shared
         self._shared_strategy = SlidingWindowCounterRateLimiter(shared) if shared else None
         self._local = None if shared else LocalWindows()
@@ -109,7 +128,7 @@ class RateLimiter:
     async def hit(self, key: str, per_minute: int | None = None) -> Budget:
         """Spend one request from `key`'s budget; raise RateLimited when none is left."""
         item = self._item(per_minute or self.default_per_minute)
-        now = time.time()
+        now = self._clock()
         if self._local is not None:
             allowed, remaining, reset_time = self._local.hit(
                 key, item.amount, item.get_expiry(), now
@@ -130,6 +149,15 @@ class RateLimiter:
                 budget=budget,
             )
         return budget
+
+    async def give_back(self, key: str, per_minute: int | None = None) -> None:
+        """Undo one `hit` of `key` (an attempt that turned out not to count)."""
+        item = self._item(per_minute or self.default_per_minute)
+        if self._local is not None:
+            self._local.give_back(key, item.get_expiry(), self._clock())
+        elif self._shared_strategy is not None:
+            # A negative cost is a decrement in `limits`' sliding window script.
+            await self._shared_strategy.hit(item, NAMESPACE, key, cost=-1)
 
     def _item(self, per_minute: int) -> RateLimitItem:
         found = self._items.get(per_minute)

@@ -60,10 +60,21 @@ async def signin(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings
     account_key, address_key = websessions.signin_limit_keys(email, client_address(request))
+    budgets = [
+        (account_key, settings.signin_attempts_per_minute),
+        (address_key, settings.signin_address_attempts_per_minute),
+    ]
+    # Only failed attempts count. Each is charged before the password is checked, so that
+    # guesses sent at once are all counted, and given back when it turns out right (or
+    # when the attempt is refused without a check).
+    charged: list[tuple[str, int]] = []
     try:
-        await state.limiter.hit(address_key, settings.signin_address_attempts_per_minute)
-        await state.limiter.hit(account_key, settings.signin_attempts_per_minute)
+        for key, per_minute in budgets:
+            await state.limiter.hit(key, per_minute)
+            charged.append((key, per_minute))
     except RateLimited as exc:
+        for key, per_minute in charged:
+            await state.limiter.give_back(key, per_minute)
         message = f"Too many sign-in attempts. Wait {exc.retry_after} seconds, then try again."
         refused = render(request, "signin.html", 429, next=target, email=email, error=message)
         refused.headers["Retry-After"] = str(exc.retry_after)
@@ -74,6 +85,8 @@ async def signin(request: Request) -> Response:
             user = await accounts.authenticate(session, email=email, password=password)
     except Unauthenticated as exc:
         return render(request, "signin.html", 401, next=target, email=email, error=exc.message)
+    for key, per_minute in charged:
+        await state.limiter.give_back(key, per_minute)
     async with state.db.write() as session:
         opened = await websessions.open_session(session, user_id=user.id)
         await websessions.end_expired(session, lifetimes=lifetimes(settings))
