@@ -6,8 +6,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
+from sqlalchemy import select
 
 from casefolio.db.engine import Database
+from casefolio.db.models import WebSession
 from casefolio.domain import browse
 from casefolio.domain.principal import Principal
 from tests.api.v1.conftest import Matter, make_matter, upload
@@ -169,13 +171,20 @@ async def test_operator_administers_teams_access_and_the_api_switch(
 
 
 async def test_token_created_on_the_page_works_once_shown_and_can_be_revoked(
-    client: httpx.AsyncClient, person: MakePerson, member: Actor
+    client: httpx.AsyncClient, db: Database, person: MakePerson, member: Actor
 ) -> None:
     someone = await person(member)
-    made = await someone.post("/tokens", {"name": "scanner", "expires": "2999-01-01"})
-    assert made.status_code == 200
+    posted = await someone.post("/tokens", {"name": "scanner", "expires": "2999-01-01"})
+    # POST-redirect-GET: the secret waits server-side, never in the address.
+    assert posted.status_code == 303 and posted.headers["location"] == "/tokens"
+    made = await someone.http.get("/tokens")
     secret = made.text.split('id="secret" type="text" readonly value="', 1)[1].split('"', 1)[0]
-    assert f"X-API-Token: {secret}" in made.text
+    assert secret.startswith("cf_") and f"X-API-Token: {secret}" in made.text
+    async with db.read() as session:
+        kept = await session.scalars(select(WebSession.shown_once))
+        assert all(k is None or secret not in k for k in kept)  # sealed, and already taken
+    reloaded = await someone.http.get("/tokens")  # a reload: no new token, no secret
+    assert secret not in reloaded.text and reloaded.text.count("<td>scanner</td>") == 1
     assert (
         await client.get("/api/v1/projects", headers={"X-API-Token": secret})
     ).status_code == 200

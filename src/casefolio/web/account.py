@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
 from casefolio.db.models import ApiToken
-from casefolio.domain import accounts, tokens, websessions
+from casefolio.domain import accounts, shown_once, tokens, websessions
 from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 from casefolio.web.deps import (
@@ -17,6 +17,7 @@ from casefolio.web.deps import (
     WebRoute,
     WebUser,
     WebWriter,
+    cookie_secret,
     lifetimes,
     same_origin,
 )
@@ -176,10 +177,27 @@ async def _token_list(request: Request, me: websessions.SignedIn) -> list[ApiTok
     return [t for t in page.items if t.user_id == me.principal.user_id]
 
 
+TOKEN_SHOWN = "api-token"
+
+
 @router.get("/tokens")
 async def tokens_page(request: Request, me: WebUser) -> Response:
+    async with state_of(request).db.write() as session:
+        issued = await shown_once.take(
+            session, cookie_secret=cookie_secret(request), kind=TOKEN_SHOWN
+        )
+    curl = None
+    if issued:
+        base = str(request.base_url).rstrip("/")
+        secret = issued["secret"]
+        curl = f'curl -H "X-API-Token: {secret}" {base}/api/v1/projects'
     return render(
-        request, "tokens.html", tokens=await _token_list(request, me), issued=None, error=None
+        request,
+        "tokens.html",
+        tokens=await _token_list(request, me),
+        issued=issued,
+        curl=curl,
+        error=None,
     )
 
 
@@ -195,6 +213,8 @@ def _expiry(raw: str) -> datetime | None:
 
 @router.post("/tokens")
 async def create_token(request: Request, me: WebWriter) -> Response:
+    """Create a token, then redirect to the list, which shows its secret once (a reload of
+    that page neither creates another token nor shows the secret again)."""
     form = await read_form(request)
     state = state_of(request)
     try:
@@ -206,6 +226,12 @@ async def create_token(request: Request, me: WebWriter) -> Response:
                 name=form.get("name", ""),
                 expires_at=_expiry(form.get("expires", "")),
             )
+            await shown_once.keep(
+                session,
+                cookie_secret=cookie_secret(request),
+                kind=TOKEN_SHOWN,
+                value={"name": issued.token.name, "secret": issued.secret},
+            )
     except Invalid as exc:
         return render(
             request,
@@ -215,15 +241,7 @@ async def create_token(request: Request, me: WebWriter) -> Response:
             issued=None,
             error=exc.message,
         )
-    base = str(request.base_url).rstrip("/")
-    return render(
-        request,
-        "tokens.html",
-        tokens=await _token_list(request, me),
-        issued=issued,
-        curl=f'curl -H "X-API-Token: {issued.secret}" {base}/api/v1/projects',
-        error=None,
-    )
+    return RedirectResponse("/tokens", status_code=303)
 
 
 @router.post("/tokens/{token_id}/revoke")

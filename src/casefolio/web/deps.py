@@ -67,6 +67,11 @@ async def web_user(request: Request) -> SignedIn:
     return found
 
 
+def cookie_secret(request: Request) -> str:
+    """The session cookie of a request that `web_user` let through."""
+    return request.cookies.get(SESSION_COOKIE, "")
+
+
 def same_origin(request: Request) -> bool:
     """False when the browser says the request came from another site (Origin/Referer)."""
     sent = request.headers.get("origin") or request.headers.get("referer")
