@@ -232,3 +232,24 @@ async def test_the_audit_page_filters_and_pages_as_the_api_does(
     for bad in ("project=abc", "after=yesterday", "cursor=%%%", "limit=0", "targetId=-1"):
         answer = await op.http.get(f"/admin/audit?{bad}")
         assert answer.status_code == 400, bad
+
+
+async def test_hostile_ids_and_fields_are_a_clear_400_never_a_500(
+    person: MakePerson, operator: Actor, hook_receiver: Receiver
+) -> None:
+    op = await person(operator)
+    made = await _register(op, hook_receiver.url)
+    page = made.headers["location"]
+    for value in ("0", "-1", "abc", "99999999999999999999", "1e3"):
+        for path in (f"/admin/webhooks/{value}", f"{page}/deliveries/{value}/redeliver"):
+            answer = await (op.http.get(path) if "redeliver" not in path else op.post(path))
+            assert answer.status_code in (400, 404, 422), (path, answer.status_code)
+        for field in ("projectIds", f"project:{value}"):
+            answer = await _register(op, hook_receiver.url, **{field: value})
+            assert answer.status_code in (400, 404), (field, value, answer.status_code)
+        for name in ("project", "user", "targetId", "cursor", "after", "before", "limit"):
+            answer = await op.http.get("/admin/audit", params={name: value})
+            assert answer.status_code in (200, 400), (name, value, answer.status_code)
+    long = "x" * 5000
+    assert (await _register(op, long)).status_code == 400
+    assert (await op.http.get("/admin/audit", params={"action": long})).status_code == 400

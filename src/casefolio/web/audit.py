@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import SessionDep
+from casefolio.api.ids import digits_id
 from casefolio.api.v1.documents import parse_after_date
 from casefolio.db.models import AuditEntry
 from casefolio.domain import users
@@ -28,9 +29,10 @@ _NUMBERS = {"project": "Project", "user": "User", "targetId": "Target id"}
 def _number(raw: str, label: str) -> int | None:
     if not raw:
         return None
-    if not raw.isdigit() or len(raw) > 18:
-        raise Invalid(f"{label} is a number (an id); {raw!r} is not one.")
-    return int(raw)
+    found = digits_id(raw)
+    if found is None:
+        raise Invalid(f"{label} is a number (an id); {raw[:40]!r} is not one.")
+    return found
 
 
 def _filter(sent: dict[str, str]) -> audit.AuditFilter:

@@ -16,6 +16,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import SessionDep
+from casefolio.api.ids import PathId, digits_id
 from casefolio.db.models import Project, Webhook
 from casefolio.domain import access, events, projects, shown_once, webhooks
 from casefolio.domain.errors import Forbidden, Invalid
@@ -84,15 +85,14 @@ async def webhooks_page(
 
 def _spec(form: dict[str, str]) -> webhooks.WebhookSpec:
     chosen = [k.removeprefix("event:") for k in form if k.startswith("event:")]
-    project_ids = [
-        int(k.removeprefix("project:"))
-        for k in form
-        if k.startswith("project:") and k.removeprefix("project:").isdigit()
-    ]
-    for raw in form.get("projectIds", "").replace(",", " ").split():
-        if not raw.isdigit():
-            raise Invalid(f"Project ids are numbers; {raw!r} is not one.")
-        project_ids.append(int(raw))
+    sent = [k.removeprefix("project:") for k in form if k.startswith("project:")]
+    sent += form.get("projectIds", "").replace(",", " ").split()
+    project_ids = []
+    for raw in sent:
+        found = digits_id(raw)
+        if found is None:
+            raise Invalid(f"Project ids are numbers (ids); {raw[:40]!r} is not one.")
+        project_ids.append(found)
     return webhooks.WebhookSpec(
         url=form.get("url", "").strip(),
         events=chosen,
@@ -129,7 +129,7 @@ async def _keep_secret(request: Request, session: AsyncSession, hook: Webhook) -
 @router.get("/admin/webhooks/{webhook_id}")
 async def webhook_page(
     request: Request,
-    webhook_id: int,
+    webhook_id: PathId,
     me: WebUser,
     session: SessionDep,
     cursor: str | None = None,
@@ -173,7 +173,7 @@ def _back(webhook_id: int, done: str) -> RedirectResponse:
 
 @router.post("/admin/webhooks/{webhook_id}/rotate-secret")
 async def rotate_secret(
-    request: Request, webhook_id: int, me: WebWriter, session: SessionDep
+    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     overlap = timedelta(hours=state_of(request).settings.webhook_secret_overlap_hours)
     hook = await webhooks.rotate_secret(
@@ -185,7 +185,7 @@ async def rotate_secret(
 
 @router.post("/admin/webhooks/{webhook_id}/test")
 async def send_test(
-    request: Request, webhook_id: int, me: WebWriter, session: SessionDep
+    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await webhooks.send_test(session, who=me.principal, webhook_id=webhook_id)
     return _back(webhook_id, "test")
@@ -193,7 +193,7 @@ async def send_test(
 
 @router.post("/admin/webhooks/{webhook_id}/active")
 async def set_active(
-    request: Request, webhook_id: int, me: WebWriter, session: SessionDep
+    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     active = (await read_form(request)).get("active") == "true"
     await webhooks.update(
@@ -213,7 +213,7 @@ async def set_active(
 
 @router.post("/admin/webhooks/{webhook_id}/delete")
 async def delete_webhook(
-    request: Request, webhook_id: int, me: WebWriter, session: SessionDep
+    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await webhooks.delete(session, who=me.principal, webhook_id=webhook_id)
     return RedirectResponse("/admin/webhooks", status_code=303)
@@ -221,7 +221,7 @@ async def delete_webhook(
 
 @router.post("/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
 async def redeliver(
-    request: Request, webhook_id: int, delivery_id: int, me: WebWriter, session: SessionDep
+    request: Request, webhook_id: PathId, delivery_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await webhooks.redeliver(
         session, who=me.principal, webhook_id=webhook_id, delivery_id=delivery_id
