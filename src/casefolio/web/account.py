@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from casefolio.api.ids import PathId
 from casefolio.db.models import ApiToken
 from casefolio.domain import accounts, shown_once, tokens, websessions
 from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated
@@ -245,7 +246,7 @@ async def create_token(request: Request, me: WebWriter) -> Response:
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(request: Request, token_id: int, me: WebWriter) -> Response:
+async def revoke_token(request: Request, token_id: PathId, me: WebWriter) -> Response:
     state = state_of(request)
     async with state.db.write() as session:
         await tokens.revoke(session, who=me.principal, token_id=token_id)
