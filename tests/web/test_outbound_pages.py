@@ -253,3 +253,15 @@ async def test_hostile_ids_and_fields_are_a_clear_400_never_a_500(
     long = "x" * 5000
     assert (await _register(op, long)).status_code == 400
     assert (await op.http.get("/admin/audit", params={"action": long})).status_code == 400
+
+
+async def test_what_a_page_changes_is_audited_as_the_signed_in_person(
+    person: MakePerson, operator: Actor, client: httpx.AsyncClient
+) -> None:
+    op = await person(operator)
+    assert (await op.post("/projects", {"name": "Audited"})).status_code == 303
+    trail = await client.get(
+        "/api/v1/audit", params={"action": "project.created"}, headers=operator.headers
+    )
+    [entry] = trail.json()
+    assert entry["actor"] == {"kind": "web", "userId": operator.user_id, "tokenId": None}

@@ -18,11 +18,11 @@ from fastapi.routing import APIRoute
 
 from casefolio.api.errors import problem_for
 from casefolio.config import Settings
-from casefolio.domain import websessions
+from casefolio.domain import events, websessions
 from casefolio.domain.errors import DomainError
 from casefolio.domain.principal import Principal
 from casefolio.domain.websessions import SignedIn
-from casefolio.web.http import read_form, render, state_of
+from casefolio.web.http import client_address, read_form, render, state_of
 
 SESSION_COOKIE = "casefolio_session"
 CSRF_HEADER = "x-csrf-token"
@@ -64,6 +64,10 @@ async def web_user(request: Request) -> SignedIn:
         async with state.db.write() as session:
             await websessions.touch(session, session_id=found.session_id)
     request.state.web_user = found
+    # What this request writes is audited as this person's, through the pages.
+    events.current_actor.set(
+        events.Actor("web", found.principal.user_id, None, client_address(request))
+    )
     return found
 
 
