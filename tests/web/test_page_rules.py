@@ -10,8 +10,9 @@ from sqlalchemy import select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import WebSession
-from casefolio.domain import browse
+from casefolio.domain import access, browse
 from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
 from tests.api.v1.conftest import Matter, make_matter, upload
 from tests.factories import Actor
 from tests.web.conftest import Person
@@ -208,20 +209,17 @@ async def test_document_list_pages_sorts_and_filters_by_title(
     titles: list[str] = []
     cursor = None
     async with db.read() as session:
+        scope = await access.scope(session, who, matter.id, Capability.DOCUMENTS_READ)
         while True:
             listing = browse.Listing(sort="title", cursor=cursor, limit=2)
-            page = await browse.documents_page(
-                session, who=who, project_id=matter.id, listing=listing
-            )
+            page = await browse.documents_page(session, scope=scope, listing=listing)
             titles += [v.document.title for v in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-        newest = await browse.documents_page(
-            session, who=who, project_id=matter.id, listing=browse.Listing(limit=1)
-        )
+        newest = await browse.documents_page(session, scope=scope, listing=browse.Listing(limit=1))
         claims = await browse.documents_page(
-            session, who=who, project_id=matter.id, listing=browse.Listing(title_contains="CLAIM")
+            session, scope=scope, listing=browse.Listing(title_contains="CLAIM")
         )
     assert titles == ["a-claim.pdf", "b-reply.pdf", "c-claim-annex.pdf"]
     assert [v.document.title for v in newest.items] == ["c-claim-annex.pdf"]

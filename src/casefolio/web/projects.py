@@ -97,9 +97,7 @@ async def project_page(
     scope, project = await access.scoped_project(session, me.principal, project_id)
     role = scope.role
     listing = browse.Listing(folder_id=folder, sort=sort, title_contains=q, cursor=cursor)
-    page = await browse.documents_page(
-        session, who=me.principal, project_id=project_id, listing=listing
-    )
+    page = await browse.documents_page(session, scope=scope, listing=listing)
     context: dict[str, object] = dict(project=project, role=role, listing=listing, page=page)
     if request.headers.get("hx-target") == "documents":
         return render(request, "_documents.html", 200, **context)
