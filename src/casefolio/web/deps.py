@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
@@ -54,10 +55,10 @@ async def web_user(request: Request) -> SignedIn:
     if not secret:
         raise SignInNeeded
     state = state_of(request)
-    async with state.db.read() as session:
-        found = await websessions.resolve(
-            session, secret=secret, lifetimes=lifetimes(state.settings)
-        )
+    # On the read model's reader (fastpath/), like the API's hottest reads: every page asks.
+    found = await state.reads.read(
+        partial(websessions.resolve, secret=secret, lifetimes=lifetimes(state.settings))
+    )
     if found is None:
         raise SignInNeeded
     if found.stale:
