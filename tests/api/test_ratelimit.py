@@ -72,3 +72,33 @@ async def test_memory_and_redis_budgets_agree() -> None:
         await shared.reset()
         await shared.close()
         await local.close()
+
+
+def test_a_request_given_back_frees_its_place_in_the_budget() -> None:
+    windows = LocalWindows()
+    start = 2_000 * MINUTE
+    assert [windows.hit("k", 2, MINUTE, start + 1)[0] for _ in range(3)] == [True, True, False]
+    windows.give_back("k", MINUTE, start + 2)
+    assert windows.hit("k", 2, MINUTE, start + 3)[0] is True
+    # Given back after the window turned: the previous window's count goes down.
+    windows.give_back("k", MINUTE, start + MINUTE + 1)
+    assert windows._counts[("k", 2_000)] == 1
+    windows.give_back("nothing", MINUTE, start)  # nothing counted: nothing to give back
+    assert ("nothing", 2_000) not in windows._counts
+
+
+@pytest.mark.redis
+async def test_redis_gives_a_request_back_too() -> None:
+    shared = RateLimiter.from_url(REDIS_URL, 2)
+    await shared.reset()
+    await anyio.sleep(wait_before_budget_sequence())
+    try:
+        await shared.hit("back")
+        await shared.hit("back")
+        with pytest.raises(RateLimited):
+            await shared.hit("back")
+        await shared.give_back("back")
+        assert (await shared.hit("back")).remaining == 0
+    finally:
+        await shared.reset()
+        await shared.close()

@@ -4,92 +4,15 @@ axe-core checks every page visited; screenshots of the main pages are taken on t
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import Page, expect
 
-from casefolio.config import Settings
-from tests.browser.conftest import Offline, Served
-from tests.servers import cli, server_env
+from tests.browser.conftest import PASSWORD, Offline, Site, accessible, sign_in
 
-pytestmark = pytest.mark.browser
-
-PASSWORD = "a browser password"
-SERIOUS = ("serious", "critical")
-
-
-@dataclass
-class Site:
-    served: Served
-    env: dict[str, str]
-    shots: Path
-
-    @property
-    def url(self) -> str:
-        return self.served.base_url
-
-    def api(self, method: str, path: str, **kwargs: object) -> httpx.Response:
-        headers = {"X-API-Token": self.served.token}
-        return httpx.request(method, self.url + path, headers=headers, timeout=30, **kwargs)  # type: ignore[arg-type]
-
-    def user(self, email: str, name: str) -> int:
-        made = self.api("POST", "/api/v1/users", json={"email": email, "name": name})
-        assert made.status_code == 201, made.text
-        self.password(email)
-        return int(made.json()["id"])
-
-    def password(self, email: str) -> None:
-        cli(self.env, "users", "set-password", email, "--password-stdin", input=PASSWORD + "\n")
-
-    def project(self, name: str, **grants: str) -> int:
-        made = self.api(
-            "POST", "/api/v1/projects", json={"name": name, "settings": {"downloadViaApi": True}}
-        )
-        assert made.status_code == 201, made.text
-        project = int(made.json()["id"])
-        for email, role in grants.items():
-            granted = self.api(
-                "PUT", f"/api/v1/projects/{project}/users/{email}", json={"role": role}
-            )
-            assert granted.status_code == 200, granted.text
-        return project
-
-
-@pytest.fixture
-def site(served: Served, settings: Settings, tmp_path: Path) -> Site:
-    env = server_env(settings.data_dir, settings.effective_database_url)
-    # Where screenshots go: the test's folder, or (to refresh the README's) the folder named
-    # by CASEFOLIO_SCREENSHOTS, e.g. docs/screenshots.
-    shots = Path(os.environ.get("CASEFOLIO_SCREENSHOTS") or tmp_path / "screenshots")
-    shots.mkdir(parents=True, exist_ok=True)
-    site = Site(served, env, shots)
-    site.password("op@example.com")
-    return site
-
-
-def accessible(page: Page) -> None:
-    """No serious or critical axe-core violation on the page as it is now."""
-    results = Axe().run(page)
-    bad = [v for v in results.response["violations"] if v.get("impact") in SERIOUS]
-    assert not bad, f"{page.url}:\n" + "\n".join(
-        f"{v['id']} ({v['impact']}): {v['help']} at {[n['target'] for n in v['nodes']]}"
-        for v in bad
-    )
-
-
-def sign_in(context: BrowserContext, site: Site, email: str, password: str = PASSWORD) -> Page:
-    page = context.new_page()
-    page.goto(f"{site.url}/signin")
-    page.get_by_label("E-mail address").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    return page
+pytestmark = [pytest.mark.browser, pytest.mark.usefixtures("one_window")]
 
 
 def test_sign_in_wrong_password_sign_out_and_a_token_made_on_the_page(
@@ -110,6 +33,7 @@ def test_sign_in_wrong_password_sign_out_and_a_token_made_on_the_page(
     page.get_by_role("button", name="Create token").click()
     secret = page.get_by_label("Token", exact=True).input_value()
     assert secret.startswith("cf_")
+    assert page.url == f"{site.url}/tokens"  # redirected: the secret is not in the address
     expect(page.get_by_label("Try it with curl")).to_have_value(
         f'curl -H "X-API-Token: {secret}" {site.url}/api/v1/projects'
     )
@@ -118,10 +42,13 @@ def test_sign_in_wrong_password_sign_out_and_a_token_made_on_the_page(
     used = httpx.get(f"{site.url}/api/v1/users", headers={"X-API-Token": secret}, timeout=30)
     assert used.status_code == 200 and "op@example.com" in used.text
 
-    page.goto(f"{site.url}/tokens")  # the list: the secret is never shown again
+    page.reload()  # no second token, and the secret is never shown again
     expect(page.get_by_role("cell", name="scanner", exact=True)).to_have_count(1)
     expect(page.get_by_role("cell", name=secret[:10] + "…")).to_be_visible()
+    expect(page.get_by_label("Token", exact=True)).to_have_count(0)
     assert secret not in page.content()
+    listed = site.api("GET", "/api/v1/tokens").json()
+    assert [t["name"] for t in listed].count("scanner") == 1
 
     page.get_by_role("button", name="Sign out").click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
@@ -246,9 +173,3 @@ def test_an_operator_deactivates_a_user_and_their_open_session_ends(
             accessible(admin)
     finally:
         dan_context.close()
-
-
-@pytest.fixture(autouse=True)
-def _one_window(offline: Offline) -> Iterator[None]:
-    offline.context.set_default_timeout(15_000)
-    yield

@@ -70,6 +70,7 @@ async def test_every_page_carries_the_security_headers(
 ) -> None:
     op = await person(operator)
     pages = ["/projects", "/tokens", "/account", "/admin/users", "/admin/teams", "/admin/settings"]
+    pages += ["/admin/webhooks", "/admin/audit"]
     responses = [await op.http.get(p) for p in pages]
     responses += [await client.get(p) for p in ("/", "/signin", "/static/app.css")]
     responses.append(await op.http.get("/projects/999"))  # a refusal is a page too

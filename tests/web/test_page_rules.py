@@ -6,10 +6,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 import httpx
+from sqlalchemy import select
 
 from casefolio.db.engine import Database
-from casefolio.domain import browse
+from casefolio.db.models import WebSession
+from casefolio.domain import access, browse
 from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
 from tests.api.v1.conftest import Matter, make_matter, upload
 from tests.factories import Actor
 from tests.web.conftest import Person
@@ -169,13 +172,20 @@ async def test_operator_administers_teams_access_and_the_api_switch(
 
 
 async def test_token_created_on_the_page_works_once_shown_and_can_be_revoked(
-    client: httpx.AsyncClient, person: MakePerson, member: Actor
+    client: httpx.AsyncClient, db: Database, person: MakePerson, member: Actor
 ) -> None:
     someone = await person(member)
-    made = await someone.post("/tokens", {"name": "scanner", "expires": "2999-01-01"})
-    assert made.status_code == 200
+    posted = await someone.post("/tokens", {"name": "scanner", "expires": "2999-01-01"})
+    # POST-redirect-GET: the secret waits server-side, never in the address.
+    assert posted.status_code == 303 and posted.headers["location"] == "/tokens"
+    made = await someone.http.get("/tokens")
     secret = made.text.split('id="secret" type="text" readonly value="', 1)[1].split('"', 1)[0]
-    assert f"X-API-Token: {secret}" in made.text
+    assert secret.startswith("cf_") and f"X-API-Token: {secret}" in made.text
+    async with db.read() as session:
+        kept = await session.scalars(select(WebSession.shown_once))
+        assert all(k is None or secret not in k for k in kept)  # sealed, and already taken
+    reloaded = await someone.http.get("/tokens")  # a reload: no new token, no secret
+    assert secret not in reloaded.text and reloaded.text.count("<td>scanner</td>") == 1
     assert (
         await client.get("/api/v1/projects", headers={"X-API-Token": secret})
     ).status_code == 200
@@ -199,20 +209,17 @@ async def test_document_list_pages_sorts_and_filters_by_title(
     titles: list[str] = []
     cursor = None
     async with db.read() as session:
+        scope = await access.scope(session, who, matter.id, Capability.DOCUMENTS_READ)
         while True:
             listing = browse.Listing(sort="title", cursor=cursor, limit=2)
-            page = await browse.documents_page(
-                session, who=who, project_id=matter.id, listing=listing
-            )
+            page = await browse.documents_page(session, scope=scope, listing=listing)
             titles += [v.document.title for v in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
-        newest = await browse.documents_page(
-            session, who=who, project_id=matter.id, listing=browse.Listing(limit=1)
-        )
+        newest = await browse.documents_page(session, scope=scope, listing=browse.Listing(limit=1))
         claims = await browse.documents_page(
-            session, who=who, project_id=matter.id, listing=browse.Listing(title_contains="CLAIM")
+            session, scope=scope, listing=browse.Listing(title_contains="CLAIM")
         )
     assert titles == ["a-claim.pdf", "b-reply.pdf", "c-claim-annex.pdf"]
     assert [v.document.title for v in newest.items] == ["c-claim-annex.pdf"]

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
+from typing import Any
 
-import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
+from casefolio.api.ratelimit import RateLimiter
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import WebSession
 from casefolio.db.types import utcnow
 from casefolio.domain import websessions
-from tests.factories import Actor, make_actor, wait_before_budget_sequence
+from tests.factories import Actor, make_actor
 from tests.web.conftest import PASSWORD, Browser, Person, give_password
 
 MakePerson = Callable[[Actor], Awaitable[Person]]
@@ -212,21 +213,61 @@ async def test_sessions_time_out_when_idle_and_after_their_maximum(
         )
 
 
+class Clock:
+    """The rate limiter's time, moved by the test: no sleeps, no minute boundaries."""
+
+    def __init__(self) -> None:
+        self.now = 1_000 * 60.0 + 1  # just after a window starts
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _clocked(application: FastAPI) -> Clock:
+    clock = Clock()
+    state = application.state.casefolio
+    state.limiter = RateLimiter(state.settings.rate_limit_per_minute, clock=clock)
+    return clock
+
+
+async def _sign_in(http: httpx.AsyncClient, email: str, password: str, **kw: Any) -> int:
+    response = await http.post("/signin", data={"email": email, "password": password}, **kw)
+    return response.status_code
+
+
 async def test_sign_in_attempts_are_limited_per_account(
-    db: Database, browsers: Browser, member: Actor
+    app: FastAPI, db: Database, browsers: Browser, member: Actor
 ) -> None:
+    clock = _clocked(app)
     await give_password(db, member.email)
     http = await browsers()
-    # Budgets count in minute windows: start early enough in one (as the API's tests do).
-    await anyio.sleep(wait_before_budget_sequence())
     for _ in range(5):
-        wrong = await http.post("/signin", data={"email": member.email, "password": "guess guess"})
-        assert wrong.status_code == 401
+        assert await _sign_in(http, member.email, "guess guess") == 401
     limited = await http.post("/signin", data={"email": member.email, "password": PASSWORD})
     assert limited.status_code == 429
     assert "Too many sign-in attempts" in limited.text
     assert int(limited.headers["retry-after"]) >= 1
     assert await _sessions(db) == 0
+    # Two windows on, the failures have slid out.
+    clock.now += 120
+    assert await _sign_in(http, member.email, PASSWORD) == 303
+
+
+async def test_successful_sign_ins_do_not_use_up_the_budget(
+    app: FastAPI, db: Database, browsers: Browser, member: Actor
+) -> None:
+    _clocked(app)
+    await give_password(db, member.email)
+    http = await browsers()
+    for _ in range(12):  # more than the five attempts a minute an account is allowed
+        assert await _sign_in(http, member.email, PASSWORD) == 303
+    # Failures still count, and only they: four of five, then one more, then refused.
+    for _ in range(4):
+        assert await _sign_in(http, member.email, "guess guess") == 401
+    assert await _sign_in(http, member.email, PASSWORD) == 303
+    assert await _sign_in(http, member.email, "guess guess") == 401
+    assert await _sign_in(http, member.email, PASSWORD) == 429
+    assert await _sessions(db) == 13
 
 
 @pytest.fixture
@@ -242,28 +283,27 @@ async def tight_app(settings: Settings) -> AsyncIterator[FastAPI]:
 async def test_sign_in_attempts_are_limited_per_address_behind_a_trusted_proxy(
     tight_app: FastAPI, settings: Settings
 ) -> None:
+    clock = _clocked(tight_app)
     db: Database = tight_app.state.casefolio.db
-    users = [await make_actor(db) for _ in range(4)]
-    await anyio.sleep(wait_before_budget_sequence())
+    users = [await make_actor(db) for _ in range(5)]
+    await give_password(db, users[4].email)
     transport = httpx.ASGITransport(app=tight_app, client=("127.0.0.1", 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         proxied = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
+        # Successful sign-ins from the address do not count against it.
+        for _ in range(4):
+            assert await _sign_in(http, users[4].email, PASSWORD, headers=proxied) == 303
         for user in users[:3]:
-            refused = await http.post(
-                "/signin", data={"email": user.email, "password": "x"}, headers=proxied
-            )
-            assert refused.status_code == 401
-        limited = await http.post(
-            "/signin", data={"email": users[3].email, "password": "x"}, headers=proxied
-        )
-        assert limited.status_code == 429
-        # Another address behind the same proxy still gets to try.
-        other = await http.post(
-            "/signin",
-            data={"email": users[3].email, "password": "x"},
-            headers={**proxied, "X-Forwarded-For": "203.0.113.10"},
-        )
-        assert other.status_code == 401
+            assert await _sign_in(http, user.email, "x", headers=proxied) == 401
+        assert await _sign_in(http, users[3].email, "x", headers=proxied) == 429
+        # A refused attempt was not checked and is not counted against the account either.
+        # (Each from an address of its own, whose budget of three is not the limit here.)
+        for n in range(6):
+            other = {**proxied, "X-Forwarded-For": f"203.0.113.{10 + n}"}
+            expected = 401 if n < 5 else 429
+            assert await _sign_in(http, users[3].email, "x", headers=other) == expected
+        clock.now += 120
+        assert await _sign_in(http, users[3].email, "x", headers=proxied) == 401
 
 
 async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(tight_app: FastAPI) -> None:

@@ -72,6 +72,16 @@ class LocalWindows:
             reset_in = min(reset_in, previous_left % (expiry / previous))
         return allowed, remaining, now + reset_in
 
+    def give_back(self, key: str, expiry: int, now: float) -> None:
+        """Return one request to `key`'s budget: the latest counted, in this window or the
+        one before."""
+        window_id = int(now // expiry)
+        for window in (window_id, window_id - 1):
+            count = self._counts.get((key, window), 0)
+            if count:
+                self._counts[(key, window)] = count - 1
+                return
+
     def reset(self) -> None:
         self._counts.clear()
 
@@ -147,6 +157,15 @@ class RateLimiter:
                 budget=budget,
             )
         return budget
+
+    async def give_back(self, key: str, per_minute: int | None = None) -> None:
+        """Undo one `hit` of `key` (an attempt that turned out not to count)."""
+        item = self._item(per_minute or self.default_per_minute)
+        if self._local is not None:
+            self._local.give_back(key, item.get_expiry(), self._clock())
+        elif self._shared_strategy is not None:
+            # A negative cost is a decrement in `limits`' sliding window script.
+            await self._shared_strategy.hit(item, NAMESPACE, key, cost=-1)
 
     def _item(self, per_minute: int) -> RateLimitItem:
         found = self._items.get(per_minute)

@@ -312,6 +312,9 @@ class WebSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # A secret waiting to be shown once after a redirect (domain/shown_once.py), sealed with
+    # a key only the cookie gives: a reader of the database cannot open it.
+    shown_once: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class PasswordLink(Base):

@@ -12,11 +12,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document
-from casefolio.domain import access, documents, folders
+from casefolio.domain import documents, folders
+from casefolio.domain.access import ProjectScope
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.pages import Page, PageRequest, decode_cursor, fetch_row_page
-from casefolio.domain.principal import Principal
-from casefolio.domain.roles import Capability
 from casefolio.domain.rows import DocumentRow, row_of
 
 Sort = Literal["updated", "title"]
@@ -35,11 +34,11 @@ class Listing:
 
 
 async def documents_page(
-    session: AsyncSession, *, who: Principal, project_id: int, listing: Listing
+    session: AsyncSession, *, scope: ProjectScope, listing: Listing
 ) -> Page[DocumentView]:
-    """The caller's page of documents; NotFound/Forbidden as for every project read."""
-    scope = await access.scope(session, who, project_id, Capability.DOCUMENTS_READ)
-    stmt = select(*_DOCUMENTS.columns).where(_DOCUMENTS.c.project_id == project_id, LIVE)
+    """A page of the documents of the scope's project (access.scope has checked the
+    caller's right to read them: the page the project page shows asks it once)."""
+    stmt = select(*_DOCUMENTS.columns).where(_DOCUMENTS.c.project_id == scope.project_id, LIVE)
     if listing.folder_id is not None:
         await folders.get(session, scope=scope, folder_id=listing.folder_id)
         stmt = stmt.where(_DOCUMENTS.c.folder_id == listing.folder_id)

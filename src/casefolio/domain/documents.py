@@ -95,17 +95,22 @@ async def load_scoped(
 
 
 async def views(session: AsyncSession, documents: Sequence[object]) -> list[DocumentView]:
-    """Given documents (entities or rows), return their views with two batched queries,
-    not two per document."""
+    """Given documents (entities or rows), return their views with one query (their
+    current versions, each joined to its document's field values), not two per document."""
     if not documents:
         return []
     rows = [row_of(DocumentRow, d) for d in documents]
-    version_ids = [d.current_version_id for d in rows]
-    current = {
-        row.id: row_of(VersionRow, row._mapping)
-        for row in await session.execute(_CURRENT_VERSIONS, {"version_ids": version_ids})
-    }
-    entries = await _field_entries(session, [d.id for d in rows])
+    version_ids = [_current_id(d) for d in rows]
+    current: dict[int, VersionRow] = {}
+    entries: dict[int, list[FieldEntry]] = {}
+    for row in await session.execute(_CURRENT_VERSIONS, {"version_ids": version_ids}):
+        named = row._mapping
+        version = current.get(named["version_id"])
+        if version is None:
+            version = current[named["version_id"]] = row_of(VersionRow, named, "version_")
+        if named["field_id"] is not None:
+            field = row_of(FieldRow, named, "field_")
+            entries.setdefault(version.document_id, []).append(FieldEntry(field, named["value"]))
     return [DocumentView(d, current[_current_id(d)], tuple(entries.get(d.id, ()))) for d in rows]
 
 
@@ -125,26 +130,16 @@ def _labelled(table: Table, prefix: str) -> list[ColumnElement[Any]]:
 
 
 # Built once: constructing a statement costs more than SQLite takes to run it.
-_CURRENT_VERSIONS = select(*_VERSIONS.columns).where(
-    _VERSIONS.c.id.in_(bindparam("version_ids", expanding=True))
+_CURRENT_VERSIONS = (
+    select(*_labelled(_VERSIONS, "version_"), *_labelled(_FIELDS, "field_"), _VALUES.c.value)
+    .select_from(
+        _VERSIONS.outerjoin(_VALUES, _VALUES.c.document_id == _VERSIONS.c.document_id).outerjoin(
+            _FIELDS, _FIELDS.c.id == _VALUES.c.field_id
+        )
+    )
+    .where(_VERSIONS.c.id.in_(bindparam("version_ids", expanding=True)))
+    .order_by(_VERSIONS.c.id, _FIELDS.c.id)
 )
-_FIELD_VALUES = (
-    select(_VALUES.c.document_id, *_labelled(_FIELDS, "field_"), _VALUES.c.value)
-    .join_from(_VALUES, _FIELDS, _FIELDS.c.id == _VALUES.c.field_id)
-    .where(_VALUES.c.document_id.in_(bindparam("document_ids", expanding=True)))
-    .order_by(_VALUES.c.document_id, _FIELDS.c.id)
-)
-
-
-async def _field_entries(
-    session: AsyncSession, document_ids: list[int]
-) -> dict[int, list[FieldEntry]]:
-    entries: dict[int, list[FieldEntry]] = {}
-    for row in await session.execute(_FIELD_VALUES, {"document_ids": document_ids}):
-        named = row._mapping
-        field = row_of(FieldRow, named, "field_")
-        entries.setdefault(named["document_id"], []).append(FieldEntry(field, named["value"]))
-    return entries
 
 
 def _document_read(

@@ -24,14 +24,14 @@ PENDING = "casefolio.events"
 class Actor:
     """Who causes the events of the current request or command."""
 
-    kind: str  # "token" (an API call), "cli", "system" (the worker)
+    kind: str  # "token" (an API call), "web" (a signed-in page), "cli", "system" (the worker)
     user_id: int | None = None
     token_id: int | None = None
     client: str | None = None
 
 
 CLI = Actor("cli")
-#: Set by authentication for an API request; commands keep the default.
+#: Set by authentication for an API request or a page; commands keep the default.
 current_actor: ContextVar[Actor] = ContextVar("casefolio_actor", default=CLI)
 
 

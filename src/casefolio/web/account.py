@@ -7,8 +7,9 @@ from datetime import UTC, datetime, time
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse
 
+from casefolio.api.ids import PathId
 from casefolio.db.models import ApiToken
-from casefolio.domain import accounts, tokens, websessions
+from casefolio.domain import accounts, shown_once, tokens, websessions
 from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 from casefolio.web.deps import (
@@ -17,6 +18,7 @@ from casefolio.web.deps import (
     WebRoute,
     WebUser,
     WebWriter,
+    cookie_secret,
     lifetimes,
     same_origin,
 )
@@ -60,10 +62,21 @@ async def signin(request: Request) -> Response:
     state = state_of(request)
     settings = state.settings
     account_key, address_key = websessions.signin_limit_keys(email, client_address(request))
+    budgets = [
+        (account_key, settings.signin_attempts_per_minute),
+        (address_key, settings.signin_address_attempts_per_minute),
+    ]
+    # Only failed attempts count. Each is charged before the password is checked, so that
+    # guesses sent at once are all counted, and given back when it turns out right (or
+    # when the attempt is refused without a check).
+    charged: list[tuple[str, int]] = []
     try:
-        await state.limiter.hit(address_key, settings.signin_address_attempts_per_minute)
-        await state.limiter.hit(account_key, settings.signin_attempts_per_minute)
+        for key, per_minute in budgets:
+            await state.limiter.hit(key, per_minute)
+            charged.append((key, per_minute))
     except RateLimited as exc:
+        for key, per_minute in charged:
+            await state.limiter.give_back(key, per_minute)
         message = f"Too many sign-in attempts. Wait {exc.retry_after} seconds, then try again."
         refused = render(request, "signin.html", 429, next=target, email=email, error=message)
         refused.headers["Retry-After"] = str(exc.retry_after)
@@ -74,6 +87,8 @@ async def signin(request: Request) -> Response:
             user = await accounts.authenticate(session, email=email, password=password)
     except Unauthenticated as exc:
         return render(request, "signin.html", 401, next=target, email=email, error=exc.message)
+    for key, per_minute in charged:
+        await state.limiter.give_back(key, per_minute)
     async with state.db.write() as session:
         opened = await websessions.open_session(session, user_id=user.id)
         await websessions.end_expired(session, lifetimes=lifetimes(settings))
@@ -163,10 +178,27 @@ async def _token_list(request: Request, me: websessions.SignedIn) -> list[ApiTok
     return [t for t in page.items if t.user_id == me.principal.user_id]
 
 
+TOKEN_SHOWN = "api-token"
+
+
 @router.get("/tokens")
 async def tokens_page(request: Request, me: WebUser) -> Response:
+    async with state_of(request).db.write() as session:
+        issued = await shown_once.take(
+            session, cookie_secret=cookie_secret(request), kind=TOKEN_SHOWN
+        )
+    curl = None
+    if issued:
+        base = str(request.base_url).rstrip("/")
+        secret = issued["secret"]
+        curl = f'curl -H "X-API-Token: {secret}" {base}/api/v1/projects'
     return render(
-        request, "tokens.html", tokens=await _token_list(request, me), issued=None, error=None
+        request,
+        "tokens.html",
+        tokens=await _token_list(request, me),
+        issued=issued,
+        curl=curl,
+        error=None,
     )
 
 
@@ -182,6 +214,8 @@ def _expiry(raw: str) -> datetime | None:
 
 @router.post("/tokens")
 async def create_token(request: Request, me: WebWriter) -> Response:
+    """Create a token, then redirect to the list, which shows its secret once (a reload of
+    that page neither creates another token nor shows the secret again)."""
     form = await read_form(request)
     state = state_of(request)
     try:
@@ -193,6 +227,12 @@ async def create_token(request: Request, me: WebWriter) -> Response:
                 name=form.get("name", ""),
                 expires_at=_expiry(form.get("expires", "")),
             )
+            await shown_once.keep(
+                session,
+                cookie_secret=cookie_secret(request),
+                kind=TOKEN_SHOWN,
+                value={"name": issued.token.name, "secret": issued.secret},
+            )
     except Invalid as exc:
         return render(
             request,
@@ -202,19 +242,11 @@ async def create_token(request: Request, me: WebWriter) -> Response:
             issued=None,
             error=exc.message,
         )
-    base = str(request.base_url).rstrip("/")
-    return render(
-        request,
-        "tokens.html",
-        tokens=await _token_list(request, me),
-        issued=issued,
-        curl=f'curl -H "X-API-Token: {issued.secret}" {base}/api/v1/projects',
-        error=None,
-    )
+    return RedirectResponse("/tokens", status_code=303)
 
 
 @router.post("/tokens/{token_id}/revoke")
-async def revoke_token(request: Request, token_id: int, me: WebWriter) -> Response:
+async def revoke_token(request: Request, token_id: PathId, me: WebWriter) -> Response:
     state = state_of(request)
     async with state.db.write() as session:
         await tokens.revoke(session, who=me.principal, token_id=token_id)

@@ -10,6 +10,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import SessionDep
+from casefolio.api.ids import PathId, digits_id
 from casefolio.domain import access, accounts, projects, system, teams, users
 from casefolio.domain.accounts import IssuedLink
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
@@ -76,7 +77,7 @@ async def invite(request: Request, me: WebWriter, session: SessionDep) -> Respon
 
 @router.post("/admin/users/{user_id}/active")
 async def set_active(
-    request: Request, user_id: int, me: WebWriter, session: SessionDep
+    request: Request, user_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     await users.set_active(
@@ -87,7 +88,7 @@ async def set_active(
 
 @router.post("/admin/users/{user_id}/operator")
 async def set_operator(
-    request: Request, user_id: int, me: WebWriter, session: SessionDep
+    request: Request, user_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     await users.set_operator(
@@ -98,7 +99,7 @@ async def set_operator(
 
 @router.post("/admin/users/{user_id}/reset")
 async def reset_password(
-    request: Request, user_id: int, me: WebWriter, session: SessionDep
+    request: Request, user_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     issued = await accounts.issue_link(
         session,
@@ -139,7 +140,7 @@ async def create_team(request: Request, me: WebWriter, session: SessionDep) -> R
 
 @router.post("/admin/teams/{team_id}/members")
 async def add_member(
-    request: Request, team_id: int, me: WebWriter, session: SessionDep
+    request: Request, team_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     await teams.add_member(session, who=me.principal, team_id=team_id, email=form.get("email", ""))
@@ -148,7 +149,7 @@ async def add_member(
 
 @router.post("/admin/teams/{team_id}/members/remove")
 async def remove_member(
-    request: Request, team_id: int, me: WebWriter, session: SessionDep
+    request: Request, team_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     await teams.remove_member(
@@ -182,7 +183,7 @@ async def update_settings(request: Request, me: WebWriter, session: SessionDep) 
 
 @router.get("/projects/{project_id}/access")
 async def access_page(
-    request: Request, project_id: int, me: WebUser, session: SessionDep
+    request: Request, project_id: PathId, me: WebUser, session: SessionDep
 ) -> Response:
     scope, project = await access.scoped_project(session, me.principal, project_id)
     role = scope.role
@@ -205,13 +206,13 @@ async def access_page(
     )
 
 
-def _back(project_id: int) -> RedirectResponse:
+def _back(project_id: PathId) -> RedirectResponse:
     return RedirectResponse(f"/projects/{project_id}/access", status_code=303)
 
 
 @router.post("/projects/{project_id}/access/users")
 async def grant_user(
-    request: Request, project_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     role = projects.parse_role(form.get("role") or None)
@@ -223,7 +224,7 @@ async def grant_user(
 
 @router.post("/projects/{project_id}/access/users/remove")
 async def revoke_user(
-    request: Request, project_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     await projects.revoke_user(
@@ -234,7 +235,7 @@ async def revoke_user(
 
 @router.post("/projects/{project_id}/access/teams")
 async def grant_team(
-    request: Request, project_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     role = projects.parse_role(form.get("role") or None)
@@ -243,7 +244,7 @@ async def grant_team(
         session,
         who=me.principal,
         project_id=project_id,
-        team_id=int(team) if team.isdigit() else 0,
+        team_id=digits_id(team) or 0,
         role=role,
     )
     return _back(project_id)
@@ -251,7 +252,7 @@ async def grant_team(
 
 @router.post("/projects/{project_id}/access/teams/{team_id}/remove")
 async def revoke_team(
-    request: Request, project_id: int, team_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, team_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await projects.revoke_team(session, who=me.principal, project_id=project_id, team_id=team_id)
     return _back(project_id)
@@ -259,7 +260,7 @@ async def revoke_team(
 
 @router.post("/projects/{project_id}/settings")
 async def project_settings(
-    request: Request, project_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     await projects.update(

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from casefolio.api.deps import SessionDep, check_writable_document
 from casefolio.api.downloads import blob_response
+from casefolio.api.ids import PathId, digits_id
 from casefolio.api.uploads import receive
 from casefolio.db.models import Field, User
 from casefolio.domain import access, documents, fields, folders, intake, trash, versions
@@ -24,13 +25,13 @@ from casefolio.web.projects import folder_tree
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
 
-def _url(project_id: int, document_id: int, tail: str = "") -> str:
+def _url(project_id: PathId, document_id: PathId, tail: str = "") -> str:
     return f"/projects/{project_id}/documents/{document_id}{tail}"
 
 
 @router.get("/projects/{project_id}/documents/{document_id}")
 async def document_page(
-    request: Request, project_id: int, document_id: int, me: WebUser, session: SessionDep
+    request: Request, project_id: PathId, document_id: PathId, me: WebUser, session: SessionDep
 ) -> Response:
     view = await documents.get(
         session, who=me.principal, project_id=project_id, document_id=document_id
@@ -86,9 +87,9 @@ def parse_field_input(row: Field, raw: str | None) -> Any:
 @router.post("/projects/{project_id}/documents/{document_id}/fields/{field_id}")
 async def set_field(
     request: Request,
-    project_id: int,
-    document_id: int,
-    field_id: int,
+    project_id: PathId,
+    document_id: PathId,
+    field_id: PathId,
     me: WebWriter,
     session: SessionDep,
 ) -> Response:
@@ -108,7 +109,7 @@ async def set_field(
 
 @router.post("/projects/{project_id}/documents/{document_id}/details")
 async def update_details(
-    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     await documents.update_details(
@@ -124,7 +125,7 @@ async def update_details(
 
 @router.post("/projects/{project_id}/documents/{document_id}/move")
 async def move(
-    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     target = (await read_form(request)).get("folder", "")
     await documents.move(
@@ -132,14 +133,14 @@ async def move(
         who=me.principal,
         project_id=project_id,
         document_id=document_id,
-        folder_id=int(target) if target.isdigit() else None,
+        folder_id=digits_id(target),
     )
     return RedirectResponse(_url(project_id, document_id), status_code=303)
 
 
 @router.post("/projects/{project_id}/documents/{document_id}/delete")
 async def delete(
-    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await trash.delete(session, who=me.principal, project_id=project_id, document_id=document_id)
     return RedirectResponse(f"/projects/{project_id}", status_code=303)
@@ -147,7 +148,7 @@ async def delete(
 
 @router.post("/projects/{project_id}/documents/{document_id}/versions")
 async def new_version(
-    request: Request, project_id: int, document_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     state = state_of(request)
     await check_writable_document(state, me.principal, document_id, project_id)
@@ -173,9 +174,9 @@ async def new_version(
 @router.post("/projects/{project_id}/documents/{document_id}/versions/{version_id}/delete")
 async def delete_version(
     request: Request,
-    project_id: int,
-    document_id: int,
-    version_id: int,
+    project_id: PathId,
+    document_id: PathId,
+    version_id: PathId,
     me: WebWriter,
     session: SessionDep,
 ) -> Response:
@@ -192,9 +193,9 @@ async def delete_version(
 @router.get("/projects/{project_id}/documents/{document_id}/versions/{version_id}/download")
 async def download(
     request: Request,
-    project_id: int,
-    document_id: int,
-    version_id: int,
+    project_id: PathId,
+    document_id: PathId,
+    version_id: PathId,
     me: WebUser,
     session: SessionDep,
 ) -> Response:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from casefolio.api.deps import SessionDep
+from casefolio.api.ids import PathId, digits_id, query_id
 from casefolio.api.uploads import receive
 from casefolio.db.models import Folder
 from casefolio.domain import access, browse, folders, intake, projects, templates
@@ -76,7 +77,7 @@ async def create_project(request: Request, me: WebWriter, session: SessionDep) -
         who=me.principal,
         name=form.get("name", ""),
         description=form.get("description", ""),
-        template_id=int(template) if template.isdigit() else None,
+        template_id=digits_id(template),
         download_via_api=form.get("downloadViaApi") == "on",
     )
     return RedirectResponse(f"/projects/{project.id}", status_code=303)
@@ -85,10 +86,10 @@ async def create_project(request: Request, me: WebWriter, session: SessionDep) -
 @router.get("/projects/{project_id}")
 async def project_page(
     request: Request,
-    project_id: int,
+    project_id: PathId,
     me: WebUser,
     session: SessionDep,
-    folder: int | None = None,
+    folder: Annotated[int | None, query_id("folder")] = None,
     sort: Annotated[browse.Sort, Query()] = "updated",
     q: Annotated[str, Query(max_length=browse.MAX_FILTER)] = "",
     cursor: str | None = None,
@@ -96,9 +97,7 @@ async def project_page(
     scope, project = await access.scoped_project(session, me.principal, project_id)
     role = scope.role
     listing = browse.Listing(folder_id=folder, sort=sort, title_contains=q, cursor=cursor)
-    page = await browse.documents_page(
-        session, who=me.principal, project_id=project_id, listing=listing
-    )
+    page = await browse.documents_page(session, scope=scope, listing=listing)
     context: dict[str, object] = dict(project=project, role=role, listing=listing, page=page)
     if request.headers.get("hx-target") == "documents":
         return render(request, "_documents.html", 200, **context)
@@ -108,14 +107,14 @@ async def project_page(
     return render(request, "project.html", 200, tree=tree, current=current, **context)
 
 
-async def _folder_writer(session: SessionDep, me: WebWriter, project_id: int) -> ProjectScope:
+async def _folder_writer(session: SessionDep, me: WebWriter, project_id: PathId) -> ProjectScope:
     # As the API's FolderWritableProject dependency.
     return await access.scope(session, me.principal, project_id, Capability.FOLDERS_WRITE)
 
 
 @router.post("/projects/{project_id}/folders")
 async def create_folder(
-    request: Request, project_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     scope = await _folder_writer(session, me, project_id)
@@ -124,14 +123,14 @@ async def create_folder(
         session,
         scope=scope,
         name=form.get("name", ""),
-        parent_id=int(parent) if parent.isdigit() else None,
+        parent_id=digits_id(parent),
     )
     return RedirectResponse(f"/projects/{project_id}?folder={made.id}", status_code=303)
 
 
 @router.post("/projects/{project_id}/folders/{folder_id}/rename")
 async def rename_folder(
-    request: Request, project_id: int, folder_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, folder_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     form = await read_form(request)
     scope = await _folder_writer(session, me, project_id)
@@ -141,7 +140,7 @@ async def rename_folder(
 
 @router.post("/projects/{project_id}/folders/{folder_id}/delete")
 async def delete_folder(
-    request: Request, project_id: int, folder_id: int, me: WebWriter, session: SessionDep
+    request: Request, project_id: PathId, folder_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     scope = await _folder_writer(session, me, project_id)
     await folders.delete(session, scope=scope, folder_id=folder_id)
@@ -151,10 +150,10 @@ async def delete_folder(
 @router.post("/projects/{project_id}/upload")
 async def upload(
     request: Request,
-    project_id: int,
+    project_id: PathId,
     me: WebWriter,
     session: SessionDep,
-    folder: int | None = None,
+    folder: Annotated[int | None, query_id("folder")] = None,
     reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
 ) -> Response:
     """One file per request, streamed to staging as the API's uploads are (api/uploads.py);

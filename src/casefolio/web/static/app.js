@@ -109,7 +109,17 @@ function setUpUploads() {
   });
 }
 
+// A form with data-confirm asks before it is sent (deleting a webhook).
+function setUpConfirmations() {
+  for (const form of document.querySelectorAll("form[data-confirm]")) {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   setUpCopyButtons();
+  setUpConfirmations();
   setUpUploads();
 });

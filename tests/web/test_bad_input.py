@@ -1,0 +1,63 @@
+"""Every page route, signed in as an operator, given hostile ids in its path and query: a
+clear refusal (400/404/422) or a page, never a 500 (PostgreSQL refuses ids past BIGINT)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI
+
+from casefolio.web.deps import WebRoute
+from tests.factories import Actor
+from tests.web.conftest import Person
+
+MakePerson = Callable[[Actor], Awaitable[Person]]
+HOSTILE = ("0", "-1", "abc", "99999999999999999999", "1e3", "%00")
+QUERIES = ("folder", "cursor", "project", "user", "targetId", "limit", "after", "sort")
+
+
+def _fill(path: str, name: str, value: str) -> str:
+    def one(found: re.Match[str]) -> str:
+        return value if found.group(1) == name else "1"
+
+    return re.sub(r"{([^}]+)}", one, path)
+
+
+async def test_every_page_route_refuses_hostile_ids_without_a_500(
+    app: FastAPI, person: MakePerson, operator: Actor
+) -> None:
+    op = await person(operator)
+    routes = [
+        r
+        for r in app.routes
+        if isinstance(r, WebRoute) and r.path not in ("/signout", "/account/password")
+    ]
+    assert len(routes) > 30
+    sent = 0
+    for route in routes:
+        for method in sorted(route.methods or ()):
+            names = list(route.param_convertors) or [""]
+            for name in names:
+                for value in HOSTILE:
+                    url = _fill(route.path, name, value)
+                    query = "&".join(f"{q}={value}" for q in QUERIES)
+                    if method == "GET":
+                        answer = await op.http.get(f"{url}?{query}")
+                    else:
+                        answer = await op.http.post(
+                            f"{url}?{query}&csrf={op.csrf}",
+                            data={
+                                "csrf": op.csrf,
+                                "team": value,
+                                "parent": value,
+                                "folder": value,
+                                "template": value,
+                                "name": "x",
+                            },
+                        )
+                    sent += 1
+                    assert answer.status_code < 500, (method, url, query, answer.text[:300])
+                    location = answer.headers.get("location", "")
+                    assert not location.startswith("/signin"), (method, url)
+    assert sent > 200
