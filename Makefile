@@ -19,7 +19,9 @@ test: install  ## The whole suite: lint, then every test on SQLite and on Postgr
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
-	$(MAKE) --no-print-directory test-sqlite test-postgres
+	@# Both databases at once (each suite's output is printed whole when it ends): much of a
+	@# suite's time is spent waiting on servers, fsyncs and the browser, not on the CPU.
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
 test-sqlite:
 	$(BIN)/python -m tests.run --database sqlite

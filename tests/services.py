@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import shutil
 import socket
 from collections.abc import Callable
@@ -14,6 +15,15 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/postgres"
 REDIS = ("127.0.0.1", 6379)
+
+
+def redis_url(database: int) -> str:
+    """Redis database `database` (13-15) for a SQLite run, three below for a PostgreSQL one:
+    `make test` runs both suites at once, and both start their token ids at 1, so their
+    rate-limit counters must not meet."""
+    if os.environ.get("CASEFOLIO_TEST_DATABASE_URL"):
+        database -= 3
+    return f"redis://{REDIS[0]}:{REDIS[1]}/{database}"
 
 
 def _listening(host: str, port: int) -> bool:

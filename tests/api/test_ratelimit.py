@@ -7,9 +7,10 @@ import pytest
 
 from casefolio.api.ratelimit import LocalWindows, RateLimiter
 from casefolio.domain.errors import RateLimited
+from tests import services
 from tests.factories import wait_before_budget_sequence
 
-REDIS_URL = "redis://127.0.0.1:6379/13"
+REDIS_URL = services.redis_url(13)
 MINUTE = 60
 
 

@@ -22,12 +22,13 @@ import pytest
 
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.config import Settings
+from tests import services
 from tests.conftest import PG_ADMIN_URL, _admin_execute
 from tests.factories import wait_before_budget_sequence
 from tests.s3 import endpoint, s3_env
 from tests.servers import cli, init_token, running_server, server_env
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+REDIS_URL = services.redis_url(14)
 DEFAULT_PG_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 pytestmark = pytest.mark.slow

@@ -19,9 +19,10 @@ from casefolio.api.v1.routing import v1_router
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from tests import services
 from tests.factories import Actor, make_actor, wait_before_budget_sequence
 
-REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_URL = services.redis_url(15)
 
 
 def test_every_route_authenticates_once_and_the_document_read_is_tried_first(
