@@ -1,7 +1,7 @@
 """web: a secret kept on the browser's session to be shown once after a redirect
 
 Revision ID: 0004_h23
-Revises: 0002_h22
+Revises: 0004_h25
 Create Date: 2026-12-05 16:00:00
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0004_h23"
-# The head of main when this was written; the integrator re-chains migrations at merge.
-down_revision: str | None = "0002_h22"
+# After search (0004_h25), which landed first.
+down_revision: str | None = "0004_h25"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
