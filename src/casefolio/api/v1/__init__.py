@@ -9,6 +9,8 @@ from casefolio.api.v1 import (
     audit,
     changes,
     documents,
+    documents_content,
+    documents_versions,
     fields,
     folders,
     holds,
@@ -51,7 +53,11 @@ TAGS = [
 def install(app: FastAPI) -> None:
     """Add the /api/v1 routes to the app, on the app itself (api/routing.py)."""
     # The busiest first: routes are tried in order until one matches.
-    for module in (documents, folders, fields, projects, templates, tokens, users, teams, settings):
+    # The documents tag's routes: api/v1/documents.py, and beside it content in and out and
+    # the versions, in that order.
+    for module in (documents, documents_content, documents_versions):
+        add_routes(app, module.router)
+    for module in (folders, fields, projects, templates, tokens, users, teams, settings):
         add_routes(app, module.router)
     for module in (
         holds,

@@ -1,4 +1,5 @@
-"""Documents, their versions, field values and content."""
+"""Documents: list, read, change, move, delete, field values; and how a document is
+rendered. Content in and out is in documents_content.py, versions in documents_versions.py."""
 
 from __future__ import annotations
 
@@ -8,24 +9,17 @@ from functools import partial
 from typing import Annotated, Any
 
 from fastapi import Body, Path, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
-from pydantic import Field, ValidationError
+from pydantic import Field
 from pydantic_core import to_json
 from starlette.convertors import Convertor, register_url_convertor
 
-from casefolio.api import jsonbody
 from casefolio.api.deps import (
     PrincipalDep,
     SessionDep,
-    StateDep,
-    UploadProjectId,
-    check_writable_document,
     state_of,
 )
-from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
-from casefolio.api.ids import BodyId, DocumentId, ProjectId, digits_id, path_id
+from casefolio.api.ids import DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, PageParams, link_next, page_request
-from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
     ApiInput,
@@ -36,27 +30,15 @@ from casefolio.api.v1.schemas import (
     json_response,
     rfc3339,
 )
-from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, intake, text, trash, versions
+from casefolio.domain import documents, text, trash
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
-from casefolio.domain.intake import NewFile
 from casefolio.domain.principal import Principal
 from casefolio.fastpath.routes import direct_get
 from casefolio.search import query as search_query
 from casefolio.search import service as search_service
 
 router = v1_router("documents")
-VersionId = Annotated[
-    str,
-    # The pattern is documented, not enforced here: parse_version_id gives the seed's 400.
-    Path(
-        alias="versionId",
-        description="A version id (digits).",
-        json_schema_extra={"pattern": "^[1-9][0-9]{0,17}$"},
-    ),
-]
-METADATA = ("metadata",)
 AFTER_DATE_PATTERN = (
     # Only real dates (29 February aside, which the server takes in leap years).
     r"^([0-9]{3}[1-9]|[0-9]{2}[1-9]0|[0-9][1-9]00|[1-9]000)-"
@@ -65,17 +47,8 @@ AFTER_DATE_PATTERN = (
     r"([Tt ]([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,9})?"
     r"([Zz]|[+-]([01][0-9]|2[0-3]):[0-5][0-9]))?$"
 )
-FILE_NAME_DOC = (
-    "The file name (the last path segment is kept; control and format characters are "
-    "dropped; a name over 255 characters is shortened, keeping its extension)."
-)
 BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
-UPLOAD_DOC = (
-    "Send `multipart/form-data` with a `file` part and an optional `metadata` part (JSON: "
-    "`title`, `folderId`, `description`, `fields`), or the raw bytes as the body with the "
-    "file's `Content-Type` and `?fileName=`. Bodies stream to disk while hashed."
-)
 
 
 class VersionOut(ApiModel):
@@ -108,20 +81,6 @@ class DocumentOut(ApiModel):
     updated_at: Timestamp
     current_version: VersionOut
     fields: list[FieldValueOut]
-
-
-class UploadMetadata(ApiInput):
-    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
-    folder_id: BodyId | None = None
-    description: str = Field("", max_length=text.MAX_DESCRIPTION)
-    fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
-    file_name: str | None = Field(None, max_length=text.MAX_FILE_NAME_INPUT)
-
-
-#: Multipart with a `file` part and an optional JSON `metadata` part, or the raw bytes.
-UPLOAD_BODY = multipart_request_body(
-    UploadMetadata.model_json_schema(), metadata_required=False, raw_body=True
-)
 
 
 class DocumentUpdate(ApiInput):
@@ -225,24 +184,6 @@ def parse_after_date(raw: str) -> datetime:
     except ValueError:
         pass
     raise Invalid(BAD_TIMESTAMP, [{"field": "afterDate", "message": "not RFC 3339"}])
-
-
-def _metadata(upload: ReceivedUpload) -> UploadMetadata:
-    if not upload.metadata:
-        return UploadMetadata()
-    # Parsed and refused as a JSON body is (api/jsonbody.py), its errors named `metadata.…`.
-    parsed = jsonbody.loads(upload.metadata, METADATA)
-    try:
-        return UploadMetadata.model_validate(parsed)
-    except ValidationError as exc:
-        raise RequestValidationError(
-            [{**e, "loc": (*METADATA, *e["loc"])} for e in exc.errors()]
-        ) from None
-
-
-def _new_file(upload: ReceivedUpload, meta: UploadMetadata, file_name: str | None) -> NewFile:
-    name = meta.file_name or upload.part_file_name or file_name
-    return NewFile(upload.spooled, name or "", upload.part_content_type)
 
 
 async def _page(
@@ -357,78 +298,6 @@ async def list_folder_documents(
     return await _page(request, who, params, project_id, folder_id, after_date, q)
 
 
-FileNameQuery = Annotated[
-    str | None,
-    Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
-]
-
-
-async def _file_upload(
-    request: Request,
-    session: SessionDep,
-    who: PrincipalDep,
-    state: StateDep,
-    project_id: int,
-    file_name: str | None,
-    document_id: int | None = None,
-    reject_duplicate: bool = False,
-) -> DocumentOut:
-    """Upload and replace alike: receive the body, then file it as a new document or, given
-    `document_id`, as its new version."""
-    async with receive(request, state) as upload:
-        meta = _metadata(upload)
-        received = _new_file(upload, meta, file_name)
-        if document_id is None:
-            view, _ = await intake.upload(
-                session,
-                who=who,
-                project_id=project_id,
-                blobs=state.blobs,
-                received=received,
-                title=meta.title,
-                folder_id=meta.folder_id,
-                description=meta.description,
-                field_values=meta.fields,
-                reject_duplicate=reject_duplicate,
-            )
-            return _out(view)
-        await intake.replace(
-            session,
-            who=who,
-            project_id=project_id,
-            document_id=document_id,
-            blobs=state.blobs,
-            received=received,
-            description=meta.description,
-        )
-    return _out(await documents.get(session, who=who, document_id=document_id))
-
-
-@router.post(
-    "/projects/{projectId}/documents",
-    status_code=201,
-    response_model=DocumentOut,
-    summary="Upload a new document",
-    description=UPLOAD_DOC,
-    responses={
-        409: {"model": Problem, "description": "?rejectDuplicate=true: the content is held."}
-    },
-    openapi_extra=UPLOAD_BODY,
-)
-async def upload_document(
-    request: Request,
-    project_id: UploadProjectId,
-    session: SessionDep,
-    who: PrincipalDep,
-    state: StateDep,
-    file_name: FileNameQuery = None,
-    reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
-) -> DocumentOut:
-    return await _file_upload(
-        request, session, who, state, project_id, file_name, reject_duplicate=reject_duplicate
-    )
-
-
 @direct_get(
     router,
     "/projects/{projectId}/documents/{documentId}",
@@ -535,29 +404,6 @@ async def move_document(
     return _out(view)
 
 
-@router.post(
-    "/projects/{projectId}/documents/{documentId}/replace",
-    status_code=201,
-    response_model=DocumentOut,
-    summary="Upload a new version of a document",
-    description=UPLOAD_DOC,
-    openapi_extra=UPLOAD_BODY,
-)
-async def replace_document(
-    request: Request,
-    project_id: ProjectId,
-    document_id: DocumentId,
-    session: SessionDep,
-    who: PrincipalDep,
-    state: StateDep,
-    file_name: FileNameQuery = None,
-) -> DocumentOut:
-    await check_writable_document(state, who, document_id, project_id)
-    return await _file_upload(
-        request, session, who, state, project_id, file_name, document_id=document_id
-    )
-
-
 @router.put(
     "/projects/{projectId}/documents/{documentId}/fields/{fieldId}",
     response_model=DocumentOut,
@@ -580,130 +426,3 @@ async def set_field_value(
         value=body.value,
     )
     return _out(view)
-
-
-@router.get(
-    "/projects/{projectId}/documents/{documentId}/content",
-    summary="Download the current version (needs the project's downloadViaApi)",
-    response_class=Response,
-    responses=DOWNLOAD_RESPONSES,
-)
-async def download_document(
-    request: Request,
-    project_id: ProjectId,
-    document_id: DocumentId,
-    session: SessionDep,
-    who: PrincipalDep,
-    state: StateDep,
-) -> Response:
-    version = await versions.for_download(
-        session, who=who, project_id=project_id, document_id=document_id
-    )
-    return await blob_response(request, state.blobs, version)
-
-
-@router.get(
-    "/projects/{projectId}/documents/{documentId}/versions",
-    response_model=list[VersionOut],
-    summary="List a document's versions, oldest first",
-)
-async def list_versions(
-    request: Request,
-    response: Response,
-    project_id: ProjectId,
-    document_id: DocumentId,
-    session: SessionDep,
-    who: PrincipalDep,
-    params: PageDep,
-) -> list[VersionOut]:
-    page = await versions.list_page(
-        session,
-        who=who,
-        project_id=project_id,
-        document_id=document_id,
-        page=page_request(params),
-    )
-    link_next(request, response, page)
-    return [VersionOut.model_validate(v) for v in page.items]
-
-
-async def _version(
-    session: SessionDep, who: PrincipalDep, project_id: int, document_id: int, version_id: str
-) -> DocumentVersion:
-    _, version = await versions.get(
-        session,
-        who=who,
-        project_id=project_id,
-        document_id=document_id,
-        version_id=versions.parse_version_id(version_id),
-    )
-    return version
-
-
-@router.get(
-    "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
-    response_model=VersionOut,
-    summary="Read one version",
-)
-async def read_version(
-    project_id: ProjectId,
-    document_id: DocumentId,
-    version_id: VersionId,
-    session: SessionDep,
-    who: PrincipalDep,
-) -> VersionOut:
-    version = await _version(session, who, project_id, document_id, version_id)
-    return VersionOut.model_validate(version)
-
-
-@router.delete(
-    "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
-    status_code=204,
-    summary="Delete a version (never the only one)",
-    responses={
-        409: {
-            "model": Problem,
-            "description": "The only version, or a legal hold covers the document (the "
-            "detail names the holds).",
-        }
-    },
-)
-async def delete_version(
-    project_id: ProjectId,
-    document_id: DocumentId,
-    version_id: VersionId,
-    session: SessionDep,
-    who: PrincipalDep,
-) -> None:
-    await versions.delete(
-        session,
-        who=who,
-        project_id=project_id,
-        document_id=document_id,
-        version_id=versions.parse_version_id(version_id),
-    )
-
-
-@router.get(
-    "/projects/{projectId}/documents/{documentId}/versions/{versionId}/content",
-    summary="Download one version (needs the project's downloadViaApi)",
-    response_class=Response,
-    responses=DOWNLOAD_RESPONSES,
-)
-async def download_version(
-    request: Request,
-    project_id: ProjectId,
-    document_id: DocumentId,
-    version_id: VersionId,
-    session: SessionDep,
-    who: PrincipalDep,
-    state: StateDep,
-) -> Response:
-    version = await versions.for_download(
-        session,
-        who=who,
-        project_id=project_id,
-        document_id=document_id,
-        version_id=versions.parse_version_id(version_id),
-    )
-    return await blob_response(request, state.blobs, version, whole_version=True)

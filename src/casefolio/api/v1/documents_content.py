@@ -1,0 +1,188 @@
+"""Document content in and out: upload a new document, upload a new version of one
+(replace), download the current version. Routes of the `documents` tag, beside
+api/v1/documents.py."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Query, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import Field, ValidationError
+
+from casefolio.api import jsonbody
+from casefolio.api.deps import (
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+    UploadProjectId,
+    check_writable_document,
+)
+from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
+from casefolio.api.ids import BodyId, DocumentId, ProjectId
+from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
+from casefolio.api.v1.documents import DocumentOut
+from casefolio.api.v1.documents import document_out as _out
+from casefolio.api.v1.routing import v1_router
+from casefolio.api.v1.schemas import ApiInput, Problem
+from casefolio.domain import documents, intake, text, versions
+from casefolio.domain.intake import NewFile
+
+router = v1_router("documents")
+METADATA = ("metadata",)
+FILE_NAME_DOC = (
+    "The file name (the last path segment is kept; control and format characters are "
+    "dropped; a name over 255 characters is shortened, keeping its extension)."
+)
+UPLOAD_DOC = (
+    "Send `multipart/form-data` with a `file` part and an optional `metadata` part (JSON: "
+    "`title`, `folderId`, `description`, `fields`), or the raw bytes as the body with the "
+    "file's `Content-Type` and `?fileName=`. Bodies stream to disk while hashed."
+)
+
+
+class UploadMetadata(ApiInput):
+    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
+    folder_id: BodyId | None = None
+    description: str = Field("", max_length=text.MAX_DESCRIPTION)
+    fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")
+    file_name: str | None = Field(None, max_length=text.MAX_FILE_NAME_INPUT)
+
+
+#: Multipart with a `file` part and an optional JSON `metadata` part, or the raw bytes.
+UPLOAD_BODY = multipart_request_body(
+    UploadMetadata.model_json_schema(), metadata_required=False, raw_body=True
+)
+
+
+def _metadata(upload: ReceivedUpload) -> UploadMetadata:
+    if not upload.metadata:
+        return UploadMetadata()
+    # Parsed and refused as a JSON body is (api/jsonbody.py), its errors named `metadata.…`.
+    parsed = jsonbody.loads(upload.metadata, METADATA)
+    try:
+        return UploadMetadata.model_validate(parsed)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**e, "loc": (*METADATA, *e["loc"])} for e in exc.errors()]
+        ) from None
+
+
+def _new_file(upload: ReceivedUpload, meta: UploadMetadata, file_name: str | None) -> NewFile:
+    name = meta.file_name or upload.part_file_name or file_name
+    return NewFile(upload.spooled, name or "", upload.part_content_type)
+
+
+FileNameQuery = Annotated[
+    str | None,
+    Query(alias="fileName", max_length=text.MAX_FILE_NAME_INPUT, description=FILE_NAME_DOC),
+]
+
+
+async def _file_upload(
+    request: Request,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    project_id: int,
+    file_name: str | None,
+    document_id: int | None = None,
+    reject_duplicate: bool = False,
+) -> DocumentOut:
+    """Upload and replace alike: receive the body, then file it as a new document or, given
+    `document_id`, as its new version."""
+    async with receive(request, state) as upload:
+        meta = _metadata(upload)
+        received = _new_file(upload, meta, file_name)
+        if document_id is None:
+            view, _ = await intake.upload(
+                session,
+                who=who,
+                project_id=project_id,
+                blobs=state.blobs,
+                received=received,
+                title=meta.title,
+                folder_id=meta.folder_id,
+                description=meta.description,
+                field_values=meta.fields,
+                reject_duplicate=reject_duplicate,
+            )
+            return _out(view)
+        await intake.replace(
+            session,
+            who=who,
+            project_id=project_id,
+            document_id=document_id,
+            blobs=state.blobs,
+            received=received,
+            description=meta.description,
+        )
+    return _out(await documents.get(session, who=who, document_id=document_id))
+
+
+@router.post(
+    "/projects/{projectId}/documents",
+    status_code=201,
+    response_model=DocumentOut,
+    summary="Upload a new document",
+    description=UPLOAD_DOC,
+    responses={
+        409: {"model": Problem, "description": "?rejectDuplicate=true: the content is held."}
+    },
+    openapi_extra=UPLOAD_BODY,
+)
+async def upload_document(
+    request: Request,
+    project_id: UploadProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    file_name: FileNameQuery = None,
+    reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
+) -> DocumentOut:
+    return await _file_upload(
+        request, session, who, state, project_id, file_name, reject_duplicate=reject_duplicate
+    )
+
+
+@router.post(
+    "/projects/{projectId}/documents/{documentId}/replace",
+    status_code=201,
+    response_model=DocumentOut,
+    summary="Upload a new version of a document",
+    description=UPLOAD_DOC,
+    openapi_extra=UPLOAD_BODY,
+)
+async def replace_document(
+    request: Request,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    file_name: FileNameQuery = None,
+) -> DocumentOut:
+    await check_writable_document(state, who, document_id, project_id)
+    return await _file_upload(
+        request, session, who, state, project_id, file_name, document_id=document_id
+    )
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/content",
+    summary="Download the current version (needs the project's downloadViaApi)",
+    response_class=Response,
+    responses=DOWNLOAD_RESPONSES,
+)
+async def download_document(
+    request: Request,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+) -> Response:
+    version = await versions.for_download(
+        session, who=who, project_id=project_id, document_id=document_id
+    )
+    return await blob_response(request, state.blobs, version)

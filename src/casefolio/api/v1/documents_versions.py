@@ -1,0 +1,140 @@
+"""A document's versions: list, read, delete and download one. Routes of the `documents`
+tag, beside api/v1/documents.py."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Path, Request, Response
+
+from casefolio.api.deps import (
+    PrincipalDep,
+    SessionDep,
+    StateDep,
+)
+from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
+from casefolio.api.ids import DocumentId, ProjectId
+from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.v1.documents import VersionOut
+from casefolio.api.v1.routing import v1_router
+from casefolio.api.v1.schemas import Problem
+from casefolio.db.models import DocumentVersion
+from casefolio.domain import versions
+
+router = v1_router("documents")
+VersionId = Annotated[
+    str,
+    # The pattern is documented, not enforced here: parse_version_id gives the seed's 400.
+    Path(
+        alias="versionId",
+        description="A version id (digits).",
+        json_schema_extra={"pattern": "^[1-9][0-9]{0,17}$"},
+    ),
+]
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/versions",
+    response_model=list[VersionOut],
+    summary="List a document's versions, oldest first",
+)
+async def list_versions(
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    session: SessionDep,
+    who: PrincipalDep,
+    params: PageDep,
+) -> list[VersionOut]:
+    page = await versions.list_page(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        page=page_request(params),
+    )
+    link_next(request, response, page)
+    return [VersionOut.model_validate(v) for v in page.items]
+
+
+async def _version(
+    session: SessionDep, who: PrincipalDep, project_id: int, document_id: int, version_id: str
+) -> DocumentVersion:
+    _, version = await versions.get(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=versions.parse_version_id(version_id),
+    )
+    return version
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
+    response_model=VersionOut,
+    summary="Read one version",
+)
+async def read_version(
+    project_id: ProjectId,
+    document_id: DocumentId,
+    version_id: VersionId,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> VersionOut:
+    version = await _version(session, who, project_id, document_id, version_id)
+    return VersionOut.model_validate(version)
+
+
+@router.delete(
+    "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
+    status_code=204,
+    summary="Delete a version (never the only one)",
+    responses={
+        409: {
+            "model": Problem,
+            "description": "The only version, or a legal hold covers the document (the "
+            "detail names the holds).",
+        }
+    },
+)
+async def delete_version(
+    project_id: ProjectId,
+    document_id: DocumentId,
+    version_id: VersionId,
+    session: SessionDep,
+    who: PrincipalDep,
+) -> None:
+    await versions.delete(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=versions.parse_version_id(version_id),
+    )
+
+
+@router.get(
+    "/projects/{projectId}/documents/{documentId}/versions/{versionId}/content",
+    summary="Download one version (needs the project's downloadViaApi)",
+    response_class=Response,
+    responses=DOWNLOAD_RESPONSES,
+)
+async def download_version(
+    request: Request,
+    project_id: ProjectId,
+    document_id: DocumentId,
+    version_id: VersionId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+) -> Response:
+    version = await versions.for_download(
+        session,
+        who=who,
+        project_id=project_id,
+        document_id=document_id,
+        version_id=versions.parse_version_id(version_id),
+    )
+    return await blob_response(request, state.blobs, version, whole_version=True)
