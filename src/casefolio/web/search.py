@@ -12,6 +12,7 @@ from casefolio.api.deps import SessionDep
 from casefolio.api.ids import query_id
 from casefolio.api.pagination import CURSOR_PATTERN
 from casefolio.domain import access
+from casefolio.domain.errors import Invalid
 from casefolio.search import query, service
 from casefolio.web.deps import WebRoute, WebUser
 from casefolio.web.http import render
@@ -29,12 +30,19 @@ async def search_page(
     project_id: Annotated[int | None, query_id("projectId")] = None,
     cursor: Annotated[str | None, Query(max_length=512, pattern=CURSOR_PATTERN)] = None,
 ) -> Response:
-    context: dict[str, object] = dict(search_q=q, hits=[], next_url=None, search_project=None)
-    if not q.strip():
-        return render(request, "search.html", 200, syntax=query, **context)
-    page = await service.search(
-        session, me.principal, service.Search(q=q, project_id=project_id, cursor=cursor)
+    context: dict[str, object] = dict(
+        search_q=q, syntax=query, hits=[], next_url=None, search_project=None, error=None
     )
+    if not q.strip():
+        return render(request, "search.html", 200, **context)
+    try:
+        page = await service.search(
+            session, me.principal, service.Search(q=q, project_id=project_id, cursor=cursor)
+        )
+    except Invalid as exc:
+        # The domain's message on the search page itself, the query left in the box to mend.
+        context["error"] = exc.message
+        return render(request, "search.html", 400, **context)
     if project_id is not None:
         # Only its name, for the header's "this project only" box: search() checked access.
         _, context["search_project"] = await access.scoped_project(
@@ -44,4 +52,4 @@ async def search_page(
         wanted = {"q": q, "projectId": project_id, "cursor": page.next_cursor}
         context["next_url"] = "/search?" + urlencode({k: v for k, v in wanted.items() if v})
     context["hits"] = page.items
-    return render(request, "search.html", 200, syntax=query, **context)
+    return render(request, "search.html", 200, **context)
