@@ -126,6 +126,11 @@ async def test_the_next_page_continues_where_the_first_ended(
     second = await reader.http.get(url)
     assert len(hits(second)) == 3 and next_url(second) is None
     assert sorted(hits(first) + hits(second)) == names
+    # In one project: the next page stays in it.
+    scoped = await reader.http.get("/search", params={"q": "deposit", "projectId": matter.id})
+    url = next_url(scoped)
+    assert url and f"&projectId={matter.id}&cursor=" in url
+    assert sorted(hits(scoped) + hits(await reader.http.get(url))) == names
 
 
 @pytest.mark.parametrize(
