@@ -14,7 +14,18 @@ from tests.web.conftest import Person
 
 MakePerson = Callable[[Actor], Awaitable[Person]]
 HOSTILE = ("0", "-1", "abc", "99999999999999999999", "1e3", "%00")
-QUERIES = ("folder", "cursor", "project", "user", "targetId", "limit", "after", "sort")
+QUERIES = (
+    "folder",
+    "cursor",
+    "project",
+    "projectId",
+    "q",
+    "user",
+    "targetId",
+    "limit",
+    "after",
+    "sort",
+)
 
 
 def _fill(path: str, name: str, value: str) -> str:

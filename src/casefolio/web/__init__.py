@@ -1,5 +1,5 @@
 """Pages for people, served next to the APIs: the landing page at `/` and the web interface
-(sign-in, projects, documents, uploads, own API tokens, administration, webhooks and the
+(sign-in, projects, documents, uploads, search, own API tokens, administration, webhooks and the
 audit trail).
 
 Server-rendered Jinja2 templates, enhanced by htmx and a little plain JavaScript, all served
@@ -13,13 +13,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from casefolio.web import account, admin, audit, documents, landing, projects, webhooks
+from casefolio.web import account, admin, audit, documents, landing, projects, search, webhooks
 from casefolio.web.http import STATIC, SecurityHeaders
 
 
 def install(app: FastAPI) -> None:
     """Add the pages, their static files and their security headers to the app."""
-    for module in (landing, account, projects, documents, admin, webhooks, audit):
+    for module in (landing, account, projects, documents, search, admin, webhooks, audit):
         app.router.routes.extend(module.router.routes)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SecurityHeaders)
