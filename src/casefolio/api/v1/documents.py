@@ -34,6 +34,7 @@ from casefolio.domain import documents, text, trash
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
+from casefolio.domain.rows import VersionRow
 from casefolio.fastpath.routes import direct_get
 from casefolio.search import query as search_query
 from casefolio.search import service as search_service
@@ -92,6 +93,22 @@ class FieldValueIn(ApiInput):
     value: Any = Field(description="Checked against the field's type; null clears the value.")
 
 
+def version_out(v: VersionRow) -> VersionOut:
+    """A version as the API answers it, built without validation (values come typed from
+    the database)."""
+    return VersionOut.model_construct(
+        id=v.id,
+        document_id=v.document_id,
+        number=v.number,
+        file_name=v.file_name,
+        content_type=v.content_type,
+        size=v.size,
+        sha256=v.sha256,
+        created_by=v.created_by,
+        created_at=v.created_at,
+    )
+
+
 def _out(view: DocumentView) -> DocumentOut:
     # Built without validation (model_construct): every value comes typed from the database,
     # and lists of documents build a hundred of these per request.
@@ -105,17 +122,7 @@ def _out(view: DocumentView) -> DocumentOut:
         created_by=d.created_by,
         created_at=d.created_at,
         updated_at=d.updated_at,
-        current_version=VersionOut.model_construct(
-            id=v.id,
-            document_id=d.id,
-            number=v.number,
-            file_name=v.file_name,
-            content_type=v.content_type,
-            size=v.size,
-            sha256=v.sha256,
-            created_by=v.created_by,
-            created_at=v.created_at,
-        ),
+        current_version=version_out(v),
         fields=[
             FieldValueOut.model_construct(
                 id=e.field.id, name=e.field.name, type=e.field.type, value=e.value

@@ -9,7 +9,13 @@ from fastapi import Query, Request, Response
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import query_id
 from casefolio.api.pagination import CURSOR_PATTERN, link_next
-from casefolio.api.v1.documents import AfterDate, DocumentOut, VersionOut, parse_after_date
+from casefolio.api.v1.documents import (
+    AfterDate,
+    DocumentOut,
+    VersionOut,
+    parse_after_date,
+    version_out,
+)
 from casefolio.api.v1.documents import _out as document_out
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -64,24 +70,13 @@ class SearchStatusOut(ApiModel):
 
 def _hit_out(hit: Hit) -> SearchHitOut:
     document = hit.view.document
-    v = hit.version
     return SearchHitOut(
         document=document_out(hit.view),
         project=ProjectRef(id=document.project_id, name=hit.project_name),
         folder=None
         if document.folder_id is None or hit.folder_name is None
         else FolderRef(id=document.folder_id, name=hit.folder_name),
-        version=VersionOut.model_construct(
-            id=v.id,
-            document_id=v.document_id,
-            number=v.number,
-            file_name=v.file_name,
-            content_type=v.content_type,
-            size=v.size,
-            sha256=v.sha256,
-            created_by=v.created_by,
-            created_at=v.created_at,
-        ),
+        version=version_out(hit.version),
         score=hit.score,
         snippet=hit.snippet,
     )
