@@ -172,7 +172,8 @@ class Client:
                     break  # the rest is not wanted; the connection closes (not DONE)
             elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
                 break
-        assert response is not None
+        if response is None:  # the connection closed before the status line
+            raise ConnectionError("closed before an answer")
         return Answer(
             response.status_code,
             {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers},

@@ -15,7 +15,6 @@ import re
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from email.message import EmailMessage
 from pathlib import PurePosixPath
 
 import charset_normalizer
@@ -134,7 +133,6 @@ def _docx(data: bytes, deadline: Deadline) -> Iterator[str]:
 
 def _eml(data: bytes, deadline: Deadline) -> Iterator[str]:
     message = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
     for header in ("From", "To", "Cc", "Subject", "Date"):
         value = message.get(header)
         if value:
