@@ -288,3 +288,45 @@ def _models(annotation: Any) -> list[type[BaseModel]]:
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return [annotation]
     return [model for arg in get_args(annotation) for model in _models(arg)]
+
+
+# The most bytes one character takes in a URL: four UTF-8 bytes, each percent-encoded.
+_WORST_BYTES_PER_CHAR = 12
+
+
+def _longest_value(schema: dict[str, Any]) -> int:
+    """Characters in the longest value a parameter's schema allows (None if unbounded)."""
+    lengths = []
+    for alternative in schema.get("anyOf", [schema]):
+        if "enum" in alternative:
+            lengths.append(max(len(str(v)) for v in alternative["enum"]))
+        elif alternative.get("type") == "integer":
+            lengths.append(len(str(alternative.get("minimum", -(2**63)))))
+            lengths.append(len(str(alternative.get("maximum", 2**63))))
+        elif alternative.get("type") in ("null", "boolean"):
+            lengths.append(5)
+        elif alternative.get("type") == "number":
+            lengths.append(len(repr(-2.2250738585072014e-308)))  # the longest float repr
+        else:
+            assert "maxLength" in alternative, schema  # an unbounded parameter
+            lengths.append(alternative["maxLength"])
+    return max(lengths)
+
+
+def test_every_url_the_schema_allows_fits_the_server(spec: dict[str, Any]) -> None:
+    """A URL longer than httptools takes never reaches the application (it gets a problem
+    from the protocol, tests/e2e/test_server.py): no schema-valid request may be one."""
+    from casefolio.cli.http_protocol import MAX_URL_BYTES
+
+    longest = {}
+    for path, item in spec["paths"].items():
+        for method, operation in item.items():
+            size = len(re.sub(r"\{[^}]+\}", "", path))
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] in ("path", "query"):
+                    worst = _longest_value(parameter["schema"]) * _WORST_BYTES_PER_CHAR
+                    size += worst + (len(parameter["name"]) + 2) * (parameter["in"] == "query")
+            longest[f"{method.upper()} {path}"] = size
+    assert len(longest) > 80
+    too_long = {operation: size for operation, size in longest.items() if size > MAX_URL_BYTES}
+    assert too_long == {}

@@ -76,7 +76,8 @@ def serve(
         log_level=settings.log_level,
         # The access log hides credential-like query values; casefolio's loggers print too.
         log_config=logs.uvicorn_log_config(settings.log_level),
-        http="httptools",
+        # httptools, answering a request it cannot parse with a problem document.
+        http="casefolio.cli.http_protocol:ProblemHttpToolsProtocol",
         # asyncio's own loop, not uvloop: under uvloop some keep-alive connections went
         # unread for seconds while others were served (pages under 32 connections: p99 ten
         # times the median; bench/README.md), asyncio's serves them in turn.

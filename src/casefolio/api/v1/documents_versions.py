@@ -28,7 +28,7 @@ VersionId = Annotated[
     Path(
         alias="versionId",
         description="A version id (digits).",
-        json_schema_extra={"pattern": "^[1-9][0-9]{0,17}$"},
+        json_schema_extra={"pattern": "^[1-9][0-9]{0,17}$", "maxLength": 18},
     ),
 ]
 

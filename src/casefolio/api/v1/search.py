@@ -19,7 +19,6 @@ from casefolio.api.v1.documents import (
 from casefolio.api.v1.documents import _out as document_out
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import fields
 from casefolio.search import query, service, status
 from casefolio.search.service import Hit
 
@@ -82,6 +81,10 @@ def _hit_out(hit: Hit) -> SearchHitOut:
     )
 
 
+# Below a text field's own limit: the whole URL must fit httptools' limit even when every
+# character takes twelve bytes percent-encoded (docs/api.md, Limits on input).
+MAX_FIELD_VALUE_CHARS = 4_000
+
 QueryText = Annotated[
     str, Query(min_length=1, max_length=query.MAX_QUERY_CHARS, description=QUERY_DOC)
 ]
@@ -103,7 +106,7 @@ async def search_documents(
         int | None, query_id("fieldId", description="With fieldValue: documents with it.")
     ] = None,
     field_value: Annotated[
-        str | None, Query(alias="fieldValue", max_length=fields.MAX_TEXT)
+        str | None, Query(alias="fieldValue", max_length=MAX_FIELD_VALUE_CHARS)
     ] = None,
     after_date: AfterDate = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_LIMIT)] = service.DEFAULT_LIMIT,

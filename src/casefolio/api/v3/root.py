@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
+from fastapi import Path
+
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.errors import V3_NOT_FOUND
 from casefolio.api.routing import dialect_router
@@ -19,6 +23,9 @@ router = dialect_router(
 )
 DEFAULT_PAGE_SIZE = 20  # min(Setting.per_page_options), OpenProject's fallback
 USER_NOT_FOUND = "The specified user does not exist or you do not have permission to view them."
+# Documented, not enforced: a longer reference is not found, like any other unknown one.
+UserRef = Annotated[str, Path(json_schema_extra={"maxLength": 64})]
+ProjectRef = Annotated[str, Path(json_schema_extra={"maxLength": 64})]
 
 
 @router.get("", summary="The API root")
@@ -28,7 +35,7 @@ async def read_root(who: PrincipalDep) -> HalResponse:
 
 
 @router.get("/users/{user_ref}", summary="View a user (`me` for the caller)")
-async def read_user(user_ref: str, session: SessionDep, who: PrincipalDep) -> HalResponse:
+async def read_user(user_ref: UserRef, session: SessionDep, who: PrincipalDep) -> HalResponse:
     if user_ref == "me":
         user_id = who.user_id
     elif user_ref.isascii() and user_ref.isdigit() and len(user_ref) <= 18:
@@ -54,7 +61,9 @@ async def list_projects(
 
 
 @router.get("/projects/{project_ref}", summary="View a project (by id or identifier)")
-async def read_project(project_ref: str, session: SessionDep, who: PrincipalDep) -> HalResponse:
+async def read_project(
+    project_ref: ProjectRef, session: SessionDep, who: PrincipalDep
+) -> HalResponse:
     digits = project_ref.removeprefix(representers.PROJECT_IDENTIFIER_PREFIX)
     if not (digits.isascii() and digits.isdigit() and len(digits) <= 18):
         raise not_found(V3_NOT_FOUND)
