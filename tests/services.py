@@ -1,5 +1,5 @@
-"""The services tests say they need (markers `postgres`, `redis`, `s3`, `browser`), and how
-to tell whether one is there. A test whose service is missing skips locally with a one-line
+"""The services tests say they need (markers `postgres`, `redis`, `s3`, `browser`, `ocr`), and
+how to tell whether one is there. A test whose service is missing skips locally with a one-line
 reason, and fails in CI (`CI=true`), where every service must be up (tests/conftest.py)."""
 
 from __future__ import annotations
@@ -58,6 +58,13 @@ def browser_missing() -> str | None:
     return None
 
 
+def ocr_missing() -> str | None:
+    for program, package in (("tesseract", "tesseract-ocr"), ("pdftoppm", "poppler-utils")):
+        if shutil.which(program) is None:
+            return f"needs {program} on PATH (apt-get install {package})"
+    return None
+
+
 def checks(admin_url: str) -> dict[str, Callable[[], str | None]]:
     """Each marker's check, cached for the run: None when the service is there, else why not."""
     return {
@@ -65,6 +72,7 @@ def checks(admin_url: str) -> dict[str, Callable[[], str | None]]:
         "redis": functools.cache(redis_missing),
         "s3": functools.cache(s3_missing),
         "browser": functools.cache(browser_missing),
+        "ocr": functools.cache(ocr_missing),
     }
 
 

@@ -149,6 +149,16 @@ class Settings(BaseSettings):
     search_time_limit_seconds: float = Field(
         30, gt=0, le=3600, description="How long extracting one file's text may take."
     )
+    search_ocr: bool = Field(
+        False,
+        description="Read images and image-only PDFs by OCR (needs tesseract; PDFs pdftoppm).",
+    )
+    search_ocr_languages: str = Field(
+        "eng",
+        pattern=r"^[A-Za-z_]+(\+[A-Za-z_]+)*$",
+        max_length=200,
+        description="The languages OCR reads, as tesseract's -l names them (eng+deu).",
+    )
     search_max_text_chars: int = Field(
         500_000,
         ge=1000,

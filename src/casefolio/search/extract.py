@@ -1,5 +1,6 @@
 """Text out of a stored file: plain text and other text/* (charset detected), PDF (pypdf),
-DOCX (python-docx) and e-mail (.eml, the standard library's email package).
+DOCX (python-docx) and e-mail (.eml, the standard library's email package); with OCR on,
+images and image-only PDFs by the tesseract program (pages drawn by poppler's pdftoppm).
 
 Pure functions of the bytes, run in a worker thread (search/index.py). The time limit is
 checked between pages, paragraphs and parts (`Deadline`), and the caller stops waiting at
@@ -10,12 +11,17 @@ from __future__ import annotations
 
 import email
 import email.policy
+import functools
 import io
 import re
+import shutil
+import subprocess
+import tempfile
 import time
 import zipfile
 from collections.abc import Callable, Iterator
-from pathlib import PurePosixPath
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 
 import charset_normalizer
 
@@ -26,6 +32,11 @@ _TAG = re.compile(r"<[^>]*>")
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 _TEXT_SUFFIXES = {".txt", ".text", ".md", ".csv", ".tsv", ".log", ".json", ".xml", ".rtf"}
+# What tesseract (through leptonica) reads.
+_IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff", "image/bmp", "image/gif", "image/webp"}
+_IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+#: Resolution pages of an image-only PDF are drawn at for OCR (tesseract's sweet spot).
+OCR_DPI = 300
 
 
 class ExtractionFailed(Exception):
@@ -38,12 +49,63 @@ class Deadline:
         self.until = clock() + seconds
 
     def check(self) -> None:
-        if self.clock() > self.until:
+        if self.remaining() <= 0:
             raise ExtractionFailed(f"Reading the text took longer than {self.seconds:g} s.")
 
+    def remaining(self) -> float:
+        return self.until - self.clock()
 
-def kind_of(file_name: str, content_type: str, head: bytes) -> str | None:
-    """Which reader a file needs ("text", "pdf", "docx", "eml"), or None for none."""
+
+@dataclass(frozen=True)
+class Ocr:
+    """Optical character recognition by the `tesseract` program, in `languages` (tesseract's
+    `-l`, such as `eng+deu`); image-only PDFs also need poppler's `pdftoppm`."""
+
+    languages: str = "eng"
+
+    def read_image(self, data: bytes, deadline: Deadline) -> str:
+        return self._run(["tesseract", "stdin", "stdout", "-l", self.languages], data, deadline)
+
+    def read_pdf_pages(self, data: bytes, deadline: Deadline) -> Iterator[str]:
+        """The text of each page of a PDF, drawn as an image and read by OCR."""
+        with tempfile.TemporaryDirectory(prefix="casefolio-ocr-") as folder:
+            source = Path(folder) / "in.pdf"
+            source.write_bytes(data)
+            self._run(
+                ["pdftoppm", "-r", str(OCR_DPI), "-gray", "-png", str(source), f"{folder}/page"],
+                b"",
+                deadline,
+            )
+            for page in sorted(Path(folder).glob("page*.png")):
+                deadline.check()
+                yield self.read_image(page.read_bytes(), deadline)
+
+    @staticmethod
+    def _run(command: list[str], stdin: bytes, deadline: Deadline) -> str:
+        if shutil.which(command[0]) is None:
+            package = "tesseract-ocr" if command[0] == "tesseract" else "poppler-utils"
+            raise ExtractionFailed(
+                f"OCR is on but the {command[0]} program is not installed"
+                f" (Debian: apt-get install {package})."
+            )
+        try:
+            done = subprocess.run(
+                command, input=stdin, capture_output=True, timeout=max(deadline.remaining(), 0.1)
+            )
+        except subprocess.TimeoutExpired:
+            raise ExtractionFailed(
+                f"Reading the text took longer than {deadline.seconds:g} s."
+            ) from None
+        if done.returncode != 0:
+            said = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise ExtractionFailed(
+                f"{command[0]} could not read the file: {said[-1] if said else done.returncode}"
+            )
+        return done.stdout.decode("utf-8", "replace")
+
+
+def kind_of(file_name: str, content_type: str, head: bytes, *, ocr: bool = False) -> str | None:
+    """Which reader a file needs ("text", "pdf", "docx", "eml", with OCR "image"), or None."""
     suffix = PurePosixPath(file_name.lower()).suffix
     media = content_type.split(";")[0].strip().lower()
     if media == "application/pdf" or suffix == ".pdf" or head.startswith(b"%PDF-"):
@@ -54,18 +116,35 @@ def kind_of(file_name: str, content_type: str, head: bytes) -> str | None:
         return "eml"
     if media.startswith("text/") or suffix in _TEXT_SUFFIXES:
         return "text"
+    if ocr and (media in _IMAGE_TYPES or suffix in _IMAGE_SUFFIXES):
+        return "image"
     return None
 
 
 def extract(
-    data: bytes, *, file_name: str, content_type: str, deadline: Deadline, max_chars: int
+    data: bytes,
+    *,
+    file_name: str,
+    content_type: str,
+    deadline: Deadline,
+    max_chars: int,
+    ocr: Ocr | None = None,
 ) -> str:
     """The file's text, cleaned (no NUL, nothing a database cannot store) and cut at
-    `max_chars`; ExtractionFailed with the reason if it cannot be read."""
-    kind = kind_of(file_name, content_type, data[:8])
+    `max_chars`; ExtractionFailed with the reason if it cannot be read. With `ocr`, images
+    and PDFs without a text layer are read by OCR."""
+    kind = kind_of(file_name, content_type, data[:8], ocr=ocr is not None)
     if kind is None:
         raise ExtractionFailed(f"casefolio does not read text from {content_type} files.")
-    reader = {"text": _text, "pdf": _pdf, "docx": _docx, "eml": _eml}[kind]
+    readers: dict[str, Callable[[bytes, Deadline], Iterator[str]]] = {
+        "text": _text,
+        "pdf": functools.partial(_pdf, ocr=ocr),
+        "docx": _docx,
+        "eml": _eml,
+    }
+    if ocr is not None:
+        readers["image"] = lambda image, limit: iter([ocr.read_image(image, limit)])
+    reader = readers[kind]
     try:
         parts: list[str] = []
         size = 0
@@ -105,15 +184,20 @@ def _text(data: bytes, deadline: Deadline) -> Iterator[str]:
     yield decode(data)
 
 
-def _pdf(data: bytes, deadline: Deadline) -> Iterator[str]:
+def _pdf(data: bytes, deadline: Deadline, *, ocr: Ocr | None = None) -> Iterator[str]:
     import pypdf
 
     reader = pypdf.PdfReader(io.BytesIO(data))
     if reader.is_encrypted and not reader.decrypt(""):
         raise ExtractionFailed("The PDF is encrypted with a password.")
+    found = False
     for page in reader.pages:
         deadline.check()
-        yield page.extract_text() or ""
+        text = page.extract_text() or ""
+        found = found or bool(text.strip())
+        yield text
+    if not found and ocr is not None:  # a scan: pages that are pictures of text
+        yield from ocr.read_pdf_pages(data, deadline)
 
 
 def _docx(data: bytes, deadline: Deadline) -> Iterator[str]:

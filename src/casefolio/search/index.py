@@ -80,6 +80,7 @@ class Indexer:
         self.settings, self.db, self.clock = settings, db, clock
         self._blobs = blobs
         self.lease = timedelta(seconds=ROUND_SECONDS + settings.search_time_limit_seconds + 30)
+        self._ocr = extract.Ocr(settings.search_ocr_languages) if settings.search_ocr else None
 
     @property
     def blobs(self) -> BlobStore:
@@ -195,6 +196,7 @@ class Indexer:
                 job,
                 extract.Deadline(seconds),
                 self.settings.search_max_text_chars,
+                self._ocr,
             )
             with anyio.fail_after(seconds + 1):
                 return Outcome(await anyio.to_thread.run_sync(run, abandon_on_cancel=True), None)
@@ -212,9 +214,10 @@ class Indexer:
         path = self.blobs.local_path(job.sha256)
         if path is not None:
             return path.read_bytes
-        if extract.kind_of(job.file_name, job.content_type, b"") is None and job.size > 0:
+        ocr = self._ocr is not None
+        if extract.kind_of(job.file_name, job.content_type, b"", ocr=ocr) is None and job.size > 0:
             head = b"".join([chunk async for chunk in self.blobs.read(job.sha256, 0, 8)])
-            if extract.kind_of(job.file_name, job.content_type, head) is None:
+            if extract.kind_of(job.file_name, job.content_type, head, ocr=ocr) is None:
                 return None
         data = b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
         return lambda: data
@@ -258,7 +261,11 @@ _STORE = (
 
 
 def _load_and_extract(
-    load: Callable[[], bytes], job: Job, deadline: extract.Deadline, max_chars: int
+    load: Callable[[], bytes],
+    job: Job,
+    deadline: extract.Deadline,
+    max_chars: int,
+    ocr: extract.Ocr | None,
 ) -> str:
     return extract.extract(
         load(),
@@ -266,6 +273,7 @@ def _load_and_extract(
         content_type=job.content_type,
         deadline=deadline,
         max_chars=max_chars,
+        ocr=ocr,
     )
 
 
