@@ -181,12 +181,14 @@ async def restore_version(
         .where(Document.id == document_id, Document.project_id == project_id, LIVE)
         .values(updated_at=utcnow())
     )
+    if locked.rowcount != 1:  # type: ignore[attr-defined]
+        raise missing
     taken = await session.execute(
         update(DocumentVersion)
         .where(DocumentVersion.id == version_id, DocumentVersion.trashed_at.isnot(None))
         .values(trashed_at=None)
     )
-    if locked.rowcount != 1 or taken.rowcount != 1:  # type: ignore[attr-defined]
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise missing
     await filing.set_current(session, document_id=document_id)
     events.emit(
