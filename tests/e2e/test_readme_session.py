@@ -137,5 +137,9 @@ def test_readme_legal_hold_block_works_against_a_real_server(
         assert "is under legal hold" in done.stdout and "Exhibit A" in done.stdout
         read = httpx.get(f"{base}/api/v1/projects/{project}/documents/{doc}", headers=headers)
         assert read.status_code == 200  # deleted, then restored
+        # Its new version was deleted, then restored: current again, and no longer trashed.
+        assert read.json()["currentVersion"]["fileName"] == "draft.txt"
+        trashed = httpx.get(f"{base}/api/v1/projects/{project}/trash/versions", headers=headers)
+        assert trashed.json() == []
         rule = httpx.get(f"{base}/api/v1/projects/{project}/retention", headers=headers)
         assert rule.json() == {"keepYears": 7, "then": "review"}

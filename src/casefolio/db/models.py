@@ -198,6 +198,13 @@ class DocumentVersion(Base):
             sqlite_where=text("document_id IS NULL"),
             postgresql_where=text("document_id IS NULL"),
         ),
+        # The trash's purge looks for versions trashed long enough; live ones stay out of it.
+        Index(
+            "ix_document_versions_trashed",
+            "trashed_at",
+            sqlite_where=text("trashed_at IS NOT NULL"),
+            postgresql_where=text("trashed_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -212,6 +219,9 @@ class DocumentVersion(Base):
     description: Mapped[str] = mapped_column(Text, default="")
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set while the version is in the trash (domain/trash.py): every read leaves it out
+    # through db.live.LIVE_VERSION; a restore clears it, the purge deletes the row.
+    trashed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class Hold(Base):

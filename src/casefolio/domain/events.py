@@ -111,6 +111,8 @@ HoldReleased = _event("hold.released", "hold")
 HoldRefused = _event("hold.refused", "project")
 DocumentRestored = _event("document.restored", "document")
 DocumentPurged = _event("document.purged", "document")
+VersionRestored = _event("version.restored", "version")
+VersionPurged = _event("version.purged", "version")
 ContentDownloaded = _event("content.downloaded", "document")
 VersionDownloaded = _event("version.downloaded", "version")
 
@@ -131,6 +133,8 @@ FEED_TYPES = frozenset(
         "hold.released",
         "document.restored",
         "document.purged",
+        "version.restored",
+        "version.purged",
         "project.access_lost",
         "project.access_granted",
     }

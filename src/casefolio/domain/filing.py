@@ -3,8 +3,10 @@
 An upload, a replacement, an import and a claimed OpenProject attachment all end in `file()`,
 which writes the document and version rows, the document's current-version columns and its
 `updated_at`, for one file or a batch, on both databases, and returns what changed as domain
-events (domain/events.py). The front doors (domain/intake.py) only prepare: clean names,
-make the blob durable, check access, fields and folders.
+events (domain/events.py). When a version leaves or returns from the trash, `set_current()`
+points those columns at the newest live version again; nothing else writes them. The
+front doors (domain/intake.py) only prepare: clean names, make the blob durable, check
+access, fields and folders.
 
 Every blob is made durable before its row is written, so a commit can only ever point at
 bytes that exist; and before the first query, so SQLite's write lock is not held across
@@ -21,7 +23,7 @@ from typing import Any, cast
 from sqlalchemy import Insert, Table, bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from casefolio.db.live import live
+from casefolio.db.live import live, live_version
 from casefolio.db.models import Document, DocumentVersion, FieldValue
 from casefolio.db.types import utcnow
 from casefolio.domain import events
@@ -236,6 +238,18 @@ async def _add_versions(
     return added
 
 
+async def set_current(session: AsyncSession, *, document_id: int) -> int:
+    """Point the document's current-version columns at its newest version not in the trash
+    (after a version went to the trash or came back from it); return that version's id.
+    The caller holds the document row's lock and has made sure one live version is left."""
+    conn = await session.connection()
+    version_id, sha256 = (await conn.execute(_NEWEST_LIVE, {"document": document_id})).one()
+    await conn.execute(
+        _SET_CURRENT, {"document": document_id, "version": version_id, "sha256": sha256}
+    )
+    return int(version_id)
+
+
 async def _claim(conn: AsyncConnection, version_id: int, document_id: int, number: int) -> int:
     # Only a row that is still unclaimed is taken, so two claims cannot both win.
     taken = await conn.execute(
@@ -267,6 +281,7 @@ def _version_values(
         "description": description,
         "created_by": user_id,
         "created_at": now,
+        "trashed_at": None,
     }
 
 
@@ -303,6 +318,12 @@ _NUMBER_VERSIONS = (
         updated_at=bindparam("now"),
     )
     .returning(_DOCUMENTS.c.last_version_number)
+)
+_NEWEST_LIVE = (
+    select(_VERSIONS.c.id, _VERSIONS.c.sha256)
+    .where(_VERSIONS.c.document_id == bindparam("document"), live_version(_VERSIONS))
+    .order_by(_VERSIONS.c.number.desc())
+    .limit(1)
 )
 _CLAIM = (
     update(_VERSIONS)

@@ -7,8 +7,9 @@ gc removes those older than the grace period that no running process owns.
 Uploads make their blob durable *before* the row that references it commits, and
 `BlobStore.put` refreshes a blob's modification time even when the bytes were already
 there. So an unreferenced blob younger than the grace period may belong to an upload
-in flight and is kept; an older one is an orphan (a crash, a deleted document or
-version) and is removed.
+in flight and is kept; an older one is an orphan (a crash, an unclaimed upload removed,
+a purge that left it to gc) and is removed. A deleted document or version is in the trash
+(domain/trash.py) and keeps its row until the purge, so its bytes are never orphans.
 """
 
 from __future__ import annotations

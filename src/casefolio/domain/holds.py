@@ -15,8 +15,8 @@ trash's purge, retention) skip what `covered_documents()`, its per-document form
 Holds are checked in the deleting transaction; a hold committed concurrently with a
 document's delete may miss it, but that delete only moves the document to the trash, and
 the purge checks again. `casefolio gc` removes only bytes
-no version row refers to, and a held or trashed document keeps its version rows, so gc
-cannot reach them.
+no version row refers to, and a held document, a trashed one and a trashed version all
+keep their version rows, so gc cannot reach their bytes.
 """
 
 from __future__ import annotations

@@ -44,6 +44,7 @@ class VersionRow(NamedTuple):
     description: str
     created_by: int | None
     created_at: datetime
+    trashed_at: datetime | None = None
 
 
 class FieldRow(NamedTuple):

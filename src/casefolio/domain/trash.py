@@ -1,4 +1,4 @@
-"""The trash: deleted documents wait here, restorable, until the purge removes them.
+"""The trash: deleted documents and versions wait here, restorable, until the purge.
 
 A document's DELETE (`delete` below) sets its `trashed_at`; its row, versions and field
 values stay, and `db.live.LIVE` keeps it out of every read, so to every caller it is gone
@@ -7,25 +7,31 @@ Project Admin may list the trash and restore a document (same id, versions and f
 until the purge, which removes documents trashed longer than `CASEFOLIO_TRASH_DAYS` ago,
 rows and then the bytes no other version shares, never a document a hold covers.
 
-Version deletes are not trashed: a version DELETE removes the version at once (still
-refused under a hold), as before.
+A version's DELETE (domain/versions.py) sets the version's own `trashed_at` the same way
+(`db.live.LIVE_VERSION` keeps it out of version reads and search; the newest live version
+becomes current). It is listed apart (`list_versions_page`), restored by id
+(`restore_version`: the document's current version is the newest live one again) and
+purged after the same period, never while a hold covers its document. Rows stay until the
+purge, so `casefolio gc`, which only removes bytes no row refers to, never reaches them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
+from sqlalchemy import Row, Select, select, update
 from sqlalchemy import delete as delete_rows
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
+from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion
 from casefolio.db.types import utcnow
-from casefolio.domain import access, documents, events, holds
+from casefolio.domain import access, documents, events, filing, holds
 from casefolio.domain.errors import NotFound
-from casefolio.domain.pages import Page, PageRequest, fetch_page
+from casefolio.domain.pages import Page, PageRequest, fetch_page, fetch_row_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.storage.base import BlobStore
@@ -117,21 +123,99 @@ async def restore(
     return document
 
 
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
+@dataclass(frozen=True)
+class TrashedVersion:
+    version: DocumentVersion
+    document_title: str
 
 
-def expires_at(document: Document, days: float) -> datetime | None:
-    """When the purge may remove a trashed document (None: not in the trash)."""
-    if document.trashed_at is None:
+async def list_versions_page(
+    session: AsyncSession, *, who: Principal, project_id: int, page: PageRequest
+) -> Page[TrashedVersion]:
+    """The trashed versions of the project's documents that are not in the trash
+    themselves (a trashed document's versions come back with it), by (trashedAt, id)."""
+    await access.scope(session, who, project_id, Capability.DOCUMENTS_DELETE)
+    stmt = cast(
+        "Select[Any]",
+        select(DocumentVersion, Document.title)
+        .join(Document, Document.id == DocumentVersion.document_id)
+        .where(Document.project_id == project_id, LIVE, DocumentVersion.trashed_at.isnot(None)),
+    )
+
+    def make(row: Row[Any]) -> TrashedVersion:
+        return TrashedVersion(row.DocumentVersion, row.title)
+
+    return await fetch_row_page(
+        session,
+        stmt,
+        key=[DocumentVersion.trashed_at, DocumentVersion.id],
+        page=page,
+        make=make,
+        key_of=lambda t: (t.version.trashed_at, t.version.id),
+    )
+
+
+async def restore_version(
+    session: AsyncSession, *, who: Principal, project_id: int, version_id: int
+) -> DocumentVersion:
+    """Take a version out of the trash, same id and bytes; the document's current version
+    becomes its newest live one again (this one, if it is the newest), and its updatedAt
+    now. NotFound unless the version is in the trash of a document of the project that is
+    not in the trash itself (restore that first)."""
+    await access.scope(
+        session,
+        who,
+        project_id,
+        Capability.DOCUMENTS_DELETE,
+        message="You do not have permission to restore this file",
+    )
+    missing = NotFound(f"Version {version_id} is not in the trash of project {project_id}.")
+    version = await session.get(DocumentVersion, version_id)
+    if version is None or version.document_id is None or version.trashed_at is None:
+        raise missing
+    document_id, trashed_at = version.document_id, version.trashed_at
+    # Lock the document row first (as a version delete does), then take only a trashed row:
+    # a purge or a second restore that got there first leaves nothing to restore.
+    locked = await session.execute(
+        update(Document)
+        .where(Document.id == document_id, Document.project_id == project_id, LIVE)
+        .values(updated_at=utcnow())
+    )
+    if locked.rowcount != 1:  # type: ignore[attr-defined]
+        raise missing
+    taken = await session.execute(
+        update(DocumentVersion)
+        .where(DocumentVersion.id == version_id, DocumentVersion.trashed_at.isnot(None))
+        .values(trashed_at=None)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise missing
+    await filing.set_current(session, document_id=document_id)
+    events.emit(
+        session,
+        events.VersionRestored(
+            project_id=project_id,
+            document_id=document_id,
+            version_id=version_id,
+            details={"number": version.number, "trashedAt": trashed_at.isoformat()},
+        ),
+    )
+    return await session.get_one(DocumentVersion, version_id, populate_existing=True)
+
+
+def expires_at(trashed: Document | DocumentVersion, days: float) -> datetime | None:
+    """When the purge may remove a trashed document or version (None: not in the trash)."""
+    if trashed.trashed_at is None:
         return None
-    return document.trashed_at + timedelta(days=days)
+    return trashed.trashed_at + timedelta(days=days)
 
 
 @dataclass
 class PurgeReport:
     purged: list[int] = field(default_factory=list)  # document ids
     kept_held: list[int] = field(default_factory=list)
+    versions_purged: list[int] = field(default_factory=list)  # version ids
+    versions_kept_held: list[int] = field(default_factory=list)
     blobs_removed: list[str] = field(default_factory=list)
     blobs_shared: int = 0
     blobs_left_to_gc: int = 0
@@ -146,8 +230,10 @@ async def purge_expired(
     grace: timedelta = timedelta(hours=1),
 ) -> PurgeReport:
     """Remove documents trashed more than `days` before `now`, with their versions and
-    field values, except those a hold covers; then the bytes of their versions that no
-    other version shares. Each document's purge is audited and in the change feed.
+    field values, then versions trashed as long ago, except those a hold covers (a
+    version: a hold covering its document); then the bytes of what was removed that no
+    other version (live, trashed or held) shares. Each purge is audited and in the
+    change feed.
 
     A blob modified within `grace` before `now` is left to `casefolio gc`: an upload of
     the same bytes may be on its way to a row that will need them (gc.py explains)."""
@@ -181,7 +267,63 @@ async def purge_expired(
             shas = await _purge(session, doomed, report)
         # After the commit: bytes go only once no row can point at them any more.
         await _remove_unshared(db, blobs, shas, report, now - grace)
+    await _purge_versions(db, blobs, cutoff, report, now - grace)
     return report
+
+
+async def _purge_versions(
+    db: Database, blobs: BlobStore, cutoff: datetime, report: PurgeReport, young: datetime
+) -> None:
+    after = 0
+    while True:
+        async with db.write() as session:
+            candidates = list(
+                await session.execute(
+                    select(DocumentVersion, Document.project_id)
+                    .join(Document, Document.id == DocumentVersion.document_id)
+                    .where(DocumentVersion.trashed_at < cutoff, DocumentVersion.id > after)
+                    .order_by(DocumentVersion.id)
+                    .limit(_BATCH)
+                    .with_for_update(of=DocumentVersion, skip_locked=True)
+                )
+            )
+            if not candidates:
+                break
+            after = candidates[-1][0].id
+            by_project: dict[int, list[DocumentVersion]] = {}
+            for version, project_id in candidates:
+                by_project.setdefault(project_id, []).append(version)
+            doomed: list[tuple[int, DocumentVersion]] = []
+            for project_id, found in by_project.items():
+                held = await holds.covered_documents(
+                    session,
+                    project_id=project_id,
+                    document_ids=[v.document_id for v in found if v.document_id is not None],
+                )
+                report.versions_kept_held += [v.id for v in found if v.document_id in held]
+                doomed += [(project_id, v) for v in found if v.document_id not in held]
+            shas = {v.sha256 for _, v in doomed}
+            purged = [
+                events.VersionPurged(
+                    project_id=project_id,
+                    document_id=v.document_id,
+                    version_id=v.id,
+                    details={
+                        "number": v.number,
+                        "trashedAt": t.isoformat() if (t := v.trashed_at) else None,
+                    },
+                )
+                for project_id, v in doomed
+            ]
+            if purged:
+                ids = [v.id for _, v in doomed]
+                # Its extracted text goes with it (ON DELETE CASCADE).
+                await session.execute(
+                    delete_rows(DocumentVersion).where(DocumentVersion.id.in_(ids))
+                )
+                events.emit(session, *purged)
+                report.versions_purged += ids
+        await _remove_unshared(db, blobs, shas, report, young)
 
 
 async def _purge(session: AsyncSession, doomed: list[Document], report: PurgeReport) -> set[str]:

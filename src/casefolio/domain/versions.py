@@ -1,13 +1,17 @@
-"""Document versions (OpenProject's attachments): list, read, delete, and what to download."""
+"""Document versions (OpenProject's attachments): list, read, delete, and what to download.
+
+A deleted version goes to the trash (domain/trash.py): its row stays with `trashed_at` set,
+and every read here leaves it out (`LIVE_VERSION`), so to a caller it is gone."""
 
 from __future__ import annotations
 
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casefolio.db.live import LIVE_VERSION
 from casefolio.db.models import Document, DocumentVersion, Project
 from casefolio.db.types import utcnow
-from casefolio.domain import access, documents, events, holds
+from casefolio.domain import access, documents, events, filing, holds
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.principal import Principal
@@ -31,7 +35,7 @@ async def _readable_versions(
     await documents.load_scoped(
         session, who, document_id, Capability.DOCUMENTS_READ, project_id=project_id
     )
-    return select(DocumentVersion).where(DocumentVersion.document_id == document_id)
+    return select(DocumentVersion).where(DocumentVersion.document_id == document_id, LIVE_VERSION)
 
 
 async def list_all(
@@ -61,11 +65,13 @@ async def get(
     capability: Capability = Capability.DOCUMENTS_READ,
     message: str | None = None,
 ) -> tuple[Document, DocumentVersion]:
-    """Return a version and its document; NotFound unless the caller can see both."""
+    """Return a version and its document; NotFound unless the caller can see both (a
+    version in the trash is not found)."""
     version = await session.get(DocumentVersion, version_id)
     if (
         version is None
         or version.document_id is None  # an unclaimed upload (domain/unclaimed.py)
+        or version.trashed_at is not None
         or (document_id is not None and version.document_id != document_id)
     ):
         raise NotFound(VERSION_NOT_FOUND)
@@ -112,7 +118,10 @@ async def delete(
     document_id: int | None = None,
     project_id: int | None = None,
 ) -> Document:
-    """Delete a version; the newest remaining one becomes current. The only version stays."""
+    """Move a version to the trash (domain/trash.py): from now on every read answers as if
+    it were gone, the newest remaining version becomes current, and the change feed
+    reports `version.deleted`. The only live version stays (Conflict); a version of a
+    document under a legal hold is refused (Held, a 409)."""
     document, version = await get(
         session,
         who=who,
@@ -129,37 +138,30 @@ async def delete(
         document_ids=[document.id],
         details={"documentId": document.id, "versionId": version_id},
     )
+    now = utcnow()
     # Lock the document row (UPDATE) first, so two deletes cannot both see "two left".
-    await session.execute(
-        update(Document).where(Document.id == document.id).values(updated_at=utcnow())
-    )
+    await session.execute(update(Document).where(Document.id == document.id).values(updated_at=now))
     remaining = await session.scalar(
-        select(func.count()).where(DocumentVersion.document_id == document.id)
+        select(func.count()).where(DocumentVersion.document_id == document.id, LIVE_VERSION)
     )
     if (remaining or 0) <= 1:
         raise Conflict("You cannot delete the only version of a document")
-    await session.delete(version)
-    await session.flush()
+    # Only a live row is trashed: of two concurrent deletes of one version, one wins.
+    trashed = await session.execute(
+        update(DocumentVersion)
+        .where(DocumentVersion.id == version_id, LIVE_VERSION)
+        .values(trashed_at=now)
+    )
+    if trashed.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(VERSION_NOT_FOUND)
     events.emit(
         session,
         events.VersionDeleted(
             project_id=document.project_id,
             document_id=document.id,
             version_id=version_id,
-            details={"number": version.number},
+            details={"number": version.number, "trash": True},
         ),
     )
-    newest = (
-        await session.scalars(
-            select(DocumentVersion)
-            .where(DocumentVersion.document_id == document.id)
-            .order_by(DocumentVersion.number.desc())
-            .limit(1)
-        )
-    ).one()
-    await session.execute(
-        update(Document)
-        .where(Document.id == document.id)
-        .values(current_version_id=newest.id, current_sha256=newest.sha256)
-    )
+    await filing.set_current(session, document_id=document.id)
     return await session.get_one(Document, document.id, populate_existing=True)

@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
-from casefolio.db.live import live
+from casefolio.db.live import live, live_version
 from casefolio.db.models import (
     Document,
     DocumentVersion,
@@ -113,6 +113,8 @@ def searchable(
         statement = statement.join(VERSIONS, VERSIONS.c.id == version_id).join(
             DOCUMENTS, DOCUMENTS.c.id == VERSIONS.c.document_id
         )
+        # A trashed version is out of every read too (a current one never is trashed).
+        statement = statement.where(live_version(VERSIONS))
     else:
         # By ix_documents_current_version: one look-up per match.
         statement = statement.join(DOCUMENTS, DOCUMENTS.c.current_version_id == version_id)

@@ -1,4 +1,5 @@
-"""The trash of a project: deleted documents, restorable until the purge (Project Admins)."""
+"""The trash of a project: deleted documents and versions, restorable until the purge
+(Project Admins)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,11 @@ from fastapi import Request, Response
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import DocumentId, ProjectId
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.documents import DocumentOut, document_out
+from casefolio.api.v1.documents import DocumentOut, VersionOut, document_out
+from casefolio.api.v1.documents_versions import VersionId
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.domain import documents, trash
+from casefolio.domain import documents, trash, versions
 
 router = v1_router("trash")
 
@@ -22,6 +24,12 @@ class TrashedOut(ApiModel):
     project_id: WireId
     folder_id: WireId | None
     title: str
+    trashed_at: Timestamp
+    purge_after: Timestamp
+
+
+class TrashedVersionOut(VersionOut):
+    document_title: str
     trashed_at: Timestamp
     purge_after: Timestamp
 
@@ -73,3 +81,54 @@ async def restore_document(
 ) -> DocumentOut:
     restored = await trash.restore(session, who=who, project_id=project_id, document_id=document_id)
     return document_out(await documents.view(session, restored))
+
+
+@router.get(
+    "/projects/{projectId}/trash/versions",
+    response_model=list[TrashedVersionOut],
+    summary="List the project's deleted versions (restorable until purgeAfter)",
+    description="Oldest deletion first. Versions of documents that are in the trash "
+    "themselves are not listed: they come back with their document. A version whose document "
+    "a legal hold covers is not purged, even after purgeAfter.",
+)
+async def list_trashed_versions(
+    request: Request,
+    response: Response,
+    project_id: ProjectId,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
+    params: PageDep,
+) -> list[TrashedVersionOut]:
+    page = await trash.list_versions_page(
+        session, who=who, project_id=project_id, page=page_request(params, (datetime, int))
+    )
+    link_next(request, response, page)
+    days = state.settings.trash_days
+    return [
+        TrashedVersionOut(
+            **dict(VersionOut.model_validate(t.version)),
+            document_title=t.document_title,
+            trashed_at=t.version.trashed_at,
+            purge_after=trash.expires_at(t.version, days),
+        )
+        for t in page.items
+    ]
+
+
+@router.post(
+    "/projects/{projectId}/trash/versions/{versionId}/restore",
+    response_model=VersionOut,
+    summary="Restore a deleted version: the same id and content",
+    description="The document's current version becomes its newest version again (this one "
+    "if it is the newest) and its updatedAt becomes now. 404 if the version is not in the "
+    "trash (never deleted, restored already, or purged) or its document is in the trash "
+    "(restore the document first).",
+)
+async def restore_version(
+    project_id: ProjectId, version_id: VersionId, session: SessionDep, who: PrincipalDep
+) -> VersionOut:
+    restored = await trash.restore_version(
+        session, who=who, project_id=project_id, version_id=versions.parse_version_id(version_id)
+    )
+    return VersionOut.model_validate(restored)
