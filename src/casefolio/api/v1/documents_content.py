@@ -21,8 +21,7 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
-from casefolio.api.v1.documents import DocumentOut
-from casefolio.api.v1.documents import document_out as _out
+from casefolio.api.v1.documents_render import DocumentOut, document_out
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiInput, Problem
 from casefolio.domain import documents, intake, text, versions
@@ -107,7 +106,7 @@ async def _file_upload(
                 field_values=meta.fields,
                 reject_duplicate=reject_duplicate,
             )
-            return _out(view)
+            return document_out(view)
         await intake.replace(
             session,
             who=who,
@@ -117,7 +116,7 @@ async def _file_upload(
             received=received,
             description=meta.description,
         )
-    return _out(await documents.get(session, who=who, document_id=document_id))
+    return document_out(await documents.get(session, who=who, document_id=document_id))
 
 
 @router.post(

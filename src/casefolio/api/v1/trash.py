@@ -9,7 +9,7 @@ from fastapi import Request, Response
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import DocumentId, ProjectId
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.documents import DocumentOut, document_out
+from casefolio.api.v1.documents_render import DocumentOut, document_out
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.domain import documents, trash
