@@ -48,7 +48,7 @@ def create_shaped_app(document: dict[str, Any]) -> FastAPI:
     # Imported here: the bare app above must not pay for importing casefolio.
     from casefolio.api.middleware import HeadAsGet, RateLimitHeaders
     from casefolio.api.routing import move_to_front
-    from casefolio.api.v1.documents import DocumentOut
+    from casefolio.api.v1.documents_render import DocumentOut
     from casefolio.api.v1.schemas import json_response
 
     answer = DocumentOut.model_validate(document)

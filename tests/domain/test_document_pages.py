@@ -1,4 +1,4 @@
-"""documents.list_page reads the same pages through a session and through the database's
+"""document_pages.list_page reads the same pages through a session and through the database's
 StatementReader (the path the list routes take), for every shape of the page's statement."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 
 from casefolio.db.engine import Database
 from casefolio.db.reads import Reader
-from casefolio.domain import documents
+from casefolio.domain import document_pages, documents
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, decode_cursor
 from casefolio.domain.principal import Principal
@@ -28,8 +28,8 @@ async def both(
 ) -> Page[documents.DocumentView]:
     """The page through each reader; they must agree."""
     async with db.read() as session:
-        through_session = await documents.list_page(session, **arguments)  # type: ignore[arg-type]
-    through_statements = await documents.list_page(statements, **arguments)  # type: ignore[arg-type]
+        through_session = await document_pages.list_page(session, **arguments)  # type: ignore[arg-type]
+    through_statements = await document_pages.list_page(statements, **arguments)  # type: ignore[arg-type]
     assert through_statements == through_session
     return through_statements
 
@@ -126,11 +126,11 @@ async def test_refusals_agree_and_change_nothing(
         readers.append(session)
         for reader in readers:
             with pytest.raises(NotFound, match=f"Project {project} not found"):
-                await documents.list_page(
+                await document_pages.list_page(
                     reader, who=stranger, project_id=project, page=PageRequest()
                 )
             with pytest.raises(NotFound, match="Folder 999999 not found"):
-                await documents.list_page(
+                await document_pages.list_page(
                     reader,
                     who=who,
                     project_id=project,

@@ -1,10 +1,12 @@
 """Bulk import of a directory tree into a project.
 
-Import runs as a pipeline: worker tasks hash chunks of files into the blob store's
-staging folder (one thread call per chunk, domain/import_sources.py); a storer task makes a
-few hundred staged blobs durable with one `put_many` (on Linux, one syncfs for their data
-and one for their names); only then does the writer task file them as documents, a few
-hundred per transaction. Large files the workers `put` themselves right away.
+Import runs as a pipeline, once domain/import_target.py has checked access, made the
+folder tree and loaded what is already filed: worker tasks hash chunks of files into the
+blob store's staging folder (one thread call per chunk, domain/import_sources.py); a
+storer task makes a few hundred staged blobs durable with one `put_many` (on Linux, one
+syncfs for their data and one for their names); only then does the writer task file them
+as documents, a few hundred per transaction. Large files the workers `put` themselves
+right away.
 A crash therefore leaves at most orphan blobs and staging files (which `casefolio gc`
 removes). Import is a sync: re-running skips every file that is already a document in its
 folder (same file name, same content), adds a changed file as a new version of the
@@ -16,24 +18,18 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-from typing import NamedTuple
+from pathlib import Path
 
 import anyio
 import anyio.to_thread
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
-from casefolio.db.live import LIVE
-from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import access, fields, folders, intake
-from casefolio.domain.access import ProjectScope
+from casefolio.domain import import_target, intake
 from casefolio.domain.errors import DomainError, NotFound
-from casefolio.domain.import_sources import Scan, Source, chunks, scan_tree, stage_all, unlink_all
+from casefolio.domain.import_sources import Source, chunks, scan_tree, stage_all, unlink_all
+from casefolio.domain.import_target import FileKey, ImportTarget
 from casefolio.domain.principal import Principal
-from casefolio.domain.roles import Capability
 from casefolio.domain.transfer import (
     FileEvent,
     Listener,
@@ -60,18 +56,6 @@ PUT_ALONE_BYTES = 1024 * 1024
 BATCH_SECONDS = 0.5
 
 
-class _FileKey(NamedTuple):
-    """A file as a re-run recognises it: its folder (0 for the root), name and content.
-
-    The name counts too: two files with the same bytes under different names are two
-    documents, as they were two files (and an export writes both back).
-    """
-
-    folder_id: int
-    file_name: str
-    sha256: str
-
-
 @dataclass(frozen=True)
 class _Ready:
     source: Source
@@ -87,119 +71,20 @@ class _Importer:
         self,
         db: Database,
         blobs: BlobStore,
-        who: Principal,
-        project_id: int,
+        target: ImportTarget,
         max_bytes: int,
         listener: Listener,
     ) -> None:
-        self.db, self.blobs, self.who, self.project_id = db, blobs, who, project_id
-        self.scope: ProjectScope  # set by prepare(), the run's access check
+        self.db, self.blobs, self.target = db, blobs, target
         self.max_bytes = max_bytes
         self.listener = listener
         self.report = TransferReport()
-        # What is already filed in the target folders, plus what this run is filing: a file
-        # whose key is here is skipped. About 150 bytes each.
-        self.present: set[_FileKey] = set()
-        # The newest document per (folder, file name): a changed file becomes its version.
-        self.current: dict[tuple[int, str], int] = {}
-        self.missing: list[FileEvent] = []
-        self.folder_of: dict[PurePosixPath, int | None] = {}
-        self.folder_problem: dict[PurePosixPath, str] = {}
         # Staged files not yet handed to the blob store, removed if the run is cancelled.
         self.staged: set[Path] = set()
 
     def emit(self, event: FileEvent) -> None:
         self.report.record(event)
         self.listener(event)
-
-    async def prepare(self, scan: Scan, base_folder_id: int | None) -> None:
-        """Check rights, find or create the folder tree, and load what is already there."""
-        async with self.db.write() as session:
-            self.scope = await access.scope(
-                session, self.who, self.project_id, Capability.DOCUMENTS_WRITE
-            )
-            # Imported documents get no field values: refuse now, not batch by batch.
-            await fields.resolve_values(session, scope=self.scope, values={}, for_new_document=True)
-            if base_folder_id is not None:
-                await folders.get(session, scope=self.scope, folder_id=base_folder_id)
-            self.folder_of[PurePosixPath(".")] = base_folder_id
-            existing: list[int | None] = [base_folder_id]
-            for directory in scan.directories:
-                await self._ensure_folder(session, directory, existing)
-            await self._load_present(session, base_folder_id, scan)
-
-    async def _ensure_folder(
-        self, session: AsyncSession, directory: PurePosixPath, existing: list[int | None]
-    ) -> None:
-        parent = directory.parent
-        if parent in self.folder_problem or parent not in self.folder_of:
-            self.folder_problem[directory] = self.folder_problem.get(parent, "parent missing")
-            return
-        parent_id = self.folder_of[parent]
-        found = await folders.find_child(
-            session, scope=self.scope, parent_id=parent_id, name=directory.name
-        )
-        if found is not None:
-            self.folder_of[directory] = found.id
-            existing.append(found.id)
-            return
-        try:
-            created = await folders.create(
-                session, scope=self.scope, name=directory.name, parent_id=parent_id
-            )
-        except DomainError as exc:
-            self.folder_problem[directory] = f"folder not created: {exc.message}"
-            return
-        self.folder_of[directory] = created.id
-
-    async def _load_present(
-        self, session: AsyncSession, base_folder_id: int | None, scan: Scan
-    ) -> None:
-        """Load the documents under the base folder, at any depth: what a re-run skips or
-        versions, and which files are no longer in the tree."""
-        children: dict[int | None, list[tuple[int, str]]] = {}
-        for folder_id, parent_id, name in await session.execute(
-            select(Folder.id, Folder.parent_id, Folder.name).where(
-                Folder.project_id == self.project_id
-            )
-        ):
-            children.setdefault(parent_id, []).append((folder_id, name))
-        path_of: dict[int | None, PurePosixPath] = {base_folder_id: PurePosixPath(".")}
-        todo = [base_folder_id]
-        while todo:
-            parent = todo.pop()
-            for folder_id, name in children.get(parent, []):
-                path_of[folder_id] = path_of[parent] / name
-                todo.append(folder_id)
-        in_tree = {_filed_path(s.relative) for s in scan.files}
-        in_tree.update(PurePosixPath(p.path) for p in scan.problems)
-        ids = [i for i in path_of if i is not None]
-        where = [Document.folder_id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500)]
-        if base_folder_id is None:
-            where.append(Document.folder_id.is_(None))
-        for condition in where:
-            rows = await session.execute(
-                select(
-                    Document.id,
-                    Document.folder_id,
-                    DocumentVersion.file_name,
-                    DocumentVersion.sha256,
-                    DocumentVersion.size,
-                )
-                .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-                .where(Document.project_id == self.project_id, condition, LIVE)
-                .order_by(Document.id)
-            )
-            for document_id, in_folder, name, sha256, size in rows:
-                self.present.add(_FileKey(in_folder or 0, name, sha256))
-                self.current[(in_folder or 0, name)] = document_id  # the newest wins
-                path = path_of[in_folder] / name
-                if path not in in_tree:
-                    self.missing.append(
-                        FileEvent(
-                            path.as_posix(), "missing", size, "not in the tree; kept", planned=False
-                        )
-                    )
 
     async def work(
         self, inbox: ObjectReceiveStream[list[Source]], out: ObjectSendStream[_Ready]
@@ -214,7 +99,7 @@ class _Importer:
         todo: list[tuple[Source, int | None, str]] = []
         for source in chunk:
             where = source.relative.as_posix()
-            problem = self.folder_problem.get(source.relative.parent)
+            problem = self.target.folder_problem.get(source.relative.parent)
             if problem is not None:
                 self.emit(FileEvent(where, "failed", source.size, problem))
                 continue
@@ -223,7 +108,7 @@ class _Importer:
             except DomainError as exc:
                 self.emit(FileEvent(where, "failed", source.size, describe(exc)))
                 continue
-            todo.append((source, self.folder_of[source.relative.parent], file_name))
+            todo.append((source, self.target.folder_of[source.relative.parent], file_name))
         # One thread hop per chunk, not per file: with small files, handing the GIL
         # back and forth between threads would cost more than the work itself.
         results = await anyio.to_thread.run_sync(
@@ -236,13 +121,13 @@ class _Importer:
             if isinstance(spooled, Exception):
                 self.emit(FileEvent(where, "failed", source.size, describe(spooled)))
                 continue
-            key = _FileKey(folder_id or 0, file_name, spooled.sha256)
-            if key in self.present:
+            key = FileKey(folder_id or 0, file_name, spooled.sha256)
+            if key in self.target.present:
                 duplicates.append(spooled.path)
                 self.emit(FileEvent(where, "skipped", spooled.size, "already in the folder"))
                 continue
-            self.present.add(key)
-            document_id = self.current.get((folder_id or 0, file_name))
+            self.target.present.add(key)
+            document_id = self.target.current.get((folder_id or 0, file_name))
             stored = intake.StoredFile(folder_id, file_name, spooled.sha256, spooled.size)
             if spooled.size < PUT_ALONE_BYTES:
                 self.staged.add(spooled.path)
@@ -252,7 +137,7 @@ class _Importer:
             try:
                 await self.blobs.put(spooled)  # durable before the writer files its row
             except Exception as exc:
-                self.present.discard(key)
+                self.target.present.discard(key)
                 self.emit(FileEvent(where, "failed", spooled.size, f"blob store: {exc}"))
                 continue
             ready.append(_Ready(source, stored, None, document_id))
@@ -277,7 +162,7 @@ class _Importer:
 
     def _fail(self, ready: _Ready, message: str) -> None:
         stored = ready.stored
-        self.present.discard(_FileKey(stored.folder_id or 0, stored.file_name, stored.sha256))
+        self.target.present.discard(FileKey(stored.folder_id or 0, stored.file_name, stored.sha256))
         self.emit(FileEvent(ready.source.relative.as_posix(), "failed", ready.source.size, message))
 
     async def _store_batch(self, batch: Sequence[_Ready]) -> list[_Ready]:
@@ -309,7 +194,7 @@ class _Importer:
         try:
             async with self.db.write() as session:
                 await intake.import_files(
-                    session, scope=self.scope, new=[r.stored for r in new], changed=changed
+                    session, scope=self.target.scope, new=[r.stored for r in new], changed=changed
                 )
         except Exception as exc:
             for r in batch:
@@ -339,14 +224,6 @@ async def _next_batch(inbox: ObjectReceiveStream[_Ready], size: int) -> list[_Re
     return batch
 
 
-def _filed_path(relative: PurePosixPath) -> PurePosixPath:
-    """Where an imported file is filed: its folder and its cleaned file name."""
-    try:
-        return relative.parent / intake.clean_file_name(relative.name)
-    except DomainError:
-        return relative
-
-
 async def import_tree(
     db: Database,
     blobs: BlobStore,
@@ -372,8 +249,11 @@ async def import_tree(
         raise NotFound(f"{root} is not a directory.")
     started = time.monotonic()
     scan = await anyio.to_thread.run_sync(scan_tree, root)
-    importer = _Importer(db, blobs, who, project_id, max_bytes, on_file)
-    await importer.prepare(scan, folder_id)
+    async with db.write() as session:
+        target = await import_target.prepare(
+            session, who=who, project_id=project_id, scan=scan, base_folder_id=folder_id
+        )
+    importer = _Importer(db, blobs, target, max_bytes, on_file)
     on_plan(len(scan.files), sum(f.size for f in scan.files))
     for problem in scan.problems:
         importer.emit(problem)
@@ -398,7 +278,7 @@ async def import_tree(
         if importer.staged:  # cancelled or crashed with files still waiting to be stored
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(unlink_all, list(importer.staged))
-    for gone in importer.missing:
+    for gone in target.missing:
         importer.emit(gone)
     importer.report.seconds = time.monotonic() - started
     return importer.report

@@ -15,6 +15,8 @@ from datetime import datetime
 from operator import itemgetter
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
+from sqlalchemy import ColumnElement, Table
+
 from casefolio.db.models import Document, DocumentVersion, Field
 
 
@@ -72,6 +74,12 @@ def row_of(kind: type[R], source: object, prefix: str = "") -> R:
         values: Mapping[str, Any] = source
         return kind(**{name: values[prefix + name] for name in kind._fields})
     return kind(**{name: getattr(source, name) for name in kind._fields})
+
+
+def labelled(table: Table, prefix: str) -> list[ColumnElement[Any]]:
+    """The table's columns, each labelled `prefix` + its name: what `row_of` and `Columns`
+    read back, so that one statement can hold several tables' rows side by side."""
+    return [c.label(prefix + c.key) for c in table.columns]
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ PREPARED_READS = 64
 
 class StatementReader:
     """Reads of one statement each, outside any session: the cheapest path each database
-    allows, for the reads integrations make most (documents.get, documents.list_page).
+    allows, for the reads integrations make most (documents.get, document_pages.list_page).
 
     Through an AsyncConnection such a read pays SQLAlchemy's asyncio layer three times
     (checkout, execute, close each run in a greenlet of their own). On SQLite, where

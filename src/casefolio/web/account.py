@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, time
 
 from fastapi import APIRouter, Request, Response
-from fastapi.responses import RedirectResponse
 
 from casefolio.api.ids import PathId
 from casefolio.db.models import ApiToken
@@ -22,7 +21,7 @@ from casefolio.web.deps import (
     lifetimes,
     same_origin,
 )
-from casefolio.web.http import client_address, is_https, read_form, render, state_of
+from casefolio.web.http import client_address, is_https, read_form, render, see_other, state_of
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
@@ -92,7 +91,7 @@ async def signin(request: Request) -> Response:
     async with state.db.write() as session:
         opened = await websessions.open_session(session, user_id=user.id)
         await websessions.end_expired(session, lifetimes=lifetimes(settings))
-    response = RedirectResponse(target, status_code=303)
+    response = see_other(target)
     _set_cookie(request, response, opened.secret)
     return response
 
@@ -101,7 +100,7 @@ async def signin(request: Request) -> Response:
 async def signout(request: Request, me: WebWriter) -> Response:
     async with state_of(request).db.write() as session:
         await websessions.end(session, session_id=me.session_id)
-    response = RedirectResponse("/signin", status_code=303)
+    response = see_other("/signin")
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="lax")
     return response
 
@@ -161,7 +160,7 @@ async def change_password(request: Request, me: WebWriter) -> Response:
             opened = await websessions.open_session(session, user_id=me.principal.user_id)
     except Invalid as exc:
         return render(request, "account.html", 400, error=exc.message, notice=None)
-    moved = RedirectResponse("/account?changed=1", status_code=303)
+    moved = see_other("/account?changed=1")
     _set_cookie(request, moved, opened.secret)
     return moved
 
@@ -242,7 +241,7 @@ async def create_token(request: Request, me: WebWriter) -> Response:
             issued=None,
             error=exc.message,
         )
-    return RedirectResponse("/tokens", status_code=303)
+    return see_other("/tokens")
 
 
 @router.post("/tokens/{token_id}/revoke")
@@ -251,4 +250,4 @@ async def revoke_token(request: Request, token_id: PathId, me: WebWriter) -> Res
     async with state.db.write() as session:
         await tokens.revoke(session, who=me.principal, token_id=token_id)
     state.credentials.clear()
-    return RedirectResponse("/tokens", status_code=303)
+    return see_other("/tokens")

@@ -16,8 +16,8 @@ from casefolio.domain.accounts import IssuedLink
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 from casefolio.domain.roles import ROLES
 from casefolio.domain.websessions import SignedIn
-from casefolio.web.deps import WebRoute, WebUser, WebWriter
-from casefolio.web.http import read_form, render, state_of
+from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter
+from casefolio.web.http import render, see_other, state_of
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 ALL = PageRequest(limit=MAX_LIMIT)
@@ -34,19 +34,23 @@ async def _committed_forgetting_tokens(
     # between must not remember a user or the API switch as they were.
     await session.commit()
     state_of(request).credentials.clear()
-    return RedirectResponse(to, status_code=303)
-
-
-def _link(request: Request, issued: IssuedLink) -> str:
-    return f"{str(request.base_url).rstrip('/')}/set-password/{issued.secret}"
+    return see_other(to)
 
 
 async def _users_page(
-    request: Request, me: SignedIn, session: SessionDep, status: int = 200, **extra: object
+    request: Request, me: SignedIn, session: SessionDep, **extra: object
 ) -> Response:
     access.require_operator(me.principal, "administer users")
     listed = await users.list_page(session, page=ALL)
-    return render(request, "admin_users.html", status, users=listed.items, **extra)
+    return render(request, "admin_users.html", 200, users=listed.items, **extra)
+
+
+async def _show_link(
+    request: Request, me: SignedIn, session: SessionDep, issued: IssuedLink, kind: str
+) -> Response:
+    """The users page with the link just issued, for the operator to hand on."""
+    link = f"{str(request.base_url).rstrip('/')}/set-password/{issued.secret}"
+    return await _users_page(request, me, session, link=link, link_for=issued.user, link_kind=kind)
 
 
 @router.get("/admin/users")
@@ -55,8 +59,7 @@ async def users_page(request: Request, me: WebUser, session: SessionDep) -> Resp
 
 
 @router.post("/admin/users")
-async def invite(request: Request, me: WebWriter, session: SessionDep) -> Response:
-    form = await read_form(request)
+async def invite(request: Request, me: WebWriter, session: SessionDep, form: WebForm) -> Response:
     issued = await accounts.invite(
         session,
         who=me.principal,
@@ -65,35 +68,24 @@ async def invite(request: Request, me: WebWriter, session: SessionDep) -> Respon
         is_operator=form.get("operator") == "on",
         lifetime=_lifetime(request),
     )
-    return await _users_page(
-        request,
-        me,
-        session,
-        link=_link(request, issued),
-        link_for=issued.user,
-        link_kind="invitation",
-    )
+    return await _show_link(request, me, session, issued, "invitation")
 
 
 @router.post("/admin/users/{user_id}/active")
 async def set_active(
-    request: Request, user_id: PathId, me: WebWriter, session: SessionDep
+    request: Request, user_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
-    await users.set_active(
-        session, who=me.principal, user_id=user_id, active=form.get("active") == "true"
-    )
+    active = form.get("active") == "true"
+    await users.set_active(session, who=me.principal, user_id=user_id, active=active)
     return await _committed_forgetting_tokens(request, session, "/admin/users")
 
 
 @router.post("/admin/users/{user_id}/operator")
 async def set_operator(
-    request: Request, user_id: PathId, me: WebWriter, session: SessionDep
+    request: Request, user_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
-    await users.set_operator(
-        session, who=me.principal, user_id=user_id, is_operator=form.get("operator") == "true"
-    )
+    operator = form.get("operator") == "true"
+    await users.set_operator(session, who=me.principal, user_id=user_id, is_operator=operator)
     return await _committed_forgetting_tokens(request, session, "/admin/users")
 
 
@@ -108,14 +100,7 @@ async def reset_password(
         purpose=accounts.RESET,
         lifetime=_lifetime(request),
     )
-    return await _users_page(
-        request,
-        me,
-        session,
-        link=_link(request, issued),
-        link_for=issued.user,
-        link_kind="password reset",
-    )
+    return await _show_link(request, me, session, issued, "password reset")
 
 
 # ---- teams ---------------------------------------------------------------------------------
@@ -132,30 +117,26 @@ async def teams_page(request: Request, me: WebUser, session: SessionDep) -> Resp
 
 
 @router.post("/admin/teams")
-async def create_team(request: Request, me: WebWriter, session: SessionDep) -> Response:
-    form = await read_form(request)
+async def create_team(me: WebWriter, session: SessionDep, form: WebForm) -> Response:
     await teams.create(session, who=me.principal, name=form.get("name", ""))
-    return RedirectResponse("/admin/teams", status_code=303)
+    return see_other("/admin/teams")
 
 
 @router.post("/admin/teams/{team_id}/members")
 async def add_member(
-    request: Request, team_id: PathId, me: WebWriter, session: SessionDep
+    team_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
     await teams.add_member(session, who=me.principal, team_id=team_id, email=form.get("email", ""))
-    return RedirectResponse("/admin/teams", status_code=303)
+    return see_other("/admin/teams")
 
 
 @router.post("/admin/teams/{team_id}/members/remove")
 async def remove_member(
-    request: Request, team_id: PathId, me: WebWriter, session: SessionDep
+    team_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
-    await teams.remove_member(
-        session, who=me.principal, team_id=team_id, email=form.get("email", "")
-    )
-    return RedirectResponse("/admin/teams", status_code=303)
+    email = form.get("email", "")
+    await teams.remove_member(session, who=me.principal, team_id=team_id, email=email)
+    return see_other("/admin/teams")
 
 
 # ---- installation settings -----------------------------------------------------------------
@@ -168,13 +149,11 @@ async def settings_page(request: Request, me: WebUser, session: SessionDep) -> R
 
 
 @router.post("/admin/settings")
-async def update_settings(request: Request, me: WebWriter, session: SessionDep) -> Response:
-    form = await read_form(request)
-    await system.update(
-        session,
-        who=me.principal,
-        integrations_api_enabled=form.get("integrationsApiEnabled") == "on",
-    )
+async def update_settings(
+    request: Request, me: WebWriter, session: SessionDep, form: WebForm
+) -> Response:
+    enabled = form.get("integrationsApiEnabled") == "on"
+    await system.update(session, who=me.principal, integrations_api_enabled=enabled)
     return await _committed_forgetting_tokens(request, session, "/admin/settings")
 
 
@@ -207,52 +186,45 @@ async def access_page(
 
 
 def _back(project_id: PathId) -> RedirectResponse:
-    return RedirectResponse(f"/projects/{project_id}/access", status_code=303)
+    return see_other(f"/projects/{project_id}/access")
 
 
 @router.post("/projects/{project_id}/access/users")
 async def grant_user(
-    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
     role = projects.parse_role(form.get("role") or None)
+    email = form.get("email", "")
     await projects.grant_user(
-        session, who=me.principal, project_id=project_id, email=form.get("email", ""), role=role
+        session, who=me.principal, project_id=project_id, email=email, role=role
     )
     return _back(project_id)
 
 
 @router.post("/projects/{project_id}/access/users/remove")
 async def revoke_user(
-    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
-    await projects.revoke_user(
-        session, who=me.principal, project_id=project_id, email=form.get("email", "")
-    )
+    email = form.get("email", "")
+    await projects.revoke_user(session, who=me.principal, project_id=project_id, email=email)
     return _back(project_id)
 
 
 @router.post("/projects/{project_id}/access/teams")
 async def grant_team(
-    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
     role = projects.parse_role(form.get("role") or None)
-    team = form.get("team", "")
+    team_id = digits_id(form.get("team", "")) or 0
     await projects.grant_team(
-        session,
-        who=me.principal,
-        project_id=project_id,
-        team_id=digits_id(team) or 0,
-        role=role,
+        session, who=me.principal, project_id=project_id, team_id=team_id, role=role
     )
     return _back(project_id)
 
 
 @router.post("/projects/{project_id}/access/teams/{team_id}/remove")
 async def revoke_team(
-    request: Request, project_id: PathId, team_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, team_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await projects.revoke_team(session, who=me.principal, project_id=project_id, team_id=team_id)
     return _back(project_id)
@@ -260,13 +232,10 @@ async def revoke_team(
 
 @router.post("/projects/{project_id}/settings")
 async def project_settings(
-    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
+    download_via_api = form.get("downloadViaApi") == "on"
     await projects.update(
-        session,
-        who=me.principal,
-        project_id=project_id,
-        download_via_api=form.get("downloadViaApi") == "on",
+        session, who=me.principal, project_id=project_id, download_via_api=download_via_api
     )
     return _back(project_id)

@@ -100,6 +100,9 @@ async def web_writer(request: Request, user: Annotated[SignedIn, Depends(web_use
 
 WebUser = Annotated[SignedIn, Depends(web_user)]
 WebWriter = Annotated[SignedIn, Depends(web_writer)]
+#: The fields of the request's urlencoded form (read once: the CSRF check may have read them).
+#: Declare it after WebWriter, so that a request without its CSRF token is refused first.
+WebForm = Annotated[dict[str, str], Depends(read_form)]
 
 
 def principal(user: SignedIn) -> Principal:

@@ -18,15 +18,16 @@ from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 from casefolio.domain.roles import Capability
-from casefolio.web.deps import WebRoute, WebUser, WebWriter, wants_json
-from casefolio.web.http import read_form, render, state_of
+from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, wants_json
+from casefolio.web.http import render, see_other, state_of
 from casefolio.web.projects import folder_tree
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 
 
-def _url(project_id: PathId, document_id: PathId, tail: str = "") -> str:
-    return f"/projects/{project_id}/documents/{document_id}{tail}"
+def _back(project_id: int, document_id: int) -> RedirectResponse:
+    """Back to the document's page, after a form changed it."""
+    return see_other(f"/projects/{project_id}/documents/{document_id}")
 
 
 @router.get("/projects/{project_id}/documents/{document_id}")
@@ -86,14 +87,13 @@ def parse_field_input(row: Field, raw: str | None) -> Any:
 
 @router.post("/projects/{project_id}/documents/{document_id}/fields/{field_id}")
 async def set_field(
-    request: Request,
     project_id: PathId,
     document_id: PathId,
     field_id: PathId,
     me: WebWriter,
     session: SessionDep,
+    form: WebForm,
 ) -> Response:
-    form = await read_form(request)
     scope = await access.scope(session, me.principal, project_id, Capability.FIELDS_WRITE)
     row = await fields.get(session, scope=scope, field_id=field_id)
     await documents.set_field(
@@ -104,14 +104,13 @@ async def set_field(
         field_id=field_id,
         value=parse_field_input(row, form.get("value")),
     )
-    return RedirectResponse(_url(project_id, document_id), status_code=303)
+    return _back(project_id, document_id)
 
 
 @router.post("/projects/{project_id}/documents/{document_id}/details")
 async def update_details(
-    request: Request, project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
     await documents.update_details(
         session,
         who=me.principal,
@@ -120,30 +119,26 @@ async def update_details(
         title=form.get("title"),
         description=form.get("description"),
     )
-    return RedirectResponse(_url(project_id, document_id), status_code=303)
+    return _back(project_id, document_id)
 
 
 @router.post("/projects/{project_id}/documents/{document_id}/move")
 async def move(
-    request: Request, project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    target = (await read_form(request)).get("folder", "")
+    target = digits_id(form.get("folder", ""))
     await documents.move(
-        session,
-        who=me.principal,
-        project_id=project_id,
-        document_id=document_id,
-        folder_id=digits_id(target),
+        session, who=me.principal, project_id=project_id, document_id=document_id, folder_id=target
     )
-    return RedirectResponse(_url(project_id, document_id), status_code=303)
+    return _back(project_id, document_id)
 
 
 @router.post("/projects/{project_id}/documents/{document_id}/delete")
 async def delete(
-    request: Request, project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await trash.delete(session, who=me.principal, project_id=project_id, document_id=document_id)
-    return RedirectResponse(f"/projects/{project_id}", status_code=303)
+    return see_other(f"/projects/{project_id}")
 
 
 @router.post("/projects/{project_id}/documents/{document_id}/versions")
@@ -168,12 +163,11 @@ async def new_version(
     [version] = filed.versions
     if wants_json(request):
         return JSONResponse({"id": version.id, "number": version.number}, status_code=201)
-    return RedirectResponse(_url(project_id, document_id), status_code=303)
+    return _back(project_id, document_id)
 
 
 @router.post("/projects/{project_id}/documents/{document_id}/versions/{version_id}/delete")
 async def delete_version(
-    request: Request,
     project_id: PathId,
     document_id: PathId,
     version_id: PathId,
@@ -187,7 +181,7 @@ async def delete_version(
         document_id=document_id,
         version_id=version_id,
     )
-    return RedirectResponse(_url(project_id, document_id), status_code=303)
+    return _back(project_id, document_id)
 
 
 @router.get("/projects/{project_id}/documents/{document_id}/versions/{version_id}/download")

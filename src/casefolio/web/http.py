@@ -8,7 +8,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -56,6 +56,12 @@ def render(request: Request, template: str, status_code: int = 200, **context: A
     context.setdefault("me", getattr(request.state, "web_user", None))
     html = templates.get_template(template).render(**context)
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def see_other(url: str) -> RedirectResponse:
+    """After a form's POST, send the browser to `url` with a GET (Post/Redirect/Get): a
+    reload then shows the page again instead of sending the form twice."""
+    return RedirectResponse(url, status_code=303)
 
 
 def _trusted(request: Request) -> bool:

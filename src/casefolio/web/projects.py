@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 
 from casefolio.api.deps import SessionDep
 from casefolio.api.ids import PathId, digits_id, query_id
@@ -19,8 +19,8 @@ from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
 from casefolio.domain.pages import MAX_LIMIT, PageRequest, decode_cursor
 from casefolio.domain.roles import Capability
-from casefolio.web.deps import WebRoute, WebUser, WebWriter, wants_json
-from casefolio.web.http import read_form, render, state_of
+from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, wants_json
+from casefolio.web.http import render, see_other, state_of
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 #: The metadata part the plain upload form's checkbox sends (the file is the body).
@@ -69,8 +69,7 @@ async def projects_page(
 
 
 @router.post("/projects")
-async def create_project(request: Request, me: WebWriter, session: SessionDep) -> Response:
-    form = await read_form(request)
+async def create_project(me: WebWriter, session: SessionDep, form: WebForm) -> Response:
     template = form.get("template", "")
     project = await projects.create(
         session,
@@ -80,7 +79,7 @@ async def create_project(request: Request, me: WebWriter, session: SessionDep) -
         template_id=digits_id(template),
         download_via_api=form.get("downloadViaApi") == "on",
     )
-    return RedirectResponse(f"/projects/{project.id}", status_code=303)
+    return see_other(f"/projects/{project.id}")
 
 
 @router.get("/projects/{project_id}")
@@ -114,9 +113,8 @@ async def _folder_writer(session: SessionDep, me: WebWriter, project_id: PathId)
 
 @router.post("/projects/{project_id}/folders")
 async def create_folder(
-    request: Request, project_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
     scope = await _folder_writer(session, me, project_id)
     parent = form.get("parent", "")
     made = await folders.create(
@@ -125,26 +123,25 @@ async def create_folder(
         name=form.get("name", ""),
         parent_id=digits_id(parent),
     )
-    return RedirectResponse(f"/projects/{project_id}?folder={made.id}", status_code=303)
+    return see_other(f"/projects/{project_id}?folder={made.id}")
 
 
 @router.post("/projects/{project_id}/folders/{folder_id}/rename")
 async def rename_folder(
-    request: Request, project_id: PathId, folder_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, folder_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    form = await read_form(request)
     scope = await _folder_writer(session, me, project_id)
     await folders.rename(session, scope=scope, folder_id=folder_id, name=form.get("name", ""))
-    return RedirectResponse(f"/projects/{project_id}?folder={folder_id}", status_code=303)
+    return see_other(f"/projects/{project_id}?folder={folder_id}")
 
 
 @router.post("/projects/{project_id}/folders/{folder_id}/delete")
 async def delete_folder(
-    request: Request, project_id: PathId, folder_id: PathId, me: WebWriter, session: SessionDep
+    project_id: PathId, folder_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     scope = await _folder_writer(session, me, project_id)
     await folders.delete(session, scope=scope, folder_id=folder_id)
-    return RedirectResponse(f"/projects/{project_id}", status_code=303)
+    return see_other(f"/projects/{project_id}")
 
 
 @router.post("/projects/{project_id}/upload")
@@ -184,4 +181,4 @@ async def upload(
     if wants_json(request):
         body = {"id": view.document.id, "title": view.document.title, "url": url}
         return JSONResponse(body, status_code=201)
-    return RedirectResponse(url, status_code=303)
+    return see_other(url)

@@ -24,8 +24,8 @@ from casefolio.domain.pages import PageRequest, decode_cursor
 from casefolio.domain.roles import Capability
 from casefolio.domain.websessions import SignedIn
 from casefolio.outbound import ssrf
-from casefolio.web.deps import WebRoute, WebUser, WebWriter, cookie_secret
-from casefolio.web.http import read_form, render, state_of
+from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, cookie_secret
+from casefolio.web.http import render, see_other, state_of
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 SECRET_SHOWN = "webhook-secret:"  # + the webhook's id
@@ -103,9 +103,10 @@ def _spec(form: dict[str, str]) -> webhooks.WebhookSpec:
 
 
 @router.post("/admin/webhooks")
-async def create_webhook(request: Request, me: WebWriter, session: SessionDep) -> Response:
+async def create_webhook(
+    request: Request, me: WebWriter, session: SessionDep, form: WebForm
+) -> Response:
     """Register a webhook, then show its page, which shows the secret once."""
-    form = await read_form(request)
     try:
         hook = await webhooks.create(
             session, who=me.principal, spec=_spec(form), allowed=_allowed(request)
@@ -114,7 +115,7 @@ async def create_webhook(request: Request, me: WebWriter, session: SessionDep) -
         status = 403 if isinstance(exc, Forbidden) else 400
         return await _list_page(request, me, session, status, exc.message, form)
     await _keep_secret(request, session, hook)
-    return RedirectResponse(f"/admin/webhooks/{hook.id}", status_code=303)
+    return see_other(f"/admin/webhooks/{hook.id}")
 
 
 async def _keep_secret(request: Request, session: AsyncSession, hook: Webhook) -> None:
@@ -168,7 +169,7 @@ _NOTICES: dict[str, Any] = {
 
 
 def _back(webhook_id: int, done: str) -> RedirectResponse:
-    return RedirectResponse(f"/admin/webhooks/{webhook_id}?done={done}", status_code=303)
+    return see_other(f"/admin/webhooks/{webhook_id}?done={done}")
 
 
 @router.post("/admin/webhooks/{webhook_id}/rotate-secret")
@@ -184,18 +185,16 @@ async def rotate_secret(
 
 
 @router.post("/admin/webhooks/{webhook_id}/test")
-async def send_test(
-    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
-) -> Response:
+async def send_test(webhook_id: PathId, me: WebWriter, session: SessionDep) -> Response:
     await webhooks.send_test(session, who=me.principal, webhook_id=webhook_id)
     return _back(webhook_id, "test")
 
 
 @router.post("/admin/webhooks/{webhook_id}/active")
 async def set_active(
-    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
+    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    active = (await read_form(request)).get("active") == "true"
+    active = form.get("active") == "true"
     await webhooks.update(
         session,
         who=me.principal,
@@ -212,16 +211,14 @@ async def set_active(
 
 
 @router.post("/admin/webhooks/{webhook_id}/delete")
-async def delete_webhook(
-    request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
-) -> Response:
+async def delete_webhook(webhook_id: PathId, me: WebWriter, session: SessionDep) -> Response:
     await webhooks.delete(session, who=me.principal, webhook_id=webhook_id)
-    return RedirectResponse("/admin/webhooks", status_code=303)
+    return see_other("/admin/webhooks")
 
 
 @router.post("/admin/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver")
 async def redeliver(
-    request: Request, webhook_id: PathId, delivery_id: PathId, me: WebWriter, session: SessionDep
+    webhook_id: PathId, delivery_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
     await webhooks.redeliver(
         session, who=me.principal, webhook_id=webhook_id, delivery_id=delivery_id

@@ -1,5 +1,5 @@
 """A list of documents shows each document exactly as reading it alone does (the list builds
-its JSON itself, api/v1/documents.py `_listed`; the document read through DocumentOut)."""
+its JSON itself, api/v1/documents_render.py `_listed`; the document read through DocumentOut)."""
 
 from __future__ import annotations
 

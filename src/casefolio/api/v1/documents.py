@@ -1,5 +1,6 @@
-"""Documents: list, read, change, move, delete, field values; and how a document is
-rendered. Content in and out is in documents_content.py, versions in documents_versions.py."""
+"""Documents: list, read, change, move, delete, field values. How a document is rendered
+is documents_render.py; content in and out is documents_content.py, versions
+documents_versions.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from typing import Annotated, Any
 
 from fastapi import Body, Path, Query, Request, Response
 from pydantic import Field
-from pydantic_core import to_json
 from starlette.convertors import Convertor, register_url_convertor
 
 from casefolio.api.deps import (
@@ -20,21 +20,18 @@ from casefolio.api.deps import (
 )
 from casefolio.api.ids import DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, PageParams, link_next, page_request
+from casefolio.api.v1.documents_render import DocumentOut, document_out, list_json
+
+# Re-exported: documents_versions.py imports it from here.
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
     ApiInput,
-    ApiModel,
     Problem,
-    Timestamp,
-    WireId,
     json_response,
-    rfc3339,
 )
-from casefolio.domain import documents, text, trash
-from casefolio.domain.documents import DocumentView
+from casefolio.domain import document_pages, documents, text, trash
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
-from casefolio.domain.rows import VersionRow
 from casefolio.fastpath.routes import direct_get
 from casefolio.search import query as search_query
 from casefolio.search import service as search_service
@@ -52,38 +49,6 @@ BAD_TIMESTAMP = "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
 _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})")
 
 
-class VersionOut(ApiModel):
-    id: WireId
-    document_id: WireId
-    number: int
-    file_name: str
-    content_type: str
-    size: int
-    sha256: str
-    created_by: WireId | None
-    created_at: Timestamp
-
-
-class FieldValueOut(ApiModel):
-    id: WireId
-    name: str
-    type: str
-    value: Any
-
-
-class DocumentOut(ApiModel):
-    id: WireId
-    project_id: WireId
-    folder_id: WireId | None
-    title: str
-    description: str
-    created_by: WireId | None
-    created_at: Timestamp
-    updated_at: Timestamp
-    current_version: VersionOut
-    fields: list[FieldValueOut]
-
-
 class DocumentUpdate(ApiInput):
     title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
     description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
@@ -91,92 +56,6 @@ class DocumentUpdate(ApiInput):
 
 class FieldValueIn(ApiInput):
     value: Any = Field(description="Checked against the field's type; null clears the value.")
-
-
-def version_out(v: VersionRow) -> VersionOut:
-    """A version as the API answers it, built without validation (values come typed from
-    the database)."""
-    return VersionOut.model_construct(
-        id=v.id,
-        document_id=v.document_id,
-        number=v.number,
-        file_name=v.file_name,
-        content_type=v.content_type,
-        size=v.size,
-        sha256=v.sha256,
-        created_by=v.created_by,
-        created_at=v.created_at,
-    )
-
-
-def _out(view: DocumentView) -> DocumentOut:
-    # Built without validation (model_construct): every value comes typed from the database,
-    # and lists of documents build a hundred of these per request.
-    d, v = view.document, view.current
-    return DocumentOut.model_construct(
-        id=d.id,
-        project_id=d.project_id,
-        folder_id=d.folder_id,
-        title=d.title,
-        description=d.description,
-        created_by=d.created_by,
-        created_at=d.created_at,
-        updated_at=d.updated_at,
-        current_version=version_out(v),
-        fields=[
-            FieldValueOut.model_construct(
-                id=e.field.id, name=e.field.name, type=e.field.type, value=e.value
-            )
-            for e in view.fields
-        ],
-    )
-
-
-#: For the routers that answer a document too (api/v1/trash.py).
-document_out = _out
-
-
-def _wire_id(value: int | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _listed(view: DocumentView) -> dict[str, Any]:
-    """What `_out(view)` dumps to (DocumentOut, by alias), built as plain data: a list
-    answers up to a thousand documents, and pydantic's model and serializer cost several
-    times more per document. tests/api/v1/test_document_list.py checks that the two agree."""
-    d, v = view.document, view.current
-    return {
-        "id": str(d.id),
-        "projectId": str(d.project_id),
-        "folderId": _wire_id(d.folder_id),
-        "title": d.title,
-        "description": d.description,
-        "createdBy": _wire_id(d.created_by),
-        "createdAt": rfc3339(d.created_at),
-        "updatedAt": rfc3339(d.updated_at),
-        "currentVersion": {
-            "id": str(v.id),
-            "documentId": str(v.document_id),
-            "number": v.number,
-            "fileName": v.file_name,
-            "contentType": v.content_type,
-            "size": v.size,
-            "sha256": v.sha256,
-            "createdBy": _wire_id(v.created_by),
-            "createdAt": rfc3339(v.created_at),
-        },
-        "fields": [
-            {"id": str(e.field.id), "name": e.field.name, "type": e.field.type, "value": e.value}
-            for e in view.fields
-        ],
-    }
-
-
-def _list_json(views: list[DocumentView]) -> bytes:
-    """A list of documents as the JSON body of its answer (compact, UTF-8, as pydantic's)."""
-    # pydantic's own encoder: numbers and anything JSON has no type for come out as the
-    # document's GET renders them.
-    return to_json([_listed(view) for view in views])
 
 
 def parse_after_date(raw: str) -> datetime:
@@ -209,7 +88,7 @@ async def _page(
         return await _searched(request, who, params, project_id, folder_id, changed_since, q)
     page = await state_of(request).reads.read(
         partial(
-            documents.list_page,
+            document_pages.list_page,
             who=who,
             project_id=project_id,
             folder_id=folder_id,
@@ -217,7 +96,7 @@ async def _page(
             page=page_request(params, (datetime, int)),
         )
     )
-    response = Response(_list_json(page.items), media_type="application/json")
+    response = Response(list_json(page.items), media_type="application/json")
     link_next(request, response, page)
     return response
 
@@ -242,7 +121,7 @@ async def _searched(
     )
     async with state_of(request).db.read() as session:
         page = await search_service.search(session, who, wanted)
-    response = Response(_list_json([hit.view for hit in page.items]), media_type="application/json")
+    response = Response(list_json([hit.view for hit in page.items]), media_type="application/json")
     link_next(request, response, page)
     return response
 
@@ -319,7 +198,7 @@ async def read_document(
     # a second time (bench/README.md).
     get = partial(documents.get, who=who, project_id=project_id, document_id=document_id)
     view = await state_of(request).reads.read(get)
-    return json_response(_out(view))
+    return json_response(document_out(view))
 
 
 @patch_route(
@@ -343,7 +222,7 @@ async def update_document(
         title=body.title,
         description=body.description,
     )
-    return _out(view)
+    return document_out(view)
 
 
 @router.delete(
@@ -408,7 +287,7 @@ async def move_document(
     view = await documents.move(
         session, who=who, project_id=project_id, document_id=document_id, folder_id=target
     )
-    return _out(view)
+    return document_out(view)
 
 
 @router.put(
@@ -432,4 +311,4 @@ async def set_field_value(
         field_id=field_id,
         value=body.value,
     )
-    return _out(view)
+    return document_out(view)

@@ -4,6 +4,7 @@ api/v1/documents.py."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 from fastapi import Query, Request, Response
@@ -21,9 +22,8 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import BodyId, DocumentId, ProjectId
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
-from casefolio.api.v1.documents import DocumentOut
-from casefolio.api.v1.documents import document_out as _out
-from casefolio.api.v1.routing import v1_router
+from casefolio.api.v1.documents_render import DocumentOut, document_out
+from casefolio.api.v1.routing import F, v1_router
 from casefolio.api.v1.schemas import ApiInput, Problem
 from casefolio.domain import documents, intake, text, versions
 from casefolio.domain.intake import NewFile
@@ -107,7 +107,7 @@ async def _file_upload(
                 field_values=meta.fields,
                 reject_duplicate=reject_duplicate,
             )
-            return _out(view)
+            return document_out(view)
         await intake.replace(
             session,
             who=who,
@@ -117,19 +117,29 @@ async def _file_upload(
             received=received,
             description=meta.description,
         )
-    return _out(await documents.get(session, who=who, document_id=document_id))
+    return document_out(await documents.get(session, who=who, document_id=document_id))
 
 
-@router.post(
+def _upload_route(path: str, summary: str, **extra: Any) -> Callable[[F], F]:
+    """A route that receives a file (multipart or the raw body, UPLOAD_DOC) and answers
+    201 with the document it filed."""
+    return router.post(
+        path,
+        status_code=201,
+        response_model=DocumentOut,
+        summary=summary,
+        description=UPLOAD_DOC,
+        openapi_extra=UPLOAD_BODY,
+        **extra,
+    )
+
+
+@_upload_route(
     "/projects/{projectId}/documents",
-    status_code=201,
-    response_model=DocumentOut,
-    summary="Upload a new document",
-    description=UPLOAD_DOC,
+    "Upload a new document",
     responses={
         409: {"model": Problem, "description": "?rejectDuplicate=true: the content is held."}
     },
-    openapi_extra=UPLOAD_BODY,
 )
 async def upload_document(
     request: Request,
@@ -145,13 +155,8 @@ async def upload_document(
     )
 
 
-@router.post(
-    "/projects/{projectId}/documents/{documentId}/replace",
-    status_code=201,
-    response_model=DocumentOut,
-    summary="Upload a new version of a document",
-    description=UPLOAD_DOC,
-    openapi_extra=UPLOAD_BODY,
+@_upload_route(
+    "/projects/{projectId}/documents/{documentId}/replace", "Upload a new version of a document"
 )
 async def replace_document(
     request: Request,

@@ -15,7 +15,7 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import DocumentId, ProjectId
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.documents import VersionOut
+from casefolio.api.v1.documents_render import VersionOut
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import Problem
 from casefolio.db.models import DocumentVersion

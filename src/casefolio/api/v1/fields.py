@@ -11,9 +11,9 @@ from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
-    NOT_BLANK,
     ApiInput,
     ApiModel,
+    Name,
     Timestamp,
     WireId,
 )
@@ -25,9 +25,7 @@ Choice = Annotated[str, Field(min_length=1, max_length=text.MAX_CHOICE)]
 
 
 class FieldIn(ApiInput):
-    name: str = Field(
-        min_length=1, max_length=text.MAX_NAME, examples=["Custodian"], json_schema_extra=NOT_BLANK
-    )
+    name: Name = Field(examples=["Custodian"])
     type: str = Field(
         description=f"One of: {', '.join(FIELD_TYPES)}.",
         examples=["text"],

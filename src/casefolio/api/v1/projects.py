@@ -12,7 +12,15 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, ProjectId, TeamId
 from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import NOT_BLANK, OPTIONAL_ROLE, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import (
+    NOT_BLANK,
+    OPTIONAL_ROLE,
+    ApiInput,
+    ApiModel,
+    Name,
+    Timestamp,
+    WireId,
+)
 from casefolio.api.v1.teams import TeamOut
 from casefolio.db.models import Project, Team
 from casefolio.domain import access, projects, text
@@ -34,12 +42,7 @@ class ProjectSettingsUpdate(ApiInput):
 
 
 class ProjectIn(ApiInput):
-    name: str = Field(
-        min_length=1,
-        max_length=text.MAX_NAME,
-        examples=["Smith v Jones"],
-        json_schema_extra=NOT_BLANK,
-    )
+    name: Name = Field(examples=["Smith v Jones"])
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     template_id: BodyId | None = None
     settings: ProjectSettings | None = None

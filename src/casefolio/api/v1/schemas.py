@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import Response
-from pydantic import BaseModel, ConfigDict, PlainSerializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
@@ -104,6 +104,9 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
 #: so the OpenAPI document asks for one character that is not white space. Documented only:
 #: the domain's own message answers a blank name.
 NOT_BLANK: JsonDict = {"pattern": text.NOT_SPACE}
+#: A name (of a user, team, token, project, template or field): not blank, at most
+#: MAX_NAME characters. Examples go on the field: `name: Name = Field(examples=[…])`.
+Name = Annotated[str, Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)]
 #: The roles a grant takes, by name or id (the server also takes them in any case); null
 #: where the role may be left out (Read Write).
 ROLE_KEYS: list[str | None] = [key for r in ROLES for key in (r.name, r.id)]

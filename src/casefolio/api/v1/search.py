@@ -9,14 +9,8 @@ from fastapi import Query, Request, Response
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import query_id
 from casefolio.api.pagination import CURSOR_PATTERN, link_next
-from casefolio.api.v1.documents import (
-    AfterDate,
-    DocumentOut,
-    VersionOut,
-    parse_after_date,
-    version_out,
-)
-from casefolio.api.v1.documents import _out as document_out
+from casefolio.api.v1.documents import AfterDate, parse_after_date
+from casefolio.api.v1.documents_render import DocumentOut, VersionOut, document_out, version_out
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.search import query, service, status

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path
-from pydantic import Field
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import TeamId
@@ -13,9 +12,9 @@ from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
-    NOT_BLANK,
     ApiInput,
     ApiModel,
+    Name,
     Timestamp,
     WireId,
 )
@@ -27,7 +26,7 @@ Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
 class TeamIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)
+    name: Name
 
 
 class TeamOut(ApiModel):

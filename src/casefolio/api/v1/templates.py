@@ -16,10 +16,10 @@ from casefolio.api.v1.retention import RuleIn, RuleOut
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
-    NOT_BLANK,
     ROLE_KEYS,
     ApiInput,
     ApiModel,
+    Name,
     Timestamp,
     WireId,
 )
@@ -64,7 +64,7 @@ class GrantSpecIn(ApiInput):
 
 
 class TemplateIn(ApiInput):
-    name: str = Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)
+    name: Name
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     folders: list[FolderSpecIn] = Field(default_factory=list, max_length=MAX_ITEMS)
     fields: list[FieldIn] = Field(default_factory=list, max_length=MAX_ITEMS)

@@ -13,7 +13,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Name, Timestamp, WireId
 from casefolio.domain import text, tokens
 from casefolio.domain.errors import NotFound
 
@@ -26,7 +26,7 @@ RATE_LIMIT: JsonDict = {"minimum": 1, "maximum": tokens.MAX_RATE_LIMIT}
 
 class TokenIn(ApiInput):
     user_id: BodyId = Field(description="The user the token acts as (a string or a number).")
-    name: str = Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)
+    name: Name
     # Not strict: JSON has no datetime type, the value is an RFC 3339 string.
     expires_at: Annotated[AwareDatetime, Field(strict=False)] | None = None
     rate_limit: int | None = Field(

@@ -10,7 +10,7 @@ from fastapi import Request, Response
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import DocumentId, ProjectId
 from casefolio.api.pagination import PageDep, link_next, page_request
-from casefolio.api.v1.documents import DocumentOut, VersionOut, document_out
+from casefolio.api.v1.documents_render import DocumentOut, VersionOut, document_out
 from casefolio.api.v1.documents_versions import VersionId
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId

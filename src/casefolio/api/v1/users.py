@@ -14,9 +14,9 @@ from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
-    NOT_BLANK,
     ApiInput,
     ApiModel,
+    Name,
     Problem,
     Timestamp,
     WireId,
@@ -48,12 +48,7 @@ class UserIn(ApiInput):
         examples=["ada@example.com"],
         json_schema_extra={"format": "email"},
     )
-    name: str = Field(
-        min_length=1,
-        max_length=text.MAX_NAME,
-        examples=["Ada Lovelace"],
-        json_schema_extra=NOT_BLANK,
-    )
+    name: Name = Field(examples=["Ada Lovelace"])
     is_operator: bool = False
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Request
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import PathId
@@ -12,6 +13,8 @@ from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
 from casefolio.api.v3.problems import constraint_on
 from casefolio.domain import documents, unclaimed, versions
+from casefolio.domain.documents import DocumentView
+from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
 router = dialect_router(
@@ -34,11 +37,18 @@ async def list_documents(
     return HalResponse(paging.offset_collection(hal.documents(), params, total, elements))
 
 
+async def _with_attachments(
+    session: AsyncSession, who: Principal, view: DocumentView
+) -> HalResponse:
+    """The document as v3 answers it: with its versions, as attachments."""
+    rows = await versions.list_all(session, who=who, document_id=view.document.id)
+    return HalResponse(await render.document(session, who, view.document, rows))
+
+
 @router.get("/documents/{document_id:int}", summary="View a document with its attachments")
 async def read_document(document_id: PathId, session: SessionDep, who: PrincipalDep) -> HalResponse:
     view = await documents.get(session, who=who, document_id=document_id)
-    rows = await versions.list_all(session, who=who, document_id=document_id)
-    return HalResponse(await render.document(session, who, view.document, rows))
+    return await _with_attachments(session, who, view)
 
 
 @router.patch(
@@ -76,5 +86,4 @@ async def update_document(
                 session, who=who, document_id=document_id, version_ids=changes.attachment_ids
             )
         view = await documents.get(session, who=who, document_id=document_id)
-    rows = await versions.list_all(session, who=who, document_id=document_id)
-    return HalResponse(await render.document(session, who, view.document, rows))
+    return await _with_attachments(session, who, view)

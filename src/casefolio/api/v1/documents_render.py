@@ -1,0 +1,129 @@
+"""How /api/v1 answers a document: its schemas (DocumentOut, with its current VersionOut
+and field values), built as models for one document and as plain data for a list.
+
+Used by every router that answers documents (documents, content, versions, search, trash).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import to_json
+
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, rfc3339
+from casefolio.domain.documents import DocumentView
+from casefolio.domain.rows import VersionRow
+
+
+class VersionOut(ApiModel):
+    id: WireId
+    document_id: WireId
+    number: int
+    file_name: str
+    content_type: str
+    size: int
+    sha256: str
+    created_by: WireId | None
+    created_at: Timestamp
+
+
+class FieldValueOut(ApiModel):
+    id: WireId
+    name: str
+    type: str
+    value: Any
+
+
+class DocumentOut(ApiModel):
+    id: WireId
+    project_id: WireId
+    folder_id: WireId | None
+    title: str
+    description: str
+    created_by: WireId | None
+    created_at: Timestamp
+    updated_at: Timestamp
+    current_version: VersionOut
+    fields: list[FieldValueOut]
+
+
+def version_out(v: VersionRow) -> VersionOut:
+    """A version as the API answers it, built without validation (values come typed from
+    the database)."""
+    return VersionOut.model_construct(
+        id=v.id,
+        document_id=v.document_id,
+        number=v.number,
+        file_name=v.file_name,
+        content_type=v.content_type,
+        size=v.size,
+        sha256=v.sha256,
+        created_by=v.created_by,
+        created_at=v.created_at,
+    )
+
+
+def document_out(view: DocumentView) -> DocumentOut:
+    # Built without validation (model_construct): every value comes typed from the database,
+    # and lists of documents build a hundred of these per request.
+    d, v = view.document, view.current
+    return DocumentOut.model_construct(
+        id=d.id,
+        project_id=d.project_id,
+        folder_id=d.folder_id,
+        title=d.title,
+        description=d.description,
+        created_by=d.created_by,
+        created_at=d.created_at,
+        updated_at=d.updated_at,
+        current_version=version_out(v),
+        fields=[
+            FieldValueOut.model_construct(
+                id=e.field.id, name=e.field.name, type=e.field.type, value=e.value
+            )
+            for e in view.fields
+        ],
+    )
+
+
+def _wire_id(value: int | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def _listed(view: DocumentView) -> dict[str, Any]:
+    """What `document_out(view)` dumps to (DocumentOut, by alias), built as plain data: a list
+    answers up to a thousand documents, and pydantic's model and serializer cost several
+    times more per document. tests/api/v1/test_document_list.py checks that the two agree."""
+    d, v = view.document, view.current
+    return {
+        "id": str(d.id),
+        "projectId": str(d.project_id),
+        "folderId": _wire_id(d.folder_id),
+        "title": d.title,
+        "description": d.description,
+        "createdBy": _wire_id(d.created_by),
+        "createdAt": rfc3339(d.created_at),
+        "updatedAt": rfc3339(d.updated_at),
+        "currentVersion": {
+            "id": str(v.id),
+            "documentId": str(v.document_id),
+            "number": v.number,
+            "fileName": v.file_name,
+            "contentType": v.content_type,
+            "size": v.size,
+            "sha256": v.sha256,
+            "createdBy": _wire_id(v.created_by),
+            "createdAt": rfc3339(v.created_at),
+        },
+        "fields": [
+            {"id": str(e.field.id), "name": e.field.name, "type": e.field.type, "value": e.value}
+            for e in view.fields
+        ],
+    }
+
+
+def list_json(views: list[DocumentView]) -> bytes:
+    """A list of documents as the JSON body of its answer (compact, UTF-8, as pydantic's)."""
+    # pydantic's own encoder: numbers and anything JSON has no type for come out as the
+    # document's GET renders them.
+    return to_json([_listed(view) for view in views])
