@@ -4,9 +4,12 @@ its JSON itself, api/v1/documents.py `_listed`; the document read through Docume
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, DocumentVersion
 from tests.factories import Actor
 
 
@@ -68,3 +71,34 @@ async def test_each_listed_document_is_what_its_get_answers(
         f"/api/v1/projects/{project}/documents/folder/{folder}", headers=headers
     )
     assert in_folder.json() == items[:1]
+
+
+async def test_a_document_whose_instants_differ_is_listed_as_its_get_answers(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    """A listed document's three timestamps are formatted once when they are one instant
+    (api/v1/documents.py `_listed`); here each differs, down to the millisecond."""
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Instants"}, headers=headers)
+    ).json()["id"]
+    filed = await client.post(
+        f"/api/v1/projects/{project}/documents",
+        params={"fileName": "a.txt"},
+        content=b"instants",
+        headers=headers,
+    )
+    assert filed.status_code == 201, filed.text
+    document = int(filed.json()["id"])
+    async with db.write() as session:
+        row = await session.get_one(Document, document)
+        version = await session.get_one(DocumentVersion, row.current_version_id)
+        version.created_at = row.created_at + timedelta(milliseconds=1)
+        row.updated_at = row.created_at + timedelta(seconds=1, milliseconds=7)
+    alone = await client.get(f"/api/v1/projects/{project}/documents/{document}", headers=headers)
+    listed = await client.get(f"/api/v1/projects/{project}/documents", headers=headers)
+    assert listed.status_code == 200
+    assert listed.content == b"[" + alone.content + b"]"
+    shown = alone.json()
+    instants = {shown["createdAt"], shown["updatedAt"], shown["currentVersion"]["createdAt"]}
+    assert len(instants) == 3, shown
