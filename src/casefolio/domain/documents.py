@@ -232,7 +232,8 @@ async def list_page(
     One statement whatever the page's size: the page with each document's current version,
     field values and the caller's role on the project (`_page_read`); only a page that comes
     back empty needs the access check (and the folder's) of its own. A session or, cheaper,
-    the database's StatementReader will do.
+    the database's StatementReader will do; on PostgreSQL the latter sends pages of one
+    shape asked for while one is out together, as one statement (fastpath/batching.py).
     """
     parameters: dict[str, Any] = {"project_id": project_id, "user_id": who.user_id}
     if folder_id is not None:

@@ -102,3 +102,50 @@ async def test_a_document_whose_instants_differ_is_listed_as_its_get_answers(
     shown = alone.json()
     instants = {shown["createdAt"], shown["updatedAt"], shown["currentVersion"]["createdAt"]}
     assert len(instants) == 3, shown
+
+
+async def test_strings_that_need_escaping_are_listed_as_their_get_answers(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    """Strings that JSON must escape (quotes, backslashes, control characters) and those it
+    need not (non-ASCII, a line separator) are written by the list as by the GET, byte for
+    byte."""
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Escapes"}, headers=headers)
+    ).json()["id"]
+    made = await client.post(
+        f"/api/v1/projects/{project}/fields",
+        json={"name": 'Note "q"', "type": "text"},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    titles = [
+        'Smith "the elder" v. Jones',
+        "C:\\cases\\2026",
+        "tab\there",
+        "Ünïcode \u2028 line separator",
+        "emoji \U0001f4c4 and DEL \x7f",
+        "plain",
+    ]
+    description = "first line\nsecond line\r\n\x01 control, \u00a0 no-break space, / slash"
+    for n, title in enumerate(titles):
+        metadata = {"title": title, "description": description, "fields": {'Note "q"': title}}
+        filed = await client.post(
+            f"/api/v1/projects/{project}/documents",
+            files={"file": (f'n"{n}".txt', b"x%d" % n), "metadata": (None, json.dumps(metadata))},
+            headers=headers,
+        )
+        assert filed.status_code == 201, filed.text
+    listed = await client.get(f"/api/v1/projects/{project}/documents", headers=headers)
+    assert listed.status_code == 200
+    items = listed.json()
+    shown = {item["title"] for item in items}
+    assert '"' in "".join(shown) and "\\" in "".join(shown), shown  # escapes were needed
+    alone = [
+        (
+            await client.get(f"/api/v1/projects/{project}/documents/{item['id']}", headers=headers)
+        ).content
+        for item in items
+    ]
+    assert listed.content == b"[" + b",".join(alone) + b"]"
