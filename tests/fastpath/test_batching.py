@@ -155,6 +155,27 @@ async def test_a_statement_answers_at_most_max_batch_reads() -> None:
     ]
 
 
+async def test_a_read_with_its_own_bound_answers_at_most_that_many_per_statement() -> None:
+    bounded = BatchedRead(single=READ.single, many=READ.many, keys=READ.keys, max_batch=2)
+    statements = Statements()
+    batcher = Batcher(statements)  # the runner's own bound is far larger
+    first = asyncio.ensure_future(batcher.execute(bounded, {"id": 1}))
+    await statements.next_sent(1)
+    waiting = [asyncio.ensure_future(batcher.execute(bounded, {"id": k})) for k in (2, 4, 5)]
+    await settle()
+    statements.answer(1)
+    assert await statements.next_sent(2) == ("many", {"id": [2, 4]})
+    statements.answer(2)
+    assert await statements.next_sent(3) == ("single", {"id": 5})
+    statements.answer(3)
+    assert [await first, *[await within(task) for task in waiting]] == [
+        rows_of(1),
+        rows_of(2),
+        rows_of(4),
+        rows_of(5),
+    ]
+
+
 async def test_a_failed_statement_fails_each_of_its_reads_and_reading_goes_on() -> None:
     statements, batcher, first, waiting = await one_out_and_waiting(1, (2, 4))
     statements.answer(1)

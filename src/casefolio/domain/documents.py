@@ -317,6 +317,9 @@ def _batchable(parameters: dict[str, Any]) -> bool:
     return user_id is None or (isinstance(user_id, int) and is_id(user_id))
 
 
+#: Pages one statement reads at most on PostgreSQL: a page may be a thousand rows.
+PAGES_BATCHED = 16
+
 #: A page read's keys and their types, as key_table takes them (`limit` is one more than the
 #: page's size: the extra row says whether there is a next page).
 _PAGE_KEYS: dict[str, TypeEngine[Any]] = {
@@ -344,7 +347,7 @@ def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[BatchedRead, 
     single = _page_statement(single_keys)
     batch = reads.key_table(**{name: _PAGE_KEYS[name] for name in wanted})
     many = _page_statement({name: batch.c[name] for name in wanted}, batch)
-    read = BatchedRead(single=single, many=many, keys=frozenset(wanted))
+    read = BatchedRead(single=single, many=many, keys=frozenset(wanted), max_batch=PAGES_BATCHED)
     return read, tuple(c.name for c in single.selected_columns)
 
 
