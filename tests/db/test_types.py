@@ -54,3 +54,22 @@ def test_sqlite_reads_back_each_instant_aware_in_utc() -> None:
     assert rows.pop(99) is None
     assert [rows[i] for i in range(len(INSTANTS))] == INSTANTS
     assert all(rows[i].tzinfo is UTC for i in rows)
+
+
+def test_postgresql_values_come_back_aware_in_utc_however_often_read() -> None:
+    """PostgreSQL's driver hands back naive UTC datetimes; the processor tags them, from a
+    bounded memo when an instant repeats (db/types.py `_tagged_utc`)."""
+    from sqlalchemy.dialects import postgresql
+
+    dialect = postgresql.asyncpg.dialect()  # type: ignore[attr-defined]
+    process = UTCDateTime().dialect_impl(dialect).result_processor(dialect, None)
+    assert process is not None
+    assert process(None) is None
+    naive = [instant.astimezone(UTC).replace(tzinfo=None) for instant in INSTANTS]
+    for _ in range(2):  # the second time from the memo
+        assert [process(value) for value in naive] == [i.astimezone(UTC) for i in INSTANTS]
+        assert all(process(value).tzinfo is UTC for value in naive)
+    # Past the memo's bound: still each its own instant.
+    base = datetime(2026, 12, 5)
+    many = [base + timedelta(milliseconds=n) for n in range(10_000)]
+    assert [process(value) for value in many] == [v.replace(tzinfo=UTC) for v in many]

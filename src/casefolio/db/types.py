@@ -57,8 +57,24 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC)
 
 
+#: Naive database values already tagged UTC: `replace(tzinfo=)` costs several times a
+#: lookup, and a read repeats instants (a document's created and updated times, its
+#: version's, a list polled again). Bounded; emptied when full.
+_TAGGED: dict[datetime, datetime] = {}
+_TAGGED_MAX = 4096
+
+
 def _tagged_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else value.replace(tzinfo=UTC)
+    if value is None:
+        return None
+    try:
+        return _TAGGED[value]
+    except KeyError:
+        pass
+    if len(_TAGGED) >= _TAGGED_MAX:
+        _TAGGED.clear()
+    tagged = _TAGGED[value] = value.replace(tzinfo=UTC)
+    return tagged
 
 
 def _from_sqlite_text(value: str | None) -> datetime | None:
