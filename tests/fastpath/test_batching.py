@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,7 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document
 from casefolio.db.reads import BatchedRead, Rows
-from casefolio.domain import documents
+from casefolio.domain import document_pages, documents
 from casefolio.fastpath.batching import MAX_BATCH, Batcher
 from casefolio.fastpath.statements import StatementReader
 from tests.db.conftest import drop_connections
@@ -141,6 +142,27 @@ async def test_reads_arriving_while_one_is_out_share_the_next_statement() -> Non
 
 async def test_a_statement_answers_at_most_max_batch_reads() -> None:
     statements, _, first, waiting = await one_out_and_waiting(1, (2, 4, 5), max_batch=2)
+    statements.answer(1)
+    assert await statements.next_sent(2) == ("many", {"id": [2, 4]})
+    statements.answer(2)
+    assert await statements.next_sent(3) == ("single", {"id": 5})
+    statements.answer(3)
+    assert [await first, *[await within(task) for task in waiting]] == [
+        rows_of(1),
+        rows_of(2),
+        rows_of(4),
+        rows_of(5),
+    ]
+
+
+async def test_a_read_with_its_own_bound_answers_at_most_that_many_per_statement() -> None:
+    bounded = BatchedRead(single=READ.single, many=READ.many, keys=READ.keys, max_batch=2)
+    statements = Statements()
+    batcher = Batcher(statements)  # the runner's own bound is far larger
+    first = asyncio.ensure_future(batcher.execute(bounded, {"id": 1}))
+    await statements.next_sent(1)
+    waiting = [asyncio.ensure_future(batcher.execute(bounded, {"id": k})) for k in (2, 4, 5)]
+    await settle()
     statements.answer(1)
     assert await statements.next_sent(2) == ("many", {"id": [2, 4]})
     statements.answer(2)
@@ -395,3 +417,162 @@ def test_a_read_left_out_on_an_abandoned_loop_does_not_hold_the_next_loops_reads
     # Collected here, its "Task was destroyed but it is pending!" goes to this test's log.
     del stuck
     gc.collect()
+
+
+async def _pages_scene(
+    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+) -> tuple[list[Actor], list[int], int, list[Document]]:
+    """`_scene`, with three more documents in the first project and one in a folder of it;
+    return the callers, the projects (and one that does not exist), the folder and the first
+    project's documents in page order."""
+    callers, document_ids, _ = await _scene(client, db, operator, member)
+    async with db.read() as session:
+        projects = [(await session.get_one(Document, d)).project_id for d in document_ids[:2]]
+    first = projects[0]
+    url = f"/api/v1/projects/{first}/documents"
+    folder = await client.post(
+        f"/api/v1/projects/{first}/folders", json={"name": "Pleadings"}, headers=operator.headers
+    )
+    assert folder.status_code == 201, folder.text
+    folder_id = int(folder.json()["id"])
+    for n in range(3):
+        filed = await client.post(
+            url, params={"fileName": f"{n}.txt"}, content=b"page %d" % n, headers=operator.headers
+        )
+        assert filed.status_code == 201, filed.text
+    metadata = {"title": "In a folder", "folderId": folder_id}
+    filed = await client.post(
+        url,
+        files={"file": ("f.pdf", b"%PDF f"), "metadata": (None, json.dumps(metadata))},
+        headers=operator.headers,
+    )
+    assert filed.status_code == 201, filed.text
+    async with db.read() as session:
+        listed = (
+            await session.execute(
+                select(Document)
+                .where(Document.project_id == first)
+                .order_by(Document.updated_at, Document.id)
+            )
+        ).scalars()
+        in_order = list(listed)
+    return callers, [*projects, 10**9], folder_id, in_order
+
+
+async def test_the_batched_page_read_answers_each_key_as_its_single_read(
+    client: httpx.AsyncClient,
+    db: Database,
+    statements: StatementReader,
+    operator: Actor,
+    member: Actor,
+) -> None:
+    callers, projects, folder_id, in_order = await _pages_scene(client, db, operator, member)
+    assert len(in_order) == 5
+    since, after = in_order[1].updated_at, (in_order[1].updated_at, in_order[1].id)
+    shapes: list[tuple[dict[str, bool], list[dict[str, Any]]]] = [
+        (
+            {"folder": False, "since": False, "after": False},
+            [
+                {"project_id": p, "user_id": c.user_id, "limit": limit}
+                for c in callers
+                for p in projects
+                for limit in (2, 101)
+            ],
+        ),
+        (
+            {"folder": False, "since": True, "after": True},
+            [
+                {
+                    "project_id": projects[0],
+                    "user_id": c.user_id,
+                    "limit": 101,
+                    "changed_since": since,
+                    "after_updated_at": after[0],
+                    "after_id": after[1],
+                }
+                for c in callers
+            ],
+        ),
+        (
+            {"folder": True, "since": False, "after": False},
+            [
+                {"project_id": p, "user_id": c.user_id, "limit": 101, "folder_id": folder_id}
+                for c in callers
+                for p in projects
+            ],
+        ),
+    ]
+    for shape, keys in shapes:
+        read, names = document_pages._page_read(**shape)
+        keys.append(keys[0])  # the same read twice in one batch
+        many = await statements.execute(
+            read.many, {name: [key[name] for key in keys] for name in read.keys}
+        )
+        batched: list[list[tuple[Any, ...]]] = [[] for _ in keys]
+        for row in many:
+            batched[row[-1] - 1].append(tuple(row[:-1]))
+        for key, rows in zip(keys, batched, strict=True):
+            single = await statements.execute(read.single, key)
+            assert rows == [tuple(row) for row in single], (shape, key)
+        # And the answers differ where they should.
+        by_id = names.index("document_id")
+        pages = [[row[by_id] for row in rows] for rows in batched]
+        ids = [d.id for d in in_order]
+        if shape["since"]:
+            assert pages[0] == ids[2:]
+        elif shape["folder"]:
+            assert pages[0] == ids[-1:] and pages[1] == [] and pages[2] == []
+        else:
+            # Operator: the first project by 2 and by 101, the second, the missing one.
+            assert pages[0] == [ids[0], ids[0], ids[1]]  # two field values: two rows
+            assert list(dict.fromkeys(pages[1])) == ids and len(pages[1]) == 6
+            assert len(pages[2]) == len(pages[3]) == 1 and pages[2][0] not in ids
+            assert pages[4] == pages[5] == []
+    outsider = callers[2].user_id
+    read, names = document_pages._page_read(folder=False, since=False, after=False)
+    rank = names.index("rank")
+    for caller, expected_rank in ((member.user_id, True), (outsider, False)):
+        rows = await statements.execute(
+            read.many, {"project_id": [projects[0]], "user_id": [caller], "limit": [101]}
+        )
+        assert rows and all((row[rank] is not None) is expected_rank for row in rows)
+
+
+async def test_concurrent_pages_share_round_trips_and_each_gets_its_own_answer(
+    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+) -> None:
+    callers, projects, folder_id, _ = await _pages_scene(client, db, operator, member)
+    base = f"/api/v1/projects/{projects[0]}/documents"
+    urls = [
+        f"{base}?limit=2",
+        f"{base}?limit=100",
+        f"{base}/folder/{folder_id}",
+        f"/api/v1/projects/{projects[1]}/documents",
+        f"/api/v1/projects/{projects[2]}/documents",
+    ]
+    requests = [(caller, url) for caller in callers for url in urls] * 3
+
+    async def get(caller: Actor, url: str) -> tuple[int, Any, str | None]:
+        answer = await client.get(url, headers=caller.headers)
+        return answer.status_code, answer.json(), answer.headers.get("link")
+
+    alone = {(caller.user_id, url): await get(caller, url) for caller, url in requests}
+    statuses = sorted({status for status, _, _ in alone.values()})
+    assert statuses == [200, 404]
+    assert alone[(operator.user_id, urls[0])][2] is not None  # a next page: the cursor too
+
+    sent = 0
+
+    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        nonlocal sent
+        sent += "JOIN LATERAL" in statement
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        together = await asyncio.gather(*(get(caller, url) for caller, url in requests))
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", count)
+    for (caller, url), answer in zip(requests, together, strict=True):
+        assert answer == alone[(caller.user_id, url)], (caller.email, url)
+    # Pages of one shape that arrived while one was out went together.
+    assert sent >= 1

@@ -50,6 +50,9 @@ class BatchedRead:
     single: Select[Any]
     many: Select[Any]
     keys: frozenset[str]
+    #: Reads one statement answers at most (None: the runner's own bound); reads of many
+    #: rows each (pages) take a smaller one, so that one statement's answer stays small.
+    max_batch: int | None = None
 
 
 @runtime_checkable

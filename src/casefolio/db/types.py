@@ -41,7 +41,13 @@ class UTCDateTime(TypeDecorator[datetime]):
             # aware datetime, in one step instead of a parse, then a call and a copy to set
             # the zone: a page of a hundred documents converts three hundred.
             return _from_sqlite_text
-        return super().result_processor(dialect, coltype)
+        # The driver's naive datetime tagged UTC, as process_result_value does, without the
+        # decorator's wrapper and checks on every value (PostgreSQL's drivers return
+        # datetimes for timestamp columns).
+        impl = self.impl_instance.result_processor(dialect, coltype)
+        if impl is None:
+            return _tagged_utc
+        return lambda value: _tagged_utc(impl(value))
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -49,6 +55,26 @@ class UTCDateTime(TypeDecorator[datetime]):
         if not isinstance(value, datetime):
             raise TypeError(f"expected a datetime from the database, got {type(value)}")
         return value.replace(tzinfo=UTC)
+
+
+#: Naive database values already tagged UTC: `replace(tzinfo=)` costs several times a
+#: lookup, and a read repeats instants (a document's created and updated times, its
+#: version's, a list polled again). Bounded; emptied when full.
+_TAGGED: dict[datetime, datetime] = {}
+_TAGGED_MAX = 4096
+
+
+def _tagged_utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return _TAGGED[value]
+    except KeyError:
+        pass
+    if len(_TAGGED) >= _TAGGED_MAX:
+        _TAGGED.clear()
+    tagged = _TAGGED[value] = value.replace(tzinfo=UTC)
+    return tagged
 
 
 def _from_sqlite_text(value: str | None) -> datetime | None:

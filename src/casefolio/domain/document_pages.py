@@ -7,14 +7,30 @@ The document, its view and the one-document read are in domain/documents.py.
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Select, Table, bindparam, select, tuple_
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    FromClause,
+    Integer,
+    Select,
+    Table,
+    bindparam,
+    select,
+    true,
+    tuple_,
+)
+from sqlalchemy.sql.expression import Subquery, TableValuedAlias
+from sqlalchemy.sql.selectable import LateralFromClause
+from sqlalchemy.types import TypeEngine
 
+from casefolio.db import reads
 from casefolio.db.live import LIVE
-from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder
-from casefolio.db.reads import Reader, read_all
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, is_id
+from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
 from casefolio.domain import access
 from casefolio.domain.documents import DocumentView, FieldEntry
 from casefolio.domain.errors import NotFound
@@ -48,7 +64,8 @@ async def list_page(
     One statement whatever the page's size: the page with each document's current version,
     field values and the caller's role on the project (`_page_read`); only a page that comes
     back empty needs the access check (and the folder's) of its own. A session or, cheaper,
-    the database's StatementReader will do.
+    the database's StatementReader will do; on PostgreSQL the latter sends pages of one
+    shape asked for while one is out together, as one statement (fastpath/batching.py).
     """
     parameters: dict[str, Any] = {"project_id": project_id, "user_id": who.user_id}
     if folder_id is not None:
@@ -58,10 +75,14 @@ async def list_page(
     if page.after is not None:
         parameters["after_updated_at"], parameters["after_id"] = page.after
     parameters["limit"] = page.limit + 1
-    statement, names = _page_read(
+    read, names = _page_read(
         folder=folder_id is not None, since=changed_since is not None, after=page.after is not None
     )
-    rows = await read_all(db, statement, parameters)
+    if _batchable(parameters):
+        rows = await read_rows(db, read, parameters)
+    else:
+        # A value the driver would refuse fails alone, not every page of its batch.
+        rows = await read_all(db, read.single, parameters)
     columns = _page_columns(names)
     if rows:
         # A document of the project was found, so the project (and the folder) exist.
@@ -113,49 +134,100 @@ def _page_columns(names: tuple[str, ...]) -> _PageColumns:
     return _PageColumns(names)
 
 
+def _batchable(parameters: dict[str, Any]) -> bool:
+    """Whether every value of a page read is one the driver takes (ids in range, aware
+    timestamps), so that it may share a statement with other callers' reads."""
+    for name in ("project_id", "folder_id", "after_id"):
+        value = parameters.get(name)
+        if value is not None and not (isinstance(value, int) and is_id(value)):
+            return False
+    for name in ("changed_since", "after_updated_at"):
+        value = parameters.get(name)
+        if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
+            return False
+    user_id = parameters["user_id"]
+    return user_id is None or (isinstance(user_id, int) and is_id(user_id))
+
+
+#: Pages one statement reads at most on PostgreSQL: a page may be a thousand rows.
+PAGES_BATCHED = 16
+
+#: A page read's keys and their types, as key_table takes them (`limit` is one more than the
+#: page's size: the extra row says whether there is a next page).
+_PAGE_KEYS: dict[str, TypeEngine[Any]] = {
+    "project_id": BigInteger(),
+    "user_id": BigInteger(),
+    "limit": Integer(),
+    "folder_id": BigInteger(),
+    "changed_since": _UPDATED_AT.type,
+    "after_updated_at": _UPDATED_AT.type,
+    "after_id": BigInteger(),
+}
+
+
 @functools.cache
-def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[Select[Any], tuple[str, ...]]:
-    """A page of documents (at most `limit`, a parameter, in keyset order), each joined to
-    its current version and its field values: one row per value, or one row with no field,
-    ordered by the page's key and then by field; last, the caller's rank on the project
-    (the same in every row). Built once per shape (parameters only), with its column names
-    (the fast reader hands back plain tuples, read by these names)."""
+def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[BatchedRead, tuple[str, ...]]:
+    """The page read of one shape (which filters it has), for one caller (`single`, bind
+    parameters) and for many (`many`, each caller's page a LATERAL subquery of key_table's
+    row), with the column names (the fast reader hands back plain tuples, read by these).
+    Built once per shape."""
+    wanted = ["project_id", "user_id", "limit"]
+    wanted += ["folder_id"] if folder else []
+    wanted += ["changed_since"] if since else []
+    wanted += ["after_updated_at", "after_id"] if after else []
+    single_keys = {name: bindparam(name, type_=_PAGE_KEYS[name]) for name in wanted}
+    single = _page_statement(single_keys)
+    batch = reads.key_table(**{name: _PAGE_KEYS[name] for name in wanted})
+    many = _page_statement({name: batch.c[name] for name in wanted}, batch)
+    read = BatchedRead(single=single, many=many, keys=frozenset(wanted), max_batch=PAGES_BATCHED)
+    return read, tuple(c.name for c in single.selected_columns)
+
+
+def _page_statement(
+    keys: Mapping[str, ColumnElement[Any]], batch: TableValuedAlias | None = None
+) -> Select[Any]:
+    """A page of documents (at most `limit`, in keyset order), each joined to its current
+    version and its field values: one row per value, or one row with no field, ordered by
+    the page's key and then by field; last, the caller's rank on the project (the same in
+    every row). `keys` are the filters' values: parameters, or with `batch` (key_table) its
+    columns, and then each key's page follows the one before, its position after its
+    columns."""
     documents = select(*_DOCUMENTS.columns).where(
-        _DOCUMENTS.c.project_id == bindparam("project_id"), LIVE
+        _DOCUMENTS.c.project_id == keys["project_id"], LIVE
     )
-    if folder:
-        documents = documents.where(_DOCUMENTS.c.folder_id == bindparam("folder_id"))
-    if since:
-        documents = documents.where(
-            _DOCUMENTS.c.updated_at >= bindparam("changed_since", type_=_UPDATED_AT.type)
-        )
-    if after:
+    if "folder_id" in keys:
+        documents = documents.where(_DOCUMENTS.c.folder_id == keys["folder_id"])
+    if "changed_since" in keys:
+        documents = documents.where(_DOCUMENTS.c.updated_at >= keys["changed_since"])
+    if "after_id" in keys:
         documents = documents.where(
             tuple_(_UPDATED_AT, _DOCUMENTS.c.id)
-            > tuple_(
-                bindparam("after_updated_at", type_=_UPDATED_AT.type),
-                bindparam("after_id", type_=_DOCUMENTS.c.id.type),
-            )
+            > tuple_(keys["after_updated_at"], keys["after_id"])
         )
-    page = (
-        documents.order_by(_UPDATED_AT, _DOCUMENTS.c.id)
-        .limit(bindparam("limit", type_=Integer()))
-        .subquery("page")
+    documents = documents.order_by(_UPDATED_AT, _DOCUMENTS.c.id).limit(keys["limit"])
+    # Of the keys, not of a row's column: the databases evaluate it once per page.
+    rank: ColumnElement[Any] = access.role_rank_column(keys["project_id"], keys["user_id"])
+    page: Subquery | LateralFromClause
+    if batch is None:
+        page = documents.subquery("page")
+        pages: FromClause = page
+    else:
+        # In a LATERAL of its own, or a batch's rank would be a subquery run for every row.
+        ranks = select(rank.label("rank")).lateral("ranks")
+        rank = ranks.c.rank
+        page = documents.lateral("page")
+        pages = batch.join(ranks, true()).join(page, true())
+    statement = select(
+        *(c.label(f"document_{c.key}") for c in page.columns),
+        *labelled(_VERSIONS, "version_"),
+        *labelled(_FIELDS, "field_"),
+        _VALUES.c.value.label("value"),
+        rank.label("rank"),
+    ).select_from(
+        pages.join(_VERSIONS, _VERSIONS.c.id == page.c.current_version_id)
+        .outerjoin(_VALUES, _VALUES.c.document_id == page.c.id)
+        .outerjoin(_FIELDS, _FIELDS.c.id == _VALUES.c.field_id)
     )
-    statement = (
-        select(
-            *(c.label(f"document_{c.key}") for c in page.columns),
-            *labelled(_VERSIONS, "version_"),
-            *labelled(_FIELDS, "field_"),
-            _VALUES.c.value.label("value"),
-            # Of the parameter, not of a row's column: the databases evaluate it once.
-            access.role_rank_column(bindparam("project_id")).label("rank"),
-        )
-        .select_from(
-            page.join(_VERSIONS, _VERSIONS.c.id == page.c.current_version_id)
-            .outerjoin(_VALUES, _VALUES.c.document_id == page.c.id)
-            .outerjoin(_FIELDS, _FIELDS.c.id == _VALUES.c.field_id)
-        )
-        .order_by(page.c.updated_at, page.c.id, _FIELDS.c.id)
-    )
-    return statement, tuple(c.name for c in statement.selected_columns)
+    if batch is not None:
+        statement = statement.add_columns(batch.c[reads.POSITION]).order_by(batch.c[reads.POSITION])
+    return statement.order_by(page.c.updated_at, page.c.id, _FIELDS.c.id)

@@ -127,9 +127,8 @@ class Batcher:
             raise ValueError(f"a batched read takes exactly {sorted(read.keys)}")
         coalescer = self._reads.get(read)
         if coalescer is None:
-            coalescer = self._reads[read] = Coalescer(
-                partial(self._read, read), max_batch=self._max_batch
-            )
+            bound = self._max_batch if read.max_batch is None else read.max_batch
+            coalescer = self._reads[read] = Coalescer(partial(self._read, read), max_batch=bound)
         return await coalescer(parameters)
 
     async def _read(self, read: BatchedRead, batch: list[Mapping[str, Any]]) -> Sequence[Rows]:

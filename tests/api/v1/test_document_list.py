@@ -4,9 +4,12 @@ its JSON itself, api/v1/documents_render.py `_listed`; the document read through
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, DocumentVersion
 from tests.factories import Actor
 
 
@@ -68,3 +71,81 @@ async def test_each_listed_document_is_what_its_get_answers(
         f"/api/v1/projects/{project}/documents/folder/{folder}", headers=headers
     )
     assert in_folder.json() == items[:1]
+
+
+async def test_a_document_whose_instants_differ_is_listed_as_its_get_answers(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    """A listed document's three timestamps are formatted once when they are one instant
+    (api/v1/documents.py `_listed`); here each differs, down to the millisecond."""
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Instants"}, headers=headers)
+    ).json()["id"]
+    filed = await client.post(
+        f"/api/v1/projects/{project}/documents",
+        params={"fileName": "a.txt"},
+        content=b"instants",
+        headers=headers,
+    )
+    assert filed.status_code == 201, filed.text
+    document = int(filed.json()["id"])
+    async with db.write() as session:
+        row = await session.get_one(Document, document)
+        version = await session.get_one(DocumentVersion, row.current_version_id)
+        version.created_at = row.created_at + timedelta(milliseconds=1)
+        row.updated_at = row.created_at + timedelta(seconds=1, milliseconds=7)
+    alone = await client.get(f"/api/v1/projects/{project}/documents/{document}", headers=headers)
+    listed = await client.get(f"/api/v1/projects/{project}/documents", headers=headers)
+    assert listed.status_code == 200
+    assert listed.content == b"[" + alone.content + b"]"
+    shown = alone.json()
+    instants = {shown["createdAt"], shown["updatedAt"], shown["currentVersion"]["createdAt"]}
+    assert len(instants) == 3, shown
+
+
+async def test_strings_that_need_escaping_are_listed_as_their_get_answers(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    """Strings that JSON must escape (quotes, backslashes, control characters) and those it
+    need not (non-ASCII, a line separator) are written by the list as by the GET, byte for
+    byte."""
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Escapes"}, headers=headers)
+    ).json()["id"]
+    made = await client.post(
+        f"/api/v1/projects/{project}/fields",
+        json={"name": 'Note "q"', "type": "text"},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    titles = [
+        'Smith "the elder" v. Jones',
+        "C:\\cases\\2026",
+        "tab\there",
+        "Ünïcode \u2028 line separator",
+        "emoji \U0001f4c4 and DEL \x7f",
+        "plain",
+    ]
+    description = "first line\nsecond line\r\n\x01 control, \u00a0 no-break space, / slash"
+    for n, title in enumerate(titles):
+        metadata = {"title": title, "description": description, "fields": {'Note "q"': title}}
+        filed = await client.post(
+            f"/api/v1/projects/{project}/documents",
+            files={"file": (f'n"{n}".txt', b"x%d" % n), "metadata": (None, json.dumps(metadata))},
+            headers=headers,
+        )
+        assert filed.status_code == 201, filed.text
+    listed = await client.get(f"/api/v1/projects/{project}/documents", headers=headers)
+    assert listed.status_code == 200
+    items = listed.json()
+    shown = {item["title"] for item in items}
+    assert '"' in "".join(shown) and "\\" in "".join(shown), shown  # escapes were needed
+    alone = [
+        (
+            await client.get(f"/api/v1/projects/{project}/documents/{item['id']}", headers=headers)
+        ).content
+        for item in items
+    ]
+    assert listed.content == b"[" + b",".join(alone) + b"]"

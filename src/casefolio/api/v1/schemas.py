@@ -20,16 +20,18 @@ def rfc3339(value: datetime) -> str:
     if value.tzinfo is not UTC:  # the database's values are UTC already: no conversion
         value = value.astimezone(UTC)
     # As isoformat(timespec="milliseconds") with "Z" for "+00:00", without formatting the
-    # zone: a page of a hundred documents renders three hundred.
-    return "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ" % (  # noqa: UP031
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond // 1000,
+    # zone, and each field's digits looked up rather than formatted: a page of a hundred
+    # documents renders up to three hundred.
+    year = value.year
+    return (
+        f"{year if year >= 1000 else f'{year:04d}'}-{_TWO[value.month]}-{_TWO[value.day]}"
+        f"T{_TWO[value.hour]}:{_TWO[value.minute]}:{_TWO[value.second]}"
+        f".{_THREE[value.microsecond // 1000]}Z"
     )
+
+
+_TWO = tuple(f"{n:02d}" for n in range(100))
+_THREE = tuple(f"{n:03d}" for n in range(1000))
 
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
