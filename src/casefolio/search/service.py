@@ -63,6 +63,9 @@ MAX_LIMIT = 100
 #: The text search configuration the migration made (PostgreSQL).
 TS_CONFIG = "casefolio_search"
 SNIPPET_WORDS = 24
+#: The most matches one query scores and pages through: of more, the first this many the
+#: caller may read (newest first on SQLite, in table order on PostgreSQL; docs/api.md).
+RANK_CANDIDATES = 1000
 
 DOCUMENTS, VERSIONS, _TEXTS, _VALUES = (
     cast(Table, model.__table__) for model in (Document, DocumentVersion, VersionText, FieldValue)
@@ -133,36 +136,62 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
     after = _after(request.cursor)
     postgres = session.get_bind().dialect.name == "postgresql"
     compiled = language.to_tsquery(parsed) if postgres else language.to_fts5(parsed)
-    parameters: dict[str, Any] = {"q": compiled, "limit": request.limit + 1}
-    # The matches and their scores first, on their own (MATERIALIZED): the full-text index
-    # drives the statement, then each match's version and document are found by key; left
-    # to itself, PostgreSQL's planner may scan every document and test each text instead.
+    parameters: dict[str, Any] = {
+        "q": compiled,
+        "limit": request.limit + 1,
+        "candidates": RANK_CANDIDATES,
+    }
+    # Matches, then the first RANK_CANDIDATES of them the caller may read (every filter
+    # applied), and only those are scored and sorted: the work of a query of common words
+    # stays bounded whatever the size of the collection.
     if postgres:
+        # The matches on their own (MATERIALIZED), planned without the LIMIT: the GIN index
+        # drives them (a LIMIT would tempt the planner into reading the table in key order
+        # and testing every row), and PostgreSQL runs a CTE only as far as its rows are
+        # read, so only the rows up to the LIMIT are fetched, checked and scored. Each
+        # match's document is then found by key (ix_documents_current_version).
         tsquery = func.to_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam("q"))
-        matched = select(
-            _TEXTS.c.version_id.label("version_id"),
-            sql_cast(func.ts_rank_cd(_TSV, tsquery), Float).label("score"),
-        ).where(_TSV.op("@@")(tsquery))
+        found = (
+            select(
+                _TEXTS.c.version_id.label("version_id"),
+                sql_cast(func.ts_rank_cd(_TSV, tsquery), Float).label("score"),
+            )
+            .where(_TSV.op("@@")(tsquery))
+            .cte("matched")
+            .prefix_with("MATERIALIZED")
+        )
+        version_id, score = found.c.version_id, found.c.score
+        candidates: Select[Any] = select(
+            version_id, DOCUMENTS.c.id.label("document_id"), score
+        ).select_from(found)
     else:
-        matched = select(
-            _FTS.c.rowid.label("version_id"), sql_cast(-func.bm25(_FTS_NAME), Float).label("score")
-        ).where(_FTS_NAME.op("MATCH")(bindparam("q")))
-    found = matched.cte("matched").prefix_with("MATERIALIZED")
-    page: Select[Any] = select(
-        found.c.version_id, DOCUMENTS.c.id.label("document_id"), found.c.score
-    ).select_from(found)
-    page = searchable(page, found.c.version_id, who, all_versions=request.all_versions)
-    page = await _filters(session, who, request, page, parameters)
+        # FTS5 walks its index newest version first (rowid order) and stops at the LIMIT;
+        # bm25() is computed for the rows that pass, not for every match.
+        version_id = _FTS.c.rowid
+        candidates = (
+            select(
+                version_id.label("version_id"),
+                DOCUMENTS.c.id.label("document_id"),
+                sql_cast(-func.bm25(_FTS_NAME), Float).label("score"),
+            )
+            .select_from(_FTS)
+            .where(_FTS_NAME.op("MATCH")(bindparam("q")))
+            .order_by(version_id.desc())
+        )
+    candidates = searchable(candidates, version_id, who, all_versions=request.all_versions)
+    candidates = await _filters(session, who, request, candidates, parameters)
+    ranked = candidates.limit(bindparam("candidates")).cte("candidates").prefix_with("MATERIALIZED")
+    page: Select[Any] = select(ranked.c.version_id, ranked.c.document_id, ranked.c.score)
     if after is not None:
         parameters["after_score"], parameters["after_id"] = after
         after_score = bindparam("after_score", type_=Float())
         page = page.where(
             or_(
-                found.c.score < after_score,
-                and_(found.c.score == after_score, found.c.version_id > bindparam("after_id")),
+                ranked.c.score < after_score,
+                and_(ranked.c.score == after_score, ranked.c.version_id > bindparam("after_id")),
             )
         )
-    page = page.order_by(found.c.score.desc(), found.c.version_id).limit(bindparam("limit"))
+    page = page.order_by(ranked.c.score.desc(), ranked.c.version_id).limit(bindparam("limit"))
     rows = (await session.execute(page, parameters)).all()
     more = len(rows) > request.limit
     rows = rows[: request.limit]
