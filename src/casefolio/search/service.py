@@ -31,6 +31,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    true,
 )
 from sqlalchemy import (
     cast as sql_cast,
@@ -66,6 +67,9 @@ SNIPPET_WORDS = 24
 #: The most matches one query scores and pages through: of more, the first this many the
 #: caller may read (newest first on SQLite, in table order on PostgreSQL; docs/api.md).
 RANK_CANDIDATES = 1000
+#: The same for a query with a phrase: PostgreSQL's index finds the rows with all of its
+#: words, and each must be read to see whether they are next to each other.
+PHRASE_CANDIDATES = 250
 
 DOCUMENTS, VERSIONS, _TEXTS, _VALUES = (
     cast(Table, model.__table__) for model in (Document, DocumentVersion, VersionText, FieldValue)
@@ -107,18 +111,21 @@ class Hit:
 def searchable(
     statement: Select[Any], version_id: ColumnElement[int], who: Principal, *, all_versions: bool
 ) -> Select[Any]:
-    """THE rule of what a search may find, in one place: given a statement over matched
-    texts and their version id column, join the document (and, with `all_versions`, the
-    version), and keep what the caller may read: the document's current version (any of
-    its versions with `all_versions`) of a document not in the trash, in a project the caller
-    can see."""
+    """THE rule of what a search may find, in one place: given a statement and the column of
+    a matched version's id, add the document (and, with `all_versions`, the version) and keep
+    what the caller may read: the document's current version (any of its versions with
+    `all_versions`) of a document not in the trash, in a project the caller can see.
+
+    The document is added by conditions, not a JOIN, so that `statement` may be a subquery
+    correlated to the matches (`version_id` a column of an outer query): one look-up by key
+    per match, which no planner can turn into a hash or sort of every document."""
     if all_versions:
-        statement = statement.join(VERSIONS, VERSIONS.c.id == version_id).join(
-            DOCUMENTS, DOCUMENTS.c.id == VERSIONS.c.document_id
-        )
+        statement = statement.join_from(
+            DOCUMENTS, VERSIONS, VERSIONS.c.document_id == DOCUMENTS.c.id
+        ).where(VERSIONS.c.id == version_id)
     else:
-        # By ix_documents_current_version: one look-up per match.
-        statement = statement.join(DOCUMENTS, DOCUMENTS.c.current_version_id == version_id)
+        # By ix_documents_current_version.
+        statement = statement.where(DOCUMENTS.c.current_version_id == version_id)
     # A trashed document is out of every read, search included (db/live.py).
     statement = statement.where(live(DOCUMENTS))
     if not who.is_operator:
@@ -139,7 +146,7 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
     parameters: dict[str, Any] = {
         "q": compiled,
         "limit": request.limit + 1,
-        "candidates": RANK_CANDIDATES,
+        "candidates": PHRASE_CANDIDATES if _has_phrase(parsed) else RANK_CANDIDATES,
     }
     # Matches, then the first RANK_CANDIDATES of them the caller may read (every filter
     # applied), and only those are scored and sorted: the work of a query of common words
@@ -160,15 +167,29 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
             .cte("matched")
             .prefix_with("MATERIALIZED")
         )
-        version_id, score = found.c.version_id, found.c.score
+        # Each match's document by key, in a LATERAL subquery: a nested loop by construction
+        # (as a join, the planner may sort every match or hash every document instead).
+        document = await _filters(
+            session,
+            who,
+            request,
+            searchable(
+                select(DOCUMENTS.c.id.label("document_id")),
+                found.c.version_id,
+                who,
+                all_versions=request.all_versions,
+            ),
+            parameters,
+        )
+        readable = document.limit(1).lateral("readable")
         candidates: Select[Any] = select(
-            version_id, DOCUMENTS.c.id.label("document_id"), score
-        ).select_from(found)
+            found.c.version_id, readable.c.document_id, found.c.score
+        ).select_from(found.join(readable, true()))
     else:
         # FTS5 walks its index newest version first (rowid order) and stops at the LIMIT;
         # bm25() is computed for the rows that pass, not for every match.
         version_id = _FTS.c.rowid
-        candidates = (
+        candidates = searchable(
             select(
                 version_id.label("version_id"),
                 DOCUMENTS.c.id.label("document_id"),
@@ -176,10 +197,12 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
             )
             .select_from(_FTS)
             .where(_FTS_NAME.op("MATCH")(bindparam("q")))
-            .order_by(version_id.desc())
+            .order_by(version_id.desc()),
+            version_id,
+            who,
+            all_versions=request.all_versions,
         )
-    candidates = searchable(candidates, version_id, who, all_versions=request.all_versions)
-    candidates = await _filters(session, who, request, candidates, parameters)
+        candidates = await _filters(session, who, request, candidates, parameters)
     ranked = candidates.limit(bindparam("candidates")).cte("candidates").prefix_with("MATERIALIZED")
     page: Select[Any] = select(ranked.c.version_id, ranked.c.document_id, ranked.c.score)
     if after is not None:
@@ -201,6 +224,10 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
         last = rows[-1]
         cursor = encode_cursor((float(last.score).hex(), int(last.version_id)))
     return pages.Page(hits, cursor)
+
+
+def _has_phrase(parsed: language.Query) -> bool:
+    return any(len(term.tokens) > 1 for clause in parsed.clauses for term in clause.include)
 
 
 def _after(cursor: str | None) -> tuple[float, int] | None:
