@@ -148,9 +148,9 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
         "limit": request.limit + 1,
         "candidates": PHRASE_CANDIDATES if _has_phrase(parsed) else RANK_CANDIDATES,
     }
-    # Matches, then the first RANK_CANDIDATES of them the caller may read (every filter
-    # applied), and only those are scored and sorted: the work of a query of common words
-    # stays bounded whatever the size of the collection.
+    # Matches, then the first RANK_CANDIDATES (PHRASE_CANDIDATES) of them the caller may
+    # read, every filter applied, and only those are scored and sorted: the work of a query
+    # of common words stays bounded as the collection grows.
     if postgres:
         # The matches on their own (MATERIALIZED), planned without the LIMIT: the GIN index
         # drives them (a LIMIT would tempt the planner into reading the table in key order
@@ -187,7 +187,8 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
         ).select_from(found.join(readable, true()))
     else:
         # FTS5 walks its index newest version first (rowid order) and stops at the LIMIT;
-        # bm25() is computed for the rows that pass, not for every match.
+        # bm25() scores the rows that pass (it does count each phrase's matches once, for
+        # its IDF: bench/README.md).
         version_id = _FTS.c.rowid
         candidates = searchable(
             select(
