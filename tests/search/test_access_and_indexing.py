@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -157,3 +158,22 @@ async def test_reindex_queues_everything_again_and_keeps_search_working(
     async with db.write() as session:
         assert await reindex(session, project_id=matter.id + 1000) == 0
     assert await titles(client, matter.reader, "rebuild") == {"r.txt"}
+
+
+async def test_postgresql_keeps_the_tsvector_in_the_row(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer, db: Database
+) -> None:
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("the tsvector's storage is PostgreSQL's (SQLite: FTS5 tables)")
+    words = " ".join(f"w{n}x{n * 7919 % 10007}" for n in range(600))  # a tsvector of ~9 KB
+    await upload(client, matter.writer, matter.id, "long.txt", f"{words} indemnity".encode())
+    await index_all(indexer)
+    assert await titles(client, matter.reader, "indemnity") == {"long.txt"}
+    async with db.read() as session:
+        storage = await session.scalar(
+            text(
+                "SELECT attstorage::text FROM pg_attribute "
+                "WHERE attrelid = 'version_texts'::regclass AND attname = 'tsv'"
+            )
+        )
+    assert storage == "m"  # MAIN: in the row, out of it only when it cannot fit a page

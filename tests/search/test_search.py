@@ -6,10 +6,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from casefolio.db.engine import Database
+from casefolio.search import service
 from casefolio.search.index import Indexer
 from tests.factories import Actor
 from tests.search import files
-from tests.search.conftest import Matter, index_all, search, titles, upload
+from tests.search.conftest import Matter, index_all, make_matter, search, titles, upload
 
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
 
@@ -199,3 +201,51 @@ def test_a_snippet_is_escaped_html_with_marks() -> None:
 
     raw = f"<b>x</b> & the {MARK_START}cap{MARK_END}\n  end"
     assert _marked(raw) == "&lt;b&gt;x&lt;/b&gt; &amp; the <mark>cap</mark> end"
+
+
+async def test_at_most_rank_candidates_matches_are_ranked_after_access_and_filters(
+    client: httpx.AsyncClient,
+    db: Database,
+    operator: Actor,
+    matter: Matter,
+    indexer: Indexer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(service, "RANK_CANDIDATES", 3)
+    other = await make_matter(client, db, operator)
+    ours = []
+    for n in range(5):
+        # Another project's matches in between: the cap counts only what the caller reads.
+        await upload(client, other.writer, other.id, f"theirs{n}.txt", b"escrow elsewhere")
+        doc = await upload(client, matter.writer, matter.id, f"o{n}.txt", b"escrow " * (n + 1))
+        ours.append(doc["currentVersion"]["fileName"])
+    await upload(client, matter.writer, matter.id, "x.txt", b"no match here")
+    await index_all(indexer)
+    seen: list[str] = []
+    url = "/api/v1/search?q=escrow&limit=2"
+    while url:
+        page = await client.get(url, headers=matter.reader.headers)
+        assert page.status_code == 200, page.text
+        seen += [hit["document"]["currentVersion"]["fileName"] for hit in page.json()]
+        link = page.headers.get("Link")
+        url = link[1 : link.index(">")] if link else ""
+    assert len(seen) == 3 and len(set(seen)) == 3 and set(seen) <= set(ours)
+    # Best first among the candidates, as without the cap.
+    scores = [h["score"] for h in (await search(client, matter.reader, "escrow")).json()]
+    assert len(scores) == 3 and scores == sorted(scores, reverse=True)
+    # Filters come before the cap too: one folder's single match is found.
+    folder = await client.post(
+        matter.url("/folders"), json={"name": "Deals"}, headers=matter.writer.headers
+    )
+    doc = await upload(client, matter.writer, matter.id, "deal.txt", b"escrow deal")
+    moved = await client.put(
+        matter.url(f"/documents/{doc['id']}/{folder.json()['id']}"),
+        headers=matter.writer.headers,
+    )
+    assert moved.status_code == 200, moved.text
+    await index_all(indexer)
+    in_folder = await titles(client, matter.reader, "escrow", folderId=folder.json()["id"])
+    assert in_folder == {"deal.txt"}
+    # Without the cap every match is found.
+    monkeypatch.setattr(service, "RANK_CANDIDATES", 1000)
+    assert await titles(client, matter.reader, "escrow", limit=100) == {*ours, "deal.txt"}

@@ -31,6 +31,7 @@ from sqlalchemy import (
     or_,
     select,
     table,
+    true,
 )
 from sqlalchemy import (
     cast as sql_cast,
@@ -63,6 +64,12 @@ MAX_LIMIT = 100
 #: The text search configuration the migration made (PostgreSQL).
 TS_CONFIG = "casefolio_search"
 SNIPPET_WORDS = 24
+#: The most matches one query scores and pages through: of more, the first this many the
+#: caller may read (newest first on SQLite, in table order on PostgreSQL; docs/api.md).
+RANK_CANDIDATES = 1000
+#: The same for a query with a phrase: PostgreSQL's index finds the rows with all of its
+#: words, and each must be read to see whether they are next to each other.
+PHRASE_CANDIDATES = 250
 
 DOCUMENTS, VERSIONS, _TEXTS, _VALUES = (
     cast(Table, model.__table__) for model in (Document, DocumentVersion, VersionText, FieldValue)
@@ -104,20 +111,23 @@ class Hit:
 def searchable(
     statement: Select[Any], version_id: ColumnElement[int], who: Principal, *, all_versions: bool
 ) -> Select[Any]:
-    """THE rule of what a search may find, in one place: given a statement over matched
-    texts and their version id column, join the document (and, with `all_versions`, the
-    version), and keep what the caller may read: the document's current version (any of
-    its versions with `all_versions`) of a document not in the trash, in a project the caller
-    can see."""
+    """THE rule of what a search may find, in one place: given a statement and the column of
+    a matched version's id, add the document (and, with `all_versions`, the version) and keep
+    what the caller may read: the document's current version (any of its versions with
+    `all_versions`) of a document not in the trash, in a project the caller can see.
+
+    The document is added by conditions, not a JOIN, so that `statement` may be a subquery
+    correlated to the matches (`version_id` a column of an outer query): one look-up by key
+    per match, which no planner can turn into a hash or sort of every document."""
     if all_versions:
-        statement = statement.join(VERSIONS, VERSIONS.c.id == version_id).join(
-            DOCUMENTS, DOCUMENTS.c.id == VERSIONS.c.document_id
-        )
+        statement = statement.join_from(
+            DOCUMENTS, VERSIONS, VERSIONS.c.document_id == DOCUMENTS.c.id
+        ).where(VERSIONS.c.id == version_id)
         # A trashed version is out of every read too (a current one never is trashed).
         statement = statement.where(live_version(VERSIONS))
     else:
-        # By ix_documents_current_version: one look-up per match.
-        statement = statement.join(DOCUMENTS, DOCUMENTS.c.current_version_id == version_id)
+        # By ix_documents_current_version.
+        statement = statement.where(DOCUMENTS.c.current_version_id == version_id)
     # A trashed document is out of every read, search included (db/live.py).
     statement = statement.where(live(DOCUMENTS))
     if not who.is_operator:
@@ -135,36 +145,79 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
     after = _after(request.cursor)
     postgres = session.get_bind().dialect.name == "postgresql"
     compiled = language.to_tsquery(parsed) if postgres else language.to_fts5(parsed)
-    parameters: dict[str, Any] = {"q": compiled, "limit": request.limit + 1}
-    # The matches and their scores first, on their own (MATERIALIZED): the full-text index
-    # drives the statement, then each match's version and document are found by key; left
-    # to itself, PostgreSQL's planner may scan every document and test each text instead.
+    parameters: dict[str, Any] = {
+        "q": compiled,
+        "limit": request.limit + 1,
+        "candidates": PHRASE_CANDIDATES if _has_phrase(parsed) else RANK_CANDIDATES,
+    }
+    # Matches, then the first RANK_CANDIDATES (PHRASE_CANDIDATES) of them the caller may
+    # read, every filter applied, and only those are scored and sorted: the work of a query
+    # of common words stays bounded as the collection grows.
     if postgres:
+        # The matches on their own (MATERIALIZED), planned without the LIMIT: the GIN index
+        # drives them (a LIMIT would tempt the planner into reading the table in key order
+        # and testing every row), and PostgreSQL runs a CTE only as far as its rows are
+        # read, so only the rows up to the LIMIT are fetched, checked and scored. Each
+        # match's document is then found by key (ix_documents_current_version).
         tsquery = func.to_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam("q"))
-        matched = select(
-            _TEXTS.c.version_id.label("version_id"),
-            sql_cast(func.ts_rank_cd(_TSV, tsquery), Float).label("score"),
-        ).where(_TSV.op("@@")(tsquery))
+        found = (
+            select(
+                _TEXTS.c.version_id.label("version_id"),
+                sql_cast(func.ts_rank_cd(_TSV, tsquery), Float).label("score"),
+            )
+            .where(_TSV.op("@@")(tsquery))
+            .cte("matched")
+            .prefix_with("MATERIALIZED")
+        )
+        # Each match's document by key, in a LATERAL subquery: a nested loop by construction
+        # (as a join, the planner may sort every match or hash every document instead).
+        document = await _filters(
+            session,
+            who,
+            request,
+            searchable(
+                select(DOCUMENTS.c.id.label("document_id")),
+                found.c.version_id,
+                who,
+                all_versions=request.all_versions,
+            ),
+            parameters,
+        )
+        readable = document.limit(1).lateral("readable")
+        candidates: Select[Any] = select(
+            found.c.version_id, readable.c.document_id, found.c.score
+        ).select_from(found.join(readable, true()))
     else:
-        matched = select(
-            _FTS.c.rowid.label("version_id"), sql_cast(-func.bm25(_FTS_NAME), Float).label("score")
-        ).where(_FTS_NAME.op("MATCH")(bindparam("q")))
-    found = matched.cte("matched").prefix_with("MATERIALIZED")
-    page: Select[Any] = select(
-        found.c.version_id, DOCUMENTS.c.id.label("document_id"), found.c.score
-    ).select_from(found)
-    page = searchable(page, found.c.version_id, who, all_versions=request.all_versions)
-    page = await _filters(session, who, request, page, parameters)
+        # FTS5 walks its index newest version first (rowid order) and stops at the LIMIT;
+        # bm25() scores the rows that pass (it does count each phrase's matches once, for
+        # its IDF: bench/README.md).
+        version_id = _FTS.c.rowid
+        candidates = searchable(
+            select(
+                version_id.label("version_id"),
+                DOCUMENTS.c.id.label("document_id"),
+                sql_cast(-func.bm25(_FTS_NAME), Float).label("score"),
+            )
+            .select_from(_FTS)
+            .where(_FTS_NAME.op("MATCH")(bindparam("q")))
+            .order_by(version_id.desc()),
+            version_id,
+            who,
+            all_versions=request.all_versions,
+        )
+        candidates = await _filters(session, who, request, candidates, parameters)
+    ranked = candidates.limit(bindparam("candidates")).cte("candidates").prefix_with("MATERIALIZED")
+    page: Select[Any] = select(ranked.c.version_id, ranked.c.document_id, ranked.c.score)
     if after is not None:
         parameters["after_score"], parameters["after_id"] = after
         after_score = bindparam("after_score", type_=Float())
         page = page.where(
             or_(
-                found.c.score < after_score,
-                and_(found.c.score == after_score, found.c.version_id > bindparam("after_id")),
+                ranked.c.score < after_score,
+                and_(ranked.c.score == after_score, ranked.c.version_id > bindparam("after_id")),
             )
         )
-    page = page.order_by(found.c.score.desc(), found.c.version_id).limit(bindparam("limit"))
+    page = page.order_by(ranked.c.score.desc(), ranked.c.version_id).limit(bindparam("limit"))
     rows = (await session.execute(page, parameters)).all()
     more = len(rows) > request.limit
     rows = rows[: request.limit]
@@ -174,6 +227,10 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
         last = rows[-1]
         cursor = encode_cursor((float(last.score).hex(), int(last.version_id)))
     return pages.Page(hits, cursor)
+
+
+def _has_phrase(parsed: language.Query) -> bool:
+    return any(len(term.tokens) > 1 for clause in parsed.clauses for term in clause.include)
 
 
 def _after(cursor: str | None) -> tuple[float, int] | None:
