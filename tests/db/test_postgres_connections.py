@@ -87,3 +87,12 @@ async def test_concurrent_requests_reuse_pooled_connections(app: FastAPI) -> Non
     finally:
         event.remove(db.engine.sync_engine, "connect", count)
     assert opened == 16
+
+
+async def test_connections_run_without_jit(app: FastAPI) -> None:
+    """JIT is off for casefolio's connections, whatever the server's default."""
+    db = app.state.casefolio.db
+    async with db.read() as session:
+        assert (await session.execute(text("SHOW jit"))).scalar_one() == "off"
+    async with db.write() as session:
+        assert (await session.execute(text("SHOW jit"))).scalar_one() == "off"

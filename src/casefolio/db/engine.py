@@ -53,7 +53,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
             # asyncpg's bound on every statement, COMMIT included; without it a connection
             # gone silent (a failover the client never heard of) holds its request, and every
             # read batched with it, until TCP gives up, ~15 minutes later.
-            connect_args={"command_timeout": settings.database_statement_timeout_seconds},
+            connect_args={
+                "command_timeout": settings.database_statement_timeout_seconds,
+                # No JIT: it is planned by estimated cost, and a search matching many texts
+                # is estimated high (it reads only the first matches), so JIT compiled it
+                # for longer than the statement then ran (bench/README.md, search).
+                "server_settings": {"jit": "off"},
+            },
         )
         event.listen(
             pg_engine.sync_engine,
