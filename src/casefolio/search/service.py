@@ -27,6 +27,7 @@ from sqlalchemy import (
     column,
     exists,
     func,
+    literal,
     literal_column,
     or_,
     select,
@@ -133,6 +134,23 @@ def searchable(
     if not who.is_operator:
         statement = statement.where(DOCUMENTS.c.project_id.in_(access.visible_project_ids(who)))
     return statement
+
+
+def current_text_matches(text: str, *, postgres: bool) -> ColumnElement[bool]:
+    """A condition on a document: its current version's text matches `text`, a query in the
+    search language (Invalid if it is not one). For lists that keep their own order, paging
+    and access rule (`/api/v3` documents' `search` filter); no score, no candidate bound."""
+    parsed = language.parse(text)
+    if postgres:
+        tsquery = func.to_tsquery(
+            literal_column(f"'{TS_CONFIG}'"), literal(language.to_tsquery(parsed))
+        )
+        return exists().where(
+            _TEXTS.c.version_id == DOCUMENTS.c.current_version_id, _TSV.op("@@")(tsquery)
+        )
+    return DOCUMENTS.c.current_version_id.in_(
+        select(_FTS.c.rowid).where(_FTS_NAME.op("MATCH")(literal(language.to_fts5(parsed))))
+    )
 
 
 async def search(session: AsyncSession, who: Principal, request: Search) -> pages.Page[Hit]:

@@ -31,7 +31,10 @@ async def list_documents(
     session: SessionDep, who: PrincipalDep, query: paging.CollectionQueryDep
 ) -> HalResponse:
     params = query.page(default_size=DEFAULT_PAGE_SIZE)
-    stmt = queries.document_query(who, filters=query.filters, sort_by=query.sort_by)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    stmt = queries.document_query(
+        who, filters=query.filters, sort_by=query.sort_by, postgres=postgres
+    )
     total, rows = await paging.fetch(session, stmt, params)
     elements = await render.documents(session, who, rows)
     return HalResponse(paging.offset_collection(hal.documents(), params, total, elements))

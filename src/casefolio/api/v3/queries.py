@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import ColumnElement, Select, false, func, not_, true
+from sqlalchemy import ColumnElement, Select, false, func, not_, or_, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from casefolio.api import jsonbody
@@ -15,7 +15,9 @@ from casefolio.api.errors import describe_validation
 from casefolio.api.v3.problems import invalid_query
 from casefolio.db.models import MAX_ID, Document, Project
 from casefolio.domain import documents, projects
+from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
+from casefolio.search import service as search
 
 Clause = ColumnElement[bool]
 Filter = Callable[[str, list[str]], Clause]
@@ -113,6 +115,35 @@ def _title_filter(operator: str, values: list[str]) -> Clause:
     raise invalid_query(BAD_OPERATOR.format(name="Title"))
 
 
+def _text_filters(postgres: bool) -> dict[str, Filter]:
+    """OpenProject's full-text filters, over what casefolio extracts from a document's current
+    version (docs/api-v3.md): `search` (`**`, the title or the text) as on work packages, and
+    `attachment_content` (`~`, `!~`). One value, in the search language of /api/v1/search."""
+
+    def matching(label: str, values: list[str]) -> Clause:
+        if len(values) != 1 or not values[0].strip():
+            raise invalid_query(f"Filters {label}: Values must be one text to search for.")
+        try:
+            return search.current_text_matches(values[0], postgres=postgres)
+        except Invalid as exc:
+            raise invalid_query(f"Filters {label}: {exc}") from None
+
+    def search_filter(operator: str, values: list[str]) -> Clause:
+        if operator != "**":
+            raise invalid_query(BAD_OPERATOR.format(name="Search"))
+        content = matching("Search", values)
+        title = func.lower(Document.title).contains(values[0].lower(), autoescape=True)
+        return or_(title, content)
+
+    def content_filter(operator: str, values: list[str]) -> Clause:
+        if operator not in ("~", "!~"):
+            raise invalid_query(BAD_OPERATOR.format(name="Attachment content"))
+        found = matching("Attachment content", values)
+        return found if operator == "~" else not_(found)
+
+    return {"search": search_filter, "attachment_content": content_filter}
+
+
 _project_id = _id_filter(Document.project_id, "Project")
 _DOCUMENT_FILTERS: dict[str, Filter] = {
     "project": _project_id,
@@ -149,9 +180,12 @@ def _filters(raw: str | None, known: dict[str, Filter]) -> list[Clause]:
     return clauses
 
 
-def document_query(who: Principal, *, filters: str | None, sort_by: str | None) -> Select[Any]:
+def document_query(
+    who: Principal, *, filters: str | None, sort_by: str | None, postgres: bool
+) -> Select[Any]:
     """The documents the caller may read, filtered and ordered as the query asks."""
-    stmt = documents.visible_documents(who).where(*_filters(filters, _DOCUMENT_FILTERS))
+    known = _DOCUMENT_FILTERS | _text_filters(postgres)
+    stmt = documents.visible_documents(who).where(*_filters(filters, known))
     return stmt.order_by(*_order(sort_by, _DOCUMENT_SORTS))
 
 
