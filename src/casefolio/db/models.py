@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -342,11 +343,18 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_entries_project", "project_id", "id"),
         Index("ix_audit_entries_at", "at"),
+        Index("ix_audit_entries_chain", "xid", "id"),
+        Index(
+            "ix_audit_entries_unsealed",
+            "xid",
+            "id",
+            postgresql_where=text("hash IS NULL"),
+            sqlite_where=text("hash IS NULL"),
+        ),
     )
 
-    # Assigned by the recorder (last id + 1 under the chain's lock), never by a sequence:
-    # the id is part of what the hash covers.
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    # A sequence on PostgreSQL; last id + 1 under SQLite's write lock (the recorder).
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_kind: Mapped[str] = mapped_column(String(20))
     actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -357,7 +365,11 @@ class AuditEntry(Base):
     target_id: Mapped[int | None] = mapped_column(BigInteger)
     project_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    hash: Mapped[str] = mapped_column(String(64))
+    # Chain order is (xid, id). PostgreSQL fills xid with the writing transaction's id (the
+    # migration's column default), SQLite leaves 0. hash is None until the entry is sealed
+    # (outbound/sealing.py).
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Change(Base):
@@ -365,9 +377,14 @@ class Change(Base):
     the worker fans it out to webhook deliveries."""
 
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_project_seq", "project_id", "seq"),)
+    __table_args__ = (
+        Index("ix_changes_project_seq", "project_id", "seq"),
+        Index("ix_changes_xid_seq", "xid", "seq"),
+    )
 
     seq: Mapped[int] = mapped_column(Id, primary_key=True)
+    # The writing transaction's id on PostgreSQL (0 on SQLite): the feed's order is (xid, seq).
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     type: Mapped[str] = mapped_column(String(60))
     project_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -387,6 +404,8 @@ class OutboundState(Base):
 
     name: Mapped[str] = mapped_column(String(60), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger, default=0)
+    # With value, a feed position (xid, seq).
+    xid: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Webhook(Base):

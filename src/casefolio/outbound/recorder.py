@@ -2,7 +2,12 @@
 
 Every write session is a RecordingSession (db/engine.py), so every write path (both API
 dialects, the CLI, the worker) records what it emitted without doing anything itself: the
-audit entries, hash chained, and the outbox rows the change feed and webhooks read.
+audit entries and the outbox rows the change feed and webhooks read.
+
+On SQLite, whose one write lock already serialises writers, an entry is hashed into the
+chain as it is written. On PostgreSQL writers do not take turns: entries are written
+unsealed (no hash; the database stamps them and the outbox rows with the transaction's id)
+and sealing.py hashes them into the chain once their transaction is over.
 """
 
 from __future__ import annotations
@@ -18,12 +23,8 @@ from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEven
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 from casefolio.outbound.signal import CHANNEL, signal
 
-#: Key of pg_advisory_xact_lock: chain appends (and outbox sequence numbers) take turns, so
-#: that the chain stays one line and sequence order is commit order.
-CHAIN_LOCK = 0x6361_7365_666F_6C69  # "casefoli"
 _RECORDED = "casefolio.recorded_changes"
 _LAST_ENTRY = select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-_LOCK = text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
 #: Up to this many events, PostgreSQL's two inserts are one statement (its parameters stay
 #: far below asyncpg's 32,767).
@@ -63,20 +64,17 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
     outbox rows; return whether any outbox row was written."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
+        last_id, last_hash = 0, GENESIS
         if any(e.type not in AUDIT_ONLY_TYPES for e in events):
-            # Delivered at the commit whenever it is sent: sent before the lock, so that
-            # the section every writer waits for is one round trip shorter.
-            conn.execute(_NOTIFY)
-        conn.execute(_LOCK)  # held until the commit; SQLite's write lock already is
-    last = conn.execute(_LAST_ENTRY).first()
-    last_id, last_hash = (last[0], last[1]) if last else (0, GENESIS)
+            conn.execute(_NOTIFY)  # delivered at the commit
+    else:
+        last = conn.execute(_LAST_ENTRY).first()
+        last_id, last_hash = (last[0], last[1] or GENESIS) if last else (0, GENESIS)
     now = utcnow()
     entries: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     for domain_event in events:
-        last_id += 1
         columns: dict[str, Any] = {
-            "id": last_id,
             "at": now,
             "actor_kind": actor.kind,
             "actor_user_id": actor.user_id,
@@ -88,8 +86,13 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
             "project_id": domain_event.project_id,
             "details": dict(domain_event.details),
         }
-        last_hash = next_hash(last_hash, entry_document(**columns))
-        entries.append({**columns, "hash": last_hash})
+        if postgres:
+            entries.append(columns)  # id from the sequence; sealed later
+        else:
+            last_id += 1
+            columns["id"] = last_id
+            last_hash = next_hash(last_hash, entry_document(**columns))
+            entries.append({**columns, "hash": last_hash})
         if domain_event.type not in AUDIT_ONLY_TYPES:
             changes.append(
                 {
@@ -105,7 +108,7 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
                 }
             )
     if postgres and changes and len(entries) <= _ONE_STATEMENT_ROWS:
-        # Inside the lock every round trip counts: both inserts go as one statement.
+        # Every round trip before the commit counts: both inserts go as one statement.
         audit = insert(AuditEntry).values(entries).cte("audit")
         conn.execute(insert(Change).values(changes).add_cte(audit))
         return True

@@ -103,12 +103,13 @@ class Indexer:
         async with self.db.write() as session:
             if self._postgres:
                 await session.execute(text(f"SELECT pg_advisory_xact_lock({QUEUE_LOCK})"))
-            position = await feed.state(session, QUEUED)
+            position = await feed.position(session, QUEUED)
+            upto = await feed.horizon(session)
             changes = (
                 await session.execute(
-                    select(Change.seq, Change.type, Change.version_id)
-                    .where(Change.seq > position)
-                    .order_by(Change.seq)
+                    select(Change.xid, Change.seq, Change.type, Change.version_id)
+                    .where(feed.between(position, upto))
+                    .order_by(*feed.ORDER)
                     .limit(QUEUE_BATCH)
                 )
             ).all()
@@ -118,7 +119,7 @@ class Indexer:
             if new:
                 ids = select(DocumentVersion.id).where(DocumentVersion.id.in_(new))
                 await session.execute(insert_pending(session, ids))
-            await feed.set_state(session, QUEUED, changes[-1].seq)
+            await feed.set_position(session, QUEUED, (changes[-1].xid, changes[-1].seq))
             return len(new)
 
     async def extract_due(self) -> int:

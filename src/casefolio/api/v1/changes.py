@@ -68,7 +68,7 @@ async def list_changes(
         float, Query(ge=0, le=feed.MAX_WAIT, description="Seconds to wait for a change.")
     ] = 0,
 ) -> ChangesOut:
-    after = feed.seq_of(cursor) if cursor else None
+    after = feed.position_of(cursor) if cursor else None
     page = await feed.wait_for(
         state.db, who=who, after=after, project_id=project_id, limit=limit, wait=wait
     )
