@@ -59,7 +59,20 @@ SIZE = 4096
 WORKERS = 2
 PAGE = 1000
 
-_NO_RECORDER = """\
+_NO_SEARCH = """\
+# Benchmark only, both runs: no search indexing. The indexer queues new versions from the
+# outbox, so with the recorder off it would have nothing to do: on, it would extract and
+# index every upload, a cost of search (bench/search.py), not of the outbound half.
+import casefolio.search.index as _index
+
+
+async def _no_indexing(self):
+    return 0
+
+
+_index.Indexer.run_once = _no_indexing
+"""
+_NO_RECORDER = """
 # Benchmark only: the baseline without audit entries and outbox rows.
 import casefolio.outbound.recorder as _recorder
 
@@ -172,8 +185,7 @@ def _instance(
 def _ingest(opts: Options, workdir: Path, name: str, receiver: str | None) -> float:
     extra = workdir / f"{name}-site"
     extra.mkdir()
-    if receiver is None:
-        (extra / "sitecustomize.py").write_text(_NO_RECORDER)
+    (extra / "sitecustomize.py").write_text(_NO_SEARCH + (_NO_RECORDER if receiver is None else ""))
     with (
         _instance(opts, workdir, name, str(extra)) as inst,
         casefolio_server(inst, workers=WORKERS, log_level=opts.log_level) as srv,

@@ -76,9 +76,11 @@ async def test_changes_come_in_commit_order_with_deletions_and_pages(
     assert {c["projectId"] for c in changes} == {str(matter.id)}
     assert changes[1]["documentId"] == doc and changes[3]["folderId"] == folder
     assert changes[4]["versionId"] == versions[0]["id"]
-    # Nothing new: the same cursor comes back, and the page is empty.
+    # Nothing new: the page is empty, and so is the next. (The cursor may move on: on
+    # PostgreSQL it follows transaction ids, which other databases' writers use up too.)
     again, same = await _changes(client, matter.reader, end)
-    assert again == [] and same == end
+    assert again == []
+    assert (await _changes(client, matter.reader, same))[0] == []
     # The outsider sees none of it.
     theirs, _ = await _changes(client, matter.outsider, start)
     assert theirs == []

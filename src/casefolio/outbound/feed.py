@@ -24,7 +24,7 @@ from casefolio.domain.errors import Gone, Invalid
 from casefolio.domain.events import FEED_TYPES
 from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.domain.principal import Principal
-from casefolio.outbound.sealing import HORIZON
+from casefolio.outbound import sealing
 from casefolio.outbound.signal import signal
 
 #: (xid, seq): a change's place in the feed, or a cursor (the last place read).
@@ -77,7 +77,7 @@ async def horizon(session: AsyncSession) -> Position:
     """The last position at which every change has committed: on PostgreSQL, just before the
     oldest transaction still running (no seq is 0); on SQLite, the newest change."""
     if session.get_bind().dialect.name == "postgresql":
-        return int(await session.scalar(select(HORIZON)) or 0), 0
+        return await sealing.horizon(session), 0
     return 0, int(await session.scalar(select(func.max(Change.seq))) or 0)
 
 

@@ -14,23 +14,54 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, event, insert, select, text
+from sqlalchemy import Connection, Insert, Table, bindparam, event, insert, select
 from sqlalchemy.orm import Session
 
 from casefolio.db.models import AuditEntry, Change
 from casefolio.db.types import utcnow
 from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEvent, current_actor
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
-from casefolio.outbound.signal import CHANNEL, signal
+from casefolio.outbound.signal import signal
 
 _RECORDED = "casefolio.recorded_changes"
 _LAST_ENTRY = select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
 #: Up to this many events, PostgreSQL's two inserts are one statement (its parameters stay
 #: far below asyncpg's 32,767).
 _ONE_STATEMENT_ROWS = 100
 _INSERT_ENTRY = insert(AuditEntry)
 _INSERT_CHANGE = insert(Change)
+
+
+def _entry_and_change() -> Insert:
+    """PostgreSQL, one event (most transactions): its two inserts as one statement, built
+    once so that it is compiled once (a multi-row VALUES is compiled at every call)."""
+    entries: Table = AuditEntry.__table__  # type: ignore[assignment]
+    changes: Table = Change.__table__  # type: ignore[assignment]
+    audit = (
+        insert(entries)
+        .values(
+            {
+                c.name: bindparam(f"e_{c.name}", type_=c.type)
+                for c in entries.c
+                if c.name not in ("id", "xid", "hash")
+            }
+        )
+        .cte("audit")
+    )
+    return (
+        insert(changes)
+        .values(
+            {
+                c.name: bindparam(f"c_{c.name}", type_=c.type)
+                for c in changes.c
+                if c.name not in ("seq", "xid")
+            }
+        )
+        .add_cte(audit)
+    )
+
+
+_ENTRY_AND_CHANGE = _entry_and_change()
 
 
 class RecordingSession(Session):
@@ -64,9 +95,8 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
     outbox rows; return whether any outbox row was written."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
+        # The outbox's trigger notifies listeners at the commit (migration 0005_h22p).
         last_id, last_hash = 0, GENESIS
-        if any(e.type not in AUDIT_ONLY_TYPES for e in events):
-            conn.execute(_NOTIFY)  # delivered at the commit
     else:
         last = conn.execute(_LAST_ENTRY).first()
         last_id, last_hash = (last[0], last[1] or GENESIS) if last else (0, GENESIS)
@@ -107,6 +137,13 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
                     "details": dict(domain_event.details),
                 }
             )
+    if postgres and len(changes) == len(entries) == 1:
+        conn.execute(
+            _ENTRY_AND_CHANGE,
+            {f"e_{k}": v for k, v in entries[0].items()}
+            | {f"c_{k}": v for k, v in changes[0].items()},
+        )
+        return True
     if postgres and changes and len(entries) <= _ONE_STATEMENT_ROWS:
         # Every round trip before the commit counts: both inserts go as one statement.
         audit = insert(AuditEntry).values(entries).cte("audit")

@@ -1,11 +1,11 @@
 """The webhook worker: fans the outbox out into deliveries, and delivers them at least once.
 
 Each round is up to four short transactions and no transaction is open while a request is
-out: sealing (audit entries hashed into the chain, sealing.py), fan-out (new changes become
-one delivery per matching webhook, and the fan-out position moves, together), claim (due
-deliveries are leased for a while, `FOR UPDATE SKIP LOCKED` on PostgreSQL so several
-workers never take the same one), and results (results.py: attempts, next attempt times,
-endpoint health), each written set-based rather than row by row. A step first looks, in a
+out: fan-out (new changes become one delivery per matching webhook, and the fan-out
+position moves, together), claim (due deliveries are leased for a while, `FOR UPDATE SKIP
+LOCKED` on PostgreSQL so several workers never take the same one), results (results.py:
+attempts, next attempt times, endpoint health), and sealing (audit entries hashed into
+the chain, sealing.py), each written set-based rather than row by row. A step first looks, in a
 read, whether it has anything to do: a write transaction takes SQLite's one write lock,
 which the requests' own writes wait for. A worker killed mid-round loses nothing: its
 leases run out and the deliveries go out again, with the same `webhook-id`.
@@ -77,12 +77,12 @@ class Worker:
         await self.indexer.close()
 
     async def run_once(self) -> int:
-        """One round: seal, fan out, deliver what is due; return how many things it did."""
+        """One round: fan out, deliver what is due, seal; return how many things it did."""
         events.current_actor.set(SYSTEM)
         self.backlog = False
-        done = await sealing.seal_pending(self.db)
-        done += await self.fan_out()
+        done = await self.fan_out()
         done += await self.deliver_due()
+        done += await sealing.seal_pending(self.db)  # after: nothing waits for it
         done += await self.indexer.run_once()
         await self._trim_now_and_then()
         return done

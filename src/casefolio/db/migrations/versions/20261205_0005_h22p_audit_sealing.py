@@ -54,11 +54,23 @@ def upgrade() -> None:
         )
         op.execute(f"ALTER TABLE audit_entries ALTER COLUMN xid SET DEFAULT {_CURRENT_XID}")
         op.execute(f"ALTER TABLE changes ALTER COLUMN xid SET DEFAULT {_CURRENT_XID}")
+        # Waiting long-polls and workers are told at the commit of any insert into the
+        # outbox (one notification a transaction): no statement of the writer's own.
+        op.execute(
+            "CREATE FUNCTION casefolio_notify_changes() RETURNS trigger LANGUAGE plpgsql AS "
+            "$$ BEGIN PERFORM pg_notify('casefolio_changes', ''); RETURN NULL; END $$"
+        )
+        op.execute(
+            "CREATE TRIGGER changes_notify AFTER INSERT ON changes "
+            "FOR EACH STATEMENT EXECUTE FUNCTION casefolio_notify_changes()"
+        )
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
+        op.execute("DROP TRIGGER changes_notify ON changes")
+        op.execute("DROP FUNCTION casefolio_notify_changes()")
         op.execute("ALTER TABLE audit_entries ALTER COLUMN id DROP DEFAULT")
         op.execute("DROP SEQUENCE audit_entries_id_seq")
     with op.batch_alter_table("outbound_state", schema=None) as batch_op:
