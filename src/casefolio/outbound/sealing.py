@@ -23,23 +23,28 @@ from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 #: pg_advisory_xact_lock key: one sealer at a time (writers never take it).
 CHAIN_LOCK = 0x6361_7365_666F_6C69  # "casefoli"
 SEAL_BATCH = 1000
-#: The transactions pg_stat_activity shows in other databases of the cluster: they cannot
-#: write here, so the horizon need not wait for them. Read before the snapshot the horizon
-#: comes from, so that every transaction finished by then is below the horizon unless one
-#: of this database's, older, is still running (a transaction it does not show is waited
-#: for: the safe side).
-_OTHER_DATABASES = text(
-    "SELECT COALESCE(array_agg(backend_xid::text::bigint), '{}') FROM pg_stat_activity"
-    " WHERE datname IS DISTINCT FROM current_database() AND backend_xid IS NOT NULL"
+#: In progress in another database of the cluster, as pg_stat_activity shows it (so never
+#: a writer here; a transaction it does not show counts as this database's: the safe side).
+_ELSEWHERE = (
+    "EXISTS (SELECT FROM pg_stat_activity AS a"
+    " WHERE a.datname IS DISTINCT FROM current_database()"
+    " AND a.backend_xid::text::bigint = x::text::bigint % 4294967296)"
 )
-#: The oldest transaction in progress in the statement's snapshot, those of `:others`
-#: (32-bit ids) left out, or the next id if there is none.
-_HORIZON = (
+#: The oldest transaction of this database in progress in the statement's snapshot, or the
+#: next id if there is none: the entries the statement sees below it are all there will be.
+_SNAPSHOT_HORIZON = (
     "(SELECT COALESCE(MIN(x::text::bigint), MIN(pg_snapshot_xmax(s)::text::bigint))"
     " FROM pg_current_snapshot() AS s LEFT JOIN LATERAL pg_snapshot_xip(s) AS x"
-    " ON NOT x::text::bigint % 4294967296 = ANY(CAST(:others AS bigint[])))"
+    f" ON NOT {_ELSEWHERE})"
 )
-_SELECT_HORIZON = text(f"SELECT {_HORIZON}")
+#: The same, leaving out transactions that have finished since the snapshot: every one
+#: below it has finished, so a later statement sees all the rows below it.
+_HORIZON_NOW = text(
+    "SELECT COALESCE(MIN(x::text::bigint), MIN(pg_snapshot_xmax(s)::text::bigint))"
+    " FROM pg_current_snapshot() AS s LEFT JOIN LATERAL pg_snapshot_xip(s) AS x"
+    f" ON pg_xact_status(x) = 'in progress' AND NOT {_ELSEWHERE}"
+)
+_BELOW_HORIZON = text(f"audit_entries.xid < {_SNAPSHOT_HORIZON}")
 #: Before every entry: (xid, id).
 BEFORE_ALL = (-1, 0)
 
@@ -64,23 +69,16 @@ def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
 
 
-async def _others(session: AsyncSession) -> list[int]:
-    return list(await session.scalar(_OTHER_DATABASES) or [])
-
-
 async def horizon(session: AsyncSession) -> int:
-    """PostgreSQL: the transaction id below which every transaction that can write here
-    has finished (and any later writer gets a larger one): the rows below it are final."""
-    others = await _others(session)
-    return int(await session.scalar(_SELECT_HORIZON, {"others": others}) or 0)
+    """PostgreSQL: a transaction id below which every transaction that can write here has
+    finished (and any later writer gets a larger one): rows below it that a later
+    statement reads are all there will be."""
+    return int(await session.scalar(_HORIZON_NOW) or 0)
 
 
-async def _final(session: AsyncSession) -> ColumnElement[bool]:
+def _final(session: AsyncSession) -> ColumnElement[bool]:
     """Entries below the horizon of the snapshot of the statement that uses this."""
-    if not _postgres(session):
-        return true()
-    below = text(f"audit_entries.xid < {_HORIZON}").bindparams(others=await _others(session))
-    return below  # type: ignore[return-value]
+    return _BELOW_HORIZON if _postgres(session) else true()  # type: ignore[return-value]
 
 
 def columns(row: Any) -> dict[str, Any]:
@@ -109,7 +107,7 @@ async def last_sealed(session: AsyncSession) -> tuple[tuple[int, int], str]:
 async def sealable(session: AsyncSession) -> bool:
     """Whether any entry can be sealed now (a read: the partial index of unsealed ones)."""
     found = await session.execute(
-        select(_TABLE.c.id).where(_TABLE.c.hash.is_(None), await _final(session)).limit(1)
+        select(_TABLE.c.id).where(_TABLE.c.hash.is_(None), _final(session)).limit(1)
     )
     return found.first() is not None
 
@@ -130,7 +128,7 @@ async def seal(session: AsyncSession, *, wait: bool = True) -> int:
         rows = (
             await session.execute(
                 select(_TABLE)
-                .where(_TABLE.c.hash.is_(None), tuple_(*position) < _KEY, await _final(session))
+                .where(_TABLE.c.hash.is_(None), tuple_(*position) < _KEY, _final(session))
                 .order_by(_TABLE.c.xid, _TABLE.c.id)
                 .limit(SEAL_BATCH)
             )
