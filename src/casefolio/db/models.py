@@ -344,13 +344,6 @@ class AuditEntry(Base):
         Index("ix_audit_entries_project", "project_id", "id"),
         Index("ix_audit_entries_at", "at"),
         Index("ix_audit_entries_chain", "xid", "id"),
-        Index(
-            "ix_audit_entries_unsealed",
-            "xid",
-            "id",
-            postgresql_where=text("hash IS NULL"),
-            sqlite_where=text("hash IS NULL"),
-        ),
     )
 
     # A sequence on PostgreSQL; last id + 1 under SQLite's write lock (the recorder).

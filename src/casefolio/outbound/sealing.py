@@ -105,9 +105,12 @@ async def last_sealed(session: AsyncSession) -> tuple[tuple[int, int], str]:
 
 
 async def sealable(session: AsyncSession) -> bool:
-    """Whether any entry can be sealed now (a read: the partial index of unsealed ones)."""
+    """Whether any entry can be sealed now (a read). The entries after the last sealed one
+    are the unsealed ones: no index of its own for them, so that sealing an entry (its
+    hash is in no index) can be a heap-only update."""
+    position, _ = await last_sealed(session)
     found = await session.execute(
-        select(_TABLE.c.id).where(_TABLE.c.hash.is_(None), _final(session)).limit(1)
+        select(_TABLE.c.id).where(tuple_(*position) < _KEY, _final(session)).limit(1)
     )
     return found.first() is not None
 

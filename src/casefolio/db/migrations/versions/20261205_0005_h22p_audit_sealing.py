@@ -30,13 +30,6 @@ def upgrade() -> None:
         batch_op.alter_column("hash", existing_type=sa.String(length=64), nullable=True)
         batch_op.add_column(sa.Column("xid", sa.BigInteger(), nullable=False, server_default="0"))
         batch_op.create_index("ix_audit_entries_chain", ["xid", "id"], unique=False)
-        batch_op.create_index(
-            "ix_audit_entries_unsealed",
-            ["xid", "id"],
-            unique=False,
-            postgresql_where=sa.text("hash IS NULL"),
-            sqlite_where=sa.text("hash IS NULL"),
-        )
     with op.batch_alter_table("changes", schema=None) as batch_op:
         batch_op.add_column(sa.Column("xid", sa.BigInteger(), nullable=False, server_default="0"))
         batch_op.create_index("ix_changes_xid_seq", ["xid", "seq"], unique=False)
@@ -79,7 +72,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_changes_xid_seq")
         batch_op.drop_column("xid")
     with op.batch_alter_table("audit_entries", schema=None) as batch_op:
-        batch_op.drop_index("ix_audit_entries_unsealed")
         batch_op.drop_index("ix_audit_entries_chain")
         batch_op.drop_column("xid")
         # Entries not sealed yet cannot go back to a chain that requires a hash.
