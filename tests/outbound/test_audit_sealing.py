@@ -7,6 +7,7 @@ from __future__ import annotations
 import httpx
 import pytest
 from sqlalchemy import delete, select, text, update
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -14,6 +15,7 @@ from casefolio.db.models import AuditEntry
 from casefolio.domain import events
 from casefolio.outbound import audit, feed, sealing
 from casefolio.outbound.worker import Worker
+from tests.conftest import PG_ADMIN_URL
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
 from tests.outbound.test_feed import _changes, _cursor
@@ -165,3 +167,26 @@ async def test_a_change_committed_late_by_an_older_transaction_is_not_skipped(
         assert fanned[1] == int(late[-1]["seq"])
     finally:
         await worker.close()
+
+
+async def test_a_transaction_of_another_database_is_not_waited_for(
+    db: Database, is_postgres: bool
+) -> None:
+    if not is_postgres:
+        pytest.skip("PostgreSQL's transaction ids are shared by the cluster's databases")
+    admin = Settings(database_url=PG_ADMIN_URL).effective_database_url
+    elsewhere = create_async_engine(admin)  # the suite's own database, not this test's
+    try:
+        async with elsewhere.begin() as conn:
+            # Its id, taken now, is older than the next writer's here.
+            other = (
+                await conn.execute(text("SELECT pg_current_xact_id()::text::bigint"))
+            ).scalar_one()
+            async with db.write() as session:
+                events.emit(session, events.SettingsUpdated(details={"by": "here"}))
+            assert await _seal(db) == 1
+            async with db.read() as session:
+                assert (await feed.horizon(session))[0] > other
+    finally:
+        await elsewhere.dispose()
+    assert (await _chain(db))[-1].details == {"by": "here"}
