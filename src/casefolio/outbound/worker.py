@@ -40,6 +40,9 @@ FAN_OUT_BATCH = 1000
 #: pg_advisory_xact_lock key: one fan-out at a time across workers.
 FAN_OUT_LOCK = 0x6361_7365_666F_6C6A
 TRIM_EVERY = timedelta(hours=1)
+#: Sealing waits for nobody (readers of hashes seal first): a transaction, and its commit,
+#: at most this often rather than every round.
+SEAL_EVERY = timedelta(seconds=1)
 #: After a wake-up on an idle worker: commits that follow within this go in the same round.
 BATCH_WINDOW_SECONDS = 0.01
 #: Before the next round when changes committed during the last (fewer than a batch).
@@ -66,6 +69,7 @@ class Worker:
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
         self.client = http1.Client()
         self._last_trim: datetime | None = None
+        self._last_seal: datetime | None = None
         self.indexer = Indexer(settings, db, clock=clock)  # search: extracts new versions' text
         #: Whether the last round left work behind (a full batch): the next starts at once.
         self.backlog = False
@@ -82,7 +86,7 @@ class Worker:
         self.backlog = False
         done = await self.fan_out()
         done += await self.deliver_due()
-        done += await sealing.seal_pending(self.db)  # after: nothing waits for it
+        done += await self._seal_now_and_then()
         done += await self.indexer.run_once()
         await self._trim_now_and_then()
         return done
@@ -300,6 +304,13 @@ class Worker:
                     .values(claimed_until=now + self.lease)
                 )
             return claimed
+
+    async def _seal_now_and_then(self) -> int:
+        now = self.clock()
+        if self._last_seal is not None and now - self._last_seal < SEAL_EVERY:
+            return 0
+        self._last_seal = now
+        return await sealing.seal_pending(self.db)
 
     async def _trim_now_and_then(self) -> None:
         now = self.clock()
