@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, select, tuple_
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
@@ -121,7 +121,7 @@ async def verify(session: AsyncSession) -> Verdict:
         rows = list(
             await session.scalars(
                 select(AuditEntry)
-                .where(tuple_(AuditEntry.xid, AuditEntry.id) > tuple_(*position))
+                .where(sealing.past(session, AuditEntry.xid, AuditEntry.id, position))
                 .order_by(AuditEntry.xid, AuditEntry.id)
                 .limit(_VERIFY_CHUNK)
             )
@@ -159,7 +159,7 @@ async def export(
         rows = list(
             await session.scalars(
                 _filtered(select(AuditEntry), where)
-                .where(tuple_(AuditEntry.xid, AuditEntry.id) > tuple_(*position))
+                .where(sealing.past(session, AuditEntry.xid, AuditEntry.id, position))
                 .order_by(AuditEntry.xid, AuditEntry.id)
                 .limit(_VERIFY_CHUNK)
             )

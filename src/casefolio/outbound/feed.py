@@ -81,9 +81,9 @@ async def horizon(session: AsyncSession) -> Position:
     return 0, int(await session.scalar(select(func.max(Change.seq))) or 0)
 
 
-def between(after: Position, upto: Position) -> ColumnElement[bool]:
+def between(session: AsyncSession, after: Position, upto: Position) -> ColumnElement[bool]:
     """The changes after one position, up to (and with) another."""
-    return and_(tuple_(*after) < KEY, tuple_(*upto) >= KEY)
+    return sealing.past(session, Change.xid, Change.seq, after, upto)
 
 
 async def head(session: AsyncSession) -> Position:
@@ -120,7 +120,9 @@ async def read(
     # Everything up to `upto` has committed: a page that reaches it can hand out `upto` as
     # the next cursor, past changes the caller cannot see.
     upto = await head(session)
-    stmt = select(Change).where(between(after, upto), Change.type.in_(FEED_TYPES), _visible(who))
+    stmt = select(Change).where(
+        between(session, after, upto), Change.type.in_(FEED_TYPES), _visible(who)
+    )
     if project_id is not None:
         stmt = stmt.where(Change.project_id == project_id)
     rows = list(await session.scalars(stmt.order_by(*ORDER).limit(limit + 1)))

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Table, bindparam, select, text, true, tuple_
+from sqlalchemy import ColumnElement, Table, and_, bindparam, select, text, true, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import QueryableAttribute
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry
@@ -49,7 +50,6 @@ _BELOW_HORIZON = text(f"audit_entries.xid < {_SNAPSHOT_HORIZON}")
 BEFORE_ALL = (-1, 0)
 
 _TABLE: Table = AuditEntry.__table__  # type: ignore[assignment]
-_KEY = tuple_(_TABLE.c.xid, _TABLE.c.id)
 _LAST_SEALED = (
     select(_TABLE.c.xid, _TABLE.c.id, _TABLE.c.hash)
     .where(_TABLE.c.hash.is_not(None))
@@ -67,6 +67,27 @@ _SEAL_PG = text(
 
 def _postgres(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "postgresql"
+
+
+def past(
+    session: AsyncSession,
+    xid: ColumnElement[int] | QueryableAttribute[int],
+    key: ColumnElement[int] | QueryableAttribute[int],
+    after: tuple[int, int],
+    upto: tuple[int, int] | None = None,
+) -> ColumnElement[bool]:
+    """Rows whose (xid, key) is after `after` (and not after `upto`). SQLite searches a
+    row-value range by its first column only, which would read every row: there xid is
+    always 0 (its writers take turns), so the range is on the key alone."""
+    if _postgres(session):
+        rows = tuple_(xid, key)
+        if upto is None:
+            return rows > tuple_(*after)
+        return and_(rows > tuple_(*after), rows <= tuple_(*upto))
+    clauses = [xid == 0, key > after[1]]
+    if upto is not None:
+        clauses.append(key <= upto[1])
+    return and_(*clauses)
 
 
 async def horizon(session: AsyncSession) -> int:
@@ -110,7 +131,9 @@ async def sealable(session: AsyncSession) -> bool:
     hash is in no index) can be a heap-only update."""
     position, _ = await last_sealed(session)
     found = await session.execute(
-        select(_TABLE.c.id).where(tuple_(*position) < _KEY, _final(session)).limit(1)
+        select(_TABLE.c.id)
+        .where(past(session, _TABLE.c.xid, _TABLE.c.id, position), _final(session))
+        .limit(1)
     )
     return found.first() is not None
 
@@ -134,7 +157,11 @@ async def seal(session: AsyncSession, *, wait: bool = True) -> int:
         rows = (
             await session.execute(
                 select(_TABLE)
-                .where(_TABLE.c.hash.is_(None), tuple_(*position) < _KEY, _final(session))
+                .where(
+                    _TABLE.c.hash.is_(None),
+                    past(session, _TABLE.c.xid, _TABLE.c.id, position),
+                    _final(session),
+                )
                 .order_by(_TABLE.c.xid, _TABLE.c.id)
                 .limit(SEAL_BATCH)
             )

@@ -152,7 +152,10 @@ class Worker:
         upto = await feed.horizon(session)
         return list(
             await session.scalars(
-                select(Change).where(feed.between(after, upto)).order_by(*feed.ORDER).limit(limit)
+                select(Change)
+                .where(feed.between(session, after, upto))
+                .order_by(*feed.ORDER)
+                .limit(limit)
             )
         )
 

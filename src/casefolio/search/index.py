@@ -108,7 +108,7 @@ class Indexer:
             changes = (
                 await session.execute(
                     select(Change.xid, Change.seq, Change.type, Change.version_id)
-                    .where(feed.between(position, upto))
+                    .where(feed.between(session, position, upto))
                     .order_by(*feed.ORDER)
                     .limit(QUEUE_BATCH)
                 )
