@@ -5,7 +5,7 @@ the id of its transaction (`xid`). The chain's order is (xid, id). Every transac
 this database whose id is below the horizon (`horizon`) has finished, and any later writer
 gets a larger id, so the entries below it are final: the sealer hashes them in (xid, id)
 order after the last sealed entry, one sealer at a time (an advisory lock that only
-sealers take). The worker seals every round; `audit verify` and `audit export` seal first.
+sealers take). The worker seals once a second; `audit verify` and `audit export` seal first.
 On SQLite the recorder seals as it writes, so nothing waits here.
 """
 
