@@ -22,6 +22,7 @@ from pathlib import Path
 
 import anyio.to_thread
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import DocumentVersion
@@ -62,6 +63,16 @@ async def _chunks(
         yield chunk
 
 
+async def referenced_blobs(session: AsyncSession, shas: set[str]) -> set[str]:
+    """Which of these blobs a version row still refers to (live, trashed or held): the one
+    rule of when bytes may go, for gc and for the trash's purge alike."""
+    return set(
+        await session.scalars(
+            select(DocumentVersion.sha256).where(DocumentVersion.sha256.in_(shas)).distinct()
+        )
+    )
+
+
 async def _still_old(blobs: BlobStore, sha256: str, cutoff: datetime) -> bool:
     # The listing can be minutes old by now: an upload may have put these very bytes again
     # (refreshing the modification time) and filed a version since. So each blob is looked
@@ -80,11 +91,7 @@ async def _collect_blobs(
         if not old:
             continue
         async with db.read() as session:
-            referenced = set(
-                await session.scalars(
-                    select(DocumentVersion.sha256).where(DocumentVersion.sha256.in_(old)).distinct()
-                )
-            )
+            referenced = await referenced_blobs(session, set(old))
         report.kept_referenced += len(referenced)
         for sha, modified in sorted(old.items()):
             if sha in referenced:

@@ -29,7 +29,7 @@ from casefolio.db.engine import Database
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion
 from casefolio.db.types import utcnow
-from casefolio.domain import access, documents, events, filing, holds
+from casefolio.domain import access, documents, events, filing, gc, holds
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page, fetch_row_page
 from casefolio.domain.principal import Principal
@@ -97,13 +97,7 @@ async def restore(
     """Take a document out of the trash: the same id, versions and field values, back
     where it was (its folder, or the project root if the folder was deleted meanwhile).
     Its updatedAt becomes now, so an afterDate sync sees it again."""
-    await access.scope(
-        session,
-        who,
-        project_id,
-        Capability.DOCUMENTS_DELETE,
-        message="You do not have permission to restore this file",
-    )
+    await _may_restore(session, who, project_id)
     document = await session.get(Document, document_id)
     if document is None or document.project_id != project_id or document.trashed_at is None:
         raise NotFound(f"Document {document_id} is not in the trash of project {project_id}.")
@@ -155,13 +149,8 @@ async def list_versions_page(
     )
 
 
-async def restore_version(
-    session: AsyncSession, *, who: Principal, project_id: int, version_id: int
-) -> DocumentVersion:
-    """Take a version out of the trash, same id and bytes; the document's current version
-    becomes its newest live one again (this one, if it is the newest), and its updatedAt
-    now. NotFound unless the version is in the trash of a document of the project that is
-    not in the trash itself (restore that first)."""
+async def _may_restore(session: AsyncSession, who: Principal, project_id: int) -> None:
+    """Who may take documents and versions out of the trash: those who may delete them."""
     await access.scope(
         session,
         who,
@@ -169,6 +158,16 @@ async def restore_version(
         Capability.DOCUMENTS_DELETE,
         message="You do not have permission to restore this file",
     )
+
+
+async def restore_version(
+    session: AsyncSession, *, who: Principal, project_id: int, version_id: int
+) -> DocumentVersion:
+    """Take a version out of the trash, same id and bytes; the document's current version
+    becomes its newest live one again (this one, if it is the newest), and its updatedAt
+    now. NotFound unless the version is in the trash of a document of the project that is
+    not in the trash itself (restore that first)."""
+    await _may_restore(session, who, project_id)
     missing = NotFound(f"Version {version_id} is not in the trash of project {project_id}.")
     version = await session.get(DocumentVersion, version_id)
     if version is None or version.document_id is None or version.trashed_at is None:
@@ -360,11 +359,7 @@ async def _remove_unshared(
     if not shas:
         return
     async with db.read() as session:
-        shared = set(
-            await session.scalars(
-                select(DocumentVersion.sha256).where(DocumentVersion.sha256.in_(shas)).distinct()
-            )
-        )
+        shared = await gc.referenced_blobs(session, shas)
     report.blobs_shared += len(shared)
     for sha in sorted(shas - shared):
         modified = await blobs.modified(sha)
