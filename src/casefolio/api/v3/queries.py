@@ -3,6 +3,7 @@ SQL clauses over the visibility queries the domain provides."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -154,6 +155,11 @@ _DOCUMENT_FILTERS: dict[str, Filter] = {
 _PROJECT_FILTERS: dict[str, Filter] = {"id": _id_filter(Project.id, "ID"), "active": _active_filter}
 
 
+@functools.cache
+def _document_filters(postgres: bool) -> dict[str, Filter]:
+    return _DOCUMENT_FILTERS | _text_filters(postgres)
+
+
 def _filters(raw: str | None, known: dict[str, Filter]) -> list[Clause]:
     """Given `filters` (`[{"project_id": {"operator": "=", "values": ["1"]}}]`), return the
     WHERE clauses, all to be combined with AND."""
@@ -184,8 +190,7 @@ def document_query(
     who: Principal, *, filters: str | None, sort_by: str | None, postgres: bool
 ) -> Select[Any]:
     """The documents the caller may read, filtered and ordered as the query asks."""
-    known = _DOCUMENT_FILTERS | _text_filters(postgres)
-    stmt = documents.visible_documents(who).where(*_filters(filters, known))
+    stmt = documents.visible_documents(who).where(*_filters(filters, _document_filters(postgres)))
     return stmt.order_by(*_order(sort_by, _DOCUMENT_SORTS))
 
 
