@@ -31,7 +31,15 @@ Offset = Annotated[
 # percent-encoded (up to 12 bytes), stays under the 64 KiB the HTTP server reads of a
 # request line: a longer one never reaches the app, and is a plain-text 400.
 SortBy = Annotated[str | None, Query(alias="sortBy", max_length=1000)]
-Filters = Annotated[str | None, Query(max_length=4000)]
+Filters = Annotated[
+    str | None,
+    Query(
+        max_length=4000,
+        description='OpenProject\'s filters as JSON: `[{"name": {"operator": "=", "values":'
+        ' ["1"]}}]`. The filters of each collection, such as the full-text `search` and'
+        " `attachment_content` of documents, are listed in docs/api-v3.md.",
+    ),
+]
 PageSize = Annotated[
     str | None,
     Query(
