@@ -213,7 +213,7 @@ async def test_document_list_pages_sorts_and_filters_by_title(
         while True:
             listing = browse.Listing(sort="title", cursor=cursor, limit=2)
             page = await browse.documents_page(session, scope=scope, listing=listing)
-            titles += [v.document.title for v in page.items]
+            titles += [d.title for d in page.items]
             if page.next_cursor is None:
                 break
             cursor = page.next_cursor
@@ -222,8 +222,8 @@ async def test_document_list_pages_sorts_and_filters_by_title(
             session, scope=scope, listing=browse.Listing(title_contains="CLAIM")
         )
     assert titles == ["a-claim.pdf", "b-reply.pdf", "c-claim-annex.pdf"]
-    assert [v.document.title for v in newest.items] == ["c-claim-annex.pdf"]
-    assert sorted(v.document.title for v in claims.items) == ["a-claim.pdf", "c-claim-annex.pdf"]
+    assert [d.title for d in newest.items] == ["c-claim-annex.pdf"]
+    assert sorted(d.title for d in claims.items) == ["a-claim.pdf", "c-claim-annex.pdf"]
     reader = await person(matter.reader)
     partial = await reader.http.get(
         f"/projects/{matter.id}?sort=title&q=annex",

@@ -13,10 +13,9 @@ from casefolio.api.downloads import blob_response
 from casefolio.api.ids import PathId, digits_id
 from casefolio.api.uploads import receive
 from casefolio.db.models import Field, User
-from casefolio.domain import access, documents, fields, folders, intake, trash, versions
+from casefolio.domain import access, browse, documents, fields, intake, trash, versions
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
-from casefolio.domain.pages import MAX_LIMIT, PageRequest
 from casefolio.domain.roles import Capability
 from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, wants_json
 from casefolio.web.http import render, see_other, state_of
@@ -50,9 +49,7 @@ async def document_page(
             select(User).where(User.id.in_({v.created_by for v in history} - {None}))
         )
     }
-    tree = folder_tree(
-        (await folders.list_page(session, scope=scope, page=PageRequest(limit=MAX_LIMIT))).items
-    )
+    tree = folder_tree(await browse.folder_entries(session, scope=scope))
     return render(
         request,
         "document.html",

@@ -3,6 +3,7 @@ proxies, and the security headers of every page."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from importlib.resources import files
 from typing import Any
 from urllib.parse import parse_qsl
@@ -10,6 +11,7 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from casefolio import __version__
@@ -44,6 +46,32 @@ templates = Environment(
 )
 templates.globals["version"] = __version__
 templates.globals["htmx"] = HTMX
+
+
+def time_element(instant: datetime) -> Markup:
+    """An instant as `<time>`: machine-readable to the microsecond, shown to the minute (the
+    list pages show one per row: one filter call, not a method call and an escape each)."""
+    iso = instant.isoformat()
+    return Markup(f'<time datetime="{iso}">{iso[:10]} {iso[11:16]}</time>')
+
+
+_SIZE_UNITS = [(1000 ** (i + 2), prefix) for i, prefix in enumerate("kMGTPEZY")]
+
+
+def file_size(size: int) -> str:
+    """Jinja's `filesizeformat` (decimal units: "1 Byte", "12 Bytes", "4.1 kB"), without its
+    per-call loop of powers."""
+    value = float(size)  # as Jinja's, to the last digit
+    if value == 1:
+        return "1 Byte"
+    if value < 1000:
+        return f"{int(value)} Bytes"
+    unit, prefix = next(((u, p) for u, p in _SIZE_UNITS if value < u), _SIZE_UNITS[-1])
+    return f"{1000 * value / unit:.1f} {prefix}B"
+
+
+templates.filters["time_element"] = time_element
+templates.filters["file_size"] = file_size
 
 
 def state_of(request: Request) -> AppState:

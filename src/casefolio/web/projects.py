@@ -4,6 +4,7 @@ same access checks, as the API routes that do the same things."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
@@ -12,7 +13,6 @@ from fastapi.responses import JSONResponse
 from casefolio.api.deps import SessionDep
 from casefolio.api.ids import PathId, digits_id, query_id
 from casefolio.api.uploads import receive
-from casefolio.db.models import Folder
 from casefolio.domain import access, browse, folders, intake, projects, templates
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Invalid
@@ -29,15 +29,15 @@ REJECT_DUPLICATE_PART = b"rejectDuplicate"
 
 @dataclass
 class FolderNode:
-    folder: Folder
+    folder: browse.FolderEntry
     depth: int
     children: list[FolderNode] = field(default_factory=list)
 
 
-def folder_tree(rows: list[Folder]) -> list[FolderNode]:
+def folder_tree(rows: list[browse.FolderEntry]) -> list[FolderNode]:
     """Given a project's folders, return them in tree order (parents before children, by
     name), each with its depth."""
-    by_parent: dict[int | None, list[Folder]] = {}
+    by_parent: dict[int | None, list[browse.FolderEntry]] = {}
     for row in rows:
         by_parent.setdefault(row.parent_id, []).append(row)
     ordered: list[FolderNode] = []
@@ -87,21 +87,29 @@ async def project_page(
     request: Request,
     project_id: PathId,
     me: WebUser,
-    session: SessionDep,
     folder: Annotated[int | None, query_id("folder")] = None,
     sort: Annotated[browse.Sort, Query()] = "updated",
     q: Annotated[str, Query(max_length=browse.MAX_FILTER)] = "",
     cursor: str | None = None,
 ) -> Response:
-    scope, project = await access.scoped_project(session, me.principal, project_id)
-    role = scope.role
     listing = browse.Listing(folder_id=folder, sort=sort, title_contains=q, cursor=cursor)
-    page = await browse.documents_page(session, scope=scope, listing=listing)
-    context: dict[str, object] = dict(project=project, role=role, listing=listing, page=page)
-    if request.headers.get("hx-target") == "documents":
+    list_alone = request.headers.get("hx-target") == "documents"
+    # On the read model's reader (fastpath/), as the API's list: every click asks for it.
+    shown = await state_of(request).reads.read(
+        partial(
+            browse.project_page,
+            who=me.principal,
+            project_id=project_id,
+            listing=listing,
+            with_folders=not list_alone,
+        )
+    )
+    context: dict[str, object] = dict(
+        project=shown.project, role=shown.scope.role, listing=listing, page=shown.documents
+    )
+    if list_alone:
         return render(request, "_documents.html", 200, **context)
-    all_folders = await folders.list_page(session, scope=scope, page=PageRequest(limit=MAX_LIMIT))
-    tree = folder_tree(all_folders.items)
+    tree = folder_tree(shown.folders or [])
     current = next((n.folder for n in tree if n.folder.id == folder), None)
     return render(request, "project.html", 200, tree=tree, current=current, **context)
 

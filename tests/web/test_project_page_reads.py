@@ -1,0 +1,102 @@
+"""The project page's reads (domain/browse.py): what the list shows, its filters and
+paging, on the read model's reader and on a plain session alike."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from casefolio.db.engine import Database
+from casefolio.domain import browse
+from casefolio.domain.errors import NotFound
+from casefolio.domain.principal import Principal
+from tests.api.v1.conftest import make_matter, upload
+from tests.factories import Actor
+
+TITLES = ["50% settlement.pdf", "500 settlement.pdf", "a_b note.pdf", "ab note.pdf", "x/y.pdf"]
+
+
+async def test_the_list_shows_the_current_file_and_filters_titles_literally(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    matter = await make_matter(client, db, operator)
+    ids = {}
+    for title in TITLES:
+        # A file's name has no "/" (LIKE's escape character here): such a title is set after.
+        made = await upload(client, matter, title.encode(), title.replace("/", ""))
+        assert made.status_code == 201, made.text
+        ids[title] = made.json()["id"]
+        if "/" in title:
+            renamed = await client.patch(
+                matter.url(f"/documents/{ids[title]}"),
+                json={"title": title},
+                headers=matter.writer.headers,
+            )
+            assert renamed.status_code == 200, renamed.text
+    # A second version: the list shows the current file's name, number and size.
+    replaced = await client.post(
+        matter.url(f"/documents/{ids['ab note.pdf']}/replace"),
+        content=b"second version, longer",
+        params={"fileName": "ab note v2.pdf"},
+        headers={**matter.writer.headers, "Content-Type": "application/pdf"},
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    folder = await client.post(
+        matter.url("/folders"), json={"name": "Pleadings"}, headers=matter.admin.headers
+    )
+    assert folder.status_code == 201, folder.text
+    reader = Principal(matter.reader.user_id, matter.reader.email, "Reader", False)
+    outsider = Principal(matter.outsider.user_id, matter.outsider.email, "Outsider", False)
+
+    async def page(who: Principal, **listing: object) -> browse.ProjectPage:
+        ask = partial(
+            browse.project_page,
+            who=who,
+            project_id=matter.id,
+            listing=browse.Listing(**listing),  # type: ignore[arg-type]
+        )
+        fast = await app.state.casefolio.reads.read(ask)
+        async with db.read() as session:
+            plain = await ask(session)
+        assert fast == plain  # the fast reader and a session answer alike
+        return fast
+
+    def titles(shown: browse.ProjectPage) -> list[str]:
+        return [d.title for d in shown.documents.items]
+
+    everything = await page(reader)
+    assert everything.project.name == "Smith v Jones"
+    assert everything.scope.role.name == "Read Only"
+    assert titles(everything)[0] == "ab note.pdf"  # newest change first
+    assert [f.name for f in everything.folders or []] == ["Pleadings"]
+    newest = everything.documents.items[0]
+    assert (newest.file_name, newest.number, newest.size) == ("ab note v2.pdf", 2, 22)
+    assert (await page(reader, title_contains="50%")).documents.items[0].title == TITLES[0]
+    assert titles(await page(reader, title_contains="50%")) == ["50% settlement.pdf"]
+    assert titles(await page(reader, title_contains="A_B")) == ["a_b note.pdf"]
+    assert titles(await page(reader, title_contains="x/y")) == ["x/y.pdf"]
+    assert titles(await page(reader, title_contains="%")) == ["50% settlement.pdf"]
+    assert titles(await page(reader, folder_id=int(folder.json()["id"]))) == []
+    walked, cursor = [], None
+    while True:
+        shown = await page(reader, sort="title", limit=2, cursor=cursor)
+        walked += titles(shown)
+        if shown.documents.next_cursor is None:
+            break
+        cursor = shown.documents.next_cursor
+    assert walked == sorted(TITLES)
+    walked, cursor = [], None
+    while True:
+        shown = await page(reader, limit=2, cursor=cursor)
+        walked += titles(shown)
+        if shown.documents.next_cursor is None:
+            break
+        cursor = shown.documents.next_cursor
+    assert walked == titles(everything) and len(walked) == len(TITLES)
+    with pytest.raises(NotFound):
+        await page(outsider)
+    with pytest.raises(NotFound):
+        await page(reader, folder_id=10**12)
