@@ -66,7 +66,7 @@ def list_projects(as_email: AsOption = None) -> None:
                     "yes" if p.download_via_api else "no",
                     f"{p.created_at:%Y-%m-%d %H:%M}",
                 )
-                for p in page.items
+                for p, _role in page.items
             ]
 
     table = Table("id", "name", "template", "download via API", "created (UTC)")

@@ -59,12 +59,15 @@ async def projects_page(
     page = await projects.list_page(
         session, who=me.principal, page=PageRequest(limit=100, after=after)
     )
-    rows = [(p, await access.project_role(session, me.principal, p.id)) for p in page.items]
     blueprints = []
     if me.principal.is_operator:
         blueprints = (await templates.list_page(session, page=PageRequest(limit=MAX_LIMIT))).items
     return render(
-        request, "projects.html", rows=rows, next_cursor=page.next_cursor, templates=blueprints
+        request,
+        "projects.html",
+        rows=page.items,
+        next_cursor=page.next_cursor,
+        templates=blueprints,
     )
 
 

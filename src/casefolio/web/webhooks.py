@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.api.deps import SessionDep
 from casefolio.api.ids import PathId, digits_id
 from casefolio.db.models import Project, Webhook
-from casefolio.domain import access, events, projects, shown_once, webhooks
+from casefolio.domain import events, projects, shown_once, webhooks
 from casefolio.domain.errors import Forbidden, Invalid
 from casefolio.domain.pages import PageRequest, decode_cursor
 from casefolio.domain.roles import Capability
@@ -44,12 +44,11 @@ async def _administered(session: AsyncSession, me: SignedIn) -> list[Project]:
     page = await projects.list_page(
         session, who=me.principal, page=PageRequest(limit=PROJECT_CHOICES)
     )
-    offered = []
-    for project in page.items:
-        role = await access.project_role(session, me.principal, project.id)
-        if role is not None and Capability.SETTINGS_MANAGE in role.capabilities:
-            offered.append(project)
-    return offered
+    return [
+        project
+        for project, role in page.items
+        if role is not None and Capability.SETTINGS_MANAGE in role.capabilities
+    ]
 
 
 async def _list_page(

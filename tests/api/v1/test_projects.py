@@ -267,3 +267,51 @@ async def test_a_second_grant_replaces_the_role_of_the_first(
         assert granted.status_code == 200, granted.text
     teams = await client.get(matter.url("/teams"), headers=operator.headers)
     assert [(t["name"], t["role"]) for t in teams.json()] == [("Review", "Read Write")]
+
+
+async def test_each_listed_project_carries_the_callers_role_as_its_own_read_does(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """The list reads roles in its one statement; each must be what GET of the project says,
+    direct grants, team grants (the strongest wins) and none alike, across pages."""
+    h = operator.headers
+    team = (await client.post("/api/v1/teams", json={"name": "Panel"}, headers=h)).json()["id"]
+    await client.put(f"/api/v1/teams/{team}/users/{matter.reader.email}", headers=h)
+    made = []
+    for name, role in [("Via team", "Project Admin"), ("Weaker team", "Read Only"), ("None", "")]:
+        created = await client.post("/api/v1/projects", json={"name": name}, headers=h)
+        made.append(created.json()["id"])
+        if role:
+            granted = await client.put(
+                f"/api/v1/projects/{made[-1]}/teams/{team}", json={"role": role}, headers=h
+            )
+            assert granted.status_code == 200, granted.text
+    await client.put(
+        f"/api/v1/projects/{made[1]}/users/{matter.reader.email}",
+        json={"role": "Read Write"},
+        headers=h,
+    )
+    for actor in (matter.reader, matter.writer, operator):
+        listed, cursor = [], None
+        while True:
+            params = {"limit": "1", **({"cursor": cursor} if cursor else {})}
+            page = await client.get("/api/v1/projects", params=params, headers=actor.headers)
+            assert page.status_code == 200, page.text
+            listed += page.json()
+            cursor = page.links.get("next", {}).get("url")
+            if cursor is None:
+                break
+            cursor = httpx.URL(cursor).params["cursor"]
+        for project in listed:
+            one = await client.get(f"/api/v1/projects/{project['id']}", headers=actor.headers)
+            assert project["role"] == one.json()["role"], (actor.email, project)
+        roles = {p["name"]: p["role"] for p in listed}
+        if actor is matter.reader:
+            assert roles == {
+                "Smith v Jones": "Read Only",
+                "Via team": "Project Admin",
+                "Weaker team": "Read Write",
+            }
+    assert {p["role"] for p in (await client.get("/api/v1/projects", headers=h)).json()} == {
+        "Project Admin"
+    }

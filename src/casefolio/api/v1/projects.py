@@ -90,7 +90,10 @@ class TeamGrantOut(TeamOut):
 
 
 async def _out(session: AsyncSession, who: Principal, project: Project) -> ProjectOut:
-    role = await access.project_role(session, who, project.id)
+    return _out_with_role(project, await access.project_role(session, who, project.id))
+
+
+def _out_with_role(project: Project, role: Role | None) -> ProjectOut:
     return ProjectOut(
         id=project.id,
         name=project.name,
@@ -116,7 +119,7 @@ async def list_projects(
     session: SessionDep, who: PrincipalDep, listing: ListingDep
 ) -> list[ProjectOut]:
     page = await projects.list_page(session, who=who, page=listing.page)
-    return [await _out(session, who, p) for p in listing.items(page)]
+    return [_out_with_role(p, role) for p, role in listing.items(page)]
 
 
 @router.post("/projects", status_code=201, response_model=ProjectOut, summary="Create a project")
