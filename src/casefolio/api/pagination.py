@@ -61,6 +61,10 @@ class Listing:
     def page(self) -> PageRequest:
         return page_request(self.params)
 
+    def page_by(self, *key_types: type) -> PageRequest:
+        """The page request of a list whose cursor holds `key_types` (`page`: one int)."""
+        return page_request(self.params, key_types)
+
     def items(self, page: Page[T]) -> list[T]:
         link_next(self.request, self.response, page)
         return page.items

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query
 from pydantic import Field
 
 from casefolio.api.deps import SessionDep, project_scope
 from casefolio.api.ids import BodyId, path_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Timestamp, WireId
 from casefolio.db.models import Hold
@@ -113,18 +113,15 @@ async def create_hold(project: HoldingProject, body: HoldIn, session: SessionDep
 
 @router.get("/projects/{projectId}/holds", response_model=list[HoldOut], summary="List the holds")
 async def list_holds(
-    request: Request,
-    response: Response,
     project: HoldingProject,
     session: SessionDep,
-    params: PageDep,
+    listing: ListingDep,
     active: Annotated[
         bool | None, Query(description="true: only holds in force; false: only released ones.")
     ] = None,
 ) -> list[HoldOut]:
-    page = await holds.list_page(session, scope=project, page=page_request(params), active=active)
-    link_next(request, response, page)
-    return [_out(h) for h in page.items]
+    page = await holds.list_page(session, scope=project, page=listing.page, active=active)
+    return [_out(h) for h in listing.items(page)]
 
 
 @router.get("/projects/{projectId}/holds/{holdId}", response_model=HoldOut, summary="Read a hold")
