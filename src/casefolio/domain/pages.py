@@ -92,10 +92,11 @@ async def fetch_page(
     key: Sequence[KeyColumn],
     page: PageRequest,
     key_of: Callable[[T], tuple[Any, ...]],
+    descending: bool = False,
 ) -> Page[T]:
     """Given a select of entities and its unique ordering key, return one page and the
-    cursor of the next."""
-    items = list((await session.scalars(_keyset(stmt, key, page))).all())
+    cursor of the next; with `descending`, the order (and the cursor's direction) is reversed."""
+    items = list((await session.scalars(_keyset(stmt, key, page, descending))).all())
     return _cut(items, page, key_of)
 
 
