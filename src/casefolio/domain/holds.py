@@ -39,7 +39,7 @@ from casefolio.domain.roles import Capability
 
 HoldScope = Literal["project", "folder", "document"]
 HOLD_SCOPES: tuple[HoldScope, ...] = ("project", "folder", "document")
-MAX_NAME = 200
+MAX_NAME = text.MAX_NAME
 MAX_REASON = 2000
 
 

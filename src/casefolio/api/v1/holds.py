@@ -11,7 +11,7 @@ from casefolio.api.deps import SessionDep, project_scope
 from casefolio.api.ids import BodyId, path_id
 from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Name, Timestamp, WireId
 from casefolio.db.models import Hold
 from casefolio.domain import holds
 from casefolio.domain.access import ProjectScope
@@ -21,21 +21,15 @@ from casefolio.domain.roles import Capability
 router = v1_router("holds")
 HoldingProject = Annotated[ProjectScope, Depends(project_scope(Capability.HOLDS_MANAGE))]
 HoldId = Annotated[int, path_id("holdId")]
+#: Why a hold is placed or released: not blank (examples go on the field).
+Reason = Annotated[
+    str, Field(min_length=1, max_length=holds.MAX_REASON, json_schema_extra=NOT_BLANK)
+]
 
 
 class _HoldIn(ApiInput):
-    name: str = Field(
-        min_length=1,
-        max_length=holds.MAX_NAME,
-        examples=["Smith litigation"],
-        json_schema_extra=NOT_BLANK,
-    )
-    reason: str = Field(
-        min_length=1,
-        max_length=holds.MAX_REASON,
-        examples=["Claim served 2026-11-30; preserve everything."],
-        json_schema_extra=NOT_BLANK,
-    )
+    name: Name = Field(examples=["Smith litigation"])
+    reason: Reason = Field(examples=["Claim served 2026-11-30; preserve everything."])
 
 
 class ProjectHoldIn(_HoldIn):
@@ -55,12 +49,7 @@ HoldIn = Annotated[ProjectHoldIn | TargetHoldIn, Field(discriminator="scope")]
 
 
 class ReleaseIn(ApiInput):
-    reason: str = Field(
-        min_length=1,
-        max_length=holds.MAX_REASON,
-        examples=["Settled; court order of 2027-01-15."],
-        json_schema_extra=NOT_BLANK,
-    )
+    reason: Reason = Field(examples=["Settled; court order of 2027-01-15."])
 
 
 class HoldOut(ApiModel):
