@@ -106,14 +106,16 @@ async def update(
     *,
     who: Principal,
     webhook_id: int,
-    url: str | None,
-    event_types: list[str] | None,
-    project_ids: list[int] | None,
-    clear_projects: bool,
-    description: str | None,
-    active: bool | None,
     allowed: Sequence[ssrf.Network],
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    project_ids: list[int] | None = None,
+    clear_projects: bool = False,
+    description: str | None = None,
+    active: bool | None = None,
 ) -> Webhook:
+    """Change what is given (None: unchanged; `clear_projects` makes it installation-wide)
+    and check the result as a new registration is checked."""
     hook = await get(session, who=who, webhook_id=webhook_id)
     spec = WebhookSpec(
         url=url if url is not None else hook.url,

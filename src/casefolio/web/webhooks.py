@@ -196,16 +196,7 @@ async def set_active(
 ) -> Response:
     active = form.get("active") == "true"
     await webhooks.update(
-        session,
-        who=me.principal,
-        webhook_id=webhook_id,
-        url=None,
-        event_types=None,
-        project_ids=None,
-        clear_projects=False,
-        description=None,
-        active=active,
-        allowed=_allowed(request),
+        session, who=me.principal, webhook_id=webhook_id, allowed=_allowed(request), active=active
     )
     return _back(webhook_id, "enabled" if active else "disabled")
 
