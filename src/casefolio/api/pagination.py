@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Query, Request, Response
 
-from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, decode_cursor
+from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, request_after
 
 T = TypeVar("T")
 #: A cursor is unpadded URL-safe base64 (domain/pages.py).
@@ -99,5 +99,4 @@ def link_next(request: Request, response: Response, page: Page[Any]) -> None:
 
 def page_request(params: PageParams, key_types: tuple[type, ...] = (int,)) -> PageRequest:
     """Given the query parameters and the list's key types, return the domain's page request."""
-    after = decode_cursor(params.cursor, key_types) if params.cursor else None
-    return PageRequest(limit=params.limit, after=after)
+    return request_after(params.cursor, params.limit, key_types)

@@ -66,6 +66,14 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
         ) from exc
 
 
+def request_after(
+    cursor: str | None, limit: int, key_types: Sequence[type] = (int,)
+) -> PageRequest:
+    """Given a cursor as a client sent it back (None: the first page), the page size and the
+    types of the list's key, return the page request or raise Invalid."""
+    return PageRequest(limit, decode_cursor(cursor, key_types) if cursor else None)
+
+
 def _keyset(
     stmt: Select[Any], key: Sequence[KeyColumn], page: PageRequest, descending: bool = False
 ) -> Select[Any]:
