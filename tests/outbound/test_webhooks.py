@@ -327,6 +327,9 @@ async def test_webhooks_page_in_id_order_and_deliveries_newest_first(
         await _register(client, operator, f"{hook_receiver.url}?n={n}", ["document.created"])
         for n in range(3)
     ]
+    read = await client.get(f"/api/v1/webhooks/{made[0]['id']}", headers=operator.headers)
+    # The registration's answer is the webhook as read, and its secret.
+    assert {k: v for k, v in made[0].items() if k != "secret"} == read.json()
     pages = await _walk(client, operator, "/api/v1/webhooks?limit=2")
     assert [[h["id"] for h in page] for page in pages] == [
         [made[0]["id"], made[1]["id"]],
