@@ -15,7 +15,7 @@ from casefolio.db.models import Document
 from casefolio.domain import documents, folders
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.documents import DocumentView
-from casefolio.domain.pages import Page, fetch_row_page, request_after
+from casefolio.domain.pages import Page, PageRequest, decode_cursor, fetch_row_page
 from casefolio.domain.rows import DocumentRow, row_of
 
 Sort = Literal["updated", "title"]
@@ -51,11 +51,12 @@ async def documents_page(
         key, types, descending = [_DOCUMENTS.c.title, _DOCUMENTS.c.id], (str, int), False
     else:
         key, types, descending = [_DOCUMENTS.c.updated_at, _DOCUMENTS.c.id], (datetime, int), True
+    after = decode_cursor(listing.cursor, types) if listing.cursor else None
     found = await fetch_row_page(
         session,
         stmt,
         key=key,
-        page=request_after(listing.cursor, listing.limit, types),
+        page=PageRequest(limit=listing.limit, after=after),
         make=lambda row: row_of(DocumentRow, row._mapping),
         key_of=(lambda d: (d.title, d.id))
         if listing.sort == "title"
