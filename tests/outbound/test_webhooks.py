@@ -306,3 +306,42 @@ async def test_delivery_rechecks_the_address_and_the_owners_access(
     async with db.read() as session:
         errors = [a.error for a in await session.scalars(select(WebhookAttempt))]
     assert any(e and "loopback" in e for e in errors), errors
+
+
+async def _walk(client: httpx.AsyncClient, actor: Actor, url: str) -> list[list[dict[str, Any]]]:
+    """Every page of a list, following its Link header."""
+    pages: list[list[dict[str, Any]]] = []
+    while url:
+        answer = await client.get(url, headers=actor.headers)
+        assert answer.status_code == 200, answer.text
+        pages.append(answer.json())
+        link = answer.headers.get("link", "")
+        url = link[link.index("<") + 1 : link.index(">")] if link else ""
+    return pages
+
+
+async def test_webhooks_page_in_id_order_and_deliveries_newest_first(
+    client: httpx.AsyncClient, operator: Actor, hook_receiver: Receiver
+) -> None:
+    made = [
+        await _register(client, operator, f"{hook_receiver.url}?n={n}", ["document.created"])
+        for n in range(3)
+    ]
+    read = await client.get(f"/api/v1/webhooks/{made[0]['id']}", headers=operator.headers)
+    # The registration's answer is the webhook as read, and its secret.
+    assert {k: v for k, v in made[0].items() if k != "secret"} == read.json()
+    pages = await _walk(client, operator, "/api/v1/webhooks?limit=2")
+    assert [[h["id"] for h in page] for page in pages] == [
+        [made[0]["id"], made[1]["id"]],
+        [made[2]["id"]],
+    ]
+    queued = []
+    for _ in range(3):
+        sent = await client.post(f"/api/v1/webhooks/{made[0]['id']}/test", headers=operator.headers)
+        assert sent.status_code == 202, sent.text
+        queued.append(sent.json()["deliveryId"])
+    pages = await _walk(client, operator, f"/api/v1/webhooks/{made[0]['id']}/deliveries?limit=2")
+    assert [[d["id"] for d in page] for page in pages] == [
+        [queued[2], queued[1]],
+        [queued[0]],
+    ]

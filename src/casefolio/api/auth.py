@@ -62,7 +62,7 @@ async def authenticate(request: Request) -> Principal:
         except Unauthenticated:
             await _charge(request, state, f"ip:{_client(request)}", None)
             raise
-        state.credentials.put(secret_hash, principal, api_enabled)
+        state.credentials.remember(secret_hash, principal, api_enabled)
     # Keyed by the secret's hash, not the row id: installations (and test databases) that
     # share one Redis must never share a budget because their token ids coincide.
     await _charge(request, state, f"token:{secret_hash[:32]}", principal.rate_limit)

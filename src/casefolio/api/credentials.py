@@ -9,15 +9,12 @@ token, or miss a settings change, for up to TTL seconds. This process forgets at
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
-from casefolio.api.recent import Recent
+from casefolio.api.recent import TTL_SECONDS, Recent
 from casefolio.domain.principal import Principal
 
-TTL_SECONDS = 2.0
-MAX_ENTRIES = 10_000
+__all__ = ["TTL_SECONDS", "CredentialCache", "Verified"]
 
 
 @dataclass(frozen=True)
@@ -26,20 +23,8 @@ class Verified:
     api_enabled: bool
 
 
-class CredentialCache:
-    def __init__(
-        self,
-        ttl: float = TTL_SECONDS,
-        max_entries: int = MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._recent: Recent[str, Verified] = Recent(ttl, max_entries, clock)
+class CredentialCache(Recent[str, Verified]):
+    """Verified tokens by the hash of their secret."""
 
-    def get(self, secret_hash: str) -> Verified | None:
-        return self._recent.get(secret_hash)
-
-    def put(self, secret_hash: str, principal: Principal, api_enabled: bool) -> None:
-        self._recent.put(secret_hash, Verified(principal, api_enabled))
-
-    def clear(self) -> None:
-        self._recent.clear()
+    def remember(self, secret_hash: str, principal: Principal, api_enabled: bool) -> None:
+        self.put(secret_hash, Verified(principal, api_enabled))

@@ -11,26 +11,14 @@ when the grant is revoked while an upload streams. A no is never remembered.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-
 from casefolio.api.recent import Recent
 
-TTL_SECONDS = 2.0
-MAX_ENTRIES = 10_000
 
-
-class RecentGrants:
-    def __init__(
-        self,
-        ttl: float = TTL_SECONDS,
-        max_entries: int = MAX_ENTRIES,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._recent: Recent[tuple[int, int], bool] = Recent(ttl, max_entries, clock)
+class RecentGrants(Recent[tuple[int, int], bool]):
+    """Upload grants remembered by (user id, project id)."""
 
     def allows(self, user_id: int, project_id: int) -> bool:
-        return self._recent.get((user_id, project_id)) is not None
+        return self.get((user_id, project_id)) is not None
 
     def remember(self, user_id: int, project_id: int) -> None:
-        self._recent.put((user_id, project_id), True)
+        self.put((user_id, project_id), True)

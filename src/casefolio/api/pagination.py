@@ -9,7 +9,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Depends, Query, Request, Response
 
-from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, decode_cursor
+from casefolio.domain.pages import DEFAULT_LIMIT, MAX_LIMIT, Page, PageRequest, request_after
 
 T = TypeVar("T")
 #: A cursor is unpadded URL-safe base64 (domain/pages.py).
@@ -61,6 +61,10 @@ class Listing:
     def page(self) -> PageRequest:
         return page_request(self.params)
 
+    def page_by(self, *key_types: type) -> PageRequest:
+        """The page request of a list whose cursor holds `key_types` (`page`: one int)."""
+        return page_request(self.params, key_types)
+
     def items(self, page: Page[T]) -> list[T]:
         link_next(self.request, self.response, page)
         return page.items
@@ -95,5 +99,4 @@ def link_next(request: Request, response: Response, page: Page[Any]) -> None:
 
 def page_request(params: PageParams, key_types: tuple[type, ...] = (int,)) -> PageRequest:
     """Given the query parameters and the list's key types, return the domain's page request."""
-    after = decode_cursor(params.cursor, key_types) if params.cursor else None
-    return PageRequest(limit=params.limit, after=after)
+    return request_after(params.cursor, params.limit, key_types)

@@ -9,6 +9,9 @@ from typing import Generic, TypeVar
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
+#: "A couple of seconds": long enough for a burst of requests to pay one look-up.
+TTL_SECONDS = 2.0
+MAX_ENTRIES = 10_000
 
 
 class Recent(Generic[K, V]):
@@ -16,7 +19,10 @@ class Recent(Generic[K, V]):
     (crude, but bounded: a cold memory is only slower)."""
 
     def __init__(
-        self, ttl: float, max_entries: int, clock: Callable[[], float] = time.monotonic
+        self,
+        ttl: float = TTL_SECONDS,
+        max_entries: int = MAX_ENTRIES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._ttl = ttl
         self._max = max_entries

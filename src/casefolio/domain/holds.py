@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, Folder, Hold, HoldDocument
 from casefolio.db.types import utcnow
-from casefolio.domain import events
+from casefolio.domain import events, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Held, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
@@ -39,7 +39,7 @@ from casefolio.domain.roles import Capability
 
 HoldScope = Literal["project", "folder", "document"]
 HOLD_SCOPES: tuple[HoldScope, ...] = ("project", "folder", "document")
-MAX_NAME = 200
+MAX_NAME = text.MAX_NAME
 MAX_REASON = 2000
 
 
@@ -52,13 +52,7 @@ class NewHold:
 
 
 def _text(value: str, field: str, limit: int) -> str:
-    value = value.strip()
-    if not value or len(value) > limit:
-        raise Invalid(
-            f"A hold's {field} must be 1 to {limit} characters.",
-            [{"field": field, "message": "empty or too long"}],
-        )
-    return value
+    return text.stripped_name(value, limit=limit, what=f"A hold's {field}", field=field)
 
 
 async def _check_target(session: AsyncSession, project_id: int, new: NewHold) -> int | None:

@@ -66,6 +66,14 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
         ) from exc
 
 
+def request_after(
+    cursor: str | None, limit: int, key_types: Sequence[type] = (int,)
+) -> PageRequest:
+    """Given a cursor as a client sent it back (None: the first page), the page size and the
+    types of the list's key, return the page request or raise Invalid."""
+    return PageRequest(limit, decode_cursor(cursor, key_types) if cursor else None)
+
+
 def _keyset(
     stmt: Select[Any], key: Sequence[KeyColumn], page: PageRequest, descending: bool = False
 ) -> Select[Any]:
@@ -92,10 +100,11 @@ async def fetch_page(
     key: Sequence[KeyColumn],
     page: PageRequest,
     key_of: Callable[[T], tuple[Any, ...]],
+    descending: bool = False,
 ) -> Page[T]:
     """Given a select of entities and its unique ordering key, return one page and the
-    cursor of the next."""
-    items = list((await session.scalars(_keyset(stmt, key, page))).all())
+    cursor of the next; with `descending`, the order (and the cursor's direction) is reversed."""
+    items = list((await session.scalars(_keyset(stmt, key, page, descending))).all())
     return _cut(items, page, key_of)
 
 

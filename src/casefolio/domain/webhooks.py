@@ -19,7 +19,7 @@ from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events
 from casefolio.domain.errors import Invalid, NotFound
-from casefolio.domain.pages import Page, PageRequest, encode_cursor
+from casefolio.domain.pages import Page, PageRequest, fetch_id_page, fetch_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.outbound import ssrf
@@ -98,12 +98,7 @@ async def list_page(session: AsyncSession, *, who: Principal, page: PageRequest)
     stmt = select(Webhook)
     if not who.is_operator:
         stmt = stmt.where(Webhook.owner_id == who.user_id)
-    if page.after is not None:
-        stmt = stmt.where(Webhook.id > page.after[0])
-    rows = list(await session.scalars(stmt.order_by(Webhook.id).limit(page.limit + 1)))
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
-    return Page(rows, encode_cursor((rows[-1].id,)) if more and rows else None)
+    return await fetch_id_page(session, stmt, id_column=Webhook.id, page=page)
 
 
 async def update(
@@ -111,14 +106,16 @@ async def update(
     *,
     who: Principal,
     webhook_id: int,
-    url: str | None,
-    event_types: list[str] | None,
-    project_ids: list[int] | None,
-    clear_projects: bool,
-    description: str | None,
-    active: bool | None,
     allowed: Sequence[ssrf.Network],
+    url: str | None = None,
+    event_types: list[str] | None = None,
+    project_ids: list[int] | None = None,
+    clear_projects: bool = False,
+    description: str | None = None,
+    active: bool | None = None,
 ) -> Webhook:
+    """Change what is given (None: unchanged; `clear_projects` makes it installation-wide)
+    and check the result as a new registration is checked."""
     hook = await get(session, who=who, webhook_id=webhook_id)
     spec = WebhookSpec(
         url=url if url is not None else hook.url,
@@ -190,13 +187,15 @@ async def deliveries_page(
     """Newest first, each with its attempts."""
     await get(session, who=who, webhook_id=webhook_id)
     stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
-    if page.after is not None:
-        stmt = stmt.where(WebhookDelivery.id < page.after[0])
-    rows = list(
-        await session.scalars(stmt.order_by(WebhookDelivery.id.desc()).limit(page.limit + 1))
+    deliveries = await fetch_page(
+        session,
+        stmt,
+        key=[WebhookDelivery.id],
+        page=page,
+        key_of=lambda d: (d.id,),
+        descending=True,
     )
-    more = len(rows) > page.limit
-    rows = rows[: page.limit]
+    rows = deliveries.items
     attempts: dict[int, list[WebhookAttempt]] = {row.id: [] for row in rows}
     if rows:
         for attempt in await session.scalars(
@@ -206,7 +205,7 @@ async def deliveries_page(
         ):
             attempts[attempt.delivery_id].append(attempt)
     logs = [DeliveryLog(row, attempts[row.id]) for row in rows]
-    return Page(logs, encode_cursor((rows[-1].id,)) if more and rows else None)
+    return Page(logs, deliveries.next_cursor)
 
 
 async def redeliver(

@@ -15,7 +15,7 @@ from casefolio.api.v1.documents import parse_after_date
 from casefolio.db.models import AuditEntry
 from casefolio.domain import users
 from casefolio.domain.errors import Forbidden, Invalid, NotFound
-from casefolio.domain.pages import MAX_LIMIT, PageRequest, decode_cursor
+from casefolio.domain.pages import MAX_LIMIT, request_after
 from casefolio.outbound import audit
 from casefolio.web.deps import WebRoute, WebUser
 from casefolio.web.http import render
@@ -79,7 +79,7 @@ async def audit_page(
             session,
             who=me.principal,
             where=where,
-            page=PageRequest(limit, decode_cursor(cursor, (int,)) if cursor else None),
+            page=request_after(cursor, limit),
         )
     except (Invalid, Forbidden) as exc:
         status = 403 if isinstance(exc, Forbidden) else 400

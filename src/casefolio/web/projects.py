@@ -17,7 +17,7 @@ from casefolio.domain import access, browse, folders, intake, projects, template
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
-from casefolio.domain.pages import MAX_LIMIT, PageRequest, decode_cursor
+from casefolio.domain.pages import MAX_LIMIT, PageRequest, request_after
 from casefolio.domain.roles import Capability
 from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, wants_json
 from casefolio.web.http import render, see_other, state_of
@@ -55,10 +55,7 @@ def folder_tree(rows: list[browse.FolderEntry]) -> list[FolderNode]:
 async def projects_page(
     request: Request, me: WebUser, session: SessionDep, cursor: str | None = None
 ) -> Response:
-    after = decode_cursor(cursor, (int,)) if cursor else None
-    page = await projects.list_page(
-        session, who=me.principal, page=PageRequest(limit=100, after=after)
-    )
+    page = await projects.list_page(session, who=me.principal, page=request_after(cursor, 100))
     blueprints = []
     if me.principal.is_operator:
         blueprints = (await templates.list_page(session, page=PageRequest(limit=MAX_LIMIT))).items

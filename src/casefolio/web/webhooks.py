@@ -20,7 +20,7 @@ from casefolio.api.ids import PathId, digits_id
 from casefolio.db.models import Project, Webhook
 from casefolio.domain import events, projects, shown_once, webhooks
 from casefolio.domain.errors import Forbidden, Invalid
-from casefolio.domain.pages import PageRequest, decode_cursor
+from casefolio.domain.pages import PageRequest, request_after
 from casefolio.domain.roles import Capability
 from casefolio.domain.websessions import SignedIn
 from casefolio.outbound import ssrf
@@ -60,8 +60,7 @@ async def _list_page(
     form: dict[str, str] | None = None,
     cursor: str | None = None,
 ) -> Response:
-    after = decode_cursor(cursor, (int,)) if cursor else None
-    page = await webhooks.list_page(session, who=me.principal, page=PageRequest(100, after))
+    page = await webhooks.list_page(session, who=me.principal, page=request_after(cursor, 100))
     return render(
         request,
         "admin_webhooks.html",
@@ -136,12 +135,11 @@ async def webhook_page(
     done: str | None = None,
 ) -> Response:
     hook = await webhooks.get(session, who=me.principal, webhook_id=webhook_id)
-    after = decode_cursor(cursor, (int,)) if cursor else None
     log = await webhooks.deliveries_page(
         session,
         who=me.principal,
         webhook_id=webhook_id,
-        page=PageRequest(DELIVERIES_PER_PAGE, after),
+        page=request_after(cursor, DELIVERIES_PER_PAGE),
     )
     async with state_of(request).db.write() as writer:
         kept = await shown_once.take(
@@ -195,16 +193,7 @@ async def set_active(
 ) -> Response:
     active = form.get("active") == "true"
     await webhooks.update(
-        session,
-        who=me.principal,
-        webhook_id=webhook_id,
-        url=None,
-        event_types=None,
-        project_ids=None,
-        clear_projects=False,
-        description=None,
-        active=active,
-        allowed=_allowed(request),
+        session, who=me.principal, webhook_id=webhook_id, allowed=_allowed(request), active=active
     )
     return _back(webhook_id, "enabled" if active else "disabled")
 

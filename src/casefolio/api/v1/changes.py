@@ -10,7 +10,6 @@ from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import query_id
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
-from casefolio.db.models import Change
 from casefolio.domain.pages import MAX_LIMIT
 from casefolio.outbound import feed
 
@@ -37,18 +36,6 @@ class CursorOut(ApiModel):
     cursor: str
 
 
-def _out(change: Change) -> ChangeOut:
-    return ChangeOut(
-        seq=change.seq,
-        type=change.type,
-        project_id=change.project_id,
-        document_id=change.document_id,
-        version_id=change.version_id,
-        folder_id=change.folder_id,
-        at=change.at,
-    )
-
-
 @router.get(
     "/changes",
     response_model=ChangesOut,
@@ -73,7 +60,7 @@ async def list_changes(
         state.db, who=who, after=after, project_id=project_id, limit=limit, wait=wait
     )
     return ChangesOut(
-        changes=[_out(c) for c in page.changes],
+        changes=[ChangeOut.model_validate(c) for c in page.changes],
         next_cursor=page.next_cursor,
         has_more=page.has_more,
     )

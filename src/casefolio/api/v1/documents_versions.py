@@ -14,7 +14,7 @@ from casefolio.api.deps import (
 )
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import DocumentId, ProjectId
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.documents_render import VersionOut
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import Problem
@@ -39,23 +39,16 @@ VersionId = Annotated[
     summary="List a document's versions, oldest first",
 )
 async def list_versions(
-    request: Request,
-    response: Response,
     project_id: ProjectId,
     document_id: DocumentId,
     session: SessionDep,
     who: PrincipalDep,
-    params: PageDep,
+    listing: ListingDep,
 ) -> list[VersionOut]:
     page = await versions.list_page(
-        session,
-        who=who,
-        project_id=project_id,
-        document_id=document_id,
-        page=page_request(params),
+        session, who=who, project_id=project_id, document_id=document_id, page=listing.page
     )
-    link_next(request, response, page)
-    return [VersionOut.model_validate(v) for v in page.items]
+    return [VersionOut.model_validate(v) for v in listing.items(page)]
 
 
 async def _version(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import Depends, Query, Request, Response
+from fastapi import Depends, Query
 from pydantic import Field
 
 from casefolio.api.deps import SessionDep, project_scope
 from casefolio.api.ids import BodyId, path_id
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Timestamp, WireId
+from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Name, Timestamp, WireId
 from casefolio.db.models import Hold
 from casefolio.domain import holds
 from casefolio.domain.access import ProjectScope
@@ -21,21 +21,15 @@ from casefolio.domain.roles import Capability
 router = v1_router("holds")
 HoldingProject = Annotated[ProjectScope, Depends(project_scope(Capability.HOLDS_MANAGE))]
 HoldId = Annotated[int, path_id("holdId")]
+#: Why a hold is placed or released: not blank (examples go on the field).
+Reason = Annotated[
+    str, Field(min_length=1, max_length=holds.MAX_REASON, json_schema_extra=NOT_BLANK)
+]
 
 
 class _HoldIn(ApiInput):
-    name: str = Field(
-        min_length=1,
-        max_length=holds.MAX_NAME,
-        examples=["Smith litigation"],
-        json_schema_extra=NOT_BLANK,
-    )
-    reason: str = Field(
-        min_length=1,
-        max_length=holds.MAX_REASON,
-        examples=["Claim served 2026-11-30; preserve everything."],
-        json_schema_extra=NOT_BLANK,
-    )
+    name: Name = Field(examples=["Smith litigation"])
+    reason: Reason = Field(examples=["Claim served 2026-11-30; preserve everything."])
 
 
 class ProjectHoldIn(_HoldIn):
@@ -55,12 +49,7 @@ HoldIn = Annotated[ProjectHoldIn | TargetHoldIn, Field(discriminator="scope")]
 
 
 class ReleaseIn(ApiInput):
-    reason: str = Field(
-        min_length=1,
-        max_length=holds.MAX_REASON,
-        examples=["Settled; court order of 2027-01-15."],
-        json_schema_extra=NOT_BLANK,
-    )
+    reason: Reason = Field(examples=["Settled; court order of 2027-01-15."])
 
 
 class HoldOut(ApiModel):
@@ -113,18 +102,15 @@ async def create_hold(project: HoldingProject, body: HoldIn, session: SessionDep
 
 @router.get("/projects/{projectId}/holds", response_model=list[HoldOut], summary="List the holds")
 async def list_holds(
-    request: Request,
-    response: Response,
     project: HoldingProject,
     session: SessionDep,
-    params: PageDep,
+    listing: ListingDep,
     active: Annotated[
         bool | None, Query(description="true: only holds in force; false: only released ones.")
     ] = None,
 ) -> list[HoldOut]:
-    page = await holds.list_page(session, scope=project, page=page_request(params), active=active)
-    link_next(request, response, page)
-    return [_out(h) for h in page.items]
+    page = await holds.list_page(session, scope=project, page=listing.page, active=active)
+    return [_out(h) for h in listing.items(page)]
 
 
 @router.get("/projects/{projectId}/holds/{holdId}", response_model=HoldOut, summary="Read a hold")

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Path
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -17,6 +14,7 @@ from casefolio.api.v1.schemas import (
     OPTIONAL_ROLE,
     ApiInput,
     ApiModel,
+    EmailInPath,
     Name,
     Timestamp,
     WireId,
@@ -28,7 +26,6 @@ from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Role
 
 router = v1_router("projects")
-Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
 class ProjectSettings(ApiInput):
@@ -193,7 +190,7 @@ async def list_project_users(
 )
 async def add_project_user(
     project_id: ProjectId,
-    email: Email,
+    email: EmailInPath,
     session: SessionDep,
     who: PrincipalDep,
     body: GrantIn | None = None,
@@ -208,7 +205,7 @@ async def add_project_user(
     "/projects/{projectId}/users/{email}", status_code=204, summary="Remove a user's direct role"
 )
 async def remove_project_user(
-    project_id: ProjectId, email: Email, session: SessionDep, who: PrincipalDep
+    project_id: ProjectId, email: EmailInPath, session: SessionDep, who: PrincipalDep
 ) -> None:
     await projects.revoke_user(session, who=who, project_id=project_id, email=email)
 

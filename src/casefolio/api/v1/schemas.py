@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import Response
+from fastapi import Path, Response
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
@@ -109,6 +109,8 @@ NOT_BLANK: JsonDict = {"pattern": text.NOT_SPACE}
 #: A name (of a user, team, token, project, template or field): not blank, at most
 #: MAX_NAME characters. Examples go on the field: `name: Name = Field(examples=[…])`.
 Name = Annotated[str, Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)]
+#: A user's e-mail address as a path segment (…/users/{email} of teams and projects).
+EmailInPath = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 #: The roles a grant takes, by name or id (the server also takes them in any case); null
 #: where the role may be left out (Read Write).
 ROLE_KEYS: list[str | None] = [key for r in ROLES for key in (r.name, r.id)]

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Path
-
 from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import TeamId
 from casefolio.api.pagination import ListingDep
@@ -14,15 +10,15 @@ from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
     ApiInput,
     ApiModel,
+    EmailInPath,
     Name,
     Timestamp,
     WireId,
 )
 from casefolio.api.v1.users import UserOut
-from casefolio.domain import teams, text
+from casefolio.domain import teams
 
 router = v1_router("teams")
-Email = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 
 
 class TeamIn(ApiInput):
@@ -66,7 +62,7 @@ async def list_team_users(
     summary="Add a user to a team (no body needed)",
 )
 async def add_team_user(
-    team_id: TeamId, email: Email, session: SessionDep, who: PrincipalDep
+    team_id: TeamId, email: EmailInPath, session: SessionDep, who: PrincipalDep
 ) -> UserOut:
     user = await teams.add_member(session, who=who, team_id=team_id, email=email)
     return UserOut.model_validate(user)
@@ -76,6 +72,6 @@ async def add_team_user(
     "/teams/{teamId}/users/{email}", status_code=204, summary="Remove a user from a team"
 )
 async def remove_team_user(
-    team_id: TeamId, email: Email, session: SessionDep, who: PrincipalDep
+    team_id: TeamId, email: EmailInPath, session: SessionDep, who: PrincipalDep
 ) -> None:
     await teams.remove_member(session, who=who, team_id=team_id, email=email)

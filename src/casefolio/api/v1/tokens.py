@@ -22,6 +22,14 @@ router = v1_router("tokens")
 
 # Documented only: the domain's message names the range.
 RATE_LIMIT: JsonDict = {"minimum": 1, "maximum": tokens.MAX_RATE_LIMIT}
+#: A token's own rate limit, as a token is issued or changed.
+RateLimit = Annotated[
+    int | None,
+    Field(
+        description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only).",
+        json_schema_extra=RATE_LIMIT,
+    ),
+]
 
 
 class TokenIn(ApiInput):
@@ -29,22 +37,14 @@ class TokenIn(ApiInput):
     name: Name
     # Not strict: JSON has no datetime type, the value is an RFC 3339 string.
     expires_at: Annotated[AwareDatetime, Field(strict=False)] | None = None
-    rate_limit: int | None = Field(
-        None,
-        description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only).",
-        json_schema_extra=RATE_LIMIT,
-    )
+    rate_limit: RateLimit = None
 
 
 class TokenUpdate(ApiInput):
     name: str | None = Field(
         None, min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK
     )
-    rate_limit: int | None = Field(
-        None,
-        description=f"Requests per minute, 1 to {tokens.MAX_RATE_LIMIT} (operators only).",
-        json_schema_extra=RATE_LIMIT,
-    )
+    rate_limit: RateLimit = None
 
 
 class TokenOut(ApiModel):

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import Request, Response
-
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
 from casefolio.api.ids import DocumentId, ProjectId
-from casefolio.api.pagination import PageDep, link_next, page_request
+from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.documents_render import DocumentOut, VersionOut, document_out
 from casefolio.api.v1.documents_versions import VersionId
 from casefolio.api.v1.routing import v1_router
@@ -42,18 +40,15 @@ class TrashedVersionOut(VersionOut):
     "after purgeAfter.",
 )
 async def list_trash(
-    request: Request,
-    response: Response,
     project_id: ProjectId,
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    params: PageDep,
+    listing: ListingDep,
 ) -> list[TrashedOut]:
     page = await trash.list_page(
-        session, who=who, project_id=project_id, page=page_request(params, (datetime, int))
+        session, who=who, project_id=project_id, page=listing.page_by(datetime, int)
     )
-    link_next(request, response, page)
     days = state.settings.trash_days
     return [
         TrashedOut(
@@ -64,7 +59,7 @@ async def list_trash(
             trashed_at=d.trashed_at,
             purge_after=trash.expires_at(d, days),
         )
-        for d in page.items
+        for d in listing.items(page)
     ]
 
 
@@ -92,18 +87,15 @@ async def restore_document(
     "a legal hold covers is not purged, even after purgeAfter.",
 )
 async def list_trashed_versions(
-    request: Request,
-    response: Response,
     project_id: ProjectId,
     session: SessionDep,
     who: PrincipalDep,
     state: StateDep,
-    params: PageDep,
+    listing: ListingDep,
 ) -> list[TrashedVersionOut]:
     page = await trash.list_versions_page(
-        session, who=who, project_id=project_id, page=page_request(params, (datetime, int))
+        session, who=who, project_id=project_id, page=listing.page_by(datetime, int)
     )
-    link_next(request, response, page)
     days = state.settings.trash_days
     return [
         TrashedVersionOut(
@@ -112,7 +104,7 @@ async def list_trashed_versions(
             trashed_at=t.version.trashed_at,
             purge_after=trash.expires_at(t.version, days),
         )
-        for t in page.items
+        for t in listing.items(page)
     ]
 
 

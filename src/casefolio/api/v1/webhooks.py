@@ -108,7 +108,7 @@ async def create_webhook(
 ) -> WebhookWithSecretOut:
     spec = webhooks.WebhookSpec(body.url, body.events, body.project_ids, body.description)
     hook = await webhooks.create(session, who=who, spec=spec, allowed=_allowed(state))
-    return WebhookWithSecretOut(**_out(hook).model_dump(), secret=hook.secret)
+    return WebhookWithSecretOut.model_validate(hook)
 
 
 @router.get("/webhooks", response_model=list[WebhookOut], summary="List webhooks")
@@ -162,7 +162,7 @@ async def rotate_secret(
 ) -> WebhookWithSecretOut:
     overlap = timedelta(hours=state.settings.webhook_secret_overlap_hours)
     hook = await webhooks.rotate_secret(session, who=who, webhook_id=webhook_id, overlap=overlap)
-    return WebhookWithSecretOut(**_out(hook).model_dump(), secret=hook.secret)
+    return WebhookWithSecretOut.model_validate(hook)
 
 
 @router.post(
