@@ -98,7 +98,11 @@ def parse_args(argv: list[str] | None) -> tuple[Options, list[str], bool]:
     parser.add_argument(
         "--log-level", default="info", help="server log level, for casefolio and references"
     )
-    parser.add_argument("--keep", action="store_true", help="keep the temporary work directory")
+    parser.add_argument(
+        "--keep",
+        action="store_true",
+        help="keep the temporary work directory and PostgreSQL database",
+    )
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/*.json")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     args = parser.parse_args(argv)

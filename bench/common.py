@@ -65,7 +65,7 @@ class Options:
     ingest_max_seconds: float = 90.0  # bounds the run time however slow ingest is
     servers: tuple[str, ...] = ("uvicorn", "granian")
     log_level: str = "info"
-    keep: bool = False  # keep the temporary work directory
+    keep: bool = False  # keep the temporary work directory (and PostgreSQL database)
     workdir: Path = field(default_factory=lambda: Path(tempfile.gettempdir()))
 
     def apply_quick(self) -> None:
@@ -434,10 +434,13 @@ def database(opts: Options, data_dir: Path) -> Iterator[str]:
     try:
         yield _pg_dsn(opts.pg_admin_url, name).replace("postgresql://", "postgresql+asyncpg://")
     finally:
-        try:
-            pg_admin(opts.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        except Exception as exc:
-            log(f"warning: could not drop database {name}: {exc}")
+        if opts.keep:
+            log(f"database kept (--keep): {name}; drop it when done")
+        else:
+            try:
+                pg_admin(opts.pg_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            except Exception as exc:
+                log(f"warning: could not drop database {name}: {exc}")
 
 
 # --------------------------------------------------------------------------- casefolio setup

@@ -249,3 +249,25 @@ async def test_at_most_rank_candidates_matches_are_ranked_after_access_and_filte
     # Without the cap every match is found.
     monkeypatch.setattr(service, "RANK_CANDIDATES", 1000)
     assert await titles(client, matter.reader, "escrow", limit=100) == {*ours, "deal.txt"}
+
+
+async def test_a_search_leaves_its_connection_settings_as_they_were(
+    db: Database, operator: Actor, corpus: Matter
+) -> None:
+    """PostgreSQL: the bitmap memory a search sets (SEARCH_WORK_MEM) lasts for its statement
+    only; the pooled connection it ran on keeps the server's work_mem."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("work_mem is PostgreSQL's")
+    from sqlalchemy import text
+
+    from casefolio.domain.principal import Principal
+
+    who = Principal(operator.user_id, operator.email, "Operator", True)
+    async with db.read() as session:
+        before = (await session.execute(text("SHOW work_mem"))).scalar_one()
+        assert before != service.SEARCH_WORK_MEM
+        phrase, words = {"a.txt"}, {"a.txt", "b.pdf", "d.eml"}
+        for q, expected in (('"indemnity cap"', phrase), ("indemnity cap", words)):
+            page = await service.search(session, who, service.Search(q=q))
+            assert {h.version.file_name for h in page.items} == expected
+            assert (await session.execute(text("SHOW work_mem"))).scalar_one() == before

@@ -19,11 +19,13 @@ from typing import Any, cast
 from sqlalchemy import (
     BindParameter,
     Float,
+    Integer,
     Select,
     Table,
     Text,
     and_,
     bindparam,
+    case,
     column,
     exists,
     func,
@@ -71,6 +73,11 @@ RANK_CANDIDATES = 1000
 #: The same for a query with a phrase: PostgreSQL's index finds the rows with all of its
 #: words, and each must be read to see whether they are next to each other.
 PHRASE_CANDIDATES = 250
+#: PostgreSQL's `work_mem` while a search runs (PostgreSQL): the memory of the bitmap the GIN
+#: index scan builds of every row with the query's words. Past it the bitmap keeps whole
+#: pages ("lossy"), which is cheaper to build than the exact bitmap the default 4 MB allows
+#: first and then converts (bench/README.md, issue 25's third pass).
+SEARCH_WORK_MEM = "256kB"
 
 DOCUMENTS, VERSIONS, _TEXTS, _VALUES = (
     cast(Table, model.__table__) for model in (Document, DocumentVersion, VersionText, FieldValue)
@@ -224,7 +231,16 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
             all_versions=request.all_versions,
         )
         candidates = await _filters(session, who, request, candidates, parameters)
-    ranked = candidates.limit(bindparam("candidates")).cte("candidates").prefix_with("MATERIALIZED")
+    limit: ColumnElement[int] = bindparam("candidates", type_=Integer())
+    if postgres:
+        # The bitmap's memory, set for this statement only (`set_config(…, true)` lasts to
+        # the end of the transaction: the statement's own on a reader, which runs without
+        # one). A LIMIT's value is computed before its first row is fetched, so before the
+        # index scan below it builds its bitmap.
+        parameters["work_mem"] = SEARCH_WORK_MEM
+        configured = func.set_config("work_mem", bindparam("work_mem"), true())
+        limit = case((configured.is_(None), 0), else_=limit)
+    ranked = candidates.limit(limit).cte("candidates").prefix_with("MATERIALIZED")
     page: Select[Any] = select(ranked.c.version_id, ranked.c.document_id, ranked.c.score)
     if after is not None:
         parameters["after_score"], parameters["after_id"] = after
