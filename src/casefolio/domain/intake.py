@@ -25,15 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Folder, Project
-from casefolio.domain import access, fields, filing, folders, text
 from casefolio.domain import documents as documents_
+from casefolio.domain import fields, filing, folders, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.documents import DocumentView, FieldEntry
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.filing import Content, Filed, NewDocument, NewVersion
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.domain.rows import FieldRow, row_of
 from casefolio.storage.base import BlobStore, SpooledFile
 
 
@@ -168,10 +167,11 @@ async def upload(
     async with _storing(session, blobs, received) as content:
         # On SQLite the first statement takes the write lock: every statement from here on
         # is one more that all other writers wait for.
-        scope = await access.scope(session, who, project_id, Capability.DOCUMENTS_WRITE)
+        scope, project_fields = await fields.scope_and_fields(
+            session, who, project_id, Capability.DOCUMENTS_WRITE
+        )
         if folder_id is not None:
             await folders.get(session, scope=scope, folder_id=folder_id)
-        project_fields = await fields.list_all(session, scope=scope)
         values = fields.resolve_among(
             project_fields, project_id=project_id, values=field_values or {}, for_new_document=True
         )
@@ -181,7 +181,7 @@ async def upload(
         filed = await filing.file(session, scope, documents=[new])
     # The view from what was just written: re-reading it would cost queries while holding
     # the write lock.
-    by_id = {f.id: row_of(FieldRow, f) for f in project_fields}
+    by_id = {f.id: f for f in project_fields}
     entries = tuple(
         FieldEntry(by_id[field_id], value)
         for field_id, value in sorted(values.items())
