@@ -111,14 +111,15 @@ def _content_received(received: NewFile) -> Content:
 
 @asynccontextmanager
 async def _storing(
-    session: AsyncSession, blobs: BlobStore, received: NewFile
+    session: AsyncSession, blobs: BlobStore, received: NewFile, *, alongside: bool = True
 ) -> AsyncIterator[Content]:
     """Given the writing session and an upload, yield its Content; on leaving (without an
     error) its blob is durable. On PostgreSQL the blob is stored while the block's statements
     run (an upload's checks and inserts are several round trips, its fsyncs several ms on a
     busy disk: one caller at a time waits for the longer, not the sum); on SQLite before the
-    block, so that the write lock its first statement takes is not held across fsyncs."""
-    if session.get_bind().dialect.name != "postgresql":
+    block, so that the write lock its first statement takes is not held across fsyncs, and
+    so too on PostgreSQL unless `alongside` (a block that locks rows its peers wait for)."""
+    if not alongside or session.get_bind().dialect.name != "postgresql":
         yield await stored(blobs, received)
         return
     content = _content_received(received)
@@ -164,7 +165,8 @@ async def upload(
     """File a new document with its first version (title: the file name unless given)."""
     name = clean_file_name(received.file_name)
     title = documents_.check_title(title if title is not None else name)
-    async with _storing(session, blobs, received) as content:
+    # A duplicate check locks the project's row until the commit: not across the fsyncs.
+    async with _storing(session, blobs, received, alongside=not reject_duplicate) as content:
         # On SQLite the first statement takes the write lock: every statement from here on
         # is one more that all other writers wait for.
         scope, project_fields = await fields.scope_and_fields(
