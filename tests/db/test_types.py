@@ -1,17 +1,31 @@
-"""Timestamps: what SQLite stores reads back as the aware UTC instant it was, and the API's
-RFC 3339 rendering is isoformat's, to the millisecond, with Z."""
+"""Timestamps: what SQLite stores reads back as the aware UTC instant it was, the API's
+RFC 3339 rendering is isoformat's, to the millisecond, with Z, and the text the database
+formats for lists (`rfc3339_text`) is that rendering."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import anyio
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    Table,
+    bindparam,
+    create_engine,
+    insert,
+    literal_column,
+    select,
+    type_coerce,
+)
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from casefolio.api.v1.schemas import rfc3339
-from casefolio.db.types import UTCDateTime
+from casefolio.db.types import UTCDateTime, instant_of, rfc3339_text
 
 INSTANTS = [
     datetime(2026, 12, 5, 15, 50, 44, 794000, tzinfo=UTC),
@@ -73,3 +87,62 @@ def test_postgresql_values_come_back_aware_in_utc_however_often_read() -> None:
     base = datetime(2026, 12, 5)
     many = [base + timedelta(milliseconds=n) for n in range(10_000)]
     assert [process(value) for value in many] == [v.replace(tzinfo=UTC) for v in many]
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(
+        st.datetimes(min_value=datetime(1, 1, 1), timezones=st.just(UTC)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_the_database_formats_any_instant_as_rfc3339_does(
+    database_url: str, instants: list[datetime]
+) -> None:
+    """`rfc3339_text` (the list's timestamps, formatted on the way out of the database: cut
+    from SQLite's text, PostgreSQL's to_char) is `rfc3339` of the instant stored, to the
+    millisecond, whatever its year and microseconds."""
+
+    async def read() -> list[str]:
+        engine = create_async_engine(database_url)
+        try:
+            async with engine.connect() as conn:
+                values = [
+                    rfc3339_text(bindparam(f"at_{n}", at, type_=UTCDateTime))
+                    for n, at in enumerate(instants)
+                ]
+                return list((await conn.execute(select(*values))).one())
+        finally:
+            await engine.dispose()
+
+    assert anyio.run(read) == [rfc3339(at) for at in instants]
+
+
+@pytest.mark.parametrize(
+    ("stored", "shown"),
+    [
+        ("2026-12-05 15:50:44.794000", "2026-12-05T15:50:44.794Z"),
+        ("0033-03-09 08:07:06.005999", "0033-03-09T08:07:06.005Z"),
+        # Not as the bind side writes it, but what reads take: the long way, the same text.
+        ("2026-12-05 15:50:44", "2026-12-05T15:50:44.000Z"),
+        ("2026-12-05T15:50:44.5", "2026-12-05T15:50:44.500Z"),
+    ],
+)
+def test_sqlite_text_of_any_stored_shape_is_shown_as_its_instant(stored: str, shown: str) -> None:
+    engine = create_engine("sqlite://")
+    with engine.connect() as conn:
+        for _ in range(2):  # the second time from the memo
+            text_of = select(rfc3339_text(literal_column(f"'{stored}'")))
+            assert conn.execute(text_of).scalar_one() == shown
+            instant = conn.execute(
+                select(type_coerce(literal_column(f"'{stored}'"), UTCDateTime))
+            ).scalar_one()
+            assert rfc3339(instant) == shown
+
+
+def test_a_raw_instant_is_the_instant_utcdatetime_reads() -> None:
+    at = datetime(2026, 12, 5, 15, 50, 44, 794123, tzinfo=UTC)
+    assert instant_of("2026-12-05 15:50:44.794123") == at
+    assert instant_of(at.replace(tzinfo=None)) == at
+    assert instant_of(at.astimezone(timezone(timedelta(hours=2)))) == at

@@ -5,7 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect
+from sqlalchemy import DateTime, Dialect, String
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeDecorator
 
 
@@ -79,3 +82,84 @@ def _tagged_utc(value: datetime | None) -> datetime | None:
 
 def _from_sqlite_text(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value + "+00:00")
+
+
+class _Rfc3339Text(TypeDecorator[str]):
+    """What `rfc3339_text` reads: PostgreSQL formats it (to_char); SQLite hands back its
+    stored text, cut into shape here (formatting it in SQL cost SQLite more per value than
+    the cut does: several function calls each)."""
+
+    impl = String
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        return _rfc3339_of_sqlite_text if dialect.name == "sqlite" else None
+
+
+class rfc3339_text(FunctionElement[str]):
+    """A UTCDateTime column read as RFC 3339 UTC text with milliseconds
+    (2026-01-31T12:00:00.123Z, what api/v1/schemas.py `rfc3339` writes), without a datetime:
+    for reads that show many timestamps and compute nothing with them (a page of documents
+    shows three per row; parsing each into a datetime and formatting it again was most of a
+    page's cost)."""
+
+    type = _Rfc3339Text()
+    name = "rfc3339_text"
+    inherit_cache = True
+
+
+@compiles(rfc3339_text, "sqlite")
+def _rfc3339_sqlite(element: rfc3339_text, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(next(iter(element.clauses)), **kw)
+
+
+@compiles(rfc3339_text, "postgresql")
+def _rfc3339_postgresql(element: rfc3339_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # `timestamp without time zone` holding UTC: no session time zone involved; MS cuts the
+    # microseconds as `rfc3339` does, and YYYY pads to four digits as isoformat does.
+    value = compiler.process(next(iter(element.clauses)), **kw)
+    return f'to_char({value}, \'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\')'
+
+
+#: SQLite texts already cut into RFC 3339: a row repeats an instant (a document filed once
+#: and never changed shows one instant three times), and a page polled again repeats them
+#: all. Bounded; emptied when full.
+_RFC3339: dict[str, str] = {}
+
+
+def _rfc3339_of_sqlite_text(value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return _RFC3339[value]
+    except KeyError:
+        pass
+    if len(value) == 26 and value[19] == ".":
+        # As the bind side writes it, YYYY-MM-DD HH:MM:SS.ffffff: date, time, milliseconds.
+        text = f"{value[:10]}T{value[11:23]}Z"
+    else:
+        # Anything else SQLite may hold that the reads take (no fraction, say).
+        text = datetime.fromisoformat(value).isoformat(timespec="milliseconds") + "Z"
+    if len(_RFC3339) >= _TAGGED_MAX:
+        _RFC3339.clear()
+    _RFC3339[value] = text
+    return text
+
+
+class RawInstant(TypeDecorator[Any]):
+    """A UTCDateTime column read as the driver hands it (SQLite's text, PostgreSQL's naive
+    datetime), converted only where needed by `instant_of`: a page reads a hundred
+    updatedAt values for the one its cursor holds."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        return None
+
+
+def instant_of(raw: str | datetime) -> datetime:
+    """Given a value read as RawInstant, return the aware UTC datetime UTCDateTime reads."""
+    if isinstance(raw, str):
+        return datetime.fromisoformat(raw + "+00:00")
+    return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)

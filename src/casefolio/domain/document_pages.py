@@ -1,15 +1,19 @@
 """A page of a project's documents (or one folder's): the read sync clients poll, as plain
 rows in (updatedAt, id) order, built by one statement whatever the page's size.
 
+A listed document holds what the list shows and nothing else, its timestamps already RFC 3339
+text (formatted by the database, db/types.py `rfc3339_text`): a page of a thousand documents
+is read, and answered, without a datetime or a model per row.
+
 The document, its view and the one-document read are in domain/documents.py.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import (
     BigInteger,
@@ -22,6 +26,7 @@ from sqlalchemy import (
     select,
     true,
     tuple_,
+    type_coerce,
 )
 from sqlalchemy.sql.expression import Subquery, TableValuedAlias
 from sqlalchemy.sql.selectable import LateralFromClause
@@ -31,19 +36,70 @@ from casefolio.db import reads
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, is_id
 from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
+from casefolio.db.types import RawInstant, instant_of, rfc3339_text
 from casefolio.domain import access
-from casefolio.domain.documents import DocumentView, FieldEntry
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.domain.rows import Columns, DocumentRow, FieldRow, VersionRow, labelled
 
 # The tables behind the models: the page statement is built of columns only (no ORM loading).
 _DOCUMENTS, _VERSIONS, _FIELDS, _VALUES, _FOLDERS = (
     cast(Table, model.__table__) for model in (Document, DocumentVersion, Field, FieldValue, Folder)
 )
 _UPDATED_AT = _DOCUMENTS.c.updated_at
+
+
+class ListedField(NamedTuple):
+    """A field value of a listed document."""
+
+    id: int
+    name: str
+    type: str
+    value: Any
+
+
+class ListedDocument(NamedTuple):
+    """A document as a list shows it: its columns, its current version's (`version_`), and
+    its field values in field order. Timestamps are RFC 3339 UTC text with milliseconds."""
+
+    id: int
+    project_id: int
+    folder_id: int | None
+    title: str
+    description: str
+    created_by: int | None
+    created_at: str
+    updated_at: str
+    version_id: int
+    version_document_id: int
+    version_number: int
+    version_file_name: str
+    version_content_type: str
+    version_size: int
+    version_sha256: str
+    version_created_by: int | None
+    version_created_at: str
+    fields: list[ListedField]
+
+
+#: Where a page statement's values are (`_page_statement`): a ListedDocument's columns first,
+#: then its updatedAt as read (for the cursor), the field value's four, the caller's rank.
+_SHOWN = len(ListedDocument._fields) - 1
+_INSTANT = _SHOWN
+_FIELD = _INSTANT + 1
+_VALUE_END = _FIELD + len(ListedField._fields)
+_RANK = _VALUE_END
+
+
+# Tuples as the named tuples, without _make's length check: the statement's shape is checked
+# once (`_page_read`), and a page of a thousand makes a thousand.
+def _listed(values: Iterable[Any]) -> ListedDocument:
+    return tuple.__new__(ListedDocument, values)
+
+
+def _listed_field(values: Iterable[Any]) -> ListedField:
+    return tuple.__new__(ListedField, values)
 
 
 async def list_page(
@@ -54,8 +110,8 @@ async def list_page(
     page: PageRequest,
     folder_id: int | None = None,
     changed_since: datetime | None = None,
-) -> Page[DocumentView]:
-    """Documents of a project (or one folder) in (updatedAt, id) order, as plain rows (the
+) -> Page[ListedDocument]:
+    """Documents of a project (or one folder) in (updatedAt, id) order, as ListedDocuments (the
     read sync clients poll: as ORM entities a page of 100 cost several times more).
 
     `changed_since` is inclusive: timestamps have millisecond resolution, and a sync client
@@ -75,7 +131,7 @@ async def list_page(
     if page.after is not None:
         parameters["after_updated_at"], parameters["after_id"] = page.after
     parameters["limit"] = page.limit + 1
-    read, names = _page_read(
+    read, _names = _page_read(
         folder=folder_id is not None, since=changed_since is not None, after=page.after is not None
     )
     if _batchable(parameters):
@@ -83,10 +139,9 @@ async def list_page(
     else:
         # A value the driver would refuse fails alone, not every page of its batch.
         rows = await read_all(db, read.single, parameters)
-    columns = _page_columns(names)
     if rows:
         # A document of the project was found, so the project (and the folder) exist.
-        access.scope_ranked(who, project_id, rows[0][columns.rank], Capability.DOCUMENTS_READ)
+        access.scope_ranked(who, project_id, rows[0][_RANK], Capability.DOCUMENTS_READ)
     else:
         found = await read_all(db, access.PROJECT_AND_RANK, parameters)
         if not found:
@@ -94,44 +149,27 @@ async def list_page(
         access.scope_ranked(who, project_id, found[0][1], Capability.DOCUMENTS_READ)
         if folder_id is not None and not await read_all(db, _FOLDER_IN_PROJECT, parameters):
             raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
-    listed: dict[int, tuple[DocumentRow, VersionRow, list[FieldEntry]]] = {}
-    document_id, field_id, value = columns.document_id, columns.field_id, columns.value
+    listed: list[ListedDocument] = []
+    instants: list[Any] = []  # each document's updatedAt as read (RawInstant), for the cursor
+    document: ListedDocument | None = None
     for row in rows:
-        if row[document_id] not in listed:
-            listed[row[document_id]] = (columns.document(row), columns.version(row), [])
-        if row[field_id] is not None:
-            entry = FieldEntry(columns.field(row), row[value])
-            listed[row[document_id]][2].append(entry)
-    views = [DocumentView(d, v, tuple(entries)) for d, v, entries in listed.values()]
-    if len(views) > page.limit:
-        views = views[: page.limit]
-        last = views[-1].document
-        return Page(views, encode_cursor((last.updated_at, last.id)))
-    return Page(views, None)
+        # A document's rows are consecutive (one per field value, in field order).
+        if document is None or row[0] != document[0]:
+            document = _listed((*row[:_SHOWN], []))
+            listed.append(document)
+            instants.append(row[_INSTANT])
+        if row[_FIELD] is not None:
+            document[-1].append(_listed_field(row[_FIELD:_VALUE_END]))
+    if len(listed) > page.limit:
+        del listed[page.limit :]
+        last = listed[-1]
+        return Page(listed, encode_cursor((instant_of(instants[page.limit - 1]), last.id)))
+    return Page(listed, None)
 
 
 _FOLDER_IN_PROJECT = select(_FOLDERS.c.id).where(
     _FOLDERS.c.id == bindparam("folder_id"), _FOLDERS.c.project_id == bindparam("project_id")
 )
-
-
-class _PageColumns:
-    """Where a page statement's columns are (domain/rows.py's Columns, looked up once)."""
-
-    def __init__(self, names: tuple[str, ...]) -> None:
-        columns = Columns(names)
-        self.document = columns.reader(DocumentRow, "document_")
-        self.version = columns.reader(VersionRow, "version_")
-        self.field = columns.reader(FieldRow, "field_")
-        self.document_id = columns.position("document_id")
-        self.field_id = columns.position("field_id")
-        self.value = columns.position("value")
-        self.rank = columns.position("rank")
-
-
-@functools.cache
-def _page_columns(names: tuple[str, ...]) -> _PageColumns:
-    return _PageColumns(names)
 
 
 def _batchable(parameters: dict[str, Any]) -> bool:
@@ -180,7 +218,34 @@ def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[BatchedRead, 
     batch = reads.key_table(**{name: _PAGE_KEYS[name] for name in wanted})
     many = _page_statement({name: batch.c[name] for name in wanted}, batch)
     read = BatchedRead(single=single, many=many, keys=frozenset(wanted), max_batch=PAGES_BATCHED)
-    return read, tuple(c.name for c in single.selected_columns)
+    names = tuple(c.name for c in single.selected_columns)
+    if names.index("cursor_updated_at") != _INSTANT or names.index("rank") != _RANK:
+        raise RuntimeError(f"the page statement's columns moved: {names}")
+    return read, names
+
+
+#: The document columns a page reads (what it shows, its keyset's, its current version's id).
+_PAGED = (
+    "id",
+    "project_id",
+    "folder_id",
+    "title",
+    "description",
+    "created_by",
+    "created_at",
+    "updated_at",
+    "current_version_id",
+)
+_VERSION_SHOWN = (
+    "id",
+    "document_id",
+    "number",
+    "file_name",
+    "content_type",
+    "size",
+    "sha256",
+    "created_by",
+)
 
 
 def _page_statement(
@@ -192,7 +257,7 @@ def _page_statement(
     every row). `keys` are the filters' values: parameters, or with `batch` (key_table) its
     columns, and then each key's page follows the one before, its position after its
     columns."""
-    documents = select(*_DOCUMENTS.columns).where(
+    documents = select(*(_DOCUMENTS.c[name] for name in _PAGED)).where(
         _DOCUMENTS.c.project_id == keys["project_id"], LIVE
     )
     if "folder_id" in keys:
@@ -217,13 +282,22 @@ def _page_statement(
         rank = ranks.c.rank
         page = documents.lateral("page")
         pages = batch.join(ranks, true()).join(page, true())
-    statement = select(
-        *(c.label(f"document_{c.key}") for c in page.columns),
-        *labelled(_VERSIONS, "version_"),
-        *labelled(_FIELDS, "field_"),
+    versions = _VERSIONS.c
+    shown = [
+        page.c.id.label("document_id"),
+        *(page.c[name].label(f"document_{name}") for name in _PAGED[1:6]),
+        rfc3339_text(page.c.created_at).label("document_created_at"),
+        rfc3339_text(page.c.updated_at).label("document_updated_at"),
+        *(versions[name].label(f"version_{name}") for name in _VERSION_SHOWN),
+        rfc3339_text(versions.created_at).label("version_created_at"),
+        type_coerce(page.c.updated_at, RawInstant()).label("cursor_updated_at"),
+        _FIELDS.c.id.label("field_id"),
+        _FIELDS.c.name.label("field_name"),
+        _FIELDS.c.type.label("field_type"),
         _VALUES.c.value.label("value"),
         rank.label("rank"),
-    ).select_from(
+    ]
+    statement = select(*shown).select_from(
         pages.join(_VERSIONS, _VERSIONS.c.id == page.c.current_version_id)
         .outerjoin(_VALUES, _VALUES.c.document_id == page.c.id)
         .outerjoin(_FIELDS, _FIELDS.c.id == _VALUES.c.field_id)

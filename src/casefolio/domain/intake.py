@@ -2,33 +2,37 @@
 (clean file names, content types, blobs made durable, access, folders and fields checked)
 and written by `filing.file()`, the one place that writes documents and versions.
 
-A blob is made durable before the transaction's first query, so SQLite's write lock is not
-held across its fsyncs. A request refused after that leaves an unreferenced blob, which
-`casefolio gc` removes.
+A blob is made durable before the transaction commits, always. On SQLite it is made durable
+before the transaction's first query, so SQLite's write lock is not held across its fsyncs;
+on PostgreSQL, which locks rows and not the database, an upload's checks and inserts run
+while the blob's fsyncs do (`_storing`), and the commit waits for both. A request refused
+after the blob was stored leaves an unreferenced blob, which `casefolio gc` removes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import mimetypes
 import re
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import anyio
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Folder, Project
-from casefolio.domain import access, fields, filing, folders, text
 from casefolio.domain import documents as documents_
+from casefolio.domain import fields, filing, folders, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.documents import DocumentView, FieldEntry
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.filing import Content, Filed, NewDocument, NewVersion
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.domain.rows import FieldRow, row_of
 from casefolio.storage.base import BlobStore, SpooledFile
 
 
@@ -94,10 +98,46 @@ def content_type(given: str | None, file_name: str) -> str:
 
 async def stored(blobs: BlobStore, received: NewFile) -> Content:
     """Make an upload's bytes durable; return them as Content under a clean name."""
-    file_name = clean_file_name(received.file_name)
+    content = _content_received(received)
     await blobs.put(received.spooled)
+    return content
+
+
+def _content_received(received: NewFile) -> Content:
+    file_name = clean_file_name(received.file_name)
     sha256, size = received.spooled.sha256, received.spooled.size
     return Content(file_name, sha256, size, content_type(received.content_type, file_name))
+
+
+@asynccontextmanager
+async def _storing(
+    session: AsyncSession, blobs: BlobStore, received: NewFile, *, alongside: bool = True
+) -> AsyncIterator[Content]:
+    """Given the writing session and an upload, yield its Content; on leaving (without an
+    error) its blob is durable. On PostgreSQL the blob is stored while the block's statements
+    run (an upload's checks and inserts are several round trips, its fsyncs several ms on a
+    busy disk: one caller at a time waits for the longer, not the sum); on SQLite before the
+    block, so that the write lock its first statement takes is not held across fsyncs, and
+    so too on PostgreSQL unless `alongside` (a block that locks rows its peers wait for)."""
+    if not alongside or session.get_bind().dialect.name != "postgresql":
+        yield await stored(blobs, received)
+        return
+    content = _content_received(received)
+    putting = asyncio.ensure_future(blobs.put(received.spooled))
+    try:
+        yield content
+    except BaseException:
+        # The put still owns the spooled file (it deletes it when done), and the caller
+        # deletes it on its way out: the put finishes first, whatever happens to the request.
+        with anyio.CancelScope(shield=True):
+            await asyncio.wait([putting])
+        if not putting.cancelled():
+            putting.exception()  # retrieved: the block's own error is the one raised
+        raise
+    # Durable before the caller may commit the rows that point at it.
+    with anyio.CancelScope(shield=True):
+        await asyncio.wait([putting])
+    putting.result()
 
 
 def _content_of(file: StoredFile) -> Content:
@@ -125,23 +165,25 @@ async def upload(
     """File a new document with its first version (title: the file name unless given)."""
     name = clean_file_name(received.file_name)
     title = documents_.check_title(title if title is not None else name)
-    content = await stored(blobs, received)
-    # On SQLite the first statement takes the write lock: every statement from here on is
-    # one more that all other writers wait for.
-    scope = await access.scope(session, who, project_id, Capability.DOCUMENTS_WRITE)
-    if folder_id is not None:
-        await folders.get(session, scope=scope, folder_id=folder_id)
-    project_fields = await fields.list_all(session, scope=scope)
-    values = fields.resolve_among(
-        project_fields, project_id=project_id, values=field_values or {}, for_new_document=True
-    )
-    if reject_duplicate:
-        await _refuse_duplicate(session, project_id, content.sha256)
-    new = NewDocument(content, title, folder_id, description, values)
-    filed = await filing.file(session, scope, documents=[new])
+    # A duplicate check locks the project's row until the commit: not across the fsyncs.
+    async with _storing(session, blobs, received, alongside=not reject_duplicate) as content:
+        # On SQLite the first statement takes the write lock: every statement from here on
+        # is one more that all other writers wait for.
+        scope, project_fields = await fields.scope_and_fields(
+            session, who, project_id, Capability.DOCUMENTS_WRITE
+        )
+        if folder_id is not None:
+            await folders.get(session, scope=scope, folder_id=folder_id)
+        values = fields.resolve_among(
+            project_fields, project_id=project_id, values=field_values or {}, for_new_document=True
+        )
+        if reject_duplicate:
+            await _refuse_duplicate(session, project_id, content.sha256)
+        new = NewDocument(content, title, folder_id, description, values)
+        filed = await filing.file(session, scope, documents=[new])
     # The view from what was just written: re-reading it would cost queries while holding
     # the write lock.
-    by_id = {f.id: row_of(FieldRow, f) for f in project_fields}
+    by_id = {f.id: f for f in project_fields}
     entries = tuple(
         FieldEntry(by_id[field_id], value)
         for field_id, value in sorted(values.items())

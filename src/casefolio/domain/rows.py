@@ -9,10 +9,8 @@ builds one by name from an entity or a result mapping, never by position.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import datetime
-from operator import itemgetter
 from typing import Any, NamedTuple, TypeAlias, TypeVar
 
 from sqlalchemy import ColumnElement, Table
@@ -77,28 +75,6 @@ def row_of(kind: type[R], source: object, prefix: str = "") -> R:
 
 
 def labelled(table: Table, prefix: str) -> list[ColumnElement[Any]]:
-    """The table's columns, each labelled `prefix` + its name: what `row_of` and `Columns`
-    read back, so that one statement can hold several tables' rows side by side."""
+    """The table's columns, each labelled `prefix` + its name: what `row_of` reads back, so
+    that one statement can hold several tables' rows side by side."""
     return [c.label(prefix + c.key) for c in table.columns]
-
-
-@dataclass(frozen=True)
-class Columns:
-    """A statement's column names, to read plain rows out of its result tuples by name.
-
-    The positions are looked up once per statement (build one per statement, and keep it),
-    so each row costs a tuple of its fields and no mapping: a page of a hundred documents
-    builds three hundred rows."""
-
-    names: tuple[str, ...]
-
-    def position(self, name: str) -> int:
-        """The position of the column `name` in each result tuple."""
-        return self.names.index(name)
-
-    def reader(self, kind: type[R], prefix: str = "") -> Callable[[Sequence[Any]], R]:
-        """Given a row type and its columns' prefix, a function from a result tuple to the
-        row, field by field by name."""
-        pick = itemgetter(*(self.position(prefix + name) for name in kind._fields))
-        make = kind._make
-        return lambda values: make(pick(values))

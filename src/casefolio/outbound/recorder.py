@@ -24,7 +24,9 @@ CHAIN_LOCK = 0x6361_7365_666F_6C69  # "casefoli"
 _RECORDED = "casefolio.recorded_changes"
 _LAST_ENTRY = select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
 _LOCK = text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
-_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
+#: The notification and the lock in one round trip (a NOTIFY is delivered at the commit,
+#: wherever in the transaction it was sent).
+_NOTIFY_AND_LOCK = text(f"SELECT pg_notify('{CHANNEL}', ''), pg_advisory_xact_lock({CHAIN_LOCK})")
 #: Up to this many events, PostgreSQL's two inserts are one statement (its parameters stay
 #: far below asyncpg's 32,767).
 _ONE_STATEMENT_ROWS = 100
@@ -63,11 +65,11 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
     outbox rows; return whether any outbox row was written."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
+        # The lock is held until the commit; SQLite's write lock already is.
         if any(e.type not in AUDIT_ONLY_TYPES for e in events):
-            # Delivered at the commit whenever it is sent: sent before the lock, so that
-            # the section every writer waits for is one round trip shorter.
-            conn.execute(_NOTIFY)
-        conn.execute(_LOCK)  # held until the commit; SQLite's write lock already is
+            conn.execute(_NOTIFY_AND_LOCK)
+        else:
+            conn.execute(_LOCK)
     last = conn.execute(_LAST_ENTRY).first()
     last_id, last_hash = (last[0], last[1]) if last else (0, GENESIS)
     now = utcnow()

@@ -1,15 +1,24 @@
 """A list of documents shows each document exactly as reading it alone does (the list builds
-its JSON itself, api/v1/documents_render.py `_listed`; the document read through DocumentOut)."""
+its JSON itself from a template, api/v1/documents_render.py `list_json`, with timestamps the
+database formats; the document read through DocumentOut)."""
 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from casefolio.api.v1.documents_render import document_out, list_json, views_json
+from casefolio.api.v1.schemas import json_response, rfc3339
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
+from casefolio.domain.document_pages import ListedDocument, ListedField
+from casefolio.domain.documents import DocumentView, FieldEntry
+from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow
 from tests.factories import Actor
 
 
@@ -76,8 +85,8 @@ async def test_each_listed_document_is_what_its_get_answers(
 async def test_a_document_whose_instants_differ_is_listed_as_its_get_answers(
     client: httpx.AsyncClient, db: Database, operator: Actor
 ) -> None:
-    """A listed document's three timestamps are formatted once when they are one instant
-    (api/v1/documents.py `_listed`); here each differs, down to the millisecond."""
+    """A listed document's three timestamps are each formatted on their own (by the database,
+    db/types.py `rfc3339_text`); here each differs, down to the millisecond."""
     headers = operator.headers
     project = (
         await client.post("/api/v1/projects", json={"name": "Instants"}, headers=headers)
@@ -149,3 +158,110 @@ async def test_strings_that_need_escaping_are_listed_as_their_get_answers(
         for item in items
     ]
     assert listed.content == b"[" + b",".join(alone) + b"]"
+
+
+_IDS = st.integers(min_value=1, max_value=2**63 - 1)
+_INSTANTS = st.datetimes(min_value=datetime(1, 1, 1), timezones=st.just(UTC))
+_JSON = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    ids=st.lists(_IDS, min_size=4, max_size=4),
+    optional=st.lists(st.none() | _IDS, min_size=3, max_size=3),
+    texts=st.lists(st.text(), min_size=5, max_size=5),
+    instants=st.lists(_INSTANTS, min_size=3, max_size=3),
+    numbers=st.lists(st.integers(min_value=0, max_value=2**63 - 1), min_size=2, max_size=2),
+    fields=st.lists(st.tuples(_IDS, st.text(), st.text(), _JSON), max_size=3),
+)
+def test_a_listed_document_is_written_as_the_get_writes_its_document(
+    ids: list[int],
+    optional: list[int | None],
+    texts: list[str],
+    instants: list[datetime],
+    numbers: list[int],
+    fields: list[tuple[int, str, str, Any]],
+) -> None:
+    """The list's template (documents_render.py `list_json`) against DocumentOut, as the GET
+    dumps it, and the search's plain data (`views_json`), for any values: strings JSON must
+    escape or need not, ids to 2^63, any instant, any JSON field value."""
+    document_id, project_id, version_id, version_document_id = ids
+    folder_id, created_by, version_created_by = optional
+    title, description, file_name, content_type, sha256 = texts
+    created_at, updated_at, filed_at = instants
+    number, size = numbers
+    document = DocumentRow(
+        document_id, project_id, folder_id, title, description, version_id, sha256, number,
+        created_by, created_at, updated_at,
+    )  # fmt: skip
+    version = VersionRow(
+        version_id, version_document_id, number, file_name, content_type, size, sha256, "",
+        version_created_by, filed_at,
+    )  # fmt: skip
+    entries = tuple(
+        FieldEntry(FieldRow(i, project_id, name, kind, [], False, created_at), value)
+        for i, name, kind, value in fields
+    )
+    view = DocumentView(document, version, entries)
+    listed = ListedDocument(
+        document_id, project_id, folder_id, title, description, created_by,
+        rfc3339(created_at), rfc3339(updated_at), version_id, version_document_id, number,
+        file_name, content_type, size, sha256, version_created_by, rfc3339(filed_at),
+        [ListedField(i, name, kind, value) for i, name, kind, value in fields],
+    )  # fmt: skip
+    alone = json_response(document_out(view)).body
+    assert list_json([listed]) == b"[" + alone + b"]" == views_json([view])
+    assert list_json([listed, listed]) == b"[" + alone + b"," + alone + b"]"
+    assert list_json([]) == b"[]" == views_json([])
+
+
+async def test_pages_of_instants_finer_than_a_millisecond_follow_one_another(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    """A page's cursor holds the last document's updatedAt as stored (read apart from the
+    shown text, which is cut to the millisecond), so that paging through documents a few
+    microseconds apart shows each once."""
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Microseconds"}, headers=headers)
+    ).json()["id"]
+    ids = []
+    for n in range(4):
+        filed = await client.post(
+            f"/api/v1/projects/{project}/documents",
+            params={"fileName": f"{n}.txt"},
+            content=b"micro %d" % n,
+            headers=headers,
+        )
+        assert filed.status_code == 201, filed.text
+        ids.append(filed.json()["id"])
+    base = datetime(2026, 12, 5, 12, 0, 0, 123000, tzinfo=UTC)
+    async with db.write() as session:
+        for n, document in enumerate(ids):
+            row = await session.get_one(Document, int(document))
+            # Two in one millisecond, apart by microseconds; the others in the next.
+            row.updated_at = base + timedelta(microseconds=(0, 400, 1000, 1700)[n])
+    seen: list[str] = []
+    url: str | None = f"/api/v1/projects/{project}/documents?limit=1"
+    while url is not None:
+        page = await client.get(url, headers=headers)
+        assert page.status_code == 200, page.text
+        seen += [item["id"] for item in page.json()]
+        url = page.links.get("next", {}).get("url")
+        assert len(seen) <= len(ids), seen
+    assert seen == ids
+    shown = await client.get(f"/api/v1/projects/{project}/documents", headers=headers)
+    assert [item["updatedAt"] for item in shown.json()] == [
+        "2026-12-05T12:00:00.123Z",
+        "2026-12-05T12:00:00.123Z",
+        "2026-12-05T12:00:00.124Z",
+        "2026-12-05T12:00:00.124Z",
+    ]

@@ -20,7 +20,7 @@ from casefolio.api.deps import (
 )
 from casefolio.api.ids import DocumentId, ProjectId, digits_id, path_id
 from casefolio.api.pagination import PageDep, PageParams, link_next, page_request
-from casefolio.api.v1.documents_render import DocumentOut, document_out, list_json
+from casefolio.api.v1.documents_render import DocumentOut, document_out, list_json, views_json
 
 # Re-exported: documents_versions.py imports it from here.
 from casefolio.api.v1.routing import patch_route, v1_router
@@ -121,7 +121,7 @@ async def _searched(
     )
     async with state_of(request).db.read() as session:
         page = await search_service.search(session, who, wanted)
-    response = Response(list_json([hit.view for hit in page.items]), media_type="application/json")
+    response = Response(views_json([hit.view for hit in page.items]), media_type="application/json")
     link_next(request, response, page)
     return response
 

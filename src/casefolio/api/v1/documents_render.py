@@ -1,16 +1,19 @@
 """How /api/v1 answers a document: its schemas (DocumentOut, with its current VersionOut
-and field values), built as models for one document and as plain data for a list.
+and field values), built as models for one document, as plain data for search hits, and
+as JSON text straight from the list's rows (domain/document_pages.py ListedDocument).
 
 Used by every router that answers documents (documents, content, versions, search, trash).
 """
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring
 from typing import Any
 
 from pydantic_core import to_json
 
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, rfc3339
+from casefolio.domain.document_pages import ListedDocument
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.rows import VersionRow
 
@@ -87,7 +90,7 @@ def document_out(view: DocumentView) -> DocumentOut:
 
 
 def _listed(view: DocumentView) -> dict[str, Any]:
-    """What `document_out(view)` dumps to (DocumentOut, by alias), built as plain data: a list
+    """What `document_out(view)` dumps to (DocumentOut, by alias), built as plain data: a search
     answers up to a thousand documents, and pydantic's model and serializer cost several
     times more per document. tests/api/v1/test_document_list.py checks that the two agree."""
     d, v = view.document, view.current
@@ -124,8 +127,80 @@ def _listed(view: DocumentView) -> dict[str, Any]:
     }
 
 
-def list_json(views: list[DocumentView]) -> bytes:
-    """A list of documents as the JSON body of its answer (compact, UTF-8, as pydantic's)."""
+def views_json(views: list[DocumentView]) -> bytes:
+    """Documents as the JSON body of an answer (compact, UTF-8, as pydantic's)."""
     # pydantic's own encoder: numbers and anything JSON has no type for come out as the
     # document's GET renders them.
     return to_json([_listed(view) for view in views])
+
+
+#: A listed document's JSON, as DocumentOut dumps it by alias (compact, keys in its order),
+#: its values already JSON: strings quoted by `encode_basestring` (the escapes pydantic's
+#: encoder writes, tests/api/v1/test_document_list.py), ids quoted, timestamps text.
+_DOCUMENT = (
+    '{"id":"%d","projectId":"%d","folderId":%s,"title":%s,"description":%s,"createdBy":%s,'
+    '"createdAt":"%s","updatedAt":"%s","currentVersion":{"id":"%d","documentId":"%d",'
+    '"number":%d,"fileName":%s,"contentType":%s,"size":%d,"sha256":%s,"createdBy":%s,'
+    '"createdAt":"%s"},"fields":[%s]}'
+)
+_FIELD = '{"id":"%d","name":%s,"type":%s,"value":%s}'
+
+
+def list_json(documents: list[ListedDocument]) -> bytes:
+    """A page of listed documents as the JSON body of its answer, byte for byte what
+    `views_json` (and each document's GET) writes: formatted from one template per document
+    instead of a model or a dict each (a page answers up to a thousand)."""
+    quote = encode_basestring
+    parts = []
+    for (
+        document_id,
+        project_id,
+        folder_id,
+        title,
+        description,
+        created_by,
+        created_at,
+        updated_at,
+        version_id,
+        version_document_id,
+        number,
+        file_name,
+        content_type,
+        size,
+        sha256,
+        version_created_by,
+        version_created_at,
+        fields,
+    ) in documents:
+        parts.append(
+            _DOCUMENT
+            % (
+                document_id,
+                project_id,
+                "null" if folder_id is None else f'"{folder_id}"',
+                quote(title),
+                quote(description),
+                "null" if created_by is None else f'"{created_by}"',
+                created_at,
+                updated_at,
+                version_id,
+                version_document_id,
+                number,
+                quote(file_name),
+                quote(content_type),
+                size,
+                quote(sha256),
+                "null" if version_created_by is None else f'"{version_created_by}"',
+                version_created_at,
+                ",".join(
+                    [
+                        # pydantic's encoder for the value: what the GET writes for any JSON.
+                        _FIELD % (f.id, quote(f.name), quote(f.type), to_json(f.value).decode())
+                        for f in fields
+                    ]
+                )
+                if fields
+                else "",
+            )
+        )
+    return ("[" + ",".join(parts) + "]").encode()
