@@ -64,7 +64,7 @@ class ProjectPage:
 
     scope: ProjectScope
     project: ProjectHeading
-    documents: Page[ListedDocument]
+    documents: Page[BrowsedDocument]
     folders: list[FolderEntry] | None
 
 
@@ -102,8 +102,9 @@ _FOLDERS_OF_PROJECT = (
 
 
 @dataclass(frozen=True, slots=True)
-class ListedDocument:
-    """A document as the list shows it, with its current version's file."""
+class BrowsedDocument:
+    """A document as the web page's list shows it, with its current version's file (the
+    API's list reads more: document_pages.ListedDocument)."""
 
     id: int
     title: str
@@ -115,7 +116,7 @@ class ListedDocument:
 
 async def documents_page(
     db: Reader, *, scope: ProjectScope, listing: Listing
-) -> Page[ListedDocument]:
+) -> Page[BrowsedDocument]:
     """A page of the documents of the scope's project (access.scope has checked the
     caller's right to read them: the page the project page shows asks it once). A session
     or the read model's faster reader will do."""
@@ -140,7 +141,7 @@ async def documents_page(
         title_filter=bool(wanted),
         after="after_id" in parameters,
     )
-    items = [ListedDocument(*row) for row in await read_all(db, statement, parameters)]
+    items = [BrowsedDocument(*row) for row in await read_all(db, statement, parameters)]
     if len(items) > listing.limit:
         items = items[: listing.limit]
         last = items[-1]
