@@ -268,6 +268,7 @@ async def main() -> None:
     db = Database.open(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))
     sealed = select(func.count()).where(AuditEntry.hash.is_not(None))
     while True:
+        await sealing.number_pending(db)
         await sealing.seal_pending(db, wait=sys.argv[4] == "wait")
         async with db.read() as session:
             if await session.scalar(sealed) >= int(sys.argv[3]):
@@ -302,6 +303,7 @@ def test_concurrent_writer_processes_make_one_valid_chain(
     async def check() -> tuple[int, audit.Verdict, list[int | None]]:
         db = Database.open(settings)
         try:
+            await sealing.number_pending(db)
             await sealing.seal_pending(db, wait=True)
             async with db.read() as session:
                 count = await session.scalar(select(func.count()).select_from(AuditEntry))

@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
@@ -114,6 +114,7 @@ async def test_concurrent_writers_and_sealers_give_a_polling_reader_every_change
 
     async def seal_until_written() -> None:
         while not written.is_set():
+            await sealing.number_pending(db)
             await sealing.seal_pending(db)
             await anyio.lowlevel.checkpoint()
 
@@ -157,7 +158,8 @@ async def test_a_long_transaction_holds_back_nobody_and_its_change_comes_after_t
 ) -> None:
     worker = Worker(settings, db)
     try:
-        await sealing.seal_pending(db)  # the worker's round does this before its fan-out
+        await sealing.number_pending(db)  # the worker's round does this before its fan-out
+        await sealing.seal_pending(db, wait=True)
         while await worker.fan_out():
             pass
         start = await _cursor(client, matter.reader)
@@ -174,7 +176,7 @@ async def test_a_long_transaction_holds_back_nobody_and_its_change_comes_after_t
             # Its audit entry waits for the older transaction (the chain's order is fixed
             # below the horizon); the feed did not.
             async with db.write() as session:
-                assert (await sealing.seal(session)).entries == 0
+                assert await sealing.seal(session) == 0
             await older.commit()
         finally:
             await older.close()
@@ -208,3 +210,11 @@ async def test_a_rolled_back_transaction_leaves_no_number_behind(
     read, _ = await _changes(client, matter.reader, start)
     assert _marks(read) == [2, 3]
     assert int(read[1]["seq"]) == int(read[0]["seq"]) + 1
+
+
+async def test_the_numberers_function_takes_the_numberers_lock(db: Database) -> None:
+    async with db.read() as session:
+        source = await session.scalar(
+            text("SELECT prosrc FROM pg_proc WHERE proname = 'casefolio_number_changes'")
+        )
+    assert f"pg_advisory_xact_lock({sealing.NUMBER_LOCK})" in str(source)

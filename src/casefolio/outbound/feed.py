@@ -72,7 +72,7 @@ async def head(session: AsyncSession) -> int:
 
 async def current(db: Database) -> int:
     """The cursor of now: past every change committed before the call."""
-    await sealing.seal_pending(db, entries=False)
+    await sealing.number_pending(db)
     async with db.read() as session:
         return await head(session)
 
@@ -127,7 +127,7 @@ async def wait_for(
     deadline = time.monotonic() + wait
     while True:
         # Whatever committed before this (the commit that woke it, say) gets its number now.
-        await sealing.seal_pending(db, entries=False)
+        await sealing.number_pending(db)
         async with db.read() as session:
             page = await read(session, who=who, after=after, project_id=project_id, limit=limit)
         left = deadline - time.monotonic()

@@ -3,28 +3,28 @@ once no entry can come before them.
 
 On PostgreSQL writers do not take turns (recorder.py): a change is written without its feed
 number (`seq` is None) and an entry unsealed, both with the id of their transaction (`xid`).
-One sealer at a time (an advisory lock that only sealers take, held through its commit):
+Afterwards, under advisory locks that only these take, each held through its commit:
 
-- numbers every change it sees committed, after the newest number, in (xid, id) order.
-  A change is numbered only once it has committed, and numbers are handed out in increasing
-  order by sealers that take turns, so the numbers any reader sees are all those up to the
-  newest it sees: a reader that has read up to n never misses a change, and a change that
-  commits later (however early its transaction began) gets a larger number. No horizon:
-  a long transaction holds up nobody's change but its own.
-- hashes the entries below the horizon into the chain. The chain's order is (xid, id).
-  Every transaction of this database whose id is below the horizon (`horizon`) has
-  finished, and any later writer gets a larger id, so the entries below it are final: they
-  are hashed in (xid, id) order after the last sealed entry.
+- the numberer (`number_pending`) gives every change it sees committed the next numbers after the
+  newest, in (xid, id) order. A change is numbered only once it has committed, and
+  numbers are handed out in increasing order by numberers that take turns, so the numbers
+  any reader sees are all those up to the newest it sees: a reader that has read up to n
+  never misses a change, and a change that commits later (however early its transaction
+  began) gets a larger number. No horizon: a long transaction holds up no change but its
+  own. Numbering cannot wait: the feed's readers number before they read, and the worker
+  before it fans out (each woken by a commit's NOTIFY).
+- the sealer (`seal`) hashes the entries below the horizon into the chain. The chain's
+  order is (xid, id). Every transaction of this database whose id is below the horizon
+  (`horizon`) has finished, and any later writer gets a larger id, so the entries below
+  it are final: they are hashed in (xid, id) order after the last sealed entry. The worker
+  seals once a second; `audit verify` and `audit export` seal first.
 
-Numbering cannot wait: the feed's readers number before they read, and the worker before
-it fans out (each waking at a commit's NOTIFY); entries are sealed by the worker once a
-second, and by `audit verify` and `audit export` first. On SQLite the recorder numbers and
-seals as it writes (its writers take turns), so nothing waits here.
+On SQLite the recorder numbers and seals as it writes (its writers take turns), so nothing
+waits here.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Table, and_, bindparam, select, text, true, tuple_
@@ -35,8 +35,11 @@ from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 
-#: pg_advisory_xact_lock key: one sealer at a time (writers never take it).
+#: pg_advisory_xact_lock keys (writers never take them): one sealer of the chain at a
+#: time, and one numberer of changes at a time (apart, so that the chain's slower seal
+#: never holds up a change's number; the numberers' is taken in the migration's function).
 CHAIN_LOCK = 0x6361_7365_666F_6C69  # "casefoli"
+NUMBER_LOCK = 0x6361_7365_666F_6C6B
 SEAL_BATCH = 1000
 NUMBER_BATCH = 5000
 #: In progress in another database of the cluster, as pg_stat_activity shows it (so never
@@ -71,15 +74,11 @@ _LAST_SEALED = (
     .order_by(_TABLE.c.xid.desc(), _TABLE.c.id.desc())
     .limit(1)
 )
-#: PostgreSQL: the next committed changes without a number get the next numbers. The
-#: statement's snapshot is taken after the sealers' lock: it sees every earlier number.
-_NUMBER = text(
-    "WITH last AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM changes),"
-    " todo AS (SELECT id, row_number() OVER (ORDER BY xid, id) AS n FROM changes"
-    " WHERE seq IS NULL ORDER BY xid, id LIMIT :batch)"
-    " UPDATE changes SET seq = last.seq + todo.n FROM todo, last WHERE changes.id = todo.id"
-)
-_UNNUMBERED = text("SELECT EXISTS (SELECT FROM changes WHERE seq IS NULL)")
+_ASYNC_COMMIT = text("SET LOCAL synchronous_commit = off")
+#: The numberer, with NUMBER_LOCK (a transaction that numbered waits, at its commit, for the
+#: log to reach the disk: a number once read must never be handed out again, as it would
+#: after a crash that lost it).
+_NUMBER = text("SELECT casefolio_number_changes(:batch)")
 _SEAL = _TABLE.update().where(_TABLE.c.id == bindparam("key")).values(hash=bindparam("sealed"))
 #: PostgreSQL: a batch in one statement.
 _SEAL_PG = text(
@@ -155,58 +154,32 @@ async def sealable(session: AsyncSession) -> bool:
     return found.first() is not None
 
 
-async def unnumbered(session: AsyncSession) -> bool:
-    """Whether a committed change waits for its number (a read; PostgreSQL only)."""
-    if not _postgres(session):
-        return False
-    return bool(await session.scalar(_UNNUMBERED))
-
-
-async def _lock(session: AsyncSession, *, wait: bool) -> bool:
+async def _lock(session: AsyncSession, key: int, *, wait: bool) -> bool:
     if wait:
-        await session.execute(text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})"))
+        await session.execute(text(f"SELECT pg_advisory_xact_lock({key})"))
         return True
-    return bool(await session.scalar(text(f"SELECT pg_try_advisory_xact_lock({CHAIN_LOCK})")))
+    return bool(await session.scalar(text(f"SELECT pg_try_advisory_xact_lock({key})")))
 
 
-async def number(session: AsyncSession) -> int:
-    """In a write transaction holding the sealers' lock (PostgreSQL): number every committed
-    change that has no number yet; return how many."""
-    numbered = 0
-    while True:
-        done = await session.execute(_NUMBER, {"batch": NUMBER_BATCH})
-        numbered += int(done.rowcount)  # type: ignore[attr-defined]
-        if done.rowcount < NUMBER_BATCH:  # type: ignore[attr-defined]
-            return numbered
+async def number_pending(db: Database) -> int:
+    """Number the committed changes, if there are any; return how many. Every change
+    committed before the call has its number after it. One statement (PostgreSQL's
+    casefolio_number_changes, migration 0006_h22s) in a transaction of its own."""
+    if db.engine.dialect.name != "postgresql":
+        return 0  # the recorder numbered them as it wrote them
+    async with db.read() as session:  # autocommit: the call is its own transaction
+        return int(await session.scalar(_NUMBER, {"batch": NUMBER_BATCH}) or 0)
 
 
-@dataclass(frozen=True)
-class Sealed:
-    numbered: int = 0
-    entries: int = 0
-
-    def __int__(self) -> int:
-        return self.numbered + self.entries
-
-
-async def seal(session: AsyncSession, *, wait: bool = True, entries: bool = True) -> Sealed:
-    """In a write transaction: number the committed changes and (with `entries`) seal every
-    entry that can be; return how many of each. Without `wait`, give up at once (nothing
-    done) if another sealer is at work."""
-    numbered = 0
+async def seal(session: AsyncSession, *, wait: bool = True) -> int:
+    """In a write transaction: seal every entry that can be; return how many. Without
+    `wait`, give up at once (0) if another sealer is at work."""
     if _postgres(session):  # SQLite's write lock is the sealers' lock there
-        if not await _lock(session, wait=wait):
-            return Sealed()
-        numbered = await number(session)
-        if not numbered:
-            # A seal lost in a crash is made again, the same: its commit need not wait for
-            # the log to reach the disk. Numbers, once read, must not be handed out again:
-            # a transaction that gave any waits for its commit to be durable.
-            await session.execute(text("SET LOCAL synchronous_commit = off"))
-    return Sealed(numbered, await _seal_entries(session) if entries else 0)
-
-
-async def _seal_entries(session: AsyncSession) -> int:
+        if not await _lock(session, CHAIN_LOCK, wait=wait):
+            return 0
+        # A seal lost in a crash is made again, the same: its commit need not wait for
+        # the log to reach the disk.
+        await session.execute(_ASYNC_COMMIT)
     position, previous = await last_sealed(session)
     sealed = 0
     while True:
@@ -240,11 +213,10 @@ async def _seal_entries(session: AsyncSession) -> int:
         sealed += len(rows)
 
 
-async def seal_pending(db: Database, *, wait: bool = True, entries: bool = True) -> Sealed:
-    """Number the committed changes and (with `entries`) seal the entries that can be, if
-    there is anything to do (a read first: most calls find nothing)."""
+async def seal_pending(db: Database, *, wait: bool = False) -> int:
+    """Seal what can be, if anything (a read first: most rounds have nothing to seal)."""
     async with db.read() as session:
-        if not await unnumbered(session) and not (entries and await sealable(session)):
-            return Sealed()
+        if not await sealable(session):
+            return 0
     async with db.write() as session:
-        return await seal(session, wait=wait, entries=entries)
+        return await seal(session, wait=wait)

@@ -1,12 +1,12 @@
 """The webhook worker: fans the outbox out into deliveries, and delivers them at least once.
 
 Each round is up to four short transactions and no transaction is open while a request is
-out: sealing (PostgreSQL: committed changes get their feed numbers, and once a second audit
-entries are hashed into the chain, sealing.py), fan-out (new changes become one delivery
-per matching webhook, and the fan-out position moves, together), claim (due deliveries are
-leased for a while, `FOR UPDATE SKIP LOCKED` on PostgreSQL so several workers never take
-the same one), and results (results.py: attempts, next attempt times, endpoint health),
-each written set-based rather than row by row. A step first looks, in a
+out: numbering (PostgreSQL: committed changes get their feed numbers, sealing.py), fan-out
+(new changes become one delivery per matching webhook, and the fan-out position moves,
+together), claim (due deliveries are leased for a while, `FOR UPDATE SKIP LOCKED` on
+PostgreSQL so several workers never take the same one), results (results.py: attempts,
+next attempt times, endpoint health), and once a second sealing (audit entries hashed into
+the chain, sealing.py), each written set-based rather than row by row. A step first looks, in a
 read, whether it has anything to do: a write transaction takes SQLite's one write lock,
 which the requests' own writes wait for. A worker killed mid-round loses nothing: its
 leases run out and the deliveries go out again, with the same `webhook-id`.
@@ -41,8 +41,8 @@ FAN_OUT_BATCH = 1000
 #: pg_advisory_xact_lock key: one fan-out at a time across workers.
 FAN_OUT_LOCK = 0x6361_7365_666F_6C6A
 TRIM_EVERY = timedelta(hours=1)
-#: Sealing audit entries waits for nobody (readers of hashes seal first): at most this
-#: often rather than every round (numbering changes is every round's first step).
+#: Sealing waits for nobody (readers of hashes seal first): a transaction, and its commit,
+#: at most this often rather than every round.
 SEAL_EVERY = timedelta(seconds=1)
 #: After a wake-up on an idle worker: commits that follow within this go in the same round.
 BATCH_WINDOW_SECONDS = 0.01
@@ -82,12 +82,14 @@ class Worker:
         await self.indexer.close()
 
     async def run_once(self) -> int:
-        """One round: seal, fan out, deliver what is due; return how many things it did."""
+        """One round: number, fan out, deliver what is due, seal; return how many things it
+        did."""
         events.current_actor.set(SYSTEM)
         self.backlog = False
-        done = await self._seal()
+        done = await sealing.number_pending(self.db)  # so that the fan-out sees them
         done += await self.fan_out()
         done += await self.deliver_due()
+        done += await self._seal_now_and_then()
         done += await self.indexer.run_once()
         await self._trim_now_and_then()
         return done
@@ -304,14 +306,12 @@ class Worker:
                 )
             return claimed
 
-    async def _seal(self) -> int:
-        """Number the changes committed since (so that the fan-out sees them), and now and
-        then seal the audit entries."""
+    async def _seal_now_and_then(self) -> int:
         now = self.clock()
-        entries = self._last_seal is None or now - self._last_seal >= SEAL_EVERY
-        if entries:
-            self._last_seal = now
-        return int(await sealing.seal_pending(self.db, entries=entries))
+        if self._last_seal is not None and now - self._last_seal < SEAL_EVERY:
+            return 0
+        self._last_seal = now
+        return await sealing.seal_pending(self.db)
 
     async def _trim_now_and_then(self) -> None:
         now = self.clock()

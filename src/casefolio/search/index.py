@@ -103,7 +103,7 @@ class Indexer:
     async def queue(self) -> int:
         # Changes committed but not numbered yet are not read below (PostgreSQL): number
         # them (the worker's round has, just before, unless this runs on its own).
-        await sealing.seal_pending(self.db, entries=False)
+        await sealing.number_pending(self.db)
         async with self.db.write() as session:
             if self._postgres:
                 await session.execute(text(f"SELECT pg_advisory_xact_lock({QUEUE_LOCK})"))

@@ -23,6 +23,8 @@ down_revision: str | None = "0005_h25p"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: pg_advisory_xact_lock key of the numberers (outbound/sealing.py's NUMBER_LOCK).
+NUMBER_LOCK = 0x6361_7365_666F_6C6B
 #: The writing transaction's id: set by PostgreSQL itself on every insert.
 _CURRENT_XID = "(pg_current_xact_id()::text)::bigint"
 
@@ -64,6 +66,30 @@ def upgrade() -> None:
         )
         op.execute(f"ALTER TABLE audit_entries ALTER COLUMN xid SET DEFAULT {_CURRENT_XID}")
         op.execute(f"ALTER TABLE changes ALTER COLUMN xid SET DEFAULT {_CURRENT_XID}")
+        # The numberer: takes its lock only when there is something to number, and numbers
+        # in statements of their own after it (a plpgsql statement sees what committed
+        # before it started), so the lock's previous holder's numbers are seen. One round
+        # trip; a call that numbered nothing writes nothing (its commit waits for no disk).
+        op.execute(
+            "CREATE FUNCTION casefolio_number_changes(batch integer) RETURNS bigint"
+            " LANGUAGE plpgsql AS $$"
+            " DECLARE numbered bigint := 0; done bigint;"
+            " BEGIN"
+            "  IF NOT EXISTS (SELECT FROM changes WHERE seq IS NULL) THEN RETURN 0; END IF;"
+            f"  PERFORM pg_advisory_xact_lock({NUMBER_LOCK});"
+            "  LOOP"
+            "   WITH last AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM changes),"
+            "   todo AS (SELECT id, row_number() OVER (ORDER BY xid, id) AS n FROM changes"
+            "    WHERE seq IS NULL ORDER BY xid, id LIMIT batch)"
+            "   UPDATE changes SET seq = last.seq + todo.n FROM todo, last"
+            "    WHERE changes.id = todo.id;"
+            "   GET DIAGNOSTICS done = ROW_COUNT;"
+            "   numbered := numbered + done;"
+            "   EXIT WHEN done < batch;"
+            "  END LOOP;"
+            "  RETURN numbered;"
+            " END $$"
+        )
         # Waiting long-polls and workers are told at the commit of any insert into the
         # outbox (one notification a transaction): no statement of the writer's own.
         op.execute(
@@ -81,6 +107,7 @@ def downgrade() -> None:
     if postgres:
         op.execute("DROP TRIGGER changes_notify ON changes")
         op.execute("DROP FUNCTION casefolio_notify_changes()")
+        op.execute("DROP FUNCTION casefolio_number_changes(integer)")
         op.execute("ALTER TABLE audit_entries ALTER COLUMN id DROP DEFAULT")
         op.execute("DROP SEQUENCE audit_entries_id_seq")
         op.execute("DROP INDEX ix_changes_unsealed")
