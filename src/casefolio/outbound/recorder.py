@@ -13,18 +13,22 @@ and hashes the entries into the chain once their transaction is over.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, event, func, insert, select
+from sqlalchemy import Connection, Insert, Table, bindparam, event, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from casefolio.db.models import AuditEntry, Change
 from casefolio.db.types import utcnow
 from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEvent, current_actor
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
-from casefolio.outbound.signal import signal
+from casefolio.outbound.signal import CHANNEL, signal
 
+log = logging.getLogger(__name__)
 _RECORDED = "casefolio.recorded_changes"
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
 #: SQLite: the chain's end and the feed's newest number, which this writer's follow.
 _LAST = select(
     select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1).scalar_subquery(),
@@ -86,8 +90,21 @@ def _record_pending(session: Session) -> None:
 
 @event.listens_for(RecordingSession, "after_commit")
 def _wake_waiters(session: Session) -> None:
-    if session.info.pop(_RECORDED, False):
-        signal.changed()
+    if not session.info.pop(_RECORDED, False):
+        return
+    signal.changed()
+    engine = session.get_bind().engine
+    if engine.dialect.name != "postgresql":
+        return  # other SQLite processes re-check the outbox (outbound/feed.py)
+    # Other processes' long-polls and workers, told after the commit in a transaction of
+    # its own: a NOTIFY in the writing transaction would hold PostgreSQL's one notify lock
+    # through that commit's flush, so writers would commit one at a time again.
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(_NOTIFY)
+    except (DBAPIError, OSError) as exc:  # committed all the same; re-checks find it
+        log.warning("could not notify listeners of a commit (%s)", exc)
 
 
 @event.listens_for(RecordingSession, "after_rollback")
@@ -101,7 +118,6 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
     outbox rows; return whether any outbox row was written."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
-        # The outbox's trigger notifies listeners at the commit (migration 0006_h22s).
         last_id, last_hash, last_seq = 0, GENESIS, 0
     else:
         last = conn.execute(_LAST).one()

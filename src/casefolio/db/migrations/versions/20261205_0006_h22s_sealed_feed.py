@@ -90,23 +90,11 @@ def upgrade() -> None:
             "  RETURN numbered;"
             " END $$"
         )
-        # Waiting long-polls and workers are told at the commit of any insert into the
-        # outbox (one notification a transaction): no statement of the writer's own.
-        op.execute(
-            "CREATE FUNCTION casefolio_notify_changes() RETURNS trigger LANGUAGE plpgsql AS "
-            "$$ BEGIN PERFORM pg_notify('casefolio_changes', ''); RETURN NULL; END $$"
-        )
-        op.execute(
-            "CREATE TRIGGER changes_notify AFTER INSERT ON changes "
-            "FOR EACH STATEMENT EXECUTE FUNCTION casefolio_notify_changes()"
-        )
 
 
 def downgrade() -> None:
     postgres = op.get_bind().dialect.name == "postgresql"
     if postgres:
-        op.execute("DROP TRIGGER changes_notify ON changes")
-        op.execute("DROP FUNCTION casefolio_notify_changes()")
         op.execute("DROP FUNCTION casefolio_number_changes(integer)")
         op.execute("ALTER TABLE audit_entries ALTER COLUMN id DROP DEFAULT")
         op.execute("DROP SEQUENCE audit_entries_id_seq")
