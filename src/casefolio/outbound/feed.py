@@ -1,6 +1,6 @@
 """The change feed: the outbox (`changes`) as a user sees it, in `seq` order, from a cursor.
 
-A change gets its number only once it has committed, from one counter that sealers take
+A change gets its number only once it has committed, from one counter that numberers take
 turns on (sealing.py; on SQLite, whose writers take turns, the recorder's): the numbers a
 reader sees are all the numbers up to the newest it sees, and a change committed later gets
 a larger one. So a reader that has seen number n has seen every change numbered up to n,
