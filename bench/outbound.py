@@ -279,8 +279,9 @@ def _seed_changes(inst: Instance, project: int, count: int) -> None:
             conn = await asyncpg.connect(listing._pg_dsn(inst.database_url))
             try:
                 await conn.execute(
-                    "INSERT INTO changes (at, type, project_id, document_id, details) "
-                    "SELECT $1::timestamp, 'document.updated', $2, i, '{}' "
+                    "INSERT INTO changes (seq, at, type, project_id, document_id, details) "
+                    "SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes) + i,"
+                    " $1::timestamp, 'document.updated', $2, i, '{}' "
                     "FROM generate_series(1, $3::bigint) AS i",
                     base,
                     project,
@@ -296,8 +297,9 @@ def _seed_changes(inst: Instance, project: int, count: int) -> None:
     try:
         conn.execute(
             "WITH RECURSIVE seq(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM seq WHERE i < ?) "
-            "INSERT INTO changes (at, type, project_id, document_id, details) "
-            "SELECT ?, 'document.updated', ?, i, '{}' FROM seq",
+            "INSERT INTO changes (seq, at, type, project_id, document_id, details) "
+            "SELECT (SELECT COALESCE(MAX(seq), 0) FROM changes) + i,"
+            " ?, 'document.updated', ?, i, '{}' FROM seq",
             (count, base.strftime("%Y-%m-%d %H:%M:%S.%f"), project),
         )
     finally:

@@ -16,8 +16,8 @@ from typer.testing import CliRunner, Result
 from casefolio.cli import app as cli_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import AuditEntry
-from casefolio.outbound import audit
+from casefolio.db.models import AuditEntry, Change
+from casefolio.outbound import audit, sealing
 from tests.cli.conftest import cli_env
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
@@ -191,6 +191,8 @@ async def test_verify_reports_the_first_entry_edited_in_the_database(
 ) -> None:
     for n in range(3):
         await _upload(client, matter, matter.writer, f"doc {n}".encode())
+    async with db.write() as session:
+        await sealing.seal(session)  # the worker's job; PostgreSQL's entries start unsealed
     async with db.read() as session:
         assert (await audit.verify(session)).first_bad_id is None
     runner = CliRunner()
@@ -254,9 +256,36 @@ anyio.run(main)
 """
 
 
+_SEALER = """
+import sys, anyio
+from sqlalchemy import func, select
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import AuditEntry
+from casefolio.outbound import sealing
+
+async def main() -> None:
+    db = Database.open(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))
+    sealed = select(func.count()).where(AuditEntry.hash.is_not(None))
+    while True:
+        await sealing.number_pending(db)
+        await sealing.seal_pending(db, wait=sys.argv[4] == "wait")
+        async with db.read() as session:
+            if await session.scalar(sealed) >= int(sys.argv[3]):
+                break
+        await anyio.sleep(0.001)
+    await db.close()
+
+anyio.run(main)
+"""
+
+
 def test_concurrent_writer_processes_make_one_valid_chain(
     settings: Settings, database_url: str, is_postgres: bool, tmp_path: Any
 ) -> None:
+    """Three processes write while two others seal (one waiting for the sealers' lock, one
+    giving up when it is taken), as the worker does in every server process: one chain,
+    and every change numbered once, the numbers one unbroken run."""
     if not is_postgres:
         pytest.skip("SQLite's write lock serialises writers; the test is for PostgreSQL")
     writers = [
@@ -265,17 +294,25 @@ def test_concurrent_writer_processes_make_one_valid_chain(
         )
         for i in range(3)
     ]
-    assert [w.wait(timeout=120) for w in writers] == [0, 0, 0]
+    sealers = [
+        subprocess.Popen([sys.executable, "-c", _SEALER, database_url, str(tmp_path), n, how])
+        for n, how in (("450", "wait"), ("450", "skip"))
+    ]
+    assert [w.wait(timeout=120) for w in writers + sealers] == [0] * 5
 
-    async def check() -> tuple[int, audit.Verdict]:
+    async def check() -> tuple[int, audit.Verdict, list[int | None]]:
         db = Database.open(settings)
         try:
+            await sealing.number_pending(db)
+            await sealing.seal_pending(db, wait=True)
             async with db.read() as session:
                 count = await session.scalar(select(func.count()).select_from(AuditEntry))
-                return int(count or 0), await audit.verify(session)
+                numbers = list(await session.scalars(select(Change.seq).order_by(Change.seq)))
+                return int(count or 0), await audit.verify(session), numbers
         finally:
             await db.close()
 
-    count, verdict = anyio.run(check)
+    count, verdict, numbers = anyio.run(check)
     assert count == 450
     assert verdict.first_bad_id is None and verdict.checked == 450
+    assert numbers == list(range(1, 451))

@@ -13,7 +13,7 @@ from casefolio.cli._common import console, err_console, load_settings, run
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.outbound import audit
+from casefolio.outbound import audit, sealing
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
 
@@ -35,6 +35,8 @@ def verify_command() -> None:
     async def work() -> audit.Verdict:
         db = await _open(settings)
         try:
+            async with db.write() as session:
+                await sealing.seal(session)
             async with db.read() as session:
                 return await audit.verify(session)
         finally:
@@ -47,7 +49,13 @@ def verify_command() -> None:
             f"({verdict.checked} entries before it are intact).[/red]"
         )
         raise typer.Exit(1)
-    console.print(f"The audit trail is intact: {verdict.checked} entries checked.")
+    pending = (
+        f"; {verdict.unsealed} newer entries are not sealed yet (transactions still running "
+        "when it was sealed)"
+        if verdict.unsealed
+        else ""
+    )
+    console.print(f"The audit trail is intact: {verdict.checked} entries checked{pending}.")
 
 
 @audit_app.command("export")
@@ -66,6 +74,8 @@ def export_command(
         db = await _open(settings)
         count = 0
         try:
+            async with db.write() as session:
+                await sealing.seal(session)
             async with db.read() as session:
                 async for entry in audit.export(session, since=since, project_id=project):
                     sys.stdout.write(json.dumps(entry, ensure_ascii=False) + "\n")

@@ -9,6 +9,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    FetchedValue,
     ForeignKey,
     Index,
     Integer,
@@ -352,11 +353,11 @@ class AuditEntry(Base):
     __table_args__ = (
         Index("ix_audit_entries_project", "project_id", "id"),
         Index("ix_audit_entries_at", "at"),
+        Index("ix_audit_entries_chain", "xid", "id"),
     )
 
-    # Assigned by the recorder (last id + 1 under the chain's lock), never by a sequence:
-    # the id is part of what the hash covers.
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=False)
+    # A sequence on PostgreSQL; last id + 1 under SQLite's write lock (the recorder).
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     actor_kind: Mapped[str] = mapped_column(String(20))
     actor_user_id: Mapped[int | None] = mapped_column(BigInteger)
@@ -367,17 +368,33 @@ class AuditEntry(Base):
     target_id: Mapped[int | None] = mapped_column(BigInteger)
     project_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
-    hash: Mapped[str] = mapped_column(String(64))
+    # Chain order is (xid, id). PostgreSQL fills xid with the writing transaction's id (the
+    # migration's column default), SQLite leaves 0. hash is None until the entry is sealed
+    # (outbound/sealing.py).
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
+    hash: Mapped[str | None] = mapped_column(String(64))
 
 
 class Change(Base):
-    """The outbox: every domain event but reads, in commit order. The change feed reads it,
+    """The outbox: every domain event but reads. The change feed reads it in `seq` order,
     the worker fans it out to webhook deliveries."""
 
     __tablename__ = "changes"
-    __table_args__ = (Index("ix_changes_project_seq", "project_id", "seq"),)
+    __table_args__ = (
+        Index("ix_changes_project_seq", "project_id", "seq"),
+        Index("ix_changes_seq", "seq", unique=True),
+        # PostgreSQL only (the migration): the changes the sealer has still to number.
+        Index("ix_changes_unsealed", "xid", "id", postgresql_where=text("seq IS NULL")),
+    )
 
-    seq: Mapped[int] = mapped_column(Id, primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    # The feed's number: NULL until the sealer numbers the change after its commit
+    # (PostgreSQL, outbound/sealing.py); the recorder's on SQLite, whose writers take turns.
+    # Typed int: everything that reads changes reads numbered ones (seq > a position).
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=True)
+    # The writing transaction's id on PostgreSQL (the migration's column default), 0 on
+    # SQLite: changes committed together are numbered in (xid, id) order.
+    xid: Mapped[int] = mapped_column(BigInteger, server_default=FetchedValue())
     at: Mapped[datetime] = mapped_column(UTCDateTime)
     type: Mapped[str] = mapped_column(String(60))
     project_id: Mapped[int | None] = mapped_column(BigInteger)

@@ -17,6 +17,7 @@ from casefolio.domain.errors import Forbidden
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
+from casefolio.outbound import sealing
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 
 _VERIFY_CHUNK = 1000
@@ -42,24 +43,9 @@ async def record_download(db: Database, version: DocumentVersion, *, whole_versi
 
 
 def document_of(row: AuditEntry) -> dict[str, Any]:
-    """An entry as the API and the export show it (and as its hash covers it), plus its hash."""
-    return {**entry_document(**_columns(row)), "hash": row.hash}
-
-
-def _columns(row: AuditEntry) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "at": row.at,
-        "actor_kind": row.actor_kind,
-        "actor_user_id": row.actor_user_id,
-        "actor_token_id": row.actor_token_id,
-        "client": row.client,
-        "action": row.action,
-        "target_type": row.target_type,
-        "target_id": row.target_id,
-        "project_id": row.project_id,
-        "details": row.details,
-    }
+    """An entry as the API and the export show it (and as its hash covers it), plus its hash
+    (None until it is sealed)."""
+    return {**entry_document(**sealing.columns(row)), "hash": row.hash}
 
 
 @dataclass(frozen=True)
@@ -117,46 +103,64 @@ class Verdict:
     checked: int
     first_bad_id: int | None = None
     reason: str = ""
+    #: Entries after the sealed chain, not sealed yet (their transactions were not all
+    #: over when it was sealed).
+    unsealed: int = 0
 
 
 async def verify(session: AsyncSession) -> Verdict:
-    """Walk the chain in id order; return the first entry whose hash does not match (an
-    edited entry, or the one after a removed or inserted entry)."""
-    previous_hash, previous_id, checked = GENESIS, 0, 0
+    """Walk the chain in its order, (xid, id); return the first entry whose hash does not
+    match (an edited entry, or the one after a removed or inserted entry), or that is not
+    sealed although entries after it are."""
+    previous_hash, position, checked = GENESIS, sealing.BEFORE_ALL, 0
+    # The first of a run of unsealed entries, and where the walk stood before it: a sealer
+    # may have sealed the run since it was read, so it is read again once before it counts.
+    unsealed: tuple[AuditEntry, tuple[int, int], str, int] | None = None
+    run, read_again = 0, None
     while True:
         rows = list(
             await session.scalars(
                 select(AuditEntry)
-                .where(AuditEntry.id > previous_id)
-                .order_by(AuditEntry.id)
+                .where(sealing.past(session, AuditEntry.xid, AuditEntry.id, position))
+                .order_by(AuditEntry.xid, AuditEntry.id)
                 .limit(_VERIFY_CHUNK)
             )
         )
         if not rows:
-            return Verdict(checked)
+            return Verdict(checked, unsealed=run)
         for row in rows:
-            if row.id != previous_id + 1:
-                return Verdict(checked, row.id, f"entries {previous_id + 1}…{row.id - 1} missing")
-            expected = next_hash(previous_hash, entry_document(**_columns(row)))
-            if row.hash != expected:
-                return Verdict(checked, row.id, "its hash does not match its content")
-            previous_hash, previous_id = row.hash, row.id
-            checked += 1
+            if row.hash is None:
+                unsealed = unsealed or (row, position, previous_hash, checked)
+                run += 1
+            elif unsealed is not None:
+                first, position, previous_hash, checked = unsealed
+                if read_again == first.id:
+                    return Verdict(checked, first.id, "it is not sealed, though later entries are")
+                read_again, unsealed, run = first.id, None, 0
+                break
+            else:
+                expected = next_hash(previous_hash, entry_document(**sealing.columns(row)))
+                if row.hash != expected:
+                    return Verdict(checked, row.id, "its hash does not match its content")
+                previous_hash = row.hash
+                checked += 1
+            position = (row.xid, row.id)
         session.expunge_all()
 
 
 async def export(
     session: AsyncSession, *, since: datetime | None, project_id: int | None
 ) -> AsyncIterator[dict[str, Any]]:
-    """Every entry (from `since`, of one project), oldest first, as documents."""
+    """Every entry (from `since`, of one project) as documents, in the chain's order (so a
+    whole export can be verified line by line)."""
     where = AuditFilter(project_id=project_id, after=since)
-    last = 0
+    position = sealing.BEFORE_ALL
     while True:
         rows = list(
             await session.scalars(
                 _filtered(select(AuditEntry), where)
-                .where(AuditEntry.id > last)
-                .order_by(AuditEntry.id)
+                .where(sealing.past(session, AuditEntry.xid, AuditEntry.id, position))
+                .order_by(AuditEntry.xid, AuditEntry.id)
                 .limit(_VERIFY_CHUNK)
             )
         )
@@ -164,5 +168,5 @@ async def export(
             return
         for row in rows:
             yield document_of(row)
-        last = rows[-1].id
+        position = (rows[-1].xid, rows[-1].id)
         session.expunge_all()

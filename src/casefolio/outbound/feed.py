@@ -1,7 +1,11 @@
-"""The change feed: the outbox (`changes`) as a user sees it, in commit order, from a cursor.
+"""The change feed: the outbox (`changes`) as a user sees it, in `seq` order, from a cursor.
 
-Sequence numbers are handed out under the lock the chain append takes (recorder.py), so a
-reader that has seen number n has seen every change committed before it.
+A change gets its number only once it has committed, from one counter that numberers take
+turns on (sealing.py; on SQLite, whose writers take turns, the recorder's): the numbers a
+reader sees are all the numbers up to the newest it sees, and a change committed later gets
+a larger one. So a reader that has seen number n has seen every change numbered up to n,
+and never misses one. On PostgreSQL a reader numbers what has committed before it reads,
+so it need not wait for the worker.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from casefolio.domain.errors import Gone, Invalid
 from casefolio.domain.events import FEED_TYPES
 from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.domain.principal import Principal
+from casefolio.outbound import sealing
 from casefolio.outbound.signal import signal
 
 MAX_WAIT = 60
@@ -65,6 +70,13 @@ async def head(session: AsyncSession) -> int:
     return max(int(newest or 0), await state(session, TRIMMED_THROUGH))
 
 
+async def current(db: Database) -> int:
+    """The cursor of now: past every change committed before the call."""
+    await sealing.number_pending(db)
+    async with db.read() as session:
+        return await head(session)
+
+
 def _visible(who: Principal) -> ColumnElement[bool]:
     # Access changes reach only the user they are about; other changes everyone who can see
     # the project now (so a project's changes stop after project.access_lost).
@@ -86,8 +98,9 @@ async def read(
         after = trimmed
     elif after < trimmed:
         raise Gone(RESYNC)
-    # Everything up to `upto` has committed (sequence order is commit order): a page that
-    # reaches it can hand out `upto` as the next cursor, past changes the caller cannot see.
+    # Every number up to `upto` is given (numbers go to committed changes, in order): a page
+    # that reaches it can hand out `upto` as the next cursor, past changes the caller cannot
+    # see.
     upto = await head(session)
     stmt = select(Change).where(
         Change.seq > after, Change.seq <= upto, Change.type.in_(FEED_TYPES), _visible(who)
@@ -113,6 +126,8 @@ async def wait_for(
     """Read the feed; while it is empty, wait up to `wait` seconds for a change to commit."""
     deadline = time.monotonic() + wait
     while True:
+        # Whatever committed before this (the commit that woke it, say) gets its number now.
+        await sealing.number_pending(db)
         async with db.read() as session:
             page = await read(session, who=who, after=after, project_id=project_id, limit=limit)
         left = deadline - time.monotonic()
@@ -123,7 +138,7 @@ async def wait_for(
 
 async def trim(session: AsyncSession, *, retention: timedelta) -> int:
     """Delete changes older than the retention that the worker has fanned out (never the
-    newest, whose number the next one follows on SQLite); return how many went."""
+    newest, whose number the next one follows); return how many went."""
     cutoff = utcnow() - retention
     newest = await session.scalar(select(func.max(Change.seq)))
     last_old = await session.scalar(

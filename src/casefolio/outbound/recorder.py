@@ -2,14 +2,22 @@
 
 Every write session is a RecordingSession (db/engine.py), so every write path (both API
 dialects, the CLI, the worker) records what it emitted without doing anything itself: the
-audit entries, hash chained, and the outbox rows the change feed and webhooks read.
+audit entries and the outbox rows the change feed and webhooks read.
+
+On SQLite, whose one write lock already serialises writers, an entry is hashed into the
+chain and a change numbered (`seq`) as it is written. On PostgreSQL writers do not take
+turns: entries are written unsealed (no hash) and changes unnumbered (the database stamps
+both with the transaction's id), and sealing.py numbers the changes once they committed
+and hashes the entries into the chain once their transaction is over.
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
-from sqlalchemy import Connection, event, insert, select, text
+from sqlalchemy import Connection, Insert, Table, bindparam, event, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from casefolio.db.models import AuditEntry, Change
@@ -18,20 +26,52 @@ from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEven
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 from casefolio.outbound.signal import CHANNEL, signal
 
-#: Key of pg_advisory_xact_lock: chain appends (and outbox sequence numbers) take turns, so
-#: that the chain stays one line and sequence order is commit order.
-CHAIN_LOCK = 0x6361_7365_666F_6C69  # "casefoli"
+log = logging.getLogger(__name__)
 _RECORDED = "casefolio.recorded_changes"
-_LAST_ENTRY = select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1)
-_LOCK = text(f"SELECT pg_advisory_xact_lock({CHAIN_LOCK})")
-#: The notification and the lock in one round trip (a NOTIFY is delivered at the commit,
-#: wherever in the transaction it was sent).
-_NOTIFY_AND_LOCK = text(f"SELECT pg_notify('{CHANNEL}', ''), pg_advisory_xact_lock({CHAIN_LOCK})")
+_NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
+#: SQLite: the chain's end and the feed's newest number, which this writer's follow.
+_LAST = select(
+    select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1).scalar_subquery(),
+    select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1).scalar_subquery(),
+    select(func.max(Change.seq)).scalar_subquery(),
+)
 #: Up to this many events, PostgreSQL's two inserts are one statement (its parameters stay
 #: far below asyncpg's 32,767).
 _ONE_STATEMENT_ROWS = 100
 _INSERT_ENTRY = insert(AuditEntry)
 _INSERT_CHANGE = insert(Change)
+
+
+def _entry_and_change() -> Insert:
+    """PostgreSQL, one event (most transactions): its two inserts as one statement, built
+    once so that it is compiled once (a multi-row VALUES is compiled at every call)."""
+    entries: Table = AuditEntry.__table__  # type: ignore[assignment]
+    changes: Table = Change.__table__  # type: ignore[assignment]
+    audit = (
+        insert(entries)
+        .values(
+            {
+                c.name: bindparam(f"e_{c.name}", type_=c.type)
+                for c in entries.c
+                if c.name not in ("id", "xid", "hash")
+            }
+        )
+        .cte("audit")
+    )
+    return (
+        insert(changes)
+        .values(
+            {
+                c.name: bindparam(f"c_{c.name}", type_=c.type)
+                for c in changes.c
+                if c.name not in ("id", "seq", "xid")
+            }
+        )
+        .add_cte(audit)
+    )
+
+
+_ENTRY_AND_CHANGE = _entry_and_change()
 
 
 class RecordingSession(Session):
@@ -50,8 +90,21 @@ def _record_pending(session: Session) -> None:
 
 @event.listens_for(RecordingSession, "after_commit")
 def _wake_waiters(session: Session) -> None:
-    if session.info.pop(_RECORDED, False):
-        signal.changed()
+    if not session.info.pop(_RECORDED, False):
+        return
+    signal.changed()
+    engine = session.get_bind().engine
+    if engine.dialect.name != "postgresql":
+        return  # other SQLite processes re-check the outbox (outbound/feed.py)
+    # Other processes' long-polls and workers, told after the commit in a transaction of
+    # its own: a NOTIFY in the writing transaction would hold PostgreSQL's one notify lock
+    # through that commit's flush, so writers would commit one at a time again.
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.execute(_NOTIFY)
+    except (DBAPIError, OSError) as exc:  # committed all the same; re-checks find it
+        log.warning("could not notify listeners of a commit (%s)", exc)
 
 
 @event.listens_for(RecordingSession, "after_rollback")
@@ -65,20 +118,15 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
     outbox rows; return whether any outbox row was written."""
     postgres = conn.dialect.name == "postgresql"
     if postgres:
-        # The lock is held until the commit; SQLite's write lock already is.
-        if any(e.type not in AUDIT_ONLY_TYPES for e in events):
-            conn.execute(_NOTIFY_AND_LOCK)
-        else:
-            conn.execute(_LOCK)
-    last = conn.execute(_LAST_ENTRY).first()
-    last_id, last_hash = (last[0], last[1]) if last else (0, GENESIS)
+        last_id, last_hash, last_seq = 0, GENESIS, 0
+    else:
+        last = conn.execute(_LAST).one()
+        last_id, last_hash, last_seq = last[0] or 0, last[1] or GENESIS, last[2] or 0
     now = utcnow()
     entries: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
     for domain_event in events:
-        last_id += 1
         columns: dict[str, Any] = {
-            "id": last_id,
             "at": now,
             "actor_kind": actor.kind,
             "actor_user_id": actor.user_id,
@@ -90,11 +138,18 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
             "project_id": domain_event.project_id,
             "details": dict(domain_event.details),
         }
-        last_hash = next_hash(last_hash, entry_document(**columns))
-        entries.append({**columns, "hash": last_hash})
+        if postgres:
+            entries.append(columns)  # id from the sequence; sealed later
+        else:
+            last_id += 1
+            columns["id"] = last_id
+            last_hash = next_hash(last_hash, entry_document(**columns))
+            entries.append({**columns, "hash": last_hash})
         if domain_event.type not in AUDIT_ONLY_TYPES:
+            change: dict[str, Any] = {} if postgres else {"seq": last_seq + len(changes) + 1}
             changes.append(
-                {
+                change
+                | {
                     "at": now,
                     "type": domain_event.type,
                     "project_id": domain_event.project_id,
@@ -106,8 +161,15 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
                     "details": dict(domain_event.details),
                 }
             )
+    if postgres and len(changes) == len(entries) == 1:
+        conn.execute(
+            _ENTRY_AND_CHANGE,
+            {f"e_{k}": v for k, v in entries[0].items()}
+            | {f"c_{k}": v for k, v in changes[0].items()},
+        )
+        return True
     if postgres and changes and len(entries) <= _ONE_STATEMENT_ROWS:
-        # Inside the lock every round trip counts: both inserts go as one statement.
+        # Every round trip before the commit counts: both inserts go as one statement.
         audit = insert(AuditEntry).values(entries).cte("audit")
         conn.execute(insert(Change).values(changes).add_cte(audit))
         return True

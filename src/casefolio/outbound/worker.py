@@ -1,35 +1,38 @@
 """The webhook worker: fans the outbox out into deliveries, and delivers them at least once.
 
-Each round is up to three short transactions and no transaction is open while a request is
-out: fan-out (new changes become one delivery per matching webhook, and the fan-out position
-moves, together), claim (due deliveries are leased for a while, `FOR UPDATE SKIP LOCKED` on
-PostgreSQL so several workers never take the same one), and results (attempts, next
-attempt times, endpoint health), each written set-based rather than row by row. A step
-first looks, in a read, whether it has anything to do: a write transaction takes SQLite's
-one write lock, which the requests' own writes wait for. A worker killed mid-round loses
-nothing: its leases run out and the deliveries go out again, with the same `webhook-id`.
+Each round is up to four short transactions and no transaction is open while a request is
+out: numbering (PostgreSQL: committed changes get their feed numbers, sealing.py), fan-out
+(new changes become one delivery per matching webhook, and the fan-out position moves,
+together), claim (due deliveries are leased for a while, `FOR UPDATE SKIP LOCKED` on
+PostgreSQL so several workers never take the same one), results (results.py: attempts,
+next attempt times, endpoint health), and once a second sealing (audit entries hashed into
+the chain, sealing.py), each written set-based rather than row by row. A step first looks, in a
+read, whether it has anything to do: a write transaction takes SQLite's one write lock,
+which the requests' own writes wait for. A worker killed mid-round loses nothing: its
+leases run out and the deliveries go out again, with the same `webhook-id`.
 """
 
 from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any
 
 import anyio
-from sqlalchemy import Select, Table, bindparam, func, insert, or_, select, text, update
+from sqlalchemy import Select, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import Change, Webhook, WebhookAttempt, WebhookDelivery
+from casefolio.db.models import Change, Webhook, WebhookDelivery
 from casefolio.db.types import utcnow
 from casefolio.domain import events
-from casefolio.outbound import audience, delivery, feed, http1, ssrf
+from casefolio.outbound import audience, delivery, feed, http1, sealing, ssrf
+from casefolio.outbound import results as results_
+from casefolio.outbound.results import Claimed
 from casefolio.outbound.signal import signal
 from casefolio.search.index import Indexer
 
@@ -38,21 +41,13 @@ FAN_OUT_BATCH = 1000
 #: pg_advisory_xact_lock key: one fan-out at a time across workers.
 FAN_OUT_LOCK = 0x6361_7365_666F_6C6A
 TRIM_EVERY = timedelta(hours=1)
-JITTER = 0.1
+#: Sealing waits for nobody (readers of hashes seal first): a transaction, and its commit,
+#: at most this often rather than every round.
+SEAL_EVERY = timedelta(seconds=1)
 #: After a wake-up on an idle worker: commits that follow within this go in the same round.
 BATCH_WINDOW_SECONDS = 0.01
 #: Before the next round when changes committed during the last (fewer than a batch).
 BUSY_WINDOW_SECONDS = 0.05
-
-
-@dataclass
-class _Claimed:
-    delivery_id: int
-    msg_id: str
-    payload: dict[str, Any]
-    url: str
-    secrets: list[str]
-    attempts: int
 
 
 class Worker:
@@ -75,22 +70,26 @@ class Worker:
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
         self.client = http1.Client()
         self._last_trim: datetime | None = None
+        self._last_seal: datetime | None = None
         self.indexer = Indexer(settings, db, clock=clock)  # search: extracts new versions' text
         #: Whether the last round left work behind (a full batch): the next starts at once.
         self.backlog = False
         #: Deliveries the last fan-out inserted already claimed, to be sent this round.
-        self._fresh: list[_Claimed] = []
+        self._fresh: list[Claimed] = []
 
     async def close(self) -> None:
         await self.client.aclose()
         await self.indexer.close()
 
     async def run_once(self) -> int:
-        """One round: fan out, deliver what is due; return how many things it did."""
+        """One round: number, fan out, deliver what is due, seal; return how many things it
+        did."""
         events.current_actor.set(SYSTEM)
         self.backlog = False
-        done = await self.fan_out()
+        done = await sealing.number_pending(self.db)  # so that the fan-out sees them
+        done += await self.fan_out()
         done += await self.deliver_due()
+        done += await self._seal_now_and_then()
         done += await self.indexer.run_once()
         await self._trim_now_and_then()
         return done
@@ -189,7 +188,7 @@ class Worker:
         )
         ids = {found.msg_id: found.id for found in made}
         self._fresh += [
-            _Claimed(
+            Claimed(
                 ids[row["msg_id"]],
                 row["msg_id"],
                 row["payload"],
@@ -206,10 +205,10 @@ class Worker:
         claimed += await self._claim()
         if not claimed:
             return 0
-        results: list[tuple[_Claimed, delivery.Outcome]] = []
+        results: list[tuple[Claimed, delivery.Outcome]] = []
         limiter = anyio.CapacityLimiter(self.concurrency)
 
-        async def send(item: _Claimed) -> None:
+        async def send(item: Claimed) -> None:
             async with limiter:
                 outcome = await delivery.attempt(
                     self.client,
@@ -225,7 +224,7 @@ class Worker:
         async with anyio.create_task_group() as tasks:
             for item in claimed:
                 tasks.start_soon(send, item)
-        await self._record(results)
+        await results_.store(self.db, self.settings, results, now=self.clock(), rng=self.rng)
         return len(claimed)
 
     def _due(self, now: datetime) -> Select[Any]:
@@ -249,7 +248,7 @@ class Worker:
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         )
 
-    async def _claim(self) -> list[_Claimed]:
+    async def _claim(self) -> list[Claimed]:
         now = self.clock()
         async with self.db.read() as session:
             if (await session.execute(self._due(now).limit(1))).first() is None:
@@ -269,7 +268,7 @@ class Worker:
                 )
             }
             owners = await audience.owners(session, hooks.values())
-            claimed: list[_Claimed] = []
+            claimed: list[Claimed] = []
             dropped: list[int] = []
             for row in rows:
                 hook = hooks.get(row.webhook_id)
@@ -284,7 +283,7 @@ class Worker:
                     dropped.append(row.id)
                     continue
                 claimed.append(
-                    _Claimed(
+                    Claimed(
                         row.id,
                         row.msg_id,
                         row.payload,
@@ -307,78 +306,12 @@ class Worker:
                 )
             return claimed
 
-    async def _record(self, results: Sequence[tuple[_Claimed, delivery.Outcome]]) -> None:
+    async def _seal_now_and_then(self) -> int:
         now = self.clock()
-        schedule = self.settings.webhook_retry_schedule
-        async with self.db.write() as session:
-            found = await session.execute(
-                select(WebhookDelivery.id, WebhookDelivery.webhook_id).where(
-                    WebhookDelivery.id.in_([item.delivery_id for item, _ in results])
-                )
-            )
-            rows = {row.id: row.webhook_id for row in found}
-            hooks = {
-                h.id: h
-                for h in await session.scalars(
-                    select(Webhook).where(Webhook.id.in_(set(rows.values())))
-                )
-            }
-            changed: list[dict[str, Any]] = []
-            attempts: list[dict[str, Any]] = []
-            for item, outcome in results:
-                if item.delivery_id not in rows:
-                    continue  # deleted with its webhook meanwhile
-                tries = item.attempts + 1
-                next_at: datetime | None = None
-                if outcome.ok:
-                    status = "delivered"
-                elif outcome.status_code == 410 or tries >= len(schedule):
-                    status = "failed"
-                else:
-                    status = "pending"
-                    delay = schedule[tries] * (1 + self.rng.uniform(0, JITTER))
-                    if outcome.retry_after is not None and outcome.status_code in (429, 503):
-                        delay = max(delay, outcome.retry_after)
-                    next_at = now + timedelta(seconds=delay)
-                changed.append({"key": item.delivery_id, "new_status": status, "next": next_at})
-                attempts.append(
-                    {
-                        "delivery_id": item.delivery_id,
-                        "at": now,
-                        "status_code": outcome.status_code,
-                        "duration_ms": outcome.duration_ms,
-                        "response_excerpt": outcome.excerpt,
-                        "error": outcome.error,
-                        "next_attempt_at": next_at,
-                    }
-                )
-                hook = hooks.get(rows[item.delivery_id])
-                if hook is not None:
-                    self._health(session, hook, outcome)
-            if not changed:
-                return
-            connection = await session.connection()
-            await connection.execute(_RESULT, changed)
-            await connection.execute(insert(WebhookAttempt), attempts)
-
-    def _health(self, session: AsyncSession, hook: Webhook, outcome: delivery.Outcome) -> None:
-        if outcome.ok:
-            hook.consecutive_failures, hook.failing = 0, False
-            return
-        hook.consecutive_failures += 1
-        if outcome.status_code == 410 and hook.active:
-            hook.active, hook.disabled_reason = False, "The endpoint answered 410 Gone."
-            events.emit(
-                session, events.WebhookDisabled(subject_id=hook.id, details={"status": 410})
-            )
-        if hook.consecutive_failures >= self.settings.webhook_failing_after and not hook.failing:
-            hook.failing = True
-            events.emit(
-                session,
-                events.WebhookFailing(
-                    subject_id=hook.id, details={"failures": hook.consecutive_failures}
-                ),
-            )
+        if self._last_seal is not None and now - self._last_seal < SEAL_EVERY:
+            return 0
+        self._last_seal = now
+        return await sealing.seal_pending(self.db)
 
     async def _trim_now_and_then(self) -> None:
         now = self.clock()
@@ -387,20 +320,6 @@ class Worker:
         self._last_trim = now
         async with self.db.write() as session:
             await feed.trim(session, retention=timedelta(days=self.settings.changes_retention_days))
-
-
-#: One delivery's result (executed for many at once).
-_DELIVERIES = cast(Table, WebhookDelivery.__table__)
-_RESULT = (
-    update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("key"))
-    .values(
-        status=bindparam("new_status"),
-        attempts=_DELIVERIES.c.attempts + 1,
-        claimed_until=None,
-        next_attempt_at=bindparam("next"),
-    )
-)
 
 
 @asynccontextmanager

@@ -33,7 +33,7 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Change, Document, DocumentVersion, VersionText
 from casefolio.db.types import utcnow
-from casefolio.outbound import feed
+from casefolio.outbound import feed, sealing
 from casefolio.search import extract
 from casefolio.storage import BlobStore, open_blob_store
 from casefolio.storage.base import BlobMissing
@@ -101,6 +101,9 @@ class Indexer:
         return await self.queue() + await self.extract_due()
 
     async def queue(self) -> int:
+        # Changes committed but not numbered yet are not read below (PostgreSQL): number
+        # them (the worker's round has, just before, unless this runs on its own).
+        await sealing.number_pending(self.db)
         async with self.db.write() as session:
             if self._postgres:
                 await session.execute(text(f"SELECT pg_advisory_xact_lock({QUEUE_LOCK})"))

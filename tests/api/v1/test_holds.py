@@ -220,7 +220,7 @@ async def test_holds_events_reach_the_feed_and_the_audit_trail(
     hold = await place(client, matter, "project")
     await release(client, matter, hold)
     async with db.read() as session:
-        types = list(await session.scalars(select(Change.type).order_by(Change.seq)))
+        types = list(await session.scalars(select(Change.type).order_by(Change.id)))
         actions = list(await session.scalars(select(AuditEntry.action)))
     assert types[-2:] == ["hold.created", "hold.released"]
     assert {"hold.created", "hold.released"} <= set(actions)

@@ -22,7 +22,7 @@ from tests.api.v1.test_holds import delete_document, document, place, release
 
 async def feed_types(db: Database) -> list[str]:
     async with db.read() as session:
-        return list(await session.scalars(select(Change.type).order_by(Change.seq)))
+        return list(await session.scalars(select(Change.type).order_by(Change.id)))
 
 
 async def blob_names(app: FastAPI) -> set[str]:

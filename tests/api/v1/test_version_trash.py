@@ -302,7 +302,7 @@ async def test_a_held_documents_version_delete_is_refused_and_nothing_changes(
     assert await current(client, matter, doc) == before[1]
     assert await trashed_versions(client, matter) == []
     async with db.read() as session:
-        types = list(await session.scalars(select(Change.type).order_by(Change.seq)))
+        types = list(await session.scalars(select(Change.type).order_by(Change.id)))
     assert types == feed  # no version.deleted; the refusal is audit-only
     assert [a.details["versionId"] for a in await audited(db, "hold.refused")] == [int(second)]
 

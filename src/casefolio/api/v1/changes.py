@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import Query
 
-from casefolio.api.deps import PrincipalDep, SessionDep, StateDep
+from casefolio.api.deps import PrincipalDep, StateDep
 from casefolio.api.ids import query_id
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
@@ -69,5 +69,5 @@ async def list_changes(
 @router.get(
     "/changes/cursor", response_model=CursorOut, summary="The cursor of now, to start a feed"
 )
-async def current_cursor(session: SessionDep, _: PrincipalDep) -> CursorOut:
-    return CursorOut(cursor=feed.cursor_of(await feed.head(session)))
+async def current_cursor(state: StateDep, _: PrincipalDep) -> CursorOut:
+    return CursorOut(cursor=feed.cursor_of(await feed.current(state.db)))

@@ -1,0 +1,130 @@
+"""The results of delivery attempts, written set-based in one transaction: each
+delivery's next state (delivered, failed, or when to try again, with jitter and any
+`Retry-After`), its attempt for the delivery log, and its endpoint's health."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
+from casefolio.domain import events
+from casefolio.outbound import delivery
+
+JITTER = 0.1
+
+
+@dataclass
+class Claimed:
+    """A delivery leased by this worker, with what sending it takes."""
+
+    delivery_id: int
+    msg_id: str
+    payload: dict[str, Any]
+    url: str
+    secrets: list[str]
+    attempts: int
+
+
+async def store(
+    db: Database,
+    settings: Settings,
+    results: Sequence[tuple[Claimed, delivery.Outcome]],
+    *,
+    now: datetime,
+    rng: random.Random,
+) -> None:
+    """Write the attempts, the deliveries' next states and the endpoints' health."""
+    schedule = settings.webhook_retry_schedule
+    async with db.write() as session:
+        found = await session.execute(
+            select(WebhookDelivery.id, WebhookDelivery.webhook_id).where(
+                WebhookDelivery.id.in_([item.delivery_id for item, _ in results])
+            )
+        )
+        rows = {row.id: row.webhook_id for row in found}
+        hooks = {
+            h.id: h
+            for h in await session.scalars(
+                select(Webhook).where(Webhook.id.in_(set(rows.values())))
+            )
+        }
+        changed: list[dict[str, Any]] = []
+        attempts: list[dict[str, Any]] = []
+        for item, outcome in results:
+            if item.delivery_id not in rows:
+                continue  # deleted with its webhook meanwhile
+            tries = item.attempts + 1
+            next_at: datetime | None = None
+            if outcome.ok:
+                status = "delivered"
+            elif outcome.status_code == 410 or tries >= len(schedule):
+                status = "failed"
+            else:
+                status = "pending"
+                delay = schedule[tries] * (1 + rng.uniform(0, JITTER))
+                if outcome.retry_after is not None and outcome.status_code in (429, 503):
+                    delay = max(delay, outcome.retry_after)
+                next_at = now + timedelta(seconds=delay)
+            changed.append({"key": item.delivery_id, "new_status": status, "next": next_at})
+            attempts.append(
+                {
+                    "delivery_id": item.delivery_id,
+                    "at": now,
+                    "status_code": outcome.status_code,
+                    "duration_ms": outcome.duration_ms,
+                    "response_excerpt": outcome.excerpt,
+                    "error": outcome.error,
+                    "next_attempt_at": next_at,
+                }
+            )
+            hook = hooks.get(rows[item.delivery_id])
+            if hook is not None:
+                _health(session, settings, hook, outcome)
+        if not changed:
+            return
+        connection = await session.connection()
+        await connection.execute(_RESULT, changed)
+        await connection.execute(insert(WebhookAttempt), attempts)
+
+
+def _health(
+    session: AsyncSession, settings: Settings, hook: Webhook, outcome: delivery.Outcome
+) -> None:
+    if outcome.ok:
+        hook.consecutive_failures, hook.failing = 0, False
+        return
+    hook.consecutive_failures += 1
+    if outcome.status_code == 410 and hook.active:
+        hook.active, hook.disabled_reason = False, "The endpoint answered 410 Gone."
+        events.emit(session, events.WebhookDisabled(subject_id=hook.id, details={"status": 410}))
+    if hook.consecutive_failures >= settings.webhook_failing_after and not hook.failing:
+        hook.failing = True
+        events.emit(
+            session,
+            events.WebhookFailing(
+                subject_id=hook.id, details={"failures": hook.consecutive_failures}
+            ),
+        )
+
+
+#: One delivery's result (executed for many at once).
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+_RESULT = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("key"))
+    .values(
+        status=bindparam("new_status"),
+        attempts=_DELIVERIES.c.attempts + 1,
+        claimed_until=None,
+        next_attempt_at=bindparam("next"),
+    )
+)

@@ -1,0 +1,163 @@
+"""Sealing: entries are hashed into the chain after their commit, in (xid, id) order, and
+only once no transaction that could still write before them is running (the feed's
+numbering is in test_feed_numbering.py)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import delete, select, text, update
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import AuditEntry
+from casefolio.domain import events
+from casefolio.outbound import audit, sealing
+from tests.conftest import PG_ADMIN_URL
+from tests.factories import Actor
+from tests.outbound.conftest import Matter
+
+
+async def _chain(db: Database) -> list[AuditEntry]:
+    async with db.read() as session:
+        return list(
+            await session.scalars(select(AuditEntry).order_by(AuditEntry.xid, AuditEntry.id))
+        )
+
+
+async def _seal(db: Database) -> int:
+    """Seal; return how many entries were sealed."""
+    async with db.write() as session:
+        return await sealing.seal(session)
+
+
+async def _verify(db: Database) -> audit.Verdict:
+    async with db.read() as session:
+        return await audit.verify(session)
+
+
+async def _uploads(client: httpx.AsyncClient, matter: Matter, count: int) -> None:
+    for n in range(count):
+        done = await client.post(
+            matter.url(f"/documents?fileName=d{n}.txt"),
+            content=f"doc {n}".encode(),
+            headers=matter.writer.headers,
+        )
+        assert done.status_code == 201, done.text
+
+
+async def test_entries_not_sealed_yet_show_no_hash_and_seal_into_the_same_chain(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    await _uploads(client, matter, 4)
+    await _seal(db)
+    sealed = await _chain(db)
+    assert all(e.hash for e in sealed)
+    tail = [e.id for e in sealed[-2:]]
+    async with db.write() as session:
+        await session.execute(update(AuditEntry).where(AuditEntry.id.in_(tail)).values(hash=None))
+
+    verdict = await _verify(db)
+    assert (verdict.first_bad_id, verdict.checked, verdict.unsealed) == (
+        None,
+        len(sealed) - 2,
+        2,
+    )
+    listed = await client.get(
+        "/api/v1/audit", params={"projectId": matter.id}, headers=operator.headers
+    )
+    assert listed.status_code == 200, listed.text
+    hashes = {int(e["id"]): e["hash"] for e in listed.json()}
+    assert [hashes[i] for i in tail] == [None, None]
+
+    assert await _seal(db) == 2
+    again = await _chain(db)
+    assert [(e.id, e.hash) for e in again] == [(e.id, e.hash) for e in sealed]
+    assert await _verify(db) == audit.Verdict(len(sealed))
+
+
+async def test_an_unsealed_entry_before_sealed_ones_is_reported_and_never_sealed(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    await _uploads(client, matter, 3)
+    await _seal(db)
+    chain = await _chain(db)
+    victim = chain[len(chain) // 2]
+    async with db.write() as session:
+        await session.execute(
+            update(AuditEntry).where(AuditEntry.id == victim.id).values(hash=None, client="x")
+        )
+    verdict = await _verify(db)
+    assert verdict.first_bad_id == victim.id
+    assert "not sealed" in verdict.reason
+    # The sealer only appends after the chain's end: it does not launder the edit.
+    assert await _seal(db) == 0
+    assert (await _verify(db)).first_bad_id == victim.id
+
+
+async def test_a_removed_or_edited_sealed_entry_is_reported(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    await _uploads(client, matter, 3)
+    await _seal(db)
+    chain = await _chain(db)
+    assert await _verify(db) == audit.Verdict(len(chain))
+    gone, after = chain[2], chain[3]
+    async with db.write() as session:
+        await session.execute(delete(AuditEntry).where(AuditEntry.id == gone.id))
+    verdict = await _verify(db)
+    assert (verdict.first_bad_id, verdict.checked) == (after.id, 2)
+    edited = chain[1]
+    async with db.write() as session:
+        await session.execute(
+            update(AuditEntry).where(AuditEntry.id == edited.id).values(details={"x": 1})
+        )
+    assert (await _verify(db)).first_bad_id == edited.id
+
+
+async def test_an_entry_is_sealed_after_every_older_transaction_ends(
+    db: Database, is_postgres: bool
+) -> None:
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns and seal as they write")
+    await _seal(db)
+    async with db.write() as older:
+        # Its transaction id is taken now, before the newer writer's.
+        await older.execute(text("SELECT pg_current_xact_id()"))
+        async with db.write() as newer:
+            events.emit(newer, events.SettingsUpdated(details={"by": "newer"}))
+        assert await _seal(db) == 0  # the older transaction could still write before it
+        verdict = await _verify(db)
+        assert verdict.first_bad_id is None and verdict.unsealed == 1
+        events.emit(older, events.SettingsUpdated(details={"by": "older"}))
+    assert await _seal(db) == 2
+    chain = await _chain(db)
+    assert [e.details["by"] for e in chain[-2:]] == ["older", "newer"]
+    # The older transaction's entry has the larger id: chain order is (xid, id).
+    assert chain[-2].id > chain[-1].id
+    verdict = await _verify(db)
+    assert verdict == audit.Verdict(len(chain))
+
+
+async def test_a_transaction_of_another_database_is_not_waited_for(
+    db: Database, is_postgres: bool
+) -> None:
+    if not is_postgres:
+        pytest.skip("PostgreSQL's transaction ids are shared by the cluster's databases")
+    admin = Settings(database_url=PG_ADMIN_URL).effective_database_url
+    elsewhere = create_async_engine(admin)  # the suite's own database, not this test's
+    try:
+        async with elsewhere.begin() as conn:
+            # Its id, taken now, is older than the next writer's here.
+            other = (
+                await conn.execute(text("SELECT pg_current_xact_id()::text::bigint"))
+            ).scalar_one()
+            async with db.write() as session:
+                events.emit(session, events.SettingsUpdated(details={"by": "here"}))
+            assert await _seal(db) == 1
+            async with db.read() as session:
+                assert await sealing.horizon(session) > other
+    finally:
+        await elsewhere.dispose()
+    assert (await _chain(db))[-1].details == {"by": "here"}
