@@ -48,8 +48,12 @@ class Housekeeper:
             report = await trash.purge_expired(
                 self.db, self.blobs, now=now, days=self.settings.trash_days
             )
-            if report.purged:
-                log.info("purged %d document(s) from the trash", len(report.purged))
+            if report.purged or report.versions_purged:
+                log.info(
+                    "purged %d document(s) and %d version(s) from the trash",
+                    len(report.purged),
+                    len(report.versions_purged),
+                )
             ran.append("purge")
         if self._last_retention is None or now - self._last_retention >= RETENTION_EVERY:
             self._last_retention = now

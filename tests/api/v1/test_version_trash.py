@@ -6,6 +6,7 @@ Time moves through an injected clock; nothing sleeps."""
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import timedelta
 from typing import Any
 
@@ -224,7 +225,11 @@ async def test_the_versions_of_a_trashed_document_come_back_with_it(
 
 
 async def test_purge_removes_trashed_versions_and_unshared_bytes_never_held_ones(
-    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     alone = await document(client, matter, b"only in a trashed version", b"alone now")
     shared = await document(client, matter, b"shared bytes", b"shared now")
@@ -240,7 +245,9 @@ async def test_purge_removes_trashed_versions_and_unshared_bytes_never_held_ones
     assert "purge" in await housekeeper(app, days_later=29).run_once()
     assert len(await trashed_versions(client, matter)) == 3  # too early
 
-    await housekeeper(app, days_later=31).run_once()
+    with caplog.at_level(logging.INFO, logger="casefolio.outbound.housekeeping"):
+        await housekeeper(app, days_later=31).run_once()
+    assert "purged 0 document(s) and 2 version(s) from the trash" in caplog.messages
 
     for doc in (alone, shared):
         assert await version_rows(db, doc) == await live_rows(client, matter, doc)
