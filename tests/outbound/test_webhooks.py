@@ -240,7 +240,9 @@ async def test_registration_checks_events_rights_and_addresses(
     # A host name IDNA cannot encode (found by the fuzz test: it was a 500).
     idna_bad = "http://\u00d3\u00f1\u0083\U000b8f2f\U000b8a26/"
     await refused(operator, {"url": idna_bad, "events": ["document.created"]}, 400, "resolved")
-    await refused(operator, {"url": "http://iw]x/", "events": ["document.created"]}, 400, "http")
+    for bracketed in ("http://iw]x/", "Http://[\u0080\u00f1", "http://[::g]/"):
+        body = {"url": bracketed, "events": ["document.created"]}
+        await refused(operator, body, 400, "host is not valid")
     # A project admin: only for projects they administer, never installation-wide.
     await refused(matter.admin, {"url": url, "events": ["document.created"]}, 403, "projectIds")
     await refused(

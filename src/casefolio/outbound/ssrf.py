@@ -32,8 +32,12 @@ def check_url(url: str) -> tuple[str, str, int]:
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
-    except ValueError:  # an unbalanced "[" or "]" in the host
-        hostname = None
+    except ValueError as exc:  # a "[" or "]" in the host that is not a bracketed IPv6 address
+        raise Invalid(
+            "The webhook URL's host is not valid: square brackets may only enclose an IPv6 "
+            "address.",
+            [{"field": "url", "message": "host"}],
+        ) from exc
     if not hostname or parts.scheme not in ("http", "https"):
         raise Invalid(
             "A webhook URL must be an absolute http:// or https:// URL.",
