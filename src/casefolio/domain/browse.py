@@ -20,7 +20,7 @@ from sqlalchemy import Select, Table, bindparam, select, tuple_
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder, Project
 from casefolio.db.reads import Reader, read_all
-from casefolio.domain import access
+from casefolio.domain import access, folders
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import MAX_LIMIT, Page, decode_cursor, encode_cursor
@@ -123,8 +123,9 @@ async def documents_page(
     parameters: dict[str, Any] = {"project_id": scope.project_id, "limit": listing.limit + 1}
     if listing.folder_id is not None:
         parameters["folder_id"] = listing.folder_id
-        if not await read_all(db, _FOLDER_IN_PROJECT, parameters):
-            raise NotFound(f"Folder {listing.folder_id} not found in project {scope.project_id}.")
+        await folders.require_in_project(
+            db, project_id=scope.project_id, folder_id=listing.folder_id
+        )
     wanted = listing.title_contains.strip()[:MAX_FILTER]
     if wanted:
         for special in (_ESCAPE, "%", "_"):
@@ -147,11 +148,6 @@ async def documents_page(
         last = items[-1]
         return Page(items, encode_cursor((last.title if by_title else last.updated_at, last.id)))
     return Page(items, None)
-
-
-_FOLDER_IN_PROJECT = select(_FOLDERS.c.id).where(
-    _FOLDERS.c.id == bindparam("folder_id"), _FOLDERS.c.project_id == bindparam("project_id")
-)
 
 
 @functools.cache

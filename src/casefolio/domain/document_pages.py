@@ -34,18 +34,18 @@ from sqlalchemy.types import TypeEngine
 
 from casefolio.db import reads
 from casefolio.db.live import LIVE
-from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder, is_id
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, is_id
 from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
 from casefolio.db.types import RawInstant, instant_of, rfc3339_text
-from casefolio.domain import access
+from casefolio.domain import access, folders
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
 # The tables behind the models: the page statement is built of columns only (no ORM loading).
-_DOCUMENTS, _VERSIONS, _FIELDS, _VALUES, _FOLDERS = (
-    cast(Table, model.__table__) for model in (Document, DocumentVersion, Field, FieldValue, Folder)
+_DOCUMENTS, _VERSIONS, _FIELDS, _VALUES = (
+    cast(Table, model.__table__) for model in (Document, DocumentVersion, Field, FieldValue)
 )
 _UPDATED_AT = _DOCUMENTS.c.updated_at
 
@@ -147,8 +147,8 @@ async def list_page(
         if not found:
             raise NotFound(f"Project {project_id} not found.")
         access.scope_ranked(who, project_id, found[0][1], Capability.DOCUMENTS_READ)
-        if folder_id is not None and not await read_all(db, _FOLDER_IN_PROJECT, parameters):
-            raise NotFound(f"Folder {folder_id} not found in project {project_id}.")
+        if folder_id is not None:
+            await folders.require_in_project(db, project_id=project_id, folder_id=folder_id)
     listed: list[ListedDocument] = []
     instants: list[Any] = []  # each document's updatedAt as read (RawInstant), for the cursor
     document: ListedDocument | None = None
@@ -165,11 +165,6 @@ async def list_page(
         last = listed[-1]
         return Page(listed, encode_cursor((instant_of(instants[page.limit - 1]), last.id)))
     return Page(listed, None)
-
-
-_FOLDER_IN_PROJECT = select(_FOLDERS.c.id).where(
-    _FOLDERS.c.id == bindparam("folder_id"), _FOLDERS.c.project_id == bindparam("project_id")
-)
 
 
 def _batchable(parameters: dict[str, Any]) -> bool:
