@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
 
+import anyio
+import anyio.to_thread
 from fastapi import Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.datastructures import MutableHeaders
 from starlette.types import Receive, Scope, Send
 
 from casefolio.api.errors import Problem, render
@@ -91,13 +96,11 @@ CONTENT_HEADERS = {
 
 
 class BlobFileResponse(FileResponse):
-    """FileResponse reading 2 MiB per trip to a worker thread instead of Starlette's 64 KiB.
-
-    Servers without zero-copy file sending (uvicorn) go through these reads, and each read
-    starts once the last chunk has drained: fewer, larger reads go faster. `bench download`
-    (1 GiB, uvicorn against nginx on the same machine, alternating): 1 MiB 0.68-0.76x,
-    2 MiB 0.83-0.91x, 4 MiB 0.95-1.0x but the server grew by 11 MiB per download in flight
-    (2 MiB: 3-5 MiB; 64 KiB reads managed 328 MB/s on an earlier machine).
+    """FileResponse for servers without zero-copy file sending (uvicorn): it reads the file
+    FILE_CHUNK_BYTES at a time instead of Starlette's 64 KiB, and reads each next chunk in a
+    worker thread while the one before is being sent (Starlette reads, then sends, then
+    reads). Fewer, larger reads go faster, but each chunk in flight is memory held per
+    download: bench/README.md has the measurements behind the size.
     """
 
     chunk_size = FILE_CHUNK_BYTES
@@ -114,6 +117,53 @@ class BlobFileResponse(FileResponse):
             start, end = self._byte_range
             headers.append((b"range", f"bytes={start}-{end - 1}".encode()))
         await super().__call__({**scope, "headers": headers}, receive, send)
+
+    async def _handle_simple(self, send: Send, send_header_only: bool, send_pathsend: bool) -> None:
+        if send_header_only or send_pathsend:
+            await super()._handle_simple(send, send_header_only, send_pathsend)
+            return
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send(start | {"headers": self.raw_headers})
+        await self._send_bytes(send, 0, None)
+
+    async def _handle_single_range(
+        self, send: Send, start: int, end: int, file_size: int, send_header_only: bool
+    ) -> None:
+        if send_header_only:
+            await super()._handle_single_range(send, start, end, file_size, send_header_only)
+            return
+        headers = MutableHeaders(raw=list(self.raw_headers))
+        headers["content-range"] = f"bytes {start}-{end - 1}/{file_size}"
+        headers["content-length"] = str(end - start)
+        await send({"type": "http.response.start", "status": 206, "headers": headers.raw})
+        await self._send_bytes(send, start, end)
+
+    async def _send_bytes(self, send: Send, start: int, end: int | None) -> None:
+        """Send the file from `start` to `end` (None: to its end), each next chunk read in a
+        worker thread while the one before is sent."""
+        descriptor = await anyio.to_thread.run_sync(os.open, self.path, os.O_RDONLY)
+
+        def read(offset: int) -> bytes:
+            wanted = self.chunk_size if end is None else min(self.chunk_size, end - offset)
+            return os.pread(descriptor, wanted, offset) if wanted > 0 else b""
+
+        loop = asyncio.get_running_loop()
+        reading = loop.run_in_executor(None, read, start)
+        try:
+            while True:
+                chunk = await reading
+                start += len(chunk)
+                more = len(chunk) == self.chunk_size and (end is None or start < end)
+                if more:
+                    reading = loop.run_in_executor(None, read, start)
+                await send({"type": "http.response.body", "body": chunk, "more_body": more})
+                if not more:
+                    return
+        finally:
+            # A read still running must end before its descriptor is closed (and reused).
+            with anyio.CancelScope(shield=True):
+                await asyncio.wait([reading])
+            os.close(descriptor)
 
 
 async def blob_response(
