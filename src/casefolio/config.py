@@ -224,6 +224,12 @@ class Settings(BaseSettings):
         return f"sqlite+aiosqlite:///{(self.data_dir / 'casefolio.db').resolve()}"
 
     @property
+    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """`webhook_allowed_networks` as networks (each was checked at start-up): what the
+        API, the web pages and the worker hand to outbound/ssrf.py."""
+        return [ipaddress.ip_network(n, strict=False) for n in self.webhook_allowed_networks]
+
+    @property
     def is_sqlite(self) -> bool:
         return self.effective_database_url.startswith("sqlite")
 
