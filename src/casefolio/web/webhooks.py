@@ -8,7 +8,6 @@ limited to projects they administer and sees their own.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -171,7 +170,7 @@ def _back(webhook_id: int, done: str) -> RedirectResponse:
 async def rotate_secret(
     request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
-    overlap = timedelta(hours=state_of(request).settings.webhook_secret_overlap_hours)
+    overlap = state_of(request).settings.webhook_secret_overlap
     hook = await webhooks.rotate_secret(
         session, who=me.principal, webhook_id=webhook_id, overlap=overlap
     )

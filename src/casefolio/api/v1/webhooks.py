@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from pydantic import Field
@@ -157,7 +156,7 @@ async def delete_webhook(webhook_id: WebhookId, session: SessionDep, who: Princi
 async def rotate_secret(
     webhook_id: WebhookId, session: SessionDep, who: PrincipalDep, state: StateDep
 ) -> WebhookWithSecretOut:
-    overlap = timedelta(hours=state.settings.webhook_secret_overlap_hours)
+    overlap = state.settings.webhook_secret_overlap
     hook = await webhooks.rotate_secret(session, who=who, webhook_id=webhook_id, overlap=overlap)
     return WebhookWithSecretOut.model_validate(hook)
 
