@@ -65,14 +65,20 @@ async def delete(
     )
     document.trashed_at = utcnow()
     await session.flush()
-    events.emit(
-        session,
-        events.DocumentDeleted(
-            project_id=document.project_id,
-            document_id=document_id,
-            folder_id=document.folder_id,
-            details={"trash": True},
-        ),
+    events.emit(session, trashed_event(document.project_id, document_id, document.folder_id))
+
+
+def trashed_event(
+    project_id: int, document_id: int, folder_id: int | None, **details: object
+) -> events.DomainEvent:
+    """What a document's move to the trash reports, by a DELETE or by retention: a deletion
+    (`document.deleted` in the change feed and to webhooks), audited as one the trash can
+    undo."""
+    return events.DocumentDeleted(
+        project_id=project_id,
+        document_id=document_id,
+        folder_id=folder_id,
+        details={"trash": True, **details},
     )
 
 
