@@ -7,6 +7,7 @@ import os
 import tomllib
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -222,6 +223,17 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'casefolio.db').resolve()}"
+
+    @property
+    def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """`webhook_allowed_networks` as networks (each was checked at start-up): what the
+        API, the web pages and the worker hand to outbound/ssrf.py."""
+        return [ipaddress.ip_network(n, strict=False) for n in self.webhook_allowed_networks]
+
+    @property
+    def webhook_secret_overlap(self) -> timedelta:
+        """How long a rotated-out webhook secret still signs (the API's and the pages')."""
+        return timedelta(hours=self.webhook_secret_overlap_hours)
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,7 +6,16 @@ import pytest
 from sqlalchemy import select
 
 from casefolio.db.engine import Database
-from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, Team, TeamMember
+from casefolio.db.models import (
+    Field,
+    Folder,
+    Hold,
+    Project,
+    ProjectTeamGrant,
+    ProjectUserGrant,
+    Team,
+    TeamMember,
+)
 from casefolio.domain import access
 from casefolio.domain.errors import Forbidden, NotFound
 from casefolio.domain.principal import Principal
@@ -141,3 +150,33 @@ async def test_a_scope_names_its_role_and_refuses_what_the_role_lacks(db: Databa
     assert scope.capabilities == frozenset({Capability.DOCUMENTS_READ})
     with pytest.raises(Forbidden, match=r"documents\.write"):
         scope.require(Capability.DOCUMENTS_WRITE)
+
+
+def _rows_of(project_id: int) -> list[Folder | Field | Hold]:
+    return [
+        Folder(project_id=project_id, parent_key=0, name="F"),
+        Field(project_id=project_id, name="Custodian", type="text"),
+        Hold(project_id=project_id, name="H", reason="R", scope="project"),
+    ]
+
+
+async def test_a_scope_reaches_its_own_projects_rows_only(db: Database) -> None:
+    erin = await make_actor(db, email="erin@example.com", operator=True)
+    async with db.write() as session:
+        mine, theirs = Project(name="Mine"), Project(name="Theirs")
+        session.add_all([mine, theirs])
+        await session.flush()
+        own, other = _rows_of(mine.id), _rows_of(theirs.id)
+        session.add_all([*own, *other])
+        await session.flush()
+        mine_id = mine.id
+        cases = [(type(a), a.id, b.id) for a, b in zip(own, other, strict=True)]
+    who = _principal(erin.user_id, operator=True)
+    async with db.read() as session:
+        scope = await access.scope(session, who, mine_id, Capability.DOCUMENTS_READ)
+        for model, own_id, other_id in cases:
+            assert (await scope.get(session, model, own_id)).id == own_id
+            for missing in (other_id, 999_999):
+                message = rf"^{model.__name__} {missing} not found in project {mine_id}\.$"
+                with pytest.raises(NotFound, match=message):
+                    await scope.get(session, model, missing)

@@ -3,6 +3,7 @@ delivery (PostgreSQL, FOR UPDATE SKIP LOCKED)."""
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import signal
 import subprocess
@@ -22,7 +23,6 @@ from casefolio.db.engine import Database
 from casefolio.db.models import WebhookDelivery
 from casefolio.domain import events, webhooks
 from casefolio.domain.principal import Principal
-from casefolio.outbound import ssrf
 from tests.factories import make_actor
 from tests.outbound.receiver import Receiver, receiver
 from tests.servers import CASEFOLIO, init_token, running_server, server_env
@@ -39,7 +39,7 @@ def _prepare(settings: Settings, url: str, count: int) -> int:
                 who = Principal(actor.user_id, actor.email, "Op", True)
                 spec = webhooks.WebhookSpec(url, ["folder.created"])
                 await webhooks.create(
-                    session, who=who, spec=spec, allowed=ssrf.networks(["127.0.0.0/8"])
+                    session, who=who, spec=spec, allowed=[ipaddress.ip_network("127.0.0.0/8")]
                 )
             async with db.write() as session:
                 events.emit(

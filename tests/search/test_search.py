@@ -197,7 +197,7 @@ async def test_a_bad_cursor_is_a_400(client: httpx.AsyncClient, matter: Matter) 
 
 def test_a_snippet_is_escaped_html_with_marks() -> None:
     from casefolio.search.extract import MARK_END, MARK_START
-    from casefolio.search.service import _marked
+    from casefolio.search.hits import _marked
 
     raw = f"<b>x</b> & the {MARK_START}cap{MARK_END}\n  end"
     assert _marked(raw) == "&lt;b&gt;x&lt;/b&gt; &amp; the <mark>cap</mark> end"

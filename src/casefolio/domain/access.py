@@ -8,7 +8,7 @@ this module can make one, so a domain function that takes a scope cannot run unc
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Protocol, TypeVar, cast
 
 from sqlalchemy import (
     BindParameter,
@@ -47,6 +47,14 @@ def require_self_or_operator(who: Principal, user_id: int, action: str) -> None:
 _MINT = object()  # only this module holds it, so only this module makes a ProjectScope
 
 
+class _OfProject(Protocol):
+    @property
+    def project_id(self) -> int: ...
+
+
+OfProject = TypeVar("OfProject", bound=_OfProject)
+
+
 @dataclass(frozen=True)
 class ProjectScope:
     """Proof that `who` may act on `project_id` with `role`: made only by `scope()`."""
@@ -75,6 +83,15 @@ class ProjectScope:
 
     def allows(self, capability: Capability) -> bool:
         return capability in self.role.capabilities
+
+    async def get(self, db: AsyncSession, model: type[OfProject], row_id: int) -> OfProject:
+        """Return the project's `model` row `row_id` (a folder, field, hold, document);
+        NotFound naming the project if there is none or it is another project's: a scope
+        reaches its own project's rows only."""
+        row = await db.get(model, row_id)
+        if row is None or row.project_id != self.project_id:
+            raise NotFound(f"{model.__name__} {row_id} not found in project {self.project_id}.")
+        return row
 
 
 async def scope(

@@ -128,10 +128,7 @@ async def list_page(
 
 
 async def get(session: AsyncSession, *, scope: ProjectScope, field_id: int) -> Field:
-    row = await session.get(Field, field_id)
-    if row is None or row.project_id != scope.project_id:
-        raise NotFound(f"Field {field_id} not found in project {scope.project_id}.")
-    return row
+    return await scope.get(session, Field, field_id)
 
 
 def coerce(row: FieldData, value: Any) -> Any:

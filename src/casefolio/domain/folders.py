@@ -27,11 +27,7 @@ def _check_name(name: str) -> str:
 
 
 async def get(session: AsyncSession, *, scope: ProjectScope, folder_id: int) -> Folder:
-    project_id = scope.project_id
-    folder = await session.get(Folder, folder_id)
-    if folder is None or folder.project_id != project_id:
-        raise _not_in(project_id, folder_id)
-    return folder
+    return await scope.get(session, Folder, folder_id)
 
 
 async def require_in_project(db: Reader, *, project_id: int, folder_id: int) -> None:

@@ -33,7 +33,7 @@ from casefolio.db.models import Document, Folder, Hold, HoldDocument
 from casefolio.db.types import utcnow
 from casefolio.domain import events, text
 from casefolio.domain.access import ProjectScope
-from casefolio.domain.errors import Held, Invalid, NotFound
+from casefolio.domain.errors import Held, Invalid
 from casefolio.domain.pages import Page, PageRequest, fetch_page
 from casefolio.domain.roles import Capability
 
@@ -55,7 +55,7 @@ def _text(value: str, field: str, limit: int) -> str:
     return text.stripped_name(value, limit=limit, what=f"A hold's {field}", field=field)
 
 
-async def _check_target(session: AsyncSession, project_id: int, new: NewHold) -> int | None:
+async def _check_target(session: AsyncSession, scope: ProjectScope, new: NewHold) -> int | None:
     if new.scope not in HOLD_SCOPES:
         raise Invalid(
             f"A hold's scope is one of {', '.join(HOLD_SCOPES)}.",
@@ -73,13 +73,8 @@ async def _check_target(session: AsyncSession, project_id: int, new: NewHold) ->
             f"A {new.scope} hold needs a targetId.",
             [{"field": "targetId", "message": "missing"}],
         )
-    target: Folder | Document | None = await session.get(
-        Folder if new.scope == "folder" else Document, new.target_id
-    )
     # A trashed document may be held: a hold stops its purge.
-    if target is None or target.project_id != project_id:
-        what = new.scope.capitalize()
-        raise NotFound(f"{what} {new.target_id} not found in project {project_id}.")
+    await scope.get(session, Folder if new.scope == "folder" else Document, new.target_id)
     return new.target_id
 
 
@@ -91,7 +86,7 @@ async def create(session: AsyncSession, *, scope: ProjectScope, new: NewHold) ->
         name=_text(new.name, "name", MAX_NAME),
         reason=_text(new.reason, "reason", MAX_REASON),
         scope=new.scope,
-        target_id=await _check_target(session, project_id, new),
+        target_id=await _check_target(session, scope, new),
         created_by=scope.user_id,
         created_at=utcnow(),
     )
@@ -111,11 +106,7 @@ async def create(session: AsyncSession, *, scope: ProjectScope, new: NewHold) ->
 
 
 async def get(session: AsyncSession, *, scope: ProjectScope, hold_id: int) -> Hold:
-    scope.require(Capability.HOLDS_MANAGE)
-    hold = await session.get(Hold, hold_id)
-    if hold is None or hold.project_id != scope.project_id:
-        raise NotFound(f"Hold {hold_id} not found in project {scope.project_id}.")
-    return hold
+    return await scope.require(Capability.HOLDS_MANAGE).get(session, Hold, hold_id)
 
 
 async def list_page(

@@ -21,7 +21,7 @@ from casefolio.db.engine import Database
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Project
 from casefolio.db.types import utcnow
-from casefolio.domain import access, events, holds
+from casefolio.domain import access, events, holds, trash
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -165,11 +165,8 @@ async def apply(db: Database, *, now: datetime) -> list[Planned]:
             trashed.append(planned)
             events.emit(
                 session,
-                events.DocumentDeleted(
-                    project_id=planned.project_id,
-                    document_id=planned.document_id,
-                    folder_id=row.folder_id,
-                    details={"trash": True, "retention": True},
+                trash.trashed_event(
+                    planned.project_id, planned.document_id, row.folder_id, retention=True
                 ),
             )
         await session.flush()

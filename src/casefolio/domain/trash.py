@@ -17,9 +17,10 @@ purge, so `casefolio gc`, which only removes bytes no row refers to, never reach
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import Row, Select, select, update
 from sqlalchemy import delete as delete_rows
@@ -38,6 +39,7 @@ from casefolio.storage.base import BlobStore
 
 #: Documents purged per transaction: a long trash is purged in several short ones.
 _BATCH = 200
+T = TypeVar("T")
 
 
 async def delete(
@@ -63,14 +65,20 @@ async def delete(
     )
     document.trashed_at = utcnow()
     await session.flush()
-    events.emit(
-        session,
-        events.DocumentDeleted(
-            project_id=document.project_id,
-            document_id=document_id,
-            folder_id=document.folder_id,
-            details={"trash": True},
-        ),
+    events.emit(session, trashed_event(document.project_id, document_id, document.folder_id))
+
+
+def trashed_event(
+    project_id: int, document_id: int, folder_id: int | None, **details: object
+) -> events.DomainEvent:
+    """What a document's move to the trash reports, by a DELETE or by retention: a deletion
+    (`document.deleted` in the change feed and to webhooks), audited as one the trash can
+    undo."""
+    return events.DocumentDeleted(
+        project_id=project_id,
+        document_id=document_id,
+        folder_id=folder_id,
+        details={"trash": True, **details},
     )
 
 
@@ -253,16 +261,10 @@ async def purge_expired(
             if not candidates:
                 break
             after = candidates[-1].id
-            by_project: dict[int, list[Document]] = {}
-            for document in candidates:
-                by_project.setdefault(document.project_id, []).append(document)
-            doomed: list[Document] = []
-            for project_id, found in by_project.items():
-                held = await holds.covered_documents(
-                    session, project_id=project_id, document_ids=[d.id for d in found]
-                )
-                report.kept_held += [d.id for d in found if d.id in held]
-                doomed += [d for d in found if d.id not in held]
+            doomed, kept = await _split_held(
+                session, candidates, project_of=lambda d: d.project_id, document_of=lambda d: d.id
+            )
+            report.kept_held += [d.id for d in kept]
             shas = await _purge(session, doomed, report)
         # After the commit: bytes go only once no row can point at them any more.
         await _remove_unshared(db, blobs, shas, report, now - grace)
@@ -289,19 +291,14 @@ async def _purge_versions(
             if not candidates:
                 break
             after = candidates[-1][0].id
-            by_project: dict[int, list[DocumentVersion]] = {}
-            for version, project_id in candidates:
-                by_project.setdefault(project_id, []).append(version)
-            doomed: list[tuple[int, DocumentVersion]] = []
-            for project_id, found in by_project.items():
-                held = await holds.covered_documents(
-                    session,
-                    project_id=project_id,
-                    document_ids=[v.document_id for v in found if v.document_id is not None],
-                )
-                report.versions_kept_held += [v.id for v in found if v.document_id in held]
-                doomed += [(project_id, v) for v in found if v.document_id not in held]
-            shas = {v.sha256 for _, v in doomed}
+            doomed, kept = await _split_held(
+                session,
+                [(version, project_id) for version, project_id in candidates],
+                project_of=lambda c: c[1],
+                document_of=lambda c: c[0].document_id,
+            )
+            report.versions_kept_held += [v.id for v, _ in kept]
+            shas = {v.sha256 for v, _ in doomed}
             purged = [
                 events.VersionPurged(
                     project_id=project_id,
@@ -312,10 +309,10 @@ async def _purge_versions(
                         "trashedAt": t.isoformat() if (t := v.trashed_at) else None,
                     },
                 )
-                for project_id, v in doomed
+                for v, project_id in doomed
             ]
             if purged:
-                ids = [v.id for _, v in doomed]
+                ids = [v.id for v, _ in doomed]
                 # Its extracted text goes with it (ON DELETE CASCADE).
                 await session.execute(
                     delete_rows(DocumentVersion).where(DocumentVersion.id.in_(ids))
@@ -323,6 +320,32 @@ async def _purge_versions(
                 events.emit(session, *purged)
                 report.versions_purged += ids
         await _remove_unshared(db, blobs, shas, report, young)
+
+
+async def _split_held(
+    session: AsyncSession,
+    found: Sequence[T],
+    *,
+    project_of: Callable[[T], int],
+    document_of: Callable[[T], int | None],
+) -> tuple[list[T], list[T]]:
+    """Given trashed documents or versions due for the purge, return (those no hold covers,
+    those a hold covers: of a version, a hold covering its document), asking the holds of
+    each project once."""
+    by_project: dict[int, list[T]] = {}
+    for item in found:
+        by_project.setdefault(project_of(item), []).append(item)
+    free: list[T] = []
+    held: list[T] = []
+    for project_id, items in by_project.items():
+        covered = await holds.covered_documents(
+            session,
+            project_id=project_id,
+            document_ids=[d for item in items if (d := document_of(item)) is not None],
+        )
+        for item in items:
+            (held if document_of(item) in covered else free).append(item)
+    return free, held
 
 
 async def _purge(session: AsyncSession, doomed: list[Document], report: PurgeReport) -> set[str]:

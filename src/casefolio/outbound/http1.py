@@ -35,6 +35,17 @@ class Answer:
     head: bytes  # the first `keep` bytes of the body
 
 
+@dataclass(frozen=True)
+class _Post:
+    """One request as it travels from `post` to the connection that sends it."""
+
+    host_header: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+    keep: int  # bytes of the answer's body to keep
+
+
 class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
@@ -73,18 +84,19 @@ class Client:
         the headers and the first `keep` bytes of the answer's body. Redirects are answers
         like any other."""
         key = (scheme, address, port, server_name)
+        post = _Post(host_header, target, headers, body, keep)
         while self._idle[key]:
             conn = self._idle[key].pop()
             if conn.reader.at_eof() or conn.writer.is_closing():
                 conn.close()
                 continue
             try:
-                return await self._exchange(key, conn, host_header, target, headers, body, keep)
+                return await self._exchange(key, conn, post)
             except StaleConnection:
                 continue  # closed while idle: the request never reached the endpoint
         conn = await self._connect(scheme, address, port, server_name)
         try:
-            return await self._exchange(key, conn, host_header, target, headers, body, keep)
+            return await self._exchange(key, conn, post)
         except StaleConnection as exc:
             raise ConnectionError("the endpoint closed the connection without answering") from exc
 
@@ -99,20 +111,11 @@ class Client:
         )
         return _Conn(reader, writer)
 
-    async def _exchange(
-        self,
-        key: _Key,
-        conn: _Conn,
-        host_header: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        keep: int,
-    ) -> Answer:
+    async def _exchange(self, key: _Key, conn: _Conn, post: _Post) -> Answer:
         reused = conn.h11.our_state is h11.IDLE and conn.h11.their_state is h11.IDLE
         done = False
         try:
-            answer = await self._send_and_read(conn, host_header, target, headers, body, keep)
+            answer = await self._send_and_read(conn, post)
             done = True
             return answer
         except (ConnectionError, h11.RemoteProtocolError, asyncio.IncompleteReadError) as exc:
@@ -130,20 +133,13 @@ class Client:
             else:
                 conn.close()
 
-    async def _send_and_read(
-        self,
-        conn: _Conn,
-        host_header: str,
-        target: str,
-        headers: list[tuple[str, str]],
-        body: bytes,
-        keep: int,
-    ) -> Answer:
+    async def _send_and_read(self, conn: _Conn, post: _Post) -> Answer:
         h = conn.h11
+        body, keep = post.body, post.keep
         request = h11.Request(
             method="POST",
-            target=target,
-            headers=[("host", host_header), ("content-length", str(len(body))), *headers],
+            target=post.target,
+            headers=[("host", post.host_header), ("content-length", str(len(body))), *post.headers],
         )
         conn.writer.write(h.send(request) + (h.send(h11.Data(data=body)) or b""))
         conn.writer.write(h.send(h11.EndOfMessage()) or b"")

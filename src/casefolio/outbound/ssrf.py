@@ -23,10 +23,6 @@ class Refused(Exception):
     """The URL is not one casefolio will send to; the message says why."""
 
 
-def networks(allowed: Sequence[str]) -> list[Network]:
-    return [ipaddress.ip_network(n, strict=False) for n in allowed]
-
-
 def check_url(url: str) -> tuple[str, str, int]:
     """Given a webhook URL, return (scheme, host, port) or raise Invalid."""
     try:

@@ -30,7 +30,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import Change, Webhook, WebhookDelivery
 from casefolio.db.types import utcnow
 from casefolio.domain import events
-from casefolio.outbound import audience, delivery, feed, http1, sealing, ssrf
+from casefolio.outbound import audience, delivery, feed, http1, sealing
 from casefolio.outbound import results as results_
 from casefolio.outbound.results import Claimed
 from casefolio.outbound.signal import signal
@@ -66,7 +66,7 @@ class Worker:
         self.settings, self.db, self.clock = settings, db, clock
         self.rng = rng or random.Random()
         self.batch, self.concurrency = batch, concurrency
-        self.allowed = ssrf.networks(settings.webhook_allowed_networks)
+        self.allowed = settings.webhook_networks
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
         self.client = http1.Client()
         self._last_trim: datetime | None = None

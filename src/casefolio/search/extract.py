@@ -25,7 +25,7 @@ from pathlib import Path, PurePosixPath
 
 import charset_normalizer
 
-#: Marks a highlighted word in a snippet (search/service.py); never part of stored text.
+#: Marks a highlighted word in a snippet (search/hits.py); never part of stored text.
 MARK_START, MARK_END = "\ue000", "\ue001"
 _UNSTORABLE = re.compile("[\x00\ue000\ue001\ud800-\udfff]")
 _TAG = re.compile(r"<[^>]*>")

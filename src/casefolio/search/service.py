@@ -3,21 +3,18 @@
 Access is part of the statement (`searchable`): what the caller cannot read is never
 returned, counted or highlighted, and paging stays keyset paging. A page is two statements:
 the page's keys (score, version id) with every filter, then the snippets of just those
-versions and their documents' views.
+versions and their documents' views (hits.py).
 """
 
 from __future__ import annotations
 
-import html
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    BindParameter,
     Float,
     Integer,
     Select,
@@ -26,14 +23,11 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    column,
     exists,
     func,
     literal,
-    literal_column,
     or_,
     select,
-    table,
     true,
 )
 from sqlalchemy import (
@@ -48,25 +42,18 @@ from casefolio.db.models import (
     DocumentVersion,
     Field,
     FieldValue,
-    Folder,
-    Project,
-    VersionText,
 )
-from casefolio.domain import access, documents, pages
-from casefolio.domain.documents import DocumentView
+from casefolio.domain import access, pages
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from casefolio.domain.rows import VersionRow, row_of
+from casefolio.search import fulltext, hits
 from casefolio.search import query as language
-from casefolio.search.extract import MARK_END, MARK_START
+from casefolio.search.fulltext import FTS, FTS_NAME, TEXTS, TSV
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
-#: The text search configuration the migration made (PostgreSQL).
-TS_CONFIG = "casefolio_search"
-SNIPPET_WORDS = 24
 #: The most matches one query scores and pages through: of more, the first this many the
 #: caller may read (newest first on SQLite, in table order on PostgreSQL; docs/api.md).
 RANK_CANDIDATES = 1000
@@ -79,12 +66,9 @@ PHRASE_CANDIDATES = 250
 #: first and then converts (bench/README.md, issue 25's third pass).
 SEARCH_WORK_MEM = "256kB"
 
-DOCUMENTS, VERSIONS, _TEXTS, _VALUES = (
-    cast(Table, model.__table__) for model in (Document, DocumentVersion, VersionText, FieldValue)
+DOCUMENTS, VERSIONS, _VALUES = (
+    cast(Table, model.__table__) for model in (Document, DocumentVersion, FieldValue)
 )
-_FTS = table("version_texts_fts", column("rowid"), column("text"))
-_FTS_NAME: ColumnElement[Any] = literal_column("version_texts_fts")
-_TSV: ColumnElement[Any] = literal_column("version_texts.tsv")
 
 
 @dataclass(frozen=True)
@@ -102,18 +86,6 @@ class Search:
     cursor: str | None = None
     #: False: no snippets (a list of documents filtered by `q`, up to pages.MAX_LIMIT long).
     snippets: bool = True
-
-
-@dataclass(frozen=True)
-class Hit:
-    view: DocumentView
-    #: The version whose text matched (the current one unless `all_versions`).
-    version: VersionRow
-    score: float
-    #: HTML: the text around the match, escaped, the matched words in <mark>…</mark>.
-    snippet: str
-    project_name: str
-    folder_name: str | None
 
 
 def searchable(
@@ -149,18 +121,16 @@ def current_text_matches(text: str, *, postgres: bool) -> ColumnElement[bool]:
     and access rule (`/api/v3` documents' `search` filter); no score, no candidate bound."""
     parsed = language.parse(text)
     if postgres:
-        tsquery = func.to_tsquery(
-            literal_column(f"'{TS_CONFIG}'"), literal(language.to_tsquery(parsed))
-        )
+        matched = fulltext.tsquery(literal(language.to_tsquery(parsed)))
         return exists().where(
-            _TEXTS.c.version_id == DOCUMENTS.c.current_version_id, _TSV.op("@@")(tsquery)
+            TEXTS.c.version_id == DOCUMENTS.c.current_version_id, TSV.op("@@")(matched)
         )
     return DOCUMENTS.c.current_version_id.in_(
-        select(_FTS.c.rowid).where(_FTS_NAME.op("MATCH")(literal(language.to_fts5(parsed))))
+        select(FTS.c.rowid).where(FTS_NAME.op("MATCH")(literal(language.to_fts5(parsed))))
     )
 
 
-async def search(session: AsyncSession, who: Principal, request: Search) -> pages.Page[Hit]:
+async def search(session: AsyncSession, who: Principal, request: Search) -> pages.Page[hits.Hit]:
     """A page of hits, best first; Invalid for a bad query, filter or cursor, NotFound for
     a project or field the caller cannot see."""
     parsed = language.parse(request.q)
@@ -184,13 +154,13 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
         # and testing every row), and PostgreSQL runs a CTE only as far as its rows are
         # read, so only the rows up to the LIMIT are fetched, checked and scored. Each
         # match's document is then found by key (ix_documents_current_version).
-        tsquery = func.to_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam("q"))
+        tsquery = fulltext.tsquery(bindparam("q"))
         found = (
             select(
-                _TEXTS.c.version_id.label("version_id"),
-                sql_cast(func.ts_rank_cd(_TSV, tsquery), Float).label("score"),
+                TEXTS.c.version_id.label("version_id"),
+                sql_cast(func.ts_rank_cd(TSV, tsquery), Float).label("score"),
             )
-            .where(_TSV.op("@@")(tsquery))
+            .where(TSV.op("@@")(tsquery))
             .cte("matched")
             .prefix_with("MATERIALIZED")
         )
@@ -216,15 +186,15 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
         # FTS5 walks its index newest version first (rowid order) and stops at the LIMIT;
         # bm25() scores the rows that pass (it does count each phrase's matches once, for
         # its IDF: bench/README.md).
-        version_id = _FTS.c.rowid
+        version_id = FTS.c.rowid
         candidates = searchable(
             select(
                 version_id.label("version_id"),
                 DOCUMENTS.c.id.label("document_id"),
-                sql_cast(-func.bm25(_FTS_NAME), Float).label("score"),
+                sql_cast(-func.bm25(FTS_NAME), Float).label("score"),
             )
-            .select_from(_FTS)
-            .where(_FTS_NAME.op("MATCH")(bindparam("q")))
+            .select_from(FTS)
+            .where(FTS_NAME.op("MATCH")(bindparam("q")))
             .order_by(version_id.desc()),
             version_id,
             who,
@@ -255,12 +225,12 @@ async def search(session: AsyncSession, who: Principal, request: Search) -> page
     rows = (await session.execute(page, parameters)).all()
     more = len(rows) > request.limit
     rows = rows[: request.limit]
-    hits = await _hits(session, rows, compiled if request.snippets else None, postgres)
+    shown = await hits.of_rows(session, rows, compiled if request.snippets else None, postgres)
     cursor = None
     if more:
         last = rows[-1]
         cursor = encode_cursor((float(last.score).hex(), int(last.version_id)))
-    return pages.Page(hits, cursor)
+    return pages.Page(shown, cursor)
 
 
 def _has_phrase(parsed: language.Query) -> bool:
@@ -346,82 +316,3 @@ async def _field_values(
             )
         return [value]
     return [json.dumps(value)]
-
-
-async def _hits(
-    session: AsyncSession, rows: Sequence[Any], compiled: str | None, postgres: bool
-) -> list[Hit]:
-    if not rows:
-        return []
-    version_ids = [int(r.version_id) for r in rows]
-    snippets = {} if compiled is None else await _snippets(session, version_ids, compiled, postgres)
-    versions = {
-        v.id: row_of(VersionRow, v)
-        for v in await session.scalars(
-            select(DocumentVersion).where(DocumentVersion.id.in_(version_ids))
-        )
-    }
-    docs = {
-        d.id: d
-        for d in await session.scalars(
-            select(Document).where(Document.id.in_({int(r.document_id) for r in rows}))
-        )
-    }
-    views = {v.document.id: v for v in await documents.views(session, list(docs.values()))}
-    projects = await _names(session, Project, {d.project_id for d in docs.values()})
-    folders = await _names(session, Folder, {d.folder_id for d in docs.values() if d.folder_id})
-    hits = []
-    for r in rows:
-        view = views[int(r.document_id)]
-        document = view.document
-        hits.append(
-            Hit(
-                view,
-                versions[int(r.version_id)],
-                float(r.score),
-                snippets.get(int(r.version_id), ""),
-                projects[document.project_id],
-                folders.get(document.folder_id) if document.folder_id is not None else None,
-            )
-        )
-    return hits
-
-
-async def _names(
-    session: AsyncSession, model: type[Project] | type[Folder], ids: set[Any]
-) -> dict[int, str]:
-    if not ids:
-        return {}
-    found = await session.execute(select(model.id, model.name).where(model.id.in_(ids)))
-    return {int(i): str(name) for i, name in found}
-
-
-async def _snippets(
-    session: AsyncSession, version_ids: list[int], compiled: str, postgres: bool
-) -> dict[int, str]:
-    ids: BindParameter[Any] = bindparam("ids", expanding=True)
-    if postgres:
-        options = (
-            f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, '
-            f'MinWords={SNIPPET_WORDS // 2}, MaxFragments=2, FragmentDelimiter=" … "'
-        )
-        tsquery = func.to_tsquery(literal_column(f"'{TS_CONFIG}'"), bindparam("q"))
-        statement = select(
-            _TEXTS.c.version_id,
-            func.ts_headline(
-                literal_column(f"'{TS_CONFIG}'"), _TEXTS.c.text, tsquery, bindparam("options")
-            ),
-        ).where(_TEXTS.c.version_id.in_(ids))
-        parameters = {"q": compiled, "ids": version_ids, "options": options}
-    else:
-        statement = select(
-            _FTS.c.rowid,
-            func.snippet(_FTS_NAME, 0, bindparam("start"), bindparam("end"), "…", SNIPPET_WORDS),
-        ).where(_FTS_NAME.op("MATCH")(bindparam("q")), _FTS.c.rowid.in_(ids))
-        parameters = {"q": compiled, "ids": version_ids, "start": MARK_START, "end": MARK_END}
-    return {int(i): _marked(s or "") for i, s in await session.execute(statement, parameters)}
-
-
-def _marked(raw: str) -> str:
-    escaped = html.escape(" ".join(raw.split()), quote=False)
-    return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")

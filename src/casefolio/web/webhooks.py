@@ -8,7 +8,6 @@ limited to projects they administer and sees their own.
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -23,7 +22,6 @@ from casefolio.domain.errors import Forbidden, Invalid
 from casefolio.domain.pages import PageRequest, request_after
 from casefolio.domain.roles import Capability
 from casefolio.domain.websessions import SignedIn
-from casefolio.outbound import ssrf
 from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, cookie_secret
 from casefolio.web.http import render, see_other, state_of
 
@@ -32,10 +30,6 @@ SECRET_SHOWN = "webhook-secret:"  # + the webhook's id
 DELIVERIES_PER_PAGE = 25
 # Projects offered in the form; any project can still be given by its id.
 PROJECT_CHOICES = 200
-
-
-def _allowed(request: Request) -> list[ssrf.Network]:
-    return ssrf.networks(state_of(request).settings.webhook_allowed_networks)
 
 
 async def _administered(session: AsyncSession, me: SignedIn) -> list[Project]:
@@ -107,7 +101,10 @@ async def create_webhook(
     """Register a webhook, then show its page, which shows the secret once."""
     try:
         hook = await webhooks.create(
-            session, who=me.principal, spec=_spec(form), allowed=_allowed(request)
+            session,
+            who=me.principal,
+            spec=_spec(form),
+            allowed=state_of(request).settings.webhook_networks,
         )
     except (Invalid, Forbidden) as exc:
         status = 403 if isinstance(exc, Forbidden) else 400
@@ -173,7 +170,7 @@ def _back(webhook_id: int, done: str) -> RedirectResponse:
 async def rotate_secret(
     request: Request, webhook_id: PathId, me: WebWriter, session: SessionDep
 ) -> Response:
-    overlap = timedelta(hours=state_of(request).settings.webhook_secret_overlap_hours)
+    overlap = state_of(request).settings.webhook_secret_overlap
     hook = await webhooks.rotate_secret(
         session, who=me.principal, webhook_id=webhook_id, overlap=overlap
     )
@@ -193,7 +190,11 @@ async def set_active(
 ) -> Response:
     active = form.get("active") == "true"
     await webhooks.update(
-        session, who=me.principal, webhook_id=webhook_id, allowed=_allowed(request), active=active
+        session,
+        who=me.principal,
+        webhook_id=webhook_id,
+        allowed=state_of(request).settings.webhook_networks,
+        active=active,
     )
     return _back(webhook_id, "enabled" if active else "disabled")
 

@@ -18,6 +18,7 @@ from casefolio.db.models import Document
 from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter
 from tests.api.v1.test_holds import document, place
+from tests.api.v1.test_version_trash import audited
 from tests.cli.conftest import cli_env
 from tests.factories import Actor
 
@@ -72,6 +73,11 @@ async def test_the_daily_job_trashes_exactly_the_documents_past_their_period(
     assert "retention" in await keeper.run_once()
 
     assert await trashed(db) == {old}
+    # Audited as a DELETE to the trash is (domain/trash.py), marked as retention's doing.
+    deleted = await audited(db, "document.deleted")
+    assert [(e.target_id, e.details) for e in deleted] == [
+        (int(old), {"trash": True, "retention": True})
+    ]
     h = matter.admin.headers
     assert (await client.get(matter.url(f"/documents/{old}"), headers=h)).status_code == 404
     listed = await client.get(matter.url("/trash"), headers=h)

@@ -60,6 +60,13 @@ async def test_a_deleted_document_disappears_from_every_read(
     again = await delete_document(client, matter, doc)
     assert again.status_code == 404
     assert (await feed_types(db))[-1] == "document.deleted"
+    async with db.read() as session:
+        audited = await session.execute(
+            select(AuditEntry.target_id, AuditEntry.details).where(
+                AuditEntry.action == "document.deleted"
+            )
+        )
+        assert [tuple(row) for row in audited] == [(int(doc), {"trash": True})]
     # Same bytes again: the trashed copy is no duplicate.
     fresh = await upload(client, matter, b"to trash", rejectDuplicate="true")
     assert fresh.status_code == 201, fresh.text

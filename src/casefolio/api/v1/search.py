@@ -14,7 +14,7 @@ from casefolio.api.v1.documents_render import DocumentOut, VersionOut, document_
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
 from casefolio.search import query, service, status
-from casefolio.search.service import Hit
+from casefolio.search.hits import Hit
 
 router = v1_router("search")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Annotated
 
 from pydantic import Field
@@ -14,7 +13,6 @@ from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
 from casefolio.db.models import Webhook
 from casefolio.domain import events, webhooks
-from casefolio.outbound import ssrf
 
 router = v1_router("webhooks")
 WebhookId = Annotated[int, path_id("webhookId")]
@@ -93,10 +91,6 @@ def _out(hook: Webhook) -> WebhookOut:
     return WebhookOut.model_validate(hook)
 
 
-def _allowed(state: StateDep) -> list[ssrf.Network]:
-    return ssrf.networks(state.settings.webhook_allowed_networks)
-
-
 @router.post(
     "/webhooks",
     status_code=201,
@@ -107,7 +101,9 @@ async def create_webhook(
     body: WebhookIn, session: SessionDep, who: PrincipalDep, state: StateDep
 ) -> WebhookWithSecretOut:
     spec = webhooks.WebhookSpec(body.url, body.events, body.project_ids, body.description)
-    hook = await webhooks.create(session, who=who, spec=spec, allowed=_allowed(state))
+    hook = await webhooks.create(
+        session, who=who, spec=spec, allowed=state.settings.webhook_networks
+    )
     return WebhookWithSecretOut.model_validate(hook)
 
 
@@ -142,7 +138,7 @@ async def update_webhook(
         clear_projects="project_ids" in body.model_fields_set and body.project_ids is None,
         description=body.description,
         active=body.active,
-        allowed=_allowed(state),
+        allowed=state.settings.webhook_networks,
     )
     return _out(hook)
 
@@ -160,7 +156,7 @@ async def delete_webhook(webhook_id: WebhookId, session: SessionDep, who: Princi
 async def rotate_secret(
     webhook_id: WebhookId, session: SessionDep, who: PrincipalDep, state: StateDep
 ) -> WebhookWithSecretOut:
-    overlap = timedelta(hours=state.settings.webhook_secret_overlap_hours)
+    overlap = state.settings.webhook_secret_overlap
     hook = await webhooks.rotate_secret(session, who=who, webhook_id=webhook_id, overlap=overlap)
     return WebhookWithSecretOut.model_validate(hook)
 

@@ -1,0 +1,115 @@
+"""A page of search hits as the caller sees them: given the page's keys (version id,
+document id, score), each match's document view, version, project and folder names, and
+the snippet of its text around the match."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import BindParameter, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from casefolio.db.models import Document, DocumentVersion, Folder, Project
+from casefolio.domain import documents
+from casefolio.domain.documents import DocumentView
+from casefolio.domain.rows import VersionRow, row_of
+from casefolio.search import fulltext
+from casefolio.search.extract import MARK_END, MARK_START
+from casefolio.search.fulltext import CONFIG, FTS, FTS_NAME, TEXTS
+
+SNIPPET_WORDS = 24
+
+
+@dataclass(frozen=True)
+class Hit:
+    view: DocumentView
+    #: The version whose text matched (the current one unless `all_versions`).
+    version: VersionRow
+    score: float
+    #: HTML: the text around the match, escaped, the matched words in <mark>…</mark>.
+    snippet: str
+    project_name: str
+    folder_name: str | None
+
+
+async def of_rows(
+    session: AsyncSession, rows: Sequence[Any], compiled: str | None, postgres: bool
+) -> list[Hit]:
+    """Given a page's rows (version_id, document_id, score) and the compiled query (None: no
+    snippets), return their hits in the rows' order, with a statement per kind of thing."""
+    if not rows:
+        return []
+    version_ids = [int(r.version_id) for r in rows]
+    snippets = {} if compiled is None else await _snippets(session, version_ids, compiled, postgres)
+    versions = {
+        v.id: row_of(VersionRow, v)
+        for v in await session.scalars(
+            select(DocumentVersion).where(DocumentVersion.id.in_(version_ids))
+        )
+    }
+    docs = {
+        d.id: d
+        for d in await session.scalars(
+            select(Document).where(Document.id.in_({int(r.document_id) for r in rows}))
+        )
+    }
+    views = {v.document.id: v for v in await documents.views(session, list(docs.values()))}
+    projects = await _names(session, Project, {d.project_id for d in docs.values()})
+    folders = await _names(session, Folder, {d.folder_id for d in docs.values() if d.folder_id})
+    hits = []
+    for r in rows:
+        view = views[int(r.document_id)]
+        document = view.document
+        hits.append(
+            Hit(
+                view,
+                versions[int(r.version_id)],
+                float(r.score),
+                snippets.get(int(r.version_id), ""),
+                projects[document.project_id],
+                folders.get(document.folder_id) if document.folder_id is not None else None,
+            )
+        )
+    return hits
+
+
+async def _names(
+    session: AsyncSession, model: type[Project] | type[Folder], ids: set[Any]
+) -> dict[int, str]:
+    if not ids:
+        return {}
+    found = await session.execute(select(model.id, model.name).where(model.id.in_(ids)))
+    return {int(i): str(name) for i, name in found}
+
+
+async def _snippets(
+    session: AsyncSession, version_ids: list[int], compiled: str, postgres: bool
+) -> dict[int, str]:
+    ids: BindParameter[Any] = bindparam("ids", expanding=True)
+    if postgres:
+        options = (
+            f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, '
+            f'MinWords={SNIPPET_WORDS // 2}, MaxFragments=2, FragmentDelimiter=" … "'
+        )
+        statement = select(
+            TEXTS.c.version_id,
+            func.ts_headline(
+                CONFIG, TEXTS.c.text, fulltext.tsquery(bindparam("q")), bindparam("options")
+            ),
+        ).where(TEXTS.c.version_id.in_(ids))
+        parameters = {"q": compiled, "ids": version_ids, "options": options}
+    else:
+        statement = select(
+            FTS.c.rowid,
+            func.snippet(FTS_NAME, 0, bindparam("start"), bindparam("end"), "…", SNIPPET_WORDS),
+        ).where(FTS_NAME.op("MATCH")(bindparam("q")), FTS.c.rowid.in_(ids))
+        parameters = {"q": compiled, "ids": version_ids, "start": MARK_START, "end": MARK_END}
+    return {int(i): _marked(s or "") for i, s in await session.execute(statement, parameters)}
+
+
+def _marked(raw: str) -> str:
+    escaped = html.escape(" ".join(raw.split()), quote=False)
+    return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")
