@@ -63,9 +63,19 @@ async def delete(
         document_ids=[document_id],
         details={"documentId": document_id},
     )
-    document.trashed_at = utcnow()
-    await session.flush()
-    events.emit(session, trashed_event(document.project_id, document_id, document.folder_id))
+    # Only a document still live: a concurrent DELETE that got there first (PostgreSQL
+    # re-checks the condition once its transaction ends) leaves this one nothing to move, so
+    # one deletion is reported once.
+    taken = await session.execute(
+        update(Document)
+        .where(Document.id == document_id, LIVE)
+        .values(trashed_at=utcnow())
+        .returning(Document.folder_id)
+    )
+    row = taken.first()
+    if row is None:
+        raise NotFound(f"Document {document_id} not found.")
+    events.emit(session, trashed_event(document.project_id, document_id, row.folder_id))
 
 
 def trashed_event(
@@ -110,15 +120,23 @@ async def restore(
     if document is None or document.project_id != project_id or document.trashed_at is None:
         raise NotFound(f"Document {document_id} is not in the trash of project {project_id}.")
     trashed_at = document.trashed_at
-    document.trashed_at = None
-    document.updated_at = utcnow()
-    await session.flush()
+    # Only a document still in the trash: a concurrent restore (or purge) that got there
+    # first leaves this one nothing to restore.
+    taken = await session.execute(
+        update(Document)
+        .where(Document.id == document_id, Document.trashed_at.isnot(None))
+        .values(trashed_at=None, updated_at=utcnow())
+        .returning(Document.folder_id)
+    )
+    row = taken.first()
+    if row is None:
+        raise NotFound(f"Document {document_id} is not in the trash of project {project_id}.")
     events.emit(
         session,
         events.DocumentRestored(
             project_id=project_id,
             document_id=document_id,
-            folder_id=document.folder_id,
+            folder_id=row.folder_id,
             details={"trashedAt": trashed_at.isoformat()},
         ),
     )

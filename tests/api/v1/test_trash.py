@@ -4,17 +4,22 @@ never while held). Time moves through an injected clock; nothing sleeps."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
+import anyio
 import httpx
+import pytest
 from fastapi import FastAPI
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document
 from casefolio.db.types import utcnow
-from casefolio.domain import gc
+from casefolio.domain import gc, trash
+from casefolio.domain.principal import Principal
 from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter, upload
 from tests.api.v1.test_holds import delete_document, document, place, release
@@ -200,3 +205,73 @@ async def test_trash_routes_hide_other_projects(client: httpx.AsyncClient, matte
     assert denied.status_code == 404
     body: Any = (await client.get(matter.url("/trash"), headers=matter.reader.headers)).json()
     assert "documents.delete" in body["detail"]
+
+
+async def _until_a_request_waits_on_a_lock(db: Database) -> None:
+    """PostgreSQL: return once a backend of this database waits for a row lock."""
+    waiting = text(
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    with anyio.fail_after(30):
+        while True:
+            async with db.read() as session:
+                if await session.scalar(waiting):
+                    return
+            await anyio.sleep(0.01)
+
+
+async def _answer_into(
+    answers: list[httpx.Response], request: Callable[[], Awaitable[httpx.Response]]
+) -> None:
+    answers.append(await request())
+
+
+async def test_a_delete_and_a_restore_racing_their_twins_each_happen_once(
+    client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
+) -> None:
+    """Two DELETEs of one document at once (and then two restores): the one that commits
+    second finds it already moved and answers 404, and the feed and the audit trail report
+    one deletion and one restore. PostgreSQL only: SQLite's writers take turns, so there
+    the second request reads the document as already moved."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: the second request never reads it live")
+    doc = await document(client, matter, b"contested")
+    admin = Principal(matter.admin.user_id, matter.admin.email, "Admin", False)
+    racing = {
+        "delete": (
+            partial(trash.delete, who=admin, project_id=matter.id, document_id=int(doc)),
+            lambda: delete_document(client, matter, doc),
+        ),
+        "restore": (
+            partial(trash.restore, who=admin, project_id=matter.id, document_id=int(doc)),
+            lambda: client.post(matter.url(f"/trash/{doc}/restore"), headers=matter.admin.headers),
+        ),
+    }
+    for first_call, second_request in racing.values():
+        answers: list[httpx.Response] = []
+        first = db.writer()
+        await first.begin()
+        try:
+            await first_call(first)
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_answer_into, answers, second_request)
+                await _until_a_request_waits_on_a_lock(db)  # read it as it was; waits
+                await first.commit()
+        finally:
+            await first.close()
+        assert [a.status_code for a in answers] == [404], answers[0].text
+
+    assert (await feed_types(db))[-2:] == ["document.deleted", "document.restored"]
+    async with db.read() as session:
+        actions = list(
+            await session.scalars(
+                select(AuditEntry.action).where(
+                    AuditEntry.target_id == int(doc),
+                    AuditEntry.action.in_(["document.deleted", "document.restored"]),
+                )
+            )
+        )
+    assert sorted(actions) == ["document.deleted", "document.restored"]
+    shown = await client.get(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
+    assert shown.status_code == 200
