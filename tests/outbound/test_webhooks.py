@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -24,6 +25,7 @@ from casefolio.outbound.worker import Worker
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
 from tests.outbound.receiver import Receiver, receiver
+from tests.races import second_after_first
 
 
 class Clock:
@@ -347,3 +349,38 @@ async def test_webhooks_page_in_id_order_and_deliveries_newest_first(
         [queued[2], queued[1]],
         [queued[0]],
     ]
+
+
+async def test_a_webhook_deleted_meanwhile_is_404_to_a_second_delete_and_409_to_a_patch(
+    client: httpx.AsyncClient, db: Database, operator: Actor, is_postgres: bool
+) -> None:
+    """PostgreSQL, each request waiting for a DELETE that commits first: a second DELETE
+    finds nothing (404, one webhook.deleted in the audit trail), and a PATCH whose update
+    then matches no row is a concurrent change (409), not a server error."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: the second request never reads it live")
+    who = Principal(operator.user_id, operator.email, "Operator", True)
+    url = "http://127.0.0.1:9/hook"
+    racing = {
+        "DELETE": lambda hook: client.delete(f"/api/v1/webhooks/{hook}", headers=operator.headers),
+        "PATCH": lambda hook: client.patch(
+            f"/api/v1/webhooks/{hook}", json={"description": "late"}, headers=operator.headers
+        ),
+    }
+    for method, expected in (("DELETE", 404), ("PATCH", 409)):
+        hook = (await _register(client, operator, url, ["document.created"]))["id"]
+        answer = await second_after_first(
+            db,
+            partial(webhooks.delete, who=who, webhook_id=int(hook)),
+            partial(racing[method], hook),
+        )
+        assert answer.status_code == expected, (method, answer.text)
+        async with db.read() as session:
+            deletions = await session.scalars(
+                select(AuditEntry.action).where(
+                    AuditEntry.action == "webhook.deleted", AuditEntry.target_id == int(hook)
+                )
+            )
+            assert list(deletions) == ["webhook.deleted"], method
+        gone = await client.get(f"/api/v1/webhooks/{hook}", headers=operator.headers)
+        assert gone.status_code == 404

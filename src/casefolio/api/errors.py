@@ -10,6 +10,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
@@ -251,6 +252,13 @@ def install(app: FastAPI) -> None:
         if not is_concurrent_change(exc):
             return await _unexpected(request, exc)
         log.info("integrity error: %s", exc.orig)
+        return render(request, CONCURRENT_CHANGE)
+
+    @app.exception_handler(StaleDataError)
+    async def _stale(request: Request, exc: StaleDataError) -> JSONResponse:
+        # The ORM updated a row that another request deleted or changed after this one read
+        # it (PostgreSQL: it waited for that request's commit, then matched no row).
+        log.info("stale row: %s", exc)
         return render(request, CONCURRENT_CHANGE)
 
     @app.exception_handler(DBAPIError)

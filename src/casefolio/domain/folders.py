@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import cast
 
 from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE
@@ -158,6 +159,10 @@ async def delete(session: AsyncSession, *, scope: ProjectScope, folder_id: int) 
     await session.execute(
         update(Document).where(Document.folder_id == folder_id).values(folder_id=None)
     )
-    await session.delete(folder)
-    await session.flush()
+    # By its id, not the loaded entity: a concurrent DELETE that got there first leaves
+    # nothing here (the ORM would only warn), so one deletion is reported once.
+    gone = await session.execute(sql_delete(Folder).where(Folder.id == folder_id))
+    if gone.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(f"Folder {folder_id} not found in project {scope.project_id}.")
+    session.expunge(folder)
     events.emit(session, events.FolderDeleted(project_id=scope.project_id, folder_id=folder_id))

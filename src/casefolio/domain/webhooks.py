@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -138,8 +139,12 @@ async def update(
 
 async def delete(session: AsyncSession, *, who: Principal, webhook_id: int) -> None:
     hook = await get(session, who=who, webhook_id=webhook_id)
-    await session.delete(hook)
-    await session.flush()
+    # By its id (see folders.delete): a concurrent DELETE that got there first leaves
+    # nothing here, and one deletion is reported once.
+    gone = await session.execute(sql_delete(Webhook).where(Webhook.id == webhook_id))
+    if gone.rowcount != 1:  # type: ignore[attr-defined]
+        raise NotFound(f"Webhook {webhook_id} not found.")
+    session.expunge(hook)
     events.emit(session, events.WebhookDeleted(subject_id=webhook_id))
 
 

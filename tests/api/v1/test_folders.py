@@ -1,8 +1,17 @@
 from __future__ import annotations
 
 import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from casefolio.db.engine import Database
+from casefolio.db.models import Change
+from casefolio.domain import access, folders
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
 from tests.api.v1.conftest import Matter, upload
+from tests.races import second_after_first
 
 
 async def test_folder_tree_and_lookup_by_encoded_name(
@@ -108,3 +117,37 @@ async def test_folder_errors(client: httpx.AsyncClient, matter: Matter) -> None:
         matter.url("/folders"), json={"name": "R"}, headers=matter.reader.headers
     )
     assert reader.status_code == 403 and "folders.write" in reader.json()["detail"]
+
+
+async def test_two_deletes_of_a_folder_at_once_delete_and_report_it_once(
+    client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
+) -> None:
+    """The DELETE that commits second finds the folder gone: 404, and the feed has one
+    folder.deleted (the ORM's delete of a row already gone only warned, and answered 204)."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: the second request never reads it live")
+    made = await client.post(
+        matter.url("/folders"), json={"name": "Contested"}, headers=matter.writer.headers
+    )
+    folder_id = made.json()["id"]
+    writer = Principal(matter.writer.user_id, matter.writer.email, "Writer", False)
+
+    async def first(session: AsyncSession) -> None:
+        scope = await access.scope(session, writer, matter.id, Capability.FOLDERS_WRITE)
+        await folders.delete(session, scope=scope, folder_id=int(folder_id))
+
+    answer = await second_after_first(
+        db,
+        first,
+        lambda: client.delete(matter.url(f"/folders/{folder_id}"), headers=matter.writer.headers),
+    )
+    assert answer.status_code == 404, answer.text
+    async with db.read() as session:
+        deleted = await session.scalars(
+            select(Change.type).where(
+                Change.type == "folder.deleted", Change.folder_id == int(folder_id)
+            )
+        )
+        assert list(deleted) == ["folder.deleted"]
+    listed = await client.get(matter.url("/folders"), headers=matter.reader.headers)
+    assert folder_id not in [f["id"] for f in listed.json()]

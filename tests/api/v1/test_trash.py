@@ -4,16 +4,14 @@ never while held). Time moves through an injected clock; nothing sleeps."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document
@@ -23,6 +21,7 @@ from casefolio.domain.principal import Principal
 from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter, upload
 from tests.api.v1.test_holds import delete_document, document, place, release
+from tests.races import second_after_first
 
 
 async def feed_types(db: Database) -> list[str]:
@@ -207,26 +206,6 @@ async def test_trash_routes_hide_other_projects(client: httpx.AsyncClient, matte
     assert "documents.delete" in body["detail"]
 
 
-async def _until_a_request_waits_on_a_lock(db: Database) -> None:
-    """PostgreSQL: return once a backend of this database waits for a row lock."""
-    waiting = text(
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    with anyio.fail_after(30):
-        while True:
-            async with db.read() as session:
-                if await session.scalar(waiting):
-                    return
-            await anyio.sleep(0.01)
-
-
-async def _answer_into(
-    answers: list[httpx.Response], request: Callable[[], Awaitable[httpx.Response]]
-) -> None:
-    answers.append(await request())
-
-
 async def test_a_delete_and_a_restore_racing_their_twins_each_happen_once(
     client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
 ) -> None:
@@ -249,18 +228,8 @@ async def test_a_delete_and_a_restore_racing_their_twins_each_happen_once(
         ),
     }
     for first_call, second_request in racing.values():
-        answers: list[httpx.Response] = []
-        first = db.writer()
-        await first.begin()
-        try:
-            await first_call(first)
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_answer_into, answers, second_request)
-                await _until_a_request_waits_on_a_lock(db)  # read it as it was; waits
-                await first.commit()
-        finally:
-            await first.close()
-        assert [a.status_code for a in answers] == [404], answers[0].text
+        answer = await second_after_first(db, first_call, second_request)
+        assert answer.status_code == 404, answer.text
 
     assert (await feed_types(db))[-2:] == ["document.deleted", "document.restored"]
     async with db.read() as session:
