@@ -1,8 +1,8 @@
 """A lean HTTP/1.1 client for webhook deliveries: one POST, keep-alive, no redirects.
 
-httpx cost the worker 0.9 ms of CPU per delivery with 4 requests in flight and 2.2 ms with
-64 (its connection pool looks at every connection for every request), most of a delivery's
-cost (bench/README.md). A delivery needs little of it: one POST of a small body to an address
+With httpx, most of a delivery's CPU went to its connection pool, which looks at every
+connection for every request, more so the more requests are in flight (bench/README.md has
+the figures). A delivery needs little of it: one POST of a small body to an address
 the SSRF guard already resolved, the status, the headers and the first KiB of the answer. So
 this client speaks HTTP/1.1 with h11 (the parser under httpx) on asyncio streams, and keeps
 idle connections per (scheme, address, port, host) for the next delivery.
