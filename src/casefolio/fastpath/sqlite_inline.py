@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import sqlalchemy.exc
 
+from casefolio.fastpath import inflight
 from casefolio.fastpath.batching import Coalescer
 
 T = TypeVar("T")
@@ -135,6 +136,11 @@ class WalSync:
 
     async def flush(self) -> None:
         """Return once every transaction committed before this call is on disk."""
+        if inflight.alone():
+            # No other request to share a flush with or to keep the loop for: the fsync on
+            # the loop, without the two thread hand-offs (fastpath/inflight.py).
+            self.sync()
+            return
         await self._flushes(None)
 
     async def _flush_for(self, commits: list[None]) -> list[None]:
