@@ -64,7 +64,7 @@ async def test_steps_run_on_the_loop_only_for_a_request_alone() -> None:
     assert threads[0] == loop_thread and threads[1] != loop_thread
 
 
-async def test_an_upload_alone_makes_its_blob_and_log_durable_on_the_loop(
+async def test_an_upload_alone_makes_its_blob_and_log_durable_on_the_loop_on_sqlite(
     settings: Settings, operator: Actor, app: FastAPI, client: httpx.AsyncClient
 ) -> None:
     fsyncs: list[tuple[str, int]] = []
@@ -98,7 +98,9 @@ async def test_an_upload_alone_makes_its_blob_and_log_durable_on_the_loop(
     loop_thread = threading.get_ident()
     kinds = [kind for kind, _ in fsyncs]
     assert kinds[0] == "blob" and (kinds.count("log") >= 1) == settings.is_sqlite
-    assert {thread for _, thread in fsyncs} == {loop_thread}
+    on_loop = {kind: thread == loop_thread for kind, thread in fsyncs}
+    # PostgreSQL stores the blob while the upload's statements run: that put keeps its thread.
+    assert on_loop == ({"blob": True, "log": True} if settings.is_sqlite else {"blob": False})
     document = uploaded.json()["id"]
     got = await client.get(f"/api/v1/projects/{project}/documents/{document}", headers=h)
     assert got.status_code == 200 and got.json()["title"] == "a.txt"

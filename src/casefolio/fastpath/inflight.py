@@ -13,9 +13,10 @@ and search workers) never counts as alone: it keeps its thread.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextvars import ContextVar
-from typing import TypeVar
+import asyncio
+from collections.abc import Callable, Coroutine
+from contextvars import ContextVar, copy_context
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -57,3 +58,12 @@ async def run_blocking(step: Callable[[], T]) -> T:
     if alone():
         return step()
     return await anyio.to_thread.run_sync(step)
+
+
+def beside(step: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
+    """Start `step` as a task running beside the request's own work, not as it: its
+    blocking steps keep their worker thread, so that the request's statements go on
+    meanwhile (an upload's blob stored while its rows are written, on PostgreSQL)."""
+    context = copy_context()
+    context.run(_serving.set, False)
+    return asyncio.get_running_loop().create_task(step, context=context)

@@ -15,7 +15,9 @@ write-ahead log. Then, with the lock free for the next writer and the event loop
 other requests, a worker thread fsyncs the log (`WalSync`) before `commit()` returns; so a
 transaction is durable before its client is told it is done, as with `synchronous=FULL`, and
 commits that finish while a flush is out share the next one ("early lock release" and group
-commit: one fsync, one thread trip for several commits under concurrent uploads). The
+commit: one fsync, one thread trip for several commits under concurrent uploads). A request
+alone in the process has nobody to share a flush with: it fsyncs on the loop instead
+(fastpath/inflight.py). The
 price: other connections may see a transaction one flush before it is durable, and a power
 loss in that moment takes it back although they saw it (its client never heard it succeed).
 SQLite's FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile;
