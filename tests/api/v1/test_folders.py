@@ -3,6 +3,7 @@ from __future__ import annotations
 import httpx
 
 from tests.api.v1.conftest import Matter, upload
+from tests.factories import Actor
 
 
 async def test_folder_tree_and_lookup_by_encoded_name(
@@ -108,3 +109,34 @@ async def test_folder_errors(client: httpx.AsyncClient, matter: Matter) -> None:
         matter.url("/folders"), json={"name": "R"}, headers=matter.reader.headers
     )
     assert reader.status_code == 403 and "folders.write" in reader.json()["detail"]
+
+
+async def test_a_create_answers_what_a_read_answers_and_a_refused_one_adds_nothing(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    h = matter.writer.headers
+    made = await client.post(matter.url("/folders"), json={"name": "Pleadings"}, headers=h)
+    assert made.status_code == 201
+    read = await client.get(matter.url("/folders/Pleadings"), headers=h)
+    assert made.json() == read.json() and made.json()["parentId"] is None
+    other = await client.post("/api/v1/projects", json={"name": "Other"}, headers=operator.headers)
+    elsewhere = await client.post(
+        f"/api/v1/projects/{other.json()['id']}/folders",
+        json={"name": "Theirs"},
+        headers=operator.headers,
+    )
+    before = (await client.get(matter.url("/folders"), headers=h)).json()
+    clash = await client.post(matter.url("/folders"), json={"name": "Pleadings"}, headers=h)
+    assert clash.status_code == 409
+    assert f"(id {made.json()['id']})" in clash.json()["detail"]
+    foreign_parent = await client.post(
+        matter.url("/folders"),
+        json={"name": "Sub", "parentId": elsewhere.json()["id"]},
+        headers=h,
+    )
+    assert foreign_parent.status_code == 404
+    assert (await client.get(matter.url("/folders"), headers=h)).json() == before
+    nested = await client.post(
+        matter.url("/folders"), json={"name": "Pleadings", "parentId": made.json()["id"]}, headers=h
+    )
+    assert nested.status_code == 201 and nested.json()["parentId"] == made.json()["id"]
