@@ -20,6 +20,7 @@ from casefolio.config import Settings, locate
 from casefolio.db.engine import Database
 from casefolio.fastpath import routes as fastpath_routes
 from casefolio.fastpath.gc_tuning import startup_objects_frozen
+from casefolio.fastpath.inflight import RequestsInFlight
 from casefolio.outbound import runtime as outbound_runtime
 from casefolio.storage import open_blob_store, staging
 from casefolio.web import install as install_pages
@@ -101,6 +102,7 @@ def create_app(
     install_pages(app)
     # Last added runs first: HEAD is rewritten before anything else sees the request.
     app.add_middleware(RateLimitHeaders)
+    app.add_middleware(RequestsInFlight)
     app.add_middleware(StorableUrl)
     app.add_middleware(HeadAsGet)
     return app

@@ -9,18 +9,23 @@ import pytest
 from sqlalchemy import Table, select
 
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, DocumentVersion, Field, FieldValue
+from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Folder
 from casefolio.domain import documents
 from casefolio.domain.errors import NotFound
 from casefolio.domain.principal import Principal
-from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow
+from casefolio.domain.rows import DocumentRow, FieldRow, FolderRow, VersionRow
 from casefolio.fastpath.statements import StatementReader
 from tests.factories import Actor, file_with_fields
 
 
 @pytest.mark.parametrize(
     ("row", "model"),
-    [(DocumentRow, Document), (VersionRow, DocumentVersion), (FieldRow, Field)],
+    [
+        (DocumentRow, Document),
+        (VersionRow, DocumentVersion),
+        (FieldRow, Field),
+        (FolderRow, Folder),
+    ],
 )
 def test_a_rows_fields_are_its_tables_columns_in_order(row: Any, model: Any) -> None:
     # documents.get slices one result row into these by position.

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import cast
 
-from sqlalchemy import Table, bindparam, exists, select, update
+from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy import delete as sql_delete
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Folder
 from casefolio.db.reads import Reader, read_all
+from casefolio.db.types import utcnow
 from casefolio.domain import events, holds, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.roles import Capability
+from casefolio.domain.rows import FolderRow
 
 MAX_NAME = 255
 
@@ -90,23 +92,29 @@ async def list_page(
 
 async def create(
     session: AsyncSession, *, scope: ProjectScope, name: str, parent_id: int | None = None
-) -> Folder:
+) -> FolderRow:
+    """Add a folder (under `parent_id`, a folder of the project, or at the root); a sibling
+    with the name is a Conflict. Core statements built once, not the ORM's unit of work:
+    a folder create is a write integrations make one after another (bench/README.md)."""
     project_id = scope.require(Capability.FOLDERS_WRITE).project_id
     name = _check_name(name)
+    conn = await session.connection()
     if parent_id is not None:
-        await get(session, scope=scope, folder_id=parent_id)
-    parent_key = parent_id or 0
-    taken = await session.scalar(
-        select(Folder.id).where(
-            Folder.project_id == project_id, Folder.parent_key == parent_key, Folder.name == name
+        found = await conn.execute(_IN_PROJECT, {"project_id": project_id, "folder_id": parent_id})
+        if found.first() is None:
+            raise _not_in(project_id, parent_id)
+    row = FolderRow(0, project_id, parent_id, parent_id or 0, name, utcnow())
+    values = row._asdict()
+    del values["id"]
+    # The name check and the insert in one statement (on PostgreSQL one round trip).
+    made = (await conn.execute(_INSERT_IF_FREE, values)).first()
+    if made is None:
+        taken = await conn.scalar(
+            _TAKEN, {"project_id": project_id, "parent_key": row.parent_key, "name": name}
         )
-    )
-    if taken is not None:
         where = f"folder {parent_id}" if parent_id else "the project root"
         raise Conflict(f"A folder named '{name}' already exists in {where} (id {taken}).")
-    folder = Folder(project_id=project_id, parent_id=parent_id, parent_key=parent_key, name=name)
-    session.add(folder)
-    await session.flush()
+    folder = row._replace(id=made[0])
     events.emit(
         session,
         events.FolderCreated(
@@ -116,6 +124,23 @@ async def create(
         ),
     )
     return folder
+
+
+_TAKEN = select(_FOLDERS.c.id).where(
+    _FOLDERS.c.project_id == bindparam("project_id"),
+    _FOLDERS.c.parent_key == bindparam("parent_key"),
+    _FOLDERS.c.name == bindparam("name"),
+)
+_NEW_COLUMNS = [c for c in _FOLDERS.columns if c.key != "id"]
+#: A new folder's row unless a sibling has its name; parameters: every column but the id.
+_INSERT_IF_FREE = (
+    insert(_FOLDERS)
+    .from_select(
+        [c.key for c in _NEW_COLUMNS],
+        select(*(bindparam(c.key, type_=c.type) for c in _NEW_COLUMNS)).where(~_TAKEN.exists()),
+    )
+    .returning(_FOLDERS.c.id)
+)
 
 
 async def rename(

@@ -33,6 +33,7 @@ from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.filing import Content, Filed, NewDocument, NewVersion
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
+from casefolio.fastpath import inflight
 from casefolio.storage.base import BlobStore, SpooledFile
 
 
@@ -123,7 +124,9 @@ async def _storing(
         yield await stored(blobs, received)
         return
     content = _content_received(received)
-    putting = asyncio.ensure_future(blobs.put(received.spooled))
+    # In a worker thread even for a request alone (fastpath/inflight.py): on the loop the
+    # put would hold up the statements it is meant to overlap.
+    putting = inflight.beside(blobs.put(received.spooled))
     try:
         yield content
     except BaseException:

@@ -47,6 +47,15 @@ class VersionRow(NamedTuple):
     trashed_at: datetime | None = None
 
 
+class FolderRow(NamedTuple):
+    id: int
+    project_id: int
+    parent_id: int | None
+    parent_key: int
+    name: str
+    created_at: datetime
+
+
 class FieldRow(NamedTuple):
     id: int
     project_id: int

@@ -14,6 +14,9 @@ is in one place and can be ruled out:
   per-request dependency resolution (with fast reads off, an ordinary APIRoute).
 - `sqlite_inline`: the SQLite driver behind SQLAlchemy's aiosqlite dialect, statements on
   the event loop and commits made durable by a shared log flush.
+- `inflight`: a request alone in the process runs its blob's and the log's fsyncs on the
+  event loop, without the thread hand-offs (on with either read model: durability is the
+  same either way, only where the fsync runs differs).
 - `gc_tuning`: start-up objects frozen out of the garbage collector's generations.
 
 How much each one saves is measured by the benchmarks (bench/README.md), not written here.

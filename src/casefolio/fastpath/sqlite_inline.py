@@ -15,7 +15,9 @@ write-ahead log. Then, with the lock free for the next writer and the event loop
 other requests, a worker thread fsyncs the log (`WalSync`) before `commit()` returns; so a
 transaction is durable before its client is told it is done, as with `synchronous=FULL`, and
 commits that finish while a flush is out share the next one ("early lock release" and group
-commit: one fsync, one thread trip for several commits under concurrent uploads). The
+commit: one fsync, one thread trip for several commits under concurrent uploads). A request
+alone in the process has nobody to share a flush with: it fsyncs on the loop instead
+(fastpath/inflight.py). The
 price: other connections may see a transaction one flush before it is durable, and a power
 loss in that moment takes it back although they saw it (its client never heard it succeed).
 SQLite's FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile;
@@ -43,6 +45,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import sqlalchemy.exc
 
+from casefolio.fastpath import inflight
 from casefolio.fastpath.batching import Coalescer
 
 T = TypeVar("T")
@@ -135,6 +138,11 @@ class WalSync:
 
     async def flush(self) -> None:
         """Return once every transaction committed before this call is on disk."""
+        if inflight.alone():
+            # No other request to share a flush with or to keep the loop for: the fsync on
+            # the loop, without the two thread hand-offs (fastpath/inflight.py).
+            self.sync()
+            return
         await self._flushes(None)
 
     async def _flush_for(self, commits: list[None]) -> list[None]:

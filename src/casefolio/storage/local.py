@@ -6,11 +6,13 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 import anyio
 import anyio.to_thread
 
+from casefolio.fastpath import inflight
 from casefolio.storage import durable, staging
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
@@ -45,9 +47,10 @@ class LocalBlobStore:
         return self._path(sha256)
 
     async def put(self, spooled: SpooledFile) -> None:
-        # One worker-thread call for the whole sequence: it cannot be abandoned
-        # halfway by a cancellation, and it cleans up after itself.
-        await anyio.to_thread.run_sync(self._put_sync, spooled)
+        # One call for the whole sequence, in a worker thread (or on the loop for a request
+        # that is alone: fastpath/inflight.py): it cannot be abandoned halfway by a
+        # cancellation, and it cleans up after itself.
+        await inflight.run_blocking(partial(self._put_sync, spooled))
 
     def _put_sync(self, spooled: SpooledFile) -> None:
         src = spooled.path

@@ -11,6 +11,7 @@ from casefolio.domain import access, folders
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from tests.api.v1.conftest import Matter, upload
+from tests.factories import Actor
 from tests.races import second_after_first
 
 
@@ -151,3 +152,34 @@ async def test_two_deletes_of_a_folder_at_once_delete_and_report_it_once(
         assert list(deleted) == ["folder.deleted"]
     listed = await client.get(matter.url("/folders"), headers=matter.reader.headers)
     assert folder_id not in [f["id"] for f in listed.json()]
+
+
+async def test_a_create_answers_what_a_read_answers_and_a_refused_one_adds_nothing(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    h = matter.writer.headers
+    made = await client.post(matter.url("/folders"), json={"name": "Pleadings"}, headers=h)
+    assert made.status_code == 201
+    read = await client.get(matter.url("/folders/Pleadings"), headers=h)
+    assert made.json() == read.json() and made.json()["parentId"] is None
+    other = await client.post("/api/v1/projects", json={"name": "Other"}, headers=operator.headers)
+    elsewhere = await client.post(
+        f"/api/v1/projects/{other.json()['id']}/folders",
+        json={"name": "Theirs"},
+        headers=operator.headers,
+    )
+    before = (await client.get(matter.url("/folders"), headers=h)).json()
+    clash = await client.post(matter.url("/folders"), json={"name": "Pleadings"}, headers=h)
+    assert clash.status_code == 409
+    assert f"(id {made.json()['id']})" in clash.json()["detail"]
+    foreign_parent = await client.post(
+        matter.url("/folders"),
+        json={"name": "Sub", "parentId": elsewhere.json()["id"]},
+        headers=h,
+    )
+    assert foreign_parent.status_code == 404
+    assert (await client.get(matter.url("/folders"), headers=h)).json() == before
+    nested = await client.post(
+        matter.url("/folders"), json={"name": "Pleadings", "parentId": made.json()["id"]}, headers=h
+    )
+    assert nested.status_code == 201 and nested.json()["parentId"] == made.json()["id"]

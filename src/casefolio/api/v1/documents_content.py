@@ -24,7 +24,7 @@ from casefolio.api.ids import BodyId, DocumentId, ProjectId
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.documents_render import DocumentOut, document_out
 from casefolio.api.v1.routing import F, v1_router
-from casefolio.api.v1.schemas import ApiInput, Problem
+from casefolio.api.v1.schemas import ApiInput, Problem, json_response
 from casefolio.domain import documents, intake, text, versions
 from casefolio.domain.intake import NewFile
 
@@ -88,9 +88,9 @@ async def _file_upload(
     file_name: str | None,
     document_id: int | None = None,
     reject_duplicate: bool = False,
-) -> DocumentOut:
+) -> Response:
     """Upload and replace alike: receive the body, then file it as a new document or, given
-    `document_id`, as its new version."""
+    `document_id`, as its new version; answer 201 with the document, serialized once."""
     async with receive(request, state) as upload:
         meta = _metadata(upload)
         received = _new_file(upload, meta, file_name)
@@ -107,7 +107,7 @@ async def _file_upload(
                 field_values=meta.fields,
                 reject_duplicate=reject_duplicate,
             )
-            return document_out(view)
+            return json_response(document_out(view), 201)
         await intake.replace(
             session,
             who=who,
@@ -117,7 +117,8 @@ async def _file_upload(
             received=received,
             description=meta.description,
         )
-    return document_out(await documents.get(session, who=who, document_id=document_id))
+    view = await documents.get(session, who=who, document_id=document_id)
+    return json_response(document_out(view), 201)
 
 
 def _upload_route(path: str, summary: str, **extra: Any) -> Callable[[F], F]:
@@ -149,7 +150,7 @@ async def upload_document(
     state: StateDep,
     file_name: FileNameQuery = None,
     reject_duplicate: Annotated[bool, Query(alias="rejectDuplicate")] = False,
-) -> DocumentOut:
+) -> Response:
     return await _file_upload(
         request, session, who, state, project_id, file_name, reject_duplicate=reject_duplicate
     )
@@ -166,7 +167,7 @@ async def replace_document(
     who: PrincipalDep,
     state: StateDep,
     file_name: FileNameQuery = None,
-) -> DocumentOut:
+) -> Response:
     await check_writable_document(state, who, document_id, project_id)
     return await _file_upload(
         request, session, who, state, project_id, file_name, document_id=document_id

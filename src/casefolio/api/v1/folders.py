@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Path
+from fastapi import Path, Response
 from pydantic import Field
 from pydantic.config import JsonDict
 
@@ -19,6 +19,7 @@ from casefolio.api.v1.schemas import (
     Problem,
     Timestamp,
     WireId,
+    json_response,
 )
 from casefolio.domain import folders, text
 
@@ -62,9 +63,9 @@ async def list_folders(
 )
 async def create_folder(
     project: FolderWritableProject, body: FolderIn, session: SessionDep
-) -> FolderOut:
+) -> Response:
     folder = await folders.create(session, scope=project, name=body.name, parent_id=body.parent_id)
-    return FolderOut.model_validate(folder)
+    return json_response(FolderOut.model_validate(folder), 201)
 
 
 @router.get(
