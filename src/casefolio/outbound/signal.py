@@ -26,6 +26,11 @@ class ChangeSignal:
             # A waiter may belong to another thread's loop (a benchmark's client, say).
             waiter.get_loop().call_soon_threadsafe(_wake, waiter)
 
+    @property
+    def waiting(self) -> int:
+        """How many waiters there are now."""
+        return len(self._waiters)
+
     async def wait(self, seconds: float) -> bool:
         """Wait up to `seconds` for the next change; return whether one came."""
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
