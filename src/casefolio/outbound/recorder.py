@@ -27,7 +27,7 @@ from casefolio.db.models import AuditEntry, Change
 from casefolio.db.types import utcnow
 from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEvent, current_actor
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
-from casefolio.outbound.signal import CHANNEL, signal
+from casefolio.outbound.signal import CHANNEL, outgoing, signal
 
 log = logging.getLogger(__name__)
 _RECORDED = "casefolio.recorded_changes"
@@ -118,7 +118,10 @@ def _wake_waiters(session: Session) -> None:
         return  # other SQLite processes re-check the outbox (outbound/feed.py)
     # Other processes' long-polls and workers, told after the commit in a transaction of
     # its own: a NOTIFY in the writing transaction would hold PostgreSQL's one notify lock
-    # through that commit's flush, so writers would commit one at a time again.
+    # through that commit's flush, so writers would commit one at a time again. A server
+    # process's notifier sends it (one for many commits); a process without one, here.
+    if outgoing.committed():
+        return
     try:
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")
