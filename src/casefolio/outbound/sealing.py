@@ -40,9 +40,10 @@ from casefolio.db.models import AuditEntry
 from casefolio.outbound import recorder
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 
-#: pg_advisory_xact_lock keys (writers never take them): one sealer of the chain at a
-#: time, and one numberer of changes at a time (apart, so that the chain's slower seal
-#: never holds up a change's number; the numberers' is taken in the migration's function).
+#: pg_advisory_xact_lock keys: one sealer of the chain at a time, and one numberer of
+#: changes at a time (apart, so that the chain's slower seal never holds up a change's
+#: number; the numberers' is taken in the migrations' functions). A writer only tries the
+#: numberers' at its end and never waits for it (recorder.number_own).
 CHAIN_LOCK = 0x6361_7365_666F_6C69  # "casefoli"
 NUMBER_LOCK = 0x6361_7365_666F_6C6B
 SEAL_BATCH = 1000
