@@ -7,13 +7,16 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
+from sqlalchemy import event, make_url
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from casefolio.domain import events
 from casefolio.outbound import feed, runtime, sealing
-from casefolio.outbound.signal import signal
+from casefolio.outbound.signal import CHANNEL, outgoing, signal
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
 
@@ -208,3 +211,49 @@ async def test_a_commit_in_another_process_wakes_this_one(
         )
         assert done.returncode == 0, done.stderr
     assert woke == [True]
+
+
+async def test_a_server_process_announces_its_commits_by_its_notifier_and_not_to_itself(
+    db: Database, settings: Settings, is_postgres: bool
+) -> None:
+    """The app's LISTEN connection also sends this process's NOTIFYs: another process hears
+    of a commit here, the committing session sends none itself, and the echo of this
+    process's own NOTIFY does not wake it a second time."""
+    if not is_postgres:
+        pytest.skip("SQLite processes re-check the outbox instead of notifying")
+    url = make_url(settings.effective_database_url).set(drivername="postgresql")
+    other = await asyncpg.connect(url.render_as_string(hide_password=False))
+    heard = anyio.Event()
+    senders: list[int] = []
+    sent_by_sessions: list[str] = []
+
+    def hear(_conn: Any, pid: int, _channel: str, _payload: str) -> None:
+        senders.append(pid)
+        heard.set()
+
+    def statement(_conn: Any, _cursor: Any, sql: str, *_: Any) -> None:
+        if "pg_notify" in sql:
+            sent_by_sessions.append(sql)
+
+    event.listen(db.engine.sync_engine, "before_cursor_execute", statement)
+    try:
+        await other.add_listener(CHANNEL, hear)
+        with anyio.fail_after(10):
+            while not outgoing.active:  # the app's notifier is up
+                await anyio.lowlevel.checkpoint()
+            before = signal.generation
+            async with db.write() as session:
+                events.emit(session, events.FolderCreated(project_id=1, folder_id=1))
+            assert signal.generation == before + 1  # this process's waiters, directly
+            await heard.wait()
+        assert senders[0] != other.get_server_pid()
+        assert sent_by_sessions == []
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", statement)
+        await other.close()
+    # The listener's own backend is the sender of its echo: it is not a change to wake for.
+    before = signal.generation
+    runtime._wake(41, other, 41, CHANNEL, "")
+    assert signal.generation == before
+    runtime._wake(41, other, 42, CHANNEL, "")
+    assert signal.generation == before + 1

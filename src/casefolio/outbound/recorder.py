@@ -7,8 +7,11 @@ audit entries and the outbox rows the change feed and webhooks read.
 On SQLite, whose one write lock already serialises writers, an entry is hashed into the
 chain and a change numbered (`seq`) as it is written. On PostgreSQL writers do not take
 turns: entries are written unsealed (no hash) and changes unnumbered (the database stamps
-both with the transaction's id), and sealing.py numbers the changes once they committed
-and hashes the entries into the chain once their transaction is over.
+both with the transaction's id), and sealing.py hashes the entries into the chain once
+their transaction is over. A change is numbered by the writer itself at the end of its
+transaction when no one else is numbering (with every other committed change still
+unnumbered; the numbers become visible with its commit), else by the next numberer after
+its commit (sealing.py): writers never wait for each other.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from casefolio.db.models import AuditEntry, Change
 from casefolio.db.types import utcnow
 from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEvent, current_actor
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
-from casefolio.outbound.signal import CHANNEL, signal
+from casefolio.outbound.signal import CHANNEL, outgoing, signal
 
 log = logging.getLogger(__name__)
 _RECORDED = "casefolio.recorded_changes"
@@ -40,6 +43,11 @@ _LAST = select(
 _ONE_STATEMENT_ROWS = 100
 _INSERT_ENTRY = insert(AuditEntry)
 _INSERT_CHANGE = insert(Change)
+#: Changes numbered per statement, by a writer or a numberer (sealing.py).
+NUMBER_BATCH = 5000
+#: PostgreSQL, last in a writing transaction: tries the numberers' lock, never waits for it
+#: (migration 0007_h22t).
+_NUMBER_UNLESS_BUSY = text(f"SELECT casefolio_number_changes_unless_busy({NUMBER_BATCH})")
 
 
 def _entry_and_change() -> Insert:
@@ -84,8 +92,20 @@ def _record_pending(session: Session) -> None:
     if not events:
         return
     session.flush()  # the events may name rows of a pending flush
-    if record(session.connection(), events, current_actor.get()):
+    conn = session.connection()
+    if record(conn, events, current_actor.get()):
         session.info[_RECORDED] = True
+        number_own(conn)
+
+
+def number_own(conn: Connection) -> int:
+    """PostgreSQL, at the very end of a writing transaction: if no one else is numbering,
+    number every committed change still unnumbered and this transaction's own, holding the
+    numberers' lock through the commit (so that an idle server's long-polls and worker find
+    the change numbered and need not commit a numbering of their own); return how many."""
+    if conn.dialect.name != "postgresql":
+        return 0  # record() numbered them
+    return int(conn.execute(_NUMBER_UNLESS_BUSY).scalar() or 0)
 
 
 @event.listens_for(RecordingSession, "after_commit")
@@ -98,7 +118,10 @@ def _wake_waiters(session: Session) -> None:
         return  # other SQLite processes re-check the outbox (outbound/feed.py)
     # Other processes' long-polls and workers, told after the commit in a transaction of
     # its own: a NOTIFY in the writing transaction would hold PostgreSQL's one notify lock
-    # through that commit's flush, so writers would commit one at a time again.
+    # through that commit's flush, so writers would commit one at a time again. A server
+    # process's notifier sends it (one for many commits); a process without one, here.
+    if outgoing.committed():
+        return
     try:
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT")

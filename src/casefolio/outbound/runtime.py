@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from functools import partial
 from typing import Any
 
 import anyio
@@ -15,20 +17,26 @@ from sqlalchemy import make_url
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.outbound import housekeeping
-from casefolio.outbound.signal import CHANNEL, signal
+from casefolio.outbound.signal import CHANNEL, outgoing, signal
 from casefolio.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
 
 
-def _wake(*_: Any) -> None:
-    signal.changed()
+#: Sent by this process's notifier, on the LISTEN connection (outside any transaction).
+_NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
+
+
+def _wake(own_pid: int, _conn: Any, pid: int, *_: Any) -> None:
+    if pid != own_pid:  # this process's own commits woke it already (recorder.py)
+        signal.changed()
 
 
 @asynccontextmanager
 async def pg_listener(settings: Settings) -> AsyncIterator[None]:
     """While open, a NOTIFY from any process's commit (recorder.py) wakes this process's
-    long-polls and worker.
+    long-polls and worker, and this process's commits are announced to the others by one
+    notifier on the same connection (signal.Outgoing).
 
     The listening connection lives in a task of its own and is opened again after a loss;
     it never holds up start-up or shutdown (a silent server is waited for at most briefly),
@@ -61,16 +69,39 @@ async def _listen(dsn: str, wait_limit: float, listening: anyio.Event) -> None:
             conn = await asyncpg.connect(dsn, timeout=wait_limit, command_timeout=wait_limit)
             lost = anyio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-            await conn.add_listener(CHANNEL, _wake)
-            listening.set()
-            signal.changed()  # anything committed while not listening is looked at now
-            await lost.wait()
+            await conn.add_listener(CHANNEL, partial(_wake, conn.get_server_pid()))
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_notify, conn, lost)
+                listening.set()
+                signal.changed()  # anything committed while not listening is looked at now
+                await lost.wait()
+                tasks.cancel_scope.cancel()
         except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             log.warning("change notifications unavailable (%s); retrying", exc)
         finally:
             if conn is not None:
                 conn.terminate()  # no goodbye to wait for from a server that went silent
         await anyio.sleep(RELISTEN_SECONDS)
+
+
+async def _notify(conn: Any, lost: anyio.Event) -> None:
+    """Announce this process's commits: one NOTIFY for all those marked since the last
+    (they are all committed before it), so that under load a process sends far fewer than
+    it commits, and no request waits for one."""
+    pending = asyncio.Event()
+    outgoing.attach(pending)
+    try:
+        while True:
+            await pending.wait()
+            pending.clear()
+            await conn.execute(_NOTIFY)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        # Committers notify for themselves until the connection is back; a commit marked
+        # here meanwhile is found by the long-polls' one-second re-check.
+        log.warning("could not notify other processes (%s); reconnecting", exc)
+        lost.set()
+    finally:
+        outgoing.detach(pending)
 
 
 @asynccontextmanager

@@ -12,7 +12,11 @@ Afterwards, under advisory locks that only these take, each held through its com
   never misses a change, and a change that commits later (however early its transaction
   began) gets a larger number. No horizon: a long transaction holds up no change but its
   own. Numbering cannot wait: the feed's readers number before they read, and the worker
-  before it fans out (each woken by a commit's NOTIFY).
+  before it fans out (each woken by a commit's NOTIFY). A writer numbers too, at the end of
+  its transaction, if it gets the lock without waiting (recorder.number_own): then its
+  change and those before it are numbered when it commits, and on an idle server the
+  numberers that its NOTIFY wakes find nothing to do (no transaction, no commit to wait
+  for).
 - the sealer (`seal`) hashes the entries below the horizon into the chain. The chain's
   order is (xid, id). Every transaction of this database whose id is below the horizon
   (`horizon`) has finished, and any later writer gets a larger id, so the entries below
@@ -33,15 +37,17 @@ from sqlalchemy.orm import QueryableAttribute
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry
+from casefolio.outbound import recorder
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 
-#: pg_advisory_xact_lock keys (writers never take them): one sealer of the chain at a
-#: time, and one numberer of changes at a time (apart, so that the chain's slower seal
-#: never holds up a change's number; the numberers' is taken in the migration's function).
+#: pg_advisory_xact_lock keys: one sealer of the chain at a time, and one numberer of
+#: changes at a time (apart, so that the chain's slower seal never holds up a change's
+#: number; the numberers' is taken in the migrations' functions). A writer only tries the
+#: numberers' at its end and never waits for it (recorder.number_own).
 CHAIN_LOCK = 0x6361_7365_666F_6C69  # "casefoli"
 NUMBER_LOCK = 0x6361_7365_666F_6C6B
 SEAL_BATCH = 1000
-NUMBER_BATCH = 5000
+NUMBER_BATCH = recorder.NUMBER_BATCH
 #: In progress in another database of the cluster, as pg_stat_activity shows it (so never
 #: a writer here; a transaction it does not show counts as this database's: the safe side).
 _ELSEWHERE = (

@@ -1,0 +1,62 @@
+"""outbound (h22t): a writer numbers its own change when no one else is numbering
+
+On PostgreSQL a change was numbered only after its commit, by the next numberer (a
+long-poll, the worker), whose numbering is a transaction of its own that commits
+synchronously. The writer now tries the numberers' lock at the end of its transaction
+(outbound/recorder.py) and, if it is free, numbers every committed unnumbered change and
+its own, holding the lock through its commit as numberers do. If the lock is taken the
+writer never waits: its change stays for the next numberer. SQLite is unchanged (its
+recorder numbers as it writes).
+
+Revision ID: 0007_h22t
+Revises: 0006_h22s
+Create Date: 2026-12-06 00:20:00
+"""
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0007_h22t"
+down_revision: str | None = "0006_h22s"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+#: pg_advisory_xact_lock key of the numberers (outbound/sealing.py's NUMBER_LOCK).
+NUMBER_LOCK = 0x6361_7365_666F_6C6B
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name != "postgresql":
+        return
+    # Called by a writer just before its COMMIT. The lock is tried, never waited for; the
+    # numbering runs in statements after the one that took it (each plpgsql statement sees
+    # what committed before it started), so it sees the previous holder's numbers. Under a
+    # transaction-wide snapshot (REPEATABLE READ or stricter) a statement would not, so
+    # there the writer leaves its change to the numberers.
+    op.execute(
+        "CREATE FUNCTION casefolio_number_changes_unless_busy(batch integer) RETURNS bigint"
+        " LANGUAGE plpgsql AS $$"
+        " DECLARE numbered bigint := 0; done bigint;"
+        " BEGIN"
+        "  IF current_setting('transaction_isolation') <> 'read committed' THEN RETURN 0;"
+        "  END IF;"
+        f"  IF NOT pg_try_advisory_xact_lock({NUMBER_LOCK}) THEN RETURN 0; END IF;"
+        "  LOOP"
+        "   WITH last AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM changes),"
+        "   todo AS (SELECT id, row_number() OVER (ORDER BY xid, id) AS n FROM changes"
+        "    WHERE seq IS NULL ORDER BY xid, id LIMIT batch)"
+        "   UPDATE changes SET seq = last.seq + todo.n FROM todo, last"
+        "    WHERE changes.id = todo.id;"
+        "   GET DIAGNOSTICS done = ROW_COUNT;"
+        "   numbered := numbered + done;"
+        "   EXIT WHEN done < batch;"
+        "  END LOOP;"
+        "  RETURN numbered;"
+        " END $$"
+    )
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute("DROP FUNCTION casefolio_number_changes_unless_busy(integer)")
