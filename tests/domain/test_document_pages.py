@@ -81,8 +81,8 @@ async def test_pages_agree_through_a_session_and_the_statement_reader(
     assert [v.id for v in first.items] == ids[:2]
     assert first.next_cursor is not None
     # Field values come with their documents, in field order; a document without any has none.
-    assert [e.value for e in first.items[0].fields] == ["Court 0", "2026-01-01"]
-    assert first.items[1].fields == []
+    assert [json.loads(e.value_json) for e in first.items[0].fields] == ["Court 0", "2026-01-01"]
+    assert first.items[1].fields == ()
     after = decode_cursor(first.next_cursor, (datetime, int))
     second = await both(
         db, statements, who=who, project_id=project, page=PageRequest(limit=2, after=after)

@@ -7,6 +7,7 @@ Used by every router that answers documents (documents, content, versions, searc
 
 from __future__ import annotations
 
+from json import loads
 from json.encoder import encode_basestring
 from typing import Any
 
@@ -134,73 +135,45 @@ def views_json(views: list[DocumentView]) -> bytes:
     return to_json([_listed(view) for view in views])
 
 
-#: A listed document's JSON, as DocumentOut dumps it by alias (compact, keys in its order),
-#: its values already JSON: strings quoted by `encode_basestring` (the escapes pydantic's
-#: encoder writes, tests/api/v1/test_document_list.py), ids quoted, timestamps text.
-_DOCUMENT = (
-    '{"id":"%d","projectId":"%d","folderId":%s,"title":%s,"description":%s,"createdBy":%s,'
-    '"createdAt":"%s","updatedAt":"%s","currentVersion":{"id":"%d","documentId":"%d",'
-    '"number":%d,"fileName":%s,"contentType":%s,"size":%d,"sha256":%s,"createdBy":%s,'
-    '"createdAt":"%s"},"fields":[%s]}'
-)
-_FIELD = '{"id":"%d","name":%s,"type":%s,"value":%s}'
-
-
 def list_json(documents: list[ListedDocument]) -> bytes:
     """A page of listed documents as the JSON body of its answer, byte for byte what
-    `views_json` (and each document's GET) writes: formatted from one template per document
-    instead of a model or a dict each (a page answers up to a thousand)."""
+    `views_json` (and each document's GET) writes: formatted directly per document instead
+    of from a model or a dict each (a page answers up to a thousand)."""
+    return ("[" + ",".join([_listed_json(document) for document in documents]) + "]").encode()
+
+
+def _listed_json(document: ListedDocument) -> str:
+    """A listed document's JSON, as DocumentOut dumps it by alias (compact, keys in its
+    order): strings quoted by `encode_basestring` (the escapes pydantic's encoder writes,
+    tests/api/v1/test_document_list.py), ids quoted, timestamps already text, field values
+    by pydantic's own encoder (what the GET writes for any JSON)."""
+    (
+        document_id, project_id, folder_id, title, description, created_by, created_at,
+        updated_at, version_id, version_document_id, number, file_name, content_type, size,
+        sha256, version_created_by, version_created_at, fields,
+    ) = document  # fmt: skip
     quote = encode_basestring
-    parts = []
-    for (
-        document_id,
-        project_id,
-        folder_id,
-        title,
-        description,
-        created_by,
-        created_at,
-        updated_at,
-        version_id,
-        version_document_id,
-        number,
-        file_name,
-        content_type,
-        size,
-        sha256,
-        version_created_by,
-        version_created_at,
-        fields,
-    ) in documents:
-        parts.append(
-            _DOCUMENT
-            % (
-                document_id,
-                project_id,
-                "null" if folder_id is None else f'"{folder_id}"',
-                quote(title),
-                quote(description),
-                "null" if created_by is None else f'"{created_by}"',
-                created_at,
-                updated_at,
-                version_id,
-                version_document_id,
-                number,
-                quote(file_name),
-                quote(content_type),
-                size,
-                quote(sha256),
-                "null" if version_created_by is None else f'"{version_created_by}"',
-                version_created_at,
-                ",".join(
-                    [
-                        # pydantic's encoder for the value: what the GET writes for any JSON.
-                        _FIELD % (f.id, quote(f.name), quote(f.type), to_json(f.value).decode())
-                        for f in fields
-                    ]
-                )
-                if fields
-                else "",
-            )
+    # One f-string: a % template of the same text took a fifth more (bench/README.md).
+    folder = "null" if folder_id is None else f'"{folder_id}"'
+    by = "null" if created_by is None else f'"{created_by}"'
+    version_by = "null" if version_created_by is None else f'"{version_created_by}"'
+    values = (
+        ",".join(
+            [
+                f'{{"id":"{f.id}","name":{quote(f.name)},"type":{quote(f.type)},'
+                f'"value":{to_json(loads(f.value_json)).decode()}}}'
+                for f in fields
+            ]
         )
-    return ("[" + ",".join(parts) + "]").encode()
+        if fields
+        else ""
+    )
+    return (
+        f'{{"id":"{document_id}","projectId":"{project_id}","folderId":{folder},'
+        f'"title":{quote(title)},"description":{quote(description)},"createdBy":{by},'
+        f'"createdAt":"{created_at}","updatedAt":"{updated_at}",'
+        f'"currentVersion":{{"id":"{version_id}","documentId":"{version_document_id}",'
+        f'"number":{number},"fileName":{quote(file_name)},"contentType":{quote(content_type)},'
+        f'"size":{size},"sha256":{quote(sha256)},"createdBy":{version_by},'
+        f'"createdAt":"{version_created_at}"}},"fields":[{values}]}}'
+    )
