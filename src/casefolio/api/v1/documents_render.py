@@ -135,11 +135,34 @@ def views_json(views: list[DocumentView]) -> bytes:
     return to_json([_listed(view) for view in views])
 
 
+#: Listed documents already written, by their values: a document's JSON is a function of its
+#: ListedDocument alone (plain values of one type each: ints, text, None, the stored JSON text
+#: of field values), and lists are polled again and again while few documents change. Read
+#: from the database each time, a document whose values changed is a key not seen before,
+#: whichever process changed it; nothing here can show a value the database no longer holds.
+#: Bounded (emptied when full), and only short ones kept (descriptions may be long).
+_WRITTEN: dict[ListedDocument, str] = {}
+WRITTEN_MAX = 2048
+WRITTEN_LONGEST = 2048
+
+
 def list_json(documents: list[ListedDocument]) -> bytes:
     """A page of listed documents as the JSON body of its answer, byte for byte what
     `views_json` (and each document's GET) writes: formatted directly per document instead
-    of from a model or a dict each (a page answers up to a thousand)."""
-    return ("[" + ",".join([_listed_json(document) for document in documents]) + "]").encode()
+    of from a model or a dict each (a page answers up to a thousand), or as written before
+    for the same values."""
+    written = _WRITTEN
+    parts = []
+    for document in documents:
+        text = written.get(document)
+        if text is None:
+            text = _listed_json(document)
+            if len(text) <= WRITTEN_LONGEST:
+                if len(written) >= WRITTEN_MAX:
+                    written.clear()
+                written[document] = text
+        parts.append(text)
+    return ("[" + ",".join(parts) + "]").encode()
 
 
 def _listed_json(document: ListedDocument) -> str:
