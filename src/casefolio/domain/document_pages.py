@@ -299,15 +299,19 @@ def _page_statement(
         )
     documents = documents.order_by(_UPDATED_AT, _DOCUMENTS.c.id).limit(keys["limit"])
     # Of the keys, not of a row's column: the databases evaluate it once per page.
-    rank: ColumnElement[Any] = access.role_rank_column(keys["project_id"], keys["user_id"])
+    rank_read = access.role_rank_column(keys["project_id"], keys["user_id"])
+    rank: ColumnElement[Any] = rank_read
     page: Subquery | LateralFromClause
     if batch is None:
         page = documents.subquery("page")
         pages: FromClause = page
     else:
-        # In a LATERAL of its own, or a batch's rank would be a subquery run for every row.
-        ranks = select(rank.label("rank")).lateral("ranks")
-        rank = ranks.c.rank
+        # The rank's aggregate itself as a LATERAL of its own: PostgreSQL pulls a plain
+        # `SELECT (scalar subquery)` up into the join, and then ran the subquery for every
+        # row of every page (EXPLAIN: loops = rows); an aggregate stays a subquery, run once
+        # per page.
+        ranks = rank_read.element.lateral("ranks")
+        [rank] = ranks.c
         page = documents.lateral("page")
         pages = batch.join(ranks, true()).join(page, true())
     versions = _VERSIONS.c
