@@ -84,55 +84,32 @@ def _from_sqlite_text(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value + "+00:00")
 
 
-class _InstantText(TypeDecorator[str]):
-    """What `instant_text` reads: SQLite's stored text as it is; PostgreSQL's timestamp as
-    the driver decodes it, written as that text here, from a bounded memo (to_char in the
-    statement cost the database about a microsecond a value, three a listed document)."""
-
-    impl = String
-    cache_ok = True
-
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        return None if dialect.name == "sqlite" else _text_of_naive
-
-
-#: Naive UTC datetimes from PostgreSQL already written as SQLite's text. Bounded; emptied
-#: when full.
-_TEXTS: dict[datetime, str] = {}
-
-
-def _text_of_naive(value: datetime | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return _TEXTS[value]
-    except KeyError:
-        pass
-    if len(_TEXTS) >= _TAGGED_MAX:
-        _TEXTS.clear()
-    text = _TEXTS[value] = value.isoformat(sep=" ", timespec="microseconds")
-    return text
-
-
 class instant_text(FunctionElement[str]):
     """A UTCDateTime column read as its text, `YYYY-MM-DD HH:MM:SS.ffffff` in UTC, on either
-    database (SQLite's stored text; PostgreSQL's timestamp, written so by `_InstantText`),
-    without an aware datetime: for reads that show many timestamps and compute nothing with
-    them (a page of documents shows three per document; parsing each into a datetime and
-    formatting it again was most of a page's cost). `rfc3339_of_text` shows it, `instant_of`
-    makes it the instant again (a cursor)."""
+    database (SQLite's stored text, PostgreSQL's to_char), without a datetime: for reads that
+    show many timestamps and compute nothing with them (a page of documents shows three per
+    document; parsing each into a datetime and formatting it again was most of a page's
+    cost). `rfc3339_of_text` shows it, `instant_of` makes it the instant again (a cursor)."""
 
-    type = _InstantText()
+    type = String()
     name = "instant_text"
     inherit_cache = True
 
 
-@compiles(instant_text)
-def _instant_text(element: instant_text, compiler: SQLCompiler, **kw: Any) -> str:
-    # The column itself: SQLite's text is what the bind side stores (other shapes SQLite
-    # may hold are taken the long way); PostgreSQL's `timestamp without time zone` holds
-    # UTC and its driver decodes it.
+@compiles(instant_text, "sqlite")
+def _instant_text_sqlite(element: instant_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # What the bind side stores (other shapes SQLite may hold are taken the long way).
     return compiler.process(next(iter(element.clauses)), **kw)
+
+
+@compiles(instant_text, "postgresql")
+def _instant_text_postgresql(element: instant_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # `timestamp without time zone` holding UTC: no session time zone involved; YYYY pads
+    # to four digits and US gives all six fractional digits, as SQLite's stored text has.
+    # Text: asyncpg's datetimes cost the server several times what to_char costs the
+    # database (bench/README.md), and a cast to text would follow the session's DateStyle.
+    value = compiler.process(next(iter(element.clauses)), **kw)
+    return f"to_char({value}, 'YYYY-MM-DD HH24:MI:SS.US')"
 
 
 #: Instant texts already cut into RFC 3339: a document filed once and never changed shows
