@@ -1,6 +1,6 @@
 """Timestamps: what SQLite stores reads back as the aware UTC instant it was, the API's
-RFC 3339 rendering is isoformat's, to the millisecond, with Z, and the text the database
-formats for lists (`rfc3339_text`) is that rendering."""
+RFC 3339 rendering is isoformat's, to the millisecond, with Z, and the text lists read
+(`instant_text`) is the instant, shown as that rendering."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from casefolio.api.v1.schemas import rfc3339
-from casefolio.db.types import UTCDateTime, instant_of, rfc3339_text
+from casefolio.db.types import UTCDateTime, instant_of, instant_text, rfc3339_of_text
 
 INSTANTS = [
     datetime(2026, 12, 5, 15, 50, 44, 794000, tzinfo=UTC),
@@ -97,26 +97,29 @@ def test_postgresql_values_come_back_aware_in_utc_however_often_read() -> None:
         max_size=20,
     )
 )
-def test_the_database_formats_any_instant_as_rfc3339_does(
+def test_the_database_reads_any_instant_as_text_of_that_instant(
     database_url: str, instants: list[datetime]
 ) -> None:
-    """`rfc3339_text` (the list's timestamps, formatted on the way out of the database: cut
-    from SQLite's text, PostgreSQL's to_char) is `rfc3339` of the instant stored, to the
-    millisecond, whatever its year and microseconds."""
+    """`instant_text` (the list's timestamps, as text: SQLite's stored text, PostgreSQL's
+    to_char) is the instant stored, to the microsecond (`instant_of`, a page's cursor), and
+    is shown as `rfc3339` shows it, whatever its year and microseconds."""
 
     async def read() -> list[str]:
         engine = create_async_engine(database_url)
         try:
             async with engine.connect() as conn:
                 values = [
-                    rfc3339_text(bindparam(f"at_{n}", at, type_=UTCDateTime))
+                    instant_text(bindparam(f"at_{n}", at, type_=UTCDateTime))
                     for n, at in enumerate(instants)
                 ]
                 return list((await conn.execute(select(*values))).one())
         finally:
             await engine.dispose()
 
-    assert anyio.run(read) == [rfc3339(at) for at in instants]
+    texts = anyio.run(read)
+    assert [instant_of(text) for text in texts] == instants
+    for _ in range(2):  # the second time from the memo
+        assert [rfc3339_of_text(text) for text in texts] == [rfc3339(at) for at in instants]
 
 
 @pytest.mark.parametrize(
@@ -133,16 +136,15 @@ def test_sqlite_text_of_any_stored_shape_is_shown_as_its_instant(stored: str, sh
     engine = create_engine("sqlite://")
     with engine.connect() as conn:
         for _ in range(2):  # the second time from the memo
-            text_of = select(rfc3339_text(literal_column(f"'{stored}'")))
-            assert conn.execute(text_of).scalar_one() == shown
+            text_of = select(instant_text(literal_column(f"'{stored}'")))
+            assert rfc3339_of_text(conn.execute(text_of).scalar_one()) == shown
             instant = conn.execute(
                 select(type_coerce(literal_column(f"'{stored}'"), UTCDateTime))
             ).scalar_one()
             assert rfc3339(instant) == shown
 
 
-def test_a_raw_instant_is_the_instant_utcdatetime_reads() -> None:
+def test_an_instant_text_is_the_instant_utcdatetime_reads() -> None:
     at = datetime(2026, 12, 5, 15, 50, 44, 794123, tzinfo=UTC)
     assert instant_of("2026-12-05 15:50:44.794123") == at
-    assert instant_of(at.replace(tzinfo=None)) == at
-    assert instant_of(at.astimezone(timezone(timedelta(hours=2)))) == at
+    assert instant_of("2026-12-05 15:50:44") == at.replace(microsecond=0)

@@ -4,14 +4,16 @@ StatementReader (the path the list routes take), for every shape of the page's s
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import datetime
+from typing import Any
 
 import httpx
 import pytest
 
 from casefolio.db.engine import Database
-from casefolio.db.reads import Reader
-from casefolio.domain import document_pages
+from casefolio.db.reads import Reader, read_all
+from casefolio.domain import access, document_pages
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, decode_cursor
 from casefolio.domain.principal import Principal
@@ -81,8 +83,8 @@ async def test_pages_agree_through_a_session_and_the_statement_reader(
     assert [v.id for v in first.items] == ids[:2]
     assert first.next_cursor is not None
     # Field values come with their documents, in field order; a document without any has none.
-    assert [e.value for e in first.items[0].fields] == ["Court 0", "2026-01-01"]
-    assert first.items[1].fields == []
+    assert [json.loads(e.value_json) for e in first.items[0].fields] == ["Court 0", "2026-01-01"]
+    assert first.items[1].fields == ()
     after = decode_cursor(first.next_cursor, (datetime, int))
     second = await both(
         db, statements, who=who, project_id=project, page=PageRequest(limit=2, after=after)
@@ -139,3 +141,39 @@ async def test_refusals_agree_and_change_nothing(
                 )
     page = await both(db, statements, who=who, project_id=project, page=PageRequest())
     assert [v.id for v in page.items] == ids
+
+
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+async def test_a_batch_of_pages_reads_each_callers_rank_once_per_page(
+    db: Database, operator: Actor, filed: tuple[int, int, list[int]]
+) -> None:
+    """On PostgreSQL pages asked for together are one statement (fastpath/batching.py); the
+    caller's rank is an aggregate in a LATERAL of its own, run once per page, not once per
+    row (a `SELECT (scalar subquery)` there is pulled up into the join and ran for every
+    row). Read from the executed plan; every page still gets its rank and its rows."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("batched reads are PostgreSQL's")
+    project, _folder, ids = filed
+    read, names = document_pages._page_read(folder=False, since=False, after=False)
+    keys = {"project_id": [project] * 3, "user_id": [operator.user_id] * 3, "limit": [2, 5, 3]}
+    compiled = read.many.compile(dialect=db.engine.dialect)
+    values = tuple(keys.get(name, compiled.params.get(name)) for name in compiled.positiontup or ())
+    async with db.read_engine.connect() as conn:
+        explained = await conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {compiled}", values)
+        [[plan]] = explained.all()
+        rows = (await conn.exec_driver_sql(str(compiled), values)).all()
+    plan = plan if isinstance(plan, list) else json.loads(plan)
+    aggregates = [node for node in _plan_nodes(plan[0]["Plan"]) if node["Node Type"] == "Aggregate"]
+    assert [node["Actual Loops"] for node in aggregates] == [3], aggregates
+    rank = names.index("rank")
+    async with db.read() as session:
+        parameters = {"project_id": project, "user_id": operator.user_id}
+        [(_, expected)] = await read_all(session, access.PROJECT_AND_RANK, parameters)
+    assert {row[rank] for row in rows} == {expected}
+    by_page = [[row[0] for row in rows if row[-1] == position] for position in (1, 2, 3)]
+    assert [list(dict.fromkeys(page)) for page in by_page] == [ids[:2], ids[:5], ids[:3]]

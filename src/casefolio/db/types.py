@@ -84,58 +84,49 @@ def _from_sqlite_text(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value + "+00:00")
 
 
-class _Rfc3339Text(TypeDecorator[str]):
-    """What `rfc3339_text` reads: PostgreSQL formats it (to_char); SQLite hands back its
-    stored text, cut into shape here (formatting it in SQL cost SQLite more per value than
-    the cut does: several function calls each)."""
+class instant_text(FunctionElement[str]):
+    """A UTCDateTime column read as its text, `YYYY-MM-DD HH:MM:SS.ffffff` in UTC, on either
+    database (SQLite's stored text, PostgreSQL's to_char), without a datetime: for reads that
+    show many timestamps and compute nothing with them (a page of documents shows three per
+    document; parsing each into a datetime and formatting it again was most of a page's
+    cost). `rfc3339_of_text` shows it, `instant_of` makes it the instant again (a cursor)."""
 
-    impl = String
-    cache_ok = True
-
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        return _rfc3339_of_sqlite_text if dialect.name == "sqlite" else None
-
-
-class rfc3339_text(FunctionElement[str]):
-    """A UTCDateTime column read as RFC 3339 UTC text with milliseconds
-    (2026-01-31T12:00:00.123Z, what api/v1/schemas.py `rfc3339` writes), without a datetime:
-    for reads that show many timestamps and compute nothing with them (a page of documents
-    shows three per row; parsing each into a datetime and formatting it again was most of a
-    page's cost)."""
-
-    type = _Rfc3339Text()
-    name = "rfc3339_text"
+    type = String()
+    name = "instant_text"
     inherit_cache = True
 
 
-@compiles(rfc3339_text, "sqlite")
-def _rfc3339_sqlite(element: rfc3339_text, compiler: SQLCompiler, **kw: Any) -> str:
+@compiles(instant_text, "sqlite")
+def _instant_text_sqlite(element: instant_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # What the bind side stores (other shapes SQLite may hold are taken the long way).
     return compiler.process(next(iter(element.clauses)), **kw)
 
 
-@compiles(rfc3339_text, "postgresql")
-def _rfc3339_postgresql(element: rfc3339_text, compiler: SQLCompiler, **kw: Any) -> str:
-    # `timestamp without time zone` holding UTC: no session time zone involved; MS cuts the
-    # microseconds as `rfc3339` does, and YYYY pads to four digits as isoformat does.
+@compiles(instant_text, "postgresql")
+def _instant_text_postgresql(element: instant_text, compiler: SQLCompiler, **kw: Any) -> str:
+    # `timestamp without time zone` holding UTC: no session time zone involved; YYYY pads
+    # to four digits and US gives all six fractional digits, as SQLite's stored text has.
+    # Text: asyncpg's datetimes cost the server several times what to_char costs the
+    # database (bench/README.md), and a cast to text would follow the session's DateStyle.
     value = compiler.process(next(iter(element.clauses)), **kw)
-    return f'to_char({value}, \'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"\')'
+    return f"to_char({value}, 'YYYY-MM-DD HH24:MI:SS.US')"
 
 
-#: SQLite texts already cut into RFC 3339: a row repeats an instant (a document filed once
-#: and never changed shows one instant three times), and a page polled again repeats them
-#: all. Bounded; emptied when full.
+#: Instant texts already cut into RFC 3339: a document filed once and never changed shows
+#: one instant three times, and a page polled again repeats them all. Bounded; emptied
+#: when full.
 _RFC3339: dict[str, str] = {}
 
 
-def _rfc3339_of_sqlite_text(value: str | None) -> str | None:
-    if value is None:
-        return None
+def rfc3339_of_text(value: str) -> str:
+    """Given an instant as `instant_text` reads it, return it as api/v1/schemas.py `rfc3339`
+    writes it (RFC 3339 UTC with milliseconds, cut, not rounded)."""
     try:
         return _RFC3339[value]
     except KeyError:
         pass
     if len(value) == 26 and value[19] == ".":
-        # As the bind side writes it, YYYY-MM-DD HH:MM:SS.ffffff: date, time, milliseconds.
+        # YYYY-MM-DD HH:MM:SS.ffffff: date, time, milliseconds.
         text = f"{value[:10]}T{value[11:23]}Z"
     else:
         # Anything else SQLite may hold that the reads take (no fraction, say).
@@ -146,20 +137,7 @@ def _rfc3339_of_sqlite_text(value: str | None) -> str | None:
     return text
 
 
-class RawInstant(TypeDecorator[Any]):
-    """A UTCDateTime column read as the driver hands it (SQLite's text, PostgreSQL's naive
-    datetime), converted only where needed by `instant_of`: a page reads a hundred
-    updatedAt values for the one its cursor holds."""
-
-    impl = DateTime
-    cache_ok = True
-
-    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
-        return None
-
-
-def instant_of(raw: str | datetime) -> datetime:
-    """Given a value read as RawInstant, return the aware UTC datetime UTCDateTime reads."""
-    if isinstance(raw, str):
-        return datetime.fromisoformat(raw + "+00:00")
-    return raw.replace(tzinfo=UTC) if raw.tzinfo is None else raw.astimezone(UTC)
+def instant_of(text: str) -> datetime:
+    """Given an instant as `instant_text` reads it, return the aware UTC datetime
+    UTCDateTime reads (as it reads SQLite's text)."""
+    return datetime.fromisoformat(text + "+00:00")

@@ -1,9 +1,10 @@
 """A page of a project's documents (or one folder's): the read sync clients poll, as plain
 rows in (updatedAt, id) order, built by one statement whatever the page's size.
 
-A listed document holds what the list shows and nothing else, its timestamps already RFC 3339
-text (formatted by the database, db/types.py `rfc3339_text`): a page of a thousand documents
-is read, and answered, without a datetime or a model per row.
+A listed document holds what the list shows and nothing else, its timestamps RFC 3339 text
+cut from the database's text (db/types.py `instant_text`) and its field values the JSON text
+stored: a page of a thousand documents is read, and answered, without a datetime or a model
+per row, and the statement hands back only values the list shows (bench/README.md).
 
 The document, its view and the one-document read are in domain/documents.py.
 """
@@ -11,7 +12,7 @@ The document, its view and the one-document read are in domain/documents.py.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
@@ -22,12 +23,13 @@ from sqlalchemy import (
     Integer,
     Select,
     Table,
+    Text,
     bindparam,
     select,
     true,
     tuple_,
-    type_coerce,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.sql.expression import Subquery, TableValuedAlias
 from sqlalchemy.sql.selectable import LateralFromClause
 from sqlalchemy.types import TypeEngine
@@ -36,7 +38,7 @@ from casefolio.db import reads
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, is_id
 from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
-from casefolio.db.types import RawInstant, instant_of, rfc3339_text
+from casefolio.db.types import instant_of, instant_text, rfc3339_of_text
 from casefolio.domain import access, folders
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
@@ -51,17 +53,19 @@ _UPDATED_AT = _DOCUMENTS.c.updated_at
 
 
 class ListedField(NamedTuple):
-    """A field value of a listed document."""
+    """A field value of a listed document: the value as the JSON text stored (what the
+    document's read parses, db/models.py FieldValue)."""
 
     id: int
     name: str
     type: str
-    value: Any
+    value_json: str
 
 
 class ListedDocument(NamedTuple):
     """A document as a list shows it: its columns, its current version's (`version_`), and
-    its field values in field order. Timestamps are RFC 3339 UTC text with milliseconds."""
+    its field values in field order. Timestamps are RFC 3339 UTC text with milliseconds.
+    Plain values only (no list, no datetime): two equal ListedDocuments show alike."""
 
     id: int
     project_id: int
@@ -80,16 +84,16 @@ class ListedDocument(NamedTuple):
     version_sha256: str
     version_created_by: int | None
     version_created_at: str
-    fields: list[ListedField]
+    fields: tuple[ListedField, ...]
 
 
-#: Where a page statement's values are (`_page_statement`): a ListedDocument's columns first,
-#: then its updatedAt as read (for the cursor), the field value's four, the caller's rank.
-_SHOWN = len(ListedDocument._fields) - 1
-_INSTANT = _SHOWN
-_FIELD = _INSTANT + 1
-_VALUE_END = _FIELD + len(ListedField._fields)
-_RANK = _VALUE_END
+#: Where a page statement's values are (`_page_statement`): a ListedDocument's columns but
+#: its project (the page's own), its timestamps as instant_text; then the field value's
+#: four and the caller's rank.
+_UPDATED = 6
+_FIELD = 16
+_RANK = 20
+_NO_FIELDS: tuple[ListedField, ...] = ()
 
 
 # Tuples as the named tuples, without _make's length check: the statement's shape is checked
@@ -100,6 +104,27 @@ def _listed(values: Iterable[Any]) -> ListedDocument:
 
 def _listed_field(values: Iterable[Any]) -> ListedField:
     return tuple.__new__(ListedField, values)
+
+
+def _listed_document(
+    row: Sequence[Any], project_id: int, fields: tuple[ListedField, ...]
+) -> ListedDocument:
+    """Given a document's first row of a page statement, its project and its fields, return
+    it as listed: its three instants shown (rfc3339_of_text, from a memo)."""
+    (
+        document_id, folder_id, title, description, created_by, created_at, updated_at,
+        version_id, version_document_id, number, file_name, content_type, size, sha256,
+        version_created_by, version_created_at,
+    ) = row[:_FIELD]  # fmt: skip
+    shown = rfc3339_of_text
+    return _listed(
+        (
+            document_id, project_id, folder_id, title, description, created_by,
+            shown(created_at), shown(updated_at), version_id, version_document_id, number,
+            file_name, content_type, size, sha256, version_created_by, shown(version_created_at),
+            fields,
+        )
+    )  # fmt: skip
 
 
 async def list_page(
@@ -149,21 +174,28 @@ async def list_page(
         access.scope_ranked(who, project_id, found[0][1], Capability.DOCUMENTS_READ)
         if folder_id is not None:
             await folders.require_in_project(db, project_id=project_id, folder_id=folder_id)
-    listed: list[ListedDocument] = []
-    instants: list[Any] = []  # each document's updatedAt as read (RawInstant), for the cursor
-    document: ListedDocument | None = None
+    # A document's rows are consecutive (one per field value, in field order): each group's
+    # first row and its fields. Documents past the page (its extra one) are not built.
+    firsts: list[Sequence[Any]] = []
+    values: list[tuple[ListedField, ...]] = []
+    first: Sequence[Any] | None = None
     for row in rows:
-        # A document's rows are consecutive (one per field value, in field order).
-        if document is None or row[0] != document[0]:
-            document = _listed((*row[:_SHOWN], []))
-            listed.append(document)
-            instants.append(row[_INSTANT])
+        if first is None or row[0] != first[0]:
+            first = row
+            firsts.append(row)
+            values.append(_NO_FIELDS)
         if row[_FIELD] is not None:
-            document[-1].append(_listed_field(row[_FIELD:_VALUE_END]))
-    if len(listed) > page.limit:
-        del listed[page.limit :]
-        last = listed[-1]
-        return Page(listed, encode_cursor((instant_of(instants[page.limit - 1]), last.id)))
+            values[-1] += (_listed_field(row[_FIELD:_RANK]),)
+    shown = firsts[: page.limit]
+    listed = [
+        _listed_document(row, project_id, fields)
+        for row, fields in zip(shown, values, strict=False)
+    ]
+    if len(firsts) > page.limit:
+        last = shown[-1]
+        # The stored instant, not the shown one (cut to the millisecond): documents a few
+        # microseconds apart page one after another.
+        return Page(listed, encode_cursor((instant_of(last[_UPDATED]), last[0])))
     return Page(listed, None)
 
 
@@ -214,7 +246,8 @@ def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[BatchedRead, 
     many = _page_statement({name: batch.c[name] for name in wanted}, batch)
     read = BatchedRead(single=single, many=many, keys=frozenset(wanted), max_batch=PAGES_BATCHED)
     names = tuple(c.name for c in single.selected_columns)
-    if names.index("cursor_updated_at") != _INSTANT or names.index("rank") != _RANK:
+    places = (names.index("document_updated_at"), names.index("field_id"), names.index("rank"))
+    if places != (_UPDATED, _FIELD, _RANK):
         raise RuntimeError(f"the page statement's columns moved: {names}")
     return read, names
 
@@ -266,30 +299,36 @@ def _page_statement(
         )
     documents = documents.order_by(_UPDATED_AT, _DOCUMENTS.c.id).limit(keys["limit"])
     # Of the keys, not of a row's column: the databases evaluate it once per page.
-    rank: ColumnElement[Any] = access.role_rank_column(keys["project_id"], keys["user_id"])
+    rank_read = access.role_rank_column(keys["project_id"], keys["user_id"])
+    rank: ColumnElement[Any] = rank_read
     page: Subquery | LateralFromClause
     if batch is None:
         page = documents.subquery("page")
         pages: FromClause = page
     else:
-        # In a LATERAL of its own, or a batch's rank would be a subquery run for every row.
-        ranks = select(rank.label("rank")).lateral("ranks")
-        rank = ranks.c.rank
+        # The rank's aggregate itself as a LATERAL of its own: PostgreSQL pulls a plain
+        # `SELECT (scalar subquery)` up into the join, and then ran the subquery for every
+        # row of every page (EXPLAIN: loops = rows); an aggregate stays a subquery, run once
+        # per page.
+        ranks = rank_read.element.lateral("ranks")
+        [rank] = ranks.c
         page = documents.lateral("page")
         pages = batch.join(ranks, true()).join(page, true())
     versions = _VERSIONS.c
+    # Only what the list shows, each once: not the project (the page's key), nor the
+    # updatedAt again for the cursor (instant_text is the stored instant).
     shown = [
         page.c.id.label("document_id"),
-        *(page.c[name].label(f"document_{name}") for name in _PAGED[1:6]),
-        rfc3339_text(page.c.created_at).label("document_created_at"),
-        rfc3339_text(page.c.updated_at).label("document_updated_at"),
+        *(page.c[name].label(f"document_{name}") for name in _PAGED[2:6]),
+        instant_text(page.c.created_at).label("document_created_at"),
+        instant_text(page.c.updated_at).label("document_updated_at"),
         *(versions[name].label(f"version_{name}") for name in _VERSION_SHOWN),
-        rfc3339_text(versions.created_at).label("version_created_at"),
-        type_coerce(page.c.updated_at, RawInstant()).label("cursor_updated_at"),
+        instant_text(versions.created_at).label("version_created_at"),
         _FIELDS.c.id.label("field_id"),
         _FIELDS.c.name.label("field_name"),
         _FIELDS.c.type.label("field_type"),
-        _VALUES.c.value.label("value"),
+        # The stored JSON text, parsed only to be shown (api/v1/documents_render.py).
+        sql_cast(_VALUES.c.value, Text).label("value_json"),
         rank.label("rank"),
     ]
     statement = select(*shown).select_from(

@@ -1,6 +1,7 @@
 """A list of documents shows each document exactly as reading it alone does (the list builds
-its JSON itself from a template, api/v1/documents_render.py `list_json`, with timestamps the
-database formats; the document read through DocumentOut)."""
+its JSON itself, api/v1/documents_render.py `list_json`, with timestamps cut from the
+database's text, and keeps what it wrote by the document's values; the document read goes
+through DocumentOut), also right after another process changed it."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from typing import Any
 import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sqlalchemy import delete, update
 
+from casefolio.api.v1 import documents_render
 from casefolio.api.v1.documents_render import document_out, list_json, views_json
 from casefolio.api.v1.schemas import json_response, rfc3339
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, DocumentVersion
+from casefolio.db.models import Document, DocumentVersion, FieldValue
 from casefolio.domain.document_pages import ListedDocument, ListedField
 from casefolio.domain.documents import DocumentView, FieldEntry
 from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow
@@ -215,12 +218,98 @@ def test_a_listed_document_is_written_as_the_get_writes_its_document(
         document_id, project_id, folder_id, title, description, created_by,
         rfc3339(created_at), rfc3339(updated_at), version_id, version_document_id, number,
         file_name, content_type, size, sha256, version_created_by, rfc3339(filed_at),
-        [ListedField(i, name, kind, value) for i, name, kind, value in fields],
+        # As stored (SQLAlchemy's JSON type writes json.dumps), as the GET reads it back.
+        tuple(ListedField(i, name, kind, json.dumps(value)) for i, name, kind, value in fields),
     )  # fmt: skip
     alone = json_response(document_out(view)).body
     assert list_json([listed]) == b"[" + alone + b"]" == views_json([view])
+    # Again, as written before: for the same object, and for an equal one (a page read again).
     assert list_json([listed, listed]) == b"[" + alone + b"," + alone + b"]"
+    assert list_json([ListedDocument(*listed)]) == b"[" + alone + b"]"
     assert list_json([]) == b"[]" == views_json([])
+
+
+async def test_a_document_changed_by_another_process_is_listed_as_changed_at_once(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    """The list keeps the JSON it wrote by each document's values (documents_render.py
+    `_WRITTEN`), never by its id or updatedAt: changes written by another process, here
+    through a connection of its own, and each leaving updatedAt and every id as they were
+    (so that a cache keyed by them would show the old document), are listed at once, as the
+    document's GET shows them."""
+    headers = operator.headers
+    project = (
+        await client.post("/api/v1/projects", json={"name": "Elsewhere"}, headers=headers)
+    ).json()["id"]
+    made = await client.post(
+        f"/api/v1/projects/{project}/fields",
+        json={"name": "Court", "type": "text"},
+        headers=headers,
+    )
+    assert made.status_code == 201, made.text
+    metadata = {"title": "Before", "fields": {"Court": "First"}}
+    filed = await client.post(
+        f"/api/v1/projects/{project}/documents",
+        files={"file": ("a.pdf", b"%PDF a"), "metadata": (None, json.dumps(metadata))},
+        headers=headers,
+    )
+    assert filed.status_code == 201, filed.text
+    document = int(filed.json()["id"])
+    version = int(filed.json()["currentVersion"]["id"])
+    url = f"/api/v1/projects/{project}/documents"
+    changes = [
+        update(Document).where(Document.id == document).values(title="After"),
+        update(FieldValue).where(FieldValue.document_id == document).values(value="Second"),
+        update(DocumentVersion).where(DocumentVersion.id == version).values(file_name="b.pdf"),
+        # What deleting the filer's account does (ON DELETE SET NULL).
+        update(Document).where(Document.id == document).values(created_by=None),
+        update(DocumentVersion).where(DocumentVersion.id == version).values(created_by=None),
+        delete(FieldValue).where(FieldValue.document_id == document),
+    ]
+    shown = [(await client.get(url, headers=headers)).content]
+    for change in changes:
+        async with db.write() as session:
+            await session.execute(change)
+        listed = await client.get(url, headers=headers)
+        alone = await client.get(f"{url}/{document}", headers=headers)
+        assert listed.status_code == alone.status_code == 200
+        assert listed.content == b"[" + alone.content + b"]"
+        shown.append(listed.content)
+    assert len(set(shown)) == len(changes) + 1, "each change shows"
+    assert shown[0].count(b'"updatedAt"') == 1
+    updated = {json.loads(content)[0]["updatedAt"] for content in shown}
+    assert len(updated) == 1  # none of the changes touched it
+    final = json.loads(shown[-1])[0]
+    assert (final["title"], final["createdBy"], final["fields"]) == ("After", None, [])
+    assert final["currentVersion"]["fileName"] == "b.pdf"
+
+
+def test_what_the_list_keeps_written_is_bounded() -> None:
+    """More documents than the list keeps written, and one too long to keep: each is
+    written as itself, and what is kept stays within its bounds."""
+    documents_render._WRITTEN.clear()
+    instant = "2026-12-06T00:00:00.000Z"
+
+    def listed(n: int) -> ListedDocument:
+        fields = (ListedField(1, "Court", "text", json.dumps(f"court {n}")),) if n % 2 else ()
+        description = "x" * (4000 if n == 7 else 1)
+        return ListedDocument(
+            n, 1, None, f"doc {n}", description, 1, instant, instant, n, n, 1, "a.pdf",
+            "application/pdf", 5, "0" * 64, 1, instant, fields,
+        )  # fmt: skip
+
+    documents = [listed(n) for n in range(documents_render.WRITTEN_MAX + 10)]
+    list_json(documents[:10])
+    kept = documents_render._WRITTEN
+    assert documents[6] in kept and documents[7] not in kept  # longer than WRITTEN_LONGEST
+    written = json.loads(list_json(documents))
+    assert [item["id"] for item in written] == [str(n) for n in range(len(documents))]
+    assert [item["description"] for item in written][6:9] == ["x", "x" * 4000, "x"]
+    assert written[3]["fields"] == [
+        {"id": "1", "name": "Court", "type": "text", "value": "court 3"}
+    ]
+    assert 0 < len(kept) <= documents_render.WRITTEN_MAX
+    assert json.loads(list_json(documents)) == written
 
 
 async def test_pages_of_instants_finer_than_a_millisecond_follow_one_another(
