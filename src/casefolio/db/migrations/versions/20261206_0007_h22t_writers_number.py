@@ -29,30 +29,20 @@ NUMBER_LOCK = 0x6361_7365_666F_6C6B
 def upgrade() -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
-    # Called by a writer just before its COMMIT. The lock is tried, never waited for; the
-    # numbering runs in statements after the one that took it (each plpgsql statement sees
-    # what committed before it started), so it sees the previous holder's numbers. Under a
-    # transaction-wide snapshot (REPEATABLE READ or stricter) a statement would not, so
-    # there the writer leaves its change to the numberers.
+    # Called by a writer just before its COMMIT. The lock is tried, never waited for; once
+    # held, the numbering is 0006's casefolio_number_changes (its own take of the lock is
+    # then a second hold of the same one), whose statements each see what committed before
+    # they started, so they see the previous holder's numbers. Under a transaction-wide
+    # snapshot (REPEATABLE READ or stricter) they would not, so there the writer leaves its
+    # change to the numberers.
     op.execute(
         "CREATE FUNCTION casefolio_number_changes_unless_busy(batch integer) RETURNS bigint"
         " LANGUAGE plpgsql AS $$"
-        " DECLARE numbered bigint := 0; done bigint;"
         " BEGIN"
         "  IF current_setting('transaction_isolation') <> 'read committed' THEN RETURN 0;"
         "  END IF;"
         f"  IF NOT pg_try_advisory_xact_lock({NUMBER_LOCK}) THEN RETURN 0; END IF;"
-        "  LOOP"
-        "   WITH last AS (SELECT COALESCE(MAX(seq), 0) AS seq FROM changes),"
-        "   todo AS (SELECT id, row_number() OVER (ORDER BY xid, id) AS n FROM changes"
-        "    WHERE seq IS NULL ORDER BY xid, id LIMIT batch)"
-        "   UPDATE changes SET seq = last.seq + todo.n FROM todo, last"
-        "    WHERE changes.id = todo.id;"
-        "   GET DIAGNOSTICS done = ROW_COUNT;"
-        "   numbered := numbered + done;"
-        "   EXIT WHEN done < batch;"
-        "  END LOOP;"
-        "  RETURN numbered;"
+        "  RETURN casefolio_number_changes(batch);"
         " END $$"
     )
 
