@@ -83,6 +83,9 @@ def test_a_reader_sees_no_upload_control_and_a_forged_post_is_refused(
 
 
 def _drop(page: Page, files: dict[str, str]) -> None:
+    # The page's script shows the drop zone as it starts listening: before that, a drop
+    # would land on a zone with no listener (seen once in CI, on a loaded machine).
+    expect(page.locator("#dropzone")).to_be_visible()
     transfer = page.evaluate_handle(
         """(files) => {
             const transfer = new DataTransfer();
