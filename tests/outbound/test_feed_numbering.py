@@ -7,6 +7,8 @@ something on SQLite too (whose recorder numbers as it writes) run on both."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import anyio
@@ -109,30 +111,24 @@ async def test_writers_committing_out_of_their_start_order_are_read_in_commit_or
     assert (await _verified(db)).first_bad_id is None
 
 
-@pg_only
-async def test_concurrent_writers_and_sealers_give_a_polling_reader_every_change_once(
-    client: httpx.AsyncClient, db: Database, matter: Matter
-) -> None:
-    """Writers commit at once on their own connections, two sealers run beside them (as
-    several server processes' workers would) and a reader polls with its cursor until it has
-    every change: it gets each exactly once, in increasing seq."""
-    writers, per_writer = 4, 15
-    total = writers * per_writer
+async def _read_while_writing(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    total: int,
+    *,
+    beside: Callable[[], Awaitable[None]],
+    writing: list[Callable[[], Awaitable[None]]],
+) -> list[dict[str, Any]]:
+    """Run `writing` all at once, two tasks calling `beside` again and again until they are
+    done (as several server processes' workers would), and a reader polling the feed with
+    its cursor until it has `total` changes; return what the reader got, in its order."""
     cursor = await _cursor(client, matter.reader)
     written = anyio.Event()
     seen: list[dict[str, Any]] = []
 
-    async def write(w: int) -> None:
-        for n in range(per_writer):
-            async with db.write() as session:
-                events.emit(
-                    session, events.FolderCreated(project_id=matter.id, folder_id=1000 * w + n)
-                )
-
-    async def seal_until_written() -> None:
+    async def keep_going() -> None:
         while not written.is_set():
-            await sealing.number_pending(db)
-            await sealing.seal_pending(db)
+            await beside()
             await anyio.lowlevel.checkpoint()
 
     async def read_until_all_seen() -> None:
@@ -144,13 +140,43 @@ async def test_concurrent_writers_and_sealers_give_a_polling_reader_every_change
 
     with anyio.fail_after(120):
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(seal_until_written)
-            tasks.start_soon(seal_until_written)
+            tasks.start_soon(keep_going)
+            tasks.start_soon(keep_going)
             tasks.start_soon(read_until_all_seen)
-            async with anyio.create_task_group() as writing:
-                for w in range(writers):
-                    writing.start_soon(write, w)
+            async with anyio.create_task_group() as writers:
+                for write in writing:
+                    writers.start_soon(write)
             written.set()
+    return seen
+
+
+@pg_only
+async def test_concurrent_writers_and_sealers_give_a_polling_reader_every_change_once(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """Writers commit at once on their own connections, two sealers run beside them (as
+    several server processes' workers would) and a reader polls with its cursor until it has
+    every change: it gets each exactly once, in increasing seq."""
+    writers, per_writer = 4, 15
+
+    async def write(w: int) -> None:
+        for n in range(per_writer):
+            async with db.write() as session:
+                events.emit(
+                    session, events.FolderCreated(project_id=matter.id, folder_id=1000 * w + n)
+                )
+
+    async def seal() -> None:
+        await sealing.number_pending(db)
+        await sealing.seal_pending(db)
+
+    seen = await _read_while_writing(
+        client,
+        matter,
+        writers * per_writer,
+        beside=seal,
+        writing=[partial(write, w) for w in range(writers)],
+    )
     expected = [1000 * w + n for w in range(writers) for n in range(per_writer)]
     assert sorted(_marks(seen)) == expected
     numbers = _seqs(seen)
@@ -276,10 +302,6 @@ async def test_writers_numbering_themselves_beside_numberers_and_other_writers_g
     unbroken run, the reader gets every change once in increasing seq, and each writer's
     changes come in its order."""
     writers, per_writer = 4, 15
-    total = 2 * writers * per_writer
-    cursor = await _cursor(client, matter.reader)
-    written = anyio.Event()
-    seen: list[dict[str, Any]] = []
 
     async def write_and_number(w: int) -> None:
         for n in range(per_writer):
@@ -293,28 +315,18 @@ async def test_writers_numbering_themselves_beside_numberers_and_other_writers_g
             async with db.writer() as session, session.begin():
                 await _record_now(session, matter.id, [1000 * (writers + w) + n])
 
-    async def number_until_written() -> None:
-        while not written.is_set():
-            await sealing.number_pending(db)
-            await anyio.lowlevel.checkpoint()
+    async def number() -> None:
+        await sealing.number_pending(db)
 
-    async def read_until_all_seen() -> None:
-        nonlocal cursor
-        while len(seen) < total:
-            page, cursor = await _changes(client, matter.reader, cursor)
-            seen.extend(page)
-            await anyio.lowlevel.checkpoint()
-
-    with anyio.fail_after(120):
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(number_until_written)
-            tasks.start_soon(number_until_written)
-            tasks.start_soon(read_until_all_seen)
-            async with anyio.create_task_group() as writing:
-                for w in range(writers):
-                    writing.start_soon(write_and_number, w)
-                    writing.start_soon(write_and_leave, w)
-            written.set()
+    seen = await _read_while_writing(
+        client,
+        matter,
+        2 * writers * per_writer,
+        beside=number,
+        writing=[
+            partial(f, w) for w in range(writers) for f in (write_and_number, write_and_leave)
+        ],
+    )
     expected = [1000 * w + n for w in range(2 * writers) for n in range(per_writer)]
     assert sorted(_marks(seen)) == expected
     numbers = _seqs(seen)
