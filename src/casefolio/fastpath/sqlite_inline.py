@@ -17,9 +17,9 @@ transaction is durable before its client is told it is done, as with `synchronou
 commits that finish while a flush is out share the next one ("early lock release" and group
 commit: one fsync, one thread trip for several commits under concurrent uploads). A request
 alone in the process has nobody to share a flush with: it fsyncs on the loop instead
-(fastpath/inflight.py). The
-price: other connections may see a transaction one flush before it is durable, and a power
-loss in that moment takes it back although they saw it (its client never heard it succeed).
+(fastpath/inflight.py). The price: other connections may see a transaction one flush before
+it is durable, and a power loss in that moment takes it back although they saw it (its
+client never heard it succeed).
 SQLite's FULL mode fsyncs inside COMMIT, holding the lock and blocking the loop meanwhile;
 `bench ingest` is faster with this (bench/README.md). `CASEFOLIO_SQLITE_SYNCHRONOUS=NORMAL`
 skips the flush (the last commits may be lost on power loss, never corrupted).
