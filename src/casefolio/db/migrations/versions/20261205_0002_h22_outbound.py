@@ -1,19 +1,10 @@
-"""outbound (h22): audit trail, change feed, webhooks
-
-Revision ID: 0002_h22
-Revises: 0001
-Create Date: 2026-12-05 12:41:31.922590
-"""
-
-from collections.abc import Sequence
+"""outbound (h22): audit trail, change feed, webhooks"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_h22"
-down_revision: str | None = "0003_h23"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002_h22"
+down_revision = "0003_h23"
 
 
 def upgrade() -> None:

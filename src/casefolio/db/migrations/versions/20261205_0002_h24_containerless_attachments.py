@@ -1,19 +1,10 @@
-"""containerless attachments: a version may wait for a document to claim it
-
-Revision ID: 0002_h24
-Revises: 0001
-Create Date: 2026-12-05 13:10:00
-"""
-
-from collections.abc import Sequence
+"""containerless attachments: a version may wait for a document to claim it"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0002_h24"
-down_revision: str | None = "0001"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0002_h24"
+down_revision = "0001"
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 _UNCLAIMED = sa.text("document_id IS NULL")

@@ -1,20 +1,11 @@
-"""web sign-in: password hashes, server-side sessions, set-password links, title order
-
-Revision ID: 0003_h23
-Revises: 0002_h24
-Create Date: 2026-12-05 13:10:00
-"""
-
-from collections.abc import Sequence
+"""web sign-in: password hashes, server-side sessions, set-password links, title order"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_h23"
+revision = "0003_h23"
 # The head of main when this was written; the integrator re-chains migrations at merge.
-down_revision: str | None = "0002_h24"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision = "0002_h24"
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

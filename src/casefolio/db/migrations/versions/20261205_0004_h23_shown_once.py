@@ -1,20 +1,11 @@
-"""web: a secret kept on the browser's session to be shown once after a redirect
-
-Revision ID: 0004_h23
-Revises: 0004_h25
-Create Date: 2026-12-05 16:00:00
-"""
-
-from collections.abc import Sequence
+"""web: a secret kept on the browser's session to be shown once after a redirect"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_h23"
+revision = "0004_h23"
 # After search (0004_h25), which landed first.
-down_revision: str | None = "0004_h25"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision = "0004_h25"
 
 
 def upgrade() -> None:

@@ -5,23 +5,14 @@ triggers; on PostgreSQL a generated `tsvector` column with a GIN index, under a 
 configuration of its own (`casefolio_search`: no stemming, accents removed where the
 `unaccent` extension is available). Both split text into the same words: runs of letters
 and digits (search/query.py tokenises queries alike). Every version that exists now is
-queued (status pending) for the worker to extract.
-
-Revision ID: 0004_h25
-Revises: 0004_h27
-Create Date: 2026-12-05 15:55:00
-"""
-
-from collections.abc import Sequence
+queued (status pending) for the worker to extract."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_h25"
+revision = "0004_h25"
 # After legal holds (0004_h27), which landed first.
-down_revision: str | None = "0004_h27"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision = "0004_h27"
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

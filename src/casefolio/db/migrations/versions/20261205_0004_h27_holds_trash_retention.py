@@ -1,20 +1,11 @@
-"""legal holds, the document trash, project retention rules
-
-Revision ID: 0004_h27
-Revises: 0002_h22
-Create Date: 2026-12-05 15:50:00
-"""
-
-from collections.abc import Sequence
+"""legal holds, the document trash, project retention rules"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0004_h27"
+revision = "0004_h27"
 # The head of main when this was written; the integrator re-chains migrations at merge.
-down_revision: str | None = "0002_h22"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+down_revision = "0002_h22"
 
 _ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

@@ -6,21 +6,12 @@ match is scored from it). Stored the default way, a ~3 KB tsvector went to the T
 which a search never reads. STORAGE MAIN keeps the tsvector in the row (out of line only
 when it cannot fit a page), and the text, now the larger part of a row, moves out of line.
 Rows already written are rewritten once (their tsvector is computed again). Nothing changes
-on SQLite (FTS5 keeps its own index).
-
-Revision ID: 0005_h25p
-Revises: 0005_h27v
-Create Date: 2026-12-05 18:45:00
-"""
-
-from collections.abc import Sequence
+on SQLite (FTS5 keeps its own index)."""
 
 from alembic import op
 
-revision: str = "0005_h25p"
-down_revision: str | None = "0005_h27v"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005_h25p"
+down_revision = "0005_h27v"
 
 
 def upgrade() -> None:

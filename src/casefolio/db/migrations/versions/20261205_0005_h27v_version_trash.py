@@ -1,19 +1,10 @@
-"""the version trash: a deleted version waits in the trash, like a deleted document
-
-Revision ID: 0005_h27v
-Revises: 0004_h23
-Create Date: 2026-12-05 18:40:00
-"""
-
-from collections.abc import Sequence
+"""the version trash: a deleted version waits in the trash, like a deleted document"""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0005_h27v"
-down_revision: str | None = "0004_h23"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0005_h27v"
+down_revision = "0004_h23"
 
 
 def upgrade() -> None:

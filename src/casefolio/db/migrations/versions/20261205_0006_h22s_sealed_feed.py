@@ -6,22 +6,13 @@ written unhashed with its transaction's id (`xid`) and an id from a sequence, an
 change is written without its feed number: the outbox row's own key is now `id`, and `seq`
 (the number the feed, its cursors and webhook payloads carry) is stamped by the sealer,
 under the sealers' lock, on committed changes only, so it grows in the order changes
-become readable. On SQLite, whose writers take turns, the recorder writes both at once.
-
-Revision ID: 0006_h22s
-Revises: 0005_h25p
-Create Date: 2026-12-05 21:30:00
-"""
-
-from collections.abc import Sequence
+become readable. On SQLite, whose writers take turns, the recorder writes both at once."""
 
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0006_h22s"
-down_revision: str | None = "0005_h25p"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0006_h22s"
+down_revision = "0005_h25p"
 
 #: pg_advisory_xact_lock key of the numberers (outbound/sealing.py's NUMBER_LOCK).
 NUMBER_LOCK = 0x6361_7365_666F_6C6B

@@ -6,21 +6,12 @@ synchronously. The writer now tries the numberers' lock at the end of its transa
 (outbound/recorder.py) and, if it is free, numbers every committed unnumbered change and
 its own, holding the lock through its commit as numberers do. If the lock is taken the
 writer never waits: its change stays for the next numberer. SQLite is unchanged (its
-recorder numbers as it writes).
-
-Revision ID: 0007_h22t
-Revises: 0006_h22s
-Create Date: 2026-12-06 00:20:00
-"""
-
-from collections.abc import Sequence
+recorder numbers as it writes)."""
 
 from alembic import op
 
-revision: str = "0007_h22t"
-down_revision: str | None = "0006_h22s"
-branch_labels: str | Sequence[str] | None = None
-depends_on: str | Sequence[str] | None = None
+revision = "0007_h22t"
+down_revision = "0006_h22s"
 
 #: pg_advisory_xact_lock key of the numberers (outbound/sealing.py's NUMBER_LOCK).
 NUMBER_LOCK = 0x6361_7365_666F_6C6B
