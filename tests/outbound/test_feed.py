@@ -213,6 +213,54 @@ async def test_a_commit_in_another_process_wakes_this_one(
     assert woke == [True]
 
 
+async def _listener_pids(admin: Any) -> list[int]:
+    rows = await admin.fetch(
+        "SELECT pid FROM pg_stat_activity"
+        " WHERE application_name = $1 AND datname = current_database()",
+        runtime.LISTENER_NAME,
+    )
+    return [row["pid"] for row in rows]
+
+
+async def test_the_listener_listens_again_after_its_connection_is_killed(
+    settings: Settings,
+    database_url: str,
+    is_postgres: bool,
+    tmp_path: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A listening connection the server drops (a restart, an administrator's
+    pg_terminate_backend) is opened again, and commits of other processes wake waiters."""
+    if not is_postgres:
+        pytest.skip("SQLite has no listening connection")
+    monkeypatch.setattr(runtime, "RELISTEN_SECONDS", 0.01)
+    url = make_url(settings.effective_database_url).set(drivername="postgresql")
+    admin = await asyncpg.connect(url.render_as_string(hide_password=False))
+    try:
+        async with runtime.pg_listener(settings), anyio.create_task_group() as tasks:
+            first = await _listener_pids(admin)
+            assert len(first) == 1
+            await admin.execute("SELECT pg_terminate_backend($1)", first[0])
+            # Listening again, the listener wakes every waiter to look at what it missed.
+            assert await signal.wait(20)
+            now = await _listener_pids(admin)
+            assert len(now) == 1 and now != first
+            woke: list[bool] = []
+
+            async def wait() -> None:
+                woke.append(await signal.wait(30))
+
+            tasks.start_soon(wait)
+            await anyio.wait_all_tasks_blocked()
+            done = await anyio.run_process(
+                [sys.executable, "-c", _COMMIT, database_url, str(tmp_path)], check=False
+            )
+            assert done.returncode == 0, done.stderr
+        assert woke == [True]
+    finally:
+        await admin.close()
+
+
 async def test_a_server_process_announces_its_commits_by_its_notifier_and_not_to_itself(
     db: Database, settings: Settings, is_postgres: bool
 ) -> None:

@@ -60,13 +60,20 @@ async def pg_listener(settings: Settings) -> AsyncIterator[None]:
 
 LISTEN_READY_SECONDS = 2.0
 RELISTEN_SECONDS = 5.0
+#: How an operator tells the listening connection apart in pg_stat_activity.
+LISTENER_NAME = "casefolio-listener"
 
 
 async def _listen(dsn: str, wait_limit: float, listening: anyio.Event) -> None:
     while True:
         conn: Any = None
         try:
-            conn = await asyncpg.connect(dsn, timeout=wait_limit, command_timeout=wait_limit)
+            conn = await asyncpg.connect(
+                dsn,
+                timeout=wait_limit,
+                command_timeout=wait_limit,
+                server_settings={"application_name": LISTENER_NAME},
+            )
             lost = anyio.Event()
             conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
             await conn.add_listener(CHANNEL, partial(_wake, conn.get_server_pid()))
@@ -76,7 +83,8 @@ async def _listen(dsn: str, wait_limit: float, listening: anyio.Event) -> None:
                 signal.changed()  # anything committed while not listening is looked at now
                 await lost.wait()
                 tasks.cancel_scope.cancel()
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # InterfaceError: the connection went between connecting and listening.
             log.warning("change notifications unavailable (%s); retrying", exc)
         finally:
             if conn is not None:
