@@ -15,9 +15,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from casefolio.app import create_app
 from casefolio.config import Settings
+from casefolio.db.engine import Database
 from tests.db.conftest import drop_connections, hold_at_once
 from tests.factories import make_actor, switch_api
 
@@ -96,3 +98,39 @@ async def test_connections_run_without_jit(app: FastAPI) -> None:
         assert (await session.execute(text("SHOW jit"))).scalar_one() == "off"
     async with db.write() as session:
         assert (await session.execute(text("SHOW jit"))).scalar_one() == "off"
+
+
+async def test_transactions_are_read_committed_whatever_the_database_default(
+    pg_settings: Settings,
+) -> None:
+    """The feed's numbering needs each statement to see what committed before it: a
+    database whose default isolation is stricter does not change casefolio's."""
+    admin = pg_settings.effective_database_url
+    name = admin.rsplit("/", 1)[1]
+    server = create_async_engine(
+        admin.rsplit("/", 1)[0] + "/postgres", isolation_level="AUTOCOMMIT"
+    )
+    try:
+        async with server.connect() as conn:
+            await conn.execute(
+                text(
+                    f'ALTER DATABASE "{name}"'
+                    " SET default_transaction_isolation = 'repeatable read'"
+                )
+            )
+    finally:
+        await server.dispose()
+    other = create_async_engine(admin)  # any other client of this database
+    try:
+        async with other.connect() as conn:
+            assert await conn.scalar(text("SHOW transaction_isolation")) == "repeatable read"
+    finally:
+        await other.dispose()
+    db = Database.open(pg_settings)
+    try:
+        async with db.write() as session:
+            assert await session.scalar(text("SHOW transaction_isolation")) == "read committed"
+        async with db.read() as session:
+            assert await session.scalar(text("SHOW transaction_isolation")) == "read committed"
+    finally:
+        await db.close()

@@ -58,7 +58,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
                 # No JIT: it is planned by estimated cost, and a search matching many texts
                 # is estimated high (it reads only the first matches), so JIT compiled it
                 # for longer than the statement then ran (bench/README.md, search).
-                "server_settings": {"jit": "off"},
+                # READ COMMITTED whatever the database's default: the change feed's
+                # numbering (outbound/sealing.py) needs each statement to see what committed
+                # before it, and readers run without a transaction on that assumption.
+                "server_settings": {
+                    "jit": "off",
+                    "default_transaction_isolation": "read committed",
+                },
             },
         )
         event.listen(
