@@ -73,17 +73,23 @@ FolderWritableProject = Annotated[ProjectScope, Depends(project_scope(Capability
 AdministeredProject = Annotated[ProjectScope, Depends(project_scope(Capability.SETTINGS_MANAGE))]
 
 
-async def upload_project_id(project_id: ProjectId, state: StateDep, who: PrincipalDep) -> int:
-    """{projectId}, once the caller may upload there: checked before the body streams in.
+async def check_may_upload(state: AppState, who: Principal, project_id: int) -> None:
+    """Refuse an upload to this project before its body streams in (both the API and the
+    web pages' uploads).
 
     The filing transaction checks again, and that check counts; so a recent yes for this
     user and project is taken from memory (api/grants.py).
     """
     if state.upload_grants.allows(who.user_id, project_id):
-        return project_id
+        return
     async with state.db.read() as session:
         await access.scope(session, who, project_id, Capability.DOCUMENTS_WRITE)
     state.upload_grants.remember(who.user_id, project_id)
+
+
+async def upload_project_id(project_id: ProjectId, state: StateDep, who: PrincipalDep) -> int:
+    """{projectId}, once the caller may upload there (check_may_upload)."""
+    await check_may_upload(state, who, project_id)
     return project_id
 
 

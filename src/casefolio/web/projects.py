@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from casefolio.api.deps import SessionDep
+from casefolio.api.deps import SessionDep, check_may_upload
 from casefolio.api.ids import PathId, digits_id, query_id
 from casefolio.api.uploads import receive
 from casefolio.domain import access, browse, folders, intake, projects, templates
@@ -164,9 +164,7 @@ async def upload(
     """One file per request, streamed to staging as the API's uploads are (api/uploads.py);
     the drag-and-drop script sends one request per file and shows each one's progress."""
     state = state_of(request)
-    # Refused before the body streams in, as the API's upload_project_id does.
-    async with state.db.read() as check:
-        await access.scope(check, me.principal, project_id, Capability.DOCUMENTS_WRITE)
+    await check_may_upload(state, me.principal, project_id)
     if not request.headers.get("content-type", "").lower().startswith("multipart/"):
         raise Invalid("Choose a file to upload.")
     async with receive(request, state) as received:
