@@ -42,6 +42,14 @@ class Problem:
     # What v3 says instead of `detail`, where OpenProject prescribes the text (or a list of texts).
     v3_message: str | list[str] | None = None
 
+    @classmethod
+    def bad_request(
+        cls, detail: str, v3_identifier: str, errors: list[dict[str, str]] | None = None
+    ) -> Problem:
+        """400 Bad Request: `v3_identifier` is InvalidQuery or InvalidRequestBody (a field
+        error names the field, as `{"field": …, "message": …}`)."""
+        return cls(400, "Bad Request", detail, v3_identifier, errors)
+
 
 #: The answers that say the same whatever the request.
 CONCURRENT_CHANGE = Problem(
@@ -50,11 +58,8 @@ CONCURRENT_CHANGE = Problem(
     "The change conflicts with a concurrent change; retry the request.",
     "UpdateConflict",
 )
-CLIENT_GONE = Problem(
-    400,
-    "Bad Request",
-    "The client disconnected before the request body was complete.",
-    "InvalidRequestBody",
+CLIENT_GONE = Problem.bad_request(
+    "The client disconnected before the request body was complete.", "InvalidRequestBody"
 )
 INTERNAL_ERROR = Problem(
     500, "Internal Server Error", "An internal error has occurred.", "InternalServerError"
@@ -152,7 +157,7 @@ def describe_validation(exc: RequestValidationError) -> Problem:
     summary = "; ".join(f"{e['field']}: {e['message']}" for e in field_errors)
     in_body = all(tuple(e.get("loc", ()))[:1] in (("body",), ("metadata",)) for e in found)
     identifier = "InvalidRequestBody" if in_body else "InvalidQuery"
-    return Problem(400, "Bad Request", f"Validation failed. {summary}", identifier, field_errors)
+    return Problem.bad_request(f"Validation failed. {summary}", identifier, field_errors)
 
 
 def _invalid_json(location: list[str], reason: str) -> Problem:
@@ -160,20 +165,15 @@ def _invalid_json(location: list[str], reason: str) -> Problem:
     if location[:1] == ["query"] and len(location) > 1:
         detail = f"The query parameter {location[1]} is not valid JSON: {reason}."
         field = [{"field": location[1], "message": reason}]
-        return Problem(400, "Bad Request", detail, "InvalidQuery", field)
+        return Problem.bad_request(detail, "InvalidQuery", field)
     if location and not location[0].isdigit():
         detail = f"The {location[0]} part is not valid JSON: {reason}."
-        return Problem(
-            400,
-            "Bad Request",
-            detail,
-            "InvalidRequestBody",
-            [{"field": location[0], "message": reason}],
-        )
+        field = [{"field": location[0], "message": reason}]
+        return Problem.bad_request(detail, "InvalidRequestBody", field)
     detail = "The request body is not valid JSON."
     if reason and reason != FASTAPI_JSON_ERROR:  # FastAPI's own says only where it stopped
         detail = f"The request body is not valid JSON: {reason}."
-    return Problem(400, "Bad Request", detail, "InvalidRequestBody")
+    return Problem.bad_request(detail, "InvalidRequestBody")
 
 
 def _retry_soon(request: Request, detail: str) -> JSONResponse:

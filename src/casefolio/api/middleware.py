@@ -107,6 +107,4 @@ def _url_problem(scope: Scope) -> Problem | None:
     if problem is None or field is None:
         return None
     detail = f"Validation failed. {field}: {problem}"
-    return Problem(
-        400, "Bad Request", detail, "InvalidQuery", [{"field": field, "message": problem}]
-    )
+    return Problem.bad_request(detail, "InvalidQuery", [{"field": field, "message": problem}])

@@ -136,6 +136,20 @@ async def transaction(settings: Settings) -> AsyncIterator[AsyncSession]:
         await db.close()
 
 
+def run_in_transaction(
+    work: Callable[[AsyncSession], Awaitable[T]], *, settings: Settings | None = None
+) -> T:
+    """Run command work in one `transaction` of the installation's database (that of
+    `settings`, by default `load_settings()`), with `run`'s one-line errors."""
+    found = load_settings() if settings is None else settings
+
+    async def in_transaction() -> T:
+        async with transaction(found) as session:
+            return await work(session)
+
+    return run(in_transaction)
+
+
 def run(work: Callable[[], Awaitable[T]]) -> T:
     """Run async command work; domain errors, an unreachable or silent database and a data
     folder that cannot be used become a red line and exit code 1."""

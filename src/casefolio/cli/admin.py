@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.credentials import TTL_SECONDS
 from casefolio.cli._common import (
@@ -15,8 +16,7 @@ from casefolio.cli._common import (
     fail,
     load_installation,
     load_settings,
-    run,
-    transaction,
+    run_in_transaction,
 )
 from casefolio.cli.probe import next_steps
 from casefolio.domain import accounts, system, tokens, users
@@ -69,23 +69,22 @@ def init(
     settings = found.settings
     password = read_password(password_stdin, prompt=True)
 
-    async def work() -> str:
-        async with transaction(settings) as session:
-            existing = await users.find_by_email(session, email=email)
-            if existing is None:
-                [user] = await users.create_many(
-                    session, new_users=[users.NewUser(email, name, is_operator=True)]
-                )
-            else:
-                existing.is_operator = True
-                user = existing
-            await system.update(session, who=None, integrations_api_enabled=True)
-            if password is not None:
-                await accounts.set_password(session, user=user, password=password)
-            issued = await tokens.issue(session, who=None, user_id=user.id, name=token_name)
-            return issued.secret
+    async def work(session: AsyncSession) -> str:
+        existing = await users.find_by_email(session, email=email)
+        if existing is None:
+            [user] = await users.create_many(
+                session, new_users=[users.NewUser(email, name, is_operator=True)]
+            )
+        else:
+            existing.is_operator = True
+            user = existing
+        await system.update(session, who=None, integrations_api_enabled=True)
+        if password is not None:
+            await accounts.set_password(session, user=user, password=password)
+        issued = await tokens.issue(session, who=None, user_id=user.id, name=token_name)
+        return issued.secret
 
-    secret = run(work)
+    secret = run_in_transaction(work, settings=settings)
     console.print(
         f"Operator [bold]{escape(email)}[/bold] is ready and the integrations API is on, "
         f"in the installation in {escape(str(settings.data_dir))}.",
@@ -109,13 +108,11 @@ def settings_command(
     ] = None,
 ) -> None:
     """Show system settings, or switch the integrations API on or off."""
-    settings = load_settings()
 
-    async def work() -> system.SystemSettings:
-        async with transaction(settings) as session:
-            return await system.update(session, who=None, integrations_api_enabled=api_on)
+    async def work(session: AsyncSession) -> system.SystemSettings:
+        return await system.update(session, who=None, integrations_api_enabled=api_on)
 
-    current = run(work)
+    current = run_in_transaction(work)
     state = "on" if current.integrations_api_enabled else "off"
     console.print(f"integrations API: {state}")
 
@@ -127,16 +124,14 @@ def create_user(
     operator: Annotated[bool, typer.Option(help="Make the user an operator.")] = False,
 ) -> None:
     """Create a user."""
-    settings = load_settings()
 
-    async def work() -> int:
-        async with transaction(settings) as session:
-            [user] = await users.create_many(
-                session, new_users=[users.NewUser(email, name, is_operator=operator)]
-            )
-            return user.id
+    async def work(session: AsyncSession) -> int:
+        [user] = await users.create_many(
+            session, new_users=[users.NewUser(email, name, is_operator=operator)]
+        )
+        return user.id
 
-    console.print(f"Created user {run(work)} <{email}>.")
+    console.print(f"Created user {run_in_transaction(work)} <{email}>.")
 
 
 @users_app.command("set-password")
@@ -152,36 +147,34 @@ def set_password(
     if password is None:
         fail("No terminal to ask for the password on: use --password-stdin.")
 
-    async def work() -> str:
-        async with transaction(settings) as session:
-            user = await users.get_by_email(session, email=email)
-            await accounts.set_password(session, user=user, password=password)
-            return user.email
+    async def work(session: AsyncSession) -> str:
+        user = await users.get_by_email(session, email=email)
+        await accounts.set_password(session, user=user, password=password)
+        return user.email
 
-    console.print(f"The password of {run(work)} is set; their web sessions have ended.")
+    address = run_in_transaction(work, settings=settings)
+    console.print(f"The password of {address} is set; their web sessions have ended.")
 
 
 @users_app.command("list")
 def list_users() -> None:
     """List users (the first 1000)."""
-    settings = load_settings()
 
-    async def work() -> list[tuple[str, ...]]:
-        async with transaction(settings) as session:
-            page = await users.list_page(session, page=PageRequest(limit=MAX_LIMIT))
-            return [
-                (
-                    str(u.id),
-                    u.email,
-                    u.name,
-                    "yes" if u.is_operator else "",
-                    "yes" if u.active else "no",
-                )
-                for u in page.items
-            ]
+    async def work(session: AsyncSession) -> list[tuple[str, ...]]:
+        page = await users.list_page(session, page=PageRequest(limit=MAX_LIMIT))
+        return [
+            (
+                str(u.id),
+                u.email,
+                u.name,
+                "yes" if u.is_operator else "",
+                "yes" if u.active else "no",
+            )
+            for u in page.items
+        ]
 
     table = Table("id", "email", "name", "operator", "active")
-    for row in run(work):
+    for row in run_in_transaction(work):
         table.add_row(*row)
     console.print(table)
 
@@ -203,16 +196,13 @@ def reactivate_user(
 
 
 def _set_active(email: str, *, active: bool) -> None:
-    settings = load_settings()
+    async def work(session: AsyncSession) -> tuple[str, bool]:
+        user = await users.get_by_email(session, email=email)
+        was = user.active
+        await users.set_active(session, who=None, user_id=user.id, active=active)
+        return user.email, was
 
-    async def work() -> tuple[str, bool]:
-        async with transaction(settings) as session:
-            user = await users.get_by_email(session, email=email)
-            was = user.active
-            await users.set_active(session, who=None, user_id=user.id, active=active)
-            return user.email, was
-
-    address, was = run(work)
+    address, was = run_in_transaction(work)
     if was == active:
         console.print(f"{address} was already {'active' if active else 'deactivated'}.")
     elif active:
@@ -233,17 +223,15 @@ def create_token(
     ] = None,
 ) -> None:
     """Create a token and print its secret (shown only once)."""
-    settings = load_settings()
 
-    async def work() -> str:
-        async with transaction(settings) as session:
-            user = await users.get_by_email(session, email=email)
-            issued = await tokens.issue(
-                session, who=None, user_id=user.id, name=name, rate_limit=rate_limit
-            )
-            return issued.secret
+    async def work(session: AsyncSession) -> str:
+        user = await users.get_by_email(session, email=email)
+        issued = await tokens.issue(
+            session, who=None, user_id=user.id, name=name, rate_limit=rate_limit
+        )
+        return issued.secret
 
-    console.print(run(work), markup=False, highlight=False, soft_wrap=True)
+    console.print(run_in_transaction(work), markup=False, highlight=False, soft_wrap=True)
 
 
 @tokens_app.command("list")
@@ -253,26 +241,25 @@ def list_tokens(
     """List active tokens (never their secrets)."""
     settings = load_settings()
 
-    async def work() -> list[tuple[str, ...]]:
-        async with transaction(settings) as session:
-            user_id = (await users.get_by_email(session, email=email)).id if email else None
-            page = await tokens.list_page(
-                session, who=None, user_id=user_id, page=PageRequest(limit=MAX_LIMIT)
+    async def work(session: AsyncSession) -> list[tuple[str, ...]]:
+        user_id = (await users.get_by_email(session, email=email)).id if email else None
+        page = await tokens.list_page(
+            session, who=None, user_id=user_id, page=PageRequest(limit=MAX_LIMIT)
+        )
+        return [
+            (
+                str(t.id),
+                str(t.user_id),
+                t.name,
+                t.prefix + "…",
+                str(t.rate_limit or settings.rate_limit_per_minute),
+                t.last_used_at.isoformat() if t.last_used_at else "never",
             )
-            return [
-                (
-                    str(t.id),
-                    str(t.user_id),
-                    t.name,
-                    t.prefix + "…",
-                    str(t.rate_limit or settings.rate_limit_per_minute),
-                    t.last_used_at.isoformat() if t.last_used_at else "never",
-                )
-                for t in page.items
-            ]
+            for t in page.items
+        ]
 
     table = Table("id", "user", "name", "prefix", "per minute", "last used")
-    for row in run(work):
+    for row in run_in_transaction(work, settings=settings):
         table.add_row(*row)
     console.print(table)
 
@@ -280,13 +267,11 @@ def list_tokens(
 @tokens_app.command("revoke")
 def revoke_token(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> None:
     """Revoke a token; requests with it get 401 from now on."""
-    settings = load_settings()
 
-    async def work() -> bool:
-        async with transaction(settings) as session:
-            return await tokens.revoke(session, who=None, token_id=token_id)
+    async def work(session: AsyncSession) -> bool:
+        return await tokens.revoke(session, who=None, token_id=token_id)
 
-    if run(work):
+    if run_in_transaction(work):
         console.print(f"Token {token_id} revoked.")
     else:
         console.print(f"Token {token_id} was already revoked.")

@@ -17,7 +17,7 @@ import anyio
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.types import utcnow
-from casefolio.domain import events, retention, trash
+from casefolio.domain import events, purge, retention
 from casefolio.storage.base import BlobStore
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class Housekeeper:
         now, ran = self.clock(), []
         if self._last_purge is None or now - self._last_purge >= PURGE_EVERY:
             self._last_purge = now
-            report = await trash.purge_expired(
+            report = await purge.purge_expired(
                 self.db, self.blobs, now=now, days=self.settings.trash_days
             )
             if report.purged or report.versions_purged:

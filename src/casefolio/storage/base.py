@@ -9,6 +9,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+import anyio.to_thread
+
+from casefolio.storage import staging
+
 #: Largest chunk ``BlobStore.read`` yields; keeps per-download memory bounded.
 READ_CHUNK_BYTES = 1024 * 1024
 
@@ -60,10 +64,34 @@ def check_sha256(sha256: str) -> str:
     return sha256
 
 
+def blob_key(sha256: str) -> str:
+    """Where a blob lives under a store's root or prefix: ``ab/cd/<sha256>`` (two fan-out
+    levels keep every folder small); ``ValueError`` for anything but a digest."""
+    check_sha256(sha256)
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
+
+
 def check_range(start: int, end: int | None) -> None:
     """Reject negative or inverted byte ranges (``end`` is exclusive)."""
     if start < 0 or (end is not None and end < start):
         raise ValueError(f"Invalid byte range: start={start}, end={end}")
+
+
+class StagingStore:
+    """The part every store shares: a staging folder where uploads wait, whole, for ``put``,
+    in which this process holds a claim (storage/staging.py) until ``close``."""
+
+    def __init__(self, staging_dir: Path) -> None:
+        self.staging_dir = staging_dir
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+
+    async def close(self) -> None:
+        await anyio.to_thread.run_sync(staging.release, self.staging_dir)
+
+
+def unlink(path: Path) -> None:
+    """Remove a file if it is there (a blob, or a staged upload that is done with)."""
+    path.unlink(missing_ok=True)
 
 
 class BlobStore(Protocol):

@@ -19,8 +19,11 @@ from casefolio.storage.base import (
     BlobMissing,
     BlobsNotStored,
     SpooledFile,
+    StagingStore,
+    blob_key,
     check_range,
     check_sha256,
+    unlink,
 )
 
 _HEX = frozenset("0123456789abcdef")
@@ -30,18 +33,16 @@ def _is_fanout(name: str) -> bool:
     return len(name) == 2 and set(name) <= _HEX
 
 
-class LocalBlobStore:
+class LocalBlobStore(StagingStore):
     """Content-addressed blobs in ``root``; ``put`` is fsync + rename + directory fsync."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.staging_dir = root / "tmp"
         # Staging lives under root so it shares the blobs' filesystem: put is a rename.
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(root / "tmp")
 
     def _path(self, sha256: str) -> Path:
-        check_sha256(sha256)
-        return self.root / sha256[:2] / sha256[2:4] / sha256
+        return self.root / blob_key(sha256)
 
     def local_path(self, sha256: str) -> Path | None:
         return self._path(sha256)
@@ -208,11 +209,7 @@ class LocalBlobStore:
         # No directory fsync: if a crash resurrects the file it is an orphan,
         # which gc removes again. Empty fan-out directories stay, because
         # removing them would race with a concurrent put renaming into them.
-        await anyio.to_thread.run_sync(self._unlink, self._path(sha256))
-
-    @staticmethod
-    def _unlink(path: Path) -> None:
-        path.unlink(missing_ok=True)
+        await anyio.to_thread.run_sync(unlink, self._path(sha256))
 
     async def list(self) -> AsyncIterator[tuple[str, datetime]]:
         # One directory per thread call: memory stays bounded by the largest
@@ -221,9 +218,6 @@ class LocalBlobStore:
             for second in await anyio.to_thread.run_sync(_subdirs, first):
                 for item in await anyio.to_thread.run_sync(_blobs_in, second):
                     yield item
-
-    async def close(self) -> None:
-        await anyio.to_thread.run_sync(staging.release, self.staging_dir)
 
 
 def _modified(path: Path) -> datetime | None:

@@ -14,14 +14,16 @@ import obstore
 from obstore.exceptions import GenericError, NotFoundError
 from obstore.store import S3Store
 
-from casefolio.storage import staging
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
     BlobsNotStored,
     SpooledFile,
+    StagingStore,
+    blob_key,
     check_range,
     check_sha256,
+    unlink,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def _sha_from_key(key: str) -> str | None:
     return sha if (a, b) == (sha[:2], sha[2:4]) else None
 
 
-class S3BlobStore:
+class S3BlobStore(StagingStore):
     """Content-addressed blobs at ``<prefix>/ab/cd/<sha256>`` in one bucket."""
 
     def __init__(
@@ -71,8 +73,7 @@ class S3BlobStore:
         access_key_id: str = "",
         secret_access_key: str = "",
     ) -> None:
-        self.staging_dir = staging_dir
-        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        super().__init__(staging_dir)
         config: S3Config = {"region": region}
         if endpoint_url:
             config["endpoint"] = endpoint_url
@@ -91,11 +92,8 @@ class S3BlobStore:
             # Local S3-compatible servers (MinIO, moto) usually speak plain http.
             "allow_http": endpoint_url.startswith("http://"),
         }
+        # obstore has no explicit close; the connection pool goes with the object.
         self._store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client)
-
-    def _key(self, sha256: str) -> str:
-        check_sha256(sha256)
-        return f"{sha256[:2]}/{sha256[2:4]}/{sha256}"
 
     def local_path(self, sha256: str) -> Path | None:
         check_sha256(sha256)
@@ -105,10 +103,10 @@ class S3BlobStore:
         if spooled.held is not None:
             # A small upload never touched the disk: one PUT from memory (fresh
             # Last-Modified, as below).
-            await obstore.put_async(self._store, self._key(spooled.sha256), spooled.held)
+            await obstore.put_async(self._store, blob_key(spooled.sha256), spooled.held)
             return
         try:
-            key = self._key(spooled.sha256)
+            key = blob_key(spooled.sha256)
             # Always upload, even when the key exists: an S3 PUT is atomic and sets
             # a fresh Last-Modified, which both refreshes gc's grace period and
             # avoids a check-then-skip race with a concurrent gc delete.
@@ -124,7 +122,7 @@ class S3BlobStore:
             # Consumed on success and failure alike; shielded so a cancelled
             # request still cleans up its (possibly multi-GB) staging file.
             with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(_unlink, spooled.path)
+                await anyio.to_thread.run_sync(unlink, spooled.path)
 
     async def put_many(self, spooled: Sequence[SpooledFile]) -> None:
         # No shared work to save on S3 (each PUT is durable when it returns); just
@@ -143,7 +141,7 @@ class S3BlobStore:
             finally:
                 if not started:  # cancelled while waiting for its turn
                     with anyio.CancelScope(shield=True):
-                        await anyio.to_thread.run_sync(_unlink, item.path)
+                        await anyio.to_thread.run_sync(unlink, item.path)
 
         async with anyio.create_task_group() as tg:
             for item in spooled:
@@ -156,7 +154,7 @@ class S3BlobStore:
 
     async def modified(self, sha256: str) -> datetime | None:
         try:
-            meta = await obstore.head_async(self._store, self._key(sha256))
+            meta = await obstore.head_async(self._store, blob_key(sha256))
         except _NOT_FOUND:
             return None
         return meta["last_modified"]
@@ -164,7 +162,7 @@ class S3BlobStore:
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None
     ) -> AsyncIterator[bytes]:
-        key = self._key(sha256)
+        key = blob_key(sha256)
         check_range(start, end)
         if end is not None and end == start:
             # S3 cannot express an empty range; still report a missing blob.
@@ -197,7 +195,7 @@ class S3BlobStore:
     async def delete(self, sha256: str) -> None:
         # S3 itself does not complain about a missing key; other backends might.
         with contextlib.suppress(*_NOT_FOUND):
-            await obstore.delete_async(self._store, self._key(sha256))
+            await obstore.delete_async(self._store, blob_key(sha256))
 
     async def list(self) -> AsyncIterator[tuple[str, datetime]]:
         # Paths come back relative to the store's prefix.
@@ -206,11 +204,3 @@ class S3BlobStore:
                 sha = _sha_from_key(meta["path"])
                 if sha is not None:
                     yield sha, meta["last_modified"]
-
-    async def close(self) -> None:
-        # obstore has no explicit close; the connection pool goes with the object.
-        await anyio.to_thread.run_sync(staging.release, self.staging_dir)
-
-
-def _unlink(path: Path) -> None:
-    path.unlink(missing_ok=True)

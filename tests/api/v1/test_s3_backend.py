@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from casefolio.config import Settings
 from casefolio.db.types import utcnow
-from casefolio.domain import gc, trash
+from casefolio.domain import gc, purge
 from casefolio.storage import S3BlobStore
 from tests.api.v1.conftest import Matter, upload
 from tests.s3 import s3_endpoint, s3_settings
@@ -109,7 +109,7 @@ async def test_purged_document_leaves_a_young_orphan_that_gc_removes(
     trashed = await gc.collect(state.db, state.blobs, grace=timedelta(0))
     assert trashed.blobs == [] and len(await _blob_shas(app)) == 2
     # The purge removes the rows; bytes modified within its grace are left to gc.
-    purged = await trash.purge_expired(state.db, state.blobs, now=utcnow(), days=0)
+    purged = await purge.purge_expired(state.db, state.blobs, now=utcnow(), days=0)
     assert purged.purged == [int(gone["id"])] and purged.blobs_left_to_gc == 1
     young = await gc.collect(state.db, state.blobs, grace=timedelta(minutes=60))
     assert young.blobs == [] and len(await _blob_shas(app)) == 2

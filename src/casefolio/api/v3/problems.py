@@ -12,11 +12,11 @@ from casefolio.domain.errors import Invalid, NotFound
 def invalid_query(message: str) -> DialectProblem:
     """400 InvalidQuery with one message, a string: error_response.yml's form, and what
     OpenProject's current code sends (RaiseQueryErrors: one InvalidQuery per message)."""
-    return DialectProblem(Problem(400, "Bad Request", message, "InvalidQuery"))
+    return DialectProblem(Problem.bad_request(message, "InvalidQuery"))
 
 
 def invalid_body(message: str) -> DialectProblem:
-    return DialectProblem(Problem(400, "Bad Request", message, "InvalidRequestBody"))
+    return DialectProblem(Problem.bad_request(message, "InvalidRequestBody"))
 
 
 def constraint(attribute: str, message: str) -> DialectProblem:
