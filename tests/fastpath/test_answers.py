@@ -75,9 +75,8 @@ async def test_a_page_is_read_again_after_any_change_made_elsewhere(
     page_reads: list[int],
 ) -> None:
     fast = app.state.casefolio.reads.fast
-    project = (
-        await client.post("/api/v1/projects", json={"name": "Kept"}, headers=operator.headers)
-    ).json()["id"]
+    made = await client.post("/api/v1/projects", json={"name": "Kept"}, headers=operator.headers)
+    project = int(made.json()["id"])
     filed = await client.post(
         f"/api/v1/projects/{project}/documents",
         files={"file": ("a.pdf", b"%PDF a")},
