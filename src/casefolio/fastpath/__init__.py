@@ -10,6 +10,10 @@ is in one place and can be ruled out:
   trip (`batching`). Plain, an ordinary SQLAlchemy read session per read. The setting
   `CASEFOLIO_FAST_READS=false` switches it off (say, to rule it out while chasing a bug, or
   after an upgrade); tests/fastpath/test_fast_path.py checks both answer every read alike.
+- `answers`: a page of documents' whole answer kept while the database is unchanged,
+  under a version read from the database itself (SQLite's `data_version`, PostgreSQL's
+  snapshot), so that any commit, by any process, makes it unreachable (`ReadModel.remembered`;
+  with fast reads off every page is read).
 - `routes.DirectRoute`: the document read resolved by casefolio instead of FastAPI's
   per-request dependency resolution (with fast reads off, an ordinary APIRoute).
 - `sqlite_inline`: the SQLite driver behind SQLAlchemy's aiosqlite dialect, statements on

@@ -3,23 +3,27 @@ StatementRunner), on the cheapest path each database allows."""
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Hashable, Mapping
 from typing import Any
 
 import sqlalchemy
-from sqlalchemy import Connection, Engine, Executable, NullPool, make_url
+from sqlalchemy import Connection, Engine, Executable, NullPool, make_url, text
 from sqlalchemy.util import greenlet_spawn
 
 from casefolio.config import Settings
 from casefolio.db.engine import READ_ONLY, Database
 from casefolio.db.reads import BatchedRead, Rows
 from casefolio.fastpath import prepared, sqlite_inline
-from casefolio.fastpath.batching import Batcher
+from casefolio.fastpath.batching import Batcher, Coalescer
 from casefolio.fastpath.prepared import PreparedRead
 
 #: SELECTs SQLite's StatementReader keeps compiled (fastpath/prepared.py).
 PREPARED_READS = 64
+
+#: PostgreSQL's version of the database: the statement's snapshot (fastpath/answers.py).
+_SNAPSHOT = text("SELECT pg_current_snapshot()::text")
 
 
 class StatementReader:
@@ -53,6 +57,11 @@ class StatementReader:
         self._held: Connection | None = None
         self._prepared_reads: dict[Executable, PreparedRead | None] = {}
         self._batcher = None if on_event_loop else Batcher(self.execute)
+        # Which connection SQLite's data_version is of: each one opened gets the next.
+        self._connections = itertools.count(1)
+        self._snapshots: Coalescer[None, Hashable] | None = (
+            None if on_event_loop else Coalescer(self._snapshot)
+        )
 
     async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> Rows:
         """Given a read-only statement and its parameters, return all its rows."""
@@ -70,6 +79,37 @@ class StatementReader:
         if self._batcher is None:
             return await self.execute(read.single, parameters)
         return await self._batcher.execute(read, parameters)
+
+    async def version(self) -> Hashable:
+        """The database's version now: equal to a version returned before only if nothing
+        was committed in between, by any connection of any process (fastpath/answers.py).
+
+        SQLite: the reader's connection and its `PRAGMA data_version`, which moves when
+        another connection commits (this one never writes). PostgreSQL: the snapshot of a
+        statement run for it (concurrent callers share one, sent after each arrived)."""
+        if self._snapshots is not None:
+            return await self._snapshots(None)
+        return await sqlite_inline.until_not_busy(self._data_version, lock_wait=self._lock_wait)
+
+    def _data_version(self) -> Hashable:
+        connection, self._held = self._held or self.engine.connect(), None
+        try:
+            serial = connection.info.get("reader_serial")
+            if serial is None:
+                serial = connection.info["reader_serial"] = next(self._connections)
+            driver = connection.connection.driver_connection
+            if not isinstance(driver, sqlite3.Connection):
+                raise TypeError(f"data_version needs sqlite3, not {type(driver)}")
+            [(value,)] = driver.execute("PRAGMA data_version").fetchall()
+        except BaseException:
+            connection.close()
+            raise
+        self._held = connection
+        return (serial, value)
+
+    async def _snapshot(self, callers: list[None]) -> list[Hashable]:
+        [(snapshot,)] = await self.execute(_SNAPSHOT, {})
+        return [snapshot] * len(callers)
 
     def close(self) -> None:
         """Close the connections it opened (SQLite's; on PostgreSQL the engine's pool is
