@@ -20,7 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -454,6 +454,10 @@ class Instance:
     database_url: str
     token: str
     workdir: Path
+    #: A folder with a benchmark's own `sitecustomize.py` (`with_site`), searched first.
+    site_dir: Path | None = None
+    #: More environment for its servers and commands (a setting a benchmark needs).
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFOLIO_")}
@@ -463,8 +467,23 @@ class Instance:
             CASEFOLIO_RATE_LIMIT_PER_MINUTE=str(HUGE_RATE_LIMIT),
             CASEFOLIO_HOST=HOST,
         )
+        if self.site_dir is not None:
+            # In front of, not instead of, the caller's PYTHONPATH: a before/after run
+            # points that at the casefolio under test.
+            env["PYTHONPATH"] = os.pathsep.join(
+                p for p in (str(self.site_dir), os.environ.get("PYTHONPATH", "")) if p
+            )
+        env.update(self.extra_env)
         env.update(extra)
         return env
+
+    def with_site(self, name: str, code: str) -> Instance:
+        """This instance, its servers started with `code` as their `sitecustomize` (a
+        benchmark's way to switch a piece of casefolio off, which has no such setting)."""
+        site = self.workdir / f"{name}-site"
+        site.mkdir(exist_ok=True)
+        (site / "sitecustomize.py").write_text(code)
+        return replace(self, site_dir=site)
 
     @property
     def headers(self) -> dict[str, str]:

@@ -25,7 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -162,32 +162,19 @@ def _loadgen(srv: Server, inst: Instance, project: str, n: int, opts: Options) -
     return float(out["ok"] / out["seconds"])
 
 
-@dataclass
-class _Outbound(Instance):
-    """An instance whose servers may deliver to the local receiver (and, for the baseline,
-    load the benchmark's sitecustomize)."""
-
-    python_path: str = ""
-
-    def env(self, **extra: str) -> dict[str, str]:
-        more = {"PYTHONPATH": self.python_path} if self.python_path else {}
-        return super().env(CASEFOLIO_WEBHOOK_ALLOWED_NETWORKS="127.0.0.0/8", **more, **extra)
-
-
 @contextmanager
-def _instance(
-    opts: Options, workdir: Path, name: str, python_path: str = ""
-) -> Iterator[_Outbound]:
+def _instance(opts: Options, workdir: Path, name: str, site: str = "") -> Iterator[Instance]:
+    """An instance whose servers may deliver to the local receiver (and, given `site`,
+    start with it as their sitecustomize)."""
     with instance(opts, workdir, name) as inst:
-        yield _Outbound(**vars(inst), python_path=python_path)
+        allowed = replace(inst, extra_env={"CASEFOLIO_WEBHOOK_ALLOWED_NETWORKS": "127.0.0.0/8"})
+        yield allowed.with_site(name, site) if site else allowed
 
 
 def _ingest(opts: Options, workdir: Path, name: str, receiver: str | None) -> float:
-    extra = workdir / f"{name}-site"
-    extra.mkdir()
-    (extra / "sitecustomize.py").write_text(_NO_SEARCH + (_NO_RECORDER if receiver is None else ""))
+    site = _NO_SEARCH + (_NO_RECORDER if receiver is None else "")
     with (
-        _instance(opts, workdir, name, str(extra)) as inst,
+        _instance(opts, workdir, name, site) as inst,
         casefolio_server(inst, workers=WORKERS, log_level=opts.log_level) as srv,
     ):
         if receiver is not None:
