@@ -9,7 +9,8 @@ and each bind and result column type's converter for the dialect, the TypeEngine
 SQLAlchemy itself calls) and then only applies them.
 
 Only plain SELECTs qualify (`prepare` returns None otherwise); the rest keep SQLAlchemy's
-execution.
+execution. A PreparedWrite does the same for a write whose every value its caller gives, in
+the caller's transaction, on either database.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import sqlalchemy.exc
-from sqlalchemy import Dialect, Executable, Select
+from sqlalchemy import Connection, Dialect, Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import ClauseElement
 
 Converter = Callable[[Any], Any] | None
 Rows = list[tuple[Any, ...]]
@@ -100,3 +102,63 @@ def prepare(statement: Executable, dialect: Dialect) -> PreparedRead | None:
     if any(bind.callable is not None for bind in compiled.binds.values()):
         return None  # a value computed at each execution, which a PreparedRead would freeze
     return PreparedRead(statement, compiled, dialect)
+
+
+class PreparedWrite:
+    """A statement compiled once for one dialect and run on the DB-API cursor of a
+    Connection, in that connection's transaction: the recorder's inserts, one or two in
+    every writing transaction, where SQLAlchemy's per-execution work cost several times
+    the database's own (bench/README.md).
+
+    Every parameter is a `bindparam` the caller names and supplies (a statement with
+    values of its own, computed values, IN lists or a dialect without positional
+    parameters is refused); each is converted by its type's bind processor for the
+    dialect, as SQLAlchemy would. A DB-API error is raised as SQLAlchemy raises it.
+    """
+
+    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+        compiled = statement.compile(dialect=dialect)
+        if not isinstance(compiled, SQLCompiler) or not compiled.positional:
+            raise ValueError(f"{dialect.name}: a prepared write needs positional parameters")
+        if compiled.post_compile_params or compiled.literal_execute_params:
+            raise ValueError("a prepared write's SQL must not change between executions")
+        self.sql = compiled.string
+        self._dialect_name = dialect.name
+        self._parameters: list[tuple[str, Converter]] = []
+        for name in compiled.positiontup or ():
+            bind = compiled.binds[name]
+            if not bind.required or bind.callable is not None:
+                raise ValueError(f"{name!r}: a prepared write takes every value from its caller")
+            converter = bind.type.dialect_impl(dialect).bind_processor(dialect)
+            self._parameters.append((name, converter))
+
+    def values(self, parameters: Mapping[str, Any]) -> list[Any]:
+        """The positional values the DB-API gets for `parameters`."""
+        sent = []
+        for name, converter in self._parameters:
+            try:
+                value = parameters[name]
+            except KeyError:
+                # As SQLAlchemy refuses it: a missing value must not silently write NULL.
+                raise sqlalchemy.exc.InvalidRequestError(
+                    f"A value is required for bind parameter {name!r}"
+                ) from None
+            sent.append(converter(value) if converter is not None else value)
+        return sent
+
+    def run(self, connection: Connection, parameters: Mapping[str, Any]) -> list[Any]:
+        """Given a connection in its transaction and the statement's parameters, execute it
+        on the connection's DB-API cursor; return the rows it returns (none for a plain
+        INSERT)."""
+        if connection.dialect.name != self._dialect_name:
+            raise ValueError(f"prepared for {self._dialect_name}, not {connection.dialect.name}")
+        sent = self.values(parameters)
+        dbapi = connection.dialect.loaded_dbapi
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(self.sql, sent)
+            return list(cursor.fetchall()) if cursor.description else []
+        except dbapi.Error as error:
+            raise sqlalchemy.exc.DBAPIError.instance(self.sql, sent, error, dbapi.Error) from error
+        finally:
+            cursor.close()

@@ -7,7 +7,7 @@ the SSRF guard already resolved, the status, the headers and the first KiB of th
 this client speaks HTTP/1.1 with h11 (the parser under httpx) on asyncio streams, and keeps
 idle connections per (scheme, address, port, host) for the next delivery.
 
-The caller bounds the time (`anyio.fail_after`) and how many requests are out at once.
+The caller bounds the time (`asyncio.timeout`) and how many requests are out at once.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import h11
 
-#: Idle connections kept per destination; more are closed after their answer.
-KEEP_IDLE = 32
+#: Idle connections kept per destination; more are closed after their answer. As many as the
+#: worker has requests out at once (its `concurrency`): a round's deliveries go out
+#: together, and connections closed after one round would be opened again in the next.
+KEEP_IDLE = 64
 #: An answer's body beyond this is not read: the connection is closed instead of reused.
 DRAIN_LIMIT = 64 * 1024
 _READ = 65536

@@ -17,15 +17,18 @@ its commit (sealing.py): writers never wait for each other.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, event, func, insert, select, text
+from sqlalchemy import Connection, Dialect, Insert, Table, bindparam, event, insert, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ClauseElement
 
 from casefolio.db.models import AuditEntry, Change
 from casefolio.db.types import utcnow
 from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEvent, current_actor
+from casefolio.fastpath.prepared import PreparedWrite
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 from casefolio.outbound.signal import CHANNEL, outgoing, signal
 
@@ -33,10 +36,10 @@ log = logging.getLogger(__name__)
 _RECORDED = "casefolio.recorded_changes"
 _NOTIFY = text(f"SELECT pg_notify('{CHANNEL}', '')")
 #: SQLite: the chain's end and the feed's newest number, which this writer's follow.
-_LAST = select(
-    select(AuditEntry.id).order_by(AuditEntry.id.desc()).limit(1).scalar_subquery(),
-    select(AuditEntry.hash).order_by(AuditEntry.id.desc()).limit(1).scalar_subquery(),
-    select(func.max(Change.seq)).scalar_subquery(),
+_LAST = text(
+    "SELECT (SELECT id FROM audit_entries ORDER BY id DESC LIMIT 1),"
+    " (SELECT hash FROM audit_entries ORDER BY id DESC LIMIT 1),"
+    " (SELECT max(seq) FROM changes)"
 )
 #: Up to this many events, PostgreSQL's two inserts are one statement (its parameters stay
 #: far below asyncpg's 32,767).
@@ -50,36 +53,44 @@ NUMBER_BATCH = 5000
 _NUMBER_UNLESS_BUSY = text(f"SELECT casefolio_number_changes_unless_busy({NUMBER_BATCH})")
 
 
-def _entry_and_change() -> Insert:
-    """PostgreSQL, one event (most transactions): its two inserts as one statement, built
-    once so that it is compiled once (a multi-row VALUES is compiled at every call)."""
-    entries: Table = AuditEntry.__table__  # type: ignore[assignment]
-    changes: Table = Change.__table__  # type: ignore[assignment]
-    audit = (
-        insert(entries)
-        .values(
-            {
-                c.name: bindparam(f"e_{c.name}", type_=c.type)
-                for c in entries.c
-                if c.name not in ("id", "xid", "hash")
-            }
-        )
-        .cte("audit")
-    )
-    return (
-        insert(changes)
-        .values(
-            {
-                c.name: bindparam(f"c_{c.name}", type_=c.type)
-                for c in changes.c
-                if c.name not in ("id", "seq", "xid")
-            }
-        )
-        .add_cte(audit)
+def _insert(table: Table, prefix: str, leave_out: tuple[str, ...]) -> Insert:
+    """An insert of one row whose every value is a parameter named `prefix` + column."""
+    return insert(table).values(
+        {
+            c.name: bindparam(f"{prefix}{c.name}", type_=c.type)
+            for c in table.c
+            if c.name not in leave_out
+        }
     )
 
 
-_ENTRY_AND_CHANGE = _entry_and_change()
+_ENTRIES: Table = AuditEntry.__table__  # type: ignore[assignment]
+_CHANGES: Table = Change.__table__  # type: ignore[assignment]
+#: PostgreSQL, one event (most transactions): its two inserts as one statement.
+_ENTRY_AND_CHANGE = _insert(_CHANGES, "c_", ("id", "seq", "xid")).add_cte(
+    _insert(_ENTRIES, "e_", ("id", "xid", "hash")).cte("audit")
+)
+#: PostgreSQL, an event the feed leaves out (a download, say): its entry alone.
+_ENTRY_UNSEALED = _insert(_ENTRIES, "", ("id", "xid", "hash"))
+#: SQLite, one event: the entry with its id and hash, the change with its number (xid is
+#: the column's default, 0).
+_ENTRY = _insert(_ENTRIES, "", ("xid",))
+_CHANGE = _insert(_CHANGES, "", ("id", "xid"))
+#: Each writing transaction runs these, so they run compiled once for their engine's
+#: dialect, on the DB-API cursor (fastpath/prepared.py).
+_PREPARED: dict[tuple[Dialect, ClauseElement], PreparedWrite] = {}
+#: Engines come and go (tests, CLI runs): the dialects' statements are made again after this.
+_PREPARED_MAX = 64
+
+
+def _run(conn: Connection, statement: ClauseElement, parameters: Mapping[str, Any]) -> list[Any]:
+    key = (conn.dialect, statement)
+    prepared = _PREPARED.get(key)
+    if prepared is None:
+        if len(_PREPARED) >= _PREPARED_MAX:
+            _PREPARED.clear()
+        prepared = _PREPARED[key] = PreparedWrite(statement, conn.dialect)
+    return prepared.run(conn, parameters)
 
 
 class RecordingSession(Session):
@@ -105,7 +116,7 @@ def number_own(conn: Connection) -> int:
     the change numbered and need not commit a numbering of their own); return how many."""
     if conn.dialect.name != "postgresql":
         return 0  # record() numbered them
-    return int(conn.execute(_NUMBER_UNLESS_BUSY).scalar() or 0)
+    return int(_run(conn, _NUMBER_UNLESS_BUSY, {})[0][0] or 0)
 
 
 @event.listens_for(RecordingSession, "after_commit")
@@ -143,7 +154,7 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
     if postgres:
         last_id, last_hash, last_seq = 0, GENESIS, 0
     else:
-        last = conn.execute(_LAST).one()
+        last = _run(conn, _LAST, {})[0]
         last_id, last_hash, last_seq = last[0] or 0, last[1] or GENESIS, last[2] or 0
     now = utcnow()
     entries: list[dict[str, Any]] = []
@@ -184,20 +195,28 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
                     "details": dict(domain_event.details),
                 }
             )
-    if postgres and len(changes) == len(entries) == 1:
-        conn.execute(
-            _ENTRY_AND_CHANGE,
-            {f"e_{k}": v for k, v in entries[0].items()}
-            | {f"c_{k}": v for k, v in changes[0].items()},
-        )
-        return True
+    if len(entries) == 1 and len(changes) <= 1:
+        if not postgres:
+            _run(conn, _ENTRY, entries[0])
+            if changes:
+                _run(conn, _CHANGE, changes[0])
+            return bool(changes)
+        if changes:
+            _run(
+                conn,
+                _ENTRY_AND_CHANGE,
+                {f"e_{k}": v for k, v in entries[0].items()}
+                | {f"c_{k}": v for k, v in changes[0].items()},
+            )
+            return True
+        _run(conn, _ENTRY_UNSEALED, entries[0])
+        return False
     if postgres and changes and len(entries) <= _ONE_STATEMENT_ROWS:
         # Every round trip before the commit counts: both inserts go as one statement.
         audit = insert(AuditEntry).values(entries).cte("audit")
         conn.execute(insert(Change).values(changes).add_cte(audit))
         return True
-    # One row (most transactions) as a single execution: an executemany of one costs more.
-    conn.execute(_INSERT_ENTRY, entries[0] if len(entries) == 1 else entries)
+    conn.execute(_INSERT_ENTRY, entries)
     if changes:
-        conn.execute(_INSERT_CHANGE, changes[0] if len(changes) == 1 else changes)
+        conn.execute(_INSERT_CHANGE, changes)
     return bool(changes)
