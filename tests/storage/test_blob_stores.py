@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -174,6 +175,42 @@ async def test_local_put_many_refuses_a_file_not_the_size_spooled(
     assert not await blob_store.exists(changed.sha256)
     assert await read_all(blob_store, good.sha256) == b"good"
     assert staging_files(blob_store) == []
+
+
+async def test_local_put_fsyncs_the_parents_of_new_directories_while_the_bytes_are(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    first = await spool(store, b"the first blob")
+    path = store.local_path(first.sha256)
+    assert path is not None
+    leaf = path.parent
+    synced: list[Path] = []
+    parents_synced = threading.Event()
+    fsync_dir, write_held = durable.fsync_dir, durable.write_held
+
+    def record(path: Path) -> None:
+        fsync_dir(path)
+        synced.append(path)
+        if {store.root, leaf.parent} <= set(synced):
+            parents_synced.set()
+
+    def write(spooled: SpooledFile, *, sync: bool) -> None:
+        # The new directories' parents are made durable meanwhile, not after the bytes.
+        assert parents_synced.wait(10)
+        write_held(spooled, sync=sync)
+
+    monkeypatch.setattr(durable, "fsync_dir", record)
+    monkeypatch.setattr(durable, "write_held", write)
+    await store.put(first)
+    assert sorted(synced[:2]) == sorted([store.root, leaf.parent]) and synced[2:] == [leaf]
+    assert await read_all(store, first.sha256) == b"the first blob"
+    # Into a directory that exists: that directory alone.
+    synced.clear()
+    again = await spool(store, b"the first blob")
+    await store.put(again)
+    assert synced == [leaf]
+    assert staging_files(store) == []
 
 
 async def test_modified_is_when_the_blob_was_last_put(blob_store: BlobStore) -> None:

@@ -56,18 +56,26 @@ class LocalBlobStore:
         src = spooled.path
         try:
             target = self._path(spooled.sha256)
-            if spooled.held is None:
-                src = self._adopt(src)
-                durable.fsync_spooled(src, spooled.size)
-            else:
-                durable.write_held(spooled, sync=True)
-            created = self._place(src, spooled)
+            # A blob's fan-out directory is made before its bytes are flushed, so that the
+            # parent of each directory made here (a new entry there, lost in a crash without
+            # its fsync) is fsynced while the bytes are: in a young store most uploads make
+            # one, and these fsyncs, one after the other, were an upload's longest wait.
+            created = [] if target.parent.is_dir() else self._make_dirs(target.parent)
+            parents = durable.fsync_dirs_beside(d.parent for d in reversed(created))
+            try:
+                if spooled.held is None:
+                    src = self._adopt(src)
+                    durable.fsync_spooled(src, spooled.size)
+                else:
+                    durable.write_held(spooled, sync=True)
+            finally:
+                parents.wait()
+            # Made here only if the directory went meanwhile (removed by hand).
+            late = self._place(src, spooled)
             # fsync the blob's directory even when the blob already existed: an
             # earlier put may have renamed it and then failed its directory fsync.
             durable.fsync_dir(target.parent)
-            # Newly created fan-out directories are themselves new entries in their
-            # parents; without these fsyncs a crash could lose the whole subtree.
-            for directory in reversed(created):
+            for directory in reversed(late):
                 durable.fsync_dir(directory.parent)
         finally:
             # The spooled file is consumed on success and on failure alike.
