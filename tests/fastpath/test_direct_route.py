@@ -21,6 +21,7 @@ from casefolio.api.auth import authenticate
 from casefolio.api.deps import PrincipalDep, state_of
 from casefolio.api.ids import DocumentId, ProjectId
 from casefolio.api.v1 import documents as documents_api
+from casefolio.api.v1 import documents_content
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -155,6 +156,82 @@ async def test_the_direct_lists_answer_as_fastapi_would(
         assert comparable(direct) == comparable(resolved), (method, path)
         statuses.append(direct.status_code)
     assert set(statuses) == {200, 400, 401, 404}, statuses
+
+
+UPLOADS = (documents_content.upload_document, documents_content.replace_document)
+#: What two uploads of the same bytes legitimately answer differently.
+FILED_NOW = {"id", "documentId", "number", "createdAt", "updatedAt"}
+
+
+def _without_filed_now(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_filed_now(v) for k, v in value.items() if k not in FILED_NOW}
+    if isinstance(value, list):
+        return [_without_filed_now(v) for v in value]
+    return value
+
+
+@pytest.fixture
+def upload_twin(app: FastAPI) -> None:
+    """Mount the upload routes a second time, resolved by FastAPI (plain APIRoutes)."""
+    for endpoint in UPLOADS:
+        [direct] = [
+            route for route in app.router.routes if getattr(route, "endpoint", None) is endpoint
+        ]
+        assert isinstance(direct, DirectRoute)
+        app.router.routes.append(
+            APIRoute(
+                TWIN + direct.path,
+                endpoint,
+                methods=["POST"],
+                status_code=201,
+                response_model=direct.response_model,
+                openapi_extra=direct.openapi_extra,
+            )
+        )
+
+
+async def test_the_direct_uploads_answer_as_fastapi_would(
+    upload_twin: None, client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    h = operator.headers
+    project = (await client.post("/api/v1/projects", json={"name": "P"}, headers=h)).json()["id"]
+    other = (await client.post("/api/v1/projects", json={"name": "O"}, headers=h)).json()["id"]
+    held = await client.post(
+        f"/api/v1/projects/{project}/documents?fileName=held.txt", content=b"held", headers=h
+    )
+    document = held.json()["id"]
+    stranger = await make_actor(db)
+    new = f"/projects/{project}/documents"
+    replace = f"/projects/{project}/documents/{document}/replace"
+    cases: list[tuple[str, bytes, dict[str, str]]] = [
+        (new + "?fileName=a.txt", b"alpha", h),
+        (new + "?fileName=a.txt&rejectDuplicate=true", b"held", h),
+        (new + "?fileName=a.txt&rejectDuplicate=perhaps", b"alpha", h),
+        (new, b"no name", h),
+        (new + "?fileName=a.txt", b"alpha", {}),
+        (new + "?fileName=a.txt", b"alpha", {"X-API-Token": "not-a-token"}),
+        (new + "?fileName=a.txt", b"alpha", stranger.headers),
+        ("/projects/abc/documents?fileName=a.txt&rejectDuplicate=perhaps", b"alpha", h),
+        (f"/projects/{MAX_ID + 1}/documents?fileName=a.txt", b"alpha", {}),
+        (replace + "?fileName=b.txt", b"beta", h),
+        (f"/projects/{other}/documents/{document}/replace?fileName=b.txt", b"beta", h),
+        (f"/projects/{project}/documents/x/replace?fileName=b.txt", b"beta", h),
+        (replace + "?fileName=b.txt", b"beta", stranger.headers),
+    ]
+    statuses = []
+    for path, body, headers in cases:
+        direct = await client.post("/api/v1" + path, content=body, headers=headers)
+        resolved = await client.post(TWIN + "/api/v1" + path, content=body, headers=headers)
+        status, answer, answered_headers = comparable(direct)
+        assert (status, _without_filed_now(answer), answered_headers) == (
+            resolved.status_code,
+            _without_filed_now(comparable(resolved)[1]),
+            comparable(resolved)[2],
+        ), path
+        statuses.append(status)
+    # The cases reach every kind of answer, not only the easy ones.
+    assert statuses == [201, 409, 400, 400, 401, 401, 404, 400, 401, 201, 404, 400, 404]
 
 
 async def test_a_bad_id_is_named_after_authentication_as_fastapi_orders_them(

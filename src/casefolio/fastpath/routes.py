@@ -16,6 +16,7 @@ from fastapi.dependencies.utils import (  # private: the equivalence tests guard
     _get_param_aliases,
     _get_param_model,
     _is_json_field,
+    _solve_generator,
     _validate_value_with_model_field,
 )
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +26,7 @@ from pydantic_core import PydanticUndefined as Undefined
 from starlette.datastructures import QueryParams
 
 from casefolio.api.auth import authenticate
+from casefolio.api.deps import app_state, get_session
 
 Endpoint = TypeVar("Endpoint", bound=Callable[..., Awaitable[Response]])
 
@@ -36,11 +38,13 @@ class DirectRoute(APIRoute):
     Per request FastAPI walks the route's dependency tree, validates each parameter through
     its field machinery, opens an exit stack and records telemetry values; for the document
     read and the document lists that was a large share of their time in-process
-    (bench/README.md), for routes that need none of it. A DirectRoute keeps the declared
-    signature, so OpenAPI, `check_authenticated` and each parameter's rules stay FastAPI's,
-    and resolves, in FastAPI's order: the dependencies (`authenticate`, once however often it
-    is named, so a request without a token is a 401; or an async function of query
-    parameters alone, such as the page parameters), then the path parameters, each validated
+    (bench/README.md), for routes that need none of it; and for the raw-body upload, whose
+    caller waits for each one in turn. A DirectRoute keeps the declared signature, so
+    OpenAPI, `check_authenticated` and each parameter's rules stay FastAPI's, and resolves,
+    in FastAPI's order: the dependencies (`_solver`: `authenticate`, once however often it is
+    named, so a request without a token is a 401; the app state; the request's session; an
+    async function of query parameters alone, such as the page parameters; an async function
+    of path parameters and of these), then the path parameters, each validated
     against its own declared annotation, then the query parameters, validated by FastAPI's
     own `request_params_to_args`; every invalid value of all of them together raises one
     RequestValidationError, as FastAPI would. Then the Request. A route declaring anything
@@ -53,26 +57,13 @@ class DirectRoute(APIRoute):
         dependant = self.dependant
         if dependant.header_params or dependant.cookie_params or dependant.body_params:
             raise TypeError(f"{self.path}: a DirectRoute takes path and query parameters only")
-        for sub in dependant.dependencies:
-            if sub.call is not authenticate and not _of_query_alone(sub):
-                raise TypeError(
-                    f"{self.path}: a DirectRoute depends on `authenticate` and on async "
-                    "functions of query parameters alone"
-                )
-        dependencies = [
-            (sub.name, sub, None if sub.call is authenticate else _query_reader(sub, self.path))
-            for sub in dependant.dependencies
-        ]
+        dependencies = [(sub.name, _solver(sub, self.path)) for sub in dependant.dependencies]
         request_name = dependant.request_param_name
-        hints = get_type_hints(endpoint, include_extras=True)
-        path_params = [
-            (field.name, field.alias, TypeAdapter[Any](hints[field.name]))
-            for field in dependant.path_params
-        ]
+        read_path = _path_reader(dependant)
         query_params = dependant.query_params
         read_query = _query_reader(dependant, self.path)
-        resolved = {name for name, _, _ in path_params} | {f.name for f in query_params}
-        resolved |= {name for name, _, _ in dependencies if name}
+        resolved = {f.name for f in dependant.path_params} | {f.name for f in query_params}
+        resolved |= {name for name, _ in dependencies if name}
         if request_name is not None:
             resolved.add(request_name)
         if set(inspect.signature(endpoint).parameters) != resolved:
@@ -81,28 +72,12 @@ class DirectRoute(APIRoute):
         async def handle(request: Request) -> Response:
             values: dict[str, Any] = {}
             errors: list[Any] = []
-            caller: Any = None
-            for name, sub, read_arguments in dependencies:
-                if read_arguments is None:
-                    if caller is None:
-                        caller = await authenticate(request)
-                    value = caller
-                else:
-                    arguments, problems = read_arguments(request.query_params)
-                    if problems:
-                        errors += problems
-                        continue
-                    value = await sub.call(**arguments)  # type: ignore[misc]
-                if name:
+            solved: dict[Any, Any] = {}
+            for name, solve in dependencies:
+                value = await solve(request, solved, errors)
+                if name and value is not _FAILED:
                     values[name] = value
-            for name, alias, adapter in path_params:
-                try:
-                    values[name] = adapter.validate_python(request.path_params[alias])
-                except ValidationError as error:
-                    errors += [
-                        {**problem, "loc": ("path", alias)}
-                        for problem in error.errors(include_url=False)
-                    ]
+            errors += read_path(request.path_params, values)
             if query_params:
                 arguments, problems = read_query(request.query_params)
                 errors += problems
@@ -114,6 +89,107 @@ class DirectRoute(APIRoute):
             return await endpoint(**values)
 
         return handle
+
+
+#: A dependency that could not be called: its errors are in the request's list.
+_FAILED: Any = object()
+#: Given the request, the values solved so far (by dependency) and the request's error list,
+#: a dependency's value, or _FAILED.
+Solver = Callable[[Request, dict[Any, Any], list[Any]], Awaitable[Any]]
+
+
+def _solver(sub: Dependant, path: str) -> Solver:
+    """How a DirectRoute solves one dependency, as FastAPI's `solve_dependencies` does (each
+    solved once a request unless it says otherwise; its own dependencies, then its path
+    parameters; not called if any of them failed, the errors kept): `authenticate`, the
+    app state, the request's session (a generator left when the handler returns, as
+    FastAPI's "function" scope), an async function of query parameters alone, or an async
+    function of path parameters and of such dependencies."""
+    call: Any = sub.call
+    key = (call, sub.scope)
+    if call is authenticate or call is app_state:
+
+        async def of_request(request: Request, solved: dict[Any, Any], errors: list[Any]) -> Any:
+            if key not in solved:
+                solved[key] = await call(request)
+            return solved[key]
+
+        return of_request
+    if call is get_session:
+        if sub.scope != "function":
+            raise TypeError(f"{path}: a DirectRoute's session is left when the handler returns")
+
+        async def session(request: Request, solved: dict[Any, Any], errors: list[Any]) -> Any:
+            if key not in solved:
+                stack = request.scope["fastapi_function_astack"]
+                solved[key] = await _solve_generator(
+                    dependant=sub, stack=stack, sub_values={"request": request}, request=request
+                )
+            return solved[key]
+
+        return session
+    if _of_query_alone(sub):
+        read_query = _query_reader(sub, path)
+
+        async def of_query(request: Request, solved: dict[Any, Any], errors: list[Any]) -> Any:
+            if sub.use_cache and key in solved:
+                return solved[key]
+            arguments, problems = read_query(request.query_params)
+            if problems:
+                errors += problems
+                return _FAILED
+            return solved.setdefault(key, await call(**arguments))
+
+        return of_query
+    if not _of_path_and_dependencies(sub):
+        raise TypeError(
+            f"{path}: a DirectRoute depends on `authenticate`, the app state, the session, "
+            "async functions of query parameters alone, and async functions of path "
+            "parameters and of these"
+        )
+    dependencies = [(d.name, _solver(d, path)) for d in sub.dependencies]
+    read_path = _path_reader(sub)
+
+    async def of_path(request: Request, solved: dict[Any, Any], errors: list[Any]) -> Any:
+        if sub.use_cache and key in solved:
+            return solved[key]
+        values: dict[str, Any] = {}
+        mine: list[Any] = []
+        for name, solve in dependencies:
+            value = await solve(request, solved, mine)
+            if name and value is not _FAILED:
+                values[name] = value
+        mine += read_path(request.path_params, values)
+        if mine:
+            errors += mine
+            return _FAILED
+        return solved.setdefault(key, await call(**values))
+
+    return of_path
+
+
+def _path_reader(dependant: Dependant) -> Callable[[dict[str, Any], dict[str, Any]], list[Any]]:
+    """Given a route or dependency, a function that validates its path parameters, each
+    against its own declared annotation, into the values given; it returns the errors."""
+    hints = get_type_hints(dependant.call, include_extras=True)
+    params = [
+        (field.name, field.alias, TypeAdapter[Any](hints[field.name]))
+        for field in dependant.path_params
+    ]
+
+    def read(path_params: dict[str, Any], values: dict[str, Any]) -> list[Any]:
+        errors: list[Any] = []
+        for name, alias, adapter in params:
+            try:
+                values[name] = adapter.validate_python(path_params[alias])
+            except ValidationError as error:
+                errors += [
+                    {**problem, "loc": ("path", alias)}
+                    for problem in error.errors(include_url=False)
+                ]
+        return errors
+
+    return read
 
 
 QueryReader = Callable[[QueryParams], tuple[dict[str, Any], list[Any]]]
@@ -176,12 +252,42 @@ def _of_query_alone(dependency: Dependant) -> bool:
     )
 
 
+def _of_path_and_dependencies(dependency: Dependant) -> bool:
+    """Whether a dependency is an async function of path parameters and of dependencies
+    (which `_solver` checks in turn), and nothing else."""
+    call = dependency.call
+    named = {f.name for f in dependency.path_params}
+    named |= {d.name for d in dependency.dependencies if d.name}
+    return (
+        inspect.iscoroutinefunction(call)
+        and not dependency.query_params
+        and not dependency.header_params
+        and not dependency.cookie_params
+        and not dependency.body_params
+        and dependency.request_param_name is None
+        and dependency.response_param_name is None
+        and dependency.background_tasks_param_name is None
+        and dependency.security_scopes_param_name is None
+        and dependency.websocket_param_name is None
+        and dependency.http_connection_param_name is None
+        and set(inspect.signature(call).parameters) == named
+    )
+
+
 def direct_get(router: APIRouter, path: str, **options: Any) -> Callable[[Endpoint], Endpoint]:
     """Register a GET handler as a DirectRoute (`options` as for `router.get`)."""
+    return direct_route(router, path, methods=["GET"], **options)
+
+
+def direct_route(
+    router: APIRouter, path: str, *, methods: list[str], **options: Any
+) -> Callable[[Endpoint], Endpoint]:
+    """Register a handler for `methods` as a DirectRoute (`options` as for
+    `router.add_api_route`)."""
 
     def decorator(endpoint: Endpoint) -> Endpoint:
         router.add_api_route(
-            path, endpoint, methods=["GET"], route_class_override=DirectRoute, **options
+            path, endpoint, methods=methods, route_class_override=DirectRoute, **options
         )
         return endpoint
 
