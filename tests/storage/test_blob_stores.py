@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
 import threading
@@ -10,6 +11,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from casefolio.storage import (
@@ -211,6 +213,50 @@ async def test_local_put_fsyncs_the_parents_of_new_directories_while_the_bytes_a
     await store.put(again)
     assert synced == [leaf]
     assert staging_files(store) == []
+
+
+async def test_a_put_into_a_directory_another_put_made_waits_until_that_one_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    first = b"blob 0"
+    prefix = hashlib.sha256(first).hexdigest()[:4]
+    second = next(
+        data
+        for i in itertools.count(1)
+        if hashlib.sha256(data := f"blob {i}".encode()).hexdigest()[:4] == prefix
+    )
+    path = store.local_path(hashlib.sha256(first).hexdigest())
+    assert path is not None
+    made_in = path.parent.parent  # the first put makes its directory there
+    release, blocked = threading.Event(), threading.Event()
+    fsync_dir = durable.fsync_dir
+
+    def slow(directory: Path) -> None:
+        if directory == made_in and not release.is_set():
+            blocked.set()
+            release.wait(10)
+        fsync_dir(directory)
+
+    monkeypatch.setattr(durable, "fsync_dir", slow)
+    spooled = [await spool(store, data) for data in (first, second)]
+    second_stored = anyio.Event()
+
+    async def put_second() -> None:
+        await store.put(spooled[1])
+        second_stored.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.put, spooled[0])
+        assert await anyio.to_thread.run_sync(blocked.wait, 10)
+        tasks.start_soon(put_second)
+        with anyio.move_on_after(0.5):
+            await second_stored.wait()
+        # Its own directory fsync is done by now, but the directory's entry is not durable.
+        assert not second_stored.is_set()
+        release.set()
+    assert second_stored.is_set()
+    assert [await read_all(store, s.sha256) for s in spooled] == [first, second]
 
 
 async def test_modified_is_when_the_blob_was_last_put(blob_store: BlobStore) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -38,6 +39,9 @@ class LocalBlobStore:
         self.staging_dir = root / "tmp"
         # Staging lives under root so it shares the blobs' filesystem: put is a rename.
         self.staging_dir.mkdir(parents=True, exist_ok=True)
+        # Fan-out directories a put made whose parents' fsyncs are still running.
+        self._fresh: dict[Path, durable.Beside] = {}
+        self._fresh_lock = threading.Lock()
 
     def _path(self, sha256: str) -> Path:
         check_sha256(sha256)
@@ -60,8 +64,14 @@ class LocalBlobStore:
             # parent of each directory made here (a new entry there, lost in a crash without
             # its fsync) is fsynced while the bytes are: in a young store most uploads make
             # one, and these fsyncs, one after the other, were an upload's longest wait.
-            created = [] if target.parent.is_dir() else self._make_dirs(target.parent)
-            parents = durable.fsync_dirs_beside(d.parent for d in reversed(created))
+            leaf = target.parent
+            with self._fresh_lock:
+                created = [] if leaf.is_dir() else self._make_dirs(leaf)
+                parents = durable.fsync_dirs_beside(d.parent for d in reversed(created))
+                # A directory another put of this process made may not be durable yet: this
+                # blob is durable only once it is.
+                earlier = [self._fresh[d] for d in (leaf.parent, leaf) if d in self._fresh]
+                self._fresh.update((d, parents) for d in created)
             try:
                 if spooled.held is None:
                     src = self._adopt(src)
@@ -69,7 +79,15 @@ class LocalBlobStore:
                 else:
                     durable.write_held(spooled, sync=True)
             finally:
-                parents.wait()
+                try:
+                    parents.wait()
+                finally:
+                    with self._fresh_lock:
+                        for directory in created:
+                            if self._fresh.get(directory) is parents:
+                                del self._fresh[directory]
+            for other in earlier:
+                other.wait()
             # Made here only if the directory went meanwhile (removed by hand).
             late = self._place(src, spooled)
             # fsync the blob's directory even when the blob already existed: an
