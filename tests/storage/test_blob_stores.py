@@ -179,7 +179,7 @@ async def test_local_put_many_refuses_a_file_not_the_size_spooled(
     assert staging_files(blob_store) == []
 
 
-async def test_local_put_fsyncs_the_parents_of_new_directories_while_the_bytes_are(
+async def test_local_put_fsyncs_the_parents_of_new_directories_with_the_blobs_own(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = LocalBlobStore(tmp_path / "blobs")
@@ -189,21 +189,19 @@ async def test_local_put_fsyncs_the_parents_of_new_directories_while_the_bytes_a
     leaf = path.parent
     synced: list[Path] = []
     parents_synced = threading.Event()
-    fsync_dir, write_held = durable.fsync_dir, durable.write_held
+    fsync_dir = durable.fsync_dir
 
-    def record(path: Path) -> None:
-        fsync_dir(path)
-        synced.append(path)
+    def record(directory: Path) -> None:
+        assert path.read_bytes() == b"the first blob"  # in place before any directory fsync
+        if directory == leaf:
+            # The new directories' parents are made durable meanwhile, not after.
+            assert parents_synced.wait(10)
+        fsync_dir(directory)
+        synced.append(directory)
         if {store.root, leaf.parent} <= set(synced):
             parents_synced.set()
 
-    def write(spooled: SpooledFile, *, sync: bool) -> None:
-        # The new directories' parents are made durable meanwhile, not after the bytes.
-        assert parents_synced.wait(10)
-        write_held(spooled, sync=sync)
-
     monkeypatch.setattr(durable, "fsync_dir", record)
-    monkeypatch.setattr(durable, "write_held", write)
     await store.put(first)
     assert sorted(synced[:2]) == sorted([store.root, leaf.parent]) and synced[2:] == [leaf]
     assert await read_all(store, first.sha256) == b"the first blob"

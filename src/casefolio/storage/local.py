@@ -59,25 +59,27 @@ class LocalBlobStore:
     def _put_sync(self, spooled: SpooledFile) -> None:
         src = spooled.path
         try:
-            target = self._path(spooled.sha256)
-            # A blob's fan-out directory is made before its bytes are flushed, so that the
-            # parent of each directory made here (a new entry there, lost in a crash without
-            # its fsync) is fsynced while the bytes are: in a young store most uploads make
-            # one, and these fsyncs, one after the other, were an upload's longest wait.
-            leaf = target.parent
+            leaf = self._path(spooled.sha256).parent
+            if spooled.held is None:
+                src = self._adopt(src)
+                durable.fsync_spooled(src, spooled.size)
+            else:
+                durable.write_held(spooled, sync=True)
             with self._fresh_lock:
-                created = [] if leaf.is_dir() else self._make_dirs(leaf)
+                created = self._place(src, spooled)
+                # Each directory made here is a new entry in its parent, lost in a crash
+                # without the parent's fsync. Those fsyncs run while the blob's directory's
+                # does, not one after the other: in a young store most uploads make one, and
+                # these waits in a row were an upload's longest.
                 parents = durable.fsync_dirs_beside(d.parent for d in reversed(created))
                 # A directory another put of this process made may not be durable yet: this
                 # blob is durable only once it is.
                 earlier = [self._fresh[d] for d in (leaf.parent, leaf) if d in self._fresh]
                 self._fresh.update((d, parents) for d in created)
             try:
-                if spooled.held is None:
-                    src = self._adopt(src)
-                    durable.fsync_spooled(src, spooled.size)
-                else:
-                    durable.write_held(spooled, sync=True)
+                # fsync the blob's directory even when the blob already existed: an
+                # earlier put may have renamed it and then failed its directory fsync.
+                durable.fsync_dir(leaf)
             finally:
                 try:
                     parents.wait()
@@ -88,13 +90,6 @@ class LocalBlobStore:
                                 del self._fresh[directory]
             for other in earlier:
                 other.wait()
-            # Made here only if the directory went meanwhile (removed by hand).
-            late = self._place(src, spooled)
-            # fsync the blob's directory even when the blob already existed: an
-            # earlier put may have renamed it and then failed its directory fsync.
-            durable.fsync_dir(target.parent)
-            for directory in reversed(late):
-                durable.fsync_dir(directory.parent)
         finally:
             # The spooled file is consumed on success and on failure alike.
             for path in {src, spooled.path}:
