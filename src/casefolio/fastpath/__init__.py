@@ -10,9 +10,9 @@ is in one place and can be ruled out:
   trip (`batching`). Plain, an ordinary SQLAlchemy read session per read. The setting
   `CASEFOLIO_FAST_READS=false` switches it off (say, to rule it out while chasing a bug, or
   after an upgrade); tests/fastpath/test_fast_path.py checks both answer every read alike.
-- `routes.DirectRoute`: the document read, the document lists and the two raw-body upload
-  routes resolved by casefolio instead of FastAPI's per-request dependency resolution
-  (with fast reads off, ordinary APIRoutes).
+- `routes.DirectRoute`: the document read, the document lists, the two upload routes and
+  the folder create resolved by casefolio instead of FastAPI's per-request dependency
+  resolution (with fast reads off, ordinary APIRoutes).
 - `sqlite_inline`: the SQLite driver behind SQLAlchemy's aiosqlite dialect, statements on
   the event loop and commits made durable by a shared log flush.
 - `inflight`: a request alone in the process runs its blob's and the log's fsyncs on the

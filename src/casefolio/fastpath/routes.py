@@ -4,13 +4,19 @@ route half). With fast reads off, `resolve_by_fastapi` gives each back to FastAP
 from __future__ import annotations
 
 import copy
+import email.message
 import inspect
+import json
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar, get_type_hints
 
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi._body_limit import wrap_app_with_body_limit  # private: see resolve_by_fastapi
+from fastapi import APIRouter, FastAPI, Request, Response, params
+from fastapi._body_limit import (  # private: see resolve_by_fastapi and _body_reader
+    get_body_limit_error,
+    wrap_app_with_body_limit,
+)
 from fastapi._compat import field_annotation_is_sequence
+from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import (  # private: the equivalence tests guard them
     _get_param_aliases,
@@ -19,11 +25,12 @@ from fastapi.dependencies.utils import (  # private: the equivalence tests guard
     _solve_generator,
     _validate_value_with_model_field,
 )
-from fastapi.exceptions import RequestValidationError
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.routing import APIRoute, request_response
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import PydanticUndefined as Undefined
 from starlette.datastructures import QueryParams
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 
 from casefolio.api.auth import authenticate
 from casefolio.api.deps import app_state, get_session
@@ -38,31 +45,46 @@ class DirectRoute(APIRoute):
     Per request FastAPI walks the route's dependency tree, validates each parameter through
     its field machinery, opens an exit stack and records telemetry values; for the document
     read and the document lists that was a large share of their time in-process
-    (bench/README.md), for routes that need none of it; and for the raw-body upload, whose
-    caller waits for each one in turn. A DirectRoute keeps the declared signature, so
-    OpenAPI, `check_authenticated` and each parameter's rules stay FastAPI's, and resolves,
-    in FastAPI's order: the dependencies (`_solver`: `authenticate`, once however often it is
-    named, so a request without a token is a 401; the app state; the request's session; an
-    async function of query parameters alone, such as the page parameters; an async function
-    of path parameters and of these), then the path parameters, each validated
+    (bench/README.md), for routes that need none of it; and for the uploads and the folder
+    create, whose callers write one after another and wait for each. A DirectRoute keeps the
+    declared signature, so OpenAPI, `check_authenticated` and each parameter's rules stay
+    FastAPI's, and resolves, in FastAPI's order: a JSON body parameter's body read first
+    (`_body_reader`), then the dependencies (`_solver`: `authenticate`, once however often it
+    is named, so a request without a token is a 401; the app state; the request's session;
+    an async function of query parameters alone, such as the page parameters; an async
+    function of path parameters and of these), then the path parameters, each validated
     against its own declared annotation, then the query parameters, validated by FastAPI's
-    own `request_params_to_args`; every invalid value of all of them together raises one
-    RequestValidationError, as FastAPI would. Then the Request. A route declaring anything
-    else (a header, cookie or body parameter, another kind of dependency) is refused when
-    made. Not recorded: FastAPI's per-route telemetry values (the request's span still is).
+    own `request_params_to_args`, then the body by FastAPI's own validation; every invalid
+    value of all of them together raises one RequestValidationError, as FastAPI would. Then
+    the Request. A route declaring anything else (a header or cookie parameter, a form or
+    several body parameters, another kind of dependency) is refused when made. Not
+    recorded: FastAPI's per-route telemetry values (the request's span still is).
     """
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         endpoint: Callable[..., Awaitable[Response]] = self.dependant.call  # type: ignore[assignment]
         dependant = self.dependant
-        if dependant.header_params or dependant.cookie_params or dependant.body_params:
-            raise TypeError(f"{self.path}: a DirectRoute takes path and query parameters only")
+        if dependant.header_params or dependant.cookie_params:
+            raise TypeError(f"{self.path}: a DirectRoute takes no header or cookie parameter")
+        body_field = self.body_field
+        if dependant.body_params and (
+            len(dependant.body_params) != 1
+            or self._embed_body_fields
+            or body_field is None
+            or isinstance(body_field.field_info, params.Form)
+        ):
+            raise TypeError(f"{self.path}: a DirectRoute's body is one JSON parameter")
+        strict = self.strict_content_type
+        read_body = _body_reader(
+            bool(strict.value if isinstance(strict, DefaultPlaceholder) else strict)
+        )
         dependencies = [(sub.name, _solver(sub, self.path)) for sub in dependant.dependencies]
         request_name = dependant.request_param_name
         read_path = _path_reader(dependant)
         query_params = dependant.query_params
         read_query = _query_reader(dependant, self.path)
         resolved = {f.name for f in dependant.path_params} | {f.name for f in query_params}
+        resolved |= {f.name for f in dependant.body_params}
         resolved |= {name for name, _ in dependencies if name}
         if request_name is not None:
             resolved.add(request_name)
@@ -73,6 +95,8 @@ class DirectRoute(APIRoute):
             values: dict[str, Any] = {}
             errors: list[Any] = []
             solved: dict[Any, Any] = {}
+            # As FastAPI: the body read before any dependency is solved.
+            body = Undefined if body_field is None else await read_body(request)
             for name, solve in dependencies:
                 value = await solve(request, solved, errors)
                 if name and value is not _FAILED:
@@ -82,6 +106,12 @@ class DirectRoute(APIRoute):
                 arguments, problems = read_query(request.query_params)
                 errors += problems
                 values.update(arguments)
+            if body_field is not None:
+                value, problems = _validate_value_with_model_field(
+                    field=body_field, value=body, values=values, loc=("body",)
+                )
+                errors += problems
+                values[body_field.name] = value
             if errors:
                 raise RequestValidationError(errors)
             if request_name is not None:
@@ -89,6 +119,49 @@ class DirectRoute(APIRoute):
             return await endpoint(**values)
 
         return handle
+
+
+def _body_reader(strict_content_type: bool) -> Callable[[Request], Awaitable[Any]]:
+    """A function reading a request's body as FastAPI's request handler reads a JSON body
+    parameter's: JSON when the content type says JSON (or, not strict, says nothing), else
+    the bytes, Undefined when empty; the same refusals of what does not parse."""
+
+    async def read(request: Request) -> Any:
+        try:
+            raw = await request.body()
+            if not raw:
+                return Undefined
+            content_type = request.headers.get("content-type")
+            if not content_type:
+                return raw if strict_content_type else await request.json()
+            message = email.message.Message()
+            message["content-type"] = content_type
+            if message.get_content_maintype() == "application":
+                subtype = message.get_content_subtype()
+                if subtype == "json" or subtype.endswith("+json"):
+                    return await request.json()
+            return raw
+        except json.JSONDecodeError as error:
+            raise RequestValidationError(
+                [
+                    {
+                        "type": "json_invalid",
+                        "loc": ("body", error.pos),
+                        "msg": "JSON decode error",
+                        "input": {},
+                        "ctx": {"error": error.msg},
+                    }
+                ],
+                body=error.doc,
+            ) from error
+        except HTTPException:
+            raise
+        except Exception as error:
+            if MAX_BODY_SIZE_SCOPE_KEY in request.scope and (limit := get_body_limit_error(error)):
+                raise limit from error
+            raise HTTPException(400, "There was an error parsing the body") from error
+
+    return read
 
 
 #: A dependency that could not be called: its errors are in the request's list.

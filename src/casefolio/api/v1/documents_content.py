@@ -125,7 +125,7 @@ async def _file_upload(
 def _upload_route(path: str, summary: str, **extra: Any) -> Callable[[F], F]:
     """A route that receives a file (multipart or the raw body, UPLOAD_DOC) and answers
     201 with the document it filed."""
-    # A DirectRoute (fastpath/routes.py): the body is read by the handler, not FastAPI.
+    # A DirectRoute (fastpath/routes.py): integrations upload one file after another.
     return direct_route(
         router,
         path,
