@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import secrets
+import threading
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import anyio
 import pytest
 
 from casefolio.storage import (
@@ -174,6 +177,123 @@ async def test_local_put_many_refuses_a_file_not_the_size_spooled(
     assert not await blob_store.exists(changed.sha256)
     assert await read_all(blob_store, good.sha256) == b"good"
     assert staging_files(blob_store) == []
+
+
+async def test_local_put_fsyncs_the_parents_of_new_directories_with_the_blobs_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    first = await spool(store, b"the first blob")
+    path = store.local_path(first.sha256)
+    assert path is not None
+    leaf = path.parent
+    synced: list[Path] = []
+    parents_synced = threading.Event()
+    fsync_dir = durable.fsync_dir
+
+    def record(directory: Path) -> None:
+        assert path.read_bytes() == b"the first blob"  # in place before any directory fsync
+        if directory == leaf:
+            # The new directories' parents are made durable meanwhile, not after.
+            assert parents_synced.wait(10)
+        fsync_dir(directory)
+        synced.append(directory)
+        if {store.root, leaf.parent} <= set(synced):
+            parents_synced.set()
+
+    monkeypatch.setattr(durable, "fsync_dir", record)
+    await store.put(first)
+    assert sorted(synced[:2]) == sorted([store.root, leaf.parent]) and synced[2:] == [leaf]
+    assert await read_all(store, first.sha256) == b"the first blob"
+    # Into a directory that exists: that directory alone.
+    synced.clear()
+    again = await spool(store, b"the first blob")
+    await store.put(again)
+    assert synced == [leaf]
+    assert staging_files(store) == []
+
+
+async def test_a_put_into_a_directory_another_put_made_waits_until_that_one_is_durable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = LocalBlobStore(tmp_path / "blobs")
+    first = b"blob 0"
+    prefix = hashlib.sha256(first).hexdigest()[:4]
+    second = next(
+        data
+        for i in itertools.count(1)
+        if hashlib.sha256(data := f"blob {i}".encode()).hexdigest()[:4] == prefix
+    )
+    path = store.local_path(hashlib.sha256(first).hexdigest())
+    assert path is not None
+    made_in = path.parent.parent  # the first put makes its directory there
+    release, blocked = threading.Event(), threading.Event()
+    fsync_dir = durable.fsync_dir
+
+    def slow(directory: Path) -> None:
+        if directory == made_in and not release.is_set():
+            blocked.set()
+            release.wait(10)
+        fsync_dir(directory)
+
+    monkeypatch.setattr(durable, "fsync_dir", slow)
+    spooled = [await spool(store, data) for data in (first, second)]
+    second_stored = anyio.Event()
+
+    async def put_second() -> None:
+        await store.put(spooled[1])
+        second_stored.set()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(store.put, spooled[0])
+        assert await anyio.to_thread.run_sync(blocked.wait, 10)
+        tasks.start_soon(put_second)
+        with anyio.move_on_after(0.5):
+            await second_stored.wait()
+        # Its own directory fsync is done by now, but the directory's entry is not durable.
+        assert not second_stored.is_set()
+        release.set()
+    assert second_stored.is_set()
+    assert [await read_all(store, s.sha256) for s in spooled] == [first, second]
+
+
+async def test_a_put_into_a_directory_another_process_made_makes_its_entry_durable_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process's store made the fan-out directories (and may not have fsynced their
+    parents yet): this store's first put into them fsyncs those parents as well, the next
+    put the blob's own directory alone."""
+    root = tmp_path / "blobs"
+    first = b"blob 0"
+    prefix = hashlib.sha256(first).hexdigest()[:4]
+    second, third = itertools.islice(
+        (
+            data
+            for i in itertools.count(1)
+            if hashlib.sha256(data := f"blob {i}".encode()).hexdigest()[:4] == prefix
+        ),
+        2,
+    )
+    other = LocalBlobStore(root)  # another process's store over the same folder
+    await other.put(await spool(other, first))
+    path = other.local_path(hashlib.sha256(first).hexdigest())
+    assert path is not None
+    leaf = path.parent
+    store = LocalBlobStore(root)
+    synced: list[Path] = []
+    fsync_dir = durable.fsync_dir
+
+    def record(directory: Path) -> None:
+        fsync_dir(directory)
+        synced.append(directory)
+
+    monkeypatch.setattr(durable, "fsync_dir", record)
+    await store.put(await spool(store, second))
+    assert sorted(synced) == sorted([root, leaf.parent, leaf])
+    synced.clear()
+    await store.put(await spool(store, third))
+    assert synced == [leaf]
+    assert await read_all(store, hashlib.sha256(second).hexdigest()) == second
 
 
 async def test_modified_is_when_the_blob_was_last_put(blob_store: BlobStore) -> None:

@@ -14,8 +14,9 @@ is in one place and can be ruled out:
   under a version read from the database itself (SQLite's `data_version`, PostgreSQL's
   snapshot), so that any commit, by any process, makes it unreachable (`ReadModel.remembered`;
   with fast reads off every page is read).
-- `routes.DirectRoute`: the document read resolved by casefolio instead of FastAPI's
-  per-request dependency resolution (with fast reads off, an ordinary APIRoute).
+- `routes.DirectRoute`: the document read, the document lists, the two upload routes and
+  the folder create resolved by casefolio instead of FastAPI's per-request dependency
+  resolution (with fast reads off, ordinary APIRoutes).
 - `sqlite_inline`: the SQLite driver behind SQLAlchemy's aiosqlite dialect, statements on
   the event loop and commits made durable by a shared log flush.
 - `inflight`: a request alone in the process runs its blob's and the log's fsyncs on the

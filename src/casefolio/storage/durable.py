@@ -9,7 +9,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
 from typing import Self, TypeVar
@@ -44,6 +44,25 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+class Beside:
+    """fsyncs running in the pool's threads while the caller does something else."""
+
+    def __init__(self, futures: list[Future[None]]) -> None:
+        self._futures = futures
+
+    def wait(self) -> None:
+        """Wait for every one; raise the first error (after all have finished)."""
+        errors = [error for future in self._futures if (error := future.exception())]
+        if errors:
+            raise errors[0]
+
+
+def fsync_dirs_beside(paths: Iterable[Path]) -> Beside:
+    """Start fsyncing the directories in the pool's threads; `wait()` before relying on
+    them. Directory fsyncs, unlike writes, may run in any order and at once."""
+    return Beside([_pool().submit(fsync_dir, path) for path in paths])
 
 
 def fsync_file(path: Path) -> None:

@@ -40,6 +40,11 @@ class LocalBlobStore(StagingStore):
         self.root = root
         # Staging lives under root so it shares the blobs' filesystem: put is a rename.
         super().__init__(root / "tmp")
+        # Fan-out directories whose entries this process has seen made durable (their
+        # parent fsynced after they existed). Any other, even one that exists, may have
+        # been made by another process or put whose parent's fsync has not finished: a
+        # put into it fsyncs its parents too (beside its own, so at once), then trusts it.
+        self._durable_dirs: set[Path] = set()
 
     def _path(self, sha256: str) -> Path:
         return self.root / blob_key(sha256)
@@ -56,20 +61,25 @@ class LocalBlobStore(StagingStore):
     def _put_sync(self, spooled: SpooledFile) -> None:
         src = spooled.path
         try:
-            target = self._path(spooled.sha256)
+            leaf = self._path(spooled.sha256).parent
             if spooled.held is None:
                 src = self._adopt(src)
                 durable.fsync_spooled(src, spooled.size)
             else:
                 durable.write_held(spooled, sync=True)
-            created = self._place(src, spooled)
-            # fsync the blob's directory even when the blob already existed: an
-            # earlier put may have renamed it and then failed its directory fsync.
-            durable.fsync_dir(target.parent)
-            # Newly created fan-out directories are themselves new entries in their
-            # parents; without these fsyncs a crash could lose the whole subtree.
-            for directory in reversed(created):
-                durable.fsync_dir(directory.parent)
+            self._place(src, spooled)
+            unsure = [d for d in (leaf.parent, leaf) if d not in self._durable_dirs]
+            # Their parents' fsyncs run while the blob's directory's does, not one after
+            # the other: in a young store most uploads make a directory, and these waits
+            # in a row were an upload's longest.
+            parents = durable.fsync_dirs_beside(d.parent for d in unsure)
+            try:
+                # fsync the blob's directory even when the blob already existed: an
+                # earlier put may have renamed it and then failed its directory fsync.
+                durable.fsync_dir(leaf)
+            finally:
+                parents.wait()
+            self._durable_dirs.update(unsure)
         finally:
             # The spooled file is consumed on success and on failure alike.
             for path in {src, spooled.path}:
@@ -105,26 +115,30 @@ class LocalBlobStore(StagingStore):
                 for src, error in flush.files(staged).items():
                     errors[staged.pop(src).sha256] = error
                 # 2. Names: rename into place, or refresh an existing blob's mtime.
-                created: list[Path] = []
                 for src, item in list(staged.items()):
                     try:
-                        created.extend(self._place(src, item))
+                        self._place(src, item)
                     except Exception as exc:
                         errors[staged.pop(src).sha256] = exc
                 # 3. The names made durable: each blob's directory (even when the blob
                 #    existed: an earlier put may have renamed it and then failed its
-                #    directory fsync), and the parent of every directory this batch made.
-                made = set(created)
+                #    directory fsync), and the parent of every directory not yet known
+                #    durable (as in _put_sync).
                 needs: dict[str, set[Path]] = {}  # sha256 -> directories to make durable
+                unsure: set[Path] = set()
                 for item in staged.values():
                     leaf = self._path(item.sha256).parent
                     dirs = needs.setdefault(item.sha256, {leaf})
-                    dirs.update(d.parent for d in (leaf.parent, leaf) if d in made)
+                    for d in (leaf.parent, leaf):
+                        if d not in self._durable_dirs:
+                            dirs.add(d.parent)
+                            unsure.add(d)
                 failed = flush.directories(set().union(*needs.values()))
                 for sha, dirs in needs.items():
                     bad = next((failed[d] for d in dirs if d in failed), None)
                     if bad is not None and sha not in errors:
                         errors[sha] = bad
+                self._durable_dirs.update(d for d in unsure if d.parent not in failed)
         finally:
             # Every spooled file is consumed on success and on failure alike (a
             # renamed one is gone already; the others go now).
@@ -133,28 +147,29 @@ class LocalBlobStore(StagingStore):
         if errors:
             raise BlobsNotStored(errors)
 
-    def _place(self, src: Path, item: SpooledFile) -> list[Path]:
-        """Rename one fsynced file into place; return the directories this created."""
+    def _place(self, src: Path, item: SpooledFile) -> None:
+        """Rename one fsynced file into place, making its fan-out directories if need be."""
         target = self._path(item.sha256)
         try:
             # Same bytes already stored: keep them, but refresh the mtime so gc's grace
             # period covers the row about to be committed. The new mtime need not be
             # durable: after a crash that upload is gone anyway.
             os.utime(target)
-            return []
+            return
         except FileNotFoundError:
             pass
         try:
             os.replace(src, target)  # atomic on POSIX: readers see all or nothing
-            return []
+            return
         except FileNotFoundError:
             # Tried before making the fan-out directories: after the first uploads they
             # exist, and each mkdir would be a system call for nothing.
             if not src.exists():
                 raise
-        created = self._make_dirs(target.parent)
+        for directory in (target.parent.parent, target.parent):
+            # Another upload (or an earlier one) may have made it.
+            directory.mkdir(exist_ok=True)
         os.replace(src, target)
-        return created
 
     def _adopt(self, src: Path) -> Path:
         # A file spooled elsewhere (another filesystem) cannot be renamed into
@@ -165,17 +180,6 @@ class LocalBlobStore(StagingStore):
         os.close(fd)
         shutil.copyfile(src, name)
         return name
-
-    def _make_dirs(self, leaf: Path) -> list[Path]:
-        """Create the fan-out directories down to ``leaf``; return those this call created."""
-        created: list[Path] = []
-        for directory in (leaf.parent, leaf):
-            try:
-                directory.mkdir()
-                created.append(directory)
-            except FileExistsError:
-                pass  # another upload (or an earlier one) made it
-        return created
 
     async def exists(self, sha256: str) -> bool:
         return await anyio.to_thread.run_sync(self._path(sha256).is_file)

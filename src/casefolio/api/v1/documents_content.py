@@ -27,6 +27,7 @@ from casefolio.api.v1.routing import F, v1_router
 from casefolio.api.v1.schemas import ApiInput, Problem, json_response
 from casefolio.domain import documents, intake, text, versions
 from casefolio.domain.intake import NewFile
+from casefolio.fastpath.routes import direct_route
 
 router = v1_router("documents")
 METADATA = ("metadata",)
@@ -124,8 +125,11 @@ async def _file_upload(
 def _upload_route(path: str, summary: str, **extra: Any) -> Callable[[F], F]:
     """A route that receives a file (multipart or the raw body, UPLOAD_DOC) and answers
     201 with the document it filed."""
-    return router.post(
+    # A DirectRoute (fastpath/routes.py): integrations upload one file after another.
+    return direct_route(
+        router,
         path,
+        methods=["POST"],
         status_code=201,
         response_model=DocumentOut,
         summary=summary,

@@ -22,6 +22,7 @@ from casefolio.api.v1.schemas import (
     json_response,
 )
 from casefolio.domain import folders, text
+from casefolio.fastpath.routes import direct_route
 
 router = v1_router("folders")
 #: Documented only: a folder name holds something besides white space, and no "/".
@@ -54,8 +55,11 @@ async def list_folders(
     return [FolderOut.model_validate(f) for f in listing.items(page)]
 
 
-@router.post(
+# A DirectRoute (fastpath/routes.py): integrations make folders one after another.
+@direct_route(
+    router,
     "/projects/{projectId}/folders",
+    methods=["POST"],
     status_code=201,
     responses=CONFLICT_RESPONSE,
     response_model=FolderOut,
