@@ -313,7 +313,14 @@ def _of_query_alone(dependency: Dependant) -> bool:
         inspect.iscoroutinefunction(call)
         and not dependency.dependencies
         and not dependency.path_params
-        and not dependency.header_params
+        and _of_no_request_parts(dependency)
+    )
+
+
+def _of_no_request_parts(dependency: Dependant) -> bool:
+    """Whether a dependency asks for no header, cookie, body or request object."""
+    return (
+        not dependency.header_params
         and not dependency.cookie_params
         and not dependency.body_params
         and dependency.request_param_name is None
@@ -334,15 +341,7 @@ def _of_path_and_dependencies(dependency: Dependant) -> bool:
     return (
         inspect.iscoroutinefunction(call)
         and not dependency.query_params
-        and not dependency.header_params
-        and not dependency.cookie_params
-        and not dependency.body_params
-        and dependency.request_param_name is None
-        and dependency.response_param_name is None
-        and dependency.background_tasks_param_name is None
-        and dependency.security_scopes_param_name is None
-        and dependency.websocket_param_name is None
-        and dependency.http_connection_param_name is None
+        and _of_no_request_parts(dependency)
         and set(inspect.signature(call).parameters) == named
     )
 
