@@ -104,3 +104,74 @@ async def test_a_long_answer_is_cut_to_the_excerpt_and_a_redirect_is_only_an_ans
             assert len(redirecting.bodies) == 1
     finally:
         await client.aclose()
+
+
+async def test_an_informational_answer_is_skipped_and_a_closing_answer_is_not_reused() -> None:
+    # A 100 Continue and the final answer in one write, the final one chunked and asking to
+    # close: the status is the final one's, its body is read whole, the next POST reconnects.
+    answer = (
+        b"HTTP/1.1 100 Continue\r\n\r\n"
+        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\nconnection: close\r\n"
+        b"transfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+    )
+    client = http1.Client()
+    try:
+        async with endpoint(answer) as closing:
+            got = await _post(client, closing.port)
+            assert (got.status_code, got.head, got.headers["retry-after"]) == (429, b"abcde", "7")
+            await _post(client, closing.port)
+            assert closing.connections == 2
+    finally:
+        await client.aclose()
+
+
+async def test_a_body_ended_by_the_close_is_an_answer_and_a_cut_one_is_not() -> None:
+    client = http1.Client()
+    try:
+        until_close = b"HTTP/1.1 500 Oops\r\n\r\nbroken"
+        async with endpoint(until_close, close_after_answer=True) as ending:
+            got = await _post(client, ending.port)
+            assert (got.status_code, got.head) == (500, b"broken")
+        cut = b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"
+        async with endpoint(cut, close_after_answer=True) as cutting:
+            try:
+                await _post(client, cutting.port)
+            except ConnectionError:
+                pass
+            else:
+                raise AssertionError("a cut answer was taken as whole")
+            assert len(cutting.bodies) == 1  # answered in part: not sent again
+    finally:
+        await client.aclose()
+
+
+async def test_a_target_or_header_a_request_cannot_carry_is_refused_before_sending() -> None:
+    ok = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+    client = http1.Client()
+    try:
+        async with endpoint(ok) as server:
+            for target, header in [
+                ("/in put", ("webhook-id", "msg_1")),
+                ("/in", ("webhook-id", "msg_1\r\nx-injected: 1")),
+                ("/in", ("bad name", "1")),
+            ]:
+                try:
+                    await client.post(
+                        scheme="http",
+                        address="127.0.0.1",
+                        port=server.port,
+                        host_header=f"hooks.example:{server.port}",
+                        server_name="hooks.example",
+                        target=target,
+                        headers=[header],
+                        body=b"{}",
+                        keep=1024,
+                    )
+                except http1.ProtocolError:
+                    pass
+                else:
+                    raise AssertionError(f"{target!r} {header!r} was sent")
+            await asyncio.sleep(0.01)
+            assert server.bodies == []
+    finally:
+        await client.aclose()

@@ -4,8 +4,10 @@ With httpx, most of a delivery's CPU went to its connection pool, which looks at
 connection for every request, more so the more requests are in flight (bench/README.md has
 the figures). A delivery needs little of it: one POST of a small body to an address
 the SSRF guard already resolved, the status, the headers and the first KiB of the answer. So
-this client speaks HTTP/1.1 with h11 (the parser under httpx) on asyncio streams, and keeps
-idle connections per (scheme, address, port, host) for the next delivery.
+this client writes its own request (every name and value in it is casefolio's; the Host and
+the target come from the webhook's URL and are checked here, as a general client would),
+parses the answer with httptools (llhttp, the C parser uvicorn uses) on asyncio streams, and
+keeps idle connections per (scheme, address, port, host) for the next delivery.
 
 The caller bounds the time (`asyncio.timeout`) and how many requests are out at once.
 """
@@ -13,11 +15,12 @@ The caller bounds the time (`asyncio.timeout`) and how many requests are out at 
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl
 from collections import defaultdict
 from dataclasses import dataclass
 
-import h11
+import httptools
 
 #: Idle connections kept per destination; more are closed after their answer. As many as the
 #: worker has requests out at once (its `concurrency`): a round's deliveries go out
@@ -25,9 +28,23 @@ import h11
 KEEP_IDLE = 64
 #: An answer's body beyond this is not read: the connection is closed instead of reused.
 DRAIN_LIMIT = 64 * 1024
+#: An answer's status line and headers may not be longer than this.
+HEAD_LIMIT = 64 * 1024
 _READ = 65536
 
 _Key = tuple[str, str, int, str]
+
+# RFC 9110/9112, as h11 checks them: a target is visible ASCII; a field name a token; a
+# field value visible characters (or obs-text) with single spaces or tabs between them.
+_TARGET = re.compile(r"[\x21-\x7e]+")
+_NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
+_VALUE = re.compile(r"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
+#: Checked request lines and Host headers, by (host, target): a worker sends to few URLs.
+_LINES_KEPT = 1024
+
+
+class ProtocolError(Exception):
+    """The answer is not HTTP/1.1 this client accepts, or the request could not be written."""
 
 
 @dataclass(frozen=True)
@@ -41,8 +58,7 @@ class Answer:
 class _Post:
     """One request as it travels from `post` to the connection that sends it."""
 
-    host_header: str
-    target: str
+    start: bytes  # request line and Host header, checked
     headers: list[tuple[str, str]]
     body: bytes
     keep: int  # bytes of the answer's body to keep
@@ -51,15 +67,72 @@ class _Post:
 class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
-        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=64 * 1024)
         self.answered = False  # an answer began on it (a failure after that is no stale)
 
-    def close(self) -> None:
-        self.writer.close()
+
+class _Reading:
+    """httptools' callbacks for one answer: the final status's headers and body excerpt
+    (informational answers before it are skipped)."""
+
+    __slots__ = ("after", "complete", "final", "head", "headers", "keep", "parser", "seen")
+
+    def __init__(self, keep: int) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.keep = keep
+        self.headers: dict[str, str] = {}
+        self.head = b""
+        self.seen = 0
+        self.final = False  # the final answer's head has been read (not a 1xx)
+        self.complete = False
+        self.after = False  # bytes followed the answer: the connection is not reused
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            self.after = True
+        else:
+            self.headers = {}
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers[name.decode("ascii").lower()] = value.decode("latin-1").strip(" \t")
+
+    def on_headers_complete(self) -> None:
+        if not self.complete and not 100 <= self.parser.get_status_code() < 200:
+            self.final = True
+
+    def on_body(self, body: bytes) -> None:
+        if not self.complete:
+            self.seen += len(body)
+            if len(self.head) < self.keep:
+                self.head += body[: self.keep - len(self.head)]
+
+    def on_message_complete(self) -> None:
+        if self.final:
+            self.complete = True
 
 
 class StaleConnection(Exception):
     """A kept connection was closed by the other side before answering."""
+
+
+def _start(host_header: str, target: str) -> bytes:
+    if not _TARGET.fullmatch(target):
+        raise ProtocolError("the URL's path or query has characters a request target cannot")
+    if not _VALUE.fullmatch(host_header) or not host_header:
+        raise ProtocolError("the URL's host has characters a Host header cannot")
+    return b"POST %s HTTP/1.1\r\nhost: %s\r\n" % (
+        target.encode("ascii"),
+        host_header.encode("ascii"),
+    )
+
+
+def _fields(headers: list[tuple[str, str]], length: int) -> bytes:
+    lines = [b"content-length: %d\r\n" % length]
+    for name, value in headers:
+        if not _NAME.fullmatch(name) or not _VALUE.fullmatch(value):
+            raise ProtocolError(f"the header {name!r} cannot be sent")
+        lines.append(b"%s: %s\r\n" % (name.encode("ascii"), value.encode("ascii")))
+    lines.append(b"\r\n")
+    return b"".join(lines)
 
 
 class Client:
@@ -68,6 +141,7 @@ class Client:
     def __init__(self) -> None:
         self._idle: defaultdict[_Key, list[_Conn]] = defaultdict(list)
         self._tls: ssl.SSLContext | None = None
+        self._starts: dict[tuple[str, str], bytes] = {}
 
     async def post(
         self,
@@ -86,19 +160,25 @@ class Client:
         the headers and the first `keep` bytes of the answer's body. Redirects are answers
         like any other."""
         key = (scheme, address, port, server_name)
-        post = _Post(host_header, target, headers, body, keep)
+        start = self._starts.get((host_header, target))
+        if start is None:
+            start = _start(host_header, target)
+            if len(self._starts) >= _LINES_KEPT:
+                self._starts.clear()
+            self._starts[(host_header, target)] = start
+        post = _Post(start, headers, body, keep)
         while self._idle[key]:
             conn = self._idle[key].pop()
             if conn.reader.at_eof() or conn.writer.is_closing():
-                conn.close()
+                conn.writer.close()
                 continue
             try:
-                return await self._exchange(key, conn, post)
+                return await self._exchange(key, conn, post, reused=True)
             except StaleConnection:
                 continue  # closed while idle: the request never reached the endpoint
         conn = await self._connect(scheme, address, port, server_name)
         try:
-            return await self._exchange(key, conn, post)
+            return await self._exchange(key, conn, post, reused=False)
         except StaleConnection as exc:
             raise ConnectionError("the endpoint closed the connection without answering") from exc
 
@@ -113,73 +193,64 @@ class Client:
         )
         return _Conn(reader, writer)
 
-    async def _exchange(self, key: _Key, conn: _Conn, post: _Post) -> Answer:
-        reused = conn.h11.our_state is h11.IDLE and conn.h11.their_state is h11.IDLE
-        done = False
+    async def _exchange(self, key: _Key, conn: _Conn, post: _Post, *, reused: bool) -> Answer:
+        clean = False
         try:
-            answer = await self._send_and_read(conn, post)
-            done = True
+            answer, clean = await self._send_and_read(conn, post)
             return answer
-        except (ConnectionError, h11.RemoteProtocolError, asyncio.IncompleteReadError) as exc:
+        except (ConnectionError, httptools.HttpParserError) as exc:
             if reused and not conn.answered:
                 raise StaleConnection() from exc
             raise
         finally:
-            if done and conn.h11.our_state is h11.DONE and conn.h11.their_state is h11.DONE:
-                conn.h11.start_next_cycle()
+            if clean and len(self._idle[key]) < KEEP_IDLE:
                 conn.answered = False
-                if len(self._idle[key]) < KEEP_IDLE:
-                    self._idle[key].append(conn)
-                else:
-                    conn.close()
+                self._idle[key].append(conn)
             else:
-                conn.close()
+                conn.writer.close()
 
-    async def _send_and_read(self, conn: _Conn, post: _Post) -> Answer:
-        h = conn.h11
-        body, keep = post.body, post.keep
-        request = h11.Request(
-            method="POST",
-            target=post.target,
-            headers=[("host", post.host_header), ("content-length", str(len(body))), *post.headers],
-        )
-        conn.writer.write(h.send(request) + (h.send(h11.Data(data=body)) or b""))
-        conn.writer.write(h.send(h11.EndOfMessage()) or b"")
+    async def _send_and_read(self, conn: _Conn, post: _Post) -> tuple[Answer, bool]:
+        """The answer, and whether the connection may carry the next request."""
+        body = post.body
+        conn.writer.write(post.start + _fields(post.headers, len(body)) + body)
         await conn.writer.drain()
-        response: h11.Response | None = None
-        head = b""
-        seen = 0
+        reading = _Reading(post.keep)
+        parser = reading.parser
+        received = 0
         while True:
-            event = h.next_event()
-            if event is h11.NEED_DATA:
-                data = await conn.reader.read(_READ)
-                if not data and response is None:
-                    raise ConnectionError("closed before an answer")
-                h.receive_data(data)
-                continue
-            if isinstance(event, h11.InformationalResponse):
-                continue
-            if isinstance(event, h11.Response):
-                response = event
-                conn.answered = True
-            elif isinstance(event, h11.Data):
-                seen += len(event.data)
-                if len(head) < keep:
-                    head += bytes(event.data[: keep - len(head)])
-                if seen > DRAIN_LIMIT:
-                    break  # the rest is not wanted; the connection closes (not DONE)
-            elif isinstance(event, h11.EndOfMessage | h11.ConnectionClosed):
-                break
-        if response is None:  # the connection closed before the status line
-            raise ConnectionError("closed before an answer")
-        return Answer(
-            response.status_code,
-            {k.decode("latin-1"): v.decode("latin-1") for k, v in response.headers},
-            head,
-        )
+            data = await conn.reader.read(_READ)
+            if not data:
+                if reading.final and _until_close(reading.headers):
+                    return _answer(reading), False  # the body ends with the connection
+                raise ConnectionError("closed before the whole answer")
+            conn.answered = True
+            received += len(data)
+            try:
+                parser.feed_data(data)
+            except httptools.HttpParserUpgrade as exc:
+                raise ProtocolError("the endpoint switched protocols") from exc
+            if reading.complete:
+                clean = (
+                    not reading.after
+                    and parser.should_keep_alive()
+                    and parser.get_http_version() == "1.1"
+                )
+                return _answer(reading), clean
+            if not reading.final and received > HEAD_LIMIT:
+                raise ProtocolError("the answer's headers are too long")
+            if reading.seen > DRAIN_LIMIT:
+                return _answer(reading), False  # the rest is not wanted; the connection closes
 
     async def aclose(self) -> None:
         for conns in self._idle.values():
             for conn in conns:
-                conn.close()
+                conn.writer.close()
         self._idle.clear()
+
+
+def _until_close(headers: dict[str, str]) -> bool:
+    return "content-length" not in headers and "transfer-encoding" not in headers
+
+
+def _answer(reading: _Reading) -> Answer:
+    return Answer(reading.parser.get_status_code(), reading.headers, reading.head)
