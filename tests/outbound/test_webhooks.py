@@ -245,6 +245,10 @@ async def test_registration_checks_events_rights_and_addresses(
     for bracketed in ("http://iw]x/", "Http://[\u0080\u00f1", "http://[::g]/"):
         body = {"url": bracketed, "events": ["document.created"]}
         await refused(operator, body, 400, "host is not valid")
+    for unsendable in ("http://127.0.0.1:9/a b", "http://127.0.0.1:9/caf\u00e9", "http://x/\x7f"):
+        body = {"url": unsendable, "events": ["document.created"]}
+        await refused(operator, body, 400, "percent-encode")
+    assert (await client.get("/api/v1/webhooks", headers=operator.headers)).json() == []
     # A project admin: only for projects they administer, never installation-wide.
     await refused(matter.admin, {"url": url, "events": ["document.created"]}, 403, "projectIds")
     await refused(
