@@ -10,6 +10,7 @@ must agree in status, body and headers.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 import httpx
@@ -42,10 +43,10 @@ DIRECT = (
 )
 
 
-@pytest.fixture
-def twin(app: FastAPI) -> None:
-    """Mount the direct routes a second time, resolved by FastAPI (plain APIRoutes)."""
-    for endpoint in DIRECT:
+def _mount_twins(app: FastAPI, endpoints: Iterable[Any]) -> None:
+    """Mount each endpoint's DirectRoute a second time under TWIN, as a plain APIRoute with
+    the same declaration, so that FastAPI resolves it."""
+    for endpoint in endpoints:
         [direct] = [
             route for route in app.router.routes if getattr(route, "endpoint", None) is endpoint
         ]
@@ -54,11 +55,19 @@ def twin(app: FastAPI) -> None:
             APIRoute(
                 TWIN + direct.path,
                 endpoint,
-                methods=["GET"],
+                methods=list(direct.methods),
+                status_code=direct.status_code,
                 response_model=direct.response_model,
                 dependencies=direct.dependencies,
+                openapi_extra=direct.openapi_extra,
             )
         )
+
+
+@pytest.fixture
+def twin(app: FastAPI) -> None:
+    """Mount the direct reads a second time, resolved by FastAPI (plain APIRoutes)."""
+    _mount_twins(app, DIRECT)
 
 
 def comparable(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
@@ -175,21 +184,7 @@ def _without_filed_now(value: Any) -> Any:
 @pytest.fixture
 def upload_twin(app: FastAPI) -> None:
     """Mount the upload routes a second time, resolved by FastAPI (plain APIRoutes)."""
-    for endpoint in UPLOADS:
-        [direct] = [
-            route for route in app.router.routes if getattr(route, "endpoint", None) is endpoint
-        ]
-        assert isinstance(direct, DirectRoute)
-        app.router.routes.append(
-            APIRoute(
-                TWIN + direct.path,
-                endpoint,
-                methods=["POST"],
-                status_code=201,
-                response_model=direct.response_model,
-                openapi_extra=direct.openapi_extra,
-            )
-        )
+    _mount_twins(app, UPLOADS)
 
 
 async def test_the_direct_uploads_answer_as_fastapi_would(
@@ -238,21 +233,7 @@ async def test_the_direct_uploads_answer_as_fastapi_would(
 @pytest.fixture
 def folder_twin(app: FastAPI) -> None:
     """Mount the folder create a second time, resolved by FastAPI (a plain APIRoute)."""
-    [direct] = [
-        route
-        for route in app.router.routes
-        if getattr(route, "endpoint", None) is folders_api.create_folder
-    ]
-    assert isinstance(direct, DirectRoute)
-    app.router.routes.append(
-        APIRoute(
-            TWIN + direct.path,
-            folders_api.create_folder,
-            methods=["POST"],
-            status_code=201,
-            response_model=direct.response_model,
-        )
-    )
+    _mount_twins(app, [folders_api.create_folder])
 
 
 async def test_the_direct_folder_create_answers_as_fastapi_would(

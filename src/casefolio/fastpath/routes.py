@@ -97,10 +97,7 @@ class DirectRoute(APIRoute):
             solved: dict[Any, Any] = {}
             # As FastAPI: the body read before any dependency is solved.
             body = Undefined if body_field is None else await read_body(request)
-            for name, solve in dependencies:
-                value = await solve(request, solved, errors)
-                if name and value is not _FAILED:
-                    values[name] = value
+            await _solve_all(dependencies, request, solved, values, errors)
             errors += read_path(request.path_params, values)
             if query_params:
                 arguments, problems = read_query(request.query_params)
@@ -228,10 +225,7 @@ def _solver(sub: Dependant, path: str) -> Solver:
             return solved[key]
         values: dict[str, Any] = {}
         mine: list[Any] = []
-        for name, solve in dependencies:
-            value = await solve(request, solved, mine)
-            if name and value is not _FAILED:
-                values[name] = value
+        await _solve_all(dependencies, request, solved, values, mine)
         mine += read_path(request.path_params, values)
         if mine:
             errors += mine
@@ -239,6 +233,21 @@ def _solver(sub: Dependant, path: str) -> Solver:
         return solved.setdefault(key, await call(**values))
 
     return of_path
+
+
+async def _solve_all(
+    dependencies: list[tuple[str | None, Solver]],
+    request: Request,
+    solved: dict[Any, Any],
+    values: dict[str, Any],
+    errors: list[Any],
+) -> None:
+    """Solve each dependency in order, its value into `values` under its name (if it has
+    one and could be called), its problems into `errors`."""
+    for name, solve in dependencies:
+        value = await solve(request, solved, errors)
+        if name and value is not _FAILED:
+            values[name] = value
 
 
 def _path_reader(dependant: Dependant) -> Callable[[dict[str, Any], dict[str, Any]], list[Any]]:
