@@ -25,7 +25,12 @@ ProjectIds = Annotated[list[BodyId], Field(min_length=1, max_length=1000)]
 # Documented, not enforced here: ssrf.check_url refuses with a message a person reads.
 WebhookUrl = Annotated[
     str,
-    Field(max_length=2000, json_schema_extra={"pattern": r"^[hH][tT][tT][pP][sS]?://[^/?#\s@]+"}),
+    Field(
+        max_length=2000,
+        description="An absolute http:// or https:// URL without credentials, whose path and "
+        "query are visible ASCII (percent-encode anything else).",
+        json_schema_extra={"pattern": r"^[hH][tT][tT][pP][sS]?://[^/?#\s@]+"},
+    ),
 ]
 
 
