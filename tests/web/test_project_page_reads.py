@@ -3,18 +3,23 @@ paging, on the read model's reader and on a plain session alike."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import delete, update
 
 from casefolio.db.engine import Database
+from casefolio.db.models import Document, ProjectUserGrant
 from casefolio.domain import browse
 from casefolio.domain.errors import NotFound
 from casefolio.domain.principal import Principal
 from tests.api.v1.conftest import make_matter, upload
 from tests.factories import Actor
+from tests.web.conftest import Person
 
 TITLES = ["50% settlement.pdf", "500 settlement.pdf", "a_b note.pdf", "ab note.pdf", "x/y.pdf"]
 
@@ -100,3 +105,57 @@ async def test_the_list_shows_the_current_file_and_filters_titles_literally(
         await page(outsider)
     with pytest.raises(NotFound):
         await page(reader, folder_id=10**12)
+
+
+async def test_the_page_is_read_again_after_any_change_made_elsewhere(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    db: Database,
+    operator: Actor,
+    person: Callable[[Actor], Awaitable[Person]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The page's read and its rendered list are kept while the database is unchanged
+    (fastpath/answers.py), so a change or a grant taken away by another connection, as
+    another process would make it, shows at the next request."""
+    reads: list[int] = []
+    real = browse.project_page
+
+    async def counted(*args: Any, **kwargs: Any) -> browse.ProjectPage:
+        reads.append(1)
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(browse, "project_page", counted)
+    matter = await make_matter(client, db, operator)
+    document = (await upload(client, matter, b"first", "first.pdf")).json()["id"]
+    reader = await person(matter.reader)
+    url = f"/projects/{matter.id}"
+    alone = {"HX-Request": "true", "HX-Target": "documents"}
+    first = await reader.http.get(url)
+    assert first.status_code == 200 and "first.pdf" in first.text
+    listed = await reader.http.get(url, headers=alone)
+    assert "first.pdf" in listed.text and "<html" not in listed.text
+    before = len(reads)
+    again = await reader.http.get(url)
+    assert again.text == first.text
+    # Fast, nothing committed since: answered as kept; plain, read again.
+    assert len(reads) == before + (0 if app.state.casefolio.reads.fast else 1)
+
+    async with db.write() as session:
+        await session.execute(
+            update(Document).where(Document.id == int(document)).values(title="Renamed")
+        )
+    changed = await reader.http.get(url)
+    assert "Renamed" in changed.text
+    assert "Renamed" in (await reader.http.get(url, headers=alone)).text
+
+    async with db.write() as session:
+        await session.execute(
+            delete(ProjectUserGrant).where(
+                ProjectUserGrant.project_id == matter.id,
+                ProjectUserGrant.user_id == matter.reader.user_id,
+            )
+        )
+    for headers in ({}, alone):
+        refused = await reader.http.get(url, headers=headers)
+        assert refused.status_code == 404 and "Renamed" not in refused.text

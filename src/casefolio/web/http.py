@@ -82,8 +82,18 @@ def state_of(request: Request) -> AppState:
 def render(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
     context.setdefault("request", request)
     context.setdefault("me", getattr(request.state, "web_user", None))
-    html = templates.get_template(template).render(**context)
+    return html_page(templates.get_template(template).render(**context), status_code)
+
+
+def html_page(html: str, status_code: int = 200) -> HTMLResponse:
+    """An HTML answer, never cached (pages show what a session may see)."""
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def fragment(template: str, **context: Any) -> Markup:
+    """A template rendered from `context` alone (no request, no session): a part of a page
+    that is the same for every request with the same data."""
+    return Markup(templates.get_template(template).render(**context))
 
 
 def see_other(url: str) -> RedirectResponse:

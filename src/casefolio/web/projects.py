@@ -9,18 +9,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
+from markupsafe import Markup
 
 from casefolio.api.deps import SessionDep, check_may_upload
 from casefolio.api.ids import PathId, digits_id, query_id
 from casefolio.api.uploads import receive
+from casefolio.db.reads import Reader
 from casefolio.domain import access, browse, folders, intake, projects, templates
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Invalid
 from casefolio.domain.intake import NewFile
 from casefolio.domain.pages import MAX_LIMIT, PageRequest, request_after
+from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, wants_json
-from casefolio.web.http import render, see_other, state_of
+from casefolio.web.http import fragment, html_page, render, see_other, state_of
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 #: The metadata part the plain upload form's checkbox sends (the file is the body).
@@ -95,23 +98,50 @@ async def project_page(
     listing = browse.Listing(folder_id=folder, sort=sort, title_contains=q, cursor=cursor)
     list_alone = request.headers.get("hx-target") == "documents"
     # On the read model's reader (fastpath/), as the API's list: every click asks for it.
-    shown = await state_of(request).reads.read(
+    # What it read, and the list of documents rendered from it, are kept while the database
+    # is unchanged, as the API's page is; the rest of the page (the session's own parts) is
+    # rendered each time.
+    shown, documents = await state_of(request).reads.remembered(
+        (_shown, me.principal, project_id, listing, list_alone),
         partial(
-            browse.project_page,
-            who=me.principal,
-            project_id=project_id,
-            listing=listing,
-            with_folders=not list_alone,
-        )
-    )
-    context: dict[str, object] = dict(
-        project=shown.project, role=shown.scope.role, listing=listing, page=shown.documents
+            _shown, who=me.principal, project_id=project_id, listing=listing, list_alone=list_alone
+        ),
+        size=_weight,
     )
     if list_alone:
-        return render(request, "_documents.html", 200, **context)
+        return html_page(documents)
     tree = folder_tree(shown.folders or [])
     current = next((n.folder for n in tree if n.folder.id == folder), None)
-    return render(request, "project.html", 200, tree=tree, current=current, **context)
+    return render(
+        request,
+        "project.html",
+        tree=tree,
+        current=current,
+        project=shown.project,
+        role=shown.scope.role,
+        listing=listing,
+        documents=documents,
+    )
+
+
+async def _shown(
+    db: Reader, *, who: Principal, project_id: int, listing: browse.Listing, list_alone: bool
+) -> tuple[browse.ProjectPage, Markup]:
+    """The project page's data (without its folders when the list is asked for alone) and
+    its list of documents rendered."""
+    shown = await browse.project_page(
+        db, who=who, project_id=project_id, listing=listing, with_folders=not list_alone
+    )
+    context = dict(project=shown.project, listing=listing, page=shown.documents)
+    return shown, fragment("_documents.html", **context)
+
+
+def _weight(answer: tuple[browse.ProjectPage, Markup]) -> int:
+    """About how many bytes a kept project page holds (fastpath/answers.py bounds the sum)."""
+    shown, documents = answer
+    listed = sum(200 + len(d.title) + len(d.file_name) for d in shown.documents.items)
+    folders = sum(100 + len(f.name) for f in shown.folders or [])
+    return 1024 + listed + folders + len(documents)
 
 
 async def _folder_writer(session: SessionDep, me: WebWriter, project_id: PathId) -> ProjectScope:
