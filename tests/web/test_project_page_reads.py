@@ -123,7 +123,8 @@ async def test_the_page_is_read_again_after_any_change_made_elsewhere(
 
     async def counted(*args: Any, **kwargs: Any) -> browse.ProjectPage:
         reads.append(1)
-        return await real(*args, **kwargs)
+        shown: browse.ProjectPage = await real(*args, **kwargs)
+        return shown
 
     monkeypatch.setattr(browse, "project_page", counted)
     matter = await make_matter(client, db, operator)
