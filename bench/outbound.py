@@ -4,7 +4,8 @@
   entries, outbox rows, one webhook subscribed to document.created, delivered by the
   in-server worker to a local receiver) against the same ingest with the recorder switched
   off (a `sitecustomize` of the benchmark's own makes it a no-op; casefolio has no such
-  setting). Target: >= 0.85x documents/s.
+  setting), the two servers running at once and blocks of uploads alternating between
+  them. Target: >= 0.85x documents/s.
 - Webhook fan-out: 10,000 events committed at once, delivered to `bench/receiver.py`:
   deliveries/s from the first commit to the last receipt (target >= 500/s); and on an idle
   server, commit-to-receipt latency of single changes, from sending the request that makes
@@ -17,6 +18,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import subprocess
@@ -57,6 +59,10 @@ WAKE_TARGET_MS = 20
 FEED_TARGET = 2.0
 SIZE = 4096
 WORKERS = 2
+#: Blocks of uploads per server in the ingest comparison (an even number: each side goes
+#: first equally often).
+INGEST_ROUNDS = 4
+INGEST_ROUNDS_QUICK = 2
 PAGE = 1000
 
 _NO_SEARCH = """\
@@ -134,7 +140,8 @@ def _webhook(srv: Server, inst: Instance, url: str, events: list[str]) -> None:
         raise RuntimeError(f"webhook registration failed: {made.status_code} {made.text}")
 
 
-def _loadgen(srv: Server, inst: Instance, project: str, n: int, opts: Options) -> float:
+def _loadgen(srv: Server, inst: Instance, project: str, n: int, opts: Options) -> tuple[int, float]:
+    """Upload `n` documents; return how many succeeded and in how many seconds."""
     done = subprocess.run(
         [
             sys.executable,
@@ -159,7 +166,7 @@ def _loadgen(srv: Server, inst: Instance, project: str, n: int, opts: Options) -
         cwd=BENCH_DIR.parent,
     )
     out = json.loads(done.stdout)
-    return float(out["ok"] / out["seconds"])
+    return int(out["ok"]), float(out["seconds"])
 
 
 @contextmanager
@@ -171,19 +178,41 @@ def _instance(opts: Options, workdir: Path, name: str, site: str = "") -> Iterat
         yield allowed.with_site(name, site) if site else allowed
 
 
-def _ingest(opts: Options, workdir: Path, name: str, receiver: str | None) -> float:
-    site = _NO_SEARCH + (_NO_RECORDER if receiver is None else "")
-    with (
-        _instance(opts, workdir, name, site) as inst,
-        casefolio_server(inst, workers=WORKERS, log_level=opts.log_level) as srv,
-    ):
-        if receiver is not None:
-            _webhook(srv, inst, f"{receiver}/ingest", ["document.created"])
-        with Api(srv.base, inst.token) as api:
-            project = api.create_project(name)
-        rate = _loadgen(srv, inst, project, opts.ingest_docs, opts)
-        log(f"{name}: {rate:,.0f} docs/s")
-        return rate
+def _ingest(opts: Options, workdir: Path, receiver: str) -> tuple[float, float]:
+    """Documents/s with the recorder off and with everything on, measured in the same
+    minutes: both servers run at once, and blocks of uploads alternate between them (off
+    first in even rounds, on first in odd ones), so that the machine's drift from minute to
+    minute (these VMs' disks and CPUs) falls on both alike. After an "on" block, the next
+    block waits for its deliveries, so that their sending is not counted against the
+    other server. Returns (off, on): all documents over all seconds of each."""
+    rounds = INGEST_ROUNDS_QUICK if opts.quick else INGEST_ROUNDS
+    block = max(1, opts.ingest_docs // rounds)
+    with contextlib.ExitStack() as stack:
+        servers = {}
+        for side, site in (("off", _NO_SEARCH + _NO_RECORDER), ("on", _NO_SEARCH)):
+            inst = stack.enter_context(_instance(opts, workdir, f"outbound-{side}", site))
+            srv = stack.enter_context(
+                casefolio_server(inst, workers=WORKERS, log_level=opts.log_level)
+            )
+            with Api(srv.base, inst.token) as api:
+                project = api.create_project(f"ingest-{side}")
+            servers[side] = (inst, srv, project)
+        on_inst, on_srv, _ = servers["on"]
+        _webhook(on_srv, on_inst, f"{receiver}/ingest", ["document.created"])
+        done = {"off": 0.0, "on": 0.0}
+        seconds = {"off": 0.0, "on": 0.0}
+        for round_ in range(rounds):
+            for side in ("off", "on") if round_ % 2 == 0 else ("on", "off"):
+                inst, srv, project = servers[side]
+                ok, took = _loadgen(srv, inst, project, block, opts)
+                done[side] += ok
+                seconds[side] += took
+                log(f"ingest round {round_ + 1}, {side}: {ok / took:,.0f} docs/s")
+                if side == "on":
+                    _wait_for(receiver, int(done["on"]), 120)
+        off, on = (done[side] / seconds[side] for side in ("off", "on"))
+        log(f"ingest: recorder off {off:,.0f} docs/s, everything on {on:,.0f} docs/s")
+        return off, on
 
 
 def _wait_for(base: str, count: int, seconds: float) -> dict[str, Any]:
@@ -363,8 +392,7 @@ def _feed_read(opts: Options, inst: Instance, srv: Server, result: Result) -> No
 def run(opts: Options, workdir: Path, result: Result) -> None:
     result.params.update(documents=opts.ingest_docs, size=SIZE, workers=WORKERS)
     with _receiver(workdir) as receiver:
-        off = _ingest(opts, workdir, "outbound-off", None)
-        on = _ingest(opts, workdir, "outbound-on", receiver)
+        off, on = _ingest(opts, workdir, receiver)
         result.add(
             "ingest with audit, feed, 1 webhook",
             on,
