@@ -5,22 +5,33 @@ On an SQLite installation of its own in both suites: prepared reads are SQLite's
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import Executable, bindparam, insert, select, text
+from sqlalchemy import Connection, Executable, bindparam, insert, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import InvalidRequestError
 
 from casefolio.config import Settings
 from casefolio.db import migrate
-from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, Project
+from casefolio.db.engine import Database
+from casefolio.db.models import (
+    AuditEntry,
+    Document,
+    DocumentVersion,
+    Field,
+    FieldValue,
+    Project,
+)
 from casefolio.domain import documents
-from casefolio.fastpath.prepared import prepare
+from casefolio.fastpath import sqlite_inline
+from casefolio.fastpath.prepared import PreparedWrite, prepare
 from casefolio.fastpath.statements import StatementReader
+from casefolio.outbound import recorder
 from tests.factories import Actor, file_with_fields
 
 
@@ -112,3 +123,54 @@ def test_only_plain_selects_are_prepared(tmp_path: Path) -> None:
         assert prepare(select(DocumentVersion.id), postgresql.dialect()) is None
     finally:
         reader.close()
+
+
+async def test_a_prepared_write_runs_inline_once_its_transaction_holds_the_lock(
+    db: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a write transaction that has taken SQLite's write lock, a PreparedWrite (the
+    recorder's, at commit) runs at once on the connection; as a transaction's first
+    statement it goes through the driver, which begins the transaction and takes the lock."""
+    through_driver: list[str] = []
+    real_execute = sqlite_inline.Cursor.execute
+
+    async def counted(self: sqlite_inline.Cursor, sql: str, parameters: Any = ()) -> Any:
+        if not sql.startswith("PRAGMA"):  # a new connection's own set-up
+            through_driver.append(sql)
+        return await real_execute(self, sql, parameters)
+
+    monkeypatch.setattr(sqlite_inline.Cursor, "execute", counted)
+    entry = {
+        "at": datetime(2026, 12, 6, 7, 0, tzinfo=UTC),
+        "actor_kind": "cli",
+        "actor_user_id": None,
+        "actor_token_id": None,
+        "client": None,
+        "action": "document.created",
+        "target_type": "document",
+        "target_id": 1,
+        "project_id": 1,
+        "details": {},
+    }
+    path = db.engine.url.database
+    assert path
+    other = sqlite3.connect(path, timeout=0)
+    try:
+        async with db.write() as session:
+            conn = await session.connection()
+
+            def write(c: Connection) -> list[Any]:
+                PreparedWrite(recorder._ENTRY_UNSEALED, c.dialect).run(c, entry)
+                return list(c.execute(select(AuditEntry.id)).scalars())
+
+            first = await conn.run_sync(write)
+            assert len(through_driver) == 2  # the insert began the transaction, then the read
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")  # the write lock is held
+            second = await conn.run_sync(write)
+            assert len(through_driver) == 3  # the insert ran inline, the read did not
+            assert len(first) == 1 and len(second) == 2  # each sees its own transaction's rows
+        committed = other.execute("SELECT count(*) FROM audit_entries").fetchone()[0]
+        assert committed == 2
+    finally:
+        other.close()

@@ -24,6 +24,8 @@ from sqlalchemy import Connection, Dialect, Executable, Select
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.elements import ClauseElement
 
+from casefolio.fastpath import sqlite_inline
+
 Converter = Callable[[Any], Any] | None
 Rows = list[tuple[Any, ...]]
 
@@ -154,11 +156,18 @@ class PreparedWrite:
             raise ValueError(f"prepared for {self._dialect_name}, not {connection.dialect.name}")
         sent = self.values(parameters)
         dbapi = connection.dialect.loaded_dbapi
-        cursor = connection.connection.cursor()
+        # SQLite's inline driver (sqlite_inline.py) runs it at once when it can.
+        inline = getattr(connection.connection.dbapi_connection, "_connection", None)
         try:
-            cursor.execute(self.sql, sent)
-            return list(cursor.fetchall()) if cursor.description else []
+            if isinstance(inline, sqlite_inline.Connection):
+                rows = inline.run_holding_lock(self.sql, sent)
+                if rows is not None:
+                    return rows
+            cursor = connection.connection.cursor()
+            try:
+                cursor.execute(self.sql, sent)
+                return list(cursor.fetchall()) if cursor.description else []
+            finally:
+                cursor.close()
         except dbapi.Error as error:
             raise sqlalchemy.exc.DBAPIError.instance(self.sql, sent, error, dbapi.Error) from error
-        finally:
-            cursor.close()

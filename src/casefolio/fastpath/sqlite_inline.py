@@ -282,6 +282,25 @@ class Connection:
         cursor = self.cursor()
         return await cursor.execute(sql, parameters)
 
+    def run_holding_lock(self, sql: str, parameters: Sequence[Any]) -> list[Any] | None:
+        """Given a statement, run it at once on this thread and return its rows, when this
+        connection's write transaction holds the write lock and has run a statement (so
+        nothing is left to begin and nothing to wait for); else None, for the caller to run
+        it the adapter's way. For statements run inside a synchronous step of a transaction
+        (the recorder's, at its commit), which the adapter would send through the event
+        loop and back, a trip that costs several times SQLite's own work while every other
+        writer waits for the lock."""
+        if not self._immediate or self._pending_begin is not None or self._first_in_transaction:
+            return None
+        if not self._conn.in_transaction:
+            return None
+        cursor = self._conn.cursor()
+        try:
+            cursor.execute(sql, parameters)
+            return cursor.fetchall() if cursor.description else []
+        finally:
+            cursor.close()
+
     async def create_function(self, *args: Any, **kwargs: Any) -> None:
         self._conn.create_function(*args, **kwargs)
 
