@@ -111,7 +111,10 @@ async def scope_and_fields(
     """`access.scope()` and `list_all()` in one statement, for writes that need both (an
     upload: on PostgreSQL a round trip less). Refuses as `access.scope()` does."""
     parameters = {"project_id": project_id, "user_id": who.user_id}
-    rows = (await session.execute(_SCOPE_AND_FIELDS, parameters)).all()
+    # On the connection: a Core statement needs none of the ORM session's execution (on
+    # SQLite this is the first statement under the write lock).
+    conn = await session.connection()
+    rows = (await conn.execute(_SCOPE_AND_FIELDS, parameters)).all()
     if not rows:
         raise NotFound(f"Project {project_id} not found.")
     scope = access.scope_ranked(who, project_id, rows[0][1], capability)

@@ -180,6 +180,19 @@ async def _insert_in_three(
     however many documents. RETURNING order is not guaranteed (and asking SQLAlchemy to
     sort it falls back to one INSERT per row), so each document row carries a unique
     placeholder in current_sha256 that ties its returned id to its file, until the UPDATE."""
+    if len(rows) == 1:
+        # One upload: plain single-row statements (a list of one would go through
+        # SQLAlchemy's batched insert-with-RETURNING and executemany, several times the
+        # work, all of it under SQLite's write lock).
+        document_id = (await conn.execute(_INSERT_DOCUMENTS, rows[0])).one()[0]
+        version_id = (
+            await conn.execute(_INSERT_VERSIONS, {**firsts[0], "document_id": document_id})
+        ).one()[1]
+        await conn.execute(
+            _SET_CURRENT,
+            {"document": document_id, "version": version_id, "sha256": rows[0]["current_sha256"]},
+        )
+        return [(document_id, version_id)]
     placeholders = [{**row, "current_sha256": f"pending:{i}"} for i, row in enumerate(rows)]
     returned = await conn.execute(_INSERT_DOCUMENTS, placeholders)
     by_placeholder = {placeholder: doc_id for doc_id, placeholder in returned}

@@ -108,6 +108,9 @@ async def _file_upload(
                 field_values=meta.fields,
                 reject_duplicate=reject_duplicate,
             )
+            # Committed before the answer is rendered (get_session's commit then has nothing
+            # left to do): on SQLite every step until the commit holds the one write lock.
+            await session.commit()
             return json_response(document_out(view), 201)
         await intake.replace(
             session,
