@@ -52,6 +52,11 @@ def alone() -> bool:
     return _in_flight == 1 and _serving.get()
 
 
+def among_others() -> bool:
+    """Whether the caller runs for a request while other requests are in progress."""
+    return _serving.get() and _in_flight > 1
+
+
 async def run_blocking(step: Callable[[], T]) -> T:
     """Run a short blocking step: on the event loop when the request is `alone`, else in a
     worker thread (where a cancellation leaves it to finish, as anyio does)."""

@@ -9,9 +9,10 @@ chain and a change numbered (`seq`) as it is written. On PostgreSQL writers do n
 turns: entries are written unsealed (no hash) and changes unnumbered (the database stamps
 both with the transaction's id), and sealing.py hashes the entries into the chain once
 their transaction is over. A change is numbered by the writer itself at the end of its
-transaction when no one else is numbering (with every other committed change still
-unnumbered; the numbers become visible with its commit), else by the next numberer after
-its commit (sealing.py): writers never wait for each other.
+transaction when no one else is numbering and its process serves no other request (with
+every other committed change still unnumbered; the numbers become visible with its
+commit), else by the next numberer after its commit (sealing.py): writers never wait for
+each other.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from casefolio.db.models import AuditEntry, Change
 from casefolio.db.types import utcnow
 from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEvent, current_actor
+from casefolio.fastpath import inflight
 from casefolio.fastpath.prepared import PreparedWrite
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 from casefolio.outbound.signal import CHANNEL, outgoing, signal
@@ -116,6 +118,10 @@ def number_own(conn: Connection) -> int:
     the change numbered and need not commit a numbering of their own); return how many."""
     if conn.dialect.name != "postgresql":
         return 0  # record() numbered them
+    if inflight.among_others():
+        # Not idle: the worker's next round or the next reader of the feed numbers them,
+        # many at once (both number before they read), for one round trip less per write.
+        return 0
     return int(_run(conn, _NUMBER_UNLESS_BUSY, {})[0][0] or 0)
 
 
