@@ -392,6 +392,13 @@ class Change(Base):
         Index("ix_changes_seq", "seq", unique=True),
         # PostgreSQL only (the migration): the changes the sealer has still to number.
         Index("ix_changes_unsealed", "xid", "id", postgresql_where=text("seq IS NULL")),
+        # Only access changes name a user: the others stay out of the index.
+        Index(
+            "ix_changes_user_id",
+            "user_id",
+            postgresql_where=text("user_id IS NOT NULL"),
+            sqlite_where=text("user_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -410,7 +417,7 @@ class Change(Base):
     folder_id: Mapped[int | None] = mapped_column(BigInteger)
     subject_id: Mapped[int | None] = mapped_column(BigInteger)
     # Set on access changes only: the one user whose feed carries the row.
-    user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    user_id: Mapped[int | None] = mapped_column(BigInteger)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
