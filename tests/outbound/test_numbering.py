@@ -1,7 +1,8 @@
 """PostgreSQL: who numbers a change (recorder.number_own, sealing.number_pending). A writer
-alone numbers its own change at its commit, so that an idle server's long-polls find it
-numbered; a writer among other requests leaves it to the next reader or worker round, which
-number every waiting change at once. Either way a reader of the feed sees it numbered."""
+that is its process's only write request numbers its own change at its commit, so that an
+idle server's long-polls find it numbered; a writer among other write requests leaves it to
+the next reader or worker round, which number every waiting change at once. Either way a
+reader of the feed sees it numbered."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ async def _newest_seq(db: Database) -> int | None:
         return change.seq
 
 
-async def test_a_writer_among_other_requests_leaves_the_numbering_to_readers(
+async def test_a_writer_among_other_writes_leaves_the_numbering_to_readers(
     db: Database, is_postgres: bool
 ) -> None:
     if not is_postgres:
@@ -34,7 +35,7 @@ async def test_a_writer_among_other_requests_leaves_the_numbering_to_readers(
     entered, release = asyncio.Event(), asyncio.Event()
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["path"] == "/slow":
+        if scope["path"] in ("/slow-read", "/slow-write"):
             entered.set()
             await release.wait()
         else:
@@ -48,10 +49,20 @@ async def test_a_writer_among_other_requests_leaves_the_numbering_to_readers(
         assert (await client.post("/write")).status_code == 204
         assert await _newest_seq(db) is not None  # alone: numbered at its commit
 
-        slow = asyncio.create_task(client.get("/slow"))
+        # A read in progress, as a long-poll waiting for changes: still alone among writers.
+        slow = asyncio.create_task(client.get("/slow-read"))
         await entered.wait()
         assert (await client.post("/write")).status_code == 204
-        assert await _newest_seq(db) is None  # among others: left for a reader
+        assert await _newest_seq(db) is not None
+        release.set()
+        assert (await slow).status_code == 204
+
+        entered.clear()
+        release.clear()
+        slow = asyncio.create_task(client.post("/slow-write"))
+        await entered.wait()
+        assert (await client.post("/write")).status_code == 204
+        assert await _newest_seq(db) is None  # among other writes: left for a reader
         release.set()
         assert (await slow).status_code == 204
 

@@ -24,7 +24,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 T = TypeVar("T")
 
 _in_flight = 0
+#: Of those, the ones that may write (not GET or HEAD: a long-poll waiting is not one).
+_writing = 0
 _serving: ContextVar[bool] = ContextVar("casefolio_serving_request", default=False)
+_READS = frozenset({"GET", "HEAD"})
 
 
 class RequestsInFlight:
@@ -37,14 +40,17 @@ class RequestsInFlight:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        global _in_flight
+        global _in_flight, _writing
+        writes = scope["method"] not in _READS
         _in_flight += 1
+        _writing += writes
         marked = _serving.set(True)
         try:
             await self.app(scope, receive, send)
         finally:
             _serving.reset(marked)
             _in_flight -= 1
+            _writing -= writes
 
 
 def alone() -> bool:
@@ -52,9 +58,10 @@ def alone() -> bool:
     return _in_flight == 1 and _serving.get()
 
 
-def among_others() -> bool:
-    """Whether the caller runs for a request while other requests are in progress."""
-    return _serving.get() and _in_flight > 1
+def among_other_writers() -> bool:
+    """Whether the caller runs for a request that may write (not GET or HEAD) while other
+    such requests are in progress."""
+    return _serving.get() and _writing > 1
 
 
 async def run_blocking(step: Callable[[], T]) -> T:

@@ -9,8 +9,8 @@ chain and a change numbered (`seq`) as it is written. On PostgreSQL writers do n
 turns: entries are written unsealed (no hash) and changes unnumbered (the database stamps
 both with the transaction's id), and sealing.py hashes the entries into the chain once
 their transaction is over. A change is numbered by the writer itself at the end of its
-transaction when no one else is numbering and its process serves no other request (with
-every other committed change still unnumbered; the numbers become visible with its
+transaction when no one else is numbering and its process serves no other write request
+(with every other committed change still unnumbered; the numbers become visible with its
 commit), else by the next numberer after its commit (sealing.py): writers never wait for
 each other.
 """
@@ -118,9 +118,10 @@ def number_own(conn: Connection) -> int:
     the change numbered and need not commit a numbering of their own); return how many."""
     if conn.dialect.name != "postgresql":
         return 0  # record() numbered them
-    if inflight.among_others():
-        # Not idle: the worker's next round or the next reader of the feed numbers them,
-        # many at once (both number before they read), for one round trip less per write.
+    if inflight.among_other_writers():
+        # Writes coming in: the worker's next round or the next reader of the feed numbers
+        # them, many at once (both number before they read), a round trip less per write.
+        # Alone (long-polls waiting count as reads), the writer numbers its own, as above.
         return 0
     return int(_run(conn, _NUMBER_UNLESS_BUSY, {})[0][0] or 0)
 

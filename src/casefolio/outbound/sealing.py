@@ -12,12 +12,12 @@ Afterwards, under advisory locks that only these take, each held through its com
   never misses a change, and a change that commits later (however early its transaction
   began) gets a larger number. No horizon: a long transaction holds up no change but its
   own. Numbering cannot wait: the feed's readers number before they read, and the worker
-  before it fans out (each woken by a commit's NOTIFY). A writer that is the only request
-  of its process numbers too, at the end of its transaction, if it gets the lock without
-  waiting (recorder.number_own): then its change and those before it are numbered when it
-  commits, and on an idle server the numberers that its NOTIFY wakes find nothing to do
-  (no transaction, no commit to wait for). Among other requests it leaves that to them,
-  a round trip less per write under load.
+  before it fans out (each woken by a commit's NOTIFY). A writer that is the only write
+  request of its process (long-polls waiting are reads) numbers too, at the end of its
+  transaction, if it gets the lock without waiting (recorder.number_own): then its change
+  and those before it are numbered when it commits, and on an idle server the numberers
+  that its NOTIFY wakes find nothing to do (no transaction, no commit to wait for). Among
+  other writes it leaves that to the numberers, a round trip less per write under load.
 - the sealer (`seal`) hashes the entries below the horizon into the chain. The chain's
   order is (xid, id). Every transaction of this database whose id is below the horizon
   (`horizon`) has finished, and any later writer gets a larger id, so the entries below
