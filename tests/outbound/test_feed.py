@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
@@ -300,3 +301,55 @@ async def test_a_server_process_announces_its_commits_by_its_notifier_and_not_to
     assert signal.generation == before
     runtime._wake(41, other, 42, CHANNEL, "")
     assert signal.generation == before + 1
+
+
+async def test_commits_during_the_notifiers_pause_share_one_notify(
+    settings: Settings, is_postgres: bool
+) -> None:
+    """The notifier announces a commit at once, then pauses (NOTIFY_GAP_SECONDS): the
+    commits marked meanwhile go out as one NOTIFY when the pause ends."""
+    if not is_postgres:
+        pytest.skip("SQLite has no NOTIFY")
+    url = make_url(settings.effective_database_url).set(drivername="postgresql")
+    dsn = url.render_as_string(hide_password=False)
+    sender, receiver = await asyncpg.connect(dsn), await asyncpg.connect(dsn)
+    received: list[int] = []
+    arrived = anyio.Event()
+    paused, resume = anyio.Event(), anyio.Event()
+
+    def heard(*_: Any) -> None:
+        received.append(1)
+        arrived.set()
+
+    async def pause(seconds: float) -> None:
+        assert seconds == runtime.NOTIFY_GAP_SECONDS
+        paused.set()
+        await resume.wait()
+
+    await receiver.add_listener(CHANNEL, heard)
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(runtime._notify, sender, anyio.Event(), pause)
+            await anyio.lowlevel.checkpoint()  # the notifier starts and waits for commits
+            assert outgoing.active
+            outgoing.committed()
+            with anyio.fail_after(10):
+                await arrived.wait()
+                await paused.wait()
+            assert len(received) == 1
+            for _ in range(3):  # while the notifier pauses
+                outgoing.committed()
+            # Paused: nothing more is sent. The received count is checked after a round
+            # trip on the receiver's connection, which delivers what arrived before it.
+            await receiver.execute("SELECT 1")
+            assert len(received) == 1
+            arrived, paused = anyio.Event(), anyio.Event()
+            resume.set()
+            with anyio.fail_after(10):
+                await arrived.wait()
+            await receiver.execute("SELECT 1")
+            assert len(received) == 2  # the three commits, one NOTIFY
+            tasks.cancel_scope.cancel()
+    finally:
+        await receiver.close()
+        await sender.close()

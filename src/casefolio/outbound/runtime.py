@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from typing import Any
@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 
 #: Sent by this process's notifier, on the LISTEN connection (outside any transaction).
 _NOTIFY = f"SELECT pg_notify('{CHANNEL}', '')"
+#: After a NOTIFY, the notifier lets this long pass before the next: a commit on an idle
+#: server is announced at once, and under load the commits of the gap share one NOTIFY
+#: (each wakes every process's listener and worker).
+NOTIFY_GAP_SECONDS = 0.01
 
 
 def _wake(own_pid: int, _conn: Any, pid: int, *_: Any) -> None:
@@ -92,10 +96,12 @@ async def _listen(dsn: str, wait_limit: float, listening: anyio.Event) -> None:
         await anyio.sleep(RELISTEN_SECONDS)
 
 
-async def _notify(conn: Any, lost: anyio.Event) -> None:
+async def _notify(
+    conn: Any, lost: anyio.Event, pause: Callable[[float], Awaitable[None]] = anyio.sleep
+) -> None:
     """Announce this process's commits: one NOTIFY for all those marked since the last
-    (they are all committed before it), so that under load a process sends far fewer than
-    it commits, and no request waits for one."""
+    (they are all committed before it), at most one per NOTIFY_GAP_SECONDS, so that under
+    load a process sends far fewer than it commits, and no request waits for one."""
     pending = asyncio.Event()
     outgoing.attach(pending)
     try:
@@ -103,6 +109,7 @@ async def _notify(conn: Any, lost: anyio.Event) -> None:
             await pending.wait()
             pending.clear()
             await conn.execute(_NOTIFY)
+            await pause(NOTIFY_GAP_SECONDS)
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         # Committers notify for themselves until the connection is back; a commit marked
         # here meanwhile is found by the long-polls' one-second re-check.
