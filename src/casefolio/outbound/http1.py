@@ -36,7 +36,7 @@ _Key = tuple[str, str, int, str]
 
 # RFC 9110/9112, as h11 checks them: a target is visible ASCII; a field name a token; a
 # field value visible characters (or obs-text) with single spaces or tabs between them.
-_TARGET = re.compile(r"[\x21-\x7e]+")
+REQUEST_TARGET = re.compile(r"[\x21-\x7e]+")
 _NAME = re.compile(r"[-!#$%&'*+.^_`|~0-9a-zA-Z]+")
 _VALUE = re.compile(r"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 #: Checked request lines and Host headers, by (host, target): a worker sends to few URLs.
@@ -115,7 +115,7 @@ class StaleConnection(Exception):
 
 
 def _start(host_header: str, target: str) -> bytes:
-    if not _TARGET.fullmatch(target):
+    if not REQUEST_TARGET.fullmatch(target):
         raise ProtocolError("the URL's path or query has characters a request target cannot")
     if not _VALUE.fullmatch(host_header) or not host_header:
         raise ProtocolError("the URL's host has characters a Host header cannot")

@@ -7,7 +7,6 @@ between); a delivery then connects to the very address that was checked.
 from __future__ import annotations
 
 import ipaddress
-import re
 import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -15,12 +14,10 @@ from urllib.parse import urlsplit
 import anyio
 
 from casefolio.domain.errors import Invalid
+from casefolio.outbound import http1
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-
-_REQUEST_TARGET = re.compile(r"[\x21-\x7e]*")
 
 
 class Refused(Exception):
@@ -51,9 +48,9 @@ def check_url(url: str) -> tuple[str, str, int]:
         port = parts.port or (443 if parts.scheme == "https" else 80)
     except ValueError as exc:
         raise Invalid("The webhook URL's port is not valid.") from exc
-    if not _REQUEST_TARGET.fullmatch(parts.path + parts.query):
-        # An HTTP request line carries the target as it is: no spaces, controls or
-        # non-ASCII (the delivery client refuses to send them).
+    if not http1.REQUEST_TARGET.fullmatch("/" + parts.path + parts.query):
+        # An HTTP request line carries the target as it is: the delivery client's own rule
+        # (no spaces, controls or non-ASCII), checked here so that the URL is refused now.
         raise Invalid(
             "The webhook URL's path and query may hold only visible ASCII characters; "
             "percent-encode any other (a space as %20).",
