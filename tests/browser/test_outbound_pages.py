@@ -122,6 +122,8 @@ def test_an_operator_registers_a_webhook_follows_its_deliveries_and_reads_the_au
     page.goto(f"{site.url}/admin/audit?limit=2")  # keyset pages, two entries each
     first = page.locator("#audit tbody tr td:first-child").all_inner_texts()
     page.get_by_role("link", name="Next entries").click()
+    page.wait_for_url("**cursor=**")  # the click starts the navigation; read the new page
+    expect(page.locator("#audit tbody tr").first).to_be_visible()
     second = page.locator("#audit tbody tr td:first-child").all_inner_texts()
     assert len(first) == 2 and second and int(second[0]) > int(first[-1])
     page.goto(f"{site.url}/admin/audit")
