@@ -43,6 +43,9 @@ templates = Environment(
     autoescape=select_autoescape(default=True),
     trim_blocks=True,
     lstrip_blocks=True,
+    # The templates are the package's files: they do not change under a running server, so
+    # no stat of each template (and of each one it extends or includes) on every render.
+    auto_reload=False,
 )
 templates.globals["version"] = __version__
 templates.globals["htmx"] = HTMX
