@@ -11,14 +11,17 @@ so it need not wait for the worker.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select
+from sqlalchemy import Select, String, and_, bindparam, delete, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Change, OutboundState
+from casefolio.db.reads import Reader, read_all
 from casefolio.db.types import utcnow
 from casefolio.domain import access
 from casefolio.domain.errors import Gone, Invalid
@@ -40,9 +43,25 @@ RESYNC = (
 )
 
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """A change as the feed shows it."""
+
+    seq: int
+    type: str
+    project_id: int | None
+    document_id: int | None
+    version_id: int | None
+    folder_id: int | None
+    at: datetime
+
+
 @dataclass(frozen=True)
 class FeedPage:
-    changes: list[Change]
+    changes: list[FeedEntry]
     next_cursor: str
     has_more: bool
 
@@ -58,16 +77,28 @@ def seq_of(cursor: str) -> int:
     return int(seq)
 
 
-async def state(session: AsyncSession, name: str) -> int:
-    return int(
-        await session.scalar(select(OutboundState.value).where(OutboundState.name == name)) or 0
-    )
+_STATE = select(OutboundState.value).where(OutboundState.name == bindparam("name"))
+#: The newest number and how far the feed was trimmed, in one statement (one snapshot).
+_HEAD = select(
+    func.max(Change.seq),
+    select(OutboundState.value).where(OutboundState.name == TRIMMED_THROUGH).scalar_subquery(),
+)
 
 
-async def head(session: AsyncSession) -> int:
+async def state(db: Reader, name: str) -> int:
+    rows = await read_all(db, _STATE, {"name": name})
+    return int(rows[0][0] or 0) if rows else 0
+
+
+async def head(db: Reader) -> int:
     """The newest sequence number (or how far the feed was trimmed, if it is empty)."""
-    newest = await session.scalar(select(func.max(Change.seq)))
-    return max(int(newest or 0), await state(session, TRIMMED_THROUGH))
+    newest, trimmed = await _head_and_trimmed(db)
+    return max(newest, trimmed)
+
+
+async def _head_and_trimmed(db: Reader) -> tuple[int, int]:
+    [(newest, trimmed)] = await read_all(db, _HEAD, {})
+    return int(newest or 0), int(trimmed or 0)
 
 
 async def current(db: Database) -> int:
@@ -77,61 +108,99 @@ async def current(db: Database) -> int:
         return await head(session)
 
 
-def _visible(who: Principal) -> ColumnElement[bool]:
+#: FeedEntry's fields, in order.
+_ENTRY_COLUMNS: list[Any] = [
+    Change.seq,
+    Change.type,
+    Change.project_id,
+    Change.document_id,
+    Change.version_id,
+    Change.folder_id,
+    Change.at,
+]
+
+
+def _page_statement(*, operator: bool, one_project: bool) -> Select[Any]:
+    """A page of changes: numbered after `after` up to `upto`, of the feed's types, that the
+    user `user_id` sees (of `project_id` only, if `one_project`), at most `limit`."""
     # Access changes reach only the user they are about; other changes everyone who can see
     # the project now (so a project's changes stop after project.access_lost).
-    mine = Change.user_id == who.user_id
-    if who.is_operator:
-        return or_(Change.user_id.is_(None), mine)
-    return or_(
-        and_(Change.user_id.is_(None), Change.project_id.in_(access.visible_project_ids(who))),
-        mine,
+    mine = Change.user_id == bindparam("user_id")
+    visible = (
+        or_(Change.user_id.is_(None), mine)
+        if operator
+        else or_(
+            and_(Change.user_id.is_(None), Change.project_id.in_(access.VISIBLE_PROJECT_IDS)),
+            mine,
+        )
     )
+    # The types as the statement's own values, not an expanding IN list: compiled once.
+    feed_types = [literal(name, String) for name in sorted(FEED_TYPES)]
+    stmt = select(*_ENTRY_COLUMNS).where(
+        Change.seq > bindparam("after"),
+        Change.seq <= bindparam("upto"),
+        Change.type.in_(feed_types),
+        visible,
+    )
+    if one_project:
+        stmt = stmt.where(Change.project_id == bindparam("project_id"))
+    return stmt.order_by(Change.seq).limit(bindparam("limit"))
+
+
+#: By (operator?, one project?): module constants, so that a reader runs each compiled once.
+_PAGES = {
+    (operator, one_project): _page_statement(operator=operator, one_project=one_project)
+    for operator in (False, True)
+    for one_project in (False, True)
+}
 
 
 async def read(
-    session: AsyncSession, *, who: Principal, after: int | None, project_id: int | None, limit: int
+    db: Reader, *, who: Principal, after: int | None, project_id: int | None, limit: int
 ) -> FeedPage:
-    """The changes after `after` (None: from the oldest kept)."""
-    trimmed = await state(session, TRIMMED_THROUGH)
-    if after is None:
-        after = trimmed
-    elif after < trimmed:
-        raise Gone(RESYNC)
+    """The changes after `after` (None: from the oldest kept). Each statement may see its
+    own snapshot (a reader outside a transaction): the order below keeps the page right."""
     # Every number up to `upto` is given (numbers go to committed changes, in order): a page
     # that reaches it can hand out `upto` as the next cursor, past changes the caller cannot
     # see.
-    upto = await head(session)
-    stmt = select(Change).where(
-        Change.seq > after, Change.seq <= upto, Change.type.in_(FEED_TYPES), _visible(who)
+    newest, trimmed = await _head_and_trimmed(db)
+    upto = max(newest, trimmed)
+    if after is not None and after < trimmed:
+        raise Gone(RESYNC)
+    start = trimmed if after is None else after
+    rows = await read_all(
+        db,
+        _PAGES[who.is_operator, project_id is not None],
+        {
+            "after": start,
+            "upto": upto,
+            "user_id": who.user_id,
+            "project_id": project_id,
+            "limit": limit + 1,
+        },
     )
-    if project_id is not None:
-        stmt = stmt.where(Change.project_id == project_id)
-    rows = list(await session.scalars(stmt.order_by(Change.seq).limit(limit + 1)))
+    # Trimming only moves forward and records how far it went with what it removed: if it
+    # has not passed the cursor now, it removed none of the rows just read.
+    if after is not None and after < await state(db, TRIMMED_THROUGH):
+        raise Gone(RESYNC)
+    changes = [FeedEntry(*row) for row in rows[:limit]]
     has_more = len(rows) > limit
-    rows = rows[:limit]
-    next_seq = rows[-1].seq if has_more else max(upto, after)
-    return FeedPage(rows, cursor_of(next_seq), has_more)
+    next_seq = changes[-1].seq if has_more else max(upto, start)
+    return FeedPage(changes, cursor_of(next_seq), has_more)
 
 
 async def wait_for(
-    db: Database,
-    *,
-    who: Principal,
-    after: int | None,
-    project_id: int | None,
-    limit: int,
-    wait: float,
-) -> FeedPage:
-    """Read the feed; while it is empty, wait up to `wait` seconds for a change to commit."""
+    db: Database, read_page: Callable[[], Awaitable[T]], *, empty: Callable[[T], bool], wait: float
+) -> T:
+    """Read a page of the feed (`read_page`); while it is `empty`, wait up to `wait` seconds
+    for a change to commit and read it again."""
     deadline = time.monotonic() + wait
     while True:
         # Whatever committed before this (the commit that woke it, say) gets its number now.
         await sealing.number_pending(db)
-        async with db.read() as session:
-            page = await read(session, who=who, after=after, project_id=project_id, limit=limit)
+        page = await read_page()
         left = deadline - time.monotonic()
-        if page.changes or left <= 0:
+        if not empty(page) or left <= 0:
             return page
         await signal.wait(min(left, RECHECK_SECONDS))
 
