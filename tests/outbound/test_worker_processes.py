@@ -157,3 +157,38 @@ def test_casefolio_serve_delivers_webhooks_itself(settings: Settings, tmp_path: 
         _until(lambda: len(rec.received) == 1, 30)
         body = Verifier(made.json()["secret"]).verify(rec.received[0].body, rec.received[0].headers)
     assert body["type"] == "project.created" and body["data"]["projectId"] == project.json()["id"]
+
+
+def test_casefolio_serve_with_two_processes_runs_one_worker(
+    settings: Settings, tmp_path: Path
+) -> None:
+    env = server_env(
+        settings.data_dir,
+        settings.effective_database_url,
+        webhook_allowed_networks="127.0.0.0/8",
+        workers="2",
+    )
+    token = init_token(env)
+    headers = {"X-API-Token": token}
+    with receiver() as rec, running_server(env) as server:
+        made = httpx.post(
+            f"{server.base_url}/api/v1/webhooks",
+            json={"url": rec.url, "events": ["project.created"]},
+            headers=headers,
+        )
+        assert made.status_code == 201, made.text
+        created = set()
+        for n in range(30):  # a connection each: the two processes share them
+            project = httpx.post(
+                f"{server.base_url}/api/v1/projects", json={"name": f"P{n}"}, headers=headers
+            )
+            assert project.status_code == 201, project.text
+            created.add(project.json()["id"])
+        _until(lambda: len(set(rec.ids())) == len(created), 30, lambda: len(rec.received))
+        delivered = {
+            Verifier(made.json()["secret"]).verify(r.body, r.headers)["data"]["projectId"]
+            for r in rec.received
+        }
+        log = server.log.read_text()
+    assert delivered == created
+    assert log.count("runs the webhook worker") == 1, log

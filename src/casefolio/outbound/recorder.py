@@ -31,6 +31,7 @@ from casefolio.db.types import utcnow
 from casefolio.domain.events import AUDIT_ONLY_TYPES, PENDING, Actor, DomainEvent, current_actor
 from casefolio.fastpath import inflight
 from casefolio.fastpath.prepared import PreparedWrite
+from casefolio.outbound import leader
 from casefolio.outbound.chain import GENESIS, entry_document, next_hash
 from casefolio.outbound.signal import CHANNEL, outgoing, signal
 
@@ -133,7 +134,10 @@ def _wake_waiters(session: Session) -> None:
     signal.changed()
     engine = session.get_bind().engine
     if engine.dialect.name != "postgresql":
-        return  # other SQLite processes re-check the outbox (outbound/feed.py)
+        # The worker, if another process runs it (leader.py); other SQLite processes'
+        # long-polls re-check the outbox (outbound/feed.py).
+        leader.waker.poke()
+        return
     # Other processes' long-polls and workers, told after the commit in a transaction of
     # its own: a NOTIFY in the writing transaction would hold PostgreSQL's one notify lock
     # through that commit's flush, so writers would commit one at a time again. A server

@@ -16,7 +16,7 @@ from sqlalchemy import make_url
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.outbound import housekeeping
+from casefolio.outbound import housekeeping, leader
 from casefolio.outbound.signal import CHANNEL, outgoing, signal
 from casefolio.storage.base import BlobStore
 
@@ -126,9 +126,23 @@ async def background(
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(pg_listener(settings))
         if run_worker:
-            from casefolio.outbound.worker import running_worker
-
-            await stack.enter_async_context(running_worker(settings, db))
-            if blobs is not None:  # the trash's purge and retention (outbound/housekeeping.py)
-                await stack.enter_async_context(housekeeping.running(settings, db, blobs))
+            # In one server process per data folder (leader.py).
+            work = partial(_worker_and_housekeeping, settings, db, blobs)
+            await stack.enter_async_context(
+                leader.elected(settings.data_dir, work, sqlite=settings.is_sqlite)
+            )
         yield
+
+
+@asynccontextmanager
+async def _worker_and_housekeeping(
+    settings: Settings, db: Database, blobs: BlobStore | None
+) -> AsyncIterator[None]:
+    from casefolio.outbound.worker import running_worker
+
+    async with running_worker(settings, db):
+        if blobs is None:
+            yield
+            return
+        async with housekeeping.running(settings, db, blobs):  # the trash's purge, retention
+            yield
