@@ -121,7 +121,9 @@ class Settings(BaseSettings):
         90, gt=0, description="Days the change feed keeps; an older cursor answers 410."
     )
     worker_in_server: bool = Field(
-        True, description="Run the webhook worker inside each `casefolio serve` process."
+        True,
+        description="Run the webhook worker inside `casefolio serve`: in one of its processes"
+        " per data folder, the others standing by.",
     )
     webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
         [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
