@@ -25,7 +25,7 @@ from casefolio.domain import events, webhooks
 from casefolio.domain.principal import Principal
 from tests.factories import make_actor
 from tests.outbound.receiver import Receiver, receiver
-from tests.servers import CASEFOLIO, init_token, running_server, server_env
+from tests.servers import CASEFOLIO, Server, init_token, running_server, server_env
 
 
 def _prepare(settings: Settings, url: str, count: int) -> int:
@@ -137,39 +137,19 @@ def test_two_workers_share_the_outbox_without_double_claiming(
     assert len(ids) == expected and sorted(ids) == sorted(_msg_ids(settings))  # once each
 
 
-def test_casefolio_serve_delivers_webhooks_itself(settings: Settings, tmp_path: Path) -> None:
-    env = server_env(
-        settings.data_dir, settings.effective_database_url, webhook_allowed_networks="127.0.0.0/8"
-    )
-    token = init_token(env)
-    headers = {"X-API-Token": token}
-    with receiver() as rec, running_server(env) as server:
-        made = httpx.post(
-            f"{server.base_url}/api/v1/webhooks",
-            json={"url": rec.url, "events": ["project.created"]},
-            headers=headers,
-        )
-        assert made.status_code == 201, made.text
-        project = httpx.post(
-            f"{server.base_url}/api/v1/projects", json={"name": "Served"}, headers=headers
-        )
-        assert project.status_code == 201
-        _until(lambda: len(rec.received) == 1, 30)
-        body = Verifier(made.json()["secret"]).verify(rec.received[0].body, rec.received[0].headers)
-    assert body["type"] == "project.created" and body["data"]["projectId"] == project.json()["id"]
-
-
-def test_casefolio_serve_with_two_processes_runs_one_worker(
-    settings: Settings, tmp_path: Path
-) -> None:
+@contextmanager
+def _serving_with_webhook(
+    settings: Settings, **extra: str
+) -> Iterator[tuple[Server, Receiver, str, dict[str, str]]]:
+    """`casefolio serve` with a webhook on project.created to a receiver: the server, the
+    receiver, the webhook's secret and an operator's headers."""
     env = server_env(
         settings.data_dir,
         settings.effective_database_url,
         webhook_allowed_networks="127.0.0.0/8",
-        workers="2",
+        **extra,
     )
-    token = init_token(env)
-    headers = {"X-API-Token": token}
+    headers = {"X-API-Token": init_token(env)}
     with receiver() as rec, running_server(env) as server:
         made = httpx.post(
             f"{server.base_url}/api/v1/webhooks",
@@ -177,17 +157,30 @@ def test_casefolio_serve_with_two_processes_runs_one_worker(
             headers=headers,
         )
         assert made.status_code == 201, made.text
-        created = set()
-        for n in range(30):  # a connection each: the two processes share them
-            project = httpx.post(
-                f"{server.base_url}/api/v1/projects", json={"name": f"P{n}"}, headers=headers
-            )
-            assert project.status_code == 201, project.text
-            created.add(project.json()["id"])
+        yield server, rec, made.json()["secret"], headers
+
+
+def _new_project(server: Server, headers: dict[str, str], name: str) -> str:
+    # A connection each: a server of several processes shares them out.
+    project = httpx.post(f"{server.base_url}/api/v1/projects", json={"name": name}, headers=headers)
+    assert project.status_code == 201, project.text
+    return str(project.json()["id"])
+
+
+def test_casefolio_serve_delivers_webhooks_itself(settings: Settings) -> None:
+    with _serving_with_webhook(settings) as (server, rec, secret, headers):
+        project = _new_project(server, headers, "Served")
+        _until(lambda: len(rec.received) == 1, 30)
+        body = Verifier(secret).verify(rec.received[0].body, rec.received[0].headers)
+    assert body["type"] == "project.created" and body["data"]["projectId"] == project
+
+
+def test_casefolio_serve_with_two_processes_runs_one_worker(settings: Settings) -> None:
+    with _serving_with_webhook(settings, workers="2") as (server, rec, secret, headers):
+        created = {_new_project(server, headers, f"P{n}") for n in range(30)}
         _until(lambda: len(set(rec.ids())) == len(created), 30, lambda: len(rec.received))
         delivered = {
-            Verifier(made.json()["secret"]).verify(r.body, r.headers)["data"]["projectId"]
-            for r in rec.received
+            Verifier(secret).verify(r.body, r.headers)["data"]["projectId"] for r in rec.received
         }
         log = server.log.read_text()
     assert delivered == created
