@@ -3,6 +3,7 @@ over when its process goes, and woken on SQLite by the commits of the other proc
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -120,3 +121,20 @@ async def test_on_sqlite_a_commit_elsewhere_wakes_the_elected_worker(tmp_path: P
             assert signal.generation > seen
     # No one listens any more: a poke is dropped, never an error for the committer.
     other_process.poke()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="abstract sockets are Linux's")
+async def test_a_wake_up_socket_already_taken_leaves_the_worker_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = leader.wake_address(tmp_path)
+    taken = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    taken.bind(address)
+    try:
+        entered = False
+        async with leader.listening(address):
+            entered = True
+        assert entered
+        assert "wake-up socket is unavailable" in caplog.text
+    finally:
+        taken.close()

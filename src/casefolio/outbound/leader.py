@@ -88,9 +88,12 @@ async def listening(address: str | None) -> AsyncIterator[None]:
     sock.setblocking(False)
     try:
         sock.bind(address)
-    except OSError:
+    except OSError as exc:
+        # The worker runs all the same; other processes' changes reach it at its re-check.
+        log.warning("the worker's wake-up socket is unavailable (%s)", exc)
         sock.close()
-        raise
+        yield
+        return
     loop = asyncio.get_running_loop()
 
     def drain() -> None:
