@@ -5,7 +5,7 @@ again after any change, to its documents or to the caller's access, made elsewhe
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 
 import httpx
 import pytest
@@ -24,19 +24,34 @@ from tests.factories import Actor, make_actor
 async def test_the_version_moves_with_every_commit_of_another_connection(
     db: Database, statements: StatementReader
 ) -> None:
-    first = await statements.version()
-    assert await statements.version() == first  # nothing committed: the same
+    first = await _steady(statements)  # nothing committed: the same
     async with db.write() as session:
         # Any table: the version is the whole database's.
         await session.execute(insert(SystemSetting).values(key="answers-1", value=1))
-    second = await statements.version()
+    second = await _steady(statements)
     assert second != first
-    assert await statements.version() == second
     async with db.write() as session:
         await session.execute(
             update(SystemSetting).where(SystemSetting.key == "answers-1").values(value=2)
         )
     assert await statements.version() not in (first, second)
+
+
+# On PostgreSQL the version is the snapshot, which any transaction of the cluster moves
+# (autovacuum's analyze, the other databases' tests): "nothing committed in between" can be
+# observed only in a quiet moment, which a few tries find.
+TRIES = 10
+
+
+async def _steady(statements: StatementReader) -> Hashable:
+    """A version read twice in a row with nothing committed in between."""
+    version = await statements.version()
+    for _ in range(TRIES):
+        again = await statements.version()
+        if again == version:
+            return version
+        version = again
+    pytest.fail(f"the version moved on each of {TRIES} readings with nothing committed here")
 
 
 def test_an_answer_is_kept_for_its_version_alone_and_within_bounds() -> None:
@@ -94,14 +109,20 @@ async def test_a_page_is_read_again_after_any_change_made_elsewhere(
     url = f"/api/v1/projects/{project}/documents?limit=100"
     first = await client.get(url, headers=reader.headers)
     assert first.status_code == 200 and len(first.json()) == 1
-    reads = len(page_reads)
-    again = await client.get(url, headers=reader.headers)
-    assert again.content == first.content
-    # Fast, nothing committed since: answered as kept; plain, read again.
-    assert len(page_reads) == reads + (0 if fast else 1)
+    # Fast, nothing committed since: answered as kept; plain, read again. (A commit elsewhere
+    # in the cluster meanwhile makes the fast path read again too, and keep that answer.)
+    for _ in range(TRIES):
+        reads = len(page_reads)
+        again = await client.get(url, headers=reader.headers)
+        assert again.content == first.content
+        if len(page_reads) == reads + (0 if fast else 1):
+            break
+    else:
+        pytest.fail(f"the page was read again on each of {TRIES} requests")
     # Another caller's page is its own, read for it.
+    reads = len(page_reads)
     assert (await client.get(url, headers=operator.headers)).content == first.content
-    assert len(page_reads) == reads + (1 if fast else 2)
+    assert len(page_reads) == reads + 1
 
     # A change through a connection of its own, as another process would make it.
     async with db.write() as session:
