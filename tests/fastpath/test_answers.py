@@ -19,6 +19,7 @@ from casefolio.domain.roles import READ_ONLY
 from casefolio.fastpath.answers import Answers
 from casefolio.fastpath.statements import StatementReader
 from tests.factories import Actor, make_actor
+from tests.kept import TRIES, answered_as_kept
 
 
 async def test_the_version_moves_with_every_commit_of_another_connection(
@@ -37,14 +38,9 @@ async def test_the_version_moves_with_every_commit_of_another_connection(
     assert await statements.version() not in (first, second)
 
 
-# On PostgreSQL the version is the snapshot, which any transaction of the cluster moves
-# (autovacuum's analyze, the other databases' tests): "nothing committed in between" can be
-# observed only in a quiet moment, which a few tries find.
-TRIES = 10
-
-
 async def _steady(statements: StatementReader) -> Hashable:
-    """A version read twice in a row with nothing committed in between."""
+    """A version read twice in a row with nothing committed in between (tests/kept.py: on
+    PostgreSQL, in a quiet moment of the cluster)."""
     version = await statements.version()
     for _ in range(TRIES):
         again = await statements.version()
@@ -109,16 +105,11 @@ async def test_a_page_is_read_again_after_any_change_made_elsewhere(
     url = f"/api/v1/projects/{project}/documents?limit=100"
     first = await client.get(url, headers=reader.headers)
     assert first.status_code == 200 and len(first.json()) == 1
-    # Fast, nothing committed since: answered as kept; plain, read again. (A commit elsewhere
-    # in the cluster meanwhile makes the fast path read again too, and keep that answer.)
-    for _ in range(TRIES):
-        reads = len(page_reads)
-        again = await client.get(url, headers=reader.headers)
-        assert again.content == first.content
-        if len(page_reads) == reads + (0 if fast else 1):
-            break
-    else:
-        pytest.fail(f"the page was read again on each of {TRIES} requests")
+    # Fast, nothing committed since: answered as kept; plain, read again.
+    again = await answered_as_kept(
+        lambda: client.get(url, headers=reader.headers), page_reads, fast=fast
+    )
+    assert again.content == first.content
     # Another caller's page is its own, read for it.
     reads = len(page_reads)
     assert (await client.get(url, headers=operator.headers)).content == first.content
