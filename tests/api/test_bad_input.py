@@ -32,6 +32,7 @@ from casefolio.domain import tokens
 from tests import servers
 from tests.api.snapshots import snapshot
 from tests.factories import Actor, make_actor, switch_api
+from tests.hostile import CURSOR_VALUES
 
 # Values as they go into a URL: already percent-encoded, sent as they are.
 URL_VALUES = [
@@ -45,6 +46,7 @@ URL_VALUES = [
     "%7B%22a%22%3A",  # JSON cut short
     "true",  # a wrong type
 ]
+
 SURROGATE = "\ud800"
 DEEP = "[" * 100_000
 # Values of a JSON body field.
@@ -261,7 +263,7 @@ async def walk_route(walk: Walk, route: APIRoute, method: str) -> None:
         return  # with valid ids, it would succeed and take the fixtures with it
     url = fill(route, walk.ids)
     for name in query_names(route.dependant):
-        for value in URL_VALUES:
+        for value in URL_VALUES + (CURSOR_VALUES if name == "cursor" else []):
             await walk.check(method, f"{url}?{name}={value}")
     if method not in ("POST", "PUT", "PATCH"):
         return

@@ -198,6 +198,11 @@ async def test_multipart_holds_a_file_part_up_to_the_hold(
         (body(part("file", b"abc")), "multipart/form-data", "must be multipart/form-data"),
         (body(part("file", b"abc"))[:-40], CONTENT_TYPE, "ended before"),
         (
+            body(part("file", b"abc", filename="a.txt").replace(b"a.txt", b"\xff\xfe.txt")),
+            CONTENT_TYPE,
+            "a part's headers are not UTF-8",
+        ),
+        (
             body(part("file", b"one", filename="a"), part("file", b"two", filename="b")),
             CONTENT_TYPE,
             "more than one `file` part",
@@ -215,6 +220,7 @@ async def test_multipart_holds_a_file_part_up_to_the_hold(
         "not-multipart",
         "no-boundary",
         "truncated",
+        "latin-1-headers",
         "two-files",
         "big-metadata",
     ],

@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from casefolio.web.deps import WebRoute
 from tests.factories import Actor
+from tests.hostile import CURSOR_VALUES
 from tests.web.conftest import Person
 
 MakePerson = Callable[[Actor], Awaitable[Person]]
@@ -72,3 +73,23 @@ async def test_every_page_route_refuses_hostile_ids_without_a_500(
                     location = answer.headers.get("location", "")
                     assert not location.startswith("/signin"), (method, url)
     assert sent > 200
+
+
+async def test_every_page_route_refuses_a_forged_cursor_without_a_500(
+    app: FastAPI, person: MakePerson, operator: Actor
+) -> None:
+    """Cursors are opaque but readable: one forged with a key no column holds (an integer
+    past 64 bits, a time without a zone) is refused like any other invalid cursor."""
+    op = await person(operator)
+    pages = [
+        r.path
+        for r in app.routes
+        if isinstance(r, WebRoute) and "GET" in (r.methods or ()) and r.path != "/signout"
+    ]
+    refused = 0
+    for path in pages:
+        for cursor in CURSOR_VALUES:
+            answer = await op.http.get(f"{_fill(path, '', '1')}?cursor={cursor}")
+            assert answer.status_code < 500, (path, cursor, answer.text[:300])
+            refused += answer.status_code == 400
+    assert refused >= len(CURSOR_VALUES)  # the project page reads its cursor

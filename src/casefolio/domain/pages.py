@@ -7,7 +7,7 @@ import binascii
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import ColumnElement, Row, Select, tuple_
@@ -21,6 +21,8 @@ T = TypeVar("T")
 KeyColumn = InstrumentedAttribute[Any] | ColumnElement[Any]
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+#: The range of the 64-bit integer columns (ids, sequence numbers) on both databases.
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -52,18 +54,29 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
         values: list[Any] = []
         for value, kind in zip(raw, types, strict=True):
             if kind is datetime:
-                values.append(datetime.fromisoformat(value))
-            elif (kind is int and isinstance(value, int) and not isinstance(value, bool)) or (
-                kind is str and isinstance(value, str)
-            ):
+                values.append(_instant(value))
+            elif kind is int and isinstance(value, int) and not isinstance(value, bool):
+                if not BIGINT_MIN <= value <= BIGINT_MAX:
+                    raise ValueError("no column holds it")
+                values.append(value)
+            elif kind is str and isinstance(value, str):
                 values.append(value)
             else:
                 raise ValueError("wrong type")
         return tuple(values)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError) as exc:
+    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
         raise Invalid(
             "The cursor is not valid. Use the `cursor` from the previous page's Link header."
         ) from exc
+
+
+def _instant(value: str) -> datetime:
+    # Cursors hold the aware instants the columns store (db/types.py): one without a zone,
+    # or one that leaves the calendar once in UTC, names no position.
+    instant = datetime.fromisoformat(value)
+    if instant.tzinfo is None:
+        raise ValueError("a time without a zone")
+    return instant.astimezone(UTC)
 
 
 def request_after(

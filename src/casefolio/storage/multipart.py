@@ -187,6 +187,12 @@ def _feed(parser: Any, guard: _PartGuard, batch: list[bytes]) -> None:
         parser.data_received(data)
     except ParseFailedException as exc:
         raise Invalid("The request body is not valid multipart/form-data.") from exc
+    except UnicodeDecodeError as exc:
+        # The parser decodes each part's headers as UTF-8 (RFC 7578 allows no other bytes).
+        raise Invalid(
+            "The request body is not valid multipart/form-data: a part's headers are not UTF-8"
+            " (send a non-ASCII file name as UTF-8, or as filename*=UTF-8''…)."
+        ) from exc
 
 
 def _make_parser(content_type: str) -> Any:

@@ -541,6 +541,33 @@ async def test_bad_metadata_is_400_and_stores_nothing(
     assert (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json() == []
 
 
+async def test_a_file_name_in_latin_1_is_400_and_stores_nothing(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """A part's headers in another encoding than UTF-8 (an old client sending its file name
+    in Latin-1) are refused with a reason, not a server error."""
+    raw = (
+        b'--XX\r\nContent-Disposition: form-data; name="file"; filename="Schriftsatz f\xfcr'
+        b' Kl\xe4ger.pdf"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\r\n--XX--\r\n'
+    )
+    refused = await client.post(
+        matter.url("/documents"),
+        content=raw,
+        headers={**matter.writer.headers, "Content-Type": "multipart/form-data; boundary=XX"},
+    )
+    assert refused.status_code == 400, refused.text
+    assert "headers are not UTF-8" in refused.json()["detail"]
+    assert (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json() == []
+    utf8 = raw.replace("f\xfcr Kl\xe4ger".encode("latin-1"), "für Kläger".encode())
+    filed = await client.post(
+        matter.url("/documents"),
+        content=utf8,
+        headers={**matter.writer.headers, "Content-Type": "multipart/form-data; boundary=XX"},
+    )
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["title"] == "Schriftsatz für Kläger.pdf"
+
+
 async def test_documents_of_another_project_are_invisible(
     client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:
