@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -21,6 +22,10 @@ from casefolio.domain.rows import FieldData, FieldRow, labelled, row_of
 
 FIELD_TYPES = ("text", "number", "date", "boolean", "choice")
 MAX_TEXT = 10_000
+#: The integers every JSON reader holds exactly (JavaScript's included), and search compares
+#: a number field's values as doubles: a larger one would be stored as one number and read
+#: or found as another.
+MAX_EXACT_INTEGER = 2**53 - 1
 
 
 @dataclass(frozen=True)
@@ -157,6 +162,10 @@ def _problem(row: FieldData, value: Any) -> str | None:
         case "number":
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return "expected a number"
+            if isinstance(value, float) and not math.isfinite(value):
+                return "expected a finite number (NaN and Infinity are not JSON numbers)"
+            if isinstance(value, int) and abs(value) > MAX_EXACT_INTEGER:
+                return f"expected an integer between -{MAX_EXACT_INTEGER} and {MAX_EXACT_INTEGER}"
         case "boolean":
             if not isinstance(value, bool):
                 return "expected true or false"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,10 +56,13 @@ async def issue(
     name = name.strip()
     if not name:
         raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
-    if expires_at is not None and expires_at <= utcnow():
-        raise Invalid(
-            "expiresAt must be in the future.", [{"field": "expiresAt", "message": "in the past"}]
-        )
+    if expires_at is not None:
+        expires_at = _in_utc(expires_at)
+        if expires_at <= utcnow():
+            raise Invalid(
+                "expiresAt must be in the future.",
+                [{"field": "expiresAt", "message": "in the past"}],
+            )
     if rate_limit is not None:
         _check_rate_limit(rate_limit)
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
@@ -168,6 +171,16 @@ async def update(
         ),
     )
     return token
+
+
+def _in_utc(instant: datetime) -> datetime:
+    try:
+        return instant.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-01:00 is in the year 10000 in UTC
+        raise Invalid(
+            "expiresAt must be before the year 10000 in UTC.",
+            [{"field": "expiresAt", "message": "past the last storable instant"}],
+        ) from None
 
 
 def _check_rate_limit(rate_limit: int) -> None:

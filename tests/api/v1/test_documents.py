@@ -438,6 +438,38 @@ async def test_field_values_are_validated_by_type(
     assert reader.status_code == 403
 
 
+async def test_a_number_no_reader_keeps_is_refused_and_the_value_stays(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """NaN and Infinity (which Python's JSON reader takes), a float past the double range and
+    an integer past 2**53 used to answer 200 and leave null in place of the value."""
+    made = await client.post(
+        matter.url("/fields"),
+        json={"name": "Pages", "type": "number"},
+        headers=matter.admin.headers,
+    )
+    doc = (await upload(client, matter)).json()
+    url = matter.url(f"/documents/{doc['id']}/fields/{made.json()['id']}")
+    writer = {**matter.writer.headers, "Content-Type": "application/json"}
+    edge = 2**53 - 1
+    assert (await client.put(url, json={"value": edge}, headers=writer)).status_code == 200
+    for raw in (b"NaN", b"Infinity", b"-Infinity", b"1e400", str(2**53).encode(), b"9" * 400):
+        put = await client.put(url, content=b'{"value": ' + raw + b"}", headers=writer)
+        assert put.status_code == 400, (raw[:20], put.text)
+        assert "Pages" in put.json()["detail"]
+    shown = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert [f["value"] for f in shown.json()["fields"]] == [edge]
+    metadata = json.dumps({"fields": {"Pages": "@"}}).replace('"@"', "NaN")
+    refused = await client.post(
+        matter.url("/documents"),
+        files={"file": ("b.txt", b"b"), "metadata": (None, metadata, "application/json")},
+        headers=matter.writer.headers,
+    )
+    assert refused.status_code == 400, refused.text
+    listed = await client.get(matter.url("/documents"), headers=matter.reader.headers)
+    assert [d["id"] for d in listed.json()] == [doc["id"]]
+
+
 async def test_field_definitions(client: httpx.AsyncClient, matter: Matter) -> None:
     writer = await client.post(
         matter.url("/fields"), json={"name": "X", "type": "text"}, headers=matter.writer.headers
@@ -510,7 +542,8 @@ async def test_after_date_sync_and_pagination(
 async def test_bad_after_date_is_400_with_seed_message(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
-    for raw in ("yesterday", "2026-13-45", "2026-01-01T00:00:00", "1700000000"):
+    past_9999 = "9999-12-31T23:59:59-00:01"  # in the year 10000 once in UTC
+    for raw in ("yesterday", "2026-13-45", "2026-01-01T00:00:00", "1700000000", past_9999):
         bad = await client.get(
             matter.url("/documents"), params={"afterDate": raw}, headers=matter.reader.headers
         )

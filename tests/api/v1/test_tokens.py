@@ -130,6 +130,27 @@ async def test_expiry_in_the_past_is_refused(client: httpx.AsyncClient, operator
     assert "future" in refused.json()["detail"]
 
 
+async def test_an_expiry_past_year_9999_in_utc_is_refused_and_nothing_made(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    before = (await client.get("/api/v1/tokens", headers=operator.headers)).json()
+    refused = await client.post(
+        "/api/v1/tokens",
+        json={"userId": operator.user_id, "name": "far", "expiresAt": "9999-12-31T23:59:59-23:59"},
+        headers=operator.headers,
+    )
+    assert refused.status_code == 400, refused.text
+    assert "before the year 10000" in refused.json()["detail"]
+    assert (await client.get("/api/v1/tokens", headers=operator.headers)).json() == before
+    last = await client.post(
+        "/api/v1/tokens",
+        json={"userId": operator.user_id, "name": "far", "expiresAt": "9999-12-31T23:59:59+01:00"},
+        headers=operator.headers,
+    )
+    assert last.status_code == 201, last.text
+    assert last.json()["expiresAt"] == "9999-12-31T22:59:59.000Z"
+
+
 async def test_operator_sets_rate_limit_member_may_not(
     client: httpx.AsyncClient, operator: Actor, member: Actor
 ) -> None:

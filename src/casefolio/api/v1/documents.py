@@ -69,7 +69,7 @@ def parse_after_date(raw: str) -> datetime:
         if _RFC3339.fullmatch(raw):
             normalised = raw.replace("z", "Z").replace("Z", "+00:00").replace(" ", "T")
             return datetime.fromisoformat(normalised).astimezone(UTC)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: past year 9999 (or before 1) in UTC
         pass
     raise Invalid(BAD_TIMESTAMP, [{"field": "afterDate", "message": "not RFC 3339"}])
 
