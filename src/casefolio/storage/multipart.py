@@ -188,7 +188,7 @@ def _feed(parser: Any, guard: _PartGuard, batch: list[bytes]) -> None:
     except ParseFailedException as exc:
         raise Invalid("The request body is not valid multipart/form-data.") from exc
     except UnicodeDecodeError as exc:
-        # The parser decodes each part's headers as UTF-8 (RFC 7578 allows no other bytes).
+        # The parser reads each part's headers as UTF-8, the encoding RFC 7578 recommends.
         raise Invalid(
             "The request body is not valid multipart/form-data: a part's headers are not UTF-8"
             " (send a non-ASCII file name as UTF-8, or as filename*=UTF-8''…)."
