@@ -93,3 +93,74 @@ async def test_every_page_route_refuses_a_forged_cursor_without_a_500(
             assert answer.status_code < 500, (path, cursor, answer.text[:300])
             refused += answer.status_code == 400
     assert refused >= len(CURSOR_VALUES)  # the project page reads its cursor
+
+
+# Every name a page's form sends (web/*.py reads them with form.get), each given the same
+# hostile value at once: the first check each handler makes refuses it, or it is stored.
+FORM_FIELDS = [
+    "name",
+    "email",
+    "description",
+    "role",
+    "password",
+    "operator",
+    "new",
+    "again",
+    "active",
+    "value",
+    "url",
+    "title",
+    "template",
+    "team",
+    "parent",
+    "next",
+    "folder",
+    "expires",
+    "current",
+    "events",
+    "projects",
+    "type",
+    "choices",
+    "required",
+    "reason",
+    "scope",
+    "targetId",
+    "rateLimit",
+    "q",
+    "user",
+]
+FORM_VALUES = (
+    "\x00",  # PostgreSQL cannot store it
+    "nan",
+    "-inf",
+    "1e400",
+    "9" * 30,
+    "-1",
+    "10000-01-01",
+    "0000-00-00",
+    "x" * 7000,  # longer than every name column; the whole form stays under its limit
+    " ",
+    "\u202e<script>",
+)
+
+
+async def test_every_form_refuses_hostile_values_without_a_500(
+    app: FastAPI, person: MakePerson, operator: Actor
+) -> None:
+    op = await person(operator)
+    assert (await op.post("/projects", {"name": "Walked"})).status_code == 303
+    forms = [
+        r.path
+        for r in app.routes
+        if isinstance(r, WebRoute)
+        and "POST" in (r.methods or ())
+        and r.path not in ("/signout", "/signin", "/account/password")
+    ]
+    assert len(forms) > 20
+    statuses: dict[int, int] = {}
+    for path in forms:
+        for value in FORM_VALUES:
+            answer = await op.post(_fill(path, "", "1"), dict.fromkeys(FORM_FIELDS, value))
+            assert answer.status_code < 500, (path, value[:20], answer.text[:300])
+            statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+    assert statuses.get(400, 0) > len(FORM_VALUES), statuses  # the handlers' own checks ran

@@ -10,7 +10,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Project, ProjectTeamGrant, ProjectUserGrant, Team, TeamMember, User
 from casefolio.db.types import utcnow
-from casefolio.domain import access, access_changes, events, grants, teams, templates, users
+from casefolio.domain import (
+    access,
+    access_changes,
+    events,
+    grants,
+    teams,
+    templates,
+    text,
+    users,
+)
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page, fetch_row_page
 from casefolio.domain.principal import Principal
@@ -58,6 +67,11 @@ def _check_name(name: str) -> str:
     name = name.strip()
     if not name:
         raise Invalid("A project needs a name.", [{"field": "name", "message": "is empty"}])
+    if len(name) > text.MAX_NAME:
+        raise Invalid(
+            f"A project name must be at most {text.MAX_NAME} characters.",
+            [{"field": "name", "message": "too long"}],
+        )
     return name
 
 

@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from casefolio import __version__
 from casefolio.api.state import AppState
+from casefolio.domain import text
 from casefolio.domain.errors import Invalid, TooLarge
 
 STATIC = files("casefolio.web").joinpath("static")
@@ -148,6 +149,10 @@ async def read_form(request: Request) -> dict[str, str]:
             form = dict(parse_qsl(body.decode(), keep_blank_values=True))
         except UnicodeDecodeError as exc:
             raise Invalid("The form was not sent as UTF-8.") from exc
+        # The rule the APIs apply to JSON (domain/text.py): a NUL is refused on both databases.
+        for name, value in form.items():
+            if (problem := text.unstorable(name + value)) is not None:
+                raise Invalid(f"The form's {name!r} {problem}.")
     request.state.web_form = form
     return form
 
