@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, Field, FieldValue, Project
-from casefolio.domain import access, events
+from casefolio.domain import access, events, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page
@@ -38,9 +38,7 @@ class FieldSpec:
 
 def check_spec(spec: FieldSpec) -> FieldSpec:
     """Given a field definition, return it tidied or raise Invalid saying what is wrong."""
-    name = spec.name.strip()
-    if not name:
-        raise Invalid("A field needs a name.", [{"field": "name", "message": "is empty"}])
+    name = text.required_name(spec.name, of="field")
     if spec.type not in FIELD_TYPES:
         raise Invalid(
             f"Unknown field type '{spec.type}'. Use one of: {', '.join(FIELD_TYPES)}.",

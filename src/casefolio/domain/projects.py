@@ -63,18 +63,6 @@ def parse_role(name: str | None) -> Role:
     return role
 
 
-def _check_name(name: str) -> str:
-    name = name.strip()
-    if not name:
-        raise Invalid("A project needs a name.", [{"field": "name", "message": "is empty"}])
-    if len(name) > text.MAX_NAME:
-        raise Invalid(
-            f"A project name must be at most {text.MAX_NAME} characters.",
-            [{"field": "name", "message": "too long"}],
-        )
-    return name
-
-
 async def create(
     session: AsyncSession,
     *,
@@ -88,7 +76,7 @@ async def create(
     access.require_operator(who, "create projects")
     template = await templates.get(session, template_id=template_id) if template_id else None
     project = Project(
-        name=_check_name(name),
+        name=text.required_name(name, of="project"),
         description=description,
         template_id=template_id,
         created_by=who.user_id,
@@ -156,7 +144,7 @@ async def update(
 ) -> Project:
     _, project = await access.scoped_project(session, who, project_id, Capability.SETTINGS_MANAGE)
     if name is not None:
-        project.name = _check_name(name)
+        project.name = text.required_name(name, of="project")
     if description is not None:
         project.description = description
     if download_via_api is not None:

@@ -6,8 +6,8 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Team, TeamMember, User
-from casefolio.domain import access, access_changes, events, users
-from casefolio.domain.errors import Conflict, Invalid, NotFound, found
+from casefolio.domain import access, access_changes, events, text, users
+from casefolio.domain.errors import Conflict, NotFound, found
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.principal import Principal
 
@@ -23,9 +23,7 @@ async def list_page(session: AsyncSession, *, page: PageRequest) -> Page[Team]:
 async def create(session: AsyncSession, *, who: Principal | None, name: str) -> Team:
     if who is not None:
         access.require_operator(who, "create teams")
-    name = name.strip()
-    if not name:
-        raise Invalid("A team needs a name.", [{"field": "name", "message": "is empty"}])
+    name = text.required_name(name, of="team")
     taken = await session.scalar(select(Team.id).where(Team.name == name))
     if taken is not None:
         raise Conflict(f"A team named '{name}' already exists (id {taken}).")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Project, Team, Template, User
-from casefolio.domain import access, events, fields, folders, grants, retention
+from casefolio.domain import access, events, fields, folders, grants, retention, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, found
 from casefolio.domain.fields import FieldSpec
@@ -87,9 +87,7 @@ async def create(
     """Check the blueprint against what exists now, then store it."""
     if who is not None:
         access.require_operator(who, "create templates")
-    name = name.strip()
-    if not name:
-        raise Invalid("A template needs a name.", [{"field": "name", "message": "is empty"}])
+    name = text.required_name(name, of="template")
     if await session.scalar(select(Template.id).where(Template.name == name)) is not None:
         raise Conflict(f"A template named '{name}' already exists.")
     _check_folders(blueprint.folders, "the template root")

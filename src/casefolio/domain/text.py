@@ -91,6 +91,20 @@ def stripped_name(value: str, *, limit: int, what: str, field: str) -> str:
     return value
 
 
+def required_name(value: str, *, of: str, limit: int = MAX_NAME) -> str:
+    """Given the name of a new or renamed thing (`of`: "project", "user", "token"), return
+    it stripped; Invalid if that leaves nothing or more than `limit` characters."""
+    value = value.strip()
+    if not value:
+        raise Invalid(f"A {of} needs a name.", [{"field": "name", "message": "is empty"}])
+    if len(value) > limit:
+        raise Invalid(
+            f"A {of}'s name must be at most {limit} characters.",
+            [{"field": "name", "message": "too long"}],
+        )
+    return value
+
+
 def visible(value: str) -> str:
     """Given a text, return it without control, format (bidi overrides, zero-width) and
     surrogate characters: what a person reading a file name cannot see must not be in it."""

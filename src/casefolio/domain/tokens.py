@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import ApiToken, User
 from casefolio.db.types import utcnow
-from casefolio.domain import access, events
+from casefolio.domain import access, events, text
 from casefolio.domain.errors import Invalid, NotFound, Unauthenticated, found
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.principal import Principal
@@ -53,9 +53,7 @@ async def issue(
         if rate_limit is not None:
             access.require_operator(who, "set a token's rate limit")
     found(await session.get(User, user_id), f"User {user_id} not found.")
-    name = name.strip()
-    if not name:
-        raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
+    name = text.required_name(name, of="token")
     if expires_at is not None:
         expires_at = _in_utc(expires_at)
         if expires_at <= utcnow():
@@ -161,9 +159,7 @@ async def update(
         _check_rate_limit(rate_limit)
         token.rate_limit = rate_limit
     if name is not None:
-        if not name.strip():
-            raise Invalid("A token needs a name.", [{"field": "name", "message": "is empty"}])
-        token.name = name.strip()
+        token.name = text.required_name(name, of="token")
     events.emit(
         session,
         events.TokenUpdated(

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
-from casefolio.domain import access, events, websessions
+from casefolio.domain import access, events, text, websessions
 from casefolio.domain.errors import Conflict, Invalid, NotFound, found
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page
 from casefolio.domain.principal import Principal
@@ -61,9 +61,7 @@ async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> lis
     seen: set[str] = set()
     for new in new_users:
         email = normalise_email(new.email)
-        name = new.name.strip()
-        if not name:
-            raise Invalid("A user needs a name.", [{"field": "name", "message": "is empty"}])
+        name = text.required_name(new.name, of="user")
         key = email.lower()
         if key in seen or await find_by_email(session, email=email) is not None:
             raise Conflict(f"A user with the e-mail address '{email}' already exists.")
