@@ -15,7 +15,7 @@ def test_a_name_is_stripped_and_may_be_as_long_as_its_column() -> None:
     ("name", "message"),
     [
         (" \t ", "A team needs a name."),
-        ("n" * (text.MAX_NAME + 1), f"A team's name must be at most {text.MAX_NAME} characters."),
+        ("n" * (text.MAX_NAME + 1), f"A team's name must be 1 to {text.MAX_NAME} characters."),
     ],
 )
 def test_an_empty_or_overlong_name_is_refused_saying_which(name: str, message: str) -> None:

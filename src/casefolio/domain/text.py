@@ -92,17 +92,11 @@ def stripped_name(value: str, *, limit: int, what: str, field: str) -> str:
 
 
 def required_name(value: str, *, of: str, limit: int = MAX_NAME) -> str:
-    """Given the name of a new or renamed thing (`of`: "project", "user", "token"), return
-    it stripped; Invalid if that leaves nothing or more than `limit` characters."""
-    value = value.strip()
-    if not value:
+    """`stripped_name` for the name of a new or renamed thing (`of`: "project", "user",
+    "token"), saying "A token needs a name." when there is none."""
+    if not value.strip():
         raise Invalid(f"A {of} needs a name.", [{"field": "name", "message": "is empty"}])
-    if len(value) > limit:
-        raise Invalid(
-            f"A {of}'s name must be at most {limit} characters.",
-            [{"field": "name", "message": "too long"}],
-        )
-    return value
+    return stripped_name(value, limit=limit, what=f"A {of}'s name", field="name")
 
 
 def visible(value: str) -> str:
