@@ -392,6 +392,26 @@ def wait_http(url: str, proc: Process, *, timeout: float = 120.0, ok=(200,)) -> 
     raise RuntimeError(f"server not ready after {timeout:.0f}s ({last}):\n{tail}{hint}")
 
 
+def wait_listening(port: int, sockets: int, proc: Process, *, timeout: float = 120.0) -> None:
+    """Wait until `sockets` sockets listen on `port`: under `casefolio serve` each uvicorn
+    worker listens on a socket of its own once it is ready, and a load run started while
+    one of them is still importing sends every keep-alive connection to the others
+    (bench/README.md, the twenty-first session)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.proc.returncode}:\n{proc.log_tail()}")
+        listening = sum(
+            1
+            for c in psutil.net_connections(kind="tcp")
+            if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port
+        )
+        if listening >= sockets:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"{sockets} workers not listening on port {port} after {timeout:.0f}s")
+
+
 # --------------------------------------------------------------------------- databases
 
 
@@ -555,6 +575,8 @@ def casefolio_server(
     proc = Process([str(CASEFOLIO), "serve"], env=env, log_path=log_path, cwd=inst.workdir)
     try:
         wait_http(f"http://{HOST}:{port}/api/v1/openapi.json", proc)
+        if server == "uvicorn" and workers > 1:
+            wait_listening(port, workers, proc)
         yield Server(proc, port, server)
     finally:
         proc.stop()
