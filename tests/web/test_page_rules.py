@@ -9,7 +9,7 @@ import httpx
 from sqlalchemy import select
 
 from casefolio.db.engine import Database
-from casefolio.db.models import WebSession
+from casefolio.db.models import AuditEntry, WebSession
 from casefolio.domain import access, browse
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -262,6 +262,13 @@ async def test_a_held_document_is_refused_on_the_page_and_a_trashed_one_vanishes
     admin = await person(matter.admin)
     refused = await admin.post(f"/projects/{matter.id}/documents/{held}/delete")
     assert refused.status_code == 409 and "Smith litigation" in refused.text
+    # Audited as through the API: the refused transaction rolled back, the refusal is kept.
+    async with db.read() as session:
+        refusal = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "hold.refused"))
+        ).one()
+    assert refusal.details["holds"] == [int(placed.json()["id"])]
+    assert (refusal.actor_kind, refusal.actor_user_id) == ("web", matter.admin.user_id)
     deleted = await admin.post(f"/projects/{matter.id}/documents/{free}/delete")
     assert deleted.status_code == 303
     page = await admin.http.get(f"/projects/{matter.id}")

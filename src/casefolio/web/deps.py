@@ -6,13 +6,13 @@ session never authenticates the APIs (api/auth.py reads tokens only).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import timedelta
 from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
-from fastapi import Depends, Request, Response
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
@@ -120,40 +120,70 @@ def refusal(request: Request, status: int, title: str, message: str) -> Response
 
 
 class WebRoute(APIRoute):
-    """A page route: refusals become pages (or JSON for the upload script), and a request
-    without a session goes to the sign-in page."""
+    """A page route: its refusals are answered as pages (or JSON for the upload script), and
+    a request without a session goes to the sign-in page (`answer_refusals_as_pages`)."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
 
-        async def page_handler(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except SignInNeeded:
-                target = "/signin"
-                if request.method == "GET":
-                    wanted = request.url.path + (
-                        f"?{request.url.query}" if request.url.query else ""
-                    )
-                    target += "?next=" + quote(wanted, safe="")
-                if request.headers.get("hx-request"):
-                    return Response(status_code=204, headers={"HX-Redirect": target})
-                if wants_json(request):
-                    return JSONResponse({"error": "Sign in again.", "status": 401}, 401)
-                return RedirectResponse(target, status_code=303)
-            except CsrfRefused:
-                return refusal(request, 403, "Refused", CSRF_REFUSED)
-            except RequestValidationError as exc:
-                wrong = "; ".join(
-                    f"{'.'.join(str(p) for p in e['loc'][1:]) or 'the request'}: {e['msg']}"
-                    for e in exc.errors()
-                )
-                return refusal(request, 400, "Bad Request", f"This address is not valid: {wrong}.")
-            except DomainError as exc:
-                problem = problem_for(exc)
-                response = refusal(request, problem.status, problem.title, exc.message)
-                for name, value in (problem.headers or {}).items():
-                    response.headers[name] = value
-                return response
+def is_page(request: Request) -> bool:
+    return isinstance(request.scope.get("route"), WebRoute)
 
-        return page_handler
+
+def _sign_in(request: Request, exc: Exception) -> Response:
+    target = "/signin"
+    if request.method == "GET":
+        wanted = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        target += "?next=" + quote(wanted, safe="")
+    if request.headers.get("hx-request"):
+        return Response(status_code=204, headers={"HX-Redirect": target})
+    if wants_json(request):
+        return JSONResponse({"error": "Sign in again.", "status": 401}, 401)
+    return RedirectResponse(target, status_code=303)
+
+
+def _csrf_refused(request: Request, exc: Exception) -> Response:
+    return refusal(request, 403, "Refused", CSRF_REFUSED)
+
+
+def _invalid_address(request: Request, exc: RequestValidationError) -> Response:
+    wrong = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or 'the request'}: {e['msg']}"
+        for e in exc.errors()
+    )
+    return refusal(request, 400, "Bad Request", f"This address is not valid: {wrong}.")
+
+
+def _domain_refusal(request: Request, exc: DomainError) -> Response:
+    problem = problem_for(exc)
+    response = refusal(request, problem.status, problem.title, exc.message)
+    for name, value in (problem.headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def answer_refusals_as_pages(app: FastAPI) -> None:
+    """Register how a page answers a refusal, beside the APIs' handlers (api/errors.py).
+
+    As handlers of the app, not a `try` in the route: FastAPI runs them after the request's
+    dependencies have ended, so the refused request's session has rolled back what it had
+    written before the refusal (and audited a refused deletion under hold) before the page
+    answers, exactly as for the APIs."""
+    app.add_exception_handler(SignInNeeded, _sign_in)
+    app.add_exception_handler(CsrfRefused, _csrf_refused)
+    for kind, page_answer in (
+        (RequestValidationError, _invalid_address),
+        (DomainError, _domain_refusal),
+    ):
+        api_answer = app.exception_handlers[kind]
+
+        async def answer(
+            request: Request,
+            exc: Exception,
+            page_answer: Callable[..., Response] = page_answer,
+            api_answer: Callable[..., Any] = api_answer,
+        ) -> Response:
+            if is_page(request):
+                return page_answer(request, exc)
+            response: Response = await api_answer(request, exc)
+            return response
+
+        app.add_exception_handler(kind, answer)
