@@ -6,10 +6,13 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 
+import httpx
 from fastapi import FastAPI
 
 from casefolio.db.engine import Database
+from casefolio.domain import text
 from casefolio.web.deps import WebRoute
+from tests.api.v1.conftest import make_matter, upload
 from tests.factories import Actor, make_actor
 from tests.hostile import CURSOR_VALUES
 from tests.web.conftest import Person
@@ -192,3 +195,40 @@ async def test_every_form_refuses_hostile_values_without_a_500(
         assert not answer.headers.get("location", "").startswith("/signin"), (path, form)
         statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
     assert statuses.get(400, 0) > len(forms), statuses  # the handlers' own checks ran
+
+
+async def test_descriptions_past_the_apis_limits_are_refused_from_forms_and_nothing_changes(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    """The APIs' models bound descriptions; the forms reach the domain without them, which
+    bounds them too (a form may carry 256 KiB)."""
+    op = await person(operator)
+    too_long = "x" * (text.MAX_DESCRIPTION + 1)
+    made = await op.post("/projects", {"name": "Long-winded", "description": too_long})
+    assert made.status_code == 400 and "at most 100,000 characters" in made.text
+    listed = await client.get("/api/v1/projects", headers=operator.headers)
+    assert "Long-winded" not in [p["name"] for p in listed.json()]
+
+    matter = await make_matter(client, db, operator)
+    doc = (await upload(client, matter)).json()
+    doc_url = f"/projects/{matter.id}/documents/{doc['id']}"
+    refused = await op.post(f"{doc_url}/details", {"title": "Renamed", "description": too_long})
+    assert refused.status_code == 400 and "at most 100,000 characters" in refused.text
+    read = await client.get(matter.url(f"/documents/{doc['id']}"), headers=operator.headers)
+    assert (read.json()["title"], read.json()["description"]) == (doc["title"], "")
+    fits = "y" * text.MAX_DESCRIPTION
+    assert (await op.post(f"{doc_url}/details", {"description": fits})).status_code == 303
+    read = await client.get(matter.url(f"/documents/{doc['id']}"), headers=operator.headers)
+    assert read.json()["description"] == fits
+
+    hook = await op.post(
+        "/admin/webhooks",
+        {
+            "url": "http://127.0.0.1:9/hook",
+            "event:document.created": "on",
+            "description": "z" * (text.MAX_WEBHOOK_DESCRIPTION + 1),
+        },
+    )
+    assert hook.status_code == 400 and "at most 2,000 characters" in hook.text
+    hooks = await client.get("/api/v1/webhooks", headers=operator.headers)
+    assert hooks.json() == []

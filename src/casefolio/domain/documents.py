@@ -246,7 +246,7 @@ async def update_details(
     if title is not None:
         document.title = check_title(title)
     if description is not None:
-        document.description = description
+        document.description = text.bounded_description(description)
     changed = {"title": title is not None, "description": description is not None}
     events.emit(
         session,

@@ -77,7 +77,7 @@ async def create(
     template = await templates.get(session, template_id=template_id) if template_id else None
     project = Project(
         name=text.required_name(name, of="project"),
-        description=description,
+        description=text.bounded_description(description),
         template_id=template_id,
         created_by=who.user_id,
         download_via_api=download_via_api,
@@ -146,7 +146,7 @@ async def update(
     if name is not None:
         project.name = text.required_name(name, of="project")
     if description is not None:
-        project.description = description
+        project.description = text.bounded_description(description)
     if download_via_api is not None:
         project.download_via_api = download_via_api
     project.updated_at = utcnow()

@@ -110,7 +110,7 @@ async def create(
         checked_grants.append({"role": role.name, "team_id": grant.team_id, "email": grant.email})
     template = Template(
         name=name,
-        description=description,
+        description=text.bounded_description(description),
         blueprint={
             "folders": _folders_to_json(blueprint.folders),
             "fields": [vars(f) for f in checked_fields],

@@ -19,6 +19,7 @@ MAX_EMAIL = 320
 MAX_FOLDER_NAME = 255
 MAX_TITLE = 255  # documents (/api/v3 allows 60, as OpenProject does)
 MAX_DESCRIPTION = 100_000  # projects, templates, documents, versions (attachments)
+MAX_WEBHOOK_DESCRIPTION = 2000
 MAX_FILE_NAME = 255  # longer names are shortened, keeping their extension
 MAX_FILE_NAME_INPUT = 4096  # what a request may send before it is shortened
 MAX_CONTENT_TYPE = 255
@@ -97,6 +98,17 @@ def required_name(value: str, *, of: str, limit: int = MAX_NAME) -> str:
     if not value.strip():
         raise Invalid(f"A {of} needs a name.", [{"field": "name", "message": "is empty"}])
     return stripped_name(value, limit=limit, what=f"A {of}'s name", field="name")
+
+
+def bounded_description(value: str, *, limit: int = MAX_DESCRIPTION) -> str:
+    """Given a description, return it; Invalid if it is longer than `limit` characters (the
+    APIs' models say so first; forms and the CLI reach the domain without them)."""
+    if len(value) > limit:
+        raise Invalid(
+            f"A description must be at most {limit:,} characters.",
+            [{"field": "description", "message": "too long"}],
+        )
+    return value
 
 
 def visible(value: str) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.db.types import utcnow
-from casefolio.domain import access, events
+from casefolio.domain import access, events, text
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page, fetch_page
 from casefolio.domain.principal import Principal
@@ -40,6 +40,7 @@ class WebhookSpec:
 async def _check(
     session: AsyncSession, who: Principal, spec: WebhookSpec, allowed: Sequence[ssrf.Network]
 ) -> None:
+    text.bounded_description(spec.description, limit=text.MAX_WEBHOOK_DESCRIPTION)
     unknown = sorted(set(spec.events) - events.WEBHOOK_TYPES)
     if not spec.events or unknown:
         raise Invalid(

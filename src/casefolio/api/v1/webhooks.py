@@ -12,7 +12,7 @@ from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import ApiInput, ApiModel, Timestamp, WireId
 from casefolio.db.models import Webhook
-from casefolio.domain import events, webhooks
+from casefolio.domain import events, text, webhooks
 
 router = v1_router("webhooks")
 WebhookId = Annotated[int, path_id("webhookId")]
@@ -38,7 +38,7 @@ class WebhookIn(ApiInput):
     url: WebhookUrl
     events: EventTypes
     project_ids: ProjectIds | None = None
-    description: str = Field("", max_length=2000)
+    description: str = Field("", max_length=text.MAX_WEBHOOK_DESCRIPTION)
 
 
 class WebhookUpdate(ApiInput):
@@ -47,7 +47,7 @@ class WebhookUpdate(ApiInput):
     project_ids: ProjectIds | None = Field(
         None, description="Projects to limit it to; null makes it installation-wide (operators)."
     )
-    description: str | None = Field(None, max_length=2000)
+    description: str | None = Field(None, max_length=text.MAX_WEBHOOK_DESCRIPTION)
     active: bool | None = Field(None, description="true re-enables a disabled endpoint.")
 
 
