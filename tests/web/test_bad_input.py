@@ -1,10 +1,12 @@
-"""Every page route, signed in as an operator, given hostile ids in its path and query: a
-clear refusal (400/404/422) or a page, never a 500 (PostgreSQL refuses ids past BIGINT)."""
+"""Every page route, signed in as an operator, given hostile ids in its path and query, and
+every form given hostile values: a clear refusal (400/404/422) or a page, never a 500
+(PostgreSQL refuses ids past BIGINT), and a refused form stores nothing."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Awaitable, Callable
+from itertools import product
 
 import httpx
 from fastapi import FastAPI
@@ -12,6 +14,7 @@ from fastapi import FastAPI
 from casefolio.db.engine import Database
 from casefolio.domain import text
 from casefolio.web.deps import WebRoute
+from tests.api.snapshots import snapshot
 from tests.api.v1.conftest import make_matter, upload
 from tests.factories import Actor, make_actor
 from tests.hostile import CURSOR_VALUES
@@ -157,8 +160,9 @@ PLAUSIBLE = {
     "role": "Read Only",
     "type": "text",
 }
-#: Sent one field at a time: past every name column, and a number past every id column.
-ONE_FIELD_VALUES = ("x" * 7000, "9" * 25, "\x00")
+#: Sent one field at a time: past every name column and every text's limit, and a number past
+#: every id column.
+ONE_FIELD_VALUES = ("x" * (text.MAX_DESCRIPTION + 1), "9" * 25, "\x00")
 
 
 async def test_every_form_refuses_hostile_values_without_a_500(
@@ -167,6 +171,11 @@ async def test_every_form_refuses_hostile_values_without_a_500(
     op = await person(operator)
     assert (await op.post("/projects", {"name": "Walked"})).status_code == 303
     assert (await op.post("/admin/teams", {"name": "Walked"})).status_code == 303
+    # Document 1 in project 1, for the document forms (a deletion is sent last).
+    filed = await op.http.post(
+        f"/projects/1/upload?csrf={op.csrf}", files={"file": ("walked.pdf", b"%PDF walked")}
+    )
+    assert filed.headers["location"] == "/projects/1/documents/1"
     # The forms about a user act on another one: resetting or deactivating the walker would
     # sign it out.
     other = await make_actor(db, email="walked-over@example.com")
@@ -181,19 +190,25 @@ async def test_every_form_refuses_hostile_values_without_a_500(
     sent = [
         *((path, dict.fromkeys(FORM_FIELDS, value)) for path in forms for value in FORM_VALUES),
         *(
-            (path, {**PLAUSIBLE, field: value})
-            for path in forms
-            for field in FORM_FIELDS
-            for value in ONE_FIELD_VALUES
+            # Names and titles new each time, so that a refusal which kept them would show.
+            (path, {**PLAUSIBLE, "name": f"Walked {n}", "title": f"Walked {n}", field: value})
+            for n, (path, field, value) in enumerate(product(forms, FORM_FIELDS, ONE_FIELD_VALUES))
         ),
     ]
+    sent.sort(key=lambda sending: sending[0].endswith("/delete"))
     statuses: dict[int, int] = {}
+    stored = await snapshot(db)
     for path, form in sent:
         answer = await op.post(path, form)
-        assert answer.status_code < 500, (path, {k: v[:20] for k, v in form.items()})
+        shown = (path, {k: v[:20] for k, v in form.items()})
+        assert answer.status_code < 500, shown
         # Still signed in: a walk signed out would meet nothing but redirects.
-        assert not answer.headers.get("location", "").startswith("/signin"), (path, form)
+        assert not answer.headers.get("location", "").startswith("/signin"), shown
         statuses[answer.status_code] = statuses.get(answer.status_code, 0) + 1
+        now = await snapshot(db)
+        if answer.status_code >= 400:
+            assert now == stored, shown  # a refusal stores nothing
+        stored = now
     assert statuses.get(400, 0) > len(forms), statuses  # the handlers' own checks ran
 
 
