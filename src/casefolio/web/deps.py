@@ -6,10 +6,12 @@ session never authenticates the APIs (api/auth.py reads tokens only).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+import json
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import partial
-from typing import Annotated, Any
+from typing import Annotated
 from urllib.parse import quote, urlsplit
 
 from fastapi import Depends, FastAPI, Request, Response
@@ -160,30 +162,53 @@ def _domain_refusal(request: Request, exc: DomainError) -> Response:
     return response
 
 
+def _as_page(request: Request, answered: Response) -> Response:
+    """The APIs' problem document (a concurrent change, a busy or lost database, an
+    unexpected error) said as a page."""
+    try:
+        problem = json.loads(bytes(answered.body))
+        title, detail = str(problem["title"]), str(problem["detail"])
+    except (ValueError, TypeError, KeyError):
+        return answered
+    response = refusal(request, answered.status_code, title, detail)
+    if "retry-after" in answered.headers:
+        response.headers["Retry-After"] = answered.headers["retry-after"]
+    return response
+
+
+#: Refusals a page words its own way; every other failure is the APIs' answer, as a page.
+_PAGE_ANSWERS: dict[type[Exception], Callable[..., Response]] = {
+    RequestValidationError: _invalid_address,
+    DomainError: _domain_refusal,
+}
+
+
+def _answering_pages_too(
+    api_answer: Callable[..., Response | Awaitable[Response]], kind: type
+) -> Callable[[Request, Exception], Awaitable[Response]]:
+    page_answer = _PAGE_ANSWERS.get(kind)
+
+    async def answer(request: Request, exc: Exception) -> Response:
+        if is_page(request) and page_answer is not None:
+            return page_answer(request, exc)
+        answered = api_answer(request, exc)
+        if inspect.isawaitable(answered):
+            answered = await answered
+        return _as_page(request, answered) if is_page(request) else answered
+
+    return answer
+
+
 def answer_refusals_as_pages(app: FastAPI) -> None:
-    """Register how a page answers a refusal, beside the APIs' handlers (api/errors.py).
+    """Make the app's failure handlers (api/errors.py, registered first) answer a page's
+    request with a page.
 
     As handlers of the app, not a `try` in the route: FastAPI runs them after the request's
     dependencies have ended, so the refused request's session has rolled back what it had
     written before the refusal (and audited a refused deletion under hold) before the page
     answers, exactly as for the APIs."""
+    for kind, api_answer in list(app.exception_handlers.items()):
+        if isinstance(kind, type):
+            app.add_exception_handler(kind, _answering_pages_too(api_answer, kind))
     app.add_exception_handler(SignInNeeded, _sign_in)
     app.add_exception_handler(CsrfRefused, _csrf_refused)
-    for kind, page_answer in (
-        (RequestValidationError, _invalid_address),
-        (DomainError, _domain_refusal),
-    ):
-        api_answer = app.exception_handlers[kind]
-
-        async def answer(
-            request: Request,
-            exc: Exception,
-            page_answer: Callable[..., Response] = page_answer,
-            api_answer: Callable[..., Any] = api_answer,
-        ) -> Response:
-            if is_page(request):
-                return page_answer(request, exc)
-            response: Response = await api_answer(request, exc)
-            return response
-
-        app.add_exception_handler(kind, answer)
