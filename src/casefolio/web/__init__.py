@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from casefolio.web import account, admin, audit, documents, landing, projects, search, webhooks
-from casefolio.web.deps import answer_refusals_as_pages
+from casefolio.web.deps import answer_failures_as_pages
 from casefolio.web.http import STATIC, SecurityHeaders
 
 
@@ -22,6 +22,6 @@ def install(app: FastAPI) -> None:
     """Add the pages, their static files and their security headers to the app."""
     for module in (landing, account, projects, documents, search, admin, webhooks, audit):
         app.router.routes.extend(module.router.routes)
-    answer_refusals_as_pages(app)
+    answer_failures_as_pages(app)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.add_middleware(SecurityHeaders)

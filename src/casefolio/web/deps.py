@@ -123,7 +123,7 @@ def refusal(request: Request, status: int, title: str, message: str) -> Response
 
 class WebRoute(APIRoute):
     """A page route: its refusals are answered as pages (or JSON for the upload script), and
-    a request without a session goes to the sign-in page (`answer_refusals_as_pages`)."""
+    a request without a session goes to the sign-in page (`answer_failures_as_pages`)."""
 
 
 def is_page(request: Request) -> bool:
@@ -199,7 +199,7 @@ def _answering_pages_too(
     return answer
 
 
-def answer_refusals_as_pages(app: FastAPI) -> None:
+def answer_failures_as_pages(app: FastAPI) -> None:
     """Make the app's failure handlers (api/errors.py, registered first) answer a page's
     request with a page.
 
