@@ -207,6 +207,8 @@ def answer_failures_as_pages(app: FastAPI) -> None:
     dependencies have ended, so the refused request's session has rolled back what it had
     written before the refusal (and audited a refused deletion under hold) before the page
     answers, exactly as for the APIs."""
+    if DomainError not in app.exception_handlers:
+        raise RuntimeError("api.errors.install(app) must run before the pages are installed")
     for kind, api_answer in list(app.exception_handlers.items()):
         if isinstance(kind, type):
             app.add_exception_handler(kind, _answering_pages_too(api_answer, kind))
