@@ -19,6 +19,7 @@ from casefolio.cli._common import (
     run_in_transaction,
 )
 from casefolio.cli.probe import next_steps
+from casefolio.db.models import MAX_ID
 from casefolio.domain import accounts, system, tokens, users
 from casefolio.domain.errors import DomainError
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
@@ -265,7 +266,9 @@ def list_tokens(
 
 
 @tokens_app.command("revoke")
-def revoke_token(token_id: Annotated[int, typer.Argument(help="The token's id.")]) -> None:
+def revoke_token(
+    token_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="The token's id.")],
+) -> None:
     """Revoke a token; requests with it get 401 from now on."""
 
     async def work(session: AsyncSession) -> bool:

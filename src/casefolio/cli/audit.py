@@ -13,6 +13,7 @@ from casefolio.cli._common import console, err_console, load_settings, run
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
+from casefolio.db.models import MAX_ID
 from casefolio.outbound import audit, sealing
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
@@ -63,7 +64,9 @@ def export_command(
     since: Annotated[
         datetime | None, typer.Option(help="Only entries at or after this time (UTC).")
     ] = None,
-    project: Annotated[int | None, typer.Option(help="Only entries of this project id.")] = None,
+    project: Annotated[
+        int | None, typer.Option(min=1, max=MAX_ID, help="Only entries of this project id.")
+    ] = None,
 ) -> None:
     """Write the audit trail to standard output as JSON lines, oldest first."""
     settings = load_settings()

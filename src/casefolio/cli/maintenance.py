@@ -11,6 +11,9 @@ from casefolio.cli._common import console, load_settings, run
 from casefolio.cli.transfer import open_stores
 from casefolio.domain import gc
 
+#: A century: longer keeps everything just the same, and far longer reaches past year 1.
+MAX_GRACE_MINUTES = 100 * 365 * 24 * 60
+
 
 def register(app: typer.Typer) -> None:
     app.command(name="gc")(gc_command)
@@ -21,6 +24,7 @@ def gc_command(
         int,
         typer.Option(
             min=0,
+            max=MAX_GRACE_MINUTES,
             help="Keep anything younger than this: it may belong to an upload in flight.",
         ),
     ] = 60,

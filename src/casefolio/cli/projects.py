@@ -9,6 +9,7 @@ from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.cli._common import AsOption, console, run_in_transaction
+from casefolio.db.models import MAX_ID
 from casefolio.domain import projects, transfer
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 
@@ -23,7 +24,8 @@ def register(app: typer.Typer) -> None:
 def create_project(
     name: Annotated[str, typer.Argument(help="The project's name.", metavar="NAME")],
     template: Annotated[
-        int | None, typer.Option("--template", help="Id of a template to copy in.")
+        int | None,
+        typer.Option("--template", min=1, max=MAX_ID, help="Id of a template to copy in."),
     ] = None,
     download_via_api: Annotated[
         bool,

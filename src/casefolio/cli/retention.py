@@ -10,6 +10,7 @@ from rich.table import Table
 from casefolio.cli._common import console, load_settings, run
 from casefolio.db import migrate
 from casefolio.db.engine import Database
+from casefolio.db.models import MAX_ID
 from casefolio.db.types import utcnow
 from casefolio.domain import retention
 
@@ -23,7 +24,8 @@ def register(app: typer.Typer) -> None:
 @retention_app.command("report")
 def report_command(
     project: Annotated[
-        int | None, typer.Option("--project", min=1, help="Only this project (its id).")
+        int | None,
+        typer.Option("--project", min=1, max=MAX_ID, help="Only this project (its id)."),
     ] = None,
 ) -> None:
     """List the documents past their project's retention period and what the daily job

@@ -9,7 +9,7 @@ import typer
 from casefolio.cli._common import console, load_settings, run
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.db.models import Project
+from casefolio.db.models import MAX_ID, Project
 from casefolio.domain.errors import NotFound
 from casefolio.search.index import Indexer, reindex
 
@@ -20,7 +20,8 @@ def register(app: typer.Typer) -> None:
 
 def reindex_command(
     project: Annotated[
-        int | None, typer.Option("--project", min=1, help="Only this project's documents.")
+        int | None,
+        typer.Option("--project", min=1, max=MAX_ID, help="Only this project's documents."),
     ] = None,
     queue_only: Annotated[
         bool,
