@@ -3,6 +3,7 @@ line's own parser, with the range in the message (exit code 2), never a tracebac
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,17 @@ def test_a_number_past_its_range_is_a_usage_error_and_changes_nothing(
     assert "less than or equal to" in result.output
     assert invoke("projects", "list").output == before
     assert not (tmp_path / "out").exists()
+
+
+def test_an_argument_that_is_not_utf8_is_refused_in_one_line_and_nothing_is_made(
+    invoke: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert invoke("init", "--email", "op@example.com", "--name", "Op").exit_code == 0
+    not_utf8 = os.fsdecode(b"Smith \xff Jones")
+    made = invoke("projects", "create", not_utf8)
+    assert made.exit_code == 1
+    assert "the byte 0xFF of a name that is not UTF-8" in " ".join(made.output.split())
+    assert "Smith" not in invoke("projects", "list").output
+    acting = invoke("projects", "create", "Fine", "--as", not_utf8)
+    assert acting.exit_code == 1 and "No user has the e-mail address" in acting.output

@@ -468,3 +468,21 @@ def test_files_whose_blobs_were_not_stored_fail_and_get_no_row(
     assert again.exit_code == 0, again.output
     assert counts(again.output)["new"] == 1  # resumes with the lost one
     assert _catalogue(settings, seed.project_id)["b.txt"] == _sha(b"bravo")
+
+
+def test_a_directory_named_in_another_encoding_is_reported_and_the_rest_imported(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    """A Latin-1 folder name from an old file server: not UTF-8, so it cannot be a folder's
+    name; its files are reported failed with why, the other files are filed."""
+    source = tmp_path / "src"
+    latin1 = os.fsdecode(b"Schrifts\xe4tze")  # what Python makes of the bytes: a surrogate
+    (source / latin1).mkdir(parents=True)
+    (source / latin1 / "claim.txt").write_bytes(b"claim")
+    (source / "letter.txt").write_bytes(b"letter")
+    result = invoke("import", str(source), "--project", str(seed.project_id))
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())  # the console wraps long lines
+    assert "failed Schrifts\ufffdtze/claim.txt: folder not created" in said
+    assert "the byte 0xE4 of a name that is not UTF-8" in said
+    assert _catalogue(settings, seed.project_id) == {"letter.txt": _sha(b"letter")}

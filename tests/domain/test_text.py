@@ -22,3 +22,23 @@ def test_an_empty_or_overlong_name_is_refused_saying_which(name: str, message: s
     with pytest.raises(Invalid) as refused:
         text.required_name(name, of="team")
     assert refused.value.message == message
+
+
+@pytest.mark.parametrize("value", ["Smith\udcffJones", "a\x00b"])
+def test_names_and_descriptions_that_cannot_be_stored_are_refused_saying_why(value: str) -> None:
+    # The APIs and the forms refuse such text at the door; the command line (an argument,
+    # a directory's name in another encoding) reaches the domain with it.
+    for check in (
+        lambda: text.required_name(value, of="project"),
+        lambda: text.stripped_name(value, limit=255, what="A folder name", field="name"),
+        lambda: text.bounded_description(value),
+    ):
+        with pytest.raises(Invalid) as refused:
+            check()
+        assert "NUL" in refused.value.message or "U+DCFF" in refused.value.message
+
+
+def test_a_byte_that_is_not_utf8_is_named_as_such() -> None:
+    problem = text.unstorable("Schrifts\udce4tze")
+    assert problem is not None and "the byte 0xE4 of a name that is not UTF-8" in problem
+    assert "the byte" not in (text.unstorable("\ud800") or "")

@@ -34,8 +34,18 @@ err_console = Console(stderr=True)
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one red line on stderr and end the command."""
-    err_console.print(f"[red]{escape(message)}[/red]", soft_wrap=True, highlight=False)
+    err_console.print(f"[red]{escape(printable(message))}[/red]", soft_wrap=True, highlight=False)
     raise typer.Exit(code)
+
+
+def printable(value: str) -> str:
+    """`value` as it can be printed: a byte of a name that is not UTF-8 (which Python reads
+    as a lone surrogate) becomes U+FFFD, which any UTF-8 terminal or file takes."""
+    try:
+        raw = value.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        raw = value.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")
 
 
 def load_installation(*, create: bool = False) -> Installation:

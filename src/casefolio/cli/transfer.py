@@ -23,7 +23,7 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from casefolio.cli._common import AsOption, console, err_console, load_settings, run
+from casefolio.cli._common import AsOption, console, err_console, load_settings, printable, run
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
@@ -100,14 +100,11 @@ class _Display:
             self.progress.stop()
 
     def file(self, event: FileEvent) -> None:
+        said = f"{escape(printable(event.path))}: {escape(printable(event.message))}"
         if event.outcome == "failed":
-            self.progress.console.print(
-                f"[red]failed[/red] {escape(event.path)}: {escape(event.message)}"
-            )
+            self.progress.console.print(f"[red]failed[/red] {said}")
         elif event.outcome == "missing":
-            self.progress.console.print(
-                f"[yellow]missing[/yellow] {escape(event.path)}: {escape(event.message)}"
-            )
+            self.progress.console.print(f"[yellow]missing[/yellow] {said}")
         if not event.planned:
             return  # found while scanning: not among the files the bar counts
         if event.outcome != "failed":

@@ -75,6 +75,8 @@ async def find_child(
     session: AsyncSession, *, scope: ProjectScope, parent_id: int | None, name: str
 ) -> Folder | None:
     """Return the folder called `name` directly under `parent_id` (None: the root), if any."""
+    if text.unstorable(name) is not None:
+        return None  # no stored name holds it (a directory name that is not UTF-8, say)
     stmt = select(Folder).where(
         Folder.project_id == scope.project_id,
         Folder.parent_key == (parent_id or 0),

@@ -45,7 +45,12 @@ def unstorable(value: str) -> str | None:
         return None
     if found.group() == "\x00":
         return "contains a NUL character (U+0000), which cannot be stored"
-    return f"contains a lone surrogate (U+{ord(found.group()):04X}), which is not valid Unicode"
+    code = ord(found.group())
+    problem = f"contains a lone surrogate (U+{code:04X}), which is not valid Unicode"
+    if 0xDC80 <= code <= 0xDCFF:
+        # How Python reads a byte that is not UTF-8 in a file name or a command's argument.
+        problem += f" (the byte 0x{code - 0xDC00:02X} of a name that is not UTF-8)"
+    return problem
 
 
 #: How deeply JSON a request sends may nest (objects and arrays). The deepest JSON casefolio
@@ -82,7 +87,9 @@ def check_json(value: Any) -> tuple[str, str] | None:
 
 def stripped_name(value: str, *, limit: int, what: str, field: str) -> str:
     """Given a name or title, return it stripped; Invalid (naming `what`, the field `field`)
-    if that leaves nothing or more than `limit` characters."""
+    if that leaves nothing or more than `limit` characters, or it cannot be stored."""
+    if (problem := unstorable(value)) is not None:
+        raise Invalid(f"{what} {problem}.", [{"field": field, "message": problem}])
     value = value.strip()
     if not value or len(value) > limit:
         raise Invalid(
@@ -102,7 +109,10 @@ def required_name(value: str, *, of: str, limit: int = MAX_NAME) -> str:
 
 def bounded_description(value: str, *, limit: int = MAX_DESCRIPTION) -> str:
     """Given a description, return it; Invalid if it is longer than `limit` characters (the
-    APIs' models say so first; forms and the CLI reach the domain without them)."""
+    APIs' models say so first; forms and the CLI reach the domain without them), or if it
+    cannot be stored."""
+    if (problem := unstorable(value)) is not None:
+        raise Invalid(f"A description {problem}.", [{"field": "description", "message": problem}])
     if len(value) > limit:
         raise Invalid(
             f"A description must be at most {limit:,} characters.",

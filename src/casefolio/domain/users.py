@@ -46,6 +46,8 @@ async def get_by_email(session: AsyncSession, *, email: str) -> User:
 
 async def find_by_email(session: AsyncSession, *, email: str) -> User | None:
     key = email.strip().lower()
+    if text.unstorable(key) is not None:
+        return None  # no stored address holds it (an argument that is not UTF-8, say)
     return (await session.scalars(select(User).where(User.email_key == key))).one_or_none()
 
 
