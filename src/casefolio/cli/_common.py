@@ -6,7 +6,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import anyio
 import typer
@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.config import DATA_FOLDER, ConfigurationError, Installation, Settings, locate
 from casefolio.db import migrate
 from casefolio.db.engine import Database, DatabaseUnavailable
+from casefolio.db.models import MAX_ID
 from casefolio.domain.errors import DomainError
 
 #: `--as EMAIL`, for the commands that act in a user's name (domain/transfer.py's
@@ -26,6 +27,13 @@ AsOption = Annotated[
     str | None,
     typer.Option("--as", help="E-mail of the user to act as (default: the first operator)."),
 ]
+
+
+def id_option(*names: str, help: str) -> Any:
+    """An option naming a row by its id: 1 to the largest id a column holds, so that a
+    larger number is the parser's usage error, not the database's overflow."""
+    return typer.Option(*names, min=1, max=MAX_ID, help=help)
+
 
 T = TypeVar("T")
 console = Console()

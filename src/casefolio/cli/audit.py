@@ -9,11 +9,10 @@ from typing import Annotated
 
 import typer
 
-from casefolio.cli._common import console, err_console, load_settings, run
+from casefolio.cli._common import console, err_console, id_option, load_settings, run
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.db.models import MAX_ID
 from casefolio.outbound import audit, sealing
 
 audit_app = typer.Typer(help="The tamper-evident audit trail.", no_args_is_help=True)
@@ -65,7 +64,7 @@ def export_command(
         datetime | None, typer.Option(help="Only entries at or after this time (UTC).")
     ] = None,
     project: Annotated[
-        int | None, typer.Option(min=1, max=MAX_ID, help="Only entries of this project id.")
+        int | None, id_option("--project", help="Only entries of this project id.")
     ] = None,
 ) -> None:
     """Write the audit trail to standard output as JSON lines, oldest first."""

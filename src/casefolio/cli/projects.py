@@ -8,8 +8,7 @@ import typer
 from rich.table import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.cli._common import AsOption, console, run_in_transaction
-from casefolio.db.models import MAX_ID
+from casefolio.cli._common import AsOption, console, id_option, run_in_transaction
 from casefolio.domain import projects, transfer
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 
@@ -24,8 +23,7 @@ def register(app: typer.Typer) -> None:
 def create_project(
     name: Annotated[str, typer.Argument(help="The project's name.", metavar="NAME")],
     template: Annotated[
-        int | None,
-        typer.Option("--template", min=1, max=MAX_ID, help="Id of a template to copy in."),
+        int | None, id_option("--template", help="Id of a template to copy in.")
     ] = None,
     download_via_api: Annotated[
         bool,

@@ -7,10 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from casefolio.cli._common import console, load_settings, run
+from casefolio.cli._common import console, id_option, load_settings, run
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.db.models import MAX_ID
 from casefolio.db.types import utcnow
 from casefolio.domain import retention
 
@@ -24,8 +23,7 @@ def register(app: typer.Typer) -> None:
 @retention_app.command("report")
 def report_command(
     project: Annotated[
-        int | None,
-        typer.Option("--project", min=1, max=MAX_ID, help="Only this project (its id)."),
+        int | None, id_option("--project", help="Only this project (its id).")
     ] = None,
 ) -> None:
     """List the documents past their project's retention period and what the daily job

@@ -6,10 +6,10 @@ from typing import Annotated
 
 import typer
 
-from casefolio.cli._common import console, load_settings, run
+from casefolio.cli._common import console, id_option, load_settings, run
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.db.models import MAX_ID, Project
+from casefolio.db.models import Project
 from casefolio.domain.errors import NotFound
 from casefolio.search.index import Indexer, reindex
 
@@ -20,8 +20,7 @@ def register(app: typer.Typer) -> None:
 
 def reindex_command(
     project: Annotated[
-        int | None,
-        typer.Option("--project", min=1, max=MAX_ID, help="Only this project's documents."),
+        int | None, id_option("--project", help="Only this project's documents.")
     ] = None,
     queue_only: Annotated[
         bool,

@@ -23,11 +23,18 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from casefolio.cli._common import AsOption, console, err_console, load_settings, printable, run
+from casefolio.cli._common import (
+    AsOption,
+    console,
+    err_console,
+    id_option,
+    load_settings,
+    printable,
+    run,
+)
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.db.models import MAX_ID
 from casefolio.domain import export, importing, transfer
 from casefolio.domain.transfer import FileEvent, TransferReport
 from casefolio.storage import BlobStore, open_blob_store
@@ -152,14 +159,9 @@ def import_command(
         Path,
         typer.Argument(help="Directory to import.", exists=True, file_okay=False, readable=True),
     ],
-    project: Annotated[
-        int, typer.Option("--project", min=1, max=MAX_ID, help="Project id to import into.")
-    ],
+    project: Annotated[int, id_option("--project", help="Project id to import into.")],
     folder: Annotated[
-        int | None,
-        typer.Option(
-            "--folder", min=1, max=MAX_ID, help="Folder id to import under (default: root)."
-        ),
+        int | None, id_option("--folder", help="Folder id to import under (default: root).")
     ] = None,
     as_email: AsOption = None,
     concurrency: Annotated[
@@ -200,9 +202,7 @@ def import_command(
 
 def export_command(
     path: Annotated[Path, typer.Argument(help="New or empty directory to write into.")],
-    project: Annotated[
-        int, typer.Option("--project", min=1, max=MAX_ID, help="Project id to export.")
-    ],
+    project: Annotated[int, id_option("--project", help="Project id to export.")],
     as_email: AsOption = None,
     concurrency: Annotated[
         int, typer.Option(min=1, max=32, help="Files written at the same time.")
