@@ -1,5 +1,6 @@
-"""Ids and durations past what the database or the clock holds are refused by the command
-line's own parser, with the range in the message (exit code 2), never a traceback."""
+"""Arguments the database or the clock cannot hold: an id or a duration past its range is
+the parser's usage error (exit code 2, the range in the message), text that is not UTF-8
+the domain's one red line (exit code 1); never a traceback, and nothing changed."""
 
 from __future__ import annotations
 
