@@ -15,7 +15,16 @@ from sqlalchemy import select
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.domain import access, fields, folders, grants, importing, intake, users
+from casefolio.domain import (
+    access,
+    fields,
+    folders,
+    grants,
+    import_sources,
+    importing,
+    intake,
+    users,
+)
 from casefolio.domain.intake import NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE, Capability
 from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
@@ -241,6 +250,54 @@ def test_a_bad_file_is_reported_and_the_rest_lands(
     assert "failed docs/gone.pdf: No such file or directory" in out
     assert "2 file(s) failed" in out
     assert _catalogue(settings, seed.project_id) == {"ok.txt": _sha(b"fine")}
+
+
+def test_links_within_the_tree_are_filed_and_the_others_reported(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    secret = tmp_path / "elsewhere" / "passwd"
+    secret.parent.mkdir()
+    secret.write_bytes(b"root:x:0:0")
+    source = write_tree(tmp_path / "src", {"summary.txt": b"summary", "Evidence/a.pdf": b"a"})
+    (source / "Evidence" / "summary-link.txt").symlink_to("../summary.txt")
+    (source / "passwd").symlink_to(secret)
+    (source / "Mirror").symlink_to("Evidence", target_is_directory=True)
+    (source / "loop-a").symlink_to("loop-b")
+    (source / "loop-b").symlink_to("loop-a")
+
+    result = invoke("import", str(source), "--project", str(seed.project_id))
+
+    assert result.exit_code == 1, result.output
+    out = " ".join(result.output.split())
+    assert (
+        "failed passwd: a link to a file outside the directory being imported; not followed" in out
+    )
+    assert "failed Mirror: a link to a directory; not followed" in out
+    assert "failed loop-a:" in out and "failed loop-b:" in out
+    assert "4 file(s) failed" in out
+    assert _catalogue(settings, seed.project_id) == {
+        "summary.txt": _sha(b"summary"),
+        "Evidence/a.pdf": _sha(b"a"),
+        "Evidence/summary-link.txt": _sha(b"summary"),
+    }
+
+
+def test_a_file_that_became_a_link_after_the_scan_is_not_read(tmp_path: Path) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not for the store")
+    path = tmp_path / "tree" / "file.txt"
+    path.parent.mkdir()
+    path.write_bytes(b"scanned")
+    (source,) = import_sources.scan_tree(path.parent).files
+    path.unlink()
+    path.symlink_to(secret)
+    staging = tmp_path / "staging"
+    staging.mkdir()
+
+    (result,) = import_sources.stage_all([source], staging, max_bytes=1000)
+
+    assert isinstance(result, OSError)
+    assert list(staging.iterdir()) == []
 
 
 def test_import_reuses_folders_and_honours_folder_option(

@@ -18,6 +18,8 @@ from casefolio.storage.base import SpooledFile
 STAGE_CHUNK = 32
 STAGE_CHUNK_BYTES = 8 * 1024 * 1024
 _CHUNK = 1024 * 1024
+_NOT_FOLLOWED = "a link to a directory; not followed"
+_OUTSIDE = "a link to a file outside the directory being imported; not followed"
 
 
 class FileProblem(Exception):
@@ -39,36 +41,50 @@ class Scan:
 
 
 def scan_tree(root: Path) -> Scan:
-    """Walk `root` (not following directory symlinks); files in a stable, sorted order."""
+    """Walk `root`; files in a stable, sorted order.
+
+    A symbolic link to a file in the tree is imported as that file; links that lead out of
+    the tree, or to a directory, are reported and not followed: an import reads the tree it
+    was given, nothing beside it, and a walk through directory links can loop.
+    """
+    real_root = root.resolve()
     directories: list[PurePosixPath] = []
     files: list[Source] = []
     problems: list[FileEvent] = []
 
+    def fail(relative: PurePosixPath, message: str) -> None:
+        problems.append(FileEvent(relative.as_posix(), "failed", message=message, planned=False))
+
     def unreadable(error: OSError) -> None:
-        where = PurePosixPath(os.path.relpath(error.filename or root, root)).as_posix()
-        problems.append(
-            FileEvent(where, "failed", message=error.strerror or str(error), planned=False)
-        )
+        fail(PurePosixPath(os.path.relpath(error.filename or root, root)), describe(error))
 
     for current, dirnames, filenames in os.walk(root, onerror=unreadable):
-        dirnames.sort()
         base = PurePosixPath(os.path.relpath(current, root))
         if current != str(root):
             directories.append(base)
+        for name in sorted(dirnames):
+            if os.path.islink(os.path.join(current, name)):
+                fail(base / name, _NOT_FOLLOWED)
+        dirnames.sort()
         for name in sorted(filenames):
             path = Path(current) / name
-            relative = base / name if current != str(root) else PurePosixPath(name)
+            relative = base / name
             try:
-                info = path.stat()
+                info = path.lstat()
+                if stat.S_ISLNK(info.st_mode):
+                    path = path.resolve(strict=True)
+                    if not path.is_relative_to(real_root):
+                        fail(relative, _OUTSIDE)
+                        continue
+                    info = path.stat()
             except OSError as exc:
-                problems.append(
-                    FileEvent(relative.as_posix(), "failed", message=describe(exc), planned=False)
-                )
+                fail(relative, describe(exc))
+                continue
+            except RuntimeError:  # Python 3.11's answer to a loop of links
+                fail(relative, "a loop of links")
                 continue
             if not stat.S_ISREG(info.st_mode):
-                problems.append(
-                    FileEvent(relative.as_posix(), "failed", message="not a file", planned=False)
-                )
+                fail(relative, "not a file")
                 continue
             files.append(Source(path, relative, info.st_size))
     return Scan(directories, files, problems)
@@ -76,7 +92,8 @@ def scan_tree(root: Path) -> Scan:
 
 def _stage(source: Source, staging_dir: Path, max_bytes: int) -> SpooledFile:
     """Copy `source` into staging while hashing it."""
-    with open(source.path, "rb") as src:
+    # O_NOFOLLOW: a file that became a link since the scan is not read through it.
+    with open(os.open(source.path, os.O_RDONLY | os.O_NOFOLLOW), "rb") as src:
         size = os.fstat(src.fileno()).st_size
         if size > max_bytes:
             raise FileProblem(f"larger than the maximum of {max_bytes} bytes")
