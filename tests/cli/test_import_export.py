@@ -445,6 +445,45 @@ def test_export_writes_current_versions_and_deduplicates_names(
     }
 
 
+def test_export_fits_long_names_in_the_file_system_s_255_bytes(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    folder_name = "日" * 150  # 150 characters, 450 bytes in UTF-8
+    file_name = "文" * 150 + ".pdf"
+
+    async def make(db: Database, blobs: BlobStore) -> None:
+        async with db.write() as session:
+            scope = await access.scope(
+                session, seed.operator, seed.project_id, Capability.FOLDERS_WRITE
+            )
+            folder = await folders.create(session, scope=scope, name=folder_name)
+            for data in (b"first", b"second"):
+                await intake.upload(
+                    session,
+                    who=seed.operator,
+                    project_id=seed.project_id,
+                    blobs=blobs,
+                    received=NewFile(spool(blobs, data), file_name),
+                    folder_id=folder.id,
+                )
+
+    in_db(settings, make)
+    out = tmp_path / "out"
+    result = invoke("export", "--project", str(seed.project_id), str(out))
+
+    assert result.exit_code == 0, result.output
+    exported = read_tree(out)
+    manifest = json.loads(exported.pop("manifest.json"))
+    assert sorted(exported.values()) == [b"first", b"second"]
+    assert sorted(f["path"] for f in manifest["files"]) == sorted(exported)
+    for path in exported:
+        folder, name = path.split("/")
+        assert folder_name.startswith(folder) and len(folder.encode()) <= 255
+        assert name.endswith(".pdf") and len(name.encode()) <= 255
+    # 83 three-byte characters and ".pdf" are 253 bytes; with " (2)" 82 of them fit.
+    assert {path.split("/")[1] for path in exported} == {"文" * 83 + ".pdf", "文" * 82 + " (2).pdf"}
+
+
 def test_export_refuses_a_non_empty_directory(invoke: Invoke, seed: Seed, tmp_path: Path) -> None:
     out = write_tree(tmp_path / "out", {"keep.txt": b"mine"})
     result = invoke("export", "--project", str(seed.project_id), str(out))

@@ -25,7 +25,7 @@ from casefolio.db.engine import Database
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder
 from casefolio.db.types import utcnow
-from casefolio.domain import access
+from casefolio.domain import access, text
 from casefolio.domain.errors import Conflict
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -42,25 +42,28 @@ from casefolio.storage.base import BlobStore
 _PAGE = 1000
 
 
-def safe_name(name: str) -> str:
-    """Given a folder or file name from the database, return one that stays inside its folder."""
+#: The longest name ext4, XFS and most other file systems take, in bytes.
+NAME_MAX_BYTES = 255
+
+
+def disk_name(name: str, used: set[str]) -> str:
+    """Given a folder or file name from the database, return a name for it on disk that stays
+    inside its folder, fits in NAME_MAX_BYTES (a name of 255 characters may take 1,020
+    bytes: the part before the extension is cut), and is not in `used` (else `stem (2).ext`,
+    `stem (3).ext`, …); mark it used."""
     cleaned = "".join("_" if c in "/\\\x00" else c for c in name).strip()
     if cleaned in ("", ".", ".."):
-        return "_" + cleaned
-    return cleaned
-
-
-def _unique(name: str, used: set[str]) -> str:
-    """Return `name`, or `stem (2).ext`, `stem (3).ext`, … if it is taken; mark it used."""
-    candidate, n = name, 1
-    stem, dot, ext = name.rpartition(".")
-    if not stem:  # no extension, or a dot-file such as ".env"
-        stem, dot, ext = name, "", ""
-    while candidate in used:
+        cleaned = "_" + cleaned
+    stem, extension = text.split_extension(cleaned)
+    n = 1
+    while True:
+        tail = (f" ({n})" if n > 1 else "") + extension
+        room = NAME_MAX_BYTES - len(tail.encode())
+        candidate = stem.encode()[:room].decode(errors="ignore").rstrip() + tail
+        if candidate not in used:
+            used.add(candidate)
+            return candidate
         n += 1
-        candidate = f"{stem} ({n}){dot}{ext}"
-    used.add(candidate)
-    return candidate
 
 
 @dataclass(frozen=True)
@@ -92,14 +95,14 @@ class _Exporter:
             parent = pending.pop()
             base = self.folder_path[parent]
             for row in sorted(children.get(parent, []), key=lambda f: (f.name, f.id)):
-                name = _unique(safe_name(row.name), self.used.setdefault(base, set()))
+                name = disk_name(row.name, self.used.setdefault(base, set()))
                 self.folder_path[row.id] = base / name
                 self.used[base / name] = set()
                 pending.append(row.id)
 
     def job(self, folder_id: int | None, document_id: int, version: DocumentVersion) -> _Job:
         base = self.folder_path[folder_id]
-        name = _unique(safe_name(version.file_name), self.used.setdefault(base, set()))
+        name = disk_name(version.file_name, self.used.setdefault(base, set()))
         return _Job(base / name, document_id, version)
 
     async def work(self, inbox: ObjectReceiveStream[_Job]) -> None:

@@ -133,10 +133,18 @@ def last_segment(name: str) -> str:
     return re.split(r"[/\\]", name)[-1]
 
 
+def split_extension(name: str) -> tuple[str, str]:
+    """Given a file name, return the part before its extension and the extension (up to 32
+    characters, with its dot; "" if it has none, and for a name that is only one: ".env")."""
+    extension = _EXTENSION.search(name)
+    if extension is None or extension.start() == 0:
+        return name, ""
+    return name[: extension.start()], extension.group()
+
+
 def shorten_file_name(name: str, limit: int = MAX_FILE_NAME) -> str:
     """Given a file name, return it cut to `limit` characters, keeping its extension."""
     if len(name) <= limit:
         return name
-    extension = _EXTENSION.search(name)
-    suffix = extension.group() if extension else ""
-    return name[: limit - len(suffix)].rstrip() + suffix
+    stem, extension = split_extension(name)
+    return stem[: limit - len(extension)].rstrip() + extension
