@@ -15,7 +15,12 @@ from tests.servers import free_port
 async def test_health_needs_no_token_and_reports_the_database(client: httpx.AsyncClient) -> None:
     health = await client.get("/health")
     assert health.status_code == 200
-    assert health.json() == {"status": "ok", "version": __version__, "database": "ok"}
+    assert health.json() == {
+        "status": "ok",
+        "version": __version__,
+        "database": "ok",
+        "rateLimits": "process",
+    }
 
 
 async def test_health_is_503_with_retry_after_when_the_database_is_unreachable(

@@ -1,14 +1,32 @@
-"""One process's budgets count as the shared (Redis) ones do."""
+"""One process's budgets count as the shared (Redis) ones do, and stand in for them while
+Redis cannot be reached."""
 
 from __future__ import annotations
 
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
 import anyio
+import httpx
 import pytest
 
-from casefolio.api.ratelimit import LocalWindows, RateLimiter
+from casefolio.api.ratelimit import (
+    SHARED_RETRY_SECONDS,
+    SHARED_TIMEOUT_SECONDS,
+    LocalWindows,
+    RateLimiter,
+)
+from casefolio.app import create_app
+from casefolio.config import Settings
 from casefolio.domain.errors import RateLimited
 from tests import services
-from tests.factories import wait_before_budget_sequence
+from tests.conftest import IN_CI
+from tests.factories import make_actor, switch_api, wait_before_budget_sequence
+from tests.servers import free_port
 
 REDIS_URL = services.redis_url(13)
 MINUTE = 60
@@ -103,3 +121,131 @@ async def test_redis_gives_a_request_back_too() -> None:
     finally:
         await shared.reset()
         await shared.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of this test's own, which it may stop and start again."""
+    if shutil.which("redis-server") is None:
+        message = "needs redis-server on PATH (apt-get install redis-server)"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true: every service must be up)", pytrace=False)
+        pytest.skip(message)
+    server = RedisServer(free_port(), tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class RedisServer:
+    def __init__(self, port: int, folder: Path) -> None:
+        self.port, self.folder = port, folder
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        options = {"port": str(self.port), "bind": "127.0.0.1", "save": "", "appendonly": "no"}
+        self.process = subprocess.Popen(
+            ["redis-server", *(w for k, v in options.items() for w in (f"--{k}", v))],
+            cwd=self.folder,
+            stdout=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while self.keys() is None:
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"redis-server did not start on port {self.port}")
+            time.sleep(0.02)  # polls a process starting, not a clock
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+    def keys(self) -> int | None:
+        """The keys it holds; None while it does not answer."""
+        found = subprocess.run(["redis-cli", "-p", str(self.port), "dbsize"], capture_output=True)
+        return int(found.stdout) if found.stdout.strip().isdigit() else None
+
+
+@pytest.mark.redis
+async def test_while_redis_is_down_budgets_are_counted_here_and_redis_is_tried_again(
+    own_redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    now = [1_000 * MINUTE + 10.0]
+    limiter = RateLimiter.from_url(own_redis.url, 2, clock=lambda: now[0])
+    try:
+        assert (await limiter.hit("k")).remaining == 1
+        assert limiter.counts_in == "redis" and (own_redis.keys() or 0) > 0
+
+        own_redis.stop()
+        # Counted in this process from a full budget: the hit Redis holds is not known here.
+        assert [(await limiter.hit("k")).remaining for _ in range(2)] == [1, 0]
+        with pytest.raises(RateLimited):
+            await limiter.hit("k")
+        assert limiter.counts_in == "process (Redis unreachable)"
+        assert "budgets are counted in this process" in caplog.text
+
+        own_redis.start()  # empty: nothing saved
+        await limiter.hit("other")
+        assert own_redis.keys() == 0, "Redis was tried before the retry was due"
+        now[0] += SHARED_RETRY_SECONDS
+        assert (await limiter.hit("other")).remaining == 1
+        assert limiter.counts_in == "redis" and (own_redis.keys() or 0) > 0
+    finally:
+        await limiter.close()
+
+
+@pytest.mark.redis
+async def test_a_health_check_finds_redis_back_before_the_retry_is_due(
+    own_redis: RedisServer,
+) -> None:
+    limiter = RateLimiter.from_url(own_redis.url, 5, clock=lambda: 1_000 * MINUTE)
+    try:
+        own_redis.stop()
+        assert await limiter.check_shared() == "process (Redis unreachable)"
+        await limiter.hit("k")
+        assert own_redis.process is None and limiter.counts_in == "process (Redis unreachable)"
+        own_redis.start()
+        assert await limiter.check_shared() == "redis"
+        await limiter.hit("k")
+        assert (own_redis.keys() or 0) > 0
+    finally:
+        await limiter.close()
+
+
+async def test_a_redis_that_does_not_answer_is_waited_for_a_bounded_time() -> None:
+    # A peer that accepts connections and never answers (a hung Redis, a firewall's drop).
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    limiter = RateLimiter.from_url(f"redis://127.0.0.1:{port}/0", 5)
+    try:
+        with anyio.fail_after(10 * SHARED_TIMEOUT_SECONDS):
+            budget = await limiter.hit("k")
+        assert budget.remaining == 4
+        assert limiter.counts_in == "process (Redis unreachable)"
+    finally:
+        listener.close()
+        await limiter.close()
+
+
+async def test_the_api_answers_while_redis_cannot_be_reached(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    app = create_app(unreachable)
+    async with app.router.lifespan_context(app):
+        db = app.state.casefolio.db
+        await switch_api(db, on=True)
+        actor = await make_actor(db, rate_limit=2)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+            answers = [await http.get("/api/v1/roles", headers=actor.headers) for _ in range(3)]
+            health = await http.get("/health")
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert [a.headers["ratelimit-remaining"] for a in answers] == ["1", "0", "0"]
+    assert health.status_code == 200
+    assert health.json()["rateLimits"] == "process (Redis unreachable)"
+    assert "Redis for the rate limits cannot be reached" in caplog.text

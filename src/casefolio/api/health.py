@@ -2,6 +2,8 @@
 
 No token: a load balancer has none. It answers 200 once the database answers a trivial
 query, and 503 (with Retry-After, as every database failure does, api/errors.py) when not.
+`rateLimits` says where budgets are counted: "redis", "process", or "process (Redis
+unreachable)" (api/ratelimit.py).
 """
 
 from __future__ import annotations
@@ -27,9 +29,12 @@ router = APIRouter(tags=[*TAGS], generate_unique_id_function=operation_id)
     responses={503: {"description": "The database cannot be reached; retry later."}},
 )
 async def read_health(request: Request) -> dict[str, Any]:
-    async with state_of(request).db.read() as session:
+    state = state_of(request)
+    async with state.db.read() as session:
         await session.execute(text("SELECT 1"))
-    return {"status": "ok", "version": __version__, "database": "ok"}
+    # Redis holds only the rate limits' counters: without it this process still serves.
+    rate_limits = await state.limiter.check_shared()
+    return {"status": "ok", "version": __version__, "database": "ok", "rateLimits": rate_limits}
 
 
 def install(app: FastAPI) -> None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
@@ -11,12 +12,19 @@ from dataclasses import dataclass
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
+from limits.errors import StorageError
 from limits.storage import storage_from_string
 
 from casefolio.domain.errors import RateLimited
 
 STATE_KEY = "casefolio_ratelimit"
 NAMESPACE = "casefolio"
+#: How long a request waits for Redis before its budget is counted in this process.
+SHARED_TIMEOUT_SECONDS = 1.0
+#: After Redis failed, how long budgets are counted in this process before Redis is tried.
+SHARED_RETRY_SECONDS = 5
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -99,7 +107,11 @@ class RateLimiter:
     """A sliding-window counter per key: two counters, O(1) per hit in memory and in Redis,
     no double bursts at window edges (a moving window keeps one timestamp per request).
 
-    Shared counters live in Redis through `limits`; one process's in LocalWindows.
+    Shared counters live in Redis through `limits`; one process's in LocalWindows. While
+    Redis cannot be reached, budgets are counted in this process instead (as Flask-Limiter's
+    in-memory fallback does): a Redis outage multiplies a budget by the number of
+    processes for its duration, rather than refusing every request. Redis is tried again
+    SHARED_RETRY_SECONDS after a failure.
     """
 
     def __init__(
@@ -111,49 +123,74 @@ class RateLimiter:
     ) -> None:
         """`shared`: an async storage all processes use (Redis); None counts in memory.
 
-        `clock`: seconds since the epoch, by which the in-memory windows count (tests pass
-        their own); shared windows always count by the real time, as `limits` does.
+        `clock`: seconds since the epoch, by which the in-memory windows count and the retry
+        of an unreachable Redis is timed (tests pass their own); shared windows always count
+        by the real time, as `limits` does.
         """
         self._shared = shared
         self._clock = clock
         self._shared_strategy = SlidingWindowCounterRateLimiter(shared) if shared else None
-        self._local = None if shared else LocalWindows()
+        self._local = LocalWindows()
+        #: While the clock is before this, Redis failed lately: count here.
+        self._shared_retry_at = -math.inf
         self.default_per_minute = default_per_minute
         self._items: dict[int, RateLimitItem] = {}
 
     @classmethod
-    def from_url(cls, redis_url: str, default_per_minute: int) -> RateLimiter:
+    def from_url(
+        cls, redis_url: str, default_per_minute: int, *, clock: Callable[[], float] = time.time
+    ) -> RateLimiter:
         if not redis_url:
             # In-process counters: right for one process, multiplied by N with N workers.
-            return cls(default_per_minute)
+            return cls(default_per_minute, clock=clock)
         scheme, _, rest = redis_url.partition("://")
-        storage = storage_from_string(f"async+{scheme}://{rest}")
+        storage = storage_from_string(
+            f"async+{scheme}://{rest}",
+            wrap_exceptions=True,
+            connect_timeout=SHARED_TIMEOUT_SECONDS,
+            stream_timeout=SHARED_TIMEOUT_SECONDS,
+        )
         if not isinstance(storage, Storage):
             raise TypeError(f"{redis_url!r} does not name an async counter storage")
-        return cls(default_per_minute, shared=storage)
+        return cls(default_per_minute, shared=storage, clock=clock)
+
+    @property
+    def counts_in(self) -> str:
+        """Where budgets are counted now: "redis", "process", or "process (Redis
+        unreachable)"."""
+        if self._shared_strategy is None:
+            return "process"
+        return "redis" if self._shared_now() else "process (Redis unreachable)"
+
+    async def check_shared(self) -> str:
+        """Ask Redis whether it answers (it is then used again at once); return `counts_in`."""
+        if self._shared is not None:
+            if await self._shared.check():  # a PING; False on any failure
+                self._shared_retry_at = -math.inf
+            elif self._shared_now():
+                self._shared_failed("it did not answer a health check")
+        return self.counts_in
 
     async def hit(self, key: str, per_minute: int | None = None) -> Budget:
         """Spend one request from `key`'s budget; raise RateLimited when none is left."""
         item = self._item(per_minute or self.default_per_minute)
-        if self._local is not None:
+        budget: Budget | None = None
+        if shared := self._shared_now():
+            try:
+                allowed, budget = await _hit_shared(shared, item, key)
+            except StorageError as exc:
+                self._shared_failed(str(exc.storage_error) or type(exc.storage_error).__name__)
+        if budget is None:
             now = self._clock()
             allowed, remaining, reset_time = self._local.hit(
                 key, item.amount, item.get_expiry(), now
             )
-        else:
-            now = time.time()  # `limits` counts the shared windows by the real time
-            if self._shared_strategy is None:  # made with `shared`, or _local is set
-                raise RuntimeError("rate limiter has neither local nor shared counters")
-            allowed = await self._shared_strategy.hit(item, NAMESPACE, key)
-            stats = await self._shared_strategy.get_window_stats(item, NAMESPACE, key)
-            remaining, reset_time = stats.remaining, stats.reset_time
-        reset = max(0, math.ceil(reset_time - now))
-        budget = Budget(item.amount, remaining, reset)
+            budget = Budget(item.amount, remaining, max(0, math.ceil(reset_time - now)))
         if not allowed:
             raise RateLimited(
                 f"Rate limit of {item.amount} requests per minute exceeded; "
-                f"retry in {max(reset, 1)} seconds.",
-                retry_after=max(reset, 1),
+                f"retry in {max(budget.reset_seconds, 1)} seconds.",
+                retry_after=max(budget.reset_seconds, 1),
                 budget=budget,
             )
         return budget
@@ -161,11 +198,27 @@ class RateLimiter:
     async def give_back(self, key: str, per_minute: int | None = None) -> None:
         """Undo one `hit` of `key` (an attempt that turned out not to count)."""
         item = self._item(per_minute or self.default_per_minute)
-        if self._local is not None:
-            self._local.give_back(key, item.get_expiry(), self._clock())
-        elif self._shared_strategy is not None:
-            # A negative cost is a decrement in `limits`' sliding window script.
-            await self._shared_strategy.hit(item, NAMESPACE, key, cost=-1)
+        if shared := self._shared_now():
+            try:
+                # A negative cost is a decrement in `limits`' sliding window script.
+                await shared.hit(item, NAMESPACE, key, cost=-1)
+                return
+            except StorageError as exc:
+                self._shared_failed(str(exc.storage_error) or type(exc.storage_error).__name__)
+        self._local.give_back(key, item.get_expiry(), self._clock())
+
+    def _shared_now(self) -> SlidingWindowCounterRateLimiter | None:
+        """The shared counters, unless Redis failed in the last SHARED_RETRY_SECONDS."""
+        return self._shared_strategy if self._clock() >= self._shared_retry_at else None
+
+    def _shared_failed(self, reason: str) -> None:
+        self._shared_retry_at = self._clock() + SHARED_RETRY_SECONDS
+        log.warning(
+            "Redis for the rate limits cannot be reached (%s): budgets are counted in this "
+            "process; trying Redis again in %d seconds",
+            reason,
+            SHARED_RETRY_SECONDS,
+        )
 
     def _item(self, per_minute: int) -> RateLimitItem:
         found = self._items.get(per_minute)
@@ -176,11 +229,19 @@ class RateLimiter:
     async def reset(self) -> None:
         if self._shared is not None:
             await self._shared.reset()
-        if self._local is not None:
-            self._local.reset()
+        self._local.reset()
 
     async def close(self) -> None:
         # Redis holds a connection pool.
         closer = getattr(self._shared, "close", None)
         if closer is not None:
             await closer()
+
+
+async def _hit_shared(
+    shared: SlidingWindowCounterRateLimiter, item: RateLimitItem, key: str
+) -> tuple[bool, Budget]:
+    now = time.time()  # `limits` counts the shared windows by the real time
+    allowed = await shared.hit(item, NAMESPACE, key)
+    stats = await shared.get_window_stats(item, NAMESPACE, key)
+    return allowed, Budget(item.amount, stats.remaining, max(0, math.ceil(stats.reset_time - now)))
