@@ -201,11 +201,11 @@ async def blob_response(
                 headers={**CONTENT_HEADERS, "Content-Range": f"bytes */{size}"},
             )
             return render(request, problem)
-    await audit.record_download(
-        request.app.state.casefolio.db, version, whole_version=whole_version
-    )
     path = blobs.local_path(version.sha256)
     if path is not None:
+        await audit.record_download(
+            request.app.state.casefolio.db, version, whole_version=whole_version
+        )
         # FileResponse sends the range decided here, zero-copy where the server can.
         return BlobFileResponse(
             path, media_type=version.content_type, headers=headers, byte_range=wanted
@@ -216,8 +216,27 @@ async def blob_response(
     if wanted is not None:
         status = 206
         headers["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-    body: AsyncIterator[bytes] = blobs.read(version.sha256, start, end)
-    return StreamingResponse(body, status, headers=headers, media_type=version.content_type)
+    body = blobs.read(version.sha256, start, end)
+    # The first chunk before the audit and the status line: a store that cannot be read
+    # (S3 down) answers 503 and is not audited as a download, rather than a 200 cut short.
+    first = await anext(body, b"")
+    try:
+        await audit.record_download(
+            request.app.state.casefolio.db, version, whole_version=whole_version
+        )
+    except BaseException:
+        await body.aclose()
+        raise
+    return StreamingResponse(
+        _prepended(first, body), status, headers=headers, media_type=version.content_type
+    )
+
+
+async def _prepended(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    async for chunk in rest:
+        yield chunk
 
 
 def _if_range_ok(request: Request, etag: str) -> bool:

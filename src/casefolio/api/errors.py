@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from dataclasses import dataclass, replace
 from typing import Any
@@ -15,10 +16,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from casefolio.api.auth import token_from_headers
-from casefolio.db.conflicts import is_concurrent_change
+from casefolio.db.conflicts import is_concurrent_change, is_out_of_space
 from casefolio.db.engine import DatabaseUnavailable
 from casefolio.domain import errors, text
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
+from casefolio.storage.base import BlobStoreUnavailable
 
 log = logging.getLogger(__name__)
 V3_PREFIX = "/api/v3"
@@ -176,10 +178,30 @@ def _invalid_json(location: list[str], reason: str) -> Problem:
     return Problem.bad_request(detail, "InvalidRequestBody")
 
 
-def _retry_soon(request: Request, detail: str) -> JSONResponse:
-    """503 with Retry-After: a passing database condition, not the client's fault."""
+def _retry_soon(request: Request, detail: str, seconds: int = 1) -> JSONResponse:
+    """503 with Retry-After: a passing condition of a service we use, not the client's fault."""
     problem = Problem(
-        503, "Service Unavailable", detail, "InternalServerError", headers={"Retry-After": "1"}
+        503,
+        "Service Unavailable",
+        detail,
+        "InternalServerError",
+        headers={"Retry-After": str(seconds)},
+    )
+    return render(request, problem)
+
+
+#: Where the disk (or a quota) is full, a write that needed room failed and was undone.
+_NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _no_space(request: Request, exc: Exception) -> JSONResponse:
+    log.error("out of storage space on %s %s: %s", request.method, request.url.path, exc)
+    problem = Problem(
+        507,
+        "Insufficient Storage",
+        "The server has no space left to store this; nothing was stored or changed. "
+        "Its administrator must free space or add some.",
+        "InternalServerError",
     )
     return render(request, problem)
 
@@ -263,6 +285,8 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
+        if is_out_of_space(exc):
+            return _no_space(request, exc)
         if not exc.connection_invalidated:
             return await _unexpected(request, exc)
         # The server dropped the connection (restart, failover, idle timeout): SQLAlchemy
@@ -284,6 +308,22 @@ def install(app: FastAPI) -> None:
         return _retry_soon(
             request, "The database is busy with other writes; nothing was changed. Retry shortly."
         )
+
+    @app.exception_handler(BlobStoreUnavailable)
+    async def _blobs_unavailable(request: Request, exc: BlobStoreUnavailable) -> JSONResponse:
+        log.error("blob store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return _retry_soon(
+            request,
+            "The file store cannot be reached just now; nothing was stored or changed. "
+            "Retry later.",
+            seconds=5,
+        )
+
+    @app.exception_handler(OSError)
+    async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+        if exc.errno in _NO_SPACE_ERRNOS:
+            return _no_space(request, exc)
+        return await _unexpected(request, exc)
 
     @app.exception_handler(ClientDisconnect)
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:

@@ -1,4 +1,5 @@
-"""Which integrity errors mean a concurrent change, and which a bug.
+"""Which integrity errors mean a concurrent change, and which a bug; which errors mean the
+database's disk is full.
 
 The domain checks uniqueness and existence before it writes; a unique or foreign-key
 violation that still reaches the database is the race those checks cannot see (two
@@ -8,7 +9,7 @@ violation (NOT NULL, CHECK) is a defect of ours, not of the request.
 
 from __future__ import annotations
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
 # PostgreSQL SQLSTATEs: unique_violation, foreign_key_violation.
 _POSTGRES = frozenset({"23505", "23503"})
@@ -25,3 +26,13 @@ def is_concurrent_change(exc: IntegrityError) -> bool:
     if sqlstate is not None:
         return str(sqlstate) in _POSTGRES
     return getattr(orig, "sqlite_errorname", None) in _SQLITE
+
+
+def is_out_of_space(exc: DBAPIError) -> bool:
+    """Given a database error, return whether the database's disk (or quota) is full:
+    PostgreSQL's disk_full, SQLite's SQLITE_FULL."""
+    orig = exc.orig
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    if sqlstate is not None:
+        return str(sqlstate) == "53100"
+    return getattr(orig, "sqlite_errorname", None) == "SQLITE_FULL"

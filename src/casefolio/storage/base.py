@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -38,6 +38,11 @@ class BlobMissing(Exception):
     def __init__(self, sha256: str) -> None:
         super().__init__(f"Blob {sha256} is not in the blob store.")
         self.sha256 = sha256
+
+
+class BlobStoreUnavailable(Exception):
+    """The blob store did not answer, or refused us (S3 down or unreachable, its credentials
+    wrong): nothing was stored or read. Passing, for the client; the log has the cause."""
 
 
 class BlobsNotStored(Exception):
@@ -131,7 +136,9 @@ class BlobStore(Protocol):
         """Return the blob's file for zero-copy serving, or None for remote stores."""
         ...
 
-    def read(self, sha256: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+    def read(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
         """Stream bytes ``[start, end)`` in chunks of at most 1 MiB.
 
         Raises ``BlobMissing`` (on first iteration) when the blob does not exist.

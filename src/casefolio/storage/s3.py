@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING
 import anyio
 import anyio.to_thread
 import obstore
-from obstore.exceptions import GenericError, NotFoundError
+from obstore.exceptions import BaseError, GenericError, NotFoundError
 from obstore.store import S3Store
 
 from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
     BlobsNotStored,
+    BlobStoreUnavailable,
     SpooledFile,
     StagingStore,
     blob_key,
@@ -41,6 +42,24 @@ _PUT_MANY_CONCURRENCY = 8
 
 # obstore raises the builtin for some calls (get) and its own class for others.
 _NOT_FOUND = (FileNotFoundError, NotFoundError)
+
+
+@contextlib.contextmanager
+def _reaching_the_bucket() -> Iterator[None]:
+    """Turn obstore's failures to reach or use the bucket (after its own retries) into
+    BlobStoreUnavailable; a missing key stays what it is."""
+    try:
+        yield
+    except _NOT_FOUND:
+        raise
+    except BaseError as exc:
+        raise _unavailable(exc) from exc
+
+
+def _unavailable(exc: BaseError) -> BlobStoreUnavailable:
+    # obstore's message runs over many lines (the retries, the source chain): the first says
+    # what failed and where.
+    return BlobStoreUnavailable(str(exc).partition("\n")[0])
 
 
 def _part_size(size: int) -> int:
@@ -103,7 +122,8 @@ class S3BlobStore(StagingStore):
         if spooled.held is not None:
             # A small upload never touched the disk: one PUT from memory (fresh
             # Last-Modified, as below).
-            await obstore.put_async(self._store, blob_key(spooled.sha256), spooled.held)
+            with _reaching_the_bucket():
+                await obstore.put_async(self._store, blob_key(spooled.sha256), spooled.held)
             return
         try:
             key = blob_key(spooled.sha256)
@@ -111,13 +131,14 @@ class S3BlobStore(StagingStore):
             # a fresh Last-Modified, which both refreshes gc's grace period and
             # avoids a check-then-skip race with a concurrent gc delete.
             # obstore switches to multipart itself when the file exceeds chunk_size.
-            await obstore.put_async(
-                self._store,
-                key,
-                spooled.path,
-                chunk_size=_part_size(spooled.size),
-                max_concurrency=_PUT_CONCURRENCY,
-            )
+            with _reaching_the_bucket():
+                await obstore.put_async(
+                    self._store,
+                    key,
+                    spooled.path,
+                    chunk_size=_part_size(spooled.size),
+                    max_concurrency=_PUT_CONCURRENCY,
+                )
         finally:
             # Consumed on success and failure alike; shielded so a cancelled
             # request still cleans up its (possibly multi-GB) staging file.
@@ -154,14 +175,15 @@ class S3BlobStore(StagingStore):
 
     async def modified(self, sha256: str) -> datetime | None:
         try:
-            meta = await obstore.head_async(self._store, blob_key(sha256))
+            with _reaching_the_bucket():
+                meta = await obstore.head_async(self._store, blob_key(sha256))
         except _NOT_FOUND:
             return None
         return meta["last_modified"]
 
     async def read(
         self, sha256: str, start: int = 0, end: int | None = None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         key = blob_key(sha256)
         check_range(start, end)
         if end is not None and end == start:
@@ -178,23 +200,24 @@ class S3BlobStore(StagingStore):
             result = await obstore.get_async(self._store, key, options=options)
         except _NOT_FOUND as exc:
             raise BlobMissing(sha256) from exc
-        except GenericError as exc:
+        except BaseError as exc:
             # A range starting at/after the end: empty, as reading a local file is.
-            if "416" in str(exc):
+            if isinstance(exc, GenericError) and "416" in str(exc):
                 return
-            raise
+            raise _unavailable(exc) from exc
         # min_chunk_size is a floor, not a ceiling; slice to keep chunks <= 1 MiB.
-        async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
-            if len(chunk) <= READ_CHUNK_BYTES:
-                yield chunk
-                continue
-            view = memoryview(chunk)
-            for offset in range(0, len(chunk), READ_CHUNK_BYTES):
-                yield bytes(view[offset : offset + READ_CHUNK_BYTES])
+        with _reaching_the_bucket():
+            async for chunk in result.stream(min_chunk_size=READ_CHUNK_BYTES):
+                if len(chunk) <= READ_CHUNK_BYTES:
+                    yield chunk
+                    continue
+                view = memoryview(chunk)
+                for offset in range(0, len(chunk), READ_CHUNK_BYTES):
+                    yield bytes(view[offset : offset + READ_CHUNK_BYTES])
 
     async def delete(self, sha256: str) -> None:
         # S3 itself does not complain about a missing key; other backends might.
-        with contextlib.suppress(*_NOT_FOUND):
+        with contextlib.suppress(*_NOT_FOUND), _reaching_the_bucket():
             await obstore.delete_async(self._store, blob_key(sha256))
 
     async def list(self) -> AsyncIterator[tuple[str, datetime]]:

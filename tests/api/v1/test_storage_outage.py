@@ -1,0 +1,142 @@
+"""When the store the bytes go to fails: S3 stopped (503, Retry-After) and a full disk (507).
+Either way the request changes nothing and says so; nothing is a 500."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3  # type: ignore[import-untyped]
+import httpx
+import pytest
+from moto.server import ThreadedMotoServer
+
+from casefolio.app import create_app
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from tests.api.snapshots import snapshot
+from tests.api.v1.conftest import Matter, make_matter, upload
+from tests.factories import make_actor, switch_api
+from tests.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, s3_settings
+from tests.servers import free_port
+
+
+class MotoServer:
+    """An S3 server of this module's own, which a test may stop and start again."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server: ThreadedMotoServer | None = None
+
+    def start(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+        boto3.client(
+            "s3",
+            endpoint_url=self.endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=ACCESS_KEY,
+            aws_secret_access_key=SECRET_KEY,
+        ).create_bucket(Bucket=BUCKET)
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+            self.server = None
+
+
+@pytest.fixture
+def moto() -> Iterator[MotoServer]:
+    server = MotoServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.s3
+async def test_with_s3_stopped_uploads_and_downloads_are_503_and_change_nothing(
+    settings: Settings, moto: MotoServer
+) -> None:
+    app = create_app(s3_settings(settings, moto.endpoint))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            db: Database = app.state.casefolio.db
+            await switch_api(db, on=True)
+            matter = await make_matter(client, db, await make_actor(db, operator=True))
+            await _s3_outage(client, matter, db, moto)
+
+
+async def _s3_outage(
+    client: httpx.AsyncClient, matter: Matter, db: Database, moto: MotoServer
+) -> None:
+    stored = await upload(client, matter, b"%PDF before the outage", "before.pdf")
+    assert stored.status_code == 201, stored.text
+    content = matter.url(f"/documents/{stored.json()['id']}/content")
+    moto.stop()
+    before = await snapshot(db)
+
+    refused = await upload(client, matter, b"%PDF during the outage", "during.pdf")
+    download = await client.get(content, headers=matter.reader.headers)
+    attachment = await client.post(
+        "/api/v3/attachments",
+        files={"file": ("during.pdf", b"%PDF v3", "application/pdf")},
+        data={"metadata": '{"fileName": "during.pdf"}'},
+        headers=matter.writer.headers,
+    )
+
+    for answer in (refused, download):
+        assert answer.status_code == 503, answer.text
+        assert answer.headers["retry-after"] == "5"
+        assert "file store cannot be reached" in answer.json()["detail"]
+    assert attachment.status_code == 503, attachment.text
+    assert "file store cannot be reached" in attachment.json()["message"]
+    # No document, version, audit entry (not even of a download) or change was written.
+    assert await snapshot(db) == before
+
+    moto.start()  # an empty bucket: moto keeps nothing
+    again = await upload(client, matter, b"%PDF after the outage", "after.pdf")
+    assert again.status_code == 201, again.text
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 2 MiB file system (tmpfs), for a disk that fills up."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mount_point
+    finally:
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+async def test_an_upload_the_disk_has_no_room_for_is_507_and_changes_nothing(
+    small_disk: Path, settings: Settings
+) -> None:
+    on_small_disk = settings.model_copy(update={"data_dir": small_disk, "blob_store": ""})
+    app = create_app(on_small_disk)
+    async with app.router.lifespan_context(app):
+        db: Database = app.state.casefolio.db
+        await switch_api(db, on=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            matter = await make_matter(client, db, await make_actor(db, operator=True))
+            before = await snapshot(db)
+
+            too_big = await upload(client, matter, b"%PDF" + b"x" * 3 * 1024 * 1024, "big.pdf")
+
+            assert too_big.status_code == 507, too_big.text
+            assert "no space left" in too_big.json()["detail"]
+            assert await snapshot(db) == before
+            # What it wrote before the disk filled up is gone again: a small file fits.
+            small = await upload(client, matter, b"%PDF" + b"x" * 512 * 1024, "small.pdf")
+            assert small.status_code == 201, small.text
