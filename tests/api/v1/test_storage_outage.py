@@ -3,10 +3,12 @@ Either way the request changes nothing and says so; nothing is a 500."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio.to_thread
 import boto3  # type: ignore[import-untyped]
 import httpx
 import pytest
@@ -14,6 +16,7 @@ from moto.server import ThreadedMotoServer
 
 from casefolio.app import create_app
 from casefolio.config import Settings
+from casefolio.db import migrate
 from casefolio.db.engine import Database
 from tests.api.snapshots import snapshot
 from tests.api.v1.conftest import Matter, make_matter, upload
@@ -105,11 +108,11 @@ async def _s3_outage(
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB file system (tmpfs), for a disk that fills up."""
+    """A 4 MiB file system (tmpfs), for a disk that fills up."""
     mount_point = tmp_path / "small-disk"
     mount_point.mkdir()
     mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount_point)], capture_output=True
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount_point)], capture_output=True
     )
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
@@ -132,7 +135,7 @@ async def test_an_upload_the_disk_has_no_room_for_is_507_and_changes_nothing(
             matter = await make_matter(client, db, await make_actor(db, operator=True))
             before = await snapshot(db)
 
-            too_big = await upload(client, matter, b"%PDF" + b"x" * 3 * 1024 * 1024, "big.pdf")
+            too_big = await upload(client, matter, b"%PDF" + b"x" * 5 * 1024 * 1024, "big.pdf")
 
             assert too_big.status_code == 507, too_big.text
             assert "no space left" in too_big.json()["detail"]
@@ -140,3 +143,34 @@ async def test_an_upload_the_disk_has_no_room_for_is_507_and_changes_nothing(
             # What it wrote before the disk filled up is gone again: a small file fits.
             small = await upload(client, matter, b"%PDF" + b"x" * 512 * 1024, "small.pdf")
             assert small.status_code == 201, small.text
+
+
+async def test_a_write_the_database_s_disk_has_no_room_for_is_507_and_changes_nothing(
+    small_disk: Path, settings: Settings, is_postgres: bool
+) -> None:
+    if is_postgres:
+        pytest.skip("the database is SQLite's file here; PostgreSQL's disk is its own")
+    on_small_disk = Settings(data_dir=small_disk, database_url="")
+    await anyio.to_thread.run_sync(migrate.upgrade, on_small_disk)
+    app = create_app(on_small_disk)
+    async with app.router.lifespan_context(app):
+        db: Database = app.state.casefolio.db
+        await switch_api(db, on=True)
+        operator = await make_actor(db, operator=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            before = await snapshot(db)
+            filler = small_disk / "filler"
+            with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
+                while True:
+                    out.write(b"\0" * 4096)
+
+            project = {"name": "Full disk", "description": "d" * 100_000}
+            refused = await client.post("/api/v1/projects", json=project, headers=operator.headers)
+
+            assert refused.status_code == 507, refused.text
+            assert "no space left" in refused.json()["detail"]
+            filler.unlink()
+            assert await snapshot(db) == before
+            made = await client.post("/api/v1/projects", json=project, headers=operator.headers)
+            assert made.status_code == 201, made.text
