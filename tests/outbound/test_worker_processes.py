@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,8 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from standardwebhooks import Webhook as Verifier
 
 from casefolio.config import Settings
@@ -185,3 +187,63 @@ def test_casefolio_serve_with_two_processes_runs_one_worker(settings: Settings) 
         log = server.log.read_text()
     assert delivered == created
     assert log.count("runs the webhook worker") == 1, log
+
+
+def test_a_worker_outlives_rounds_the_database_fails(
+    settings: Settings, tmp_path: Path, is_postgres: bool
+) -> None:
+    """PostgreSQL drops the worker's connections (a restart, a failover); on SQLite another
+    process holds the write lock past the worker's wait. Rounds fail meanwhile; the worker
+    goes on, and delivers what came before and after."""
+
+    def log() -> str:
+        return "".join(p.read_text() for p in tmp_path.glob("worker-*.log"))
+
+    lock_wait = {"sqlite_lock_wait_seconds": "0.2", "webhook_retry_schedule": "0,1"}
+    with receiver() as hooked, _worker(settings, tmp_path, **lock_wait) as worker:
+        hooked.answers = [(500, {})]  # the first attempt fails: a retry comes due in 1 s
+        before = _prepare(settings, hooked.url, 3)
+        _until(lambda: len(hooked.received) >= 1, 60, log)
+        if is_postgres:
+            _drop_connections(settings)
+        else:
+            # The worker writes the attempt's result, or claims the retry, under this lock.
+            with _sqlite_write_lock(settings):
+                _until(lambda: "a worker round failed" in log(), 30, log)
+        after = _prepare(settings, hooked.url, 3)
+        _until(lambda: len(set(hooked.ids())) >= before + after, 60, log)
+        assert worker.poll() is None, log()
+    assert "a worker round failed" in log()
+
+
+def _drop_connections(settings: Settings) -> None:
+    """End every connection to the test database, as a restart of PostgreSQL would."""
+
+    async def work() -> None:
+        db = Database.open(settings)
+        try:
+            async with db.write() as session:
+                await session.execute(
+                    text(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                        " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                    )
+                )
+        finally:
+            await db.close()
+
+    anyio.run(work)
+
+
+@contextmanager
+def _sqlite_write_lock(settings: Settings) -> Iterator[None]:
+    """SQLite's write lock, held by another connection while the block runs."""
+    path = make_url(settings.effective_database_url).database
+    assert path
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield
+        holder.execute("ROLLBACK")
+    finally:
+        holder.close()

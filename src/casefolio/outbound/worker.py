@@ -14,27 +14,31 @@ leases run out and the deliveries go out again, with the same `webhook-id`.
 
 from __future__ import annotations
 
+import logging
 import random
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import anyio
 from sqlalchemy import Select, Table, func, insert, or_, select, text, update
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
-from casefolio.db.engine import Database
+from casefolio.db.engine import Database, DatabaseUnavailable
 from casefolio.db.models import Change, Webhook, WebhookDelivery
 from casefolio.db.types import utcnow
 from casefolio.domain import events
+from casefolio.fastpath.sqlite_inline import is_lock_timeout
 from casefolio.outbound import audience, delivery, feed, http1, sealing
 from casefolio.outbound import results as results_
 from casefolio.outbound.results import Claimed
 from casefolio.outbound.signal import signal
 from casefolio.search.index import Indexer
+from casefolio.storage.base import BlobStoreUnavailable
 
 SYSTEM = events.Actor("system")
 FAN_OUT_BATCH = 1000
@@ -52,11 +56,26 @@ BATCH_WINDOW_SECONDS = 0.01
 #: shared by what gathered meanwhile: the longer the gathering, the less of it per upload.
 #: Only a busy worker waits this long; an idle one still wakes within BATCH_WINDOW_SECONDS.
 BUSY_WINDOW_SECONDS = 0.25
+#: After a failed round the next waits this long, doubling while rounds keep failing, up to
+#: ROUND_RETRY_MAX_SECONDS.
+ROUND_RETRY_SECONDS = 0.5
+ROUND_RETRY_MAX_SECONDS = 30.0
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
+log = logging.getLogger(__name__)
+
+
+def _passing(exc: Exception) -> bool:
+    """Whether a round's failure is a passing condition (logged in one line), not a bug."""
+    if isinstance(exc, DatabaseUnavailable | BlobStoreUnavailable | OSError):
+        return True
+    if isinstance(exc, OperationalError) and is_lock_timeout(exc):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class Worker:
-    """`clock` and `rng` are injectable so tests walk the retry schedule without waiting."""
+    """`clock`, `rng` and `pause` (the wait after a failed round) are injectable so tests walk
+    the retry schedules without waiting."""
 
     def __init__(
         self,
@@ -67,8 +86,9 @@ class Worker:
         rng: random.Random | None = None,
         batch: int = 200,
         concurrency: int = 64,
+        pause: Callable[[float], Awaitable[None]] = anyio.sleep,
     ) -> None:
-        self.settings, self.db, self.clock = settings, db, clock
+        self.settings, self.db, self.clock, self.pause = settings, db, clock, pause
         self.rng = rng or random.Random()
         self.batch, self.concurrency = batch, concurrency
         self.allowed = settings.webhook_networks
@@ -107,9 +127,28 @@ class Worker:
         idle worker lets a few milliseconds of commits gather. So under load a round carries
         many deliveries, and takes SQLite's write lock that much less often.
         """
+        failures = 0
         while True:
             seen = signal.generation
-            await self.run_once()
+            try:
+                await self.run_once()
+            except Exception as exc:
+                # Each step is its own transaction: a failed one changed nothing, and the
+                # next round takes it up again. Rounds fail while the database restarts or
+                # fails over, or while SQLite's lock is held past its wait.
+                failures += 1
+                wait = min(ROUND_RETRY_MAX_SECONDS, ROUND_RETRY_SECONDS * 2 ** (failures - 1))
+                log.warning(
+                    "a worker round failed (%s); the next in %.1f s",
+                    str(exc).partition("\n")[0] or type(exc).__name__,
+                    wait,
+                    exc_info=not _passing(exc),
+                )
+                await self.pause(wait)
+                continue
+            if failures:
+                log.info("the worker's rounds succeed again")
+                failures = 0
             if self.backlog:
                 continue
             if signal.generation != seen:
@@ -156,11 +195,12 @@ class Worker:
                 for hook in hooks
                 if audience.matches(hook, change)
             ]
-            if rows:
-                await self._claim_fresh(session, rows, hooks, now, first_at)
+            fresh = await self._claim_fresh(session, rows, hooks, now, first_at) if rows else []
             await feed.set_state(session, feed.FANNED_OUT, changes[-1].seq)
-            self.backlog |= len(changes) == FAN_OUT_BATCH
-            return len(changes)
+        # Only once committed: a fan-out that failed to commit claimed nothing.
+        self._fresh += fresh
+        self.backlog |= len(changes) == FAN_OUT_BATCH
+        return len(changes)
 
     async def _claim_fresh(
         self,
@@ -169,16 +209,16 @@ class Worker:
         hooks: list[Webhook],
         now: datetime,
         first_at: datetime,
-    ) -> None:
+    ) -> list[Claimed]:
         """Insert new deliveries; those due at once go in claimed by this worker (one write
         transaction less before the first attempt) or dropped if their owner cannot see
-        them; `deliver_due` sends the claimed ones with the rest."""
+        them. Return the claimed ones, for `deliver_due` to send with the rest."""
         # Core inserts: the ORM's bulk insert costs several times more per row, and these rows
         # are not wanted as objects.
         conn = await session.connection()
         if first_at > now:
             await conn.execute(insert(_DELIVERIES), rows)
-            return
+            return []
         by_id = {hook.id: hook for hook in hooks}
         owners = await audience.owners(session, hooks)
         for row in rows:
@@ -195,7 +235,7 @@ class Worker:
             rows,
         )
         ids = {found.msg_id: found.id for found in made}
-        self._fresh += [
+        return [
             Claimed(
                 ids[row["msg_id"]],
                 row["msg_id"],
