@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import subprocess
 import tempfile
+import zipfile
 import zlib
 from email.message import EmailMessage
 from pathlib import Path
@@ -105,6 +106,26 @@ def docx(*paragraphs: str, table: list[list[str]] | None = None) -> bytes:
     buffer = io.BytesIO()
     document.save(buffer)
     return buffer.getvalue()
+
+
+def docx_unpacking_to(*, xml: int = 0, media: int = 0) -> bytes:
+    """A small valid DOCX whose document.xml is padded (with white space after its root) to
+    `xml` bytes, with a part of `media` zero bytes: a zip bomb, a few hundred KB zipped."""
+    out = io.BytesIO()
+    with (
+        zipfile.ZipFile(io.BytesIO(docx("Heads of terms"))) as source,
+        zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as bomb,
+    ):
+        for item in source.infolist():
+            content = source.read(item)
+            if item.filename == "word/document.xml" and xml > len(content):
+                content += b" " * (xml - len(content))
+            bomb.writestr(item.filename, content)
+        if media:
+            with bomb.open("word/media/padding.bin", "w", force_zip64=True) as padding:
+                for _ in range(media // (1 << 20)):
+                    padding.write(bytes(1 << 20))
+    return out.getvalue()
 
 
 def eml(*, subject: str, body: str, attachment: str | None = None) -> bytes:

@@ -61,6 +61,25 @@ def test_unreadable_files_fail_with_a_reason(data: bytes, name: str, says: str) 
         run(data, name, "image/png" if name.endswith(".png") else "application/octet-stream")
 
 
+@pytest.mark.parametrize(
+    "unpacked",
+    [
+        {"xml": extract.DOCX_MAX_XML_BYTES + 1},
+        {"media": extract.DOCX_MAX_UNPACKED_BYTES + (1 << 20)},
+    ],
+    ids=["xml", "media"],
+)
+def test_a_docx_that_unpacks_past_the_limits_is_refused_unread(unpacked: dict[str, int]) -> None:
+    bomb = files.docx_unpacking_to(**unpacked)
+    assert len(bomb) < 2_000_000
+    with pytest.raises(ExtractionFailed, match="unpacks to more than casefolio reads"):
+        run(bomb, "bomb.docx")
+    # Padded to 8 MB, under the limit (and under libxml2's own 10 MB for one text node),
+    # the same document is read.
+    fits = files.docx_unpacking_to(xml=8 << 20)
+    assert "Heads of terms" in run(fits, "fits.docx")
+
+
 def test_the_time_limit_is_checked_with_an_injected_clock() -> None:
     ticks = iter([0.0, 100.0, 200.0, 300.0])
     deadline = Deadline(5, clock=lambda: next(ticks))

@@ -35,6 +35,10 @@ _TEXT_SUFFIXES = {".txt", ".text", ".md", ".csv", ".tsv", ".log", ".json", ".xml
 # What tesseract (through leptonica) reads.
 _IMAGE_TYPES = {"image/png", "image/jpeg", "image/tiff", "image/bmp", "image/gif", "image/webp"}
 _IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".gif", ".webp"}
+#: What a DOCX's XML parts, and all its parts, may unpack to (bench/README.md: what parsing
+#: takes in memory).
+DOCX_MAX_XML_BYTES = 64 * 1024 * 1024
+DOCX_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
 #: Resolution pages of an image-only PDF are drawn at for OCR (tesseract's sweet spot).
 OCR_DPI = 300
 
@@ -204,6 +208,7 @@ def _docx(data: bytes, deadline: Deadline) -> Iterator[str]:
     import docx
 
     try:
+        _check_unpacked_size(data)
         document = docx.Document(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, ValueError) as exc:
         raise ExtractionFailed(f"The DOCX file cannot be read: {_brief(exc)}") from exc
@@ -213,6 +218,20 @@ def _docx(data: bytes, deadline: Deadline) -> Iterator[str]:
         deadline.check()
         for row in table.rows:
             yield "\t".join(cell.text for cell in row.cells)
+
+
+def _check_unpacked_size(data: bytes) -> None:
+    """Refuse a DOCX whose parts unpack to more than python-docx should hold: it reads every
+    part into memory and parses the XML ones whole, so a few MB of zipped repetition (a zip
+    bomb) would take gigabytes. The sizes a zip declares bound what zipfile will unpack."""
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        parts = archive.infolist()
+    xml = sum(p.file_size for p in parts if p.filename.endswith((".xml", ".rels")))
+    if xml > DOCX_MAX_XML_BYTES or sum(p.file_size for p in parts) > DOCX_MAX_UNPACKED_BYTES:
+        raise ExtractionFailed(
+            f"The DOCX file unpacks to more than casefolio reads ({DOCX_MAX_XML_BYTES:,} bytes "
+            f"of XML, {DOCX_MAX_UNPACKED_BYTES:,} in all)."
+        )
 
 
 def _eml(data: bytes, deadline: Deadline) -> Iterator[str]:
