@@ -11,6 +11,7 @@ from pathlib import Path, PurePosixPath
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -25,7 +26,8 @@ from casefolio.domain import (
     intake,
     users,
 )
-from casefolio.domain.intake import NewFile
+from casefolio.domain.documents import DocumentView
+from casefolio.domain.intake import Filed, NewFile
 from casefolio.domain.roles import READ_ONLY, READ_WRITE, Capability
 from casefolio.storage import BlobStore, LocalBlobStore, SpooledFile
 from casefolio.storage.base import BlobsNotStored
@@ -71,6 +73,25 @@ def _catalogue(settings: Settings, project_id: int) -> dict[str, str]:
     result = in_db(settings, work)
     assert isinstance(result, dict)
     return result
+
+
+async def _file(
+    session: AsyncSession,
+    seed: Seed,
+    blobs: BlobStore,
+    data: bytes,
+    name: str,
+    folder_id: int | None = None,
+) -> tuple[DocumentView, Filed]:
+    """Upload `data` as `name` into the seed's project (under `folder_id`), as the operator."""
+    return await intake.upload(
+        session,
+        who=seed.operator,
+        project_id=seed.project_id,
+        blobs=blobs,
+        received=NewFile(spool(blobs, data), name),
+        folder_id=folder_id,
+    )
 
 
 def _sha(data: bytes) -> str:
@@ -411,20 +432,8 @@ def test_export_writes_current_versions_and_deduplicates_names(
     async def make(db: Database, blobs: BlobStore) -> None:
         async with db.write() as session:
             for data in (b"first", b"second"):
-                await intake.upload(
-                    session,
-                    who=seed.operator,
-                    project_id=seed.project_id,
-                    blobs=blobs,
-                    received=NewFile(spool(blobs, data), "notes.txt"),
-                )
-            view, _ = await intake.upload(
-                session,
-                who=seed.operator,
-                project_id=seed.project_id,
-                blobs=blobs,
-                received=NewFile(spool(blobs, b"v1"), "order.pdf"),
-            )
+                await _file(session, seed, blobs, data, "notes.txt")
+            view, _ = await _file(session, seed, blobs, b"v1", "order.pdf")
             await intake.replace(
                 session,
                 who=seed.operator,
@@ -458,14 +467,7 @@ def test_export_fits_long_names_in_the_file_system_s_255_bytes(
             )
             folder = await folders.create(session, scope=scope, name=folder_name)
             for data in (b"first", b"second"):
-                await intake.upload(
-                    session,
-                    who=seed.operator,
-                    project_id=seed.project_id,
-                    blobs=blobs,
-                    received=NewFile(spool(blobs, data), file_name),
-                    folder_id=folder.id,
-                )
+                await _file(session, seed, blobs, data, file_name, folder.id)
 
     in_db(settings, make)
     out = tmp_path / "out"
@@ -482,6 +484,40 @@ def test_export_fits_long_names_in_the_file_system_s_255_bytes(
         assert name.endswith(".pdf") and len(name.encode()) <= 255
     # 83 three-byte characters and ".pdf" are 253 bytes; with " (2)" 82 of them fit.
     assert {path.split("/")[1] for path in exported} == {"文" * 83 + ".pdf", "文" * 82 + " (2).pdf"}
+
+
+def test_export_reports_the_files_of_folders_too_deep_for_a_path_and_writes_the_rest(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    long_name = "日" * 85  # 255 bytes: 16 such folders are past Linux's 4,096-byte paths
+
+    async def make(db: Database, blobs: BlobStore) -> None:
+        async with db.write() as session:
+            scope = await access.scope(
+                session, seed.operator, seed.project_id, Capability.FOLDERS_WRITE
+            )
+            parent: int | None = None
+            for depth in range(1, 21):
+                parent = (
+                    await folders.create(session, scope=scope, name=long_name, parent_id=parent)
+                ).id
+                if depth in (2, 20):
+                    await _file(
+                        session, seed, blobs, f"at {depth}".encode(), f"d{depth}.txt", parent
+                    )
+
+    in_db(settings, make)
+    out = tmp_path / "out"
+    result = invoke("export", "--project", str(seed.project_id), str(out))
+
+    assert result.exit_code == 1, result.output
+    text = " ".join(result.output.split())
+    assert "20.txt: its folder's path is longer than the file system takes" in text
+    assert "1 file(s) failed" in text
+    exported = read_tree(out)
+    manifest = json.loads(exported.pop("manifest.json"))
+    assert exported == {f"{long_name}/{long_name}/d2.txt": b"at 2"}
+    assert [f["path"] for f in manifest["files"]] == list(exported)
 
 
 def test_export_refuses_a_non_empty_directory(invoke: Invoke, seed: Seed, tmp_path: Path) -> None:

@@ -44,6 +44,12 @@ _PAGE = 1000
 
 #: The longest name ext4, XFS and most other file systems take, in bytes.
 NAME_MAX_BYTES = 255
+#: The longest path Linux takes, in bytes, its final NUL included.
+PATH_MAX_BYTES = 4096
+_TOO_DEEP = (
+    f"its folder's path is longer than the file system takes ({PATH_MAX_BYTES:,} bytes); "
+    "export into a folder with a shorter path, or shorten the folders' names"
+)
 
 
 def disk_name(name: str, used: set[str]) -> str:
@@ -80,6 +86,9 @@ class _Exporter:
         self.manifest: list[dict[str, Any]] = []
         self.used: dict[PurePosixPath, set[str]] = {PurePosixPath("."): {MANIFEST}}
         self.folder_path: dict[int | None, PurePosixPath] = {None: PurePosixPath(".")}
+        #: Folders whose path leaves no room for a file name under it: not made, their
+        #: files reported as failed, rather than the whole export failing.
+        self.too_deep: set[PurePosixPath] = set()
 
     def emit(self, event: FileEvent) -> None:
         self.report.record(event)
@@ -90,14 +99,17 @@ class _Exporter:
         children: dict[int | None, list[Folder]] = {}
         for row in rows:
             children.setdefault(row.parent_id, []).append(row)
+        room = PATH_MAX_BYTES - len(os.fsencode(self.dest.absolute())) - NAME_MAX_BYTES - 3
         pending: list[int | None] = [None]
         while pending:
             parent = pending.pop()
             base = self.folder_path[parent]
             for row in sorted(children.get(parent, []), key=lambda f: (f.name, f.id)):
                 name = disk_name(row.name, self.used.setdefault(base, set()))
-                self.folder_path[row.id] = base / name
-                self.used[base / name] = set()
+                path = self.folder_path[row.id] = base / name
+                self.used[path] = set()
+                if len(os.fsencode(path)) > room:
+                    self.too_deep.add(path)
                 pending.append(row.id)
 
     def job(self, folder_id: int | None, document_id: int, version: DocumentVersion) -> _Job:
@@ -108,6 +120,9 @@ class _Exporter:
     async def work(self, inbox: ObjectReceiveStream[_Job]) -> None:
         async with inbox:
             async for job in inbox:
+                if job.path.parent in self.too_deep:
+                    self.emit(FileEvent(job.path.as_posix(), "failed", job.version.size, _TOO_DEEP))
+                    continue
                 try:
                     await self._write(job)
                 except Exception as exc:
@@ -224,7 +239,11 @@ async def export_project(
             await session.execute(current.where(Document.project_id == project_id, LIVE))
         ).one()
     exporter.plan_folders(rows)
-    folder_dirs = [p for p in exporter.folder_path.values() if p != PurePosixPath(".")]
+    folder_dirs = [
+        p
+        for p in exporter.folder_path.values()
+        if p != PurePosixPath(".") and p not in exporter.too_deep
+    ]
     await anyio.to_thread.run_sync(_prepare_dest, dest, folder_dirs)
     on_plan(int(count), int(total))
     send, receive = anyio.create_memory_object_stream[_Job](concurrency * 2)
