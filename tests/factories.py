@@ -5,11 +5,16 @@ from __future__ import annotations
 import itertools
 import json
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 
+from casefolio.app import create_app
+from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.domain import system, tokens, users
 
@@ -31,6 +36,18 @@ class Actor:
 async def switch_api(db: Database, *, on: bool) -> None:
     async with db.write() as session:
         await system.update(session, who=None, integrations_api_enabled=on)
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """An app of its own for `settings` (the suite's `app` fixture has the suite's), the
+    integrations API on, and an in-process client of it."""
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        await switch_api(app.state.casefolio.db, on=True)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
+            yield app, client
 
 
 async def make_actor(

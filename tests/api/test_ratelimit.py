@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
-import httpx
 import pytest
 
 from casefolio.api.ratelimit import (
@@ -20,12 +19,11 @@ from casefolio.api.ratelimit import (
     LocalWindows,
     RateLimiter,
 )
-from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.domain.errors import RateLimited
 from tests import services
 from tests.conftest import IN_CI
-from tests.factories import make_actor, switch_api, wait_before_budget_sequence
+from tests.factories import make_actor, serving, wait_before_budget_sequence
 from tests.servers import free_port
 
 REDIS_URL = services.redis_url(13)
@@ -235,15 +233,10 @@ async def test_the_api_answers_while_redis_cannot_be_reached(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    app = create_app(unreachable)
-    async with app.router.lifespan_context(app):
-        db = app.state.casefolio.db
-        await switch_api(db, on=True)
-        actor = await make_actor(db, rate_limit=2)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            answers = [await http.get("/api/v1/roles", headers=actor.headers) for _ in range(3)]
-            health = await http.get("/health")
+    async with serving(unreachable) as (app, http):
+        actor = await make_actor(app.state.casefolio.db, rate_limit=2)
+        answers = [await http.get("/api/v1/roles", headers=actor.headers) for _ in range(3)]
+        health = await http.get("/health")
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert [a.headers["ratelimit-remaining"] for a in answers] == ["1", "0", "0"]
     assert health.status_code == 200

@@ -14,13 +14,12 @@ import httpx
 import pytest
 from moto.server import ThreadedMotoServer
 
-from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
 from tests.api.snapshots import snapshot
 from tests.api.v1.conftest import Matter, make_matter, upload
-from tests.factories import make_actor, switch_api
+from tests.factories import make_actor, serving
 from tests.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, s3_settings
 from tests.servers import free_port
 
@@ -64,14 +63,10 @@ def moto() -> Iterator[MotoServer]:
 async def test_with_s3_stopped_uploads_and_downloads_are_503_and_change_nothing(
     settings: Settings, moto: MotoServer
 ) -> None:
-    app = create_app(s3_settings(settings, moto.endpoint))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            db: Database = app.state.casefolio.db
-            await switch_api(db, on=True)
-            matter = await make_matter(client, db, await make_actor(db, operator=True))
-            await _s3_outage(client, matter, db, moto)
+    async with serving(s3_settings(settings, moto.endpoint)) as (app, client):
+        db: Database = app.state.casefolio.db
+        matter = await make_matter(client, db, await make_actor(db, operator=True))
+        await _s3_outage(client, matter, db, moto)
 
 
 async def _s3_outage(
@@ -126,23 +121,19 @@ async def test_an_upload_the_disk_has_no_room_for_is_507_and_changes_nothing(
     small_disk: Path, settings: Settings
 ) -> None:
     on_small_disk = settings.model_copy(update={"data_dir": small_disk, "blob_store": ""})
-    app = create_app(on_small_disk)
-    async with app.router.lifespan_context(app):
+    async with serving(on_small_disk) as (app, client):
         db: Database = app.state.casefolio.db
-        await switch_api(db, on=True)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            matter = await make_matter(client, db, await make_actor(db, operator=True))
-            before = await snapshot(db)
+        matter = await make_matter(client, db, await make_actor(db, operator=True))
+        before = await snapshot(db)
 
-            too_big = await upload(client, matter, b"%PDF" + b"x" * 5 * 1024 * 1024, "big.pdf")
+        too_big = await upload(client, matter, b"%PDF" + b"x" * 5 * 1024 * 1024, "big.pdf")
 
-            assert too_big.status_code == 507, too_big.text
-            assert "no space left" in too_big.json()["detail"]
-            assert await snapshot(db) == before
-            # What it wrote before the disk filled up is gone again: a small file fits.
-            small = await upload(client, matter, b"%PDF" + b"x" * 512 * 1024, "small.pdf")
-            assert small.status_code == 201, small.text
+        assert too_big.status_code == 507, too_big.text
+        assert "no space left" in too_big.json()["detail"]
+        assert await snapshot(db) == before
+        # What it wrote before the disk filled up is gone again: a small file fits.
+        small = await upload(client, matter, b"%PDF" + b"x" * 512 * 1024, "small.pdf")
+        assert small.status_code == 201, small.text
 
 
 async def test_a_write_the_database_s_disk_has_no_room_for_is_507_and_changes_nothing(
@@ -152,25 +143,21 @@ async def test_a_write_the_database_s_disk_has_no_room_for_is_507_and_changes_no
         pytest.skip("the database is SQLite's file here; PostgreSQL's disk is its own")
     on_small_disk = Settings(data_dir=small_disk, database_url="")
     await anyio.to_thread.run_sync(migrate.upgrade, on_small_disk)
-    app = create_app(on_small_disk)
-    async with app.router.lifespan_context(app):
+    async with serving(on_small_disk) as (app, client):
         db: Database = app.state.casefolio.db
-        await switch_api(db, on=True)
         operator = await make_actor(db, operator=True)
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
-            before = await snapshot(db)
-            filler = small_disk / "filler"
-            with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
-                while True:
-                    out.write(b"\0" * 4096)
+        before = await snapshot(db)
+        filler = small_disk / "filler"
+        with contextlib.suppress(OSError), filler.open("wb", buffering=0) as out:
+            while True:
+                out.write(b"\0" * 4096)
 
-            project = {"name": "Full disk", "description": "d" * 100_000}
-            refused = await client.post("/api/v1/projects", json=project, headers=operator.headers)
+        project = {"name": "Full disk", "description": "d" * 100_000}
+        refused = await client.post("/api/v1/projects", json=project, headers=operator.headers)
 
-            assert refused.status_code == 507, refused.text
-            assert "no space left" in refused.json()["detail"]
-            filler.unlink()
-            assert await snapshot(db) == before
-            made = await client.post("/api/v1/projects", json=project, headers=operator.headers)
-            assert made.status_code == 201, made.text
+        assert refused.status_code == 507, refused.text
+        assert "no space left" in refused.json()["detail"]
+        filler.unlink()
+        assert await snapshot(db) == before
+        made = await client.post("/api/v1/projects", json=project, headers=operator.headers)
+        assert made.status_code == 201, made.text
