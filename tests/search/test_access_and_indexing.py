@@ -14,10 +14,12 @@ from casefolio.db.engine import Database
 from casefolio.db.models import VersionText
 from casefolio.db.types import utcnow
 from casefolio.outbound.worker import Worker
-from casefolio.search.index import MAX_ATTEMPTS, Indexer, reindex
+from casefolio.search.index import MAX_ATTEMPTS, STORE_RETRY, Indexer, reindex
+from casefolio.storage import S3BlobStore
 from tests.factories import Actor
 from tests.search import files
 from tests.search.conftest import Matter, index_all, make_matter, search, titles, upload
+from tests.servers import free_port
 
 
 async def test_only_readable_projects_are_searched_counted_or_highlighted(
@@ -177,3 +179,50 @@ async def test_postgresql_keeps_the_tsvector_in_the_row(
             )
         )
     assert storage == "m"  # MAIN: in the row, out of it only when it cannot fit a page
+
+
+async def test_a_blob_store_that_cannot_be_reached_leaves_files_pending_not_failed(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    settings: Settings,
+    db: Database,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
+    # An S3 store at an address nobody listens on: an outage of the scaled-out shape.
+    unreachable = S3BlobStore(
+        bucket="casefolio",
+        prefix="outage",
+        staging_dir=settings.data_dir / "staging",
+        endpoint_url=f"http://127.0.0.1:{free_port()}",
+        access_key_id="testing",
+        secret_access_key="testing",
+    )
+    now = [utcnow()]
+    during = Indexer(settings, db, clock=lambda: now[0], blobs=unreachable)
+
+    def tries() -> int:
+        return sum("blob store cannot be reached" in r.getMessage() for r in caplog.records)
+
+    try:
+        # More rounds than the attempts that mark a file failed, leases expired in between.
+        for attempt in range(1, MAX_ATTEMPTS + 2):
+            await during.run_once()
+            assert tries() == attempt
+            await during.run_once()  # paused: the store is not tried again so soon
+            assert tries() == attempt
+            now[0] += max(STORE_RETRY, during.lease)
+    finally:
+        await during.close()
+
+    status = await client.get(
+        "/api/v1/search/status", params={"projectId": matter.id}, headers=matter.reader.headers
+    )
+    assert (status.json()["pending"], status.json()["failed"]) == (1, 0)
+    # With the store back (the suite's local one), the file is read.
+    after = Indexer(settings, db, clock=lambda: now[0])
+    try:
+        await index_all(after)
+    finally:
+        await after.close()
+    assert await titles(client, matter.reader, "indemnity") == {"fine.txt"}

@@ -20,6 +20,7 @@ from casefolio.db import migrate
 from casefolio.db.engine import Database, DatabaseUnavailable
 from casefolio.db.models import MAX_ID
 from casefolio.domain.errors import DomainError
+from casefolio.storage.base import BlobStoreUnavailable
 
 #: `--as EMAIL`, for the commands that act in a user's name (domain/transfer.py's
 #: `acting_principal`).
@@ -104,6 +105,8 @@ def failure(exc: BaseException) -> str | None:
         return exc.message
     if isinstance(exc, DatabaseUnavailable):
         return exc.detail
+    if isinstance(exc, BlobStoreUnavailable):
+        return f"Cannot reach the blob store: {exc}"
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):
         return f"Cannot reach the database: {exc}"
     if isinstance(exc, OSError):

@@ -36,7 +36,7 @@ from casefolio.db.types import utcnow
 from casefolio.outbound import feed, sealing
 from casefolio.search import extract
 from casefolio.storage import BlobStore, open_blob_store
-from casefolio.storage.base import BlobMissing
+from casefolio.storage.base import BlobMissing, BlobStoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,9 @@ QUEUE_BATCH = 1000
 CLAIM_BATCH = 100
 MAX_ATTEMPTS = 3
 ROUND_SECONDS = 1.0
+#: After the blob store could not be reached, extraction waits this long before it claims
+#: files again; the rest of the worker's round (webhooks, the feed) goes on meanwhile.
+STORE_RETRY = timedelta(seconds=30)
 #: The outbox types that bring a new version.
 NEW_VERSION_TYPES = ("document.created", "version.added")
 
@@ -80,6 +83,7 @@ class Indexer:
         self.settings, self.db, self.clock = settings, db, clock
         self._blobs = blobs
         self.lease = timedelta(seconds=ROUND_SECONDS + settings.search_time_limit_seconds + 30)
+        self._store_retry_at: datetime | None = None
         self._ocr = extract.Ocr(settings.search_ocr_languages) if settings.search_ocr else None
 
     @property
@@ -126,6 +130,8 @@ class Indexer:
             return len(new)
 
     async def extract_due(self) -> int:
+        if self._store_retry_at is not None and self.clock() < self._store_retry_at:
+            return 0
         jobs = await self._claim()
         if not jobs:
             return 0
@@ -134,7 +140,18 @@ class Indexer:
         for job in jobs:
             if results and time.monotonic() - started > ROUND_SECONDS:
                 break  # the rest go back to the queue, for the next round
-            results.append((job, await self._extract(job)))
+            try:
+                results.append((job, await self._extract(job)))
+            except BlobStoreUnavailable as exc:
+                # Not the file's fault: it goes back to the queue, its attempt not counted
+                # (three would mark it failed), with the rest.
+                self._store_retry_at = self.clock() + STORE_RETRY
+                log.warning(
+                    "search: the blob store cannot be reached (%s); extraction resumes in %d s",
+                    exc,
+                    STORE_RETRY.total_seconds(),
+                )
+                break
         await self._store(results, [job.version_id for job in jobs[len(results) :]])
         return len(results)
 

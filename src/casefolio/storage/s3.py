@@ -222,8 +222,9 @@ class S3BlobStore(StagingStore):
 
     async def list(self) -> AsyncIterator[tuple[str, datetime]]:
         # Paths come back relative to the store's prefix.
-        async for batch in obstore.list(self._store, chunk_size=1000):
-            for meta in batch:
-                sha = _sha_from_key(meta["path"])
-                if sha is not None:
-                    yield sha, meta["last_modified"]
+        with _reaching_the_bucket():
+            async for batch in obstore.list(self._store, chunk_size=1000):
+                for meta in batch:
+                    sha = _sha_from_key(meta["path"])
+                    if sha is not None:
+                        yield sha, meta["last_modified"]
