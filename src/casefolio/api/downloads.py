@@ -20,7 +20,7 @@ from casefolio.api.errors import Problem, render
 from casefolio.api.middleware import HEAD_FLAG
 from casefolio.db.models import DocumentVersion
 from casefolio.outbound import audit
-from casefolio.storage.base import BlobStore
+from casefolio.storage.base import BlobMissing, BlobStore
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -203,6 +203,10 @@ async def blob_response(
             return render(request, problem)
     path = blobs.local_path(version.sha256)
     if path is not None:
+        # One stat of a local file, on the loop: less than a thread hop would cost. A missing
+        # blob is then an error the client can read, and no download is audited.
+        if not path.is_file():
+            raise BlobMissing(version.sha256)
         await audit.record_download(
             request.app.state.casefolio.db, version, whole_version=whole_version
         )

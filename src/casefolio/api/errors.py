@@ -20,7 +20,7 @@ from casefolio.db.conflicts import is_concurrent_change, is_out_of_space
 from casefolio.db.engine import DatabaseUnavailable
 from casefolio.domain import errors, text
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
-from casefolio.storage.base import BlobStoreUnavailable
+from casefolio.storage.base import BlobMissing, BlobStoreUnavailable
 
 log = logging.getLogger(__name__)
 V3_PREFIX = "/api/v3"
@@ -318,6 +318,20 @@ def install(app: FastAPI) -> None:
             "Retry later.",
             seconds=5,
         )
+
+    @app.exception_handler(BlobMissing)
+    async def _blob_missing(request: Request, exc: BlobMissing) -> JSONResponse:
+        # A row names bytes the store does not have: lost outside casefolio (a disk, a
+        # restore, a bucket rule). Not the client's doing, and not to be retried.
+        log.error("%s (on %s %s)", exc, request.method, request.url.path)
+        problem = Problem(
+            500,
+            "Internal Server Error",
+            "The stored bytes of this version are missing from the blob store; nothing was "
+            "sent. The administrator finds the file's SHA-256 in the server's log.",
+            "InternalServerError",
+        )
+        return render(request, problem)
 
     @app.exception_handler(OSError)
     async def _os_error(request: Request, exc: OSError) -> JSONResponse:
