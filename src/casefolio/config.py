@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -19,7 +20,15 @@ from pydantic_settings import (
     PydanticBaseSettingsSource,
     SettingsConfigDict,
 )
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
+#: The Redis URL schemes the rate limits' storage (`limits`) speaks.
+_REDIS_SCHEMES = frozenset(
+    f"{server}{kind}"
+    for server in ("redis", "valkey")
+    for kind in ("", "s", "+unix", "+sentinel", "+cluster")
+)
 CONFIG_FILE = "casefolio.toml"
 # The folder a casefolio.toml's installation keeps its data in, next to the file.
 DATA_FOLDER = "casefolio-data"
@@ -104,10 +113,11 @@ class Settings(BaseSettings):
     signin_address_attempts_per_minute: int = Field(
         30, ge=1, description="Sign-in attempts allowed per client address and minute."
     )
-    trusted_proxies: str = Field(
-        "",
-        description="Comma-separated addresses of reverse proxies whose X-Forwarded-Proto and "
-        "X-Forwarded-For are believed (for Secure cookies and per-address limits).",
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        [],
+        description="Addresses or networks (comma-separated) of reverse proxies whose "
+        "X-Forwarded-Proto and X-Forwarded-For are believed (for Secure cookies and "
+        "per-address limits).",
     )
     # The trash and retention (domain/trash.py, domain/retention.py).
     trash_days: float = Field(
@@ -182,7 +192,9 @@ class Settings(BaseSettings):
         # (`locate`), so that a relative data_dir in it can be resolved against its folder.
         return (init_settings, env_settings)
 
-    @field_validator("webhook_retry_schedule", "webhook_allowed_networks", mode="before")
+    @field_validator(
+        "webhook_retry_schedule", "webhook_allowed_networks", "trusted_proxies", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: object) -> object:
         # Lists come from the environment as `a,b,c` (a TOML file gives a real list).
@@ -190,14 +202,16 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("webhook_allowed_networks")
+    @field_validator("webhook_allowed_networks", "trusted_proxies")
     @classmethod
     def _networks(cls, networks: list[str]) -> list[str]:
         for network in networks:
             try:
                 ipaddress.ip_network(network, strict=False)
             except ValueError as exc:
-                raise ValueError(f"{network!r} is not a network such as 10.0.0.0/8") from exc
+                raise ValueError(
+                    f"{network!r} is not an address or network such as 10.0.0.5 or 10.0.0.0/8"
+                ) from exc
         return networks
 
     @field_validator("database_url")
@@ -206,18 +220,66 @@ class Settings(BaseSettings):
         # Accept the URLs people paste from their hosting panel; the engine needs async drivers.
         for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
             if url.startswith(prefix):
-                return "postgresql+asyncpg://" + url[len(prefix) :]
+                url = "postgresql+asyncpg://" + url[len(prefix) :]
         if url.startswith("sqlite:///"):
-            return "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+        if url and not url.startswith(("postgresql+asyncpg://", "sqlite+aiosqlite:///")):
+            raise ValueError(
+                "must be empty (SQLite in the data folder), postgresql://user@host:port/database "
+                "or sqlite:///path/to/file.db"
+            )
+        if url:
+            try:
+                make_url(url)
+            except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+                raise ValueError(f"is not a valid URL ({exc})") from None
+        return url
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, url: str) -> str:
+        # Checked here, so that a typo is one line at start-up rather than a traceback from
+        # the server's start or from every request.
+        if not url:
+            return url
+        scheme = url.partition("://")[0]
+        if scheme not in _REDIS_SCHEMES:
+            raise ValueError(
+                "must be empty or a Redis URL: redis://host:port/db, rediss:// (TLS), "
+                "redis+unix://, redis+sentinel://, redis+cluster:// (or valkey…)"
+            )
+        if _port_of(url) == 0:
+            raise ValueError("names port 0, where no Redis listens")
         return url
 
     @model_validator(mode="after")
     def _check_blob_store(self) -> Settings:
-        if self.blob_store and not self.blob_store.startswith("s3://"):
+        if self.blob_store and self.s3_location is None:
             raise ValueError(
                 "CASEFOLIO_BLOB_STORE must be empty (local folder) or s3://bucket/prefix"
             )
         return self
+
+    @field_validator("s3_endpoint_url")
+    @classmethod
+    def _check_s3_endpoint(cls, url: str) -> str:
+        if not url:
+            return url
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname or _port_of(url) == 0:
+            raise ValueError(
+                "must be empty (AWS) or an http:// or https:// URL such as https://s3.internal:9000"
+            )
+        return url
+
+    @property
+    def s3_location(self) -> tuple[str, str] | None:
+        """The bucket and key prefix of an `s3://bucket/prefix` blob store; None for the
+        local folder, or a value that names no bucket."""
+        url = urlsplit(self.blob_store)
+        if url.scheme != "s3" or not url.netloc:
+            return None
+        return url.netloc, url.path.strip("/")
 
     @property
     def effective_database_url(self) -> str:
@@ -231,6 +293,11 @@ class Settings(BaseSettings):
         """`webhook_allowed_networks` as networks (each was checked at start-up): what the
         API, the web pages and the worker hand to outbound/ssrf.py."""
         return [ipaddress.ip_network(n, strict=False) for n in self.webhook_allowed_networks]
+
+    @property
+    def trusted_proxy_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """`trusted_proxies` as networks (an address is a network of one)."""
+        return [ipaddress.ip_network(n, strict=False) for n in self.trusted_proxies]
 
     @property
     def webhook_secret_overlap(self) -> timedelta:
@@ -253,6 +320,14 @@ class Settings(BaseSettings):
             return None
         path = url.split(":///", 1)[1].split("?", 1)[0]
         return None if path in ("", ":memory:") else Path(path)
+
+
+def _port_of(url: str) -> int | None:
+    """The port `url` names, if any; ValueError when it is not a number up to 65535."""
+    try:
+        return urlsplit(url).port
+    except ValueError as exc:
+        raise ValueError(f"is not a valid URL ({exc})") from None
 
 
 class ConfigurationError(Exception):

@@ -270,10 +270,19 @@ async def test_successful_sign_ins_do_not_use_up_the_budget(
     assert await _sessions(db) == 13
 
 
+@pytest.fixture(
+    params=[(["127.0.0.1"], "127.0.0.1"), (["10.0.0.0/8", "127.0.0.0/8"], "::ffff:127.0.0.9")],
+    ids=["an-address", "a-network-seen-by-a-dual-stack-listener"],
+)
+def proxy(request: pytest.FixtureRequest) -> tuple[list[str], str]:
+    """CASEFOLIO_TRUSTED_PROXIES, and the address the proxy's requests come from."""
+    return request.param  # type: ignore[no-any-return]
+
+
 @pytest.fixture
-async def tight_app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def tight_app(settings: Settings, proxy: tuple[list[str], str]) -> AsyncIterator[FastAPI]:
     tight = settings.model_copy(
-        update={"signin_address_attempts_per_minute": 3, "trusted_proxies": "127.0.0.1"}
+        update={"signin_address_attempts_per_minute": 3, "trusted_proxies": proxy[0]}
     )
     application = create_app(tight)
     async with application.router.lifespan_context(application):
@@ -281,13 +290,13 @@ async def tight_app(settings: Settings) -> AsyncIterator[FastAPI]:
 
 
 async def test_sign_in_attempts_are_limited_per_address_behind_a_trusted_proxy(
-    tight_app: FastAPI, settings: Settings
+    tight_app: FastAPI, settings: Settings, proxy: tuple[list[str], str]
 ) -> None:
     clock = _clocked(tight_app)
     db: Database = tight_app.state.casefolio.db
     users = [await make_actor(db) for _ in range(5)]
     await give_password(db, users[4].email)
-    transport = httpx.ASGITransport(app=tight_app, client=("127.0.0.1", 5000))
+    transport = httpx.ASGITransport(app=tight_app, client=(proxy[1], 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         proxied = {"X-Forwarded-For": "203.0.113.9", "X-Forwarded-Proto": "https"}
         # Successful sign-ins from the address do not count against it.
@@ -306,11 +315,28 @@ async def test_sign_in_attempts_are_limited_per_address_behind_a_trusted_proxy(
         assert await _sign_in(http, users[3].email, "x", headers=proxied) == 401
 
 
-async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(tight_app: FastAPI) -> None:
+async def test_a_forged_forwarded_address_does_not_escape_the_limit(
+    tight_app: FastAPI, proxy: tuple[list[str], str]
+) -> None:
+    db: Database = tight_app.state.casefolio.db
+    users = [await make_actor(db) for _ in range(4)]
+    transport = httpx.ASGITransport(app=tight_app, client=(proxy[1], 5000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        answers = []
+        for n, user in enumerate(users):
+            # What the browser wrote, then what the proxy appended: its real address.
+            forged = {"X-Forwarded-For": f"198.51.100.{n}, 203.0.113.9"}
+            answers.append(await _sign_in(http, user.email, "x", headers=forged))
+    assert answers == [401, 401, 401, 429]
+
+
+async def test_the_cookie_is_secure_when_a_trusted_proxy_says_https(
+    tight_app: FastAPI, proxy: tuple[list[str], str]
+) -> None:
     db: Database = tight_app.state.casefolio.db
     user = await make_actor(db)
     await give_password(db, user.email)
-    transport = httpx.ASGITransport(app=tight_app, client=("127.0.0.1", 5000))
+    transport = httpx.ASGITransport(app=tight_app, client=(proxy[1], 5000))
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
         signed_in = await http.post(
             "/signin",

@@ -7,6 +7,7 @@ import binascii
 
 from fastapi import Request
 
+from casefolio.api.proxies import client_address
 from casefolio.api.ratelimit import STATE_KEY
 from casefolio.api.state import AppState
 from casefolio.domain import events, system, tokens
@@ -47,7 +48,7 @@ async def authenticate(request: Request) -> Principal:
     state: AppState = request.app.state.casefolio
     secret = token_from_headers(request)
     if secret is None:
-        await _charge(request, state, f"ip:{_client(request)}", None)
+        await _charge(request, state, f"ip:{client_address(request)}", None)
         raise Unauthenticated(MISSING_TOKEN)
     secret_hash = tokens.hash_secret(secret)
     remembered = state.credentials.get(secret_hash)
@@ -60,7 +61,7 @@ async def authenticate(request: Request) -> Principal:
                 principal, stale = await tokens.authenticate(session, secret=secret)
                 api_enabled = (await system.get(session)).integrations_api_enabled
         except Unauthenticated:
-            await _charge(request, state, f"ip:{_client(request)}", None)
+            await _charge(request, state, f"ip:{client_address(request)}", None)
             raise
         state.credentials.remember(secret_hash, principal, api_enabled)
     # Keyed by the secret's hash, not the row id: installations (and test databases) that
@@ -68,7 +69,7 @@ async def authenticate(request: Request) -> Principal:
     await _charge(request, state, f"token:{secret_hash[:32]}", principal.rate_limit)
     # What this request writes is audited as this token's (domain/events.py).
     events.current_actor.set(
-        events.Actor("token", principal.user_id, principal.token_id, _client(request))
+        events.Actor("token", principal.user_id, principal.token_id, client_address(request))
     )
     if not api_enabled and not _may_switch_api_on(request, principal):
         raise Forbidden(system.API_DISABLED_MESSAGE)
@@ -97,7 +98,3 @@ async def _charge(request: Request, state: AppState, key: str, per_minute: int |
         request.scope.setdefault("state", {})[STATE_KEY] = exc.budget
         raise
     request.scope.setdefault("state", {})[STATE_KEY] = budget
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"

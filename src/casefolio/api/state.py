@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 
 from casefolio.api.credentials import CredentialCache
@@ -23,6 +24,9 @@ class AppState:
     upload_grants: RecentGrants = field(default_factory=RecentGrants)
     # The read model the `fast_reads` setting chose (fastpath/).
     reads: ReadModel = field(init=False)
+    #: CASEFOLIO_TRUSTED_PROXIES, parsed once: every request asks (api/proxies.py).
+    proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = ReadModel.open(self.db, self.settings)
+        self.proxies = self.settings.trusted_proxy_networks

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from casefolio.config import Settings
 from casefolio.storage.base import BlobMissing, BlobStore, SpooledFile
 from casefolio.storage.local import LocalBlobStore
@@ -23,12 +21,13 @@ def open_blob_store(settings: Settings) -> BlobStore:
     """Build the store the settings ask for: ``s3://bucket/prefix`` or the local blob folder."""
     if not settings.blob_store:
         return LocalBlobStore(settings.blob_dir)
-    url = urlsplit(settings.blob_store)
-    if url.scheme != "s3" or not url.netloc:
+    location = settings.s3_location
+    if location is None:
         raise ValueError("CASEFOLIO_BLOB_STORE must look like s3://bucket/prefix")
+    bucket, prefix = location
     return S3BlobStore(
-        bucket=url.netloc,
-        prefix=url.path.strip("/"),
+        bucket=bucket,
+        prefix=prefix,
         # Uploads are received completely (and hashed) before they go to S3,
         # so they need local room; keep it next to the rest of the data.
         staging_dir=settings.data_dir / "staging",

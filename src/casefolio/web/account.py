@@ -7,6 +7,7 @@ from datetime import UTC, datetime, time
 from fastapi import APIRouter, Request, Response
 
 from casefolio.api.ids import PathId
+from casefolio.api.proxies import client_address, is_https
 from casefolio.db.models import ApiToken
 from casefolio.domain import accounts, shown_once, tokens, websessions
 from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated
@@ -21,7 +22,7 @@ from casefolio.web.deps import (
     lifetimes,
     same_origin,
 )
-from casefolio.web.http import client_address, is_https, read_form, render, see_other, state_of
+from casefolio.web.http import read_form, render, see_other, state_of
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
 

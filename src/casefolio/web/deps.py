@@ -20,12 +20,13 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from casefolio.api.errors import problem_for
+from casefolio.api.proxies import client_address
 from casefolio.config import Settings
 from casefolio.domain import events, websessions
 from casefolio.domain.errors import DomainError
 from casefolio.domain.principal import Principal
 from casefolio.domain.websessions import SignedIn
-from casefolio.web.http import client_address, read_form, render, state_of
+from casefolio.web.http import read_form, render, state_of
 
 SESSION_COOKIE = "casefolio_session"
 CSRF_HEADER = "x-csrf-token"

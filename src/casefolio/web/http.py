@@ -106,32 +106,6 @@ def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def _trusted(request: Request) -> bool:
-    proxies = state_of(request).settings.trusted_proxies
-    peer = request.client.host if request.client else ""
-    return bool(proxies) and peer in {p.strip() for p in proxies.split(",")}
-
-
-def is_https(request: Request) -> bool:
-    """Whether the browser reached us over HTTPS: directly, or through a trusted proxy that
-    says so in X-Forwarded-Proto."""
-    if request.url.scheme == "https":
-        return True
-    if _trusted(request):
-        proto = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
-        return proto == "https"
-    return False
-
-
-def client_address(request: Request) -> str:
-    """The browser's address: the peer, or what a trusted proxy says in X-Forwarded-For."""
-    if _trusted(request):
-        forwarded = request.headers.get("x-forwarded-for", "").split(",")[0].strip()
-        if forwarded:
-            return forwarded
-    return request.client.host if request.client else "unknown"
-
-
 async def read_form(request: Request) -> dict[str, str]:
     """The fields of an urlencoded form (the last value of each), read once per request."""
     cached: dict[str, str] | None = getattr(request.state, "web_form", None)
