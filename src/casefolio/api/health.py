@@ -26,6 +26,9 @@ router = APIRouter(tags=[*TAGS], generate_unique_id_function=operation_id)
 @router.get(
     HEALTH_PATH,
     summary="Health check (no token needed)",
+    description="200 while this process can query its database. `rateLimits` says where "
+    'request budgets are counted: `"redis"`, `"process"` (no Redis configured), or '
+    '`"process (Redis unreachable)"` while Redis does not answer (the API still serves).',
     responses={503: {"description": "The database cannot be reached; retry later."}},
 )
 async def read_health(request: Request) -> dict[str, Any]:
