@@ -91,6 +91,8 @@ def test_a_casefolio_toml_above_the_current_folder_is_found_and_its_data_dir_is_
         ("CASEFOLIO_S3_ENDPOINT_URL", "s3.internal:9000", "CASEFOLIO_S3_ENDPOINT_URL: must be"),
         ("CASEFOLIO_DATABASE_URL", "mysql://u@db/cases", "CASEFOLIO_DATABASE_URL: must be empty"),
         ("CASEFOLIO_DATABASE_URL", "postgres://u@db:x/c", "CASEFOLIO_DATABASE_URL: is not a valid"),
+        ("CASEFOLIO_DATABASE_URL", "postgres://u@db:70000/c", "CASEFOLIO_DATABASE_URL: is not a"),
+        ("CASEFOLIO_DATABASE_URL", "postgres://u@db:0/c", "CASEFOLIO_DATABASE_URL: names port 0"),
     ],
 )
 def test_configuration_errors_name_the_variable_in_one_line(
@@ -109,6 +111,43 @@ def test_configuration_errors_name_the_variable_in_one_line(
     assert "\n" not in message
     assert "pydantic" not in message
     assert "errors.pydantic.dev" not in message
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "shown"),
+    [
+        (
+            "CASEFOLIO_REDIS_URL",
+            "redis://app:s3cr@t@cache:99999/0",
+            "redis://app:***@cache:99999/0",
+        ),
+        (
+            "CASEFOLIO_DATABASE_URL",
+            "postgresql://u:s3cr@t@db:port/c",
+            "postgresql://u:***@db:port/c",
+        ),
+        (
+            "CASEFOLIO_S3_ENDPOINT_URL",
+            "ftp://key:s3cr@t@s3.internal/",
+            "ftp://key:***@s3.internal/",
+        ),
+    ],
+)
+def test_configuration_errors_do_not_repeat_a_password(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: Path,
+    variable: str,
+    value: str,
+    shown: str,
+) -> None:
+    # The message goes to terminals and service logs; the password stays in the settings.
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as raised:
+        locate(cwd=tmp_path)
+    message = str(raised.value)
+    assert f"(got {shown!r})" in message
+    assert "s3cr" not in message
 
 
 def test_errors_in_a_toml_file_name_the_file_and_key(tmp_path: Path, clean_env: Path) -> None:

@@ -231,8 +231,12 @@ class Settings(BaseSettings):
         if url:
             try:
                 make_url(url)
-            except (ArgumentError, ValueError) as exc:  # ValueError: a port that is no number
+            except ArgumentError:  # its message quotes the URL, password and all
+                raise ValueError("is not a valid URL") from None
+            except ValueError as exc:  # a port that is no number
                 raise ValueError(f"is not a valid URL ({exc})") from None
+            if _port_of(url) == 0:  # make_url takes any number; a socket takes 1 to 65535
+                raise ValueError("names port 0, where no database listens")
         return url
 
     @field_validator("redis_url")
@@ -391,6 +395,18 @@ def _config_file(environ: Mapping[str, str], cwd: Path) -> Path | None:
     return None
 
 
+def _shown(value: object) -> str:
+    """`value` as an error message quotes it, a URL's password masked: the message goes to
+    terminals and service logs that more people read than the configuration."""
+    if isinstance(value, str) and "@" in value and "://" in value:
+        scheme, _, rest = value.partition("://")
+        credentials, at, host = rest.rpartition("@")
+        if ":" in credentials and "/" not in credentials:
+            user = credentials.partition(":")[0]
+            value = f"{scheme}://{user}:***{at}{host}"
+    return repr(value)
+
+
 def describe(
     exc: ValidationError, *, from_file: Path | None = None, file_keys: Collection[str] = ()
 ) -> str:
@@ -403,9 +419,9 @@ def describe(
         if error["type"] == "extra_forbidden":
             problems.append(f"unknown setting `{name}` in {from_file}")
         elif name in file_keys and from_file is not None:
-            problems.append(f"`{name}` in {from_file}: {message} (got {error['input']!r})")
+            problems.append(f"`{name}` in {from_file}: {message} (got {_shown(error['input'])})")
         elif name:
-            problems.append(f"CASEFOLIO_{name.upper()}: {message} (got {error['input']!r})")
+            problems.append(f"CASEFOLIO_{name.upper()}: {message} (got {_shown(error['input'])})")
         else:
             problems.append(message)
     return "; ".join(problems)
