@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     search_time_limit_seconds: float = Field(
         30, gt=0, le=3600, description="How long extracting one file's text may take."
     )
+    search_memory_limit_mib: int = Field(
+        2048,
+        ge=64,
+        description="Memory reading one file's text may take (MiB); more, and it fails.",
+    )
     search_ocr: bool = Field(
         False,
         description="Read images and image-only PDFs by OCR (needs tesseract; PDFs pdftoppm).",

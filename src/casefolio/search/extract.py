@@ -2,9 +2,9 @@
 DOCX (python-docx) and e-mail (.eml, the standard library's email package); with OCR on,
 images and image-only PDFs by the tesseract program (pages drawn by poppler's pdftoppm).
 
-Pure functions of the bytes, run in a worker thread (search/index.py). The time limit is
-checked between pages, paragraphs and parts (`Deadline`), and the caller stops waiting at
-the limit too; the size limit is checked before a file is read at all.
+Pure functions of the bytes, run in a child process (search/sandbox.py). The time limit is
+checked between pages, paragraphs and parts (`Deadline`), and the child is killed soon
+after it; the size limit is checked before a file is read at all.
 """
 
 from __future__ import annotations
@@ -158,7 +158,7 @@ def extract(
             if size >= max_chars:
                 break
             deadline.check()
-    except ExtractionFailed:
+    except (ExtractionFailed, MemoryError):  # the latter: search/sandbox.py's limit
         raise
     except Exception as exc:  # a malformed file: any of the readers' errors
         raise ExtractionFailed(f"The {kind} file cannot be read: {_brief(exc)}") from exc

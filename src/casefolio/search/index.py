@@ -7,7 +7,8 @@ Each round of the worker (outbound/worker.py) calls `Indexer.run_once`:
 2. claim: a batch of pending rows is leased (`claimed_until`, `FOR UPDATE SKIP LOCKED` on
    PostgreSQL), its attempts counted; a worker that dies mid-batch loses its lease, and the
    rows are claimed again (after MAX_ATTEMPTS claims, a row fails with that reason);
-3. extract each file in a thread, outside any transaction, within the size and time limits;
+3. extract each file in a child process (search/sandbox.py), outside any transaction,
+   within the size, time and memory limits;
 4. store: text and status `done`, or status `failed` with the reason. The database's own
    index follows the text column (FTS5 triggers on SQLite, a generated column on PostgreSQL).
 
@@ -16,12 +17,12 @@ A round stops claiming after ROUND_SECONDS, so webhook deliveries never wait lon
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -34,7 +35,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import Change, Document, DocumentVersion, VersionText
 from casefolio.db.types import utcnow
 from casefolio.outbound import feed, sealing
-from casefolio.search import extract
+from casefolio.search import extract, sandbox
 from casefolio.storage import BlobStore, open_blob_store
 from casefolio.storage.base import BlobMissing, BlobStoreUnavailable
 
@@ -84,7 +85,6 @@ class Indexer:
         self._blobs = blobs
         self.lease = timedelta(seconds=ROUND_SECONDS + settings.search_time_limit_seconds + 30)
         self._store_retry_at: datetime | None = None
-        self._ocr = extract.Ocr(settings.search_ocr_languages) if settings.search_ocr else None
 
     @property
     def blobs(self) -> BlobStore:
@@ -202,45 +202,43 @@ class Indexer:
             return jobs
 
     async def _extract(self, job: Job) -> Outcome:
-        limit = self.settings.search_max_file_bytes
+        settings = self.settings
+        limit = settings.search_max_file_bytes
         if job.size > limit:
             return Outcome(None, f"The file is larger than {limit} bytes, the size limit.")
-        seconds = self.settings.search_time_limit_seconds
         try:
-            load = await self._loader(job)
-            if load is None:
+            source = await self._source(job)
+            if source is None:
                 return Outcome(None, f"casefolio does not read text from {job.content_type} files.")
-            run = functools.partial(
-                _load_and_extract,
-                load,
-                job,
-                extract.Deadline(seconds),
-                self.settings.search_max_text_chars,
-                self._ocr,
+            reading = sandbox.Job(
+                source,
+                file_name=job.file_name,
+                content_type=job.content_type,
+                seconds=settings.search_time_limit_seconds,
+                max_chars=settings.search_max_text_chars,
+                memory_mib=settings.search_memory_limit_mib,
+                ocr_languages=settings.search_ocr_languages if settings.search_ocr else None,
             )
-            with anyio.fail_after(seconds + 1):
-                return Outcome(await anyio.to_thread.run_sync(run, abandon_on_cancel=True), None)
+            # The child is killed at the time limit, so this thread is never left waiting.
+            return Outcome(await anyio.to_thread.run_sync(sandbox.shared.read, reading), None)
         except extract.ExtractionFailed as exc:
             return Outcome(None, str(exc))
         except (BlobMissing, FileNotFoundError):
             return Outcome(None, "The stored file is missing from the blob store.")
-        except TimeoutError:
-            return Outcome(None, f"Reading the text took longer than {seconds:g} s.")
 
-    async def _loader(self, job: Job) -> Callable[[], bytes] | None:
-        """How to get the file's bytes in the extracting thread: a local blob is read there
-        (one thread hop per file); a remote one is fetched here first, unless its first
-        bytes show it is of no kind casefolio reads (None)."""
+    async def _source(self, job: Job) -> Path | bytes | None:
+        """What the child reads: a local blob's path (it reads the file itself), or a
+        remote blob's bytes, fetched here unless its first bytes show it is of no kind
+        casefolio reads (None)."""
         path = self.blobs.local_path(job.sha256)
         if path is not None:
-            return path.read_bytes
-        ocr = self._ocr is not None
+            return path
+        ocr = self.settings.search_ocr
         if extract.kind_of(job.file_name, job.content_type, b"", ocr=ocr) is None and job.size > 0:
             head = b"".join([chunk async for chunk in self.blobs.read(job.sha256, 0, 8)])
             if extract.kind_of(job.file_name, job.content_type, head, ocr=ocr) is None:
                 return None
-        data = b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
-        return lambda: data
+        return b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
 
     async def _store(self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]) -> None:
         now = self.clock()
@@ -278,23 +276,6 @@ _STORE = (
         claimed_until=None,
     )
 )
-
-
-def _load_and_extract(
-    load: Callable[[], bytes],
-    job: Job,
-    deadline: extract.Deadline,
-    max_chars: int,
-    ocr: extract.Ocr | None,
-) -> str:
-    return extract.extract(
-        load(),
-        file_name=job.file_name,
-        content_type=job.content_type,
-        deadline=deadline,
-        max_chars=max_chars,
-        ocr=ocr,
-    )
 
 
 def _fail(row: VersionText, reason: str, now: datetime) -> None:
