@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from casefolio.config import ConfigurationError, Settings, locate
+from casefolio.config import Settings
+from casefolio.installation import ConfigurationError, locate
 
 ROOT = Path(__file__).parents[1]
 

@@ -16,11 +16,12 @@ from casefolio.api.middleware import HeadAsGet, RateLimitHeaders, StorableUrl
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.api.routing import operation_id
 from casefolio.api.state import AppState
-from casefolio.config import Settings, locate
+from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.fastpath import routes as fastpath_routes
 from casefolio.fastpath.gc_tuning import startup_objects_frozen
 from casefolio.fastpath.inflight import RequestsInFlight
+from casefolio.installation import locate
 from casefolio.outbound import runtime as outbound_runtime
 from casefolio.storage import open_blob_store, staging
 from casefolio.web import install as install_pages

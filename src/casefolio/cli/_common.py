@@ -15,11 +15,12 @@ from rich.markup import escape
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from casefolio.config import DATA_FOLDER, ConfigurationError, Installation, Settings, locate
+from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database, DatabaseUnavailable
 from casefolio.db.models import MAX_ID
 from casefolio.domain.errors import DomainError
+from casefolio.installation import DATA_FOLDER, ConfigurationError, Installation, locate
 from casefolio.storage.base import BlobStoreUnavailable
 
 #: `--as EMAIL`, for the commands that act in a user's name (domain/transfer.py's
@@ -58,7 +59,7 @@ def printable(value: str) -> str:
 
 
 def load_installation(*, create: bool = False) -> Installation:
-    """Find the installation (config.locate). Only commands that may `create` one go on
+    """Find the installation (installation.locate). Only commands that may `create` one go on
     when it does not exist yet, and they say where they create it."""
     try:
         found = locate()
