@@ -187,7 +187,8 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # A TOML file's values come in as init arguments, minus those the environment sets
-        # (`installation.locate`), so that a relative data_dir in it can be resolved against its folder.
+        # (`installation.locate`), so that a relative data_dir in it can be resolved against
+        # its folder.
         return (init_settings, env_settings)
 
     @field_validator(

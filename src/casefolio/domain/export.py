@@ -26,7 +26,6 @@ from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder
 from casefolio.db.types import utcnow
 from casefolio.domain import access, text
-from casefolio.domain.errors import Conflict
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.domain.transfer import (
@@ -36,6 +35,7 @@ from casefolio.domain.transfer import (
     Planned,
     TransferReport,
     describe,
+    prepare_destination,
 )
 from casefolio.storage.base import BlobStore
 
@@ -194,14 +194,6 @@ def _discard(out: IO[bytes], name: str) -> None:
     Path(name).unlink(missing_ok=True)
 
 
-def _prepare_dest(dest: Path, directories: list[PurePosixPath]) -> None:
-    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
-        raise Conflict(f"{dest} exists and is not an empty directory; export into a new one.")
-    dest.mkdir(parents=True, exist_ok=True)
-    for directory in directories:
-        (dest / directory).mkdir(parents=True, exist_ok=True)
-
-
 def _write_manifest(dest: Path, project_id: int, entries: list[dict[str, Any]]) -> None:
     document = {
         "projectId": project_id,
@@ -244,7 +236,7 @@ async def export_project(
         for p in exporter.folder_path.values()
         if p != PurePosixPath(".") and p not in exporter.too_deep
     ]
-    await anyio.to_thread.run_sync(_prepare_dest, dest, folder_dirs)
+    await anyio.to_thread.run_sync(prepare_destination, dest, folder_dirs)
     on_plan(int(count), int(total))
     send, receive = anyio.create_memory_object_stream[_Job](concurrency * 2)
     async with anyio.create_task_group() as tg:

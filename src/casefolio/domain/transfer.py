@@ -7,8 +7,9 @@ export domain/export.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from pathlib import Path, PurePath
 from typing import Literal
 
 from sqlalchemy import select
@@ -16,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
 from casefolio.domain import users
-from casefolio.domain.errors import DomainError, Forbidden, NotFound
+from casefolio.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
 
 MANIFEST = "manifest.json"
@@ -89,3 +90,12 @@ def describe(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+def prepare_destination(dest: Path, directories: Iterable[PurePath]) -> None:
+    """Make `dest` (which must be new or an empty directory) and `directories` inside it."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise Conflict(f"{dest} exists and is not an empty directory; write into a new one.")
+    dest.mkdir(parents=True, exist_ok=True)
+    for directory in directories:
+        (dest / directory).mkdir(parents=True, exist_ok=True)

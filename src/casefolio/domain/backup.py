@@ -1,0 +1,109 @@
+"""`casefolio backup`: a copy of an embedded installation (SQLite and the local blob folder)
+that is itself a data folder, taken while casefolio runs.
+
+First the database as of one moment (SQLite's `VACUUM INTO`: a read transaction, so writers
+go on), then every blob a version in that copy names, each checked against its SHA-256 and
+size while it is copied. Blobs are written before the rows that name them and never change,
+so the copy holds what the database copy needs; a blob that is missing or damaged in the
+installation is reported, never copied as if it were sound. Nothing is final until fsynced:
+the database file gets its name last.
+
+PostgreSQL and S3 have their own tools (docs/scaling.md, maintenance); this refuses them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import time
+from contextlib import closing
+from pathlib import Path
+
+from casefolio.config import Settings
+from casefolio.domain.errors import Invalid
+from casefolio.domain.transfer import (
+    FileEvent,
+    Listener,
+    Planned,
+    TransferReport,
+    prepare_destination,
+)
+from casefolio.storage import durable
+from casefolio.storage.base import blob_key
+
+DATABASE_FILE = "casefolio.db"
+BLOB_FOLDER = "blobs"
+_CHUNK = 1024 * 1024
+#: How long the snapshot waits for a database another process is changing its schema of.
+_BUSY_MS = 30_000
+
+
+def backup(
+    settings: Settings,
+    dest: Path,
+    *,
+    on_plan: Planned = lambda files, size: None,
+    on_file: Listener = lambda event: None,
+) -> TransferReport:
+    """Copy the installation of `settings` into `dest` (new or empty); blocking. Each blob
+    is a file event (`exported`, or `failed` with why), its path the one in `dest`."""
+    database = settings.sqlite_file
+    if database is None or settings.blob_store:
+        raise Invalid(
+            "casefolio backup copies an installation on SQLite and a local blob folder; this "
+            "one keeps its data in PostgreSQL or S3: back those up with their own tools "
+            "(pg_dump, the bucket's versioning or replication; docs/scaling.md)."
+        )
+    if not database.is_file():
+        raise Invalid(f"There is no database at {database} to back up.")
+    started = time.monotonic()
+    prepare_destination(dest, [Path(BLOB_FOLDER)])
+    partial = dest / f".{DATABASE_FILE}.part"
+    with closing(sqlite3.connect(database, timeout=_BUSY_MS / 1000)) as live:
+        live.execute("VACUUM INTO ?", (str(partial),))
+    with closing(sqlite3.connect(f"{partial.absolute().as_uri()}?mode=ro", uri=True)) as copy:
+        wanted = copy.execute(
+            "SELECT sha256, max(size) FROM document_versions GROUP BY sha256 ORDER BY sha256"
+        ).fetchall()
+    on_plan(len(wanted), sum(size for _, size in wanted))
+    report = TransferReport()
+    folders: set[Path] = {dest / BLOB_FOLDER}
+    for sha256, size in wanted:
+        key = f"{BLOB_FOLDER}/{blob_key(sha256)}"
+        problem = _copy_checked(settings.blob_dir / blob_key(sha256), dest / key, sha256, size)
+        event = FileEvent(key, "failed" if problem else "exported", size, problem)
+        if not problem:
+            folders.update(((dest / key).parent, (dest / key).parent.parent))
+        report.record(event)
+        on_file(event)
+    durable.fsync_file(partial)
+    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        durable.fsync_dir(folder)
+    os.replace(partial, dest / DATABASE_FILE)
+    durable.fsync_dir(dest)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _copy_checked(source: Path, target: Path, sha256: str, size: int) -> str:
+    """Copy a blob, checked; what is wrong with it in the installation, or "" if nothing."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.part")
+    digest, copied = hashlib.sha256(), 0
+    try:
+        with source.open("rb") as reading, partial.open("wb") as writing:
+            while chunk := reading.read(_CHUNK):
+                digest.update(chunk)
+                copied += len(chunk)
+                writing.write(chunk)
+            writing.flush()
+            os.fsync(writing.fileno())
+    except FileNotFoundError:
+        partial.unlink(missing_ok=True)
+        return "missing from the installation's blob folder"
+    if digest.hexdigest() != sha256 or copied != size:
+        partial.unlink()
+        return f"damaged in the installation: {copied:,} bytes that do not match its SHA-256"
+    os.replace(partial, target)
+    return ""
