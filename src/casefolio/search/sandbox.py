@@ -12,6 +12,7 @@ after it was killed; it ends when the pipe to it closes (its parent exited, or w
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import resource
 import signal
@@ -165,14 +166,24 @@ def _limit(job: Job) -> None:
     """This job's limits, above what the child already holds: address space (so a greedy
     reader meets MemoryError, and OCR's programs, which inherit it, fail) and CPU seconds
     (the kernel ends a reader caught in a loop in C code that no deadline check reaches)."""
-    with open("/proc/self/statm") as statm:
-        mapped = int(statm.read().split()[0]) * resource.getpagesize()
-    resource.setrlimit(resource.RLIMIT_AS, (mapped + job.memory_mib * MIB, resource.RLIM_INFINITY))
+    try:
+        with open("/proc/self/statm") as statm:
+            mapped = int(statm.read().split()[0]) * resource.getpagesize()
+    except OSError:  # no /proc (macOS, which does not enforce RLIMIT_AS either)
+        mapped = None
+    if mapped is not None:
+        limit = mapped + job.memory_mib * MIB
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.RLIM_INFINITY))
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(used.ru_utime + used.ru_stime + job.seconds + KILL_GRACE_SECONDS) + 1
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, resource.RLIM_INFINITY))
 
 
 if __name__ == "__main__":
+    # The readers warn about every oddity of a damaged file (pypdf: "EOF marker not found");
+    # what matters reaches the parent as the file's outcome, so only errors are printed.
+    logging.basicConfig(
+        level=logging.ERROR, format="casefolio search reader: %(name)s: %(message)s"
+    )
     _serve(Connection(int(sys.argv[1])))
     os._exit(0)
