@@ -20,6 +20,7 @@ async def test_health_needs_no_token_and_reports_the_database(client: httpx.Asyn
         "version": __version__,
         "database": "ok",
         "rateLimits": "process",
+        "blobStore": "ok",
     }
 
 

@@ -155,4 +155,9 @@ class BlobStore(Protocol):
         """Yield ``(sha256, last_modified_utc)`` for every blob, for garbage collection."""
         ...
 
+    async def check(self) -> None:
+        """Raise BlobStoreUnavailable, saying why, unless the store can take a blob now (for
+        `/health`): the bucket answers, or the folder is there and writable."""
+        ...
+
     async def close(self) -> None: ...

@@ -18,6 +18,7 @@ from casefolio.storage.base import (
     READ_CHUNK_BYTES,
     BlobMissing,
     BlobsNotStored,
+    BlobStoreUnavailable,
     SpooledFile,
     StagingStore,
     blob_key,
@@ -48,6 +49,12 @@ class LocalBlobStore(StagingStore):
 
     def _path(self, sha256: str) -> Path:
         return self.root / blob_key(sha256)
+
+    async def check(self) -> None:
+        # Before the first upload the folder may not exist yet: then its parent must take it.
+        where = self.root if self.root.exists() else self.root.parent
+        if not (where.is_dir() and os.access(where, os.W_OK | os.X_OK)):
+            raise BlobStoreUnavailable(f"{where} is not a folder casefolio can write to")
 
     def local_path(self, sha256: str) -> Path | None:
         return self._path(sha256)

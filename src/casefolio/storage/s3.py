@@ -42,6 +42,8 @@ _PUT_MANY_CONCURRENCY = 8
 
 # obstore raises the builtin for some calls (get) and its own class for others.
 _NOT_FOUND = (FileNotFoundError, NotFoundError)
+#: A key no blob has (blob keys are digests): its HEAD, answered 404, shows the bucket works.
+_CHECK_KEY = "casefolio-health-check"
 
 
 @contextlib.contextmanager
@@ -172,6 +174,13 @@ class S3BlobStore(StagingStore):
 
     async def exists(self, sha256: str) -> bool:
         return await self.modified(sha256) is not None
+
+    async def check(self) -> None:
+        try:
+            with _reaching_the_bucket():
+                await obstore.head_async(self._store, _CHECK_KEY)
+        except _NOT_FOUND:
+            pass  # the bucket answered
 
     async def modified(self, sha256: str) -> datetime | None:
         try:

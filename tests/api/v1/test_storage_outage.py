@@ -75,8 +75,12 @@ async def _s3_outage(
     stored = await upload(client, matter, b"%PDF before the outage", "before.pdf")
     assert stored.status_code == 201, stored.text
     content = matter.url(f"/documents/{stored.json()['id']}/content")
+    assert (await client.get("/health")).json()["blobStore"] == "ok"
     moto.stop()
     before = await snapshot(db)
+    health = await client.get("/health")
+    assert health.status_code == 200  # everything but the files still serves
+    assert health.json()["blobStore"] == "unavailable"
 
     refused = await upload(client, matter, b"%PDF during the outage", "during.pdf")
     download = await client.get(content, headers=matter.reader.headers)
@@ -97,6 +101,7 @@ async def _s3_outage(
     assert await snapshot(db) == before
 
     moto.start()  # an empty bucket: moto keeps nothing
+    assert (await client.get("/health")).json()["blobStore"] == "ok"
     again = await upload(client, matter, b"%PDF after the outage", "after.pdf")
     assert again.status_code == 201, again.text
 
@@ -115,6 +120,21 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         yield mount_point
     finally:
         subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
+
+
+async def test_health_says_when_the_blob_folder_cannot_be_written(
+    small_disk: Path, settings: Settings
+) -> None:
+    async with serving(settings.model_copy(update={"data_dir": small_disk})) as (_, client):
+        assert (await client.get("/health")).json()["blobStore"] == "ok"
+        subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+        try:
+            health = await client.get("/health")
+        finally:
+            subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
+        assert health.status_code == 200
+        assert health.json()["blobStore"] == "unavailable"
+        assert (await client.get("/health")).json()["blobStore"] == "ok"
 
 
 async def test_an_upload_the_disk_has_no_room_for_is_507_and_changes_nothing(
