@@ -93,7 +93,9 @@ class ExtractionProcess:
         self._stop()
         ours, theirs = Pipe()
         self._child = subprocess.Popen(
-            [sys.executable, "-m", __name__, str(theirs.fileno())],
+            # -P: not the current folder first on the path, where a `casefolio` of the
+            # user's could stand in for this one.
+            [sys.executable, "-P", "-m", __name__, str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             # Its own session: a Ctrl-C meant for the server does not print its traceback.
             start_new_session=True,
