@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from casefolio.config import Settings
@@ -108,3 +110,36 @@ def test_a_reader_left_busy_by_a_killed_parent_ends_by_its_cpu_limit(tmp_path: P
     while _alive(child) and time.monotonic() < give_up:
         time.sleep(0.1)
     assert not _alive(child)
+
+
+def test_a_reader_that_crashes_fails_the_file_saying_so_and_the_next_is_read(
+    tmp_path: Path,
+) -> None:
+    long_pdf = tmp_path / "long.pdf"
+    long_pdf.write_bytes(files.pdf(*["line of a long page"] * LONG_PAGE_LINES))
+    reader = sandbox.ExtractionProcess()
+
+    def job(source: Path | bytes, name: str) -> sandbox.Job:
+        return sandbox.Job(source, name, "application/octet-stream", 30, 1000, 1024)
+
+    def crash_once_busy() -> None:
+        # Once the child has spent a tenth of a second of CPU on the page, a crash of the
+        # kind a reader's C code could cause.
+        while (pid := reader.pid) is None or _cpu_ticks(pid) < 10:
+            time.sleep(0.01)
+        os.kill(pid, signal.SIGSEGV)
+
+    crasher = threading.Thread(target=crash_once_busy)
+    crasher.start()
+    try:
+        with pytest.raises(extract.ExtractionFailed, match=r"crashed on this file \(SIGSEGV\)"):
+            reader.read(job(long_pdf, "long.pdf"))
+    finally:
+        crasher.join()
+    assert reader.read(job(b"next file", "next.txt")) == "next file"
+    reader.close()
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime

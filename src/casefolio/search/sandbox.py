@@ -121,6 +121,12 @@ def _ended(status: int | None, job: Job) -> str:
     """Why a child ended without an answer, for a person."""
     if status == -signal.SIGXCPU:  # its CPU limit
         return f"Reading the text took longer than {job.seconds:g} s."
+    if status is not None and status < 0:
+        try:
+            name = signal.Signals(-status).name
+        except ValueError:
+            name = f"signal {-status}"
+        return f"The reader crashed on this file ({name})."
     return f"The reader stopped on this file (exit status {status})."
 
 
@@ -160,6 +166,8 @@ def _answer(job: Job) -> tuple[str, str | None]:
         return "memory", None
     except FileNotFoundError:
         return "missing", None
+    except OSError as exc:  # the blob's file, unreadable
+        return "failed", f"The stored file cannot be read: {exc.strerror or exc}"
     except extract.ExtractionFailed as exc:
         return "failed", str(exc)
 
