@@ -228,16 +228,16 @@ class Indexer:
 
     async def _source(self, job: Job) -> Path | bytes | None:
         """What the child reads: a local blob's path (it reads the file itself), or a
-        remote blob's bytes, fetched here unless its first bytes show it is of no kind
-        casefolio reads (None)."""
-        path = self.blobs.local_path(job.sha256)
-        if path is not None:
-            return path
+        remote blob's bytes; None, with nothing more read, when the name, type and first
+        bytes show a file of no kind casefolio reads."""
         ocr = self.settings.search_ocr
         if extract.kind_of(job.file_name, job.content_type, b"", ocr=ocr) is None and job.size > 0:
             head = b"".join([chunk async for chunk in self.blobs.read(job.sha256, 0, 8)])
             if extract.kind_of(job.file_name, job.content_type, head, ocr=ocr) is None:
                 return None
+        path = self.blobs.local_path(job.sha256)
+        if path is not None:
+            return path
         return b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
 
     async def _store(self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]) -> None:
