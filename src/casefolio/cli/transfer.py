@@ -1,5 +1,6 @@
 """`casefolio import` and `casefolio export`: move a directory tree in and out of a project;
-`casefolio backup`: copy a whole embedded installation."""
+`casefolio backup`: copy a whole embedded installation; `casefolio check`: read every stored
+file back. Each shows its progress, prints its failures and ends with a summary."""
 
 from __future__ import annotations
 
@@ -37,7 +38,7 @@ from casefolio.cli._common import (
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.domain import backup, export, importing, transfer
+from casefolio.domain import backup, check, export, importing, transfer
 from casefolio.domain.transfer import FileEvent, TransferReport
 from casefolio.storage import BlobStore, open_blob_store
 
@@ -48,6 +49,7 @@ def register(app: typer.Typer) -> None:
     app.command(name="import")(import_command)
     app.command(name="export")(export_command)
     app.command(name="backup")(backup_command)
+    app.command(name="check")(check_command)
 
 
 @asynccontextmanager
@@ -256,4 +258,42 @@ def backup_command(
             ("failed", f"{len(report.failed):,}"),
             ("database", str(path / backup.DATABASE_FILE)),
         ],
+    )
+
+
+def check_command(
+    project: Annotated[
+        int | None, id_option("--project", help="Check only this project's files.")
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=32, help="Files read at the same time.")
+    ] = 4,
+) -> None:
+    """Read every stored file back (the current, older and trashed versions' alike) and
+    compare it with the SHA-256 and size recorded when it was filed.
+
+    Changes nothing. A missing or damaged file is printed with the versions that need it
+    (exit code 1): recover those from a backup.
+    """
+    settings = load_settings()
+    display = _Display("check")
+
+    async def work() -> TransferReport:
+        async with open_stores(settings) as (db, blobs):
+            try:
+                return await check.check_blobs(
+                    db,
+                    blobs,
+                    project_id=project,
+                    concurrency=concurrency,
+                    on_plan=display.plan,
+                    on_file=display.file,
+                )
+            finally:
+                display.close()
+
+    report = run(work)
+    _summary(
+        report,
+        [("sound", f"{report.files:,}"), ("missing or damaged", f"{len(report.failed):,}")],
     )
