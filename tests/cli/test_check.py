@@ -103,6 +103,9 @@ def test_project_limits_the_check_to_its_files(
     theirs_only = invoke("check", "--project", str(other))
     assert theirs_only.exit_code == 1
     assert "'theirs.txt'" in _said(theirs_only.output)
+    unknown = invoke("check", "--project", str(other + 1))
+    assert unknown.exit_code == 1
+    assert f"There is no project {other + 1}." in _said(unknown.output)
 
 
 @pytest.mark.s3

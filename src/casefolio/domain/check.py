@@ -17,7 +17,8 @@ from anyio.abc import ObjectReceiveStream
 from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, DocumentVersion
+from casefolio.db.models import Document, DocumentVersion, Project
+from casefolio.domain.errors import found
 from casefolio.domain.transfer import FileEvent, Listener, Planned, TransferReport
 from casefolio.storage.base import BlobMissing, BlobStore
 
@@ -47,6 +48,8 @@ async def check_blobs(
         )
     per_blob = per_blob.group_by(DocumentVersion.sha256)
     async with db.read() as session:
+        if project_id is not None:
+            found(await session.get(Project, project_id), f"There is no project {project_id}.")
         counted = per_blob.subquery()
         count, total = (
             await session.execute(select(func.count(), func.coalesce(func.sum(counted.c.size), 0)))
