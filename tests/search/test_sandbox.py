@@ -22,8 +22,12 @@ from casefolio.db.engine import Database
 from casefolio.db.models import VersionText
 from casefolio.search import extract, sandbox
 from casefolio.search.index import Indexer
+from tests.factories import make_actor, serving
+from tests.s3 import s3_endpoint, s3_settings
 from tests.search import files
-from tests.search.conftest import Matter, index_all, titles, upload
+from tests.search.conftest import Matter, index_all, make_matter, titles, upload
+
+__all__ = ["s3_endpoint"]
 
 #: One page of this many lines: pypdf reads a page at one go (seconds of CPU here) and the
 #: reader's deadline is checked only between pages.
@@ -143,3 +147,24 @@ def test_a_reader_that_crashes_fails_the_file_saying_so_and_the_next_is_read(
 def _cpu_ticks(pid: int) -> int:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+@pytest.mark.s3
+async def test_files_in_s3_are_sent_to_the_reader_and_found(
+    settings: Settings, s3_endpoint: str
+) -> None:
+    on_s3 = s3_settings(settings, s3_endpoint)
+    async with serving(on_s3) as (app, client):
+        db = app.state.casefolio.db
+        matter = await make_matter(client, db, await make_actor(db, operator=True))
+        await upload(client, matter.writer, matter.id, "memo.txt", b"the indemnity memo")
+        brief = files.pdf("the indemnity brief")
+        await upload(client, matter.writer, matter.id, "brief.pdf", brief, "application/pdf")
+        movie = b"\x00\x01 not a kind casefolio reads" * 1000
+        await upload(client, matter.writer, matter.id, "clip.bin", movie, "video/mp4")
+        indexer = Indexer(on_s3, db)
+        await index_all(indexer)
+        await indexer.close()
+        assert await titles(client, matter.reader, "indemnity") == {"memo.txt", "brief.pdf"}
+        reasons = set((await _reasons(db)).values())
+        assert "casefolio does not read text from video/mp4 files." in reasons
