@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import select
@@ -88,6 +89,23 @@ async def test_a_file_needing_more_memory_than_allowed_fails_and_the_next_is_rea
     assert await titles(client, matter.reader, "indemnity") == {"plain.txt"}
 
 
+async def test_a_worker_stopping_mid_file_kills_the_reader_at_once(
+    client: httpx.AsyncClient, matter: Matter, settings: Settings, db: Database
+) -> None:
+    # A server shutting down cancels its worker: it must not wait for the file's time limit.
+    long_pdf = files.pdf(*["line of a long page"] * LONG_PAGE_LINES)
+    await upload(client, matter.writer, matter.id, "long.pdf", long_pdf, "application/pdf")
+    # A limit far beyond the page's seconds: only the cancellation can end the child.
+    indexer = Indexer(settings.model_copy(update={"search_time_limit_seconds": 3600}), db)
+    sandbox.shared.close()  # a fresh child, so its CPU counts only this file
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(indexer.run_once)
+        pid = await anyio.to_thread.run_sync(_busy_child, sandbox.shared)
+        tasks.cancel_scope.cancel()
+    await indexer.close()
+    assert _ends(pid, within=10)
+
+
 def test_a_reader_left_busy_by_a_killed_parent_ends_by_its_cpu_limit(tmp_path: Path) -> None:
     # The parent hands the child the long page with a 0.5 s limit, then is killed -9 before
     # it could kill the child itself: the kernel's CPU limit ends the child instead.
@@ -110,10 +128,7 @@ def test_a_reader_left_busy_by_a_killed_parent_ends_by_its_cpu_limit(tmp_path: P
     os.kill(parent.pid, signal.SIGKILL)
     parent.wait()
     assert _alive(child)
-    give_up = time.monotonic() + 60
-    while _alive(child) and time.monotonic() < give_up:
-        time.sleep(0.1)
-    assert not _alive(child)
+    assert _ends(child, within=60)
 
 
 def test_a_reader_that_crashes_fails_the_file_saying_so_and_the_next_is_read(
@@ -127,11 +142,8 @@ def test_a_reader_that_crashes_fails_the_file_saying_so_and_the_next_is_read(
         return sandbox.Job(source, name, "application/octet-stream", 30, 1000, 1024)
 
     def crash_once_busy() -> None:
-        # Once the child has spent a tenth of a second of CPU on the page, a crash of the
-        # kind a reader's C code could cause.
-        while (pid := reader.pid) is None or _cpu_ticks(pid) < 10:
-            time.sleep(0.01)
-        os.kill(pid, signal.SIGSEGV)
+        # A crash of the kind a reader's C code could cause.
+        os.kill(_busy_child(reader), signal.SIGSEGV)
 
     crasher = threading.Thread(target=crash_once_busy)
     crasher.start()
@@ -142,6 +154,21 @@ def test_a_reader_that_crashes_fails_the_file_saying_so_and_the_next_is_read(
         crasher.join()
     assert reader.read(job(b"next file", "next.txt")) == "next file"
     reader.close()
+
+
+def _busy_child(reader: sandbox.ExtractionProcess) -> int:
+    """Wait until `reader`'s child has spent a tenth of a second of CPU (on a file); its pid."""
+    while (pid := reader.pid) is None or _cpu_ticks(pid) < 10:
+        time.sleep(0.01)
+    return pid
+
+
+def _ends(pid: int, *, within: float) -> bool:
+    """Whether the process ends within `within` seconds (a bound, not a measurement)."""
+    give_up = time.monotonic() + within
+    while _alive(pid) and time.monotonic() < give_up:
+        time.sleep(0.05)
+    return not _alive(pid)
 
 
 def _cpu_ticks(pid: int) -> int:

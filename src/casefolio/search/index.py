@@ -219,8 +219,16 @@ class Indexer:
                 memory_mib=settings.search_memory_limit_mib,
                 ocr_languages=settings.search_ocr_languages if settings.search_ocr else None,
             )
-            # The child is killed at the time limit, so this thread is never left waiting.
-            return Outcome(await anyio.to_thread.run_sync(sandbox.shared.read, reading), None)
+            # The child is killed at the time limit, so the thread is never left waiting; if
+            # this task is cancelled (the worker stopping), the child is killed at once.
+            try:
+                text = await anyio.to_thread.run_sync(
+                    sandbox.shared.read, reading, abandon_on_cancel=True
+                )
+            except anyio.get_cancelled_exc_class():
+                sandbox.shared.interrupt()
+                raise
+            return Outcome(text, None)
         except extract.ExtractionFailed as exc:
             return Outcome(None, str(exc))
         except (BlobMissing, FileNotFoundError):

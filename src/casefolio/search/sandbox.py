@@ -82,7 +82,15 @@ class ExtractionProcess:
         """The running child's process id (None when none runs)."""
         return self._child.pid if self._child is not None else None
 
+    def interrupt(self) -> None:
+        """Kill the child now, without waiting for a read in progress, which then ends at
+        once with ExtractionFailed (its caller was cancelled: a server shutting down)."""
+        child = self._child
+        if child is not None and child.poll() is None:
+            child.kill()
+
     def close(self) -> None:
+        self.interrupt()
         with self._lock:
             self._stop()
 
