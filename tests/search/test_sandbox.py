@@ -30,8 +30,8 @@ from tests.search.conftest import Matter, index_all, make_matter, titles, upload
 
 __all__ = ["s3_endpoint"]
 
-#: One page of this many lines: pypdf reads a page at one go (seconds of CPU here) and the
-#: reader's deadline is checked only between pages.
+#: One page of this many lines (a 10 MB PDF): pypdf reads a page at one go, more than a
+#: minute of CPU here, and the reader's deadline is checked only between pages.
 LONG_PAGE_LINES = 300_000
 
 
