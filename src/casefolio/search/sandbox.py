@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 
@@ -57,7 +57,13 @@ class ExtractionProcess:
         with self._lock:
             pipe = self.connection()
             try:
-                pipe.send(job)
+                if isinstance(job.source, bytes):
+                    # The bytes on their own, as they are: pickled inside the job, a remote
+                    # file would be held twice while it is sent.
+                    pipe.send(replace(job, source=b""))
+                    pipe.send_bytes(job.source)
+                else:
+                    pipe.send(job)
                 if not pipe.poll(job.seconds + KILL_GRACE_SECONDS):
                     self._stop()
                     raise extract.ExtractionFailed(
@@ -148,6 +154,8 @@ def _serve(pipe: Connection) -> None:
     while True:
         try:
             job: Job = pipe.recv()
+            if isinstance(job.source, bytes):
+                job = replace(job, source=pipe.recv_bytes())
         except EOFError:
             return
         answer = _answer(job)
