@@ -19,6 +19,10 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+#: Where a data folder keeps its SQLite database (unless CASEFOLIO_DATABASE_URL says
+#: otherwise) and its blobs (unless CASEFOLIO_BLOB_STORE does).
+DATABASE_FILE = "casefolio.db"
+BLOB_FOLDER = "blobs"
 #: The Redis URL schemes the rate limits' storage (`limits`) speaks.
 _REDIS_SCHEMES = frozenset(
     f"{server}{kind}"
@@ -289,7 +293,7 @@ class Settings(BaseSettings):
         """Return the database URL, defaulting to a SQLite file in the data directory."""
         if self.database_url:
             return self.database_url
-        return f"sqlite+aiosqlite:///{(self.data_dir / 'casefolio.db').resolve()}"
+        return f"sqlite+aiosqlite:///{(self.data_dir / DATABASE_FILE).resolve()}"
 
     @property
     def webhook_networks(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
@@ -313,7 +317,7 @@ class Settings(BaseSettings):
 
     @property
     def blob_dir(self) -> Path:
-        return self.data_dir / "blobs"
+        return self.data_dir / BLOB_FOLDER
 
     @property
     def sqlite_file(self) -> Path | None:

@@ -35,7 +35,7 @@ from casefolio.cli._common import (
     printable,
     run,
 )
-from casefolio.config import Settings
+from casefolio.config import DATABASE_FILE, Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
 from casefolio.domain import backup, check, export, importing, transfer
@@ -256,7 +256,7 @@ def backup_command(
         [
             ("files", f"{report.files:,}"),
             ("failed", f"{len(report.failed):,}"),
-            ("database", str(path / backup.DATABASE_FILE)),
+            ("database", str(path / DATABASE_FILE)),
         ],
     )
 

@@ -20,7 +20,7 @@ import time
 from contextlib import closing
 from pathlib import Path
 
-from casefolio.config import Settings
+from casefolio.config import BLOB_FOLDER, DATABASE_FILE, Settings
 from casefolio.domain.errors import Invalid
 from casefolio.domain.transfer import (
     FileEvent,
@@ -32,8 +32,6 @@ from casefolio.domain.transfer import (
 from casefolio.storage import durable
 from casefolio.storage.base import blob_key
 
-DATABASE_FILE = "casefolio.db"
-BLOB_FOLDER = "blobs"
 _CHUNK = 1024 * 1024
 #: How long the snapshot waits for a database another process is changing its schema of.
 _BUSY_MS = 30_000
@@ -46,8 +44,9 @@ def backup(
     on_plan: Planned = lambda files, size: None,
     on_file: Listener = lambda event: None,
 ) -> TransferReport:
-    """Copy the installation of `settings` into `dest` (new or empty); blocking. Each blob
-    is a file event (`exported`, or `failed` with why), its path the one in `dest`."""
+    """Copy the installation of `settings` into `dest` (new or empty), laid out as a data
+    folder (config.DATABASE_FILE, config.BLOB_FOLDER); blocking. Each blob is a file event
+    (`exported`, or `failed` with why), its path the one in `dest`."""
     database = settings.sqlite_file
     if database is None or settings.blob_store:
         raise Invalid(
@@ -58,36 +57,46 @@ def backup(
     if not database.is_file():
         raise Invalid(f"There is no database at {database} to back up.")
     started = time.monotonic()
+    dest = dest.absolute()
     prepare_destination(dest, [Path(BLOB_FOLDER)])
     partial = dest / f".{DATABASE_FILE}.part"
     with closing(sqlite3.connect(database, timeout=_BUSY_MS / 1000)) as live:
         live.execute("VACUUM INTO ?", (str(partial),))
-    with closing(sqlite3.connect(f"{partial.absolute().as_uri()}?mode=ro", uri=True)) as copy:
+    with closing(sqlite3.connect(f"{partial.as_uri()}?mode=ro", uri=True)) as copy:
         wanted = copy.execute(
             "SELECT sha256, max(size) FROM document_versions GROUP BY sha256 ORDER BY sha256"
         ).fetchall()
     on_plan(len(wanted), sum(size for _, size in wanted))
     report = TransferReport()
-    folders: set[Path] = {dest / BLOB_FOLDER}
+    copied: list[Path] = [partial]
     for sha256, size in wanted:
         key = f"{BLOB_FOLDER}/{blob_key(sha256)}"
         problem = _copy_checked(settings.blob_dir / blob_key(sha256), dest / key, sha256, size)
         event = FileEvent(key, "failed" if problem else "exported", size, problem)
         if not problem:
-            folders.update(((dest / key).parent, (dest / key).parent.parent))
+            copied.append(dest / key)
         report.record(event)
         on_file(event)
-    durable.fsync_file(partial)
-    for folder in sorted(folders, key=lambda p: len(p.parts), reverse=True):
-        durable.fsync_dir(folder)
-    os.replace(partial, dest / DATABASE_FILE)
-    durable.fsync_dir(dest)
+    # Made durable as one batch (syncfs where there is one), as the local store's batches
+    # are (`put_many`); only then does the database copy get its name, which makes the
+    # backup whole.
+    folders = {dest, dest / BLOB_FOLDER}
+    folders.update(p for blob in copied[1:] for p in (blob.parent, blob.parent.parent))
+    with durable.Flusher(dest) as flush:
+        unsaved = flush.files(copied)
+        unsaved.update(flush.directories(folders))
+        if unsaved:
+            path, error = next(iter(unsaved.items()))
+            raise OSError(f"{path} may not be on disk: {error}") from error
+        os.replace(partial, dest / DATABASE_FILE)
+        durable.fsync_dir(dest)
     report.seconds = time.monotonic() - started
     return report
 
 
 def _copy_checked(source: Path, target: Path, sha256: str, size: int) -> str:
-    """Copy a blob, checked; what is wrong with it in the installation, or "" if nothing."""
+    """Copy a blob, checked (its data flushed later, with the rest); what is wrong with it in
+    the installation, or "" if nothing."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.part")
     digest, copied = hashlib.sha256(), 0
@@ -97,8 +106,6 @@ def _copy_checked(source: Path, target: Path, sha256: str, size: int) -> str:
                 digest.update(chunk)
                 copied += len(chunk)
                 writing.write(chunk)
-            writing.flush()
-            os.fsync(writing.fileno())
     except FileNotFoundError:
         partial.unlink(missing_ok=True)
         return "missing from the installation's blob folder"
