@@ -77,6 +77,14 @@ def test_a_casefolio_toml_above_the_current_folder_is_found_and_its_data_dir_is_
     assert found.found_by == "CASEFOLIO_DATA_DIR"
 
 
+def _refusal(monkeypatch: pytest.MonkeyPatch, cwd: Path, variable: str, value: str) -> str:
+    """The configuration error an installation gives with `variable` set to `value`."""
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as raised:
+        locate(cwd=cwd)
+    return str(raised.value)
+
+
 @pytest.mark.parametrize(
     ("variable", "value", "expected"),
     [
@@ -104,10 +112,7 @@ def test_configuration_errors_name_the_variable_in_one_line(
     value: str,
     expected: str,
 ) -> None:
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigurationError) as raised:
-        locate(cwd=tmp_path)
-    message = str(raised.value)
+    message = _refusal(monkeypatch, tmp_path, variable, value)
     assert message.startswith(expected)
     assert "\n" not in message
     assert "pydantic" not in message
@@ -143,10 +148,7 @@ def test_configuration_errors_do_not_repeat_a_password(
     shown: str,
 ) -> None:
     # The message goes to terminals and service logs; the password stays in the settings.
-    monkeypatch.setenv(variable, value)
-    with pytest.raises(ConfigurationError) as raised:
-        locate(cwd=tmp_path)
-    message = str(raised.value)
+    message = _refusal(monkeypatch, tmp_path, variable, value)
     assert f"(got {shown!r})" in message
     assert "s3cr" not in message
 
