@@ -23,6 +23,16 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@contextmanager
+def closed_port() -> Iterator[int]:
+    """A port nobody listens on while the block runs: bound here and never listened on, so
+    connections to it are refused, and no other process (a server of the suite running in
+    parallel) can take it meanwhile, as it can a port `free_port` found free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
 def server_env(data_dir: Path, database_url: str, **extra: str) -> dict[str, str]:
     """The environment of a casefolio process: this test's data folder and database."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CASEFOLIO_")}

@@ -9,7 +9,7 @@ import httpx
 from casefolio import __version__
 from casefolio.app import create_app
 from casefolio.config import Settings
-from tests.servers import free_port
+from tests.servers import closed_port
 
 
 async def test_health_needs_no_token_and_reports_the_database(client: httpx.AsyncClient) -> None:
@@ -28,12 +28,13 @@ async def test_health_is_503_with_retry_after_when_the_database_is_unreachable(
     tmp_path: Path,
 ) -> None:
     # A PostgreSQL URL on a port nobody listens on: connections are refused at once.
-    closed = f"postgresql://postgres@127.0.0.1:{free_port()}/casefolio"
-    app = create_app(Settings(data_dir=tmp_path / "data", database_url=closed))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            health = await http.get("/health")
+    with closed_port() as port:
+        closed = f"postgresql://postgres@127.0.0.1:{port}/casefolio"
+        app = create_app(Settings(data_dir=tmp_path / "data", database_url=closed))
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                health = await c.get("/health")
     assert health.status_code == 503
     assert health.headers["retry-after"] == "1"
     assert "database cannot be reached" in health.json()["detail"]

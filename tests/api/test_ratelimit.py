@@ -24,7 +24,7 @@ from casefolio.domain.errors import RateLimited
 from tests import services
 from tests.conftest import IN_CI
 from tests.factories import make_actor, serving, wait_before_budget_sequence
-from tests.servers import free_port
+from tests.servers import closed_port, free_port
 
 REDIS_URL = services.redis_url(13)
 MINUTE = 60
@@ -232,11 +232,12 @@ async def test_a_redis_that_does_not_answer_is_waited_for_a_bounded_time() -> No
 async def test_the_api_answers_while_redis_cannot_be_reached(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
-    async with serving(unreachable) as (app, http):
-        actor = await make_actor(app.state.casefolio.db, rate_limit=2)
-        answers = [await http.get("/api/v1/roles", headers=actor.headers) for _ in range(3)]
-        health = await http.get("/health")
+    with closed_port() as port:
+        unreachable = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{port}/0"})
+        async with serving(unreachable) as (app, http):
+            actor = await make_actor(app.state.casefolio.db, rate_limit=2)
+            answers = [await http.get("/api/v1/roles", headers=actor.headers) for _ in range(3)]
+            health = await http.get("/health")
     assert [a.status_code for a in answers] == [200, 200, 429]
     assert [a.headers["ratelimit-remaining"] for a in answers] == ["1", "0", "0"]
     assert health.status_code == 200

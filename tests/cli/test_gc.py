@@ -18,7 +18,7 @@ from casefolio.domain import unclaimed
 from casefolio.domain.intake import NewFile
 from casefolio.storage import BlobStore, LocalBlobStore, staging
 from tests.cli.conftest import Invoke, Seed, in_db, spool, write_tree
-from tests.servers import free_port
+from tests.servers import closed_port
 
 HOURS = 3600
 
@@ -158,14 +158,15 @@ def test_gc_keeps_an_old_staging_file_of_a_running_process(
 def test_an_s3_store_that_cannot_be_reached_is_one_line_and_nothing_removed(
     invoke: Invoke, seed: Seed, settings: Settings
 ) -> None:
-    closed = f"http://127.0.0.1:{free_port()}"
-    result = invoke(
-        "gc",
-        blob_store="s3://casefolio-test/gc",
-        s3_endpoint_url=closed,
-        s3_access_key_id="testing",
-        s3_secret_access_key="testing",
-    )
+    with closed_port() as port:
+        closed = f"http://127.0.0.1:{port}"
+        result = invoke(
+            "gc",
+            blob_store="s3://casefolio-test/gc",
+            s3_endpoint_url=closed,
+            s3_access_key_id="testing",
+            s3_secret_access_key="testing",
+        )
     assert result.exit_code == 1
     out = " ".join(result.output.split())
     assert out.startswith("Cannot reach the blob store: ") and closed in out

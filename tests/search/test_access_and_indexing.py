@@ -19,7 +19,7 @@ from casefolio.storage import S3BlobStore
 from tests.factories import Actor
 from tests.search import files
 from tests.search.conftest import Matter, index_all, make_matter, search, titles, upload
-from tests.servers import free_port
+from tests.servers import closed_port
 
 
 async def test_only_readable_projects_are_searched_counted_or_highlighted(
@@ -189,31 +189,32 @@ async def test_a_blob_store_that_cannot_be_reached_leaves_files_pending_not_fail
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
-    # An S3 store at an address nobody listens on: an outage of the scaled-out shape.
-    unreachable = S3BlobStore(
-        bucket="casefolio",
-        prefix="outage",
-        staging_dir=settings.data_dir / "staging",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
-        access_key_id="testing",
-        secret_access_key="testing",
-    )
     now = [utcnow()]
-    during = Indexer(settings, db, clock=lambda: now[0], blobs=unreachable)
 
     def tries() -> int:
         return sum("blob store cannot be reached" in r.getMessage() for r in caplog.records)
 
-    try:
-        # More rounds than the attempts that mark a file failed, leases expired in between.
-        for attempt in range(1, MAX_ATTEMPTS + 2):
-            await during.run_once()
-            assert tries() == attempt
-            await during.run_once()  # paused: the store is not tried again so soon
-            assert tries() == attempt
-            now[0] += max(STORE_RETRY, during.lease)
-    finally:
-        await during.close()
+    # An S3 store at an address nobody listens on: an outage of the scaled-out shape.
+    with closed_port() as port:
+        unreachable = S3BlobStore(
+            bucket="casefolio",
+            prefix="outage",
+            staging_dir=settings.data_dir / "staging",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            access_key_id="testing",
+            secret_access_key="testing",
+        )
+        during = Indexer(settings, db, clock=lambda: now[0], blobs=unreachable)
+        try:
+            # More rounds than the attempts that mark a file failed, leases expired between.
+            for attempt in range(1, MAX_ATTEMPTS + 2):
+                await during.run_once()
+                assert tries() == attempt
+                await during.run_once()  # paused: the store is not tried again so soon
+                assert tries() == attempt
+                now[0] += max(STORE_RETRY, during.lease)
+        finally:
+            await during.close()
 
     status = await client.get(
         "/api/v1/search/status", params={"projectId": matter.id}, headers=matter.reader.headers
