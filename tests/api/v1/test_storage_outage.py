@@ -4,6 +4,7 @@ Either way the request changes nothing and says so; nothing is a 500."""
 from __future__ import annotations
 
 import contextlib
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,14 +26,22 @@ from tests.servers import free_port
 
 
 class MotoServer:
-    """An S3 server of this module's own, which a test may stop and start again."""
+    """An S3 server of this module's own, which a test may stop and start again on its port.
+
+    While stopped, the port is held bound but not listened on (connections are refused, as
+    by a server that is down): a server of a suite running in parallel cannot take it
+    meanwhile, and the restart does not fail to bind it."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.endpoint = f"http://127.0.0.1:{self.port}"
         self.server: ThreadedMotoServer | None = None
+        self._held: socket.socket | None = None
 
     def start(self) -> None:
+        if self._held is not None:
+            self._held.close()
+            self._held = None
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         boto3.client(
@@ -43,10 +52,19 @@ class MotoServer:
             aws_secret_access_key=SECRET_KEY,
         ).create_bucket(Bucket=BUCKET)
 
-    def stop(self) -> None:
+    def stop(self, *, hold_port: bool = True) -> None:
         if self.server is not None:
             self.server.stop()
             self.server = None
+        if hold_port and self._held is None:
+            held = socket.socket()
+            # The stopped server's closed connections may linger in TIME_WAIT on the port.
+            held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            held.bind(("127.0.0.1", self.port))
+            self._held = held
+        elif not hold_port and self._held is not None:
+            self._held.close()
+            self._held = None
 
 
 @pytest.fixture
@@ -56,7 +74,7 @@ def moto() -> Iterator[MotoServer]:
     try:
         yield server
     finally:
-        server.stop()
+        server.stop(hold_port=False)
 
 
 @pytest.mark.s3
