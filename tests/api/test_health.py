@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
+import anyio
 import httpx
 
 from casefolio import __version__
 from casefolio.app import create_app
 from casefolio.config import Settings
+from casefolio.storage.base import BlobStore
+from casefolio.storage.health import TTL_SECONDS, BlobStoreHealth
+from tests.clocks import Seconds
+from tests.factories import serving
 from tests.servers import closed_port
 
 
@@ -38,3 +44,35 @@ async def test_health_is_503_with_retry_after_when_the_database_is_unreachable(
     assert health.status_code == 503
     assert health.headers["retry-after"] == "1"
     assert "database cannot be reached" in health.json()["detail"]
+
+
+class CountingChecks:
+    """The app's own blob store, counting how often it is asked whether it can serve."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self.store = store
+        self.checks = 0
+
+    async def check(self) -> None:
+        self.checks += 1
+        await self.store.check()
+
+
+async def test_the_blob_store_is_asked_once_every_two_seconds_however_often_health_is_called(
+    settings: Settings,
+) -> None:
+    async with serving(settings) as (app, client):
+        state = app.state.casefolio
+        clock, store = Seconds(), CountingChecks(state.blobs)
+        state.blob_health = BlobStoreHealth(cast(BlobStore, store), clock=clock)
+
+        async with anyio.create_task_group() as calls:
+            for _ in range(20):
+                calls.start_soon(client.get, "/health")
+        assert store.checks == 1
+        clock.advance(TTL_SECONDS - 0.1)
+        assert (await client.get("/health")).json()["blobStore"] == "ok"
+        assert store.checks == 1
+        clock.advance(0.1)
+        assert (await client.get("/health")).json()["blobStore"] == "ok"
+        assert store.checks == 2

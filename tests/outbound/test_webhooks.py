@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -17,26 +16,15 @@ from standardwebhooks import Webhook as Verifier
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, WebhookAttempt, WebhookDelivery
-from casefolio.db.types import utcnow
 from casefolio.domain import webhooks
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
 from casefolio.outbound.worker import Worker
+from tests.clocks import Clock
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
 from tests.outbound.receiver import Receiver, receiver
 from tests.races import second_after_first
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
 
 
 @pytest.fixture

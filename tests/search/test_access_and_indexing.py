@@ -3,7 +3,7 @@ blocking, a dead worker's claims taken again, the worker's own rounds, reindexin
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -16,6 +16,7 @@ from casefolio.db.types import utcnow
 from casefolio.outbound.worker import Worker
 from casefolio.search.index import MAX_ATTEMPTS, STORE_RETRY, Indexer, reindex
 from casefolio.storage import S3BlobStore
+from tests.clocks import Clock
 from tests.factories import Actor
 from tests.search import files
 from tests.search.conftest import Matter, index_all, make_matter, search, titles, upload
@@ -88,14 +89,6 @@ async def test_size_limit_fails_the_file_with_its_reason(
         row = await session.scalar(select(VersionText))
     assert row is not None and row.status == "failed"
     assert row.reason == "The file is larger than 10 bytes, the size limit."
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 async def test_a_dead_workers_claim_is_taken_again(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -18,6 +18,7 @@ from casefolio.db.engine import Database
 from casefolio.db.types import utcnow
 from casefolio.outbound.worker import Worker
 from tests.api.v1.conftest import Matter, make_matter, upload
+from tests.clocks import Clock
 from tests.factories import Actor
 from tests.outbound.receiver import Receiver, receiver
 from tests.web.conftest import Person
@@ -32,14 +33,6 @@ def settings(settings: Settings) -> Settings:
     return settings.model_copy(
         update={"webhook_allowed_networks": ["127.0.0.0/8"], "webhook_timeout_seconds": 5.0}
     )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import WebSession
 from casefolio.db.types import utcnow
 from casefolio.domain import websessions
+from tests.clocks import Seconds
 from tests.factories import Actor, make_actor
 from tests.web.conftest import PASSWORD, Browser, Person, give_password
 
@@ -213,18 +214,9 @@ async def test_sessions_time_out_when_idle_and_after_their_maximum(
         )
 
 
-class Clock:
+def _clocked(application: FastAPI) -> Seconds:
     """The rate limiter's time, moved by the test: no sleeps, no minute boundaries."""
-
-    def __init__(self) -> None:
-        self.now = 1_000 * 60.0 + 1  # just after a window starts
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def _clocked(application: FastAPI) -> Clock:
-    clock = Clock()
+    clock = Seconds(1_000 * 60.0 + 1)  # just after a window starts
     state = application.state.casefolio
     state.limiter = RateLimiter(state.settings.rate_limit_per_minute, clock=clock)
     return clock

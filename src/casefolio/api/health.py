@@ -5,26 +5,22 @@ query, and 503 (with Retry-After, as every database failure does, api/errors.py)
 `rateLimits` says where budgets are counted: "redis", "process", or "process (Redis
 unreachable)" (api/ratelimit.py); `blobStore` whether files can be stored and read ("ok",
 or "unavailable" with why in the log). Neither changes the status: without them this
-process still serves everything else, and so does every other process.
+process still serves everything else, and so does every other process. The blob store is
+asked at most once every two seconds per process (storage/health.py).
 """
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-import anyio
 from fastapi import APIRouter, FastAPI, Request
 from sqlalchemy import text
 
 from casefolio import __version__
 from casefolio.api.deps import state_of
 from casefolio.api.routing import operation_id
-from casefolio.storage.base import BlobStore, BlobStoreUnavailable
 
 HEALTH_PATH = "/health"
-BLOB_STORE_SECONDS = 1.0
-log = logging.getLogger(__name__)
 TAGS = ["health"]
 
 router = APIRouter(tags=[*TAGS], generate_unique_id_function=operation_id)
@@ -38,7 +34,8 @@ router = APIRouter(tags=[*TAGS], generate_unique_id_function=operation_id)
     '`"process (Redis unreachable)"` while Redis does not answer (the API still serves). '
     '`blobStore` is `"ok"`, or `"unavailable"` while the S3 bucket does not answer within '
     "a second, or the local folder cannot be written (uploads and downloads answer 503 or "
-    "507 meanwhile; everything else serves).",
+    "507 meanwhile; everything else serves). Each process asks the store at most once every "
+    "two seconds, so the answer may be that old.",
     responses={503: {"description": "The database cannot be reached; retry later."}},
 )
 async def read_health(request: Request) -> dict[str, Any]:
@@ -52,19 +49,8 @@ async def read_health(request: Request) -> dict[str, Any]:
         "version": __version__,
         "database": "ok",
         "rateLimits": rate_limits,
-        "blobStore": await _blob_store(state.blobs),
+        "blobStore": await state.blob_health(),
     }
-
-
-async def _blob_store(blobs: BlobStore) -> str:
-    try:
-        # obstore retries for seconds; a health check must answer sooner than that.
-        with anyio.fail_after(BLOB_STORE_SECONDS):
-            await blobs.check()
-    except (BlobStoreUnavailable, TimeoutError) as exc:
-        log.warning("health: the blob store is unavailable: %s", str(exc) or "no answer in time")
-        return "unavailable"
-    return "ok"
 
 
 def install(app: FastAPI) -> None:

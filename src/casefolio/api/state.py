@@ -12,6 +12,7 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.fastpath.reads import ReadModel
 from casefolio.storage.base import BlobStore
+from casefolio.storage.health import BlobStoreHealth
 
 
 @dataclass
@@ -26,7 +27,10 @@ class AppState:
     reads: ReadModel = field(init=False)
     #: CASEFOLIO_TRUSTED_PROXIES, parsed once: every request asks (api/proxies.py).
     proxies: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = field(init=False)
+    #: /health's `blobStore`, asked of the store now and then, not at every call.
+    blob_health: BlobStoreHealth = field(init=False)
 
     def __post_init__(self) -> None:
         self.reads = ReadModel.open(self.db, self.settings)
         self.proxies = self.settings.trusted_proxy_networks
+        self.blob_health = BlobStoreHealth(self.blobs)

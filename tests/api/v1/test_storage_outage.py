@@ -18,8 +18,10 @@ from moto.server import ThreadedMotoServer
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
+from casefolio.storage.health import TTL_SECONDS, BlobStoreHealth
 from tests.api.snapshots import snapshot
 from tests.api.v1.conftest import Matter, make_matter, upload
+from tests.clocks import Seconds
 from tests.factories import make_actor, serving
 from tests.s3 import ACCESS_KEY, BUCKET, SECRET_KEY, s3_settings
 from tests.servers import free_port
@@ -83,12 +85,14 @@ async def test_with_s3_stopped_uploads_and_downloads_are_503_and_change_nothing(
 ) -> None:
     async with serving(s3_settings(settings, moto.endpoint)) as (app, client):
         db: Database = app.state.casefolio.db
+        clock = Seconds()
+        app.state.casefolio.blob_health = BlobStoreHealth(app.state.casefolio.blobs, clock=clock)
         matter = await make_matter(client, db, await make_actor(db, operator=True))
-        await _s3_outage(client, matter, db, moto)
+        await _s3_outage(client, matter, db, moto, clock)
 
 
 async def _s3_outage(
-    client: httpx.AsyncClient, matter: Matter, db: Database, moto: MotoServer
+    client: httpx.AsyncClient, matter: Matter, db: Database, moto: MotoServer, clock: Seconds
 ) -> None:
     stored = await upload(client, matter, b"%PDF before the outage", "before.pdf")
     assert stored.status_code == 201, stored.text
@@ -96,6 +100,9 @@ async def _s3_outage(
     assert (await client.get("/health")).json()["blobStore"] == "ok"
     moto.stop()
     before = await snapshot(db)
+    # Within its two seconds /health repeats the store's last answer; then it asks again.
+    assert (await client.get("/health")).json()["blobStore"] == "ok"
+    clock.advance(TTL_SECONDS)
     health = await client.get("/health")
     assert health.status_code == 200  # everything but the files still serves
     assert health.json()["blobStore"] == "unavailable"
@@ -119,6 +126,8 @@ async def _s3_outage(
     assert await snapshot(db) == before
 
     moto.start()  # an empty bucket: moto keeps nothing
+    assert (await client.get("/health")).json()["blobStore"] == "unavailable"
+    clock.advance(TTL_SECONDS)
     assert (await client.get("/health")).json()["blobStore"] == "ok"
     again = await upload(client, matter, b"%PDF after the outage", "after.pdf")
     assert again.status_code == 201, again.text
@@ -143,15 +152,19 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 async def test_health_says_when_the_blob_folder_cannot_be_written(
     small_disk: Path, settings: Settings
 ) -> None:
-    async with serving(settings.model_copy(update={"data_dir": small_disk})) as (_, client):
+    async with serving(settings.model_copy(update={"data_dir": small_disk})) as (app, client):
+        clock = Seconds()
+        app.state.casefolio.blob_health = BlobStoreHealth(app.state.casefolio.blobs, clock=clock)
         assert (await client.get("/health")).json()["blobStore"] == "ok"
         subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
         try:
+            clock.advance(TTL_SECONDS)
             health = await client.get("/health")
         finally:
             subprocess.run(["mount", "-o", "remount,rw", str(small_disk)], check=True)
         assert health.status_code == 200
         assert health.json()["blobStore"] == "unavailable"
+        clock.advance(TTL_SECONDS)
         assert (await client.get("/health")).json()["blobStore"] == "ok"
 
 
