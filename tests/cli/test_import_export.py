@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, DocumentVersion, Folder
+from casefolio.db.models import AuditEntry, Document, DocumentVersion, Folder
 from casefolio.domain import (
     access,
     fields,
@@ -618,3 +618,55 @@ def test_a_directory_named_in_another_encoding_is_reported_and_the_rest_imported
     assert "failed Schrifts\ufffdtze/claim.txt: folder not created" in said
     assert "the byte 0xE4 of a name that is not UTF-8" in said
     assert _catalogue(settings, seed.project_id) == {"letter.txt": _sha(b"letter")}
+
+
+def _audit(settings: Settings, action: str) -> list[AuditEntry]:
+    async def work(db: Database, blobs: BlobStore) -> list[AuditEntry]:
+        async with db.read() as session:
+            found = await session.scalars(
+                select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id)
+            )
+            return list(found)
+
+    entries = in_db(settings, work)
+    assert isinstance(entries, list)
+    return entries
+
+
+def test_an_export_is_audited_in_the_name_of_the_user_it_acts_as(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    async def make_reader(db: Database, blobs: BlobStore) -> int:
+        async with db.write() as session:
+            [reader] = await users.create_many(
+                session, new_users=[users.NewUser("reader@example.com", "Reader")]
+            )
+            await grants.set_user_grant(
+                session, project_id=seed.project_id, user_id=reader.id, role=READ_ONLY
+            )
+            return reader.id
+
+    reader_id = in_db(settings, make_reader)
+    source = write_tree(tmp_path / "src", {"a.txt": b"alpha", "b/c.txt": b"gamma!"})
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    imported = _audit(settings, "document.created")
+    assert len(imported) == 2
+    # The command acts as the first operator by default, and the trail names them.
+    assert {(e.actor_kind, e.actor_user_id) for e in imported} == {("cli", seed.operator.user_id)}
+
+    refused = invoke("export", "--project", str(seed.project_id), str(source))
+    assert refused.exit_code == 1 and "not an empty directory" in refused.output
+    assert _audit(settings, "project.exported") == []  # nothing was read
+
+    out = tmp_path / "out"
+    as_reader = ("--as", "reader@example.com")
+    exported = invoke("export", "--project", str(seed.project_id), str(out), *as_reader)
+    assert exported.exit_code == 0, exported.output
+    [entry] = _audit(settings, "project.exported")
+    assert (entry.actor_kind, entry.actor_user_id) == ("cli", reader_id)
+    assert (entry.project_id, entry.target_type, entry.target_id) == (
+        seed.project_id,
+        "project",
+        seed.project_id,
+    )
+    assert entry.details == {"documents": 2, "bytes": 11, "destination": str(out)}

@@ -115,6 +115,8 @@ VersionRestored = _event("version.restored", "version")
 VersionPurged = _event("version.purged", "version")
 ContentDownloaded = _event("content.downloaded", "document")
 VersionDownloaded = _event("version.downloaded", "version")
+#: `casefolio export`: every current version of a project written to a folder.
+ProjectExported = _event("project.exported", "project")
 
 #: What the change feed carries (the rest is for the audit trail and webhooks).
 FEED_TYPES = frozenset(
@@ -144,6 +146,7 @@ AUDIT_ONLY_TYPES = frozenset(
     {
         "content.downloaded",
         "version.downloaded",
+        "project.exported",
         "hold.refused",
         "webhook.created",
         "webhook.updated",

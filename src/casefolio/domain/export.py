@@ -25,7 +25,7 @@ from casefolio.db.engine import Database
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder
 from casefolio.db.types import utcnow
-from casefolio.domain import access, text
+from casefolio.domain import access, events, text
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.domain.transfer import (
@@ -237,6 +237,17 @@ async def export_project(
         if p != PurePosixPath(".") and p not in exporter.too_deep
     ]
     await anyio.to_thread.run_sync(prepare_destination, dest, folder_dirs)
+    where = await anyio.to_thread.run_sync(os.path.abspath, dest)
+    # A read of every file at once, audited as a download is (outbound/audit.py), before the
+    # first file is written.
+    async with db.write() as session:
+        events.emit(
+            session,
+            events.ProjectExported(
+                project_id=project_id,
+                details={"documents": int(count), "bytes": int(total), "destination": where},
+            ),
+        )
     on_plan(int(count), int(total))
     send, receive = anyio.create_memory_object_stream[_Job](concurrency * 2)
     async with anyio.create_task_group() as tg:

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import User
-from casefolio.domain import users
+from casefolio.domain import events, users
 from casefolio.domain.errors import Conflict, DomainError, Forbidden, NotFound
 from casefolio.domain.principal import Principal
 
@@ -26,7 +26,8 @@ Outcome = Literal["imported", "versioned", "skipped", "failed", "missing", "expo
 
 
 async def acting_principal(session: AsyncSession, *, email: str | None) -> Principal:
-    """Return the user a command acts as: `email`'s, or the first operator's by default."""
+    """Return the user a command acts as: `email`'s, or the first operator's by default. The
+    audit entries of the command's writes and reads name that user (actor kind `cli`)."""
     if email:
         user = await users.get_by_email(session, email=email)
     else:
@@ -37,6 +38,7 @@ async def acting_principal(session: AsyncSession, *, email: str | None) -> Princ
         user = found
     if not user.active:
         raise Forbidden(f"User {user.email} is deactivated.")
+    events.current_actor.set(events.Actor("cli", user_id=user.id))
     return Principal.of(user)
 
 
