@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from casefolio.api.credentials import CredentialCache
+from casefolio.api.credentials import CredentialCache, Verified
 from casefolio.api.grants import RecentGrants
 from casefolio.domain.principal import Principal
 
@@ -10,7 +10,7 @@ WHO = Principal(user_id=1, email="a@example.com", name="A", is_operator=False, t
 def test_remembered_only_until_the_ttl() -> None:
     now = [100.0]
     cache = CredentialCache(ttl=2.0, clock=lambda: now[0])
-    cache.remember("h", WHO, api_enabled=True)
+    cache.remember("h", Verified(WHO, api_enabled=True, expires_at=None))
     now[0] += 2.0
     entry = cache.get("h")
     assert entry is not None and entry.principal == WHO and entry.api_enabled
@@ -20,9 +20,9 @@ def test_remembered_only_until_the_ttl() -> None:
 
 def test_clear_and_bound() -> None:
     cache = CredentialCache(ttl=60, max_entries=2)
-    cache.remember("a", WHO, api_enabled=True)
-    cache.remember("b", WHO, api_enabled=False)
-    cache.remember("c", WHO, api_enabled=True)  # over the bound: starts afresh
+    cache.remember("a", Verified(WHO, api_enabled=True, expires_at=None))
+    cache.remember("b", Verified(WHO, api_enabled=False, expires_at=None))
+    cache.remember("c", Verified(WHO, api_enabled=True, expires_at=None))  # starts afresh
     assert cache.get("a") is None and cache.get("c") is not None
     cache.clear()
     assert cache.get("c") is None

@@ -98,7 +98,7 @@ async def test_the_document_read_never_sends_an_impossible_id(
     db: Database, statements: StatementReader, operator: Actor, filed: dict[str, int]
 ) -> None:
     async with db.read() as session:
-        who, _ = await tokens.authenticate(session, secret=operator.token)
+        who = (await tokens.authenticate(session, secret=operator.token)).principal
     for document_id in (BIG, HUGE, 0):
         with pytest.raises(NotFound, match=f"Document {document_id} not found"):
             await documents.get(statements, who=who, document_id=document_id)

@@ -7,6 +7,7 @@ import binascii
 
 from fastapi import Request
 
+from casefolio.api.credentials import Verified
 from casefolio.api.proxies import client_address
 from casefolio.api.ratelimit import STATE_KEY
 from casefolio.api.state import AppState
@@ -51,19 +52,21 @@ async def authenticate(request: Request) -> Principal:
         await _charge(request, state, f"ip:{client_address(request)}", None)
         raise Unauthenticated(MISSING_TOKEN)
     secret_hash = tokens.hash_secret(secret)
-    remembered = state.credentials.get(secret_hash)
+    now = state.credentials.now()
+    verified = state.credentials.recall(secret_hash, now)
     stale = False
-    if remembered is not None:
-        principal, api_enabled = remembered.principal, remembered.api_enabled
-    else:
+    if verified is None:
         try:
             async with state.db.read() as session:
-                principal, stale = await tokens.authenticate(session, secret=secret)
+                found = await tokens.authenticate(session, secret=secret, now=now)
                 api_enabled = (await system.get(session)).integrations_api_enabled
         except Unauthenticated:
             await _charge(request, state, f"ip:{client_address(request)}", None)
             raise
-        state.credentials.remember(secret_hash, principal, api_enabled)
+        stale = found.stale
+        verified = Verified(found.principal, api_enabled, found.expires_at)
+        state.credentials.remember(secret_hash, verified)
+    principal, api_enabled = verified.principal, verified.api_enabled
     # Keyed by the secret's hash, not the row id: installations (and test databases) that
     # share one Redis must never share a budget because their token ids coincide.
     await _charge(request, state, f"token:{secret_hash[:32]}", principal.rate_limit)

@@ -80,8 +80,19 @@ async def issue(
     return IssuedToken(token=token, secret=secret)
 
 
-async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal, bool]:
-    """Given a secret, return its principal and whether last_used_at is due for a write."""
+@dataclass(frozen=True)
+class Authenticated:
+    principal: Principal
+    #: Whether last_used_at is due for a write.
+    stale: bool
+    expires_at: datetime | None
+
+
+async def authenticate(
+    session: AsyncSession, *, secret: str, now: datetime | None = None
+) -> Authenticated:
+    """Given a secret, return its principal, whether last_used_at is due for a write, and when
+    the token expires; `now` (default: the clock's) is the time it must not have expired by."""
     row = (
         await session.execute(
             select(ApiToken, User)
@@ -92,7 +103,7 @@ async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal
     if row is None:
         raise Unauthenticated(INVALID_TOKEN)
     token, user = row
-    now = utcnow()
+    now = utcnow() if now is None else now
     if token.revoked_at is not None:
         raise Unauthenticated("The provided API token has been revoked.")
     if token.expires_at is not None and token.expires_at <= now:
@@ -101,7 +112,7 @@ async def authenticate(session: AsyncSession, *, secret: str) -> tuple[Principal
         raise Unauthenticated(USER_DEACTIVATED)
     principal = Principal.of(user, token_id=token.id, rate_limit=token.rate_limit)
     stale = token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION
-    return principal, stale
+    return Authenticated(principal, stale, token.expires_at)
 
 
 async def touch(session: AsyncSession, *, token_id: int) -> None:

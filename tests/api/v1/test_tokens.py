@@ -1,14 +1,17 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import text, update
 
+from casefolio.api.credentials import CredentialCache
 from casefolio.db.engine import Database
 from casefolio.db.models import ApiToken
 from casefolio.domain.tokens import MAX_RATE_LIMIT
+from tests.clocks import Clock
 from tests.factories import Actor, make_actor
 
 
@@ -116,6 +119,30 @@ async def test_expired_token_is_rejected(
             .values(expires_at=datetime(2000, 1, 1, tzinfo=UTC))
         )
     expired = await client.get("/api/v1/users", headers={"X-API-Token": created.json()["token"]})
+    assert expired.status_code == 401
+    assert "expired" in expired.json()["detail"]
+
+
+async def test_a_token_that_expires_while_remembered_is_refused_at_once(
+    app: FastAPI, client: httpx.AsyncClient, operator: Actor
+) -> None:
+    # Verified tokens are remembered for a couple of seconds (api/credentials.py); the
+    # expiry is remembered with them. The clock is moved by hand: no waiting for it.
+    clock = Clock()
+    app.state.casefolio.credentials = CredentialCache(now=clock)
+    expires = clock.now + timedelta(minutes=1)
+    created = await client.post(
+        "/api/v1/tokens",
+        json={"userId": operator.user_id, "name": "short", "expiresAt": expires.isoformat()},
+        headers=operator.headers,
+    )
+    assert created.status_code == 201, created.text
+    headers = {"X-API-Token": created.json()["token"]}
+    assert (await client.get("/api/v1/users", headers=headers)).status_code == 200
+    clock.advance(59)
+    assert (await client.get("/api/v1/users", headers=headers)).status_code == 200  # remembered
+    clock.advance(1)
+    expired = await client.get("/api/v1/users", headers=headers)
     assert expired.status_code == 401
     assert "expired" in expired.json()["detail"]
 
