@@ -120,7 +120,7 @@ async def test_downloads_follow_the_project_setting(
     got = await reader.http.get(url)
     assert got.status_code == 200 and got.content == b"%PDF exhibit bytes"
     off = await client.patch(
-        matter.url(), json={"settings": {"downloadViaApi": False}}, headers=matter.admin.headers
+        matter.url(), json={"settings": {"downloadViaApi": False}}, headers=operator.headers
     )
     assert off.status_code == 200
     refused = await reader.http.get(url)
@@ -276,3 +276,24 @@ async def test_a_held_document_is_refused_on_the_page_and_a_trashed_one_vanishes
     gone = await admin.http.get(f"/projects/{matter.id}/documents/{free}")
     assert gone.status_code == 404
     assert [d["id"] for d in await _documents(client, matter)] == [held]
+
+
+async def test_only_operators_and_the_creator_switch_downloads_in_the_pages(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    admin = await person(matter.admin)
+    page = await admin.http.get(f"/projects/{matter.id}/access")
+    assert page.status_code == 200
+    assert 'name="downloadViaApi"' not in page.text
+    assert "creator can change this" in page.text
+    forged = await admin.post(f"/projects/{matter.id}/settings", {})  # unchecked: "off"
+    assert forged.status_code == 403 and "Only an operator or the creator" in forged.text
+    project = await client.get(matter.url(), headers=operator.headers)
+    assert project.json()["settings"]["downloadViaApi"] is True
+
+    op = await person(operator)
+    assert 'name="downloadViaApi"' in (await op.http.get(f"/projects/{matter.id}/access")).text
+    assert (await op.post(f"/projects/{matter.id}/settings", {})).status_code == 303
+    project = await client.get(matter.url(), headers=operator.headers)
+    assert project.json()["settings"]["downloadViaApi"] is False

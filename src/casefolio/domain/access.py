@@ -253,5 +253,20 @@ def require_download_allowed(project: Project) -> None:
     if not project.download_via_api:
         raise Forbidden(
             f"Downloading documents through the API is switched off for project {project.id}; "
-            "a Project Admin can switch on its downloadViaApi setting."
+            "an operator or the project's creator can switch on its downloadViaApi setting."
+        )
+
+
+def may_switch_downloads(who: Principal, project: Project) -> bool:
+    """Whether the caller may change the project's downloadViaApi setting: operators and the
+    project's creator may (DESIGN.md), not every Project Admin: it decides whether the
+    project's content may leave through the API at all."""
+    return who.is_operator or (project.created_by is not None and project.created_by == who.user_id)
+
+
+def require_download_switch(who: Principal, project: Project) -> None:
+    if not may_switch_downloads(who, project):
+        raise Forbidden(
+            f"Only an operator or the creator of project {project.id} can change its "
+            "downloadViaApi setting."
         )

@@ -143,6 +143,8 @@ async def update(
     download_via_api: bool | None = None,
 ) -> Project:
     _, project = await access.scoped_project(session, who, project_id, Capability.SETTINGS_MANAGE)
+    if download_via_api is not None and download_via_api != project.download_via_api:
+        access.require_download_switch(who, project)
     if name is not None:
         project.name = text.required_name(name, of="project")
     if description is not None:

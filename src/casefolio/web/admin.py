@@ -14,7 +14,7 @@ from casefolio.api.ids import PathId, digits_id
 from casefolio.domain import access, accounts, projects, system, teams, users
 from casefolio.domain.accounts import IssuedLink
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
-from casefolio.domain.roles import ROLES
+from casefolio.domain.roles import ROLES, Capability
 from casefolio.domain.websessions import SignedIn
 from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter
 from casefolio.web.http import render, see_other, state_of
@@ -182,6 +182,10 @@ async def access_page(
         granted=granted,
         all_teams=all_teams,
         roles=ROLES,
+        may_switch_downloads=(
+            scope.allows(Capability.SETTINGS_MANAGE)
+            and access.may_switch_downloads(me.principal, project)
+        ),
     )
 
 

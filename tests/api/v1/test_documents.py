@@ -281,14 +281,25 @@ async def test_download_of_several_read_chunks_and_a_range_across_them(
     assert part.status_code == 206 and part.content == body[chunk - 7 : 2 * chunk + 7]
 
 
-async def test_download_needs_download_via_api(client: httpx.AsyncClient, matter: Matter) -> None:
+async def test_download_needs_download_via_api(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
     doc = (await upload(client, matter)).json()
-    await client.patch(
-        matter.url(), json={"settings": {"downloadViaApi": False}}, headers=matter.admin.headers
-    )
-    refused = await client.get(
-        matter.url(f"/documents/{doc['id']}/content"), headers=matter.admin.headers
-    )
+    content = matter.url(f"/documents/{doc['id']}/content")
+    off = {"settings": {"downloadViaApi": False}}
+    # A Project Admin who did not create the project may not switch downloads (DESIGN.md:
+    # its creator and operators may); the setting stays as it was.
+    not_theirs = await client.patch(matter.url(), json=off, headers=matter.admin.headers)
+    assert not_theirs.status_code == 403
+    assert "Only an operator or the creator" in not_theirs.json()["detail"]
+    assert (await client.get(content, headers=matter.admin.headers)).status_code == 200
+    # Sending the value it already has is no change: a client may send back what it read.
+    same = {"name": "Renamed", "settings": {"downloadViaApi": True}}
+    assert (await client.patch(matter.url(), json=same, headers=matter.admin.headers)).is_success
+
+    switched = await client.patch(matter.url(), json=off, headers=operator.headers)
+    assert switched.status_code == 200 and not switched.json()["settings"]["downloadViaApi"]
+    refused = await client.get(content, headers=matter.admin.headers)
     assert refused.status_code == 403 and "downloadViaApi" in refused.json()["detail"]
     meta = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
     assert meta.status_code == 200
