@@ -77,6 +77,27 @@ async def test_a_range_past_the_end_is_416_in_the_dialect_error_format(
             assert response.json()["status"] == 416
 
 
+ENDLESS = "9" * 4301  # past Python's limit on converting a digit string to an int
+
+
+@pytest.mark.parametrize(
+    ("header", "status", "body"),
+    [
+        (f"bytes={ENDLESS}-", 416, b""),  # starts past any file's end
+        (f"bytes=-{ENDLESS}", 206, PAGE),  # the last N bytes, N past any size: all of them
+        (f"bytes=0-{ENDLESS}", 206, PAGE),  # to a position past the end: all of them
+    ],
+)
+async def test_range_positions_longer_than_python_converts_are_past_the_end(
+    client: httpx.AsyncClient, world: dict[str, Any], header: str, status: int, body: bytes
+) -> None:
+    for url in world["urls"]:
+        answer = await client.get(url, headers={**world["headers"], "Range": header})
+        assert answer.status_code == status, answer.text[:300]
+        if status == 206:
+            assert answer.content == body
+
+
 @pytest.mark.parametrize(
     ("method", "tail", "allow"),
     [

@@ -17,6 +17,7 @@ from casefolio.db.models import MAX_ID, Document
 from casefolio.domain import documents, tokens
 from casefolio.domain.errors import NotFound
 from casefolio.fastpath.statements import StatementReader
+from tests.api.snapshots import snapshot
 from tests.factories import Actor, file_with_fields
 
 BIG = MAX_ID + 1
@@ -104,3 +105,44 @@ async def test_the_document_read_never_sends_an_impossible_id(
             await documents.get(statements, who=who, document_id=document_id)
     found = await documents.get(statements, who=who, document_id=filed["d"])
     assert found.document.id == filed["d"]
+
+
+#: Digits past Python's limit on converting a digit string to an int (4,300): `int()` raises.
+ENDLESS = "9" * 4301
+ENDLESS_IDS: list[tuple[str, str, dict[str, Any], int]] = [
+    ("GET", f"/api/v3/documents/{ENDLESS}", {}, 400),
+    ("PATCH", f"/api/v3/documents/{ENDLESS}", {"json": {"title": "x"}}, 400),
+    ("GET", f"/api/v3/documents/{ENDLESS}/attachments", {}, 400),
+    ("GET", f"/api/v3/attachments/{ENDLESS}", {}, 400),
+    ("GET", f"/api/v3/attachments/{ENDLESS}/content", {}, 400),
+    ("DELETE", f"/api/v3/attachments/{ENDLESS}", {}, 400),
+    ("DELETE", f"/api/v1/projects/{{p}}/folders/{ENDLESS}", {}, 400),
+    ("GET", f"/api/v1/projects/{{p}}/documents/{{d}}/versions/{ENDLESS}", {}, 400),
+    ("GET", f"/api/v1/projects/{{p}}/documents/{{d}}/versions/{ENDLESS}/content", {}, 400),
+    ("DELETE", f"/api/v1/projects/{{p}}/documents/{{d}}/versions/{ENDLESS}", {}, 400),
+    ("POST", f"/api/v1/projects/{{p}}/trash/versions/{ENDLESS}/restore", {}, 400),
+    ("PUT", f"/api/v1/projects/{{p}}/documents/{{d}}/{ENDLESS}", {}, 400),
+    (
+        "GET",
+        "/api/v3/documents",
+        {"params": {"filters": json.dumps([{"id": {"operator": "=", "values": [ENDLESS]}}])}},
+        400,
+    ),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status"), ENDLESS_IDS)
+async def test_numbers_longer_than_python_converts_are_refused_or_read_as_past_the_end(
+    client: httpx.AsyncClient,
+    operator: Actor,
+    filed: dict[str, int],
+    db: Database,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+) -> None:
+    before = await snapshot(db)
+    answer = await client.request(method, path.format(**filed), headers=operator.headers, **kwargs)
+    assert answer.status_code == status, answer.text[:300]
+    assert await snapshot(db) == before

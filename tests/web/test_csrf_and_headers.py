@@ -32,7 +32,15 @@ async def test_form_posts_without_the_csrf_token_are_refused_and_change_nothing(
         data={"name": "Forged", "csrf": op.csrf},
         headers={"Origin": "https://evil.example"},
     )
-    for refused in (missing, wrong, foreign):
+    # Origins that are not URLs at all (an unclosed IPv6 bracket): refused, not a 500.
+    not_urls = [
+        await op.http.post(
+            "/projects", data={"name": "Forged", "csrf": op.csrf}, headers={name: value}
+        )
+        for name in ("Origin", "Referer")
+        for value in ("http://[", "http://[x]/")
+    ]
+    for refused in (missing, wrong, foreign, *not_urls):
         assert refused.status_code == 403
         assert "security token (CSRF)" in refused.text
     assert await _count(db, Project) == 0

@@ -10,8 +10,22 @@ from typing import Annotated, Any
 
 from fastapi import Path, Query
 from pydantic import BeforeValidator, Field, WithJsonSchema
+from starlette.convertors import IntegerConvertor, register_url_convertor
 
 from casefolio.db.models import MAX_ID, is_id
+
+
+class IdConvertor(IntegerConvertor):
+    """`{name:id}` in a route's path: Starlette's `int`, except that digits longer than any
+    id convert to a number past MAX_ID, which the route's bounds refuse as they refuse any
+    too-large id; `int()` of 4,301 digits or more raises (Python's limit on converting long
+    digit strings) and was a 500."""
+
+    def convert(self, value: str) -> int:
+        return int(value) if len(value) <= 20 else MAX_ID + 1
+
+
+register_url_convertor("id", IdConvertor())
 
 
 def _digits_as_int(value: object) -> object:
@@ -59,6 +73,6 @@ TeamId = Annotated[int, path_id("teamId")]
 
 def digits_id(raw: str) -> int | None:
     """Given an id spelled in digits inside a string, return it; None unless it is one."""
-    if raw.isascii() and raw.isdigit() and is_id(int(raw)):
+    if raw.isascii() and raw.isdigit() and len(raw) <= 20 and is_id(int(raw)):
         return int(raw)
     return None

@@ -37,7 +37,7 @@ async def receive(request: Request, state: AppState) -> AsyncIterator[ReceivedUp
     content_type = request.headers.get("content-type", "")
     is_multipart = content_type.lower().startswith("multipart/")
     allowance = MULTIPART_ALLOWANCE if is_multipart else 0
-    if declared.isdigit() and int(declared) > limit + allowance:
+    if declared.isdigit() and (len(declared) > 20 or int(declared) > limit + allowance):
         # Refuse before reading a byte: the client learns at once, nothing touches the disk.
         raise TooLarge(f"The upload is larger than the maximum of {limit} bytes.")
     staging = state.blobs.staging_dir

@@ -23,7 +23,7 @@ DELETE_FORBIDDEN = "You do not have permission to delete this file"
 
 def parse_version_id(raw: str) -> int:
     """Given a version id from a URL, return it as an int or raise the seed's 400."""
-    if not raw.isascii() or not raw.isdigit() or int(raw) < 1 or len(raw) > 18:
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 18 or int(raw) < 1:
         raise Invalid("Invalid version ID format", [{"field": "versionId", "message": raw[:40]}])
     return int(raw)
 

@@ -85,7 +85,10 @@ def same_origin(request: Request) -> bool:
     sent = request.headers.get("origin") or request.headers.get("referer")
     if not sent or sent == "null":
         return sent is None
-    origin = urlsplit(sent)
+    try:
+        origin = urlsplit(sent)
+    except ValueError:  # not a URL ("http://["): no site of ours sent it
+        return False
     return origin.netloc == request.headers.get("host", request.url.netloc)
 
 

@@ -277,6 +277,9 @@ async def test_patch_changes_title_and_description(
         ({"title": "   "}, "title"),
         ({"title": 7}, "title"),
         ({"description": {"raw": 5}}, "description"),
+        ({"_links": {"attachments": [{"href": "/api/v3/documents/1"}]}}, "attachments"),
+        # Not a URL at all (an unclosed IPv6 bracket): the same 422, not a 500.
+        ({"_links": {"attachments": [{"href": "http://[/api/v3/attachments/1"}]}}, "attachments"),
     ],
 )
 async def test_patch_refuses_constraint_violations_with_422(

@@ -98,7 +98,7 @@ async def read_folder_by_name(
 
 @router.delete(
     # :int, or DELETE would seem allowed on …/folders/{folderName} (the GET's path).
-    "/projects/{projectId}/folders/{folderId:int}",
+    "/projects/{projectId}/folders/{folderId:id}",
     status_code=204,
     summary="Delete an empty folder",
     responses={

@@ -28,7 +28,7 @@ router = dialect_router(
 ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 
 
-@router.get("/documents/{document_id:int}/attachments", summary="List a document's attachments")
+@router.get("/documents/{document_id:id}/attachments", summary="List a document's attachments")
 async def list_attachments(
     document_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
@@ -73,7 +73,7 @@ async def upload_unclaimed(
 
 
 @router.post(
-    "/documents/{document_id:int}/attachments",
+    "/documents/{document_id:id}/attachments",
     status_code=201,
     summary="Add an attachment (a new version of the document)",
     description="`multipart/form-data` with a `metadata` part (JSON: `fileName`, optional "
@@ -100,7 +100,7 @@ async def add_attachment(
     return HalResponse(out, status_code=201)
 
 
-@router.get("/attachments/{attachment_id:int}", summary="View an attachment")
+@router.get("/attachments/{attachment_id:id}", summary="View an attachment")
 async def read_attachment(
     attachment_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
@@ -112,7 +112,7 @@ async def read_attachment(
 
 
 @router.delete(
-    "/attachments/{attachment_id:int}",
+    "/attachments/{attachment_id:id}",
     status_code=204,
     response_class=Response,
     summary="Delete an attachment (never a document's last one)",
@@ -130,7 +130,7 @@ async def delete_attachment(
 
 
 @router.get(
-    "/attachments/{attachment_id:int}/content",
+    "/attachments/{attachment_id:id}/content",
     response_class=Response,
     summary="Download an attachment (needs the project's downloadViaApi)",
     responses=DOWNLOAD_RESPONSES,

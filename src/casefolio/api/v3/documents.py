@@ -48,14 +48,14 @@ async def _with_attachments(
     return HalResponse(await render.document(session, who, view.document, rows))
 
 
-@router.get("/documents/{document_id:int}", summary="View a document with its attachments")
+@router.get("/documents/{document_id:id}", summary="View a document with its attachments")
 async def read_document(document_id: PathId, session: SessionDep, who: PrincipalDep) -> HalResponse:
     view = await documents.get(session, who=who, document_id=document_id)
     return await _with_attachments(session, who, view)
 
 
 @router.patch(
-    "/documents/{document_id:int}",
+    "/documents/{document_id:id}",
     summary="Update a document's title or description, or claim uploads",
     description="`_links.attachments` may link the caller's own uploads without a container "
     "(`POST /api/v3/attachments`); each becomes a new version of the document, the last one "

@@ -150,7 +150,7 @@ def _attachment_links(body: dict[str, Any]) -> list[int]:
     ids: list[int] = []
     for entry in entries:
         href = entry.get("href") if isinstance(entry, dict) else None
-        match = _ATTACHMENT_PATH.fullmatch(urlsplit(href).path) if isinstance(href, str) else None
+        match = _ATTACHMENT_PATH.fullmatch(_path_of(href)) if isinstance(href, str) else None
         if match is None:
             raise constraint(
                 "attachments",
@@ -158,6 +158,13 @@ def _attachment_links(body: dict[str, Any]) -> list[int]:
             )
         ids.append(int(match.group(1)))
     return ids
+
+
+def _path_of(href: str) -> str:
+    try:
+        return urlsplit(href).path
+    except ValueError:  # not a URL: "http://[" (an unclosed IPv6 address)
+        return ""
 
 
 def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> AttachmentMetadata:

@@ -73,7 +73,8 @@ def _order(raw: str | None, columns: dict[str, InstrumentedAttribute[Any]]) -> l
 def _integers(name: str, values: list[str]) -> list[int]:
     if not values or not all(v.strip().isascii() and v.strip().isdigit() for v in values):
         raise invalid_query(f"Filters {name}: Values is not an integer.")
-    integers = [int(v) for v in values]
+    # Past 20 digits, past any id (and int() of 4,301 digits or more raises).
+    integers = [int(v) if len(v.strip()) <= 20 else MAX_ID + 1 for v in values]
     if max(integers) > MAX_ID:
         raise invalid_query(f"Filters {name}: Values are larger than any id ({MAX_ID}).")
     return integers
