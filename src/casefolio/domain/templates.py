@@ -58,6 +58,16 @@ def blueprint_of(template: Template) -> Blueprint:
     )
 
 
+#: Folders in a whole template: a new project copies them one by one in the request that
+#: creates it, which holds SQLite's one write lock meanwhile. (How deep they nest is bounded
+#: by the JSON body's nesting, api/jsonbody.py.)
+MAX_FOLDERS = 5_000
+
+
+def _count_folders(specs: list[FolderSpec]) -> int:
+    return len(specs) + sum(_count_folders(spec.children) for spec in specs)
+
+
 def _check_folders(specs: list[FolderSpec], where: str) -> None:
     names = [s.name.strip() for s in specs]
     if any(not n for n in names):
@@ -90,6 +100,8 @@ async def create(
     name = text.required_name(name, of="template")
     if await session.scalar(select(Template.id).where(Template.name == name)) is not None:
         raise Conflict(f"A template named '{name}' already exists.")
+    if _count_folders(blueprint.folders) > MAX_FOLDERS:
+        raise Invalid(f"A template may hold {MAX_FOLDERS:,} folders in all at most.")
     _check_folders(blueprint.folders, "the template root")
     checked_fields = [fields.check_spec(f) for f in blueprint.fields]
     if len({f.name for f in checked_fields}) != len(checked_fields):

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.api.v1.conftest import Matter
 from tests.factories import Actor
@@ -158,6 +159,26 @@ async def test_template_with_unknown_team_is_refused(
     )
     assert bad.status_code == 400 and "999" in bad.json()["detail"]
     assert (await client.get("/api/v1/templates", headers=operator.headers)).json() == []
+
+
+@pytest.mark.parametrize(("extra", "status"), [(0, 201), (1, 400)])
+async def test_a_template_holds_5000_folders_in_all_at_most(
+    client: httpx.AsyncClient, operator: Actor, extra: int, status: int
+) -> None:
+    # Every list within its own limit of 1,000; 5,000 (or 5,001) folders in all.
+    folders = [
+        {"name": f"T{t}", "children": [{"name": f"C{c}"} for c in range(999)]} for t in range(5)
+    ] + [{"name": f"E{e}"} for e in range(extra)]
+    made = await client.post(
+        "/api/v1/templates", json={"name": "Big", "folders": folders}, headers=operator.headers
+    )
+    assert made.status_code == status, made.text[:300]
+    listed = (await client.get("/api/v1/templates", headers=operator.headers)).json()
+    if status == 400:
+        assert "5,000 folders in all" in made.json()["detail"]
+        assert listed == []
+    else:
+        assert [t["name"] for t in listed] == ["Big"]
 
 
 async def test_unknown_template_is_404(client: httpx.AsyncClient, operator: Actor) -> None:
