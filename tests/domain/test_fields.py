@@ -29,6 +29,9 @@ def _field(kind: str, **kw: Any) -> Field:
         ("boolean", False, 0),
         ("date", "2026-02-28", "2026-02-30"),
         ("date", "2026-02-28", "2026-2-1"),
+        # Other ISO 8601 forms Python's date.fromisoformat takes: still not YYYY-MM-DD.
+        ("date", "2026-01-05", "2026-W02-1"),
+        ("date", "2026-01-05", "2026-005"),
     ],
 )
 def test_values_are_checked_against_the_type(kind: str, good: Any, bad: Any) -> None:

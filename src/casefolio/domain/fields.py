@@ -171,10 +171,11 @@ def _problem(row: FieldData, value: Any) -> str | None:
             if not isinstance(value, str):
                 return "expected a date as YYYY-MM-DD"
             try:
-                date.fromisoformat(value)
+                parsed = date.fromisoformat(value)
             except ValueError:
                 return "expected a date as YYYY-MM-DD"
-            if len(value) != 10:
+            # fromisoformat also takes other ISO 8601 forms ("20260105", "2026-W02-1").
+            if parsed.isoformat() != value:
                 return "expected a date as YYYY-MM-DD"
         case "choice":
             if value not in row.choices:
