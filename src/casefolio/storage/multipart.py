@@ -10,6 +10,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 import anyio
 import anyio.to_thread
@@ -104,6 +105,7 @@ class _BoundedValueTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_d
 _FILE_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?file"?\s*(;|\r|$)', re.I)
 _METADATA_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?metadata"?\s*(;|\r|$)', re.I)
 _RAW_FILE_NAME = re.compile(rb'content-disposition:[^\r\n]*;\s*filename="((?:[^"\\]|\\.)*)"', re.I)
+_EXTENDED_FILE_NAME = re.compile(rb"content-disposition:[^\r\n]*;\s*filename\*=([^;\r\n]*)", re.I)
 
 
 class _PartGuard:
@@ -173,10 +175,29 @@ class _PartGuard:
             raw = _RAW_FILE_NAME.search(header)
             if raw is not None and self.raw_file_name is None:
                 self.raw_file_name = raw.group(1).decode("utf-8", "replace")
+            extended = _EXTENDED_FILE_NAME.search(header)
+            if extended is not None:
+                _check_extended_file_name(extended.group(1))
         elif _METADATA_PART.search(header):
             self._part, self._body_limit = "metadata", METADATA_MAX_BYTES
         else:
             self._part, self._body_limit = "other", OTHER_PART_MAX_BYTES
+
+
+def _check_extended_file_name(value: bytes) -> None:
+    """RFC 5987's `filename*=UTF-8''<percent-encoded>`: its bytes must be UTF-8 once decoded,
+    as a plain `filename` must be (the parser would put U+FFFD in place of the rest)."""
+    charset, _, encoded = value.strip().partition(b"'")
+    _, _, encoded = encoded.partition(b"'")
+    if charset.lower() != b"utf-8":
+        return  # the parser keeps only UTF-8's, and falls back to `filename`
+    try:
+        unquote_to_bytes(encoded).decode("utf-8")
+    except UnicodeDecodeError:
+        raise Invalid(
+            "The file part's filename* is not UTF-8 once its %-escapes are decoded; send the "
+            "file name's UTF-8 bytes, each escaped as %XX."
+        ) from None
 
 
 def _feed(parser: Any, guard: _PartGuard, batch: list[bytes]) -> None:

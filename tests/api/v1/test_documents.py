@@ -612,6 +612,31 @@ async def test_a_file_name_in_latin_1_is_400_and_stores_nothing(
     assert filed.json()["title"] == "Schriftsatz für Kläger.pdf"
 
 
+async def test_a_file_name_escaped_from_bytes_that_are_not_utf_8_is_400_and_stores_nothing(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    def body(extended: str) -> bytes:
+        return (
+            b'--XX\r\nContent-Disposition: form-data; name="file"; '
+            + f"filename*=UTF-8''{extended}".encode()
+            + b"\r\nContent-Type: application/pdf\r\n\r\n%PDF-1.4\r\n--XX--\r\n"
+        )
+
+    multipart = {**matter.writer.headers, "Content-Type": "multipart/form-data; boundary=XX"}
+    for escaped in ("%FF%FE.pdf", "Kl%E4ger.pdf", "%ZZ%E2.pdf"):
+        refused = await client.post(
+            matter.url("/documents"), content=body(escaped), headers=multipart
+        )
+        assert refused.status_code == 400, refused.text
+        assert "filename* is not UTF-8" in refused.json()["detail"]
+    assert (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json() == []
+    filed = await client.post(
+        matter.url("/documents"), content=body("Kl%C3%A4ger.pdf"), headers=multipart
+    )
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["title"] == "Kläger.pdf"
+
+
 async def test_documents_of_another_project_are_invisible(
     client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:
