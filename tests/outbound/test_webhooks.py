@@ -229,7 +229,17 @@ async def test_registration_checks_events_rights_and_addresses(
         await refused(operator, {"url": target, "events": ["document.created"]}, 400, "resolves")
     # A host name IDNA cannot encode (found by the fuzz test: it was a 500).
     idna_bad = "http://\u00d3\u00f1\u0083\U000b8f2f\U000b8a26/"
-    await refused(operator, {"url": idna_bad, "events": ["document.created"]}, 400, "resolved")
+    await refused(operator, {"url": idna_bad, "events": ["document.created"]}, 400, "ASCII")
+    # A request's Host header is ASCII: an internationalized name is given in its xn-- form.
+    body = {"url": "http://b\u00fccher.de/hook", "events": ["document.created"]}
+    await refused(operator, body, 400, "xn--bcher-kva.de")
+    # Userinfo, even empty, would travel in the Host header; port 0 is no port.
+    for odd, words in (
+        ("http://@127.0.0.1:9/h", "credentials"),
+        ("http://:@127.0.0.1:9/h", "credentials"),
+        ("http://127.0.0.1:0/h", "between 1 and 65535"),
+    ):
+        await refused(operator, {"url": odd, "events": ["document.created"]}, 400, words)
     for bracketed in ("http://iw]x/", "Http://[\u0080\u00f1", "http://[::g]/"):
         body = {"url": bracketed, "events": ["document.created"]}
         await refused(operator, body, 400, "host is not valid")

@@ -40,14 +40,23 @@ def check_url(url: str) -> tuple[str, str, int]:
             "A webhook URL must be an absolute http:// or https:// URL.",
             [{"field": "url", "message": "not an http(s) URL"}],
         )
-    if parts.username or parts.password:
+    if "@" in parts.netloc:  # even empty ones ("http://@host/"): the Host header would carry it
         raise Invalid(
             "A webhook URL must not carry credentials.", [{"field": "url", "message": "userinfo"}]
         )
+    if not hostname.isascii():
+        raise Invalid(
+            "The webhook URL's host must be written in ASCII: give an internationalized "
+            f"domain name in its xn-- form ({_ascii_form(hostname)}).",
+            [{"field": "url", "message": "host"}],
+        )
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        port = parts.port
     except ValueError as exc:
         raise Invalid("The webhook URL's port is not valid.") from exc
+    if port == 0:
+        raise Invalid("The webhook URL's port must be between 1 and 65535.")
+    port = port or (443 if parts.scheme == "https" else 80)
     if not http1.REQUEST_TARGET.fullmatch("/" + parts.path + parts.query):
         # An HTTP request line carries the target as it is: the delivery client's own rule
         # (no spaces, controls or non-ASCII), checked here so that the URL is refused now.
@@ -57,6 +66,13 @@ def check_url(url: str) -> tuple[str, str, int]:
             [{"field": "url", "message": "path"}],
         )
     return parts.scheme, hostname, port
+
+
+def _ascii_form(hostname: str) -> str:
+    try:
+        return hostname.encode("idna").decode("ascii")
+    except UnicodeError:
+        return "xn--…"
 
 
 def _forbidden(address: Address) -> bool:
