@@ -134,6 +134,16 @@ async def _post_raw(
             "PropertyConstraintViolation",
             "fileName",
         ),
+        # Names that leave nothing once path segments and control characters are removed.
+        *(
+            (
+                {"metadata": (None, json.dumps({"fileName": name}).encode()), "file": (None, b"x")},
+                422,
+                "PropertyConstraintViolation",
+                "fileName",
+            )
+            for name in ("..", "/", "\x01\x02")
+        ),
     ],
 )
 async def test_malformed_uploads_are_refused(

@@ -12,7 +12,8 @@ from fastapi import Request
 from casefolio.api import jsonbody
 from casefolio.api.v3 import formattable
 from casefolio.api.v3.problems import constraint, invalid_body, type_not_supported
-from casefolio.domain import text
+from casefolio.domain import intake, text
+from casefolio.domain.errors import Invalid
 
 MAX_TITLE = 60  # OpenProject's constraint on Document#title
 MAX_CLAIMED = 100  # attachments one PATCH may link
@@ -177,8 +178,12 @@ def attachment_metadata(raw: bytes | None, part_file_name: str | None) -> Attach
     if name is not None and not isinstance(name, str):
         raise constraint("fileName", "File name must be a string.")
     name = (name or "").strip() or (part_file_name or "").strip()
-    if not name:
-        raise constraint("fileName", "File name can't be blank.")
+    try:
+        # What is left once path segments and control characters are taken out (".." and
+        # "\x01" leave nothing) must not be blank either.
+        intake.clean_file_name(name)
+    except Invalid:
+        raise constraint("fileName", "File name can't be blank.") from None
     if len(name) > text.MAX_FILE_NAME_INPUT:
         raise constraint(
             "fileName", f"File name is too long (maximum is {text.MAX_FILE_NAME_INPUT} characters)."
