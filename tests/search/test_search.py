@@ -97,6 +97,36 @@ async def test_hits_carry_project_folder_version_score_and_an_escaped_snippet(
     assert "<script>" not in hit["snippet"]
 
 
+async def test_no_snippet_where_the_project_keeps_its_content_in(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor, indexer: Indexer
+) -> None:
+    open_doc = await upload(client, matter.writer, matter.id, "open.txt", b"the escrow terms")
+    closed = await client.post(
+        "/api/v1/projects",
+        json={"name": "Privileged", "settings": {"downloadViaApi": False}},
+        headers=operator.headers,
+    )
+    closed_id = closed.json()["id"]
+    granted = await client.put(
+        f"/api/v1/projects/{closed_id}/users/{matter.writer.email}",
+        json={"role": "Read Write"},
+        headers=operator.headers,
+    )
+    assert granted.status_code in (200, 201, 204), granted.text
+    closed_doc = await upload(client, matter.writer, closed_id, "closed.txt", b"escrow secrets")
+    await index_all(indexer)
+
+    found = await search(client, matter.writer, "escrow")
+    assert found.status_code == 200, found.text
+    snippets = {hit["document"]["id"]: hit["snippet"] for hit in found.json()}
+    # Both are found (a listing shows as much); only the open project's text is quoted.
+    assert set(snippets) == {open_doc["id"], closed_doc["id"]}
+    assert "<mark>escrow</mark>" in snippets[open_doc["id"]]
+    assert snippets[closed_doc["id"]] == ""
+    older = await search(client, matter.writer, "secrets", versions="all")
+    assert [hit["snippet"] for hit in older.json()] == [""]
+
+
 async def test_paging_is_keyset_and_stable(
     client: httpx.AsyncClient, matter: Matter, indexer: Indexer
 ) -> None:

@@ -43,7 +43,6 @@ async def of_rows(
     if not rows:
         return []
     version_ids = [int(r.version_id) for r in rows]
-    snippets = {} if compiled is None else await _snippets(session, version_ids, compiled, postgres)
     versions = {
         v.id: row_of(VersionRow, v)
         for v in await session.scalars(
@@ -59,6 +58,12 @@ async def of_rows(
     views = {v.document.id: v for v in await documents.views(session, list(docs.values()))}
     projects = await _names(session, Project, {d.project_id for d in docs.values()})
     folders = await _names(session, Folder, {d.folder_id for d in docs.values() if d.folder_id})
+    # A snippet is the file's own text: only where the project lets content leave
+    # (downloadViaApi), as the file itself does. Finding the document reveals no more than
+    # its listing does.
+    shown = await _downloadable(session, {d.project_id for d in docs.values()})
+    quoted = [int(r.version_id) for r in rows if docs[int(r.document_id)].project_id in shown]
+    snippets = await _snippets(session, quoted, compiled, postgres) if compiled and quoted else {}
     hits = []
     for r in rows:
         view = views[int(r.document_id)]
@@ -83,6 +88,11 @@ async def _names(
         return {}
     found = await session.execute(select(model.id, model.name).where(model.id.in_(ids)))
     return {int(i): str(name) for i, name in found}
+
+
+async def _downloadable(session: AsyncSession, ids: set[int]) -> set[int]:
+    allowed = select(Project.id).where(Project.id.in_(ids), Project.download_via_api.is_(True))
+    return set(await session.scalars(allowed))
 
 
 async def _snippets(
