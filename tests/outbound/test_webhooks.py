@@ -282,7 +282,7 @@ async def test_delivery_rechecks_the_address_and_the_owners_access(
     clock: Clock,
     hook_receiver: Receiver,
 ) -> None:
-    await _register(
+    hook = await _register(
         client, matter.admin, hook_receiver.url, ["document.created"], projectIds=[str(matter.id)]
     )
     await _upload(client, matter, "seen.txt")
@@ -299,6 +299,13 @@ async def test_delivery_rechecks_the_address_and_the_owners_access(
     async with db.read() as session:
         statuses = [d.status for d in await session.scalars(select(WebhookDelivery))]
     assert sorted(statuses) == ["delivered", "dropped"]
+    # Its log no longer shows the owner what happens there, not even a type and a time;
+    # an operator sees the whole log.
+    log = f"/api/v1/webhooks/{hook['id']}/deliveries"
+    owners = (await client.get(log, headers=matter.admin.headers)).json()
+    assert [(d["type"], d["status"]) for d in owners] == [("document.created", "delivered")]
+    everything = (await client.get(log, headers=operator.headers)).json()
+    assert [d["status"] for d in everything] == ["dropped", "delivered"]
 
     # An operator's webhook whose address is no longer allowed at delivery time.
     await _register(client, operator, hook_receiver.url, ["document.created"])

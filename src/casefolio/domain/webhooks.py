@@ -27,6 +27,8 @@ from casefolio.outbound import ssrf
 from casefolio.outbound.delivery import new_secret
 
 TEST_EVENT = "webhook.test"
+#: A delivery's status once the worker found its owner may not read what it is about.
+DROPPED = "dropped"
 
 
 @dataclass(frozen=True)
@@ -190,9 +192,13 @@ class DeliveryLog:
 async def deliveries_page(
     session: AsyncSession, *, who: Principal, webhook_id: int, page: PageRequest
 ) -> Page[DeliveryLog]:
-    """Newest first, each with its attempts."""
+    """Newest first, each with its attempts. Deliveries dropped because the owner could not
+    read what they were about are shown to operators only: to the owner, even their type and
+    time would tell what happens in a project they no longer see."""
     await get(session, who=who, webhook_id=webhook_id)
     stmt = select(WebhookDelivery).where(WebhookDelivery.webhook_id == webhook_id)
+    if not who.is_operator:
+        stmt = stmt.where(WebhookDelivery.status != DROPPED)
     deliveries = await fetch_page(
         session,
         stmt,

@@ -32,6 +32,7 @@ from casefolio.db.engine import Database, DatabaseUnavailable
 from casefolio.db.models import Change, Webhook, WebhookDelivery
 from casefolio.db.types import utcnow
 from casefolio.domain import events
+from casefolio.domain.webhooks import DROPPED
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
 from casefolio.outbound import audience, delivery, feed, http1, sealing
 from casefolio.outbound import results as results_
@@ -226,7 +227,7 @@ class Worker:
             visible = await audience.visible_to_owner(
                 session, owners.get(hook.owner_id), row["type"], row["payload"]
             )
-            row["status"] = "pending" if visible else "dropped"
+            row["status"] = "pending" if visible else DROPPED
             row["claimed_until"] = now + self.lease if visible else None
         made = await conn.execute(
             insert(_DELIVERIES).returning(
@@ -344,7 +345,7 @@ class Worker:
                 await session.execute(
                     update(WebhookDelivery)
                     .where(WebhookDelivery.id.in_(dropped))
-                    .values(status="dropped")
+                    .values(status=DROPPED)
                 )
             if claimed:
                 await session.execute(
