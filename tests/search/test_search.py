@@ -200,6 +200,40 @@ async def test_filters_project_folder_field_and_date(
     assert [d["currentVersion"]["fileName"] for d in listed.json()] == ["two.txt"]
 
 
+async def test_a_number_field_matches_the_same_numbers_on_both_databases(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    field = await client.post(
+        matter.url("/fields"),
+        json={"name": "Amount", "type": "number"},
+        headers=matter.admin.headers,
+    )
+    field_id = field.json()["id"]
+    stored = [1e300, 1e-7, 0.1, 123, 1e22, -2.5]
+    for n, number in enumerate(stored):
+        doc = await upload(client, matter.writer, matter.id, f"n{n}.txt", b"ledger entry")
+        answer = await client.put(
+            matter.url(f"/documents/{doc['id']}/fields/{field_id}"),
+            json={"value": number},
+            headers=matter.writer.headers,
+        )
+        assert answer.status_code == 200, answer.text
+    await index_all(indexer)
+    spellings = [
+        ("1e300", "n0.txt"),
+        ("1E+300", "n0.txt"),
+        ("0.0000001", "n1.txt"),
+        ("0.1", "n2.txt"),
+        ("123.0", "n3.txt"),
+        ("1e22", "n4.txt"),
+        ("-2.5", "n5.txt"),
+    ]
+    for spelled, name in spellings:
+        found = await titles(client, matter.reader, "ledger", fieldId=field_id, fieldValue=spelled)
+        assert found == {name}, spelled
+    assert await titles(client, matter.reader, "ledger", fieldId=field_id, fieldValue="7") == set()
+
+
 @pytest.mark.parametrize(
     ("q", "says"),
     [

@@ -275,27 +275,35 @@ async def _filters(
             [{"field": "fieldValue" if request.field_id else "fieldId", "message": "missing"}],
         )
     if request.field_id is not None and request.field_value is not None:
-        encoded = await _field_values(session, who, request.field_id, request.field_value)
+        matches = await _field_matches(
+            session, who, request.field_id, request.field_value, parameters
+        )
         statement = statement.where(
             exists().where(
                 _VALUES.c.document_id == DOCUMENTS.c.id,
                 _VALUES.c.field_id == bindparam("field_id"),
-                sql_cast(_VALUES.c.value, Text).in_(bindparam("field_json", expanding=True)),
+                matches,
             )
         )
-        parameters["field_id"], parameters["field_json"] = request.field_id, encoded
+        parameters["field_id"] = request.field_id
     return statement
 
 
-async def _field_values(
-    session: AsyncSession, who: Principal, field_id: int, value: str
-) -> list[str]:
-    """The stored JSON forms `value` (a query parameter) may take in the field's type."""
+async def _field_matches(
+    session: AsyncSession,
+    who: Principal,
+    field_id: int,
+    value: str,
+    parameters: dict[str, Any],
+) -> ColumnElement[bool]:
+    """The condition a stored value meets when it is `value` (a query parameter) in the
+    field's type; its parameters go into `parameters`."""
     field = await session.get(Field, field_id)
     if field is None or (
         not who.is_operator and await access.project_role(session, who, field.project_id) is None
     ):
         raise NotFound(f"Field {field_id} not found.")
+    stored_json = sql_cast(_VALUES.c.value, Text).in_(bindparam("field_json", expanding=True))
     if field.type == "number":
         try:
             number = float(value)
@@ -304,15 +312,23 @@ async def _field_values(
                 f"Field {field_id} holds numbers; fieldValue is not one.",
                 [{"field": "fieldValue", "message": "expected a number"}],
             ) from None
+        if session.get_bind().dialect.name != "postgresql":
+            # SQLite keeps a JSON number as a REAL or INTEGER (the column's affinity), whose
+            # text is SQLite's own ("1.0e+300"): there, numbers are compared as numbers.
+            parameters["field_number"] = number
+            return sql_cast(_VALUES.c.value, Float) == bindparam("field_number", type_=Float)
         forms = {json.dumps(number)}
         if number.is_integer():
             forms.add(json.dumps(int(number)))
-        return sorted(forms)
+        parameters["field_json"] = sorted(forms)
+        return stored_json
     if field.type == "boolean":
         if value not in ("true", "false"):
             raise Invalid(
                 f"Field {field_id} holds true or false.",
                 [{"field": "fieldValue", "message": "expected true or false"}],
             )
-        return [value]
-    return [json.dumps(value)]
+        parameters["field_json"] = [value]
+        return stored_json
+    parameters["field_json"] = [json.dumps(value)]
+    return stored_json
