@@ -173,3 +173,27 @@ async def test_a_content_type_that_cannot_be_a_header_is_replaced_by_the_guessed
         download = await client.get(url, headers=world["headers"])
         assert download.status_code == 200, download.text
         assert download.headers["content-type"].split(";")[0] == expected
+
+
+@pytest.mark.parametrize("stored", ["text/plain", "text/csv; charset=iso-8859-1", "text/html"])
+async def test_a_download_carries_the_stored_type_as_it_was_stored(
+    client: httpx.AsyncClient, world: dict[str, Any], stored: str
+) -> None:
+    # No charset is added to a text type stored without one: the bytes may be in any.
+    documents = world["base"].rsplit("/", 1)[0]
+    filed = await client.post(
+        documents,
+        content="Kläger".encode("latin-1"),
+        params={"fileName": "notes.txt"},
+        headers={**world["headers"], "Content-Type": stored},
+    )
+    assert filed.status_code == 201, filed.text
+    version = filed.json()["currentVersion"]["id"]
+    for url in (
+        f"{documents}/{filed.json()['id']}/content",
+        f"/api/v3/attachments/{version}/content",
+    ):
+        for method in ("GET", "HEAD"):
+            download = await client.request(method, url, headers=world["headers"])
+            assert download.status_code == 200, download.text
+            assert download.headers.get_list("content-type") == [stored]

@@ -188,6 +188,9 @@ async def blob_response(
     if _etag_matches(request.headers.get("if-none-match", ""), etag):
         return Response(status_code=304, headers=headers)
     headers["Content-Disposition"] = content_disposition(version.file_name)
+    # The type as stored, given as a header: from `media_type` Starlette would add
+    # "; charset=utf-8" to a text/* type without a charset, mislabelling text in another one.
+    headers["Content-Type"] = version.content_type
     size = version.size
     if request.scope.get(HEAD_FLAG):
         # Answer HEAD from the row alone: no reason to open a 1 GiB file to send nothing.
