@@ -23,5 +23,7 @@ CURSOR_VALUES = [
         ["2026-01-01T00:00:00Z", 2**64],
         ["0x1p+1", 2**64],  # a search cursor's score, then an id past 64 bits
         ["9999-12-31T23:59:59-23:59", 1],  # past the last instant once in UTC
+        ["\ud800", 1],  # a title key no column holds: a lone surrogate
+        ["a\u0000b", 1],  # a NUL
     )
 ]

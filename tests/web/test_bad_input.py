@@ -88,6 +88,8 @@ async def test_every_page_route_refuses_a_forged_cursor_without_a_500(
     """Cursors are opaque but readable: one forged with a key no column holds (an integer
     past 64 bits, a time without a zone) is refused like any other invalid cursor."""
     op = await person(operator)
+    # Project 1, which the paths below name: its page reads a cursor of its own order.
+    assert (await op.post("/projects", {"name": "Cursors"})).headers["location"] == "/projects/1"
     pages = [
         r.path
         for r in app.routes
@@ -96,9 +98,10 @@ async def test_every_page_route_refuses_a_forged_cursor_without_a_500(
     refused = 0
     for path in pages:
         for cursor in CURSOR_VALUES:
-            answer = await op.http.get(f"{_fill(path, '', '1')}?cursor={cursor}")
-            assert answer.status_code < 500, (path, cursor, answer.text[:300])
-            refused += answer.status_code == 400
+            for sort in ("", "&sort=title"):  # the project page's title order: a text key
+                answer = await op.http.get(f"{_fill(path, '', '1')}?cursor={cursor}{sort}")
+                assert answer.status_code < 500, (path, cursor, sort, answer.text[:300])
+                refused += answer.status_code == 400
     assert refused >= len(CURSOR_VALUES)  # the project page reads its cursor
 
 

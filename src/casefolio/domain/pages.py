@@ -14,6 +14,7 @@ from sqlalchemy import ColumnElement, Row, Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import InstrumentedAttribute
 
+from casefolio.domain import text
 from casefolio.domain.errors import Invalid
 
 T = TypeVar("T")
@@ -60,6 +61,8 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
                     raise ValueError("no column holds it")
                 values.append(value)
             elif kind is str and isinstance(value, str):
+                if text.unstorable(value):  # no row holds it: a NUL, a lone surrogate
+                    raise ValueError("no column holds it")
                 values.append(value)
             else:
                 raise ValueError("wrong type")
