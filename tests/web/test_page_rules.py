@@ -3,13 +3,14 @@ capability, and a refusal changes nothing."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import httpx
 from sqlalchemy import select
 
 from casefolio.db.engine import Database
-from casefolio.db.models import AuditEntry, WebSession
+from casefolio.db.models import AuditEntry, Folder, WebSession
 from casefolio.domain import access, browse
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -297,3 +298,29 @@ async def test_only_operators_and_the_creator_switch_downloads_in_the_pages(
     assert (await op.post(f"/projects/{matter.id}/settings", {})).status_code == 303
     project = await client.get(matter.url(), headers=operator.headers)
     assert project.json()["settings"]["downloadViaApi"] is False
+
+
+async def test_folders_nested_deeper_than_python_recurses_still_show(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    doc = (await upload(client, matter, b"%PDF deep")).json()
+    # 990 levels, and a page shows 1,000 folders at most (each level one request through the
+    # API or a page; made here in one go).
+    async with db.write() as session:
+        parent: int | None = None
+        for level in range(990):
+            folder = Folder(
+                project_id=matter.id, parent_id=parent, parent_key=parent or 0, name=f"L{level}"
+            )
+            session.add(folder)
+            await session.flush()
+            parent = folder.id
+        session.add(Folder(project_id=matter.id, parent_id=None, parent_key=0, name="A first"))
+    op = await person(operator)
+    page = await op.http.get(f"/projects/{matter.id}")
+    assert page.status_code == 200, page.text[:300]
+    names = re.findall(r'<a href="/projects/\d+\?folder=\d+"[^>]*>([^<]+)</a>', page.text)
+    assert names == ["A first", *(f"L{level}" for level in range(990))]
+    document = await op.http.get(f"/projects/{matter.id}/documents/{doc['id']}")
+    assert document.status_code == 200 and ">L989</option>" in document.text.replace("— ", "")

@@ -44,14 +44,18 @@ def folder_tree(rows: list[browse.FolderEntry]) -> list[FolderNode]:
     for row in rows:
         by_parent.setdefault(row.parent_id, []).append(row)
     ordered: list[FolderNode] = []
-
-    def walk(parent: int | None, depth: int) -> None:
-        for row in sorted(by_parent.get(parent, []), key=lambda f: f.name.lower()):
-            ordered.append(FolderNode(row, depth))
-            walk(row.id, depth + 1)
-
-    walk(None, 0)
+    # Depth first with a stack of its own: folders may nest deeper than Python recurses.
+    stack = [(row, 0) for row in _last_name_first(by_parent.get(None, []))]
+    while stack:
+        row, depth = stack.pop()
+        ordered.append(FolderNode(row, depth))
+        stack.extend((child, depth + 1) for child in _last_name_first(by_parent.get(row.id, [])))
     return ordered
+
+
+def _last_name_first(rows: list[browse.FolderEntry]) -> list[browse.FolderEntry]:
+    # Pushed in this order, the stack gives them back by name.
+    return sorted(rows, key=lambda f: f.name.lower())[::-1]
 
 
 @router.get("/projects")
