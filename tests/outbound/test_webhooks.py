@@ -3,6 +3,7 @@ Retry-After, 410, failing endpoints, rotation, tests, redelivery, SSRF, visibili
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import AsyncIterator
 from functools import partial
@@ -15,7 +16,7 @@ from standardwebhooks import Webhook as Verifier
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import AuditEntry, WebhookAttempt, WebhookDelivery
+from casefolio.db.models import AuditEntry, Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.domain import webhooks
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
@@ -393,3 +394,26 @@ async def test_a_webhook_deleted_meanwhile_is_404_to_a_second_delete_and_409_to_
             assert list(deletions) == ["webhook.deleted"], method
         gone = await client.get(f"/api/v1/webhooks/{hook}", headers=operator.headers)
         assert gone.status_code == 404
+
+
+async def test_a_webhook_whose_address_no_longer_passes_can_still_be_switched_off(
+    db: Database, operator: Actor
+) -> None:
+    who = Principal(operator.user_id, operator.email, "Op", True)
+    loopback = [ipaddress.ip_network("127.0.0.0/8")]
+    async with db.write() as session:
+        spec = webhooks.WebhookSpec("http://127.0.0.1:9/hook", ["document.created"])
+        hook = await webhooks.create(session, who=who, spec=spec, allowed=loopback)
+    # Loopback is no longer allowed (the setting changed): stopping it needs no check...
+    async with db.write() as session:
+        off = await webhooks.update(
+            session, who=who, webhook_id=hook.id, allowed=[], active=False, description="paused"
+        )
+        assert not off.active and off.description == "paused"
+    # ...switching it on again, or pointing it elsewhere, is checked as a registration is.
+    for change in ({"active": True}, {"url": "http://127.0.0.2:9/hook"}):
+        async with db.write() as session:
+            with pytest.raises(Invalid, match="loopback"):
+                await webhooks.update(session, who=who, webhook_id=hook.id, allowed=[], **change)
+    async with db.read() as session:
+        assert not (await session.get_one(Webhook, hook.id)).active

@@ -246,6 +246,18 @@ async def test_hostile_ids_and_fields_are_a_clear_400_never_a_500(
     long = "x" * 5000
     assert (await _register(op, long)).status_code == 400
     assert (await op.http.get("/admin/audit", params={"action": long})).status_code == 400
+    # The API's bounds hold for the page too: a URL past 2,000 characters, over 1,000
+    # projects, over 100 event types (and a refusal does not list 15,000 names back).
+    too_long = await _register(op, hook_receiver.url + "?" + "a" * 2000)
+    assert too_long.status_code == 400 and "longer than 2000" in too_long.text
+    many = await op.post(
+        "/admin/webhooks",
+        {"url": hook_receiver.url, **{f"event:x{n}": "on" for n in range(15_000)}},
+    )
+    assert many.status_code == 400 and "at most 100 event types" in many.text
+    assert len(many.content) < 20_000
+    listed = await op.http.get("/admin/webhooks")
+    assert listed.text.count('href="/admin/webhooks/') == 1  # the first one only
 
 
 async def test_what_a_page_changes_is_audited_as_the_signed_in_person(

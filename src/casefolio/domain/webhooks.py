@@ -27,6 +27,10 @@ from casefolio.outbound import ssrf
 from casefolio.outbound.delivery import new_secret
 
 TEST_EVENT = "webhook.test"
+#: A registration's bounds, for every way in (the API's schema and the pages alike).
+MAX_URL = 2000
+MAX_EVENTS = 100
+MAX_PROJECTS = 1000
 #: A delivery's status once the worker found its owner may not read what it is about.
 DROPPED = "dropped"
 
@@ -43,6 +47,20 @@ async def _check(
     session: AsyncSession, who: Principal, spec: WebhookSpec, allowed: Sequence[ssrf.Network]
 ) -> None:
     text.bounded_description(spec.description, limit=text.MAX_WEBHOOK_DESCRIPTION)
+    if len(spec.url) > MAX_URL:
+        raise Invalid(
+            f"The webhook URL is longer than {MAX_URL} characters.",
+            [{"field": "url", "message": "too long"}],
+        )
+    if len(spec.events) > MAX_EVENTS:
+        raise Invalid(
+            f"Name at most {MAX_EVENTS} event types.", [{"field": "events", "message": "too many"}]
+        )
+    if spec.project_ids is not None and len(spec.project_ids) > MAX_PROJECTS:
+        raise Invalid(
+            f"projectIds lists at most {MAX_PROJECTS} projects.",
+            [{"field": "projectIds", "message": "too many"}],
+        )
     unknown = sorted(set(spec.events) - events.WEBHOOK_TYPES)
     if not spec.events or unknown:
         raise Invalid(
@@ -119,7 +137,9 @@ async def update(
     active: bool | None = None,
 ) -> Webhook:
     """Change what is given (None: unchanged; `clear_projects` makes it installation-wide)
-    and check the result as a new registration is checked."""
+    and check the result as a new registration is checked, unless the change only switches
+    it off or describes it: a webhook whose address or projects no longer pass can always
+    be stopped."""
     hook = await get(session, who=who, webhook_id=webhook_id)
     spec = WebhookSpec(
         url=url if url is not None else hook.url,
@@ -127,7 +147,11 @@ async def update(
         project_ids=None if clear_projects else (project_ids or hook.project_ids),
         description=description if description is not None else hook.description,
     )
-    await _check(session, who, spec, allowed)
+    retargeted = url is not None or event_types is not None or project_ids is not None
+    if retargeted or clear_projects or active:
+        await _check(session, who, spec, allowed)
+    else:
+        text.bounded_description(spec.description, limit=text.MAX_WEBHOOK_DESCRIPTION)
     hook.url, hook.events, hook.description = spec.url, sorted(set(spec.events)), spec.description
     hook.project_ids = sorted(set(spec.project_ids)) if spec.project_ids is not None else None
     if active is not None:

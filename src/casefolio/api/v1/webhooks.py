@@ -20,13 +20,13 @@ DeliveryId = Annotated[int, path_id("deliveryId")]
 EventType = Annotated[
     str, Field(max_length=60, json_schema_extra={"enum": sorted(events.WEBHOOK_TYPES)})
 ]
-EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=100)]
-ProjectIds = Annotated[list[BodyId], Field(min_length=1, max_length=1000)]
+EventTypes = Annotated[list[EventType], Field(min_length=1, max_length=webhooks.MAX_EVENTS)]
+ProjectIds = Annotated[list[BodyId], Field(min_length=1, max_length=webhooks.MAX_PROJECTS)]
 # Documented, not enforced here: ssrf.check_url refuses with a message a person reads.
 WebhookUrl = Annotated[
     str,
     Field(
-        max_length=2000,
+        max_length=webhooks.MAX_URL,
         description="An absolute http:// or https:// URL without credentials, whose path and "
         "query are visible ASCII (percent-encode anything else).",
         json_schema_extra={"pattern": r"^[hH][tT][tT][pP][sS]?://[^/?#\s@]+"},
