@@ -324,3 +324,38 @@ async def test_folders_nested_deeper_than_python_recurses_still_show(
     assert names == ["A first", *(f"L{level}" for level in range(990))]
     document = await op.http.get(f"/projects/{matter.id}/documents/{doc['id']}")
     assert document.status_code == 200 and ">L989</option>" in document.text.replace("— ", "")
+
+
+async def test_a_form_id_that_is_not_one_is_refused_not_taken_for_the_root(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    folder = await client.post(
+        matter.url("/folders"), json={"name": "Pleadings"}, headers=operator.headers
+    )
+    doc = (await upload(client, matter, b"%PDF x")).json()
+    moved = await client.put(
+        matter.url(f"/documents/{doc['id']}/{folder.json()['id']}"), headers=operator.headers
+    )
+    assert moved.status_code == 200, moved.text
+    op = await person(operator)
+    projects_before = (await client.get("/api/v1/projects", headers=operator.headers)).json()
+    for bad in ("12abc", str(2**63), "-1"):
+        move = await op.post(f"/projects/{matter.id}/documents/{doc['id']}/move", {"folder": bad})
+        made = await op.post(f"/projects/{matter.id}/folders", {"name": "child", "parent": bad})
+        project = await op.post("/projects", {"name": "P", "template": bad})
+        for refused in (move, made, project):
+            assert refused.status_code == 400, refused.text[:300]
+            assert "is a number (an id)" in refused.text
+    read = await client.get(matter.url(f"/documents/{doc['id']}"), headers=operator.headers)
+    assert read.json()["folderId"] == folder.json()["id"]
+    folders = await client.get(matter.url("/folders"), headers=operator.headers)
+    assert [f["name"] for f in folders.json()] == ["Pleadings"]
+    assert (await client.get("/api/v1/projects", headers=operator.headers)).json() == (
+        projects_before
+    )
+    # Empty is the root, as the forms' first option sends it.
+    to_root = await op.post(f"/projects/{matter.id}/documents/{doc['id']}/move", {"folder": ""})
+    assert to_root.status_code == 303
+    read = await client.get(matter.url(f"/documents/{doc['id']}"), headers=operator.headers)
+    assert read.json()["folderId"] is None

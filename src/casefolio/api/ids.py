@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, WithJsonSchema
 from starlette.convertors import IntegerConvertor, register_url_convertor
 
 from casefolio.db.models import MAX_ID, is_id
+from casefolio.domain.errors import Invalid
 
 
 class IdConvertor(IntegerConvertor):
@@ -69,6 +70,21 @@ def query_id(alias: str, **extra: Any) -> Any:
 ProjectId = Annotated[int, path_id("projectId")]
 DocumentId = Annotated[int, path_id("documentId")]
 TeamId = Annotated[int, path_id("teamId")]
+
+
+def optional_id(raw: str, *, field: str, label: str) -> int | None:
+    """Given a form field that holds an id or nothing ("": the root, no template), return
+    it; Invalid naming the field when it holds anything else, rather than taking it for
+    nothing (a stale or tampered value would move a document to the root)."""
+    if not raw:
+        return None
+    found = digits_id(raw)
+    if found is None:
+        raise Invalid(
+            f"{label} is a number (an id); {raw[:40]!r} is not one.",
+            [{"field": field, "message": "not an id"}],
+        )
+    return found
 
 
 def digits_id(raw: str) -> int | None:

@@ -10,7 +10,7 @@ from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import SessionDep
-from casefolio.api.ids import PathId, digits_id
+from casefolio.api.ids import PathId, optional_id
 from casefolio.domain import access, accounts, projects, system, teams, users
 from casefolio.domain.accounts import IssuedLink
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
@@ -219,7 +219,7 @@ async def grant_team(
     project_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
     role = projects.parse_role(form.get("role") or None)
-    team_id = digits_id(form.get("team", "")) or 0
+    team_id = optional_id(form.get("team", ""), field="team", label="The team") or 0
     await projects.grant_team(
         session, who=me.principal, project_id=project_id, team_id=team_id, role=role
     )

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import SessionDep
-from casefolio.api.ids import digits_id
+from casefolio.api.ids import optional_id
 from casefolio.api.v1.documents import parse_after_date
 from casefolio.db.models import AuditEntry
 from casefolio.domain import users
@@ -26,13 +26,8 @@ FILTERS = ("project", "user", "action", "targetType", "targetId", "after", "befo
 _NUMBERS = {"project": "Project", "user": "User", "targetId": "Target id"}
 
 
-def _number(raw: str, label: str) -> int | None:
-    if not raw:
-        return None
-    found = digits_id(raw)
-    if found is None:
-        raise Invalid(f"{label} is a number (an id); {raw[:40]!r} is not one.")
-    return found
+def _number(sent: dict[str, str], name: str) -> int | None:
+    return optional_id(sent[name], field=name, label=_NUMBERS[name])
 
 
 def _filter(sent: dict[str, str]) -> audit.AuditFilter:
@@ -41,11 +36,11 @@ def _filter(sent: dict[str, str]) -> audit.AuditFilter:
         if len(sent[name]) > length:
             raise Invalid(f"{name} is at most {length} characters long.")
     return audit.AuditFilter(
-        project_id=_number(sent["project"], _NUMBERS["project"]),
-        user_id=_number(sent["user"], _NUMBERS["user"]),
+        project_id=_number(sent, "project"),
+        user_id=_number(sent, "user"),
         action=sent["action"] or None,
         target_type=sent["targetType"] or None,
-        target_id=_number(sent["targetId"], _NUMBERS["targetId"]),
+        target_id=_number(sent, "targetId"),
         after=parse_after_date(sent["after"]) if sent["after"] else None,
         before=parse_after_date(sent["before"]) if sent["before"] else None,
     )

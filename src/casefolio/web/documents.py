@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from casefolio.api.deps import SessionDep, check_writable_document
 from casefolio.api.downloads import blob_response
-from casefolio.api.ids import PathId, digits_id
+from casefolio.api.ids import PathId, optional_id
 from casefolio.api.uploads import receive
 from casefolio.db.models import Field, User
 from casefolio.domain import access, browse, documents, fields, intake, trash, versions
@@ -123,7 +123,7 @@ async def update_details(
 async def move(
     project_id: PathId, document_id: PathId, me: WebWriter, session: SessionDep, form: WebForm
 ) -> Response:
-    target = digits_id(form.get("folder", ""))
+    target = optional_id(form.get("folder", ""), field="folder", label="The folder")
     await documents.move(
         session, who=me.principal, project_id=project_id, document_id=document_id, folder_id=target
     )

@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from markupsafe import Markup
 
 from casefolio.api.deps import SessionDep, check_may_upload
-from casefolio.api.ids import PathId, digits_id, query_id
+from casefolio.api.ids import PathId, optional_id, query_id
 from casefolio.api.uploads import receive
 from casefolio.db.reads import Reader
 from casefolio.domain import access, browse, folders, intake, projects, templates
@@ -83,7 +83,7 @@ async def create_project(me: WebWriter, session: SessionDep, form: WebForm) -> R
         who=me.principal,
         name=form.get("name", ""),
         description=form.get("description", ""),
-        template_id=digits_id(template),
+        template_id=optional_id(template, field="template", label="The template"),
         download_via_api=form.get("downloadViaApi") == "on",
     )
     return see_other(f"/projects/{project.id}")
@@ -163,7 +163,7 @@ async def create_folder(
         session,
         scope=scope,
         name=form.get("name", ""),
-        parent_id=digits_id(parent),
+        parent_id=optional_id(parent, field="parent", label="The parent folder"),
     )
     return see_other(f"/projects/{project_id}?folder={made.id}")
 
