@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import VersionText
+from casefolio.db.models import Change, OutboundState, VersionText
 from casefolio.db.types import utcnow
 from casefolio.outbound.worker import Worker
 from casefolio.search.index import MAX_ATTEMPTS, STORE_RETRY, Indexer, reindex
@@ -174,6 +174,17 @@ async def test_postgresql_keeps_the_tsvector_in_the_row(
     assert storage == "m"  # MAIN: in the row, out of it only when it cannot fit a page
 
 
+async def _indexing_state(db: Database) -> str:
+    """What the indexer had to go on, for a failure's message."""
+    async with db.read() as session:
+        texts = [
+            (t.version_id, t.status, t.attempts) for t in await session.scalars(select(VersionText))
+        ]
+        changes = [(c.seq, c.type) for c in await session.scalars(select(Change))]
+        states = [(o.name, o.value) for o in await session.scalars(select(OutboundState))]
+    return f"texts {texts}, changes {changes}, states {states}"
+
+
 async def test_a_blob_store_that_cannot_be_reached_leaves_files_pending_not_failed(
     client: httpx.AsyncClient,
     matter: Matter,
@@ -202,7 +213,7 @@ async def test_a_blob_store_that_cannot_be_reached_leaves_files_pending_not_fail
             # More rounds than the attempts that mark a file failed, leases expired between.
             for attempt in range(1, MAX_ATTEMPTS + 2):
                 await during.run_once()
-                assert tries() == attempt
+                assert tries() == attempt, await _indexing_state(db)
                 await during.run_once()  # paused: the store is not tried again so soon
                 assert tries() == attempt
                 now[0] += max(STORE_RETRY, during.lease)
