@@ -670,3 +670,23 @@ def test_an_export_is_audited_in_the_name_of_the_user_it_acts_as(
         seed.project_id,
     )
     assert entry.details == {"documents": 2, "bytes": 11, "destination": str(out)}
+
+
+def test_documents_named_like_the_export_s_own_files_are_exported_too(
+    invoke: Invoke, seed: Seed, tmp_path: Path
+) -> None:
+    tree = {".manifest.json.part": b"a document", "manifest.json": b'{"mine": 1}', "x.txt": b"x"}
+    source = write_tree(tmp_path / "src", tree)
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    out = tmp_path / "out"
+    result = invoke("export", "--project", str(seed.project_id), str(out))
+    assert result.exit_code == 0, result.output
+    exported = read_tree(out)
+    manifest = json.loads(exported.pop("manifest.json"))
+    # The project's own manifest.json is exported beside the export's, renamed.
+    assert exported == {
+        ".manifest.json.part": b"a document",
+        "manifest (2).json": b'{"mine": 1}',
+        "x.txt": b"x",
+    }
+    assert sorted(f["path"] for f in manifest["files"]) == sorted(exported)

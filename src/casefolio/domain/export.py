@@ -200,8 +200,11 @@ def _write_manifest(dest: Path, project_id: int, entries: list[dict[str, Any]]) 
         "exportedAt": utcnow().isoformat().replace("+00:00", "Z"),
         "files": sorted(entries, key=lambda e: str(e["path"])),
     }
-    tmp = dest / f".{MANIFEST}.part"
-    tmp.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    # A fresh name beside it, as every exported file gets: a fixed one could be the name of
+    # an exported document (".manifest.json.part" was, and was replaced by the manifest).
+    fd, tmp = _temp_beside(dest / MANIFEST)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, dest / MANIFEST)
 
 
