@@ -122,6 +122,29 @@ def test_a_missing_or_damaged_file_is_reported_and_not_copied(
     assert (dest / "casefolio.db").is_file()  # the rest is a backup still
 
 
+def test_a_file_that_cannot_be_read_is_reported_and_the_rest_backed_up(
+    invoke: Invoke, installation: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    store = LocalBlobStore(settings.blob_dir)
+    unreadable = store.local_path(_sha(FILES["pleadings/defence.txt"]))
+    assert unreadable is not None
+    unreadable.chmod(0o644)
+    unreadable.unlink()
+    unreadable.mkdir()  # every read fails, as on a failing disk
+    dest = tmp_path / "backup"
+
+    result = invoke("backup", str(dest))
+
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert f"{unreadable.name}: cannot be read in the installation: Is a directory" in said
+    assert set(_stored_bytes(dest / "blobs")) == {
+        _sha(FILES["pleadings/claim.txt"]),
+        _sha(FILES["letters/before action.txt"]),
+    }
+    assert (dest / "casefolio.db").is_file()
+
+
 def test_postgresql_is_refused_with_where_to_look(
     invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
 ) -> None:

@@ -54,7 +54,7 @@ def test_sound_files_pass_and_nothing_changes(
 
     assert result.exit_code == 0, result.output
     assert _summary(result.output)["sound"] == "2"
-    assert _summary(result.output)["missing or damaged"] == "0"
+    assert _summary(result.output)["missing, damaged or unreadable"] == "0"
     assert read_tree(settings.blob_dir) == before
 
 
@@ -78,8 +78,35 @@ def test_missing_and_damaged_files_are_named_with_the_versions_that_need_them(
     assert "'claim.txt'" in said and "'copy of claim.txt'" in said
     assert f"{missing.name}: missing from the blob store; needed by project" in said
     assert "'defence.txt'" in said
-    assert _summary(result.output)["missing or damaged"] == "2"
+    assert _summary(result.output)["missing, damaged or unreadable"] == "2"
     assert damaged.read_bytes() == b"X" * 20  # reported, not touched
+
+
+def _unreadable(path: Path) -> None:
+    """Make a stored file unreadable as a failing disk would (a folder in its place: every
+    read fails with an error other than "no such file")."""
+    path.chmod(0o644)
+    path.unlink()
+    path.mkdir()
+
+
+def test_a_file_that_cannot_be_read_is_reported_and_the_rest_still_checked(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    _import(invoke, tmp_path, seed.project_id, FILES)
+    store = LocalBlobStore(settings.blob_dir)
+    unreadable = store.local_path(_sha(FILES["claim.txt"]))
+    assert unreadable is not None
+    _unreadable(unreadable)
+
+    result = invoke("check")
+
+    assert result.exit_code == 1
+    said = _said(result.output)
+    assert f"{unreadable.name}: cannot be read: Is a directory; needed by" in said
+    summary = _summary(result.output)
+    assert summary["missing, damaged or unreadable"] == "1"
+    assert summary["sound"] == "1"  # the other one was read and found sound
 
 
 def test_project_limits_the_check_to_its_files(

@@ -295,5 +295,8 @@ def check_command(
     report = run(work)
     _summary(
         report,
-        [("sound", f"{report.files:,}"), ("missing or damaged", f"{len(report.failed):,}")],
+        [
+            ("sound", f"{report.files:,}"),
+            ("missing, damaged or unreadable", f"{len(report.failed):,}"),
+        ],
     )

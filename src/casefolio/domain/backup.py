@@ -96,21 +96,34 @@ def backup(
 
 def _copy_checked(source: Path, target: Path, sha256: str, size: int) -> str:
     """Copy a blob, checked (its data flushed later, with the rest); what is wrong with it in
-    the installation, or "" if nothing."""
+    the installation, or "" if nothing. A blob that cannot be read is reported and the
+    backup goes on; the backup's own folder failing to take a write fails the backup."""
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_name(f".{target.name}.part")
     digest, copied = hashlib.sha256(), 0
     try:
-        with source.open("rb") as reading, partial.open("wb") as writing:
-            while chunk := reading.read(_CHUNK):
-                digest.update(chunk)
-                copied += len(chunk)
-                writing.write(chunk)
+        reading = source.open("rb")
     except FileNotFoundError:
-        partial.unlink(missing_ok=True)
         return "missing from the installation's blob folder"
-    if digest.hexdigest() != sha256 or copied != size:
+    except OSError as exc:
+        return f"cannot be read in the installation: {exc.strerror or exc}"
+    with reading, partial.open("wb") as writing:
+        while True:
+            try:
+                chunk = reading.read(_CHUNK)
+            except OSError as exc:  # a failing disk under the installation
+                problem = f"cannot be read in the installation: {exc.strerror or exc}"
+                break
+            if not chunk:
+                problem = ""
+                break
+            digest.update(chunk)
+            copied += len(chunk)
+            writing.write(chunk)
+    if not problem and (digest.hexdigest() != sha256 or copied != size):
+        problem = f"damaged in the installation: {copied:,} bytes that do not match its SHA-256"
+    if problem:
         partial.unlink()
-        return f"damaged in the installation: {copied:,} bytes that do not match its SHA-256"
+        return problem
     os.replace(partial, target)
     return ""

@@ -102,6 +102,8 @@ async def _problem(blobs: BlobStore, sha256: str, size: int) -> str:
             read += len(chunk)
     except BlobMissing:
         return "missing from the blob store"
+    except OSError as exc:  # the local folder's file: a failing disk, its permissions
+        return f"cannot be read: {exc.strerror or exc}"
     if read != size or digest.hexdigest() != sha256:
         return f"damaged: {read:,} bytes that do not match its SHA-256"
     return ""
