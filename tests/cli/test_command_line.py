@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import os
 import re
+import sqlite3
 import subprocess
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -102,6 +104,32 @@ def test_a_failure_while_migrating_is_one_line(tmp_path: Path) -> None:
     data.mkdir()
     (data / "casefolio.db").write_bytes(b"not a database, " * 100)
     done = casefolio(person_env(tmp_path, CASEFOLIO_DATA_DIR=str(data)), "users", "list")
+    assert done.returncode == 1, done
+    assert lines(done) == ["Database error: file is not a database"]
+
+
+def test_a_database_a_newer_casefolio_migrated_is_one_line_for_every_command(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    env = person_env(tmp_path, CASEFOLIO_DATA_DIR=str(data))
+    assert casefolio(env, "migrate").returncode == 0
+    with closing(sqlite3.connect(data / "casefolio.db")) as db, db:
+        db.execute("UPDATE alembic_version SET version_num = 'ffffffffffff'")
+    for args in (("migrate",), ("users", "list"), ("check",)):
+        done = casefolio(env, *args)
+        assert done.returncode == 1, done
+        [said] = lines(done)
+        assert "newer casefolio" in said and "'ffffffffffff'" in said, said
+
+
+def test_a_backup_whose_database_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "casefolio.db").write_bytes(b"not a database, " * 100)
+    done = casefolio(
+        person_env(tmp_path, CASEFOLIO_DATA_DIR=str(data)), "backup", str(tmp_path / "b")
+    )
     assert done.returncode == 1, done
     assert lines(done) == ["Database error: file is not a database"]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -106,6 +107,10 @@ def failure(exc: BaseException) -> str | None:
         return exc.message
     if isinstance(exc, DatabaseUnavailable):
         return exc.detail
+    if isinstance(exc, migrate.UnknownSchema):
+        return str(exc)
+    if isinstance(exc, sqlite3.Error):  # from the commands that use sqlite3 itself (backup)
+        return f"Database error: {exc}"
     if isinstance(exc, BlobStoreUnavailable):
         return f"Cannot reach the blob store: {exc}"
     if isinstance(exc, ConnectionError | TimeoutError | socket.gaierror):

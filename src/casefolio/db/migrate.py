@@ -12,6 +12,7 @@ from pathlib import Path
 import anyio
 from alembic import command
 from alembic.config import Config
+from alembic.util import CommandError
 from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -32,11 +33,24 @@ def alembic_config(settings: Settings) -> Config:
     return config
 
 
+class UnknownSchema(Exception):
+    """The database carries a schema revision this casefolio does not know: a newer
+    casefolio migrated it."""
+
+
 def upgrade(settings: Settings) -> None:
     """Bring the database schema to the newest revision (blocking; env.py runs its own loop)."""
     if settings.is_sqlite:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), "head")
+    try:
+        command.upgrade(alembic_config(settings), "head")
+    except CommandError as exc:
+        if "Can't locate revision" not in str(exc):
+            raise
+        raise UnknownSchema(
+            f"The database's schema is of a newer casefolio than this one ({exc}): run that "
+            "casefolio, or go back to a backup made before it migrated the database."
+        ) from exc
 
 
 async def upgrade_async(settings: Settings) -> None:
