@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import httpx
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 from typer.testing import CliRunner, Result
 
 from casefolio.cli import app as cli_app
@@ -213,6 +213,42 @@ async def test_verify_reports_the_first_entry_edited_in_the_database(
     broken = await _invoke(runner, ["audit", "verify"], cli_env(settings))
     assert broken.exit_code == 1
     assert f"Audit entry {victim.id} is not valid" in broken.output
+
+
+@pytest.mark.parametrize(
+    ("column", "value"), [("details", "not json"), ("at", "garbage"), ("details", "[1, 2")]
+)
+async def test_an_entry_edited_into_what_casefolio_never_writes_is_named_not_a_crash(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    settings: Settings,
+    column: str,
+    value: str,
+) -> None:
+    if db.engine.dialect.name == "postgresql":
+        pytest.skip("PostgreSQL's json and timestamptz columns refuse such values themselves")
+    for n in range(3):
+        await _upload(client, matter, matter.writer, f"doc {n}".encode())
+    entries = await _entries(db)
+    victim = entries[len(entries) // 2]
+    async with db.write() as session:
+        await session.execute(
+            text(f"UPDATE audit_entries SET {column} = :value WHERE id = :id"),
+            {"value": value, "id": victim.id},
+        )
+    async with db.read() as session:
+        verdict = await audit.verify(session)
+    assert verdict.first_bad_id == victim.id
+    assert verdict.checked == len([e for e in entries if e.id < victim.id])
+    assert "cannot be read" in verdict.reason
+    runner = CliRunner()
+    broken = await _invoke(runner, ["audit", "verify"], cli_env(settings))
+    assert broken.exit_code == 1 and f"Audit entry {victim.id} is not valid" in broken.output
+    exported = await _invoke(runner, ["audit", "export"], cli_env(settings))
+    assert exported.exit_code == 1
+    assert "cannot be read" in exported.output and "audit verify" in exported.output
+    assert "Traceback" not in broken.output + exported.output
 
 
 async def test_export_writes_json_lines_of_one_project(

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Document, DocumentVersion
 from casefolio.domain import access, events
-from casefolio.domain.errors import Forbidden
+from casefolio.domain.errors import Forbidden, Invalid
 from casefolio.domain.pages import Page, PageRequest, encode_cursor
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -118,14 +118,18 @@ async def verify(session: AsyncSession) -> Verdict:
     unsealed: tuple[AuditEntry, tuple[int, int], str, int] | None = None
     run, read_again = 0, None
     while True:
-        rows = list(
-            await session.scalars(
-                select(AuditEntry)
-                .where(sealing.past(session, AuditEntry.xid, AuditEntry.id, position))
-                .order_by(AuditEntry.xid, AuditEntry.id)
-                .limit(_VERIFY_CHUNK)
-            )
-        )
+        try:
+            rows = await _entries_after(session, select(AuditEntry), position, _VERIFY_CHUNK)
+        except _UNREADABLE:
+            # One of them holds what casefolio never writes (its details not JSON, its time
+            # not a time): the walk goes on one entry at a time up to it.
+            session.expunge_all()
+            rows = await _readable_prefix(session, position)
+            if not rows:
+                bad = await _entries_after(session, select(AuditEntry.id), position, 1)
+                return Verdict(
+                    checked, bad[0], "it cannot be read: a column holds what casefolio never writes"
+                )
         if not rows:
             return Verdict(checked, unsealed=run)
         for row in rows:
@@ -148,6 +152,36 @@ async def verify(session: AsyncSession) -> Verdict:
         session.expunge_all()
 
 
+#: What reading a row raises when a column holds what casefolio never writes (an edit in
+#: the database itself): JSON that is not, a time that is not one.
+_UNREADABLE = (ValueError, TypeError)
+
+
+async def _entries_after(
+    session: AsyncSession, query: Select[Any], position: tuple[int, int], limit: int
+) -> list[Any]:
+    """Up to `limit` rows of `query` after `position`, in the chain's order."""
+    return list(
+        await session.scalars(
+            query.where(sealing.past(session, AuditEntry.xid, AuditEntry.id, position))
+            .order_by(AuditEntry.xid, AuditEntry.id)
+            .limit(limit)
+        )
+    )
+
+
+async def _readable_prefix(session: AsyncSession, position: tuple[int, int]) -> list[AuditEntry]:
+    """The entries after `position` up to the first that cannot be read (without it)."""
+    ids = await _entries_after(session, select(AuditEntry.id), position, _VERIFY_CHUNK)
+    readable: list[AuditEntry] = []
+    for entry_id in ids:
+        try:
+            readable.append(await session.get_one(AuditEntry, entry_id))
+        except _UNREADABLE:
+            break
+    return readable
+
+
 async def export(
     session: AsyncSession, *, since: datetime | None, project_id: int | None
 ) -> AsyncIterator[dict[str, Any]]:
@@ -156,14 +190,15 @@ async def export(
     where = AuditFilter(project_id=project_id, after=since)
     position = sealing.BEFORE_ALL
     while True:
-        rows = list(
-            await session.scalars(
-                _filtered(select(AuditEntry), where)
-                .where(sealing.past(session, AuditEntry.xid, AuditEntry.id, position))
-                .order_by(AuditEntry.xid, AuditEntry.id)
-                .limit(_VERIFY_CHUNK)
+        try:
+            rows = await _entries_after(
+                session, _filtered(select(AuditEntry), where), position, _VERIFY_CHUNK
             )
-        )
+        except _UNREADABLE as exc:
+            raise Invalid(
+                "An audit entry cannot be read: a column holds what casefolio never writes "
+                f"({exc}); `casefolio audit verify` names it."
+            ) from exc
         if not rows:
             return
         for row in rows:
