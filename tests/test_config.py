@@ -102,6 +102,12 @@ def _refusal(monkeypatch: pytest.MonkeyPatch, cwd: Path, variable: str, value: s
         ("CASEFOLIO_DATABASE_URL", "postgres://u@db:x/c", "CASEFOLIO_DATABASE_URL: is not a valid"),
         ("CASEFOLIO_DATABASE_URL", "postgres://u@db:70000/c", "CASEFOLIO_DATABASE_URL: is not a"),
         ("CASEFOLIO_DATABASE_URL", "postgres://u@db:0/c", "CASEFOLIO_DATABASE_URL: names port 0"),
+        # Durations past what a date can hold: every background round failed on them.
+        ("CASEFOLIO_TRASH_DAYS", "1e999", "CASEFOLIO_TRASH_DAYS: Input should be a finite"),
+        ("CASEFOLIO_CHANGES_RETENTION_DAYS", "1e300", "CASEFOLIO_CHANGES_RETENTION_DAYS: Input"),
+        ("CASEFOLIO_SESSION_MAX_HOURS", "inf", "CASEFOLIO_SESSION_MAX_HOURS: Input should be a"),
+        ("CASEFOLIO_WEBHOOK_RETRY_SCHEDULE", "0,1e300", "CASEFOLIO_WEBHOOK_RETRY_SCHEDULE: Input"),
+        ("CASEFOLIO_WEBHOOK_RETRY_SCHEDULE", "0,-5", "CASEFOLIO_WEBHOOK_RETRY_SCHEDULE: Input"),
     ],
 )
 def test_configuration_errors_name_the_variable_in_one_line(
@@ -164,6 +170,12 @@ def test_errors_in_a_toml_file_name_the_file_and_key(tmp_path: Path, clean_env: 
     )
     config.write_text("port = [")
     with pytest.raises(ConfigurationError, match=r"cannot read .*casefolio\.toml"):
+        locate(cwd=tmp_path)
+    config.write_bytes(b"\xff\xfe port = 80\n")  # not UTF-8
+    with pytest.raises(ConfigurationError, match=r"cannot read .*casefolio\.toml"):
+        locate(cwd=tmp_path)
+    config.write_text("data_dir = 5\n")
+    with pytest.raises(ConfigurationError, match=r"data_dir is a path, written as a string"):
         locate(cwd=tmp_path)
 
 

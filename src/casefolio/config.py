@@ -36,10 +36,20 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("casefolio", appauthor=False))
 
 
+#: The longest a duration setting may be: longer ones only overflow a date somewhere.
+CENTURY_DAYS = 36_500
+CENTURY_HOURS = CENTURY_DAYS * 24
+RetryDelay = Annotated[float, Field(ge=0, le=CENTURY_HOURS * 3600)]
+
+
 class Settings(BaseSettings):
     """Everything casefolio can be configured with; see docs/configuration.md."""
 
-    model_config = SettingsConfigDict(env_prefix="CASEFOLIO_", extra="forbid", frozen=True)
+    # No infinities or NaN anywhere: a duration of "inf" days passed its `gt=0` and failed
+    # every background round that turned it into a timedelta.
+    model_config = SettingsConfigDict(
+        env_prefix="CASEFOLIO_", extra="forbid", frozen=True, allow_inf_nan=False
+    )
 
     data_dir: Path = Field(
         default_factory=default_data_dir, description="Folder for the SQLite file and local blobs."
@@ -74,6 +84,7 @@ class Settings(BaseSettings):
     unclaimed_attachment_hours: float = Field(
         24.0,
         gt=0,
+        le=CENTURY_HOURS,
         description="How long a v3 upload without a container waits to be claimed before "
         "`casefolio gc` removes it.",
     )
@@ -87,6 +98,7 @@ class Settings(BaseSettings):
     sqlite_lock_wait_seconds: float = Field(
         30.0,
         gt=0,
+        le=3600,
         description="How long a SQLite write waits for another process's write lock (then 503).",
     )
     fast_reads: bool = Field(
@@ -96,13 +108,22 @@ class Settings(BaseSettings):
     migrate_on_start: bool = Field(True, description="Apply pending migrations on `serve`.")
     log_level: str = Field("info", description="Log level of the server.")
     session_idle_minutes: float = Field(
-        60.0, gt=0, description="A web sign-in ends after this long without a request."
+        60.0,
+        gt=0,
+        le=CENTURY_HOURS * 60,
+        description="A web sign-in ends after this long without a request.",
     )
     session_max_hours: float = Field(
-        12.0, gt=0, description="A web sign-in ends this long after it began, however used."
+        12.0,
+        gt=0,
+        le=CENTURY_HOURS,
+        description="A web sign-in ends this long after it began, however used.",
     )
     password_link_hours: float = Field(
-        72.0, gt=0, description="How long an invitation or password-reset link can be used."
+        72.0,
+        gt=0,
+        le=CENTURY_HOURS,
+        description="How long an invitation or password-reset link can be used.",
     )
     signin_attempts_per_minute: int = Field(
         5, ge=1, description="Sign-in attempts allowed per account and minute."
@@ -120,19 +141,23 @@ class Settings(BaseSettings):
     trash_days: float = Field(
         30,
         gt=0,
+        le=CENTURY_DAYS,
         description="Days a deleted document stays in the trash, restorable, before the "
         "background purge removes it (never while a legal hold covers it).",
     )
     # Outbound (outbound/): change feed, webhooks, worker.
     changes_retention_days: float = Field(
-        90, gt=0, description="Days the change feed keeps; an older cursor answers 410."
+        90,
+        gt=0,
+        le=CENTURY_DAYS,
+        description="Days the change feed keeps; an older cursor answers 410.",
     )
     worker_in_server: bool = Field(
         True,
         description="Run the webhook worker inside `casefolio serve`: in one of its processes"
         " per data folder, the others standing by.",
     )
-    webhook_retry_schedule: Annotated[list[float], NoDecode] = Field(
+    webhook_retry_schedule: Annotated[list[RetryDelay], NoDecode] = Field(
         [0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400],
         min_length=1,
         description="Seconds before each delivery attempt (jittered by up to 10%).",
@@ -142,7 +167,7 @@ class Settings(BaseSettings):
         5, ge=1, description="Consecutive failed attempts that mark an endpoint failing."
     )
     webhook_secret_overlap_hours: float = Field(
-        24, ge=0, description="How long a rotated-out webhook secret still signs."
+        24, ge=0, le=CENTURY_HOURS, description="How long a rotated-out webhook secret still signs."
     )
     webhook_allowed_networks: Annotated[list[str], NoDecode] = Field(
         [],

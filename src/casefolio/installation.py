@@ -54,8 +54,13 @@ def locate(cwd: Path | None = None) -> Installation:
         try:
             with config_file.open("rb") as f:
                 values = tomllib.load(f)
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigurationError(f"cannot read {config_file}: {exc}") from exc
+        if not isinstance(values.get("data_dir", ""), str):
+            raise ConfigurationError(
+                f"{config_file}: data_dir is a path, written as a string in quotes "
+                f"(got {values['data_dir']!r})."
+            )
         values = {k: v for k, v in values.items() if f"CASEFOLIO_{k.upper()}" not in set_by_env}
     if "CASEFOLIO_DATA_DIR" in set_by_env:
         found_by = "CASEFOLIO_DATA_DIR"
