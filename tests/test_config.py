@@ -108,6 +108,7 @@ def _refusal(monkeypatch: pytest.MonkeyPatch, cwd: Path, variable: str, value: s
         ("CASEFOLIO_SESSION_MAX_HOURS", "inf", "CASEFOLIO_SESSION_MAX_HOURS: Input should be a"),
         ("CASEFOLIO_WEBHOOK_RETRY_SCHEDULE", "0,1e300", "CASEFOLIO_WEBHOOK_RETRY_SCHEDULE: Input"),
         ("CASEFOLIO_WEBHOOK_RETRY_SCHEDULE", "0,-5", "CASEFOLIO_WEBHOOK_RETRY_SCHEDULE: Input"),
+        ("CASEFOLIO_LOG_LEVEL", "bogus", "CASEFOLIO_LOG_LEVEL: Input should be 'critical'"),
     ],
 )
 def test_configuration_errors_name_the_variable_in_one_line(

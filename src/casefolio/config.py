@@ -106,7 +106,9 @@ class Settings(BaseSettings):
         description="Serve the hottest reads through the read-optimised path (fastpath/).",
     )
     migrate_on_start: bool = Field(True, description="Apply pending migrations on `serve`.")
-    log_level: str = Field("info", description="Log level of the server.")
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        "info", description="Log level of the server (the levels uvicorn and granian share)."
+    )
     session_idle_minutes: float = Field(
         60.0,
         gt=0,
@@ -229,6 +231,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("webhook_allowed_networks", "trusted_proxies")
     @classmethod
