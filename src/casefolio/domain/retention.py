@@ -22,7 +22,7 @@ from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Project
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events, holds, trash
-from casefolio.domain.errors import Invalid
+from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
@@ -106,6 +106,8 @@ async def plan(
     with its action ("held": a hold keeps it as it is), by project and document id."""
     stmt = select(Project.id, Project.retention).where(Project.retention.isnot(None))
     if project_id is not None:
+        if await session.get(Project, project_id) is None:
+            raise NotFound(f"Project {project_id} not found.")
         stmt = stmt.where(Project.id == project_id)
     found: list[Planned] = []
     for pid, raw in (await session.execute(stmt.order_by(Project.id))).all():

@@ -67,6 +67,11 @@ async def test_the_daily_job_trashes_exactly_the_documents_past_their_period(
     assert report.exit_code == 0, report.output
     assert "1 to the trash, 0 due for review, 1 kept by legal holds" in report.output
     assert await trashed(db) == set()  # the report changed nothing
+    elsewhere = ["retention", "report", "--project", str(matter.id + 1000)]
+    unknown = await anyio.to_thread.run_sync(
+        lambda: CliRunner().invoke(cli_app, elsewhere, env=cli_env(settings))
+    )
+    assert unknown.exit_code == 1 and f"Project {matter.id + 1000} not found" in unknown.output
 
     state = app.state.casefolio
     keeper = Housekeeper(state.settings, state.db, state.blobs, clock=lambda: NOW)
