@@ -10,8 +10,10 @@ from itertools import product
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from casefolio.db.engine import Database
+from casefolio.db.models import Project
 from casefolio.domain import text
 from casefolio.web.deps import WebRoute
 from tests.api.snapshots import snapshot
@@ -250,3 +252,28 @@ async def test_descriptions_past_the_apis_limits_are_refused_from_forms_and_noth
     assert hook.status_code == 400 and "at most 2,000 characters" in hook.text
     hooks = await client.get("/api/v1/webhooks", headers=operator.headers)
     assert hooks.json() == []
+
+
+async def test_escapes_of_bytes_that_are_not_utf_8_are_refused_not_stored_as_u_fffd(
+    person: MakePerson, operator: Actor, db: Database
+) -> None:
+    op = await person(operator)
+    for escaped in ("caf%FF", "caf%ED%A0%80", "%C3"):
+        body = f"csrf={op.csrf}&name={escaped}".encode()
+        refused = await op.http.post(
+            "/projects",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert refused.status_code == 400, refused.text[:300]
+        assert "not sent as UTF-8" in refused.text
+    async with db.read() as session:
+        assert list(await session.scalars(select(Project.name))) == []
+    made = await op.http.post(
+        "/projects",
+        content=f"csrf={op.csrf}&name=caf%C3%A9".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert made.status_code == 303
+    async with db.read() as session:
+        assert list(await session.scalars(select(Project.name))) == ["café"]

@@ -120,7 +120,9 @@ async def read_form(request: Request) -> dict[str, str]:
             if len(body) > MAX_FORM_BYTES:
                 raise TooLarge(f"A form may send at most {MAX_FORM_BYTES} bytes.")
         try:
-            form = dict(parse_qsl(body.decode(), keep_blank_values=True))
+            # Strict for the %-escapes too: by default they decode with U+FFFD in place of
+            # bytes that are not UTF-8, which would then be stored.
+            form = dict(parse_qsl(body.decode(), keep_blank_values=True, errors="strict"))
         except UnicodeDecodeError as exc:
             raise Invalid("The form was not sent as UTF-8.") from exc
         # The rule the APIs apply to JSON (domain/text.py): a NUL is refused on both databases.
