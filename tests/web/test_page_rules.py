@@ -87,8 +87,10 @@ async def test_a_writer_files_edits_and_moves_but_cannot_delete(
     assert sent.status_code == 303
     doc_url = sent.headers["location"]
     doc_id = int(doc_url.rsplit("/", 1)[1])
-    bad = await writer.post(f"{doc_url}/fields/{field}", {"value": "many"})
-    assert bad.status_code == 400 and "needs a number" in bad.text
+    # What the API refuses too: float() alone would take other scripts' digits and "1_000".
+    for not_json in ("many", "\u0661\u0662", "1_000", "\uff15", "nan", "+3", ".5"):
+        bad = await writer.post(f"{doc_url}/fields/{field}", {"value": not_json})
+        assert bad.status_code == 400 and "needs a number" in bad.text, not_json
     good = await writer.post(f"{doc_url}/fields/{field}", {"value": "12"})
     assert good.status_code == 303
     moved = await writer.post(f"{doc_url}/move", {"folder": ""})

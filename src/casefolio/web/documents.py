@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -65,6 +66,9 @@ async def document_page(
     )
 
 
+_JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
 def parse_field_input(row: Field, raw: str | None) -> Any:
     """Given a field and what its form control sent, return the value to validate: the
     domain (fields.coerce) decides whether it is acceptable. Empty clears the value."""
@@ -75,6 +79,10 @@ def parse_field_input(row: Field, raw: str | None) -> Any:
     raw = raw.strip()
     if row.type == "number":
         try:
+            # A number as JSON writes one, as the API takes it: float() alone also takes
+            # "1_000", "nan" and other scripts' digits ("١٢").
+            if not _JSON_NUMBER.fullmatch(raw):
+                raise ValueError(raw)
             number = float(raw)
         except ValueError:
             raise Invalid(f"Field '{row.name}' needs a number (got '{raw}').") from None
