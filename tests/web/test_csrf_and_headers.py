@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, Project
+from tests.api.v1.conftest import make_matter
 from tests.factories import Actor
 from tests.web.conftest import Person
 
@@ -105,3 +106,25 @@ async def test_assets_are_served_from_the_package_with_htmx_licence(
         assert (await client.get(script)).status_code == 200
     licence = await client.get("/static/vendor/htmx-LICENSE.txt")
     assert licence.status_code == 200 and "Zero-Clause BSD" in licence.text
+
+
+async def test_a_downloaded_html_file_carries_its_own_sandbox_once(
+    client: httpx.AsyncClient, db: Database, person: MakePerson, operator: Actor
+) -> None:
+    matter = await make_matter(client, db, operator)
+    filed = await client.post(
+        matter.url("/documents"),
+        content=b"<script>alert(1)</script>",
+        params={"fileName": "page.html"},
+        headers={**operator.headers, "Content-Type": "text/html"},
+    )
+    doc = filed.json()
+    op = await person(operator)
+    got = await op.http.get(
+        f"/projects/{matter.id}/documents/{doc['id']}/versions/{doc['currentVersion']['id']}"
+        "/download"
+    )
+    assert got.status_code == 200
+    assert got.headers.get_list("content-security-policy") == ["default-src 'none'; sandbox"]
+    assert got.headers.get_list("x-content-type-options") == ["nosniff"]
+    assert got.headers["x-frame-options"] == "DENY"  # what the download did not set is added

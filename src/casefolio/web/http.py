@@ -153,7 +153,11 @@ class SecurityHeaders:
                 headers = message.get("headers", [])
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
                 if static or content_type.startswith(b"text/html"):
-                    message = dict(message, headers=[*headers, *SECURITY_HEADERS])
+                    # A downloaded HTML file brings its own, stricter ones (a sandbox): not
+                    # sent twice.
+                    present = {k.lower() for k, _ in headers}
+                    added = [(k, v) for k, v in SECURITY_HEADERS if k.lower() not in present]
+                    message = dict(message, headers=[*headers, *added])
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
