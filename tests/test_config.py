@@ -109,6 +109,7 @@ def _refusal(monkeypatch: pytest.MonkeyPatch, cwd: Path, variable: str, value: s
         ("CASEFOLIO_WEBHOOK_RETRY_SCHEDULE", "0,1e300", "CASEFOLIO_WEBHOOK_RETRY_SCHEDULE: Input"),
         ("CASEFOLIO_WEBHOOK_RETRY_SCHEDULE", "0,-5", "CASEFOLIO_WEBHOOK_RETRY_SCHEDULE: Input"),
         ("CASEFOLIO_LOG_LEVEL", "bogus", "CASEFOLIO_LOG_LEVEL: Input should be 'critical'"),
+        ("CASEFOLIO_DATA_DIR", "", "CASEFOLIO_DATA_DIR is set but empty"),
     ],
 )
 def test_configuration_errors_name_the_variable_in_one_line(

@@ -48,6 +48,11 @@ def locate(cwd: Path | None = None) -> Installation:
         for key in environ
         if key.upper().startswith("CASEFOLIO_") and key.upper() != "CASEFOLIO_CONFIG"
     }
+    if environ.get("CASEFOLIO_DATA_DIR", None) == "":
+        # Path("") is the current folder: an installation wherever the command happens to run.
+        raise ConfigurationError(
+            "CASEFOLIO_DATA_DIR is set but empty: name the data folder, or unset it."
+        )
     config_file = _config_file(environ, cwd)
     values: dict[str, Any] = {}
     if config_file is not None:
