@@ -46,8 +46,8 @@ def check_url(url: str) -> tuple[str, str, int]:
         )
     if not hostname.isascii():
         raise Invalid(
-            "The webhook URL's host must be written in ASCII: give an internationalized "
-            f"domain name in its xn-- form ({_ascii_form(hostname)}).",
+            f"The host {hostname} is not written in ASCII: give an internationalized domain "
+            f"name in its xn-- form ({_ascii_form(hostname)}).",
             [{"field": "url", "message": "host"}],
         )
     try:
@@ -55,7 +55,7 @@ def check_url(url: str) -> tuple[str, str, int]:
     except ValueError as exc:
         raise Invalid("The webhook URL's port is not valid.") from exc
     if port == 0:
-        raise Invalid("The webhook URL's port must be between 1 and 65535.")
+        raise Invalid("The webhook URL's port is not valid: it must be between 1 and 65535.")
     port = port or (443 if parts.scheme == "https" else 80)
     if not http1.REQUEST_TARGET.fullmatch("/" + parts.path + parts.query):
         # An HTTP request line carries the target as it is: the delivery client's own rule
