@@ -134,6 +134,20 @@ def test_a_backup_whose_database_cannot_be_opened_is_one_line(tmp_path: Path) ->
     assert lines(done) == ["Database error: file is not a database"]
 
 
+def test_an_unfinished_backup_is_not_taken_for_a_place_to_start_an_installation(
+    tmp_path: Path,
+) -> None:
+    unfinished = tmp_path / "backup"
+    (unfinished / "blobs").mkdir(parents=True)
+    (unfinished / ".casefolio.db.part").write_bytes(b"")
+    env = person_env(tmp_path, CASEFOLIO_DATA_DIR=str(unfinished))
+    for args in (("migrate",), ("init", "--email", "op@example.com", "--name", "Op")):
+        done = casefolio(env, *args)
+        assert done.returncode == 1, done
+        assert "holds an unfinished backup" in done.stderr
+    assert sorted(p.name for p in unfinished.iterdir()) == [".casefolio.db.part", "blobs"]
+
+
 def test_commands_in_any_folder_find_the_installation_init_created(tmp_path: Path) -> None:
     env = person_env(tmp_path)
     home = tmp_path / "share" / "casefolio"

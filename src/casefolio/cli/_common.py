@@ -76,6 +76,14 @@ def load_installation(*, create: bool = False) -> Installation:
             f"{found.found_by}). Create one with `casefolio init`, or point "
             "CASEFOLIO_DATA_DIR at yours."
         )
+    unfinished = database.with_name(f".{database.name}.part")
+    if unfinished.exists():
+        # `casefolio backup` names the database copy last: this is a backup it never finished.
+        fail(
+            f"{settings.data_dir.absolute()} holds an unfinished backup ({unfinished.name}), not "
+            "an installation: delete that folder and run the backup again, or point "
+            "CASEFOLIO_DATA_DIR elsewhere."
+        )
     legacy = Path(DATA_FOLDER) / database.name
     if not found.found_by.startswith("CASEFOLIO_") and legacy.exists():
         # Older casefolio kept its data in ./casefolio-data; do not start an empty one
