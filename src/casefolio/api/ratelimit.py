@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from coredis.retry import NoRetryPolicy
 from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
@@ -149,6 +150,9 @@ class RateLimiter:
             wrap_exceptions=True,
             connect_timeout=SHARED_TIMEOUT_SECONDS,
             stream_timeout=SHARED_TIMEOUT_SECONDS,
+            # coredis's from_url retries a timed-out command twice: a Redis that hangs held
+            # each request (and /health) three timeouts, not one.
+            retry_policy=NoRetryPolicy(),  # type: ignore[arg-type]
         )
         if not isinstance(storage, Storage):
             raise TypeError(f"{redis_url!r} does not name an async counter storage")
