@@ -197,3 +197,25 @@ async def test_a_download_carries_the_stored_type_as_it_was_stored(
             download = await client.request(method, url, headers=world["headers"])
             assert download.status_code == 200, download.text
             assert download.headers.get_list("content-type") == [stored]
+
+
+@pytest.mark.parametrize("header", ["bytes=-10", "bytes=0-", "bytes=0-0"])
+async def test_any_range_of_an_empty_file_is_416(
+    client: httpx.AsyncClient, world: dict[str, Any], header: str
+) -> None:
+    documents = world["base"].rsplit("/", 1)[0]
+    empty = await client.post(
+        documents,
+        content=b"",
+        params={"fileName": "empty.txt"},
+        headers={**world["headers"], "Content-Type": "text/plain"},
+    )
+    assert empty.status_code == 201, empty.text
+    version = empty.json()["currentVersion"]["id"]
+    for url in (
+        f"{documents}/{empty.json()['id']}/content",
+        f"/api/v3/attachments/{version}/content",
+    ):
+        answer = await client.get(url, headers={**world["headers"], "Range": header})
+        assert answer.status_code == 416, (url, answer.headers)
+        assert answer.headers["content-range"] == "bytes */0"

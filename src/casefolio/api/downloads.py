@@ -58,7 +58,7 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     if not first:  # suffix: the last N bytes
         length = _position(last)
-        if length == 0:
+        if length == 0 or size == 0:  # no bytes to give: "bytes 0--1/0" is no range
             raise RangeNotSatisfiable
         return max(0, size - length), size
     start = _position(first)

@@ -120,3 +120,17 @@ async def test_purged_document_leaves_a_young_orphan_that_gc_removes(
         matter.url(f"/documents/{keep['id']}/content"), headers=matter.reader.headers
     )
     assert still.content == b"keep me"
+
+
+async def test_any_range_of_an_empty_file_in_s3_is_416(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    created = await upload(client, matter, b"", "empty.txt")
+    assert created.status_code == 201, created.text
+    url = matter.url(f"/documents/{created.json()['id']}/content")
+    for header in ("bytes=-10", "bytes=0-", "bytes=0-0"):
+        answer = await client.get(url, headers={**matter.reader.headers, "Range": header})
+        assert answer.status_code == 416, (header, answer.headers)
+        assert answer.headers["content-range"] == "bytes */0"
+    whole = await client.get(url, headers=matter.reader.headers)
+    assert whole.status_code == 200 and whole.content == b""
