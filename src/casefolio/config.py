@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     s3_region: str = Field("us-east-1", description="S3 region.")
     s3_access_key_id: str = Field("", description="S3 access key id.")
     s3_secret_access_key: str = Field("", description="S3 secret access key.")
+    s3_read_timeout_seconds: float = Field(
+        20,
+        gt=0,
+        le=3600,
+        description="How long a request waits for the S3 store to send anything before it "
+        "gives up (the upload or download then answers 503).",
+    )
     redis_url: str = Field("", description="Redis URL for shared rate-limit counters.")
     rate_limit_per_minute: int = Field(50, ge=1, description="Default requests/minute per token.")
     max_upload_bytes: int = Field(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from casefolio.config import Settings
 from casefolio.storage.base import BlobMissing, BlobStore, SpooledFile
 from casefolio.storage.local import LocalBlobStore
@@ -35,4 +37,5 @@ def open_blob_store(settings: Settings) -> BlobStore:
         region=settings.s3_region,
         access_key_id=settings.s3_access_key_id,
         secret_access_key=settings.s3_secret_access_key,
+        read_timeout=timedelta(seconds=settings.s3_read_timeout_seconds),
     )

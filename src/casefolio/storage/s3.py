@@ -29,7 +29,7 @@ from casefolio.storage.base import (
 
 if TYPE_CHECKING:
     from obstore import GetOptions
-    from obstore.store import ClientConfig, S3Config
+    from obstore.store import ClientConfig, RetryConfig, S3Config
 
 # S3 allows at most 10,000 parts per upload (each >= 5 MiB but the last).
 _MIN_PART_BYTES = 8 * 1024 * 1024
@@ -44,6 +44,8 @@ _PUT_MANY_CONCURRENCY = 8
 _NOT_FOUND = (FileNotFoundError, NotFoundError)
 #: A key no blob has (blob keys are digests): its HEAD, answered 404, shows the bucket works.
 _CHECK_KEY = "casefolio-health-check"
+#: How long obstore goes on retrying a failed request, at the most.
+_RETRY_AT_MOST = timedelta(seconds=10)
 
 
 @contextlib.contextmanager
@@ -93,6 +95,7 @@ class S3BlobStore(StagingStore):
         region: str = "us-east-1",
         access_key_id: str = "",
         secret_access_key: str = "",
+        read_timeout: timedelta = timedelta(seconds=20),
     ) -> None:
         super().__init__(staging_dir)
         config: S3Config = {"region": region}
@@ -106,15 +109,26 @@ class S3BlobStore(StagingStore):
         client: ClientConfig = {
             # obstore's 30 s default covers the whole request *including the body*,
             # which would cut multi-GB downloads and uploads short. Bound the total
-            # generously and catch stalled connections with the per-read timeout.
+            # generously and catch stalled connections with the per-read timeout: a store
+            # that accepts connections and never answers is given up on after it.
             "timeout": timedelta(hours=24),
-            "read_timeout": timedelta(seconds=120),
+            "read_timeout": read_timeout,
             "connect_timeout": timedelta(seconds=10),
             # Local S3-compatible servers (MinIO, moto) usually speak plain http.
             "allow_http": endpoint_url.startswith("http://"),
         }
+        # obstore retries a read that timed out (not a write) until its retry timeout
+        # (3 minutes) has passed: one silent read_timeout is enough to give up on a store
+        # that does not answer. Connection errors are still retried, for up to 10 s.
+        retry: RetryConfig = {"retry_timeout": min(read_timeout, _RETRY_AT_MOST)}
         # obstore has no explicit close; the connection pool goes with the object.
-        self._store = S3Store(bucket, prefix=prefix or None, config=config, client_options=client)
+        self._store = S3Store(
+            bucket,
+            prefix=prefix or None,
+            config=config,
+            client_options=client,
+            retry_config=retry,
+        )
 
     def local_path(self, sha256: str) -> Path | None:
         check_sha256(sha256)

@@ -9,6 +9,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import anyio.to_thread
 import boto3  # type: ignore[import-untyped]
 import httpx
@@ -18,6 +19,7 @@ from moto.server import ThreadedMotoServer
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
+from casefolio.storage.base import BlobStoreUnavailable
 from casefolio.storage.health import TTL_SECONDS, BlobStoreHealth
 from tests.api.snapshots import snapshot
 from tests.api.v1.conftest import Matter, make_matter, upload
@@ -131,6 +133,29 @@ async def _s3_outage(
     assert (await client.get("/health")).json()["blobStore"] == "ok"
     again = await upload(client, matter, b"%PDF after the outage", "after.pdf")
     assert again.status_code == 201, again.text
+
+
+async def test_an_s3_store_that_accepts_connections_but_never_answers_is_a_503_in_bounded_time(
+    settings: Settings,
+) -> None:
+    # A store behind a load balancer whose backend hangs: connections are accepted (the
+    # kernel's backlog), nothing is ever answered.
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as silent:
+        endpoint = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        hanging = s3_settings(settings, endpoint).model_copy(
+            update={"s3_read_timeout_seconds": 1.0}
+        )
+        async with serving(hanging) as (app, client):
+            db: Database = app.state.casefolio.db
+            matter = await make_matter(client, db, await make_actor(db, operator=True))
+            before = await snapshot(db)
+            with anyio.fail_after(10):  # the read timeout, once: not obstore's 3 minutes
+                refused = await upload(client, matter, b"%PDF into the void", "void.pdf")
+                with pytest.raises(BlobStoreUnavailable):
+                    await anext(app.state.casefolio.blobs.read("a" * 64))
+            assert refused.status_code == 503, refused.text
+            assert refused.headers["retry-after"] == "5"
+            assert await snapshot(db) == before
 
 
 @pytest.fixture
