@@ -110,7 +110,7 @@ async def _breakdown(env: dict[str, str], path: str, token: str, calls: int, rou
     async with app.router.lifespan_context(app):
         state = app.state.casefolio
         async with state.db.read() as session:
-            who, _ = await tokens.authenticate(session, secret=token)
+            who = (await tokens.authenticate(session, secret=token)).principal
         answer = json.loads(await asgi_get(app, path, headers))
         bare = create_bare_app()
         shaped = create_shaped_app(answer)
