@@ -239,6 +239,7 @@ async def test_registration_checks_events_rights_and_addresses(
         ("http://@127.0.0.1:9/h", "credentials"),
         ("http://:@127.0.0.1:9/h", "credentials"),
         ("http://127.0.0.1:0/h", "between 1 and 65535"),
+        ("http://:80/h", "host is not valid: it is empty"),  # what the schema's pattern allows
     ):
         await refused(operator, {"url": odd, "events": ["document.created"]}, 400, words)
     for bracketed in ("http://iw]x/", "Http://[\u0080\u00f1", "http://[::g]/"):

@@ -35,10 +35,15 @@ def check_url(url: str) -> tuple[str, str, int]:
             "address.",
             [{"field": "url", "message": "host"}],
         ) from exc
-    if not hostname or parts.scheme not in ("http", "https"):
+    if parts.scheme not in ("http", "https") or not parts.netloc:
         raise Invalid(
             "A webhook URL must be an absolute http:// or https:// URL.",
             [{"field": "url", "message": "not an http(s) URL"}],
+        )
+    if not hostname:  # "http://:80/", "http://[]/"
+        raise Invalid(
+            "The webhook URL's host is not valid: it is empty.",
+            [{"field": "url", "message": "host"}],
         )
     if "@" in parts.netloc:  # even empty ones ("http://@host/"): the Host header would carry it
         raise Invalid(
