@@ -175,24 +175,30 @@ async def test_a_content_type_that_cannot_be_a_header_is_replaced_by_the_guessed
         assert download.headers["content-type"].split(";")[0] == expected
 
 
+async def _file(
+    client: httpx.AsyncClient, world: dict[str, Any], data: bytes, name: str, content_type: str
+) -> list[str]:
+    """File `data` as a new document of the world's project; return its v1 and v3 content
+    URLs."""
+    documents = world["base"].rsplit("/", 1)[0]
+    filed = await client.post(
+        documents,
+        content=data,
+        params={"fileName": name},
+        headers={**world["headers"], "Content-Type": content_type},
+    )
+    assert filed.status_code == 201, filed.text
+    version = filed.json()["currentVersion"]["id"]
+    return [f"{documents}/{filed.json()['id']}/content", f"/api/v3/attachments/{version}/content"]
+
+
 @pytest.mark.parametrize("stored", ["text/plain", "text/csv; charset=iso-8859-1", "text/html"])
 async def test_a_download_carries_the_stored_type_as_it_was_stored(
     client: httpx.AsyncClient, world: dict[str, Any], stored: str
 ) -> None:
     # No charset is added to a text type stored without one: the bytes may be in any.
-    documents = world["base"].rsplit("/", 1)[0]
-    filed = await client.post(
-        documents,
-        content="Kläger".encode("latin-1"),
-        params={"fileName": "notes.txt"},
-        headers={**world["headers"], "Content-Type": stored},
-    )
-    assert filed.status_code == 201, filed.text
-    version = filed.json()["currentVersion"]["id"]
-    for url in (
-        f"{documents}/{filed.json()['id']}/content",
-        f"/api/v3/attachments/{version}/content",
-    ):
+    urls = await _file(client, world, "Kläger".encode("latin-1"), "notes.txt", stored)
+    for url in urls:
         for method in ("GET", "HEAD"):
             download = await client.request(method, url, headers=world["headers"])
             assert download.status_code == 200, download.text
@@ -203,19 +209,7 @@ async def test_a_download_carries_the_stored_type_as_it_was_stored(
 async def test_any_range_of_an_empty_file_is_416(
     client: httpx.AsyncClient, world: dict[str, Any], header: str
 ) -> None:
-    documents = world["base"].rsplit("/", 1)[0]
-    empty = await client.post(
-        documents,
-        content=b"",
-        params={"fileName": "empty.txt"},
-        headers={**world["headers"], "Content-Type": "text/plain"},
-    )
-    assert empty.status_code == 201, empty.text
-    version = empty.json()["currentVersion"]["id"]
-    for url in (
-        f"{documents}/{empty.json()['id']}/content",
-        f"/api/v3/attachments/{version}/content",
-    ):
+    for url in await _file(client, world, b"", "empty.txt", "text/plain"):
         answer = await client.get(url, headers={**world["headers"], "Range": header})
         assert answer.status_code == 416, (url, answer.headers)
         assert answer.headers["content-range"] == "bytes */0"

@@ -35,7 +35,12 @@ class ProjectSettings(ApiInput):
 
 
 class ProjectSettingsUpdate(ApiInput):
-    download_via_api: bool | None = None
+    download_via_api: bool | None = Field(
+        None,
+        description="Whether document content may be downloaded through the API. Only an "
+        "operator or the project's creator may change it (403 otherwise; sending the value it "
+        "already has is no change).",
+    )
 
 
 class ProjectIn(ApiInput):
