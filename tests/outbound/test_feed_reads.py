@@ -85,6 +85,10 @@ class _TrimmedWhileReading:
                 self.trimmed = await feed.trim(other, retention=timedelta(0))
         return rows
 
+    @property
+    def dialect_name(self) -> str:
+        return self._db.engine.dialect.name
+
     async def execute_batched(self, read: Any, parameters: Mapping[str, Any]) -> Rows:
         raise AssertionError("the feed reads no batched reads")
 

@@ -16,7 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
 from casefolio.api.auth import token_from_headers
-from casefolio.db.conflicts import is_concurrent_change, is_out_of_space
+from casefolio.db.conflicts import is_concurrent_change, is_out_of_space, is_write_conflict
 from casefolio.db.engine import DatabaseUnavailable
 from casefolio.domain import errors, text
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
@@ -287,6 +287,9 @@ def install(app: FastAPI) -> None:
     async def _database(request: Request, exc: DBAPIError) -> JSONResponse:
         if is_out_of_space(exc):
             return _no_space(request, exc)
+        if is_write_conflict(exc):
+            log.info("write conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+            return render(request, CONCURRENT_CHANGE)
         if not exc.connection_invalidated:
             return await _unexpected(request, exc)
         # The server dropped the connection (restart, failover, idle timeout): SQLAlchemy

@@ -28,6 +28,18 @@ def is_concurrent_change(exc: IntegrityError) -> bool:
     return getattr(orig, "sqlite_errorname", None) in _SQLITE
 
 
+#: PostgreSQL SQLSTATEs: deadlock_detected, serialization_failure: two writers that each
+#: wait for the other; the database ends one of them, whose request may simply be retried.
+_POSTGRES_TURNS = frozenset({"40P01", "40001"})
+
+
+def is_write_conflict(exc: DBAPIError) -> bool:
+    """Given a database error, return whether the database ended this transaction to let a
+    concurrent one go on (a 409: nothing was changed, retry)."""
+    sqlstate = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return sqlstate is not None and str(sqlstate) in _POSTGRES_TURNS
+
+
 def is_out_of_space(exc: DBAPIError) -> bool:
     """Given a database error, return whether the database's disk (or quota) is full:
     PostgreSQL's disk_full, SQLite's SQLITE_FULL."""

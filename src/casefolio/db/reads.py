@@ -59,6 +59,11 @@ class BatchedRead:
 class StatementRunner(Protocol):
     """Runs read-only statements outside any session (fastpath.statements.StatementReader)."""
 
+    @property
+    def dialect_name(self) -> str:
+        """The database's kind, as SQLAlchemy names it ("sqlite", "postgresql")."""
+        ...
+
     async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> Rows:
         """Given a read-only statement and its parameters, return all its rows."""
         ...
@@ -71,6 +76,13 @@ class StatementRunner(Protocol):
 
 #: What a read runs its statements on: a read session, or a StatementRunner.
 Reader: TypeAlias = AsyncSession | StatementRunner
+
+
+def dialect_name(db: Reader) -> str:
+    """Given a reader, return the database's kind ("sqlite", "postgresql")."""
+    if isinstance(db, AsyncSession):
+        return db.get_bind().dialect.name
+    return db.dialect_name
 
 
 async def read_all(db: Reader, statement: Executable, parameters: Mapping[str, Any]) -> Rows:

@@ -10,12 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
-from sqlalchemy import Select, select, union_all
+from sqlalchemy import Select, select, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import ProjectTeamGrant, ProjectUserGrant, TeamMember, User
 from casefolio.domain import events
 from casefolio.domain.roles import Capability, role_named
+
+#: PostgreSQL: membership changes take turns on this lock (held until their commit).
+ACCESS_LOCK = 0x6361_7365_666F_6163
 
 
 async def _readers(
@@ -54,6 +57,12 @@ async def watch(
     event for every (project, user) pair whose read access it changed."""
     projects = None if project_ids is None else list(project_ids)
     users = None if user_ids is None else list(user_ids)
+    if session.get_bind().dialect.name == "postgresql":
+        # Two changes at once (a user's grant revoked while their team membership is
+        # removed) would each still see the other's path to the project and neither report
+        # the loss: the second waits for the first and then sees what it left (READ
+        # COMMITTED). SQLite's writers take turns anyway. Membership changes are rare.
+        await session.execute(text(f"SELECT pg_advisory_xact_lock({ACCESS_LOCK})"))
     before = await _readers(session, projects, users)
     yield
     await session.flush()

@@ -34,10 +34,10 @@ from sqlalchemy.sql.expression import Subquery, TableValuedAlias
 from sqlalchemy.sql.selectable import LateralFromClause
 from sqlalchemy.types import TypeEngine
 
-from casefolio.db import reads
+from casefolio.db import reads, stamps
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, is_id
-from casefolio.db.reads import BatchedRead, Reader, read_all, read_rows
+from casefolio.db.reads import BatchedRead, Reader, dialect_name, read_all, read_rows
 from casefolio.db.types import instant_of, instant_text, rfc3339_of_text
 from casefolio.domain import access, folders
 from casefolio.domain.errors import NotFound
@@ -141,6 +141,8 @@ async def list_page(
 
     `changed_since` is inclusive: timestamps have millisecond resolution, and a sync client
     that sends back the newest updatedAt it saw must not miss a document sharing that instant.
+    On PostgreSQL a page shows only documents whose updatedAt is settled (db/stamps.py):
+    one stamped after a transaction still writing began waits until that one is over.
 
     One statement whatever the page's size: the page with each document's current version,
     field values and the caller's role on the project (`_page_read`); only a page that comes
@@ -156,8 +158,14 @@ async def list_page(
     if page.after is not None:
         parameters["after_updated_at"], parameters["after_id"] = page.after
     parameters["limit"] = page.limit + 1
+    settled = dialect_name(db) == "postgresql"
+    if settled:
+        parameters["settled_before"] = (await read_all(db, stamps.SETTLED, {}))[0][0]
     read, _names = _page_read(
-        folder=folder_id is not None, since=changed_since is not None, after=page.after is not None
+        folder=folder_id is not None,
+        since=changed_since is not None,
+        after=page.after is not None,
+        settled=settled,
     )
     if _batchable(parameters):
         rows = await read_rows(db, read, parameters)
@@ -206,7 +214,7 @@ def _batchable(parameters: dict[str, Any]) -> bool:
         value = parameters.get(name)
         if value is not None and not (isinstance(value, int) and is_id(value)):
             return False
-    for name in ("changed_since", "after_updated_at"):
+    for name in ("changed_since", "after_updated_at", "settled_before"):
         value = parameters.get(name)
         if value is not None and (not isinstance(value, datetime) or value.tzinfo is None):
             return False
@@ -227,11 +235,14 @@ _PAGE_KEYS: dict[str, TypeEngine[Any]] = {
     "changed_since": _UPDATED_AT.type,
     "after_updated_at": _UPDATED_AT.type,
     "after_id": BigInteger(),
+    "settled_before": _UPDATED_AT.type,
 }
 
 
 @functools.cache
-def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[BatchedRead, tuple[str, ...]]:
+def _page_read(
+    *, folder: bool, since: bool, after: bool, settled: bool = False
+) -> tuple[BatchedRead, tuple[str, ...]]:
     """The page read of one shape (which filters it has), for one caller (`single`, bind
     parameters) and for many (`many`, each caller's page a LATERAL subquery of key_table's
     row), with the column names (the fast reader hands back plain tuples, read by these).
@@ -240,6 +251,7 @@ def _page_read(*, folder: bool, since: bool, after: bool) -> tuple[BatchedRead, 
     wanted += ["folder_id"] if folder else []
     wanted += ["changed_since"] if since else []
     wanted += ["after_updated_at", "after_id"] if after else []
+    wanted += ["settled_before"] if settled else []
     single_keys = {name: bindparam(name, type_=_PAGE_KEYS[name]) for name in wanted}
     single = _page_statement(single_keys)
     batch = reads.key_table(**{name: _PAGE_KEYS[name] for name in wanted})
@@ -292,6 +304,8 @@ def _page_statement(
         documents = documents.where(_DOCUMENTS.c.folder_id == keys["folder_id"])
     if "changed_since" in keys:
         documents = documents.where(_DOCUMENTS.c.updated_at >= keys["changed_since"])
+    if "settled_before" in keys:
+        documents = documents.where(_DOCUMENTS.c.updated_at < keys["settled_before"])
     if "after_id" in keys:
         documents = documents.where(
             tuple_(_UPDATED_AT, _DOCUMENTS.c.id)

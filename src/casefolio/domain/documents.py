@@ -28,7 +28,7 @@ from casefolio.db import reads
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Field, FieldValue, is_id
 from casefolio.db.reads import BatchedRead, Reader, read_rows
-from casefolio.db.types import utcnow
+from casefolio.db.stamps import stamp
 from casefolio.domain import access, events, fields, folders, holds, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import NotFound
@@ -71,11 +71,19 @@ async def load_scoped(
     *,
     project_id: int | None = None,
     message: str | None = None,
+    lock: bool = False,
 ) -> tuple[ProjectScope, Document]:
     """Return the caller's scope on the document's project and the document, if they may
     `capability` there; NotFound if they cannot see it. `project_id` None finds the project
-    from the document (the v3 dialect's URLs have none)."""
-    document = await session.get(Document, document_id)
+    from the document (the v3 dialect's URLs have none).
+
+    `lock`, for a write that changes the document row: the row is locked until the
+    transaction ends (PostgreSQL; SQLite's writers take turns anyway) and read as the last
+    writer left it, so a write racing a deletion finds the document gone instead of
+    changing it in the trash."""
+    document = await session.get(
+        Document, document_id, with_for_update=True if lock else None, populate_existing=lock
+    )
     if (
         document is None
         or document.trashed_at is not None
@@ -211,7 +219,9 @@ async def move(
 ) -> DocumentView:
     """Move a document into a folder of the same project (None: the project root)."""
     writable = Capability.DOCUMENTS_WRITE
-    scope, document = await load_scoped(session, who, document_id, writable, project_id=project_id)
+    scope, document = await load_scoped(
+        session, who, document_id, writable, project_id=project_id, lock=True
+    )
     if folder_id is not None:
         await folders.get(session, scope=scope, folder_id=folder_id)
     if document.folder_id != folder_id:
@@ -227,7 +237,7 @@ async def move(
             ),
         )
         document.folder_id = folder_id
-        document.updated_at = utcnow()
+        document.updated_at = await stamp(session)
     await session.flush()
     return await view(session, document)
 
@@ -242,7 +252,9 @@ async def update_details(
     description: str | None = None,
 ) -> DocumentView:
     writable = Capability.DOCUMENTS_WRITE
-    _, document = await load_scoped(session, who, document_id, writable, project_id=project_id)
+    _, document = await load_scoped(
+        session, who, document_id, writable, project_id=project_id, lock=True
+    )
     if title is not None:
         document.title = check_title(title)
     if description is not None:
@@ -269,7 +281,9 @@ async def set_field(
     value: Any,
 ) -> DocumentView:
     writable = Capability.FIELDS_WRITE
-    scope, document = await load_scoped(session, who, document_id, writable, project_id=project_id)
+    scope, document = await load_scoped(
+        session, who, document_id, writable, project_id=project_id, lock=True
+    )
     row = await fields.get(session, scope=scope, field_id=field_id)
     await fields.store_values(
         session, document=document, values={row.id: fields.coerce(row, value)}
@@ -285,7 +299,7 @@ async def set_field(
 
 async def _changed(session: AsyncSession, document: Document) -> DocumentView:
     """Bump a changed document's updatedAt (what sync clients poll on); return its view."""
-    document.updated_at = utcnow()
+    document.updated_at = await stamp(session)
     await session.flush()
     return await view(session, document)
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from casefolio.db.live import live, live_version
 from casefolio.db.models import Document, DocumentVersion, FieldValue
+from casefolio.db.stamps import stamp
 from casefolio.db.types import utcnow
 from casefolio.domain import events
 from casefolio.domain.access import ProjectScope
@@ -97,7 +98,7 @@ async def file(
     have been checked. Concurrent calls get distinct version numbers: they come from an
     UPDATE … RETURNING on the document row, which serialises them."""
     scope.require(Capability.DOCUMENTS_WRITE)
-    now = utcnow()
+    now = await stamp(session)
     conn = await session.connection()
     new_documents, first_versions = await _insert_documents(conn, scope, documents, now)
     added = await _add_versions(conn, scope, versions, now)

@@ -171,6 +171,11 @@ async def delete(session: AsyncSession, *, scope: ProjectScope, folder_id: int) 
     """Delete an empty folder; one that still holds documents or folders is a Conflict."""
     scope.require(Capability.FOLDERS_WRITE)
     folder = await get(session, scope=scope, folder_id=folder_id)
+    # Locked before looking inside (PostgreSQL): a document restored into it, or filed or
+    # moved into it (their foreign-key checks), either waits for this deletion or is seen.
+    locked = select(Folder.id).where(Folder.id == folder_id).with_for_update()
+    if await session.scalar(locked) is None:  # a concurrent deletion got there first
+        raise NotFound(f"Folder {folder_id} not found in project {scope.project_id}.")
     if await session.scalar(select(exists().where(Folder.parent_id == folder_id))):
         raise Conflict(f"Folder {folder_id} still holds folders; delete or move them first.")
     if await session.scalar(select(exists().where(Document.folder_id == folder_id, LIVE))):

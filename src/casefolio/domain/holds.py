@@ -125,6 +125,9 @@ async def release(session: AsyncSession, *, scope: ProjectScope, hold_id: int, r
     another hold still covers it. Releasing a released hold changes nothing (idempotent)."""
     hold = await get(session, scope=scope, hold_id=hold_id)
     reason = _text(reason, "reason", MAX_REASON)
+    # Locked and read again (PostgreSQL's writers overlap): of two releases at once, the
+    # second finds the hold released and changes nothing.
+    await session.refresh(hold, with_for_update=True)
     if hold.released_at is not None:
         return hold
     hold.released_at = utcnow()

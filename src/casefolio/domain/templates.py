@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Project, Team, Template, User
-from casefolio.domain import access, events, fields, folders, grants, retention, text
+from casefolio.domain import access, events, fields, folders, grants, retention, text, users
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import Conflict, Invalid, found
 from casefolio.domain.fields import FieldSpec
@@ -116,7 +116,7 @@ async def create(
         if grant.team_id is not None and await session.get(Team, grant.team_id) is None:
             raise Invalid(f"Template grant names team {grant.team_id}, which does not exist.")
         if grant.email is not None:
-            key = grant.email.strip().lower()
+            key = users.email_key(grant.email)
             if await session.scalar(select(User.id).where(User.email_key == key)) is None:
                 raise Invalid(f"Template grant names '{grant.email}', who is not a user.")
         checked_grants.append({"role": role.name, "team_id": grant.team_id, "email": grant.email})
@@ -159,7 +159,7 @@ async def apply(session: AsyncSession, *, template: Template, scope: ProjectScop
                 session, project_id=project_id, team_id=grant.team_id, role=role
             )
         elif grant.email is not None:
-            key = grant.email.strip().lower()
+            key = users.email_key(grant.email)
             user_id = await session.scalar(select(User.id).where(User.email_key == key))
             # A user deleted since the template was made is skipped rather than failing the copy.
             if user_id is not None:

@@ -144,6 +144,8 @@ async def list_page(
 async def revoke(session: AsyncSession, *, who: Principal | None, token_id: int) -> bool:
     """Revoke a token; return False when it was revoked already (nothing changes then)."""
     token = await _visible(session, who, token_id)
+    # Locked and read again (PostgreSQL's writers overlap): one revocation is audited once.
+    await session.refresh(token, with_for_update=True)
     if token.revoked_at is not None:
         return False
     token.revoked_at = utcnow()

@@ -26,7 +26,8 @@ from sqlalchemy import Row, Select, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE
-from casefolio.db.models import Document, DocumentVersion
+from casefolio.db.models import Document, DocumentVersion, Folder
+from casefolio.db.stamps import stamp
 from casefolio.db.types import utcnow
 from casefolio.domain import access, documents, events, filing, holds
 from casefolio.domain.errors import NotFound
@@ -48,6 +49,7 @@ async def delete(
         Capability.DOCUMENTS_DELETE,
         project_id=project_id,
         message="You do not have permission to delete this file",
+        lock=True,
     )
     await holds.refuse_if_held(
         session,
@@ -113,12 +115,21 @@ async def restore(
     if document is None or document.project_id != project_id or document.trashed_at is None:
         raise NotFound(f"Document {document_id} is not in the trash of project {project_id}.")
     trashed_at = document.trashed_at
+    if document.folder_id is not None:
+        # Its folder may not be deleted meanwhile (folders.delete locks it first, then looks
+        # for documents): either that deletion waits and then finds this one, or this
+        # waits and finds the document moved to the root, as the deletion left it.
+        await session.execute(
+            select(Folder.id)
+            .where(Folder.id == document.folder_id)
+            .with_for_update(read=True, key_share=True)
+        )
     # Only a document still in the trash: a concurrent restore (or purge) that got there
     # first leaves this one nothing to restore.
     taken = await session.execute(
         update(Document)
         .where(Document.id == document_id, Document.trashed_at.isnot(None))
-        .values(trashed_at=None, updated_at=utcnow())
+        .values(trashed_at=None, updated_at=await stamp(session))
         .returning(Document.folder_id)
     )
     row = taken.first()
@@ -197,7 +208,7 @@ async def restore_version(
     locked = await session.execute(
         update(Document)
         .where(Document.id == document_id, Document.project_id == project_id, LIVE)
-        .values(updated_at=utcnow())
+        .values(updated_at=await stamp(session))
     )
     if locked.rowcount != 1:  # type: ignore[attr-defined]
         raise missing

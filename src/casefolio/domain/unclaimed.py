@@ -68,12 +68,17 @@ async def claim(
     wanted = list(dict.fromkeys(version_ids))
     if not wanted:
         return []
-    rows = {
-        v.id: v
-        for v in await session.scalars(
-            select(DocumentVersion).where(DocumentVersion.id.in_(wanted))
-        )
-    }
+    # Locked in one order (PostgreSQL): two requests claiming the same uploads in opposite
+    # orders wait for each other, and the second finds them claimed, instead of each
+    # holding one the other needs (a deadlock, which the database ends with an error).
+    locked = (
+        select(DocumentVersion)
+        .where(DocumentVersion.id.in_(wanted))
+        .order_by(DocumentVersion.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    rows = {v.id: v for v in await session.scalars(locked)}
     to_claim: list[filing.NewVersion] = []
     for version_id in wanted:
         version = rows.get(version_id)

@@ -33,6 +33,17 @@ def normalise_email(email: str) -> str:
         ) from exc
 
 
+def email_key(email: str) -> str:
+    """Given an e-mail address as someone typed it, return the key its user is stored and
+    found under: the address in the normal form a user is created with (so the Unicode,
+    NFD or xn-- spelling of one address finds the same user), in lower case."""
+    try:
+        email = validate_email(email.strip(), check_deliverability=False).normalized
+    except EmailNotValidError:
+        email = email.strip()  # no user has it; looked up as typed, to find nothing
+    return email.lower()
+
+
 async def get(session: AsyncSession, *, user_id: int) -> User:
     return found(await session.get(User, user_id), f"User {user_id} not found.")
 
@@ -45,7 +56,7 @@ async def get_by_email(session: AsyncSession, *, email: str) -> User:
 
 
 async def find_by_email(session: AsyncSession, *, email: str) -> User | None:
-    key = email.strip().lower()
+    key = email_key(email)
     if text.unstorable(key) is not None:
         return None  # no stored address holds it (an argument that is not UTF-8, say)
     return (await session.scalars(select(User).where(User.email_key == key))).one_or_none()
@@ -60,17 +71,23 @@ async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> lis
     if not new_users:
         raise Invalid("Send at least one user.")
     created: list[User] = []
-    seen: set[str] = set()
     for new in new_users:
         email = normalise_email(new.email)
         name = text.required_name(new.name, of="user")
-        key = email.lower()
-        if key in seen or await find_by_email(session, email=email) is not None:
-            raise Conflict(f"A user with the e-mail address '{email}' already exists.")
-        seen.add(key)
-        user = User(email=email, email_key=key, name=name, is_operator=new.is_operator)
-        session.add(user)
-        created.append(user)
+        created.append(
+            User(email=email, email_key=email.lower(), name=name, is_operator=new.is_operator)
+        )
+    keys = [u.email_key for u in created]
+    taken = set(await session.scalars(select(User.email_key).where(User.email_key.in_(keys))))
+    for user in created:
+        if user.email_key in taken:
+            raise Conflict(f"A user with the e-mail address '{user.email}' already exists.")
+        taken.add(user.email_key)  # twice in the batch
+    # Every check before the first insert, and the inserts in one order: two batches that
+    # share addresses wait for each other (the second then finds them taken, a 409) rather
+    # than each holding one the other needs (PostgreSQL's deadlock, which ends one of them).
+    in_order = sorted(created, key=lambda u: u.email_key)
+    session.add_all(in_order)
     await session.flush()
     events.emit(
         session,

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE_VERSION
 from casefolio.db.models import Document, DocumentVersion, Project
-from casefolio.db.types import utcnow
+from casefolio.db.stamps import stamp
 from casefolio.domain import access, documents, events, filing, holds
 from casefolio.domain.errors import Conflict, Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page
@@ -64,6 +64,7 @@ async def get(
     project_id: int | None = None,
     capability: Capability = Capability.DOCUMENTS_READ,
     message: str | None = None,
+    lock: bool = False,
 ) -> tuple[Document, DocumentVersion]:
     """Return a version and its document; NotFound unless the caller can see both (a
     version in the trash is not found)."""
@@ -77,7 +78,13 @@ async def get(
         raise NotFound(VERSION_NOT_FOUND)
     try:
         _, document = await documents.load_scoped(
-            session, who, version.document_id, capability, project_id=project_id, message=message
+            session,
+            who,
+            version.document_id,
+            capability,
+            project_id=project_id,
+            message=message,
+            lock=lock,
         )
     except NotFound:
         raise NotFound(VERSION_NOT_FOUND) from None
@@ -130,6 +137,9 @@ async def delete(
         project_id=project_id,
         capability=Capability.DOCUMENTS_DELETE,
         message=DELETE_FORBIDDEN,
+        # The document row first, as a document's deletion does: two deletes cannot both
+        # see "two left", and a document trashed meanwhile is found gone.
+        lock=True,
     )
     await holds.refuse_if_held(
         session,
@@ -138,8 +148,7 @@ async def delete(
         document_ids=[document.id],
         details={"documentId": document.id, "versionId": version_id},
     )
-    now = utcnow()
-    # Lock the document row (UPDATE) first, so two deletes cannot both see "two left".
+    now = await stamp(session)
     await session.execute(update(Document).where(Document.id == document.id).values(updated_at=now))
     remaining = await session.scalar(
         select(func.count()).where(DocumentVersion.document_id == document.id, LIVE_VERSION)

@@ -313,6 +313,11 @@ class Connection:
         """
         self._pending_begin = "BEGIN IMMEDIATE" if immediate else "BEGIN"
 
+    async def hold_write_lock(self) -> None:
+        """Begin the transaction now if its BEGIN is still pending (a write's waits for the
+        write lock): for what must happen holding the lock (db/stamps.py)."""
+        await self._begin_if_pending()
+
     async def _begin_if_pending(self) -> None:
         sql, self._pending_begin = self._pending_begin, None
         if sql is None:

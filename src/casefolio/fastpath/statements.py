@@ -63,6 +63,10 @@ class StatementReader:
             None if on_event_loop else Coalescer(self._snapshot)
         )
 
+    @property
+    def dialect_name(self) -> str:
+        return self.engine.dialect.name
+
     async def execute(self, statement: Executable, parameters: Mapping[str, Any]) -> Rows:
         """Given a read-only statement and its parameters, return all its rows."""
         if getattr(statement, "is_dml", False):

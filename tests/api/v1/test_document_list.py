@@ -105,6 +105,8 @@ async def test_a_document_whose_instants_differ_is_listed_as_its_get_answers(
     async with db.write() as session:
         row = await session.get_one(Document, document)
         version = await session.get_one(DocumentVersion, row.current_version_id)
+        # In the past: a page shows what was changed before it was asked for.
+        row.created_at -= timedelta(seconds=2)
         version.created_at = row.created_at + timedelta(milliseconds=1)
         row.updated_at = row.created_at + timedelta(seconds=1, milliseconds=7)
     alone = await client.get(f"/api/v1/projects/{project}/documents/{document}", headers=headers)

@@ -92,3 +92,38 @@ async def test_unknown_user_is_404_and_bad_id_is_400(
         "/api/v1/user/byemail", params={"email": "nobody@example.com"}, headers=member.headers
     )
     assert unknown.status_code == 404
+
+
+async def test_an_address_is_found_however_it_is_spelled_as_it_was_created(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    """Creation stores an address in its normal form (NFC, the domain in Unicode); looking
+    one up, granting by it and creating it again compare in that form too."""
+    decomposed = "Jose\u0301@example.com"  # NFD, as macOS keyboards may send it
+    created = await client.post(
+        "/api/v1/users", json={"email": decomposed, "name": "José"}, headers=operator.headers
+    )
+    assert created.status_code == 201, created.text
+    punycode = await client.post(
+        "/api/v1/users",
+        json={"email": "x@xn--bcher-kva.example", "name": "X"},
+        headers=operator.headers,
+    )
+    assert punycode.status_code == 201, punycode.text
+    for spelled, user in (
+        (decomposed, created),
+        ("JOSÉ@example.com", created),
+        ("x@xn--bcher-kva.example", punycode),
+        ("x@bücher.example", punycode),
+    ):
+        found = await client.get(
+            "/api/v1/user/byemail", params={"email": spelled}, headers=operator.headers
+        )
+        assert found.status_code == 200, (spelled, found.text)
+        assert found.json()["id"] == user.json()["id"]
+    again = await client.post(
+        "/api/v1/users", json={"email": "José@example.com", "name": "J"}, headers=operator.headers
+    )
+    assert again.status_code == 409
+    everyone = await client.get("/api/v1/users", params={"limit": 100}, headers=operator.headers)
+    assert [u["email"] for u in everyone.json()].count("José@example.com") == 1

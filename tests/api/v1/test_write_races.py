@@ -1,0 +1,204 @@
+"""Writes that race, on PostgreSQL, whose writers overlap (SQLite's take turns, so there the
+second simply runs after the first). Each test holds one write open in a transaction of its
+own, sends the other through the API, lets it reach the database (waiting for a lock, or
+done), then commits the first: the outcome must be one the two would have in either order,
+and reported as it happened."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import func, select, text
+
+from casefolio.db.engine import Database
+from casefolio.db.models import AuditEntry, Change
+from casefolio.domain import access, holds, projects, trash
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
+from tests.api.v1.conftest import Matter, upload
+from tests.factories import Actor
+
+
+@pytest.fixture(autouse=True)
+def _postgres_only(is_postgres: bool) -> None:
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: the second waits for the first to commit")
+
+
+def principal(actor: Actor) -> Principal:
+    return Principal(actor.user_id, actor.email, "Test User", is_operator=False)
+
+
+async def meanwhile(db: Database, request: Awaitable[httpx.Response]) -> asyncio.Task[Any]:
+    """Start `request`; return once it waits for a lock held by the test, or has answered."""
+    task = asyncio.ensure_future(request)
+    async with db.read() as session:
+        for _ in range(2000):
+            if task.done():
+                return task
+            waiting = await session.scalar(text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+            if waiting:
+                return task
+            await asyncio.sleep(0.005)
+    raise AssertionError("the request neither answered nor came to wait for a lock")
+
+
+async def count(db: Database, model: Any, kind: str) -> int:
+    """Audit entries (by action) or changes (by type) of one kind."""
+    column = model.action if model is AuditEntry else model.type
+    async with db.read() as session:
+        return int(await session.scalar(select(func.count()).where(column == kind)) or 0)
+
+
+Write = Callable[[httpx.AsyncClient, Matter, dict[str, Any]], Awaitable[httpx.Response]]
+
+WRITES: dict[str, Write] = {
+    "rename": lambda client, matter, doc: client.patch(
+        matter.url(f"/documents/{doc['id']}"),
+        json={"title": "renamed"},
+        headers=matter.writer.headers,
+    ),
+    "move": lambda client, matter, doc: client.put(
+        matter.url(f"/documents/{doc['id']}/{doc['folder']}"), headers=matter.writer.headers
+    ),
+    "version delete": lambda client, matter, doc: client.delete(
+        matter.url(f"/documents/{doc['id']}/versions/{doc['first_version']}"),
+        headers=matter.admin.headers,
+    ),
+}
+
+
+@pytest.mark.parametrize("write", WRITES)
+async def test_a_write_racing_the_documents_deletion_finds_it_gone(
+    client: httpx.AsyncClient, db: Database, matter: Matter, write: str
+) -> None:
+    doc = (await upload(client, matter, b"one", "racing.pdf")).json()
+    replaced = await client.post(
+        matter.url(f"/documents/{doc['id']}/replace"),
+        content=b"two",
+        params={"fileName": "racing.pdf"},
+        headers={**matter.writer.headers, "Content-Type": "application/pdf"},
+    )
+    assert replaced.status_code == 201, replaced.text
+    made = await client.post(
+        matter.url("/folders"), json={"name": "F"}, headers=matter.admin.headers
+    )
+    doc |= {"folder": made.json()["id"], "first_version": doc["currentVersion"]["id"]}
+    async with db.write() as session:
+        await trash.delete(
+            session, who=principal(matter.admin), project_id=matter.id, document_id=int(doc["id"])
+        )
+        racing = await meanwhile(db, WRITES[write](client, matter, doc))
+    answer = await racing
+    assert answer.status_code == 404, answer.text
+    # Nothing changed in the trash: restored, it is as it was deleted.
+    restored = await client.post(
+        matter.url(f"/trash/{doc['id']}/restore"), headers=matter.admin.headers
+    )
+    assert restored.status_code == 200, restored.text
+    shown = (
+        await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    ).json()
+    assert (shown["title"], shown["folderId"]) == (doc["title"], doc["folderId"])
+    listed = await client.get(
+        matter.url(f"/documents/{doc['id']}/versions"), headers=matter.reader.headers
+    )
+    assert len(listed.json()) == 2
+
+
+async def test_two_releases_of_a_hold_at_once_release_it_once(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    placed = await client.post(
+        matter.url("/holds"),
+        json={"name": "Hold", "reason": "Litigation expected", "scope": "project"},
+        headers=matter.admin.headers,
+    )
+    assert placed.status_code == 201, placed.text
+    hold_id = int(placed.json()["id"])
+    async with db.write() as session:
+        scope = await access.scope(
+            session, principal(matter.admin), matter.id, Capability.HOLDS_MANAGE
+        )
+        await holds.release(session, scope=scope, hold_id=hold_id, reason="Settled")
+        racing = await meanwhile(
+            db,
+            client.request(
+                "DELETE",
+                matter.url(f"/holds/{hold_id}"),
+                json={"reason": "Withdrawn"},
+                headers=matter.admin.headers,
+            ),
+        )
+    answer = await racing
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["releaseReason"] == "Settled"
+    assert await count(db, AuditEntry, "hold.released") == 1
+    assert await count(db, Change, "hold.released") == 1
+
+
+async def test_losing_both_paths_to_a_project_at_once_reports_the_loss(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    """The reader holds the project directly and through a team; both go at once."""
+    reader = matter.reader
+    team = (await client.post("/api/v1/teams", json={"name": "T"}, headers=operator.headers)).json()
+    for url in (
+        f"/api/v1/teams/{team['id']}/users/{reader.email}",
+        matter.url(f"/teams/{team['id']}"),
+    ):
+        answer = await client.put(url, json={"role": "Read Only"}, headers=operator.headers)
+        assert answer.status_code == 200, answer.text
+    lost_before = await count(db, Change, "project.access_lost")
+    async with db.write() as session:
+        await projects.revoke_user(
+            session, who=principal(matter.admin), project_id=matter.id, email=reader.email
+        )
+        racing = await meanwhile(
+            db,
+            client.delete(
+                f"/api/v1/teams/{team['id']}/users/{reader.email}", headers=operator.headers
+            ),
+        )
+    answer = await racing
+    assert answer.status_code == 204, answer.text
+    gone = await client.get(matter.url(), headers=reader.headers)
+    assert gone.status_code == 404
+    assert await count(db, Change, "project.access_lost") == lost_before + 1
+
+
+async def test_a_restore_into_a_folder_being_deleted_keeps_the_folder(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    made = await client.post(
+        matter.url("/folders"), json={"name": "F"}, headers=matter.admin.headers
+    )
+    folder = made.json()["id"]
+    doc = (await upload(client, matter, b"kept", "kept.pdf")).json()
+    moved = await client.put(
+        matter.url(f"/documents/{doc['id']}/{folder}"), headers=matter.writer.headers
+    )
+    assert moved.status_code == 200, moved.text
+    deleted = await client.delete(
+        matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers
+    )
+    assert deleted.status_code == 204
+    async with db.write() as session:
+        restored = await trash.restore(
+            session, who=principal(matter.admin), project_id=matter.id, document_id=int(doc["id"])
+        )
+        restored_into = restored.folder_id
+        racing = await meanwhile(
+            db, client.delete(matter.url(f"/folders/{folder}"), headers=matter.admin.headers)
+        )
+    answer = await racing
+    assert answer.status_code == 409, answer.text
+    assert str(restored_into) == str(folder)
+    shown = (
+        await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    ).json()
+    assert str(shown["folderId"]) == str(folder)
