@@ -4,7 +4,9 @@ RFC 9110, and 405's Allow names only what a path accepts (issue 19, items 8 and 
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -213,3 +215,37 @@ async def test_any_range_of_an_empty_file_is_416(
         answer = await client.get(url, headers={**world["headers"], "Range": header})
         assert answer.status_code == 416, (url, answer.headers)
         assert answer.headers["content-range"] == "bytes */0"
+
+
+@pytest.mark.parametrize(
+    ("name", "stand_in"),
+    [
+        ("my file.txt", "my file.txt"),
+        ('100% "quoted"; x, y.txt', "100% _quoted_; x, y.txt"),
+        ("Café ﬁnal.txt", "Cafe final.txt"),
+        ("契約書.pdf", "___.pdf"),
+    ],
+)
+async def test_a_name_a_header_cannot_carry_as_is_comes_in_both_forms(
+    client: httpx.AsyncClient, db: Database, operator: Actor, name: str, stand_in: str
+) -> None:
+    """RFC 6266: the exact name in filename* (what browsers and wget save), after it an
+    ASCII stand-in in filename (what curl -OJ saves; it had saved every such file as
+    `content`)."""
+    matter = await make_matter(client, db, operator)
+    filed = await client.post(
+        matter.url("/documents"),
+        content=b"x",
+        params={"fileName": name},
+        headers={**operator.headers, "Content-Type": "text/plain"},
+    )
+    assert filed.status_code == 201, filed.text
+    for url in (
+        matter.url(f"/documents/{filed.json()['id']}/content"),
+        f"/api/v3/attachments/{filed.json()['currentVersion']['id']}/content",
+    ):
+        header = (await client.get(url, headers=operator.headers)).headers["content-disposition"]
+        assert header.isascii()
+        extended = re.search(r"; filename\*=UTF-8''([^;\s]+)$", header)
+        assert extended is not None and unquote(extended.group(1), errors="strict") == name
+        assert re.search(r'; filename="((?:[^"\\]|\\.)*)"', header).group(1) == stand_in  # type: ignore[union-attr]

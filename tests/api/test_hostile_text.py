@@ -60,6 +60,11 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("GET", "/api/v1/projects/{p}/folders/a%00b", {}, "path"),
     ("PUT", "/api/v1/projects/{p}/users/a%00b@x", {}, "path"),
     ("GET", "/api/v1/projects/{p}/documents?afterDate=2026%00", {}, "afterDate"),
+    # %-escapes that are not UTF-8 (Latin-1's é): percent-decoding made them U+FFFD.
+    ("POST", "/api/v1/projects/{p}/documents?fileName=%E9.txt", {"content": b"x", "headers": {"Content-Type": "text/plain"}}, "fileName"),
+    ("POST", "/api/v1/projects/{p}/documents/{d}/replace?fileName=%FF%FE.txt", {"content": b"x", "headers": {"Content-Type": "text/plain"}}, "fileName"),
+    ("GET", "/api/v1/user/byemail?email=%FF@x", {}, "email"),
+    ("PUT", "/api/v1/projects/{p}/users/%E9@x", {}, "path"),
     ("PATCH", "/api/v3/documents/{d}", {"json": {"title": NUL}}, "title"),
     ("PATCH", "/api/v3/documents/{d}", {"json": {"description": {"raw": NUL}}}, "description.raw"),
     ("PATCH", "/api/v3/documents/{d}", raw_json('{"title": "\\udfff"}'), "title"),

@@ -3,6 +3,8 @@ files (the same answers on SQLite and PostgreSQL), snippets, filters, paging, ve
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import pytest
 
@@ -335,3 +337,25 @@ async def test_a_search_leaves_its_connection_settings_as_they_were(
             page = await service.search(session, who, service.Search(q=q))
             assert {h.version.file_name for h in page.items} == expected
             assert (await session.execute(text("SHOW work_mem"))).scalar_one() == before
+
+
+async def test_a_slow_snippet_leaves_the_server_answering_meanwhile(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    """Snippets of long texts full of the searched word are seconds of work (SQLite's
+    snippet(), PostgreSQL's ts_headline); other requests go on being answered meanwhile
+    (SQLite's ran on the event loop and held every request of the process)."""
+    text = b"the court held that the claim fails. " * 60_000  # 2.2 MB, the word 360,000 times
+    for i in range(2):
+        await upload(client, matter.writer, matter.id, f"long-{i}.txt", text)
+    await index_all(indexer)
+    searching = asyncio.ensure_future(search(client, matter.reader, "the"))
+    answered = 0
+    while not searching.done():
+        health = await client.get("/health")
+        assert health.status_code == 200
+        answered += 1
+    found = await searching
+    assert found.status_code == 200 and len(found.json()) == 2
+    assert all("<mark>" in hit["snippet"] for hit in found.json()), answered
+    assert answered >= 50, answered

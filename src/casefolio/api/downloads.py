@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import unicodedata
 from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import quote
@@ -76,11 +77,22 @@ def _position(digits: str) -> int:
 
 
 def content_disposition(file_name: str) -> str:
-    """Given a file name, return an attachment disposition that survives non-ASCII names."""
-    quoted = quote(file_name)
+    """Given a file name, return an attachment disposition that survives any name: the name
+    itself in `filename*` (RFC 5987), after an ASCII stand-in in `filename` for clients that
+    read only that one (curl -OJ), as RFC 6266 section 4.3 advises."""
+    quoted = quote(file_name, safe="")
     if quoted == file_name:
         return f'attachment; filename="{file_name}"'
-    return f"attachment; filename*=utf-8''{quoted}"
+    return f"attachment; filename=\"{_ascii_stand_in(file_name)}\"; filename*=UTF-8''{quoted}"
+
+
+def _ascii_stand_in(file_name: str) -> str:
+    """Given a file name, return it in printable ASCII: accents dropped (é → e), any other
+    character that is not, and the quoted string's own `"` and `\\`, as `_`."""
+    plain = "".join(
+        c for c in unicodedata.normalize("NFKD", file_name) if not unicodedata.combining(c)
+    )
+    return "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in plain)
 
 
 def _etag_matches(header: str, etag: str) -> bool:

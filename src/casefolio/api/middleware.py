@@ -3,7 +3,7 @@ the one check of the text a URL carries."""
 
 from __future__ import annotations
 
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -91,6 +91,26 @@ class StorableUrl:
         await self.app(scope, receive, send)
 
 
+#: Percent-decoding would put U+FFFD in place of such bytes, and that is what got stored.
+NOT_UTF8 = "its %-escapes are not UTF-8 once decoded; send text as UTF-8 (é is %C3%A9)"
+
+
+def _not_utf8(raw: bytes, *, separator: bytes = b"&") -> str | None:
+    """Given a query string (or a path, with a separator it never holds), return the name
+    of the first parameter whose name or value does not decode as UTF-8 (the path: "path"),
+    or None when all do."""
+    for pair in raw.split(separator):
+        name, _, value = pair.partition(b"=") if separator == b"&" else (pair, b"", b"")
+        for part in (name, value):
+            try:
+                unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+            except UnicodeDecodeError:
+                if separator != b"&":
+                    return "path"
+                return unquote_to_bytes(name).decode("utf-8", "replace")[:40]
+    return None
+
+
 def _url_problem(scope: Scope) -> Problem | None:
     field: str | None = None
     problem: str | None = None
@@ -101,9 +121,15 @@ def _url_problem(scope: Scope) -> Problem | None:
             if problem is not None:
                 field = name if text.unstorable(name) is None else "(query parameter name)"
                 break
+    if problem is None and b"%" in query:
+        field = _not_utf8(query)
+        problem = None if field is None else NOT_UTF8
     path: str = scope.get("path", "")
     if problem is None and "\x00" in path:
         field, problem = "path", text.unstorable(path)
+    raw_path: bytes = scope.get("raw_path") or b""
+    if problem is None and b"%" in raw_path and _not_utf8(raw_path, separator=b"?") is not None:
+        field, problem = "path", NOT_UTF8
     if problem is None or field is None:
         return None
     detail = f"Validation failed. {field}: {problem}"

@@ -5,11 +5,14 @@ the snippet of its text around the match."""
 from __future__ import annotations
 
 import html
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import BindParameter, bindparam, func, select
+import anyio.to_thread
+from sqlalchemy import BindParameter, Select, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Document, DocumentVersion, Folder, Project
@@ -117,7 +120,31 @@ async def _snippets(
             func.snippet(FTS_NAME, 0, bindparam("start"), bindparam("end"), "…", SNIPPET_WORDS),
         ).where(FTS_NAME.op("MATCH")(bindparam("q")), FTS.c.rowid.in_(ids))
         parameters = {"q": compiled, "ids": version_ids, "start": MARK_START, "end": MARK_END}
+        rows = await _off_the_event_loop(session, statement, parameters)
+        return {int(i): _marked(s or "") for i, s in rows}
     return {int(i): _marked(s or "") for i, s in await session.execute(statement, parameters)}
+
+
+async def _off_the_event_loop(
+    session: AsyncSession, statement: Select[Any], parameters: dict[str, Any]
+) -> list[tuple[Any, ...]]:
+    """SQLite: run a read on a connection of its own in a worker thread. FTS5's snippet()
+    of a long text full of the searched word is seconds of CPU in one call, and the
+    session's statements run on the event loop (fastpath/sqlite_inline.py), where it would
+    hold every other request of the process that long; sqlite3 lets go of the GIL while a
+    statement runs."""
+    engine = session.get_bind().engine
+    expanded = statement.compile(dialect=engine.dialect).construct_expanded_state(parameters)
+    path = engine.url.database or ""
+
+    def read() -> list[tuple[Any, ...]]:
+        conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True)
+        try:
+            return conn.execute(expanded.statement, expanded.positional_parameters or ()).fetchall()
+        finally:
+            conn.close()
+
+    return await anyio.to_thread.run_sync(read)
 
 
 def _marked(raw: str) -> str:
