@@ -200,10 +200,19 @@ def resolve_among(
     rows: Sequence[FieldData], *, project_id: int, values: dict[str, Any], for_new_document: bool
 ) -> dict[int, Any]:
     """`resolve_values` for a project's fields already loaded (all of them, by id)."""
-    by_key = {str(r.id): r for r in rows} | {r.name: r for r in rows}
+    by_id = {str(r.id): r for r in rows}
+    by_name = {r.name: r for r in rows}
     resolved: dict[int, Any] = {}
     for key, value in values.items():
-        row = by_key.get(str(key))
+        named, numbered = by_name.get(str(key)), by_id.get(str(key))
+        if named is not None and numbered is not None and named is not numbered:
+            # A field named "12" beside field 12: taking either would be a guess.
+            raise Invalid(
+                f"'{key}' is the id of field '{numbered.name}' and the name of field "
+                f"{named.id}; send the id of the field you mean.",
+                [{"field": f"fields.{key}", "message": "ambiguous: an id and a name"}],
+            )
+        row = named or numbered
         if row is None:
             raise Invalid(
                 f"Project {project_id} has no field '{key}'.",

@@ -691,3 +691,39 @@ async def test_deleting_as_read_only_keeps_the_seeds_sentence_and_names_the_capa
     )
     kept = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
     assert kept.status_code == 200 and kept.json()["currentVersion"]["size"] == 4
+
+
+async def test_a_key_that_is_one_fields_id_and_anothers_name_is_refused(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """Field values go by id or by name; a field named as another's id made "12" mean
+    the named one, silently (the value went to a field the sender never meant)."""
+    custodian = await client.post(
+        matter.url("/fields"),
+        json={"name": "Custodian", "type": "text"},
+        headers=matter.admin.headers,
+    )
+    custodian_id = custodian.json()["id"]
+    lookalike = await client.post(
+        matter.url("/fields"),
+        json={"name": custodian_id, "type": "text"},
+        headers=matter.admin.headers,
+    )
+    assert lookalike.status_code == 201, lookalike.text
+    before = await client.get(matter.url("/documents"), headers=matter.reader.headers)
+    refused = await upload_with_metadata(
+        client,
+        matter,
+        ("a.txt", b"a", "text/plain"),
+        {"fields": {custodian_id: "J. Smith"}},
+    )
+    assert refused.status_code == 400, refused.text
+    assert "Custodian" in refused.json()["detail"] and "send the id" in refused.json()["detail"]
+    after = await client.get(matter.url("/documents"), headers=matter.reader.headers)
+    assert after.json() == before.json()
+    # By name it is unambiguous: "Custodian" is only a name.
+    filed = await upload_with_metadata(
+        client, matter, ("b.txt", b"b", "text/plain"), {"fields": {"Custodian": "J. Smith"}}
+    )
+    assert filed.status_code == 201, filed.text
+    assert {f["name"]: f["value"] for f in filed.json()["fields"]} == {"Custodian": "J. Smith"}
