@@ -115,7 +115,7 @@ def failure(exc: BaseException) -> str | None:
         return exc.message
     if isinstance(exc, DatabaseUnavailable):
         return exc.detail
-    if isinstance(exc, migrate.UnknownSchema):
+    if isinstance(exc, migrate.UnknownSchema | migrate.ServersRunning):
         return str(exc)
     if isinstance(exc, sqlite3.Error):  # from the commands that use sqlite3 itself (backup)
         return f"Database error: {exc}"

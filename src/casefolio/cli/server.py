@@ -11,7 +11,9 @@ import typer
 from sqlalchemy.engine import make_url
 
 from casefolio import logs
-from casefolio.cli._common import console, load_installation, upgrade
+from casefolio.cli._common import console, load_installation, one_line_errors, upgrade
+from casefolio.config import Settings
+from casefolio.db.migrate import serving
 
 
 def register(app: typer.Typer) -> None:
@@ -45,6 +47,12 @@ def serve(
     if migrate and settings.migrate_on_start:
         say("applying pending database migrations")
         upgrade(settings)
+    # Held until the server stops: a migration by another command is refused meanwhile.
+    with one_line_errors(), serving(settings):
+        _run(settings)
+
+
+def _run(settings: Settings) -> None:
     base = f"http://{settings.host}:{settings.port}"
     say(
         f"listening on {base} ({settings.server}, {settings.workers} worker(s)); "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from casefolio.cli._common import console, load_settings, run
+from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
 from casefolio.outbound import housekeeping, runtime
@@ -23,16 +24,21 @@ def worker_command() -> None:
 
     async def work() -> None:
         await migrate.upgrade_async(settings)
-        db = Database.open(settings)
-        worker = Worker(settings, db)
-        blobs = open_blob_store(settings)
-        try:
-            async with runtime.pg_listener(settings), housekeeping.running(settings, db, blobs):
-                console.print("casefolio worker: delivering webhooks (Ctrl-C stops).")
-                await worker.run()
-        finally:
-            await worker.close()
-            await blobs.close()
-            await db.close()
+        with migrate.serving(settings):  # held until it stops: no migration under it
+            await _deliver(settings)
 
     run(work)
+
+
+async def _deliver(settings: Settings) -> None:
+    db = Database.open(settings)
+    worker = Worker(settings, db)
+    blobs = open_blob_store(settings)
+    try:
+        async with runtime.pg_listener(settings), housekeeping.running(settings, db, blobs):
+            console.print("casefolio worker: delivering webhooks (Ctrl-C stops).")
+            await worker.run()
+    finally:
+        await worker.close()
+        await blobs.close()
+        await db.close()

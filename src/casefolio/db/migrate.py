@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import os
 import zlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import anyio
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import make_url, pool, text
+from sqlalchemy.ext.asyncio import AsyncConnection, create_async_engine
 
 from casefolio.config import Settings
 
@@ -38,10 +41,84 @@ class UnknownSchema(Exception):
     casefolio migrated it."""
 
 
+class ServersRunning(Exception):
+    """The database needs migrating while a casefolio server or worker uses the
+    installation: a migration would change the schema under it."""
+
+
+#: In the data folder. Each running `casefolio serve` and `casefolio worker` holds a shared
+#: lock on it; a migration must take it exclusively, so it never runs under one of them
+#: (their writes would miss what the new schema expects: the change feed's numbering, say).
+SERVING_LOCK = "casefolio.serving.lock"
+
+
+def _serving_lock(settings: Settings) -> int:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return os.open(settings.data_dir / SERVING_LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[None]:
+    """Hold the installation's serving lock (shared with other servers) while the block
+    runs: a migration by another casefolio command is refused meanwhile. Call after
+    `upgrade`, which needs the lock exclusively."""
+    fd = _serving_lock(settings)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def upgrade(settings: Settings) -> None:
-    """Bring the database schema to the newest revision (blocking; env.py runs its own loop)."""
-    if settings.is_sqlite:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Bring the database schema to the newest revision (blocking; env.py runs its own loop).
+    While a server or worker runs on the installation (`serving`), only a database with
+    nothing to migrate passes; one that needs migrating is ServersRunning."""
+    fd = _serving_lock(settings)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                # Held exclusively: another command is migrating. Wait for it; then there
+                # is nothing left to do (env.py's own lock makes the same wait).
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                _upgrade(settings)
+                return
+            # Shared: servers or workers are running.
+            if _up_to_date(settings):
+                return
+            raise ServersRunning(
+                f"A casefolio server or worker is running on the installation in "
+                f"{settings.data_dir.absolute()}, and its database needs migrating: stop it, "
+                "then run `casefolio migrate` (or start the new `casefolio serve`, which "
+                "migrates first)."
+            ) from None
+        _upgrade(settings)
+    finally:
+        os.close(fd)
+
+
+def _up_to_date(settings: Settings) -> bool:
+    """Whether the database's schema is the newest this casefolio knows."""
+    heads = ScriptDirectory.from_config(alembic_config(settings)).get_heads()
+
+    async def current() -> str | None:
+        engine = create_async_engine(settings.effective_database_url, poolclass=pool.NullPool)
+        try:
+            async with engine.connect() as conn:
+                return await conn.run_sync(
+                    lambda c: MigrationContext.configure(c).get_current_revision()
+                )
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(current()) in heads
+
+
+def _upgrade(settings: Settings) -> None:
     try:
         command.upgrade(alembic_config(settings), "head")
     except CommandError as exc:
