@@ -22,7 +22,14 @@ from tests.factories import Actor
 from tests.kept import answered_as_kept
 from tests.web.conftest import Person
 
-TITLES = ["50% settlement.pdf", "500 settlement.pdf", "a_b note.pdf", "ab note.pdf", "x/y.pdf"]
+TITLES = [
+    "50% settlement.pdf",
+    "500 settlement.pdf",
+    "a_b note.pdf",
+    "ab note.pdf",
+    "x/y.pdf",
+    "MÜLLER brief.pdf",
+]
 
 
 async def test_the_list_shows_the_current_file_and_filters_titles_literally(
@@ -85,6 +92,8 @@ async def test_the_list_shows_the_current_file_and_filters_titles_literally(
     assert titles(await page(reader, title_contains="A_B")) == ["a_b note.pdf"]
     assert titles(await page(reader, title_contains="x/y")) == ["x/y.pdf"]
     assert titles(await page(reader, title_contains="%")) == ["50% settlement.pdf"]
+    # Case-insensitive beyond ASCII on both databases (SQLite's own lower() is ASCII's).
+    assert titles(await page(reader, title_contains="müller")) == ["MÜLLER brief.pdf"]
     assert titles(await page(reader, folder_id=int(folder.json()["id"]))) == []
     walked, cursor = [], None
     while True:

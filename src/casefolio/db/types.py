@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
@@ -110,6 +111,36 @@ def _instant_text_postgresql(element: instant_text, compiler: SQLCompiler, **kw:
     # database (bench/README.md), and a cast to text would follow the session's DateStyle.
     value = compiler.process(next(iter(element.clauses)), **kw)
     return f"to_char({value}, 'YYYY-MM-DD HH24:MI:SS.US')"
+
+
+class lowered(FunctionElement[str]):
+    """Text in lower case by Unicode's rules on both databases, as Python's str.lower has
+    it (what case-insensitive title filters compare against a value lowered in Python):
+    PostgreSQL's lower(); on SQLite, whose own lower() knows only ASCII (`CAFÉ` stayed
+    `cafÉ`), `casefolio_lower`, which every connection registers (`register_functions`)."""
+
+    type = String()
+    name = "lowered"
+    inherit_cache = True
+
+
+@compiles(lowered)
+def _lowered(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"lower({compiler.process(next(iter(element.clauses)), **kw)})"
+
+
+@compiles(lowered, "sqlite")
+def _lowered_sqlite(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"casefolio_lower({compiler.process(next(iter(element.clauses)), **kw)})"
+
+
+def register_functions(conn: sqlite3.Connection) -> None:
+    """Given a new SQLite connection, register the functions casefolio's statements use."""
+    conn.create_function("casefolio_lower", 1, _lower, deterministic=True)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
 
 
 #: Instant texts already cut into RFC 3339: a document filed once and never changed shows

@@ -20,6 +20,7 @@ from sqlalchemy import Select, Table, bindparam, select, tuple_
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder, Project
 from casefolio.db.reads import Reader, read_all
+from casefolio.db.types import lowered
 from casefolio.domain import access, folders
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.errors import NotFound
@@ -130,7 +131,7 @@ async def documents_page(
     if wanted:
         for special in (_ESCAPE, "%", "_"):
             wanted = wanted.replace(special, _ESCAPE + special)
-        parameters["title_part"] = wanted
+        parameters["title_part"] = wanted.lower()
     by_title = listing.sort == "title"
     if listing.cursor:
         parameters["after_key"], parameters["after_id"] = decode_cursor(
@@ -174,7 +175,7 @@ def _page_statement(
         statement = statement.where(documents.folder_id == bindparam("folder_id"))
     if title_filter:
         statement = statement.where(
-            documents.title.icontains(
+            lowered(documents.title).contains(
                 bindparam("title_part", type_=documents.title.type), escape=_ESCAPE
             )
         )

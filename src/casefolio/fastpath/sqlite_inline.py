@@ -45,6 +45,7 @@ from typing import Any, TypeVar
 import anyio.to_thread
 import sqlalchemy.exc
 
+from casefolio.db.types import register_functions
 from casefolio.fastpath import inflight
 from casefolio.fastpath.batching import Coalescer
 
@@ -412,6 +413,7 @@ def connector(
     async def connect() -> Connection:
         # timeout=0: no busy handler inside SQLite, which would sleep on the event loop.
         conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
+        register_functions(conn)
         return Connection(conn, gate, busy_timeout, wal_sync)
 
     return connect

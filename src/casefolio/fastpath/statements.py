@@ -15,6 +15,7 @@ from sqlalchemy.util import greenlet_spawn
 from casefolio.config import Settings
 from casefolio.db.engine import READ_ONLY, Database
 from casefolio.db.reads import BatchedRead, Rows
+from casefolio.db.types import register_functions
 from casefolio.fastpath import prepared, sqlite_inline
 from casefolio.fastpath.batching import Batcher, Coalescer
 from casefolio.fastpath.prepared import PreparedRead
@@ -177,6 +178,7 @@ class StatementReader:
             # which would sleep on the event loop.
             conn = sqlite3.connect(path, timeout=0, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA query_only=ON")
+            register_functions(conn)
             return conn
 
         # No pool: the reader keeps its one connection, and opens another only after a

@@ -157,6 +157,15 @@ async def test_filters_by_project_and_title(
         await _documents(client, operator, filters=spec("project", "!", str(matter.id)))
     ) == [theirs]
     assert _ids(await _documents(client, operator, filters=spec("title", "~", "WITNESS"))) == [ours]
+    accented = int(
+        (await upload_v1(client, matter.id, matter.writer, name="CAFÉ Müller.pdf"))["id"]
+    )
+    for op, value in (("~", "café"), ("~", "MÜLLER"), ("=", "café müller.pdf")):
+        found = await _documents(client, operator, filters=spec("title", op, value))
+        assert _ids(found) == [accented], (op, value)
+    assert accented not in _ids(
+        await _documents(client, operator, filters=spec("title", "!~", "café"))
+    )
     both = json.dumps(
         [
             {"project_id": {"operator": "=", "values": [str(matter.other_project_id)]}},
@@ -164,7 +173,7 @@ async def test_filters_by_project_and_title(
         ]
     )
     assert (await _documents(client, operator, filters=both))["total"] == 0
-    assert (await _documents(client, operator, filters="[]"))["total"] == 2
+    assert (await _documents(client, operator, filters="[]"))["total"] == 3
 
 
 async def test_outsider_never_sees_another_projects_documents(

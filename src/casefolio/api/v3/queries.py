@@ -8,13 +8,14 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy import ColumnElement, Select, false, func, not_, or_, true
+from sqlalchemy import ColumnElement, Select, false, not_, or_, true
 from sqlalchemy.orm import InstrumentedAttribute
 
 from casefolio.api import jsonbody
 from casefolio.api.errors import describe_validation
 from casefolio.api.v3.problems import invalid_query
 from casefolio.db.models import MAX_ID, Document, Project
+from casefolio.db.types import lowered
 from casefolio.domain import documents, projects
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
@@ -104,16 +105,16 @@ def _active_filter(operator: str, values: list[str]) -> Clause:
 def _title_filter(operator: str, values: list[str]) -> Clause:
     if not values:
         raise invalid_query("Filters Title: Values can't be blank.")
-    title = func.lower(Document.title)
-    lowered = [v.lower() for v in values]
+    title = lowered(Document.title)
+    wanted = [v.lower() for v in values]
     if operator == "=":
-        return title.in_(lowered)
+        return title.in_(wanted)
     if operator == "!":
-        return not_(title.in_(lowered))
+        return not_(title.in_(wanted))
     if operator in ("~", "**"):
-        return title.contains(lowered[0], autoescape=True)
+        return title.contains(wanted[0], autoescape=True)
     if operator == "!~":
-        return not_(title.contains(lowered[0], autoescape=True))
+        return not_(title.contains(wanted[0], autoescape=True))
     raise invalid_query(BAD_OPERATOR.format(name="Title"))
 
 
@@ -134,7 +135,7 @@ def _text_filters(postgres: bool) -> dict[str, Filter]:
         if operator != "**":
             raise invalid_query(BAD_OPERATOR.format(name="Search"))
         content = matching("Search", values)
-        title = func.lower(Document.title).contains(values[0].lower(), autoescape=True)
+        title = lowered(Document.title).contains(values[0].lower(), autoescape=True)
         return or_(title, content)
 
     def content_filter(operator: str, values: list[str]) -> Clause:
