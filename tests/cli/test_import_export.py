@@ -690,3 +690,17 @@ def test_documents_named_like_the_export_s_own_files_are_exported_too(
         "x.txt": b"x",
     }
     assert sorted(f["path"] for f in manifest["files"]) == sorted(exported)
+
+
+def test_a_rerun_finds_files_whose_directory_name_was_cleaned(
+    invoke: Invoke, seed: Seed, tmp_path: Path
+) -> None:
+    """A directory " minutes " is filed as the folder "minutes": a second run finds its
+    files there, rather than reporting them missing as well as unchanged."""
+    source = write_tree(tmp_path / "src", {" minutes /board.txt": b"board minutes"})
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    again = invoke("import", str(source), "--project", str(seed.project_id))
+    assert again.exit_code == 0, again.output
+    assert "missing" not in again.output.replace("missing (kept)", ""), again.output
+    assert counts(again.output).get("unchanged") == 1, again.output
+    assert counts(again.output).get("missing (kept)", 0) == 0, again.output

@@ -116,8 +116,10 @@ async def _load_present(
         for folder_id, name in children.get(parent, []):
             path_of[folder_id] = path_of[parent] / name
             todo.append(folder_id)
-    in_tree = {_filed_path(s.relative) for s in scan.files}
-    in_tree.update(PurePosixPath(p.path) for p in scan.problems)
+    # By folder id and stored name, not by path: a folder's stored name is cleaned (a
+    # directory " minutes " is the folder "minutes"), so a path would never match.
+    in_tree = {_filed_at(target, s.relative) for s in scan.files}
+    in_tree.update(_filed_at(target, PurePosixPath(p.path)) for p in scan.problems)
     ids = [i for i in path_of if i is not None]
     where = [Document.folder_id.in_(ids[i : i + 500]) for i in range(0, len(ids), 500)]
     if base_folder_id is None:
@@ -139,7 +141,7 @@ async def _load_present(
             target.present.add(FileKey(in_folder or 0, name, sha256))
             target.current[(in_folder or 0, name)] = document_id  # the newest wins
             path = path_of[in_folder] / name
-            if path not in in_tree:
+            if (in_folder, name) not in in_tree:
                 target.missing.append(
                     FileEvent(
                         path.as_posix(), "missing", size, "not in the tree; kept", planned=False
@@ -147,9 +149,14 @@ async def _load_present(
                 )
 
 
-def _filed_path(relative: PurePosixPath) -> PurePosixPath:
-    """Where an imported file is filed: its folder and its cleaned file name."""
+def _filed_at(target: ImportTarget, relative: PurePosixPath) -> tuple[object, str]:
+    """Where an imported file is filed: its folder's id (a marker where its directory has
+    no folder) and its cleaned file name."""
+    folder = target.folder_of.get(relative.parent, _NO_FOLDER)
     try:
-        return relative.parent / intake.clean_file_name(relative.name)
+        return folder, intake.clean_file_name(relative.name)
     except DomainError:
-        return relative
+        return folder, relative.name
+
+
+_NO_FOLDER = object()
