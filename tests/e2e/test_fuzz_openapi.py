@@ -100,6 +100,13 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
     ),
     (
         "ST202",
+        r"GET /api/v1/.*",
+        r"lies outside the years 1 to 9999 once converted to UTC",
+        "times must lie within the years 1 to 9999 once converted to UTC (docs/api.md, Limits"
+        " on input): a well-formed 9999-12-31T23:59:59-01:00 is in the year 10000",
+    ),
+    (
+        "ST202",
         r"\w+ /api/v[13]/.*",
         r"contains a NUL character|lone surrogate",
         "text a database cannot store (NUL, lone surrogates) is refused on both databases"
@@ -117,7 +124,7 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
         "ST202",
         r"PUT /api/v1/projects/\{projectId\}/documents/\{documentId\}/fields/\{fieldId\}"
         r"|POST /api/v1/projects/\{projectId\}/documents(/\{documentId\}/replace)?",
-        r"Invalid value for field|has no field|Required field\(s\) missing",
+        r"Invalid value for field|has no field|Required field\(s\) missing|is the id of field",
         "field values are keyed by the project's own fields and typed by them, and required"
         " fields need values on the first upload (docs/api.md), which one operation's schema"
         " cannot know",

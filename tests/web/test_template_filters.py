@@ -18,8 +18,10 @@ def test_file_size_is_jinjas_filesizeformat(size: int) -> None:
 
 # From the year 1000: strftime writes earlier years with fewer digits (ISO's four are kept).
 @given(st.datetimes(min_value=datetime(1000, 1, 1), timezones=st.just(UTC)))
-def test_a_time_element_shows_the_minute_and_carries_the_instant(instant: datetime) -> None:
+def test_a_time_element_shows_the_minute_and_its_zone_and_carries_the_instant(
+    instant: datetime,
+) -> None:
     shown = time_element(instant)
     assert shown == (
-        f'<time datetime="{instant.isoformat()}">{instant.strftime("%Y-%m-%d %H:%M")}</time>'
+        f'<time datetime="{instant.isoformat()}">{instant.strftime("%Y-%m-%d %H:%M")} UTC</time>'
     )

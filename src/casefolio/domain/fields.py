@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -173,6 +174,8 @@ def _problem(row: FieldData, value: Any) -> str | None:
             try:
                 parsed = date.fromisoformat(value)
             except ValueError:
+                if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+                    return f"{value} is not a day of the calendar"
                 return "expected a date as YYYY-MM-DD"
             # fromisoformat also takes other ISO 8601 forms ("20260105", "2026-W02-1").
             if parsed.isoformat() != value:

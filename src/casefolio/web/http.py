@@ -53,10 +53,11 @@ templates.globals["htmx"] = HTMX
 
 
 def time_element(instant: datetime) -> Markup:
-    """An instant as `<time>`: machine-readable to the microsecond, shown to the minute (the
-    list pages show one per row: one filter call, not a method call and an escape each)."""
+    """An instant (UTC) as `<time>`: machine-readable to the microsecond, shown to the minute
+    and saying its zone (the list pages show one per row: one filter call, not a method call
+    and an escape each)."""
     iso = instant.isoformat()
-    return Markup(f'<time datetime="{iso}">{iso[:10]} {iso[11:16]}</time>')
+    return Markup(f'<time datetime="{iso}">{iso[:10]} {iso[11:16]} UTC</time>')
 
 
 _SIZE_UNITS = [(1000 ** (i + 2), prefix) for i, prefix in enumerate("kMGTPEZY")]

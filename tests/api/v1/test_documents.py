@@ -431,6 +431,13 @@ async def test_field_values_are_validated_by_type(
         )
         assert put.status_code == 400, (name, put.text)
         assert name in put.json()["detail"]
+    leap = await client.put(
+        matter.url(f"/documents/{doc['id']}/fields/{ids['Filed']}"),
+        json={"value": "2023-02-29"},
+        headers=matter.writer.headers,
+    )
+    assert leap.status_code == 400
+    assert "2023-02-29 is not a day of the calendar" in leap.json()["detail"]
     stored = (
         await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
     ).json()
@@ -554,12 +561,19 @@ async def test_bad_after_date_is_400_with_seed_message(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
     past_9999 = "9999-12-31T23:59:59-00:01"  # in the year 10000 once in UTC
-    for raw in ("yesterday", "2026-13-45", "2026-01-01T00:00:00", "1700000000", past_9999):
+    for raw in ("yesterday", "2026-13-45", "2026-01-01T00:00:00", "1700000000"):
         bad = await client.get(
             matter.url("/documents"), params={"afterDate": raw}, headers=matter.reader.headers
         )
         assert bad.status_code == 400, raw
         assert bad.json()["detail"] == "Invalid timestamp format. Use format YYYY-MM-DDTHH:MM:SSZ"
+    # Well-formed, but out of range once in UTC: said so, not "invalid format".
+    for raw in (past_9999, "0001-01-01T00:00:00+01:00"):
+        bad = await client.get(
+            matter.url("/documents"), params={"afterDate": raw}, headers=matter.reader.headers
+        )
+        assert bad.status_code == 400, raw
+        assert "outside the years 1 to 9999 once converted to UTC" in bad.json()["detail"], raw
 
 
 async def test_bad_metadata_is_400_and_stores_nothing(

@@ -69,8 +69,13 @@ def parse_after_date(raw: str) -> datetime:
         if _RFC3339.fullmatch(raw):
             normalised = raw.replace("z", "Z").replace("Z", "+00:00").replace(" ", "T")
             return datetime.fromisoformat(normalised).astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: past year 9999 (or before 1) in UTC
+    except ValueError:
         pass
+    except OverflowError:  # well-formed, but past year 9999 (or before 1) once in UTC
+        raise Invalid(
+            f"{raw[:40]!r} lies outside the years 1 to 9999 once converted to UTC.",
+            [{"field": "afterDate", "message": "outside years 1 to 9999 in UTC"}],
+        ) from None
     raise Invalid(BAD_TIMESTAMP, [{"field": "afterDate", "message": "not RFC 3339"}])
 
 
