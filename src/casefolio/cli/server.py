@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from casefolio import logs
 from casefolio.cli._common import console, load_installation, one_line_errors, upgrade
 from casefolio.config import Settings
-from casefolio.db.migrate import serving
+from casefolio.db.migrate import current_revision, revisions_between, serving
 
 
 def register(app: typer.Typer) -> None:
@@ -149,5 +149,14 @@ def say(message: str) -> None:
 def migrate() -> None:
     """Apply pending database migrations and exit."""
     settings = load_installation(create=True).settings
+    with one_line_errors():
+        before = current_revision(settings)
     upgrade(settings)
-    console.print("Database is up to date.")
+    with one_line_errors():
+        after = current_revision(settings)
+    applied = revisions_between(settings, before, after)
+    if applied:
+        console.print(
+            f"Applied {applied} migration(s): the schema was {before or 'empty'}, now {after}."
+        )
+    console.print(f"Database is up to date (schema {after}).")

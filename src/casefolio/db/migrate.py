@@ -103,7 +103,17 @@ def upgrade(settings: Settings) -> None:
 
 def _up_to_date(settings: Settings) -> bool:
     """Whether the database's schema is the newest this casefolio knows."""
-    heads = ScriptDirectory.from_config(alembic_config(settings)).get_heads()
+    return (
+        current_revision(settings)
+        in ScriptDirectory.from_config(alembic_config(settings)).get_heads()
+    )
+
+
+def current_revision(settings: Settings) -> str | None:
+    """The database's schema revision (None: no schema yet). Blocking, as `upgrade` is."""
+    url = settings.effective_database_url
+    if url.startswith("sqlite") and not Path(make_url(url).database or "").is_file():
+        return None  # not created yet (opening it would create it, or fail on its folder)
 
     async def current() -> str | None:
         engine = create_async_engine(settings.effective_database_url, poolclass=pool.NullPool)
@@ -115,7 +125,15 @@ def _up_to_date(settings: Settings) -> bool:
         finally:
             await engine.dispose()
 
-    return asyncio.run(current()) in heads
+    return asyncio.run(current())
+
+
+def revisions_between(settings: Settings, older: str | None, newer: str | None) -> int:
+    """How many migrations lead from revision `older` (None: none) to `newer`."""
+    if newer is None or older == newer:
+        return 0
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    return sum(1 for _ in script.iterate_revisions(newer, older))
 
 
 def _upgrade(settings: Settings) -> None:
