@@ -56,6 +56,10 @@ CASES: list[tuple[str, str, dict[str, Any], str]] = [
     ("PUT", "/api/v1/projects/{p}/documents/{d}/fields/{f}", {"json": {"value": NUL}}, "value"),
     ("POST", "/api/v1/projects", raw_json('{"name": "\\udfff"}'), "name"),
     ("POST", "/api/v1/projects", raw_json(DEEP), "body"),
+    # One line anyone can read: no control characters, no bidi controls.
+    ("POST", "/api/v1/projects/{p}/folders", {"json": {"name": "Minutes\nDraft"}}, "name"),
+    ("POST", "/api/v1/teams", {"json": {"name": "Litigation\u0007"}}, "name"),
+    ("PATCH", "/api/v1/projects/{p}/documents/{d}", {"json": {"title": "invoice\u202efdp.exe"}}, "title"),
     ("GET", "/api/v1/user/byemail?email=a%00b@x", {}, "email"),
     ("GET", "/api/v1/projects/{p}/folders/a%00b", {}, "path"),
     ("PUT", "/api/v1/projects/{p}/users/a%00b@x", {}, "path"),

@@ -52,7 +52,10 @@ class NewHold:
 
 
 def _text(value: str, field: str, limit: int) -> str:
-    return text.stripped_name(value, limit=limit, what=f"A hold's {field}", field=field)
+    # A reason may run over several lines; a name is one.
+    return text.stripped_name(
+        value, limit=limit, what=f"A hold's {field}", field=field, one_line=field == "name"
+    )
 
 
 async def _check_target(session: AsyncSession, scope: ProjectScope, new: NewHold) -> int | None:

@@ -85,18 +85,36 @@ def check_json(value: Any) -> tuple[str, str] | None:
     return None
 
 
-def stripped_name(value: str, *, limit: int, what: str, field: str) -> str:
-    """Given a name or title, return it stripped; Invalid (naming `what`, the field `field`)
-    if that leaves nothing or more than `limit` characters, or it cannot be stored."""
+#: Bidi embeddings, overrides and isolates: they reorder what follows them, so that a name
+#: can show as another (`invoice\u202efdp.exe` reads "invoiceexe.pdf").
+_REORDERING = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def stripped_name(value: str, *, limit: int, what: str, field: str, one_line: bool = True) -> str:
+    """Given a name or title, return it stripped and in Unicode's composed form (NFC: the
+    `é` a Mac may send as `e` and an accent is the one `é`); Invalid (naming `what`, the
+    field `field`) if that leaves nothing or more than `limit` characters, if it cannot be
+    stored, or (`one_line`) if it holds a control character (a line break, a tab, a bell)
+    or a bidi control, which no one reading the name can see."""
     if (problem := unstorable(value)) is not None:
         raise Invalid(f"{what} {problem}.", [{"field": field, "message": problem}])
-    value = value.strip()
+    value = unicodedata.normalize("NFC", value.strip())
+    if one_line and (hidden := _first_hidden(value)) is not None:
+        message = f"contains U+{ord(hidden):04X}, a control character a name cannot hold"
+        raise Invalid(f"{what} {message}.", [{"field": field, "message": message}])
     if not value or len(value) > limit:
         raise Invalid(
             f"{what} must be 1 to {limit} characters.",
             [{"field": field, "message": "empty or too long"}],
         )
     return value
+
+
+def _first_hidden(value: str) -> str | None:
+    for c in value:
+        if unicodedata.category(c) == "Cc" or _REORDERING.match(c):
+            return c
+    return None
 
 
 def required_name(value: str, *, of: str, limit: int = MAX_NAME) -> str:

@@ -86,3 +86,16 @@ async def test_unknown_team_and_unknown_email_are_404(
     )
     assert missing.status_code == 404
     assert "ghost@example.com" in missing.json()["detail"]
+
+
+async def test_a_name_is_stored_composed_so_its_two_spellings_are_one_name(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    """NFD (`e` and an accent, as a Mac may send it) and NFC `é` look the same: one name."""
+    made = await client.post(
+        "/api/v1/teams", json={"name": "Cafe\u0301 team"}, headers=operator.headers
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["name"] == "Café team"
+    again = await client.post("/api/v1/teams", json={"name": "Café team"}, headers=operator.headers)
+    assert again.status_code == 409, again.text
