@@ -47,3 +47,23 @@ def test_a_byte_that_is_not_utf8_is_named_as_such() -> None:
     problem = text.unstorable("Schrifts\udce4tze")
     assert problem is not None and "the byte 0xE4 of a name that is not UTF-8" in problem
     assert "the byte" not in (text.unstorable("\ud800") or "")
+
+
+@pytest.mark.parametrize(
+    ("sent", "kept"),
+    [
+        # Spelled with a joiner or a non-joiner: removing it changes the word or the emoji.
+        ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645.txt",)
+        * 2,  # Persian "I want", spelled with a ZWNJ
+        ("\U0001f469\u200d\u2695\ufe0f.txt", "\U0001f469\u200d\u2695\ufe0f.txt"),  # health worker
+        ("\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f.txt",) * 2,
+        # Hiding something: gone.
+        ("pay\u200dpal.txt", "paypal.txt"),  # between ASCII letters
+        ("\u200d\u0645.txt", "\u0645.txt"),  # leading
+        ("\u0645\u200d \u0645.txt", "\u0645 \u0645.txt"),  # next to a space
+        ("invoice\u202efdp.exe", "invoicefdp.exe"),  # a bidi override
+        ("a\U000e0067b.txt", "ab.txt"),  # a tag that follows no flag
+    ],
+)
+def test_a_file_name_keeps_what_is_part_of_what_is_seen(sent: str, kept: str) -> None:
+    assert text.visible(sent) == kept

@@ -141,8 +141,49 @@ def bounded_description(value: str, *, limit: int = MAX_DESCRIPTION) -> str:
 
 def visible(value: str) -> str:
     """Given a text, return it without control, format (bidi overrides, zero-width) and
-    surrogate characters: what a person reading a file name cannot see must not be in it."""
-    return "".join(c for c in value if unicodedata.category(c) not in _HIDDEN)
+    surrogate characters: what a person reading a file name cannot see must not be in it.
+
+    Kept, as parts of what is seen: a zero-width joiner or non-joiner between two non-ASCII
+    characters (Persian `می‌خواهم` is spelled with one; `👩‍⚕️` is one emoji through one),
+    and the tag characters of a subdivision flag (`🏴` and the tags of `gbsct`)."""
+    kept: list[str] = []
+    for i, c in enumerate(value):
+        if _seen(kept, c, value[i + 1 : i + 2]):
+            kept.append(c)
+    return "".join(kept)
+
+
+def _seen(kept: list[str], c: str, following: str) -> bool:
+    if unicodedata.category(c) not in _HIDDEN:
+        return True
+    if c in _JOINERS:
+        return _joins(kept, following)
+    return _is_tag(c) and bool(kept) and (kept[-1] == _FLAG or _is_tag(kept[-1]))
+
+
+_JOINERS = frozenset("\u200c\u200d")
+_FLAG = "\U0001f3f4"  # a black flag, which tag characters make a subdivision's
+_TAGS_START, _TAGS_END = "\U000e0020", "\U000e007f"
+
+
+def _is_tag(c: str) -> bool:
+    return _TAGS_START <= c <= _TAGS_END
+
+
+def _joins(kept: list[str], following: str) -> bool:
+    """Whether a joiner between the last kept character and the next one joins two visible
+    non-ASCII characters (not a joiner next to a space, an ASCII letter or another joiner)."""
+    if not kept or not following:
+        return False
+    before, after = kept[-1], following
+    return (
+        not before.isascii()
+        and not after.isascii()
+        and not before.isspace()
+        and not after.isspace()
+        and before not in _JOINERS
+        and unicodedata.category(after) not in _HIDDEN
+    )
 
 
 def last_segment(name: str) -> str:

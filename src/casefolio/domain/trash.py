@@ -144,7 +144,8 @@ async def restore(
             details={"trashedAt": trashed_at.isoformat()},
         ),
     )
-    return document
+    # As the database has it: its folder may have been deleted while this one waited.
+    return await session.get_one(Document, document_id, populate_existing=True)
 
 
 @dataclass(frozen=True)

@@ -49,10 +49,18 @@ async def find(session: AsyncSession, *, who: Principal, version_id: int) -> Doc
     return version
 
 
-async def delete(session: AsyncSession, *, version: DocumentVersion) -> None:
-    """Delete an unclaimed upload `find` returned (its blob is left to gc)."""
-    await session.delete(version)
-    await session.flush()
+async def delete(session: AsyncSession, *, version: DocumentVersion) -> bool:
+    """Delete an unclaimed upload `find` returned (its blob is left to gc); False, deleting
+    nothing, if a document claimed it meanwhile (PostgreSQL: the claim held its row, and
+    the condition is checked again once the claim commits): it is that document's version
+    now, and a deletion of it is a version's."""
+    gone = await session.execute(
+        sql_delete(DocumentVersion).where(
+            DocumentVersion.id == version.id, DocumentVersion.document_id.is_(None)
+        )
+    )
+    session.expunge(version)  # read again from the database by whoever asks next
+    return bool(gone.rowcount == 1)  # type: ignore[attr-defined]
 
 
 async def claim(

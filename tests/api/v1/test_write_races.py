@@ -7,6 +7,7 @@ and reported as it happened."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,10 +17,11 @@ from sqlalchemy import func, select, text
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change
-from casefolio.domain import access, holds, projects, trash
+from casefolio.domain import access, folders, holds, projects, trash, unclaimed
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from tests.api.v1.conftest import Matter, upload
+from tests.api.v3.conftest import basic
 from tests.factories import Actor
 
 
@@ -202,3 +204,73 @@ async def test_a_restore_into_a_folder_being_deleted_keeps_the_folder(
         await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
     ).json()
     assert str(shown["folderId"]) == str(folder)
+
+
+async def test_a_restore_racing_its_folders_deletion_answers_where_the_document_went(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """The deletion first: the restore waits for it and finds the document moved to the
+    root, which its answer says (it named the folder it had read before waiting)."""
+    made = await client.post(
+        matter.url("/folders"), json={"name": "F"}, headers=matter.admin.headers
+    )
+    folder = int(made.json()["id"])
+    doc = (await upload(client, matter, b"moved", "moved.pdf")).json()
+    moved = await client.put(
+        matter.url(f"/documents/{doc['id']}/{folder}"), headers=matter.writer.headers
+    )
+    assert moved.status_code == 200, moved.text
+    deleted = await client.delete(
+        matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers
+    )
+    assert deleted.status_code == 204
+    async with db.write() as session:
+        scope = await access.scope(
+            session, principal(matter.admin), matter.id, Capability.FOLDERS_WRITE
+        )
+        await folders.delete(session, scope=scope, folder_id=folder)
+        racing = await meanwhile(
+            db, client.post(matter.url(f"/trash/{doc['id']}/restore"), headers=matter.admin.headers)
+        )
+    answer = await racing
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["folderId"] is None
+    shown = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert shown.json()["folderId"] is None
+
+
+async def test_deleting_an_upload_a_document_is_claiming_deletes_the_version_it_became(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """v3: a containerless upload's DELETE racing the PATCH that links it to a document.
+    The claim first (by the uploader, a Project Admin): the DELETE waits, then deletes the
+    version the upload has become (the document keeps its other), instead of the row the
+    document now points at."""
+    doc = (await upload(client, matter, b"first", "first.pdf")).json()
+    sent = await client.post(
+        "/api/v3/attachments",
+        files={
+            "metadata": (None, json.dumps({"fileName": "second.pdf"}), "application/json"),
+            "file": ("second.pdf", b"second", "application/pdf"),
+        },
+        headers=basic(matter.admin),
+    )
+    assert sent.status_code == 201, sent.text
+    upload_id = int(sent.json()["id"])
+    async with db.write() as session:
+        await unclaimed.claim(
+            session,
+            who=principal(matter.admin),
+            document_id=int(doc["id"]),
+            version_ids=[upload_id],
+        )
+        racing = await meanwhile(
+            db, client.delete(f"/api/v3/attachments/{upload_id}", headers=basic(matter.admin))
+        )
+    answer = await racing
+    assert answer.status_code == 204, answer.text
+    shown = await client.get(matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers)
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["currentVersion"]["id"] == doc["currentVersion"]["id"]
+    trashed = await client.get(matter.url("/trash/versions"), headers=matter.admin.headers)
+    assert [v["id"] for v in trashed.json()] == [str(upload_id)]

@@ -122,9 +122,9 @@ async def delete_attachment(
     attachment_id: PathId, session: SessionDep, who: PrincipalDep
 ) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
-        if own := await unclaimed.find(session, who=who, version_id=attachment_id):
-            await unclaimed.delete(session, version=own)
-        else:
+        own = await unclaimed.find(session, who=who, version_id=attachment_id)
+        # One a document claimed meanwhile is deleted as the version it has become.
+        if own is None or not await unclaimed.delete(session, version=own):
             await versions.delete(session, who=who, version_id=attachment_id)
     return Response(status_code=204)
 
