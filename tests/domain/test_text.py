@@ -67,3 +67,22 @@ def test_a_byte_that_is_not_utf8_is_named_as_such() -> None:
 )
 def test_a_file_name_keeps_what_is_part_of_what_is_seen(sent: str, kept: str) -> None:
     assert text.visible(sent) == kept
+
+
+@pytest.mark.parametrize(
+    ("name", "limit", "shortened"),
+    [
+        ("a" * 9 + "e\u0301" * 3 + ".txt", 14, "a" * 9 + ".txt"),  # not an accent's letter alone
+        (
+            "ab" + "\U0001f1e9\U0001f1ea" * 3 + ".txt",
+            9,
+            "ab\U0001f1e9\U0001f1ea.txt",
+        ),  # whole flags
+        ("abcd\U0001f44d\U0001f3fd.txt", 9, "abcd.txt"),  # not a thumb without its skin tone
+        ("abcdefgh.txt", 9, "abcde.txt"),
+    ],
+)
+def test_a_long_file_name_is_cut_between_what_shows_as_characters(
+    name: str, limit: int, shortened: str
+) -> None:
+    assert text.shorten_file_name(name, limit) == shortened

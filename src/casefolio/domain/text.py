@@ -202,8 +202,38 @@ def split_extension(name: str) -> tuple[str, str]:
 
 
 def shorten_file_name(name: str, limit: int = MAX_FILE_NAME) -> str:
-    """Given a file name, return it cut to `limit` characters, keeping its extension."""
+    """Given a file name, return it cut to `limit` characters, keeping its extension, and
+    never inside what shows as one character (an accent off its letter, a skin tone off its
+    emoji, half a flag)."""
     if len(name) <= limit:
         return name
     stem, extension = split_extension(name)
-    return stem[: limit - len(extension)].rstrip() + extension
+    end = limit - len(extension)
+    while 0 < end < len(stem) and _continues(stem, end):
+        end -= 1
+    return stem[:end].rstrip() + extension
+
+
+def _continues(text: str, at: int) -> bool:
+    """Whether the character at `at` belongs to the one before it on screen."""
+    c, before = text[at], text[at - 1]
+    return (
+        unicodedata.category(c) in ("Mn", "Me", "Mc")  # accents, enclosing marks
+        or c in _JOINERS
+        or before in _JOINERS
+        or "\U0001f3fb" <= c <= "\U0001f3ff"  # skin tones
+        or _is_tag(c)
+        or (_is_regional(c) and _is_regional(before) and _regional_run(text, at) % 2 == 1)
+    )
+
+
+def _is_regional(c: str) -> bool:
+    return "\U0001f1e6" <= c <= "\U0001f1ff"  # the letters flags are made of, in pairs
+
+
+def _regional_run(text: str, at: int) -> int:
+    """How many regional indicators stand just before `at`."""
+    count = 0
+    while at - count - 1 >= 0 and _is_regional(text[at - count - 1]):
+        count += 1
+    return count
