@@ -173,14 +173,15 @@ async def test_losing_both_paths_to_a_project_at_once_reports_the_loss(
     assert await count(db, Change, "project.access_lost") == lost_before + 1
 
 
-async def test_a_restore_into_a_folder_being_deleted_keeps_the_folder(
-    client: httpx.AsyncClient, db: Database, matter: Matter
-) -> None:
+async def trashed_in_a_folder(
+    client: httpx.AsyncClient, matter: Matter
+) -> tuple[int, dict[str, Any]]:
+    """A folder, and a document filed in it and then moved to the trash."""
     made = await client.post(
         matter.url("/folders"), json={"name": "F"}, headers=matter.admin.headers
     )
-    folder = made.json()["id"]
-    doc = (await upload(client, matter, b"kept", "kept.pdf")).json()
+    folder = int(made.json()["id"])
+    doc = (await upload(client, matter, b"filed", "filed.pdf")).json()
     moved = await client.put(
         matter.url(f"/documents/{doc['id']}/{folder}"), headers=matter.writer.headers
     )
@@ -189,6 +190,13 @@ async def test_a_restore_into_a_folder_being_deleted_keeps_the_folder(
         matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers
     )
     assert deleted.status_code == 204
+    return folder, doc
+
+
+async def test_a_restore_into_a_folder_being_deleted_keeps_the_folder(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    folder, doc = await trashed_in_a_folder(client, matter)
     async with db.write() as session:
         restored = await trash.restore(
             session, who=principal(matter.admin), project_id=matter.id, document_id=int(doc["id"])
@@ -211,19 +219,7 @@ async def test_a_restore_racing_its_folders_deletion_answers_where_the_document_
 ) -> None:
     """The deletion first: the restore waits for it and finds the document moved to the
     root, which its answer says (it named the folder it had read before waiting)."""
-    made = await client.post(
-        matter.url("/folders"), json={"name": "F"}, headers=matter.admin.headers
-    )
-    folder = int(made.json()["id"])
-    doc = (await upload(client, matter, b"moved", "moved.pdf")).json()
-    moved = await client.put(
-        matter.url(f"/documents/{doc['id']}/{folder}"), headers=matter.writer.headers
-    )
-    assert moved.status_code == 200, moved.text
-    deleted = await client.delete(
-        matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers
-    )
-    assert deleted.status_code == 204
+    folder, doc = await trashed_in_a_folder(client, matter)
     async with db.write() as session:
         scope = await access.scope(
             session, principal(matter.admin), matter.id, Capability.FOLDERS_WRITE
