@@ -4,7 +4,10 @@ and one with nothing to migrate lets every other command through."""
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
+import threading
 from pathlib import Path
 
 import pytest
@@ -36,3 +39,23 @@ def test_a_migration_waits_for_no_server_and_never_runs_under_one(tmp_path: Path
     command.stamp(config, head)
     migrate.upgrade(settings)  # with the server gone it goes through
     assert _revision(settings) == head
+
+
+def test_a_command_that_waited_for_a_migration_is_not_held_by_the_server_that_follows(
+    tmp_path: Path,
+) -> None:
+    """`serve` and `init` started at once: one migrates (the lock held exclusively), then
+    serves (held shared); the other, having waited for the migration, goes on while the
+    server runs instead of waiting for the lock to come free (it never would)."""
+    settings = Settings(data_dir=tmp_path / "data", database_url="")
+    migrate.upgrade(settings)
+    fd = os.open(settings.data_dir / migrate.SERVING_LOCK, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a migrating `serve`
+        waiting = threading.Thread(target=migrate.upgrade, args=(settings,), daemon=True)
+        waiting.start()
+        fcntl.flock(fd, fcntl.LOCK_SH)  # migrated: now serving
+        waiting.join(timeout=60)
+        assert not waiting.is_alive(), "the other command still waits for the lock"
+    finally:
+        os.close(fd)

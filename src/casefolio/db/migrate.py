@@ -79,23 +79,21 @@ def upgrade(settings: Settings) -> None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                # Held exclusively: another command is migrating. Wait for it; then there
-                # is nothing left to do (env.py's own lock makes the same wait).
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                _upgrade(settings)
-                return
-            # Shared: servers or workers are running.
+            # Held: shared by servers or workers, or exclusively by another command that
+            # migrates. A shared hold comes as soon as no migration runs, servers or not
+            # (waiting for an exclusive one could wait as long as a server runs).
+            fcntl.flock(fd, fcntl.LOCK_SH)
             if _up_to_date(settings):
                 return
-            raise ServersRunning(
-                f"A casefolio server or worker is running on the installation in "
-                f"{settings.data_dir.absolute()}, and its database needs migrating: stop it, "
-                "then run `casefolio migrate` (or start the new `casefolio serve`, which "
-                "migrates first)."
-            ) from None
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # nobody else holds it now
+            except BlockingIOError:
+                raise ServersRunning(
+                    f"A casefolio server or worker is running on the installation in "
+                    f"{settings.data_dir.absolute()}, and its database needs migrating: stop "
+                    "it, then run `casefolio migrate` (or start the new `casefolio serve`, "
+                    "which migrates first)."
+                ) from None
         _upgrade(settings)
     finally:
         os.close(fd)
