@@ -3,11 +3,8 @@ Retry-After, 410, failing endpoints, rotation, tests, redelivery, SSRF, visibili
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 import json
-import socket
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -421,50 +418,3 @@ async def test_a_webhook_whose_address_no_longer_passes_can_still_be_switched_of
                 await webhooks.update(session, who=who, webhook_id=hook.id, allowed=[], **change)
     async with db.read() as session:
         assert not (await session.get_one(Webhook, hook.id)).active
-
-
-async def test_an_endpoint_that_never_answers_holds_up_no_search_indexing(
-    client: httpx.AsyncClient, matter: Matter, operator: Actor, settings: Settings, db: Database
-) -> None:
-    """A round of deliveries lasts until its slowest endpoint answers or times out; search
-    indexing (and the audit trail's sealing) run beside it, not after it."""
-    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never answers
-        await _register(
-            client, operator, f"http://127.0.0.1:{silent.getsockname()[1]}/", ["document.created"]
-        )
-        silent.setblocking(False)
-        worker = Worker(settings, db)
-        running = asyncio.ensure_future(worker.run())
-        held: list[socket.socket] = []
-        try:
-            await _upload(client, matter, "first.txt")
-            while not held:  # until the worker's delivery of it is waiting for an answer
-                with contextlib.suppress(BlockingIOError):
-                    held.append(silent.accept()[0])
-                await asyncio.sleep(0.0125)
-            made = await client.post(
-                matter.url("/documents?fileName=clause.txt"),
-                content=b"the indemnity clause",
-                headers=matter.writer.headers,
-            )
-            assert made.status_code == 201, made.text
-            found: list[Any] = []
-            for _ in range(40):  # until indexed, or past the delivery's time limit
-                answer = await client.get(
-                    "/api/v1/search", params={"q": "indemnity"}, headers=matter.reader.headers
-                )
-                assert answer.status_code == 200, answer.text
-                if found := answer.json():
-                    break
-                await asyncio.sleep(0.2)
-            assert [hit["document"]["id"] for hit in found] == [made.json()["id"]]
-            async with db.read() as session:
-                attempts = list(await session.scalars(select(WebhookAttempt)))
-            assert attempts == []  # found while the delivery still waits for its answer
-        finally:
-            for connection in held:
-                connection.close()
-            running.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await running
-            await worker.close()

@@ -14,8 +14,6 @@ leases run out and the deliveries go out again, with the same `webhook-id`.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 import random
 import uuid
@@ -129,54 +127,12 @@ class Worker:
         round ran, the next one lets more gather for BUSY_WINDOW_SECONDS; after a wake-up an
         idle worker lets a few milliseconds of commits gather. So under load a round carries
         many deliveries, and takes SQLite's write lock that much less often.
-
-        Sealing the audit trail, search indexing and trimming the feed run in a loop of
-        their own beside it: a round of deliveries lasts until its slowest endpoint answers
-        or times out, and they would wait for it (a slow endpoint held new uploads out of
-        search for up to a delivery timeout).
         """
-        upkeep = asyncio.ensure_future(self._upkeep())
-        try:
-            await self._rounds(self._webhook_round, "a worker round", pause=self.pause)
-        finally:
-            upkeep.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await upkeep
-
-    async def _webhook_round(self) -> bool:
-        """Number, fan out, deliver; return whether work was left behind."""
-        events.current_actor.set(SYSTEM)
-        self.backlog = False
-        await sealing.number_pending(self.db)  # so that the fan-out sees them
-        await self.fan_out()
-        await self.deliver_due()
-        return self.backlog
-
-    async def _upkeep(self) -> None:
-        events.current_actor.set(SYSTEM)
-        await self._rounds(self._upkeep_round, "the worker's upkeep round", pause=anyio.sleep)
-
-    async def _upkeep_round(self) -> bool:
-        """Seal, index, trim; return whether indexing left work behind."""
-        await self._seal_now_and_then()
-        indexed = await self.indexer.run_once()
-        await self._trim_now_and_then()
-        return indexed > 0
-
-    async def _rounds(
-        self,
-        round_: Callable[[], Awaitable[bool]],
-        what: str,
-        *,
-        pause: Callable[[float], Awaitable[None]],
-    ) -> None:
-        """Run `round_` forever: again at once while it says work was left behind, else once
-        a commit came (or a second passed); after a failure, later and later."""
         failures = 0
         while True:
             seen = signal.generation
             try:
-                more = await round_()
+                await self.run_once()
             except Exception as exc:
                 # Each step is its own transaction: a failed one changed nothing, and the
                 # next round takes it up again. Rounds fail while the database restarts or
@@ -184,18 +140,17 @@ class Worker:
                 failures += 1
                 wait = min(ROUND_RETRY_MAX_SECONDS, ROUND_RETRY_SECONDS * 2 ** (failures - 1))
                 log.warning(
-                    "%s failed (%s); the next in %.1f s",
-                    what,
+                    "a worker round failed (%s); the next in %.1f s",
                     str(exc).partition("\n")[0] or type(exc).__name__,
                     wait,
                     exc_info=not _passing(exc),
                 )
-                await pause(wait)
+                await self.pause(wait)
                 continue
             if failures:
                 log.info("the worker's rounds succeed again")
                 failures = 0
-            if more:
+            if self.backlog:
                 continue
             if signal.generation != seen:
                 await anyio.sleep(BUSY_WINDOW_SECONDS)
