@@ -95,19 +95,22 @@ class StorableUrl:
 NOT_UTF8 = "its %-escapes are not UTF-8 once decoded; send text as UTF-8 (é is %C3%A9)"
 
 
-def _not_utf8(raw: bytes, *, separator: bytes = b"&") -> str | None:
-    """Given a query string (or a path, with a separator it never holds), return the name
-    of the first parameter whose name or value does not decode as UTF-8 (the path: "path"),
-    or None when all do."""
-    for pair in raw.split(separator):
-        name, _, value = pair.partition(b"=") if separator == b"&" else (pair, b"", b"")
-        for part in (name, value):
-            try:
-                unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
-            except UnicodeDecodeError:
-                if separator != b"&":
-                    return "path"
-                return unquote_to_bytes(name).decode("utf-8", "replace")[:40]
+def _decodes(raw: bytes) -> bool:
+    """Whether %-escaped bytes are UTF-8 once decoded."""
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _not_utf8(query: bytes) -> str | None:
+    """Given a query string, return the name of the first parameter whose name or value is
+    not UTF-8 once decoded, or None when all are."""
+    for pair in query.split(b"&"):
+        name, _, value = pair.partition(b"=")
+        if not (_decodes(name) and _decodes(value)):
+            return unquote_to_bytes(name).decode("utf-8", "replace")[:40]
     return None
 
 
@@ -128,7 +131,7 @@ def _url_problem(scope: Scope) -> Problem | None:
     if problem is None and "\x00" in path:
         field, problem = "path", text.unstorable(path)
     raw_path: bytes = scope.get("raw_path") or b""
-    if problem is None and b"%" in raw_path and _not_utf8(raw_path, separator=b"?") is not None:
+    if problem is None and b"%" in raw_path and not _decodes(raw_path):
         field, problem = "path", NOT_UTF8
     if problem is None or field is None:
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sys
@@ -47,8 +48,10 @@ def serve(
     if migrate and settings.migrate_on_start:
         say("applying pending database migrations")
         upgrade(settings)
-    # Held until the server stops: a migration by another command is refused meanwhile.
-    with one_line_errors(), serving(settings):
+    with contextlib.ExitStack() as held:
+        # Held until the server stops: a migration by another command is refused meanwhile.
+        with one_line_errors():
+            held.enter_context(serving(settings))
         _run(settings)
 
 
