@@ -45,6 +45,9 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 #: The largest id either database can hold (both store a signed 64-bit integer): a larger
 #: one in a statement is an error from the driver, never "not found".
 MAX_ID = 2**63 - 1
+#: On the tables whose rows are deleted and whose ids are shown: SQLite otherwise gives a
+#: new row the largest id plus one, the id of the newest row deleted (migration 0009).
+NEVER_REUSED_IDS = {"sqlite_autoincrement": True}
 
 
 def is_id(value: int) -> bool:
@@ -145,6 +148,7 @@ class Folder(Base):
     __table_args__ = (
         # parent_key is parent_id or 0: NULLs never collide in a unique index, roots must.
         UniqueConstraint("project_id", "parent_key", "name"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -161,6 +165,7 @@ class Document(Base):
         # Keyset pages and afterDate syncs walk (project, updated_at, id) in order.
         Index("ix_documents_project_updated", "project_id", "updated_at", "id"),
         Index("ix_documents_folder_updated", "project_id", "folder_id", "updated_at", "id"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -213,6 +218,7 @@ class DocumentVersion(Base):
             sqlite_where=text("trashed_at IS NOT NULL"),
             postgresql_where=text("trashed_at IS NOT NULL"),
         ),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
@@ -432,6 +438,7 @@ class OutboundState(Base):
 
 class Webhook(Base):
     __tablename__ = "webhooks"
+    __table_args__ = (NEVER_REUSED_IDS,)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
@@ -459,6 +466,7 @@ class WebhookDelivery(Base):
     __table_args__ = (
         Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
         Index("ix_webhook_deliveries_webhook", "webhook_id", "id"),
+        NEVER_REUSED_IDS,
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
