@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from casefolio.domain import text
 from casefolio.domain.errors import Invalid
@@ -8,7 +12,8 @@ from casefolio.domain.errors import Invalid
 
 def test_a_name_is_stripped_and_may_be_as_long_as_its_column() -> None:
     longest = "n" * text.MAX_NAME
-    assert text.required_name(f"  {longest}\t", of="team") == longest
+    assert text.required_name(longest, of="team") == longest
+    assert text.required_name(f"  {longest[4:]}\t", of="team") == longest[4:]
 
 
 @pytest.mark.parametrize(
@@ -86,3 +91,31 @@ def test_a_long_file_name_is_cut_between_what_shows_as_characters(
     name: str, limit: int, shortened: str
 ) -> None:
     assert text.shorten_file_name(name, limit) == shortened
+
+
+_NAME_CHARS = st.characters(codec="utf-8", exclude_characters="\x00")
+# The characters the rule is about, mixed in often enough to meet them.
+_EDGES = st.sampled_from(list(" \t\n\r\x0b\x1c\x85\xa0\u2028\u2029\u202e\u2066\u3000\ufeffa/é"))
+
+
+@given(st.lists(st.one_of(_NAME_CHARS, _EDGES), max_size=12).map("".join))
+@settings(max_examples=2000, deadline=None)
+def test_the_one_line_pattern_accepts_exactly_the_names_the_server_keeps(value: str) -> None:
+    try:
+        text.stripped_name(value, limit=1000, what="A name", field="name")
+        kept = True
+    except Invalid:
+        kept = False
+    assert bool(re.search(text.one_line_pattern(), value)) == kept
+
+
+@pytest.mark.parametrize("value", ["Minutes\nDraft", "a\u2028b", "invoice\u202efdp.exe", "\t"])
+def test_a_name_on_more_than_one_line_or_reordered_is_refused(value: str) -> None:
+    with pytest.raises(Invalid, match=r"a name is one line, without control characters|1 to 200"):
+        text.stripped_name(value, limit=200, what="A name", field="name")
+
+
+def test_a_name_is_bounded_as_sent_as_the_openapi_documents_max_length_counts() -> None:
+    assert text.stripped_name(" a ", limit=3, what="A name", field="name") == "a"
+    with pytest.raises(Invalid, match="1 to 3 characters"):
+        text.stripped_name("a   ", limit=3, what="A name", field="name")

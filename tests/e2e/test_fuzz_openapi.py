@@ -114,14 +114,6 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
     ),
     (
         "ST202",
-        r"\w+ /api/v[13]/.*",
-        r"a control character a name cannot hold",
-        "a name or title is one line anyone can read: control characters (line breaks, tabs)"
-        " and bidi controls are refused (docs/api.md, Limits on input); the schema gives it"
-        " as a string of bounded length",
-    ),
-    (
-        "ST202",
         r"(POST|PUT|PATCH) /api/v1/.*",
         r"Input should be a valid integer",
         "JSON bodies are strictly typed (docs/api.md): an integer is a JSON integer (an id"

@@ -32,6 +32,21 @@ UNSTORABLE = "unstorable_text"
 #: A JSON Schema pattern (ECMA-262) for one character str.strip() keeps: not white space as
 #: ECMA-262's \s has it, nor the separators U+001C to U+001F and U+0085 Python adds.
 NOT_SPACE = r"[^\s\x1c-\x1f\x85]"
+#: What a one-line name cannot hold (`stripped_name`), as a regular expression's character
+#: class body: C0 and C1 controls, the line and paragraph separators, bidi controls.
+_NOT_IN_A_NAME = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+
+
+def one_line_pattern(also_not: str = "") -> str:
+    """A JSON Schema pattern for what `stripped_name` keeps of a one-line name: white space
+    at either end (stripped), and between, at least one character and none it cannot hold
+    (nor any of `also_not`, a character class body)."""
+    inner = f"[^{_NOT_IN_A_NAME}{also_not}]"
+    edge = f"[^\\s{_NOT_IN_A_NAME}{also_not}]"
+    space = "[\\s\\x1c-\\x1f\\x85]"
+    return f"^{space}*{edge}(?:{inner}*{edge})?{space}*$"
+
+
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 # Bidi overrides and other invisible format characters, C0/C1 controls, lone surrogates.
 _HIDDEN = frozenset(("Cc", "Cf", "Cs"))
@@ -85,24 +100,27 @@ def check_json(value: Any) -> tuple[str, str] | None:
     return None
 
 
-#: Bidi embeddings, overrides and isolates: they reorder what follows them, so that a name
-#: can show as another (`invoice\u202efdp.exe` reads "invoiceexe.pdf").
-_REORDERING = re.compile("[\u202a-\u202e\u2066-\u2069]")
+#: Bidi embeddings, overrides and isolates reorder what follows them, so that a name can show
+#: as another (`invoice\u202efdp.exe` reads "invoiceexe.pdf"); the line and paragraph
+#: separators break a line as a line feed does.
+_HIDDEN_IN_A_NAME = re.compile(f"[{_NOT_IN_A_NAME}]")
 
 
 def stripped_name(value: str, *, limit: int, what: str, field: str, one_line: bool = True) -> str:
     """Given a name or title, return it stripped and in Unicode's composed form (NFC: the
     `é` a Mac may send as `e` and an accent is the one `é`); Invalid (naming `what`, the
-    field `field`) if that leaves nothing or more than `limit` characters, if it cannot be
-    stored, or (`one_line`) if it holds a control character (a line break, a tab, a bell)
-    or a bidi control, which no one reading the name can see."""
+    field `field`) if that leaves nothing, if it is longer than `limit` characters (as sent
+    or stripped), if it cannot be stored, or (`one_line`) if it holds a control character
+    (a line break, a tab, a bell), a line or paragraph separator, or a bidi control, which
+    no one reading the name can see (`one_line_pattern` says the same to OpenAPI)."""
     if (problem := unstorable(value)) is not None:
         raise Invalid(f"{what} {problem}.", [{"field": field, "message": problem}])
+    too_long = len(value) > limit  # as sent, as the OpenAPI document's maxLength counts
     value = unicodedata.normalize("NFC", value.strip())
     if one_line and (hidden := _first_hidden(value)) is not None:
-        message = f"contains U+{ord(hidden):04X}, a control character a name cannot hold"
+        message = f"contains U+{ord(hidden):04X}: a name is one line, without control characters"
         raise Invalid(f"{what} {message}.", [{"field": field, "message": message}])
-    if not value or len(value) > limit:
+    if not value or too_long or len(value) > limit:
         raise Invalid(
             f"{what} must be 1 to {limit} characters.",
             [{"field": field, "message": "empty or too long"}],
@@ -111,10 +129,8 @@ def stripped_name(value: str, *, limit: int, what: str, field: str, one_line: bo
 
 
 def _first_hidden(value: str) -> str | None:
-    for c in value:
-        if unicodedata.category(c) == "Cc" or _REORDERING.match(c):
-            return c
-    return None
+    found = _HIDDEN_IN_A_NAME.search(value)
+    return found.group() if found else None
 
 
 def required_name(value: str, *, of: str, limit: int = MAX_NAME) -> str:

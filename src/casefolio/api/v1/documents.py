@@ -25,6 +25,7 @@ from casefolio.api.v1.documents_render import DocumentOut, document_out, list_js
 # Re-exported: documents_versions.py imports it from here.
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
+    ONE_LINE,
     ApiInput,
     Problem,
     json_response,
@@ -52,7 +53,9 @@ _RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]
 
 
 class DocumentUpdate(ApiInput):
-    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
+    title: str | None = Field(
+        None, min_length=1, max_length=text.MAX_TITLE, json_schema_extra=ONE_LINE
+    )
     description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
 
 

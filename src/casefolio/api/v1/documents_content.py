@@ -24,7 +24,7 @@ from casefolio.api.ids import BodyId, DocumentId, ProjectId
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.documents_render import DocumentOut, document_out
 from casefolio.api.v1.routing import F, v1_router
-from casefolio.api.v1.schemas import ApiInput, Problem, json_response
+from casefolio.api.v1.schemas import ONE_LINE, ApiInput, Problem, json_response
 from casefolio.domain import documents, intake, text, versions
 from casefolio.domain.intake import NewFile
 from casefolio.fastpath.routes import direct_route
@@ -43,7 +43,9 @@ UPLOAD_DOC = (
 
 
 class UploadMetadata(ApiInput):
-    title: str | None = Field(None, min_length=1, max_length=text.MAX_TITLE)
+    title: str | None = Field(
+        None, min_length=1, max_length=text.MAX_TITLE, json_schema_extra=ONE_LINE
+    )
     folder_id: BodyId | None = None
     description: str = Field("", max_length=text.MAX_DESCRIPTION)
     fields: dict[str, Any] = Field(default_factory=dict, description="Values by field id or name.")

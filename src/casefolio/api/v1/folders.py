@@ -25,8 +25,8 @@ from casefolio.domain import folders, text
 from casefolio.fastpath.routes import direct_route
 
 router = v1_router("folders")
-#: Documented only: a folder name holds something besides white space, and no "/".
-FOLDER_NAME: JsonDict = {"pattern": "^[^/]*" + text.NOT_SPACE.replace("[^", "[^/") + "[^/]*$"}
+#: Documented only: a folder name is one line (`text.one_line_pattern`), without "/".
+FOLDER_NAME: JsonDict = {"pattern": text.one_line_pattern(also_not="/")}
 
 
 class FolderIn(ApiInput):

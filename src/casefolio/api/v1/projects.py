@@ -10,7 +10,7 @@ from casefolio.api.ids import BodyId, ProjectId, TeamId
 from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
-    NOT_BLANK,
+    ONE_LINE,
     OPTIONAL_ROLE,
     ApiInput,
     ApiModel,
@@ -52,7 +52,7 @@ class ProjectIn(ApiInput):
 
 class ProjectUpdate(ApiInput):
     name: str | None = Field(
-        None, min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK
+        None, min_length=1, max_length=text.MAX_NAME, json_schema_extra=ONE_LINE
     )
     description: str | None = Field(None, max_length=text.MAX_DESCRIPTION)
     settings: ProjectSettingsUpdate | None = None

@@ -102,13 +102,16 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
 }
 
 
-#: The schema of a name or title: the server trims white space and refuses what is left empty,
-#: so the OpenAPI document asks for one character that is not white space. Documented only:
-#: the domain's own message answers a blank name.
+#: The schema of text that may run over several lines (a hold's reason): the server trims
+#: white space and refuses what is left empty, so the OpenAPI document asks for one character
+#: that is not white space. Documented only: the domain's own message answers.
 NOT_BLANK: JsonDict = {"pattern": text.NOT_SPACE}
-#: A name (of a user, team, token, project, template or field): not blank, at most
+#: The schema of a name or title: not blank, and one line (`text.one_line_pattern`).
+#: Documented only, as NOT_BLANK.
+ONE_LINE: JsonDict = {"pattern": text.one_line_pattern()}
+#: A name (of a user, team, token, project, template or field): one line, at most
 #: MAX_NAME characters. Examples go on the field: `name: Name = Field(examples=[…])`.
-Name = Annotated[str, Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK)]
+Name = Annotated[str, Field(min_length=1, max_length=text.MAX_NAME, json_schema_extra=ONE_LINE)]
 #: A user's e-mail address as a path segment (…/users/{email} of teams and projects).
 EmailInPath = Annotated[str, Path(max_length=text.MAX_EMAIL)]
 #: The roles a grant takes, by name or id (the server also takes them in any case); null

@@ -13,7 +13,7 @@ from casefolio.api.deps import PrincipalDep, SessionDep
 from casefolio.api.ids import BodyId, path_id, query_id
 from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import patch_route, v1_router
-from casefolio.api.v1.schemas import NOT_BLANK, ApiInput, ApiModel, Name, Timestamp, WireId
+from casefolio.api.v1.schemas import ONE_LINE, ApiInput, ApiModel, Name, Timestamp, WireId
 from casefolio.domain import text, tokens
 from casefolio.domain.errors import NotFound
 
@@ -42,7 +42,7 @@ class TokenIn(ApiInput):
 
 class TokenUpdate(ApiInput):
     name: str | None = Field(
-        None, min_length=1, max_length=text.MAX_NAME, json_schema_extra=NOT_BLANK
+        None, min_length=1, max_length=text.MAX_NAME, json_schema_extra=ONE_LINE
     )
     rate_limit: RateLimit = None
 

@@ -46,8 +46,13 @@ def _formattable(limit: int) -> dict[str, Any]:
 
 
 # The bodies as the OpenAPI document gives them (the checks below are what the server runs).
-# A title is 1 to 60 characters once trimmed, so it must hold one that is not white space.
-_TITLE = {"type": "string", "minLength": 1, "maxLength": MAX_TITLE, "pattern": text.NOT_SPACE}
+# A title is 1 to 60 characters once trimmed, on one line (`text.one_line_pattern`).
+_TITLE = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": MAX_TITLE,
+    "pattern": text.one_line_pattern(),
+}
 DOCUMENT_PATCH_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
@@ -118,7 +123,7 @@ def document_changes(body: dict[str, Any]) -> DocumentChanges:
     if "title" in body:
         if not isinstance(title, str) or not title.strip():
             raise constraint("title", "Title can't be blank.")
-        if len(title.strip()) > MAX_TITLE:
+        if len(title) > MAX_TITLE:  # as sent, as OpenProject counts
             raise constraint("title", f"Title is too long (maximum is {MAX_TITLE} characters).")
         title = title.strip()
     description = None
