@@ -96,6 +96,8 @@ async def _empty_tables(url: str) -> None:
         else:
             for table in tables:
                 await conn.execute(text(f"DELETE FROM {table}"))
+            # As RESTART IDENTITY: the tables with AUTOINCREMENT count on in here.
+            await conn.execute(text("DELETE FROM sqlite_sequence"))
     await engine.dispose()
 
 

@@ -21,12 +21,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio.to_thread
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
-from casefolio.db.models import DocumentVersion
-from casefolio.domain import unclaimed
+from casefolio.domain import blob_locks, unclaimed
+from casefolio.domain.blob_locks import Removal
 from casefolio.storage import staging
 from casefolio.storage.base import BlobStore
 
@@ -63,25 +61,6 @@ async def _chunks(
         yield chunk
 
 
-async def referenced_blobs(session: AsyncSession, shas: set[str]) -> set[str]:
-    """Which of these blobs a version row still refers to (live, trashed or held): the one
-    rule of when bytes may go, for gc and for the trash's purge alike."""
-    return set(
-        await session.scalars(
-            select(DocumentVersion.sha256).where(DocumentVersion.sha256.in_(shas)).distinct()
-        )
-    )
-
-
-async def _still_old(blobs: BlobStore, sha256: str, cutoff: datetime) -> bool:
-    # The listing can be minutes old by now: an upload may have put these very bytes again
-    # (refreshing the modification time) and filed a version since. So each blob is looked
-    # at again just before it is deleted (a stat, or a HEAD on S3), which leaves only the
-    # moment between that look and the delete.
-    modified = await blobs.modified(sha256)
-    return modified is not None and modified < cutoff
-
-
 async def _collect_blobs(
     db: Database, blobs: BlobStore, cutoff: datetime, report: GcReport
 ) -> None:
@@ -91,16 +70,22 @@ async def _collect_blobs(
         if not old:
             continue
         async with db.read() as session:
-            referenced = await referenced_blobs(session, set(old))
+            referenced = await blob_locks.referenced_blobs(session, set(old))
         report.kept_referenced += len(referenced)
         for sha, modified in sorted(old.items()):
             if sha in referenced:
                 continue
             if not report.dry_run:
-                if not await _still_old(blobs, sha, cutoff):
+                # The listing can be minutes old by now: an upload may have stored these
+                # very bytes again and filed a version since. Each blob is looked at again,
+                # and deleted, taking its turn with filings (blob_locks).
+                outcome = await blob_locks.remove_unless_used(db, blobs, sha, stored_before=cutoff)
+                if outcome is Removal.REFERENCED:
+                    report.kept_referenced += 1
+                if outcome is Removal.YOUNG:
                     report.kept_young += 1
+                if outcome is not Removal.REMOVED:
                     continue
-                await blobs.delete(sha)
             report.blobs.append(Removed(sha, modified))
 
 

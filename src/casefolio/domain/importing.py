@@ -194,7 +194,11 @@ class _Importer:
         try:
             async with self.db.write() as session:
                 await intake.import_files(
-                    session, scope=self.target.scope, new=[r.stored for r in new], changed=changed
+                    session,
+                    scope=self.target.scope,
+                    blobs=self.blobs,
+                    new=[r.stored for r in new],
+                    changed=changed,
                 )
         except Exception as exc:
             for r in batch:

@@ -25,8 +25,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, Folder, Project
+from casefolio.domain import blob_locks, fields, filing, folders, text
 from casefolio.domain import documents as documents_
-from casefolio.domain import fields, filing, folders, text
 from casefolio.domain.access import ProjectScope
 from casefolio.domain.documents import DocumentView, FieldEntry
 from casefolio.domain.errors import Conflict, Invalid, NotFound
@@ -115,13 +115,19 @@ async def _storing(
     session: AsyncSession, blobs: BlobStore, received: NewFile, *, alongside: bool = True
 ) -> AsyncIterator[Content]:
     """Given the writing session and an upload, yield its Content; on leaving (without an
-    error) its blob is durable. On PostgreSQL the blob is stored while the block's statements
-    run (an upload's checks and inserts are several round trips, its fsyncs several ms on a
-    busy disk: one caller at a time waits for the longer, not the sum); on SQLite before the
-    block, so that the write lock its first statement takes is not held across fsyncs, and
-    so too on PostgreSQL unless `alongside` (a block that locks rows its peers wait for)."""
-    if not alongside or session.get_bind().dialect.name != "postgresql":
-        yield await stored(blobs, received)
+    error) its blob is durable, and held until the commit (blob_locks). On PostgreSQL a
+    small upload's blob is stored while the block's statements run (an upload's checks and
+    inserts are several round trips, its fsyncs several ms on a busy disk: one caller at a
+    time waits for the longer, not the sum); on SQLite before the block, so that the write
+    lock its first statement takes is not held across fsyncs, and so too on PostgreSQL for
+    a file larger than is held in memory (its transaction would be writing for as long as
+    the put takes, seconds to S3, and hold back every listing's settled instant,
+    db/stamps.py) or unless `alongside` (a block that locks rows its peers wait for)."""
+    small = received.spooled.held is not None
+    if not (alongside and small) or session.get_bind().dialect.name != "postgresql":
+        content = await stored(blobs, received)
+        yield content
+        await blob_locks.confirm_stored(session, blobs, [content.sha256])
         return
     content = _content_received(received)
     # In a worker thread even for a request alone (fastpath/inflight.py): on the loop the
@@ -141,6 +147,7 @@ async def _storing(
     with anyio.CancelScope(shield=True):
         await asyncio.wait([putting])
     putting.result()
+    await blob_locks.confirm_stored(session, blobs, [content.sha256])
 
 
 def _content_of(file: StoredFile) -> Content:
@@ -229,15 +236,18 @@ async def replace(
     scope, _ = await documents_.load_scoped(
         session, who, document_id, Capability.DOCUMENTS_WRITE, project_id=project_id
     )
-    return await filing.file(
+    filed = await filing.file(
         session, scope, versions=[NewVersion(document_id, content, description)]
     )
+    await blob_locks.confirm_stored(session, blobs, [content.sha256])
+    return filed
 
 
 async def import_files(
     session: AsyncSession,
     *,
     scope: ProjectScope,
+    blobs: BlobStore,
     new: Sequence[StoredFile] = (),
     changed: Sequence[tuple[int, StoredFile]] = (),
 ) -> Filed:
@@ -259,7 +269,7 @@ async def import_files(
             raise NotFound(f"Folder {min(missing)} not found in project {scope.project_id}.")
     if new:
         await fields.resolve_values(session, scope=scope, values={}, for_new_document=True)
-    return await filing.file(
+    filed = await filing.file(
         session,
         scope,
         documents=[
@@ -268,3 +278,6 @@ async def import_files(
         ],
         versions=[NewVersion(document_id, _content_of(f)) for document_id, f in changed],
     )
+    shas = [f.sha256 for f in new] + [f.sha256 for _, f in changed]
+    await blob_locks.confirm_stored(session, blobs, shas)
+    return filed

@@ -19,7 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
-from casefolio.domain import events, gc, holds
+from casefolio.domain import blob_locks, events, holds
+from casefolio.domain.blob_locks import Removal
 from casefolio.storage.base import BlobStore
 
 #: Documents purged per transaction: a long trash is purged in several short ones.
@@ -192,14 +193,15 @@ async def _remove_unshared(
     if not shas:
         return
     async with db.read() as session:
-        shared = await gc.referenced_blobs(session, shas)
+        shared = await blob_locks.referenced_blobs(session, shas)
     report.blobs_shared += len(shared)
     for sha in sorted(shas - shared):
-        modified = await blobs.modified(sha)
-        if modified is None:
-            continue
-        if modified >= young:
+        # Looked at again, and deleted, taking its turn with filings (blob_locks): an upload
+        # of the same bytes may have been filed since.
+        outcome = await blob_locks.remove_unless_used(db, blobs, sha, stored_before=young)
+        if outcome is Removal.REFERENCED:
+            report.blobs_shared += 1
+        elif outcome is Removal.YOUNG:
             report.blobs_left_to_gc += 1
-            continue
-        await blobs.delete(sha)
-        report.blobs_removed.append(sha)
+        elif outcome is Removal.REMOVED:
+            report.blobs_removed.append(sha)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import DocumentVersion
-from casefolio.domain import documents, filing, intake
+from casefolio.domain import blob_locks, documents, filing, intake
 from casefolio.domain.errors import Invalid
 from casefolio.domain.events import DomainEvent
 from casefolio.domain.intake import NewFile
@@ -37,7 +37,11 @@ async def create(
 ) -> tuple[VersionRow, list[DomainEvent]]:
     """Store an upload that belongs to no document yet; return its (unclaimed) version."""
     content = await intake.stored(blobs, received)  # durable before the row that points at it
-    return await filing.store_unclaimed(session, who=who, content=content, description=description)
+    stored = await filing.store_unclaimed(
+        session, who=who, content=content, description=description
+    )
+    await blob_locks.confirm_stored(session, blobs, [content.sha256])
+    return stored
 
 
 async def find(session: AsyncSession, *, who: Principal, version_id: int) -> DocumentVersion | None:

@@ -42,8 +42,9 @@ _PUT_MANY_CONCURRENCY = 8
 
 # obstore raises the builtin for some calls (get) and its own class for others.
 _NOT_FOUND = (FileNotFoundError, NotFoundError)
-#: A key no blob has (blob keys are digests): its HEAD, answered 404, shows the bucket works.
-_CHECK_KEY = "casefolio-health-check"
+#: A prefix no blob has (blob keys are digests): listing it, answered with nothing, shows
+#: the bucket is there (a HEAD's 404 would not tell a missing bucket from a missing key).
+_CHECK_PREFIX = "casefolio-health-check"
 #: How long obstore goes on retrying a failed request, at the most.
 _RETRY_AT_MOST = timedelta(seconds=10)
 
@@ -51,16 +52,28 @@ _RETRY_AT_MOST = timedelta(seconds=10)
 @contextlib.contextmanager
 def _reaching_the_bucket() -> Iterator[None]:
     """Turn obstore's failures to reach or use the bucket (after its own retries) into
-    BlobStoreUnavailable; a missing key stays what it is."""
+    BlobStoreUnavailable; a missing key stays what it is, a missing bucket does not."""
     try:
         yield
-    except _NOT_FOUND:
+    except _NOT_FOUND as exc:
+        if _no_bucket(exc):
+            raise _bucket_missing(exc) from exc
         raise
     except BaseError as exc:
         raise _unavailable(exc) from exc
 
 
-def _unavailable(exc: BaseError) -> BlobStoreUnavailable:
+def _no_bucket(exc: BaseException) -> bool:
+    """Whether a 404 names the bucket, not the key: misspelt or deleted, no request can work
+    (a HEAD's 404 has no body to say so)."""
+    return "NoSuchBucket" in str(exc)
+
+
+def _bucket_missing(exc: BaseException) -> BlobStoreUnavailable:
+    return BlobStoreUnavailable(f"the bucket does not exist: {_unavailable(exc)}")
+
+
+def _unavailable(exc: BaseException) -> BlobStoreUnavailable:
     # obstore's message runs over many lines (the retries, the source chain): the first says
     # what failed and where.
     return BlobStoreUnavailable(str(exc).partition("\n")[0])
@@ -190,11 +203,9 @@ class S3BlobStore(StagingStore):
         return await self.modified(sha256) is not None
 
     async def check(self) -> None:
-        try:
-            with _reaching_the_bucket():
-                await obstore.head_async(self._store, _CHECK_KEY)
-        except _NOT_FOUND:
-            pass  # the bucket answered
+        with _reaching_the_bucket():
+            async for _ in obstore.list(self._store, prefix=_CHECK_PREFIX, chunk_size=1):
+                break
 
     async def modified(self, sha256: str) -> datetime | None:
         try:
@@ -222,6 +233,8 @@ class S3BlobStore(StagingStore):
         try:
             result = await obstore.get_async(self._store, key, options=options)
         except _NOT_FOUND as exc:
+            if _no_bucket(exc):
+                raise _bucket_missing(exc) from exc
             raise BlobMissing(sha256) from exc
         except BaseError as exc:
             # A range starting at/after the end: empty, as reading a local file is.

@@ -123,7 +123,8 @@ async def test_strings_that_need_escaping_are_listed_as_their_get_answers(
 ) -> None:
     """Strings that JSON must escape (quotes, backslashes, control characters) and those it
     need not (non-ASCII, a line separator) are written by the list as by the GET, byte for
-    byte. (A title holds no control character: those go in field values and descriptions.)"""
+    byte. (A title is one line: control characters and line separators go in field values
+    and descriptions.)"""
     headers = operator.headers
     project = (
         await client.post("/api/v1/projects", json={"name": "Escapes"}, headers=headers)
@@ -138,11 +139,14 @@ async def test_strings_that_need_escaping_are_listed_as_their_get_answers(
         'Smith "the elder" v. Jones',
         "C:\\cases\\2026",
         "tab and DEL in its field",
-        "Ünïcode \u2028 line separator",
+        "Ünïcode",
         "emoji \U0001f4c4",
         "plain",
     ]
-    description = "first line\nsecond line\r\n\x01 control, \u00a0 no-break space, / slash"
+    description = (
+        "first line\nsecond line\r\n\x01 control, \u00a0 no-break space, / slash,"
+        " \u2028 line separator"
+    )
     for n, title in enumerate(titles):
         value = f"{title}\t\x7f"
         metadata = {"title": title, "description": description, "fields": {'Note "q"': value}}

@@ -135,6 +135,30 @@ async def _s3_outage(
     assert again.status_code == 201, again.text
 
 
+@pytest.mark.s3
+async def test_a_bucket_that_does_not_exist_is_unavailable_not_a_500(
+    settings: Settings, moto: MotoServer
+) -> None:
+    misspelt = s3_settings(settings, moto.endpoint).model_copy(
+        update={"blob_store": "s3://casefolio-no-such-bucket/prod"}
+    )
+    async with serving(misspelt) as (app, client):
+        db: Database = app.state.casefolio.db
+        health = await client.get("/health")
+        assert health.json()["blobStore"] == "unavailable"
+        matter = await make_matter(client, db, await make_actor(db, operator=True))
+        before = await snapshot(db)
+
+        refused = await upload(client, matter, b"%PDF into no bucket", "nowhere.pdf")
+
+        assert refused.status_code == 503, refused.text
+        assert "file store cannot be reached" in refused.json()["detail"]
+        assert await snapshot(db) == before
+        with pytest.raises(BlobStoreUnavailable, match="the bucket does not exist"):
+            async for _ in app.state.casefolio.blobs.read("0" * 64):
+                pass
+
+
 async def test_an_s3_store_that_accepts_connections_but_never_answers_is_a_503_in_bounded_time(
     settings: Settings,
 ) -> None:

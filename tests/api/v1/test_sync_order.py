@@ -5,13 +5,17 @@ visible after it (db/stamps.py)."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from casefolio.db.engine import Database
 from casefolio.domain import documents
 from casefolio.domain.principal import Principal
+from casefolio.storage import BlobStore
+from casefolio.storage.base import SpooledFile
 from tests.api.v1.conftest import Matter, upload
 
 
@@ -68,3 +72,49 @@ async def test_overlapping_uploads_polled_meanwhile_are_all_seen(
     filed = {(await u).json()["id"] for u in uploads}
     seen |= {d["id"] for d in await poll(client, matter, after)}
     assert filed <= seen, sorted(filed - seen)
+
+
+class _HeldPut:
+    """The app's store, whose next put waits until the test lets it go on: a large file on
+    its way to the bucket."""
+
+    def __init__(self, store: BlobStore) -> None:
+        self._store = store
+        self.started = asyncio.Event()
+        self.go_on = asyncio.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    async def put(self, spooled: SpooledFile) -> None:
+        self.started.set()
+        await self.go_on.wait()
+        await self._store.put(spooled)
+
+
+async def test_a_large_upload_on_its_way_to_the_store_holds_back_no_listing(
+    app: FastAPI, client: httpx.AsyncClient, matter: Matter, is_postgres: bool
+) -> None:
+    if not is_postgres:
+        pytest.skip("SQLite stores every upload's bytes before its transaction begins")
+    doc = (await upload(client, matter, b"listed", "listed.pdf")).json()
+    state = app.state.casefolio
+    real = state.blobs
+    state.blobs = held = _HeldPut(real)
+    try:
+        # Larger than an upload held in memory (64 KiB).
+        large = asyncio.ensure_future(upload(client, matter, b"x" * 200_000, "large.pdf"))
+        await held.started.wait()
+        h = matter.admin.headers
+        renamed = await client.patch(
+            matter.url(f"/documents/{doc['id']}"), json={"title": "Renamed meanwhile"}, headers=h
+        )
+        assert renamed.status_code == 200, renamed.text
+        listed = await client.get(matter.url("/documents"), headers=h)
+        held.go_on.set()
+        assert (await large).status_code == 201
+    finally:
+        held.go_on.set()
+        state.blobs = real
+
+    assert [d["title"] for d in listed.json()] == ["Renamed meanwhile"]
