@@ -139,6 +139,33 @@ async def test_sort_by_id_and_created_at(
     assert _ids(newest_first) == [ids[3], ids[0], ids[1], ids[2], ids[4]]
 
 
+async def test_sort_by_updated_at_as_openproject_allows(
+    client: httpx.AsyncClient, matter: Matter, db: Database
+) -> None:
+    # OpenProject's documents order takes id|created_at|updated_at (pyopenproject's
+    # find_all(sort_by=...) sends updated_at); equal instants fall back to id, ascending.
+    ids = await _five(client, matter)
+    base = datetime(2026, 1, 1, tzinfo=UTC)
+    seconds = {ids[0]: 20, ids[1]: 50, ids[2]: 5, ids[3]: 20, ids[4]: 35}
+    async with db.writer() as session:
+        for document_id, offset in seconds.items():
+            await session.execute(
+                update(Document)
+                .where(Document.id == document_id)
+                .values(updated_at=base + timedelta(seconds=offset))
+            )
+        await session.commit()
+    for name in ("updated_at", "updatedAt"):
+        up = await _documents(client, matter.reader, sortBy=json.dumps([[name, "asc"]]))
+        assert _ids(up) == [ids[2], ids[0], ids[3], ids[4], ids[1]]
+        down = await _documents(client, matter.reader, sortBy=json.dumps([[name, "desc"]]))
+        assert _ids(down) == [ids[1], ids[4], ids[0], ids[3], ids[2]]
+    second_page = await _documents(
+        client, matter.reader, sortBy='[["updated_at", "desc"]]', offset="2", pageSize="2"
+    )
+    assert _ids(second_page) == [ids[0], ids[3]]
+
+
 async def test_filters_by_project_and_title(
     client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:

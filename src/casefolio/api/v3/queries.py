@@ -23,10 +23,15 @@ from casefolio.search import service as search
 
 Clause = ColumnElement[bool]
 Filter = Callable[[str, list[str]], Clause]
+# OpenProject's documents sort by id, created_at and updated_at
+# (Queries::Documents::Orders::DefaultOrder). A project's documents in updated_at order are
+# a walk of ix_documents_project_updated (project_id, updated_at, id).
 _DOCUMENT_SORTS: dict[str, InstrumentedAttribute[Any]] = {
     "id": Document.id,
     "created_at": Document.created_at,
     "createdAt": Document.created_at,
+    "updated_at": Document.updated_at,
+    "updatedAt": Document.updated_at,
 }
 _PROJECT_SORTS: dict[str, InstrumentedAttribute[Any]] = {
     "id": Project.id,
