@@ -40,6 +40,16 @@ def token_from_headers(request: Request) -> str | None:
     return None
 
 
+def credentials_sent(request: Request) -> bool:
+    """Whether the request carries credentials of its own, usable or not: a token in any
+    supported place, or any HTTP Basic credentials (OpenProject's BasicAuthFailure answers
+    every Basic user name and password that does not authenticate, not only `apikey`'s)."""
+    if token_from_headers(request) is not None:
+        return True
+    scheme, _, _ = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "basic"
+
+
 async def authenticate(request: Request) -> Principal:
     """Return the caller, having charged their rate-limit budget; raise Unauthenticated/Forbidden.
 

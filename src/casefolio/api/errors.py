@@ -15,7 +15,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from casefolio.api.auth import token_from_headers
+from casefolio.api.auth import credentials_sent
 from casefolio.db.conflicts import is_concurrent_change, is_out_of_space, is_write_conflict
 from casefolio.db.engine import DatabaseUnavailable
 from casefolio.domain import errors, text
@@ -30,6 +30,11 @@ HAL_JSON = "application/hal+json; charset=utf-8"
 V3_LOGIN_NEEDED = "You need to be authenticated to access this resource."
 V3_WRONG_CREDENTIALS = "You did not provide the correct credentials."
 V3_NOT_FOUND = "The requested resource could not be found."
+V3_REALM = "OpenProject API"
+#: The schemes a client may ask the 401's WWW-Authenticate to name, with
+#: `X-Authentication-Scheme` (OpenProject's WWWAuthenticate.pick_auth_scheme): browser
+#: clients ask for `Session` so that the browser shows no login dialog of its own.
+V3_AUTH_SCHEMES = frozenset({"Basic", "Session"})
 FASTAPI_JSON_ERROR = "JSON decode error"
 
 
@@ -118,7 +123,7 @@ def render(request: Request, problem: Problem) -> JSONResponse:
             "message": problem.detail if problem.v3_message is None else problem.v3_message,
         }
         if problem.status == 401:
-            headers["WWW-Authenticate"] = 'Basic realm="OpenProject API"'
+            headers["WWW-Authenticate"] = _www_authenticate(request)
         if problem.errors and problem.errors[0].get("field"):
             body["_embedded"] = {"details": {"attribute": problem.errors[0]["field"]}}
         return JSONResponse(body, problem.status, headers=headers, media_type=HAL_JSON)
@@ -133,6 +138,14 @@ def render(request: Request, problem: Problem) -> JSONResponse:
     return JSONResponse(
         body, problem.status, headers=headers, media_type="application/problem+json"
     )
+
+
+def _www_authenticate(request: Request) -> str:
+    """The 401's challenge: Basic, or the scheme the request asked for if OpenProject offers
+    it (the name as sent, case and all, as OpenProject compares it)."""
+    asked = request.headers.get("x-authentication-scheme", "")
+    scheme = asked if asked in V3_AUTH_SCHEMES else "Basic"
+    return f'{scheme} realm="{V3_REALM}"'
 
 
 def describe_validation(exc: RequestValidationError) -> Problem:
@@ -227,7 +240,7 @@ def install(app: FastAPI) -> None:
     async def _domain(request: Request, exc: errors.DomainError) -> JSONResponse:
         problem = problem_for(exc)
         if isinstance(exc, errors.Unauthenticated):
-            sent = token_from_headers(request) is not None
+            sent = credentials_sent(request)
             problem = replace(problem, v3_message=V3_WRONG_CREDENTIALS if sent else V3_LOGIN_NEEDED)
         elif isinstance(exc, errors.NotFound):
             problem = replace(problem, v3_message=V3_NOT_FOUND)

@@ -49,6 +49,9 @@ async def test_every_route_answers_401_without_credentials(
     "headers",
     [
         {"Authorization": "Basic " + base64.b64encode(b"apikey:wrong").decode()},
+        {"Authorization": "Basic " + base64.b64encode(b"someone:wrong").decode()},
+        {"Authorization": "Basic " + base64.b64encode(b"apikey:").decode()},
+        {"Authorization": "Basic not-base64!"},
         {"Authorization": "Bearer wrong"},
         {"X-API-Token": "wrong"},
     ],
@@ -68,6 +71,41 @@ async def test_basic_user_other_than_apikey_is_not_a_token(
     secret = base64.b64encode(f"admin:{operator.token}".encode()).decode()
     response = await client.get("/api/v3", headers={"Authorization": f"Basic {secret}"})
     assert response.status_code == 401
+    # OpenProject's BasicAuthFailure: any Basic credentials that do not authenticate.
+    assert response.json()["message"] == "You did not provide the correct credentials."
+
+
+@pytest.mark.parametrize(
+    ("credentials", "message"),
+    [
+        ({}, "You need to be authenticated to access this resource."),
+        ({"X-API-Token": "wrong"}, "You did not provide the correct credentials."),
+    ],
+)
+@pytest.mark.parametrize(
+    ("asked", "challenge"),
+    [
+        ("Session", 'Session realm="OpenProject API"'),
+        ("Basic", 'Basic realm="OpenProject API"'),
+        ("session", 'Basic realm="OpenProject API"'),  # compared as sent, as OpenProject does
+        ("Digest", 'Basic realm="OpenProject API"'),  # not a scheme OpenProject offers
+    ],
+)
+async def test_the_401_challenge_names_the_scheme_the_client_asks_for(
+    client: httpx.AsyncClient,
+    operator: Actor,
+    credentials: dict[str, str],
+    message: str,
+    asked: str,
+    challenge: str,
+) -> None:
+    # Browser clients send X-Authentication-Scheme: Session so that a 401 does not make the
+    # browser pop up its own login dialog (OpenProject's authentication_spec.rb).
+    headers = {**credentials, "X-Authentication-Scheme": asked}
+    response = await client.get("/api/v3/documents", headers=headers)
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == challenge
+    assert response.json()["message"] == message
 
 
 async def test_every_supported_scheme_authenticates(
