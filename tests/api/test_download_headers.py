@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import unquote
 
@@ -249,3 +251,57 @@ async def test_a_name_a_header_cannot_carry_as_is_comes_in_both_forms(
         extended = re.search(r"; filename\*=UTF-8''([^;\s]+)$", header)
         assert extended is not None and unquote(extended.group(1), errors="strict") == name
         assert re.search(r'; filename="((?:[^"\\]|\\.)*)"', header).group(1) == stand_in  # type: ignore[union-attr]
+
+
+#: What a HEAD must say as its GET does (RFC 9110 9.3.2), content-length included.
+SAME_ON_HEAD = (
+    "etag",
+    "last-modified",
+    "content-type",
+    "content-length",
+    "content-disposition",
+    "accept-ranges",
+    "cache-control",
+    "x-content-type-options",
+    "content-security-policy",
+)
+
+
+async def test_head_sends_the_headers_get_sends(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    for url in world["urls"]:
+        got = await client.get(url, headers=world["headers"])
+        head = await client.head(url, headers=world["headers"])
+        assert (got.status_code, head.status_code) == (200, 200), url
+        assert head.content == b""
+        for name in SAME_ON_HEAD:
+            assert head.headers.get(name) == got.headers.get(name), (url, name)
+        assert got.headers["last-modified"].endswith(" GMT"), url
+
+
+async def test_if_modified_since_answers_304_unless_if_none_match_is_sent(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    for url in world["urls"]:
+        got = await client.get(url, headers=world["headers"])
+        stamp = got.headers["last-modified"]
+        filed = parsedate_to_datetime(stamp)
+        earlier = format_datetime(filed - timedelta(seconds=1), usegmt=True)
+        later = format_datetime(filed + timedelta(days=1), usegmt=True)
+        for since, status in ((stamp, 304), (later, 304), (earlier, 200), ("yesterday", 200)):
+            for method in ("GET", "HEAD"):
+                answer = await client.request(
+                    method, url, headers={**world["headers"], "If-Modified-Since": since}
+                )
+                assert answer.status_code == status, (url, method, since)
+                if status == 304:
+                    assert answer.content == b""
+                    assert answer.headers["etag"] == got.headers["etag"]
+                    assert answer.headers["last-modified"] == stamp
+        # RFC 9110 13.1.3: with If-None-Match, If-Modified-Since is not looked at.
+        for etag, status in (('"other"', 200), (got.headers["etag"], 304)):
+            answer = await client.get(
+                url, headers={**world["headers"], "If-None-Match": etag, "If-Modified-Since": later}
+            )
+            assert answer.status_code == status, (url, etag)

@@ -7,6 +7,8 @@ import os
 import re
 import unicodedata
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from email.utils import format_datetime, parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -41,7 +43,10 @@ DOWNLOAD_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "The requested byte range (`Range`), with Content-Range.",
         "content": _BYTES,
     },
-    304: {"description": "Not modified: If-None-Match named the current ETag (the SHA-256)."},
+    304: {
+        "description": "Not modified: If-None-Match named the current ETag (the SHA-256), "
+        "or, without If-None-Match, If-Modified-Since is not before Last-Modified."
+    },
     416: {"description": "Range Not Satisfiable: the range starts past the end."},
 }
 
@@ -93,6 +98,20 @@ def _ascii_stand_in(file_name: str) -> str:
         c for c in unicodedata.normalize("NFKD", file_name) if not unicodedata.combining(c)
     )
     return "".join(c if " " <= c <= "~" and c not in '"\\' else "_" for c in plain)
+
+
+def _not_modified_since(header: str | None, last_modified: datetime) -> bool:
+    """Whether If-Modified-Since says the client's copy is current: RFC 9110 13.1.3, a date
+    that does not parse is ignored."""
+    if not header:
+        return False
+    try:
+        since = parsedate_to_datetime(header)
+    except (TypeError, ValueError):
+        return False
+    if since.tzinfo is None:
+        return False  # not an HTTP-date (those are GMT)
+    return last_modified.replace(microsecond=0) <= since
 
 
 def _etag_matches(header: str, etag: str) -> bool:
@@ -191,13 +210,23 @@ async def blob_response(
     A response with bytes is audited (content.downloaded, or version.downloaded when the
     caller asked for that version by its id: `whole_version`)."""
     etag = f'"{version.sha256}"'
+    # The version's bytes never change after it is filed: its filing time is when they were
+    # last modified (not the blob file's mtime, which a shared or restored blob does not keep,
+    # and which a store other than the local disk does not have).
+    last_modified = version.created_at.astimezone(UTC)
     headers = {
         "ETag": etag,
+        "Last-Modified": format_datetime(last_modified, usegmt=True),
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-cache",
         **CONTENT_HEADERS,
     }
-    if _etag_matches(request.headers.get("if-none-match", ""), etag):
+    if_none_match = request.headers.get("if-none-match")
+    if if_none_match is not None:
+        if _etag_matches(if_none_match, etag):
+            return Response(status_code=304, headers=headers)
+    elif _not_modified_since(request.headers.get("if-modified-since"), last_modified):
+        # RFC 9110 13.1.3: If-Modified-Since counts only without If-None-Match.
         return Response(status_code=304, headers=headers)
     headers["Content-Disposition"] = content_disposition(version.file_name)
     # The type as stored, given as a header: from `media_type` Starlette would add
