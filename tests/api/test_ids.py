@@ -51,8 +51,6 @@ REQUESTS: list[tuple[str, str, dict[str, Any], str]] = [
         },
         "folderId",
     ),
-    ("GET", f"/api/v3/documents/{BIG}", {}, "document_id"),
-    ("GET", f"/api/v3/attachments/{BIG}", {}, "attachment_id"),
     (
         "GET",
         "/api/v3/projects",
@@ -86,6 +84,30 @@ async def test_an_id_too_large_for_the_database_is_a_400_naming_it(
     assert field in answer.text
 
 
+V3_MISSING = "urn:openproject-org:api:v3:errors:NotFound"
+
+
+@pytest.mark.parametrize(
+    ("path", "message"),
+    [
+        (f"/api/v3/documents/{BIG}", "The requested resource could not be found."),
+        (f"/api/v3/documents/{HUGE}", "The requested resource could not be found."),
+        ("/api/v3/documents/0", "The requested resource could not be found."),
+        (f"/api/v3/documents/{BIG}/attachments", "The requested resource could not be found."),
+        (f"/api/v3/attachments/{BIG}", "The specified attachment does not exist."),
+        ("/api/v3/attachments/0/content", "The specified attachment does not exist."),
+    ],
+)
+async def test_in_v3_an_id_no_row_can_have_is_not_found_as_in_openproject(
+    client: httpx.AsyncClient, operator: Actor, filed: dict[str, int], path: str, message: str
+) -> None:
+    # OpenProject's `Document.visible.find(id)` raises RecordNotFound for any id no row has,
+    # too large for the column included: 404 NotFound, not a 400 naming the parameter.
+    answer = await client.get(path, headers=operator.headers)
+    assert answer.status_code == 404, answer.text
+    assert answer.json() == {"_type": "Error", "errorIdentifier": V3_MISSING, "message": message}
+
+
 async def test_the_largest_id_the_database_holds_is_simply_not_found(
     client: httpx.AsyncClient, operator: Actor, filed: dict[str, int]
 ) -> None:
@@ -110,12 +132,13 @@ async def test_the_document_read_never_sends_an_impossible_id(
 #: Digits past Python's limit on converting a digit string to an int (4,300): `int()` raises.
 ENDLESS = "9" * 4301
 ENDLESS_IDS: list[tuple[str, str, dict[str, Any], int]] = [
-    ("GET", f"/api/v3/documents/{ENDLESS}", {}, 400),
-    ("PATCH", f"/api/v3/documents/{ENDLESS}", {"json": {"title": "x"}}, 400),
-    ("GET", f"/api/v3/documents/{ENDLESS}/attachments", {}, 400),
-    ("GET", f"/api/v3/attachments/{ENDLESS}", {}, 400),
-    ("GET", f"/api/v3/attachments/{ENDLESS}/content", {}, 400),
-    ("DELETE", f"/api/v3/attachments/{ENDLESS}", {}, 400),
+    # /api/v3: OpenProject's find() of an id no row has is NotFound.
+    ("GET", f"/api/v3/documents/{ENDLESS}", {}, 404),
+    ("PATCH", f"/api/v3/documents/{ENDLESS}", {"json": {"title": "x"}}, 404),
+    ("GET", f"/api/v3/documents/{ENDLESS}/attachments", {}, 404),
+    ("GET", f"/api/v3/attachments/{ENDLESS}", {}, 404),
+    ("GET", f"/api/v3/attachments/{ENDLESS}/content", {}, 404),
+    ("DELETE", f"/api/v3/attachments/{ENDLESS}", {}, 404),
     ("DELETE", f"/api/v1/projects/{{p}}/folders/{ENDLESS}", {}, 400),
     ("GET", f"/api/v1/projects/{{p}}/documents/{{d}}/versions/{ENDLESS}", {}, 400),
     ("GET", f"/api/v1/projects/{{p}}/documents/{{d}}/versions/{ENDLESS}/content", {}, 400),

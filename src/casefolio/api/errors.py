@@ -277,6 +277,9 @@ def install(app: FastAPI) -> None:
             detail,
             _HTTP_V3.get(exc.status_code, "InvalidQuery"),
             headers=headers,
+            # OpenProject's catch-all route (`route :any, "*path"`) raises its plain NotFound:
+            # a path no route takes, such as /documents/abc, reads like any missing resource.
+            v3_message=V3_NOT_FOUND if exc.status_code == 404 else None,
         )
         return render(request, problem)
 

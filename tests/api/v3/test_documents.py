@@ -235,6 +235,21 @@ async def test_missing_document_is_404(client: httpx.AsyncClient, matter: Matter
     assert response.json()["errorIdentifier"] == "urn:openproject-org:api:v3:errors:NotFound"
 
 
+@pytest.mark.parametrize("ref", ["abc", "1.5", "-1", "1e3"])
+async def test_a_document_id_that_is_not_a_number_is_404_as_in_openproject(
+    client: httpx.AsyncClient, matter: Matter, ref: str
+) -> None:
+    # OpenProject's `route_param :id, type: Integer` does not match (Grape since
+    # opf/openproject#15920), so its catch-all route answers its plain NotFound.
+    response = await client.get(f"/api/v3/documents/{ref}", headers=basic(matter.admin))
+    assert response.status_code == 404
+    assert response.json() == {
+        "_type": "Error",
+        "errorIdentifier": "urn:openproject-org:api:v3:errors:NotFound",
+        "message": "The requested resource could not be found.",
+    }
+
+
 async def test_document_embeds_project_and_attachments(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:

@@ -7,12 +7,12 @@ from fastapi import Request, Response
 
 from casefolio.api.deps import PrincipalDep, SessionDep, StateDep, check_writable_document
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
-from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body
 from casefolio.api.v3 import payloads, render
 from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
+from casefolio.api.v3.paths import ATTACHMENT_NOT_FOUND, AttachmentPathId, DocumentPathId
 from casefolio.api.v3.problems import not_found_as
 from casefolio.api.v3.uploads import receive_attachment, require_multipart
 from casefolio.domain import documents, intake, unclaimed, versions
@@ -25,12 +25,11 @@ router = dialect_router(
     default_response_class=HalResponse,
     responses=COMMON_V3_ERRORS,
 )
-ATTACHMENT_NOT_FOUND = "The specified attachment does not exist."
 
 
 @router.get("/documents/{document_id:id}/attachments", summary="List a document's attachments")
 async def list_attachments(
-    document_id: PathId, session: SessionDep, who: PrincipalDep
+    document_id: DocumentPathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
     _, doc = await documents.load_scoped(
         session, who=who, document_id=document_id, capability=Capability.DOCUMENTS_READ
@@ -82,7 +81,11 @@ async def upload_unclaimed(
     responses=v3_errors(409, 415, 422),
 )
 async def add_attachment(
-    document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
+    document_id: DocumentPathId,
+    request: Request,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
 ) -> HalResponse:
     require_multipart(request)
     doc = await check_writable_document(state, who, document_id)
@@ -102,7 +105,7 @@ async def add_attachment(
 
 @router.get("/attachments/{attachment_id:id}", summary="View an attachment")
 async def read_attachment(
-    attachment_id: PathId, session: SessionDep, who: PrincipalDep
+    attachment_id: AttachmentPathId, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
     with not_found_as(ATTACHMENT_NOT_FOUND):
         if own := await unclaimed.find(session, who=who, version_id=attachment_id):
@@ -119,7 +122,7 @@ async def read_attachment(
     responses=v3_errors(409),
 )
 async def delete_attachment(
-    attachment_id: PathId, session: SessionDep, who: PrincipalDep
+    attachment_id: AttachmentPathId, session: SessionDep, who: PrincipalDep
 ) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
         own = await unclaimed.find(session, who=who, version_id=attachment_id)
@@ -136,7 +139,11 @@ async def delete_attachment(
     responses=DOWNLOAD_RESPONSES,
 )
 async def download_attachment(
-    attachment_id: PathId, request: Request, session: SessionDep, who: PrincipalDep, state: StateDep
+    attachment_id: AttachmentPathId,
+    request: Request,
+    session: SessionDep,
+    who: PrincipalDep,
+    state: StateDep,
 ) -> Response:
     with not_found_as(ATTACHMENT_NOT_FOUND):
         # The uploader may fetch their own unclaimed file: no project's setting applies yet.

@@ -6,11 +6,11 @@ from fastapi import Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import PrincipalDep, SessionDep
-from casefolio.api.ids import PathId
 from casefolio.api.routing import dialect_router
 from casefolio.api.v3 import hal, paging, payloads, queries, render
 from casefolio.api.v3.error_responses import COMMON_V3_ERRORS, v3_errors
 from casefolio.api.v3.hal import HalResponse
+from casefolio.api.v3.paths import DocumentPathId
 from casefolio.api.v3.problems import constraint_on
 from casefolio.domain import documents, unclaimed, versions
 from casefolio.domain.documents import DocumentView
@@ -49,7 +49,9 @@ async def _with_attachments(
 
 
 @router.get("/documents/{document_id:id}", summary="View a document with its attachments")
-async def read_document(document_id: PathId, session: SessionDep, who: PrincipalDep) -> HalResponse:
+async def read_document(
+    document_id: DocumentPathId, session: SessionDep, who: PrincipalDep
+) -> HalResponse:
     view = await documents.get(session, who=who, document_id=document_id)
     return await _with_attachments(session, who, view)
 
@@ -69,7 +71,7 @@ async def read_document(document_id: PathId, session: SessionDep, who: Principal
     },
 )
 async def update_document(
-    document_id: PathId, request: Request, session: SessionDep, who: PrincipalDep
+    document_id: DocumentPathId, request: Request, session: SessionDep, who: PrincipalDep
 ) -> HalResponse:
     # Visibility (404) and permission (403) are answered before the body is judged (422).
     await documents.load_scoped(
