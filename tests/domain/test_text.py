@@ -95,7 +95,9 @@ def test_a_long_file_name_is_cut_between_what_shows_as_characters(
 
 _NAME_CHARS = st.characters(codec="utf-8", exclude_characters="\x00")
 # The characters the rule is about, mixed in often enough to meet them.
-_EDGES = st.sampled_from(list(" \t\n\r\x0b\x1c\x85\xa0\u2028\u2029\u202e\u2066\u3000\ufeffa/é"))
+_EDGES = st.sampled_from(
+    list(" \t\n\r\x0b\x1c\x85\xa0\xad\u180e\u200b\u200d\u2028\u2029\u202e\u2066\u3000\ufeffa/é")
+)
 
 
 @given(st.lists(st.one_of(_NAME_CHARS, _EDGES), max_size=12).map("".join))
@@ -119,3 +121,11 @@ def test_a_name_is_bounded_as_sent_as_the_openapi_documents_max_length_counts() 
     assert text.stripped_name(" a ", limit=3, what="A name", field="name") == "a"
     with pytest.raises(Invalid, match="1 to 3 characters"):
         text.stripped_name("a   ", limit=3, what="A name", field="name")
+
+
+def test_a_name_is_trimmed_of_what_shows_as_nothing_at_its_ends() -> None:
+    name = text.stripped_name("\ufeffPleadings\u200b", limit=200, what="A name", field="name")
+    assert name == "Pleadings"
+    assert text.stripped_name("Zoë\u200dX", limit=200, what="A name", field="name") == "Zoë\u200dX"
+    with pytest.raises(Invalid, match="1 to 200 characters"):
+        text.stripped_name("\u200b\u2060", limit=200, what="A name", field="name")

@@ -35,6 +35,11 @@ NOT_SPACE = r"[^\s\x1c-\x1f\x85]"
 #: What a one-line name cannot hold (`stripped_name`), as a regular expression's character
 #: class body: C0 and C1 controls, the line and paragraph separators, bidi controls.
 _NOT_IN_A_NAME = r"\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+#: Characters that show as nothing (a soft hyphen, zero-width spaces and joiners, a word
+#: joiner, a byte order mark): trimmed from a name's ends as white space is, so that no name
+#: is made of them alone, nor looks like another by one at its end.
+_INVISIBLE = r"\u00ad\u180e\u200b-\u200d\u2060\ufeff"
+_NAME_ENDS = re.compile(f"^[\\s{_INVISIBLE}]+|[\\s{_INVISIBLE}]+$")
 
 
 def one_line_pattern(also_not: str = "") -> str:
@@ -42,8 +47,8 @@ def one_line_pattern(also_not: str = "") -> str:
     at either end (stripped), and between, at least one character and none it cannot hold
     (nor any of `also_not`, a character class body)."""
     inner = f"[^{_NOT_IN_A_NAME}{also_not}]"
-    edge = f"[^\\s{_NOT_IN_A_NAME}{also_not}]"
-    space = "[\\s\\x1c-\\x1f\\x85]"
+    edge = f"[^\\s{_NOT_IN_A_NAME}{_INVISIBLE}{also_not}]"
+    space = f"[\\s\\x1c-\\x1f\\x85{_INVISIBLE}]"
     return f"^{space}*{edge}(?:{inner}*{edge})?{space}*$"
 
 
@@ -116,7 +121,8 @@ def stripped_name(value: str, *, limit: int, what: str, field: str, one_line: bo
     if (problem := unstorable(value)) is not None:
         raise Invalid(f"{what} {problem}.", [{"field": field, "message": problem}])
     too_long = len(value) > limit  # as sent, as the OpenAPI document's maxLength counts
-    value = unicodedata.normalize("NFC", value.strip())
+    trimmed = _NAME_ENDS.sub("", value) if one_line else value.strip()
+    value = unicodedata.normalize("NFC", trimmed)
     if one_line and (hidden := _first_hidden(value)) is not None:
         message = f"contains U+{ord(hidden):04X}: a name is one line, without control characters"
         raise Invalid(f"{what} {message}.", [{"field": field, "message": message}])
