@@ -245,6 +245,30 @@ async def test_sign_in_attempts_are_limited_per_account(
     assert await _sign_in(http, member.email, PASSWORD) == 303
 
 
+async def test_spellings_of_one_address_share_its_accounts_budget(
+    app: FastAPI, db: Database, browsers: Browser, member: Actor
+) -> None:
+    _clocked(app)
+    await give_password(db, member.email)
+    http = await browsers()
+    local, domain = member.email.split("@")
+    # Full-width letters, upper case, spaces: each finds the same user (users.email_key).
+    fullwidth = domain.replace("e", "\uff45", 1).replace("x", "\uff58", 1)
+    spellings = [
+        f"{local}@{fullwidth}",
+        f"{local}@{domain.upper()}",
+        f"  {local}@{domain.replace('m', chr(0xFF4D), 1)} ",
+        member.email,
+        f"{local}@{fullwidth.upper()}",
+    ]
+    assert len(set(spellings)) == 5
+    for spelling in spellings:
+        assert await _sign_in(http, spelling, "guess guess") == 401
+    for spelling in [member.email, f"{local}@{fullwidth}"]:
+        assert await _sign_in(http, spelling, PASSWORD) == 429
+    assert await _sessions(db) == 0
+
+
 async def test_successful_sign_ins_do_not_use_up_the_budget(
     app: FastAPI, db: Database, browsers: Browser, member: Actor
 ) -> None:

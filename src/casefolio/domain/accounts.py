@@ -30,6 +30,8 @@ DEACTIVATED = "This account is deactivated; ask an operator to reactivate it."
 LINK_INVALID = "This link is not valid: it was used already, has expired, or never existed."
 INVITE = "invite"
 RESET = "reset"
+SIGNIN_ACCOUNT_KEY = "signin:account:"
+SIGNIN_ADDRESS_KEY = "signin:address:"
 
 _HASHER = PasswordHash((Argon2Hasher(),))
 # Verified against when the e-mail address is unknown, so that a wrong address takes as long
@@ -65,6 +67,18 @@ async def hash_password(password: str) -> str:
 
 async def _verify(password: str, stored: str) -> bool:
     return await anyio.to_thread.run_sync(_HASHER.verify, password[:MAX_PASSWORD], stored)
+
+
+def account_limit_key(email: str) -> str:
+    """The rate-limit key of the account an e-mail address signs in to: the key its user is
+    found under, so every spelling that reaches one account (full-width letters, NFD) spends
+    one budget."""
+    return SIGNIN_ACCOUNT_KEY + users.email_key(email)
+
+
+def signin_limit_keys(email: str, address: str) -> tuple[str, str]:
+    """The rate-limit keys a sign-in attempt is charged to: its account and its address."""
+    return account_limit_key(email), SIGNIN_ADDRESS_KEY + address
 
 
 def principal_of(user: User) -> Principal:

@@ -26,8 +26,6 @@ from casefolio.domain.principal import Principal
 
 # last_seen_at is written at most this often: a page view need not be a write.
 TOUCH_RESOLUTION = timedelta(minutes=1)
-SIGNIN_ACCOUNT_KEY = "signin:account:"
-SIGNIN_ADDRESS_KEY = "signin:address:"
 
 
 @dataclass(frozen=True)
@@ -54,11 +52,6 @@ class SignedIn:
 
 def session_id_of(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
-
-
-def signin_limit_keys(email: str, address: str) -> tuple[str, str]:
-    """The rate-limit keys a sign-in attempt is charged to: its account and its address."""
-    return SIGNIN_ACCOUNT_KEY + email.strip().lower(), SIGNIN_ADDRESS_KEY + address
 
 
 async def open_session(session: AsyncSession, *, user_id: int) -> Opened:

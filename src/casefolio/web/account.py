@@ -12,6 +12,7 @@ from casefolio.db.models import ApiToken
 from casefolio.domain import accounts, shown_once, tokens, websessions
 from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
+from casefolio.web import attempts
 from casefolio.web.deps import (
     SESSION_COOKIE,
     CsrfRefused,
@@ -61,34 +62,22 @@ async def signin(request: Request) -> Response:
     target = _safe_next(form.get("next"))
     state = state_of(request)
     settings = state.settings
-    account_key, address_key = websessions.signin_limit_keys(email, client_address(request))
+    account_key, address_key = accounts.signin_limit_keys(email, client_address(request))
     budgets = [
         (account_key, settings.signin_attempts_per_minute),
         (address_key, settings.signin_address_attempts_per_minute),
     ]
-    # Only failed attempts count. Each is charged before the password is checked, so that
-    # guesses sent at once are all counted, and given back when it turns out right (or
-    # when the attempt is refused without a check).
-    charged: list[tuple[str, int]] = []
     try:
-        for key, per_minute in budgets:
-            await state.limiter.hit(key, per_minute)
-            charged.append((key, per_minute))
+        charged = await attempts.charge(state.limiter, budgets)
     except RateLimited as exc:
-        for key, per_minute in charged:
-            await state.limiter.give_back(key, per_minute)
-        message = f"Too many sign-in attempts. Wait {exc.retry_after} seconds, then try again."
-        refused = render(request, "signin.html", 429, next=target, email=email, error=message)
-        refused.headers["Retry-After"] = str(exc.retry_after)
-        return refused
+        return attempts.too_many(request, exc, "signin.html", "sign-in", next=target, email=email)
     try:
         # Verified on a read session: a slow hash must not hold SQLite's write lock.
         async with state.db.read() as session:
             user = await accounts.authenticate(session, email=email, password=password)
     except Unauthenticated as exc:
         return render(request, "signin.html", 401, next=target, email=email, error=exc.message)
-    for key, per_minute in charged:
-        await state.limiter.give_back(key, per_minute)
+    await charged.give_back()
     async with state.db.write() as session:
         opened = await websessions.open_session(session, user_id=user.id)
         await websessions.end_expired(session, lifetimes=lifetimes(settings))
