@@ -269,6 +269,36 @@ async def test_spellings_of_one_address_share_its_accounts_budget(
     assert await _sessions(db) == 0
 
 
+async def test_wrong_current_passwords_spend_the_accounts_sign_in_budget(
+    app: FastAPI, db: Database, person: MakePerson, member: Actor, browsers: Browser
+) -> None:
+    clock = _clocked(app)
+    here = await person(member)
+    new = {"new": "a new password!", "again": "a new password!"}
+    # Refusals that checked no password (the new one typed twice differently) cost nothing.
+    for _ in range(6):
+        mismatch = await here.post(
+            "/account/password", {"current": PASSWORD, "new": "a new password!", "again": "x"}
+        )
+        assert mismatch.status_code == 400
+    for _ in range(3):
+        wrong = await here.post("/account/password", {"current": "guess guess", **new})
+        assert wrong.status_code == 400 and "current password is not right" in wrong.text
+    # The same budget as sign-in's: two wrong sign-ins spend the rest of it.
+    for _ in range(2):
+        assert await _sign_in(await browsers(), member.email, "guess guess") == 401
+    for current in ["guess guess", PASSWORD]:
+        limited = await here.post("/account/password", {"current": current, **new})
+        assert limited.status_code == 429
+        assert "Too many password attempts" in limited.text
+        assert int(limited.headers["retry-after"]) >= 1
+    assert (await Person(member, await browsers()).sign_in()).status_code == 429
+    clock.now += 120
+    changed = await here.post("/account/password", {"current": PASSWORD, **new})
+    assert changed.status_code == 303
+    assert (await Person(member, await browsers()).sign_in("a new password!")).status_code == 303
+
+
 async def test_successful_sign_ins_do_not_use_up_the_budget(
     app: FastAPI, db: Database, browsers: Browser, member: Actor
 ) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.db.models import PasswordLink, User
 from casefolio.db.types import utcnow
 from casefolio.domain import access, users, websessions
-from casefolio.domain.errors import Conflict, Invalid, NotFound, Unauthenticated
+from casefolio.domain.errors import Conflict, Invalid, NotFound, Unauthenticated, WrongPassword
 from casefolio.domain.principal import Principal
 
 MIN_PASSWORD = 10
@@ -105,10 +105,11 @@ async def set_password(session: AsyncSession, *, user: User, password: str) -> N
 
 
 async def change_own(session: AsyncSession, *, who: Principal, current: str, new: str) -> None:
-    """Change the caller's password after checking the current one; every session ends."""
+    """Change the caller's password after checking the current one (WrongPassword when it is
+    not right); every session ends."""
     user = await users.get(session, user_id=who.user_id)
     if user.password_hash is None or not await _verify(current, user.password_hash):
-        raise Invalid(
+        raise WrongPassword(
             "The current password is not right.", [{"field": "current", "message": "wrong"}]
         )
     await set_password(session, user=user, password=new)

@@ -56,6 +56,11 @@ class Invalid(DomainError):
         self.errors = errors or []
 
 
+class WrongPassword(Invalid):
+    """The current password, sent to change it, is not right: a guess, which the pages count
+    against the account's sign-in budget."""
+
+
 class TooLarge(DomainError):
     """An upload exceeds the configured maximum size."""
 

@@ -10,7 +10,7 @@ from casefolio.api.ids import PathId
 from casefolio.api.proxies import client_address, is_https
 from casefolio.db.models import ApiToken
 from casefolio.domain import accounts, shown_once, tokens, websessions
-from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated
+from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated, WrongPassword
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 from casefolio.web import attempts
 from casefolio.web.deps import (
@@ -139,6 +139,14 @@ async def account_page(request: Request, me: WebUser, changed: bool = False) -> 
 async def change_password(request: Request, me: WebWriter) -> Response:
     form = await read_form(request)
     state = state_of(request)
+    # A wrong current password is a guess at it, as at sign-in: the account's budget.
+    budget = accounts.account_limit_key(me.principal.email)
+    try:
+        charged = await attempts.charge(
+            state.limiter, [(budget, state.settings.signin_attempts_per_minute)]
+        )
+    except RateLimited as exc:
+        return attempts.too_many(request, exc, "account.html", "password", notice=None)
     try:
         if form.get("new", "") != form.get("again", ""):
             raise Invalid("The two new passwords are not the same.")
@@ -149,7 +157,10 @@ async def change_password(request: Request, me: WebWriter) -> Response:
             # Every session ended, this one too; the browser that changed it stays signed in.
             opened = await websessions.open_session(session, user_id=me.principal.user_id)
     except Invalid as exc:
+        if not isinstance(exc, WrongPassword):
+            await charged.give_back()
         return render(request, "account.html", 400, error=exc.message, notice=None)
+    await charged.give_back()
     moved = see_other("/account?changed=1")
     _set_cookie(request, moved, opened.secret)
     return moved
