@@ -174,6 +174,19 @@ async def test_operator_administers_teams_access_and_the_api_switch(
     assert (await op.http.get("/projects")).status_code == 200  # the pages keep working
 
 
+async def test_a_head_request_does_not_use_up_the_token_shown_once(
+    person: MakePerson, member: Actor
+) -> None:
+    someone = await person(member)
+    assert (await someone.post("/tokens", {"name": "prefetched"})).status_code == 303
+    for _ in range(2):
+        head = await someone.http.head("/tokens")
+        assert head.status_code == 200 and head.content == b""
+    shown = await someone.http.get("/tokens")
+    assert 'id="secret" type="text" readonly value="cf_' in shown.text
+    assert 'id="secret"' not in (await someone.http.get("/tokens")).text
+
+
 async def test_token_created_on_the_page_works_once_shown_and_can_be_revoked(
     client: httpx.AsyncClient, db: Database, person: MakePerson, member: Actor
 ) -> None:

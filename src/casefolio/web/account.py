@@ -22,6 +22,7 @@ from casefolio.web.deps import (
     cookie_secret,
     lifetimes,
     same_origin,
+    take_shown_once,
 )
 from casefolio.web.http import read_form, render, see_other, state_of
 
@@ -183,10 +184,7 @@ TOKEN_SHOWN = "api-token"
 
 @router.get("/tokens")
 async def tokens_page(request: Request, me: WebUser) -> Response:
-    async with state_of(request).db.write() as session:
-        issued = await shown_once.take(
-            session, cookie_secret=cookie_secret(request), kind=TOKEN_SHOWN
-        )
+    issued = await take_shown_once(request, TOKEN_SHOWN)
     curl = None
     if issued:
         base = str(request.base_url).rstrip("/")

@@ -20,9 +20,10 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
 from casefolio.api.errors import problem_for
+from casefolio.api.middleware import HEAD_FLAG
 from casefolio.api.proxies import client_address
 from casefolio.config import Settings
-from casefolio.domain import events, websessions
+from casefolio.domain import events, shown_once, websessions
 from casefolio.domain.errors import DomainError
 from casefolio.domain.principal import Principal
 from casefolio.domain.websessions import SignedIn
@@ -78,6 +79,17 @@ async def web_user(request: Request) -> SignedIn:
 def cookie_secret(request: Request) -> str:
     """The session cookie of a request that `web_user` let through."""
     return request.cookies.get(SESSION_COOKIE, "")
+
+
+async def take_shown_once(request: Request, kind: str) -> dict[str, str] | None:
+    """Take what waits to be shown once to this browser (domain/shown_once.py), on a GET.
+
+    A HEAD is served by the GET route (api/middleware.py) but shows nothing, so it must not
+    use up what the GET after it (a prefetch's, a link checker's) would show: None."""
+    if request.scope.get(HEAD_FLAG):
+        return None
+    async with state_of(request).db.write() as session:
+        return await shown_once.take(session, cookie_secret=cookie_secret(request), kind=kind)
 
 
 def same_origin(request: Request) -> bool:

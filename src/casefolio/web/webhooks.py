@@ -22,7 +22,14 @@ from casefolio.domain.errors import Forbidden, Invalid
 from casefolio.domain.pages import PageRequest, request_after
 from casefolio.domain.roles import Capability
 from casefolio.domain.websessions import SignedIn
-from casefolio.web.deps import WebForm, WebRoute, WebUser, WebWriter, cookie_secret
+from casefolio.web.deps import (
+    WebForm,
+    WebRoute,
+    WebUser,
+    WebWriter,
+    cookie_secret,
+    take_shown_once,
+)
 from casefolio.web.http import render, see_other, state_of
 
 router = APIRouter(include_in_schema=False, route_class=WebRoute)
@@ -138,10 +145,7 @@ async def webhook_page(
         webhook_id=webhook_id,
         page=request_after(cursor, DELIVERIES_PER_PAGE),
     )
-    async with state_of(request).db.write() as writer:
-        kept = await shown_once.take(
-            writer, cookie_secret=cookie_secret(request), kind=SECRET_SHOWN + str(hook.id)
-        )
+    kept = await take_shown_once(request, SECRET_SHOWN + str(hook.id))
     return render(
         request,
         "admin_webhook.html",
