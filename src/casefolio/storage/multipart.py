@@ -131,6 +131,7 @@ class _PartGuard:
         self._part = ""
         self.parts = 0
         self.raw_file_name: str | None = None
+        self.extended_file_name = False  # the file part had a filename* too
 
     def feed(self, data: bytes) -> None:
         buf = self._tail + data
@@ -177,6 +178,7 @@ class _PartGuard:
                 self.raw_file_name = raw.group(1).decode("utf-8", "replace")
             extended = _EXTENDED_FILE_NAME.search(header)
             if extended is not None:
+                self.extended_file_name = True
                 _check_extended_file_name(extended.group(1))
         elif _METADATA_PART.search(header):
             self._part, self._body_limit = "metadata", METADATA_MAX_BYTES
@@ -274,18 +276,28 @@ async def spool_multipart(
         raise
     return MultipartUpload(
         file=spooled,
-        file_name=_file_name(file_target.multipart_filename, guard.raw_file_name),
+        file_name=_file_name(
+            file_target.multipart_filename, guard.raw_file_name, guard.extended_file_name
+        ),
         file_content_type=file_target.multipart_content_type or None,
         metadata=metadata_target.value if metadata_target.started else None,
     )
 
 
-def _file_name(parsed: str | None, raw: str | None) -> str | None:
+#: WHATWG HTML's multipart/form-data encoding, which browsers and curl (7.81 on) use, sends
+#: these three characters of a file name as escapes, and no others.
+_FORM_ESCAPES = re.compile("%22|%0D|%0A")
+_FORM_ESCAPED = {"%22": '"', "%0D": "\r", "%0A": "\n"}
+
+
+def _file_name(parsed: str | None, raw: str | None, extended: bool) -> str | None:
     # A backslash the parser took for an escape was a path separator (browsers never escape
     # one); the domain keeps the last segment of either.
-    if raw is not None and "\\" in raw:
-        return raw
-    return parsed or None
+    name = raw if raw is not None and "\\" in raw else parsed or None
+    if name is None or extended:
+        return name  # a filename* is all %-escapes, already decoded by the parser
+    # CR and LF come back as control characters, which the domain drops from every name.
+    return _FORM_ESCAPES.sub(lambda m: _FORM_ESCAPED[m.group()], name)
 
 
 def _check_complete(file_target: _FileTarget, metadata_target: _BoundedValueTarget) -> None:

@@ -8,6 +8,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import httpx
+import pytest
 from sqlalchemy import func, select, update
 
 from casefolio.api.downloads import FILE_CHUNK_BYTES
@@ -649,6 +650,36 @@ async def test_a_file_name_escaped_from_bytes_that_are_not_utf_8_is_400_and_stor
     )
     assert filed.status_code == 201, filed.text
     assert filed.json()["title"] == "Kläger.pdf"
+
+
+@pytest.mark.parametrize(
+    ("disposition", "kept"),
+    [
+        # What a browser (WHATWG HTML's multipart/form-data encoding) and curl send.
+        ('filename="Smith %22Final%22 draft.txt"', 'Smith "Final" draft.txt'),
+        ('filename="two%0D%0Alines.txt"', "twolines.txt"),
+        ('filename="C:\\Users\\me\\%22A%22.txt"', '"A".txt'),
+        # Only those three escapes: any other % is the name's own.
+        ('filename="100%25 %2522 %0d%0a.txt"', "100%25 %2522 %0d%0a.txt"),
+        # A filename* is decoded once, by its own rule.
+        ("filename*=UTF-8''a%2522b.txt", "a%22b.txt"),
+    ],
+)
+async def test_a_multipart_file_name_decodes_the_escapes_browsers_send(
+    client: httpx.AsyncClient, matter: Matter, disposition: str, kept: str
+) -> None:
+    raw = (
+        f'--XX\r\nContent-Disposition: form-data; name="file"; {disposition}\r\n'
+        "Content-Type: text/plain\r\n\r\nhello\r\n--XX--\r\n"
+    ).encode()
+    filed = await client.post(
+        matter.url("/documents"),
+        content=raw,
+        headers={**matter.writer.headers, "Content-Type": "multipart/form-data; boundary=XX"},
+    )
+    assert filed.status_code == 201, filed.text
+    assert filed.json()["title"] == kept
+    assert filed.json()["currentVersion"]["fileName"] == kept
 
 
 async def test_documents_of_another_project_are_invisible(
