@@ -1,5 +1,6 @@
-"""Credential-like query values never reach the access log (the pure part; the real server's
-log is checked in tests/e2e/test_server_logs.py)."""
+"""Secrets in URLs (credential-like query values, a set-password link's secret) never reach
+the access log (the pure part; the real server's log is checked in
+tests/e2e/test_server_logs.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import logging
 
 import pytest
 
-from casefolio.logs import RedactQuery, redact_query
+from casefolio.logs import RedactSecrets, redact_target
 
 
 @pytest.mark.parametrize(
@@ -26,10 +27,14 @@ from casefolio.logs import RedactQuery, redact_query
         ("/p?to%6Ben=cf_abc", "/p?to%6Ben=[redacted]"),  # a percent-encoded name too
         ("/p?token", "/p?token"),  # no value, nothing to hide
         ("/p?title=token&q=", "/p?title=token&q="),  # a value that says "token" is no secret
+        ("/projects/7/upload?csrf=abc", "/projects/7/upload?csrf=[redacted]"),
+        ("/set-password/Zx_9-a", "/set-password/[redacted]"),
+        ("/set-password/Zx_9-a?next=/", "/set-password/[redacted]?next=/"),
+        ("/projects/set-password/7", "/projects/set-password/7"),
     ],
 )
-def test_redact_query_hides_values_of_credential_like_names(target: str, logged: str) -> None:
-    assert redact_query(target) == logged
+def test_redact_target_hides_the_secrets_of_a_url(target: str, logged: str) -> None:
+    assert redact_target(target) == logged
 
 
 def test_access_record_is_redacted_before_formatting() -> None:
@@ -42,5 +47,14 @@ def test_access_record_is_redacted_before_formatting() -> None:
         ("127.0.0.1:5", "GET", "/p?token=cf_secret", "1.1", 200),
         None,
     )
-    assert RedactQuery().filter(record)
+    assert RedactSecrets().filter(record)
     assert record.getMessage() == '127.0.0.1:5 - "GET /p?token=[redacted] HTTP/1.1" 200'
+
+
+def test_granian_access_record_is_redacted_before_formatting() -> None:
+    args = {"method": "GET", "path": "/set-password/s3cret", "query_string": "csrf=t&a=1"}
+    record = logging.LogRecord(
+        "granian.access", logging.INFO, __file__, 1, "%(path)s?%(query_string)s", (args,), None
+    )
+    assert RedactSecrets().filter(record)
+    assert record.getMessage() == "/set-password/[redacted]?csrf=[redacted]&a=1"

@@ -1,8 +1,10 @@
 """What a real `casefolio serve` writes to its log: a client that hangs up mid-upload is one
-info line (no traceback), and no credential (header or query parameter) is ever written."""
+info line (no traceback), and no credential (header, query parameter, CSRF token or
+set-password link) is ever written."""
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import httpx
 import pytest
 
 from casefolio.config import Settings
-from tests.servers import init_token, running_server, server_env
+from tests.servers import cli, init_token, running_server, server_env
 
 pytestmark = pytest.mark.slow
 
@@ -43,11 +45,33 @@ def _hang_up_mid_upload(
     _until(lambda: not any(staging.glob("*.part")), "the server to discard the upload")
 
 
+def _use_page_secrets(base_url: str, project_id: str, password: str) -> list[str]:
+    """Sign in to the pages, invite someone and open their set-password link, upload with the
+    plain form's `?csrf=`; return the secrets those URLs carried."""
+    origin = {"Origin": base_url}
+    with httpx.Client(base_url=base_url, headers=origin) as web:
+        signed_in = web.post("/signin", data={"email": "op@example.com", "password": password})
+        assert signed_in.status_code == 303, signed_in.text
+        page = web.get("/admin/users").text
+        csrf = re.findall(r'<meta name="csrf-token" content="([^"]+)"', page)[0]
+        invite = {"csrf": csrf, "email": "i@example.com", "name": "I"}
+        invited = web.post("/admin/users", data=invite)
+        [link] = re.findall(r"/set-password/([A-Za-z0-9_-]+)", invited.text)
+        assert web.get(f"/set-password/{link}").status_code == 200
+        uploaded = web.post(
+            f"/projects/{project_id}/upload?csrf={csrf}", files={"file": ("a.txt", b"a")}
+        )
+        assert uploaded.status_code in (200, 303), uploaded.text
+    return [link, csrf]
+
+
 def test_log_has_one_line_per_hang_up_and_no_credentials(
     settings: Settings, tmp_path: Path
 ) -> None:
     env = server_env(settings.data_dir, settings.effective_database_url)
     token = init_token(env)
+    password = "a password for the pages"
+    cli(env, "users", "set-password", "op@example.com", "--password-stdin", input=password)
     staging = settings.blob_dir / "tmp"
     secrets = {
         "token": "cf_query_token_1",
@@ -64,6 +88,7 @@ def test_log_has_one_line_per_hang_up_and_no_credentials(
             headers={"Authorization": f"Bearer {token}"},
         ).json()
         documents = f"/api/v1/projects/{project['id']}/documents"
+        page_secrets = _use_page_secrets(server.base_url, project["id"], password)
         for multipart in (False, True):
             _hang_up_mid_upload(server.base_url, documents, token, staging, multipart)
         listed = httpx.get(
@@ -86,7 +111,9 @@ def test_log_has_one_line_per_hang_up_and_no_credentials(
     [line] = [line for line in log.splitlines() if "limit=5" in line]
     for name in secrets:
         assert f"{name}=[redacted]" in line
-    for secret in [*secrets.values(), token, "cf_wrong_header_7"]:
+    assert "GET /set-password/[redacted] HTTP/1.1" in log, log
+    assert "upload?csrf=[redacted] HTTP/1.1" in log, log
+    for secret in [*secrets.values(), *page_secrets, token, "cf_wrong_header_7"]:
         assert secret not in log, f"{secret} leaked into the log:\n{log}"
     # Nothing of the cut uploads stays behind.
     assert not any(staging.glob("*.part"))

@@ -20,6 +20,7 @@ from casefolio.db.conflicts import is_concurrent_change, is_out_of_space, is_wri
 from casefolio.db.engine import DatabaseUnavailable
 from casefolio.domain import errors, text
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
+from casefolio.logs import redact_target
 from casefolio.storage.base import BlobMissing, BlobStoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -208,7 +209,7 @@ _NO_SPACE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 
 
 def _no_space(request: Request, exc: Exception) -> JSONResponse:
-    log.error("out of storage space on %s %s: %s", request.method, request.url.path, exc)
+    log.error("out of storage space on %s: %s", _where(request), exc)
     problem = Problem(
         507,
         "Insufficient Storage",
@@ -217,6 +218,11 @@ def _no_space(request: Request, exc: Exception) -> JSONResponse:
         "InternalServerError",
     )
     return render(request, problem)
+
+
+def _where(request: Request) -> str:
+    """A request's method and path as a log line names them (logs.py: no secrets)."""
+    return f"{request.method} {redact_target(request.url.path)}"
 
 
 def _allowed_methods(request: Request) -> str:
@@ -304,18 +310,18 @@ def install(app: FastAPI) -> None:
         if is_out_of_space(exc):
             return _no_space(request, exc)
         if is_write_conflict(exc):
-            log.info("write conflict on %s %s: %s", request.method, request.url.path, exc.orig)
+            log.info("write conflict on %s: %s", _where(request), exc.orig)
             return render(request, CONCURRENT_CHANGE)
         if not exc.connection_invalidated:
             return await _unexpected(request, exc)
         # The server dropped the connection (restart, failover, idle timeout): SQLAlchemy
         # has already replaced the pool's connections, so a retry gets a fresh one.
-        log.warning("database connection lost on %s %s", request.method, request.url.path)
+        log.warning("database connection lost on %s", _where(request))
         return _retry_soon(request, "The connection to the database was lost; retry the request.")
 
     @app.exception_handler(DatabaseUnavailable)
     async def _unavailable(request: Request, exc: DatabaseUnavailable) -> JSONResponse:
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        log.warning("database unavailable on %s: %s", _where(request), exc)
         return _retry_soon(request, exc.detail)
 
     @app.exception_handler(OperationalError)
@@ -323,14 +329,14 @@ def install(app: FastAPI) -> None:
         if not is_lock_timeout(exc):
             return await _database(request, exc)
         # SQLite: another process held the write lock for longer than the configured wait.
-        log.warning("database write lock wait expired on %s %s", request.method, request.url.path)
+        log.warning("database write lock wait expired on %s", _where(request))
         return _retry_soon(
             request, "The database is busy with other writes; nothing was changed. Retry shortly."
         )
 
     @app.exception_handler(BlobStoreUnavailable)
     async def _blobs_unavailable(request: Request, exc: BlobStoreUnavailable) -> JSONResponse:
-        log.error("blob store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        log.error("blob store unavailable on %s: %s", _where(request), exc)
         return _retry_soon(
             request,
             "The file store cannot be reached just now; nothing was stored or changed. "
@@ -342,7 +348,7 @@ def install(app: FastAPI) -> None:
     async def _blob_missing(request: Request, exc: BlobMissing) -> JSONResponse:
         # A row names bytes the store does not have: lost outside casefolio (a disk, a
         # restore, a bucket rule). Not the client's doing, and not to be retried.
-        log.error("%s (on %s %s)", exc, request.method, request.url.path)
+        log.error("%s (on %s)", exc, _where(request))
         problem = Problem(
             500,
             "Internal Server Error",
@@ -362,10 +368,10 @@ def install(app: FastAPI) -> None:
     async def _gone(request: Request, exc: ClientDisconnect) -> JSONResponse:
         # A client that hangs up mid-upload is a normal event, not a server error: one line.
         # Whatever it sent is already discarded (the spool removes its staging file).
-        log.info("client disconnected during %s %s", request.method, request.url.path)
+        log.info("client disconnected during %s", _where(request))
         return render(request, CLIENT_GONE)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        log.exception("unhandled error on %s", _where(request))
         return render(request, INTERNAL_ERROR)
