@@ -1,5 +1,6 @@
-"""/docs in a real browser with no network beyond the server: it loads, Authorize takes a
-token, and "Try it out" gets a 200. The landing page passes axe-core's checks."""
+"""/docs in a real browser with no network beyond the server: it loads (with its headers
+against framing), Authorize takes a token, and "Try it out" gets a 200. The landing page
+passes axe-core's checks."""
 
 from __future__ import annotations
 
@@ -16,7 +17,10 @@ def test_docs_authorize_and_try_it_out_offline(offline: Offline, served: Served)
     page = offline.context.new_page()
     sent: list[Request] = []
     page.on("request", lambda r: sent.append(r) if "/api/v1/users" in r.url else None)
-    page.goto(f"{served.base_url}/docs")
+    loaded = page.goto(f"{served.base_url}/docs")
+    # Swagger UI works under these (its inline scripts are not restricted by them).
+    assert loaded is not None and loaded.headers["x-frame-options"] == "DENY"
+    assert loaded.headers["content-security-policy"] == "frame-ancestors 'none'"
 
     page.locator("button.authorize").first.click()
     scheme = page.locator(".auth-container").filter(has_text="X-API-Token")

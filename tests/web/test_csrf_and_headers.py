@@ -3,6 +3,7 @@ page carries the security headers."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 import httpx
@@ -94,6 +95,20 @@ async def test_every_page_carries_the_security_headers(
     for page in responses[: len(pages)]:
         assert page.status_code == 200
         assert "<script>" not in page.text and "style=" not in page.text
+
+
+async def test_the_api_docs_may_not_be_framed_nor_sniffed(client: httpx.AsyncClient) -> None:
+    docs = await client.get("/docs")
+    assert docs.status_code == 200 and "swagger-ui" in docs.text
+    script = re.search(r'src="(/docs/assets/[^"]+\.js)"', docs.text)
+    assert script is not None
+    asset = await client.get(script.group(1))
+    assert asset.status_code == 200
+    for response in (docs, asset, await client.get("/docs/oauth2-redirect")):
+        # Only frame-ancestors: Swagger UI runs inline scripts of its own.
+        assert response.headers["content-security-policy"] == "frame-ancestors 'none'"
+        assert response.headers["x-frame-options"] == "DENY"
+        assert response.headers["x-content-type-options"] == "nosniff"
 
 
 async def test_assets_are_served_from_the_package_with_htmx_licence(

@@ -36,8 +36,16 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"same-origin"),
     (b"x-frame-options", b"DENY"),
 ]
-# Swagger UI (/docs) brings inline scripts of its own; the APIs answer JSON and files.
-_NOT_PAGES = ("/api/", "/docs")
+# Swagger UI (/docs) brings inline scripts of its own, so not the pages' policy; but it is
+# where people paste tokens, so it may not be framed (clickjacking) nor its files sniffed.
+DOCS_HEADERS = [
+    (b"content-security-policy", b"frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+]
+DOCS = "/docs"
+# The APIs answer JSON and files.
+_NOT_PAGES = "/api/"
 
 templates = Environment(
     loader=FileSystemLoader(str(TEMPLATES)),
@@ -135,8 +143,8 @@ async def read_form(request: Request) -> dict[str, str]:
 
 
 class SecurityHeaders:
-    """Add the security headers to every page (an HTML response) and static file; not to the
-    APIs' answers, nor to /docs (Swagger UI brings inline scripts of its own)."""
+    """Add the security headers to every page (an HTML response) and static file, and
+    DOCS_HEADERS to everything under /docs; nothing to the APIs' answers."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -148,12 +156,15 @@ class SecurityHeaders:
             return
 
         static = path.startswith("/static/")
+        docs = path == DOCS or path.startswith(DOCS + "/")
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = message.get("headers", [])
                 content_type = next((v for k, v in headers if k.lower() == b"content-type"), b"")
-                if static or content_type.startswith(b"text/html"):
+                if docs:
+                    message = dict(message, headers=[*headers, *DOCS_HEADERS])
+                elif static or content_type.startswith(b"text/html"):
                     # A downloaded HTML file brings its own, stricter ones (a sandbox): not
                     # sent twice.
                     present = {k.lower() for k, _ in headers}
