@@ -25,6 +25,7 @@ from casefolio.installation import locate
 from casefolio.outbound import runtime as outbound_runtime
 from casefolio.storage import open_blob_store, staging
 from casefolio.web import install as install_pages
+from casefolio.web.deps import problem_answer
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def create_app(
     # Last added runs first: HEAD is rewritten before anything else sees the request.
     app.add_middleware(RateLimitHeaders)
     app.add_middleware(RequestsInFlight)
-    app.add_middleware(StorableUrl)
+    app.add_middleware(StorableUrl, answer=problem_answer)
     app.add_middleware(HeadAsGet)
     return app
 

@@ -3,9 +3,11 @@ the one check of the text a URL carries."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from urllib.parse import parse_qsl, unquote_to_bytes
 
 from starlette.requests import Request
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from casefolio.api.errors import Problem, render
@@ -77,16 +79,22 @@ class StorableUrl:
     400 naming the parameter, before any route sees it; JSON bodies are checked where they
     are parsed (api/v1/schemas.py, api/jsonbody.py), by the same rule (domain/text.py).
 
-    Percent-decoding turns invalid UTF-8 into U+FFFD, so a URL cannot carry a surrogate."""
+    Percent-decoding turns invalid UTF-8 into U+FFFD, so a URL cannot carry a surrogate.
 
-    def __init__(self, app: ASGIApp) -> None:
+    `answer` says the refusal: the APIs' problem document unless told otherwise (the pages
+    answer a browser with a page)."""
+
+    def __init__(
+        self, app: ASGIApp, answer: Callable[[Request, Problem], Response] = render
+    ) -> None:
         self.app = app
+        self.answer = answer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             problem = _url_problem(scope)
             if problem is not None:
-                await render(Request(scope), problem)(scope, receive, send)
+                await self.answer(Request(scope), problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
 

@@ -19,7 +19,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.routing import APIRoute
 
-from casefolio.api.errors import problem_for
+from casefolio.api.errors import Problem, problem_for
+from casefolio.api.errors import render as render_problem
 from casefolio.api.middleware import HEAD_FLAG
 from casefolio.api.proxies import client_address
 from casefolio.config import Settings
@@ -27,7 +28,7 @@ from casefolio.domain import events, shown_once, websessions
 from casefolio.domain.errors import DomainError
 from casefolio.domain.principal import Principal
 from casefolio.domain.websessions import SignedIn
-from casefolio.web.http import read_form, render, state_of
+from casefolio.web.http import SECURITY_HEADERS, read_form, render, state_of
 
 SESSION_COOKIE = "casefolio_session"
 CSRF_HEADER = "x-csrf-token"
@@ -146,6 +147,28 @@ def is_page(request: Request) -> bool:
     return isinstance(request.scope.get("route"), WebRoute)
 
 
+def wants_page(request: Request) -> bool:
+    """Whether a failure is answered with a page: on a page route, or for a browser (Accept:
+    text/html) anywhere outside the APIs, such as an unknown page address."""
+    if is_page(request):
+        return True
+    accept = request.headers.get("accept", "")
+    return not request.url.path.startswith("/api/") and "text/html" in accept
+
+
+def problem_answer(request: Request, problem: Problem) -> Response:
+    """The answer to a problem found before any route (api/middleware.py): a page when
+    `wants_page`, else the APIs' problem document."""
+    answered = render_problem(request, problem)
+    if not wants_page(request):
+        return answered
+    page = _as_page(request, answered)
+    # Answered outside SecurityHeaders, which sits nearer the routes: its headers here.
+    for name, value in SECURITY_HEADERS:
+        page.headers[name.decode()] = value.decode()
+    return page
+
+
 def _sign_in(request: Request, exc: Exception) -> Response:
     target = "/signin"
     if request.method == "GET":
@@ -187,8 +210,9 @@ def _as_page(request: Request, answered: Response) -> Response:
     except (ValueError, TypeError, KeyError):
         return answered
     response = refusal(request, answered.status_code, title, detail)
-    if "retry-after" in answered.headers:
-        response.headers["Retry-After"] = answered.headers["retry-after"]
+    for name in ("Retry-After", "Allow"):  # a 405's Allow (RFC 9110)
+        if name in answered.headers:
+            response.headers[name] = answered.headers[name]
     return response
 
 
@@ -210,7 +234,7 @@ def _answering_pages_too(
         answered = api_answer(request, exc)
         if inspect.isawaitable(answered):
             answered = await answered
-        return _as_page(request, answered) if is_page(request) else answered
+        return _as_page(request, answered) if wants_page(request) else answered
 
     return answer
 
