@@ -143,3 +143,4 @@ async def test_a_downloaded_html_file_carries_its_own_sandbox_once(
     assert got.headers.get_list("content-security-policy") == ["default-src 'none'; sandbox"]
     assert got.headers.get_list("x-content-type-options") == ["nosniff"]
     assert got.headers["x-frame-options"] == "DENY"  # what the download did not set is added
+    assert got.headers["cache-control"] == "no-store"  # no copy left after signing out

@@ -203,12 +203,18 @@ class BlobFileResponse(FileResponse):
 
 
 async def blob_response(
-    request: Request, blobs: BlobStore, version: DocumentVersion, *, whole_version: bool = False
+    request: Request,
+    blobs: BlobStore,
+    version: DocumentVersion,
+    *,
+    whole_version: bool = False,
+    cache_control: str = "private, no-cache",
 ) -> Response:
     """Given a version, return a response that streams its bytes (or the headers for HEAD).
 
     A response with bytes is audited (content.downloaded, or version.downloaded when the
-    caller asked for that version by its id: `whole_version`)."""
+    caller asked for that version by its id: `whole_version`). By default a client may keep
+    the bytes and ask again with their ETag."""
     etag = f'"{version.sha256}"'
     # The version's bytes never change after it is filed: its filing time is when they were
     # last modified (not the blob file's mtime, which a shared or restored blob does not keep,
@@ -218,7 +224,7 @@ async def blob_response(
         "ETag": etag,
         "Last-Modified": format_datetime(last_modified, usegmt=True),
         "Accept-Ranges": "bytes",
-        "Cache-Control": "private, no-cache",
+        "Cache-Control": cache_control,
         **CONTENT_HEADERS,
     }
     if_none_match = request.headers.get("if-none-match")

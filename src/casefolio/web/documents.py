@@ -205,4 +205,5 @@ async def download(
         document_id=document_id,
         version_id=version_id,
     )
-    return await blob_response(request, state_of(request).blobs, version)
+    # As the pages themselves: a browser keeps no copy once its user signs out (a shared PC).
+    return await blob_response(request, state_of(request).blobs, version, cache_control="no-store")
