@@ -148,10 +148,13 @@ _INSERT_IF_FREE = (
 async def rename(
     session: AsyncSession, *, scope: ProjectScope, folder_id: int, name: str
 ) -> Folder:
-    """Rename a folder; a sibling with the new name is a Conflict."""
+    """Rename a folder; a sibling with the new name is a Conflict. Its own name again
+    changes nothing and reports nothing."""
     scope.require(Capability.FOLDERS_WRITE)
     folder = await get(session, scope=scope, folder_id=folder_id)
     name = _check_name(name)
+    if name == folder.name:
+        return folder
     taken = await session.scalar(
         select(Folder.id).where(
             Folder.project_id == scope.project_id,
@@ -162,6 +165,14 @@ async def rename(
     )
     if taken is not None:
         raise Conflict(f"A folder named '{name}' already exists next to it (id {taken}).")
+    events.emit(
+        session,
+        events.FolderRenamed(
+            project_id=scope.project_id,
+            folder_id=folder_id,
+            details={"name": name, "from": folder.name},
+        ),
+    )
     folder.name = name
     await session.flush()
     return folder
