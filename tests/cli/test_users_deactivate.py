@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import pytest
+from typer.testing import CliRunner
 
+from casefolio.cli import app as cli_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.domain import tokens, users
 from casefolio.domain.errors import Unauthenticated
 from casefolio.storage import BlobStore
-from tests.cli.conftest import Invoke, in_db
+from tests import traces
+from tests.cli.conftest import Invoke, cli_env, in_db
 
 
 def _issue(settings: Settings, email: str) -> str:
@@ -69,3 +72,31 @@ def test_an_unknown_address_is_an_error_and_changes_nothing(
     assert refused.exit_code == 1
     assert "No user has the e-mail address 'nobody@example.com'" in refused.output
     assert _state(settings, "ann@example.com", secret) == (True, "ok")
+
+
+def test_the_commands_writes_to_a_user_are_audited_as_the_cli(
+    settings: Settings, invoke: Invoke
+) -> None:
+    _issue(settings, "ann@example.com")
+    start = in_db(settings, lambda db, _: traces.mark(db))
+    assert isinstance(start, traces.Mark)
+
+    for args in (("deactivate",), ("deactivate",), ("reactivate",)):
+        assert invoke("users", *args, "ann@example.com").exit_code == 0, args
+    password = "ann's new password\n"
+    done = CliRunner().invoke(
+        cli_app,
+        ["users", "set-password", "ann@example.com", "--password-stdin"],
+        input=password,
+        env=cli_env(settings),
+    )
+    assert done.exit_code == 0, done.output
+
+    found = in_db(settings, lambda db, _: traces.since(db, start))
+    assert isinstance(found, traces.Traces)
+    assert [(e.action, e.actor_kind, e.actor_user_id) for e in found.entries] == [
+        ("user.deactivated", "cli", None),
+        ("user.reactivated", "cli", None),
+        ("user.password_set", "cli", None),
+    ]
+    assert all(e.details == {"email": "ann@example.com"} for e in found.entries)

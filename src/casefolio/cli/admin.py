@@ -77,8 +77,9 @@ def init(
                 session, new_users=[users.NewUser(email, name, is_operator=True)]
             )
         else:
-            existing.is_operator = True
-            user = existing
+            user = await users.set_operator(
+                session, who=None, user_id=existing.id, is_operator=True
+            )
         await system.update(session, who=None, integrations_api_enabled=True)
         if password is not None:
             await accounts.set_password(session, user=user, password=password)

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import PasswordLink, User
 from casefolio.db.types import utcnow
-from casefolio.domain import access, users, websessions
+from casefolio.domain import access, events, users, websessions
 from casefolio.domain.errors import Conflict, Invalid, NotFound, Unauthenticated, WrongPassword
 from casefolio.domain.principal import Principal
 
@@ -97,10 +97,15 @@ async def authenticate(session: AsyncSession, *, email: str, password: str) -> U
     return user
 
 
-async def set_password(session: AsyncSession, *, user: User, password: str) -> None:
-    """Set a user's password (who may is the caller's business) and end their sessions."""
+async def set_password(
+    session: AsyncSession, *, user: User, password: str, link: str | None = None
+) -> None:
+    """Set a user's password (who may is the caller's business) and end their sessions;
+    `link` is the purpose of the set-password link that was used, if one was."""
     user.password_hash = await hash_password(password)
     await websessions.end_all(session, user_id=user.id)
+    details = {"email": user.email} | ({"link": link} if link else {})
+    events.emit(session, events.PasswordSet(subject_id=user.id, details=details))
     await session.flush()
 
 
@@ -138,17 +143,23 @@ async def issue_link(
         user.password_hash = None
         await websessions.end_all(session, user_id=user.id)
     secret = secrets.token_urlsafe(32)
-    session.add(
-        PasswordLink(
-            user_id=user.id,
-            secret_hash=_hash_secret(secret),
-            purpose=purpose,
-            created_by=who.user_id if who else None,
-            created_at=now,
-            expires_at=now + lifetime,
-        )
+    link = PasswordLink(
+        user_id=user.id,
+        secret_hash=_hash_secret(secret),
+        purpose=purpose,
+        created_by=who.user_id if who else None,
+        created_at=now,
+        expires_at=now + lifetime,
     )
+    session.add(link)
     await session.flush()
+    events.emit(
+        session,
+        events.PasswordLinkIssued(
+            subject_id=user.id,
+            details={"email": user.email, "purpose": purpose, "linkId": link.id},
+        ),
+    )
     return IssuedLink(user, secret)
 
 
@@ -181,7 +192,7 @@ async def redeem_link(session: AsyncSession, *, secret: str, password: str) -> U
     user = await users.get(session, user_id=link.user_id)
     if not user.active:
         raise Conflict(DEACTIVATED)
-    await set_password(session, user=user, password=password)
+    await set_password(session, user=user, password=password, link=link.purpose)
     link.used_at = utcnow()
     await session.flush()
     return user

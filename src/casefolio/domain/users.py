@@ -113,6 +113,9 @@ async def set_active(
                 "`casefolio users deactivate` on the server."
             )
     user = await get(session, user_id=user_id)
+    if user.active != active:
+        kind = events.UserReactivated if active else events.UserDeactivated
+        events.emit(session, kind(subject_id=user_id, details={"email": user.email}))
     user.active = active
     if not active:
         # Signed out of the web pages at once, in every process (domain/websessions.py).
@@ -122,13 +125,18 @@ async def set_active(
 
 
 async def set_operator(
-    session: AsyncSession, *, who: Principal, user_id: int, is_operator: bool
+    session: AsyncSession, *, who: Principal | None, user_id: int, is_operator: bool
 ) -> User:
-    """Give or take a user's operator flag (operators only, never their own)."""
-    access.require_operator(who, "change who is an operator")
-    if who.user_id == user_id and not is_operator:
-        raise Conflict("You cannot take away your own operator flag; another operator can.")
+    """Give or take a user's operator flag (operators only, never their own; `who` None is
+    the local administrator: `casefolio init`)."""
+    if who is not None:
+        access.require_operator(who, "change who is an operator")
+        if who.user_id == user_id and not is_operator:
+            raise Conflict("You cannot take away your own operator flag; another operator can.")
     user = await get(session, user_id=user_id)
+    if user.is_operator != is_operator:
+        kind = events.OperatorGranted if is_operator else events.OperatorRevoked
+        events.emit(session, kind(subject_id=user_id, details={"email": user.email}))
     user.is_operator = is_operator
     await session.flush()
     return user

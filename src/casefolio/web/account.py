@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request, Response
 from casefolio.api.ids import PathId
 from casefolio.api.proxies import client_address, is_https
 from casefolio.db.models import ApiToken
-from casefolio.domain import accounts, shown_once, tokens, websessions
+from casefolio.domain import accounts, events, shown_once, tokens, websessions
 from casefolio.domain.errors import Invalid, RateLimited, Unauthenticated, WrongPassword
 from casefolio.domain.pages import MAX_LIMIT, PageRequest
 from casefolio.web import attempts
@@ -115,7 +115,10 @@ async def set_password(request: Request, secret: str) -> Response:
         if password != again:
             raise Invalid("The two passwords are not the same.")
         async with state.db.write() as session:
-            await accounts.redeem_link(session, secret=secret, password=password)
+            user = await accounts.redeem_link(session, secret=secret, password=password)
+            # Nobody is signed in: the link's secret is the credential, so its user acts
+            # (recorded at the commit, below).
+            events.current_actor.set(events.Actor("web", user.id, None, client_address(request)))
     except Invalid as exc:
         async with state.db.read() as session:
             user = await accounts.link_user(session, secret=secret)

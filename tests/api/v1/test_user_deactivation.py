@@ -12,6 +12,9 @@ from fastapi import FastAPI
 from casefolio.api.credentials import TTL_SECONDS, CredentialCache
 from casefolio.app import create_app
 from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.domain import events
+from tests import traces
 from tests.api.v1.conftest import Matter, upload
 from tests.factories import Actor
 
@@ -153,3 +156,37 @@ async def test_a_deactivated_users_documents_keep_their_author(
     assert read.status_code == 200
     assert read.json()["createdBy"] == str(matter.writer.user_id)
     assert read.json()["currentVersion"]["createdBy"] == str(matter.writer.user_id)
+
+
+async def test_deactivation_and_reactivation_are_audited_and_sent_but_not_fed(
+    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+) -> None:
+    start = await traces.mark(db)
+    for active in (False, False, True):  # the second changes nothing and reports nothing
+        done = await client.patch(
+            f"/api/v1/user/id/{member.user_id}", json={"active": active}, headers=operator.headers
+        )
+        assert done.status_code == 200, done.text
+    refused = await client.patch(
+        f"/api/v1/user/id/{operator.user_id}", json={"active": False}, headers=operator.headers
+    )
+    assert refused.status_code == 409
+
+    found = await traces.since(db, start)
+    assert found.actions == found.change_types == ["user.deactivated", "user.reactivated"]
+    for entry in found.entries:
+        assert (entry.actor_kind, entry.actor_user_id, entry.actor_token_id) == (
+            "token",
+            operator.user_id,
+            operator.token_id,
+        )
+        assert (entry.target_type, entry.target_id, entry.project_id) == (
+            "user",
+            member.user_id,
+            None,
+        )
+        assert entry.details == {"email": member.email}
+    # Installation-level, like user.created: webhooks of operators, not the change feed.
+    assert found.webhook_data("user.deactivated")["id"] == str(member.user_id)
+    assert {"user.deactivated", "user.reactivated"} <= events.WEBHOOK_TYPES
+    assert not {"user.deactivated", "user.reactivated"} & events.FEED_TYPES
