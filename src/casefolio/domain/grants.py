@@ -1,4 +1,5 @@
-"""Writing a role grant, shared by project membership calls and template copies."""
+"""Writing a role grant, shared by project membership calls and template copies: both
+report it the same way (project.member_set / project.team_set with the role)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import TypeVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import ProjectTeamGrant, ProjectUserGrant
+from casefolio.domain import events
 from casefolio.domain.roles import Role
 
 Grant = TypeVar("Grant", ProjectUserGrant, ProjectTeamGrant)
@@ -16,12 +18,20 @@ async def set_user_grant(
     session: AsyncSession, *, project_id: int, user_id: int, role: Role
 ) -> None:
     await _set_grant(session, ProjectUserGrant, role, project_id=project_id, user_id=user_id)
+    events.emit(
+        session,
+        events.MemberSet(project_id=project_id, subject_id=user_id, details={"role": role.name}),
+    )
 
 
 async def set_team_grant(
     session: AsyncSession, *, project_id: int, team_id: int, role: Role
 ) -> None:
     await _set_grant(session, ProjectTeamGrant, role, project_id=project_id, team_id=team_id)
+    events.emit(
+        session,
+        events.TeamGrantSet(project_id=project_id, subject_id=team_id, details={"role": role.name}),
+    )
 
 
 async def _set_grant(

@@ -238,10 +238,6 @@ async def grant_user(
     user = await users.get_by_email(session, email=email)
     async with access_changes.watch(session, project_ids=[project_id], user_ids=[user.id]):
         await grants.set_user_grant(session, project_id=project_id, user_id=user.id, role=role)
-    events.emit(
-        session,
-        events.MemberSet(project_id=project_id, subject_id=user.id, details={"role": role.name}),
-    )
     return user
 
 
@@ -292,10 +288,6 @@ async def grant_team(
     team = await teams.get(session, team_id=team_id)
     async with access_changes.watch(session, project_ids=[project_id]):
         await grants.set_team_grant(session, project_id=project_id, team_id=team_id, role=role)
-    events.emit(
-        session,
-        events.TeamGrantSet(project_id=project_id, subject_id=team_id, details={"role": role.name}),
-    )
     return team
 
 

@@ -1,8 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import httpx
 import pytest
 
+from casefolio.db.engine import Database
+from tests import traces
 from tests.api.v1.conftest import Matter
 from tests.factories import Actor
 
@@ -336,3 +340,49 @@ async def test_each_listed_project_carries_the_callers_role_as_its_own_read_does
     assert {p["role"] for p in (await client.get("/api/v1/projects", headers=h)).json()} == {
         "Project Admin"
     }
+
+
+async def test_template_grants_report_what_direct_grants_report(
+    client: httpx.AsyncClient, db: Database, operator: Actor, member: Actor
+) -> None:
+    h = operator.headers
+    team = (await client.post("/api/v1/teams", json={"name": "Review"}, headers=h)).json()["id"]
+    grants = [
+        {"teamId": team, "role": "Read Only"},
+        {"email": member.email, "role": "Read Write"},
+    ]
+    template = await client.post(
+        "/api/v1/templates", json={"name": "Granting", "grants": grants}, headers=h
+    )
+    assert template.status_code == 201, template.text
+
+    def reported(found: traces.Traces) -> set[tuple[str, str, int | None, str]]:
+        return {
+            (e.action, e.target_type, e.target_id, json.dumps(e.details, sort_keys=True))
+            for e in found.entries
+            if e.action.startswith("project.") and e.action != "project.created"
+        }
+
+    start = await traces.mark(db)
+    made = await client.post(
+        "/api/v1/projects",
+        json={"name": "From template", "templateId": template.json()["id"]},
+        headers=h,
+    )
+    assert made.status_code == 201, made.text
+    from_template = await traces.since(db, start)
+
+    plain = (await client.post("/api/v1/projects", json={"name": "Plain"}, headers=h)).json()["id"]
+    start = await traces.mark(db)
+    for path, role in ((f"teams/{team}", "Read Only"), (f"users/{member.email}", "Read Write")):
+        done = await client.put(f"/api/v1/projects/{plain}/{path}", json={"role": role}, headers=h)
+        assert done.status_code == 200, done.text
+    direct = await traces.since(db, start)
+
+    expected = {
+        ("project.team_set", "team", int(team), '{"role": "Read Only"}'),
+        ("project.member_set", "user", member.user_id, '{"role": "Read Write"}'),
+        ("project.access_granted", "user", member.user_id, "{}"),
+    }
+    assert reported(from_template) == reported(direct) == expected
+    assert set(from_template.change_types) >= {"project.member_set", "project.team_set"}
