@@ -107,3 +107,24 @@ async def test_account_writes_on_the_pages_are_audited_without_secrets(
     recorded += json.dumps([c.details for c in found_traces.changes])
     for never in (secret, new_password, own, "argon2"):
         assert never not in recorded
+
+
+async def test_the_settings_form_sent_unchanged_reports_nothing(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)  # downloadViaApi on
+    admin = await person(matter.admin)
+    op = await person(operator)
+    before = (await client.get(matter.url(), headers=operator.headers)).json()
+    start = await traces.mark(db)
+
+    same = await admin.post(f"/projects/{matter.id}/settings", {"downloadViaApi": "on"})
+
+    assert same.status_code == 303
+    assert (await traces.since(db, start)).entries == []
+    assert (await client.get(matter.url(), headers=operator.headers)).json() == before
+    # Switching downloads is an operator's.
+    off = await op.post(f"/projects/{matter.id}/settings", {})
+    assert off.status_code == 303
+    [entry] = (await traces.since(db, start)).entries
+    assert (entry.action, entry.details) == ("project.updated", {"changed": ["downloadViaApi"]})

@@ -255,17 +255,22 @@ async def update_details(
     _, document = await load_scoped(
         session, who, document_id, writable, project_id=project_id, lock=True
     )
-    if title is not None:
-        document.title = check_title(title)
-    if description is not None:
-        document.description = text.bounded_description(description)
-    changed = {"title": title is not None, "description": description is not None}
+    changed: list[str] = []
+    if title is not None and (title := check_title(title)) != document.title:
+        document.title = title
+        changed.append("title")
+    if description is not None and (
+        (description := text.bounded_description(description)) != document.description
+    ):
+        document.description = description
+        changed.append("description")
+    if not changed:
+        # Nothing to report, and updatedAt stays: sync clients would fetch it for nothing.
+        return await view(session, document)
     events.emit(
         session,
         events.DocumentUpdated(
-            project_id=document.project_id,
-            document_id=document_id,
-            details={"changed": [name for name, yes in changed.items() if yes]},
+            project_id=document.project_id, document_id=document_id, details={"changed": changed}
         ),
     )
     return await _changed(session, document)

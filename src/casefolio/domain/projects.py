@@ -145,25 +145,23 @@ async def update(
     _, project = await access.scoped_project(session, who, project_id, Capability.SETTINGS_MANAGE)
     if download_via_api is not None and download_via_api != project.download_via_api:
         access.require_download_switch(who, project)
-    if name is not None:
-        project.name = text.required_name(name, of="project")
-    if description is not None:
-        project.description = text.bounded_description(description)
-    if download_via_api is not None:
+    changed: list[str] = []
+    if name is not None and (name := text.required_name(name, of="project")) != project.name:
+        project.name = name
+        changed.append("name")
+    if description is not None and (
+        (description := text.bounded_description(description)) != project.description
+    ):
+        project.description = description
+        changed.append("description")
+    if download_via_api is not None and download_via_api != project.download_via_api:
         project.download_via_api = download_via_api
+        changed.append("downloadViaApi")
+    if not changed:
+        return project  # the values it has: no change to stamp or report
     project.updated_at = utcnow()
     await session.flush()
-    changed = {
-        "name": name is not None,
-        "description": description is not None,
-        "downloadViaApi": download_via_api is not None,
-    }
-    events.emit(
-        session,
-        events.ProjectUpdated(
-            project_id=project_id, details={"changed": [k for k, v in changed.items() if v]}
-        ),
-    )
+    events.emit(session, events.ProjectUpdated(project_id=project_id, details={"changed": changed}))
     return project
 
 

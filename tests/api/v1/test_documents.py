@@ -14,6 +14,7 @@ from sqlalchemy import func, select, update
 from casefolio.api.downloads import FILE_CHUNK_BYTES
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
+from tests import traces
 from tests.api.v1.conftest import Matter, upload, upload_with_metadata
 from tests.factories import Actor
 
@@ -772,3 +773,52 @@ async def test_a_key_that_is_one_fields_id_and_anothers_name_is_refused(
     )
     assert filed.status_code == 201, filed.text
     assert {f["name"]: f["value"] for f in filed.json()["fields"]} == {"Custodian": "J. Smith"}
+
+
+async def test_a_patch_that_changes_nothing_reports_nothing_and_keeps_updated_at(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    made = await upload(client, matter)
+    url = matter.url(f"/documents/{made.json()['id']}")
+    h = matter.writer.headers
+    first = await client.patch(url, json={"title": "Claim", "description": "As filed"}, headers=h)
+    assert first.status_code == 200, first.text
+    start = await traces.mark(db)
+
+    for body in ({}, {"title": "Claim"}, {"title": " Claim ", "description": "As filed"}):
+        same = await client.patch(url, json=body, headers=h)
+        assert same.status_code == 200, same.text
+        assert same.json() == first.json(), body  # updatedAt included
+    assert (await traces.since(db, start)).entries == []
+
+    # Only what really changed is listed.
+    changed = await client.patch(
+        url, json={"title": "Amended claim", "description": "As filed"}, headers=h
+    )
+    assert changed.status_code == 200
+    assert changed.json()["updatedAt"] > first.json()["updatedAt"]
+    [entry] = (await traces.since(db, start)).entries
+    assert (entry.action, entry.details) == ("document.updated", {"changed": ["title"]})
+
+
+async def test_a_project_patch_that_changes_nothing_reports_nothing(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    h = operator.headers
+    before = (await client.get(matter.url(), headers=h)).json()
+    start = await traces.mark(db)
+
+    for body in ({}, {"name": before["name"], "settings": {"downloadViaApi": True}}):
+        same = await client.patch(matter.url(), json=body, headers=h)
+        assert same.status_code == 200, same.text
+        assert same.json() == before, body
+    assert (await traces.since(db, start)).entries == []
+
+    changed = await client.patch(
+        matter.url(),
+        json={"name": "Smith v Jones (appeal)", "settings": {"downloadViaApi": True}},
+        headers=h,
+    )
+    assert changed.status_code == 200
+    [entry] = (await traces.since(db, start)).entries
+    assert (entry.action, entry.details) == ("project.updated", {"changed": ["name"]})

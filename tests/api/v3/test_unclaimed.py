@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 
+from casefolio.db.engine import Database
 from casefolio.domain import gc
+from tests import traces
 from tests.api.v3.conftest import Matter, basic, upload_v1
 from tests.factories import Actor
 
@@ -254,3 +256,24 @@ async def test_gc_removes_uploads_unclaimed_for_too_long(
         assert response.status_code == 404
     claimed = await client.get(f"/api/v3/attachments/{kept}/content", headers=basic(matter.reader))
     assert claimed.content == b"claimed in time"
+
+
+async def test_a_claim_reports_its_versions_and_no_empty_document_update(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await upload_v1(client, matter.id, matter.writer)
+    doc_id = int(doc["id"])
+    uploaded = await _upload(client, matter.writer)
+    start = await traces.mark(db)
+
+    claimed = await _claim(client, doc_id, matter.writer, uploaded.json()["id"])
+
+    assert claimed.status_code == 200, claimed.text
+    found = await traces.since(db, start)
+    assert found.actions == found.change_types == ["version.added"]
+
+    # The document's own title again, beside the links it already has: no change at all.
+    again = await _claim(client, doc_id, matter.writer, uploaded.json()["id"], title=doc["title"])
+    assert again.status_code == 200
+    assert again.json()["updatedAt"] == claimed.json()["updatedAt"]
+    assert (await traces.since(db, start)).actions == ["version.added"]
