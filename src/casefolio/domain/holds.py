@@ -95,17 +95,19 @@ async def create(session: AsyncSession, *, scope: ProjectScope, new: NewHold) ->
     )
     session.add(hold)
     await session.flush()
-    events.emit(
-        session,
-        events.HoldCreated(
-            project_id=project_id,
-            subject_id=hold.id,
-            document_id=hold.target_id if hold.scope == "document" else None,
-            folder_id=hold.target_id if hold.scope == "folder" else None,
-            details={"name": hold.name, "scope": hold.scope, "targetId": hold.target_id},
-        ),
-    )
+    events.emit(session, _hold_event(events.HoldCreated, hold))
     return hold
+
+
+def _hold_event(kind: type[events.DomainEvent], hold: Hold, **details: str) -> events.DomainEvent:
+    """A hold's creation or release, naming what it covers the same way for both."""
+    return kind(
+        project_id=hold.project_id,
+        subject_id=hold.id,
+        document_id=hold.target_id if hold.scope == "document" else None,
+        folder_id=hold.target_id if hold.scope == "folder" else None,
+        details={"name": hold.name, "scope": hold.scope, "targetId": hold.target_id} | details,
+    )
 
 
 async def get(session: AsyncSession, *, scope: ProjectScope, hold_id: int) -> Hold:
@@ -137,14 +139,7 @@ async def release(session: AsyncSession, *, scope: ProjectScope, hold_id: int, r
     hold.released_by = scope.user_id
     hold.release_reason = reason
     await session.flush()
-    events.emit(
-        session,
-        events.HoldReleased(
-            project_id=hold.project_id,
-            subject_id=hold.id,
-            details={"name": hold.name, "reason": reason},
-        ),
-    )
+    events.emit(session, _hold_event(events.HoldReleased, hold, reason=reason))
     return hold
 
 

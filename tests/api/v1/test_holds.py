@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document, DocumentVersion
+from tests import traces
 from tests.api.v1.conftest import Matter, upload
 from tests.factories import Actor
 
@@ -288,3 +289,29 @@ async def test_a_project_hold_covers_documents_filed_later_and_the_folders(
     assert (await delete_document(client, matter, later)).status_code == 409
     refused = await client.delete(matter.url(f"/folders/{empty}"), headers=matter.admin.headers)
     assert refused.status_code == 409
+
+
+async def test_a_release_names_what_the_hold_covered_as_its_creation_did(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    document = (await upload(client, matter)).json()["id"]
+    covered = {"document": document, "folder": await folder(client, matter, "Held")}
+    for scope, target in covered.items():
+        hold = await place(client, matter, scope, target)
+        start = await traces.mark(db)
+        await release(client, matter, hold)
+        found = await traces.since(db, start)
+        [entry] = found.entries
+        assert entry.details == {
+            "name": "Hold",
+            "scope": scope,
+            "targetId": int(target),
+            "reason": "Settled",
+        }
+        released = found.webhook_data("hold.released")
+        assert released[f"{scope}Id"] == str(target), scope
+        fed = await client.get("/api/v1/changes", headers=matter.admin.headers)
+        created, gone = fed.json()["changes"][-2:]
+        assert (created["type"], gone["type"]) == ("hold.created", "hold.released")
+        for key in ("documentId", "folderId"):
+            assert gone[key] == created[key], (scope, key)
