@@ -290,9 +290,10 @@ async def set_field(
         session, who, document_id, writable, project_id=project_id, lock=True
     )
     row = await fields.get(session, scope=scope, field_id=field_id)
-    await fields.store_values(
+    if not await fields.store_values(
         session, document=document, values={row.id: fields.coerce(row, value)}
-    )
+    ):
+        return await view(session, document)  # the value it had: nothing to report
     events.emit(
         session,
         events.FieldSet(

@@ -234,15 +234,21 @@ def resolve_among(
 
 async def store_values(
     session: AsyncSession, *, document: Document, values: dict[int, Any]
-) -> None:
-    """Write values (None clears one) for a document; the caller bumps updated_at."""
+) -> list[int]:
+    """Write values (None clears one) for a document; return the ids of the fields whose
+    value changed (the caller bumps updated_at if there are any)."""
+    changed: list[int] = []
     for field_id, value in values.items():
         existing = await session.get(FieldValue, (document.id, field_id))
         if value is None:
             if existing is not None:
                 await session.delete(existing)
+                changed.append(field_id)
         elif existing is None:
             session.add(FieldValue(document_id=document.id, field_id=field_id, value=value))
-        else:
+            changed.append(field_id)
+        elif existing.value != value:
             existing.value = value
+            changed.append(field_id)
     await session.flush()
+    return changed

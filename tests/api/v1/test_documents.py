@@ -822,3 +822,27 @@ async def test_a_project_patch_that_changes_nothing_reports_nothing(
     assert changed.status_code == 200
     [entry] = (await traces.since(db, start)).entries
     assert (entry.action, entry.details) == ("project.updated", {"changed": ["name"]})
+
+
+async def test_setting_a_field_to_the_value_it_has_reports_nothing(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    field = await client.post(
+        matter.url("/fields"), json={"name": "Custodian", "type": "text"}, headers=operator.headers
+    )
+    made = (await upload(client, matter)).json()
+    url = matter.url(f"/documents/{made['id']}/fields/{field.json()['id']}")
+    h = matter.writer.headers
+    first = await client.put(url, json={"value": "J. Smith"}, headers=h)
+    assert first.status_code == 200, first.text
+    start = await traces.mark(db)
+
+    same = await client.put(url, json={"value": "J. Smith"}, headers=h)
+
+    assert same.status_code == 200, same.text
+    assert same.json() == first.json()  # updatedAt included
+    assert (await traces.since(db, start)).entries == []
+    changed = await client.put(url, json={"value": "A. Jones"}, headers=h)
+    assert changed.json()["updatedAt"] > first.json()["updatedAt"]
+    [entry] = (await traces.since(db, start)).entries
+    assert entry.action == "field.set"
