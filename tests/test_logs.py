@@ -31,6 +31,10 @@ from casefolio.logs import RedactSecrets, redact_target
         ("/set-password/Zx_9-a", "/set-password/[redacted]"),
         ("/set-password/Zx_9-a?next=/", "/set-password/[redacted]?next=/"),
         ("/projects/set-password/7", "/projects/set-password/7"),
+        ("//set-password/Zx_9-a", "//set-password/[redacted]"),
+        ("/set-password;x/Zx_9-a", "/set-password;x/[redacted]"),
+        ("/set%2Dpassword/Zx_9-a", "/set-password/[redacted]"),
+        ("/SET-PASSWORD/Zx_9-a", "/SET-PASSWORD/[redacted]"),
     ],
 )
 def test_redact_target_hides_the_secrets_of_a_url(target: str, logged: str) -> None:

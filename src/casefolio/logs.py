@@ -15,12 +15,13 @@ import copy
 import logging
 import re
 from typing import Any
-from urllib.parse import unquote_plus
+from urllib.parse import unquote, unquote_plus
 
 #: A query parameter whose name contains one of these (any case) has its value redacted.
 CREDENTIAL_WORDS = ("token", "key", "secret", "password", "apikey", "signature", "csrf")
-#: Paths whose next segment is a secret (a set-password link is the credential itself).
-_SECRET_SEGMENT = re.compile(r"^(/set-password/)[^/?#]+", re.IGNORECASE)
+#: Paths whose next segment is a secret (a set-password link is the credential itself), also
+#: as a mistyped link spells it (`//set-password/…`, `/set-password;x/…`), matched decoded.
+_SECRET_SEGMENT = re.compile(r"^(/+set-password(?:;[^/]*)?/+)[^/?#]+", re.IGNORECASE)
 
 REDACTED = "[redacted]"
 
@@ -37,7 +38,8 @@ def redact_target(target: str) -> str:
     Names and the order of parameters stay, so the line still says what was asked.
     """
     path, sep, query = target.partition("?")
-    path = _SECRET_SEGMENT.sub(lambda m: m.group(1) + REDACTED, path)
+    if _SECRET_SEGMENT.match(decoded := unquote(path)):
+        path = _SECRET_SEGMENT.sub(lambda m: m.group(1) + REDACTED, decoded)
     if not sep:
         return path
     parts = []

@@ -283,7 +283,8 @@ async def test_head_sends_the_headers_get_sends(
 async def test_if_modified_since_answers_304_unless_if_none_match_is_sent(
     client: httpx.AsyncClient, world: dict[str, Any]
 ) -> None:
-    for url in world["urls"]:
+    # A version's own URLs: its bytes never change. (A document's current content: below.)
+    for url in world["urls"][1:]:
         got = await client.get(url, headers=world["headers"])
         stamp = got.headers["last-modified"]
         filed = parsedate_to_datetime(stamp)
@@ -305,3 +306,29 @@ async def test_if_modified_since_answers_304_unless_if_none_match_is_sent(
                 url, headers={**world["headers"], "If-None-Match": etag, "If-Modified-Since": later}
             )
             assert answer.status_code == status, (url, etag)
+
+
+async def test_a_documents_current_content_is_revalidated_by_its_etag_only(
+    client: httpx.AsyncClient, world: dict[str, Any]
+) -> None:
+    """Its bytes change (a replacement in the same second as the version before, an older
+    version current again once the newer is deleted): If-Modified-Since cannot tell."""
+    url = world["urls"][0]
+    h = world["headers"]
+    first = await client.get(url, headers=h)
+    replaced = await client.post(
+        url.replace("/content", "/replace"),
+        content=b"the second version",
+        params={"fileName": "second.txt"},
+        headers={**h, "Content-Type": "text/plain"},
+    )
+    assert replaced.status_code == 201, replaced.text
+    later = format_datetime(
+        parsedate_to_datetime(first.headers["last-modified"]) + timedelta(days=1), usegmt=True
+    )
+
+    again = await client.get(url, headers={**h, "If-Modified-Since": later})
+
+    assert again.status_code == 200 and again.content == b"the second version"
+    kept = await client.get(url, headers={**h, "If-None-Match": again.headers["etag"]})
+    assert kept.status_code == 304

@@ -208,13 +208,17 @@ async def blob_response(
     version: DocumentVersion,
     *,
     whole_version: bool = False,
+    current: bool = False,
     cache_control: str = "private, no-cache",
 ) -> Response:
     """Given a version, return a response that streams its bytes (or the headers for HEAD).
 
     A response with bytes is audited (content.downloaded, or version.downloaded when the
     caller asked for that version by its id: `whole_version`). By default a client may keep
-    the bytes and ask again with their ETag."""
+    the bytes and ask again with their ETag. `current`: the URL names a document's current
+    version, whose bytes change, so only the ETag tells whether a kept copy is still right
+    (the time, to the second, may not: a replacement in the same second, an older version
+    current again after the newer one's deletion)."""
     etag = f'"{version.sha256}"'
     # The version's bytes never change after it is filed: its filing time is when they were
     # last modified (not the blob file's mtime, which a shared or restored blob does not keep,
@@ -231,7 +235,9 @@ async def blob_response(
     if if_none_match is not None:
         if _etag_matches(if_none_match, etag):
             return Response(status_code=304, headers=headers)
-    elif _not_modified_since(request.headers.get("if-modified-since"), last_modified):
+    elif not current and _not_modified_since(
+        request.headers.get("if-modified-since"), last_modified
+    ):
         # RFC 9110 13.1.3: If-Modified-Since counts only without If-None-Match.
         return Response(status_code=304, headers=headers)
     headers["Content-Disposition"] = content_disposition(version.file_name)

@@ -161,7 +161,10 @@ def _serve(pipe: Connection) -> None:
         answer = _answer(job)
         # Lifted before answering: a text near the limit still needs pickling.
         resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
-        pipe.send(answer)
+        try:
+            pipe.send(answer)
+        except BrokenPipeError:
+            return  # the worker stopped meanwhile (a shutdown): nobody wants the answer
         if answer[0] == "memory":
             return
 

@@ -200,4 +200,4 @@ async def download_document(
     version = await versions.for_download(
         session, who=who, project_id=project_id, document_id=document_id
     )
-    return await blob_response(request, state.blobs, version)
+    return await blob_response(request, state.blobs, version, current=True)
