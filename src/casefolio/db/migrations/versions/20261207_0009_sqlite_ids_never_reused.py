@@ -41,13 +41,13 @@ def upgrade() -> None:
             " GROUP BY target_type"
         )
     )
-    highest = dict(audited.all())
+    highest: dict[str, int] = {str(target): int(top) for target, top in audited.all()}
     for table, target in AUDITED_AS.items():
         seen = highest.get(target)
         if seen is None:
             continue
         # The copy left the table's largest id (if it has rows); the trail may know a larger.
-        values = {"name": table, "seq": int(seen)}
+        values = {"name": table, "seq": seen}
         updated = bind.execute(
             sa.text("UPDATE sqlite_sequence SET seq = max(seq, :seq) WHERE name = :name"), values
         )
