@@ -120,9 +120,12 @@ async def test_writes_of_every_kind_are_audited(
             "/api/v1/tokens", json={"name": "n", "userId": str(operator.user_id)}, headers=h
         )
     ).status_code == 201
-    assert (
-        await client.patch("/api/v1/settings", json={"integrationsApiEnabled": True}, headers=h)
-    ).status_code == 200
+    for enabled in (False, True):  # off and on again (on already: no change, nothing to audit)
+        assert (
+            await client.patch(
+                "/api/v1/settings", json={"integrationsApiEnabled": enabled}, headers=h
+            )
+        ).status_code == 200
     assert (await client.delete(matter.url(f"/documents/{document}"), headers=h)).status_code == 204
     assert (await client.delete(matter.url(f"/folders/{folder}"), headers=h)).status_code == 204
     actions = [e.action for e in await _entries(db)]

@@ -34,8 +34,11 @@ async def update(
 ) -> SystemSettings:
     if who is not None:
         access.require_operator(who, "change system settings")
-    if integrations_api_enabled is not None:
-        row = await session.get(SystemSetting, INTEGRATIONS_API_ENABLED)
+    row = await session.get(SystemSetting, INTEGRATIONS_API_ENABLED)
+    # The value it has already (`casefolio init` run again, a form sent unchanged): nothing
+    # to write or report.
+    unchanged = row is not None and bool(row.value) == integrations_api_enabled
+    if integrations_api_enabled is not None and not unchanged:
         if row is None:
             session.add(SystemSetting(key=INTEGRATIONS_API_ENABLED, value=integrations_api_enabled))
         else:

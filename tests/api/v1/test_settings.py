@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import httpx
 
+from casefolio.db.engine import Database
+from tests import traces
 from tests.factories import Actor
 
 
@@ -40,3 +42,22 @@ async def test_unknown_setting_is_400(client: httpx.AsyncClient, operator: Actor
     bad = await client.patch("/api/v1/settings", json={"colour": "red"}, headers=operator.headers)
     assert bad.status_code == 400
     assert bad.json()["errors"][0]["field"] == "colour"
+
+
+async def test_a_setting_sent_as_it_is_records_nothing(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    start = await traces.mark(db)
+
+    same = await client.patch(
+        "/api/v1/settings", json={"integrationsApiEnabled": True}, headers=operator.headers
+    )
+
+    assert same.status_code == 200 and same.json() == {"integrationsApiEnabled": True}
+    assert (await traces.since(db, start)).entries == []
+    off = await client.patch(
+        "/api/v1/settings", json={"integrationsApiEnabled": False}, headers=operator.headers
+    )
+    assert off.status_code == 200
+    [entry] = (await traces.since(db, start)).entries
+    assert entry.action == "settings.updated"
