@@ -45,9 +45,10 @@ def csrf_of(html: str) -> str:
 
 
 async def give_password(db: Database, email: str, password: str = PASSWORD) -> None:
+    new = await accounts.hashed(password)
     async with db.write() as session:
         user = await users.get_by_email(session, email=email)
-        await accounts.set_password(session, user=user, password=password)
+        await accounts.set_password(session, user=user, password=new)
 
 
 @pytest.fixture

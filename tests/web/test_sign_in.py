@@ -3,10 +3,14 @@ and the rate limit on attempts."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import anyio
+import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
@@ -18,7 +22,7 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import WebSession
 from casefolio.db.types import utcnow
-from casefolio.domain import websessions
+from casefolio.domain import accounts, websessions
 from tests.clocks import Seconds
 from tests.factories import Actor, make_actor
 from tests.web.conftest import PASSWORD, Browser, Person, give_password
@@ -148,6 +152,52 @@ async def test_changing_ones_password_signs_out_every_other_browser(
     assert (await there.http.get("/projects")).status_code == 303
     assert (await there.sign_in()).status_code == 401
     assert (await there.sign_in("a new password!")).status_code == 303
+
+
+class _HeldHasher:
+    """The password hasher, held at each hash or check until the test lets it go on: a
+    slow machine's Argon2."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+
+    def _held(self) -> None:
+        self.entered.set()
+        self.go_on.wait(timeout=60)
+
+    def hash(self, password: str) -> str:
+        self._held()
+        return str(self._real.hash(password))
+
+    def verify(self, password: str, stored: str) -> bool:
+        self._held()
+        return bool(self._real.verify(password, stored))
+
+
+async def test_a_password_change_holds_up_no_other_write_while_it_hashes(
+    client: httpx.AsyncClient,
+    person: MakePerson,
+    member: Actor,
+    operator: Actor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    here = await person(member)
+    hasher = _HeldHasher(accounts._HASHER)
+    monkeypatch.setattr(accounts, "_HASHER", hasher)
+    form = {"current": PASSWORD, "new": "a new password!", "again": "a new password!"}
+    changing = asyncio.ensure_future(here.post("/account/password", form))
+    try:
+        await anyio.to_thread.run_sync(hasher.entered.wait, 30)
+        with anyio.fail_after(20):  # SQLite: it waited for the write lock the change held
+            made = await client.post(
+                "/api/v1/projects", json={"name": "Meanwhile"}, headers=operator.headers
+            )
+        assert made.status_code == 201, made.text
+    finally:
+        hasher.go_on.set()
+    assert (await changing).status_code == 303
 
 
 async def test_invitation_link_sets_a_password_once(

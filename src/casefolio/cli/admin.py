@@ -71,6 +71,8 @@ def init(
     password = read_password(password_stdin, prompt=True)
 
     async def work(session: AsyncSession) -> str:
+        # Hashed before the transaction's first statement takes SQLite's write lock.
+        new = await accounts.hashed(password) if password is not None else None
         existing = await users.find_by_email(session, email=email)
         if existing is None:
             [user] = await users.create_many(
@@ -81,8 +83,8 @@ def init(
                 session, who=None, user_id=existing.id, is_operator=True
             )
         await system.update(session, who=None, integrations_api_enabled=True)
-        if password is not None:
-            await accounts.set_password(session, user=user, password=password)
+        if new is not None:
+            await accounts.set_password(session, user=user, password=new)
         issued = await tokens.issue(session, who=None, user_id=user.id, name=token_name)
         return issued.secret
 
@@ -150,8 +152,10 @@ def set_password(
         fail("No terminal to ask for the password on: use --password-stdin.")
 
     async def work(session: AsyncSession) -> str:
+        # Hashed before the transaction's first statement takes SQLite's write lock.
+        new = await accounts.hashed(password)
         user = await users.get_by_email(session, email=email)
-        await accounts.set_password(session, user=user, password=password)
+        await accounts.set_password(session, user=user, password=new)
         return user.email
 
     address = run_in_transaction(work, settings=settings)

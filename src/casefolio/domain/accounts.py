@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 import anyio.to_thread
@@ -45,6 +45,15 @@ class IssuedLink:
     secret: str
 
 
+@dataclass(frozen=True)
+class NewPassword:
+    """A password that passed the rules, hashed. Made (`hashed`) before the transaction that
+    stores it: hashing takes tens of milliseconds of CPU on purpose, and on SQLite every
+    other writer would wait for it."""
+
+    hash: str = field(repr=False)
+
+
 def check_password(password: str) -> str:
     """Given a proposed password, return it or raise Invalid saying what is wrong."""
     if len(password) < MIN_PASSWORD:
@@ -63,6 +72,11 @@ def check_password(password: str) -> str:
 async def hash_password(password: str) -> str:
     # Argon2 takes tens of milliseconds of CPU on purpose: off the event loop.
     return await anyio.to_thread.run_sync(_HASHER.hash, check_password(password))
+
+
+async def hashed(password: str) -> NewPassword:
+    """Given a proposed password, return it hashed, or raise Invalid saying what is wrong."""
+    return NewPassword(await hash_password(password))
 
 
 async def _verify(password: str, stored: str) -> bool:
@@ -98,24 +112,39 @@ async def authenticate(session: AsyncSession, *, email: str, password: str) -> U
 
 
 async def set_password(
-    session: AsyncSession, *, user: User, password: str, link: str | None = None
+    session: AsyncSession, *, user: User, password: NewPassword, link: str | None = None
 ) -> None:
     """Set a user's password (who may is the caller's business) and end their sessions;
     `link` is the purpose of the set-password link that was used, if one was."""
-    user.password_hash = await hash_password(password)
+    user.password_hash = password.hash
     await websessions.end_all(session, user_id=user.id)
     details = {"email": user.email} | ({"link": link} if link else {})
     events.emit(session, events.PasswordSet(subject_id=user.id, details=details))
     await session.flush()
 
 
-async def change_own(session: AsyncSession, *, who: Principal, current: str, new: str) -> None:
-    """Change the caller's password after checking the current one (WrongPassword when it is
-    not right); every session ends."""
+async def check_own(session: AsyncSession, *, who: Principal, current: str) -> str:
+    """Check the caller's current password, on a read session (the check takes as long as
+    hashing); return the stored hash it matched, for `change_own`. WrongPassword when it is
+    not right."""
     user = await users.get(session, user_id=who.user_id)
     if user.password_hash is None or not await _verify(current, user.password_hash):
         raise WrongPassword(
             "The current password is not right.", [{"field": "current", "message": "wrong"}]
+        )
+    return user.password_hash
+
+
+async def change_own(
+    session: AsyncSession, *, who: Principal, matched: str, new: NewPassword
+) -> None:
+    """Change the caller's password, whose current one `check_own` matched to the stored
+    hash `matched` (WrongPassword if the password changed since); every session ends."""
+    user = await users.get(session, user_id=who.user_id)
+    if user.password_hash != matched:
+        raise WrongPassword(
+            "Your password was changed meanwhile; enter the current one again.",
+            [{"field": "current", "message": "changed meanwhile"}],
         )
     await set_password(session, user=user, password=new)
 
@@ -186,7 +215,7 @@ async def link_user(session: AsyncSession, *, secret: str) -> User:
     return await users.get(session, user_id=link.user_id)
 
 
-async def redeem_link(session: AsyncSession, *, secret: str, password: str) -> User:
+async def redeem_link(session: AsyncSession, *, secret: str, password: NewPassword) -> User:
     """Set the password of the link's user and use the link up."""
     link = await _usable_link(session, secret)
     user = await users.get(session, user_id=link.user_id)

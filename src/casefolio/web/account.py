@@ -114,8 +114,9 @@ async def set_password(request: Request, secret: str) -> Response:
     try:
         if password != again:
             raise Invalid("The two passwords are not the same.")
+        new = await accounts.hashed(password)  # before the transaction: it takes a while
         async with state.db.write() as session:
-            user = await accounts.redeem_link(session, secret=secret, password=password)
+            user = await accounts.redeem_link(session, secret=secret, password=new)
             # Nobody is signed in: the link's secret is the credential, so its user acts
             # (recorded at the commit, below).
             events.current_actor.set(events.Actor("web", user.id, None, client_address(request)))
@@ -154,10 +155,14 @@ async def change_password(request: Request, me: WebWriter) -> Response:
     try:
         if form.get("new", "") != form.get("again", ""):
             raise Invalid("The two new passwords are not the same.")
-        async with state.db.write() as session:
-            await accounts.change_own(
-                session, who=me.principal, current=form.get("current", ""), new=form.get("new", "")
+        # Checking and hashing take a while: before the write transaction, not in it.
+        async with state.db.read() as session:
+            matched = await accounts.check_own(
+                session, who=me.principal, current=form.get("current", "")
             )
+        new = await accounts.hashed(form.get("new", ""))
+        async with state.db.write() as session:
+            await accounts.change_own(session, who=me.principal, matched=matched, new=new)
             # Every session ended, this one too; the browser that changed it stays signed in.
             opened = await websessions.open_session(session, user_id=me.principal.user_id)
     except Invalid as exc:
