@@ -86,8 +86,9 @@ async def create(
     await session.flush()
     events.emit(session, events.ProjectCreated(project_id=project.id, details={"name": name}))
     async with access_changes.watch(session, project_ids=[project.id]):
-        session.add(
-            ProjectUserGrant(project_id=project.id, user_id=who.user_id, role=PROJECT_ADMIN.name)
+        # Reported as any grant is (project.member_set), as well as by access_changes.
+        await grants.set_user_grant(
+            session, project_id=project.id, user_id=who.user_id, role=PROJECT_ADMIN
         )
         if template is not None:
             await session.flush()

@@ -384,5 +384,8 @@ async def test_template_grants_report_what_direct_grants_report(
         ("project.member_set", "user", member.user_id, '{"role": "Read Write"}'),
         ("project.access_granted", "user", member.user_id, "{}"),
     }
-    assert reported(from_template) == reported(direct) == expected
+    # The new project's creator becomes its Project Admin, reported as any grant is.
+    creator = ("project.member_set", "user", operator.user_id, '{"role": "Project Admin"}')
+    assert reported(from_template) == expected | {creator}
+    assert reported(direct) == expected
     assert set(from_template.change_types) >= {"project.member_set", "project.team_set"}
