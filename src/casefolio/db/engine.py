@@ -190,6 +190,15 @@ def _refuse_flush(session: Session, _context: Any, _instances: Any) -> None:
     raise RuntimeError(READ_ONLY)
 
 
+async def hold_sqlite_write_lock(session: AsyncSession) -> None:
+    """SQLite: begin the write session's transaction now, taking the write lock, where its
+    BEGIN IMMEDIATE would wait for the first statement (fastpath/sqlite_inline.py): for what
+    must happen holding it (db/stamps.py, domain/blob_locks.py)."""
+    conn = await session.connection()
+    raw = await conn.get_raw_connection()
+    await raw.driver_connection.hold_write_lock()  # type: ignore[union-attr]
+
+
 def reader_engine(engine: AsyncEngine) -> AsyncEngine:
     """Given the engine, return the one readers use.
 

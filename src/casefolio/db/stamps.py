@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from casefolio.db.engine import hold_sqlite_write_lock
 from casefolio.db.types import utcnow
 
 _KEPT = "casefolio.stamp"
@@ -46,8 +47,7 @@ async def stamp(session: AsyncSession) -> datetime:
     if conn.dialect.name == "postgresql":
         instant = (await conn.execute(_STAMP)).one()[1].astimezone(UTC)
     else:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.hold_write_lock()  # type: ignore[union-attr]
+        await hold_sqlite_write_lock(session)
         instant = utcnow()
     session.info[_KEPT] = (transaction, instant)
     return instant

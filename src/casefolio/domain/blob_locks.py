@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import BigInteger
 
-from casefolio.db.engine import Database
+from casefolio.db.engine import Database, hold_sqlite_write_lock
 from casefolio.db.models import DocumentVersion
 from casefolio.db.reads import dialect_name
 from casefolio.domain.errors import Conflict
@@ -64,12 +64,6 @@ def _key(sha256: str) -> int:
     return int.from_bytes(bytes.fromhex(sha256[:16]), "big", signed=True)
 
 
-async def _hold_write_lock(session: AsyncSession) -> None:
-    conn = await session.connection()
-    raw = await conn.get_raw_connection()
-    await raw.driver_connection.hold_write_lock()  # type: ignore[union-attr]
-
-
 async def confirm_stored(session: AsyncSession, blobs: BlobStore, shas: Iterable[str]) -> None:
     """In a filing's transaction, after its bytes were stored and before it commits: hold
     these blobs' locks until the commit, and raise Conflict if one of them is not in the
@@ -80,7 +74,7 @@ async def confirm_stored(session: AsyncSession, blobs: BlobStore, shas: Iterable
     if dialect_name(session) == "postgresql":
         await session.execute(_SHARED, {"keys": [_key(sha) for sha in wanted]})
     else:
-        await _hold_write_lock(session)
+        await hold_sqlite_write_lock(session)
     if not all(await _present(blobs, wanted)):
         raise Conflict(
             "The file's stored bytes were removed by a clean-up (casefolio gc or the "
@@ -109,7 +103,7 @@ async def remove_unless_used(
         if dialect_name(session) == "postgresql":
             await session.execute(_EXCLUSIVE, {"key": _key(sha256)})
         else:
-            await _hold_write_lock(session)
+            await hold_sqlite_write_lock(session)
         if await referenced_blobs(session, {sha256}):
             return Removal.REFERENCED
         modified = await blobs.modified(sha256)
