@@ -200,6 +200,22 @@ async def test_a_password_change_holds_up_no_other_write_while_it_hashes(
     assert (await changing).status_code == 303
 
 
+async def test_a_made_up_set_password_link_costs_no_hash(
+    browsers: Browser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hasher = _HeldHasher(accounts._HASHER)
+    hasher.go_on.set()
+    monkeypatch.setattr(accounts, "_HASHER", hasher)
+    guest = await browsers()
+
+    made_up = await guest.post(
+        "/set-password/not-a-link", data={"password": "a long password", "again": "a long password"}
+    )
+
+    assert made_up.status_code == 404
+    assert not hasher.entered.is_set()  # refused before Argon2's fifth of a second of CPU
+
+
 async def test_invitation_link_sets_a_password_once(
     person: MakePerson, operator: Actor, browsers: Browser
 ) -> None:

@@ -114,7 +114,11 @@ async def set_password(request: Request, secret: str) -> Response:
     try:
         if password != again:
             raise Invalid("The two passwords are not the same.")
-        new = await accounts.hashed(password)  # before the transaction: it takes a while
+        # Hashed before the transaction (it takes a while), for a link that works: a made-up
+        # secret costs no hash.
+        async with state.db.read() as session:
+            await accounts.link_user(session, secret=secret)
+        new = await accounts.hashed(password)
         async with state.db.write() as session:
             user = await accounts.redeem_link(session, secret=secret, password=new)
             # Nobody is signed in: the link's secret is the credential, so its user acts
