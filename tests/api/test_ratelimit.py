@@ -91,6 +91,27 @@ async def test_memory_and_redis_budgets_agree() -> None:
         await local.close()
 
 
+@pytest.mark.redis
+async def test_a_changed_limit_counts_what_was_spent_under_the_old_one() -> None:
+    """A token's rateLimit lowered mid-minute does not start it on an empty budget."""
+    shared = RateLimiter.from_url(REDIS_URL, 5)
+    local = RateLimiter.from_url("", 5)
+    await shared.reset()
+    await anyio.sleep(wait_before_budget_sequence())
+    try:
+        for limiter in (shared, local):
+            for _ in range(3):
+                await limiter.hit("changed", 5)
+            with pytest.raises(RateLimited):
+                await limiter.hit("changed", 3)
+            budget = await limiter.hit("changed", 10)
+            assert (budget.limit, budget.remaining) == (10, 6)
+    finally:
+        await shared.reset()
+        await shared.close()
+        await local.close()
+
+
 def test_a_request_given_back_frees_its_place_in_the_budget() -> None:
     windows = LocalWindows()
     start = 2_000 * MINUTE

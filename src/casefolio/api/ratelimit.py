@@ -14,6 +14,7 @@ from limits import RateLimitItem, RateLimitItemPerMinute
 from limits.aio.storage import Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
+from limits.limits import safe_string
 from limits.storage import storage_from_string
 
 from casefolio.domain.errors import RateLimited
@@ -102,6 +103,19 @@ class LocalWindows:
         # Only the previous window still counts.
         self._counts = {k: n for k, n in self._counts.items() if k[1] >= window_id - 1}
         self._window = window_id
+
+
+class PerMinuteKeyedByName(RateLimitItemPerMinute):
+    """A per-minute limit whose Redis counters are named by the key alone.
+
+    `limits` names them by the amount too, so changing a token's `rateLimit` started it on
+    empty counters: a client that had spent its minute got the new limit in full at once. The
+    amount is only compared with the counts, so one key's counters serve any limit, as
+    LocalWindows' do.
+    """
+
+    def key_for(self, *identifiers: bytes | str | int | float) -> str:
+        return "/".join([self.namespace, *map(safe_string, identifiers), "per-minute"])
 
 
 class RateLimiter:
@@ -227,7 +241,7 @@ class RateLimiter:
     def _item(self, per_minute: int) -> RateLimitItem:
         found = self._items.get(per_minute)
         if found is None:
-            found = self._items[per_minute] = RateLimitItemPerMinute(per_minute)
+            found = self._items[per_minute] = PerMinuteKeyedByName(per_minute)
         return found
 
     async def reset(self) -> None:
