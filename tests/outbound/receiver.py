@@ -23,6 +23,8 @@ class Receiver:
     #: Answers to give, in order: (status, headers); then 200.
     answers: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     delay: float = 0.0
+    #: When set: every request waits for it to be set before it is answered (a hanging endpoint).
+    hold: threading.Event | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ids(self) -> list[str]:
@@ -40,6 +42,8 @@ def receiver(delay: float = 0.0) -> Iterator[Receiver]:
             body = self.rfile.read(int(self.headers.get("content-length", "0")))
             if state.delay:
                 time.sleep(state.delay)  # a slow endpoint, in the receiver's own thread
+            if state.hold is not None:
+                state.hold.wait()
             with state.lock:
                 state.received.append(
                     Received({k.lower(): v for k, v in self.headers.items()}, body)

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import threading
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import select
@@ -418,3 +420,55 @@ async def test_a_webhook_whose_address_no_longer_passes_can_still_be_switched_of
                 await webhooks.update(session, who=who, webhook_id=hook.id, allowed=[], **change)
     async with db.read() as session:
         assert not (await session.get_one(Webhook, hook.id)).active
+
+
+async def _statuses_by_hook(db: Database) -> dict[int, list[str]]:
+    async with db.read() as session:
+        rows = await session.execute(
+            select(WebhookDelivery.webhook_id, WebhookDelivery.status).order_by(WebhookDelivery.id)
+        )
+        found: dict[int, list[str]] = {}
+        for hook_id, status in rows:
+            found.setdefault(hook_id, []).append(status)
+        return found
+
+
+async def _until(db: Database, condition: Any, seconds: float = 30) -> dict[int, list[str]]:
+    """The deliveries' statuses by webhook once they meet `condition` (polled)."""
+    with anyio.fail_after(seconds):
+        while True:
+            statuses = await _statuses_by_hook(db)
+            if condition(statuses):
+                return statuses
+            await anyio.sleep(0.05)
+
+
+async def test_a_hanging_endpoint_holds_back_no_other_delivery(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor, settings: Settings, db: Database
+) -> None:
+    # An attempt may wait a minute: a worker whose rounds waited for every answer would hold
+    # the prompt endpoint's deliveries back that long.
+    patient = settings.model_copy(update={"webhook_timeout_seconds": 60.0})
+    with receiver() as hanging, receiver() as prompt:
+        hanging.hold = threading.Event()
+        slow_id = (await _register(client, operator, hanging.url, ["document.created"]))["id"]
+        fast_id = (await _register(client, operator, prompt.url, ["document.created"]))["id"]
+        slow, fast = int(slow_id), int(fast_id)
+        worker = Worker(patient, db)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(worker.run)
+                await _upload(client, matter, "first.txt")
+                seen = await _until(db, lambda s: s.get(fast) == ["delivered"])
+                assert seen[slow] == ["pending"] and hanging.received == []
+                # The next change goes out too while the first attempt still hangs.
+                await _upload(client, matter, "second.txt")
+                seen = await _until(db, lambda s: s.get(fast) == ["delivered"] * 2)
+                assert seen[slow] == ["pending"] * 2 and hanging.received == []
+                hanging.hold.set()
+                await _until(db, lambda s: s.get(slow) == ["delivered"] * 2)
+                tasks.cancel_scope.cancel()
+        finally:
+            hanging.hold.set()
+            await worker.close()
+    assert len(prompt.received) == 2 and len(hanging.received) == 2

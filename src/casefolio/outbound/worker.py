@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 import anyio
+from anyio.abc import TaskGroup
 from sqlalchemy import Select, Table, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -57,6 +58,10 @@ BATCH_WINDOW_SECONDS = 0.01
 #: shared by what gathered meanwhile: the longer the gathering, the less of it per upload.
 #: Only a busy worker waits this long; an idle one still wakes within BATCH_WINDOW_SECONDS.
 BUSY_WINDOW_SECONDS = 0.25
+#: How long a round waits for its deliveries' answers. In `run` a send still waiting then
+#: goes on in the background and a later round stores its answer: a slow or hanging endpoint
+#: holds back neither other endpoints' deliveries nor the fan-out, sealing and indexing.
+ROUND_SEND_WAIT_SECONDS = 1.0
 #: After a failed round the next waits this long, doubling while rounds keep failing, up to
 #: ROUND_RETRY_MAX_SECONDS.
 ROUND_RETRY_SECONDS = 0.5
@@ -102,6 +107,14 @@ class Worker:
         self.backlog = False
         #: Deliveries the last fan-out inserted already claimed, to be sent this round.
         self._fresh: list[Claimed] = []
+        #: Where `run` sends: sends there outlive the round that started them.
+        self._sending: TaskGroup | None = None
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        #: Sends started and not yet answered, and answers not yet stored.
+        self._in_flight = 0
+        self._answers: list[tuple[Claimed, delivery.Outcome]] = []
+        #: Set (and replaced) whenever a send ends.
+        self._answered = anyio.Event()
 
     async def close(self) -> None:
         await self.client.aclose()
@@ -126,8 +139,17 @@ class Worker:
         A round that left work behind is followed at once. If changes committed while a
         round ran, the next one lets more gather for BUSY_WINDOW_SECONDS; after a wake-up an
         idle worker lets a few milliseconds of commits gather. So under load a round carries
-        many deliveries, and takes SQLite's write lock that much less often.
+        many deliveries, and takes SQLite's write lock that much less often. Sends outlive
+        their round (`deliver_due`); an answer that comes between rounds wakes the worker.
         """
+        async with anyio.create_task_group() as sending:
+            self._sending = sending
+            try:
+                await self._rounds()
+            finally:
+                self._sending = None
+
+    async def _rounds(self) -> None:
         failures = 0
         while True:
             seen = signal.generation
@@ -150,12 +172,33 @@ class Worker:
             if failures:
                 log.info("the worker's rounds succeed again")
                 failures = 0
-            if self.backlog:
+            if self.backlog or self._answers:
                 continue
             if signal.generation != seen:
                 await anyio.sleep(BUSY_WINDOW_SECONDS)
-            elif await signal.wait(feed.RECHECK_SECONDS):
+            elif await self._wait_for_work(feed.RECHECK_SECONDS):
                 await anyio.sleep(BATCH_WINDOW_SECONDS)
+
+    async def _wait_for_work(self, seconds: float) -> bool:
+        """Wait up to `seconds` for a commit or a send's answer; return whether one came."""
+        came = False
+
+        async def for_commit() -> None:
+            nonlocal came
+            came = await signal.wait(seconds)
+            tasks.cancel_scope.cancel()
+
+        async def for_answer(answered: anyio.Event) -> None:
+            nonlocal came
+            await answered.wait()
+            came = True
+            tasks.cancel_scope.cancel()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(for_commit)
+            if self._in_flight:
+                tasks.start_soon(for_answer, self._answered)
+        return came
 
     async def fan_out(self) -> int:
         async with self.db.read() as session:
@@ -250,15 +293,37 @@ class Worker:
         ]
 
     async def deliver_due(self) -> int:
+        """Send what is due, wait for the answers (in `run` for ROUND_SEND_WAIT_SECONDS at most)
+        and store every answer that came, also those of earlier rounds' sends."""
         claimed, self._fresh = self._fresh, []
-        claimed += await self._claim()
-        if not claimed:
-            return 0
-        results: list[tuple[Claimed, delivery.Outcome]] = []
-        limiter = anyio.CapacityLimiter(self.concurrency)
+        if (room := self.batch - self._in_flight - len(claimed)) > 0:
+            claimed += await self._claim(room)
+        self._in_flight += len(claimed)
+        if self._sending is None:
+            # A round on its own (`run_once`): it waits for every answer.
+            async with anyio.create_task_group() as tasks:
+                for item in claimed:
+                    tasks.start_soon(self._send, item)
+        elif claimed:
+            for item in claimed:
+                self._sending.start_soon(self._send, item)
+            with anyio.move_on_after(ROUND_SEND_WAIT_SECONDS):
+                while self._in_flight:
+                    await self._answered.wait()
+        answers, self._answers = self._answers, []
+        if answers:
+            try:
+                await results_.store(
+                    self.db, self.settings, answers, now=self.clock(), rng=self.rng
+                )
+            except BaseException:
+                self._answers[:0] = answers  # the next round stores them
+                raise
+        return len(claimed) + len(answers)
 
-        async def send(item: Claimed) -> None:
-            async with limiter:
+    async def _send(self, item: Claimed) -> None:
+        try:
+            async with self._limiter:
                 outcome = await delivery.attempt(
                     self.client,
                     url=item.url,
@@ -268,13 +333,11 @@ class Worker:
                     allowed=self.allowed,
                     time_limit=self.settings.webhook_timeout_seconds,
                 )
-            results.append((item, outcome))
-
-        async with anyio.create_task_group() as tasks:
-            for item in claimed:
-                tasks.start_soon(send, item)
-        await results_.store(self.db, self.settings, results, now=self.clock(), rng=self.rng)
-        return len(claimed)
+            self._answers.append((item, outcome))
+        finally:
+            self._in_flight -= 1
+            answered, self._answered = self._answered, anyio.Event()
+            answered.set()
 
     def _due(self, now: datetime) -> Select[Any]:
         return (
@@ -297,19 +360,19 @@ class Worker:
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         )
 
-    async def _claim(self) -> list[Claimed]:
+    async def _claim(self, most: int) -> list[Claimed]:
         now = self.clock()
         async with self.db.read() as session:
             if (await session.execute(self._due(now).limit(1))).first() is None:
                 return []
         async with self.db.write() as session:
-            stmt = self._due(now).limit(self.batch)
+            stmt = self._due(now).limit(most)
             if self.db.engine.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
             rows = (await session.execute(stmt)).all()
             if not rows:
                 return []
-            self.backlog |= len(rows) == self.batch
+            self.backlog |= len(rows) == most
             hooks = {
                 h.id: h
                 for h in await session.scalars(
