@@ -17,32 +17,30 @@ Grant = TypeVar("Grant", ProjectUserGrant, ProjectTeamGrant)
 async def set_user_grant(
     session: AsyncSession, *, project_id: int, user_id: int, role: Role
 ) -> None:
-    await _set_grant(session, ProjectUserGrant, role, project_id=project_id, user_id=user_id)
-    events.emit(
-        session,
-        events.MemberSet(project_id=project_id, subject_id=user_id, details={"role": role.name}),
+    await _set_grant(
+        session, ProjectUserGrant, events.MemberSet, role, project_id=project_id, user_id=user_id
     )
 
 
 async def set_team_grant(
     session: AsyncSession, *, project_id: int, team_id: int, role: Role
 ) -> None:
-    await _set_grant(session, ProjectTeamGrant, role, project_id=project_id, team_id=team_id)
-    events.emit(
-        session,
-        events.TeamGrantSet(project_id=project_id, subject_id=team_id, details={"role": role.name}),
+    await _set_grant(
+        session, ProjectTeamGrant, events.TeamGrantSet, role, project_id=project_id, team_id=team_id
     )
 
 
 async def _set_grant(
     session: AsyncSession,
     grant_class: type[Grant],
+    reported_as: type[events.DomainEvent],
     role: Role,
     *,
     project_id: int,
     **holder: int,
 ) -> None:
-    """Give the holder (`user_id=` or `team_id=`) `role` on the project, replacing any other."""
+    """Give the holder (`user_id=` or `team_id=`) `role` on the project, replacing any other,
+    and report it as `reported_as` naming the holder and the role."""
     (holder_id,) = holder.values()
     grant = await session.get(grant_class, (project_id, holder_id))
     if grant is None:
@@ -50,3 +48,7 @@ async def _set_grant(
     else:
         grant.role = role.name
     await session.flush()
+    events.emit(
+        session,
+        reported_as(project_id=project_id, subject_id=holder_id, details={"role": role.name}),
+    )
