@@ -74,15 +74,7 @@ def uvicorn_log_config(level: str) -> dict[str, Any]:
     loggers printed like uvicorn's."""
     from uvicorn.config import LOGGING_CONFIG
 
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["filters"] = {"redact_secrets": {"()": RedactSecrets}}
-    config["handlers"]["access"]["filters"] = ["redact_secrets"]
-    config["loggers"]["casefolio"] = {
-        "handlers": ["default"],
-        "level": level.upper(),
-        "propagate": False,
-    }
-    return config
+    return _redacted(LOGGING_CONFIG, level, handler="default")
 
 
 def granian_log_config(level: str) -> dict[str, Any]:
@@ -90,11 +82,17 @@ def granian_log_config(level: str) -> dict[str, Any]:
     plus casefolio's own loggers."""
     from granian.log import LOGGING_CONFIG
 
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    return _redacted(LOGGING_CONFIG, level, handler="console")
+
+
+def _redacted(server_config: dict[str, Any], level: str, *, handler: str) -> dict[str, Any]:
+    """A copy of a server's logging configuration with RedactSecrets on its access handler
+    and casefolio's loggers sent to `handler` (the server's own error-stream handler)."""
+    config: dict[str, Any] = copy.deepcopy(server_config)
     config["filters"] = {"redact_secrets": {"()": RedactSecrets}}
     config["handlers"]["access"]["filters"] = ["redact_secrets"]
     config["loggers"]["casefolio"] = {
-        "handlers": ["console"],
+        "handlers": [handler],
         "level": level.upper(),
         "propagate": False,
     }
