@@ -99,15 +99,12 @@ def create_engine(settings: Settings) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-        # Take transaction control away from pysqlite so that BEGIN is ours to emit (below).
-        dbapi_conn.isolation_level = None
-        cursor = dbapi_conn.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        # NORMAL: COMMIT does not wait for the disk; with CASEFOLIO_SQLITE_SYNCHRONOUS=FULL
-        # the connection syncs the log after releasing the lock (sqlite_inline.WalSync).
-        cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.close()
+        # BEGIN is ours to emit (below). NORMAL: COMMIT does not wait for the disk; with
+        # CASEFOLIO_SQLITE_SYNCHRONOUS=FULL the connection syncs the log after releasing
+        # the lock (sqlite_inline.WalSync).
+        take_sqlite_transactions(
+            dbapi_conn, "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"
+        )
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
@@ -118,6 +115,17 @@ def create_engine(settings: Settings) -> AsyncEngine:
         driver.begin_on_first_statement(immediate=immediate)
 
     return engine
+
+
+def take_sqlite_transactions(dbapi_conn: Any, *pragmas: str) -> None:
+    """Given a new SQLite connection, take transaction control away from the driver (BEGIN
+    is SQLAlchemy's, or ours, to emit), then set `pragmas` in order: outside any
+    transaction, where they take effect. Serves the engine and the migrations (env.py)."""
+    dbapi_conn.isolation_level = None
+    cursor = dbapi_conn.cursor()
+    for pragma in pragmas:
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
 
 
 class DatabaseUnavailable(Exception):

@@ -10,6 +10,7 @@ from sqlalchemy import event, pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from casefolio.db.engine import take_sqlite_transactions
 from casefolio.db.migrate import exclusive
 from casefolio.db.models import Base
 
@@ -38,13 +39,8 @@ def _sqlite_in_one_transaction(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        cursor = dbapi_connection.cursor()
-        # Outside the transaction, where they take effect. A batch rebuild drops the old
-        # table; with foreign keys on, that would cascade.
-        cursor.execute("PRAGMA foreign_keys=OFF")
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.close()
+        # A batch rebuild drops the old table; with foreign keys on, that would cascade.
+        take_sqlite_transactions(dbapi_connection, "foreign_keys=OFF", "journal_mode=WAL")
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Connection) -> None:
