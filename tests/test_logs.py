@@ -5,10 +5,14 @@ tests/e2e/test_server_logs.py)."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import pytest
+from granian.log import LOGGING_CONFIG as granian_defaults
+from uvicorn.config import LOGGING_CONFIG as uvicorn_defaults
 
-from casefolio.logs import RedactSecrets, redact_target
+from casefolio.logs import RedactSecrets, granian_log_config, redact_target, uvicorn_log_config
 
 
 @pytest.mark.parametrize(
@@ -62,3 +66,23 @@ def test_granian_access_record_is_redacted_before_formatting() -> None:
     )
     assert RedactSecrets().filter(record)
     assert record.getMessage() == "/set-password/[redacted]?csrf=[redacted]&a=1"
+
+
+@pytest.mark.parametrize(
+    ("log_config", "handler"),
+    [(uvicorn_log_config, "default"), (granian_log_config, "console")],
+)
+def test_each_server_redacts_its_access_log_and_prints_ours(
+    log_config: Callable[[str], dict[str, Any]], handler: str
+) -> None:
+    config = log_config("debug")
+    assert config["filters"] == {"redact_secrets": {"()": RedactSecrets}}
+    assert config["handlers"]["access"]["filters"] == ["redact_secrets"]
+    assert config["loggers"]["casefolio"] == {
+        "handlers": [handler],
+        "level": "DEBUG",
+        "propagate": False,
+    }
+    # A copy: the servers' own configurations are left as they were.
+    for untouched in (uvicorn_defaults, granian_defaults):
+        assert "casefolio" not in untouched["loggers"]
