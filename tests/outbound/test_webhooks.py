@@ -472,3 +472,43 @@ async def test_a_hanging_endpoint_holds_back_no_other_delivery(
             hanging.hold.set()
             await worker.close()
     assert len(prompt.received) == 2 and len(hanging.received) == 2
+
+
+async def test_a_hanging_endpoint_takes_only_its_share_of_the_places(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor, settings: Settings, db: Database
+) -> None:
+    # Four places for sending at once, so one endpoint's share is one of them: five hanging
+    # deliveries would otherwise take all four and leave the prompt endpoint's waiting.
+    patient = settings.model_copy(update={"webhook_timeout_seconds": 60.0})
+    with receiver() as hanging, receiver() as prompt:
+        hanging.hold = threading.Event()
+        slow = int((await _register(client, operator, hanging.url, ["document.created"]))["id"])
+        fast = int((await _register(client, operator, prompt.url, ["document.created"]))["id"])
+        for n in range(5):
+            await _upload(client, matter, f"{n}.txt")
+        worker = Worker(patient, db, concurrency=4)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(worker.run)
+                seen = await _until(db, lambda s: s.get(fast) == ["delivered"] * 5)
+                assert seen[slow] == ["pending"] * 5 and hanging.received == []
+                # While its share is out, the hanging endpoint's new delivery is not claimed:
+                # it waits in the outbox rather than for a place, with its lease running.
+                await _upload(client, matter, "6.txt")
+                seen = await _until(db, lambda s: s.get(fast) == ["delivered"] * 6)
+                async with db.read() as session:
+                    newest = await session.scalar(
+                        select(WebhookDelivery)
+                        .where(WebhookDelivery.webhook_id == slow)
+                        .order_by(WebhookDelivery.id.desc())
+                        .limit(1)
+                    )
+                assert newest is not None and newest.status == "pending"
+                assert newest.claimed_until is None
+                hanging.hold.set()
+                await _until(db, lambda s: s.get(slow) == ["delivered"] * 6)
+                tasks.cancel_scope.cancel()
+        finally:
+            hanging.hold.set()
+            await worker.close()
+    assert len(prompt.received) == 6 and len(hanging.received) == 6

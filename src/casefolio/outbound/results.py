@@ -32,6 +32,7 @@ class Claimed:
     url: str
     secrets: list[str]
     attempts: int
+    webhook_id: int
 
 
 async def store(

@@ -17,8 +17,10 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -62,12 +64,24 @@ BUSY_WINDOW_SECONDS = 0.25
 #: goes on in the background and a later round stores its answer: a slow or hanging endpoint
 #: holds back neither other endpoints' deliveries nor the fan-out, sealing and indexing.
 ROUND_SEND_WAIT_SECONDS = 1.0
+#: One endpoint's deliveries take at most this share of the places for sending at once, so
+#: that a slow endpoint's leave most of them to the others'.
+ENDPOINT_SHARE = 0.25
 #: After a failed round the next waits this long, doubling while rounds keep failing, up to
 #: ROUND_RETRY_MAX_SECONDS.
 ROUND_RETRY_SECONDS = 0.5
 ROUND_RETRY_MAX_SECONDS = 30.0
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Places:
+    """What a claim may take: how many deliveries more in all, and the endpoints that have
+    their share out (claimed, being sent or waiting for a place) and so get none."""
+
+    left: int
+    saturated: list[int]
 
 
 def _passing(exc: Exception) -> bool:
@@ -110,8 +124,11 @@ class Worker:
         #: Where `run` sends: sends there outlive the round that started them.
         self._sending: TaskGroup | None = None
         self._limiter = anyio.CapacityLimiter(concurrency)
-        #: Sends started and not yet answered, and answers not yet stored.
+        #: Sends started and not yet answered (in all, by webhook), and answers not yet stored.
         self._in_flight = 0
+        self._out_by_hook: Counter[int] = Counter()
+        #: Each endpoint's own places, ENDPOINT_SHARE of the limiter's, while it has sends out.
+        self._endpoint_limiters: dict[int, anyio.CapacityLimiter] = {}
         self._answers: list[tuple[Claimed, delivery.Outcome]] = []
         #: Set (and replaced) whenever a send ends.
         self._answered = anyio.Event()
@@ -255,8 +272,9 @@ class Worker:
         first_at: datetime,
     ) -> list[Claimed]:
         """Insert new deliveries; those due at once go in claimed by this worker (one write
-        transaction less before the first attempt) or dropped if their owner cannot see
-        them. Return the claimed ones, for `deliver_due` to send with the rest."""
+        transaction less before the first attempt), unless their endpoint has its share out,
+        or dropped if their owner cannot see them. Return the claimed ones, for
+        `deliver_due` to send with the rest."""
         # Core inserts: the ORM's bulk insert costs several times more per row, and these rows
         # are not wanted as objects.
         conn = await session.connection()
@@ -265,13 +283,16 @@ class Worker:
             return []
         by_id = {hook.id: hook for hook in hooks}
         owners = await audience.owners(session, hooks)
+        # An endpoint with its share out gets none: they wait in the outbox for a later claim.
+        saturated = set(self._places(self._fresh).saturated)
         for row in rows:
             hook = by_id[row["webhook_id"]]
             visible = await audience.visible_to_owner(
                 session, owners.get(hook.owner_id), row["type"], row["payload"]
             )
             row["status"] = "pending" if visible else DROPPED
-            row["claimed_until"] = now + self.lease if visible else None
+            taken = visible and hook.id not in saturated
+            row["claimed_until"] = now + self.lease if taken else None
         made = await conn.execute(
             insert(_DELIVERIES).returning(
                 _DELIVERIES.c.id, _DELIVERIES.c.msg_id, sort_by_parameter_order=True
@@ -286,19 +307,21 @@ class Worker:
                 row["payload"],
                 by_id[row["webhook_id"]].url,
                 audience.secrets(by_id[row["webhook_id"]], now),
-                0,
+                attempts=0,
+                webhook_id=row["webhook_id"],
             )
             for row in rows
-            if row["status"] == "pending"
+            if row["claimed_until"] is not None
         ]
 
     async def deliver_due(self) -> int:
         """Send what is due, wait for the answers (in `run` for ROUND_SEND_WAIT_SECONDS at most)
         and store every answer that came, also those of earlier rounds' sends."""
         claimed, self._fresh = self._fresh, []
-        if (room := self.batch - self._in_flight - len(claimed)) > 0:
-            claimed += await self._claim(room)
+        if (places := self._places(claimed)).left > 0:
+            claimed += await self._claim(places)
         self._in_flight += len(claimed)
+        self._out_by_hook.update(item.webhook_id for item in claimed)
         if self._sending is None:
             # A round on its own (`run_once`): it waits for every answer.
             async with anyio.create_task_group() as tasks:
@@ -322,8 +345,13 @@ class Worker:
         return len(claimed) + len(answers)
 
     async def _send(self, item: Claimed) -> None:
+        endpoint = self._endpoint_limiters.get(item.webhook_id)
+        if endpoint is None:
+            endpoint = self._endpoint_limiters[item.webhook_id] = anyio.CapacityLimiter(self._share)
         try:
-            async with self._limiter:
+            # The endpoint's place first: a slow endpoint's sends wait for their own places
+            # without holding any of the others'.
+            async with endpoint, self._limiter:
                 outcome = await delivery.attempt(
                     self.client,
                     url=item.url,
@@ -336,11 +364,26 @@ class Worker:
             self._answers.append((item, outcome))
         finally:
             self._in_flight -= 1
+            self._out_by_hook[item.webhook_id] -= 1
+            if not self._out_by_hook[item.webhook_id]:
+                del self._out_by_hook[item.webhook_id]
+                del self._endpoint_limiters[item.webhook_id]
             answered, self._answered = self._answered, anyio.Event()
             answered.set()
 
-    def _due(self, now: datetime) -> Select[Any]:
-        return (
+    @property
+    def _share(self) -> int:
+        return max(1, int(self.concurrency * ENDPOINT_SHARE))
+
+    def _places(self, claimed: list[Claimed]) -> Places:
+        """The places left beside what is out and `claimed` (claimed, not yet sent)."""
+        out = self._out_by_hook.copy()
+        out.update(item.webhook_id for item in claimed)
+        saturated = [hook for hook, count in out.items() if count >= self._share]
+        return Places(self.batch - self._in_flight - len(claimed), saturated)
+
+    def _due(self, now: datetime, places: Places) -> Select[Any]:
+        due = (
             select(
                 WebhookDelivery.id,
                 WebhookDelivery.webhook_id,
@@ -359,14 +402,19 @@ class Worker:
             )
             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
         )
+        if places.saturated:
+            # Claimed now, they would wait for their endpoint's places while their lease ran.
+            due = due.where(WebhookDelivery.webhook_id.not_in(places.saturated))
+        return due
 
-    async def _claim(self, most: int) -> list[Claimed]:
+    async def _claim(self, places: Places) -> list[Claimed]:
         now = self.clock()
+        due = self._due(now, places)
         async with self.db.read() as session:
-            if (await session.execute(self._due(now).limit(1))).first() is None:
+            if (await session.execute(due.limit(1))).first() is None:
                 return []
         async with self.db.write() as session:
-            stmt = self._due(now).limit(most)
+            stmt = due.limit(most := places.left)
             if self.db.engine.dialect.name == "postgresql":
                 stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
             rows = (await session.execute(stmt)).all()
@@ -402,6 +450,7 @@ class Worker:
                         hook.url,
                         audience.secrets(hook, now),
                         row.attempts,
+                        hook.id,
                     )
                 )
             if dropped:
