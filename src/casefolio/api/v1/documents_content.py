@@ -19,13 +19,14 @@ from casefolio.api.deps import (
     UploadProjectId,
     check_writable_document,
 )
-from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
+from casefolio.api.downloads import DOWNLOAD_RESPONSES
 from casefolio.api.ids import BodyId, DocumentId, ProjectId
 from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receive
 from casefolio.api.v1.documents_render import DocumentOut, document_out
+from casefolio.api.v1.documents_versions import download
 from casefolio.api.v1.routing import F, v1_router
 from casefolio.api.v1.schemas import ONE_LINE, ApiInput, Problem, json_response
-from casefolio.domain import documents, intake, text, versions
+from casefolio.domain import documents, intake, text
 from casefolio.domain.intake import NewFile
 from casefolio.fastpath.routes import direct_route
 
@@ -197,7 +198,4 @@ async def download_document(
     who: PrincipalDep,
     state: StateDep,
 ) -> Response:
-    version = await versions.for_download(
-        session, who=who, project_id=project_id, document_id=document_id
-    )
-    return await blob_response(request, state.blobs, version, current=True)
+    return await download(request, session, who, state, project_id, document_id)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Path, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.api.deps import (
     PrincipalDep,
@@ -15,11 +16,13 @@ from casefolio.api.deps import (
 from casefolio.api.downloads import DOWNLOAD_RESPONSES, blob_response
 from casefolio.api.ids import DocumentId, ProjectId
 from casefolio.api.pagination import ListingDep
+from casefolio.api.state import AppState
 from casefolio.api.v1.documents_render import VersionOut
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import Problem
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import versions
+from casefolio.domain.principal import Principal
 
 router = v1_router("documents")
 VersionId = Annotated[
@@ -123,11 +126,29 @@ async def download_version(
     who: PrincipalDep,
     state: StateDep,
 ) -> Response:
+    return await download(request, session, who, state, project_id, document_id, version_id)
+
+
+async def download(
+    request: Request,
+    session: AsyncSession,
+    who: Principal,
+    state: AppState,
+    project_id: int,
+    document_id: int,
+    version_id: str | None = None,
+) -> Response:
+    """Both download routes: the document's current version (`version_id` None) or one
+    version by its id, once the project's downloadViaApi allows it. Which of the two the URL
+    names decides how blob_response answers (its ETag rule and its audit entry)."""
     version = await versions.for_download(
         session,
         who=who,
         project_id=project_id,
         document_id=document_id,
-        version_id=versions.parse_version_id(version_id),
+        version_id=None if version_id is None else versions.parse_version_id(version_id),
     )
-    return await blob_response(request, state.blobs, version, whole_version=True)
+    by_id = version_id is not None
+    return await blob_response(
+        request, state.blobs, version, whole_version=by_id, current=not by_id
+    )
