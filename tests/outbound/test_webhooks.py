@@ -6,7 +6,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -443,72 +445,93 @@ async def _until(db: Database, condition: Any, seconds: float = 30) -> dict[int,
             await anyio.sleep(0.05)
 
 
-async def test_a_hanging_endpoint_holds_back_no_other_delivery(
-    client: httpx.AsyncClient, matter: Matter, operator: Actor, settings: Settings, db: Database
-) -> None:
+@dataclass
+class HangingAndPrompt:
+    """Two endpoints subscribed to document.created: one holds every request until released,
+    one answers at once; a worker runs in the background."""
+
+    hanging: Receiver
+    prompt: Receiver
+    slow: int  # the hanging endpoint's webhook id
+    fast: int
+
+
+@asynccontextmanager
+async def _hanging_and_prompt(
+    client: httpx.AsyncClient,
+    operator: Actor,
+    settings: Settings,
+    db: Database,
+    before_worker: Callable[[], Awaitable[object]],
+    **worker_options: Any,
+) -> AsyncIterator[HangingAndPrompt]:
     # An attempt may wait a minute: a worker whose rounds waited for every answer would hold
     # the prompt endpoint's deliveries back that long.
     patient = settings.model_copy(update={"webhook_timeout_seconds": 60.0})
     with receiver() as hanging, receiver() as prompt:
         hanging.hold = threading.Event()
-        slow_id = (await _register(client, operator, hanging.url, ["document.created"]))["id"]
-        fast_id = (await _register(client, operator, prompt.url, ["document.created"]))["id"]
-        slow, fast = int(slow_id), int(fast_id)
-        worker = Worker(patient, db)
+        slow = await _register(client, operator, hanging.url, ["document.created"])
+        fast = await _register(client, operator, prompt.url, ["document.created"])
+        await before_worker()
+        worker = Worker(patient, db, **worker_options)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(worker.run)
-                await _upload(client, matter, "first.txt")
-                seen = await _until(db, lambda s: s.get(fast) == ["delivered"])
-                assert seen[slow] == ["pending"] and hanging.received == []
-                # The next change goes out too while the first attempt still hangs.
-                await _upload(client, matter, "second.txt")
-                seen = await _until(db, lambda s: s.get(fast) == ["delivered"] * 2)
-                assert seen[slow] == ["pending"] * 2 and hanging.received == []
-                hanging.hold.set()
-                await _until(db, lambda s: s.get(slow) == ["delivered"] * 2)
+                yield HangingAndPrompt(hanging, prompt, int(slow["id"]), int(fast["id"]))
                 tasks.cancel_scope.cancel()
         finally:
             hanging.hold.set()
             await worker.close()
-    assert len(prompt.received) == 2 and len(hanging.received) == 2
+
+
+async def test_a_hanging_endpoint_holds_back_no_other_delivery(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor, settings: Settings, db: Database
+) -> None:
+    async def nothing() -> None:
+        pass
+
+    async with _hanging_and_prompt(client, operator, settings, db, nothing) as ends:
+        await _upload(client, matter, "first.txt")
+        seen = await _until(db, lambda s: s.get(ends.fast) == ["delivered"])
+        assert seen[ends.slow] == ["pending"] and ends.hanging.received == []
+        # The next change goes out too while the first attempt still hangs.
+        await _upload(client, matter, "second.txt")
+        seen = await _until(db, lambda s: s.get(ends.fast) == ["delivered"] * 2)
+        assert seen[ends.slow] == ["pending"] * 2 and ends.hanging.received == []
+        assert ends.hanging.hold is not None
+        ends.hanging.hold.set()
+        await _until(db, lambda s: s.get(ends.slow) == ["delivered"] * 2)
+    assert len(ends.prompt.received) == 2 and len(ends.hanging.received) == 2
 
 
 async def test_a_hanging_endpoint_takes_only_its_share_of_the_places(
     client: httpx.AsyncClient, matter: Matter, operator: Actor, settings: Settings, db: Database
 ) -> None:
-    # Four places for sending at once, so one endpoint's share is one of them: five hanging
-    # deliveries would otherwise take all four and leave the prompt endpoint's waiting.
-    patient = settings.model_copy(update={"webhook_timeout_seconds": 60.0})
-    with receiver() as hanging, receiver() as prompt:
-        hanging.hold = threading.Event()
-        slow = int((await _register(client, operator, hanging.url, ["document.created"]))["id"])
-        fast = int((await _register(client, operator, prompt.url, ["document.created"]))["id"])
+    async def five_uploads() -> None:
         for n in range(5):
             await _upload(client, matter, f"{n}.txt")
-        worker = Worker(patient, db, concurrency=4)
-        try:
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(worker.run)
-                seen = await _until(db, lambda s: s.get(fast) == ["delivered"] * 5)
-                assert seen[slow] == ["pending"] * 5 and hanging.received == []
-                # While its share is out, the hanging endpoint's new delivery is not claimed:
-                # it waits in the outbox rather than for a place, with its lease running.
-                await _upload(client, matter, "6.txt")
-                seen = await _until(db, lambda s: s.get(fast) == ["delivered"] * 6)
-                async with db.read() as session:
-                    newest = await session.scalar(
-                        select(WebhookDelivery)
-                        .where(WebhookDelivery.webhook_id == slow)
-                        .order_by(WebhookDelivery.id.desc())
-                        .limit(1)
-                    )
-                assert newest is not None and newest.status == "pending"
-                assert newest.claimed_until is None
-                hanging.hold.set()
-                await _until(db, lambda s: s.get(slow) == ["delivered"] * 6)
-                tasks.cancel_scope.cancel()
-        finally:
-            hanging.hold.set()
-            await worker.close()
-    assert len(prompt.received) == 6 and len(hanging.received) == 6
+
+    # Four places for sending at once, so one endpoint's share is one of them: five hanging
+    # deliveries would otherwise take all four and leave the prompt endpoint's waiting.
+    async with _hanging_and_prompt(
+        client, operator, settings, db, five_uploads, concurrency=4
+    ) as ends:
+        seen = await _until(db, lambda s: s.get(ends.fast) == ["delivered"] * 5)
+        assert seen[ends.slow] == ["pending"] * 5 and ends.hanging.received == []
+        # While its share is out, the hanging endpoint's new delivery is not claimed: it
+        # waits in the outbox rather than for a place, with its lease running.
+        await _upload(client, matter, "6.txt")
+        await _until(db, lambda s: s.get(ends.fast) == ["delivered"] * 6)
+        async with db.read() as session:
+            newest = await session.scalar(
+                select(WebhookDelivery)
+                .where(WebhookDelivery.webhook_id == ends.slow)
+                .order_by(WebhookDelivery.id.desc())
+                .limit(1)
+            )
+        assert newest is not None and newest.status == "pending"
+        assert newest.claimed_until is None
+        assert ends.hanging.hold is not None
+        ends.hanging.hold.set()
+        await _until(db, lambda s: s.get(ends.slow) == ["delivered"] * 6)
+    assert len(ends.prompt.received) == 6 and len(ends.hanging.received) == 6
