@@ -9,6 +9,7 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -445,6 +446,10 @@ async def _until(db: Database, condition: Any, seconds: float = 30) -> dict[int,
             await anyio.sleep(0.05)
 
 
+#: The attempt timeout of the hanging-endpoint tests: long enough that no attempt ends by it.
+PATIENT_SECONDS = 60.0
+
+
 @dataclass
 class HangingAndPrompt:
     """Two endpoints subscribed to document.created: one holds every request until released,
@@ -467,7 +472,7 @@ async def _hanging_and_prompt(
 ) -> AsyncIterator[HangingAndPrompt]:
     # An attempt may wait a minute: a worker whose rounds waited for every answer would hold
     # the prompt endpoint's deliveries back that long.
-    patient = settings.model_copy(update={"webhook_timeout_seconds": 60.0})
+    patient = settings.model_copy(update={"webhook_timeout_seconds": PATIENT_SECONDS})
     with receiver() as hanging, receiver() as prompt:
         hanging.hold = threading.Event()
         slow = await _register(client, operator, hanging.url, ["document.created"])
@@ -535,3 +540,42 @@ async def test_a_hanging_endpoint_takes_only_its_share_of_the_places(
         ends.hanging.hold.set()
         await _until(db, lambda s: s.get(ends.slow) == ["delivered"] * 6)
     assert len(ends.prompt.received) == 6 and len(ends.hanging.received) == 6
+
+
+async def test_a_delivery_that_waited_past_its_lease_is_leased_again_or_left_to_its_new_owner(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    operator: Actor,
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+) -> None:
+    async def three_uploads() -> None:
+        for n in range(3):
+            await _upload(client, matter, f"{n}.txt")
+
+    # One place for the hanging endpoint: two of its three deliveries wait for it.
+    async with _hanging_and_prompt(
+        client, operator, settings, db, three_uploads, concurrency=4, clock=clock
+    ) as ends:
+        await _until(db, lambda s: s.get(ends.fast) == ["delivered"] * 3)
+        async with db.write() as session:
+            waiting = list(
+                await session.scalars(
+                    select(WebhookDelivery)
+                    .where(WebhookDelivery.webhook_id == ends.slow)
+                    .order_by(WebhookDelivery.id)
+                )
+            )
+            # Almost a whole attempt's time passed: the sending delivery's lease still holds,
+            # the waiting ones' are nearly out, and another worker claimed the last one
+            # (as if its lease had run out).
+            clock.advance(PATIENT_SECONDS + 3)
+            taken = waiting[-1]
+            taken.claimed_until = clock() + timedelta(minutes=5)
+        assert ends.hanging.hold is not None
+        ends.hanging.hold.set()
+        seen = await _until(db, lambda s: s.get(ends.slow, [])[:2] == ["delivered"] * 2)
+        assert seen[ends.slow] == ["delivered", "delivered", "pending"]
+    # The last was left to the worker that claimed it: this one never sent it.
+    assert taken.msg_id not in ends.hanging.ids() and len(ends.hanging.received) == 2

@@ -33,6 +33,8 @@ class Claimed:
     secrets: list[str]
     attempts: int
     webhook_id: int
+    #: Until when this worker holds it (the row's claimed_until as written).
+    leased_until: datetime
 
 
 async def store(

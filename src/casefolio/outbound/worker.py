@@ -26,7 +26,7 @@ from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
-from sqlalchemy import Select, Table, func, insert, or_, select, text, update
+from sqlalchemy import CursorResult, Select, Table, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -67,6 +67,8 @@ ROUND_SEND_WAIT_SECONDS = 1.0
 #: One endpoint's deliveries take at most this share of the places for sending at once, so
 #: that a slow endpoint's leave most of them to the others'.
 ENDPOINT_SHARE = 0.25
+#: A lease outlasts one attempt by this much: time to store its answer.
+LEASE_MARGIN = timedelta(seconds=5)
 #: After a failed round the next waits this long, doubling while rounds keep failing, up to
 #: ROUND_RETRY_MAX_SECONDS.
 ROUND_RETRY_SECONDS = 0.5
@@ -112,7 +114,7 @@ class Worker:
         self.rng = rng or random.Random()
         self.batch, self.concurrency = batch, concurrency
         self.allowed = settings.webhook_networks
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds + 5)
+        self.lease = timedelta(seconds=settings.webhook_timeout_seconds) + LEASE_MARGIN
         self.client = http1.Client()
         self._last_trim: datetime | None = None
         self._last_seal: datetime | None = None
@@ -309,6 +311,7 @@ class Worker:
                 audience.secrets(by_id[row["webhook_id"]], now),
                 attempts=0,
                 webhook_id=row["webhook_id"],
+                leased_until=row["claimed_until"],
             )
             for row in rows
             if row["claimed_until"] is not None
@@ -316,7 +319,9 @@ class Worker:
 
     async def deliver_due(self) -> int:
         """Send what is due, wait for the answers (in `run` for ROUND_SEND_WAIT_SECONDS at most)
-        and store every answer that came, also those of earlier rounds' sends."""
+        and store every answer that came, also those of earlier rounds' sends (first: an
+        answered delivery is not claimed again while its answer waits)."""
+        done = await self._store_answers()
         claimed, self._fresh = self._fresh, []
         if (places := self._places(claimed)).left > 0:
             claimed += await self._claim(places)
@@ -333,6 +338,9 @@ class Worker:
             with anyio.move_on_after(ROUND_SEND_WAIT_SECONDS):
                 while self._in_flight:
                     await self._answered.wait()
+        return done + len(claimed) + await self._store_answers()
+
+    async def _store_answers(self) -> int:
         answers, self._answers = self._answers, []
         if answers:
             try:
@@ -342,7 +350,7 @@ class Worker:
             except BaseException:
                 self._answers[:0] = answers  # the next round stores them
                 raise
-        return len(claimed) + len(answers)
+        return len(answers)
 
     async def _send(self, item: Claimed) -> None:
         endpoint = self._endpoint_limiters.get(item.webhook_id)
@@ -352,6 +360,8 @@ class Worker:
             # The endpoint's place first: a slow endpoint's sends wait for their own places
             # without holding any of the others'.
             async with endpoint, self._limiter:
+                if not await self._lease_covers(item):
+                    return
                 outcome = await delivery.attempt(
                     self.client,
                     url=item.url,
@@ -370,6 +380,35 @@ class Worker:
                 del self._endpoint_limiters[item.webhook_id]
             answered, self._answered = self._answered, anyio.Event()
             answered.set()
+
+    async def _lease_covers(self, item: Claimed) -> bool:
+        """Whether this worker holds the delivery for a whole attempt from now. One that
+        waited long for a place is leased again, unless its lease ran out and another worker
+        claimed it meanwhile (then it is that worker's to send)."""
+        now = self.clock()
+        timeout = timedelta(seconds=self.settings.webhook_timeout_seconds)
+        if item.leased_until - now > timeout + LEASE_MARGIN / 2:
+            return True
+        renewed = now + self.lease
+        try:
+            async with self.db.write() as session:
+                result = await session.execute(
+                    update(WebhookDelivery)
+                    .where(
+                        WebhookDelivery.id == item.delivery_id,
+                        WebhookDelivery.status == "pending",
+                        WebhookDelivery.claimed_until == item.leased_until,
+                    )
+                    .values(claimed_until=renewed)
+                )
+        except Exception as exc:
+            # Not sent now: the lease runs out and a later claim sends it.
+            log.warning("a delivery's lease could not be renewed (%s)", exc)
+            return False
+        if cast(CursorResult[Any], result).rowcount != 1:
+            return False
+        item.leased_until = renewed
+        return True
 
     @property
     def _share(self) -> int:
@@ -428,6 +467,7 @@ class Worker:
                 )
             }
             owners = await audience.owners(session, hooks.values())
+            leased = now + self.lease
             claimed: list[Claimed] = []
             dropped: list[int] = []
             for row in rows:
@@ -451,6 +491,7 @@ class Worker:
                         audience.secrets(hook, now),
                         row.attempts,
                         hook.id,
+                        leased,
                     )
                 )
             if dropped:
@@ -463,7 +504,7 @@ class Worker:
                 await session.execute(
                     update(WebhookDelivery)
                     .where(WebhookDelivery.id.in_([c.delivery_id for c in claimed]))
-                    .values(claimed_until=now + self.lease)
+                    .values(claimed_until=leased)
                 )
             return claimed
 
