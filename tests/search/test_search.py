@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from casefolio.db.engine import Database
+from casefolio.domain.pages import encode_cursor
 from casefolio.search import service
 from casefolio.search.index import Indexer
 from tests.factories import Actor
@@ -261,6 +262,17 @@ async def test_a_bad_query_is_a_400_that_says_why(
 async def test_a_bad_cursor_is_a_400(client: httpx.AsyncClient, matter: Matter) -> None:
     answer = await search(client, matter.reader, "word", cursor="bm90LWEtY3Vyc29y")
     assert answer.status_code == 400 and "cursor" in answer.text
+
+
+@pytest.mark.parametrize("score", ["0x1p99999", "-0x1p2000", "inf", "nan", "0x1.8p"])
+async def test_a_cursor_whose_score_is_no_finite_float_is_a_400(
+    client: httpx.AsyncClient, matter: Matter, score: str
+) -> None:
+    # A cursor is the score's hex and a version id: a hex past the floats overflows.
+    cursor = encode_cursor((score, 1))
+    answer = await search(client, matter.reader, "word", cursor=cursor)
+    assert answer.status_code == 400, answer.text
+    assert "cursor is not valid" in answer.text
 
 
 def test_a_snippet_is_escaped_html_with_marks() -> None:

@@ -243,7 +243,7 @@ def _after(cursor: str | None) -> tuple[float, int] | None:
     score_hex, version_id = decode_cursor(cursor, (str, int))
     try:
         score = float.fromhex(score_hex)
-    except ValueError:
+    except (ValueError, OverflowError):  # not a float's hex, or one past the largest float
         score = math.nan
     if not math.isfinite(score) or version_id < 0:
         raise Invalid("The cursor is not valid. Use the `cursor` from the previous page.")
