@@ -25,5 +25,9 @@ CURSOR_VALUES = [
         ["9999-12-31T23:59:59-23:59", 1],  # past the last instant once in UTC
         ["\ud800", 1],  # a title key no column holds: a lone surrogate
         ["a\u0000b", 1],  # a NUL
+        ["0x1p99999", 1],  # a search cursor's score past the largest float
     )
+] + [
+    # Not a list of keys at all: arrays nested deeper than Python's JSON decoder recurses.
+    base64.urlsafe_b64encode(b"[" * 3000).decode().rstrip("="),
 ]

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +15,16 @@ def test_cursor_round_trips_datetimes_and_ids() -> None:
 
 
 @pytest.mark.parametrize(
-    "cursor", ["", "!!!", encode_cursor((1, 2)), encode_cursor(("x",)), encode_cursor((True,))]
+    "cursor",
+    [
+        "",
+        "!!!",
+        encode_cursor((1, 2)),
+        encode_cursor(("x",)),
+        encode_cursor((True,)),
+        # JSON nested past the decoder's recursion limit (a page's cursor has no length cap)
+        base64.urlsafe_b64encode(b"[" * 3000).decode(),
+    ],
 )
 def test_tampered_cursors_are_invalid(cursor: str) -> None:
     with pytest.raises(Invalid, match="cursor is not valid"):

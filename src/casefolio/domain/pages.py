@@ -67,7 +67,16 @@ def decode_cursor(cursor: str, types: Sequence[type]) -> tuple[Any, ...]:
             else:
                 raise ValueError("wrong type")
         return tuple(values)
-    except (ValueError, TypeError, OverflowError, binascii.Error, UnicodeDecodeError) as exc:
+    except (
+        ValueError,
+        TypeError,
+        OverflowError,
+        # JSON nested deeper than the decoder recurses: the pages take cursors of any length
+        # (a title's can be long), so a forged one can nest that deep.
+        RecursionError,
+        binascii.Error,
+        UnicodeDecodeError,
+    ) as exc:
         raise Invalid(
             "The cursor is not valid. Use the `cursor` from the previous page's Link header."
         ) from exc
