@@ -7,6 +7,7 @@ import re
 from collections.abc import Awaitable, Callable
 
 import httpx
+import pytest
 from sqlalchemy import select
 
 from casefolio.db.engine import Database
@@ -110,6 +111,47 @@ async def test_a_writer_files_edits_and_moves_but_cannot_delete(
     assert [(f["name"], f["value"]) for f in body["fields"]] == [("Pages", 12)]
     tree = await client.get(matter.url("/folders"), headers=matter.admin.headers)
     assert [f["name"] for f in tree.json()] == ["Court filings"]
+
+
+@pytest.mark.parametrize("typed", ["1e20", "-2.5E300", "1e0"])
+async def test_a_number_with_an_exponent_is_stored_as_the_api_stores_its_json(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson, typed: str
+) -> None:
+    """JSON reads a number with an exponent as a float (the API stores 1e20); the page, which
+    reads what is typed as JSON does, stores the same, not an integer past 2**53 it refuses."""
+    matter = await make_matter(client, db, operator)
+    made = await client.post(
+        matter.url("/fields"),
+        json={"name": "Amount", "type": "number"},
+        headers=matter.admin.headers,
+    )
+    field = made.json()["id"]
+    doc = (await upload(client, matter)).json()["id"]
+    through_api = await client.put(
+        matter.url(f"/documents/{doc}/fields/{field}"),
+        content=f'{{"value": {typed}}}',
+        headers={**matter.admin.headers, "Content-Type": "application/json"},
+    )
+    assert through_api.status_code == 200, through_api.text
+    expected = through_api.json()["fields"]
+    await client.put(
+        matter.url(f"/documents/{doc}/fields/{field}"),
+        json={"value": None},
+        headers=matter.admin.headers,
+    )
+    writer = await person(matter.writer)
+    sent = await writer.post(
+        f"/projects/{matter.id}/documents/{doc}/fields/{field}", {"value": typed}
+    )
+    assert sent.status_code == 303, sent.text
+    read = await client.get(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
+    assert read.json()["fields"] == expected
+    # Past the floats, as past 2**53, the field's rule refuses it (int() of so many digits
+    # would raise).
+    huge = await writer.post(
+        f"/projects/{matter.id}/documents/{doc}/fields/{field}", {"value": "9" * 5000}
+    )
+    assert huge.status_code == 400, huge.text
 
 
 async def test_downloads_follow_the_project_setting(

@@ -81,12 +81,15 @@ def parse_field_input(row: Field, raw: str | None) -> Any:
         try:
             # A number as JSON writes one, as the API takes it: float() alone also takes
             # "1_000", "nan" and other scripts' digits ("١٢").
-            if not _JSON_NUMBER.fullmatch(raw):
+            written = _JSON_NUMBER.fullmatch(raw)
+            if not written:
                 raise ValueError(raw)
             number = float(raw)
         except ValueError:
             raise Invalid(f"Field '{row.name}' needs a number (got '{raw}').") from None
-        return int(number) if number.is_integer() and "." not in raw else number
+        # An integer when written as one, as JSON reads it: 1e20 is a float, as the API stores.
+        integer = written.group(2) is None and written.group(3) is None
+        return int(number) if integer and number.is_integer() else number
     return raw
 
 
