@@ -16,6 +16,7 @@ from sqlalchemy import event, make_url
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.domain import events
+from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.outbound import feed, runtime, sealing
 from casefolio.outbound.signal import CHANNEL, outgoing, signal
 from tests.factories import Actor
@@ -178,11 +179,37 @@ async def test_a_cursor_older_than_the_history_kept_is_410(
     assert oldest.status_code == 200, oldest.text
 
 
+async def test_a_cursor_past_the_newest_change_is_410(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    # As after a restore from a backup older than the cursor: the restored history's next
+    # changes take the numbers the cursor already passed.
+    await client.post(
+        matter.url("/documents?fileName=a"), content=b"a", headers=matter.writer.headers
+    )
+    now = await _cursor(client, matter.reader)
+    (newest,) = decode_cursor(now, (int,))
+    ahead = encode_cursor((newest + 5,))
+    got = await client.get(
+        "/api/v1/changes", params={"cursor": ahead}, headers=matter.reader.headers
+    )
+    assert got.status_code == 410
+    assert "restored" in got.json()["detail"] and "resync" in got.json()["detail"].lower()
+    # The cursor of now is served, and so is the cursor of the newest change once it exists.
+    assert (await _changes(client, matter.reader, now))[0] == []
+    await client.post(
+        matter.url("/documents?fileName=b"), content=b"b", headers=matter.writer.headers
+    )
+    changes, _ = await _changes(client, matter.reader, now)
+    assert [c["type"] for c in changes] == ["document.created"]
+
+
 _COMMIT = """
 import sys, anyio
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.domain import events
+from casefolio.domain.pages import decode_cursor, encode_cursor
 
 async def main() -> None:
     db = Database.open(Settings(database_url=sys.argv[1], data_dir=sys.argv[2]))

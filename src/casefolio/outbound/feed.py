@@ -41,6 +41,11 @@ RESYNC = (
     "This cursor is older than the change history kept; resync (list the documents of "
     "each project) and start again from GET /api/v1/changes/cursor."
 )
+RESYNC_AHEAD = (
+    "This cursor is past the newest change: the history was restored from an earlier "
+    "backup since it was handed out. Resync (list the documents of each project) and start "
+    "again from GET /api/v1/changes/cursor."
+)
 
 
 T = TypeVar("T")
@@ -167,6 +172,11 @@ async def read(
     upto = max(newest, trimmed)
     if after is not None and after < trimmed:
         raise Gone(RESYNC)
+    # Numbers only grow, and every cursor handed out was one of them: one past the newest
+    # comes from a history since restored to an earlier state, whose new changes take the
+    # numbers it names again. Served, it would skip them without a word.
+    if after is not None and after > upto:
+        raise Gone(RESYNC_AHEAD)
     start = trimmed if after is None else after
     rows = await read_all(
         db,
