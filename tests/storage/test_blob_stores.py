@@ -22,8 +22,9 @@ from casefolio.storage import (
     SpooledFile,
     durable,
 )
-from casefolio.storage.base import BlobsNotStored
+from casefolio.storage.base import BlobsNotStored, BlobStoreUnavailable
 from casefolio.storage.spool import HOLD_BYTES, spool_stream
+from tests.servers import closed_port
 
 
 async def _chunks(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
@@ -96,6 +97,28 @@ async def test_read_ranges(blob_store: BlobStore) -> None:
         await read_all(blob_store, sha, 10, 5)
     with pytest.raises(ValueError):
         await read_all(blob_store, sha, -1)
+
+
+@pytest.mark.s3
+async def test_an_unreachable_bucket_is_never_read_as_an_empty_range(tmp_path: Path) -> None:
+    """A range past the end reads as empty; a store that cannot be reached must not, though
+    its error message holds "416" (here in the key's prefix; by chance in a port, a key or
+    a duration)."""
+    with closed_port() as port:
+        store = S3BlobStore(
+            bucket="casefolio",
+            prefix="outage-416",
+            staging_dir=tmp_path / "staging",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            access_key_id="testing",
+            secret_access_key="testing",
+        )
+        try:
+            for start, end in ((0, None), (10, None), (10, 20)):
+                with pytest.raises(BlobStoreUnavailable):
+                    await read_all(store, "ab" * 32, start, end)
+        finally:
+            await store.close()
 
 
 async def test_empty_blob(blob_store: BlobStore) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,10 +64,14 @@ def _reaching_the_bucket() -> Iterator[None]:
         raise _unavailable(exc) from exc
 
 
+#: How obstore words a 416 answer (the status, after the request's URL and duration).
+_RANGE_NOT_SATISFIABLE = re.compile(r"status code: 416 Range Not Satisfiable")
+
+
 def _no_bucket(exc: BaseException) -> bool:
     """Whether a 404 names the bucket, not the key: misspelt or deleted, no request can work
     (a HEAD's 404 has no body to say so)."""
-    return "NoSuchBucket" in str(exc)
+    return "<Code>NoSuchBucket</Code>" in str(exc)  # the answer's code, not a key or URL
 
 
 def _bucket_missing(exc: BaseException) -> BlobStoreUnavailable:
@@ -237,8 +242,11 @@ class S3BlobStore(StagingStore):
                 raise _bucket_missing(exc) from exc
             raise BlobMissing(sha256) from exc
         except BaseError as exc:
-            # A range starting at/after the end: empty, as reading a local file is.
-            if isinstance(exc, GenericError) and "416" in str(exc):
+            # A range starting at/after the end: empty, as reading a local file is. Only the
+            # server's status says so: the message also holds the URL, the key and the time
+            # taken, where "416" turns up by chance (an outage read as an empty file).
+            range_past_the_end = _RANGE_NOT_SATISFIABLE.search(str(exc))
+            if options and isinstance(exc, GenericError) and range_past_the_end:
                 return
             raise _unavailable(exc) from exc
         # min_chunk_size is a floor, not a ceiling; slice to keep chunks <= 1 MiB.
