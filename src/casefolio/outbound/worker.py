@@ -17,16 +17,14 @@ from __future__ import annotations
 import logging
 import random
 import uuid
-from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
-from sqlalchemy import CursorResult, Select, Table, func, insert, or_, select, text, update
+from sqlalchemy import Select, Table, func, insert, or_, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -37,9 +35,10 @@ from casefolio.db.types import utcnow
 from casefolio.domain import events
 from casefolio.domain.webhooks import DROPPED
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
-from casefolio.outbound import audience, delivery, feed, http1, sealing
+from casefolio.outbound import audience, delivery, feed, sealing
 from casefolio.outbound import results as results_
 from casefolio.outbound.results import Claimed
+from casefolio.outbound.sending import Places, Sender
 from casefolio.outbound.signal import signal
 from casefolio.search.index import Indexer
 from casefolio.storage.base import BlobStoreUnavailable
@@ -64,26 +63,12 @@ BUSY_WINDOW_SECONDS = 0.25
 #: goes on in the background and a later round stores its answer: a slow or hanging endpoint
 #: holds back neither other endpoints' deliveries nor the fan-out, sealing and indexing.
 ROUND_SEND_WAIT_SECONDS = 1.0
-#: One endpoint's deliveries take at most this share of the places for sending at once, so
-#: that a slow endpoint's leave most of them to the others'.
-ENDPOINT_SHARE = 0.25
-#: A lease outlasts one attempt by this much: time to store its answer.
-LEASE_MARGIN = timedelta(seconds=5)
 #: After a failed round the next waits this long, doubling while rounds keep failing, up to
 #: ROUND_RETRY_MAX_SECONDS.
 ROUND_RETRY_SECONDS = 0.5
 ROUND_RETRY_MAX_SECONDS = 30.0
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Places:
-    """What a claim may take: how many deliveries more in all, and the endpoints that have
-    their share out (claimed, being sent or waiting for a place) and so get none."""
-
-    left: int
-    saturated: list[int]
 
 
 def _passing(exc: Exception) -> bool:
@@ -112,10 +97,9 @@ class Worker:
     ) -> None:
         self.settings, self.db, self.clock, self.pause = settings, db, clock, pause
         self.rng = rng or random.Random()
-        self.batch, self.concurrency = batch, concurrency
-        self.allowed = settings.webhook_networks
-        self.lease = timedelta(seconds=settings.webhook_timeout_seconds) + LEASE_MARGIN
-        self.client = http1.Client()
+        self.batch = batch
+        self.sender = Sender(settings, db, clock=clock, concurrency=concurrency, most_out=batch)
+        self.lease = self.sender.lease
         self._last_trim: datetime | None = None
         self._last_seal: datetime | None = None
         self.indexer = Indexer(settings, db, clock=clock)  # search: extracts new versions' text
@@ -125,18 +109,9 @@ class Worker:
         self._fresh: list[Claimed] = []
         #: Where `run` sends: sends there outlive the round that started them.
         self._sending: TaskGroup | None = None
-        self._limiter = anyio.CapacityLimiter(concurrency)
-        #: Sends started and not yet answered (in all, by webhook), and answers not yet stored.
-        self._in_flight = 0
-        self._out_by_hook: Counter[int] = Counter()
-        #: Each endpoint's own places, ENDPOINT_SHARE of the limiter's, while it has sends out.
-        self._endpoint_limiters: dict[int, anyio.CapacityLimiter] = {}
-        self._answers: list[tuple[Claimed, delivery.Outcome]] = []
-        #: Set (and replaced) whenever a send ends.
-        self._answered = anyio.Event()
 
     async def close(self) -> None:
-        await self.client.aclose()
+        await self.sender.close()
         await self.indexer.close()
 
     async def run_once(self) -> int:
@@ -191,7 +166,7 @@ class Worker:
             if failures:
                 log.info("the worker's rounds succeed again")
                 failures = 0
-            if self.backlog or self._answers:
+            if self.backlog or self.sender.answers:
                 continue
             if signal.generation != seen:
                 await anyio.sleep(BUSY_WINDOW_SECONDS)
@@ -215,8 +190,8 @@ class Worker:
 
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(for_commit)
-            if self._in_flight:
-                tasks.start_soon(for_answer, self._answered)
+            if self.sender.in_flight:
+                tasks.start_soon(for_answer, self.sender.answered)
         return came
 
     async def fan_out(self) -> int:
@@ -286,7 +261,7 @@ class Worker:
         by_id = {hook.id: hook for hook in hooks}
         owners = await audience.owners(session, hooks)
         # An endpoint with its share out gets none: they wait in the outbox for a later claim.
-        saturated = set(self._places(self._fresh).saturated)
+        saturated = set(self.sender.places(self._fresh).saturated)
         for row in rows:
             hook = by_id[row["webhook_id"]]
             visible = await audience.visible_to_owner(
@@ -323,103 +298,24 @@ class Worker:
         answered delivery is not claimed again while its answer waits)."""
         done = await self._store_answers()
         claimed, self._fresh = self._fresh, []
-        if (places := self._places(claimed)).left > 0:
+        if (places := self.sender.places(claimed)).left > 0:
             claimed += await self._claim(places)
-        self._in_flight += len(claimed)
-        self._out_by_hook.update(item.webhook_id for item in claimed)
-        if self._sending is None:
-            # A round on its own (`run_once`): it waits for every answer.
-            async with anyio.create_task_group() as tasks:
-                for item in claimed:
-                    tasks.start_soon(self._send, item)
-        elif claimed:
-            for item in claimed:
-                self._sending.start_soon(self._send, item)
-            with anyio.move_on_after(ROUND_SEND_WAIT_SECONDS):
-                while self._in_flight:
-                    await self._answered.wait()
+        await self.sender.send_all(claimed, self._sending)
+        if claimed and self._sending is not None:
+            await self.sender.wait_for_answers(ROUND_SEND_WAIT_SECONDS)
         return done + len(claimed) + await self._store_answers()
 
     async def _store_answers(self) -> int:
-        answers, self._answers = self._answers, []
+        answers = self.sender.take_answers()
         if answers:
             try:
                 await results_.store(
                     self.db, self.settings, answers, now=self.clock(), rng=self.rng
                 )
             except BaseException:
-                self._answers[:0] = answers  # the next round stores them
+                self.sender.give_back(answers)
                 raise
         return len(answers)
-
-    async def _send(self, item: Claimed) -> None:
-        endpoint = self._endpoint_limiters.get(item.webhook_id)
-        if endpoint is None:
-            endpoint = self._endpoint_limiters[item.webhook_id] = anyio.CapacityLimiter(self._share)
-        try:
-            # The endpoint's place first: a slow endpoint's sends wait for their own places
-            # without holding any of the others'.
-            async with endpoint, self._limiter:
-                if not await self._lease_covers(item):
-                    return
-                outcome = await delivery.attempt(
-                    self.client,
-                    url=item.url,
-                    secrets_=item.secrets,
-                    msg_id=item.msg_id,
-                    body=item.payload,
-                    allowed=self.allowed,
-                    time_limit=self.settings.webhook_timeout_seconds,
-                )
-            self._answers.append((item, outcome))
-        finally:
-            self._in_flight -= 1
-            self._out_by_hook[item.webhook_id] -= 1
-            if not self._out_by_hook[item.webhook_id]:
-                del self._out_by_hook[item.webhook_id]
-                del self._endpoint_limiters[item.webhook_id]
-            answered, self._answered = self._answered, anyio.Event()
-            answered.set()
-
-    async def _lease_covers(self, item: Claimed) -> bool:
-        """Whether this worker holds the delivery for a whole attempt from now. One that
-        waited long for a place is leased again, unless its lease ran out and another worker
-        claimed it meanwhile (then it is that worker's to send)."""
-        now = self.clock()
-        timeout = timedelta(seconds=self.settings.webhook_timeout_seconds)
-        if item.leased_until - now > timeout + LEASE_MARGIN / 2:
-            return True
-        renewed = now + self.lease
-        try:
-            async with self.db.write() as session:
-                result = await session.execute(
-                    update(WebhookDelivery)
-                    .where(
-                        WebhookDelivery.id == item.delivery_id,
-                        WebhookDelivery.status == "pending",
-                        WebhookDelivery.claimed_until == item.leased_until,
-                    )
-                    .values(claimed_until=renewed)
-                )
-        except Exception as exc:
-            # Not sent now: the lease runs out and a later claim sends it.
-            log.warning("a delivery's lease could not be renewed (%s)", exc)
-            return False
-        if cast(CursorResult[Any], result).rowcount != 1:
-            return False
-        item.leased_until = renewed
-        return True
-
-    @property
-    def _share(self) -> int:
-        return max(1, int(self.concurrency * ENDPOINT_SHARE))
-
-    def _places(self, claimed: list[Claimed]) -> Places:
-        """The places left beside what is out and `claimed` (claimed, not yet sent)."""
-        out = self._out_by_hook.copy()
-        out.update(item.webhook_id for item in claimed)
-        saturated = [hook for hook, count in out.items() if count >= self._share]
-        return Places(self.batch - self._in_flight - len(claimed), saturated)
 
     def _due(self, now: datetime, places: Places) -> Select[Any]:
         due = (
