@@ -43,7 +43,12 @@ class CursorOut(ApiModel):
     "/changes",
     response_model=ChangesOut,
     summary="Changes since a cursor, in commit order (deletions and access changes included)",
-    responses={410: {"description": "The cursor is older than the history kept: resync."}},
+    responses={
+        410: {
+            "description": "The cursor is older than the history kept, or past the newest "
+            "change (the installation was restored from an earlier backup): resync."
+        }
+    },
 )
 async def list_changes(
     state: StateDep,
