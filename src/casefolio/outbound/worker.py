@@ -97,9 +97,7 @@ class Worker:
     ) -> None:
         self.settings, self.db, self.clock, self.pause = settings, db, clock, pause
         self.rng = rng or random.Random()
-        self.batch = batch
         self.sender = Sender(settings, db, clock=clock, concurrency=concurrency, most_out=batch)
-        self.lease = self.sender.lease
         self._last_trim: datetime | None = None
         self._last_seal: datetime | None = None
         self.indexer = Indexer(settings, db, clock=clock)  # search: extracts new versions' text
@@ -269,7 +267,7 @@ class Worker:
             )
             row["status"] = "pending" if visible else DROPPED
             taken = visible and hook.id not in saturated
-            row["claimed_until"] = now + self.lease if taken else None
+            row["claimed_until"] = now + self.sender.lease if taken else None
         made = await conn.execute(
             insert(_DELIVERIES).returning(
                 _DELIVERIES.c.id, _DELIVERIES.c.msg_id, sort_by_parameter_order=True
@@ -363,7 +361,7 @@ class Worker:
                 )
             }
             owners = await audience.owners(session, hooks.values())
-            leased = now + self.lease
+            leased = now + self.sender.lease
             claimed: list[Claimed] = []
             dropped: list[int] = []
             for row in rows:
