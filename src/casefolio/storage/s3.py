@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import re
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -65,7 +64,7 @@ def _reaching_the_bucket() -> Iterator[None]:
 
 
 #: How obstore words a 416 answer (the status, after the request's URL and duration).
-_RANGE_NOT_SATISFIABLE = re.compile(r"status code: 416 Range Not Satisfiable")
+_RANGE_NOT_SATISFIABLE = "status code: 416 Range Not Satisfiable"
 
 
 def _no_bucket(exc: BaseException) -> bool:
@@ -245,7 +244,7 @@ class S3BlobStore(StagingStore):
             # A range starting at/after the end: empty, as reading a local file is. Only the
             # server's status says so: the message also holds the URL, the key and the time
             # taken, where "416" turns up by chance (an outage read as an empty file).
-            range_past_the_end = _RANGE_NOT_SATISFIABLE.search(str(exc))
+            range_past_the_end = _RANGE_NOT_SATISFIABLE in str(exc)
             if options and isinstance(exc, GenericError) and range_past_the_end:
                 return
             raise _unavailable(exc) from exc
