@@ -63,16 +63,22 @@ async def test_a_reader_sees_no_upload_control_and_is_refused_when_posting_anywa
     assert folders.json() == []
 
 
+async def _matter_with_number_field(
+    client: httpx.AsyncClient, db: Database, operator: Actor, name: str
+) -> tuple[Matter, str]:
+    """A new project with one number field named `name`; the project and the field's id."""
+    matter = await make_matter(client, db, operator)
+    made = await client.post(
+        matter.url("/fields"), json={"name": name, "type": "number"}, headers=matter.admin.headers
+    )
+    assert made.status_code == 201, made.text
+    return matter, str(made.json()["id"])
+
+
 async def test_a_writer_files_edits_and_moves_but_cannot_delete(
     client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
 ) -> None:
-    matter = await make_matter(client, db, operator)
-    made = await client.post(
-        matter.url("/fields"),
-        json={"name": "Pages", "type": "number"},
-        headers=matter.admin.headers,
-    )
-    field = made.json()["id"]
+    matter, field = await _matter_with_number_field(client, db, operator, "Pages")
     writer = await person(matter.writer)
     folder = await writer.post(f"/projects/{matter.id}/folders", {"name": "Pleadings"})
     assert folder.status_code == 303
@@ -119,13 +125,7 @@ async def test_a_number_with_an_exponent_is_stored_as_the_api_stores_its_json(
 ) -> None:
     """JSON reads a number with an exponent as a float (the API stores 1e20); the page, which
     reads what is typed as JSON does, stores the same, not an integer past 2**53 it refuses."""
-    matter = await make_matter(client, db, operator)
-    made = await client.post(
-        matter.url("/fields"),
-        json={"name": "Amount", "type": "number"},
-        headers=matter.admin.headers,
-    )
-    field = made.json()["id"]
+    matter, field = await _matter_with_number_field(client, db, operator, "Amount")
     doc = (await upload(client, matter)).json()["id"]
     through_api = await client.put(
         matter.url(f"/documents/{doc}/fields/{field}"),
