@@ -172,6 +172,23 @@ async def test_downloads_follow_the_project_setting(
     assert refused.status_code == 403 and "downloadViaApi" in refused.text
 
 
+async def test_a_download_range_past_the_end_is_answered_as_a_page(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    matter = await make_matter(client, db, operator)
+    doc = (await upload(client, matter, b"%PDF exhibit bytes")).json()
+    version = doc["currentVersion"]["id"]
+    reader = await person(matter.reader)
+    url = f"/projects/{matter.id}/documents/{doc['id']}/versions/{version}/download"
+    refused = await reader.http.get(url, headers={"Range": "bytes=500-"})
+    assert refused.status_code == 416
+    assert refused.headers["content-type"].startswith("text/html")
+    assert refused.headers["content-range"] == "bytes */18"
+    assert "lies outside the 18 bytes" in refused.text
+    partial = await reader.http.get(url, headers={"Range": "bytes=0-3"})
+    assert partial.status_code == 206 and partial.content == b"%PDF"
+
+
 async def test_only_operators_reach_the_administration_pages(
     person: MakePerson, member: Actor, db: Database
 ) -> None:

@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, StreamingResponse
 from starlette.datastructures import MutableHeaders
 from starlette.types import Receive, Scope, Send
 
-from casefolio.api.errors import Problem, render
+from casefolio.api.errors import DialectProblem, Problem
 from casefolio.api.middleware import HEAD_FLAG
 from casefolio.db.models import DocumentVersion
 from casefolio.outbound import audit
@@ -261,7 +261,9 @@ async def blob_response(
                 "InvalidQuery",
                 headers={**CONTENT_HEADERS, "Content-Range": f"bytes */{size}"},
             )
-            return render(request, problem)
+            # Raised, not rendered here: each caller's handlers answer it in its dialect, and
+            # a page's download with a page (web/deps.py).
+            raise DialectProblem(problem) from None
     path = blobs.local_path(version.sha256)
     if path is not None:
         # One stat of a local file, on the loop: less than a thread hop would cost. A missing

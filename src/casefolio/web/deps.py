@@ -210,7 +210,8 @@ def _as_page(request: Request, answered: Response) -> Response:
     except (ValueError, TypeError, KeyError):
         return answered
     response = refusal(request, answered.status_code, title, detail)
-    for name in ("Retry-After", "Allow"):  # a 405's Allow (RFC 9110)
+    # A 405's Allow and a 416's Content-Range (RFC 9110 15.5.6, 15.5.17).
+    for name in ("Retry-After", "Allow", "Content-Range"):
         if name in answered.headers:
             response.headers[name] = answered.headers[name]
     return response
