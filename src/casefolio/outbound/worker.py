@@ -3,8 +3,8 @@
 Each round is up to four short transactions and no transaction is open while a request is
 out: numbering (PostgreSQL: committed changes get their feed numbers, sealing.py), fan-out
 (new changes become one delivery per matching webhook, and the fan-out position moves,
-together), claim (due deliveries are leased for a while, `FOR UPDATE SKIP LOCKED` on
-PostgreSQL so several workers never take the same one), results (results.py: attempts,
+together), claim (claims.py: due deliveries are leased for a while, `FOR UPDATE SKIP
+LOCKED` on PostgreSQL so several workers never take the same one), results (results.py: attempts,
 next attempt times, endpoint health), and once a second sealing (audit entries hashed into
 the chain, sealing.py), each written set-based rather than row by row. A step first looks, in a
 read, whether it has anything to do: a write transaction takes SQLite's one write lock,
@@ -16,29 +16,25 @@ from __future__ import annotations
 
 import logging
 import random
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
-from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
-from sqlalchemy import Select, Table, func, insert, or_, select, text, update
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database, DatabaseUnavailable
-from casefolio.db.models import Change, Webhook, WebhookDelivery
+from casefolio.db.models import Change, Webhook
 from casefolio.db.types import utcnow
 from casefolio.domain import events
-from casefolio.domain.webhooks import DROPPED
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
-from casefolio.outbound import audience, delivery, feed, sealing
+from casefolio.outbound import claims, feed, sealing
 from casefolio.outbound import results as results_
 from casefolio.outbound.results import Claimed
-from casefolio.outbound.sending import Places, Sender
+from casefolio.outbound.sending import Sender
 from casefolio.outbound.signal import signal
 from casefolio.search.index import Indexer
 from casefolio.storage.base import BlobStoreUnavailable
@@ -67,7 +63,6 @@ ROUND_SEND_WAIT_SECONDS = 1.0
 #: ROUND_RETRY_MAX_SECONDS.
 ROUND_RETRY_SECONDS = 0.5
 ROUND_RETRY_MAX_SECONDS = 30.0
-_DELIVERIES = cast(Table, WebhookDelivery.__table__)
 log = logging.getLogger(__name__)
 
 
@@ -214,81 +209,20 @@ class Worker:
             hooks = list(await session.scalars(select(Webhook).where(Webhook.active.is_(True))))
             now = self.clock()
             first_at = now + timedelta(seconds=self.settings.webhook_retry_schedule[0])
-            rows = [
-                {
-                    "webhook_id": hook.id,
-                    # Unique beyond this installation: receivers de-duplicate on it.
-                    "msg_id": f"msg_{uuid.uuid4().hex}",
-                    "type": change.type,
-                    "seq": change.seq,
-                    "payload": delivery.payload(change),
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": first_at,
-                    "created_at": change.at,
-                }
-                for change in changes
-                for hook in hooks
-                if audience.matches(hook, change)
-            ]
-            fresh = await self._claim_fresh(session, rows, hooks, now, first_at) if rows else []
+            fresh = await claims.insert_fresh(
+                session,
+                claims.new_rows(changes, hooks, first_at),
+                hooks,
+                now=now,
+                lease=self.sender.lease,
+                # An endpoint with its share out gets none: they wait for a later claim.
+                saturated=self.sender.places(self._fresh).saturated,
+            )
             await feed.set_state(session, feed.FANNED_OUT, changes[-1].seq)
         # Only once committed: a fan-out that failed to commit claimed nothing.
         self._fresh += fresh
         self.backlog |= len(changes) == FAN_OUT_BATCH
         return len(changes)
-
-    async def _claim_fresh(
-        self,
-        session: AsyncSession,
-        rows: list[dict[str, Any]],
-        hooks: list[Webhook],
-        now: datetime,
-        first_at: datetime,
-    ) -> list[Claimed]:
-        """Insert new deliveries; those due at once go in claimed by this worker (one write
-        transaction less before the first attempt), unless their endpoint has its share out,
-        or dropped if their owner cannot see them. Return the claimed ones, for
-        `deliver_due` to send with the rest."""
-        # Core inserts: the ORM's bulk insert costs several times more per row, and these rows
-        # are not wanted as objects.
-        conn = await session.connection()
-        if first_at > now:
-            await conn.execute(insert(_DELIVERIES), rows)
-            return []
-        by_id = {hook.id: hook for hook in hooks}
-        owners = await audience.owners(session, hooks)
-        # An endpoint with its share out gets none: they wait in the outbox for a later claim.
-        saturated = set(self.sender.places(self._fresh).saturated)
-        for row in rows:
-            hook = by_id[row["webhook_id"]]
-            visible = await audience.visible_to_owner(
-                session, owners.get(hook.owner_id), row["type"], row["payload"]
-            )
-            row["status"] = "pending" if visible else DROPPED
-            taken = visible and hook.id not in saturated
-            row["claimed_until"] = now + self.sender.lease if taken else None
-        made = await conn.execute(
-            insert(_DELIVERIES).returning(
-                _DELIVERIES.c.id, _DELIVERIES.c.msg_id, sort_by_parameter_order=True
-            ),
-            rows,
-        )
-        ids = {found.msg_id: found.id for found in made}
-        return [
-            Claimed(
-                ids[row["msg_id"]],
-                row["msg_id"],
-                row["payload"],
-                by_id[row["webhook_id"]].url,
-                audience.secrets(by_id[row["webhook_id"]], now),
-                attempts=0,
-                webhook_id=row["webhook_id"],
-                leased_until=row["claimed_until"],
-            )
-            for row in rows
-            if row["claimed_until"] is not None
-        ]
 
     async def deliver_due(self) -> int:
         """Send what is due, wait for the answers (in `run` for ROUND_SEND_WAIT_SECONDS at most)
@@ -297,7 +231,11 @@ class Worker:
         done = await self._store_answers()
         claimed, self._fresh = self._fresh, []
         if (places := self.sender.places(claimed)).left > 0:
-            claimed += await self._claim(places)
+            more, full = await claims.claim_due(
+                self.db, now=self.clock(), places=places, lease=self.sender.lease
+            )
+            self.backlog |= full
+            claimed += more
         await self.sender.send_all(claimed, self._sending)
         if claimed and self._sending is not None:
             await self.sender.wait_for_answers(ROUND_SEND_WAIT_SECONDS)
@@ -314,93 +252,6 @@ class Worker:
                 self.sender.give_back(answers)
                 raise
         return len(answers)
-
-    def _due(self, now: datetime, places: Places) -> Select[Any]:
-        due = (
-            select(
-                WebhookDelivery.id,
-                WebhookDelivery.webhook_id,
-                WebhookDelivery.msg_id,
-                WebhookDelivery.type,
-                WebhookDelivery.payload,
-                WebhookDelivery.attempts,
-            )
-            .where(
-                WebhookDelivery.status == "pending",
-                WebhookDelivery.next_attempt_at <= now,
-                or_(
-                    WebhookDelivery.claimed_until.is_(None),
-                    WebhookDelivery.claimed_until < now,
-                ),
-            )
-            .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
-        )
-        if places.saturated:
-            # Claimed now, they would wait for their endpoint's places while their lease ran.
-            due = due.where(WebhookDelivery.webhook_id.not_in(places.saturated))
-        return due
-
-    async def _claim(self, places: Places) -> list[Claimed]:
-        now = self.clock()
-        due = self._due(now, places)
-        async with self.db.read() as session:
-            if (await session.execute(due.limit(1))).first() is None:
-                return []
-        async with self.db.write() as session:
-            stmt = due.limit(most := places.left)
-            if self.db.engine.dialect.name == "postgresql":
-                stmt = stmt.with_for_update(skip_locked=True, of=WebhookDelivery)
-            rows = (await session.execute(stmt)).all()
-            if not rows:
-                return []
-            self.backlog |= len(rows) == most
-            hooks = {
-                h.id: h
-                for h in await session.scalars(
-                    select(Webhook).where(Webhook.id.in_({r.webhook_id for r in rows}))
-                )
-            }
-            owners = await audience.owners(session, hooks.values())
-            leased = now + self.sender.lease
-            claimed: list[Claimed] = []
-            dropped: list[int] = []
-            for row in rows:
-                hook = hooks.get(row.webhook_id)
-                # Gone, switched off, or about something its owner cannot see (any more).
-                if (
-                    hook is None
-                    or not hook.active
-                    or not await audience.visible_to_owner(
-                        session, owners.get(hook.owner_id), row.type, row.payload
-                    )
-                ):
-                    dropped.append(row.id)
-                    continue
-                claimed.append(
-                    Claimed(
-                        row.id,
-                        row.msg_id,
-                        row.payload,
-                        hook.url,
-                        audience.secrets(hook, now),
-                        row.attempts,
-                        hook.id,
-                        leased,
-                    )
-                )
-            if dropped:
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_(dropped))
-                    .values(status=DROPPED)
-                )
-            if claimed:
-                await session.execute(
-                    update(WebhookDelivery)
-                    .where(WebhookDelivery.id.in_([c.delivery_id for c in claimed]))
-                    .values(claimed_until=leased)
-                )
-            return claimed
 
     async def _seal_now_and_then(self) -> int:
         now = self.clock()
