@@ -25,8 +25,9 @@ from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db import migrate
 from casefolio.db.engine import Database
-from casefolio.fastpath.sqlite_inline import Connection, WalSync, is_lock_timeout
+from casefolio.fastpath.sqlite_inline import Connection, is_lock_timeout
 from casefolio.fastpath.statements import StatementReader
+from casefolio.fastpath.walsync import WalSync
 from tests.factories import make_actor, switch_api
 
 

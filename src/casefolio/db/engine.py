@@ -101,7 +101,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         # BEGIN is ours to emit (below). NORMAL: COMMIT does not wait for the disk; with
         # CASEFOLIO_SQLITE_SYNCHRONOUS=FULL the connection syncs the log after releasing
-        # the lock (sqlite_inline.WalSync).
+        # the lock (walsync.WalSync).
         take_sqlite_transactions(
             dbapi_conn, "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"
         )

@@ -18,7 +18,7 @@ is in one place and can be ruled out:
   the folder create resolved by casefolio instead of FastAPI's per-request dependency
   resolution (with fast reads off, ordinary APIRoutes).
 - `sqlite_inline`: the SQLite driver behind SQLAlchemy's aiosqlite dialect, statements on
-  the event loop and commits made durable by a shared log flush.
+  the event loop and commits made durable by a shared log flush (`walsync`).
 - `inflight`: a request alone in the process runs its blob's and the log's fsyncs on the
   event loop, without the thread hand-offs (on with either read model: durability is the
   same either way, only where the fsync runs differs).

@@ -14,7 +14,7 @@ Freshness is a single read's: a read never joins a statement already sent, so th
 that answers it leaves after it arrived and sees every commit that completed before then.
 
 The pattern itself, one run out and the arrivals meanwhile together in the next, is the
-Coalescer; SQLite's commits share their log flushes with it too (sqlite_inline.WalSync).
+Coalescer; SQLite's commits share their log flushes with it too (walsync.WalSync).
 """
 
 from __future__ import annotations
