@@ -154,16 +154,30 @@ async def test_a_number_with_an_exponent_is_stored_as_the_api_stores_its_json(
     assert huge.status_code == 400, huge.text
 
 
+EXHIBIT = b"%PDF exhibit bytes"
+
+
+async def _readers_download(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> tuple[Matter, Person, str]:
+    """A matter with one exhibit, its reader signed in, and the exhibit's page download."""
+    matter = await make_matter(client, db, operator)
+    doc = (await upload(client, matter, EXHIBIT)).json()
+    version = doc["currentVersion"]["id"]
+    reader = await person(matter.reader)
+    return (
+        matter,
+        reader,
+        f"/projects/{matter.id}/documents/{doc['id']}/versions/{version}/download",
+    )
+
+
 async def test_downloads_follow_the_project_setting(
     client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
 ) -> None:
-    matter = await make_matter(client, db, operator)
-    doc = (await upload(client, matter, b"%PDF exhibit bytes")).json()
-    version = doc["currentVersion"]["id"]
-    reader = await person(matter.reader)
-    url = f"/projects/{matter.id}/documents/{doc['id']}/versions/{version}/download"
+    matter, reader, url = await _readers_download(client, db, operator, person)
     got = await reader.http.get(url)
-    assert got.status_code == 200 and got.content == b"%PDF exhibit bytes"
+    assert got.status_code == 200 and got.content == EXHIBIT
     off = await client.patch(
         matter.url(), json={"settings": {"downloadViaApi": False}}, headers=operator.headers
     )
@@ -175,16 +189,12 @@ async def test_downloads_follow_the_project_setting(
 async def test_a_download_range_past_the_end_is_answered_as_a_page(
     client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
 ) -> None:
-    matter = await make_matter(client, db, operator)
-    doc = (await upload(client, matter, b"%PDF exhibit bytes")).json()
-    version = doc["currentVersion"]["id"]
-    reader = await person(matter.reader)
-    url = f"/projects/{matter.id}/documents/{doc['id']}/versions/{version}/download"
+    _, reader, url = await _readers_download(client, db, operator, person)
     refused = await reader.http.get(url, headers={"Range": "bytes=500-"})
     assert refused.status_code == 416
     assert refused.headers["content-type"].startswith("text/html")
-    assert refused.headers["content-range"] == "bytes */18"
-    assert "lies outside the 18 bytes" in refused.text
+    assert refused.headers["content-range"] == f"bytes */{len(EXHIBIT)}"
+    assert f"lies outside the {len(EXHIBIT)} bytes" in refused.text
     partial = await reader.http.get(url, headers={"Range": "bytes=0-3"})
     assert partial.status_code == 206 and partial.content == b"%PDF"
 
