@@ -84,6 +84,22 @@ def test_every_v3_operation_lists_its_error_responses(spec: dict[str, Any]) -> N
     assert {"415", "422"} <= set(patch)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/projects/{projectId}/documents",
+        "/api/v1/projects/{projectId}/documents/{documentId}/replace",
+    ],
+)
+def test_uploads_document_413_and_409(spec: dict[str, Any], path: str) -> None:
+    # An upload over CASEFOLIO_MAX_UPLOAD_BYTES is a 413 (README, docs/api.md), and one whose
+    # bytes a clean-up removed while it was filed a 409 (docs/api.md); the schema said neither
+    # for a new version, nor the 413 for a new document.
+    responses = spec["paths"][path]["post"]["responses"]
+    for status in ("409", "413"):
+        assert "application/problem+json" in responses[status]["content"], (path, status)
+
+
 def test_downloads_are_documented_as_any_content_type(spec: dict[str, Any]) -> None:
     downloads = [p for p in spec["paths"] if p.endswith("/content")]
     assert len(downloads) == 3

@@ -128,7 +128,20 @@ async def _file_upload(
     return json_response(document_out(view), 201)
 
 
-def _upload_route(path: str, summary: str, **extra: Any) -> Callable[[F], F]:
+#: What every upload may answer besides the common errors (api/v1/schemas.py).
+UPLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
+    409: {
+        "model": Problem,
+        "description": "The file's stored bytes were removed by a clean-up (`casefolio gc`, "
+        "the trash's purge) while it was filed: nothing was saved; send the file again.",
+    },
+    413: {"model": Problem, "description": "Larger than CASEFOLIO_MAX_UPLOAD_BYTES: nothing kept."},
+}
+
+
+def _upload_route(
+    path: str, summary: str, responses: dict[int | str, dict[str, object]] | None = None
+) -> Callable[[F], F]:
     """A route that receives a file (multipart or the raw body, UPLOAD_DOC) and answers
     201 with the document it filed."""
     # A DirectRoute (fastpath/routes.py): integrations upload one file after another.
@@ -141,7 +154,7 @@ def _upload_route(path: str, summary: str, **extra: Any) -> Callable[[F], F]:
         summary=summary,
         description=UPLOAD_DOC,
         openapi_extra=UPLOAD_BODY,
-        **extra,
+        responses=UPLOAD_RESPONSES | (responses or {}),
     )
 
 
@@ -149,7 +162,11 @@ def _upload_route(path: str, summary: str, **extra: Any) -> Callable[[F], F]:
     "/projects/{projectId}/documents",
     "Upload a new document",
     responses={
-        409: {"model": Problem, "description": "?rejectDuplicate=true: the content is held."}
+        409: {
+            "model": Problem,
+            "description": "?rejectDuplicate=true: the content is held (the detail names the "
+            "document); or a clean-up removed the stored bytes while the file was filed.",
+        }
     },
 )
 async def upload_document(
