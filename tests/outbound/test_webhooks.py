@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -208,6 +209,10 @@ async def test_rotation_signs_with_both_secrets_and_test_and_redeliver_send_agai
     assert len(got.headers["webhook-signature"].split()) == 2
     for secret in (hook["secret"], rotated.json()["secret"]):
         assert Verifier(secret).verify(got.body, got.headers)["type"] == "webhook.test"
+    # Its time is written as every event's (docs/api.md): milliseconds, not microseconds.
+    assert re.fullmatch(
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", json.loads(got.body)["timestamp"]
+    )
 
     again = await client.post(
         f"/api/v1/webhooks/{hook['id']}/deliveries/{queued.json()['deliveryId']}/redeliver",

@@ -24,6 +24,7 @@ from casefolio.domain.pages import Page, PageRequest, fetch_id_page, fetch_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.outbound import ssrf
+from casefolio.outbound.chain import timestamp
 from casefolio.outbound.delivery import new_secret
 
 TEST_EVENT = "webhook.test"
@@ -197,7 +198,7 @@ async def send_test(session: AsyncSession, *, who: Principal, webhook_id: int) -
         type=TEST_EVENT,
         payload={
             "type": TEST_EVENT,
-            "timestamp": now.isoformat().replace("+00:00", "Z"),
+            "timestamp": timestamp(now),
             "data": {"webhookId": str(hook.id)},
         },
         next_attempt_at=now,
