@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
@@ -402,6 +403,8 @@ def test_export_round_trips_an_import_with_a_correct_manifest(
     assert exported == TREE
     assert (out / "Correspondence").is_dir()
     assert manifest["projectId"] == seed.project_id
+    # As docs/cli.md shows it, and as the API writes times: milliseconds, not microseconds.
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", manifest["exportedAt"])
 
     async def rows(db: Database, blobs: BlobStore) -> dict[str, tuple[int, int, str]]:
         async with db.read() as session:

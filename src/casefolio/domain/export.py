@@ -37,6 +37,7 @@ from casefolio.domain.transfer import (
     describe,
     prepare_destination,
 )
+from casefolio.outbound.chain import timestamp
 from casefolio.storage.base import BlobStore
 
 _PAGE = 1000
@@ -197,7 +198,7 @@ def _discard(out: IO[bytes], name: str) -> None:
 def _write_manifest(dest: Path, project_id: int, entries: list[dict[str, Any]]) -> None:
     document = {
         "projectId": project_id,
-        "exportedAt": utcnow().isoformat().replace("+00:00", "Z"),
+        "exportedAt": timestamp(utcnow()),
         "files": sorted(entries, key=lambda e: str(e["path"])),
     }
     # A fresh name beside it, as every exported file gets: a fixed one could be the name of
