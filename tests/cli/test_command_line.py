@@ -46,6 +46,29 @@ def test_version(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, f"casefolio {__version__}\n")
 
 
+def test_output_piped_to_a_reader_that_stops_early_is_no_database_error(tmp_path: Path) -> None:
+    # `casefolio audit export | head -1`: the reader goes away, and writing raises
+    # BrokenPipeError, a ConnectionError; it was reported as "Cannot reach the database".
+    env = person_env(tmp_path)
+    assert casefolio(env, "init", "--email", "op@example.com", "--name", "Op").returncode == 0
+    read, write = os.pipe()
+    os.close(read)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [CASEFOLIO, "audit", "export"],
+            env=env,
+            stdout=write,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    finally:
+        os.close(write)
+    assert done.returncode == 1
+    assert done.stderr == ""
+
+
 REFUSED_PG = "postgresql://postgres@127.0.0.1:{port}/casefolio"
 COMMANDS = [
     ("users", "list"),

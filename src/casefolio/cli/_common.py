@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import sqlite3
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
@@ -140,7 +142,13 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except Exception as exc:
-        message = failure(_innermost(exc))
+        inner = _innermost(exc)
+        if isinstance(inner, BrokenPipeError):
+            # Standard output's reader went away (`| head`): nothing to say, and nowhere to
+            # write the rest (nor Python's last flush of it, so that goes nowhere too).
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            raise typer.Exit(1) from None
+        message = failure(inner)
         if message is None:
             raise
         fail(message)
