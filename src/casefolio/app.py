@@ -36,8 +36,9 @@ casefolio is a document store for legal case work.
   (or `Authorization: Bearer <token>`). Errors are `application/problem+json`.
 * `/api/v3`: an OpenProject API v3 compatible HAL dialect for documents and attachments.
 
-Every response to an authenticated call carries `RateLimit-Limit`, `RateLimit-Remaining`
-and `RateLimit-Reset`; a 429 carries `Retry-After`.
+Every response of an endpoint carries `RateLimit-Limit`, `RateLimit-Remaining` and
+`RateLimit-Reset` (a call without a valid token counts against the client's address);
+a 429 carries `Retry-After`.
 """
 
 
