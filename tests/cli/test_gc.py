@@ -80,6 +80,7 @@ def test_dry_run_lists_orphans_and_deletes_nothing(
     assert f"would remove blob {_sha(b'old orphan')}" in out
     assert "would remove staging file upload-stale.part" in out
     assert "Would remove 0 unclaimed attachment(s), 1 orphan blob(s) and 1 staging file(s)" in out
+    assert "kept 2 referenced blob(s) and 1 unreferenced younger than 60 minute(s)" in out
     assert all(p.exists() for p in paths.values())
 
 
@@ -91,7 +92,8 @@ def test_gc_removes_old_orphans_and_stale_staging_only(
     assert result.exit_code == 0, result.output
     out = " ".join(result.output.split())
     assert f"removed blob {_sha(b'old orphan')}" in out
-    assert "kept 1 referenced and 2 younger than 60 minute(s)" in out
+    # Kept by why: both referenced blobs (the young one too), and the young orphan.
+    assert "kept 2 referenced blob(s) and 1 unreferenced younger than 60 minute(s)" in out
     gone = {name for name, path in paths.items() if not path.exists()}
     assert gone == {"old orphan", "stale staging"}
     # A shorter grace period reaches the young orphan too; referenced blobs never go.

@@ -62,8 +62,8 @@ def gc_command(
     say(
         f"{verb.capitalize()} {len(report.unclaimed)} unclaimed attachment(s), "
         f"{len(report.blobs)} orphan blob(s) and "
-        f"{len(report.staging)} staging file(s); kept {report.kept_referenced} referenced "
-        f"and {report.kept_young} younger than {grace_minutes} minute(s)."
+        f"{len(report.staging)} staging file(s); kept {report.kept_referenced} referenced blob(s) "
+        f"and {report.kept_young} unreferenced younger than {grace_minutes} minute(s)."
     )
 
 

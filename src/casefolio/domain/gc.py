@@ -65,16 +65,14 @@ async def _collect_blobs(
     db: Database, blobs: BlobStore, cutoff: datetime, report: GcReport
 ) -> None:
     async for chunk in _chunks(blobs.list(), _CHUNK):
-        old = {sha: modified for sha, modified in chunk if modified < cutoff}
-        report.kept_young += len(chunk) - len(old)
-        if not old:
-            continue
+        # Referenced first, young or not: the report counts what is kept by why it is kept.
         async with db.read() as session:
-            referenced = await blob_locks.referenced_blobs(session, set(old))
+            referenced = await blob_locks.referenced_blobs(session, {sha for sha, _ in chunk})
         report.kept_referenced += len(referenced)
+        unused = [(sha, modified) for sha, modified in chunk if sha not in referenced]
+        old = {sha: modified for sha, modified in unused if modified < cutoff}
+        report.kept_young += len(unused) - len(old)
         for sha, modified in sorted(old.items()):
-            if sha in referenced:
-                continue
             if not report.dry_run:
                 # The listing can be minutes old by now: an upload may have stored these
                 # very bytes again and filed a version since. Each blob is looked at again,
