@@ -24,8 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from casefolio.api.v1.schemas import rfc3339
-from casefolio.db.types import UTCDateTime, instant_of, instant_text, rfc3339_of_text
+from casefolio.db.types import UTCDateTime, instant_of, instant_text, rfc3339, rfc3339_of_text
 
 INSTANTS = [
     datetime(2026, 12, 5, 15, 50, 44, 794000, tzinfo=UTC),

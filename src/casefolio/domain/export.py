@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from casefolio.db.engine import Database
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder
-from casefolio.db.types import utcnow
+from casefolio.db.types import rfc3339, utcnow
 from casefolio.domain import access, events, text
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
@@ -37,7 +37,6 @@ from casefolio.domain.transfer import (
     describe,
     prepare_destination,
 )
-from casefolio.outbound.chain import timestamp
 from casefolio.storage.base import BlobStore
 
 _PAGE = 1000
@@ -198,7 +197,7 @@ def _discard(out: IO[bytes], name: str) -> None:
 def _write_manifest(dest: Path, project_id: int, entries: list[dict[str, Any]]) -> None:
     document = {
         "projectId": project_id,
-        "exportedAt": timestamp(utcnow()),
+        "exportedAt": rfc3339(utcnow()),
         "files": sorted(entries, key=lambda e: str(e["path"])),
     }
     # A fresh name beside it, as every exported file gets: a fixed one could be the name of

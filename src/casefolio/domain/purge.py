@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
+from casefolio.db.types import rfc3339
 from casefolio.domain import blob_locks, events, holds
 from casefolio.domain.blob_locks import Removal
 from casefolio.storage.base import BlobStore
@@ -117,7 +118,7 @@ async def _purge_versions(
                     version_id=v.id,
                     details={
                         "number": v.number,
-                        "trashedAt": t.isoformat() if (t := v.trashed_at) else None,
+                        "trashedAt": rfc3339(t) if (t := v.trashed_at) else None,
                     },
                 )
                 for v, project_id in doomed
@@ -179,7 +180,7 @@ async def _purge(session: AsyncSession, doomed: list[Document], report: PurgeRep
                 document_id=document.id,
                 folder_id=document.folder_id,
                 details={
-                    "trashedAt": trashed.isoformat() if (trashed := document.trashed_at) else None
+                    "trashedAt": rfc3339(trashed) if (trashed := document.trashed_at) else None
                 },
             ),
         )

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from casefolio.db.live import LIVE
 from casefolio.db.models import Document, DocumentVersion, Folder
 from casefolio.db.stamps import stamp
-from casefolio.db.types import utcnow
+from casefolio.db.types import rfc3339, utcnow
 from casefolio.domain import access, documents, events, filing, holds
 from casefolio.domain.errors import NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_page, fetch_row_page
@@ -141,7 +141,7 @@ async def restore(
             project_id=project_id,
             document_id=document_id,
             folder_id=row.folder_id,
-            details={"trashedAt": trashed_at.isoformat()},
+            details={"trashedAt": rfc3339(trashed_at)},
         ),
     )
     # As the database has it: its folder may have been deleted while this one waited.
@@ -227,7 +227,7 @@ async def restore_version(
             project_id=project_id,
             document_id=document_id,
             version_id=version_id,
-            details={"number": version.number, "trashedAt": trashed_at.isoformat()},
+            details={"number": version.number, "trashedAt": rfc3339(trashed_at)},
         ),
     )
     return await session.get_one(DocumentVersion, version_id, populate_existing=True)

@@ -17,14 +17,13 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
-from casefolio.db.types import utcnow
+from casefolio.db.types import rfc3339, utcnow
 from casefolio.domain import access, events, text
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import Page, PageRequest, fetch_id_page, fetch_page
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from casefolio.outbound import ssrf
-from casefolio.outbound.chain import timestamp
 from casefolio.outbound.delivery import new_secret
 
 TEST_EVENT = "webhook.test"
@@ -198,7 +197,7 @@ async def send_test(session: AsyncSession, *, who: Principal, webhook_id: int) -
         type=TEST_EVENT,
         payload={
             "type": TEST_EVENT,
-            "timestamp": timestamp(now),
+            "timestamp": rfc3339(now),
             "data": {"webhookId": str(hook.id)},
         },
         next_attempt_at=now,

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
+
+from casefolio.db.types import rfc3339
 
 #: The "previous hash" of the first entry.
 GENESIS = "0" * 64
-
-
-def timestamp(at: datetime) -> str:
-    """RFC 3339 in UTC with milliseconds, as the API renders times."""
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{at.microsecond // 1000:03d}Z"
 
 
 def entry_document(
@@ -33,7 +30,7 @@ def entry_document(
     """The entry as the API, the export and the hash see it."""
     return {
         "id": id,
-        "at": timestamp(at),
+        "at": rfc3339(at),
         "actor": {"kind": actor_kind, "userId": actor_user_id, "tokenId": actor_token_id},
         "client": client,
         "action": action,

@@ -15,8 +15,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from casefolio.db.models import Change
+from casefolio.db.types import rfc3339
 from casefolio.outbound import http1, ssrf
-from casefolio.outbound.chain import timestamp
 
 SECRET_PREFIX = "whsec_"
 EXCERPT_BYTES = 1024
@@ -63,7 +63,7 @@ def payload(change: Change) -> dict[str, Any]:
             links["document"] = f"{links['project']}/documents/{change.document_id}"
     if links:
         data["links"] = links
-    return {"type": change.type, "timestamp": timestamp(change.at), "data": data}
+    return {"type": change.type, "timestamp": rfc3339(change.at), "data": data}
 
 
 @dataclass(frozen=True)

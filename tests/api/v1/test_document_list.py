@@ -16,9 +16,10 @@ from sqlalchemy import delete, update
 
 from casefolio.api.v1 import documents_render
 from casefolio.api.v1.documents_render import document_out, list_json, views_json
-from casefolio.api.v1.schemas import json_response, rfc3339
+from casefolio.api.v1.schemas import json_response
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion, FieldValue
+from casefolio.db.types import rfc3339
 from casefolio.domain.document_pages import ListedDocument, ListedField
 from casefolio.domain.documents import DocumentView, FieldEntry
 from casefolio.domain.rows import DocumentRow, FieldRow, VersionRow

@@ -119,6 +119,12 @@ async def test_restore_gives_back_the_same_document_with_versions_and_fields(
     ).json() == versions
     assert (await client.get(matter.url("/trash"), headers=h)).json() == []
     assert (await feed_types(db))[-1] == "document.restored"
+    async with db.read() as session:
+        audited = await session.scalar(
+            select(AuditEntry).where(AuditEntry.action == "document.restored")
+        )
+    assert audited is not None
+    assert audited.details["trashedAt"] == entry["trashedAt"]  # as the API showed it
     twice = await client.post(matter.url(f"/trash/{doc}/restore"), headers=h)
     assert twice.status_code == 404
 

@@ -177,7 +177,9 @@ async def test_restore_gives_back_the_same_version_and_the_right_current_one(
         assert (await delete_version(client, matter, doc, version)).status_code == 204
     assert (await current(client, matter, doc))["id"] == two
     assert await content(client, matter, doc) == b"two"
-    assert [e["id"] for e in await trashed_versions(client, matter)] == [one, three]
+    listed = await trashed_versions(client, matter)
+    assert [e["id"] for e in listed] == [one, three]
+    trashed_at = {e["id"]: e["trashedAt"] for e in listed}
 
     writer = await client.post(
         matter.url(f"/trash/versions/{three}/restore"), headers=matter.writer.headers
@@ -200,7 +202,10 @@ async def test_restore_gives_back_the_same_version_and_the_right_current_one(
     after = await client.get(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
     assert after.json()["updatedAt"] > updated.json()["updatedAt"]
     assert (await feed_types(db))[-2:] == ["version.restored", "version.restored"]
-    assert [a.target_id for a in await audited(db, "version.restored")] == [int(one), int(three)]
+    restores = await audited(db, "version.restored")
+    assert [a.target_id for a in restores] == [int(one), int(three)]
+    # The time it was trashed, as the API showed it.
+    assert [a.details["trashedAt"] for a in restores] == [trashed_at[one], trashed_at[three]]
     assert (await restore(client, matter, three)).status_code == 404
 
 

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic_core import to_json
 
-from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId, rfc3339
+from casefolio.api.v1.schemas import ApiModel, Timestamp, WireId
+from casefolio.db.types import rfc3339
 from casefolio.domain.document_pages import ListedDocument
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.rows import VersionRow

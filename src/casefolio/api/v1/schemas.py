@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import Path, Response
@@ -11,28 +11,9 @@ from pydantic.alias_generators import to_camel
 from pydantic.config import JsonDict
 from pydantic_core import PydanticCustomError
 
+from casefolio.db.types import rfc3339
 from casefolio.domain import text
 from casefolio.domain.roles import ROLES
-
-
-def rfc3339(value: datetime) -> str:
-    """Given an aware datetime, return RFC 3339 UTC with milliseconds: 2026-01-31T12:00:00.123Z."""
-    if value.tzinfo is not UTC:  # the database's values are UTC already: no conversion
-        value = value.astimezone(UTC)
-    # As isoformat(timespec="milliseconds") with "Z" for "+00:00", without formatting the
-    # zone, and each field's digits looked up rather than formatted: a page of a hundred
-    # documents renders up to three hundred.
-    year = value.year
-    return (
-        f"{year if year >= 1000 else f'{year:04d}'}-{_TWO[value.month]}-{_TWO[value.day]}"
-        f"T{_TWO[value.hour]}:{_TWO[value.minute]}:{_TWO[value.second]}"
-        f".{_THREE[value.microsecond // 1000]}Z"
-    )
-
-
-_TWO = tuple(f"{n:02d}" for n in range(100))
-_THREE = tuple(f"{n:03d}" for n in range(1000))
-
 
 Timestamp = Annotated[datetime, PlainSerializer(rfc3339, return_type=str)]
 # Ids are integers in the database and strings on the v1 wire, as the seed types userId.
