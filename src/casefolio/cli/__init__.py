@@ -23,6 +23,8 @@ app = typer.Typer(
     help="casefolio: a document store for legal case work, driven over HTTP.",
     no_args_is_help=True,
     add_completion=False,
+    # Help paragraphs reflowed to the terminal (docstrings break lines at 100 columns).
+    rich_markup_mode="markdown",
 )
 
 
