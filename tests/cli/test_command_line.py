@@ -46,6 +46,18 @@ def test_version(tmp_path: Path) -> None:
     assert (done.returncode, done.stdout) == (0, f"casefolio {__version__}\n")
 
 
+def test_help_paragraphs_follow_the_terminal_width(tmp_path: Path) -> None:
+    # A docstring breaks its lines at 100 columns; on a wider terminal each paragraph is one
+    # line (not the docstring's lines, which broke mid-sentence).
+    done = casefolio(person_env(tmp_path, COLUMNS="200"), "gc", "--help")
+    assert done.returncode == 0
+    said = [line.strip() for line in done.stdout.splitlines()]
+    assert (
+        "Destructive unless --dry-run. Blobs and staging files younger than the grace period "
+        "are kept, so uploads that are still running are safe." in said
+    )
+
+
 def test_output_piped_to_a_reader_that_stops_early_is_no_database_error(tmp_path: Path) -> None:
     # `casefolio audit export | head -1`: the reader goes away, and writing raises
     # BrokenPipeError, a ConnectionError; it was reported as "Cannot reach the database".
