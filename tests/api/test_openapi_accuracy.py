@@ -84,6 +84,26 @@ def test_every_v3_operation_lists_its_error_responses(spec: dict[str, Any]) -> N
     assert {"415", "422"} <= set(patch)
 
 
+def test_every_v1_write_lists_the_unavailable_and_full_answers(spec: dict[str, Any]) -> None:
+    # A write can meet a database or blob store that cannot be reached (503, api/errors.py)
+    # and a full disk (507, nothing stored).
+    writes = [
+        (path, method, op)
+        for path, ops in spec["paths"].items()
+        if path.startswith("/api/v1")
+        for method, op in ops.items()
+        if method in ("post", "put", "patch", "delete")
+    ]
+    assert writes
+    for path, method, op in writes:
+        for status in ("503", "507"):
+            assert "application/problem+json" in op["responses"][status]["content"], (
+                path,
+                method,
+                status,
+            )
+
+
 @pytest.mark.parametrize(
     "path",
     [

@@ -77,8 +77,11 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         429: "Rate limit exceeded; see Retry-After.",
         503: "The database was unavailable: on SQLite another process held the write lock"
         " too long; on PostgreSQL the connection was lost, the server refused connections,"
-        " or a statement outlasted the statement timeout. The detail says whether anything"
-        " was changed. Retry after Retry-After.",
+        " or a statement outlasted the statement timeout. Or the blob store (S3) could not be"
+        " reached, for a call that reads or stores a file's bytes. The detail says whether"
+        " anything was changed. Retry after Retry-After.",
+        507: "The disk (or a quota) where the database or the files live is full: nothing was"
+        " stored or changed.",
     }.items()
 }
 
