@@ -8,6 +8,7 @@ import functools
 import hashlib
 import hmac
 import json
+import math
 import secrets
 import time
 from dataclasses import dataclass
@@ -140,6 +141,8 @@ def _retry_after(raw: str | None) -> float | None:
     if raw is None:
         return None
     try:
-        return max(0.0, float(raw))
+        seconds = float(raw)
     except ValueError:
         return None  # an HTTP-date: the schedule's own delay applies
+    # "nan" says nothing; "inf" or "1e400" are as long as results.py lets any wait be.
+    return None if math.isnan(seconds) else max(0.0, seconds)

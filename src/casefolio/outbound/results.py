@@ -75,7 +75,10 @@ async def store(
                 status = "pending"
                 delay = schedule[tries] * (1 + rng.uniform(0, JITTER))
                 if outcome.retry_after is not None and outcome.status_code in (429, 503):
-                    delay = max(delay, outcome.retry_after)
+                    # Honoured up to the schedule's longest wait: an endpoint's Retry-After
+                    # of centuries would leave the delivery waiting for ever, and one past
+                    # year 9999 failed this whole store (every answer's), round after round.
+                    delay = max(delay, min(outcome.retry_after, max(schedule)))
                 next_at = now + timedelta(seconds=delay)
             changed.append({"key": item.delivery_id, "new_status": status, "next": next_at})
             attempts.append(

@@ -1,0 +1,76 @@
+"""Answers an endpoint may give that the worker must store like any other: a Retry-After
+past what a date can hold. One endpoint's answer never keeps the others' from being stored
+(they are stored together, in one transaction)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import WebhookDelivery
+from casefolio.outbound.worker import Worker
+from tests.clocks import Clock
+from tests.factories import Actor
+from tests.outbound.conftest import Matter
+from tests.outbound.receiver import receiver
+from tests.outbound.test_webhooks import _register, _upload
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+async def worker(settings: Settings, db: Database, clock: Clock) -> AsyncIterator[Worker]:
+    made = Worker(settings, db, clock=clock, rng=random.Random(1))
+    yield made
+    await made.close()
+
+
+async def _deliveries(db: Database) -> dict[int, WebhookDelivery]:
+    async with db.read() as session:
+        return {d.webhook_id: d for d in await session.scalars(select(WebhookDelivery))}
+
+
+@pytest.mark.parametrize("retry_after", ["99999999999", "999999999999", "1e400", "inf"])
+async def test_a_retry_after_past_any_date_waits_the_schedules_longest(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    settings: Settings,
+    worker: Worker,
+    clock: Clock,
+    retry_after: str,
+) -> None:
+    with receiver() as busy, receiver() as fine:
+        slow = await _register(client, operator, busy.url, ["document.created"])
+        fast = await _register(client, operator, fine.url, ["document.created"])
+        busy.answers = [(503, {"retry-after": retry_after})]
+        await _upload(client, matter)
+        # Both answers are stored in this round (a date past year 9999 failed the round's
+        # store, every round's again, and no answer of any endpoint was stored any more).
+        await worker.run_once()
+        assert len(busy.received) == 1 and len(fine.received) == 1
+        found = await _deliveries(db)
+        assert found[int(fast["id"])].status == "delivered"
+        waiting = found[int(slow["id"])]
+        assert waiting.status == "pending" and waiting.claimed_until is None
+        longest = timedelta(seconds=max(settings.webhook_retry_schedule))
+        assert waiting.next_attempt_at == clock() + longest
+        # It goes out again then, with the same webhook-id.
+        clock.advance(longest.total_seconds() - 1)
+        await worker.run_once()
+        assert len(busy.received) == 1
+        clock.advance(1)
+        await worker.run_once()
+        assert len(busy.received) == 2 and len(set(busy.ids())) == 1
+        assert (await _deliveries(db))[int(slow["id"])].status == "delivered"
