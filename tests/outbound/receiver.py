@@ -25,6 +25,8 @@ class Receiver:
     delay: float = 0.0
     #: When set: every request waits for it to be set before it is answered (a hanging endpoint).
     hold: threading.Event | None = None
+    #: When set: the body of every answer (else `answer <status>`).
+    body: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def ids(self) -> list[str]:
@@ -52,7 +54,7 @@ def receiver(delay: float = 0.0) -> Iterator[Receiver]:
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)
-            reply = f"answer {status}".encode()
+            reply = f"answer {status}".encode() if state.body is None else state.body
             self.send_header("content-length", str(len(reply)))
             self.end_headers()
             self.wfile.write(reply)

@@ -1,6 +1,6 @@
 """Answers an endpoint may give that the worker must store like any other: a Retry-After
-past what a date can hold. One endpoint's answer never keeps the others' from being stored
-(they are stored together, in one transaction)."""
+past what a date can hold, a body with NUL bytes. One endpoint's answer never keeps the
+others' from being stored (they are stored together, in one transaction)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import WebhookDelivery
+from casefolio.db.models import WebhookAttempt, WebhookDelivery
 from casefolio.outbound.worker import Worker
 from tests.clocks import Clock
 from tests.factories import Actor
@@ -74,3 +74,31 @@ async def test_a_retry_after_past_any_date_waits_the_schedules_longest(
         await worker.run_once()
         assert len(busy.received) == 2 and len(set(busy.ids())) == 1
         assert (await _deliveries(db))[int(slow["id"])].status == "delivered"
+
+
+async def test_an_answer_whose_body_holds_nul_bytes_is_stored(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+) -> None:
+    with receiver() as binary, receiver() as fine:
+        odd = await _register(client, operator, binary.url, ["document.created"])
+        plain = await _register(client, operator, fine.url, ["document.created"])
+        binary.body = b"ok\x00\x01\xff then more"
+        await _upload(client, matter)
+        # PostgreSQL's text holds no NUL: the store failed, in every round after.
+        await worker.run_once()
+        found = await _deliveries(db)
+        assert found[int(odd["id"])].status == "delivered"
+        assert found[int(plain["id"])].status == "delivered"
+        async with db.read() as session:
+            attempt = await session.scalar(
+                select(WebhookAttempt).where(WebhookAttempt.delivery_id == found[int(odd["id"])].id)
+            )
+        assert attempt is not None and attempt.status_code == 200
+        assert attempt.response_excerpt == "ok\ufffd\x01\ufffd then more"
+        # Nothing is due any more, and nothing was sent twice.
+        assert await worker.run_once() == 0
+        assert len(binary.received) == 1 and len(fine.received) == 1

@@ -87,8 +87,8 @@ async def store(
                     "at": now,
                     "status_code": outcome.status_code,
                     "duration_ms": outcome.duration_ms,
-                    "response_excerpt": outcome.excerpt,
-                    "error": outcome.error,
+                    "response_excerpt": _text(outcome.excerpt),
+                    "error": None if outcome.error is None else _text(outcome.error),
                     "next_attempt_at": next_at,
                 }
             )
@@ -100,6 +100,12 @@ async def store(
         connection = await session.connection()
         await connection.execute(_RESULT, changed)
         await connection.execute(insert(WebhookAttempt), attempts)
+
+
+def _text(value: str) -> str:
+    """Text as the database stores it: PostgreSQL's holds no NUL, which an answer's body may
+    (and then failed the whole store, every round again)."""
+    return value.replace("\x00", "\ufffd")
 
 
 def _health(
