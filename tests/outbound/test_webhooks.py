@@ -584,3 +584,51 @@ async def test_a_delivery_that_waited_past_its_lease_is_leased_again_or_left_to_
         assert seen[ends.slow] == ["delivered", "delivered", "pending"]
     # The last was left to the worker that claimed it: this one never sent it.
     assert taken.msg_id not in ends.hanging.ids() and len(ends.hanging.received) == 2
+
+
+@pytest.mark.parametrize("backlog_from", ["fan-out", "outbox"])
+async def test_a_hanging_endpoints_backlog_leaves_the_places_to_the_others(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    operator: Actor,
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    backlog_from: str,
+) -> None:
+    """Ten deliveries to the hanging endpoint come due before the prompt endpoint's one, with
+    eight deliveries out at most and one place for sending each endpoint: those waiting for
+    the hanging endpoint's place take none of the eight, and the prompt endpoint's delivery
+    goes out beside them (not after the hanging ten, ten minutes later)."""
+    queued: dict[str, int] = {}
+
+    async def backlog() -> None:
+        hooks = (await client.get("/api/v1/webhooks", headers=operator.headers)).json()
+        slow, fast = (h["id"] for h in hooks)  # in the order _hanging_and_prompt made them
+        for n in range(10):
+            if backlog_from == "fan-out":  # claimed as the fan-out inserts them
+                await _upload(client, matter, f"{n}.txt")
+            else:  # waiting in the outbox, claimed by the claim of due deliveries
+                await client.post(f"/api/v1/webhooks/{slow}/test", headers=operator.headers)
+        sent = await client.post(f"/api/v1/webhooks/{fast}/test", headers=operator.headers)
+        queued["fast"] = int(sent.json()["deliveryId"])
+        clock.advance(1)  # queued at the real "now", which the test clock started before
+
+    async def delivered(delivery_id: int) -> bool:
+        async with db.read() as session:
+            found = await session.get(WebhookDelivery, delivery_id)
+            return found is not None and found.status == "delivered"
+
+    async with _hanging_and_prompt(
+        client, operator, settings, db, backlog, concurrency=4, batch=8, clock=clock
+    ) as ends:
+        with anyio.fail_after(15):
+            while True:
+                if await delivered(queued["fast"]):
+                    break
+                await anyio.sleep(0.05)
+        assert ends.hanging.received == []
+        assert ends.hanging.hold is not None
+        ends.hanging.hold.set()
+        await _until(db, lambda s: s.get(ends.slow) == ["delivered"] * 10)
+    assert len(ends.hanging.received) == 10 and len(set(ends.hanging.ids())) == 10

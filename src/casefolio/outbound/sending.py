@@ -53,7 +53,8 @@ class Sender:
         concurrency: int,
         most_out: int,
     ) -> None:
-        """`most_out`: how many deliveries may be out at once (claimed and not answered)."""
+        """`most_out`: how many deliveries may be out at once (claimed and not answered),
+        counting each endpoint's up to its share of the `concurrency` places."""
         self.settings, self.db, self.clock = settings, db, clock
         self.client = http1.Client()
         self.lease = timedelta(seconds=settings.webhook_timeout_seconds) + LEASE_MARGIN
@@ -74,11 +75,18 @@ class Sender:
         await self.client.aclose()
 
     def places(self, claimed: list[Claimed]) -> Places:
-        """The places left beside what is out and `claimed` (claimed, not yet sent)."""
+        """The places left beside what is out and `claimed` (claimed, not yet sent).
+
+        An endpoint's deliveries count up to its share: those past it wait for its own
+        places, not for the others'. Counted whole, a slow endpoint's backlog (a fan-out
+        claims a whole batch; a claim takes up to `left` of one endpoint's) left no place
+        for the other endpoints' due deliveries until it had been sent, minutes later.
+        """
         out = self._out_by_hook.copy()
         out.update(item.webhook_id for item in claimed)
         saturated = [hook for hook, count in out.items() if count >= self._share]
-        return Places(self._most_out - self.in_flight - len(claimed), saturated)
+        taken = sum(min(count, self._share) for count in out.values())
+        return Places(self._most_out - taken, saturated)
 
     async def send_all(self, claimed: list[Claimed], background: TaskGroup | None) -> None:
         """Send `claimed`: started in `background` (see `wait_for_answers`), or, without
