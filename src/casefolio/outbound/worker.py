@@ -229,13 +229,16 @@ class Worker:
         and store every answer that came, also those of earlier rounds' sends (first: an
         answered delivery is not claimed again while its answer waits)."""
         done = await self._store_answers()
-        claimed, self._fresh = self._fresh, []
+        claimed = list(self._fresh)
         if (places := self.sender.places(claimed)).left > 0:
             more, full = await claims.claim_due(
                 self.db, now=self.clock(), places=places, lease=self.sender.lease
             )
             self.backlog |= full
             claimed += more
+        # Only now: if the claim failed, the next round sends the fan-out's (dropped here,
+        # they waited for their leases to run out).
+        self._fresh = []
         await self.sender.send_all(claimed, self._sending)
         if claimed and self._sending is not None:
             await self.sender.wait_for_answers(ROUND_SEND_WAIT_SECONDS)
