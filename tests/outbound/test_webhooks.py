@@ -26,6 +26,7 @@ from casefolio.db.models import AuditEntry, Webhook, WebhookAttempt, WebhookDeli
 from casefolio.domain import webhooks
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
+from casefolio.outbound import worker as worker_module
 from casefolio.outbound.worker import Worker
 from tests.clocks import Clock
 from tests.factories import Actor
@@ -632,3 +633,65 @@ async def test_a_hanging_endpoints_backlog_leaves_the_places_to_the_others(
         ends.hanging.hold.set()
         await _until(db, lambda s: s.get(ends.slow) == ["delivered"] * 10)
     assert len(ends.hanging.received) == 10 and len(set(ends.hanging.ids())) == 10
+
+
+async def test_a_worker_stopped_mid_round_stores_its_answers_and_lets_go_of_the_rest(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    operator: Actor,
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker stops (its server shuts down) while its round waits for a hanging endpoint:
+    the prompt endpoint's answers are stored, not sent again by the next worker, and the
+    deliveries it holds unanswered (one being sent, one waiting for the endpoint's place)
+    are free at once for the next worker, not only when their leases run out."""
+    # The round waits for every answer until it is stopped: the prompt answers are in.
+    monkeypatch.setattr(worker_module, "ROUND_SEND_WAIT_SECONDS", 3600.0)
+    patient = settings.model_copy(update={"webhook_timeout_seconds": PATIENT_SECONDS})
+    with receiver() as hanging, receiver() as prompt:
+        hanging.hold = threading.Event()
+        await _register(client, operator, hanging.url, ["document.created"])
+        await _register(client, operator, prompt.url, ["document.created"])
+        for n in range(2):
+            await _upload(client, matter, f"{n}.txt")
+        # One place for sending to each endpoint: one hanging delivery waits for it.
+        worker = Worker(patient, db, clock=clock, concurrency=4)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(worker.run)
+                with anyio.fail_after(30):
+                    while True:  # both prompt answers in; the round still waits
+                        if len(worker.sender.answers) == 2:
+                            break
+                        await anyio.sleep(0.02)
+                tasks.cancel_scope.cancel()
+        finally:
+            await worker.close()
+        async with db.read() as session:
+            rows = list(await session.scalars(select(WebhookDelivery)))
+        hooks = {hook["url"]: int(hook["id"]) for hook in await _hooks(client, operator)}
+        slow, fast = hooks[hanging.url], hooks[prompt.url]
+        stored = sorted((d.webhook_id, d.status, d.claimed_until is None) for d in rows)
+        assert stored == sorted([(fast, "delivered", True)] * 2 + [(slow, "pending", True)] * 2)
+        # The next worker, at the same moment: the hanging endpoint's two go out, only they.
+        hanging.hold.set()
+        successor = Worker(settings, db, clock=clock)
+        try:
+            await successor.run_once()
+        finally:
+            await successor.close()
+        assert len(prompt.received) == 2
+        assert set(hanging.ids()) == {d.msg_id for d in rows if d.webhook_id == slow}
+    async with db.read() as session:
+        statuses = {d.status for d in await session.scalars(select(WebhookDelivery))}
+    assert statuses == {"delivered"}
+
+
+async def _hooks(client: httpx.AsyncClient, actor: Actor) -> list[dict[str, Any]]:
+    listed = await client.get("/api/v1/webhooks", headers=actor.headers)
+    assert listed.status_code == 200
+    hooks: list[dict[str, Any]] = listed.json()
+    return hooks

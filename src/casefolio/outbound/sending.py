@@ -17,7 +17,7 @@ from typing import Any, cast
 
 import anyio
 from anyio.abc import TaskGroup
-from sqlalchemy import CursorResult, update
+from sqlalchemy import CursorResult, Table, bindparam, update
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -68,6 +68,10 @@ class Sender:
         self._endpoint_limiters: dict[int, anyio.CapacityLimiter] = {}
         #: Answers not yet stored.
         self.answers: list[tuple[Claimed, delivery.Outcome]] = []
+        #: Deliveries handed to `send_all` and neither answered nor found to be another
+        #: worker's (by id(): one delivery may be here twice, claimed again after its lease
+        #: ran out while it waited for a place): `release` lets go of them.
+        self._unanswered: dict[int, Claimed] = {}
         #: Set (and replaced) whenever a send ends.
         self.answered = anyio.Event()
 
@@ -93,6 +97,7 @@ class Sender:
         one, until every one has answered."""
         self.in_flight += len(claimed)
         self._out_by_hook.update(item.webhook_id for item in claimed)
+        self._unanswered.update((id(item), item) for item in claimed)
         if background is None:
             async with anyio.create_task_group() as tasks:
                 for item in claimed:
@@ -124,6 +129,7 @@ class Sender:
             # without holding any of the others'.
             async with endpoint, self._limiter:
                 if not await self._lease_covers(item):
+                    del self._unanswered[id(item)]
                     return
                 outcome = await delivery.attempt(
                     self.client,
@@ -135,6 +141,7 @@ class Sender:
                     time_limit=self.settings.webhook_timeout_seconds,
                 )
             self.answers.append((item, outcome))
+            del self._unanswered[id(item)]
         finally:
             self.in_flight -= 1
             self._out_by_hook[item.webhook_id] -= 1
@@ -143,6 +150,20 @@ class Sender:
                 del self._endpoint_limiters[item.webhook_id]
             answered, self.answered = self.answered, anyio.Event()
             answered.set()
+
+    async def release(self, more: list[Claimed]) -> None:
+        """Let go of the deliveries this worker holds and has no answer for (cancelled
+        sends, those that waited for a place, and `more`), where it still holds them: the
+        next worker sends them at once rather than when their leases run out."""
+        held = [*self._unanswered.values(), *more, *(item for item, _ in self.answers)]
+        if not held:
+            return
+        async with self.db.write() as session:
+            connection = await session.connection()
+            await connection.execute(
+                _RELEASE, [{"key": i.delivery_id, "leased": i.leased_until} for i in held]
+            )
+        self._unanswered.clear()
 
     async def _lease_covers(self, item: Claimed) -> bool:
         """Whether this worker holds the delivery for a whole attempt from now. One that
@@ -172,3 +193,16 @@ class Sender:
             return False
         item.leased_until = renewed
         return True
+
+
+_DELIVERIES = cast(Table, WebhookDelivery.__table__)
+#: One delivery let go of, if this worker still holds it (executed for many at once).
+_RELEASE = (
+    update(_DELIVERIES)
+    .where(
+        _DELIVERIES.c.id == bindparam("key"),
+        _DELIVERIES.c.status == "pending",
+        _DELIVERIES.c.claimed_until == bindparam("leased"),
+    )
+    .values(claimed_until=None)
+)

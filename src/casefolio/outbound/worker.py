@@ -63,6 +63,8 @@ ROUND_SEND_WAIT_SECONDS = 1.0
 #: ROUND_RETRY_MAX_SECONDS.
 ROUND_RETRY_SECONDS = 0.5
 ROUND_RETRY_MAX_SECONDS = 30.0
+#: How long a stopping worker may take to store its answers and let go of its deliveries.
+SETTLE_SECONDS = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -129,12 +131,30 @@ class Worker:
         many deliveries, and takes SQLite's write lock that much less often. Sends outlive
         their round (`deliver_due`); an answer that comes between rounds wakes the worker.
         """
-        async with anyio.create_task_group() as sending:
-            self._sending = sending
-            try:
-                await self._rounds()
-            finally:
-                self._sending = None
+        try:
+            async with anyio.create_task_group() as sending:
+                self._sending = sending
+                try:
+                    await self._rounds()
+                finally:
+                    self._sending = None
+        finally:
+            # Stopped (a server shutting down cancels it): the answers that came are stored
+            # and the deliveries held without one let go of. Both waited for their leases to
+            # run out: the answered went out again, the others only then.
+            with anyio.move_on_after(SETTLE_SECONDS, shield=True):
+                await self._settle()
+
+    async def _settle(self) -> None:
+        try:
+            await self._store_answers()
+        except Exception as exc:
+            log.warning("a stopping worker could not store its answers (%s)", exc)
+        try:
+            await self.sender.release(self._fresh)
+            self._fresh = []
+        except Exception as exc:
+            log.warning("a stopping worker could not let go of its deliveries (%s)", exc)
 
     async def _rounds(self) -> None:
         failures = 0
