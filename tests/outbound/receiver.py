@@ -25,6 +25,9 @@ class Receiver:
     delay: float = 0.0
     #: When set: every request waits for it to be set before it is answered (a hanging endpoint).
     hold: threading.Event | None = None
+    #: Each request in turn takes the first of these (while any are left) and waits for it
+    #: to be set before it is answered: requests held, and released, one by one.
+    holds: list[threading.Event] = field(default_factory=list)
     #: When set: the body of every answer (else `answer <status>`).
     body: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -46,6 +49,10 @@ def receiver(delay: float = 0.0) -> Iterator[Receiver]:
                 time.sleep(state.delay)  # a slow endpoint, in the receiver's own thread
             if state.hold is not None:
                 state.hold.wait()
+            with state.lock:
+                mine = state.holds.pop(0) if state.holds else None
+            if mine is not None:
+                mine.wait()
             with state.lock:
                 state.received.append(
                     Received({k.lower(): v for k, v in self.headers.items()}, body)

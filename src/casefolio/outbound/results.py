@@ -10,12 +10,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Boolean, Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
+from casefolio.db.types import UTCDateTime
 from casefolio.domain import events
 from casefolio.outbound import delivery
 
@@ -45,15 +46,23 @@ async def store(
     now: datetime,
     rng: random.Random,
 ) -> None:
-    """Write the attempts, the deliveries' next states and the endpoints' health."""
-    schedule = settings.webhook_retry_schedule
+    """Write the attempts, the deliveries' next states and the endpoints' health.
+
+    A failed attempt decides a delivery's next state only while this worker holds it: one
+    that answered after its lease ran out, when another worker may have claimed and be
+    sending it, is logged and counted, and leaves the delivery to that worker (its lease
+    cleared and a retry scheduled, a third worker sent it again beside the second's).
+    A 2xx delivers it whoever holds it."""
     async with db.write() as session:
         found = await session.execute(
-            select(WebhookDelivery.id, WebhookDelivery.webhook_id).where(
-                WebhookDelivery.id.in_([item.delivery_id for item, _ in results])
-            )
+            select(
+                WebhookDelivery.id, WebhookDelivery.webhook_id, WebhookDelivery.claimed_until
+            ).where(WebhookDelivery.id.in_([item.delivery_id for item, _ in results]))
         )
-        rows = {row.id: row.webhook_id for row in found}
+        leases: dict[int, datetime | None] = {}
+        rows: dict[int, int] = {}
+        for row in found:
+            rows[row.id], leases[row.id] = row.webhook_id, row.claimed_until
         hooks = {
             h.id: h
             for h in await session.scalars(
@@ -61,26 +70,25 @@ async def store(
             )
         }
         changed: list[dict[str, Any]] = []
+        counted: list[dict[str, Any]] = []  # attempts of deliveries held by another worker
         attempts: list[dict[str, Any]] = []
         for item, outcome in results:
             if item.delivery_id not in rows:
                 continue  # deleted with its webhook meanwhile
-            tries = item.attempts + 1
             next_at: datetime | None = None
-            if outcome.ok:
-                status = "delivered"
-            elif outcome.status_code == 410 or tries >= len(schedule):
-                status = "failed"
+            if outcome.ok or leases[item.delivery_id] == item.leased_until:
+                status, next_at = _next(settings, item.attempts + 1, outcome, now, rng)
+                changed.append(
+                    {
+                        "key": item.delivery_id,
+                        "new_status": status,
+                        "next": next_at,
+                        "ok": outcome.ok,
+                        "leased": item.leased_until,
+                    }
+                )
             else:
-                status = "pending"
-                delay = schedule[tries] * (1 + rng.uniform(0, JITTER))
-                if outcome.retry_after is not None and outcome.status_code in (429, 503):
-                    # Honoured up to the schedule's longest wait: an endpoint's Retry-After
-                    # of centuries would leave the delivery waiting for ever, and one past
-                    # year 9999 failed this whole store (every answer's), round after round.
-                    delay = max(delay, min(outcome.retry_after, max(schedule)))
-                next_at = now + timedelta(seconds=delay)
-            changed.append({"key": item.delivery_id, "new_status": status, "next": next_at})
+                counted.append({"key": item.delivery_id})
             attempts.append(
                 {
                     "delivery_id": item.delivery_id,
@@ -95,11 +103,32 @@ async def store(
             hook = hooks.get(rows[item.delivery_id])
             if hook is not None:
                 _health(session, settings, hook, outcome)
-        if not changed:
+        if not attempts:
             return
         connection = await session.connection()
-        await connection.execute(_RESULT, changed)
+        if changed:
+            await connection.execute(_RESULT, changed)
+        if counted:
+            await connection.execute(_COUNTED, counted)
         await connection.execute(insert(WebhookAttempt), attempts)
+
+
+def _next(
+    settings: Settings, tries: int, outcome: delivery.Outcome, now: datetime, rng: random.Random
+) -> tuple[str, datetime | None]:
+    """A delivery's status after its `tries`th attempt, and when the next is due."""
+    schedule = settings.webhook_retry_schedule
+    if outcome.ok:
+        return "delivered", None
+    if outcome.status_code == 410 or tries >= len(schedule):
+        return "failed", None
+    delay = schedule[tries] * (1 + rng.uniform(0, JITTER))
+    if outcome.retry_after is not None and outcome.status_code in (429, 503):
+        # Honoured up to the schedule's longest wait: an endpoint's Retry-After of
+        # centuries would leave the delivery waiting for ever, and one past year 9999
+        # failed this whole store (every answer's), round after round.
+        delay = max(delay, min(outcome.retry_after, max(schedule)))
+    return "pending", now + timedelta(seconds=delay)
 
 
 def _text(value: str) -> str:
@@ -132,11 +161,25 @@ def _health(
 _DELIVERIES = cast(Table, WebhookDelivery.__table__)
 _RESULT = (
     update(_DELIVERIES)
-    .where(_DELIVERIES.c.id == bindparam("key"))
+    .where(
+        _DELIVERIES.c.id == bindparam("key"),
+        # Still held by this worker (checked again here: on PostgreSQL another worker may
+        # have claimed it since it was read), unless delivered.
+        or_(
+            bindparam("ok", type_=Boolean),
+            _DELIVERIES.c.claimed_until == bindparam("leased", type_=UTCDateTime),
+        ),
+    )
     .values(
         status=bindparam("new_status"),
         attempts=_DELIVERIES.c.attempts + 1,
         claimed_until=None,
         next_attempt_at=bindparam("next"),
     )
+)
+#: One attempt at a delivery another worker holds now: counted, nothing else.
+_COUNTED = (
+    update(_DELIVERIES)
+    .where(_DELIVERIES.c.id == bindparam("key"))
+    .values(attempts=_DELIVERIES.c.attempts + 1)
 )
