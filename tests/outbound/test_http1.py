@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from casefolio.outbound import http1
+from tests.clocks import Seconds
 
 
 @dataclass
@@ -16,6 +17,8 @@ class Endpoint:
     port: int
     connections: int = 0
     bodies: list[bytes] = field(default_factory=list)
+    closed: int = 0  # connections the client closed (or that failed)
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @asynccontextmanager
@@ -40,7 +43,9 @@ async def endpoint(answer: bytes, *, close_after_answer: bool = False) -> AsyncI
                 if close_after_answer:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
-            pass
+            if not close_after_answer:
+                state.closed += 1
+                state.closing.set()
         finally:
             writer.close()
 
@@ -173,5 +178,27 @@ async def test_a_target_or_header_a_request_cannot_carry_is_refused_before_sendi
                     raise AssertionError(f"{target!r} {header!r} was sent")
             await asyncio.sleep(0.01)
             assert server.bodies == []
+    finally:
+        await client.aclose()
+
+
+async def test_a_connection_idle_past_the_limit_is_closed_though_never_used_again() -> None:
+    """A destination sent to once (a webhook since deleted, an address DNS no longer gives)
+    keeps no socket open for the rest of the process: a later request to anywhere closes
+    its connection once idle past IDLE_SECONDS; one idle less long stays for its reuse."""
+    ok = b"HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n"
+    clock = Seconds()
+    client = http1.Client(clock=clock)
+    try:
+        async with endpoint(ok) as once, endpoint(ok) as often:
+            await _post(client, once.port)
+            await _post(client, often.port)
+            clock.advance(http1.IDLE_SECONDS / 2)
+            await _post(client, often.port)  # idle for half the limit: reused, kept again
+            clock.advance(http1.IDLE_SECONDS / 2 + 1)
+            await _post(client, often.port)
+            await asyncio.wait_for(once.closing.wait(), 10)
+            assert (once.connections, once.closed) == (1, 1)
+            assert (often.connections, often.closed) == (1, 0)
     finally:
         await client.aclose()

@@ -17,7 +17,9 @@ from __future__ import annotations
 import asyncio
 import re
 import ssl
+import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httptools
@@ -26,6 +28,11 @@ import httptools
 #: worker has requests out at once (its `concurrency`): a round's deliveries go out
 #: together, and connections closed after one round would be opened again in the next.
 KEEP_IDLE = 64
+#: A kept connection idle longer than this is closed (the endpoint has most likely closed its
+#: end by then): kept only for their destination's next request, connections to endpoints
+#: sent to no more (a webhook gone, an address DNS no longer gives) held their sockets for
+#: as long as the process ran, up to KEEP_IDLE per destination.
+IDLE_SECONDS = 30.0
 #: An answer's body beyond this is not read: the connection is closed instead of reused.
 DRAIN_LIMIT = 64 * 1024
 #: An answer's status line and headers may not be longer than this.
@@ -68,6 +75,7 @@ class _Conn:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader, self.writer = reader, writer
         self.answered = False  # an answer began on it (a failure after that is no stale)
+        self.idle_since = 0.0  # when it was last kept (the client's clock)
 
 
 class _Reading:
@@ -138,10 +146,12 @@ def _fields(headers: list[tuple[str, str]], length: int) -> bytes:
 class Client:
     """POSTs over kept-alive HTTP/1.1 connections (TLS for https)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, clock: Callable[[], float] = time.monotonic) -> None:
         self._idle: defaultdict[_Key, list[_Conn]] = defaultdict(list)
         self._tls: ssl.SSLContext | None = None
         self._starts: dict[tuple[str, str], bytes] = {}
+        self._clock = clock
+        self._swept = clock()
 
     async def post(
         self,
@@ -167,7 +177,8 @@ class Client:
                 self._starts.clear()
             self._starts[(host_header, target)] = start
         post = _Post(start, headers, body, keep)
-        while self._idle[key]:
+        self._sweep()
+        while self._idle.get(key):
             conn = self._idle[key].pop()
             if conn.reader.at_eof() or conn.writer.is_closing():
                 conn.writer.close()
@@ -181,6 +192,23 @@ class Client:
             return await self._exchange(key, conn, post, reused=False)
         except StaleConnection as exc:
             raise ConnectionError("the endpoint closed the connection without answering") from exc
+
+    def _sweep(self) -> None:
+        """Close the connections idle past IDLE_SECONDS (looked for at most twice in that
+        time), and forget destinations with none left."""
+        now = self._clock()
+        if now - self._swept < IDLE_SECONDS / 2:
+            return
+        self._swept = now
+        for key, conns in list(self._idle.items()):
+            kept = [conn for conn in conns if now - conn.idle_since <= IDLE_SECONDS]
+            for conn in conns:
+                if now - conn.idle_since > IDLE_SECONDS:
+                    conn.writer.close()
+            if kept:
+                self._idle[key] = kept
+            else:
+                del self._idle[key]
 
     async def _connect(self, scheme: str, address: str, port: int, server_name: str) -> _Conn:
         tls = None
@@ -205,6 +233,7 @@ class Client:
         finally:
             if clean and len(self._idle[key]) < KEEP_IDLE:
                 conn.answered = False
+                conn.idle_since = self._clock()
                 self._idle[key].append(conn)
             else:
                 conn.writer.close()
