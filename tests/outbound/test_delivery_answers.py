@@ -1,9 +1,11 @@
 """Answers an endpoint may give that the worker must store like any other: a Retry-After
-past what a date can hold, a body with NUL bytes. One endpoint's answer never keeps the
-others' from being stored (they are stored together, in one transaction)."""
+past what a date can hold, a body with NUL bytes, a refusal longer than the log's column.
+One endpoint's answer never keeps the others' from being stored (they are stored together,
+in one transaction)."""
 
 from __future__ import annotations
 
+import ipaddress
 import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -15,6 +17,8 @@ from sqlalchemy import select
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import WebhookAttempt, WebhookDelivery
+from casefolio.domain import webhooks
+from casefolio.domain.principal import Principal
 from casefolio.outbound.worker import Worker
 from tests.clocks import Clock
 from tests.factories import Actor
@@ -102,3 +106,32 @@ async def test_an_answer_whose_body_holds_nul_bytes_is_stored(
         # Nothing is due any more, and nothing was sent twice.
         assert await worker.run_once() == 0
         assert len(binary.received) == 1 and len(fine.received) == 1
+
+
+async def test_a_refusal_longer_than_the_logs_column_is_stored_cut(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+) -> None:
+    """A link-local address with a long zone (allowed when the webhook was registered, not
+    any more) makes a refusal naming it twice, past the attempt log's 500 characters:
+    PostgreSQL refused the store, in every round after."""
+    who = Principal(operator.user_id, operator.email, "Op", True)
+    url = f"http://[fe80::1%25{'z' * 400}]:9/hook"
+    async with db.write() as session:
+        spec = webhooks.WebhookSpec(url, ["document.created"])
+        await webhooks.create(
+            session, who=who, spec=spec, allowed=[ipaddress.ip_network("fe80::/10")]
+        )
+    with receiver() as fine:
+        plain = await _register(client, operator, fine.url, ["document.created"])
+        await _upload(client, matter)
+        await worker.run_once()
+        found = await _deliveries(db)
+        assert found[int(plain["id"])].status == "delivered"
+    async with db.read() as session:
+        errors = [e for e in await session.scalars(select(WebhookAttempt.error)) if e]
+    [refused] = errors
+    assert len(refused) == 500 and refused.startswith("The host fe80::1%25zzz")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Boolean, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Boolean, String, Table, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
@@ -96,7 +96,7 @@ async def store(
                     "status_code": outcome.status_code,
                     "duration_ms": outcome.duration_ms,
                     "response_excerpt": _text(outcome.excerpt),
-                    "error": None if outcome.error is None else _text(outcome.error),
+                    "error": None if outcome.error is None else _text(outcome.error)[:_ERROR],
                     "next_attempt_at": next_at,
                 }
             )
@@ -129,6 +129,11 @@ def _next(
         # failed this whole store (every answer's), round after round.
         delay = max(delay, min(outcome.retry_after, max(schedule)))
     return "pending", now + timedelta(seconds=delay)
+
+
+#: The attempt log's error column's length (PostgreSQL refuses longer: a refusal naming a
+#: long host twice failed the whole store, every round again).
+_ERROR = cast(String, cast(Table, WebhookAttempt.__table__).c.error.type).length
 
 
 def _text(value: str) -> str:
