@@ -8,6 +8,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -247,3 +248,39 @@ def _sqlite_write_lock(settings: Settings) -> Iterator[None]:
         holder.execute("ROLLBACK")
     finally:
         holder.close()
+
+
+def _leases(settings: Settings) -> list[tuple[str, bool]]:
+    """Each delivery's status, and whether a worker holds it."""
+
+    async def work() -> list[tuple[str, bool]]:
+        db = Database.open(settings)
+        try:
+            async with db.read() as session:
+                rows = await session.execute(
+                    select(WebhookDelivery.status, WebhookDelivery.claimed_until)
+                )
+                return sorted((status, until is not None) for status, until in rows)
+        finally:
+            await db.close()
+
+    return anyio.run(work)
+
+
+def test_a_worker_stopped_by_sigterm_lets_go_of_what_it_holds(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """`casefolio worker` stopped as a service manager stops it (SIGTERM) while its
+    deliveries hang: it lets go of them, and the next worker sends them at once rather than
+    when their leases run out (a minute and 5 s here)."""
+    with receiver() as hanging:
+        hanging.hold = threading.Event()
+        try:
+            expected = _prepare(settings, hanging.url, 2)
+            with _worker(settings, tmp_path, webhook_timeout_seconds="60") as first:
+                _until(lambda: _leases(settings) == [("pending", True)] * expected, 60)
+                first.terminate()
+                assert first.wait(timeout=30) == 0
+            assert _leases(settings) == [("pending", False)] * expected
+        finally:
+            hanging.hold.set()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+
+import anyio
 import typer
 
 from casefolio.cli._common import console, load_settings, run
@@ -37,8 +40,20 @@ async def _deliver(settings: Settings) -> None:
     try:
         async with runtime.pg_listener(settings), housekeeping.running(settings, db, blobs):
             console.print("casefolio worker: delivering webhooks (Ctrl-C stops).")
-            await worker.run()
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
+                await worker.run()
     finally:
         await worker.close()
         await blobs.close()
         await db.close()
+
+
+async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+    """SIGTERM (a service manager's stop) and SIGINT stop the worker as a cancellation, so
+    that it stores the answers it has and lets go of the deliveries it holds (`Worker.run`);
+    SIGTERM ended the process where it stood, and they waited for their leases to run out."""
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for _ in signals:
+            scope.cancel()
+            return
