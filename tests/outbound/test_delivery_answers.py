@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import WebhookAttempt, WebhookDelivery
+from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.domain import webhooks
 from casefolio.domain.principal import Principal
 from casefolio.outbound.worker import Worker
@@ -135,3 +135,32 @@ async def test_a_refusal_longer_than_the_logs_column_is_stored_cut(
         errors = [e for e in await session.scalars(select(WebhookAttempt.error)) if e]
     [refused] = errors
     assert len(refused) == 500 and refused.startswith("The host fe80::1%25zzz")
+
+
+async def test_a_secret_that_cannot_be_read_fails_its_own_attempt_only(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+) -> None:
+    """A secret damaged in the database (not base64) fails its webhook's attempt; it raised
+    out of the send, and with it the round, and no other endpoint's answer was stored."""
+    with receiver() as damaged, receiver() as fine:
+        broken = await _register(client, operator, damaged.url, ["document.created"])
+        plain = await _register(client, operator, fine.url, ["document.created"])
+        async with db.write() as session:
+            hook = await session.get_one(Webhook, int(broken["id"]))
+            hook.secret = "whsec_not*base64"
+        await _upload(client, matter)
+        await worker.run_once()
+        found = await _deliveries(db)
+        assert found[int(plain["id"])].status == "delivered"
+        unsent = found[int(broken["id"])]
+        assert unsent.status == "pending" and unsent.attempts == 1
+        assert damaged.received == [] and len(fine.received) == 1
+        async with db.read() as session:
+            error = await session.scalar(
+                select(WebhookAttempt.error).where(WebhookAttempt.delivery_id == unsent.id)
+            )
+        assert error is not None and error.startswith("Error: ")

@@ -90,25 +90,29 @@ async def attempt(
     allowed: list[ssrf.Network],
     time_limit: float,
 ) -> Outcome:
-    """POST the message once; never follows a redirect (a 3xx is a failure)."""
-    raw = json.dumps(body, separators=(",", ":")).encode()
-    at = int(time.time())
-    headers = [
-        ("content-type", "application/json"),
-        ("webhook-id", msg_id),
-        ("webhook-timestamp", str(at)),
-        ("webhook-signature", " ".join(sign(s, msg_id, at, raw) for s in secrets_)),
-        ("user-agent", "casefolio-webhooks"),
-    ]
+    """POST the message once; never follows a redirect (a 3xx is a failure). Whatever goes
+    wrong is the attempt's outcome, never an exception: one delivery's failure (a secret
+    that cannot be read, a name server that does not answer) ends no other's send."""
     started = time.perf_counter()
     try:
+        raw = json.dumps(body, separators=(",", ":")).encode()
+        at = int(time.time())
+        headers = [
+            ("content-type", "application/json"),
+            ("webhook-id", msg_id),
+            ("webhook-timestamp", str(at)),
+            ("webhook-signature", " ".join(sign(s, msg_id, at, raw) for s in secrets_)),
+            ("user-agent", "casefolio-webhooks"),
+        ]
         scheme, host, port = ssrf.check_url(url)
-        address = await ssrf.resolve(host, port, allowed)
         parts = urlsplit(url)
-        # Connect to the address just checked (no second look-up an attacker could answer
-        # differently); the Host header and TLS name stay the URL's. The client runs on
-        # asyncio streams, so asyncio's own timeout bounds it (anyio's costs more per call).
+        # The look-up counts in the time limit: a name server that does not answer would
+        # hold the delivery past its lease. Then connect to the address just checked (no
+        # second look-up an attacker could answer differently); the Host header and TLS
+        # name stay the URL's. The client runs on asyncio streams, so asyncio's own timeout
+        # bounds it (anyio's costs more per call).
         async with asyncio.timeout(time_limit):
+            address = await ssrf.resolve(host, port, allowed)
             answer = await client.post(
                 scheme=scheme,
                 address=str(address),
