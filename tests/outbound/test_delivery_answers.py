@@ -12,14 +12,14 @@ from datetime import timedelta
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.domain import webhooks
 from casefolio.domain.principal import Principal
-from casefolio.outbound.worker import Worker
+from casefolio.outbound.worker import UNSTORABLE, Worker
 from tests.clocks import Clock
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
@@ -164,3 +164,68 @@ async def test_a_secret_that_cannot_be_read_fails_its_own_attempt_only(
                 select(WebhookAttempt.error).where(WebhookAttempt.delivery_id == unsent.id)
             )
         assert error is not None and error.startswith("Error: ")
+
+
+REFUSE_POISON = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON webhook_attempts "
+        "WHEN NEW.response_excerpt LIKE '%poison%' "
+        "BEGIN SELECT RAISE(ABORT, 'this database refuses the answer'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.response_excerpt LIKE '%poison%' THEN "
+        "RAISE EXCEPTION 'this database refuses the answer'; END IF; RETURN NEW; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_poison BEFORE INSERT ON webhook_attempts "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    ],
+}
+ALLOW_POISON = {
+    "sqlite": ["DROP TRIGGER refuse_poison"],
+    "postgresql": [
+        "DROP TRIGGER refuse_poison ON webhook_attempts",
+        "DROP FUNCTION refuse_poison()",
+    ],
+}
+
+
+async def _run_all(db: Database, statements: list[str]) -> None:
+    async with db.write() as session:
+        for statement in statements:
+            await session.execute(text(statement))
+
+
+async def test_an_answer_the_database_refuses_holds_back_no_other(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+) -> None:
+    """An answer the database refuses for a reason nobody foresaw (here a trigger stands in
+    for one) failed the store of the round's answers, round after round: no endpoint's
+    answer was stored, and the worker did nothing else. Now each is stored apart, and the
+    refused one without what it answered."""
+    dialect = db.engine.dialect.name
+    await _run_all(db, REFUSE_POISON[dialect])
+    try:
+        with receiver() as poisoned, receiver() as fine:
+            odd = await _register(client, operator, poisoned.url, ["document.created"])
+            plain = await _register(client, operator, fine.url, ["document.created"])
+            poisoned.body = b"a poison pill"
+            await _upload(client, matter)
+            await worker.run_once()
+            found = await _deliveries(db)
+            assert found[int(plain["id"])].status == "delivered"
+            assert found[int(odd["id"])].status == "delivered"
+            async with db.read() as session:
+                attempts = {a.delivery_id: a for a in await session.scalars(select(WebhookAttempt))}
+            refused = attempts[found[int(odd["id"])].id]
+            assert refused.status_code == 200 and refused.response_excerpt == ""
+            assert refused.error == UNSTORABLE
+            assert attempts[found[int(plain["id"])].id].error is None
+            assert await worker.run_once() == 0
+            assert len(poisoned.received) == 1 and len(fine.received) == 1
+    finally:
+        await _run_all(db, ALLOW_POISON[dialect])

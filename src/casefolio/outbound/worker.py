@@ -18,6 +18,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import anyio
@@ -31,7 +32,7 @@ from casefolio.db.models import Change, Webhook
 from casefolio.db.types import utcnow
 from casefolio.domain import events
 from casefolio.fastpath.sqlite_inline import is_lock_timeout
-from casefolio.outbound import claims, feed, sealing
+from casefolio.outbound import claims, delivery, feed, sealing
 from casefolio.outbound import results as results_
 from casefolio.outbound.results import Claimed
 from casefolio.outbound.sending import Sender
@@ -63,6 +64,8 @@ ROUND_SEND_WAIT_SECONDS = 1.0
 #: ROUND_RETRY_MAX_SECONDS.
 ROUND_RETRY_SECONDS = 0.5
 ROUND_RETRY_MAX_SECONDS = 30.0
+#: The attempt log's error for an answer the database refused to store as it came.
+UNSTORABLE = "The endpoint's answer could not be stored; the worker's log says why."
 #: How long a stopping worker may take to store its answers and let go of its deliveries.
 SETTLE_SECONDS = 5.0
 log = logging.getLogger(__name__)
@@ -266,15 +269,48 @@ class Worker:
 
     async def _store_answers(self) -> int:
         answers = self.sender.take_answers()
-        if answers:
-            try:
-                await results_.store(
-                    self.db, self.settings, answers, now=self.clock(), rng=self.rng
-                )
-            except BaseException:
+        if not answers:
+            return 0
+        try:
+            await self._store(answers)
+        except Exception as exc:
+            if _passing(exc):
                 self.sender.give_back(answers)
                 raise
+            # The database refused something in one answer (the refusals known are kept
+            # out in results.py). Given back whole, it would fail this store round after
+            # round, and with it every endpoint's answer and the rounds' other work.
+            log.error("storing %d answers failed; storing each apart", len(answers), exc_info=exc)
+            await self._store_apart(answers)
+        except BaseException:
+            self.sender.give_back(answers)
+            raise
         return len(answers)
+
+    async def _store_apart(self, answers: list[tuple[Claimed, delivery.Outcome]]) -> None:
+        """Store each answer in a transaction of its own; one the database refuses is stored
+        without what it answered, and if even that fails it is left to its lease (the
+        delivery goes out again once its lease has run out)."""
+        for index, (item, outcome) in enumerate(answers):
+            try:
+                await self._store([(item, outcome)])
+                continue
+            except Exception as exc:
+                if _passing(exc):
+                    self.sender.give_back(answers[index:])
+                    raise
+                log.error("delivery %d: its answer cannot be stored", item.delivery_id)
+            plain = replace(outcome, excerpt="", error=UNSTORABLE)
+            try:
+                await self._store([(item, plain)])
+            except Exception as exc:
+                if _passing(exc):
+                    self.sender.give_back(answers[index:])
+                    raise
+                log.exception("delivery %d: left to its lease", item.delivery_id)
+
+    async def _store(self, answers: list[tuple[Claimed, delivery.Outcome]]) -> None:
+        await results_.store(self.db, self.settings, answers, now=self.clock(), rng=self.rng)
 
     async def _seal_now_and_then(self) -> int:
         now = self.clock()
