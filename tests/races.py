@@ -21,10 +21,15 @@ _WAITING = text(
 
 async def until_a_backend_waits_on_a_lock(db: Database) -> None:
     """Return once a backend of this database waits for a lock."""
+    await until_backends_wait_on_locks(db, 1)
+
+
+async def until_backends_wait_on_locks(db: Database, count: int) -> None:
+    """Return once `count` backends of this database wait for a lock."""
     with anyio.fail_after(30):
         while True:
             async with db.read() as session:
-                if await session.scalar(_WAITING):
+                if (await session.scalar(_WAITING) or 0) >= count:
                     return
             await anyio.sleep(0.01)
 

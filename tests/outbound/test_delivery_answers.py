@@ -9,7 +9,9 @@ import ipaddress
 import random
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from functools import partial
 
+import anyio
 import httpx
 import pytest
 from sqlalchemy import select, text
@@ -19,12 +21,16 @@ from casefolio.db.engine import Database
 from casefolio.db.models import Webhook, WebhookAttempt, WebhookDelivery
 from casefolio.domain import webhooks
 from casefolio.domain.principal import Principal
+from casefolio.outbound import results
+from casefolio.outbound.delivery import Outcome
+from casefolio.outbound.results import Claimed
 from casefolio.outbound.worker import UNSTORABLE, Worker
 from tests.clocks import Clock
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
 from tests.outbound.receiver import receiver
 from tests.outbound.test_webhooks import _register, _upload
+from tests.races import until_backends_wait_on_locks
 
 
 @pytest.fixture
@@ -229,3 +235,70 @@ async def test_an_answer_the_database_refuses_holds_back_no_other(
             assert len(poisoned.received) == 1 and len(fine.received) == 1
     finally:
         await _run_all(db, ALLOW_POISON[dialect])
+
+
+async def test_two_workers_storing_failures_of_one_endpoint_count_both(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    settings: Settings,
+    clock: Clock,
+    is_postgres: bool,
+) -> None:
+    """PostgreSQL, two workers storing a failed attempt of one endpoint each at once: both
+    count in its failures in a row (each read the count before the other wrote it, and one
+    increment was lost, so `failing` could come late or never)."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: the two stores never overlap")
+    hook = await _register(client, operator, "http://127.0.0.1:9/hook", ["document.created"])
+    await _upload(client, matter, "a.txt")
+    await _upload(client, matter, "b.txt")
+    fanning = Worker(settings, db, clock=clock)
+    try:
+        await fanning.fan_out()
+    finally:
+        await fanning.close()
+    async with db.read() as session:
+        rows = list(await session.scalars(select(WebhookDelivery).order_by(WebhookDelivery.id)))
+    assert len(rows) == 2 and all(row.claimed_until is not None for row in rows)
+    refused = Outcome(500, 1, "", None, None)
+    answers = [
+        (
+            Claimed(
+                row.id,
+                row.msg_id,
+                row.payload,
+                hook["url"],
+                [],
+                0,
+                row.webhook_id,
+                leased_until=row.claimed_until,
+            ),
+            refused,
+        )
+        for row in rows
+    ]
+    # Both stores read the endpoint's health, then wait on their delivery's row lock.
+    holder = db.writer()
+    await holder.begin()
+    try:
+        await holder.execute(
+            select(WebhookDelivery.id)
+            .where(WebhookDelivery.id.in_([r.id for r in rows]))
+            .with_for_update()
+        )
+        async with anyio.create_task_group() as tasks:
+            for answer in answers:
+                tasks.start_soon(
+                    partial(
+                        results.store, db, settings, [answer], now=clock(), rng=random.Random(1)
+                    )
+                )
+            await until_backends_wait_on_locks(db, 2)
+            await holder.commit()
+    finally:
+        await holder.close()
+    async with db.read() as session:
+        stored = await session.get_one(Webhook, int(hook["id"]))
+    assert stored.consecutive_failures == 2

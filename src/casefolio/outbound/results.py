@@ -63,12 +63,13 @@ async def store(
         rows: dict[int, int] = {}
         for row in found:
             rows[row.id], leases[row.id] = row.webhook_id, row.claimed_until
-        hooks = {
-            h.id: h
-            for h in await session.scalars(
-                select(Webhook).where(Webhook.id.in_(set(rows.values())))
-            )
-        }
+        endpoints = select(Webhook).where(Webhook.id.in_(set(rows.values())))
+        if db.engine.dialect.name == "postgresql":
+            # Their health counts failures in a row: read under lock, as two workers may
+            # store one endpoint's answers at once (each counted from what it read, and one
+            # increment was lost). Locked in id order, so that two stores never deadlock.
+            endpoints = endpoints.order_by(Webhook.id).with_for_update()
+        hooks = {h.id: h for h in await session.scalars(endpoints)}
         changed: list[dict[str, Any]] = []
         counted: list[dict[str, Any]] = []  # attempts of deliveries held by another worker
         attempts: list[dict[str, Any]] = []
