@@ -7,6 +7,7 @@ between); a delivery then connects to the very address that was checked.
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -20,12 +21,24 @@ Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
+#: What urlsplit removes or a request line cannot carry, anywhere in a URL.
+_BLANK_OR_CONTROL = re.compile(r"[\x00-\x20\x7f]")
+
+
 class Refused(Exception):
     """The URL is not one casefolio will send to; the message says why."""
 
 
 def check_url(url: str) -> tuple[str, str, int]:
     """Given a webhook URL, return (scheme, host, port) or raise Invalid."""
+    if _BLANK_OR_CONTROL.search(url):
+        # urlsplit silently drops tabs and line breaks: checked first, so that the URL stored
+        # is the URL checked and delivered to.
+        raise Invalid(
+            "A webhook URL may not hold spaces, tabs, line breaks or other control "
+            "characters; percent-encode them (a space as %20).",
+            [{"field": "url", "message": "control character"}],
+        )
     try:
         parts = urlsplit(url)
         hostname = parts.hostname
@@ -62,11 +75,13 @@ def check_url(url: str) -> tuple[str, str, int]:
     if port == 0:
         raise Invalid("The webhook URL's port is not valid: it must be between 1 and 65535.")
     port = port or (443 if parts.scheme == "https" else 80)
-    if not http1.REQUEST_TARGET.fullmatch("/" + parts.path + parts.query):
+    if not http1.REQUEST_TARGET.fullmatch("/" + parts.path + parts.query + parts.fragment):
         # An HTTP request line carries the target as it is: the delivery client's own rule
         # (no spaces, controls or non-ASCII), checked here so that the URL is refused now.
+        # The fragment is never sent, but it is kept with the URL: the same rule, as the
+        # OpenAPI pattern states.
         raise Invalid(
-            "The webhook URL's path and query may hold only visible ASCII characters; "
+            "The webhook URL's path, query and fragment may hold only visible ASCII characters; "
             "percent-encode any other (a space as %20).",
             [{"field": "url", "message": "path"}],
         )

@@ -28,8 +28,8 @@ WebhookUrl = Annotated[
     Field(
         max_length=webhooks.MAX_URL,
         description="An absolute http:// or https:// URL without credentials, with an ASCII "
-        "host (an internationalized domain name in its xn-- form), whose path and query are "
-        "visible ASCII (percent-encode anything else).",
+        "host (an internationalized domain name in its xn-- form), whose path, query and "
+        "fragment are visible ASCII (percent-encode anything else).",
         # The host: visible ASCII but for / ? # @ (userinfo is refused); then the path,
         # query and fragment: visible ASCII (what a request line can carry, http1.py).
         json_schema_extra={"pattern": r'^[hH][tT][tT][pP][sS]?://[!-"$-.0->A-~]+([/?#][!-~]*)?$'},
