@@ -105,6 +105,8 @@ class _BoundedValueTarget(BaseTarget):  # type: ignore[misc]  # streaming_form_d
 _FILE_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?file"?\s*(;|\r|$)', re.I)
 _METADATA_PART = re.compile(rb'content-disposition:[^\r\n]*;\s*name="?metadata"?\s*(;|\r|$)', re.I)
 _RAW_FILE_NAME = re.compile(rb'content-disposition:[^\r\n]*;\s*filename="((?:[^"\\]|\\.)*)"', re.I)
+#: U+FFFD as UTF-8: what a decoder puts in place of a byte it cannot decode.
+_REPLACEMENT = "\ufffd".encode()
 _EXTENDED_FILE_NAME = re.compile(rb"content-disposition:[^\r\n]*;\s*filename\*=([^;\r\n]*)", re.I)
 
 
@@ -132,6 +134,7 @@ class _PartGuard:
         self.parts = 0
         self.raw_file_name: str | None = None
         self.extended_file_name = False  # the file part had a filename* too
+        self.sent_replacement = False  # its file name, as sent, holds U+FFFD itself
 
     def feed(self, data: bytes) -> None:
         buf = self._tail + data
@@ -176,10 +179,12 @@ class _PartGuard:
             raw = _RAW_FILE_NAME.search(header)
             if raw is not None and self.raw_file_name is None:
                 self.raw_file_name = raw.group(1).decode("utf-8", "replace")
+                self.sent_replacement |= _REPLACEMENT in raw.group(1)
             extended = _EXTENDED_FILE_NAME.search(header)
             if extended is not None:
                 self.extended_file_name = True
                 _check_extended_file_name(extended.group(1))
+                self.sent_replacement |= _REPLACEMENT in unquote_to_bytes(extended.group(1))
         elif _METADATA_PART.search(header):
             self._part, self._body_limit = "metadata", METADATA_MAX_BYTES
         else:
@@ -192,7 +197,7 @@ def _check_extended_file_name(value: bytes) -> None:
     charset, _, encoded = value.strip().partition(b"'")
     _, _, encoded = encoded.partition(b"'")
     if charset.lower() != b"utf-8":
-        return  # the parser keeps only UTF-8's, and falls back to `filename`
+        return  # the parser decodes other charsets; what it cannot, _check_decoded finds
     try:
         unquote_to_bytes(encoded).decode("utf-8")
     except UnicodeDecodeError:
@@ -200,6 +205,18 @@ def _check_extended_file_name(value: bytes) -> None:
             "The file part's filename* is not UTF-8 once its %-escapes are decoded; send the "
             "file name's UTF-8 bytes, each escaped as %XX."
         ) from None
+
+
+def _check_decoded(parsed: str | None, guard: _PartGuard) -> None:
+    """A filename* in another charset than UTF-8, an unknown one or none (`''%E9.txt`,
+    `us-ascii''%E9.txt`, no quotes at all) is decoded by the parser, which puts U+FFFD in
+    place of every byte it cannot decode: refused, rather than stored as a name the client
+    never sent."""
+    if guard.extended_file_name and parsed and "\ufffd" in parsed and not guard.sent_replacement:
+        raise Invalid(
+            "The file part's filename* holds bytes its charset cannot decode; send the file "
+            "name's UTF-8 bytes as filename*=UTF-8''<each byte escaped as %XX>."
+        )
 
 
 def _feed(parser: Any, guard: _PartGuard, batch: list[bytes]) -> None:
@@ -267,6 +284,7 @@ async def spool_multipart(
             else:
                 await anyio.to_thread.run_sync(_feed, parser, guard, batch)
         _check_complete(file_target, metadata_target)
+        _check_decoded(file_target.multipart_filename, guard)
         if writer.path is None:
             spooled = writer.finish()  # held: nothing to close
         else:

@@ -646,11 +646,33 @@ async def test_a_file_name_escaped_from_bytes_that_are_not_utf_8_is_400_and_stor
         assert refused.status_code == 400, refused.text
         assert "filename* is not UTF-8" in refused.json()["detail"]
     assert (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json() == []
+    # Another charset, an unknown one, none, or no charset'' at all: the parser decoded
+    # what it could and stored U+FFFD for the rest (a 201 with a name never sent).
+    for odd in (
+        "us-ascii''Kl%E4ger.pdf",
+        "x-unknown''Kl%E4ger.pdf",
+        "''Kl%E4ger.pdf",
+        "Kl%E4ger.pdf",
+    ):
+        raw = body("").replace(b"UTF-8''", odd.encode())
+        refused = await client.post(matter.url("/documents"), content=raw, headers=multipart)
+        assert refused.status_code == 400, refused.text
+        assert "filename* holds bytes its charset cannot decode" in refused.json()["detail"]
+    assert (await client.get(matter.url("/documents"), headers=matter.reader.headers)).json() == []
     filed = await client.post(
         matter.url("/documents"), content=body("Kl%C3%A4ger.pdf"), headers=multipart
     )
     assert filed.status_code == 201, filed.text
     assert filed.json()["title"] == "Kläger.pdf"
+    # Decodable in its own charset, or a U+FFFD the client sent itself: kept as sent.
+    for kept, title in (
+        ("ISO-8859-1''Kl%E4ger.pdf", "Kläger.pdf"),
+        ("UTF-8''%EF%BF%BD.pdf", "\ufffd.pdf"),
+    ):
+        raw = body("").replace(b"UTF-8''", kept.encode())
+        filed = await client.post(matter.url("/documents"), content=raw, headers=multipart)
+        assert filed.status_code == 201, filed.text
+        assert filed.json()["title"] == title
 
 
 @pytest.mark.parametrize(
