@@ -310,8 +310,10 @@ _FORM_ESCAPED = {"%22": '"', "%0D": "\r", "%0A": "\n"}
 
 def _file_name(parsed: str | None, raw: str | None, extended: bool) -> str | None:
     # A backslash the parser took for an escape was a path separator (browsers never escape
-    # one); the domain keeps the last segment of either.
-    name = raw if raw is not None and "\\" in raw else parsed or None
+    # one); the domain keeps the last segment of either. But one before a quote escapes it
+    # (a quoted-pair, as curl before 7.81 sends `a\"b.txt`): no Windows path holds a quote.
+    windows_path = raw is not None and "\\" in raw and '\\"' not in raw
+    name = raw if windows_path else parsed or None
     if name is None or extended:
         return name  # a filename* is all %-escapes, already decoded by the parser
     # CR and LF come back as control characters, which the domain drops from every name.

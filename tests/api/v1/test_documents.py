@@ -682,6 +682,8 @@ async def test_a_file_name_escaped_from_bytes_that_are_not_utf_8_is_400_and_stor
         ('filename="Smith %22Final%22 draft.txt"', 'Smith "Final" draft.txt'),
         ('filename="two%0D%0Alines.txt"', "twolines.txt"),
         ('filename="C:\\Users\\me\\%22A%22.txt"', '"A".txt'),
+        # A quoted-pair (curl before 7.81): the backslash escapes the quote, no path.
+        ('filename="Smith \\"Final\\" draft.txt"', 'Smith "Final" draft.txt'),
         # Only those three escapes: any other % is the name's own.
         ('filename="100%25 %2522 %0d%0a.txt"', "100%25 %2522 %0d%0a.txt"),
         # A filename* is decoded once, by its own rule.
