@@ -29,6 +29,7 @@ TITLES = [
     "ab note.pdf",
     "x/y.pdf",
     "MÜLLER brief.pdf",
+    "ΟΔΟΣ İstanbul.pdf",
 ]
 
 
@@ -94,6 +95,10 @@ async def test_the_list_shows_the_current_file_and_filters_titles_literally(
     assert titles(await page(reader, title_contains="%")) == ["50% settlement.pdf"]
     # Case-insensitive beyond ASCII on both databases (SQLite's own lower() is ASCII's).
     assert titles(await page(reader, title_contains="müller")) == ["MÜLLER brief.pdf"]
+    # Letters Python lowers otherwise than PostgreSQL (İ, a final Σ): both sides are lowered
+    # by the database (PostgreSQL found neither).
+    assert titles(await page(reader, title_contains="ΟΔΟΣ")) == ["ΟΔΟΣ İstanbul.pdf"]
+    assert titles(await page(reader, title_contains="İSTANBUL")) == ["ΟΔΟΣ İstanbul.pdf"]
     assert titles(await page(reader, folder_id=int(folder.json()["id"]))) == []
     walked, cursor = [], None
     while True:

@@ -6,7 +6,7 @@ import sqlite3
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, String
+from sqlalchemy import ColumnElement, DateTime, Dialect, String, literal
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -134,10 +134,14 @@ def _instant_text_postgresql(element: instant_text, compiler: SQLCompiler, **kw:
 
 
 class lowered(FunctionElement[str]):
-    """Text in lower case by Unicode's rules on both databases, as Python's str.lower has
-    it (what case-insensitive title filters compare against a value lowered in Python):
-    PostgreSQL's lower(); on SQLite, whose own lower() knows only ASCII (`CAFÉ` stayed
-    `cafÉ`), `casefolio_lower`, which every connection registers (`register_functions`)."""
+    """Text in lower case by Unicode's rules on both databases: PostgreSQL's lower(); on
+    SQLite, whose own lower() knows only ASCII (`CAFÉ` stayed `cafÉ`), `casefolio_lower`
+    (Python's str.lower), which every connection registers (`register_functions`).
+
+    The two differ (PostgreSQL lowers U+0130 to `i`, Python to `i` and U+0307; Python lowers
+    a word's final capital sigma to U+03C2, PostgreSQL to U+03C3), so a case-insensitive
+    comparison lowers both of its sides with this function (`lowered_text`), never one of
+    them in Python."""
 
     type = String()
     name = "lowered"
@@ -152,6 +156,11 @@ def _lowered(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
 @compiles(lowered, "sqlite")
 def _lowered_sqlite(element: lowered, compiler: SQLCompiler, **kw: Any) -> str:
     return f"casefolio_lower({compiler.process(next(iter(element.clauses)), **kw)})"
+
+
+def lowered_text(value: str) -> ColumnElement[str]:
+    """A value from a client, lowered by the database as `lowered` lowers a column."""
+    return lowered(literal(value, String()))
 
 
 def register_functions(conn: sqlite3.Connection) -> None:

@@ -131,7 +131,7 @@ async def documents_page(
     if wanted:
         for special in (_ESCAPE, "%", "_"):
             wanted = wanted.replace(special, _ESCAPE + special)
-        parameters["title_part"] = wanted.lower()
+        parameters["title_part"] = wanted  # lowered by the database, as the title is
     by_title = listing.sort == "title"
     if listing.cursor:
         parameters["after_key"], parameters["after_id"] = decode_cursor(
@@ -176,7 +176,7 @@ def _page_statement(
     if title_filter:
         statement = statement.where(
             lowered(documents.title).contains(
-                bindparam("title_part", type_=documents.title.type), escape=_ESCAPE
+                lowered(bindparam("title_part", type_=documents.title.type)), escape=_ESCAPE
             )
         )
     if after:

@@ -15,7 +15,7 @@ from casefolio.api import jsonbody
 from casefolio.api.errors import describe_validation
 from casefolio.api.v3.problems import invalid_query
 from casefolio.db.models import MAX_ID, Document, Project
-from casefolio.db.types import lowered
+from casefolio.db.types import lowered, lowered_text
 from casefolio.domain import documents, projects
 from casefolio.domain.errors import Invalid
 from casefolio.domain.principal import Principal
@@ -111,16 +111,27 @@ def _title_filter(operator: str, values: list[str]) -> Clause:
     if not values:
         raise invalid_query("Filters Title: Values can't be blank.")
     title = lowered(Document.title)
-    wanted = [v.lower() for v in values]
+    # Both sides lowered by the database (db/types.py): Python lowers some letters otherwise.
+    wanted = [lowered_text(v) for v in values]
     if operator == "=":
         return title.in_(wanted)
     if operator == "!":
         return not_(title.in_(wanted))
     if operator in ("~", "**"):
-        return title.contains(wanted[0], autoescape=True)
+        return _title_contains(values[0])
     if operator == "!~":
-        return not_(title.contains(wanted[0], autoescape=True))
+        return not_(_title_contains(values[0]))
     raise invalid_query(BAD_OPERATOR.format(name="Title"))
+
+
+#: LIKE's escape character for a title filter's value (its own % and _ match themselves).
+_LIKE_ESCAPE = "/"
+
+
+def _title_contains(part: str) -> Clause:
+    for special in (_LIKE_ESCAPE, "%", "_"):
+        part = part.replace(special, _LIKE_ESCAPE + special)
+    return lowered(Document.title).contains(lowered_text(part), escape=_LIKE_ESCAPE)
 
 
 def _text_filters(postgres: bool) -> dict[str, Filter]:
@@ -140,8 +151,7 @@ def _text_filters(postgres: bool) -> dict[str, Filter]:
         if operator != "**":
             raise invalid_query(BAD_OPERATOR.format(name="Search"))
         content = matching("Search", values)
-        title = lowered(Document.title).contains(values[0].lower(), autoescape=True)
-        return or_(title, content)
+        return or_(_title_contains(values[0]), content)
 
     def content_filter(operator: str, values: list[str]) -> Clause:
         if operator not in ("~", "!~"):
