@@ -154,6 +154,33 @@ async def test_a_number_with_an_exponent_is_stored_as_the_api_stores_its_json(
     assert huge.status_code == 400, huge.text
 
 
+async def test_a_yes_no_field_takes_only_the_two_answers_its_control_sends(
+    client: httpx.AsyncClient, db: Database, operator: Actor, person: MakePerson
+) -> None:
+    """The page's control sends `true` or `false`; anything else (`on`, `yes`, `True`, a
+    form without the value) was stored as false, answered as done."""
+    matter = await make_matter(client, db, operator)
+    made = await client.post(
+        matter.url("/fields"),
+        json={"name": "Privileged", "type": "boolean"},
+        headers=matter.admin.headers,
+    )
+    field = made.json()["id"]
+    doc = (await upload(client, matter)).json()["id"]
+    writer = await person(matter.writer)
+    url = f"/projects/{matter.id}/documents/{doc}/fields/{field}"
+    assert (await writer.post(url, {"value": "true"})).status_code == 303
+    for odd in ({"value": "on"}, {"value": "yes"}, {"value": "True"}, {"value": ""}, {}):
+        refused = await writer.post(url, odd)
+        assert refused.status_code == 400, (odd, refused.text)
+        assert "Yes or No" in refused.text, odd
+    read = await client.get(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
+    assert [(f["name"], f["value"]) for f in read.json()["fields"]] == [("Privileged", True)]
+    assert (await writer.post(url, {"value": "false"})).status_code == 303
+    read = await client.get(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
+    assert [(f["name"], f["value"]) for f in read.json()["fields"]] == [("Privileged", False)]
+
+
 EXHIBIT = b"%PDF exhibit bytes"
 
 

@@ -73,6 +73,10 @@ def parse_field_input(row: Field, raw: str | None) -> Any:
     """Given a field and what its form control sent, return the value to validate: the
     domain (fields.coerce) decides whether it is acceptable. Empty clears the value."""
     if row.type == "boolean":
+        # What its control (Yes / No) sends, and nothing else: "on" or a missing value is no
+        # answer, not a No.
+        if raw not in ("true", "false"):
+            raise Invalid(f"Field '{row.name}' is answered Yes or No (true or false).")
         return raw == "true"
     if raw is None or not raw.strip():
         return None
