@@ -22,7 +22,9 @@ from casefolio.domain.rows import FolderRow
 MAX_NAME = 255
 
 
-def _check_name(name: str) -> str:
+def check_name(name: str) -> str:
+    """Given a folder's name as sent, return it as stored (stripped, NFC) or raise Invalid:
+    the rule of every folder, a template's too."""
     name = text.stripped_name(name, limit=MAX_NAME, what="A folder name", field="name")
     if "/" in name:
         raise Invalid("A folder name cannot contain '/'.", [{"field": "name", "message": "has /"}])
@@ -99,7 +101,7 @@ async def create(
     with the name is a Conflict. Core statements built once, not the ORM's unit of work:
     a folder create is a write integrations make one after another (bench/README.md)."""
     project_id = scope.require(Capability.FOLDERS_WRITE).project_id
-    name = _check_name(name)
+    name = check_name(name)
     conn = await session.connection()
     if parent_id is not None:
         found = await conn.execute(_IN_PROJECT, {"project_id": project_id, "folder_id": parent_id})
@@ -152,7 +154,7 @@ async def rename(
     changes nothing and reports nothing."""
     scope.require(Capability.FOLDERS_WRITE)
     folder = await get(session, scope=scope, folder_id=folder_id)
-    name = _check_name(name)
+    name = check_name(name)
     if name == folder.name:
         return folder
     taken = await session.scalar(

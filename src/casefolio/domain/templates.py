@@ -68,14 +68,23 @@ def _count_folders(specs: list[FolderSpec]) -> int:
     return len(specs) + sum(_count_folders(spec.children) for spec in specs)
 
 
-def _check_folders(specs: list[FolderSpec], where: str) -> None:
-    names = [s.name.strip() for s in specs]
-    if any(not n for n in names):
+def _checked_folders(specs: list[FolderSpec], where: str) -> list[FolderSpec]:
+    """The folders as a project made from the template will name them (folders.check_name:
+    stripped, NFC), or Invalid: a name a folder cannot have, or two siblings that would
+    have one name, would make every project made from the template fail."""
+    if any(not s.name.strip() for s in specs):
         raise Invalid(f"Folder names in {where} must not be empty.")
+    checked = []
+    for spec in specs:
+        try:
+            name = folders.check_name(spec.name)
+        except Invalid as exc:
+            raise Invalid(f"In {where}: {exc.message}", exc.errors) from None
+        checked.append(FolderSpec(name, _checked_folders(spec.children, f"folder '{name}'")))
+    names = [s.name for s in checked]
     if len(set(names)) != len(names):
         raise Invalid(f"Folder names in {where} must be unique among siblings.")
-    for spec in specs:
-        _check_folders(spec.children, f"folder '{spec.name}'")
+    return checked
 
 
 async def get(session: AsyncSession, *, template_id: int) -> Template:
@@ -102,7 +111,7 @@ async def create(
         raise Conflict(f"A template named '{name}' already exists.")
     if _count_folders(blueprint.folders) > MAX_FOLDERS:
         raise Invalid(f"A template may hold {MAX_FOLDERS:,} folders in all at most.")
-    _check_folders(blueprint.folders, "the template root")
+    checked_folders = _checked_folders(blueprint.folders, "the template root")
     checked_fields = [fields.check_spec(f) for f in blueprint.fields]
     if len({f.name for f in checked_fields}) != len(checked_fields):
         raise Invalid("Field names in a template must be unique.")
@@ -124,7 +133,7 @@ async def create(
         name=name,
         description=text.bounded_description(description),
         blueprint={
-            "folders": _folders_to_json(blueprint.folders),
+            "folders": _folders_to_json(checked_folders),
             "fields": [vars(f) for f in checked_fields],
             "grants": checked_grants,
             "retention": rule.as_json() if (rule := retention.parse(blueprint.retention)) else None,

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -163,6 +164,54 @@ async def test_template_with_unknown_team_is_refused(
     )
     assert bad.status_code == 400 and "999" in bad.json()["detail"]
     assert (await client.get("/api/v1/templates", headers=operator.headers)).json() == []
+
+
+@pytest.mark.parametrize(
+    ("folders", "words"),
+    [
+        # Names a folder cannot have: each was stored, and every project made from the
+        # template then failed (400 or 409), naming no template.
+        ([{"name": "a/b"}], "cannot contain '/'"),
+        ([{"name": "x\u202ey"}], "U+202E"),
+        ([{"name": "a\tb"}], "U+0009"),
+        ([{"name": "\u200b"}], "1 to 255 characters"),
+        ([{"name": "P", "children": [{"name": "line\u2028break"}]}], "In folder 'P'"),
+        # Siblings that become one name once stripped and composed (NFC).
+        ([{"name": "A"}, {"name": "A\u200b"}], "unique among siblings"),
+        ([{"name": "e\u0301"}, {"name": "\u00e9"}], "unique among siblings"),
+    ],
+)
+async def test_a_template_folder_follows_the_folder_rules(
+    client: httpx.AsyncClient, operator: Actor, folders: list[dict[str, Any]], words: str
+) -> None:
+    made = await client.post(
+        "/api/v1/templates", json={"name": "Odd", "folders": folders}, headers=operator.headers
+    )
+    assert made.status_code == 400, made.text
+    assert words in made.json()["detail"]
+    assert (await client.get("/api/v1/templates", headers=operator.headers)).json() == []
+
+
+async def test_a_template_keeps_folder_names_as_projects_name_them(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    made = await client.post(
+        "/api/v1/templates",
+        json={"name": "Kept", "folders": [{"name": " Caf\u0065\u0301 \u200b"}]},
+        headers=operator.headers,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["folders"] == [{"name": "Caf\u00e9", "children": []}]
+    project = await client.post(
+        "/api/v1/projects",
+        json={"name": "From Kept", "templateId": made.json()["id"]},
+        headers=operator.headers,
+    )
+    assert project.status_code == 201, project.text
+    url = f"/api/v1/projects/{project.json()['id']}/folders"
+    assert [f["name"] for f in (await client.get(url, headers=operator.headers)).json()] == [
+        "Caf\u00e9"
+    ]
 
 
 @pytest.mark.parametrize(("extra", "status"), [(0, 201), (1, 400)])
