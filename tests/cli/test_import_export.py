@@ -707,3 +707,17 @@ def test_a_rerun_finds_files_whose_directory_name_was_cleaned(
     assert "missing" not in again.output.replace("missing (kept)", ""), again.output
     assert counts(again.output).get("unchanged") == 1, again.output
     assert counts(again.output).get("missing (kept)", 0) == 0, again.output
+
+
+def test_a_rerun_finds_a_directory_whose_name_is_decomposed(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    """A directory named as macOS names it, `Cafe` and a combining accent, is filed as the
+    folder "Café" (NFC): a second run found no such folder, failed to create it again (one
+    exists) and reported its files as failed."""
+    source = write_tree(tmp_path / "src", {"Cafe\u0301/menu.txt": b"today's menu"})
+    assert invoke("import", str(source), "--project", str(seed.project_id)).exit_code == 0
+    assert _catalogue(settings, seed.project_id) == {"Caf\u00e9/menu.txt": _sha(b"today's menu")}
+    again = invoke("import", str(source), "--project", str(seed.project_id))
+    assert again.exit_code == 0, again.output
+    assert counts(again.output) == dict.fromkeys(COUNTED, 0) | {"unchanged": 1}, again.output

@@ -207,7 +207,8 @@ def resolve_among(
     by_name = {r.name: r for r in rows}
     resolved: dict[int, Any] = {}
     for key, value in values.items():
-        named, numbered = by_name.get(str(key)), by_id.get(str(key))
+        # A name as field names are stored (text.as_stored): the one it was made with finds it.
+        named, numbered = by_name.get(text.as_stored(str(key))), by_id.get(str(key))
         if named is not None and numbered is not None and named is not numbered:
             # A field named "12" beside field 12: taking either would be a guess.
             raise Invalid(

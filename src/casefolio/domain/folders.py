@@ -57,8 +57,10 @@ def _not_in(project_id: int, folder_id: int) -> NotFound:
 async def get_by_name(
     session: AsyncSession, *, scope: ProjectScope, name: str, parent_id: int | None = None
 ) -> Folder:
-    """Return the folder called `name`; when several folders share it, `parent_id` decides."""
+    """Return the folder called `name` (as folder names are stored: see text.as_stored);
+    when several folders share it, `parent_id` decides."""
     project_id = scope.project_id
+    name = text.as_stored(name)
     stmt = select(Folder).where(Folder.project_id == project_id, Folder.name == name)
     if parent_id is not None:
         stmt = stmt.where(Folder.parent_key == parent_id)
@@ -82,7 +84,7 @@ async def find_child(
     stmt = select(Folder).where(
         Folder.project_id == scope.project_id,
         Folder.parent_key == (parent_id or 0),
-        Folder.name == name.strip(),
+        Folder.name == text.as_stored(name),
     )
     return (await session.scalars(stmt)).one_or_none()
 

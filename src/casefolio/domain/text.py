@@ -134,6 +134,14 @@ def stripped_name(value: str, *, limit: int, what: str, field: str, one_line: bo
     return value
 
 
+def as_stored(name: str) -> str:
+    """Given a one-line name as a client sends it to find something by name, return it as
+    `stripped_name` stores names (ends trimmed, NFC), so that the name something was made
+    with finds it again (a Mac's decomposed `é`, a space at the end); no check: a name no
+    one could have made finds nothing."""
+    return unicodedata.normalize("NFC", _NAME_ENDS.sub("", name))
+
+
 def _first_hidden(value: str) -> str | None:
     found = _HIDDEN_IN_A_NAME.search(value)
     return found.group() if found else None

@@ -799,6 +799,24 @@ async def test_a_key_that_is_one_fields_id_and_anothers_name_is_refused(
     assert {f["name"]: f["value"] for f in filed.json()["fields"]} == {"Custodian": "J. Smith"}
 
 
+async def test_a_field_is_found_by_the_name_it_was_made_with(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """Field names are stored trimmed and composed (NFC): a value keyed by the decomposed
+    name the field was made with was refused, "no field 'Café'", beside field 'Café'."""
+    made = await client.post(
+        matter.url("/fields"),
+        json={"name": "Cafe\u0301", "type": "text"},
+        headers=matter.admin.headers,
+    )
+    assert made.status_code == 201 and made.json()["name"] == "Caf\u00e9", made.text
+    filed = await upload_with_metadata(
+        client, matter, ("a.txt", b"a", "text/plain"), {"fields": {"Cafe\u0301 ": "kept"}}
+    )
+    assert filed.status_code == 201, filed.text
+    assert {f["name"]: f["value"] for f in filed.json()["fields"]} == {"Caf\u00e9": "kept"}
+
+
 async def test_a_patch_that_changes_nothing_reports_nothing_and_keeps_updated_at(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:

@@ -34,6 +34,23 @@ async def test_folder_tree_and_lookup_by_encoded_name(
     assert [f["name"] for f in listed.json()] == ["the folder", "Drafts"]
 
 
+async def test_a_folder_is_found_by_the_name_it_was_made_with(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """A name is stored trimmed and composed (NFC): the decomposed `é` a Mac sends, or a
+    space at its end, made the folder but did not find it (404 naming the folder)."""
+    made = await client.post(
+        matter.url("/folders"), json={"name": "Cafe\u0301 "}, headers=matter.writer.headers
+    )
+    assert made.status_code == 201 and made.json()["name"] == "Caf\u00e9", made.text
+    for sent in ("Cafe%CC%81%20", "Cafe%CC%81", "Caf%C3%A9", "%20Caf%C3%A9"):
+        found = await client.get(matter.url(f"/folders/{sent}"), headers=matter.reader.headers)
+        assert found.status_code == 200, (sent, found.text)
+        assert found.json()["id"] == made.json()["id"]
+    other = await client.get(matter.url("/folders/caf%C3%A9"), headers=matter.reader.headers)
+    assert other.status_code == 404  # names are compared exactly, case included
+
+
 async def test_sibling_names_are_unique_but_cousins_may_repeat(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
