@@ -124,7 +124,8 @@ ACCEPTED: list[tuple[str, str, str, str]] = [
         "ST202",
         r"PUT /api/v1/projects/\{projectId\}/documents/\{documentId\}/fields/\{fieldId\}"
         r"|POST /api/v1/projects/\{projectId\}/documents(/\{documentId\}/replace)?",
-        r"Invalid value for field|has no field|Required field\(s\) missing|is the id of field",
+        r"Invalid value for field|has no field|Required field\(s\) missing|is the id of field"
+        r"|is given twice",
         "field values are keyed by the project's own fields and typed by them, and required"
         " fields need values on the first upload (docs/api.md), which one operation's schema"
         " cannot know",

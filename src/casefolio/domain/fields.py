@@ -206,6 +206,7 @@ def resolve_among(
     by_id = {str(r.id): r for r in rows}
     by_name = {r.name: r for r in rows}
     resolved: dict[int, Any] = {}
+    sent_as: dict[int, str] = {}
     for key, value in values.items():
         # A name as field names are stored (text.as_stored): the one it was made with finds it.
         named, numbered = by_name.get(text.as_stored(str(key))), by_id.get(str(key))
@@ -222,6 +223,14 @@ def resolve_among(
                 f"Project {project_id} has no field '{key}'.",
                 [{"field": f"fields.{key}", "message": "unknown field"}],
             )
+        if row.id in sent_as:
+            # By id and by name, or by two spellings of its name: one value would be lost.
+            raise Invalid(
+                f"Field '{row.name}' is given twice, as '{sent_as[row.id]}' and as '{key}'; "
+                "give it once.",
+                [{"field": f"fields.{key}", "message": "given twice"}],
+            )
+        sent_as[row.id] = str(key)
         resolved[row.id] = coerce(row, value)
     if for_new_document:
         missing = [r.name for r in rows if r.required and resolved.get(r.id) is None]

@@ -817,6 +817,31 @@ async def test_a_field_is_found_by_the_name_it_was_made_with(
     assert {f["name"]: f["value"] for f in filed.json()["fields"]} == {"Caf\u00e9": "kept"}
 
 
+async def test_a_field_given_twice_is_refused_not_half_stored(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """By its id and its name, or by two spellings of its name: the last value was stored
+    and the other dropped, answered 201."""
+    made = await client.post(
+        matter.url("/fields"),
+        json={"name": "Custodian", "type": "text"},
+        headers=matter.admin.headers,
+    )
+    field_id = made.json()["id"]
+    before = await client.get(matter.url("/documents"), headers=matter.reader.headers)
+    for twice in (
+        {field_id: "J. Smith", "Custodian": "A. Jones"},
+        {"Custodian": "J. Smith", " Custodian ": "A. Jones"},
+    ):
+        refused = await upload_with_metadata(
+            client, matter, ("a.txt", b"a", "text/plain"), {"fields": twice}
+        )
+        assert refused.status_code == 400, refused.text
+        assert "Field 'Custodian' is given twice" in refused.json()["detail"]
+    after = await client.get(matter.url("/documents"), headers=matter.reader.headers)
+    assert after.json() == before.json()
+
+
 async def test_a_patch_that_changes_nothing_reports_nothing_and_keeps_updated_at(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:
