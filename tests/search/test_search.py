@@ -44,7 +44,9 @@ async def corpus(client: httpx.AsyncClient, matter: Matter, indexer: Indexer) ->
     await upload(client, w, p, "d.eml", mail, "message/rfc822")
     note = "Über die Gebühren; an indemnification clause.".encode("cp1252")
     await upload(client, w, p, "e.txt", note, "text/plain")
-    assert await index_all(indexer) >= 5
+    site = "Site visit on ΟΔΟΣ \u0395\u03a1\u039c\u039f\u03a5, İSTANBUL office.".encode()
+    await upload(client, w, p, "f.txt", site, "text/plain")
+    assert await index_all(indexer) >= 6
     return matter
 
 
@@ -66,6 +68,13 @@ async def corpus(client: httpx.AsyncClient, matter: Matter, indexer: Indexer) ->
         ("memo cap -million", {"d.eml"}),
         ("letter or", set()),  # lower-case `or` is a word, and no document has it
         ("nothing-here", set()),
+        # Words as the document has them, in letters Python lowers otherwise than
+        # PostgreSQL (a final Σ, İ): PostgreSQL found no ΟΔΟΣ while it was lowered here.
+        ("ΟΔΟΣ", {"f.txt"}),
+        ('"ΟΔΟΣ \u0395\u03a1\u039c\u039f\u03a5"', {"f.txt"}),
+        ("İSTANBUL", {"f.txt"}),
+        ("İstanbul", {"f.txt"}),
+        ("ΟΔ*", {"f.txt"}),
     ],
 )
 async def test_the_language_on_a_corpus_of_real_files(

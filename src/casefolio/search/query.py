@@ -94,7 +94,9 @@ def parse(text: str) -> Query:
             if not closing:
                 raise _invalid('A phrase is missing its closing quote (").')
             body = phrase
-        tokens = tuple(token.lower() for token in _TOKEN.findall(body))
+        # As typed: each database folds case as it indexed the text (Python's lower() is
+        # not PostgreSQL's: a final Σ, İ), and a quoted token is no operator in either.
+        tokens = tuple(_TOKEN.findall(body))
         if not tokens:
             continue  # punctuation alone: nothing to find
         if star and len(tokens[-1]) < MIN_PREFIX:
