@@ -79,10 +79,16 @@ async def create_many(session: AsyncSession, *, new_users: list[NewUser]) -> lis
         )
     keys = [u.email_key for u in created]
     taken = set(await session.scalars(select(User.email_key).where(User.email_key.in_(keys))))
+    batch: dict[str, str] = {}
     for user in created:
         if user.email_key in taken:
             raise Conflict(f"A user with the e-mail address '{user.email}' already exists.")
-        taken.add(user.email_key)  # twice in the batch
+        if (first := batch.get(user.email_key)) is not None:
+            raise Conflict(
+                f"The e-mail address '{user.email}' is in this request twice (also as "
+                f"'{first}'): one address is one user."
+            )
+        batch[user.email_key] = user.email
     # Every check before the first insert, and the inserts in one order: two batches that
     # share addresses wait for each other (the second then finds them taken, a 409) rather
     # than each holding one the other needs (PostgreSQL's deadlock, which ends one of them).

@@ -52,6 +52,15 @@ async def test_create_user_list_is_all_or_nothing(
         "/api/v1/user/byemail", params={"email": "b3@example.com"}, headers=operator.headers
     )
     assert missing.status_code == 404
+    # Twice in one request: no such user exists (it said "already exists").
+    twice = [
+        {"email": "b4@example.com", "name": "B4"},
+        {"email": "B4@example.com", "name": "again"},
+    ]
+    refused = await client.post("/api/v1/users", json=twice, headers=operator.headers)
+    assert refused.status_code == 409
+    assert "is in this request twice" in refused.json()["detail"], refused.text
+    assert "already exists" not in refused.json()["detail"]
 
 
 async def test_invalid_email_is_400_naming_the_field(
