@@ -50,6 +50,21 @@ def test_choice_and_required() -> None:
         fields.coerce(row, None)
 
 
+def test_a_choice_is_named_as_names_are_found() -> None:
+    """A value in another Unicode form of a choice, or with white space at its ends, names it
+    and is stored as the choice is spelled (it was refused: "expected one of: Privilégié",
+    the same word to the eye); two choices that are one name so are refused."""
+    decomposed = "Privile\u0301gie\u0301"
+    row = _field("choice", choices=[decomposed, "None"])
+    assert fields.coerce(row, "Privil\u00e9gi\u00e9") == decomposed
+    assert fields.coerce(row, " None ") == "None"
+    with pytest.raises(Invalid, match="expected one of"):
+        fields.coerce(row, "none")
+    for twins in (["\u00e9", "e\u0301"], ["x", "x\u200b"]):
+        with pytest.raises(Invalid, match="Choices must be distinct"):
+            fields.check_spec(fields.FieldSpec("X", "choice", twins))
+
+
 def test_specs_are_checked() -> None:
     with pytest.raises(Invalid, match="Unknown field type"):
         fields.check_spec(fields.FieldSpec("X", "colour"))

@@ -214,6 +214,32 @@ async def test_filters_project_folder_field_and_date(
     assert [d["currentVersion"]["fileName"] for d in listed.json()] == ["two.txt"]
 
 
+async def test_a_choice_is_set_and_found_by_any_spelling_of_its_name(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    """A choice made decomposed (as a Mac sends `é`), set and found in the composed form: the
+    value was refused ("expected one of: Privilégié") and found nothing."""
+    decomposed = "Privile\u0301gie\u0301"
+    field = await client.post(
+        matter.url("/fields"),
+        json={"name": "Privilege", "type": "choice", "choices": [decomposed, "None"]},
+        headers=matter.admin.headers,
+    )
+    assert field.status_code == 201, field.text
+    one = await upload(client, matter.writer, matter.id, "one.txt", b"retainer letter")
+    set_value = await client.put(
+        matter.url(f"/documents/{one['id']}/fields/{field.json()['id']}"),
+        json={"value": "Privil\u00e9gi\u00e9"},
+        headers=matter.writer.headers,
+    )
+    assert set_value.status_code == 200, set_value.text
+    assert set_value.json()["fields"][0]["value"] == decomposed  # as the choice is spelled
+    await index_all(indexer)
+    for sent in (decomposed, "Privil\u00e9gi\u00e9"):
+        by_field = {"fieldId": field.json()["id"], "fieldValue": sent}
+        assert await titles(client, matter.reader, "retainer", **by_field) == {"one.txt"}
+
+
 async def test_a_number_field_matches_the_same_numbers_on_both_databases(
     client: httpx.AsyncClient, matter: Matter, indexer: Indexer
 ) -> None:

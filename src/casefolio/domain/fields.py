@@ -55,7 +55,9 @@ def check_spec(spec: FieldSpec) -> FieldSpec:
         raise Invalid(
             "Only choice fields take choices.", [{"field": "choices", "message": "unexpected"}]
         )
-    if len(set(choices)) != len(choices):
+    # Distinct as a value finds them (`choice_for`): "é" decomposed and composed, or with a
+    # zero-width space at its end, are one choice.
+    if len({text.as_stored(c) for c in choices}) != len(choices):
         raise Invalid("Choices must be distinct.", [{"field": "choices", "message": "duplicates"}])
     return FieldSpec(name, spec.type, choices, spec.required)
 
@@ -138,8 +140,20 @@ async def get(session: AsyncSession, *, scope: ProjectScope, field_id: int) -> F
     return await scope.get(session, Field, field_id)
 
 
+def choice_for(row: FieldData, value: str) -> str | None:
+    """The choice of a choice field that `value` names: the choice itself, or one that is the
+    same name once trimmed and composed (text.as_stored: a Mac's decomposed `é` names the
+    composed one); None if it names none."""
+    if value in row.choices:
+        return value
+    wanted = text.as_stored(value)
+    return next((c for c in row.choices if text.as_stored(c) == wanted), None)
+
+
 def coerce(row: FieldData, value: Any) -> Any:
     """Given a field and a value from a client, return the value to store or raise Invalid."""
+    if row.type == "choice" and isinstance(value, str):
+        value = choice_for(row, value) or value  # stored as the choice is spelled
     problem = _problem(row, value)
     if problem:
         raise Invalid(

@@ -43,7 +43,7 @@ from casefolio.db.models import (
     Field,
     FieldValue,
 )
-from casefolio.domain import access, pages
+from casefolio.domain import access, fields, pages
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.domain.principal import Principal
@@ -330,5 +330,7 @@ async def _field_matches(
             )
         parameters["field_json"] = [value]
         return stored_json
+    if field.type == "choice":
+        value = fields.choice_for(field, value) or value  # as a value is stored (coerce)
     parameters["field_json"] = [json.dumps(value)]
     return stored_json
