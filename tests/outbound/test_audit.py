@@ -186,6 +186,8 @@ async def test_the_audit_list_filters_pages_and_is_limited_to_administered_proje
     for bound in ("after=yesterday", "before=0001-01-01T00:00:00%2B00:01"):  # year 0 in UTC
         bad = await client.get(f"/api/v1/audit?{bound}", headers=operator.headers)
         assert bad.status_code == 400, bad.text
+        # The parameter sent, not the documents' afterDate (which it named).
+        assert [e["field"] for e in bad.json()["errors"]] == [bound.split("=")[0]], bad.text
     # No API changes or deletes entries.
     assert (await client.delete("/api/v1/audit", headers=operator.headers)).status_code == 405
 

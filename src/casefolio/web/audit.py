@@ -41,8 +41,8 @@ def _filter(sent: dict[str, str]) -> audit.AuditFilter:
         action=sent["action"] or None,
         target_type=sent["targetType"] or None,
         target_id=_number(sent, "targetId"),
-        after=parse_after_date(sent["after"]) if sent["after"] else None,
-        before=parse_after_date(sent["before"]) if sent["before"] else None,
+        after=parse_after_date(sent["after"], "after") if sent["after"] else None,
+        before=parse_after_date(sent["before"], "before") if sent["before"] else None,
     )
 
 

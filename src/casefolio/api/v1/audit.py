@@ -50,8 +50,8 @@ async def list_audit(
         action=action,
         target_type=target_type,
         target_id=target_id,
-        after=parse_after_date(after) if after else None,
-        before=parse_after_date(before) if before else None,
+        after=parse_after_date(after, "after") if after else None,
+        before=parse_after_date(before, "before") if before else None,
     )
     page = await audit.list_page(session, who=who, where=where, page=listing.page)
     return [audit.document_of(row) for row in listing.items(page)]

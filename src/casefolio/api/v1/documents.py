@@ -63,8 +63,9 @@ class FieldValueIn(ApiInput):
     value: Any = Field(description="Checked against the field's type; null clears the value.")
 
 
-def parse_after_date(raw: str) -> datetime:
-    """Given afterDate (RFC 3339 or YYYY-MM-DD), return an aware UTC datetime or raise Invalid."""
+def parse_after_date(raw: str, field: str = "afterDate") -> datetime:
+    """Given afterDate (RFC 3339 or YYYY-MM-DD), return an aware UTC datetime or raise Invalid
+    naming `field`, the parameter that sent it (the audit trail's `after` and `before`)."""
     raw = raw.strip()
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", raw):
@@ -77,9 +78,9 @@ def parse_after_date(raw: str) -> datetime:
     except OverflowError:  # well-formed, but past year 9999 (or before 1) once in UTC
         raise Invalid(
             f"{raw[:40]!r} lies outside the years 1 to 9999 once converted to UTC.",
-            [{"field": "afterDate", "message": "outside years 1 to 9999 in UTC"}],
+            [{"field": field, "message": "outside years 1 to 9999 in UTC"}],
         ) from None
-    raise Invalid(BAD_TIMESTAMP, [{"field": "afterDate", "message": "not RFC 3339"}])
+    raise Invalid(BAD_TIMESTAMP, [{"field": field, "message": "not RFC 3339"}])
 
 
 async def _page(
