@@ -37,6 +37,9 @@ V3_REALM = "OpenProject API"
 #: clients ask for `Session` so that the browser shows no login dialog of its own.
 V3_AUTH_SCHEMES = frozenset({"Basic", "Session"})
 FASTAPI_JSON_ERROR = "JSON decode error"
+NOT_JSON_BODY = (
+    "The request body must be JSON, sent with the header Content-Type: application/json."
+)
 
 
 @dataclass(frozen=True)
@@ -159,6 +162,10 @@ def describe_validation(exc: RequestValidationError) -> Problem:
         location = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
         if error.get("type") == "json_invalid":
             return _invalid_json(location, str(error.get("msg", "")))
+        if tuple(error.get("loc", ())) == ("body",) and isinstance(error.get("input"), bytes):
+            # A JSON body FastAPI left unread, as its Content-Type is not JSON (curl -d sends
+            # application/x-www-form-urlencoded): "Input should be a valid dictionary".
+            return Problem.bad_request(NOT_JSON_BODY, "InvalidRequestBody")
         if error.get("type") == text.UNSTORABLE:
             # Raised for a whole object, the path inside it is in the context; of the
             # location, union member names (`UserIn`, `list[UserIn]`) are left out.
@@ -267,6 +274,9 @@ def install(app: FastAPI) -> None:
         if exc.status_code == 400 and isinstance(exc.__cause__, RecursionError):
             # FastAPI's own body parsing (json.loads) ran out of stack: say why.
             detail = f"The request body is not valid JSON: it {text.TOO_DEEP}."
+        elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+            # FastAPI's "There was an error parsing the body": JSON whose bytes are not UTF-8.
+            detail = "The request body is not valid JSON: JSON is sent in UTF-8, and it is not."
         if exc.status_code == 404 and detail == "Not Found":
             detail = f"There is no resource at {request.url.path}."
         headers = dict(exc.headers) if exc.headers else None

@@ -94,6 +94,31 @@ async def test_bad_json_is_400(client: httpx.AsyncClient, operator: Actor) -> No
     assert bad.json()["detail"] == "The request body is not valid JSON."
 
 
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/x-www-form-urlencoded"])
+async def test_json_sent_as_another_type_is_a_400_that_names_the_header(
+    client: httpx.AsyncClient, operator: Actor, content_type: str | None
+) -> None:
+    """`curl -d '{…}'` without -H sends application/x-www-form-urlencoded: the 400 said "body:
+    Input should be a valid dictionary or object to extract fields from"."""
+    headers = dict(operator.headers)
+    if content_type is not None:
+        headers["Content-Type"] = content_type
+    made = await client.post("/api/v1/projects", json={"name": "P"}, headers=operator.headers)
+    folders = f"/api/v1/projects/{made.json()['id']}/folders"
+    for url in ("/api/v1/teams", folders):  # a route FastAPI resolves, and a direct one
+        bad = await client.post(url, content=b'{"name": "Review"}', headers=headers)
+        assert bad.status_code == 400, bad.text
+        assert "Content-Type: application/json" in bad.json()["detail"], bad.text
+    assert (await client.get("/api/v1/teams", headers=operator.headers)).json() == []
+    assert (await client.get(folders, headers=operator.headers)).json() == []
+    # JSON in another encoding: FastAPI said "There was an error parsing the body".
+    latin = {**operator.headers, "Content-Type": "application/json; charset=latin-1"}
+    for url in ("/api/v1/teams", folders):
+        bad = await client.post(url, content='{"name": "Café"}'.encode("latin-1"), headers=latin)
+        assert bad.status_code == 400, bad.text
+        assert "JSON is sent in UTF-8" in bad.json()["detail"], bad.text
+
+
 async def test_head_answers_like_get_without_body(client: httpx.AsyncClient, member: Actor) -> None:
     get = await client.get("/api/v1/roles", headers=member.headers)
     head = await client.head("/api/v1/roles", headers=member.headers)
