@@ -331,6 +331,15 @@ async def test_delivery_rechecks_the_address_and_the_owners_access(
     assert [(d["type"], d["status"]) for d in owners] == [("document.created", "delivered")]
     everything = (await client.get(log, headers=operator.headers)).json()
     assert [d["status"] for d in everything] == ["dropped", "delivered"]
+    # Nor does a redelivery by its id, which the log hides: it was a 202, telling the owner
+    # the delivery exists (and queueing it again); now the 404 of any unknown delivery.
+    again = await client.post(
+        f"/api/v1/webhooks/{hook['id']}/deliveries/{everything[0]['id']}/redeliver",
+        headers=matter.admin.headers,
+    )
+    assert again.status_code == 404, again.text
+    unchanged = (await client.get(log, headers=operator.headers)).json()
+    assert unchanged == everything
 
     # An operator's webhook whose address is no longer allowed at delivery time.
     await _register(client, operator, hook_receiver.url, ["document.created"])

@@ -247,10 +247,12 @@ async def deliveries_page(
 async def redeliver(
     session: AsyncSession, *, who: Principal, webhook_id: int, delivery_id: int
 ) -> WebhookDelivery:
-    """Send a delivery again (same webhook-id, so receivers can de-duplicate), now."""
+    """Send a delivery again (same webhook-id, so receivers can de-duplicate), now. A dropped
+    one is the operators' only, as in the log (`deliveries_page`)."""
     await get(session, who=who, webhook_id=webhook_id)
     delivery = await session.get(WebhookDelivery, delivery_id)
-    if delivery is None or delivery.webhook_id != webhook_id:
+    hidden = delivery is not None and delivery.status == DROPPED and not who.is_operator
+    if delivery is None or delivery.webhook_id != webhook_id or hidden:
         raise NotFound(f"Delivery {delivery_id} of webhook {webhook_id} not found.")
     delivery.status, delivery.attempts = "pending", 0
     delivery.next_attempt_at, delivery.claimed_until = utcnow(), None
