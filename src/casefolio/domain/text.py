@@ -73,6 +73,13 @@ def unstorable(value: str) -> str | None:
     return problem
 
 
+def storable(value: str, *, limit: int) -> str:
+    """Given a text casefolio did not take from a request (a library's message about a
+    file, which may quote it), return what both databases store of it: a NUL or a lone
+    surrogate as U+FFFD, cut to `limit` characters (PostgreSQL refuses a longer varchar)."""
+    return _UNSTORABLE.sub("\ufffd", value)[:limit]
+
+
 #: How deeply JSON a request sends may nest (objects and arrays). The deepest JSON casefolio
 #: reads (template folders) needs far less; deeper input would only cost stack and time.
 MAX_JSON_DEPTH = 64

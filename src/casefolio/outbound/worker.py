@@ -24,21 +24,19 @@ from datetime import datetime, timedelta
 import anyio
 from anyio.abc import TaskGroup
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError, OperationalError
 
 from casefolio.config import Settings
-from casefolio.db.engine import Database, DatabaseUnavailable
+from casefolio.db.engine import Database
 from casefolio.db.models import Change, Webhook
 from casefolio.db.types import utcnow
 from casefolio.domain import events
-from casefolio.fastpath.sqlite_inline import is_lock_timeout
 from casefolio.outbound import claims, delivery, feed, sealing
 from casefolio.outbound import results as results_
+from casefolio.outbound.failures import passing as _passing
 from casefolio.outbound.results import Claimed
 from casefolio.outbound.sending import Sender
 from casefolio.outbound.signal import signal
 from casefolio.search.index import Indexer
-from casefolio.storage.base import BlobStoreUnavailable
 
 SYSTEM = events.Actor("system")
 FAN_OUT_BATCH = 1000
@@ -69,15 +67,6 @@ UNSTORABLE = "The endpoint's answer could not be stored; the worker's log says w
 #: How long a stopping worker may take to store its answers and let go of its deliveries.
 SETTLE_SECONDS = 5.0
 log = logging.getLogger(__name__)
-
-
-def _passing(exc: Exception) -> bool:
-    """Whether a round's failure is a passing condition (logged in one line), not a bug."""
-    if isinstance(exc, DatabaseUnavailable | BlobStoreUnavailable | OSError):
-        return True
-    if isinstance(exc, OperationalError) and is_lock_timeout(exc):
-        return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 class Worker:

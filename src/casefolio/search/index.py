@@ -23,10 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
-from sqlalchemy import Select, bindparam, or_, select, text, update
+from sqlalchemy import Select, String, Table, bindparam, or_, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,7 +34,9 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Change, Document, DocumentVersion, VersionText
 from casefolio.db.types import utcnow
+from casefolio.domain import text as text_
 from casefolio.outbound import feed, sealing
+from casefolio.outbound.failures import passing
 from casefolio.search import extract, sandbox
 from casefolio.storage import BlobStore, open_blob_store
 from casefolio.storage.base import BlobMissing, BlobStoreUnavailable
@@ -53,6 +55,8 @@ ROUND_SECONDS = 1.0
 STORE_RETRY = timedelta(seconds=30)
 #: The outbox types that bring a new version.
 NEW_VERSION_TYPES = ("document.created", "version.added")
+#: A file's reason when the database refused to store what was read from it.
+UNSTORABLE = "What was read from the file could not be stored; the worker's log says why."
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,14 @@ class Indexer:
             return 0
         started = time.monotonic()
         results: list[tuple[Job, Outcome]] = []
+        await self._extract_all(jobs, results, started)
+        await self._store(results, [job.version_id for job in jobs[len(results) :]])
+        return len(results)
+
+    async def _extract_all(
+        self, jobs: list[Job], results: list[tuple[Job, Outcome]], started: float
+    ) -> None:
+        """Read the jobs' files in turn into `results`, until ROUND_SECONDS have passed."""
         for job in jobs:
             if results and time.monotonic() - started > ROUND_SECONDS:
                 break  # the rest go back to the queue, for the next round
@@ -152,8 +164,6 @@ class Indexer:
                     STORE_RETRY.total_seconds(),
                 )
                 break
-        await self._store(results, [job.version_id for job in jobs[len(results) :]])
-        return len(results)
 
     async def _claim(self) -> list[Job]:
         now = self.clock()
@@ -249,6 +259,42 @@ class Indexer:
         return b"".join([chunk async for chunk in self.blobs.read(job.sha256)])
 
     async def _store(self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]) -> None:
+        try:
+            await self._store_together(results, unfinished)
+        except Exception as exc:
+            if passing(exc):
+                raise
+            # The database refused something of one file's (PostgreSQL: a text of more
+            # distinct words than a tsvector holds). Left as it was, the whole batch would
+            # be read again at its next claims and, after MAX_ATTEMPTS, fail every file.
+            log.error("search: storing %d outcomes failed; storing each apart", len(results))
+            await self._store_apart(results, unfinished)
+
+    async def _store_apart(
+        self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]
+    ) -> None:
+        """Each outcome in a transaction of its own; a refused one fails its file with
+        UNSTORABLE, and if even that is refused the file is left to its lease."""
+        for job, outcome in results:
+            try:
+                await self._store_together([(job, outcome)], [])
+                continue
+            except Exception as exc:
+                if passing(exc):
+                    raise
+                log.exception("search: version %d: its outcome cannot be stored", job.version_id)
+            try:
+                await self._store_together([(job, Outcome(None, UNSTORABLE))], [])
+            except Exception as exc:
+                if passing(exc):
+                    raise
+                log.exception("search: version %d: left to its lease", job.version_id)
+        if unfinished:
+            await self._store_together([], unfinished)
+
+    async def _store_together(
+        self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]
+    ) -> None:
         now = self.clock()
         async with self.db.write() as session:
             if results:
@@ -258,7 +304,9 @@ class Indexer:
                         {
                             "vid": job.version_id,
                             "status": "done" if outcome.reason is None else "failed",
-                            "reason": outcome.reason,
+                            "reason": None
+                            if outcome.reason is None
+                            else text_.storable(outcome.reason, limit=_REASON),
                             "text": outcome.text,
                             "at": now,
                         }
@@ -273,6 +321,8 @@ class Indexer:
                 )
 
 
+#: The reason column's length (a reason quotes libraries' messages, which may quote the file).
+_REASON = cast(String, cast(Table, VersionText.__table__).c.reason.type).length or 500
 _STORE = (
     update(VersionText.__table__)  # type: ignore[arg-type]
     .where(VersionText.__table__.c.version_id == bindparam("vid"))

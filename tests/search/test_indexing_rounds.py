@@ -1,0 +1,112 @@
+"""The indexer's rounds when one file's outcome cannot be stored: the other files' work is
+neither lost nor counted against them."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from sqlalchemy import select, text
+
+from casefolio.config import Settings
+from casefolio.db.engine import Database
+from casefolio.db.models import VersionText
+from casefolio.search.index import UNSTORABLE, Indexer, Outcome
+from tests.clocks import Clock
+from tests.search.conftest import Matter, index_all, titles, upload
+
+REFUSE_POISON = {
+    "sqlite": [
+        "CREATE TRIGGER refuse_poison BEFORE UPDATE ON version_texts "
+        "WHEN NEW.text LIKE '%poison%' "
+        "BEGIN SELECT RAISE(ABORT, 'this database refuses the text'); END"
+    ],
+    "postgresql": [
+        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
+        "IF NEW.text LIKE '%poison%' THEN "
+        "RAISE EXCEPTION 'this database refuses the text'; END IF; RETURN NEW; END $$ "
+        "LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_poison BEFORE UPDATE ON version_texts "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
+    ],
+}
+ALLOW_POISON = {
+    "sqlite": ["DROP TRIGGER refuse_poison"],
+    "postgresql": [
+        "DROP TRIGGER refuse_poison ON version_texts",
+        "DROP FUNCTION refuse_poison()",
+    ],
+}
+
+
+async def _run_all(db: Database, statements: list[str]) -> None:
+    async with db.write() as session:
+        for statement in statements:
+            await session.execute(text(statement))
+
+
+async def _texts(db: Database) -> dict[int, VersionText]:
+    async with db.read() as session:
+        return {t.version_id: t for t in await session.scalars(select(VersionText))}
+
+
+async def test_a_text_the_database_refuses_fails_its_file_alone(
+    client: httpx.AsyncClient, matter: Matter, db: Database, settings: Settings
+) -> None:
+    """A text the database refuses for a reason nobody foresaw (a trigger stands in for
+    one) failed the store of the whole batch: every file of it was read again at the next
+    claim, and after three the batch's files all failed as having stopped their worker."""
+    dialect = db.engine.dialect.name
+    await _run_all(db, REFUSE_POISON[dialect])
+    clock = Clock()
+    indexer = Indexer(settings, db, clock=clock)
+    try:
+        poison = await upload(client, matter.writer, matter.id, "p.txt", b"a poison pill")
+        await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
+        await index_all(indexer)
+        clock.now += indexer.lease * 2  # any claim left behind would be taken again
+        assert await index_all(indexer) == 0
+    finally:
+        await indexer.close()
+        await _run_all(db, ALLOW_POISON[dialect])
+    assert await titles(client, matter.reader, "indemnity") == {"fine.txt"}
+    texts = await _texts(db)
+    refused = texts[int(poison["currentVersion"]["id"])]
+    assert (refused.status, refused.reason, refused.text) == ("failed", UNSTORABLE, None)
+    assert sorted(t.status for t in texts.values()) == ["done", "failed"]
+
+
+async def test_postgresql_a_text_too_many_words_for_a_tsvector_fails_its_file_alone(
+    client: httpx.AsyncClient, matter: Matter, db: Database, indexer: Indexer
+) -> None:
+    """PostgreSQL: a tsvector holds at most 1 MB of distinct words. Within the default
+    500,000 characters, distinct words of 4-byte letters (CJK Extension B) make about 2 MB,
+    and the generated column refused the whole batch's store."""
+    if db.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's FTS5 has no such limit")
+    ext_b = [chr(0x20000 + n) for n in range(2000)]
+    words = " ".join(a + b + c for a in ext_b[:60] for b in ext_b[:60] for c in ext_b[:30])
+    await upload(client, matter.writer, matter.id, "words.txt", words.encode())
+    await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
+    await index_all(indexer)
+    assert await titles(client, matter.reader, "indemnity") == {"fine.txt"}
+    assert sorted(t.status for t in (await _texts(db)).values()) == ["done", "failed"]
+
+
+async def test_a_reason_quoting_a_nul_or_running_long_is_stored_cleaned_and_cut(
+    client: httpx.AsyncClient, matter: Matter, db: Database, settings: Settings
+) -> None:
+    """A reason quotes the reader's message, which may quote the file: PostgreSQL refused
+    one with a NUL, or longer than its column, and with it the whole batch's outcomes."""
+    await upload(client, matter.writer, matter.id, "odd.pdf", b"%PDF-1.4 odd", "application/pdf")
+    indexer = Indexer(settings, db)
+    try:
+        await indexer.queue()
+        [job] = await indexer._claim()
+        said = "The pdf file cannot be read: name /A\x00B " + "x" * 600
+        await indexer._store([(job, Outcome(None, said))], [])
+    finally:
+        await indexer.close()
+    row = (await _texts(db))[job.version_id]
+    assert row.status == "failed" and row.reason is not None
+    assert row.reason.startswith("The pdf file cannot be read: name /A\ufffdB x")
+    assert len(row.reason) == 500
