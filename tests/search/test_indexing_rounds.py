@@ -1,8 +1,12 @@
-"""The indexer's rounds when one file's outcome cannot be stored: the other files' work is
-neither lost nor counted against them."""
+"""The indexer's rounds when one file's outcome cannot be stored, and when its worker stops
+mid-batch: the other files' work is neither lost nor counted against them."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncGenerator
+from pathlib import Path
+
+import anyio
 import httpx
 import pytest
 from sqlalchemy import select, text
@@ -11,6 +15,7 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import VersionText
 from casefolio.search.index import UNSTORABLE, Indexer, Outcome
+from casefolio.storage import BlobStore, open_blob_store
 from tests.clocks import Clock
 from tests.search.conftest import Matter, index_all, titles, upload
 
@@ -110,3 +115,61 @@ async def test_a_reason_quoting_a_nul_or_running_long_is_stored_cleaned_and_cut(
     assert row.status == "failed" and row.reason is not None
     assert row.reason.startswith("The pdf file cannot be read: name /A\ufffdB x")
     assert len(row.reason) == 500
+
+
+class _Hanging:
+    """The suite's blob store, read as a remote one, whose reads of one blob never end."""
+
+    def __init__(self, settings: Settings, sha256: str) -> None:
+        self.inner: BlobStore = open_blob_store(settings)
+        self.sha256 = sha256
+        self.hanging = anyio.Event()
+
+    def local_path(self, sha256: str) -> Path | None:
+        return None
+
+    async def read(
+        self, sha256: str, start: int = 0, end: int | None = None
+    ) -> AsyncGenerator[bytes, None]:
+        if sha256 == self.sha256:
+            self.hanging.set()
+            await anyio.sleep_forever()
+        async for chunk in self.inner.read(sha256, start, end):
+            yield chunk
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_a_worker_stopped_mid_batch_keeps_what_it_read_and_lets_go_of_the_rest(
+    client: httpx.AsyncClient, matter: Matter, db: Database, settings: Settings
+) -> None:
+    """A worker stopped (a server shutting down, SIGTERM) while it read a batch dropped
+    what it had read, and left the batch claimed until its lease ran out with an attempt
+    counted against every file: stopped three times, they all failed as having stopped
+    their worker."""
+    await upload(client, matter.writer, matter.id, "first.txt", b"readable indemnity text")
+    stuck = await upload(client, matter.writer, matter.id, "stuck.txt", b"a hanging read")
+    last = await upload(client, matter.writer, matter.id, "last.txt", b"unread warranty text")
+    clock = Clock()
+    blobs = _Hanging(settings, stuck["currentVersion"]["sha256"])
+    stopping = Indexer(settings, db, clock=clock, blobs=blobs)  # type: ignore[arg-type]
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(stopping.run_once)
+            await blobs.hanging.wait()
+            tasks.cancel_scope.cancel()
+    finally:
+        await stopping.close()
+    assert await titles(client, matter.reader, "indemnity") == {"first.txt"}
+    texts = await _texts(db)
+    for document in (stuck, last):
+        row = texts[int(document["currentVersion"]["id"])]
+        assert (row.status, row.attempts, row.claimed_until) == ("pending", 0, None)
+    # The next worker takes them at once, not after the lease.
+    after = Indexer(settings, db, clock=clock)
+    try:
+        assert await index_all(after) == 2
+    finally:
+        await after.close()
+    assert await titles(client, matter.reader, "warranty") == {"last.txt"}

@@ -53,6 +53,8 @@ ROUND_SECONDS = 1.0
 #: After the blob store could not be reached, extraction waits this long before it claims
 #: files again; the rest of the worker's round (webhooks, the feed) goes on meanwhile.
 STORE_RETRY = timedelta(seconds=30)
+#: How long a stopping worker may take to store what it read and let go of the rest.
+SETTLE_SECONDS = 5.0
 #: The outbox types that bring a new version.
 NEW_VERSION_TYPES = ("document.created", "version.added")
 #: A file's reason when the database refused to store what was read from it.
@@ -141,7 +143,15 @@ class Indexer:
             return 0
         started = time.monotonic()
         results: list[tuple[Job, Outcome]] = []
-        await self._extract_all(jobs, results, started)
+        try:
+            await self._extract_all(jobs, results, started)
+        except anyio.get_cancelled_exc_class():
+            # The worker stopping (a server shutting down, SIGTERM): what was read is
+            # stored, the rest let go of uncounted. Left to their leases, the batch was read
+            # again from the start, and three stops failed all its files.
+            with anyio.move_on_after(SETTLE_SECONDS, shield=True):
+                await self._store(results, [job.version_id for job in jobs[len(results) :]])
+            raise
         await self._store(results, [job.version_id for job in jobs[len(results) :]])
         return len(results)
 
