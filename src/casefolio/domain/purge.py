@@ -8,7 +8,8 @@ domain/trash.py.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -22,8 +23,10 @@ from casefolio.db.models import Document, DocumentVersion
 from casefolio.db.types import rfc3339
 from casefolio.domain import blob_locks, events, holds
 from casefolio.domain.blob_locks import Removal
+from casefolio.domain.failures import passing
 from casefolio.storage.base import BlobStore
 
+log = logging.getLogger(__name__)
 #: Documents purged per transaction: a long trash is purged in several short ones.
 _BATCH = 200
 T = TypeVar("T")
@@ -38,6 +41,26 @@ class PurgeReport:
     blobs_removed: list[str] = field(default_factory=list)
     blobs_shared: int = 0
     blobs_left_to_gc: int = 0
+    #: Documents and versions the database refused to purge: they stay in the trash.
+    failed: list[int] = field(default_factory=list)
+    versions_failed: list[int] = field(default_factory=list)
+
+
+@dataclass
+class _Taken:
+    """What one transaction of the purge removed and kept."""
+
+    purged: list[int] = field(default_factory=list)
+    kept_held: list[int] = field(default_factory=list)
+    shas: set[str] = field(default_factory=set)
+    failed: list[int] = field(default_factory=list)
+
+
+#: Given a write session and the ids of trashed documents or versions due, purge those
+#: still due and not held.
+_Purge = Callable[[AsyncSession, list[int]], Awaitable[_Taken]]
+#: Given a read session and an id, the ids of up to _BATCH due after it, in order.
+_Due = Callable[[AsyncSession, int], Awaitable[list[int]]]
 
 
 async def purge_expired(
@@ -52,86 +75,153 @@ async def purge_expired(
     field values, then versions trashed as long ago, except those a hold covers (a
     version: a hold covering its document); then the bytes of what was removed that no
     other version (live, trashed or held) shares. Each purge is audited and in the
-    change feed.
+    change feed. One the database refuses is left in the trash (`report.failed`), and
+    the others go.
 
     A blob modified within `grace` before `now` is left to `casefolio gc`: an upload of
     the same bytes may be on its way to a row that will need them (gc.py explains)."""
     report = PurgeReport()
     cutoff = now - timedelta(days=days)
-    after = 0
-    while True:
-        async with db.write() as session:
-            candidates = list(
-                await session.scalars(
-                    select(Document)
-                    .where(Document.trashed_at < cutoff, Document.id > after)
-                    .order_by(Document.id)
-                    .limit(_BATCH)
-                    .with_for_update(skip_locked=True)
-                )
+    young = now - grace
+
+    async def due_documents(session: AsyncSession, after: int) -> list[int]:
+        return list(
+            await session.scalars(
+                select(Document.id)
+                .where(Document.trashed_at < cutoff, Document.id > after)
+                .order_by(Document.id)
+                .limit(_BATCH)
             )
-            if not candidates:
-                break
-            after = candidates[-1].id
-            doomed, kept = await _split_held(
-                session, candidates, project_of=lambda d: d.project_id, document_of=lambda d: d.id
+        )
+
+    async def purge_documents(session: AsyncSession, ids: list[int]) -> _Taken:
+        candidates = list(
+            await session.scalars(
+                select(Document)
+                .where(Document.trashed_at < cutoff, Document.id.in_(ids))
+                .order_by(Document.id)
+                .with_for_update(skip_locked=True)
             )
-            report.kept_held += [d.id for d in kept]
-            shas = await _purge(session, doomed, report)
-        # After the commit: bytes go only once no row can point at them any more.
-        await _remove_unshared(db, blobs, shas, report, now - grace)
-    await _purge_versions(db, blobs, cutoff, report, now - grace)
+        )
+        doomed, kept = await _split_held(
+            session, candidates, project_of=lambda d: d.project_id, document_of=lambda d: d.id
+        )
+        return _Taken([d.id for d in doomed], [d.id for d in kept], await _purge(session, doomed))
+
+    async def due_versions(session: AsyncSession, after: int) -> list[int]:
+        return list(
+            await session.scalars(
+                select(DocumentVersion.id)
+                .where(DocumentVersion.trashed_at < cutoff, DocumentVersion.id > after)
+                .order_by(DocumentVersion.id)
+                .limit(_BATCH)
+            )
+        )
+
+    async def purge_versions(session: AsyncSession, ids: list[int]) -> _Taken:
+        return await _purge_versions(session, cutoff, ids)
+
+    documents = await _sweep(db, blobs, report, young, due_documents, purge_documents, "document")
+    report.purged += documents.purged
+    report.kept_held += documents.kept_held
+    report.failed += documents.failed
+    versions = await _sweep(db, blobs, report, young, due_versions, purge_versions, "version")
+    report.versions_purged += versions.purged
+    report.versions_kept_held += versions.kept_held
+    report.versions_failed += versions.failed
     return report
 
 
-async def _purge_versions(
-    db: Database, blobs: BlobStore, cutoff: datetime, report: PurgeReport, young: datetime
-) -> None:
+async def _sweep(
+    db: Database,
+    blobs: BlobStore,
+    report: PurgeReport,
+    young: datetime,
+    due: _Due,
+    purge: _Purge,
+    what: str,
+) -> _Taken:
+    """Purge what `due` names, _BATCH in a transaction; return what went and what was kept.
+    A batch the database refuses is purged one by one, and what it refuses alone stays."""
+    done = _Taken()
     after = 0
     while True:
-        async with db.write() as session:
-            candidates = list(
-                await session.execute(
-                    select(DocumentVersion, Document.project_id)
-                    .join(Document, Document.id == DocumentVersion.document_id)
-                    .where(DocumentVersion.trashed_at < cutoff, DocumentVersion.id > after)
-                    .order_by(DocumentVersion.id)
-                    .limit(_BATCH)
-                    .with_for_update(of=DocumentVersion, skip_locked=True)
-                )
-            )
-            if not candidates:
-                break
-            after = candidates[-1][0].id
-            doomed, kept = await _split_held(
-                session,
-                [(version, project_id) for version, project_id in candidates],
-                project_of=lambda c: c[1],
-                document_of=lambda c: c[0].document_id,
-            )
-            report.versions_kept_held += [v.id for v, _ in kept]
-            shas = {v.sha256 for v, _ in doomed}
-            purged = [
-                events.VersionPurged(
-                    project_id=project_id,
-                    document_id=v.document_id,
-                    version_id=v.id,
-                    details={
-                        "number": v.number,
-                        "trashedAt": rfc3339(t) if (t := v.trashed_at) else None,
-                    },
-                )
-                for v, project_id in doomed
-            ]
-            if purged:
-                ids = [v.id for v, _ in doomed]
-                # Its extracted text goes with it (ON DELETE CASCADE).
-                await session.execute(
-                    delete_rows(DocumentVersion).where(DocumentVersion.id.in_(ids))
-                )
-                events.emit(session, *purged)
-                report.versions_purged += ids
-        await _remove_unshared(db, blobs, shas, report, young)
+        async with db.read() as session:
+            ids = await due(session, after)
+        if not ids:
+            return done
+        after = ids[-1]
+        try:
+            async with db.write() as session:
+                taken = [await purge(session, ids)]
+        except Exception as exc:
+            if passing(exc):
+                raise
+            # Left as it is, the batch would fail again at every purge, and with it every
+            # later one and, in the housekeeper's round, the retention job.
+            log.error("purging %d %ss failed (%s); purging each apart", len(ids), what, exc)
+            taken = await _apart(db, ids, purge, done, what)
+        for each in taken:
+            done.purged += each.purged
+            done.kept_held += each.kept_held
+            # After the commit: bytes go only once no row can point at them any more.
+            await _remove_unshared(db, blobs, each.shas, report, young)
+
+
+async def _apart(
+    db: Database, ids: list[int], purge: _Purge, done: _Taken, what: str
+) -> list[_Taken]:
+    taken = []
+    for one in ids:
+        try:
+            async with db.write() as session:
+                taken.append(await purge(session, [one]))
+        except Exception as exc:
+            if passing(exc):
+                raise
+            log.exception("%s %d cannot be purged; it stays in the trash", what, one)
+            done.failed.append(one)
+    return taken
+
+
+async def _purge_versions(session: AsyncSession, cutoff: datetime, ids: list[int]) -> _Taken:
+    candidates = list(
+        await session.execute(
+            select(DocumentVersion, Document.project_id)
+            .join(Document, Document.id == DocumentVersion.document_id)
+            .where(DocumentVersion.trashed_at < cutoff, DocumentVersion.id.in_(ids))
+            .order_by(DocumentVersion.id)
+            .with_for_update(of=DocumentVersion, skip_locked=True)
+        )
+    )
+    doomed, kept = await _split_held(
+        session,
+        [(version, project_id) for version, project_id in candidates],
+        project_of=lambda c: c[1],
+        document_of=lambda c: c[0].document_id,
+    )
+    taken = _Taken(
+        [v.id for v, _ in doomed], [v.id for v, _ in kept], {v.sha256 for v, _ in doomed}
+    )
+    purged = [
+        events.VersionPurged(
+            project_id=project_id,
+            document_id=v.document_id,
+            version_id=v.id,
+            details={
+                "number": v.number,
+                "trashedAt": rfc3339(t) if (t := v.trashed_at) else None,
+            },
+        )
+        for v, project_id in doomed
+    ]
+    if purged:
+        # Its extracted text goes with it (ON DELETE CASCADE).
+        await session.execute(
+            delete_rows(DocumentVersion).where(DocumentVersion.id.in_(taken.purged))
+        )
+        events.emit(session, *purged)
+    return taken
 
 
 async def _split_held(
@@ -160,7 +250,7 @@ async def _split_held(
     return free, held
 
 
-async def _purge(session: AsyncSession, doomed: list[Document], report: PurgeReport) -> set[str]:
+async def _purge(session: AsyncSession, doomed: list[Document]) -> set[str]:
     """Delete these documents; return the contents their versions had."""
     if not doomed:
         return set()
@@ -184,7 +274,6 @@ async def _purge(session: AsyncSession, doomed: list[Document], report: PurgeRep
                 },
             ),
         )
-    report.purged += ids
     return shas
 
 

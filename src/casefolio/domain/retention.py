@@ -10,6 +10,7 @@ trash's own period then runs); one of a "review" project is listed as due for re
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -23,9 +24,11 @@ from casefolio.db.models import Document, Project
 from casefolio.db.types import utcnow
 from casefolio.domain import access, events, holds, trash
 from casefolio.domain.errors import Invalid, NotFound
+from casefolio.domain.failures import passing
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 
+log = logging.getLogger(__name__)
 Then = Literal["trash", "review"]
 MAX_YEARS = 100
 
@@ -147,29 +150,58 @@ async def due(
 async def apply(db: Database, *, now: datetime) -> list[Planned]:
     """Apply every rule at `now`: move the documents of "trash" projects past their period
     to the trash (audited, and `document.deleted` in the change feed, as a DELETE would);
-    return what was trashed."""
+    return what was trashed. A document the database refuses to move stays as it is, and
+    the others go."""
+    try:
+        async with db.write() as session:
+            return await _trash(session, await plan(session, now=now), now)
+    except Exception as exc:
+        if passing(exc):
+            raise
+        # Left as it is, the job would fail again every day, for every project.
+        log.error("retention failed (%s); moving each document apart", exc)
+    async with db.read() as session:
+        planned = await plan(session, now=now)
     trashed: list[Planned] = []
-    async with db.write() as session:
-        for planned in await plan(session, now=now):
-            if planned.action != "trash":
-                continue
-            # Only a document still live: another process's job may have taken it meanwhile
-            # (PostgreSQL re-checks the condition once that one's transaction ends).
-            taken = await session.execute(
-                update(Document)
-                .where(Document.id == planned.document_id, LIVE)
-                .values(trashed_at=now)
-                .returning(Document.folder_id)
-            )
-            row = taken.first()
-            if row is None:
-                continue
-            trashed.append(planned)
-            events.emit(
-                session,
-                trash.trashed_event(
-                    planned.project_id, planned.document_id, row.folder_id, retention=True
-                ),
-            )
-        await session.flush()
+    for one in planned:
+        if one.action != "trash":
+            continue
+        try:
+            async with db.write() as session:
+                # Looked at again: a hold placed since keeps it.
+                held = await holds.covered_documents(
+                    session, project_id=one.project_id, document_ids=[one.document_id]
+                )
+                if not held:
+                    trashed += await _trash(session, [one], now)
+        except Exception as exc:
+            if passing(exc):
+                raise
+            log.exception("retention: document %d cannot be moved to the trash", one.document_id)
+    return trashed
+
+
+async def _trash(session: AsyncSession, planned: list[Planned], now: datetime) -> list[Planned]:
+    trashed: list[Planned] = []
+    for one in planned:
+        if one.action != "trash":
+            continue
+        # Only a document still live and unchanged since it was planned: another process's
+        # job may have taken it meanwhile (PostgreSQL re-checks the condition once that
+        # one's transaction ends), or a change made it recent again.
+        taken = await session.execute(
+            update(Document)
+            .where(Document.id == one.document_id, LIVE, Document.updated_at == one.updated_at)
+            .values(trashed_at=now)
+            .returning(Document.folder_id)
+        )
+        row = taken.first()
+        if row is None:
+            continue
+        trashed.append(one)
+        events.emit(
+            session,
+            trash.trashed_event(one.project_id, one.document_id, row.folder_id, retention=True),
+        )
+    await session.flush()
     return trashed

@@ -45,15 +45,7 @@ class Housekeeper:
         now, ran = self.clock(), []
         if self._last_purge is None or now - self._last_purge >= PURGE_EVERY:
             self._last_purge = now
-            report = await purge.purge_expired(
-                self.db, self.blobs, now=now, days=self.settings.trash_days
-            )
-            if report.purged or report.versions_purged:
-                log.info(
-                    "purged %d document(s) and %d version(s) from the trash",
-                    len(report.purged),
-                    len(report.versions_purged),
-                )
+            await self._purge(now)
             ran.append("purge")
         if self._last_retention is None or now - self._last_retention >= RETENTION_EVERY:
             self._last_retention = now
@@ -62,6 +54,24 @@ class Housekeeper:
                 log.info("retention moved %d document(s) to the trash", len(trashed))
             ran.append("retention")
         return ran
+
+    async def _purge(self, now: datetime) -> None:
+        report = await purge.purge_expired(
+            self.db, self.blobs, now=now, days=self.settings.trash_days
+        )
+        if report.purged or report.versions_purged:
+            log.info(
+                "purged %d document(s) and %d version(s) from the trash",
+                len(report.purged),
+                len(report.versions_purged),
+            )
+        if report.failed or report.versions_failed:
+            log.error(
+                "the database refused the purge of document(s) %s and version(s) %s; they "
+                "stay in the trash",
+                report.failed,
+                report.versions_failed,
+            )
 
     async def run(self) -> None:
         while True:

@@ -30,9 +30,9 @@ from casefolio.db.engine import Database
 from casefolio.db.models import Change, Webhook
 from casefolio.db.types import utcnow
 from casefolio.domain import events
+from casefolio.domain.failures import passing as _passing
 from casefolio.outbound import claims, delivery, feed, sealing
 from casefolio.outbound import results as results_
-from casefolio.outbound.failures import passing as _passing
 from casefolio.outbound.results import Claimed
 from casefolio.outbound.sending import Sender
 from casefolio.outbound.signal import signal

@@ -35,8 +35,8 @@ from casefolio.db.engine import Database
 from casefolio.db.models import Change, Document, DocumentVersion, VersionText
 from casefolio.db.types import utcnow
 from casefolio.domain import text as text_
+from casefolio.domain.failures import passing
 from casefolio.outbound import feed, sealing
-from casefolio.outbound.failures import passing
 from casefolio.search import extract, sandbox
 from casefolio.storage import BlobStore, open_blob_store
 from casefolio.storage.base import BlobMissing, BlobStoreUnavailable

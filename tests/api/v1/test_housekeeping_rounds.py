@@ -1,0 +1,126 @@
+"""Housekeeping's rounds when the database refuses what one document's purge or retention
+writes: that document is left as it is, and every other one, and the other job, go on."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy import select, text
+
+from casefolio.db.engine import Database
+from casefolio.db.models import Document, DocumentVersion
+from tests.api.v1.conftest import Matter
+from tests.api.v1.test_holds import delete_document, document
+from tests.api.v1.test_retention import NOW, backdate, set_rule, trashed
+from tests.api.v1.test_trash import housekeeper
+
+
+def _refusing(dialect: str, table: str, when: str, event: str = "DELETE") -> list[str]:
+    """A trigger that refuses a row's `event` when `when` (over OLD and NEW) holds: it stands
+    in for a refusal nobody foresaw."""
+    if dialect == "sqlite":
+        return [
+            f"CREATE TRIGGER refuse_one BEFORE {event} ON {table} WHEN {when} "
+            "BEGIN SELECT RAISE(ABORT, 'this database refuses it'); END"
+        ]
+    row = "OLD" if event == "DELETE" else "NEW"
+    return [
+        "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN "
+        f"IF {when} THEN RAISE EXCEPTION 'this database refuses it'; END IF; "
+        f"RETURN {row}; END $$ LANGUAGE plpgsql",
+        f"CREATE TRIGGER refuse_one BEFORE {event} ON {table} "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_one()",
+    ]
+
+
+def _allowing(dialect: str, table: str) -> list[str]:
+    if dialect == "sqlite":
+        return ["DROP TRIGGER refuse_one"]
+    return [f"DROP TRIGGER refuse_one ON {table}", "DROP FUNCTION refuse_one()"]
+
+
+async def _run_all(db: Database, statements: list[str]) -> None:
+    async with db.write() as session:
+        for statement in statements:
+            await session.execute(text(statement))
+
+
+async def _documents(db: Database) -> set[str]:
+    async with db.read() as session:
+        return {str(i) for i in await session.scalars(select(Document.id))}
+
+
+async def test_a_document_whose_purge_is_refused_holds_back_no_other_nor_retention(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """A purge the database refused for one document failed the purge of its whole batch
+    (200) and every later one, hour after hour (and the round's retention job, which came
+    after it, waited for the next round)."""
+    refused = await document(client, matter, b"refused")
+    gone = [await document(client, matter, f"gone {n}".encode()) for n in range(2)]
+    old = await document(client, matter, b"past retention")
+    for doc in (refused, *gone):
+        assert (await delete_document(client, matter, doc)).status_code == 204
+    await backdate(db, old, NOW - timedelta(days=400))
+    await set_rule(client, matter, 1, "trash")
+    dialect = db.engine.dialect.name
+    await _run_all(db, _refusing(dialect, "documents", f"OLD.id = {refused}"))
+    try:
+        ran = await housekeeper(app, days_later=31).run_once()
+    finally:
+        await _run_all(db, _allowing(dialect, "documents"))
+    assert ran == ["purge", "retention"]
+    assert await _documents(db) == {refused, old}
+    assert await trashed(db) == {refused, old}
+
+
+async def test_a_version_whose_purge_is_refused_holds_back_no_other(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    h = matter.admin.headers
+    docs = [await document(client, matter, f"v1 of {n}".encode()) for n in range(2)]
+    first_versions = []
+    for doc in docs:
+        versions = (await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)).json()
+        first_versions.append(versions[0]["id"])
+        replaced = await client.post(
+            matter.url(f"/documents/{doc}/replace"),
+            params={"fileName": "v2.txt"},
+            content=f"v2 of {doc}".encode(),
+            headers=h,
+        )
+        assert replaced.status_code in (200, 201), replaced.text
+        deleted = await client.delete(
+            matter.url(f"/documents/{doc}/versions/{versions[0]['id']}"), headers=h
+        )
+        assert deleted.status_code == 204, deleted.text
+    dialect = db.engine.dialect.name
+    await _run_all(db, _refusing(dialect, "document_versions", f"OLD.id = {first_versions[0]}"))
+    try:
+        await housekeeper(app, days_later=31).run_once()
+    finally:
+        await _run_all(db, _allowing(dialect, "document_versions"))
+    async with db.read() as session:
+        left = set(await session.scalars(select(DocumentVersion.id)))
+    assert int(first_versions[0]) in left and int(first_versions[1]) not in left
+
+
+async def test_a_document_retention_cannot_trash_holds_back_no_other(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """Retention moved every project's documents in one transaction: one document the
+    database refused to move stopped the job for all, day after day."""
+    refused, other = await document(client, matter, b"refused"), await document(client, matter)
+    for doc in (refused, other):
+        await backdate(db, doc, NOW - timedelta(days=400))
+    await set_rule(client, matter, 1, "trash")
+    dialect = db.engine.dialect.name
+    when = f"NEW.id = {refused} AND NEW.trashed_at IS NOT NULL"
+    await _run_all(db, _refusing(dialect, "documents", when, event="UPDATE"))
+    try:
+        assert "retention" in await housekeeper(app, days_later=0).run_once()
+    finally:
+        await _run_all(db, _allowing(dialect, "documents"))
+    assert await trashed(db) == {other}
