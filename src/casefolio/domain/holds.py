@@ -14,22 +14,22 @@ versions, folders, on /api/v1, /api/v3 and the web pages), and the background sw
 trash's purge, retention) skip what `covered_documents()`, its per-document form, names.
 Holds are checked in the deleting transaction; a hold committed concurrently with a
 document's delete may miss it, but that delete only moves the document to the trash, and
-the purge checks again. `casefolio gc` removes only bytes
-no version row refers to, and a held document, a trashed one and a trashed version all
-keep their version rows, so gc cannot reach their bytes.
+the purge checks again, taking its turn with holds being placed (`lock_against_new_holds`).
+`casefolio gc` removes only bytes no version row refers to, and a held document, a trashed
+one and a trashed version all keep their version rows, so gc cannot reach their bytes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
-from casefolio.db.models import Document, Folder, Hold, HoldDocument
+from casefolio.db.models import Document, Folder, Hold, HoldDocument, Project
 from casefolio.db.types import utcnow
 from casefolio.domain import events, text
 from casefolio.domain.access import ProjectScope
@@ -84,6 +84,11 @@ async def _check_target(session: AsyncSession, scope: ProjectScope, new: NewHold
 async def create(session: AsyncSession, *, scope: ProjectScope, new: NewHold) -> Hold:
     """Place a hold; it covers what it names from this moment on."""
     project_id = scope.require(Capability.HOLDS_MANAGE).project_id
+    # Takes its turn with the purge (`lock_against_new_holds`): one that had read the holds
+    # before this one committed purged the document this hold was placed on.
+    await session.execute(
+        select(Project.id).where(Project.id == project_id).with_for_update(key_share=True)
+    )
     hold = Hold(
         project_id=project_id,
         name=_text(new.name, "name", MAX_NAME),
@@ -169,6 +174,20 @@ def _lineage(parents: dict[int, int | None], folder_id: int | None) -> set[int]:
 
 def _subtree(parents: dict[int, int | None], folder_id: int) -> set[int]:
     return {f for f in parents if folder_id in _lineage(parents, f)}
+
+
+async def lock_against_new_holds(session: AsyncSession, project_ids: Select[Any]) -> None:
+    """PostgreSQL: keep holds from being placed on these projects (a select of their ids)
+    until this transaction ends, and wait for those being placed: a sweep that destroys
+    what no hold covers (the purge) reads the holds only after this. FOR SHARE, which
+    uploads' foreign key checks (FOR KEY SHARE) do not wait for; SQLite's writers take
+    turns already."""
+    await session.execute(
+        select(Project.id)
+        .where(Project.id.in_(project_ids))
+        .order_by(Project.id)
+        .with_for_update(read=True)
+    )
 
 
 async def covering(

@@ -95,6 +95,9 @@ async def purge_expired(
         )
 
     async def purge_documents(session: AsyncSession, ids: list[int]) -> _Taken:
+        await holds.lock_against_new_holds(
+            session, select(Document.project_id).where(Document.id.in_(ids))
+        )
         candidates = list(
             await session.scalars(
                 select(Document)
@@ -185,6 +188,12 @@ async def _apart(
 
 
 async def _purge_versions(session: AsyncSession, cutoff: datetime, ids: list[int]) -> _Taken:
+    await holds.lock_against_new_holds(
+        session,
+        select(Document.project_id)
+        .join(DocumentVersion, DocumentVersion.document_id == Document.id)
+        .where(DocumentVersion.id.in_(ids)),
+    )
     candidates = list(
         await session.execute(
             select(DocumentVersion, Document.project_id)

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import anyio
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, text
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
+from casefolio.domain import access, holds
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
 from tests.api.v1.conftest import Matter
 from tests.api.v1.test_holds import delete_document, document
 from tests.api.v1.test_retention import NOW, backdate, set_rule, trashed
@@ -124,3 +129,47 @@ async def test_a_document_retention_cannot_trash_holds_back_no_other(
     finally:
         await _run_all(db, _allowing(dialect, "documents"))
     assert await trashed(db) == {other}
+
+
+_WAITING = text(
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+)
+
+
+async def test_a_hold_placed_while_the_purge_runs_keeps_its_document(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
+) -> None:
+    """PostgreSQL: a hold on a trashed document committed while the purge ran (after it had
+    read the holds, before it committed) was answered 201, and the document it holds was
+    purged all the same. The purge and a hold's placing now take turns on the project."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: a hold and the purge never overlap")
+    doc = await document(client, matter, b"evidence")
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    admin = Principal(matter.admin.user_id, matter.admin.email, "Admin", False)
+    purged = anyio.Event()
+
+    async def purge() -> None:
+        await housekeeper(app, days_later=31).run_once()
+        purged.set()
+
+    placing = db.writer()
+    await placing.begin()
+    try:
+        project = await access.scope(placing, admin, matter.id, Capability.HOLDS_MANAGE)
+        new = holds.NewHold("Late", "Litigation expected", "document", int(doc))
+        await holds.create(placing, scope=project, new=new)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(purge)
+            # The purge either waits for the hold's transaction, or (as it did) ends first.
+            with anyio.fail_after(30):
+                while not purged.is_set():
+                    async with db.read() as session:
+                        if await session.scalar(_WAITING):
+                            break
+                    await anyio.sleep(0.01)
+            await placing.commit()
+    finally:
+        await placing.close()
+    assert doc in await _documents(db)
