@@ -14,6 +14,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry
 from casefolio.domain import events
 from casefolio.outbound import audit, sealing
+from casefolio.outbound.worker import Worker
 from tests.conftest import PG_ADMIN_URL
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
@@ -161,3 +162,43 @@ async def test_a_transaction_of_another_database_is_not_waited_for(
     finally:
         await elsewhere.dispose()
     assert (await _chain(db))[-1].details == {"by": "here"}
+
+
+async def test_an_entry_whose_details_json_cannot_hash_stops_neither_sealing_nor_the_worker(
+    client: httpx.AsyncClient, db: Database, matter: Matter, settings: Settings, is_postgres: bool
+) -> None:
+    """PostgreSQL: an entry whose details its json type holds but the chain's canonical
+    JSON did not (a lone surrogate's escape, a number past a float: casefolio never writes
+    them; a restore or an edit might) raised in every seal: no entry after it was sealed
+    again, `audit verify` failed before it could name it, and the worker's rounds failed at
+    their seal, so search indexing, which comes after it, stopped for good."""
+    if not is_postgres:
+        pytest.skip("SQLite seals an entry as it is written: such details never reach a seal")
+    async with db.write() as session:
+        for details in ('{"name": "\\ud800"}', '{"count": 1e999}'):
+            await session.execute(
+                text(
+                    "INSERT INTO audit_entries (at, actor_kind, action, target_type, details)"
+                    " VALUES (now(), 'system', 'odd.entry', 'project', CAST(:d AS json))"
+                ),
+                {"d": details},
+            )
+    done = await client.post(
+        matter.url("/documents?fileName=found.txt"),
+        content=b"a searchable indemnity",
+        headers=matter.writer.headers,
+    )
+    assert done.status_code == 201, done.text
+    worker = Worker(settings, db)
+    try:
+        await worker.run_once()
+    finally:
+        await worker.close()
+    assert all(e.hash for e in await _chain(db))
+    verdict = await _verify(db)
+    assert (verdict.first_bad_id, verdict.unsealed) == (None, 0)
+    assert verdict.checked == len(await _chain(db))
+    found = await client.get(
+        "/api/v1/search", params={"q": "indemnity"}, headers=matter.writer.headers
+    )
+    assert [hit["document"]["id"] for hit in found.json()] == [done.json()["id"]]

@@ -39,11 +39,18 @@ def entry_document(
     }
 
 
-def canonical(document: dict[str, Any]) -> bytes:
-    return json.dumps(
-        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+def canonical(document: dict[str, Any], *, strict: bool = False) -> bytes:
+    """The entry's bytes as the hash covers them. Details casefolio never writes (a lone
+    surrogate, a number past a float's range: only a restore or an edit in the database
+    brings them, and PostgreSQL's json holds both) have bytes too, the surrogate's code
+    point as UTF-8 would write it and the number as JSON's Infinity: refused, one such entry
+    stopped the sealing of every later one for good. Every other entry's bytes are the same
+    either way. `strict` refuses them (ValueError), as a writer does."""
+    text = json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=not strict
+    )
+    return text.encode("utf-8", "strict" if strict else "surrogatepass")
 
 
-def next_hash(previous: str, document: dict[str, Any]) -> str:
-    return hashlib.sha256(previous.encode() + canonical(document)).hexdigest()
+def next_hash(previous: str, document: dict[str, Any], *, strict: bool = False) -> str:
+    return hashlib.sha256(previous.encode() + canonical(document, strict=strict)).hexdigest()

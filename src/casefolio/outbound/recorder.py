@@ -188,7 +188,8 @@ def record(conn: Connection, events: list[DomainEvent], actor: Actor) -> bool:
         else:
             last_id += 1
             columns["id"] = last_id
-            last_hash = next_hash(last_hash, entry_document(**columns))
+            # Strict: details casefolio never writes are refused as they are written.
+            last_hash = next_hash(last_hash, entry_document(**columns), strict=True)
             entries.append({**columns, "hash": last_hash})
         if domain_event.type not in AUDIT_ONLY_TYPES:
             change: dict[str, Any] = {} if postgres else {"seq": last_seq + len(changes) + 1}
