@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from casefolio.db.models import Change
 from casefolio.outbound.worker import ROUND_RETRY_MAX_SECONDS, ROUND_RETRY_SECONDS, Worker
 from tests.clocks import Clock
 from tests.factories import Actor
@@ -118,3 +121,50 @@ async def test_a_round_that_fails_to_claim_still_sends_what_its_fan_out_claimed(
             await db.close()
         types = sorted(json.loads(r.body)["type"] for r in hooked.received)
     assert types == ["document.created", "webhook.test"]
+
+
+async def test_a_seal_that_fails_every_round_holds_back_neither_indexing_nor_trimming(
+    client: httpx.AsyncClient, db: Database, matter: Matter, settings: Settings, is_postgres: bool
+) -> None:
+    """PostgreSQL: the round's steps after the deliveries ran in turn, so a seal failing
+    every round (a trigger stands in for a refusal nobody foresaw) meant that search
+    indexing and the feed's trim, which came after it, never ran again."""
+    if not is_postgres:
+        pytest.skip("SQLite seals an entry as it is written: its rounds have no seal to fail")
+    refuse = [
+        "CREATE FUNCTION refuse_seal() RETURNS trigger AS $$ BEGIN "
+        "RAISE EXCEPTION 'this database refuses the seal'; END $$ LANGUAGE plpgsql",
+        "CREATE TRIGGER refuse_seal BEFORE UPDATE OF hash ON audit_entries "
+        "FOR EACH ROW EXECUTE FUNCTION refuse_seal()",
+    ]
+    allow = ["DROP TRIGGER refuse_seal ON audit_entries", "DROP FUNCTION refuse_seal()"]
+    async with db.write() as session:
+        for statement in refuse:
+            await session.execute(text(statement))
+    clock = Clock()
+    worker = Worker(settings, db, clock=clock)
+    try:
+        async with db.write() as session:  # a change past the feed's retention, numbered first
+            await session.execute(
+                insert(Change).values(at=clock.now - timedelta(days=400), type="old.change")
+            )
+        done = await client.post(
+            matter.url("/documents?fileName=found.txt"),
+            content=b"a searchable indemnity",
+            headers=matter.writer.headers,
+        )
+        assert done.status_code == 201, done.text
+        with pytest.raises(DBAPIError, match="refuses the seal"):
+            await worker.run_once()
+    finally:
+        await worker.close()
+        async with db.write() as session:
+            for statement in allow:
+                await session.execute(text(statement))
+    found = await client.get(
+        "/api/v1/search", params={"q": "indemnity"}, headers=matter.writer.headers
+    )
+    assert [hit["document"]["id"] for hit in found.json()] == [done.json()["id"]]
+    async with db.read() as session:
+        left = list(await session.scalars(select(Change.type).order_by(Change.id)))
+    assert left == ["document.created"]  # the old one trimmed

@@ -109,9 +109,18 @@ class Worker:
         done = await sealing.number_pending(self.db)  # so that the fan-out sees them
         done += await self.fan_out()
         done += await self.deliver_due()
-        done += await self._seal_now_and_then()
-        done += await self.indexer.run_once()
-        await self._trim_now_and_then()
+        # Apart from each other: one failing every round (a seal the database refuses) held
+        # back those after it for good. The first failure is raised once all have run.
+        failed: Exception | None = None
+        for step in (self._seal_now_and_then, self.indexer.run_once, self._trim_now_and_then):
+            try:
+                done += await step()
+            except Exception as exc:
+                if failed is not None:
+                    log.warning("a worker round's %s failed too (%s)", step.__name__, exc)
+                failed = failed or exc
+        if failed is not None:
+            raise failed
         return done
 
     async def run(self) -> None:
@@ -308,13 +317,14 @@ class Worker:
         self._last_seal = now
         return await sealing.seal_pending(self.db)
 
-    async def _trim_now_and_then(self) -> None:
+    async def _trim_now_and_then(self) -> int:
         now = self.clock()
         if self._last_trim is not None and now - self._last_trim < TRIM_EVERY:
-            return
+            return 0
         self._last_trim = now
         async with self.db.write() as session:
             await feed.trim(session, retention=timedelta(days=self.settings.changes_retention_days))
+        return 0  # not counted: a trim leaves no work behind for the next round
 
 
 @asynccontextmanager
