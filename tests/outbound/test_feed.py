@@ -153,6 +153,13 @@ async def test_a_long_poll_with_nothing_to_say_ends_empty_and_bad_input_is_400(
     for params in ({"wait": 61}, {"cursor": "nonsense"}, {"limit": 0}):
         bad = await client.get("/api/v1/changes", params=params, headers=matter.reader.headers)
         assert bad.status_code == 400, (params, bad.text)
+    # NaN is no number of seconds: it was refused as "less than or equal to 60".
+    for nan in ("nan", "NaN", "inf"):
+        bad = await client.get(
+            "/api/v1/changes", params={"wait": nan}, headers=matter.reader.headers
+        )
+        assert bad.status_code == 400, bad.text
+        assert "finite number" in bad.json()["detail"], bad.text
 
 
 async def test_a_cursor_older_than_the_history_kept_is_410(

@@ -60,7 +60,11 @@ async def list_changes(
     project_id: Annotated[int | None, query_id("projectId")] = None,
     limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = 100,
     wait: Annotated[
-        float, Query(ge=0, le=feed.MAX_WAIT, description="Seconds to wait for a change.")
+        float,
+        # NaN is refused as no number, not as "less than or equal to 60".
+        Query(
+            ge=0, le=feed.MAX_WAIT, allow_inf_nan=False, description="Seconds to wait for a change."
+        ),
     ] = 0,
 ) -> Response:
     after = feed.seq_of(cursor) if cursor else None
