@@ -14,7 +14,7 @@ from functools import partial
 import anyio
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -31,6 +31,7 @@ from tests.outbound.conftest import Matter
 from tests.outbound.receiver import receiver
 from tests.outbound.test_webhooks import _register, _upload
 from tests.races import until_backends_wait_on_locks
+from tests.refusals import refusing
 
 
 @pytest.fixture
@@ -172,36 +173,6 @@ async def test_a_secret_that_cannot_be_read_fails_its_own_attempt_only(
         assert error is not None and error.startswith("Error: ")
 
 
-REFUSE_POISON = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_poison BEFORE INSERT ON webhook_attempts "
-        "WHEN NEW.response_excerpt LIKE '%poison%' "
-        "BEGIN SELECT RAISE(ABORT, 'this database refuses the answer'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
-        "IF NEW.response_excerpt LIKE '%poison%' THEN "
-        "RAISE EXCEPTION 'this database refuses the answer'; END IF; RETURN NEW; END $$ "
-        "LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_poison BEFORE INSERT ON webhook_attempts "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
-    ],
-}
-ALLOW_POISON = {
-    "sqlite": ["DROP TRIGGER refuse_poison"],
-    "postgresql": [
-        "DROP TRIGGER refuse_poison ON webhook_attempts",
-        "DROP FUNCTION refuse_poison()",
-    ],
-}
-
-
-async def _run_all(db: Database, statements: list[str]) -> None:
-    async with db.write() as session:
-        for statement in statements:
-            await session.execute(text(statement))
-
-
 async def test_an_answer_the_database_refuses_holds_back_no_other(
     client: httpx.AsyncClient,
     db: Database,
@@ -213,9 +184,7 @@ async def test_an_answer_the_database_refuses_holds_back_no_other(
     for one) failed the store of the round's answers, round after round: no endpoint's
     answer was stored, and the worker did nothing else. Now each is stored apart, and the
     refused one without what it answered."""
-    dialect = db.engine.dialect.name
-    await _run_all(db, REFUSE_POISON[dialect])
-    try:
+    async with refusing(db, "webhook_attempts", "NEW.response_excerpt LIKE '%poison%'"):
         with receiver() as poisoned, receiver() as fine:
             odd = await _register(client, operator, poisoned.url, ["document.created"])
             plain = await _register(client, operator, fine.url, ["document.created"])
@@ -233,8 +202,6 @@ async def test_an_answer_the_database_refuses_holds_back_no_other(
             assert attempts[found[int(plain["id"])].id].error is None
             assert await worker.run_once() == 0
             assert len(poisoned.received) == 1 and len(fine.received) == 1
-    finally:
-        await _run_all(db, ALLOW_POISON[dialect])
 
 
 async def test_two_workers_storing_failures_of_one_endpoint_count_both(

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import insert, select, text
+from sqlalchemy import insert, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -23,6 +23,7 @@ from tests.clocks import Clock
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
 from tests.outbound.receiver import receiver
+from tests.refusals import refusing
 
 
 class _Stop(BaseException):
@@ -131,36 +132,24 @@ async def test_a_seal_that_fails_every_round_holds_back_neither_indexing_nor_tri
     indexing and the feed's trim, which came after it, never ran again."""
     if not is_postgres:
         pytest.skip("SQLite seals an entry as it is written: its rounds have no seal to fail")
-    refuse = [
-        "CREATE FUNCTION refuse_seal() RETURNS trigger AS $$ BEGIN "
-        "RAISE EXCEPTION 'this database refuses the seal'; END $$ LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_seal BEFORE UPDATE OF hash ON audit_entries "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_seal()",
-    ]
-    allow = ["DROP TRIGGER refuse_seal ON audit_entries", "DROP FUNCTION refuse_seal()"]
-    async with db.write() as session:
-        for statement in refuse:
-            await session.execute(text(statement))
     clock = Clock()
     worker = Worker(settings, db, clock=clock)
     try:
-        async with db.write() as session:  # a change past the feed's retention, numbered first
-            await session.execute(
-                insert(Change).values(at=clock.now - timedelta(days=400), type="old.change")
+        async with refusing(db, "audit_entries", "TRUE", "UPDATE OF hash"):
+            async with db.write() as session:  # a change past the feed's retention, numbered
+                await session.execute(
+                    insert(Change).values(at=clock.now - timedelta(days=400), type="old.change")
+                )
+            done = await client.post(
+                matter.url("/documents?fileName=found.txt"),
+                content=b"a searchable indemnity",
+                headers=matter.writer.headers,
             )
-        done = await client.post(
-            matter.url("/documents?fileName=found.txt"),
-            content=b"a searchable indemnity",
-            headers=matter.writer.headers,
-        )
-        assert done.status_code == 201, done.text
-        with pytest.raises(DBAPIError, match="refuses the seal"):
-            await worker.run_once()
+            assert done.status_code == 201, done.text
+            with pytest.raises(DBAPIError, match="this database refuses it"):
+                await worker.run_once()
     finally:
         await worker.close()
-        async with db.write() as session:
-            for statement in allow:
-                await session.execute(text(statement))
     found = await client.get(
         "/api/v1/search", params={"q": "indemnity"}, headers=matter.writer.headers
     )

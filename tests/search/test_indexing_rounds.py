@@ -9,7 +9,7 @@ from pathlib import Path
 import anyio
 import httpx
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -17,36 +17,8 @@ from casefolio.db.models import VersionText
 from casefolio.search.index import UNSTORABLE, Indexer, Outcome
 from casefolio.storage import BlobStore, open_blob_store
 from tests.clocks import Clock
+from tests.refusals import refusing
 from tests.search.conftest import Matter, index_all, titles, upload
-
-REFUSE_POISON = {
-    "sqlite": [
-        "CREATE TRIGGER refuse_poison BEFORE UPDATE ON version_texts "
-        "WHEN NEW.text LIKE '%poison%' "
-        "BEGIN SELECT RAISE(ABORT, 'this database refuses the text'); END"
-    ],
-    "postgresql": [
-        "CREATE FUNCTION refuse_poison() RETURNS trigger AS $$ BEGIN "
-        "IF NEW.text LIKE '%poison%' THEN "
-        "RAISE EXCEPTION 'this database refuses the text'; END IF; RETURN NEW; END $$ "
-        "LANGUAGE plpgsql",
-        "CREATE TRIGGER refuse_poison BEFORE UPDATE ON version_texts "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_poison()",
-    ],
-}
-ALLOW_POISON = {
-    "sqlite": ["DROP TRIGGER refuse_poison"],
-    "postgresql": [
-        "DROP TRIGGER refuse_poison ON version_texts",
-        "DROP FUNCTION refuse_poison()",
-    ],
-}
-
-
-async def _run_all(db: Database, statements: list[str]) -> None:
-    async with db.write() as session:
-        for statement in statements:
-            await session.execute(text(statement))
 
 
 async def _texts(db: Database) -> dict[int, VersionText]:
@@ -60,19 +32,17 @@ async def test_a_text_the_database_refuses_fails_its_file_alone(
     """A text the database refuses for a reason nobody foresaw (a trigger stands in for
     one) failed the store of the whole batch: every file of it was read again at the next
     claim, and after three the batch's files all failed as having stopped their worker."""
-    dialect = db.engine.dialect.name
-    await _run_all(db, REFUSE_POISON[dialect])
     clock = Clock()
     indexer = Indexer(settings, db, clock=clock)
     try:
-        poison = await upload(client, matter.writer, matter.id, "p.txt", b"a poison pill")
-        await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
-        await index_all(indexer)
-        clock.now += indexer.lease * 2  # any claim left behind would be taken again
-        assert await index_all(indexer) == 0
+        async with refusing(db, "version_texts", "NEW.text LIKE '%poison%'", "UPDATE"):
+            poison = await upload(client, matter.writer, matter.id, "p.txt", b"a poison pill")
+            await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
+            await index_all(indexer)
+            clock.now += indexer.lease * 2  # any claim left behind would be taken again
+            assert await index_all(indexer) == 0
     finally:
         await indexer.close()
-        await _run_all(db, ALLOW_POISON[dialect])
     assert await titles(client, matter.reader, "indemnity") == {"fine.txt"}
     texts = await _texts(db)
     refused = texts[int(poison["currentVersion"]["id"])]

@@ -20,36 +20,7 @@ from tests.api.v1.conftest import Matter
 from tests.api.v1.test_holds import delete_document, document
 from tests.api.v1.test_retention import NOW, backdate, set_rule, trashed
 from tests.api.v1.test_trash import housekeeper
-
-
-def _refusing(dialect: str, table: str, when: str, event: str = "DELETE") -> list[str]:
-    """A trigger that refuses a row's `event` when `when` (over OLD and NEW) holds: it stands
-    in for a refusal nobody foresaw."""
-    if dialect == "sqlite":
-        return [
-            f"CREATE TRIGGER refuse_one BEFORE {event} ON {table} WHEN {when} "
-            "BEGIN SELECT RAISE(ABORT, 'this database refuses it'); END"
-        ]
-    row = "OLD" if event == "DELETE" else "NEW"
-    return [
-        "CREATE FUNCTION refuse_one() RETURNS trigger AS $$ BEGIN "
-        f"IF {when} THEN RAISE EXCEPTION 'this database refuses it'; END IF; "
-        f"RETURN {row}; END $$ LANGUAGE plpgsql",
-        f"CREATE TRIGGER refuse_one BEFORE {event} ON {table} "
-        "FOR EACH ROW EXECUTE FUNCTION refuse_one()",
-    ]
-
-
-def _allowing(dialect: str, table: str) -> list[str]:
-    if dialect == "sqlite":
-        return ["DROP TRIGGER refuse_one"]
-    return [f"DROP TRIGGER refuse_one ON {table}", "DROP FUNCTION refuse_one()"]
-
-
-async def _run_all(db: Database, statements: list[str]) -> None:
-    async with db.write() as session:
-        for statement in statements:
-            await session.execute(text(statement))
+from tests.refusals import refusing
 
 
 async def _documents(db: Database) -> set[str]:
@@ -70,12 +41,8 @@ async def test_a_document_whose_purge_is_refused_holds_back_no_other_nor_retenti
         assert (await delete_document(client, matter, doc)).status_code == 204
     await backdate(db, old, NOW - timedelta(days=400))
     await set_rule(client, matter, 1, "trash")
-    dialect = db.engine.dialect.name
-    await _run_all(db, _refusing(dialect, "documents", f"OLD.id = {refused}"))
-    try:
+    async with refusing(db, "documents", f"OLD.id = {refused}", "DELETE"):
         ran = await housekeeper(app, days_later=31).run_once()
-    finally:
-        await _run_all(db, _allowing(dialect, "documents"))
     assert ran == ["purge", "retention"]
     assert await _documents(db) == {refused, old}
     assert await trashed(db) == {refused, old}
@@ -101,12 +68,8 @@ async def test_a_version_whose_purge_is_refused_holds_back_no_other(
             matter.url(f"/documents/{doc}/versions/{versions[0]['id']}"), headers=h
         )
         assert deleted.status_code == 204, deleted.text
-    dialect = db.engine.dialect.name
-    await _run_all(db, _refusing(dialect, "document_versions", f"OLD.id = {first_versions[0]}"))
-    try:
+    async with refusing(db, "document_versions", f"OLD.id = {first_versions[0]}", "DELETE"):
         await housekeeper(app, days_later=31).run_once()
-    finally:
-        await _run_all(db, _allowing(dialect, "document_versions"))
     async with db.read() as session:
         left = set(await session.scalars(select(DocumentVersion.id)))
     assert int(first_versions[0]) in left and int(first_versions[1]) not in left
@@ -121,13 +84,9 @@ async def test_a_document_retention_cannot_trash_holds_back_no_other(
     for doc in (refused, other):
         await backdate(db, doc, NOW - timedelta(days=400))
     await set_rule(client, matter, 1, "trash")
-    dialect = db.engine.dialect.name
     when = f"NEW.id = {refused} AND NEW.trashed_at IS NOT NULL"
-    await _run_all(db, _refusing(dialect, "documents", when, event="UPDATE"))
-    try:
+    async with refusing(db, "documents", when, "UPDATE"):
         assert "retention" in await housekeeper(app, days_later=0).run_once()
-    finally:
-        await _run_all(db, _allowing(dialect, "documents"))
     assert await trashed(db) == {other}
 
 
