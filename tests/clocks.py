@@ -19,6 +19,12 @@ class Clock:
     def advance(self, seconds: float) -> None:
         self.now += timedelta(seconds=seconds)
 
+    def catch_up(self) -> None:
+        """To the real now, if behind it: what the server stamped with the real clock since
+        this one started (a delivery queued at "now") is due by this one too, however long
+        the requests took on a loaded machine."""
+        self.now = max(self.now, utcnow())
+
 
 class Seconds:
     """A clock of seconds (time.monotonic's or time.time's kind), starting at `start`."""

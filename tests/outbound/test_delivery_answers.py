@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import ipaddress
 import random
-from collections.abc import AsyncIterator
 from datetime import timedelta
 from functools import partial
 
@@ -32,18 +31,6 @@ from tests.outbound.receiver import receiver
 from tests.outbound.test_webhooks import _register, _upload
 from tests.races import until_backends_wait_on_locks
 from tests.refusals import refusing
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def worker(settings: Settings, db: Database, clock: Clock) -> AsyncIterator[Worker]:
-    made = Worker(settings, db, clock=clock, rng=random.Random(1))
-    yield made
-    await made.close()
 
 
 async def _deliveries(db: Database) -> dict[int, WebhookDelivery]:
