@@ -84,16 +84,6 @@ async def purge_expired(
     cutoff = now - timedelta(days=days)
     young = now - grace
 
-    async def due_documents(session: AsyncSession, after: int) -> list[int]:
-        return list(
-            await session.scalars(
-                select(Document.id)
-                .where(Document.trashed_at < cutoff, Document.id > after)
-                .order_by(Document.id)
-                .limit(_BATCH)
-            )
-        )
-
     async def purge_documents(session: AsyncSession, ids: list[int]) -> _Taken:
         await holds.lock_against_new_holds(
             session, select(Document.project_id).where(Document.id.in_(ids))
@@ -111,19 +101,10 @@ async def purge_expired(
         )
         return _Taken([d.id for d in doomed], [d.id for d in kept], await _purge(session, doomed))
 
-    async def due_versions(session: AsyncSession, after: int) -> list[int]:
-        return list(
-            await session.scalars(
-                select(DocumentVersion.id)
-                .where(DocumentVersion.trashed_at < cutoff, DocumentVersion.id > after)
-                .order_by(DocumentVersion.id)
-                .limit(_BATCH)
-            )
-        )
-
     async def purge_versions(session: AsyncSession, ids: list[int]) -> _Taken:
         return await _purge_versions(session, cutoff, ids)
 
+    due_documents, due_versions = _due(Document, cutoff), _due(DocumentVersion, cutoff)
     documents = await _sweep(db, blobs, report, young, due_documents, purge_documents, "document")
     report.purged += documents.purged
     report.kept_held += documents.kept_held
@@ -133,6 +114,23 @@ async def purge_expired(
     report.versions_kept_held += versions.kept_held
     report.versions_failed += versions.failed
     return report
+
+
+def _due(trashed: type[Document] | type[DocumentVersion], cutoff: datetime) -> _Due:
+    """Given a table of trashed rows, the ids of up to _BATCH trashed before `cutoff`, after
+    a given id, in order."""
+
+    async def due(session: AsyncSession, after: int) -> list[int]:
+        return list(
+            await session.scalars(
+                select(trashed.id)
+                .where(trashed.trashed_at < cutoff, trashed.id > after)
+                .order_by(trashed.id)
+                .limit(_BATCH)
+            )
+        )
+
+    return due
 
 
 async def _sweep(
