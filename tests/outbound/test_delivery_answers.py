@@ -74,6 +74,34 @@ async def test_a_retry_after_past_any_date_waits_the_schedules_longest(
         assert (await _deliveries(db))[int(slow["id"])].status == "delivered"
 
 
+async def _answered_beside_a_plain_one(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+    body: bytes,
+) -> tuple[WebhookAttempt, WebhookAttempt]:
+    """One endpoint answers 200 with `body`, another plainly, in one round: both deliveries
+    are delivered in it, and nothing is due or sent again after. Return the two attempts
+    (the odd one first)."""
+    with receiver() as odd_end, receiver() as fine:
+        odd = await _register(client, operator, odd_end.url, ["document.created"])
+        plain = await _register(client, operator, fine.url, ["document.created"])
+        odd_end.body = body
+        await _upload(client, matter)
+        await worker.run_once()
+        found = await _deliveries(db)
+        assert found[int(odd["id"])].status == "delivered"
+        assert found[int(plain["id"])].status == "delivered"
+        async with db.read() as session:
+            attempts = {a.delivery_id: a for a in await session.scalars(select(WebhookAttempt))}
+        # Nothing is due any more, and nothing was sent twice.
+        assert await worker.run_once() == 0
+        assert len(odd_end.received) == 1 and len(fine.received) == 1
+    return attempts[found[int(odd["id"])].id], attempts[found[int(plain["id"])].id]
+
+
 async def test_an_answer_whose_body_holds_nul_bytes_is_stored(
     client: httpx.AsyncClient,
     db: Database,
@@ -81,25 +109,12 @@ async def test_an_answer_whose_body_holds_nul_bytes_is_stored(
     operator: Actor,
     worker: Worker,
 ) -> None:
-    with receiver() as binary, receiver() as fine:
-        odd = await _register(client, operator, binary.url, ["document.created"])
-        plain = await _register(client, operator, fine.url, ["document.created"])
-        binary.body = b"ok\x00\x01\xff then more"
-        await _upload(client, matter)
-        # PostgreSQL's text holds no NUL: the store failed, in every round after.
-        await worker.run_once()
-        found = await _deliveries(db)
-        assert found[int(odd["id"])].status == "delivered"
-        assert found[int(plain["id"])].status == "delivered"
-        async with db.read() as session:
-            attempt = await session.scalar(
-                select(WebhookAttempt).where(WebhookAttempt.delivery_id == found[int(odd["id"])].id)
-            )
-        assert attempt is not None and attempt.status_code == 200
-        assert attempt.response_excerpt == "ok\ufffd\x01\ufffd then more"
-        # Nothing is due any more, and nothing was sent twice.
-        assert await worker.run_once() == 0
-        assert len(binary.received) == 1 and len(fine.received) == 1
+    # PostgreSQL's text holds no NUL: the store failed, in every round after.
+    attempt, _ = await _answered_beside_a_plain_one(
+        client, db, matter, operator, worker, b"ok\x00\x01\xff then more"
+    )
+    assert attempt.status_code == 200
+    assert attempt.response_excerpt == "ok\ufffd\x01\ufffd then more"
 
 
 async def test_a_refusal_longer_than_the_logs_column_is_stored_cut(
@@ -172,23 +187,12 @@ async def test_an_answer_the_database_refuses_holds_back_no_other(
     answer was stored, and the worker did nothing else. Now each is stored apart, and the
     refused one without what it answered."""
     async with refusing(db, "webhook_attempts", "NEW.response_excerpt LIKE '%poison%'"):
-        with receiver() as poisoned, receiver() as fine:
-            odd = await _register(client, operator, poisoned.url, ["document.created"])
-            plain = await _register(client, operator, fine.url, ["document.created"])
-            poisoned.body = b"a poison pill"
-            await _upload(client, matter)
-            await worker.run_once()
-            found = await _deliveries(db)
-            assert found[int(plain["id"])].status == "delivered"
-            assert found[int(odd["id"])].status == "delivered"
-            async with db.read() as session:
-                attempts = {a.delivery_id: a for a in await session.scalars(select(WebhookAttempt))}
-            refused = attempts[found[int(odd["id"])].id]
-            assert refused.status_code == 200 and refused.response_excerpt == ""
-            assert refused.error == UNSTORABLE
-            assert attempts[found[int(plain["id"])].id].error is None
-            assert await worker.run_once() == 0
-            assert len(poisoned.received) == 1 and len(fine.received) == 1
+        refused, plain = await _answered_beside_a_plain_one(
+            client, db, matter, operator, worker, b"a poison pill"
+        )
+    assert refused.status_code == 200 and refused.response_excerpt == ""
+    assert refused.error == UNSTORABLE
+    assert plain.error is None
 
 
 async def test_two_workers_storing_failures_of_one_endpoint_count_both(
