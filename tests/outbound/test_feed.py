@@ -11,10 +11,12 @@ import anyio.lowlevel
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 import pytest
-from sqlalchemy import event, make_url
+from sqlalchemy import event, make_url, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
+from casefolio.db.models import Change
 from casefolio.domain import events
 from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.outbound import feed, runtime, sealing
@@ -174,7 +176,8 @@ async def test_a_cursor_older_than_the_history_kept_is_410(
         )
     await sealing.number_pending(db)  # as the worker's round does before it trims
     async with db.write() as session:
-        await feed.set_state(session, feed.FANNED_OUT, 10**9)
+        for reader in feed.READERS:
+            await feed.set_state(session, reader, 10**9)
         assert await feed.trim(session, retention=timedelta(0)) > 0
     got = await client.get("/api/v1/changes", params={"cursor": old}, headers=matter.reader.headers)
     assert got.status_code == 410
@@ -184,6 +187,35 @@ async def test_a_cursor_older_than_the_history_kept_is_410(
     # Without a cursor the feed starts at the oldest change kept, never 410.
     oldest = await client.get("/api/v1/changes", headers=matter.reader.headers)
     assert oldest.status_code == 200, oldest.text
+
+
+async def _numbers(session: AsyncSession) -> list[int]:
+    return list(await session.scalars(select(Change.seq).order_by(Change.seq)))
+
+
+async def test_a_trim_keeps_what_the_search_indexer_has_not_queued(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    # The trim waited for the webhook fan-out only: an indexer that had fallen behind (one
+    # failing for longer than the retention) skipped the versions of the changes trimmed.
+    for name in ("a", "b", "c"):
+        done = await client.post(
+            matter.url(f"/documents?fileName={name}"),
+            content=name.encode(),
+            headers=matter.writer.headers,
+        )
+        assert done.status_code == 201, done.text
+    await sealing.number_pending(db)
+    async with db.write() as session:
+        seqs = await _numbers(session)  # the matter's set-up, then the three uploads
+        await feed.set_state(session, feed.FANNED_OUT, 10**9)
+        await feed.set_state(session, feed.SEARCH_QUEUED, seqs[-3])
+        assert await feed.trim(session, retention=timedelta(0)) == len(seqs) - 2
+        assert await _numbers(session) == seqs[-2:]
+        await feed.set_state(session, feed.SEARCH_QUEUED, seqs[-1])
+        # Never the newest: the next change's number follows it.
+        assert await feed.trim(session, retention=timedelta(0)) == 1
+        assert await _numbers(session) == seqs[-1:]
 
 
 async def test_a_cursor_past_the_newest_change_is_410(

@@ -81,7 +81,8 @@ class _TrimmedWhileReading:
             rows: Rows = (await session.execute(statement, parameters)).all()
         if "limit" in parameters and not self.trimmed:
             async with self._db.write() as other:
-                await feed.set_state(other, feed.FANNED_OUT, 10**9)
+                for reader in feed.READERS:
+                    await feed.set_state(other, reader, 10**9)
                 self.trimmed = await feed.trim(other, retention=timedelta(0))
         return rows
 

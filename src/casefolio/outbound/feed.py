@@ -37,6 +37,11 @@ MAX_WAIT = 60
 RECHECK_SECONDS = 1.0
 TRIMMED_THROUGH = "changes.trimmed_through"
 FANNED_OUT = "webhooks.fanned_out"
+#: The search indexer's position: the last change it has queued for extraction.
+SEARCH_QUEUED = "search.queued"
+#: The positions of the feed's readers inside casefolio: a trim never passes any of them,
+#: or a reader that fell behind (an indexer failing for months) would skip changes.
+READERS = (FANNED_OUT, SEARCH_QUEUED)
 RESYNC = (
     "This cursor is older than the change history kept; resync (list the documents of "
     "each project) and start again from GET /api/v1/changes/cursor."
@@ -216,15 +221,14 @@ async def wait_for(
 
 
 async def trim(session: AsyncSession, *, retention: timedelta) -> int:
-    """Delete changes older than the retention that the worker has fanned out (never the
-    newest, whose number the next one follows); return how many went."""
+    """Delete changes older than the retention that every reader (`READERS`) has passed
+    (never the newest, whose number the next one follows); return how many went."""
     cutoff = utcnow() - retention
     newest = await session.scalar(select(func.max(Change.seq)))
+    passed = min([await state(session, reader) for reader in READERS])
     last_old = await session.scalar(
         select(func.max(Change.seq)).where(
-            Change.at < cutoff,
-            Change.seq < (newest or 0),
-            Change.seq <= await state(session, FANNED_OUT),
+            Change.at < cutoff, Change.seq < (newest or 0), Change.seq <= passed
         )
     )
     if last_old is None:

@@ -43,7 +43,7 @@ from casefolio.storage.base import BlobMissing, BlobStoreUnavailable
 
 log = logging.getLogger(__name__)
 
-QUEUED = "search.queued"
+QUEUED = feed.SEARCH_QUEUED
 #: pg_advisory_xact_lock key: one queueing at a time across workers.
 QUEUE_LOCK = 0x6361_7365_666F_7331
 QUEUE_BATCH = 1000
