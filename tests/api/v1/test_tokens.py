@@ -157,6 +157,22 @@ async def test_expiry_in_the_past_is_refused(client: httpx.AsyncClient, operator
     assert "future" in refused.json()["detail"]
 
 
+async def test_an_expiry_given_as_a_number_is_refused_and_nothing_made(
+    client: httpx.AsyncClient, operator: Actor
+) -> None:
+    # Read as Unix seconds before: the schema's date-time is a string.
+    before = (await client.get("/api/v1/tokens", headers=operator.headers)).json()
+    for number in (4102444800, 4102444800.5):
+        refused = await client.post(
+            "/api/v1/tokens",
+            json={"userId": operator.user_id, "name": "unix", "expiresAt": number},
+            headers=operator.headers,
+        )
+        assert refused.status_code == 400, refused.text
+        assert "RFC 3339 date-time string" in refused.json()["detail"], refused.text
+    assert (await client.get("/api/v1/tokens", headers=operator.headers)).json() == before
+
+
 async def test_an_expiry_past_year_9999_in_utc_is_refused_and_nothing_made(
     client: httpx.AsyncClient, operator: Actor
 ) -> None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Request
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, BeforeValidator, Field
 from pydantic.config import JsonDict
+from pydantic_core import PydanticCustomError
 
 from casefolio.api.auth import forget_credentials
 from casefolio.api.deps import PrincipalDep, SessionDep
@@ -32,11 +33,22 @@ RateLimit = Annotated[
 ]
 
 
+def _date_time_text(value: object) -> object:
+    # Lax parsing would read a number as Unix seconds; the schema says an RFC 3339 string.
+    if not isinstance(value, str):
+        raise PydanticCustomError(
+            "date_time_text", "should be an RFC 3339 date-time string, such as 2027-01-31T00:00:00Z"
+        )
+    return value
+
+
 class TokenIn(ApiInput):
     user_id: BodyId = Field(description="The user the token acts as (a string or a number).")
     name: Name
     # Not strict: JSON has no datetime type, the value is an RFC 3339 string.
-    expires_at: Annotated[AwareDatetime, Field(strict=False)] | None = None
+    expires_at: (
+        Annotated[AwareDatetime, BeforeValidator(_date_time_text), Field(strict=False)] | None
+    ) = None
     rate_limit: RateLimit = None
 
 
