@@ -45,12 +45,16 @@ def check_spec(spec: FieldSpec) -> FieldSpec:
             f"Unknown field type '{spec.type}'. Use one of: {', '.join(FIELD_TYPES)}.",
             [{"field": "type", "message": "unknown type"}],
         )
-    choices = [c.strip() for c in spec.choices]
-    if spec.type == "choice" and (not choices or any(not c for c in choices)):
+    if spec.type == "choice" and (not spec.choices or any(not c.strip() for c in spec.choices)):
         raise Invalid(
             "A choice field needs a list of non-empty choices.",
             [{"field": "choices", "message": "missing or empty"}],
         )
+    # A choice is shown in lists and picked from menus: one line, as a name is.
+    choices = [
+        text.stripped_name(c, limit=text.MAX_CHOICE, what=f"Choice {n}", field="choices")
+        for n, c in enumerate(spec.choices, 1)
+    ]
     if spec.type != "choice" and choices:
         raise Invalid(
             "Only choice fields take choices.", [{"field": "choices", "message": "unexpected"}]

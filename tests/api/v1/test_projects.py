@@ -320,6 +320,30 @@ async def test_project_teams_and_fields_are_paged(
     assert [f["name"] for f in field_names] == ["Custodian", "Bates number", "Privileged"]
 
 
+async def test_a_choice_with_a_control_character_is_refused_and_nothing_made(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    # A choice is listed and picked as a name is; a line break or a bidi control in one was
+    # stored. Spaces at its ends and a decomposed accent are tidied as a name's are.
+    before = (await client.get(matter.url("/fields"), headers=operator.headers)).json()
+    for bad in ("Yes\nNo", "Tab\there", "\u202eevil"):
+        refused = await client.post(
+            matter.url("/fields"),
+            json={"name": "Status", "type": "choice", "choices": ["Open", bad]},
+            headers=operator.headers,
+        )
+        assert refused.status_code == 400, refused.text
+        assert "Choice 2 contains U+" in refused.json()["detail"], refused.text
+    assert (await client.get(matter.url("/fields"), headers=operator.headers)).json() == before
+    made = await client.post(
+        matter.url("/fields"),
+        json={"name": "Status", "type": "choice", "choices": [" Open ", "Re\u0301vise\u0301"]},
+        headers=operator.headers,
+    )
+    assert made.status_code == 201, made.text
+    assert made.json()["choices"] == ["Open", "R\u00e9vis\u00e9"]
+
+
 async def test_a_second_grant_replaces_the_role_of_the_first(
     client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:

@@ -11,6 +11,7 @@ from casefolio.api.pagination import ListingDep
 from casefolio.api.v1.routing import v1_router
 from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
+    ONE_LINE,
     ApiInput,
     ApiModel,
     Name,
@@ -21,7 +22,7 @@ from casefolio.domain import fields, text
 from casefolio.domain.fields import FIELD_TYPES, FieldSpec
 
 router = v1_router("fields")
-Choice = Annotated[str, Field(min_length=1, max_length=text.MAX_CHOICE)]
+Choice = Annotated[str, Field(min_length=1, max_length=text.MAX_CHOICE, json_schema_extra=ONE_LINE)]
 
 
 class FieldIn(ApiInput):
