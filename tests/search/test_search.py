@@ -241,6 +241,26 @@ async def test_a_choice_is_set_and_found_by_any_spelling_of_its_name(
         assert await titles(client, matter.reader, "retainer", **by_field) == {"one.txt"}
 
 
+async def test_compatibility_forms_and_decomposed_accents_fold_on_both_databases(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    """PDFs' text spells "fi" as the ligature U+FB01: PostgreSQL's unaccent folded it, SQLite's
+    tokenizer kept "\ufb01nancial" a word of its own, which "financial" did not find. A
+    decomposed accent (as a Mac writes it) was found on SQLite only."""
+    content = "the \ufb01nancial \ufb02ows of the cafe\u0301"
+    await upload(client, matter.writer, matter.id, "report.txt", content.encode())
+    await index_all(indexer)
+    for typed in (
+        "financial flows",
+        "\ufb01nancial",
+        "\uff46\uff4c\uff4f\uff57\uff53",  # full-width "flows"
+        "caf\u00e9",
+        "cafe",
+        '"flows of the cafe\u0301"',
+    ):
+        assert await titles(client, matter.reader, typed) == {"report.txt"}, typed
+
+
 async def test_a_number_field_matches_the_same_numbers_on_both_databases(
     client: httpx.AsyncClient, matter: Matter, indexer: Indexer
 ) -> None:

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+import unicodedata
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -162,7 +163,10 @@ def extract(
         raise
     except Exception as exc:  # a malformed file: any of the readers' errors
         raise ExtractionFailed(f"The {kind} file cannot be read: {_brief(exc)}") from exc
-    return _UNSTORABLE.sub(" ", "\n".join(parts))[:max_chars]
+    # Compatibility forms folded (NFKC), as query.parse folds the query: PDFs spell "fi" as
+    # the ligature U+FB01, which SQLite's tokenizer keeps as a letter of its own.
+    folded = unicodedata.normalize("NFKC", "\n".join(parts))
+    return _UNSTORABLE.sub(" ", folded)[:max_chars]
 
 
 def _brief(exc: Exception) -> str:

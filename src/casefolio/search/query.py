@@ -16,6 +16,7 @@ letters and digits only, so no input reaches either database's query syntax unqu
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 
 from casefolio.domain.errors import Invalid
@@ -63,6 +64,7 @@ def parse(text: str) -> Query:
     """Given what a user typed, return its tree, or raise Invalid saying what is wrong."""
     if len(text) > MAX_QUERY_CHARS:
         raise _invalid(f"A search query may have at most {MAX_QUERY_CHARS} characters.")
+    text = unicodedata.normalize("NFKC", text)  # as extract.py folds the texts searched
     clauses: list[Clause] = []
     include: list[Term] = []
     exclude: list[Term] = []
