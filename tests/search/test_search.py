@@ -9,8 +9,10 @@ import time
 
 import httpx
 import pytest
+from sqlalchemy import insert
 
 from casefolio.db.engine import Database
+from casefolio.db.models import FieldValue
 from casefolio.domain.pages import encode_cursor
 from casefolio.search import service
 from casefolio.search.index import Indexer
@@ -259,6 +261,40 @@ async def test_compatibility_forms_and_decomposed_accents_fold_on_both_databases
         '"flows of the cafe\u0301"',
     ):
         assert await titles(client, matter.reader, typed) == {"report.txt"}, typed
+
+
+async def test_a_text_value_is_found_by_either_unicode_form(
+    client: httpx.AsyncClient, db: Database, matter: Matter, indexer: Indexer
+) -> None:
+    """A text value set decomposed (as a Mac sends `é`) is stored composed; a search by the
+    other form found nothing. A value stored decomposed before that is found too."""
+    composed, decomposed = "Cl\u00e9ment", "Cle\u0301ment"
+    field = await client.post(
+        matter.url("/fields"),
+        json={"name": "Custodian", "type": "text"},
+        headers=matter.admin.headers,
+    )
+    assert field.status_code == 201, field.text
+    field_id = field.json()["id"]
+    one = await upload(client, matter.writer, matter.id, "one.txt", b"retainer letter")
+    old = await upload(client, matter.writer, matter.id, "old.txt", b"retainer memo")
+    set_value = await client.put(
+        matter.url(f"/documents/{one['id']}/fields/{field_id}"),
+        json={"value": decomposed},
+        headers=matter.writer.headers,
+    )
+    assert set_value.status_code == 200, set_value.text
+    assert set_value.json()["fields"][0]["value"] == composed
+    async with db.write() as session:  # as a value set before values were composed
+        await session.execute(
+            insert(FieldValue).values(
+                document_id=int(old["id"]), field_id=int(field_id), value=decomposed
+            )
+        )
+    await index_all(indexer)
+    for sent in (decomposed, composed):
+        by_field = {"fieldId": field_id, "fieldValue": sent}
+        assert await titles(client, matter.reader, "retainer", **by_field) == {"one.txt", "old.txt"}
 
 
 async def test_a_number_field_matches_the_same_numbers_on_both_databases(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -158,6 +159,10 @@ def coerce(row: FieldData, value: Any) -> Any:
     """Given a field and a value from a client, return the value to store or raise Invalid."""
     if row.type == "choice" and isinstance(value, str):
         value = choice_for(row, value) or value  # stored as the choice is spelled
+    elif row.type == "text" and isinstance(value, str):
+        # Composed (NFC), so that a Mac's decomposed `é` and the composed one are one value
+        # to a search by field value (search/service.py).
+        value = unicodedata.normalize("NFC", value)
     problem = _problem(row, value)
     if problem:
         raise Invalid(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -332,5 +333,9 @@ async def _field_matches(
         return stored_json
     if field.type == "choice":
         value = fields.choice_for(field, value) or value  # as a value is stored (coerce)
-    parameters["field_json"] = [json.dumps(value)]
+        parameters["field_json"] = [json.dumps(value)]
+        return stored_json
+    # Text is stored composed (fields.coerce); a value set before that may be decomposed.
+    forms = {unicodedata.normalize(form, value) for form in ("NFC", "NFD")}
+    parameters["field_json"] = sorted(json.dumps(form) for form in forms)
     return stored_json
