@@ -129,29 +129,25 @@ class Cursor:
         await self.close()
 
     async def execute(self, sql: str, parameters: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
-        connection = self._connection
-        await connection._begin_if_pending()
-        if connection._may_retry(single_statement=True):
-            await until_not_busy(
-                lambda: self._cursor.execute(sql, parameters), lock_wait=connection._busy_timeout
-            )
-        else:
-            self._cursor.execute(sql, parameters)
-        connection._first_in_transaction = False
+        await self._run(lambda: self._cursor.execute(sql, parameters), single_statement=True)
         return self
 
     async def executemany(self, sql: str, seq_of_parameters: Iterable[Any]) -> Cursor:
+        rows = list(seq_of_parameters)  # a retry must see the same rows again
+        await self._run(lambda: self._cursor.executemany(sql, rows), single_statement=False)
+        return self
+
+    async def _run(self, statement: Callable[[], object], *, single_statement: bool) -> None:
+        """Run `statement` in the connection's transaction, beginning it first if its BEGIN is
+        pending; a SQLITE_BUSY answer is waited out where running it again is safe
+        (`Connection._may_retry`)."""
         connection = self._connection
         await connection._begin_if_pending()
-        if connection._may_retry(single_statement=False):
-            rows = list(seq_of_parameters)  # a retry must see the same rows again
-            await until_not_busy(
-                lambda: self._cursor.executemany(sql, rows), lock_wait=connection._busy_timeout
-            )
+        if connection._may_retry(single_statement=single_statement):
+            await until_not_busy(statement, lock_wait=connection._busy_timeout)
         else:
-            self._cursor.executemany(sql, seq_of_parameters)
+            statement()
         connection._first_in_transaction = False
-        return self
 
     async def fetchall(self) -> list[Any]:
         return self._cursor.fetchall()
