@@ -27,8 +27,8 @@ from casefolio.api.v1.routing import patch_route, v1_router
 from casefolio.api.v1.schemas import (
     ONE_LINE,
     ApiInput,
-    Problem,
     json_response,
+    problem_responses,
 )
 from casefolio.db.reads import Reader
 from casefolio.domain import document_pages, documents, text, trash
@@ -274,12 +274,9 @@ async def update_document(
     description="The document goes to the project's trash: from now on it answers 404 "
     "everywhere, and a Project Admin can restore it (`POST …/trash/{documentId}/restore`) "
     "for `CASEFOLIO_TRASH_DAYS` days.",
-    responses={
-        409: {
-            "model": Problem,
-            "description": "A legal hold covers the document; the detail names the holds.",
-        }
-    },
+    responses=problem_responses(
+        {409: "A legal hold covers the document; the detail names the holds."}
+    ),
 )
 async def delete_document(
     project_id: ProjectId, document_id: DocumentId, session: SessionDep, who: PrincipalDep

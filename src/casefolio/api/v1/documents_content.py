@@ -25,7 +25,7 @@ from casefolio.api.uploads import ReceivedUpload, multipart_request_body, receiv
 from casefolio.api.v1.documents_render import DocumentOut, document_out
 from casefolio.api.v1.documents_versions import download
 from casefolio.api.v1.routing import F, v1_router
-from casefolio.api.v1.schemas import ONE_LINE, ApiInput, Problem, json_response
+from casefolio.api.v1.schemas import ONE_LINE, ApiInput, json_response, problem_responses
 from casefolio.domain import documents, intake, text
 from casefolio.domain.intake import NewFile
 from casefolio.fastpath.routes import direct_route
@@ -129,14 +129,13 @@ async def _file_upload(
 
 
 #: What every upload may answer besides the common errors (api/v1/schemas.py).
-UPLOAD_RESPONSES: dict[int | str, dict[str, object]] = {
-    409: {
-        "model": Problem,
-        "description": "The file's stored bytes were removed by a clean-up (`casefolio gc`, "
-        "the trash's purge) while it was filed: nothing was saved; send the file again.",
-    },
-    413: {"model": Problem, "description": "Larger than CASEFOLIO_MAX_UPLOAD_BYTES: nothing kept."},
-}
+UPLOAD_RESPONSES = problem_responses(
+    {
+        409: "The file's stored bytes were removed by a clean-up (`casefolio gc`, the trash's "
+        "purge) while it was filed: nothing was saved; send the file again.",
+        413: "Larger than CASEFOLIO_MAX_UPLOAD_BYTES: nothing kept.",
+    }
+)
 
 
 def _upload_route(
@@ -161,13 +160,12 @@ def _upload_route(
 @_upload_route(
     "/projects/{projectId}/documents",
     "Upload a new document",
-    responses={
-        409: {
-            "model": Problem,
-            "description": "?rejectDuplicate=true: the content is held (the detail names the "
-            "document); or a clean-up removed the stored bytes while the file was filed.",
+    responses=problem_responses(
+        {
+            409: "?rejectDuplicate=true: the content is held (the detail names the document); "
+            "or a clean-up removed the stored bytes while the file was filed."
         }
-    },
+    ),
 )
 async def upload_document(
     request: Request,

@@ -19,7 +19,7 @@ from casefolio.api.pagination import ListingDep
 from casefolio.api.state import AppState
 from casefolio.api.v1.documents_render import VersionOut
 from casefolio.api.v1.routing import v1_router
-from casefolio.api.v1.schemas import Problem
+from casefolio.api.v1.schemas import problem_responses
 from casefolio.db.models import DocumentVersion
 from casefolio.domain import versions
 from casefolio.domain.principal import Principal
@@ -87,13 +87,9 @@ async def read_version(
     "/projects/{projectId}/documents/{documentId}/versions/{versionId}",
     status_code=204,
     summary="Delete a version (never the only one)",
-    responses={
-        409: {
-            "model": Problem,
-            "description": "The only version, or a legal hold covers the document (the "
-            "detail names the holds).",
-        }
-    },
+    responses=problem_responses(
+        {409: "The only version, or a legal hold covers the document (the detail names the holds)."}
+    ),
 )
 async def delete_version(
     project_id: ProjectId,

@@ -16,10 +16,10 @@ from casefolio.api.v1.schemas import (
     CONFLICT_RESPONSE,
     ApiInput,
     ApiModel,
-    Problem,
     Timestamp,
     WireId,
     json_response,
+    problem_responses,
 )
 from casefolio.domain import folders, text
 from casefolio.fastpath.routes import direct_route
@@ -76,9 +76,7 @@ async def create_folder(
     "/projects/{projectId}/folders/{folderName}",
     response_model=FolderOut,
     summary="Read a folder by its (URL-encoded) name",
-    responses={
-        409: {"model": Problem, "description": "Several folders have that name: add ?parentId=."}
-    },
+    responses=problem_responses({409: "Several folders have that name: add ?parentId=."}),
 )
 async def read_folder_by_name(
     project: ReadableProject,
@@ -101,17 +99,13 @@ async def read_folder_by_name(
     "/projects/{projectId}/folders/{folderId:id}",
     status_code=204,
     summary="Delete an empty folder",
-    responses={
-        405: {
-            "model": Problem,
-            "description": "The folder is not named by an id: such a path reads a folder by name.",
-        },
-        409: {
-            "model": Problem,
-            "description": "The folder still holds folders or documents, or a legal hold "
-            "covers it (the detail names the holds).",
-        },
-    },
+    responses=problem_responses(
+        {
+            405: "The folder is not named by an id: such a path reads a folder by name.",
+            409: "The folder still holds folders or documents, or a legal hold covers it (the "
+            "detail names the holds).",
+        }
+    ),
 )
 async def delete_folder(
     project: FolderWritableProject,

@@ -67,9 +67,16 @@ class Problem(ApiModel):
     errors: list[dict[str, str]] | None = None
 
 
-PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
-    status: {"model": Problem, "description": text}
-    for status, text in {
+def problem_responses(descriptions: dict[int, str]) -> dict[int | str, dict[str, object]]:
+    """The OpenAPI responses of these statuses, each a Problem with its description."""
+    return {
+        status: {"model": Problem, "description": description}
+        for status, description in descriptions.items()
+    }
+
+
+PROBLEM_RESPONSES = problem_responses(
+    {
         400: "Bad input: invalid JSON, wrong types, bad timestamp or id format.",
         401: "Missing, unknown, revoked or expired API token, or its user is deactivated.",
         403: "Not allowed, or the integrations API is switched off.",
@@ -82,8 +89,8 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, object]] = {
         " anything was changed. Retry after Retry-After.",
         507: "The disk (or a quota) where the database or the files live is full: nothing was"
         " stored or changed.",
-    }.items()
-}
+    }
+)
 
 
 #: The schema of text that may run over several lines (a hold's reason): the server trims
@@ -105,6 +112,4 @@ ROLE_NAMES: JsonDict = {"enum": list(ROLE_KEYS)}
 OPTIONAL_ROLE: JsonDict = {"enum": [*ROLE_KEYS, None]}
 
 #: The 409 of a create whose name (or e-mail) is taken.
-CONFLICT_RESPONSE: dict[int | str, dict[str, object]] = {
-    409: {"model": Problem, "description": "Conflict: the name (or e-mail) is already taken."}
-}
+CONFLICT_RESPONSE = problem_responses({409: "Conflict: the name (or e-mail) is already taken."})

@@ -17,9 +17,9 @@ from casefolio.api.v1.schemas import (
     ApiInput,
     ApiModel,
     Name,
-    Problem,
     Timestamp,
     WireId,
+    problem_responses,
 )
 from casefolio.domain import access, text, users
 from casefolio.domain.roles import ROLES
@@ -106,7 +106,7 @@ class UserUpdate(ApiInput):
     "/user/id/{userId}",
     response_model=UserOut,
     summary="Deactivate or reactivate a user (operators only)",
-    responses={409: {"model": Problem, "description": "Operators cannot deactivate themselves."}},
+    responses=problem_responses({409: "Operators cannot deactivate themselves."}),
 )
 async def update_user(
     request: Request,
