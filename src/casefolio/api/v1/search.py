@@ -143,14 +143,5 @@ async def search_status(
         pending=found.counts.get("pending", 0),
         done=found.counts.get("done", 0),
         failed=found.counts.get("failed", 0),
-        failures=[
-            FailedVersionOut(
-                document_id=f.document_id,
-                version_id=f.version_id,
-                file_name=f.file_name,
-                reason=f.reason,
-                extracted_at=f.extracted_at,
-            )
-            for f in found.failures
-        ],
+        failures=[FailedVersionOut.model_validate(f) for f in found.failures],
     )
