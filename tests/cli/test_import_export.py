@@ -61,14 +61,24 @@ def _catalogue(settings: Settings, project_id: int) -> dict[str, str]:
                     folder_id = by_id[folder_id].parent_id
                 return "/".join(reversed(parts))
 
-            found = await session.execute(
-                select(Document.folder_id, DocumentVersion.file_name, DocumentVersion.sha256)
-                .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
-                .where(Document.project_id == project_id)
-            )
+            found = (
+                await session.execute(
+                    select(
+                        Document.folder_id,
+                        DocumentVersion.file_name,
+                        DocumentVersion.sha256,
+                        Document.current_sha256,
+                    )
+                    .join(DocumentVersion, DocumentVersion.id == Document.current_version_id)
+                    .where(Document.project_id == project_id)
+                )
+            ).all()
+            # The document's own copy of its current content's hash (what a rejectDuplicate
+            # upload looks for) is that of its current version, for each file of a batch.
+            assert [row.current_sha256 for row in found] == [row.sha256 for row in found]
             return {
                 "/".join(p for p in (path(folder_id), name) if p): sha
-                for folder_id, name, sha in found
+                for folder_id, name, sha, _ in found
             }
 
     result = in_db(settings, work)
