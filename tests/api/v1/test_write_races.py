@@ -270,3 +270,53 @@ async def test_deleting_an_upload_a_document_is_claiming_deletes_the_version_it_
     assert shown.json()["currentVersion"]["id"] == doc["currentVersion"]["id"]
     trashed = await client.get(matter.url("/trash/versions"), headers=matter.admin.headers)
     assert [v["id"] for v in trashed.json()] == [str(upload_id)]
+
+
+async def test_two_documents_claiming_one_upload_at_once_get_it_once(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """v3: two PATCHes linking the same containerless upload to two documents. The second
+    waits for the first's lock, then finds the upload taken and is refused, its document
+    unchanged: the upload did not move to it, leaving the first document pointing at a
+    version of another."""
+    first = (await upload(client, matter, b"first", "first.pdf")).json()
+    other = (await upload(client, matter, b"other", "other.pdf")).json()
+    sent = await client.post(
+        "/api/v3/attachments",
+        files={
+            "metadata": (None, json.dumps({"fileName": "shared.pdf"}), "application/json"),
+            "file": ("shared.pdf", b"shared", "application/pdf"),
+        },
+        headers=basic(matter.admin),
+    )
+    assert sent.status_code == 201, sent.text
+    upload_id = int(sent.json()["id"])
+    async with db.write() as session:
+        await unclaimed.claim(
+            session,
+            who=principal(matter.admin),
+            document_id=int(first["id"]),
+            version_ids=[upload_id],
+        )
+        racing = await meanwhile(
+            db,
+            client.patch(
+                f"/api/v3/documents/{other['id']}",
+                json={"_links": {"attachments": [{"href": f"/api/v3/attachments/{upload_id}"}]}},
+                headers=basic(matter.admin),
+            ),
+        )
+    answer = await racing
+    assert answer.status_code == 422, answer.text
+    assert "cannot be claimed" in answer.json()["message"], answer.text
+    for doc, current in ((first, upload_id), (other, int(other["currentVersion"]["id"]))):
+        shown = await client.get(
+            matter.url(f"/documents/{doc['id']}"), headers=matter.reader.headers
+        )
+        assert int(shown.json()["currentVersion"]["id"]) == current
+    listed = await client.get(
+        f"/api/v3/documents/{other['id']}/attachments", headers=basic(matter.reader)
+    )
+    assert [a["id"] for a in listed.json()["_embedded"]["elements"]] == [
+        int(other["currentVersion"]["id"])
+    ]
