@@ -56,14 +56,24 @@ async def test_a_write_is_audited_with_its_actor_and_a_refused_one_is_not(
         matter.writer.token_id,
     )
     assert created.client == "127.0.0.1"
-    assert created.details["fileName"] == "claim.txt"
+    assert created.details == {"title": "claim.txt", "fileName": "claim.txt", "number": 1}
+    replaced = await client.post(
+        matter.url(f"/documents/{document}/replace?fileName=claim-v2.txt"),
+        content=b"claim, amended",
+        headers=matter.writer.headers,
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    added = (await _entries(db))[-1]
+    assert added.action == "version.added"
+    assert added.details == {"number": 2, "fileName": "claim-v2.txt"}
+    before = len(await _entries(db))
 
     # A refusal (a reader may not delete) writes nothing, so it audits nothing.
     refused = await client.delete(
         matter.url(f"/documents/{document}"), headers=matter.reader.headers
     )
     assert refused.status_code == 403
-    assert len(await _entries(db)) == before + 1
+    assert len(await _entries(db)) == before
 
 
 async def test_downloads_of_content_and_of_a_version_are_audited(

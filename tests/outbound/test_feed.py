@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from datetime import timedelta
 from typing import Any
@@ -69,6 +70,16 @@ async def test_changes_come_in_commit_order_with_deletions_and_pages(
     assert gone.status_code == 204
     assert (await client.delete(matter.url(f"/documents/{doc}"), headers=admin)).status_code == 204
 
+    filed = await client.post(
+        matter.url("/documents"),
+        files={
+            "file": ("c.txt", b"c", "text/plain"),
+            "metadata": (None, json.dumps({"folderId": folder}), "application/json"),
+        },
+        headers=h,
+    )
+    assert filed.status_code == 201, filed.text
+
     changes, end = await _changes(client, matter.reader, start, limit=2)
     assert [c["type"] for c in changes] == [
         "folder.created",
@@ -77,7 +88,10 @@ async def test_changes_come_in_commit_order_with_deletions_and_pages(
         "document.moved",
         "version.deleted",
         "document.deleted",
+        "document.created",
     ]
+    # A document filed into a folder says which, as a move does.
+    assert (changes[1]["folderId"], changes[6]["folderId"]) == (None, folder)
     seqs = [c["seq"] for c in changes]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
     assert {c["projectId"] for c in changes} == {str(matter.id)}
