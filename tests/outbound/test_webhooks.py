@@ -697,6 +697,54 @@ async def test_a_worker_stopped_mid_round_stores_its_answers_and_lets_go_of_the_
     assert statuses == {"delivered"}
 
 
+async def test_a_round_waits_for_its_own_sends_not_an_earlier_rounds_hanging_one(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    operator: Actor,
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A send left out by an earlier round (its endpoint hangs) held up every later round
+    that sent anything: it waited for all sends out, so each such round took the whole
+    ROUND_SEND_WAIT_SECONDS and stored its prompt answers only then."""
+    patient = settings.model_copy(update={"webhook_timeout_seconds": PATIENT_SECONDS})
+    with receiver() as hanging, receiver() as prompt:
+        hanging.hold = threading.Event()
+        await _register(client, operator, hanging.url, ["document.created"])
+        await _register(client, operator, prompt.url, ["folder.created"])
+        # The first round waits a moment for the hanging send, then leaves it out.
+        monkeypatch.setattr(worker_module, "ROUND_SEND_WAIT_SECONDS", 0.05)
+        worker = Worker(patient, db, clock=clock)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(worker.run)
+                await _upload(client, matter)
+                with anyio.fail_after(30):
+                    while True:  # the hanging send is out
+                        if worker.sender.in_flight == 1:
+                            break
+                        await anyio.sleep(0.02)
+                # From now on a round waits as long as it takes for the sends it waits for.
+                monkeypatch.setattr(worker_module, "ROUND_SEND_WAIT_SECONDS", 3600.0)
+                made = await client.post(
+                    matter.url("/folders"), json={"name": "F"}, headers=matter.writer.headers
+                )
+                assert made.status_code == 201, made.text
+                hooks = {h["url"]: int(h["id"]) for h in await _hooks(client, operator)}
+                fast, slow = hooks[prompt.url], hooks[hanging.url]
+                statuses = await _until(db, lambda s: s.get(fast) == ["delivered"], seconds=15)
+                assert statuses[slow] == ["pending"]  # still out, its endpoint still holding
+                hanging.hold.set()
+                await _until(db, lambda s: s.get(slow) == ["delivered"])
+                tasks.cancel_scope.cancel()
+        finally:
+            hanging.hold.set()
+            await worker.close()
+    assert len(prompt.received) == 1 and len(hanging.received) == 1
+
+
 async def _hooks(client: httpx.AsyncClient, actor: Actor) -> list[dict[str, Any]]:
     listed = await client.get("/api/v1/webhooks", headers=actor.headers)
     assert listed.status_code == 200

@@ -106,10 +106,12 @@ class Sender:
         for item in claimed:
             background.start_soon(self._send, item)
 
-    async def wait_for_answers(self, seconds: float) -> None:
-        """Until nothing is out, or `seconds` have passed."""
+    async def wait_for_answers(self, items: list[Claimed], seconds: float) -> None:
+        """Until each of `items` has its answer (or was found to be another worker's), or
+        `seconds` have passed. Not for sends of earlier rounds still out: waiting for a
+        hanging endpoint's made every round that sent anything last the whole `seconds`."""
         with anyio.move_on_after(seconds):
-            while self.in_flight:
+            while any(id(item) in self._unanswered for item in items):
                 await self.answered.wait()
 
     def take_answers(self) -> list[tuple[Claimed, delivery.Outcome]]:

@@ -262,7 +262,7 @@ class Worker:
         self._fresh = []
         await self.sender.send_all(claimed, self._sending)
         if claimed and self._sending is not None:
-            await self.sender.wait_for_answers(ROUND_SEND_WAIT_SECONDS)
+            await self.sender.wait_for_answers(claimed, ROUND_SEND_WAIT_SECONDS)
         return done + len(claimed) + await self._store_answers()
 
     async def _store_answers(self) -> int:
