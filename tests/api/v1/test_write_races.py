@@ -67,6 +67,12 @@ WRITES: dict[str, Write] = {
     "move": lambda client, matter, doc: client.put(
         matter.url(f"/documents/{doc['id']}/{doc['folder']}"), headers=matter.writer.headers
     ),
+    "new version": lambda client, matter, doc: client.post(
+        matter.url(f"/documents/{doc['id']}/replace"),
+        content=b"three",
+        params={"fileName": "racing.pdf"},
+        headers={**matter.writer.headers, "Content-Type": "application/pdf"},
+    ),
     "version delete": lambda client, matter, doc: client.delete(
         matter.url(f"/documents/{doc['id']}/versions/{doc['first_version']}"),
         headers=matter.admin.headers,
