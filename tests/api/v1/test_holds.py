@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document, DocumentVersion
 from tests import traces
-from tests.api.v1.conftest import Matter, upload
+from tests.api.v1.conftest import Matter, make_matter, upload
 from tests.factories import Actor
 
 
@@ -315,3 +315,56 @@ async def test_a_release_names_what_the_hold_covered_as_its_creation_did(
         assert (created["type"], gone["type"]) == ("hold.created", "hold.released")
         for key in ("documentId", "folderId"):
             assert gone[key] == created[key], (scope, key)
+
+
+async def test_a_hold_on_a_folder_covers_its_sub_folders(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    held = await folder(client, matter, "Held")
+    sub = await folder(client, matter, "Sub", parent=held)
+    hold = await place(client, matter, "folder", held)
+
+    refused = await client.delete(matter.url(f"/folders/{sub}"), headers=matter.admin.headers)
+
+    assert refused.status_code == 409, refused.text
+    assert f"hold {hold['id']}" in refused.json()["detail"]
+    listed = await client.get(matter.url("/folders"), headers=matter.admin.headers)
+    assert sub in [f["id"] for f in listed.json()]
+    await release(client, matter, hold)
+    deleted = await client.delete(matter.url(f"/folders/{sub}"), headers=matter.admin.headers)
+    assert deleted.status_code == 204, deleted.text
+
+
+async def test_a_hold_in_another_project_holds_nothing_here(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    other = await make_matter(client, db, operator)
+    await place(client, other, "project", name="Other matter")
+    doc = await document(client, matter)
+    empty = await folder(client, matter, "Empty")
+
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    deleted = await client.delete(matter.url(f"/folders/{empty}"), headers=matter.admin.headers)
+    assert deleted.status_code == 204, deleted.text
+
+
+async def test_releasing_a_released_hold_changes_nothing(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    hold = await place(client, matter, "project")
+    await release(client, matter, hold)
+    first = await client.get(matter.url(f"/holds/{hold['id']}"), headers=matter.admin.headers)
+    start = await traces.mark(db)
+
+    again = await client.request(
+        "DELETE",
+        matter.url(f"/holds/{hold['id']}"),
+        json={"reason": "Released twice by mistake"},
+        headers=matter.admin.headers,
+    )
+
+    assert again.status_code == 200, again.text
+    assert again.json() == first.json()
+    assert first.json()["releaseReason"] == "Settled"
+    found = await traces.since(db, start)
+    assert (found.actions, found.change_types) == ([], [])  # no second release reported
