@@ -4,7 +4,7 @@ never while held). Time moves through an injected clock; nothing sleeps."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document
 from casefolio.db.types import utcnow
@@ -21,6 +22,7 @@ from casefolio.domain.principal import Principal
 from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter, upload
 from tests.api.v1.test_holds import delete_document, document, place, release
+from tests.factories import Actor
 from tests.races import second_after_first
 
 
@@ -113,7 +115,12 @@ async def test_restore_gives_back_the_same_document_with_versions_and_fields(
     assert after["id"] == doc
     assert after["currentVersion"] == before["currentVersion"]
     assert after["fields"] == before["fields"]
-    assert after["updatedAt"] >= before["updatedAt"]
+    # Changed now, after its deletion: a sync since then sees it again.
+    assert after["updatedAt"] > entry["trashedAt"] > before["updatedAt"]
+    synced = await client.get(
+        matter.url("/documents"), params={"afterDate": entry["trashedAt"]}, headers=h
+    )
+    assert [d["id"] for d in synced.json()] == [doc]
     assert (
         await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)
     ).json() == versions
@@ -250,3 +257,55 @@ async def test_a_delete_and_a_restore_racing_their_twins_each_happen_once(
     assert sorted(actions) == ["document.deleted", "document.restored"]
     shown = await client.get(matter.url(f"/documents/{doc}"), headers=matter.admin.headers)
     assert shown.status_code == 200
+
+
+async def test_the_trash_lists_purge_after_the_configured_period(
+    client: httpx.AsyncClient, matter: Matter, settings: Settings
+) -> None:
+    doc = await document(client, matter)
+    await delete_document(client, matter, doc)
+
+    [entry] = (await client.get(matter.url("/trash"), headers=matter.admin.headers)).json()
+
+    period = datetime.fromisoformat(entry["purgeAfter"]) - datetime.fromisoformat(
+        entry["trashedAt"]
+    )
+    assert period == timedelta(days=settings.trash_days) == timedelta(days=30)
+
+
+@pytest.mark.parametrize("early", [True, False])
+async def test_the_purge_takes_a_document_once_its_period_is_over_and_not_before(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter, early: bool
+) -> None:
+    doc = await document(client, matter)
+    await delete_document(client, matter, doc)
+    [entry] = (await client.get(matter.url("/trash"), headers=matter.admin.headers)).json()
+    due = datetime.fromisoformat(entry["purgeAfter"])
+    at = due - timedelta(minutes=1) if early else due + timedelta(minutes=1)
+    state = app.state.casefolio
+
+    await Housekeeper(state.settings, state.db, state.blobs, clock=lambda: at).run_once()
+
+    async with db.read() as session:
+        left = set(await session.scalars(select(Document.id)))
+    assert left == ({int(doc)} if early else set())
+
+
+async def test_one_projects_trash_neither_lists_nor_restores_anothers_documents(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    doc = await document(client, matter)
+    await delete_document(client, matter, doc)
+    other = await client.post(
+        "/api/v1/projects", json={"name": "Other matter"}, headers=operator.headers
+    )
+    elsewhere = f"/api/v1/projects/{other.json()['id']}/trash"
+
+    listed = await client.get(elsewhere, headers=operator.headers)
+    assert listed.status_code == 200 and listed.json() == []
+    refused = await client.post(f"{elsewhere}/{doc}/restore", headers=operator.headers)
+    assert refused.status_code == 404, refused.text
+
+    h = matter.admin.headers
+    assert [e["id"] for e in (await client.get(matter.url("/trash"), headers=h)).json()] == [doc]
+    assert (await client.get(matter.url(f"/documents/{doc}"), headers=h)).status_code == 404

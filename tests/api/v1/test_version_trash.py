@@ -358,5 +358,10 @@ async def test_version_trash_routes_check_access_and_input(
         headers=operator.headers,
     )
     assert elsewhere.status_code == 404
+    # Nor does it list it in their own project's trash.
+    listed = await client.get(
+        f"/api/v1/projects/{other.json()['id']}/trash/versions", headers=operator.headers
+    )
+    assert listed.status_code == 200 and listed.json() == []
     assert [e["id"] for e in await trashed_versions(client, matter)] == [first]
     assert await version_rows(db, doc) == [(int(first), True), (int(second), False)]
