@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio.to_thread
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 from typer.testing import CliRunner
@@ -16,7 +17,7 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document
 from casefolio.outbound.housekeeping import Housekeeper
-from tests.api.v1.conftest import Matter
+from tests.api.v1.conftest import Matter, make_matter
 from tests.api.v1.test_holds import document, place
 from tests.api.v1.test_version_trash import audited
 from tests.cli.conftest import cli_env
@@ -147,3 +148,64 @@ async def test_a_template_gives_new_projects_its_retention_rule(
     assert project.status_code == 201, project.text
     rule = await client.get(f"/api/v1/projects/{project.json()['id']}/retention", headers=h)
     assert rule.json() == {"keepYears": 6, "then": "trash"}
+
+
+@pytest.mark.parametrize(
+    ("now", "years", "cutoff"),
+    [
+        # Calendar years, not 365 days: four years back from here cross a 29 February.
+        (datetime(2025, 6, 15, 12, tzinfo=UTC), 4, datetime(2021, 6, 15, 12, tzinfo=UTC)),
+        # From a 29 February, a year back is the 28th.
+        (datetime(2024, 2, 29, 12, tzinfo=UTC), 1, datetime(2023, 2, 28, 12, tzinfo=UTC)),
+    ],
+    ids=["across-a-leap-day", "from-29-february"],
+)
+async def test_the_period_is_counted_in_calendar_years(
+    app: FastAPI,
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    now: datetime,
+    years: int,
+    cutoff: datetime,
+) -> None:
+    past = await document(client, matter, b"an hour past the period")
+    within = await document(client, matter, b"an hour within the period")
+    await backdate(db, past, cutoff - timedelta(hours=1))
+    await backdate(db, within, cutoff + timedelta(hours=1))
+    await set_rule(client, matter, years, "trash")
+    state = app.state.casefolio
+
+    keeper = Housekeeper(state.settings, state.db, state.blobs, clock=lambda: now)
+    assert "retention" in await keeper.run_once()
+
+    assert await trashed(db) == {past}
+
+
+async def test_each_project_is_judged_by_its_own_rule_and_shows_only_its_own_documents(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    other = await make_matter(client, db, operator)
+    here = await document(client, matter, b"old here")
+    there = await document(client, other, b"old there")
+    already = await document(client, other, b"old and in the trash already")
+    for doc in (here, there, already):
+        await backdate(db, doc, NOW - timedelta(days=3 * 365))
+    deleted = await client.delete(other.url(f"/documents/{already}"), headers=other.admin.headers)
+    assert deleted.status_code == 204, deleted.text
+    await set_rule(client, matter, 1, "trash")
+    await set_rule(client, other, 1, "review")
+
+    # Each project's due list: its own documents, none of them in the trash.
+    for project, doc, action in ((matter, here, "trash"), (other, there, "review")):
+        due = await client.get(project.url("/retention/due"), headers=project.admin.headers)
+        assert due.status_code == 200, due.text
+        assert [(d["documentId"], d["action"]) for d in due.json()] == [(doc, action)]
+
+    state = app.state.casefolio
+    await Housekeeper(state.settings, state.db, state.blobs, clock=lambda: NOW).run_once()
+
+    # The "trash" rule took this project's document; the other's stays, for review.
+    assert await trashed(db) == {here, already}
+    kept = await client.get(other.url(f"/documents/{there}"), headers=other.admin.headers)
+    assert kept.status_code == 200, kept.text
