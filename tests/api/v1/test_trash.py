@@ -309,3 +309,33 @@ async def test_one_projects_trash_neither_lists_nor_restores_anothers_documents(
     h = matter.admin.headers
     assert [e["id"] for e in (await client.get(matter.url("/trash"), headers=h)).json()] == [doc]
     assert (await client.get(matter.url(f"/documents/{doc}"), headers=h)).status_code == 404
+
+
+async def test_a_folder_hold_keeps_the_trashed_documents_of_the_folder_from_the_purge(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    h = matter.admin.headers
+    box = (await client.post(matter.url("/folders"), json={"name": "Box"}, headers=h)).json()["id"]
+    inner = await client.post(
+        matter.url("/folders"), json={"name": "Inner", "parentId": box}, headers=h
+    )
+    docs = [
+        await document(client, matter, b"boxed", folder_id=box),
+        await document(client, matter, b"deeper", folder_id=inner.json()["id"]),
+    ]
+    for doc in docs:
+        assert (await delete_document(client, matter, doc)).status_code == 204
+    # Placed after the deletions: a hold on the folder covers what waits in its trash.
+    hold = await place(client, matter, "folder", box)
+
+    await housekeeper(app, days_later=31).run_once()
+
+    listed = (await client.get(matter.url("/trash"), headers=h)).json()
+    assert [e["id"] for e in listed] == docs
+    async with db.read() as session:
+        assert set(await session.scalars(select(Document.id))) == {int(d) for d in docs}
+    # Released, they go at the next purge.
+    await release(client, matter, hold)
+    await housekeeper(app, days_later=32).run_once()
+    async with db.read() as session:
+        assert set(await session.scalars(select(Document.id))) == set()
