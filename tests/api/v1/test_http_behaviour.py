@@ -191,6 +191,25 @@ async def test_every_response_carries_rate_limit_headers_and_429_retry_after(
     assert (await client.get("/api/v1/roles", headers=operator.headers)).status_code == 200
 
 
+async def test_guessing_tokens_spends_the_callers_address_budget(
+    app: FastAPI, client: httpx.AsyncClient, operator: Actor
+) -> None:
+    """A request without a token, or with one that is not a token, is charged to the client
+    address: guessing tokens is refused once that budget is spent, as any caller is."""
+    state = app.state.casefolio
+    state.limiter = RateLimiter(3, clock=lambda: 1_000 * 60 + 30)
+    guesses: list[dict[str, str]] = [{}, {"X-API-Token": "guess-1"}, {"X-API-Token": "guess-2"}]
+    for headers in guesses:
+        refused = await client.get("/api/v1/roles", headers=headers)
+        assert refused.status_code == 401, refused.text
+    for headers in guesses[:2]:
+        limited = await client.get("/api/v1/roles", headers=headers)
+        assert limited.status_code == 429, limited.text
+        assert limited.headers["Retry-After"] == "30"
+    # A real token has a budget of its own.
+    assert (await client.get("/api/v1/roles", headers=operator.headers)).status_code == 200
+
+
 async def test_default_limit_is_fifty(client: httpx.AsyncClient, member: Actor) -> None:
     ok = await client.get("/api/v1/roles", headers=member.headers)
     assert ok.headers["RateLimit-Limit"] == "50"
