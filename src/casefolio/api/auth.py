@@ -88,7 +88,7 @@ async def authenticate(request: Request) -> Principal:
         raise Forbidden(system.API_DISABLED_MESSAGE)
     if stale and principal.token_id is not None:
         async with state.db.write() as session:
-            await tokens.touch(session, token_id=principal.token_id)
+            await tokens.touch(session, token_id=principal.token_id, at=now)
     return principal
 
 

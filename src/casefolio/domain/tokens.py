@@ -115,10 +115,11 @@ async def authenticate(
     return Authenticated(principal, stale, token.expires_at)
 
 
-async def touch(session: AsyncSession, *, token_id: int) -> None:
+async def touch(session: AsyncSession, *, token_id: int, at: datetime) -> None:
+    """Record that the token was used `at` (the time `authenticate` checked it by)."""
     token = await session.get(ApiToken, token_id)
     if token is not None:
-        token.last_used_at = utcnow()
+        token.last_used_at = at
 
 
 async def _visible(session: AsyncSession, who: Principal | None, token_id: int) -> ApiToken:

@@ -10,6 +10,7 @@ from sqlalchemy import text, update
 from casefolio.api.credentials import CredentialCache
 from casefolio.db.engine import Database
 from casefolio.db.models import ApiToken
+from casefolio.db.types import rfc3339
 from casefolio.domain.tokens import MAX_RATE_LIMIT
 from tests.clocks import Clock
 from tests.factories import Actor, make_actor
@@ -145,6 +146,37 @@ async def test_a_token_that_expires_while_remembered_is_refused_at_once(
     expired = await client.get("/api/v1/users", headers=headers)
     assert expired.status_code == 401
     assert "expired" in expired.json()["detail"]
+
+
+async def test_last_used_is_recorded_once_a_minute_at_most(
+    app: FastAPI, client: httpx.AsyncClient, operator: Actor
+) -> None:
+    # Writing lastUsedAt on every request would make every GET a write: it is written when
+    # a minute has passed since the last time written (domain/tokens.py).
+    clock = Clock()
+    state = app.state.casefolio
+    state.credentials = CredentialCache(now=clock)
+    created = await client.post(
+        "/api/v1/tokens",
+        json={"userId": operator.user_id, "name": "used"},
+        headers=operator.headers,
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["lastUsedAt"] is None
+    token_id, headers = created.json()["id"], {"X-API-Token": created.json()["token"]}
+
+    async def used_after(seconds: float) -> str:
+        clock.advance(seconds)
+        state.credentials.clear()  # looked up again, not remembered
+        assert (await client.get("/api/v1/roles", headers=headers)).status_code == 200
+        listed = await client.get("/api/v1/tokens?limit=1000", headers=operator.headers)
+        [last] = [t["lastUsedAt"] for t in listed.json() if t["id"] == token_id]
+        return str(last)
+
+    first = await used_after(0)
+    assert first == rfc3339(clock.now)
+    assert await used_after(30) == first
+    assert await used_after(31) == rfc3339(clock.now)
 
 
 async def test_expiry_in_the_past_is_refused(client: httpx.AsyncClient, operator: Actor) -> None:
