@@ -9,7 +9,7 @@ send to the others, fan out, seal and index.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -110,9 +110,13 @@ class Sender:
         """Until each of `items` has its answer (or was found to be another worker's), or
         `seconds` have passed. Not for sends of earlier rounds still out: waiting for a
         hanging endpoint's made every round that sent anything last the whole `seconds`."""
+        waiting = deque(items)  # each looked at once while answered, however many there are
         with anyio.move_on_after(seconds):
-            while any(id(item) in self._unanswered for item in items):
-                await self.answered.wait()
+            while waiting:
+                if id(waiting[0]) in self._unanswered:
+                    await self.answered.wait()
+                else:
+                    waiting.popleft()
 
     def take_answers(self) -> list[tuple[Claimed, delivery.Outcome]]:
         answers, self.answers = self.answers, []
