@@ -51,15 +51,15 @@ def check_spec(spec: FieldSpec) -> FieldSpec:
             "A choice field needs a list of non-empty choices.",
             [{"field": "choices", "message": "missing or empty"}],
         )
+    if spec.type != "choice" and spec.choices:
+        raise Invalid(
+            "Only choice fields take choices.", [{"field": "choices", "message": "unexpected"}]
+        )
     # A choice is shown in lists and picked from menus: one line, as a name is.
     choices = [
         text.stripped_name(c, limit=text.MAX_CHOICE, what=f"Choice {n}", field="choices")
         for n, c in enumerate(spec.choices, 1)
     ]
-    if spec.type != "choice" and choices:
-        raise Invalid(
-            "Only choice fields take choices.", [{"field": "choices", "message": "unexpected"}]
-        )
     # Distinct as a value finds them (`choice_for`): "é" decomposed and composed, or with a
     # zero-width space at its end, are one choice.
     if len({text.as_stored(c) for c in choices}) != len(choices):
