@@ -731,3 +731,15 @@ def test_a_rerun_finds_a_directory_whose_name_is_decomposed(
     again = invoke("import", str(source), "--project", str(seed.project_id))
     assert again.exit_code == 0, again.output
     assert counts(again.output) == dict.fromkeys(COUNTED, 0) | {"unchanged": 1}, again.output
+
+
+def test_same_named_directories_under_other_parents_become_folders_of_their_own(
+    invoke: Invoke, seed: Seed, settings: Settings, tmp_path: Path
+) -> None:
+    tree = {"A/Exhibits/a.txt": b"a", "B/Exhibits/b.txt": b"b", "Exhibits/top.txt": b"top"}
+    source = write_tree(tmp_path / "src", tree)
+    for run in ("first", "rerun"):
+        result = invoke("import", str(source), "--project", str(seed.project_id))
+        assert result.exit_code == 0, (run, result.output)
+        assert _catalogue(settings, seed.project_id) == {k: _sha(v) for k, v in tree.items()}
+    assert counts(result.output)["unchanged"] == 3
