@@ -13,9 +13,10 @@ from standardwebhooks import Webhook as Verifier
 
 from casefolio.db.engine import Database
 from casefolio.db.models import WebhookDelivery
+from casefolio.domain import users
 from casefolio.outbound.worker import Worker
 from tests.clocks import Clock
-from tests.factories import Actor
+from tests.factories import Actor, make_actor
 from tests.outbound.conftest import Matter, make_matter
 from tests.outbound.receiver import Receiver, receiver
 
@@ -176,3 +177,40 @@ async def test_an_owner_who_lost_the_project_gets_no_retry_of_an_earlier_deliver
     await worker.run_once()
     assert len(hook_receiver.received) == 1
     assert await _statuses(db) == ["dropped"]
+
+
+async def test_a_former_operators_installation_wide_webhook_hears_only_their_projects(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    operator: Actor,
+    worker: Worker,
+    hook_receiver: Receiver,
+) -> None:
+    former = await make_actor(db, operator=True)
+    hook = await _register(
+        client, former, hook_receiver.url, ["user.created", "team.created", "document.created"]
+    )
+    async with db.write() as session:
+        await users.set_operator(session, who=None, user_id=former.user_id, is_operator=False)
+    # Nothing outside a project (a new user, a new team), nor of a project they cannot read.
+    made = await client.post(
+        "/api/v1/users",
+        json={"email": "new-partner@example.com", "name": "New Partner"},
+        headers=operator.headers,
+    )
+    assert made.status_code == 201, made.text
+    team = await client.post("/api/v1/teams", json={"name": "Litigation"}, headers=operator.headers)
+    assert team.status_code == 201, team.text
+    await _upload(client, matter, "not-theirs.txt")
+    await worker.run_once()
+    assert hook_receiver.received == []
+    # A project of theirs still is.
+    granted = await client.put(
+        matter.url(f"/users/{former.email}"), json={"role": "Read Only"}, headers=operator.headers
+    )
+    assert granted.status_code == 200, granted.text
+    theirs = await _upload(client, matter, "theirs.txt")
+    await worker.run_once()
+    [got] = hook_receiver.received
+    assert Verifier(hook["secret"]).verify(got.body, got.headers)["data"]["documentId"] == theirs
