@@ -26,9 +26,8 @@ from casefolio.outbound.results import Claimed
 from casefolio.outbound.worker import UNSTORABLE, Worker
 from tests.clocks import Clock
 from tests.factories import Actor
-from tests.outbound.conftest import Matter
+from tests.outbound.conftest import Matter, register_webhook, upload_file
 from tests.outbound.receiver import receiver
-from tests.outbound.test_webhooks import _register, _upload
 from tests.races import until_backends_wait_on_locks
 from tests.refusals import refusing
 
@@ -50,10 +49,10 @@ async def test_a_retry_after_past_any_date_waits_the_schedules_longest(
     retry_after: str,
 ) -> None:
     with receiver() as busy, receiver() as fine:
-        slow = await _register(client, operator, busy.url, ["document.created"])
-        fast = await _register(client, operator, fine.url, ["document.created"])
+        slow = await register_webhook(client, operator, busy.url, ["document.created"])
+        fast = await register_webhook(client, operator, fine.url, ["document.created"])
         busy.answers = [(503, {"retry-after": retry_after})]
-        await _upload(client, matter)
+        await upload_file(client, matter)
         # Both answers are stored in this round (a date past year 9999 failed the round's
         # store, every round's again, and no answer of any endpoint was stored any more).
         await worker.run_once()
@@ -86,10 +85,10 @@ async def _answered_beside_a_plain_one(
     are delivered in it, and nothing is due or sent again after. Return the two attempts
     (the odd one first)."""
     with receiver() as odd_end, receiver() as fine:
-        odd = await _register(client, operator, odd_end.url, ["document.created"])
-        plain = await _register(client, operator, fine.url, ["document.created"])
+        odd = await register_webhook(client, operator, odd_end.url, ["document.created"])
+        plain = await register_webhook(client, operator, fine.url, ["document.created"])
         odd_end.body = body
-        await _upload(client, matter)
+        await upload_file(client, matter)
         await worker.run_once()
         found = await _deliveries(db)
         assert found[int(odd["id"])].status == "delivered"
@@ -135,8 +134,8 @@ async def test_a_refusal_longer_than_the_logs_column_is_stored_cut(
             session, who=who, spec=spec, allowed=[ipaddress.ip_network("fe80::/10")]
         )
     with receiver() as fine:
-        plain = await _register(client, operator, fine.url, ["document.created"])
-        await _upload(client, matter)
+        plain = await register_webhook(client, operator, fine.url, ["document.created"])
+        await upload_file(client, matter)
         await worker.run_once()
         found = await _deliveries(db)
         assert found[int(plain["id"])].status == "delivered"
@@ -156,12 +155,12 @@ async def test_a_secret_that_cannot_be_read_fails_its_own_attempt_only(
     """A secret damaged in the database (not base64) fails its webhook's attempt; it raised
     out of the send, and with it the round, and no other endpoint's answer was stored."""
     with receiver() as damaged, receiver() as fine:
-        broken = await _register(client, operator, damaged.url, ["document.created"])
-        plain = await _register(client, operator, fine.url, ["document.created"])
+        broken = await register_webhook(client, operator, damaged.url, ["document.created"])
+        plain = await register_webhook(client, operator, fine.url, ["document.created"])
         async with db.write() as session:
             hook = await session.get_one(Webhook, int(broken["id"]))
             hook.secret = "whsec_not*base64"
-        await _upload(client, matter)
+        await upload_file(client, matter)
         await worker.run_once()
         found = await _deliveries(db)
         assert found[int(plain["id"])].status == "delivered"
@@ -209,9 +208,9 @@ async def test_two_workers_storing_failures_of_one_endpoint_count_both(
     increment was lost, so `failing` could come late or never)."""
     if not is_postgres:
         pytest.skip("SQLite's writers take turns: the two stores never overlap")
-    hook = await _register(client, operator, "http://127.0.0.1:9/hook", ["document.created"])
-    await _upload(client, matter, "a.txt")
-    await _upload(client, matter, "b.txt")
+    hook = await register_webhook(client, operator, "http://127.0.0.1:9/hook", ["document.created"])
+    await upload_file(client, matter, "a.txt")
+    await upload_file(client, matter, "b.txt")
     fanning = Worker(settings, db, clock=clock)
     try:
         await fanning.fan_out()

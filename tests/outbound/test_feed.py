@@ -23,36 +23,13 @@ from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.outbound import feed, runtime, sealing
 from casefolio.outbound.signal import CHANNEL, outgoing, signal
 from tests.factories import Actor
-from tests.outbound.conftest import Matter
-
-
-async def _cursor(client: httpx.AsyncClient, actor: Actor) -> str:
-    got = await client.get("/api/v1/changes/cursor", headers=actor.headers)
-    assert got.status_code == 200, got.text
-    return str(got.json()["cursor"])
-
-
-async def _changes(
-    client: httpx.AsyncClient, actor: Actor, cursor: str, **query: Any
-) -> tuple[list[dict[str, Any]], str]:
-    """Every change after `cursor`, following pages; return them and the last cursor."""
-    found: list[dict[str, Any]] = []
-    while True:
-        got = await client.get(
-            "/api/v1/changes", params={"cursor": cursor, **query}, headers=actor.headers
-        )
-        assert got.status_code == 200, got.text
-        body = got.json()
-        found += body["changes"]
-        cursor = body["nextCursor"]
-        if not body["hasMore"]:
-            return found, cursor
+from tests.outbound.conftest import Matter, changes_since, feed_cursor
 
 
 async def test_changes_come_in_commit_order_with_deletions_and_pages(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
-    start = await _cursor(client, matter.reader)
+    start = await feed_cursor(client, matter.reader)
     h = matter.writer.headers
     folder = (await client.post(matter.url("/folders"), json={"name": "F"}, headers=h)).json()["id"]
     doc = (
@@ -80,7 +57,7 @@ async def test_changes_come_in_commit_order_with_deletions_and_pages(
     )
     assert filed.status_code == 201, filed.text
 
-    changes, end = await _changes(client, matter.reader, start, limit=2)
+    changes, end = await changes_since(client, matter.reader, start, limit=2)
     assert [c["type"] for c in changes] == [
         "folder.created",
         "document.created",
@@ -98,23 +75,23 @@ async def test_changes_come_in_commit_order_with_deletions_and_pages(
     assert changes[1]["documentId"] == doc and changes[3]["folderId"] == folder
     assert changes[4]["versionId"] == versions[0]["id"]
     # Nothing new: the same cursor comes back, and the page is empty.
-    again, same = await _changes(client, matter.reader, end)
+    again, same = await changes_since(client, matter.reader, end)
     assert again == [] and same == end
     # The outsider sees none of it.
-    theirs, _ = await _changes(client, matter.outsider, start)
+    theirs, _ = await changes_since(client, matter.outsider, start)
     assert theirs == []
 
 
 async def test_losing_and_regaining_access_is_in_the_feed_of_that_user_only(
     client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:
-    start = await _cursor(client, matter.reader)
+    start = await feed_cursor(client, matter.reader)
     h = operator.headers
     removed = await client.delete(matter.url(f"/users/{matter.reader.email}"), headers=h)
     assert removed.status_code in (200, 204), removed.text
     hidden = await client.post(matter.url("/documents?fileName=x.txt"), content=b"x", headers=h)
     assert hidden.status_code == 201
-    changes, cursor = await _changes(client, matter.reader, start)
+    changes, cursor = await changes_since(client, matter.reader, start)
     assert [(c["type"], c["projectId"]) for c in changes] == [
         ("project.access_lost", str(matter.id))
     ]
@@ -124,21 +101,21 @@ async def test_losing_and_regaining_access_is_in_the_feed_of_that_user_only(
     assert put.status_code in (200, 204), put.text
     granted = await client.put(matter.url(f"/teams/{team}"), json={"role": "Read Only"}, headers=h)
     assert granted.status_code in (200, 204), granted.text
-    changes, cursor = await _changes(client, matter.reader, cursor)
+    changes, cursor = await changes_since(client, matter.reader, cursor)
     assert [c["type"] for c in changes] == ["project.access_granted"]
     # Removing the team's grant takes it away again; the writer (direct grant) keeps it.
-    writer_start = await _cursor(client, matter.writer)
+    writer_start = await feed_cursor(client, matter.writer)
     revoked = await client.delete(matter.url(f"/teams/{team}"), headers=h)
     assert revoked.status_code in (200, 204), revoked.text
-    changes, _ = await _changes(client, matter.reader, cursor)
+    changes, _ = await changes_since(client, matter.reader, cursor)
     assert [c["type"] for c in changes] == ["project.access_lost"]
-    assert (await _changes(client, matter.writer, writer_start))[0] == []
+    assert (await changes_since(client, matter.writer, writer_start))[0] == []
 
 
 async def test_a_long_poll_returns_when_a_change_commits(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
-    cursor = await _cursor(client, matter.reader)
+    cursor = await feed_cursor(client, matter.reader)
     answer: dict[str, Any] = {}
 
     async def poll() -> None:
@@ -161,7 +138,7 @@ async def test_a_long_poll_returns_when_a_change_commits(
 async def test_a_long_poll_with_nothing_to_say_ends_empty_and_bad_input_is_400(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
-    cursor = await _cursor(client, matter.reader)
+    cursor = await feed_cursor(client, matter.reader)
     got = await client.get(
         "/api/v1/changes", params={"cursor": cursor, "wait": 0.2}, headers=matter.reader.headers
     )
@@ -181,7 +158,7 @@ async def test_a_long_poll_with_nothing_to_say_ends_empty_and_bad_input_is_400(
 async def test_a_cursor_older_than_the_history_kept_is_410(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:
-    old = await _cursor(client, matter.reader)
+    old = await feed_cursor(client, matter.reader)
     for name in ("a", "b"):
         await client.post(
             matter.url(f"/documents?fileName={name}"),
@@ -196,8 +173,8 @@ async def test_a_cursor_older_than_the_history_kept_is_410(
     got = await client.get("/api/v1/changes", params={"cursor": old}, headers=matter.reader.headers)
     assert got.status_code == 410
     assert "resync" in got.json()["detail"]
-    fresh = await _cursor(client, matter.reader)
-    assert (await _changes(client, matter.reader, fresh))[0] == []
+    fresh = await feed_cursor(client, matter.reader)
+    assert (await changes_since(client, matter.reader, fresh))[0] == []
     # Without a cursor the feed starts at the oldest change kept, never 410.
     oldest = await client.get("/api/v1/changes", headers=matter.reader.headers)
     assert oldest.status_code == 200, oldest.text
@@ -240,7 +217,7 @@ async def test_a_cursor_past_the_newest_change_is_410(
     await client.post(
         matter.url("/documents?fileName=a"), content=b"a", headers=matter.writer.headers
     )
-    now = await _cursor(client, matter.reader)
+    now = await feed_cursor(client, matter.reader)
     (newest,) = decode_cursor(now, (int,))
     ahead = encode_cursor((newest + 5,))
     got = await client.get(
@@ -249,11 +226,11 @@ async def test_a_cursor_past_the_newest_change_is_410(
     assert got.status_code == 410
     assert "restored" in got.json()["detail"] and "resync" in got.json()["detail"].lower()
     # The cursor of now is served, and so is the cursor of the newest change once it exists.
-    assert (await _changes(client, matter.reader, now))[0] == []
+    assert (await changes_since(client, matter.reader, now))[0] == []
     await client.post(
         matter.url("/documents?fileName=b"), content=b"b", headers=matter.writer.headers
     )
-    changes, _ = await _changes(client, matter.reader, now)
+    changes, _ = await changes_since(client, matter.reader, now)
     assert [c["type"] for c in changes] == ["document.created"]
 
 

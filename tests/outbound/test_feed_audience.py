@@ -9,36 +9,20 @@ import httpx
 
 from casefolio.db.engine import Database
 from tests.factories import Actor
-from tests.outbound.conftest import Matter, make_matter
-
-
-async def _cursor(client: httpx.AsyncClient, actor: Actor) -> str:
-    got = await client.get("/api/v1/changes/cursor", headers=actor.headers)
-    assert got.status_code == 200, got.text
-    return str(got.json()["cursor"])
+from tests.outbound.conftest import Matter, changes_since, feed_cursor, make_matter
 
 
 async def _changes(
     client: httpx.AsyncClient, actor: Actor, cursor: str, **query: Any
 ) -> list[dict[str, Any]]:
-    found: list[dict[str, Any]] = []
-    while True:
-        got = await client.get(
-            "/api/v1/changes", params={"cursor": cursor, **query}, headers=actor.headers
-        )
-        assert got.status_code == 200, got.text
-        body = got.json()
-        found += body["changes"]
-        cursor = body["nextCursor"]
-        if not body["hasMore"]:
-            return found
+    return (await changes_since(client, actor, cursor, **query))[0]
 
 
 async def test_an_operators_feed_holds_no_one_elses_access_changes(
     client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:
-    start = await _cursor(client, operator)
-    reader_start = await _cursor(client, matter.reader)
+    start = await feed_cursor(client, operator)
+    reader_start = await feed_cursor(client, matter.reader)
     removed = await client.delete(
         matter.url(f"/users/{matter.reader.email}"), headers=operator.headers
     )
@@ -66,7 +50,7 @@ async def test_a_feed_asked_for_one_project_holds_only_that_projects_changes(
         headers=operator.headers,
     )
     assert granted.status_code == 200, granted.text
-    start = await _cursor(client, matter.reader)
+    start = await feed_cursor(client, matter.reader)
     for project in (other, matter, other):
         made = await client.post(
             project.url("/documents?fileName=a.txt"), content=b"x", headers=operator.headers

@@ -24,8 +24,7 @@ from casefolio.domain import events
 from casefolio.outbound import audit, feed, recorder, sealing
 from casefolio.outbound.signal import signal
 from casefolio.outbound.worker import Worker
-from tests.outbound.conftest import Matter
-from tests.outbound.test_feed import _changes, _cursor
+from tests.outbound.conftest import Matter, changes_since, feed_cursor
 
 pg_only = pytest.mark.usefixtures("postgres_only")
 #: PostgreSQL: the changes whose current row was written by the transaction that inserted
@@ -79,7 +78,7 @@ async def test_writers_committing_out_of_their_start_order_are_read_in_commit_or
 ) -> None:
     start_order = range(6)
     commit_order = [3, 0, 5, 1, 4, 2]
-    cursor = await _cursor(client, matter.reader)
+    cursor = await feed_cursor(client, matter.reader)
     writers: list[AsyncSession] = []
     for w in start_order:
         session = db.writer()
@@ -88,12 +87,12 @@ async def test_writers_committing_out_of_their_start_order_are_read_in_commit_or
         writers.append(session)
     seen: list[dict[str, Any]] = []
     try:
-        page, cursor = await _changes(client, matter.reader, cursor)
+        page, cursor = await changes_since(client, matter.reader, cursor)
         assert page == []  # nothing has committed
         for w in commit_order:
             await writers[w].commit()
             # The reader numbers what has committed before it reads: no worker needed.
-            page, cursor = await _changes(client, matter.reader, cursor)
+            page, cursor = await changes_since(client, matter.reader, cursor)
             assert _marks(page) == [10 * w + 1, 10 * w + 2]
             seen += page
     finally:
@@ -122,7 +121,7 @@ async def _read_while_writing(
     """Run `writing` all at once, two tasks calling `beside` again and again until they are
     done (as several server processes' workers would), and a reader polling the feed with
     its cursor until it has `total` changes; return what the reader got, in its order."""
-    cursor = await _cursor(client, matter.reader)
+    cursor = await feed_cursor(client, matter.reader)
     written = anyio.Event()
     seen: list[dict[str, Any]] = []
 
@@ -134,7 +133,7 @@ async def _read_while_writing(
     async def read_until_all_seen() -> None:
         nonlocal cursor
         while len(seen) < total:
-            page, cursor = await _changes(client, matter.reader, cursor)
+            page, cursor = await changes_since(client, matter.reader, cursor)
             seen.extend(page)
             await anyio.lowlevel.checkpoint()
 
@@ -206,7 +205,7 @@ async def test_a_long_transaction_holds_back_nobody_and_its_change_comes_after_t
         await sealing.seal_pending(db, wait=True)
         while await worker.fan_out():
             pass
-        start = await _cursor(client, matter.reader)
+        start = await feed_cursor(client, matter.reader)
         older = db.writer()
         await older.begin()
         try:
@@ -214,7 +213,7 @@ async def test_a_long_transaction_holds_back_nobody_and_its_change_comes_after_t
             await _record_now(older, matter.id, [1])
             async with db.write() as newer:
                 events.emit(newer, events.FolderCreated(project_id=matter.id, folder_id=2))
-            early, cursor = await _changes(client, matter.reader, start)
+            early, cursor = await changes_since(client, matter.reader, start)
             assert _marks(early) == [2]  # not held back by the open transaction
             assert await worker.fan_out() == 1
             # Its audit entry waits for the older transaction (the chain's order is fixed
@@ -224,10 +223,10 @@ async def test_a_long_transaction_holds_back_nobody_and_its_change_comes_after_t
             await older.commit()
         finally:
             await older.close()
-        late, _ = await _changes(client, matter.reader, cursor)
+        late, _ = await changes_since(client, matter.reader, cursor)
         assert _marks(late) == [1]
         assert int(late[0]["seq"]) > int(early[0]["seq"])
-        everything, _ = await _changes(client, matter.reader, start)
+        everything, _ = await changes_since(client, matter.reader, start)
         assert _marks(everything) == [2, 1]
         assert await worker.fan_out() == 1
         async with db.read() as session:
@@ -242,7 +241,7 @@ async def test_a_long_transaction_holds_back_nobody_and_its_change_comes_after_t
 async def test_a_rolled_back_transaction_leaves_no_number_behind(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:
-    start = await _cursor(client, matter.reader)
+    start = await feed_cursor(client, matter.reader)
     gone = db.writer()
     await gone.begin()
     await _record_now(gone, matter.id, [1])
@@ -252,7 +251,7 @@ async def test_a_rolled_back_transaction_leaves_no_number_behind(
     await gone.close()
     async with db.write() as after:
         events.emit(after, events.FolderCreated(project_id=matter.id, folder_id=3))
-    read, _ = await _changes(client, matter.reader, start)
+    read, _ = await changes_since(client, matter.reader, start)
     assert _marks(read) == [2, 3]
     assert int(read[1]["seq"]) == int(read[0]["seq"]) + 1
 
@@ -370,7 +369,7 @@ async def test_a_writer_on_an_idle_server_commits_its_change_numbered(
 async def test_a_writer_finding_the_lock_taken_leaves_its_change_and_one_rolled_back_leaves_others(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:
-    start = await _cursor(client, matter.reader)
+    start = await feed_cursor(client, matter.reader)
     head = max(await _numbers(db), default=0)
     for mark in (1, 2):  # committed, left for the next numberer
         async with db.writer() as session, session.begin():
@@ -400,7 +399,7 @@ async def test_a_writer_finding_the_lock_taken_leaves_its_change_and_one_rolled_
     # Its numbers went with it; the others are still there to be numbered.
     assert await _unnumbered(db) == [1, 2, 4]
     assert max(await _numbers(db), default=0) == head
-    read, _ = await _changes(client, matter.reader, start)  # the reader numbers first
+    read, _ = await changes_since(client, matter.reader, start)  # the reader numbers first
     assert _marks(read) == [1, 2, 4]
     assert _seqs(read) == [head + 1, head + 2, head + 3]
     assert await _unnumbered(db) == []
@@ -409,7 +408,7 @@ async def test_a_writer_finding_the_lock_taken_leaves_its_change_and_one_rolled_
 async def test_a_long_poll_woken_by_a_write_on_an_idle_server_finds_it_numbered(
     client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
 ) -> None:
-    cursor = await _cursor(client, matter.reader)
+    cursor = await feed_cursor(client, matter.reader)
     answer: list[httpx.Response] = []
 
     async def long_poll() -> None:

@@ -9,7 +9,7 @@ import httpx
 
 from casefolio.db.engine import Database
 from tests.factories import Actor, make_actor
-from tests.outbound.test_feed import _changes, _cursor
+from tests.outbound.conftest import changes_since, feed_cursor
 
 
 class FeedClient:
@@ -22,10 +22,10 @@ class FeedClient:
         self.cursor = ""
 
     async def start(self) -> None:
-        self.cursor = await _cursor(self.http, self.actor)
+        self.cursor = await feed_cursor(self.http, self.actor)
 
     async def sync(self) -> None:
-        changes, self.cursor = await _changes(self.http, self.actor, self.cursor, limit=7)
+        changes, self.cursor = await changes_since(self.http, self.actor, self.cursor, limit=7)
         for change in changes:
             await self.apply(change)
 

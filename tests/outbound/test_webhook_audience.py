@@ -4,10 +4,7 @@ deactivated or lost the project, not even the retry of a delivery queued before.
 
 from __future__ import annotations
 
-from typing import Any
-
 import httpx
-import pytest
 from sqlalchemy import select
 from standardwebhooks import Webhook as Verifier
 
@@ -17,33 +14,8 @@ from casefolio.domain import users
 from casefolio.outbound.worker import Worker
 from tests.clocks import Clock
 from tests.factories import Actor, make_actor
-from tests.outbound.conftest import Matter, make_matter
-from tests.outbound.receiver import Receiver, receiver
-
-
-@pytest.fixture
-def hook_receiver() -> Any:
-    with receiver() as r:
-        yield r
-
-
-async def _register(
-    client: httpx.AsyncClient, actor: Actor, url: str, events: list[str], **extra: Any
-) -> dict[str, Any]:
-    made = await client.post(
-        "/api/v1/webhooks", json={"url": url, "events": events, **extra}, headers=actor.headers
-    )
-    assert made.status_code == 201, made.text
-    body: dict[str, Any] = made.json()
-    return body
-
-
-async def _upload(client: httpx.AsyncClient, matter: Matter, name: str) -> str:
-    made = await client.post(
-        matter.url(f"/documents?fileName={name}"), content=b"x", headers=matter.writer.headers
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
+from tests.outbound.conftest import Matter, make_matter, register_webhook, upload_file
+from tests.outbound.receiver import Receiver
 
 
 async def _statuses(db: Database) -> list[str]:
@@ -62,7 +34,7 @@ async def _failed_once_then_due(
     """One upload whose first delivery fails (a retry is queued); the clock is then moved
     past the retry's time, so the next round would send it again."""
     hook_receiver.answers = [(500, {})]
-    await _upload(client, matter, "first.txt")
+    await upload_file(client, matter, "first.txt")
     await worker.run_once()
     assert len(hook_receiver.received) == 1
     assert await _statuses(worker.db) == ["pending"]
@@ -79,13 +51,13 @@ async def test_a_webhook_limited_to_a_project_hears_nothing_of_another(
     hook_receiver: Receiver,
 ) -> None:
     other = await make_matter(client, db, operator)
-    hook = await _register(
+    hook = await register_webhook(
         client, operator, hook_receiver.url, ["document.created"], projectIds=[str(matter.id)]
     )
-    await _upload(client, other, "elsewhere.txt")
+    await upload_file(client, other, "elsewhere.txt")
     await worker.run_once()
     assert hook_receiver.received == []
-    mine = await _upload(client, matter, "here.txt")
+    mine = await upload_file(client, matter, "here.txt")
     await worker.run_once()
     [got] = hook_receiver.received
     payload = Verifier(hook["secret"]).verify(got.body, got.headers)
@@ -104,9 +76,9 @@ async def test_a_change_made_before_a_webhook_was_registered_is_not_sent_to_it(
     hook_receiver: Receiver,
 ) -> None:
     # Committed, but not yet fanned out when the webhook is registered.
-    await _upload(client, matter, "before.txt")
-    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
-    after = await _upload(client, matter, "after.txt")
+    await upload_file(client, matter, "before.txt")
+    hook = await register_webhook(client, operator, hook_receiver.url, ["document.created"])
+    after = await upload_file(client, matter, "after.txt")
     await worker.run_once()
     [got] = hook_receiver.received
     assert Verifier(hook["secret"]).verify(got.body, got.headers)["data"]["documentId"] == after
@@ -121,13 +93,13 @@ async def test_a_switched_off_webhook_gets_neither_new_changes_nor_its_retries(
     clock: Clock,
     hook_receiver: Receiver,
 ) -> None:
-    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
+    hook = await register_webhook(client, operator, hook_receiver.url, ["document.created"])
     await _failed_once_then_due(client, matter, worker, clock, hook_receiver)
     off = await client.patch(
         f"/api/v1/webhooks/{hook['id']}", json={"active": False}, headers=operator.headers
     )
     assert off.status_code == 200, off.text
-    await _upload(client, matter, "while-off.txt")
+    await upload_file(client, matter, "while-off.txt")
     await worker.run_once()
     assert len(hook_receiver.received) == 1
     # The retry is dropped, and the new change got no delivery to send.
@@ -143,7 +115,7 @@ async def test_a_deactivated_owners_webhook_gets_nothing_not_even_a_retry(
     clock: Clock,
     hook_receiver: Receiver,
 ) -> None:
-    await _register(
+    await register_webhook(
         client, matter.admin, hook_receiver.url, ["document.created"], projectIds=[str(matter.id)]
     )
     await _failed_once_then_due(client, matter, worker, clock, hook_receiver)
@@ -151,7 +123,7 @@ async def test_a_deactivated_owners_webhook_gets_nothing_not_even_a_retry(
         f"/api/v1/user/id/{matter.admin.user_id}", json={"active": False}, headers=operator.headers
     )
     assert off.status_code == 200, off.text
-    await _upload(client, matter, "after-deactivation.txt")
+    await upload_file(client, matter, "after-deactivation.txt")
     await worker.run_once()
     assert len(hook_receiver.received) == 1
     assert await _statuses(db) == ["dropped", "dropped"]
@@ -166,7 +138,7 @@ async def test_an_owner_who_lost_the_project_gets_no_retry_of_an_earlier_deliver
     clock: Clock,
     hook_receiver: Receiver,
 ) -> None:
-    await _register(
+    await register_webhook(
         client, matter.admin, hook_receiver.url, ["document.created"], projectIds=[str(matter.id)]
     )
     await _failed_once_then_due(client, matter, worker, clock, hook_receiver)
@@ -188,7 +160,7 @@ async def test_a_former_operators_installation_wide_webhook_hears_only_their_pro
     hook_receiver: Receiver,
 ) -> None:
     former = await make_actor(db, operator=True)
-    hook = await _register(
+    hook = await register_webhook(
         client, former, hook_receiver.url, ["user.created", "team.created", "document.created"]
     )
     async with db.write() as session:
@@ -202,7 +174,7 @@ async def test_a_former_operators_installation_wide_webhook_hears_only_their_pro
     assert made.status_code == 201, made.text
     team = await client.post("/api/v1/teams", json={"name": "Litigation"}, headers=operator.headers)
     assert team.status_code == 201, team.text
-    await _upload(client, matter, "not-theirs.txt")
+    await upload_file(client, matter, "not-theirs.txt")
     await worker.run_once()
     assert hook_receiver.received == []
     # A project of theirs still is.
@@ -210,7 +182,7 @@ async def test_a_former_operators_installation_wide_webhook_hears_only_their_pro
         matter.url(f"/users/{former.email}"), json={"role": "Read Only"}, headers=operator.headers
     )
     assert granted.status_code == 200, granted.text
-    theirs = await _upload(client, matter, "theirs.txt")
+    theirs = await upload_file(client, matter, "theirs.txt")
     await worker.run_once()
     [got] = hook_receiver.received
     assert Verifier(hook["secret"]).verify(got.body, got.headers)["data"]["documentId"] == theirs

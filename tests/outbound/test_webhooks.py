@@ -30,34 +30,9 @@ from casefolio.outbound import worker as worker_module
 from casefolio.outbound.worker import Worker
 from tests.clocks import Clock
 from tests.factories import Actor
-from tests.outbound.conftest import Matter
+from tests.outbound.conftest import Matter, register_webhook, upload_file
 from tests.outbound.receiver import Receiver, receiver
 from tests.races import second_after_first
-
-
-@pytest.fixture
-def hook_receiver() -> Any:
-    with receiver() as r:
-        yield r
-
-
-async def _register(
-    client: httpx.AsyncClient, actor: Actor, url: str, events: list[str], **extra: Any
-) -> dict[str, Any]:
-    made = await client.post(
-        "/api/v1/webhooks", json={"url": url, "events": events, **extra}, headers=actor.headers
-    )
-    assert made.status_code == 201, made.text
-    body: dict[str, Any] = made.json()
-    return body
-
-
-async def _upload(client: httpx.AsyncClient, matter: Matter, name: str = "a.txt") -> str:
-    made = await client.post(
-        matter.url(f"/documents?fileName={name}"), content=b"x", headers=matter.writer.headers
-    )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
 
 
 async def _audit(db: Database, action: str) -> list[AuditEntry]:
@@ -72,11 +47,11 @@ async def test_a_delivery_is_signed_as_standard_webhooks_say(
     worker: Worker,
     hook_receiver: Receiver,
 ) -> None:
-    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
+    hook = await register_webhook(client, operator, hook_receiver.url, ["document.created"])
     assert hook["secret"].startswith("whsec_") and hook["projectIds"] is None
     read = await client.get(f"/api/v1/webhooks/{hook['id']}", headers=operator.headers)
     assert "secret" not in read.json()
-    document = await _upload(client, matter)
+    document = await upload_file(client, matter)
     await client.post(matter.url("/folders"), json={"name": "F"}, headers=matter.writer.headers)
 
     assert await worker.run_once() > 0
@@ -102,9 +77,9 @@ async def test_failures_retry_on_the_schedule_with_the_same_id(
     clock: Clock,
     hook_receiver: Receiver,
 ) -> None:
-    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
+    hook = await register_webhook(client, operator, hook_receiver.url, ["document.created"])
     hook_receiver.answers = [(500, {}), (503, {"retry-after": "600"})]
-    await _upload(client, matter)
+    await upload_file(client, matter)
     await worker.run_once()
     assert len(hook_receiver.received) == 1
     await worker.run_once()  # the next attempt waits ~5 s on the injected clock
@@ -140,12 +115,12 @@ async def test_410_disables_and_a_run_of_failures_marks_failing(
     clock: Clock,
 ) -> None:
     with receiver() as gone, receiver() as flaky:
-        first = await _register(client, operator, gone.url, ["document.created"])
-        second = await _register(client, operator, flaky.url, ["document.created"])
+        first = await register_webhook(client, operator, gone.url, ["document.created"])
+        second = await register_webhook(client, operator, flaky.url, ["document.created"])
         gone.answers = [(410, {})]
         flaky.answers = [(500, {})] * 20
         for n in range(3):
-            await _upload(client, matter, f"{n}.txt")
+            await upload_file(client, matter, f"{n}.txt")
             await worker.run_once()
             clock.advance(400)
         states = {
@@ -164,9 +139,9 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(
     client: httpx.AsyncClient, matter: Matter, operator: Actor, worker: Worker
 ) -> None:
     with receiver() as target, receiver() as redirector:
-        hook = await _register(client, operator, redirector.url, ["document.created"])
+        hook = await register_webhook(client, operator, redirector.url, ["document.created"])
         redirector.answers = [(302, {"location": target.url})]
-        await _upload(client, matter)
+        await upload_file(client, matter)
         await worker.run_once()
         assert len(redirector.received) == 1 and target.received == []
         log = await client.get(
@@ -183,7 +158,7 @@ async def test_rotation_signs_with_both_secrets_and_test_and_redeliver_send_agai
     clock: Clock,
     hook_receiver: Receiver,
 ) -> None:
-    hook = await _register(client, operator, hook_receiver.url, ["document.created"])
+    hook = await register_webhook(client, operator, hook_receiver.url, ["document.created"])
     rotated = await client.post(
         f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=operator.headers
     )
@@ -266,7 +241,7 @@ async def test_registration_checks_events_rights_and_addresses(
         403,
         "",
     )
-    mine = await _register(
+    mine = await register_webhook(
         client, matter.admin, url, ["document.created"], projectIds=[str(matter.id)]
     )
     listed = await client.get("/api/v1/webhooks", headers=matter.admin.headers)
@@ -293,10 +268,10 @@ async def test_delivery_rechecks_the_address_and_the_owners_access(
     clock: Clock,
     hook_receiver: Receiver,
 ) -> None:
-    hook = await _register(
+    hook = await register_webhook(
         client, matter.admin, hook_receiver.url, ["document.created"], projectIds=[str(matter.id)]
     )
-    await _upload(client, matter, "seen.txt")
+    await upload_file(client, matter, "seen.txt")
     await worker.run_once()
     assert len(hook_receiver.received) == 1
     # The admin loses the project: its events no longer reach the admin's webhook.
@@ -304,7 +279,7 @@ async def test_delivery_rechecks_the_address_and_the_owners_access(
         matter.url(f"/users/{matter.admin.email}"), headers=operator.headers
     )
     assert removed.status_code == 204
-    await _upload(client, matter, "unseen.txt")
+    await upload_file(client, matter, "unseen.txt")
     await worker.run_once()
     assert len(hook_receiver.received) == 1
     async with db.read() as session:
@@ -328,10 +303,10 @@ async def test_delivery_rechecks_the_address_and_the_owners_access(
     assert unchanged == everything
 
     # An operator's webhook whose address is no longer allowed at delivery time.
-    await _register(client, operator, hook_receiver.url, ["document.created"])
+    await register_webhook(client, operator, hook_receiver.url, ["document.created"])
     strict = Worker(settings.model_copy(update={"webhook_allowed_networks": []}), db, clock=clock)
     try:
-        await _upload(client, matter, "blocked.txt")
+        await upload_file(client, matter, "blocked.txt")
         await strict.run_once()
     finally:
         await strict.close()
@@ -357,7 +332,7 @@ async def test_webhooks_page_in_id_order_and_deliveries_newest_first(
     client: httpx.AsyncClient, operator: Actor, hook_receiver: Receiver
 ) -> None:
     made = [
-        await _register(client, operator, f"{hook_receiver.url}?n={n}", ["document.created"])
+        await register_webhook(client, operator, f"{hook_receiver.url}?n={n}", ["document.created"])
         for n in range(3)
     ]
     read = await client.get(f"/api/v1/webhooks/{made[0]['id']}", headers=operator.headers)
@@ -397,7 +372,7 @@ async def test_a_webhook_deleted_meanwhile_is_404_to_a_second_delete_and_409_to_
         ),
     }
     for method, expected in (("DELETE", 404), ("PATCH", 409)):
-        hook = (await _register(client, operator, url, ["document.created"]))["id"]
+        hook = (await register_webhook(client, operator, url, ["document.created"]))["id"]
         answer = await second_after_first(
             db,
             partial(webhooks.delete, who=who, webhook_id=int(hook)),
@@ -488,8 +463,8 @@ async def _hanging_and_prompt(
     patient = settings.model_copy(update={"webhook_timeout_seconds": PATIENT_SECONDS})
     with receiver() as hanging, receiver() as prompt:
         hanging.hold = threading.Event()
-        slow = await _register(client, operator, hanging.url, ["document.created"])
-        fast = await _register(client, operator, prompt.url, ["document.created"])
+        slow = await register_webhook(client, operator, hanging.url, ["document.created"])
+        fast = await register_webhook(client, operator, prompt.url, ["document.created"])
         await before_worker()
         worker = Worker(patient, db, **worker_options)
         try:
@@ -509,11 +484,11 @@ async def test_a_hanging_endpoint_holds_back_no_other_delivery(
         pass
 
     async with _hanging_and_prompt(client, operator, settings, db, nothing) as ends:
-        await _upload(client, matter, "first.txt")
+        await upload_file(client, matter, "first.txt")
         seen = await _until(db, lambda s: s.get(ends.fast) == ["delivered"])
         assert seen[ends.slow] == ["pending"] and ends.hanging.received == []
         # The next change goes out too while the first attempt still hangs.
-        await _upload(client, matter, "second.txt")
+        await upload_file(client, matter, "second.txt")
         seen = await _until(db, lambda s: s.get(ends.fast) == ["delivered"] * 2)
         assert seen[ends.slow] == ["pending"] * 2 and ends.hanging.received == []
         assert ends.hanging.hold is not None
@@ -527,7 +502,7 @@ async def test_a_hanging_endpoint_takes_only_its_share_of_the_places(
 ) -> None:
     async def five_uploads() -> None:
         for n in range(5):
-            await _upload(client, matter, f"{n}.txt")
+            await upload_file(client, matter, f"{n}.txt")
 
     # Four places for sending at once, so one endpoint's share is one of them: five hanging
     # deliveries would otherwise take all four and leave the prompt endpoint's waiting.
@@ -538,7 +513,7 @@ async def test_a_hanging_endpoint_takes_only_its_share_of_the_places(
         assert seen[ends.slow] == ["pending"] * 5 and ends.hanging.received == []
         # While its share is out, the hanging endpoint's new delivery is not claimed: it
         # waits in the outbox rather than for a place, with its lease running.
-        await _upload(client, matter, "6.txt")
+        await upload_file(client, matter, "6.txt")
         await _until(db, lambda s: s.get(ends.fast) == ["delivered"] * 6)
         async with db.read() as session:
             newest = await session.scalar(
@@ -565,7 +540,7 @@ async def test_a_delivery_that_waited_past_its_lease_is_leased_again_or_left_to_
 ) -> None:
     async def three_uploads() -> None:
         for n in range(3):
-            await _upload(client, matter, f"{n}.txt")
+            await upload_file(client, matter, f"{n}.txt")
 
     # One place for the hanging endpoint: two of its three deliveries wait for it.
     async with _hanging_and_prompt(
@@ -615,7 +590,7 @@ async def test_a_hanging_endpoints_backlog_leaves_the_places_to_the_others(
         slow, fast = (h["id"] for h in hooks)  # in the order _hanging_and_prompt made them
         for n in range(10):
             if backlog_from == "fan-out":  # claimed as the fan-out inserts them
-                await _upload(client, matter, f"{n}.txt")
+                await upload_file(client, matter, f"{n}.txt")
             else:  # waiting in the outbox, claimed by the claim of due deliveries
                 await client.post(f"/api/v1/webhooks/{slow}/test", headers=operator.headers)
         sent = await client.post(f"/api/v1/webhooks/{fast}/test", headers=operator.headers)
@@ -660,10 +635,10 @@ async def test_a_worker_stopped_mid_round_stores_its_answers_and_lets_go_of_the_
     patient = settings.model_copy(update={"webhook_timeout_seconds": PATIENT_SECONDS})
     with receiver() as hanging, receiver() as prompt:
         hanging.hold = threading.Event()
-        await _register(client, operator, hanging.url, ["document.created"])
-        await _register(client, operator, prompt.url, ["document.created"])
+        await register_webhook(client, operator, hanging.url, ["document.created"])
+        await register_webhook(client, operator, prompt.url, ["document.created"])
         for n in range(2):
-            await _upload(client, matter, f"{n}.txt")
+            await upload_file(client, matter, f"{n}.txt")
         # One place for sending to each endpoint: one hanging delivery waits for it.
         worker = Worker(patient, db, clock=clock, concurrency=4)
         try:
@@ -712,15 +687,15 @@ async def test_a_round_waits_for_its_own_sends_not_an_earlier_rounds_hanging_one
     patient = settings.model_copy(update={"webhook_timeout_seconds": PATIENT_SECONDS})
     with receiver() as hanging, receiver() as prompt:
         hanging.hold = threading.Event()
-        await _register(client, operator, hanging.url, ["document.created"])
-        await _register(client, operator, prompt.url, ["folder.created"])
+        await register_webhook(client, operator, hanging.url, ["document.created"])
+        await register_webhook(client, operator, prompt.url, ["folder.created"])
         # The first round waits a moment for the hanging send, then leaves it out.
         monkeypatch.setattr(worker_module, "ROUND_SEND_WAIT_SECONDS", 0.05)
         worker = Worker(patient, db, clock=clock)
         try:
             async with anyio.create_task_group() as tasks:
                 tasks.start_soon(worker.run)
-                await _upload(client, matter)
+                await upload_file(client, matter)
                 with anyio.fail_after(30):
                     while True:  # the hanging send is out
                         if worker.sender.in_flight == 1:

@@ -17,9 +17,9 @@ from casefolio.db.models import WebhookAttempt, WebhookDelivery
 from casefolio.outbound.worker import Worker
 from tests.clocks import Clock
 from tests.factories import Actor
-from tests.outbound.conftest import Matter
+from tests.outbound.conftest import Matter, register_webhook, upload_file
 from tests.outbound.receiver import Receiver, receiver
-from tests.outbound.test_webhooks import PATIENT_SECONDS, _register, _upload
+from tests.outbound.test_webhooks import PATIENT_SECONDS
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -50,11 +50,11 @@ async def test_a_late_failure_leaves_the_delivery_to_the_worker_that_claimed_it_
     first, second, third = (Worker(patient, db, clock=clock) for _ in range(3))
     hooked: Receiver
     with receiver() as hooked:
-        await _register(client, operator, hooked.url, ["document.created"])
+        await register_webhook(client, operator, hooked.url, ["document.created"])
         held = [threading.Event(), threading.Event()]
         hooked.holds = list(held)
         hooked.answers = [(500, {}), (500, {})]
-        await _upload(client, matter)
+        await upload_file(client, matter)
 
         async def round_of(worker: Worker, done: anyio.Event) -> None:
             await worker.run_once()
