@@ -80,6 +80,20 @@ WRITES: dict[str, Write] = {
 }
 
 
+async def _containerless_upload(client: httpx.AsyncClient, matter: Matter, name: str) -> int:
+    """v3: an upload without a document, by the matter's admin; its attachment id."""
+    sent = await client.post(
+        "/api/v3/attachments",
+        files={
+            "metadata": (None, json.dumps({"fileName": name}), "application/json"),
+            "file": (name, name.encode(), "application/pdf"),
+        },
+        headers=basic(matter.admin),
+    )
+    assert sent.status_code == 201, sent.text
+    return int(sent.json()["id"])
+
+
 @pytest.mark.parametrize("write", WRITES)
 async def test_a_write_racing_the_documents_deletion_finds_it_gone(
     client: httpx.AsyncClient, db: Database, matter: Matter, write: str
@@ -249,16 +263,7 @@ async def test_deleting_an_upload_a_document_is_claiming_deletes_the_version_it_
     version the upload has become (the document keeps its other), instead of the row the
     document now points at."""
     doc = (await upload(client, matter, b"first", "first.pdf")).json()
-    sent = await client.post(
-        "/api/v3/attachments",
-        files={
-            "metadata": (None, json.dumps({"fileName": "second.pdf"}), "application/json"),
-            "file": ("second.pdf", b"second", "application/pdf"),
-        },
-        headers=basic(matter.admin),
-    )
-    assert sent.status_code == 201, sent.text
-    upload_id = int(sent.json()["id"])
+    upload_id = await _containerless_upload(client, matter, "second.pdf")
     async with db.write() as session:
         await unclaimed.claim(
             session,
@@ -287,16 +292,7 @@ async def test_two_documents_claiming_one_upload_at_once_get_it_once(
     version of another."""
     first = (await upload(client, matter, b"first", "first.pdf")).json()
     other = (await upload(client, matter, b"other", "other.pdf")).json()
-    sent = await client.post(
-        "/api/v3/attachments",
-        files={
-            "metadata": (None, json.dumps({"fileName": "shared.pdf"}), "application/json"),
-            "file": ("shared.pdf", b"shared", "application/pdf"),
-        },
-        headers=basic(matter.admin),
-    )
-    assert sent.status_code == 201, sent.text
-    upload_id = int(sent.json()["id"])
+    upload_id = await _containerless_upload(client, matter, "shared.pdf")
     async with db.write() as session:
         await unclaimed.claim(
             session,
