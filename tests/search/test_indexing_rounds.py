@@ -50,21 +50,30 @@ async def test_a_text_the_database_refuses_fails_its_file_alone(
     assert sorted(t.status for t in texts.values()) == ["done", "failed"]
 
 
-async def test_postgresql_a_text_too_many_words_for_a_tsvector_fails_its_file_alone(
+async def test_postgresql_a_text_too_many_words_for_a_tsvector_keeps_its_beginning(
     client: httpx.AsyncClient, matter: Matter, db: Database, indexer: Indexer
 ) -> None:
     """PostgreSQL: a tsvector holds at most 1 MB of distinct words. Within the default
     500,000 characters, distinct words of 4-byte letters (CJK Extension B) make about 2 MB,
-    and the generated column refused the whole batch's store."""
+    and the generated column refused the whole batch's store; then the file failed as a
+    whole, none of its words searchable. Now its text is cut until it fits: the first words
+    are found, the last are not, and the other file is unharmed."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite's FTS5 has no such limit")
     ext_b = [chr(0x20000 + n) for n in range(2000)]
-    words = " ".join(a + b + c for a in ext_b[:60] for b in ext_b[:60] for c in ext_b[:30])
-    await upload(client, matter.writer, matter.id, "words.txt", words.encode())
+    triples = [a + b + c for a in ext_b[:60] for b in ext_b[:60] for c in ext_b[:30]]
+    words = " ".join(triples)
+    big = await upload(client, matter.writer, matter.id, "words.txt", words.encode())
     await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")
     await index_all(indexer)
     assert await titles(client, matter.reader, "indemnity") == {"fine.txt"}
-    assert sorted(t.status for t in (await _texts(db)).values()) == ["done", "failed"]
+    assert await titles(client, matter.reader, triples[0]) == {"words.txt"}
+    assert await titles(client, matter.reader, triples[-1]) == set()
+    stored = (await _texts(db))[int(big["currentVersion"]["id"])]
+    assert stored.status == "done" and stored.reason is None and stored.text is not None
+    assert words.startswith(stored.text) and 1000 < len(stored.text) < len(words)
+    assert not stored.text.endswith(" ") and words[len(stored.text)] == " "  # whole words
+    assert sorted(t.status for t in (await _texts(db)).values()) == ["done", "done"]
 
 
 async def test_a_reason_quoting_a_nul_or_running_long_is_stored_cleaned_and_cut(

@@ -1,5 +1,5 @@
 """Which integrity errors mean a concurrent change, and which a bug; which errors mean the
-database's disk is full.
+database's disk is full, or a value past one of its limits.
 
 The domain checks uniqueness and existence before it writes; a unique or foreign-key
 violation that still reaches the database is the race those checks cannot see (two
@@ -48,3 +48,12 @@ def is_out_of_space(exc: DBAPIError) -> bool:
     if sqlstate is not None:
         return str(sqlstate) == "53100"
     return getattr(orig, "sqlite_errorname", None) == "SQLITE_FULL"
+
+
+def is_over_a_limit(exc: Exception) -> bool:
+    """Given an error, return whether the database refused a value past one of its limits
+    (PostgreSQL's program_limit_exceeded: a text of more distinct words than a tsvector
+    holds, 1 MB)."""
+    orig = getattr(exc, "orig", None)
+    sqlstate = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+    return sqlstate is not None and str(sqlstate) == "54000"

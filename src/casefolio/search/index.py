@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
+from casefolio.db.conflicts import is_over_a_limit
 from casefolio.db.engine import Database
 from casefolio.db.models import Change, Document, DocumentVersion, VersionText
 from casefolio.db.types import utcnow
@@ -287,7 +288,7 @@ class Indexer:
         UNSTORABLE, and if even that is refused the file is left to its lease."""
         for job, outcome in results:
             try:
-                await self._store_together([(job, outcome)], [])
+                await self._store_fitting(job, outcome)
                 continue
             except Exception as exc:
                 if passing(exc):
@@ -301,6 +302,28 @@ class Indexer:
                 log.exception("search: version %d: left to its lease", job.version_id)
         if unfinished:
             await self._store_together([], unfinished)
+
+    async def _store_fitting(self, job: Job, outcome: Outcome) -> None:
+        """Store one outcome. A text past the index's limit (PostgreSQL: more distinct
+        words than a tsvector holds) is cut in half until it fits: its beginning stays
+        searchable, as the rest of a text past search_max_text_chars is cut off."""
+        while True:
+            try:
+                await self._store_together([(job, outcome)], [])
+                return
+            except Exception as exc:
+                read = outcome.text
+                if not (is_over_a_limit(exc) and read and len(read) > _SHORTEST_CUT):
+                    raise
+                kept = _cut_at_a_space(read, len(read) // 2)
+                log.warning(
+                    "search: version %d: %d characters of text are more than the index "
+                    "holds; keeping the first %d",
+                    job.version_id,
+                    len(read),
+                    len(kept),
+                )
+                outcome = Outcome(kept, None)
 
     async def _store_together(
         self, results: Sequence[tuple[Job, Outcome]], unfinished: list[int]
@@ -344,6 +367,16 @@ _STORE = (
         claimed_until=None,
     )
 )
+
+
+#: A text no longer than this that the index still refuses fails its file instead.
+_SHORTEST_CUT = 1000
+
+
+def _cut_at_a_space(words: str, at: int) -> str:
+    """The first `at` characters, shortened to end before a word cut in two."""
+    space = words.rfind(" ", 0, at + 1)
+    return words[: space if space > at // 2 else at]
 
 
 def _fail(row: VersionText, reason: str, now: datetime) -> None:
