@@ -60,9 +60,11 @@ def test_a_choice_is_named_as_names_are_found() -> None:
     assert fields.coerce(row, " None ") == "None"
     with pytest.raises(Invalid, match="expected one of"):
         fields.coerce(row, "none")
-    for twins in (["\u00e9", "e\u0301"], ["x", "x\u200b"]):
-        with pytest.raises(Invalid, match="Choices must be distinct"):
+    for twins in (["\u00e9", "e\u0301"], ["x", "x\u200b"], ["a", "0", "\u00ad0"]):
+        with pytest.raises(Invalid, match="Choices must be distinct") as refused:
             fields.check_spec(fields.FieldSpec("X", "choice", twins))
+        later = len(twins)
+        assert f"choice {later} reads as choice {later - 1}, " in str(refused.value)
 
 
 def test_specs_are_checked() -> None:

@@ -62,8 +62,16 @@ def check_spec(spec: FieldSpec) -> FieldSpec:
     ]
     # Distinct as a value finds them (`choice_for`): "é" decomposed and composed, or with a
     # zero-width space at its end, are one choice.
-    if len({text.as_stored(c) for c in choices}) != len(choices):
-        raise Invalid("Choices must be distinct.", [{"field": "choices", "message": "duplicates"}])
+    seen: dict[str, int] = {}
+    for n, choice in enumerate(choices, 1):
+        earlier = seen.setdefault(text.as_stored(choice), n)
+        if earlier != n:
+            raise Invalid(
+                f"Choices must be distinct: choice {n} reads as choice {earlier}, "
+                f"{choice!r} (invisible characters, spaces around a choice and Unicode's "
+                "composed and decomposed letters do not tell choices apart).",
+                [{"field": "choices", "message": "duplicates"}],
+            )
     return FieldSpec(name, spec.type, choices, spec.required)
 
 
