@@ -7,6 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import pytest
 from casefolio.api.ratelimit import (
     SHARED_RETRY_SECONDS,
     SHARED_TIMEOUT_SECONDS,
+    Budget,
     LocalWindows,
     RateLimiter,
 )
@@ -67,6 +69,78 @@ async def test_a_limiter_counts_by_its_clock() -> None:
     # A whole window later the two hits weigh nothing: the budget is full again.
     now[0] += 2 * MINUTE
     assert (await limiter.hit("k")).remaining == 1
+
+
+@pytest.mark.redis
+async def test_a_limit_lowered_below_what_was_spent_says_none_remaining() -> None:
+    """A token's rateLimit lowered below what it spent this minute: the refusal says 0
+    remaining, never a negative number, counted here or in Redis."""
+    now = [1_000 * MINUTE + 10.0]
+    local = RateLimiter(5, clock=lambda: now[0])
+    shared = RateLimiter.from_url(REDIS_URL, 5)
+    key = f"lowered-{uuid.uuid4().hex}"  # a window of its own in Redis
+    try:
+        for limiter in (local, shared):
+            for _ in range(4):
+                await limiter.hit(key, 5)
+            with pytest.raises(RateLimited) as refused:
+                await limiter.hit(key, 2)
+            assert isinstance(refused.value.budget, Budget)
+            assert (refused.value.budget.limit, refused.value.budget.remaining) == (2, 0)
+    finally:
+        await shared.close()
+
+
+async def test_seconds_to_the_reset_are_rounded_up() -> None:
+    """Half a second into a second, the wait is rounded up: a client that waits the
+    Retry-After it was given is not refused again for having come back too early."""
+    now = [1_000 * MINUTE + 30.5]  # 29.5 s before the window ends
+    limiter = RateLimiter(1, clock=lambda: now[0])
+    assert (await limiter.hit("k")).reset_seconds == 30
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit("k")
+    assert refused.value.retry_after == 30
+    now[0] += 30
+    assert (await limiter.hit("k")).remaining == 0
+
+
+async def test_a_refusal_waits_until_the_previous_windows_weight_frees_a_request() -> None:
+    """Refused early in a window, the wait is until enough of the previous window's weight
+    has slid out, not until this window ends: refused just before Retry-After has passed,
+    allowed just after."""
+    start = 1_000 * MINUTE
+    now = [start + 59.0]
+    limiter = RateLimiter(3, clock=lambda: now[0])
+    for _ in range(3):
+        await limiter.hit("k")
+    # 10 s into the next window the three weigh 2.5: one more is allowed, then none.
+    now[0] = start + MINUTE + 10
+    assert (await limiter.hit("k")).remaining == 0
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit("k")
+    assert refused.value.retry_after == 10  # when the three weigh 2
+    now[0] += 9.5
+    with pytest.raises(RateLimited):
+        await limiter.hit("k")
+    now[0] += 1
+    assert (await limiter.hit("k")).remaining == 0
+
+
+async def test_a_refusal_says_to_wait_at_least_a_second() -> None:
+    """At the very instant the previous window's weight frees a request the reset is 0 s
+    away; Retry-After still says 1, never 0."""
+    now = [1_000 * MINUTE + 59.0]
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    await limiter.hit("k")
+    await limiter.hit("k")
+    # Halfway into the next window the two weigh one: one more is allowed, then none.
+    now[0] = 1_001 * MINUTE + 30.0
+    assert (await limiter.hit("k")).remaining == 0
+    with pytest.raises(RateLimited) as refused:
+        await limiter.hit("k")
+    assert isinstance(refused.value.budget, Budget)
+    assert refused.value.budget.reset_seconds == 0
+    assert refused.value.retry_after == 1
 
 
 @pytest.mark.redis
@@ -123,6 +197,19 @@ def test_a_request_given_back_frees_its_place_in_the_budget() -> None:
     assert windows._counts[("k", 2_000)] == 1
     windows.give_back("nothing", MINUTE, start)  # nothing counted: nothing to give back
     assert ("nothing", 2_000) not in windows._counts
+
+
+def test_a_request_given_back_is_taken_from_the_window_it_was_counted_in() -> None:
+    """Given back in a window that counted it, the request leaves that window: one taken
+    from the previous window instead would weigh only its share, and the current one
+    would keep the request that was given back."""
+    windows = LocalWindows()
+    start = 3_000 * MINUTE
+    windows.hit("k", 5, MINUTE, start + 30)
+    # Halfway into the next window the one request before weighs a half.
+    assert windows.hit("k", 5, MINUTE, start + 90)[:2] == (True, 4)
+    windows.give_back("k", MINUTE, start + 90)
+    assert windows.hit("k", 5, MINUTE, start + 90)[:2] == (True, 4)
 
 
 @pytest.mark.redis
