@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import anyio
 import httpx
@@ -18,9 +19,11 @@ from casefolio.api.routing import add_routes, authenticates
 from casefolio.api.v1.routing import v1_router
 from casefolio.app import create_app
 from casefolio.config import Settings
+from casefolio.db import migrate
 from casefolio.db.engine import Database
+from casefolio.domain import tokens
 from tests import services
-from tests.factories import Actor, make_actor, wait_before_budget_sequence
+from tests.factories import Actor, make_actor, switch_api, wait_before_budget_sequence
 
 REDIS_URL = services.redis_url(15)
 
@@ -210,6 +213,50 @@ async def test_guessing_tokens_spends_the_callers_address_budget(
     assert (await client.get("/api/v1/roles", headers=operator.headers)).status_code == 200
 
 
+async def test_two_tokens_of_one_user_have_a_budget_each(
+    app: FastAPI, client: httpx.AsyncClient, db: Database
+) -> None:
+    """A budget is a token's, not its user's: a script that spent its token's minute leaves
+    the user's other tokens (another integration's) their whole budget."""
+    state = app.state.casefolio
+    state.limiter = RateLimiter(state.settings.rate_limit_per_minute, clock=lambda: 1_000 * 60 + 30)
+    first = await make_actor(db, rate_limit=2)
+    async with db.write() as session:
+        issued = await tokens.issue(
+            session, who=None, user_id=first.user_id, name="second", rate_limit=2
+        )
+    second = Actor(first.user_id, first.email, issued.secret, issued.token.id)
+    await switch_api(db, on=True)
+    statuses = [
+        (await client.get("/api/v1/roles", headers=first.headers)).status_code for _ in range(3)
+    ]
+    assert statuses == [200, 200, 429]
+    other = await client.get("/api/v1/roles", headers=second.headers)
+    assert other.status_code == 200
+    assert other.headers["RateLimit-Remaining"] == "1"
+
+
+@pytest.mark.parametrize("token", [None, "guess"], ids=["no token", "not a token"])
+async def test_callers_without_a_token_have_a_budget_per_address(
+    app: FastAPI, token: str | None
+) -> None:
+    """Requests without a usable token are charged to their address: one address refused
+    for guessing leaves another address's budget whole."""
+    app.state.casefolio.limiter = RateLimiter(2, clock=lambda: 1_000 * 60 + 30)
+    headers = {} if token is None else {"X-API-Token": token}
+
+    def from_address(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40_000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver")
+
+    async with from_address("192.0.2.1") as guesser, from_address("192.0.2.2") as bystander:
+        guesses = [await guesser.get("/api/v1/roles", headers=headers) for _ in range(3)]
+        other = await bystander.get("/api/v1/roles", headers=headers)
+    assert [g.status_code for g in guesses] == [401, 401, 429]
+    assert other.status_code == 401, other.text
+    assert other.headers["RateLimit-Remaining"] == "1"
+
+
 async def test_default_limit_is_fifty(client: httpx.AsyncClient, member: Actor) -> None:
     ok = await client.get("/api/v1/roles", headers=member.headers)
     assert ok.headers["RateLimit-Limit"] == "50"
@@ -245,6 +292,42 @@ async def test_two_app_instances_share_one_budget_through_redis(
         last = await b.get("/api/v1/roles", headers=actor.headers)
     assert statuses == [200, 200, 200, 200, 429, 429]
     assert last.headers["RateLimit-Remaining"] == "0"
+
+
+@pytest.fixture
+def other_installation(settings: Settings, tmp_path: Path) -> Settings:
+    """Another installation's settings: a database of its own (freshly migrated), the same
+    Redis as `settings` with REDIS_URL."""
+    path = tmp_path / "other" / "casefolio.db"
+    path.parent.mkdir()
+    other = Settings(data_dir=path.parent, database_url=f"sqlite+aiosqlite:///{path}")
+    migrate.upgrade(other)
+    return other.model_copy(update={"redis_url": REDIS_URL})
+
+
+@pytest.mark.redis
+async def test_installations_sharing_redis_never_share_a_budget(
+    settings: Settings, other_installation: Settings
+) -> None:
+    """Two installations with one Redis: their tokens' row ids coincide, their budgets do not."""
+    one = create_app(settings.model_copy(update={"redis_url": REDIS_URL}))
+    two = create_app(other_installation)
+    async with one.router.lifespan_context(one), two.router.lifespan_context(two):
+        actors = []
+        for app in (one, two):
+            await switch_api(app.state.casefolio.db, on=True)
+            actors.append(await make_actor(app.state.casefolio.db, rate_limit=2))
+        assert actors[0].token_id == actors[1].token_id
+        await anyio.sleep(wait_before_budget_sequence())
+        async with (
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=one), base_url="http://a") as a,
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=two), base_url="http://b") as b,
+        ):
+            spent = [(await a.get("/api/v1/roles", headers=actors[0].headers)) for _ in range(3)]
+            other = await b.get("/api/v1/roles", headers=actors[1].headers)
+    assert [r.status_code for r in spent] == [200, 200, 429]
+    assert other.status_code == 200
+    assert other.headers["RateLimit-Remaining"] == "1"
 
 
 async def test_put_where_only_post_uploads_says_to_use_post(
