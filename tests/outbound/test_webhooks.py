@@ -56,6 +56,7 @@ async def test_a_delivery_is_signed_as_standard_webhooks_say(
 
     assert await worker.run_once() > 0
     [got] = hook_receiver.received
+    assert got.headers["content-type"] == "application/json"
     payload = Verifier(hook["secret"]).verify(got.body, got.headers)
     assert payload["type"] == "document.created"
     assert payload["data"]["documentId"] == document
@@ -184,6 +185,34 @@ async def test_rotation_signs_with_both_secrets_and_test_and_redeliver_send_agai
     clock.advance(1)
     await worker.run_once()
     assert len(hook_receiver.received) == 2 and len(set(hook_receiver.ids())) == 1
+
+
+async def test_a_rotated_out_secret_stops_signing_when_its_overlap_ends(
+    client: httpx.AsyncClient,
+    operator: Actor,
+    worker: Worker,
+    clock: Clock,
+    settings: Settings,
+    hook_receiver: Receiver,
+) -> None:
+    """The old secret signs beside the new one for the overlap only: once it is over, a
+    leaked old secret no longer verifies anything sent."""
+    hook = await register_webhook(client, operator, hook_receiver.url, ["document.created"])
+    rotated = await client.post(
+        f"/api/v1/webhooks/{hook['id']}/rotate-secret", headers=operator.headers
+    )
+    assert rotated.status_code == 200
+    queued = await client.post(f"/api/v1/webhooks/{hook['id']}/test", headers=operator.headers)
+    assert queued.status_code == 202
+    clock.catch_up()
+    clock.advance(settings.webhook_secret_overlap.total_seconds() + 1)
+    await worker.run_once()
+    [got] = hook_receiver.received
+    assert len(got.headers["webhook-signature"].split()) == 1
+    signed = Verifier(rotated.json()["secret"]).verify(got.body, got.headers)
+    assert signed["type"] == "webhook.test"
+    with pytest.raises(Exception, match=r"(?i)signature"):
+        Verifier(hook["secret"]).verify(got.body, got.headers)
 
 
 async def test_registration_checks_events_rights_and_addresses(
