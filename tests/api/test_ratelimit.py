@@ -229,6 +229,20 @@ async def test_redis_gives_a_request_back_too() -> None:
         await shared.close()
 
 
+@pytest.mark.redis
+async def test_redis_says_a_window_just_started_resets_when_it_ends() -> None:
+    """A client's first request starts its window in Redis: its place is held for the whole
+    minute, and RateLimit-Reset says so (it said 1 when the budget was read in the
+    millisecond the window started, and 61 otherwise)."""
+    shared = RateLimiter.from_url(REDIS_URL, 5)
+    try:
+        # Fresh keys: each hit starts a window; many, so that some are read in its millisecond.
+        budgets = [await shared.hit(f"fresh-{uuid.uuid4().hex}") for _ in range(30)]
+        assert {(b.remaining, b.reset_seconds) for b in budgets} == {(4, 60)}
+    finally:
+        await shared.close()
+
+
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis server of this test's own, which it may stop and start again."""

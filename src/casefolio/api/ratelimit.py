@@ -8,10 +8,11 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 from coredis.retry import NoRetryPolicy
 from limits import RateLimitItem, RateLimitItemPerMinute
-from limits.aio.storage import Storage
+from limits.aio.storage import SlidingWindowCounterSupport, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.errors import StorageError
 from limits.limits import safe_string
@@ -259,7 +260,20 @@ class RateLimiter:
 async def _hit_shared(
     shared: SlidingWindowCounterRateLimiter, item: RateLimitItem, key: str
 ) -> tuple[bool, Budget]:
-    now = time.time()  # `limits` counts the shared windows by the real time
     allowed = await shared.hit(item, NAMESPACE, key)
-    stats = await shared.get_window_stats(item, NAMESPACE, key)
-    return allowed, Budget(item.amount, stats.remaining, max(0, math.ceil(stats.reset_time - now)))
+    # The window's counts as `limits`' get_window_stats reads them, and its arithmetic, but
+    # for the current window's reset: a window's counter lives two windows from its first
+    # hit, and `limits` takes its time to live modulo the window, so a window started in the
+    # millisecond of the read (a client's first request, most often) said "reset in 0 s"
+    # (RateLimit-Reset: 1) while the request held its place for a minute.
+    storage = cast(SlidingWindowCounterSupport, shared.storage)
+    expiry = item.get_expiry()
+    previous, previous_left, current, current_left = await storage.get_sliding_window(
+        item.key_for(NAMESPACE, key), expiry
+    )
+    remaining = max(0, item.amount - math.floor(previous * previous_left / expiry + current))
+    reset_in = (current_left % expiry or expiry) if current else math.inf
+    if previous:
+        reset_in = min(reset_in, previous_left % (expiry / previous))
+    reset_seconds = 0 if math.isinf(reset_in) else math.ceil(reset_in)
+    return allowed, Budget(item.amount, remaining, reset_seconds)
