@@ -56,6 +56,43 @@ async def test_a_user_removed_from_a_project_stops_finding_its_documents_at_once
     assert await titles(client, matter.reader, "memorandum") == set()
 
 
+async def test_a_trashed_document_is_found_by_nobody_until_restored(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor, indexer: Indexer
+) -> None:
+    doc = await upload(client, matter.writer, matter.id, "draft.txt", b"settlement draft")
+    replaced = await client.post(
+        matter.url(f"/documents/{doc['id']}/replace?fileName=final.txt"),
+        content=b"settlement final",
+        headers={**matter.writer.headers, "Content-Type": "text/plain"},
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    await upload(client, matter.writer, matter.id, "kept.txt", b"settlement schedule")
+    await index_all(indexer)
+    deleted = await client.delete(
+        matter.url(f"/documents/{doc['id']}"), headers=matter.admin.headers
+    )
+    assert deleted.status_code == 204, deleted.text
+
+    for actor in (matter.reader, operator):  # an operator sees every project, not the trash
+        for versions in ("current", "all"):
+            found = await titles(client, actor, "settlement", versions=versions)
+            assert found == {"kept.txt"}, (actor.email, versions)
+        assert await titles(client, actor, "draft", versions="all") == set()
+        listed = await client.get(
+            matter.url("/documents"), params={"q": "settlement"}, headers=actor.headers
+        )
+        assert [d["currentVersion"]["fileName"] for d in listed.json()] == ["kept.txt"]
+        status = await client.get("/api/v1/search/status", headers=actor.headers)
+        assert status.json()["done"] == 1  # the trashed document's two versions are not counted
+
+    restored = await client.post(
+        matter.url(f"/trash/{doc['id']}/restore"), headers=matter.admin.headers
+    )
+    assert restored.status_code == 200, restored.text
+    assert await titles(client, matter.reader, "settlement") == {"final.txt", "kept.txt"}
+    assert await titles(client, matter.reader, "draft", versions="all") == {"final.txt"}
+
+
 async def test_failures_are_visible_and_never_block_the_rest(
     client: httpx.AsyncClient, matter: Matter, indexer: Indexer
 ) -> None:
