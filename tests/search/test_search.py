@@ -194,16 +194,39 @@ async def test_filters_project_folder_field_and_date(
         headers=matter.admin.headers,
     )
     one = await upload(client, matter.writer, matter.id, "one.txt", b"retainer letter")
-    await upload(client, matter.writer, matter.id, "two.txt", b"retainer invoice")
-    set_value = await client.put(
-        matter.url(f"/documents/{one['id']}/fields/{field.json()['id']}"),
-        json={"value": "J. Smith"},
-        headers=matter.writer.headers,
+    two = await upload(client, matter.writer, matter.id, "two.txt", b"retainer invoice")
+    # The same value in another field of the other document: not a match of this field.
+    other_field = await client.post(
+        matter.url("/fields"),
+        json={"name": "Reviewer", "type": "text"},
+        headers=matter.admin.headers,
     )
-    assert set_value.status_code == 200, set_value.text
+    for doc, in_field in ((one, field), (two, other_field)):
+        set_value = await client.put(
+            matter.url(f"/documents/{doc['id']}/fields/{in_field.json()['id']}"),
+            json={"value": "J. Smith"},
+            headers=matter.writer.headers,
+        )
+        assert set_value.status_code == 200, set_value.text
+    folder = await client.post(
+        matter.url("/folders"), json={"name": "Engagement"}, headers=matter.writer.headers
+    )
+    folder_id = folder.json()["id"]
+    moved = await client.put(
+        matter.url(f"/documents/{one['id']}/{folder_id}"), headers=matter.writer.headers
+    )
+    assert moved.status_code == 200, moved.text
     await index_all(indexer)
     reader = matter.reader
     assert await titles(client, reader, "retainer", projectId=matter.id) == {"one.txt", "two.txt"}
+    assert await titles(client, reader, "retainer", folderId=folder_id) == {"one.txt"}
+    in_folder = await client.get(
+        matter.url(f"/documents/folder/{folder_id}"),
+        params={"q": "retainer"},
+        headers=reader.headers,
+    )
+    assert in_folder.status_code == 200, in_folder.text
+    assert [d["currentVersion"]["fileName"] for d in in_folder.json()] == ["one.txt"]
     by_field = {"fieldId": field.json()["id"], "fieldValue": "J. Smith"}
     assert await titles(client, reader, "retainer", **by_field) == {"one.txt"}
     assert await titles(client, reader, "retainer", afterDate="2999-01-01") == set()
