@@ -43,6 +43,55 @@ async def test_only_readable_projects_are_searched_counted_or_highlighted(
     assert listed.status_code == 404
 
 
+async def test_a_field_filters_only_for_those_who_can_see_its_project(
+    client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
+) -> None:
+    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
+    await upload(client, ours.writer, ours.id, "ours.txt", b"retainer letter")
+    doc = await upload(client, theirs.writer, theirs.id, "theirs.txt", b"retainer letter")
+    field = await client.post(
+        theirs.url("/fields"),
+        json={"name": "Custodian", "type": "text"},
+        headers=theirs.admin.headers,
+    )
+    field_id = field.json()["id"]
+    set_value = await client.put(
+        theirs.url(f"/documents/{doc['id']}/fields/{field_id}"),
+        json={"value": "J. Smith"},
+        headers=theirs.writer.headers,
+    )
+    assert set_value.status_code == 200, set_value.text
+    await index_all(indexer)
+    # Not even whether the field exists: the answer for a field that does not.
+    missing = int(field_id) + 1000
+    for sent in (field_id, missing):
+        found = await search(client, ours.reader, "retainer", fieldId=sent, fieldValue="J. Smith")
+        assert found.status_code == 404, found.text
+        assert found.json()["detail"] == f"Field {sent} not found."
+    # An operator needs no grant on the project.
+    by_field = {"fieldId": field_id, "fieldValue": "J. Smith"}
+    assert await titles(client, operator, "retainer", **by_field) == {"theirs.txt"}
+    assert await titles(client, theirs.reader, "retainer", **by_field) == {"theirs.txt"}
+
+
+async def test_the_status_of_one_project_counts_that_projects_versions_only(
+    client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
+) -> None:
+    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
+    await upload(client, ours.writer, ours.id, "ours.txt", b"retainer letter")
+    for n in range(2):
+        await upload(client, theirs.writer, theirs.id, f"theirs{n}.txt", f"memo {n}".encode())
+    await index_all(indexer)
+    for project, done in ((ours, 1), (theirs, 2)):
+        status = await client.get(
+            "/api/v1/search/status", params={"projectId": project.id}, headers=operator.headers
+        )
+        assert status.status_code == 200, status.text
+        assert status.json()["done"] == done
+    everything = await client.get("/api/v1/search/status", headers=operator.headers)
+    assert everything.json()["done"] == 3
+
+
 async def test_a_user_removed_from_a_project_stops_finding_its_documents_at_once(
     client: httpx.AsyncClient, matter: Matter, operator: Actor, indexer: Indexer
 ) -> None:
