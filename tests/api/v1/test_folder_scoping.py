@@ -48,10 +48,14 @@ async def test_another_projects_folder_is_neither_listed_nor_found_by_name(
     assert [f["id"] for f in listed.json()] == [mine.json()["id"]]
     by_name = await client.get(matter.url("/folders/Theirs"), headers=matter.reader.headers)
     assert by_name.status_code == 404, by_name.text
-    in_it = await client.get(
-        matter.url(f"/documents/folder/{theirs['id']}"), headers=matter.reader.headers
-    )
-    assert in_it.status_code == 404, in_it.text
+    for params in ({}, {"q": "exhibit"}):  # listed, or searched (best match first)
+        in_it = await client.get(
+            matter.url(f"/documents/folder/{theirs['id']}"),
+            params=params,
+            headers=matter.reader.headers,
+        )
+        assert in_it.status_code == 404, (params, in_it.text)
+        assert in_it.json()["detail"] == f"Folder {theirs['id']} not found in project {matter.id}."
 
 
 async def test_a_document_is_not_moved_into_another_projects_folder(
