@@ -164,6 +164,28 @@ async def test_failures_are_visible_and_never_block_the_rest(
     assert str(broken["id"]) in {f["documentId"] for f in body["failures"]}
 
 
+async def test_the_status_names_only_the_failures_the_caller_can_read(
+    client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
+) -> None:
+    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
+    await upload(client, ours.writer, ours.id, "fine.txt", b"readable text")
+    await upload(
+        client, theirs.writer, theirs.id, "secret.pdf", b"%PDF-1.4 nonsense", "application/pdf"
+    )
+    await index_all(indexer)
+    status = await client.get("/api/v1/search/status", headers=ours.reader.headers)
+    body = status.json()
+    assert (body["done"], body["failed"], body["failures"]) == (1, 0, [])
+    for actor in (ours.reader, ours.outsider):  # another project's: as if it did not exist
+        scoped = await client.get(
+            "/api/v1/search/status", params={"projectId": theirs.id}, headers=actor.headers
+        )
+        assert scoped.status_code == 404, scoped.text
+        assert scoped.json()["detail"] == f"Project {theirs.id} not found."
+    theirs_status = await client.get("/api/v1/search/status", headers=theirs.reader.headers)
+    assert [f["fileName"] for f in theirs_status.json()["failures"]] == ["secret.pdf"]
+
+
 async def test_size_limit_fails_the_file_with_its_reason(
     client: httpx.AsyncClient, matter: Matter, settings: Settings, db: Database
 ) -> None:
