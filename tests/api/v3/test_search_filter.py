@@ -106,6 +106,35 @@ async def test_a_search_never_reaches_another_projects_documents(
     assert await _ids(client, matter.reader, _filter("attachment_content", "~", "their")) == set()
 
 
+async def test_only_the_current_versions_text_is_matched(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    filed: dict[str, int],
+    settings: Settings,
+    db: Database,
+) -> None:
+    replaced = await client.post(
+        f"/api/v1/projects/{matter.id}/documents/{filed['escrow']}/replace",
+        params={"fileName": "escrow.txt"},
+        content=b"Escrow agent withdrawn.",
+        headers={**matter.writer.headers, "Content-Type": "text/plain"},
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    indexer = Indexer(settings, db)
+    try:
+        while await indexer.run_once():
+            pass
+    finally:
+        await indexer.close()
+    # "appointed" is the replaced version's text only.
+    for name, operator in (("attachment_content", "~"), ("search", "**")):
+        assert await _ids(client, matter.reader, _filter(name, operator, "appointed")) == set()
+        found = await _ids(client, matter.reader, _filter(name, operator, "withdrawn"))
+        assert found == {filed["escrow"]}
+    missing = await _ids(client, matter.reader, _filter("attachment_content", "!~", "appointed"))
+    assert missing == {filed["cap"], filed["escrow"], filed["titled"]}
+
+
 @pytest.mark.parametrize(
     ("filters", "words"),
     [
