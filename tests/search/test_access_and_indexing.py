@@ -105,6 +105,29 @@ async def test_a_user_removed_from_a_project_stops_finding_its_documents_at_once
     assert await titles(client, matter.reader, "memorandum") == set()
 
 
+async def test_a_team_grant_lets_its_members_find_and_nobody_else_and_only_while_members(
+    client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
+) -> None:
+    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
+    await upload(client, ours.writer, ours.id, "ours.txt", b"the shared secret word")
+    await upload(client, theirs.writer, theirs.id, "theirs.txt", b"the shared secret word too")
+    await index_all(indexer)
+    team = await client.post("/api/v1/teams", json={"name": "Counsel"}, headers=operator.headers)
+    members = f"/api/v1/teams/{team.json()['id']}/users/{theirs.outsider.email}"
+    assert (await client.put(members, headers=operator.headers)).status_code == 200
+    granted = await client.put(
+        theirs.url(f"/teams/{team.json()['id']}"),
+        json={"role": "Read Only"},
+        headers=theirs.admin.headers,
+    )
+    assert granted.status_code == 200, granted.text
+    assert await titles(client, theirs.outsider, "secret") == {"theirs.txt"}
+    assert await titles(client, ours.reader, "secret") == {"ours.txt"}  # in no team
+    assert await titles(client, ours.outsider, "secret") == set()
+    assert (await client.delete(members, headers=operator.headers)).status_code == 204
+    assert await titles(client, theirs.outsider, "secret") == set()
+
+
 async def test_a_trashed_document_is_found_by_nobody_until_restored(
     client: httpx.AsyncClient, matter: Matter, operator: Actor, indexer: Indexer
 ) -> None:
