@@ -88,9 +88,13 @@ async def test_the_language_on_a_corpus_of_real_files(
 async def test_hits_carry_project_folder_version_score_and_an_escaped_snippet(
     client: httpx.AsyncClient, matter: Matter, indexer: Indexer
 ) -> None:
-    folder = await client.post(
-        matter.url("/folders"), json={"name": "Pleadings"}, headers=matter.writer.headers
-    )
+    # Another folder first, so that the hit's folder's id is not its project's.
+    for name in ("Correspondence", "Pleadings"):
+        folder = await client.post(
+            matter.url("/folders"), json={"name": name}, headers=matter.writer.headers
+        )
+        assert folder.status_code == 201, folder.text
+    assert folder.json()["id"] != str(matter.id)
     doc = await upload(
         client, matter.writer, matter.id, "x.txt", b"<script>alert(1)</script> the indemnity cap"
     )
