@@ -26,10 +26,7 @@ from tests.servers import closed_port
 async def test_only_readable_projects_are_searched_counted_or_highlighted(
     client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
 ) -> None:
-    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
-    await upload(client, ours.writer, ours.id, "ours.txt", b"the shared secret word")
-    await upload(client, theirs.writer, theirs.id, "theirs.txt", b"the shared secret word too")
-    await index_all(indexer)
+    ours, theirs = await _two_matters_with_a_secret(client, db, operator, indexer)
     assert await titles(client, ours.reader, "secret") == {"ours.txt"}
     assert await titles(client, ours.outsider, "secret") == set()
     assert await titles(client, operator, "secret") == {"ours.txt", "theirs.txt"}
@@ -108,10 +105,7 @@ async def test_a_user_removed_from_a_project_stops_finding_its_documents_at_once
 async def test_a_team_grant_lets_its_members_find_and_nobody_else_and_only_while_members(
     client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
 ) -> None:
-    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
-    await upload(client, ours.writer, ours.id, "ours.txt", b"the shared secret word")
-    await upload(client, theirs.writer, theirs.id, "theirs.txt", b"the shared secret word too")
-    await index_all(indexer)
+    ours, theirs = await _two_matters_with_a_secret(client, db, operator, indexer)
     team = await client.post("/api/v1/teams", json={"name": "Counsel"}, headers=operator.headers)
     members = f"/api/v1/teams/{team.json()['id']}/users/{theirs.outsider.email}"
     assert (await client.put(members, headers=operator.headers)).status_code == 200
@@ -362,3 +356,14 @@ async def test_a_blob_store_that_cannot_be_reached_leaves_files_pending_not_fail
     finally:
         await after.close()
     assert await titles(client, matter.reader, "indemnity") == {"fine.txt"}
+
+
+async def _two_matters_with_a_secret(
+    client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
+) -> tuple[Matter, Matter]:
+    """Two projects, each with one indexed file holding the word "secret"."""
+    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
+    await upload(client, ours.writer, ours.id, "ours.txt", b"the shared secret word")
+    await upload(client, theirs.writer, theirs.id, "theirs.txt", b"the shared secret word too")
+    await index_all(indexer)
+    return ours, theirs

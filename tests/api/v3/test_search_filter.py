@@ -69,12 +69,7 @@ async def filed(
             "Their indemnity cap.",
         ),
     }
-    indexer = Indexer(settings, db)
-    try:
-        while await indexer.run_once():
-            pass
-    finally:
-        await indexer.close()
+    await _index_everything(settings, db)
     return ids
 
 
@@ -120,12 +115,7 @@ async def test_only_the_current_versions_text_is_matched(
         headers={**matter.writer.headers, "Content-Type": "text/plain"},
     )
     assert replaced.status_code in (200, 201), replaced.text
-    indexer = Indexer(settings, db)
-    try:
-        while await indexer.run_once():
-            pass
-    finally:
-        await indexer.close()
+    await _index_everything(settings, db)
     # "appointed" is the replaced version's text only.
     for name, operator in (("attachment_content", "~"), ("search", "**")):
         assert await _ids(client, matter.reader, _filter(name, operator, "appointed")) == set()
@@ -152,3 +142,12 @@ async def test_a_bad_text_filter_is_invalid_query(
     body = await _ids(client, matter.reader, filters, status=400)
     assert body["errorIdentifier"] == INVALID_QUERY
     assert words in body["message"]
+
+
+async def _index_everything(settings: Settings, db: Database) -> None:
+    indexer = Indexer(settings, db)
+    try:
+        while await indexer.run_once():
+            pass
+    finally:
+        await indexer.close()
