@@ -267,6 +267,30 @@ def _leases(settings: Settings) -> list[tuple[str, bool]]:
     return anyio.run(work)
 
 
+def test_a_worker_stopped_as_soon_as_it_says_it_delivers_stops_cleanly(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """Its line "delivering webhooks (Ctrl-C stops)" came before it listened for signals,
+    and its first round (on SQLite, claims with no yield to the event loop) could take
+    deliveries meanwhile: a SIGTERM then ended it where it stood, holding them (seen once in
+    CI, in the test below), or be stopped between a claim's commit and remembering what it
+    claimed. Stopped right after that line, it exits 0 and holds nothing."""
+    with receiver() as hanging:
+        hanging.hold = threading.Event()
+        try:
+            expected = _prepare(settings, hanging.url, 2)
+            with _worker(settings, tmp_path, webhook_timeout_seconds="60") as worker:
+                [log] = tmp_path.glob("worker-*.log")
+                _until(lambda: b"delivering webhooks" in log.read_bytes(), 60, log.read_text)
+                worker.terminate()
+                assert worker.wait(timeout=30) == 0, log.read_text()
+            # Its first fan-out may not have come yet (no deliveries); none is held.
+            leases = _leases(settings)
+            assert leases in ([], [("pending", False)] * expected), leases
+        finally:
+            hanging.hold.set()
+
+
 def test_a_worker_stopped_by_sigterm_lets_go_of_what_it_holds(
     settings: Settings, tmp_path: Path
 ) -> None:

@@ -6,6 +6,7 @@ import signal
 
 import anyio
 import typer
+from anyio.abc import TaskStatus
 
 from casefolio.cli._common import console, load_settings, run
 from casefolio.config import Settings
@@ -38,22 +39,31 @@ async def _deliver(settings: Settings) -> None:
     worker = Worker(settings, db)
     blobs = open_blob_store(settings)
     try:
-        async with runtime.pg_listener(settings), housekeeping.running(settings, db, blobs):
+        async with (
+            runtime.pg_listener(settings),
+            housekeeping.running(settings, db, blobs),
+            anyio.create_task_group() as tasks,
+        ):
+            # Listening before the first round: on SQLite a round may claim deliveries
+            # before it first yields to the event loop, and a SIGTERM in between ended the
+            # process where it stood, holding them.
+            await tasks.start(_stop_on_signal, tasks.cancel_scope)
             console.print("casefolio worker: delivering webhooks (Ctrl-C stops).")
-            async with anyio.create_task_group() as tasks:
-                tasks.start_soon(_stop_on_signal, tasks.cancel_scope)
-                await worker.run()
+            await worker.run()
     finally:
         await worker.close()
         await blobs.close()
         await db.close()
 
 
-async def _stop_on_signal(scope: anyio.CancelScope) -> None:
+async def _stop_on_signal(
+    scope: anyio.CancelScope, *, task_status: TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+) -> None:
     """SIGTERM (a service manager's stop) and SIGINT stop the worker as a cancellation, so
     that it stores the answers it has and lets go of the deliveries it holds (`Worker.run`);
     SIGTERM ended the process where it stood, and they waited for their leases to run out."""
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        task_status.started()
         async for _ in signals:
             scope.cancel()
             return

@@ -213,6 +213,13 @@ class Worker:
             newest = await session.scalar(select(func.max(Change.seq)))
             if newest is None or newest <= await feed.state(session, feed.FANNED_OUT):
                 return 0
+        # Shielded from a stop: the deliveries it claims are held from its commit on, and a
+        # stop lets go only of those the worker knows of (`_settle`).
+        with anyio.CancelScope(shield=True):
+            fanned_out = await self._fan_out_once()
+        return fanned_out
+
+    async def _fan_out_once(self) -> int:
         async with self.db.write() as session:
             if self.db.engine.dialect.name == "postgresql":
                 await session.execute(text(f"SELECT pg_advisory_xact_lock({FAN_OUT_LOCK})"))
@@ -250,16 +257,16 @@ class Worker:
         and store every answer that came, also those of earlier rounds' sends (first: an
         answered delivery is not claimed again while its answer waits)."""
         done = await self._store_answers()
-        claimed = list(self._fresh)
-        if (places := self.sender.places(claimed)).left > 0:
-            more, full = await claims.claim_due(
-                self.db, now=self.clock(), places=places, lease=self.sender.lease
-            )
+        if (places := self.sender.places(self._fresh)).left > 0:
+            with anyio.CancelScope(shield=True):  # as in fan_out
+                more, full = await claims.claim_due(
+                    self.db, now=self.clock(), places=places, lease=self.sender.lease
+                )
+                self._fresh += more
             self.backlog |= full
-            claimed += more
         # Only now: if the claim failed, the next round sends the fan-out's (dropped here,
-        # they waited for their leases to run out).
-        self._fresh = []
+        # they waited for their leases to run out). From here the sender knows them.
+        claimed, self._fresh = self._fresh, []
         await self.sender.send_all(claimed, self._sending)
         if claimed and self._sending is not None:
             await self.sender.wait_for_answers(claimed, ROUND_SEND_WAIT_SECONDS)
