@@ -97,3 +97,45 @@ async def test_a_late_failure_leaves_the_delivery_to_the_worker_that_claimed_it_
     assert attempts_logged == [500, 500]
     status, lease, attempts = await _lease(db)
     assert (status, lease, attempts) == ("pending", None, 2)
+
+
+async def test_a_redelivery_asked_for_while_an_attempt_is_out_is_sent_after_it(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    operator: Actor,
+    settings: Settings,
+    db: Database,
+) -> None:
+    """The attempt out when a redelivery is asked for succeeds: the delivery is sent again
+    all the same (the earlier code marked it delivered, and the redelivery never went)."""
+    clock = Clock()
+    worker = Worker(settings, db, clock=clock)
+    hooked: Receiver
+    with receiver() as hooked:
+        hook = await register_webhook(client, operator, hooked.url, ["document.created"])
+        out = threading.Event()
+        hooked.holds = [out]
+        await upload_file(client, matter)
+        try:
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(worker.run_once)
+                await _until(lambda: not hooked.holds)  # the first attempt is out
+                async with db.read() as session:
+                    [delivery_id] = await session.scalars(select(WebhookDelivery.id))
+                again = await client.post(
+                    f"/api/v1/webhooks/{hook['id']}/deliveries/{delivery_id}/redeliver",
+                    headers=operator.headers,
+                )
+                assert again.status_code == 202
+                out.set()  # ...and succeeds
+            assert await _lease(db) == ("pending", None, 0)
+            clock.advance(1)
+            await worker.run_once()
+        finally:
+            out.set()
+            await worker.close()
+        assert len(hooked.received) == 2 and len(set(hooked.ids())) == 1
+    assert await _lease(db) == ("delivered", None, 1)
+    async with db.read() as session:
+        logged = list(await session.scalars(select(WebhookAttempt.status_code)))
+    assert logged == [200, 200]

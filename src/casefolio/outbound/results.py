@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Boolean, String, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Boolean, String, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
@@ -52,7 +52,9 @@ async def store(
     that answered after its lease ran out, when another worker may have claimed and be
     sending it, is logged and counted, and leaves the delivery to that worker (its lease
     cleared and a retry scheduled, a third worker sent it again beside the second's).
-    A 2xx delivers it whoever holds it."""
+    A 2xx delivers it whoever holds it, unless nobody does: a redelivery asked for while
+    the attempt was out let go of it and started its count again, and is still to be sent
+    (the attempt is logged only)."""
     async with db.write() as session:
         found = await session.execute(
             select(
@@ -77,7 +79,8 @@ async def store(
             if item.delivery_id not in rows:
                 continue  # deleted with its webhook meanwhile
             next_at: datetime | None = None
-            if outcome.ok or leases[item.delivery_id] == item.leased_until:
+            lease = leases[item.delivery_id]
+            if (outcome.ok and lease is not None) or lease == item.leased_until:
                 status, next_at = _next(settings, item.attempts + 1, outcome, now, rng)
                 changed.append(
                     {
@@ -88,7 +91,7 @@ async def store(
                         "leased": item.leased_until,
                     }
                 )
-            else:
+            elif lease is not None:
                 counted.append({"key": item.delivery_id})
             attempts.append(
                 {
@@ -170,9 +173,9 @@ _RESULT = (
     .where(
         _DELIVERIES.c.id == bindparam("key"),
         # Still held by this worker (checked again here: on PostgreSQL another worker may
-        # have claimed it since it was read), unless delivered.
+        # have claimed it since it was read), unless delivered and held by anyone.
         or_(
-            bindparam("ok", type_=Boolean),
+            and_(bindparam("ok", type_=Boolean), _DELIVERIES.c.claimed_until.is_not(None)),
             _DELIVERIES.c.claimed_until == bindparam("leased", type_=UTCDateTime),
         ),
     )
