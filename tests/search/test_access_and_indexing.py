@@ -71,6 +71,37 @@ async def test_a_field_filters_only_for_those_who_can_see_its_project(
     assert await titles(client, theirs.reader, "retainer", **by_field) == {"theirs.txt"}
 
 
+async def test_a_folder_filters_only_for_those_who_can_see_it_and_only_in_its_project(
+    client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
+) -> None:
+    """A folder the caller cannot see, or of another project than `projectId`, is refused as
+    a field is (it answered an empty list, as if the folder were there and empty)."""
+    ours, theirs = await make_matter(client, db, operator), await make_matter(client, db, operator)
+    folder = await client.post(
+        theirs.url("/folders"), json={"name": "Deals"}, headers=theirs.writer.headers
+    )
+    folder_id = folder.json()["id"]
+    doc = await upload(client, theirs.writer, theirs.id, "theirs.txt", b"retainer letter")
+    moved = await client.put(
+        theirs.url(f"/documents/{doc['id']}/{folder_id}"), headers=theirs.writer.headers
+    )
+    assert moved.status_code == 200, moved.text
+    await index_all(indexer)
+    # Not even whether the folder exists: the answer for one that does not.
+    for sent in (folder_id, str(int(folder_id) + 1000)):
+        found = await search(client, ours.reader, "retainer", folderId=sent)
+        assert found.status_code == 404, found.text
+        assert found.json()["detail"] == f"Folder {sent} not found."
+    # Seen, but not in the project asked for: the folder lists' answer.
+    elsewhere = await search(client, operator, "retainer", folderId=folder_id, projectId=ours.id)
+    assert elsewhere.status_code == 404, elsewhere.text
+    assert elsewhere.json()["detail"] == f"Folder {folder_id} not found in project {ours.id}."
+    for who in (operator, theirs.reader):
+        assert await titles(client, who, "retainer", folderId=folder_id) == {"theirs.txt"}
+        both = {"folderId": folder_id, "projectId": theirs.id}
+        assert await titles(client, who, "retainer", **both) == {"theirs.txt"}
+
+
 async def test_the_status_of_one_project_counts_that_projects_versions_only(
     client: httpx.AsyncClient, db: Database, operator: Actor, indexer: Indexer
 ) -> None:

@@ -43,8 +43,9 @@ from casefolio.db.models import (
     DocumentVersion,
     Field,
     FieldValue,
+    Folder,
 )
-from casefolio.domain import access, fields, pages
+from casefolio.domain import access, fields, folders, pages
 from casefolio.domain.errors import Invalid, NotFound
 from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.domain.principal import Principal
@@ -263,6 +264,7 @@ async def _filters(
         statement = statement.where(DOCUMENTS.c.project_id == bindparam("project_id"))
         parameters["project_id"] = request.project_id
     if request.folder_id is not None:
+        await _require_folder(session, who, request.folder_id, request.project_id)
         statement = statement.where(DOCUMENTS.c.folder_id == bindparam("folder_id"))
         parameters["folder_id"] = request.folder_id
     if request.after_date is not None:
@@ -288,6 +290,21 @@ async def _filters(
         )
         parameters["field_id"] = request.field_id
     return statement
+
+
+async def _require_folder(
+    session: AsyncSession, who: Principal, folder_id: int, project_id: int | None
+) -> None:
+    """NotFound for a folder the caller cannot see, or not of `project_id` (whose access is
+    checked): as for a field, a filter by it is refused rather than answered with nothing."""
+    if project_id is not None:
+        await folders.require_in_project(session, project_id=project_id, folder_id=folder_id)
+        return
+    in_project = await session.scalar(select(Folder.project_id).where(Folder.id == folder_id))
+    if in_project is None or (
+        not who.is_operator and await access.project_role(session, who, in_project) is None
+    ):
+        raise NotFound(f"Folder {folder_id} not found.")
 
 
 async def _field_matches(

@@ -31,7 +31,7 @@ from casefolio.api.v1.schemas import (
     problem_responses,
 )
 from casefolio.db.reads import Reader
-from casefolio.domain import document_pages, documents, folders, text, trash
+from casefolio.domain import document_pages, documents, text, trash
 from casefolio.domain.errors import Invalid
 from casefolio.domain.pages import Page, PageRequest
 from casefolio.domain.principal import Principal
@@ -163,9 +163,6 @@ async def _searched(
     )
     async with state_of(request).db.read() as session:
         page = await search_service.search(session, who, wanted)
-        if folder_id is not None and not page.items:
-            # Hits are the folder's, so it is the project's; none: 404 as the plain list.
-            await folders.require_in_project(session, project_id=project_id, folder_id=folder_id)
     response = Response(views_json([hit.view for hit in page.items]), media_type="application/json")
     link_next(request, response, page)
     return response
