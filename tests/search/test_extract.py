@@ -47,6 +47,13 @@ def test_text_is_cut_and_cleaned() -> None:
     assert len(text) <= 10_000 and "\ue000" not in text
 
 
+def test_chinese_and_japanese_are_split_into_characters_and_no_file_holds_the_break() -> None:
+    """search/words.py: the break between such characters is casefolio's own; one in a file
+    is a separator like any control character, or a snippet would lose it."""
+    text = run("東京の ABC株式 x\x01y 한국어".encode(), "a.txt", "text/plain")
+    assert text == "東\x01京\x01の ABC\x01株\x01式 x y 한국어"
+
+
 @pytest.mark.parametrize(
     ("data", "name", "says"),
     [

@@ -54,14 +54,14 @@ async def test_postgresql_a_text_too_many_words_for_a_tsvector_keeps_its_beginni
     client: httpx.AsyncClient, matter: Matter, db: Database, indexer: Indexer
 ) -> None:
     """PostgreSQL: a tsvector holds at most 1 MB of distinct words. Within the default
-    500,000 characters, distinct words of 4-byte letters (CJK Extension B) make about 2 MB,
+    500,000 characters, distinct words of three 3-byte letters (Hangul) make about 2 MB,
     and the generated column refused the whole batch's store; then the file failed as a
     whole, none of its words searchable. Now its text is cut until it fits: the first words
     are found, the last are not, and the other file is unharmed."""
     if db.engine.dialect.name != "postgresql":
         pytest.skip("SQLite's FTS5 has no such limit")
-    ext_b = [chr(0x20000 + n) for n in range(2000)]
-    triples = [a + b + c for a in ext_b[:60] for b in ext_b[:60] for c in ext_b[:30]]
+    hangul = [chr(0xAC00 + n) for n in range(60)]
+    triples = [a + b + c for a in hangul for b in hangul for c in hangul[:30]]
     words = " ".join(triples)
     big = await upload(client, matter.writer, matter.id, "words.txt", words.encode())
     await upload(client, matter.writer, matter.id, "fine.txt", b"readable indemnity text")

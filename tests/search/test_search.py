@@ -290,6 +290,41 @@ async def test_compatibility_forms_and_decomposed_accents_fold_on_both_databases
         assert await titles(client, matter.reader, typed) == {"report.txt"}, typed
 
 
+async def test_chinese_and_japanese_words_are_found_inside_sentences_on_both_databases(
+    client: httpx.AsyncClient, matter: Matter, indexer: Indexer
+) -> None:
+    """Chinese and Japanese are written without spaces: a sentence was one word to both
+    tokenizers, found only by typing it whole. Each character is now a word, and a word
+    typed is the phrase of its characters."""
+    japanese = "東京地方裁判所に訴状を提出した。カタカナのテスト"
+    chinese = "本合同由甲方和乙方签订\uff0c第3条规定了违约责任。"  # a full-width comma
+    mixed = "ABC株式会社の契約書 한국어 문서"
+    for name, text in (("ja.txt", japanese), ("zh.txt", chinese), ("mixed.txt", mixed)):
+        await upload(client, matter.writer, matter.id, name, text.encode())
+    await index_all(indexer)
+    for typed, expected in (
+        ("裁判所", {"ja.txt"}),
+        ("訴状 提出", {"ja.txt"}),
+        ("テスト", {"ja.txt"}),
+        ("ｶﾀｶﾅ", {"ja.txt"}),  # half-width katakana, folded as the text is
+        ("合同", {"zh.txt"}),
+        ("第3条", {"zh.txt"}),
+        ("违约责任", {"zh.txt"}),
+        ("株式会社", {"mixed.txt"}),
+        ("ABC", {"mixed.txt"}),
+        ("ABC株式", {"mixed.txt"}),
+        ("한국어", {"mixed.txt"}),  # Hangul is written with spaces: words as they stand
+        ("裁判*", {"ja.txt"}),  # a prefix of one character is the character
+        ("所裁判", set()),  # the characters, but not in that order
+        ("合同 -违约", set()),
+        ('"方裁判" OR 株式', {"ja.txt", "mixed.txt"}),
+    ):
+        assert await titles(client, matter.reader, typed) == expected, typed
+    [hit] = (await search(client, matter.reader, "裁判所")).json()
+    assert "<mark>裁判所</mark>" in hit["snippet"], hit["snippet"]
+    assert "東京地方" in hit["snippet"] and "\x01" not in hit["snippet"]
+
+
 async def test_a_text_value_is_found_by_either_unicode_form(
     client: httpx.AsyncClient, db: Database, matter: Matter, indexer: Indexer
 ) -> None:

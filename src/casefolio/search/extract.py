@@ -26,9 +26,11 @@ from pathlib import Path, PurePosixPath
 
 import charset_normalizer
 
+from casefolio.search import words
+
 #: Marks a highlighted word in a snippet (search/hits.py); never part of stored text.
 MARK_START, MARK_END = "\ue000", "\ue001"
-_UNSTORABLE = re.compile("[\x00\ue000\ue001\ud800-\udfff]")
+_UNSTORABLE = re.compile(f"[\x00\ue000\ue001\ud800-\udfff{words.WORD_BREAK}]")
 _TAG = re.compile(r"<[^>]*>")
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -166,7 +168,7 @@ def extract(
     # Compatibility forms folded (NFKC), as query.parse folds the query: PDFs spell "fi" as
     # the ligature U+FB01, which SQLite's tokenizer keeps as a letter of its own.
     folded = unicodedata.normalize("NFKC", "\n".join(parts))
-    return _UNSTORABLE.sub(" ", folded)[:max_chars]
+    return words.split(_UNSTORABLE.sub(" ", folded)[:max_chars])
 
 
 def _brief(exc: Exception) -> str:

@@ -19,7 +19,7 @@ from casefolio.db.models import Document, DocumentVersion, Folder, Project
 from casefolio.domain import documents
 from casefolio.domain.documents import DocumentView
 from casefolio.domain.rows import VersionRow, row_of
-from casefolio.search import fulltext
+from casefolio.search import fulltext, words
 from casefolio.search.extract import MARK_END, MARK_START
 from casefolio.search.fulltext import CONFIG, FTS, FTS_NAME, TEXTS
 
@@ -103,9 +103,12 @@ async def _snippets(
 ) -> dict[int, str]:
     ids: BindParameter[Any] = bindparam("ids", expanding=True)
     if postgres:
+        # ShortWord=2 (bytes; default 3): a fragment grows around its match by words longer
+        # than that only, and a Chinese or Japanese word is one character of 3 or 4 bytes.
         options = (
             f'StartSel="{MARK_START}", StopSel="{MARK_END}", MaxWords={SNIPPET_WORDS}, '
-            f'MinWords={SNIPPET_WORDS // 2}, MaxFragments=2, FragmentDelimiter=" … "'
+            f"MinWords={SNIPPET_WORDS // 2}, ShortWord=2, MaxFragments=2, "
+            'FragmentDelimiter=" … "'
         )
         statement = select(
             TEXTS.c.version_id,
@@ -148,5 +151,8 @@ async def _off_the_event_loop(
 
 
 def _marked(raw: str) -> str:
-    escaped = html.escape(" ".join(raw.split()), quote=False)
+    # Without the breaks put into Chinese and Japanese (search/words.py): the matched
+    # characters of one word are one mark.
+    shown = raw.replace(words.WORD_BREAK, "").replace(MARK_END + MARK_START, "")
+    escaped = html.escape(" ".join(shown.split()), quote=False)
     return escaped.replace(MARK_START, "<mark>").replace(MARK_END, "</mark>")

@@ -20,6 +20,7 @@ import unicodedata
 from dataclasses import dataclass
 
 from casefolio.domain.errors import Invalid
+from casefolio.search import words
 
 #: Longest query accepted, in characters.
 MAX_QUERY_CHARS = 500
@@ -28,7 +29,6 @@ MAX_TERMS = 20
 #: Fewest characters before a `*`.
 MIN_PREFIX = 2
 
-_TOKEN = re.compile(r"[^\W_]+")
 # A quoted phrase (maybe unclosed), or a run of anything else up to a space or a quote.
 _PIECE = re.compile(r'(-?)"([^"]*)("?)(\*?)|(\S+?)(?=\s|"|$)')
 
@@ -98,9 +98,11 @@ def parse(text: str) -> Query:
             body = phrase
         # As typed: each database folds case as it indexed the text (Python's lower() is
         # not PostgreSQL's: a final Σ, İ), and a quoted token is no operator in either.
-        tokens = tuple(_TOKEN.findall(body))
+        tokens = tuple(words.WORD.findall(body))
         if not tokens:
             continue  # punctuation alone: nothing to find
+        if star and words.is_split(tokens[-1]):
+            star = ""  # a word of one character: no longer words begin with it
         if star and len(tokens[-1]) < MIN_PREFIX:
             raise _invalid(f"A prefix search (word*) needs at least {MIN_PREFIX} characters.")
         terms += 1
