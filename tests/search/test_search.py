@@ -314,6 +314,8 @@ async def test_chinese_and_japanese_words_are_found_inside_sentences_on_both_dat
         ("ABC", {"mixed.txt"}),
         ("ABC株式", {"mixed.txt"}),
         ("한국어", {"mixed.txt"}),  # Hangul is written with spaces: words as they stand
+        ("한국", set()),  # ...and not split
+        ("한국*", {"mixed.txt"}),
         ("裁判*", {"ja.txt"}),  # a prefix of one character is the character
         ("所裁判", set()),  # the characters, but not in that order
         ("合同 -违约", set()),
