@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio
@@ -73,6 +73,20 @@ async def test_a_user_without_a_password_cannot_sign_in(
     http = await browsers()
     refused = await http.post("/signin", data={"email": member.email, "password": ""})
     assert refused.status_code == 401
+    assert await _sessions(db) == 0
+
+
+async def test_a_user_without_a_password_cannot_sign_in_with_the_stand_in_password(
+    db: Database, browsers: Browser, member: Actor
+) -> None:
+    """An unknown address is checked against a stand-in hash, so that it takes as long as a
+    wrong password; a user without a password must not be let in by the stand-in's password."""
+    http = await browsers()
+    for password in ("", "casefolio-no-such-user"):
+        refused = await http.post("/signin", data={"email": member.email, "password": password})
+        assert refused.status_code == 401
+        assert "Wrong e-mail address or password." in refused.text
+        assert "set-cookie" not in refused.headers
     assert await _sessions(db) == 0
 
 
@@ -278,6 +292,39 @@ async def test_sessions_time_out_when_idle_and_after_their_maximum(
             await websessions.resolve(session, secret=opened.secret, lifetimes=lifetimes, now=start)
             is None
         )
+
+
+async def test_a_session_ends_the_moment_its_idle_time_or_its_maximum_is_reached(
+    db: Database, member: Actor
+) -> None:
+    """Each lifetime is how long a session may last: at exactly that length it is over, not
+    one more instant (the rows hold milliseconds, so the edges are exact)."""
+    lifetimes = websessions.Lifetimes(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
+    instant = timedelta(milliseconds=1)
+    async with db.write() as session:
+        opened = await websessions.open_session(session, user_id=member.user_id)
+    session_id = websessions.session_id_of(opened.secret)
+
+    async def signed_in_at(when: datetime) -> bool:
+        async with db.read() as session:
+            found = await websessions.resolve(
+                session, secret=opened.secret, lifetimes=lifetimes, now=when
+            )
+        return found is not None
+
+    async with db.read() as session:
+        row = await session.get(WebSession, session_id)
+        assert row is not None
+        started, seen = row.created_at, row.last_seen_at
+    assert await signed_in_at(seen + lifetimes.idle - instant)
+    assert not await signed_in_at(seen + lifetimes.idle)
+    async with db.write() as session:
+        # Kept busy to the end: seen a minute before its maximum is reached.
+        row = await session.get(WebSession, session_id)
+        assert row is not None
+        row.last_seen_at = started + lifetimes.absolute - timedelta(minutes=1)
+    assert await signed_in_at(started + lifetimes.absolute - instant)
+    assert not await signed_in_at(started + lifetimes.absolute)
 
 
 def _clocked(application: FastAPI) -> Seconds:
