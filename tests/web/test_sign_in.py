@@ -327,6 +327,33 @@ async def test_a_session_ends_the_moment_its_idle_time_or_its_maximum_is_reached
     assert not await signed_in_at(started + lifetimes.absolute)
 
 
+async def test_clearing_out_ended_sessions_removes_idle_ones_and_busy_ones_past_their_maximum(
+    db: Database, member: Actor
+) -> None:
+    """Either limit ends a session, so either one makes its row go (sign-in clears them out);
+    a session within both stays."""
+    lifetimes = websessions.Lifetimes(idle=timedelta(minutes=30), absolute=timedelta(hours=8))
+    async with db.write() as session:
+        idle, busy, live = [
+            await websessions.open_session(session, user_id=member.user_id) for _ in range(3)
+        ]
+    now = utcnow()
+    ages = {
+        idle.secret: (timedelta(hours=2), timedelta(minutes=31)),
+        busy.secret: (timedelta(hours=9), timedelta(minutes=1)),
+    }
+    async with db.write() as session:
+        for secret, (started, seen) in ages.items():
+            row = await session.get(WebSession, websessions.session_id_of(secret))
+            assert row is not None
+            row.created_at, row.last_seen_at = now - started, now - seen
+    async with db.write() as session:
+        await websessions.end_expired(session, lifetimes=lifetimes)
+    async with db.read() as session:
+        left = set(await session.scalars(select(WebSession.id)))
+    assert left == {websessions.session_id_of(live.secret)}
+
+
 def _clocked(application: FastAPI) -> Seconds:
     """The rate limiter's time, moved by the test: no sleeps, no minute boundaries."""
     clock = Seconds(1_000 * 60.0 + 1)  # just after a window starts
