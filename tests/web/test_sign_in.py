@@ -4,6 +4,7 @@ and the rate limit on attempts."""
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime, timedelta
@@ -14,15 +15,17 @@ import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from casefolio.api.ratelimit import RateLimiter
 from casefolio.app import create_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
-from casefolio.db.models import WebSession
+from casefolio.db.models import PasswordLink, User, WebSession
 from casefolio.db.types import utcnow
-from casefolio.domain import accounts, websessions
+from casefolio.domain import accounts, users, websessions
+from casefolio.domain.errors import WrongPassword
+from casefolio.domain.principal import Principal
 from tests.clocks import Seconds
 from tests.factories import Actor, make_actor
 from tests.web.conftest import PASSWORD, Browser, Person, give_password
@@ -252,6 +255,91 @@ async def test_invitation_link_sets_a_password_once(
         "/signin", data={"email": "ines@example.com", "password": "ines password"}
     )
     assert signed_in.status_code == 303
+
+
+def _link_path(page: str) -> str:
+    """The set-password link an operator's users page shows, as a path of this site."""
+    found = re.search(r"/set-password/[A-Za-z0-9_-]+", page)
+    assert found, "the page shows no set-password link"
+    return found.group(0)
+
+
+async def _password_hash(db: Database, user_id: int) -> str | None:
+    async with db.read() as session:
+        return await session.scalar(select(User.password_hash).where(User.id == user_id))
+
+
+async def test_a_newer_reset_link_makes_the_earlier_one_useless(
+    db: Database, person: MakePerson, operator: Actor, member: Actor, browsers: Browser
+) -> None:
+    """Only the latest link of a user works: a link handed on earlier (and perhaps to the
+    wrong person) must not set the password once another was issued."""
+    admin = await person(operator)
+    first = _link_path((await admin.post(f"/admin/users/{member.user_id}/reset")).text)
+    second = _link_path((await admin.post(f"/admin/users/{member.user_id}/reset")).text)
+    assert first != second
+    guest = await browsers()
+    assert (await guest.get(first)).status_code == 404
+    form = {"password": "earlier link pw", "again": "earlier link pw"}
+    assert (await guest.post(first, data=form)).status_code == 404
+    assert await _password_hash(db, member.user_id) is None
+    done = await guest.post(second, data={"password": "later link pw!", "again": "later link pw!"})
+    assert done.status_code == 200 and "Your password is set" in done.text
+
+
+async def test_an_expired_link_sets_no_password(
+    db: Database, person: MakePerson, operator: Actor, browsers: Browser
+) -> None:
+    admin = await person(operator)
+    invited = await admin.post("/admin/users", {"email": "late@example.com", "name": "Late"})
+    path = _link_path(invited.text)
+    async with db.write() as session:
+        await session.execute(
+            update(PasswordLink).values(expires_at=utcnow() - timedelta(seconds=1))
+        )
+        user_id = (await users.get_by_email(session, email="late@example.com")).id
+    guest = await browsers()
+    assert (await guest.get(path)).status_code == 404
+    form = {"password": "too late a pw", "again": "too late a pw"}
+    assert (await guest.post(path, data=form)).status_code == 404
+    assert await _password_hash(db, user_id) is None
+
+
+async def test_a_deactivated_users_link_sets_no_password(
+    db: Database, person: MakePerson, operator: Actor, browsers: Browser
+) -> None:
+    """Deactivation keeps a person out: the link they were sent must not let them set a
+    password that reactivation would then open the account with."""
+    admin = await person(operator)
+    invited = await admin.post("/admin/users", {"email": "gone@example.com", "name": "Gone"})
+    path = _link_path(invited.text)
+    async with db.read() as session:
+        user_id = (await users.get_by_email(session, email="gone@example.com")).id
+    off = await admin.post(f"/admin/users/{user_id}/active", {"active": "false"})
+    assert off.status_code == 303
+    refused = await (await browsers()).post(
+        path, data={"password": "gone but here", "again": "gone but here"}
+    )
+    assert refused.status_code == 409 and "deactivated" in refused.text
+    assert await _password_hash(db, user_id) is None
+
+
+async def test_a_password_changed_after_the_current_one_was_checked_is_not_overwritten(
+    db: Database, member: Actor
+) -> None:
+    """The current password is checked before the write (hashing is slow); if the password
+    changed in between (a reset, another browser), the check no longer holds."""
+    await give_password(db, member.email)
+    who = Principal(member.user_id, member.email, "Milo Member", False)
+    async with db.read() as session:
+        matched = await accounts.check_own(session, who=who, current=PASSWORD)
+    await give_password(db, member.email, "changed meanwhile")
+    changed = await _password_hash(db, member.user_id)
+    new = await accounts.hashed("a new password!")
+    with pytest.raises(WrongPassword, match="changed meanwhile"):
+        async with db.write() as session:
+            await accounts.change_own(session, who=who, matched=matched, new=new)
+    assert await _password_hash(db, member.user_id) == changed
 
 
 async def test_operator_reset_ends_sessions_and_the_old_password(
