@@ -24,7 +24,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import PasswordLink, User, WebSession
 from casefolio.db.types import utcnow
 from casefolio.domain import accounts, users, websessions
-from casefolio.domain.errors import WrongPassword
+from casefolio.domain.errors import Invalid, WrongPassword
 from casefolio.domain.principal import Principal
 from tests.clocks import Seconds
 from tests.factories import Actor, make_actor
@@ -54,6 +54,16 @@ async def test_sign_in_sets_a_strict_cookie_and_opens_the_pages(
     assert "secure" not in cookie  # plain HTTP: a Secure cookie would never come back
     page = await http.get("/projects")
     assert page.status_code == 200 and "Milo Member" in page.text
+
+
+def test_a_password_of_ten_to_1024_characters_is_allowed_and_no_other() -> None:
+    """Both bounds are inclusive: ten characters are enough, 1024 are not too many."""
+    for allowed in ("x" * accounts.MIN_PASSWORD, "x" * accounts.MAX_PASSWORD):
+        assert accounts.check_password(allowed) == allowed
+    for refused in ("x" * (accounts.MIN_PASSWORD - 1), "x" * (accounts.MAX_PASSWORD + 1)):
+        with pytest.raises(Invalid):
+            accounts.check_password(refused)
+    assert (accounts.MIN_PASSWORD, accounts.MAX_PASSWORD) == (10, 1024)
 
 
 async def test_wrong_password_and_unknown_address_get_the_same_refusal(
