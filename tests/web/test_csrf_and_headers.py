@@ -7,13 +7,16 @@ import re
 from collections.abc import Awaitable, Callable
 
 import httpx
+from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, Project
+from casefolio.web.deps import WebRoute
+from tests.api.snapshots import snapshot
 from tests.api.v1.conftest import make_matter
 from tests.factories import Actor
-from tests.web.conftest import Person
+from tests.web.conftest import PASSWORD, Browser, Person
 
 MakePerson = Callable[[Actor], Awaitable[Person]]
 
@@ -53,6 +56,52 @@ async def test_form_posts_without_the_csrf_token_are_refused_and_change_nothing(
     )
     assert by_header.status_code == 303
     assert await _count(db, Project) == 2
+
+
+async def test_every_state_changing_page_refuses_a_post_without_its_csrf_token(
+    app: FastAPI, db: Database, person: MakePerson, operator: Actor, member: Actor
+) -> None:
+    """Each page route that takes a POST checks the session's token before it acts (only
+    sign-in and the set-password link, which no session sends, check the origin alone): a
+    form without it, or with a wrong one in the field or htmx's header, changes nothing."""
+    op = await person(operator)
+    assert (await op.post("/projects", {"name": "Kept"})).status_code == 303
+    assert (await op.post("/tokens", {"name": "kept"})).status_code == 303
+    without_a_session = {"/signin", "/set-password/{secret}"}
+    posts = [
+        re.sub(r"{[^}]+}", lambda found: str(member.user_id) if "user" in found[0] else "1", r.path)
+        for r in app.routes
+        if isinstance(r, WebRoute)
+        and "POST" in (r.methods or ())
+        and r.path not in without_a_session
+    ]
+    assert len(posts) > 20 and "/account/password" in posts and "/tokens/1/revoke" in posts
+    form = {"name": "Forged", "current": PASSWORD, "new": "forged password", "again": "x"}
+    form |= {"active": "false", "operator": "true", "email": "forged@example.com"}
+    stored = await snapshot(db)
+    for path in posts:
+        for sent in ({}, {"data": {"csrf": "not-the-token"}}, {"headers": {"X-CSRF-Token": "x"}}):
+            data = {**form, **sent.get("data", {})}
+            refused = await op.http.post(path, data=data, headers=sent.get("headers", {}))
+            assert refused.status_code == 403, (path, sent, refused.status_code)
+            assert "security token (CSRF)" in refused.text, path
+    assert await snapshot(db) == stored
+    assert (await op.http.get("/projects")).status_code == 200  # still signed in
+
+
+async def test_a_set_password_link_posted_from_another_site_sets_nothing(
+    db: Database, person: MakePerson, operator: Actor, member: Actor, browsers: Browser
+) -> None:
+    admin = await person(operator)
+    reset = await admin.post(f"/admin/users/{member.user_id}/reset")
+    found = re.search(r"/set-password/[A-Za-z0-9_-]+", reset.text)
+    assert found is not None
+    stored = await snapshot(db)
+    form = {"password": "forged password", "again": "forged password"}
+    for headers in ({"Origin": "https://evil.example"}, {"Referer": "https://evil.example/x"}):
+        refused = await (await browsers()).post(found[0], data=form, headers=headers)
+        assert refused.status_code == 403 and "security token (CSRF)" in refused.text
+    assert await snapshot(db) == stored
 
 
 async def test_an_upload_without_the_csrf_token_is_refused_before_anything_is_stored(
