@@ -24,8 +24,9 @@ from casefolio.db.engine import Database
 from casefolio.db.models import PasswordLink, User, WebSession
 from casefolio.db.types import utcnow
 from casefolio.domain import accounts, users, websessions
-from casefolio.domain.errors import Invalid, WrongPassword
+from casefolio.domain.errors import Forbidden, Invalid, WrongPassword
 from casefolio.domain.principal import Principal
+from tests.api.snapshots import snapshot
 from tests.clocks import Seconds
 from tests.factories import Actor, make_actor
 from tests.web.conftest import PASSWORD, Browser, Person, give_password
@@ -361,6 +362,30 @@ async def test_operator_reset_ends_sessions_and_the_old_password(
     assert reset.status_code == 200 and "/set-password/" in reset.text
     assert (await someone.http.get("/projects")).status_code == 303
     assert (await someone.sign_in()).status_code == 401
+
+
+async def test_only_an_operator_issues_a_reset_link_and_a_refused_reset_changes_nothing(
+    db: Database, person: MakePerson, operator: Actor, member: Actor
+) -> None:
+    """A reset clears the password and signs its user out: the domain refuses anyone but an
+    operator itself, not only the users page that shows the link."""
+    admin = await person(operator)
+    someone = await person(member)
+    stored = await snapshot(db)
+    refused = await someone.post(f"/admin/users/{operator.user_id}/reset")
+    assert refused.status_code == 403 and "/set-password/" not in refused.text
+    who = Principal(member.user_id, member.email, "Milo Member", False)
+    with pytest.raises(Forbidden):
+        async with db.write() as session:
+            await accounts.issue_link(
+                session,
+                who=who,
+                user_id=operator.user_id,
+                purpose=accounts.RESET,
+                lifetime=timedelta(hours=1),
+            )
+    assert await snapshot(db) == stored
+    assert (await admin.http.get("/projects")).status_code == 200
 
 
 async def test_sessions_time_out_when_idle_and_after_their_maximum(
