@@ -12,6 +12,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import ApiToken
 from casefolio.db.types import rfc3339
 from casefolio.domain.tokens import MAX_RATE_LIMIT
+from tests.api.snapshots import snapshot
 from tests.clocks import Clock
 from tests.factories import Actor, make_actor
 
@@ -85,6 +86,55 @@ async def test_revoke_by_id_then_token_is_rejected(
     after = await client.get("/api/v1/users", headers=other.headers)
     assert after.status_code == 401
     assert "revoked" in after.json()["detail"]
+
+
+async def test_a_revoked_token_is_not_listed_nor_changed_any_more(
+    client: httpx.AsyncClient, operator: Actor, db: Database
+) -> None:
+    """A revoked token is gone for good: not among the active tokens, and a change to it is
+    a 404 that changes nothing."""
+    other = await make_actor(db)
+    gone = await client.delete(f"/api/v1/tokens/{other.token_id}", headers=operator.headers)
+    assert gone.status_code == 204
+    listed = await client.get("/api/v1/tokens?limit=1000", headers=operator.headers)
+    assert str(other.token_id) not in {t["id"] for t in listed.json()}
+    assert str(operator.token_id) in {t["id"] for t in listed.json()}
+    stored = await snapshot(db)
+    renamed = await client.patch(
+        f"/api/v1/tokens/{other.token_id}",
+        json={"name": "back again", "rateLimit": 7},
+        headers=operator.headers,
+    )
+    assert renamed.status_code == 404
+    assert await snapshot(db) == stored
+
+
+async def test_revoking_a_revoked_token_again_changes_and_audits_nothing(
+    client: httpx.AsyncClient, operator: Actor, db: Database
+) -> None:
+    """A revocation is recorded once: when it happened and who did it stay those of the
+    first one (the audit log has one entry)."""
+    other = await make_actor(db)
+    url = f"/api/v1/tokens/{other.token_id}"
+    assert (await client.delete(url, headers=operator.headers)).status_code == 204
+    stored = await snapshot(db)
+    assert (await client.delete(url, headers=operator.headers)).status_code == 204
+    assert await snapshot(db) == stored
+
+
+async def test_a_member_cannot_give_a_new_token_a_rate_limit_and_nothing_is_made(
+    client: httpx.AsyncClient, member: Actor, db: Database
+) -> None:
+    """A token's rate limit is the operator's to set: when a token is made, as when changed."""
+    stored = await snapshot(db)
+    refused = await client.post(
+        "/api/v1/tokens",
+        json={"userId": member.user_id, "name": "unlimited", "rateLimit": MAX_RATE_LIMIT},
+        headers=member.headers,
+    )
+    assert refused.status_code == 403
+    assert "operator" in refused.json()["detail"]
+    assert await snapshot(db) == stored
 
 
 async def test_member_cannot_revoke_someone_elses_token_and_learns_nothing(
