@@ -29,3 +29,23 @@ async def test_a_kept_secret_is_sealed_read_once_and_only_by_its_kind(
         taken = await shown_once.take(session, cookie_secret=opened.secret, kind="token")
         assert taken == {"secret": "cf_top"}
         assert await shown_once.take(session, cookie_secret=opened.secret, kind="token") is None
+
+
+async def test_what_one_browser_keeps_leaves_what_waits_for_another_alone(
+    db: Database, member: Actor
+) -> None:
+    """Two browsers (of one person, or of two) each create a token at once: each is shown its
+    own, neither loses it to the other's."""
+    async with db.write() as session:
+        first = await websessions.open_session(session, user_id=member.user_id)
+        second = await websessions.open_session(session, user_id=member.user_id)
+        for opened, value in ((first, "cf_first"), (second, "cf_second")):
+            await shown_once.keep(
+                session, cookie_secret=opened.secret, kind="token", value={"secret": value}
+            )
+    async with db.write() as session:
+        taken = [
+            await shown_once.take(session, cookie_secret=opened.secret, kind="token")
+            for opened in (first, second)
+        ]
+    assert taken == [{"secret": "cf_first"}, {"secret": "cf_second"}]
