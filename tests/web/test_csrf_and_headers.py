@@ -104,6 +104,27 @@ async def test_a_set_password_link_posted_from_another_site_sets_nothing(
     assert await snapshot(db) == stored
 
 
+async def test_a_csrf_token_that_is_not_ascii_is_refused_not_answered_with_a_500(
+    db: Database, person: MakePerson, operator: Actor
+) -> None:
+    """The token is compared in constant time, which Python does for ASCII text only: any
+    other text sent as the token is a wrong token, refused as one."""
+    op = await person(operator)
+    stored = await snapshot(db)
+    for wrong in ("é", op.csrf[:-1] + "é", "\u2603" * len(op.csrf)):
+        sent = [
+            await op.http.post("/projects", data={"name": "Forged", "csrf": wrong}),
+            await op.http.post("/projects", data={"name": "Forged"}, params={"csrf": wrong}),
+            await op.http.post(
+                "/projects", data={"name": "Forged"}, headers={"X-CSRF-Token": wrong.encode()}
+            ),
+        ]
+        for refused in sent:
+            assert refused.status_code == 403, (wrong, refused.status_code)
+            assert "security token (CSRF)" in refused.text
+    assert await snapshot(db) == stored
+
+
 async def test_an_upload_without_the_csrf_token_is_refused_before_anything_is_stored(
     db: Database, person: MakePerson, operator: Actor
 ) -> None:

@@ -112,7 +112,11 @@ async def resolve(
 
 
 def csrf_matches(signed_in: SignedIn, sent: str | None) -> bool:
-    return sent is not None and hmac.compare_digest(signed_in.csrf_token, sent)
+    # As bytes: compare_digest raises on str that is not ASCII, and anyone can send that.
+    if sent is None:
+        return False
+    expected = signed_in.csrf_token.encode()
+    return hmac.compare_digest(expected, sent.encode("utf-8", "surrogatepass"))
 
 
 async def touch(session: AsyncSession, *, session_id: str) -> None:
