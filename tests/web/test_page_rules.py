@@ -9,14 +9,18 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Folder, WebSession
-from casefolio.domain import access, browse
+from casefolio.domain import access, browse, shown_once
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
+from casefolio.web.account import TOKEN_SHOWN
+from casefolio.web.deps import SESSION_COOKIE
 from tests.api.v1.conftest import Matter, make_matter, upload
 from tests.factories import Actor
+from tests.races import second_after_first
 from tests.web.conftest import Person
 
 MakePerson = Callable[[Actor], Awaitable[Person]]
@@ -281,6 +285,30 @@ async def test_a_head_request_does_not_use_up_the_token_shown_once(
     shown = await someone.http.get("/tokens")
     assert 'id="secret" type="text" readonly value="cf_' in shown.text
     assert 'id="secret"' not in (await someone.http.get("/tokens")).text
+
+
+async def test_of_two_reads_of_the_tokens_page_at_once_only_one_shows_the_secret(
+    db: Database, person: MakePerson, member: Actor, is_postgres: bool
+) -> None:
+    """Two tabs, or a prefetch and the page, read what waits at once: both find it, and the
+    one whose clearing comes second (it waited for the first's row lock) shows nothing."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: the second read finds it cleared")
+    someone = await person(member)
+    assert (await someone.post("/tokens", {"name": "raced"})).status_code == 303
+    taken: list[dict[str, str] | None] = []
+
+    async def first(session: AsyncSession) -> None:
+        taken.append(
+            await shown_once.take(
+                session, cookie_secret=someone.http.cookies[SESSION_COOKIE], kind=TOKEN_SHOWN
+            )
+        )
+
+    second = await second_after_first(db, first, lambda: someone.http.get("/tokens"))
+    assert taken[0] is not None and taken[0]["secret"].startswith("cf_")
+    assert second.status_code == 200 and taken[0]["secret"] not in second.text
+    assert 'id="secret"' not in second.text
 
 
 async def test_token_created_on_the_page_works_once_shown_and_can_be_revoked(
