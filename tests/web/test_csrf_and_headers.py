@@ -125,6 +125,29 @@ async def test_a_csrf_token_that_is_not_ascii_is_refused_not_answered_with_a_500
     assert await snapshot(db) == stored
 
 
+async def test_an_origin_that_only_resembles_this_site_is_another_site(
+    db: Database, person: MakePerson, operator: Actor
+) -> None:
+    """The site sent in Origin or Referer must be this host exactly, port included: a host
+    that begins or ends like it is someone else's."""
+    op = await person(operator)
+    lookalikes = ["http://eviltestserver", "http://testserver.evil.example", "http://testserver:81"]
+    for sent in lookalikes:
+        for name in ("Origin", "Referer"):
+            refused = await op.http.post(
+                "/projects", data={"name": "Forged", "csrf": op.csrf}, headers={name: sent}
+            )
+            assert refused.status_code == 403, (name, sent)
+    assert await _count(db, Project) == 0
+    same = await op.http.post(
+        "/projects",
+        data={"name": "Real", "csrf": op.csrf},
+        headers={"Origin": "http://testserver", "Referer": "http://testserver/projects"},
+    )
+    assert same.status_code == 303
+    assert await _count(db, Project) == 1
+
+
 async def test_an_upload_without_the_csrf_token_is_refused_before_anything_is_stored(
     db: Database, person: MakePerson, operator: Actor
 ) -> None:
