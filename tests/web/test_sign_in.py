@@ -450,6 +450,23 @@ async def test_a_session_ends_the_moment_its_idle_time_or_its_maximum_is_reached
     assert not await signed_in_at(started + lifetimes.absolute)
 
 
+async def test_a_page_view_a_while_after_the_last_keeps_the_session_from_going_idle(
+    db: Database, person: MakePerson, member: Actor
+) -> None:
+    """When a session was last seen is written at most once a minute; a view after that
+    minute writes it, so that a session in use never times out as idle."""
+    someone = await person(member)
+    async with db.write() as session:
+        await session.execute(
+            update(WebSession).values(last_seen_at=utcnow() - timedelta(minutes=5))
+        )
+    before = utcnow()
+    assert (await someone.http.get("/projects")).status_code == 200
+    async with db.read() as session:
+        seen = await session.scalar(select(WebSession.last_seen_at))
+    assert seen is not None and seen >= before
+
+
 async def test_clearing_out_ended_sessions_removes_idle_ones_and_busy_ones_past_their_maximum(
     db: Database, member: Actor
 ) -> None:
