@@ -298,6 +298,21 @@ async def test_a_newer_reset_link_makes_the_earlier_one_useless(
     assert done.status_code == 200 and "Your password is set" in done.text
 
 
+async def test_a_link_sent_two_different_passwords_sets_neither_and_still_works(
+    db: Database, person: MakePerson, operator: Actor, member: Actor, browsers: Browser
+) -> None:
+    """A typing slip must not become the password nobody knows: the two must be the same."""
+    admin = await person(operator)
+    path = _link_path((await admin.post(f"/admin/users/{member.user_id}/reset")).text)
+    guest = await browsers()
+    stored = await snapshot(db)
+    refused = await guest.post(path, data={"password": "first password", "again": "first passwrod"})
+    assert refused.status_code == 400 and "not the same" in refused.text
+    assert await snapshot(db) == stored
+    done = await guest.post(path, data={"password": "first password", "again": "first password"})
+    assert done.status_code == 200 and "Your password is set" in done.text
+
+
 async def test_an_expired_link_sets_no_password(
     db: Database, person: MakePerson, operator: Actor, browsers: Browser
 ) -> None:
