@@ -118,6 +118,20 @@ async def test_sign_out_ends_the_session_for_its_cookie_everywhere(
     assert await _sessions(db) == 0
 
 
+async def test_signing_out_in_one_browser_leaves_the_others_signed_in(
+    db: Database, person: MakePerson, member: Actor, browsers: Browser
+) -> None:
+    """Sign-out ends the session of the browser that asks; signing out everywhere is what a
+    password change does."""
+    here = await person(member)
+    there = Person(member, await browsers())
+    assert (await there.sign_in()).status_code == 303
+    assert (await here.post("/signout")).status_code == 303
+    assert (await here.http.get("/projects")).status_code == 303
+    assert (await there.http.get("/projects")).status_code == 200
+    assert await _sessions(db) == 1
+
+
 async def test_a_session_never_authenticates_the_apis_and_a_token_never_opens_a_page(
     person: MakePerson, operator: Actor, client: httpx.AsyncClient
 ) -> None:
