@@ -98,6 +98,11 @@ async def test_page_size_defaults_limits_and_zero(
         {"filters": '[{"project_id": {"operator": "~", "values": ["1"]}}]'},
         {"filters": '[{"project_id": {"operator": "=", "values": ["one"]}}]'},
         {"filters": '{"project_id": {"operator": "=", "values": ["1"]}}'},
+        # Two filters in one object: OpenProject's form is one name per object.
+        {
+            "filters": '[{"project_id": {"operator": "=", "values": ["1"]},'
+            ' "title": {"operator": "~", "values": ["a"]}}]'
+        },
     ],
 )
 async def test_invalid_queries_are_400_invalid_query(
@@ -417,3 +422,179 @@ async def test_description_html_is_sanitized(client: httpx.AsyncClient, matter: 
     # No tag may carry a javascript: URL (as plain text it is harmless).
     assert not re.search(r"<[^>]*javascript:", html, re.IGNORECASE), html
     assert "<b>bold</b>" in html
+
+
+def _spec(name: str, operator: str, *values: str) -> str:
+    return json.dumps([{name: {"operator": operator, "values": list(values)}}])
+
+
+async def test_a_later_page_names_itself_and_a_full_last_page_has_no_next(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """`offset` is the page number, not a row offset, in the body and in every link; and a
+    last page that is exactly full has no `nextByOffset`, or clients ask for an empty page."""
+    ids = [
+        int((await upload_v1(client, matter.id, matter.writer, f"doc {i}".encode()))["id"])
+        for i in range(4)
+    ]
+    second = await _documents(client, matter.reader, offset="2", pageSize="2")
+    assert (second["total"], second["count"], second["offset"], _ids(second)) == (
+        4,
+        2,
+        2,
+        ids[2:],
+    )
+    links = second["_links"]
+    assert links["self"] == {"href": "/api/v3/documents?offset=2&pageSize=2"}
+    assert links["changeSize"] == {
+        "href": "/api/v3/documents?offset=2&pageSize=%7Bsize%7D",
+        "templated": True,
+    }
+    assert links["previousByOffset"] == {"href": "/api/v3/documents?offset=1&pageSize=2"}
+    assert "nextByOffset" not in links
+
+
+async def test_sort_direction_is_read_whatever_its_case(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """`DESC` is accepted as `desc` is, so it must also sort descending."""
+    ids = await _five(client, matter)
+    for direction in ("DESC", "Desc"):
+        down = await _documents(client, matter.reader, sortBy=json.dumps([["id", direction]]))
+        assert _ids(down) == ids[::-1], direction
+    up = await _documents(client, matter.reader, sortBy='[["id", "ASC"]]')
+    assert _ids(up) == ids
+
+
+async def test_every_spelling_of_the_project_filter_matches_the_project_not_the_document(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """`project`, `project_id` and `projectId` all filter on the document's project id. The
+    other project's documents come first, so no document id equals a project id it is
+    compared with by mistake."""
+    theirs = [
+        int((await upload_v1(client, matter.other_project_id, matter.outsider))["id"])
+        for _ in range(3)
+    ]
+    ours = int((await upload_v1(client, matter.id, matter.writer))["id"])
+    assert ours not in (matter.id, matter.other_project_id)
+    for name in ("project", "project_id", "projectId"):
+        equal = await _documents(client, operator, filters=_spec(name, "=", str(matter.id)))
+        assert _ids(equal) == [ours], name
+        not_other = await _documents(
+            client, operator, filters=_spec(name, "!", str(matter.other_project_id))
+        )
+        assert _ids(not_other) == [ours], name
+        other = await _documents(
+            client, operator, filters=_spec(name, "=", str(matter.other_project_id))
+        )
+        assert _ids(other) == theirs, name
+
+
+async def test_project_filter_any_and_none(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """`*` (any project) matches every visible document and `!*` (no project) none, since
+    every document has a project."""
+    ours = int((await upload_v1(client, matter.id, matter.writer))["id"])
+    theirs = int((await upload_v1(client, matter.other_project_id, matter.outsider))["id"])
+    for name in ("project", "project_id"):
+        anything = await _documents(client, operator, filters=_spec(name, "*"))
+        assert (anything["total"], _ids(anything)) == (2, [ours, theirs]), name
+        nothing = await _documents(client, operator, filters=_spec(name, "!*"))
+        assert (nothing["total"], _ids(nothing)) == (0, []), name
+    # Still within what the caller may see.
+    own = await _documents(client, matter.outsider, filters=_spec("project", "*"))
+    assert _ids(own) == [theirs]
+
+
+async def test_title_filter_not_equal_all_words_and_literal_wildcards(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """`!` leaves out exact titles only (in any case), `**` matches a part as `~` does, and
+    the LIKE wildcards `%` and `_` in a value match only themselves."""
+    invoice = int(
+        (await upload_v1(client, matter.id, matter.writer, name="Invoice 2024.pdf"))["id"]
+    )
+    settled = int(
+        (await upload_v1(client, matter.id, matter.writer, name="100% settled.pdf"))["id"]
+    )
+    draft = int((await upload_v1(client, matter.id, matter.writer, name="draft_v2.pdf"))["id"])
+
+    async def titled(operator: str, value: str) -> list[int]:
+        found = await _documents(client, matter.reader, filters=_spec("title", operator, value))
+        return _ids(found)
+
+    assert await titled("!", "INVOICE 2024.PDF") == [settled, draft]
+    assert await titled("!", "invoice") == [invoice, settled, draft]
+    assert await titled("**", "VOICE") == [invoice]
+    assert await titled("~", "%") == [settled]
+    assert await titled("~", "_") == [draft]
+    assert await titled("~", "0%") == [settled]
+    assert await titled("!~", "%") == [invoice, draft]
+
+
+async def test_document_links_and_times_are_the_documents_own(
+    client: httpx.AsyncClient, matter: Matter, db: Database
+) -> None:
+    """Every link of a document names its own id (not its project's, which the first
+    document's id happens to equal), and `updatedAt` is its last change, not its creation."""
+    await upload_v1(client, matter.id, matter.writer)
+    doc_id = int((await upload_v1(client, matter.id, matter.writer, name="second.pdf"))["id"])
+    assert doc_id != matter.id
+    created = datetime(2026, 1, 1, 9, 30, tzinfo=UTC)
+    async with db.writer() as session:
+        await session.execute(
+            update(Document)
+            .where(Document.id == doc_id)
+            .values(created_at=created, updated_at=created + timedelta(days=2, seconds=5))
+        )
+        await session.commit()
+    listed = await _documents(client, matter.writer, filters=_spec("title", "=", "second.pdf"))
+    whole = (await client.get(f"/api/v3/documents/{doc_id}", headers=basic(matter.writer))).json()
+    for body in (listed["_embedded"]["elements"][0], whole):
+        assert body["id"] == doc_id
+        assert (body["createdAt"], body["updatedAt"]) == (
+            "2026-01-01T09:30:00Z",
+            "2026-01-03T09:30:05Z",
+        )
+        links = body["_links"]
+        assert links["self"]["href"] == f"/api/v3/documents/{doc_id}"
+        assert links["attachments"] == {"href": f"/api/v3/documents/{doc_id}/attachments"}
+        assert links["addAttachment"]["href"] == f"/api/v3/documents/{doc_id}/attachments"
+        assert links["update"]["href"] == f"/api/v3/documents/{doc_id}"
+        assert links["project"]["href"] == f"/api/v3/projects/{matter.id}"
+    assert whole["_embedded"]["attachments"]["_links"]["self"] == {
+        "href": f"/api/v3/documents/{doc_id}/attachments"
+    }
+
+
+async def test_patch_trims_the_title_and_takes_hal_json(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """A title is stored trimmed, as v1 stores it; and `application/hal+json`, what
+    OpenProject clients send, is as good a body type as `application/json`."""
+    doc = await upload_v1(client, matter.id, matter.writer)
+    trimmed = await _patch(client, doc["id"], matter.writer, json={"title": "  Amended claim \t"})
+    assert trimmed.status_code == 200, trimmed.text
+    assert await _title(client, doc["id"], matter.reader) == "Amended claim"
+    hal = await client.patch(
+        f"/api/v3/documents/{doc['id']}",
+        content=json.dumps({"title": "Final claim"}).encode(),
+        headers={**basic(matter.writer), "Content-Type": "application/hal+json"},
+    )
+    assert hal.status_code == 200, hal.text
+    assert await _title(client, doc["id"], matter.reader) == "Final claim"
+
+
+async def test_a_reader_is_refused_403_before_the_body_is_judged(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """Permission comes before the body: a reader learns nothing from a 422 on a body they
+    may not send at all, and nothing changes."""
+    doc = await upload_v1(client, matter.id, matter.writer)
+    for body in ({"title": "x" * 99}, {"title": "   "}, {"description": {"raw": 5}}):
+        refused = await _patch(client, doc["id"], matter.reader, json=body)
+        assert refused.status_code == 403, (body, refused.text)
+        assert refused.json()["errorIdentifier"].endswith(":MissingPermission")
+    assert await _title(client, doc["id"], matter.writer) == "exhibit.pdf"
