@@ -284,3 +284,65 @@ async def test_attachment_list_is_unpaginated_and_ignores_paging_params(
     assert json.dumps(body["_links"]) == json.dumps(
         {"self": {"href": f"/api/v3/documents/{doc_id}/attachments"}}
     )
+
+
+async def test_an_attachment_embeds_its_author_showing_private_fields_to_themself_only(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """GET /attachments/{id} embeds the author; login and e-mail are the author's own or an
+    operator's to see, never another member's."""
+    doc_id = await _doc(client, matter)
+    added = (await add_attachment_v3(client, doc_id, matter.writer)).json()
+    url = f"/api/v3/attachments/{added['id']}"
+    for actor, full in ((matter.writer, True), (operator, True), (matter.reader, False)):
+        body = (await client.get(url, headers=basic(actor))).json()
+        author = body["_embedded"]["author"]
+        assert (author["_type"], author["id"], author["name"]) == (
+            "User",
+            matter.writer.user_id,
+            "Read Write Person",
+        ), actor.email
+        assert body["_embedded"]["container"]["id"] == doc_id
+        if full:
+            assert author["email"] == matter.writer.email, actor.email
+        else:
+            assert not {"email", "login", "firstName", "lastName", "admin"} & set(author)
+
+
+async def test_a_plain_description_keeps_its_paragraphs_and_line_breaks(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """An attachment's description is plain text: a blank line starts a paragraph and a
+    single line break stays one (`<br>`), as OpenProject renders it."""
+    doc_id = await _doc(client, matter)
+    raw = "Signed copy\nwith annex\r\n\r\nFiled <late> & stamped"
+    response = await add_attachment_v3(
+        client, doc_id, matter.writer, metadata={"fileName": "signed.pdf", "description": raw}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == {
+        "format": "plain",
+        "raw": raw,
+        "html": "<p>Signed copy<br>with annex</p><p>Filed &lt;late&gt; &amp; stamped</p>",
+    }
+
+
+async def test_visibility_and_permission_come_before_the_upload_is_judged(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """A malformed upload to a document the caller cannot see is 404, and one they may not
+    add to is 403, as a good upload is: the body of a refused caller is never judged (nor
+    spooled), and nothing is added."""
+    doc_id = await _doc(client, matter)
+    bad_uploads: list[dict[str, Any]] = [
+        {"file": ("a.txt", b"x", "text/plain")},
+        {"metadata": (None, b'{"fileName": ".."}', "application/json"), "file": (None, b"x")},
+    ]
+    for files in bad_uploads:
+        hidden = await _post_raw(client, doc_id, matter.outsider, files=files)
+        assert hidden.status_code == 404, hidden.text
+        assert hidden.json()["errorIdentifier"] == ERRORS + "NotFound"
+        forbidden = await _post_raw(client, doc_id, matter.reader, files=files)
+        assert forbidden.status_code == 403, forbidden.text
+        assert forbidden.json()["errorIdentifier"] == ERRORS + "MissingPermission"
+    assert await _count(client, doc_id, matter.reader) == 1

@@ -277,3 +277,20 @@ async def test_a_claim_reports_its_versions_and_no_empty_document_update(
     assert again.status_code == 200
     assert again.json()["updatedAt"] == claimed.json()["updatedAt"]
     assert (await traces.since(db, start)).actions == ["version.added"]
+
+
+async def test_an_unclaimed_upload_embeds_its_uploader_in_full(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """Only the uploader sees an upload without a container, so the embedded author is
+    them, with the fields a user sees of themself; its container stays null."""
+    created = await _upload(client, matter.writer)
+    assert created.status_code == 201, created.text
+    own = await client.get(
+        f"/api/v3/attachments/{created.json()['id']}", headers=basic(matter.writer)
+    )
+    for body in (created.json(), own.json()):
+        author = body["_embedded"]["author"]
+        assert (author["id"], author["email"]) == (matter.writer.user_id, matter.writer.email)
+        assert "container" not in body["_embedded"]
+        assert body["_links"]["container"] == {"href": None}
