@@ -208,3 +208,17 @@ async def test_unknown_v3_path_is_an_openproject_404(
     assert response.status_code == 404
     assert response.json()["errorIdentifier"] == ERRORS + "NotFound"
     assert response.headers["content-type"] == HAL_JSON
+
+
+async def test_projects_active_filter_keeps_all_or_none(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """Every casefolio project is active (there is no archive): `active` true lists them
+    all, false none, as OpenProject clients filtering out archived projects expect."""
+    for value, expected in (("t", 2), ("true", 2), ("f", 0), ("false", 0)):
+        filters = json.dumps([{"active": {"operator": "=", "values": [value]}}])
+        listed = await client.get(
+            "/api/v3/projects", params={"filters": filters}, headers=basic(operator)
+        )
+        assert listed.status_code == 200, listed.text
+        assert (listed.json()["total"], listed.json()["count"]) == (expected, expected), value
