@@ -346,3 +346,29 @@ async def test_visibility_and_permission_come_before_the_upload_is_judged(
         assert forbidden.status_code == 403, forbidden.text
         assert forbidden.json()["errorIdentifier"] == ERRORS + "MissingPermission"
     assert await _count(client, doc_id, matter.reader) == 1
+
+
+async def test_the_multipart_media_type_is_matched_whatever_its_case(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """Media types are case-insensitive (RFC 9110): `Multipart/Form-Data` is an upload."""
+    doc_id = await _doc(client, matter)
+    built = httpx.Request(
+        "POST",
+        "http://testserver/",
+        files={
+            "metadata": (None, b'{"fileName": "cased.txt"}', "application/json"),
+            "file": ("cased.txt", b"cased", "text/plain"),
+        },
+    )
+    boundary = built.headers["content-type"].split("boundary=", 1)[1]
+    response = await _post_raw(
+        client,
+        doc_id,
+        matter.writer,
+        content=built.read(),
+        headers={"Content-Type": f"Multipart/Form-Data; boundary={boundary}"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["fileName"] == "cased.txt"
+    assert await _count(client, doc_id, matter.reader) == 2

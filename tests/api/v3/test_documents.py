@@ -598,3 +598,14 @@ async def test_a_reader_is_refused_403_before_the_body_is_judged(
         assert refused.status_code == 403, (body, refused.text)
         assert refused.json()["errorIdentifier"].endswith(":MissingPermission")
     assert await _title(client, doc["id"], matter.writer) == "exhibit.pdf"
+
+
+async def test_a_null_raw_description_clears_it(client: httpx.AsyncClient, matter: Matter) -> None:
+    """`{"raw": null}` is how OpenProject clients empty a Formattable: the description
+    becomes empty, not a 422."""
+    doc = await upload_v1(client, matter.id, matter.writer)
+    set_first = await _patch(client, doc["id"], matter.writer, json={"description": "Draft"})
+    assert set_first.json()["description"]["raw"] == "Draft"
+    cleared = await _patch(client, doc["id"], matter.writer, json={"description": {"raw": None}})
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["description"] == {"format": "markdown", "raw": "", "html": ""}

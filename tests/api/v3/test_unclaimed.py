@@ -294,3 +294,28 @@ async def test_an_unclaimed_upload_embeds_its_uploader_in_full(
         assert (author["id"], author["email"]) == (matter.writer.user_id, matter.writer.email)
         assert "container" not in body["_embedded"]
         assert body["_links"]["container"] == {"href": None}
+
+
+async def test_an_attachment_link_must_name_the_attachment_itself(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """A link is the attachment's own path, whole: one that only starts with it (its
+    content, or more digits) is refused 422, and the upload stays unclaimed."""
+    doc_id = int((await upload_v1(client, matter.id, matter.writer))["id"])
+    before = await _attachment_ids(client, doc_id, matter.writer)
+    attachment_id = (await _upload(client, matter.writer)).json()["id"]
+    for href in (
+        f"/api/v3/attachments/{attachment_id}/content",
+        f"/api/v3/attachments/{attachment_id}x",
+        f"/api/v3/attachments/{attachment_id}/",
+    ):
+        response = await client.patch(
+            f"/api/v3/documents/{doc_id}",
+            json={"_links": {"attachments": [{"href": href}]}},
+            headers=basic(matter.writer),
+        )
+        assert response.status_code == 422, (href, response.text)
+        assert response.json()["_embedded"]["details"]["attribute"] == "attachments"
+    assert await _attachment_ids(client, doc_id, matter.writer) == before
+    own = await client.get(f"/api/v3/attachments/{attachment_id}", headers=basic(matter.writer))
+    assert own.json()["_links"]["container"] == {"href": None}
