@@ -11,8 +11,10 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from sqlalchemy import update
 
 from casefolio.db.engine import Database
+from casefolio.db.models import Document
 from casefolio.domain import gc
 from tests import traces
 from tests.api.v3.conftest import Matter, basic, upload_v1
@@ -319,3 +321,26 @@ async def test_an_attachment_link_must_name_the_attachment_itself(
     assert await _attachment_ids(client, doc_id, matter.writer) == before
     own = await client.get(f"/api/v3/attachments/{attachment_id}", headers=basic(matter.writer))
     assert own.json()["_links"]["container"] == {"href": None}
+
+
+async def test_a_claims_answer_is_the_document_as_the_claim_left_it(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """The PATCH answers the document after the claim (the new version moved its
+    `updatedAt`), not the one read before it: a client keeps what it is sent."""
+    doc_id = int((await upload_v1(client, matter.id, matter.writer))["id"])
+    async with db.writer() as session:
+        await session.execute(
+            update(Document)
+            .where(Document.id == doc_id)
+            .values(updated_at=datetime(2026, 1, 1, tzinfo=UTC))
+        )
+        await session.commit()
+    uploaded = (await _upload(client, matter.writer)).json()["id"]
+
+    claimed = await _claim(client, doc_id, matter.writer, uploaded)
+
+    assert claimed.status_code == 200, claimed.text
+    now = (await client.get(f"/api/v3/documents/{doc_id}", headers=basic(matter.writer))).json()
+    assert claimed.json()["updatedAt"] == now["updatedAt"] != "2026-01-01T00:00:00Z"
+    assert claimed.json()["_embedded"]["attachments"] == now["_embedded"]["attachments"]
