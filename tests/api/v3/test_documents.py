@@ -96,7 +96,7 @@ async def test_page_size_defaults_limits_and_zero(
         {"sortBy": '{"id": "asc"}'},
         {"filters": "not json"},
         {"filters": '[{"project_id": {"operator": "~", "values": ["1"]}}]'},
-        {"filters": '[{"project_id": {"operator": "=", "values": ["one"]}}]'},
+        {"filters": '[{"project_id": {"operator": "=", "values": [" "]}}]'},
         {"filters": '{"project_id": {"operator": "=", "values": ["1"]}}'},
         # Two filters in one object: OpenProject's form is one name per object.
         {
@@ -489,6 +489,29 @@ async def test_every_spelling_of_the_project_filter_matches_the_project_not_the_
             client, operator, filters=_spec(name, "=", str(matter.other_project_id))
         )
         assert _ids(other) == theirs, name
+
+
+async def test_the_project_filter_takes_a_projects_identifier_as_its_id(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """OpenProject's newest project filter resolves a value that is not a number as a
+    project's identifier (`project-3` here, as `GET /api/v3/projects/{id}` shows it); one
+    that no project has matches nothing. It was a 400, "Values is not an integer"."""
+    ours = int((await upload_v1(client, matter.id, matter.writer))["id"])
+    theirs = int((await upload_v1(client, matter.other_project_id, matter.outsider))["id"])
+    shown = await client.get(f"/api/v3/projects/{matter.id}", headers=operator.headers)
+    identifier = shown.json()["identifier"]
+    assert identifier != str(matter.id)
+    equal = await _documents(client, operator, filters=_spec("project", "=", identifier))
+    assert _ids(equal) == [ours]
+    mixed = _spec("project_id", "=", identifier, str(matter.other_project_id))
+    assert _ids(await _documents(client, operator, filters=mixed)) == [ours, theirs]
+    unknown = await _documents(client, operator, filters=_spec("project", "=", "no-such"))
+    assert (unknown["total"], _ids(unknown)) == (0, [])
+    not_unknown = await _documents(client, operator, filters=_spec("project", "!", "no-such"))
+    assert _ids(not_unknown) == [ours, theirs]
+    not_ours = await _documents(client, operator, filters=_spec("project", "!", identifier))
+    assert _ids(not_ours) == [theirs]
 
 
 async def test_project_filter_any_and_none(

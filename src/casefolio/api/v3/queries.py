@@ -14,6 +14,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from casefolio.api import jsonbody
 from casefolio.api.errors import describe_validation
 from casefolio.api.v3.problems import invalid_query
+from casefolio.api.v3.representers import PROJECT_IDENTIFIER_PREFIX
 from casefolio.db.models import MAX_ID, Document, Project
 from casefolio.db.types import lowered, lowered_text
 from casefolio.domain import documents, projects
@@ -86,7 +87,21 @@ def _integers(name: str, values: list[str]) -> list[int]:
     return integers
 
 
-def _id_filter(column: InstrumentedAttribute[int], label: str) -> Filter:
+def _project_ids(name: str, values: list[str]) -> list[int]:
+    """As OpenProject's newest project filter: each value is a project's id or its identifier
+    (`project-3`, as the projects show it); an identifier no project has matches none."""
+    if not values or not all(v.strip() for v in values):
+        raise invalid_query(f"Filters {name}: Values can't be blank.")
+    ids = [v.strip().removeprefix(PROJECT_IDENTIFIER_PREFIX) for v in values]
+    numeric = [i for i in ids if i.isascii() and i.isdigit()]
+    return _integers(name, numeric) if numeric else []
+
+
+def _id_filter(
+    column: InstrumentedAttribute[int],
+    label: str,
+    parse: Callable[[str, list[str]], list[int]] = _integers,
+) -> Filter:
     def build(operator: str, values: list[str]) -> Clause:
         if operator == "*":
             return true()  # the column is never null
@@ -94,7 +109,7 @@ def _id_filter(column: InstrumentedAttribute[int], label: str) -> Filter:
             return false()
         if operator not in ("=", "!"):
             raise invalid_query(BAD_OPERATOR.format(name=label))
-        ids = _integers(label, values)
+        ids = parse(label, values)
         return column.in_(ids) if operator == "=" else not_(column.in_(ids))
 
     return build
@@ -162,7 +177,7 @@ def _text_filters(postgres: bool) -> dict[str, Filter]:
     return {"search": search_filter, "attachment_content": content_filter}
 
 
-_project_id = _id_filter(Document.project_id, "Project")
+_project_id = _id_filter(Document.project_id, "Project", _project_ids)
 _DOCUMENT_FILTERS: dict[str, Filter] = {
     "project": _project_id,
     "project_id": _project_id,
