@@ -4,6 +4,9 @@ numbering is in test_feed_numbering.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+from typing import Any
+
 import httpx
 import pytest
 from sqlalchemy import delete, select, text, update
@@ -115,6 +118,59 @@ async def test_a_removed_or_edited_sealed_entry_is_reported(
             update(AuditEntry).where(AuditEntry.id == edited.id).values(details={"x": 1})
         )
     assert (await _verify(db)).first_bad_id == edited.id
+
+
+def _forged(entry: AuditEntry, column: str) -> Any:
+    """Another value for one column of `entry`, as an edit in the database would write."""
+    return {
+        "at": entry.at + timedelta(seconds=1),
+        "actor_kind": "system",
+        "actor_user_id": (entry.actor_user_id or 0) + 1,
+        "actor_token_id": (entry.actor_token_id or 0) + 1,
+        "client": "203.0.113.9",
+        "action": "document.deleted",
+        "target_type": "folder",
+        "target_id": (entry.target_id or 0) + 1,
+        "project_id": (entry.project_id or 0) + 1,
+        "details": {**entry.details, "title": "forged.txt"},
+    }[column]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        "at",
+        "actor_kind",
+        "actor_user_id",
+        "actor_token_id",
+        "client",
+        "action",
+        "target_type",
+        "target_id",
+        "project_id",
+        "details",
+    ],
+)
+async def test_an_edit_of_any_column_of_a_sealed_entry_is_reported(
+    client: httpx.AsyncClient, db: Database, matter: Matter, column: str
+) -> None:
+    """Every column the API shows is in the hash: a chain leaving one out would let who did
+    what, when, to which target and project be rewritten without `audit verify` noticing."""
+    await _uploads(client, matter, 3)
+    await _seal(db)
+    chain = await _chain(db)
+    assert await _verify(db) == audit.Verdict(len(chain))
+    victim = chain[-2]  # an upload: every column holds a value
+    assert None not in (victim.actor_token_id, victim.client, victim.target_id)
+    async with db.write() as session:
+        await session.execute(
+            update(AuditEntry)
+            .where(AuditEntry.id == victim.id)
+            .values({column: _forged(victim, column)})
+        )
+    verdict = await _verify(db)
+    assert (verdict.first_bad_id, verdict.checked) == (victim.id, len(chain) - 2)
+    assert "does not match" in verdict.reason
 
 
 async def test_an_entry_is_sealed_after_every_older_transaction_ends(
