@@ -17,7 +17,10 @@ from casefolio.cli import app as cli_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change
+from casefolio.domain.pages import PageRequest
+from casefolio.domain.principal import Principal
 from casefolio.outbound import audit, sealing
+from casefolio.outbound.chain import GENESIS, next_hash
 from tests.cli.conftest import cli_env
 from tests.factories import Actor
 from tests.outbound.conftest import Matter
@@ -202,6 +205,85 @@ async def test_the_audit_list_filters_pages_and_is_limited_to_administered_proje
     assert (await client.delete("/api/v1/audit", headers=operator.headers)).status_code == 405
 
 
+async def test_every_audit_filter_narrows_the_list_to_the_entries_it_names(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    """Each parameter is applied, alone and with the others: one left out would hand an
+    auditor entries they did not ask for, in a list that looks complete."""
+    document = await _upload(client, matter, matter.writer, b"a")
+    admin = matter.admin.headers
+    folder = await client.post(matter.url("/folders"), json={"name": "F"}, headers=admin)
+    assert folder.status_code == 201, folder.text
+    await _upload(client, matter, matter.admin, b"b")
+    renamed = await client.patch(
+        matter.url(f"/documents/{document}"), json={"title": "t"}, headers=admin
+    )
+    assert renamed.status_code == 200, renamed.text
+    entries = await _entries(db)
+    writer, boss = matter.writer.user_id, matter.admin.user_id
+    cases: list[tuple[dict[str, Any], Any]] = [
+        ({"userId": writer}, lambda e: e.actor_user_id == writer),
+        ({"targetType": "folder"}, lambda e: e.target_type == "folder"),
+        ({"targetId": document}, lambda e: e.target_id == document),
+        ({"action": "document.created"}, lambda e: e.action == "document.created"),
+        ({"projectId": matter.id}, lambda e: e.project_id == matter.id),
+        (
+            {"userId": boss, "targetType": "document", "targetId": document},
+            lambda e: (e.actor_user_id, e.target_type, e.target_id) == (boss, "document", document),
+        ),
+    ]
+    for params, keep in cases:
+        expected = [e.id for e in entries if keep(e)]
+        assert expected and len(expected) < len(entries), params
+        got = await client.get(
+            "/api/v1/audit", params={**params, "limit": 1000}, headers=operator.headers
+        )
+        assert got.status_code == 200, got.text
+        assert [int(e["id"]) for e in got.json()] == expected, params
+
+
+async def test_an_audit_page_that_ends_the_list_links_to_no_next_page(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """A full page with nothing after it is the last: a Link to an empty page would send
+    every export script around once more, and one to a repeat would double entries."""
+    for n in range(2):
+        await _upload(client, matter, matter.writer, f"doc {n}".encode())
+    got = await client.get(
+        "/api/v1/audit",
+        params={"projectId": matter.id, "action": "document.created", "limit": 2},
+        headers=operator.headers,
+    )
+    assert got.status_code == 200, got.text
+    assert [e["action"] for e in got.json()] == ["document.created"] * 2
+    assert "link" not in got.headers
+
+
+async def test_the_audit_lists_after_bound_is_inclusive_and_its_before_bound_exclusive(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    """The two bounds split the trail at an instant with nothing lost or repeated: an
+    entry made exactly then is after it, not before it."""
+    for n in range(3):
+        await _upload(client, matter, matter.writer, f"doc {n}".encode())
+    entries = await _entries(db)
+    middle = entries[len(entries) // 2]
+    who = Principal(operator.user_id, operator.email, "Olivia Operator", True)
+    page = PageRequest(limit=1000)
+    async with db.read() as session:
+        after = await audit.list_page(
+            session, who=who, where=audit.AuditFilter(after=middle.at), page=page
+        )
+        before = await audit.list_page(
+            session, who=who, where=audit.AuditFilter(before=middle.at), page=page
+        )
+    after_ids, before_ids = [e.id for e in after.items], [e.id for e in before.items]
+    assert middle.id in after_ids and before_ids
+    assert after_ids == [e.id for e in entries if e.at >= middle.at]
+    assert before_ids == [e.id for e in entries if e.at < middle.at]
+    assert sorted(before_ids + after_ids) == [e.id for e in entries]
+
+
 async def test_verify_reports_the_first_entry_edited_in_the_database(
     client: httpx.AsyncClient, db: Database, matter: Matter, settings: Settings
 ) -> None:
@@ -284,6 +366,33 @@ async def test_export_writes_json_lines_of_one_project(
         runner, ["audit", "export", "--since", "2999-01-01T00:00:00"], cli_env(settings)
     )
     assert later.exit_code == 0 and not [x for x in later.stdout.splitlines() if x.startswith("{")]
+
+
+async def test_a_whole_export_holds_each_entry_once_in_chain_order_and_verifies_by_itself(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The export reads the trail a chunk at a time: an off-by-one where a chunk ends would
+    repeat or drop the entries there, and the file would no longer verify line by line."""
+    monkeypatch.setattr(audit, "_VERIFY_CHUNK", 2)  # many chunk ends in a short trail
+    for n in range(3):
+        await _upload(client, matter, matter.writer, f"doc {n}".encode())
+    done = await _invoke(CliRunner(), ["audit", "export"], cli_env(settings))
+    assert done.exit_code == 0, done.output
+    lines = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    async with db.read() as session:
+        chain = list(
+            await session.scalars(select(AuditEntry.id).order_by(AuditEntry.xid, AuditEntry.id))
+        )
+    assert len(chain) > 2 * audit._VERIFY_CHUNK
+    assert [line["id"] for line in lines] == chain
+    previous = GENESIS
+    for line in lines:
+        previous = next_hash(previous, {k: v for k, v in line.items() if k != "hash"})
+        assert line["hash"] == previous, line["id"]
 
 
 async def _invoke(runner: CliRunner, args: list[str], env: dict[str, str]) -> Result:
