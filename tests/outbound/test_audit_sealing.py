@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import delete, select, text, update
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
@@ -98,6 +98,44 @@ async def test_an_unsealed_entry_before_sealed_ones_is_reported_and_never_sealed
     # The sealer only appends after the chain's end: it does not launder the edit.
     assert await _seal(db) == 0
     assert (await _verify(db)).first_bad_id == victim.id
+
+
+async def test_a_run_sealed_between_two_reads_of_verify_is_checked_not_reported(
+    client: httpx.AsyncClient,
+    db: Database,
+    matter: Matter,
+    is_postgres: bool,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Verify reads the chain a chunk at a time while the worker seals: a run it read
+    unsealed may be sealed before its next read, and sealed entries then follow it. That is
+    the run read again, and checked, not an unsealed entry before sealed ones."""
+    if not is_postgres:
+        pytest.skip("An SQLite read holds one snapshot: no seal lands between its reads")
+    await _uploads(client, matter, 4)
+    await _seal(db)
+    chain = await _chain(db)
+    run = [e.id for e in chain[2:]]
+    async with db.write() as session:
+        await session.execute(update(AuditEntry).where(AuditEntry.id.in_(run)).values(hash=None))
+    monkeypatch.setattr(audit, "_VERIFY_CHUNK", 2)
+    read = audit._entries_after
+    reads = 0
+
+    async def sealed_after_the_second_read(
+        session: AsyncSession, query: Any, position: tuple[int, int], limit: int
+    ) -> list[Any]:
+        nonlocal reads
+        rows = await read(session, query, position, limit)
+        reads += 1
+        if reads == 2:  # the run's first chunk, read unsealed: the worker seals now
+            assert await _seal(db) == len(run)
+        return rows
+
+    monkeypatch.setattr(audit, "_entries_after", sealed_after_the_second_read)
+    assert len(chain) > 3 * audit._VERIFY_CHUNK
+    assert await _verify(db) == audit.Verdict(len(chain))
+    assert [(e.id, e.hash) for e in await _chain(db)] == [(e.id, e.hash) for e in chain]
 
 
 async def test_a_removed_or_edited_sealed_entry_is_reported(
