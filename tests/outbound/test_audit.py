@@ -17,6 +17,7 @@ from casefolio.cli import app as cli_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change
+from casefolio.domain import events
 from casefolio.domain.pages import PageRequest
 from casefolio.domain.principal import Principal
 from casefolio.outbound import audit, sealing
@@ -77,6 +78,35 @@ async def test_a_write_is_audited_with_its_actor_and_a_refused_one_is_not(
     )
     assert refused.status_code == 403
     assert len(await _entries(db)) == before
+
+
+@pytest.mark.parametrize("with_change", [False, True])
+async def test_every_event_of_a_transaction_is_audited_when_at_most_one_has_a_change(
+    db: Database, matter: Matter, with_change: bool
+) -> None:
+    """A transaction of one event takes a path of its own (one prepared statement): one of
+    several events, of which at most one goes to the outbox, must not take it and leave
+    the others unaudited."""
+    emitted: list[events.DomainEvent] = [
+        events.ContentDownloaded(project_id=matter.id, document_id=1, details={"n": 1}),
+        events.VersionDownloaded(project_id=matter.id, version_id=2, details={"n": 2}),
+    ]
+    if with_change:
+        emitted.append(events.FolderCreated(project_id=matter.id, folder_id=3))
+    before = len(await _entries(db))
+    async with db.read() as session:
+        changes = await session.scalar(select(func.count()).select_from(Change))
+    async with db.write() as session:
+        events.emit(session, *emitted)
+    added = (await _entries(db))[before:]
+    assert [(e.action, e.target_id) for e in added] == [(e.type, e.target_id) for e in emitted]
+    async with db.read() as session:
+        now = await session.scalar(select(func.count()).select_from(Change))
+    assert now == (changes or 0) + with_change
+    async with db.write() as session:
+        await sealing.seal(session)
+    async with db.read() as session:
+        assert await audit.verify(session) == audit.Verdict(before + len(emitted))
 
 
 async def test_downloads_of_content_and_of_a_version_are_audited(
