@@ -8,7 +8,7 @@ from casefolio.db.engine import Database
 from casefolio.domain import events
 from casefolio.outbound import feed
 from tests.factories import Actor
-from tests.outbound.conftest import Matter
+from tests.outbound.conftest import Matter, feed_cursor
 
 COUNT = 3_500
 PAGE = 1_000
@@ -56,3 +56,38 @@ async def test_a_walk_in_pages_of_a_thousand_ends_with_every_change_once(
         mine = [s for s in seqs if s > before]
         assert mine == list(range(before + 1, before + COUNT + 1)), (actor, query)
         assert more[-1] is False and all(more[:-1])
+
+
+async def test_a_page_holds_at_most_its_limit_and_says_more_only_when_there_is_more(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """`limit` bounds what a client must take in at once, and `hasMore` tells it to come
+    back: a full last page that claimed more, or a page past its limit, breaks both."""
+    start = await feed_cursor(client, matter.reader)
+    async with db.write() as session:
+        events.emit(
+            session,
+            *(events.DocumentUpdated(project_id=matter.id, document_id=n) for n in range(5)),
+        )
+    pages: list[tuple[list[int], bool]] = []
+    cursor = start
+    for _ in range(4):
+        got = await client.get(
+            "/api/v1/changes",
+            params={"cursor": cursor, "limit": 2},
+            headers=matter.reader.headers,
+        )
+        assert got.status_code == 200, got.text
+        body = got.json()
+        pages.append(([int(c["documentId"]) for c in body["changes"]], body["hasMore"]))
+        cursor = body["nextCursor"]
+        if not body["hasMore"]:
+            break
+    assert pages == [([0, 1], True), ([2, 3], True), ([4], False)]
+    # All five in one page of exactly five: nothing more to come.
+    whole = await client.get(
+        "/api/v1/changes", params={"cursor": start, "limit": 5}, headers=matter.reader.headers
+    )
+    body = whole.json()
+    assert [int(c["documentId"]) for c in body["changes"]] == [0, 1, 2, 3, 4]
+    assert body["hasMore"] is False and body["nextCursor"] == cursor
