@@ -135,6 +135,24 @@ async def test_a_long_poll_returns_when_a_change_commits(
     assert answer["changes"][0]["documentId"] == made.json()["id"]
 
 
+async def test_a_commit_of_a_change_wakes_this_process_at_once_and_an_audit_only_one_does_not(
+    db: Database, matter: Matter
+) -> None:
+    """Long-polls of this process wait on its signal: a commit that wrote a change must
+    wake them itself (other processes' re-checks come only every RECHECK_SECONDS), and a
+    commit that wrote only an audit entry (a download) has nothing to wake them for."""
+    for kind in ("one", "several"):
+        before = signal.generation
+        async with db.write() as session:
+            made = [events.FolderCreated(project_id=matter.id, folder_id=n) for n in (1, 2)]
+            events.emit(session, *(made[:1] if kind == "one" else made))
+        assert signal.generation == before + 1, kind
+    before = signal.generation
+    async with db.write() as session:
+        events.emit(session, events.ContentDownloaded(project_id=matter.id, document_id=1))
+    assert signal.generation == before
+
+
 async def test_a_long_poll_with_nothing_to_say_ends_empty_and_bad_input_is_400(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:
@@ -207,6 +225,51 @@ async def test_a_trim_keeps_what_the_search_indexer_has_not_queued(
         # Never the newest: the next change's number follows it.
         assert await feed.trim(session, retention=timedelta(0)) == 1
         assert await _numbers(session) == seqs[-1:]
+
+
+async def test_a_trim_keeps_the_changes_younger_than_the_retention(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """Every reader has passed them, but the retention is the history promised to clients
+    that resync from a cursor: a trim that ignored it would 410 a cursor of minutes ago."""
+    for name in ("a", "b"):
+        done = await client.post(
+            matter.url(f"/documents?fileName={name}"),
+            content=name.encode(),
+            headers=matter.writer.headers,
+        )
+        assert done.status_code == 201, done.text
+    await sealing.number_pending(db)
+    async with db.write() as session:
+        seqs = await _numbers(session)
+        for reader in feed.READERS:
+            await feed.set_state(session, reader, 10**9)
+        assert await feed.trim(session, retention=timedelta(days=1)) == 0
+        assert await _numbers(session) == seqs
+        assert await feed.state(session, feed.TRIMMED_THROUGH) == 0
+
+
+async def test_a_cursor_at_the_last_change_trimmed_is_served_with_every_change_after_it(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """A client that had read up to the trimmed-through number lost nothing: its cursor is
+    served (no needless resync), and the changes after it come once."""
+    h = matter.writer.headers
+    await client.post(matter.url("/documents?fileName=a"), content=b"a", headers=h)
+    cursor = await feed_cursor(client, matter.reader)
+    for name in ("b", "c"):
+        done = await client.post(matter.url(f"/documents?fileName={name}"), content=b"x", headers=h)
+        assert done.status_code == 201, done.text
+    await sealing.number_pending(db)
+    (read_up_to,) = decode_cursor(cursor, (int,))
+    async with db.write() as session:
+        await feed.set_state(session, feed.FANNED_OUT, 10**9)
+        await feed.set_state(session, feed.SEARCH_QUEUED, read_up_to)
+        assert await feed.trim(session, retention=timedelta(0)) > 0
+        assert await feed.state(session, feed.TRIMMED_THROUGH) == read_up_to
+    changes, _ = await changes_since(client, matter.reader, cursor)
+    assert [c["type"] for c in changes] == ["document.created"] * 2
+    assert all(int(c["seq"]) > read_up_to for c in changes)
 
 
 async def test_a_cursor_past_the_newest_change_is_410(
