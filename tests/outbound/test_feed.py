@@ -82,6 +82,52 @@ async def test_changes_come_in_commit_order_with_deletions_and_pages(
     assert theirs == []
 
 
+#: The feed's types, as docs/api.md lists them.
+_DOCUMENTED_TYPES = [
+    "document.created",
+    "document.updated",
+    "document.moved",
+    "document.deleted",
+    "version.added",
+    "version.deleted",
+    "folder.created",
+    "folder.renamed",
+    "folder.deleted",
+    "field.set",
+    "hold.created",
+    "hold.released",
+    "document.restored",
+    "document.purged",
+    "version.restored",
+    "version.purged",
+    "project.access_lost",
+    "project.access_granted",
+]
+
+
+async def test_the_feed_serves_each_documented_type_and_no_other(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """A type left out of the feed is a change a sync client never applies (a purged
+    version it keeps listing); one let in is a change it was never told to expect."""
+    start = await feed_cursor(client, matter.reader)
+    by_type = {cls.type: cls for cls in events.DomainEvent.__subclasses__()}
+    others = sorted(set(by_type) - set(_DOCUMENTED_TYPES))
+    assert "project.member_set" in others and "settings.updated" in others
+    emitted = [
+        by_type[name](
+            project_id=matter.id,
+            document_id=1,
+            user_id=matter.reader.user_id if name.startswith("project.access") else None,
+        )
+        for name in [*others, *_DOCUMENTED_TYPES]
+    ]
+    async with db.write() as session:
+        events.emit(session, *emitted)
+    changes, _ = await changes_since(client, matter.reader, start)
+    assert [c["type"] for c in changes] == _DOCUMENTED_TYPES
+
+
 async def test_losing_and_regaining_access_is_in_the_feed_of_that_user_only(
     client: httpx.AsyncClient, matter: Matter, operator: Actor
 ) -> None:
