@@ -235,6 +235,29 @@ async def test_an_entry_is_sealed_after_every_older_transaction_ends(
     assert verdict == audit.Verdict(len(chain))
 
 
+async def test_an_entry_after_a_pair_sealed_out_of_id_order_continues_the_chain_at_its_end(
+    db: Database, is_postgres: bool
+) -> None:
+    """The chain's end is its last entry in (xid, id) order, not the one with the largest
+    id: a sealer that took the largest id would hash the next entry onto the wrong one."""
+    if not is_postgres:
+        pytest.skip("SQLite's chain order is its id order")
+    await _seal(db)
+    async with db.write() as older:
+        await older.execute(text("SELECT pg_current_xact_id()"))
+        async with db.write() as newer:
+            events.emit(newer, events.SettingsUpdated(details={"by": "newer"}))
+        events.emit(older, events.SettingsUpdated(details={"by": "older"}))
+    assert await _seal(db) == 2
+    async with db.write() as later:
+        events.emit(later, events.SettingsUpdated(details={"by": "later"}))
+    assert await _seal(db) == 1
+    chain = await _chain(db)
+    assert [e.details["by"] for e in chain[-3:]] == ["older", "newer", "later"]
+    assert chain[-3].id > chain[-2].id
+    assert await _verify(db) == audit.Verdict(len(chain))
+
+
 async def test_a_transaction_of_another_database_is_not_waited_for(
     db: Database, is_postgres: bool
 ) -> None:
