@@ -343,6 +343,49 @@ async def test_a_cursor_past_the_newest_change_is_410(
     assert [c["type"] for c in changes] == ["document.created"]
 
 
+async def test_a_cursor_one_past_the_newest_change_is_410(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    """The smallest cursor no server handed out is refused as well: served, the restored
+    history's next change would take its number and be skipped."""
+    now = await feed_cursor(client, matter.reader)
+    (newest,) = decode_cursor(now, (int,))
+    got = await client.get(
+        "/api/v1/changes",
+        params={"cursor": encode_cursor((newest + 1,))},
+        headers=matter.reader.headers,
+    )
+    assert got.status_code == 410, got.text
+    assert await feed_cursor(client, matter.reader) == now
+
+
+async def test_a_change_after_a_trim_is_numbered_past_every_number_handed_out(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """A trim removes rows, not numbers: the next change's number must follow the newest
+    ever given, or a reader whose cursor is past it would never see that change."""
+    for name in ("a", "b", "c"):
+        done = await client.post(
+            matter.url(f"/documents?fileName={name}"), content=b"x", headers=matter.writer.headers
+        )
+        assert done.status_code == 201, done.text
+    cursor = await feed_cursor(client, matter.reader)
+    (newest,) = decode_cursor(cursor, (int,))
+    async with db.write() as session:
+        for reader in feed.READERS:
+            await feed.set_state(session, reader, 10**9)
+        assert await feed.trim(session, retention=timedelta(0)) > 0
+    made = await client.post(
+        matter.url("/documents?fileName=d"), content=b"d", headers=matter.writer.headers
+    )
+    assert made.status_code == 201, made.text
+    changes, _ = await changes_since(client, matter.reader, cursor)
+    assert [(c["type"], c["documentId"]) for c in changes] == [
+        ("document.created", made.json()["id"])
+    ]
+    assert int(changes[0]["seq"]) == newest + 1
+
+
 _COMMIT = """
 import sys, anyio
 from casefolio.config import Settings
