@@ -238,6 +238,21 @@ async def test_a_long_transaction_holds_back_nobody_and_its_change_comes_after_t
 
 
 @pg_only
+async def test_the_cursor_of_now_is_past_a_change_committed_but_not_numbered_yet(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """A client takes the cursor of now before its full listing: a change committed before
+    it asked, still waiting for its number, is in that listing, and must not come again
+    after the cursor."""
+    async with db.writer() as session, session.begin():
+        await _record_now(session, matter.id, [1])  # committed, left for a numberer
+    assert await _unnumbered(db) == [1]
+    cursor = await feed_cursor(client, matter.reader)
+    assert await _unnumbered(db) == []
+    assert (await changes_since(client, matter.reader, cursor))[0] == []
+
+
+@pg_only
 async def test_a_rolled_back_transaction_leaves_no_number_behind(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:
