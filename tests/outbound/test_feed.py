@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -23,7 +25,7 @@ from casefolio.domain.pages import decode_cursor, encode_cursor
 from casefolio.outbound import feed, runtime, sealing
 from casefolio.outbound.signal import CHANNEL, outgoing, signal
 from tests.factories import Actor
-from tests.outbound.conftest import Matter, changes_since, feed_cursor
+from tests.outbound.conftest import Matter, changes_since, feed_cursor, upload_file
 
 
 async def test_changes_come_in_commit_order_with_deletions_and_pages(
@@ -82,27 +84,16 @@ async def test_changes_come_in_commit_order_with_deletions_and_pages(
     assert theirs == []
 
 
-#: The feed's types, as docs/api.md lists them.
-_DOCUMENTED_TYPES = [
-    "document.created",
-    "document.updated",
-    "document.moved",
-    "document.deleted",
-    "version.added",
-    "version.deleted",
-    "folder.created",
-    "folder.renamed",
-    "folder.deleted",
-    "field.set",
-    "hold.created",
-    "hold.released",
-    "document.restored",
-    "document.purged",
-    "version.restored",
-    "version.purged",
-    "project.access_lost",
-    "project.access_granted",
-]
+API_DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+
+
+def _documented_types() -> list[str]:
+    """The feed's types, in the order docs/api.md's "Change feed" lists them (each once: the
+    list's notes name some of them again)."""
+    text = API_DOC.read_text()
+    listed = text[text.index("Types: `document.created`") :]
+    listed = listed[: listed.index("Without `cursor`")]
+    return list(dict.fromkeys(re.findall(r"`([a-z_]+\.[a-z_]+)`", listed)))
 
 
 async def test_the_feed_serves_each_documented_type_and_no_other(
@@ -110,9 +101,11 @@ async def test_the_feed_serves_each_documented_type_and_no_other(
 ) -> None:
     """A type left out of the feed is a change a sync client never applies (a purged
     version it keeps listing); one let in is a change it was never told to expect."""
+    documented = _documented_types()
+    assert len(documented) == 18 and "version.purged" in documented
     start = await feed_cursor(client, matter.reader)
     by_type = {cls.type: cls for cls in events.DomainEvent.__subclasses__()}
-    others = sorted(set(by_type) - set(_DOCUMENTED_TYPES))
+    others = sorted(set(by_type) - set(documented))
     assert "project.member_set" in others and "settings.updated" in others
     emitted = [
         by_type[name](
@@ -120,12 +113,12 @@ async def test_the_feed_serves_each_documented_type_and_no_other(
             document_id=1,
             user_id=matter.reader.user_id if name.startswith("project.access") else None,
         )
-        for name in [*others, *_DOCUMENTED_TYPES]
+        for name in [*others, *documented]
     ]
     async with db.write() as session:
         events.emit(session, *emitted)
     changes, _ = await changes_since(client, matter.reader, start)
-    assert [c["type"] for c in changes] == _DOCUMENTED_TYPES
+    assert [c["type"] for c in changes] == documented
 
 
 async def test_losing_and_regaining_access_is_in_the_feed_of_that_user_only(
@@ -224,11 +217,7 @@ async def test_a_cursor_older_than_the_history_kept_is_410(
 ) -> None:
     old = await feed_cursor(client, matter.reader)
     for name in ("a", "b"):
-        await client.post(
-            matter.url(f"/documents?fileName={name}"),
-            content=name.encode(),
-            headers=matter.writer.headers,
-        )
+        await upload_file(client, matter, name)
     await sealing.number_pending(db)  # as the worker's round does before it trims
     async with db.write() as session:
         for reader in feed.READERS:
@@ -254,12 +243,7 @@ async def test_a_trim_keeps_what_the_search_indexer_has_not_queued(
     # The trim waited for the webhook fan-out only: an indexer that had fallen behind (one
     # failing for longer than the retention) skipped the versions of the changes trimmed.
     for name in ("a", "b", "c"):
-        done = await client.post(
-            matter.url(f"/documents?fileName={name}"),
-            content=name.encode(),
-            headers=matter.writer.headers,
-        )
-        assert done.status_code == 201, done.text
+        await upload_file(client, matter, name)
     await sealing.number_pending(db)
     async with db.write() as session:
         seqs = await _numbers(session)  # the matter's set-up, then the three uploads
@@ -279,12 +263,7 @@ async def test_a_trim_keeps_the_changes_younger_than_the_retention(
     """Every reader has passed them, but the retention is the history promised to clients
     that resync from a cursor: a trim that ignored it would 410 a cursor of minutes ago."""
     for name in ("a", "b"):
-        done = await client.post(
-            matter.url(f"/documents?fileName={name}"),
-            content=name.encode(),
-            headers=matter.writer.headers,
-        )
-        assert done.status_code == 201, done.text
+        await upload_file(client, matter, name)
     await sealing.number_pending(db)
     async with db.write() as session:
         seqs = await _numbers(session)
@@ -300,12 +279,10 @@ async def test_a_cursor_at_the_last_change_trimmed_is_served_with_every_change_a
 ) -> None:
     """A client that had read up to the trimmed-through number lost nothing: its cursor is
     served (no needless resync), and the changes after it come once."""
-    h = matter.writer.headers
-    await client.post(matter.url("/documents?fileName=a"), content=b"a", headers=h)
+    await upload_file(client, matter, "a")
     cursor = await feed_cursor(client, matter.reader)
     for name in ("b", "c"):
-        done = await client.post(matter.url(f"/documents?fileName={name}"), content=b"x", headers=h)
-        assert done.status_code == 201, done.text
+        await upload_file(client, matter, name)
     await sealing.number_pending(db)
     (read_up_to,) = decode_cursor(cursor, (int,))
     async with db.write() as session:
@@ -323,9 +300,7 @@ async def test_a_cursor_past_the_newest_change_is_410(
 ) -> None:
     # As after a restore from a backup older than the cursor: the restored history's next
     # changes take the numbers the cursor already passed.
-    await client.post(
-        matter.url("/documents?fileName=a"), content=b"a", headers=matter.writer.headers
-    )
+    await upload_file(client, matter, "a")
     now = await feed_cursor(client, matter.reader)
     (newest,) = decode_cursor(now, (int,))
     ahead = encode_cursor((newest + 5,))
@@ -336,9 +311,7 @@ async def test_a_cursor_past_the_newest_change_is_410(
     assert "restored" in got.json()["detail"] and "resync" in got.json()["detail"].lower()
     # The cursor of now is served, and so is the cursor of the newest change once it exists.
     assert (await changes_since(client, matter.reader, now))[0] == []
-    await client.post(
-        matter.url("/documents?fileName=b"), content=b"b", headers=matter.writer.headers
-    )
+    await upload_file(client, matter, "b")
     changes, _ = await changes_since(client, matter.reader, now)
     assert [c["type"] for c in changes] == ["document.created"]
 
@@ -365,24 +338,16 @@ async def test_a_change_after_a_trim_is_numbered_past_every_number_handed_out(
     """A trim removes rows, not numbers: the next change's number must follow the newest
     ever given, or a reader whose cursor is past it would never see that change."""
     for name in ("a", "b", "c"):
-        done = await client.post(
-            matter.url(f"/documents?fileName={name}"), content=b"x", headers=matter.writer.headers
-        )
-        assert done.status_code == 201, done.text
+        await upload_file(client, matter, name)
     cursor = await feed_cursor(client, matter.reader)
     (newest,) = decode_cursor(cursor, (int,))
     async with db.write() as session:
         for reader in feed.READERS:
             await feed.set_state(session, reader, 10**9)
         assert await feed.trim(session, retention=timedelta(0)) > 0
-    made = await client.post(
-        matter.url("/documents?fileName=d"), content=b"d", headers=matter.writer.headers
-    )
-    assert made.status_code == 201, made.text
+    made = await upload_file(client, matter, "d")
     changes, _ = await changes_since(client, matter.reader, cursor)
-    assert [(c["type"], c["documentId"]) for c in changes] == [
-        ("document.created", made.json()["id"])
-    ]
+    assert [(c["type"], c["documentId"]) for c in changes] == [("document.created", made)]
     assert int(changes[0]["seq"]) == newest + 1
 
 
