@@ -52,6 +52,18 @@ async def upload(
     return body
 
 
+async def replace(
+    client: httpx.AsyncClient, actor: Actor, project_id: int, document: str, name: str, data: bytes
+) -> None:
+    """File `data` as a new version, named `name`, of `document` through the API."""
+    replaced = await client.post(
+        f"/api/v1/projects/{project_id}/documents/{document}/replace?fileName={name}",
+        content=data,
+        headers={**actor.headers, "Content-Type": "text/plain"},
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+
+
 async def search(
     client: httpx.AsyncClient, actor: Actor, q: str, **params: object
 ) -> httpx.Response:

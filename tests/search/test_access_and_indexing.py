@@ -19,7 +19,15 @@ from casefolio.storage import S3BlobStore
 from tests.clocks import Clock
 from tests.factories import Actor
 from tests.search import files
-from tests.search.conftest import Matter, index_all, make_matter, search, titles, upload
+from tests.search.conftest import (
+    Matter,
+    index_all,
+    make_matter,
+    replace,
+    search,
+    titles,
+    upload,
+)
 from tests.servers import closed_port
 
 
@@ -157,12 +165,7 @@ async def test_a_trashed_document_is_found_by_nobody_until_restored(
     client: httpx.AsyncClient, matter: Matter, operator: Actor, indexer: Indexer
 ) -> None:
     doc = await upload(client, matter.writer, matter.id, "draft.txt", b"settlement draft")
-    replaced = await client.post(
-        matter.url(f"/documents/{doc['id']}/replace?fileName=final.txt"),
-        content=b"settlement final",
-        headers={**matter.writer.headers, "Content-Type": "text/plain"},
-    )
-    assert replaced.status_code in (200, 201), replaced.text
+    await replace(client, matter.writer, matter.id, doc["id"], "final.txt", b"settlement final")
     await upload(client, matter.writer, matter.id, "kept.txt", b"settlement schedule")
     await index_all(indexer)
     deleted = await client.delete(
