@@ -301,10 +301,13 @@ async def _require_folder(
         await folders.require_in_project(session, project_id=project_id, folder_id=folder_id)
         return
     in_project = await session.scalar(select(Folder.project_id).where(Folder.id == folder_id))
-    if in_project is None or (
-        not who.is_operator and await access.project_role(session, who, in_project) is None
-    ):
+    if in_project is None or not await _sees(session, who, in_project):
         raise NotFound(f"Folder {folder_id} not found.")
+
+
+async def _sees(session: AsyncSession, who: Principal, project_id: int) -> bool:
+    """Whether the caller may see the project a filter's folder or field belongs to."""
+    return who.is_operator or await access.project_role(session, who, project_id) is not None
 
 
 async def _field_matches(
@@ -317,9 +320,7 @@ async def _field_matches(
     """The condition a stored value meets when it is `value` (a query parameter) in the
     field's type; its parameters go into `parameters`."""
     field = await session.get(Field, field_id)
-    if field is None or (
-        not who.is_operator and await access.project_role(session, who, field.project_id) is None
-    ):
+    if field is None or not await _sees(session, who, field.project_id):
         raise NotFound(f"Field {field_id} not found.")
     stored_json = sql_cast(_VALUES.c.value, Text).in_(bindparam("field_json", expanding=True))
     if field.type == "number":
