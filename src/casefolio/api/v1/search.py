@@ -94,8 +94,18 @@ async def search_documents(
     session: SessionDep,
     who: PrincipalDep,
     q: QueryText,
-    project_id: Annotated[int | None, query_id("projectId")] = None,
-    folder_id: Annotated[int | None, query_id("folderId")] = None,
+    project_id: Annotated[
+        int | None,
+        query_id("projectId", description="Only this project (404 if you cannot see it)."),
+    ] = None,
+    folder_id: Annotated[
+        int | None,
+        query_id(
+            "folderId",
+            description="Only this folder, not its subfolders (404 if you cannot see it, or it "
+            "is not in projectId).",
+        ),
+    ] = None,
     field_id: Annotated[
         int | None, query_id("fieldId", description="With fieldValue: documents with it.")
     ] = None,
