@@ -215,7 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                 if not opts.keep:
                     shutil.rmtree(bench_dir, ignore_errors=True)
             results.append(result)
-            if not no_save:
+            if no_save:
+                console.print(f"  [dim]{result.seconds:.0f}s[/dim]")
+            else:
                 path = save_result(result, stamp)
                 shown = path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
                 console.print(f"  [dim]{shown} ({result.seconds:.0f}s)[/dim]")

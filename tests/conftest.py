@@ -31,11 +31,45 @@ PG_ADMIN_URL = os.environ.get("CASEFOLIO_TEST_DATABASE_URL", "")
 IN_CI = os.environ.get("CI") == "true"
 # CASEFOLIO_TEST_FAST_READS=false runs the whole suite with the fast path off (fastpath/).
 FAST_READS = os.environ.get("CASEFOLIO_TEST_FAST_READS", "true") != "false"
+# CASEFOLIO_TEST_SPLIT=true (`make test`, which runs the two suites side by side): a test that
+# does not depend on the suite's database runs in one suite only (`_other_suites`).
+SPLIT = os.environ.get("CASEFOLIO_TEST_SPLIT") == "true"
 _SERVICE_CHECKS = services.checks(PG_ADMIN_URL)
 
+# Fixtures of the database the suite runs on: a test using one runs in both suites.
+SUITE_DATABASE_FIXTURES = frozenset({"database_url", "fresh_database_url"})
+# Fixtures of a PostgreSQL database of a test's own, whichever the suite.
+OWN_POSTGRES_FIXTURES = frozenset({"pg_settings", "pg_url"})
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark what a test needs from the fixtures it uses; on PostgreSQL, every test."""
+
+def _other_suites(item: pytest.Item) -> bool:
+    """Whether the other suite of a split run runs this test: one that uses no database of the
+    suite's runs on SQLite, one with a PostgreSQL database of its own on PostgreSQL."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & SUITE_DATABASE_FIXTURES:
+        return False
+    runs_on_postgres = bool(fixtures & OWN_POSTGRES_FIXTURES)
+    return runs_on_postgres != bool(PG_ADMIN_URL)
+
+
+def pytest_report_header() -> str | None:
+    if not SPLIT:
+        return None
+    suite = "PostgreSQL" if PG_ADMIN_URL else "SQLite"
+    return (
+        f"CASEFOLIO_TEST_SPLIT=true: the {suite} suite leaves out the tests that do not use its "
+        "database and the other suite runs (see 'deselected')"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark what a test needs from the fixtures it uses; on PostgreSQL, every test. In a split
+    run, leave out what the other suite runs."""
+    if SPLIT:
+        elsewhere = [item for item in items if _other_suites(item)]
+        if elsewhere:
+            config.hook.pytest_deselected(items=elsewhere)
+            items[:] = [item for item in items if not _other_suites(item)]
     for item in items:
         for fixture in getattr(item, "fixturenames", ()):
             for service in services.FIXTURE_SERVICES.get(fixture, ()):

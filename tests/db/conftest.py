@@ -1,4 +1,5 @@
-"""A PostgreSQL database of a test's own, in both suites, for what only PostgreSQL has."""
+"""A PostgreSQL database of a test's own, whichever the suite (only the PostgreSQL suite runs
+such tests when `make test` runs the two side by side), for what only PostgreSQL has."""
 
 from __future__ import annotations
 
