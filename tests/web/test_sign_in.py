@@ -104,6 +104,13 @@ async def test_a_user_without_a_password_cannot_sign_in_with_the_stand_in_passwo
     assert await _sessions(db) == 0
 
 
+async def test_the_stand_in_hash_costs_what_a_stored_password_costs() -> None:
+    """Algorithm, version, memory, time and parallelism: all but the salt and the hash."""
+    stored = await accounts.hash_password("a password of a person")
+    assert stored.rsplit("$", 2)[0] == accounts.STAND_IN_HASH.rsplit("$", 2)[0]
+    assert stored != accounts.STAND_IN_HASH
+
+
 async def test_sign_out_ends_the_session_for_its_cookie_everywhere(
     db: Database, person: MakePerson, member: Actor, browsers: Browser
 ) -> None:
