@@ -121,12 +121,23 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 
 
+# As TRUNCATE … RESTART IDENTITY, which makes every table's files anew (~0.1 s a test): each
+# table's rows deleted, children first, and the sequences its columns own set back to 1.
+_EMPTY_POSTGRES = """DO $$ BEGIN
+{deletes}
+  PERFORM setval(sequence.oid, 1, false) FROM pg_class sequence
+    JOIN pg_depend owner ON owner.objid = sequence.oid AND owner.deptype IN ('a', 'i')
+    WHERE sequence.relkind = 'S';
+END $$"""
+
+
 async def _empty_tables(url: str) -> None:
     engine = create_async_engine(url)
     tables = [t.name for t in reversed(Base.metadata.sorted_tables)]
     async with engine.begin() as conn:
         if url.startswith("postgresql"):
-            await conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE"))
+            deletes = "\n".join(f"  DELETE FROM {table};" for table in tables)
+            await conn.exec_driver_sql(_EMPTY_POSTGRES.format(deletes=deletes))
         else:
             for table in tables:
                 await conn.execute(text(f"DELETE FROM {table}"))
