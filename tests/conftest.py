@@ -121,8 +121,8 @@ def is_postgres(database_url: str) -> bool:
     return database_url.startswith("postgresql")
 
 
-# As TRUNCATE … RESTART IDENTITY, which makes every table's files anew (~0.1 s a test): each
-# table's rows deleted, children first, and the sequences its columns own set back to 1.
+# As TRUNCATE … RESTART IDENTITY, which makes every table's files anew and was most of a test's
+# teardown: each table's rows deleted, children first, and its columns' sequences set back to 1.
 _EMPTY_POSTGRES = """DO $$ BEGIN
 {deletes}
   PERFORM setval(sequence.oid, 1, false) FROM pg_class sequence
