@@ -4,20 +4,23 @@ never while held). Time moves through an injected clock; nothing sleeps."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document
 from casefolio.db.types import utcnow
-from casefolio.domain import gc, trash
+from casefolio.domain import gc, purge, trash
 from casefolio.domain.principal import Principal
 from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter, upload
@@ -339,3 +342,47 @@ async def test_a_folder_hold_keeps_the_trashed_documents_of_the_folder_from_the_
     await housekeeper(app, days_later=32).run_once()
     async with db.read() as session:
         assert set(await session.scalars(select(Document.id))) == set()
+
+
+class RestoredMeanwhile:
+    """The purge's database, with something (a restore) committed after the purge read
+    what is due and before its first write transaction: the purge must look again."""
+
+    def __init__(self, db: Database, meanwhile: Callable[[], Awaitable[object]]) -> None:
+        self._db, self._meanwhile = db, meanwhile
+
+    def read(self) -> AbstractAsyncContextManager[AsyncSession]:
+        return self._db.read()
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        meanwhile, self._meanwhile = self._meanwhile, None
+        if meanwhile is not None:
+            await meanwhile()
+        async with self._db.write() as session:
+            yield session
+
+
+async def test_a_document_restored_after_the_purge_read_the_trash_is_not_purged(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter, b"restored in time")
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    h = matter.admin.headers
+
+    async def restore() -> None:
+        restored = await client.post(matter.url(f"/trash/{doc}/restore"), headers=h)
+        assert restored.status_code == 200, restored.text
+
+    blobs = app.state.casefolio.blobs
+    racing = cast("Database", RestoredMeanwhile(db, restore))
+    report = await purge.purge_expired(racing, blobs, now=utcnow() + timedelta(days=31), days=30)
+
+    assert report.purged == []
+    read = await client.get(matter.url(f"/documents/{doc}/content"), headers=h)
+    assert read.status_code == 200 and read.content == b"restored in time"
+    async with db.read() as session:
+        purged = await session.scalars(
+            select(AuditEntry.id).where(AuditEntry.action == "document.purged")
+        )
+        assert list(purged) == []

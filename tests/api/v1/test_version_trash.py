@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -18,11 +18,11 @@ from sqlalchemy import select
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, DocumentVersion
 from casefolio.db.types import utcnow
-from casefolio.domain import gc
+from casefolio.domain import gc, purge
 from casefolio.search.index import Indexer
 from tests.api.v1.conftest import Matter
 from tests.api.v1.test_holds import place, release
-from tests.api.v1.test_trash import blob_names, feed_types, housekeeper
+from tests.api.v1.test_trash import RestoredMeanwhile, blob_names, feed_types, housekeeper
 from tests.factories import Actor
 from tests.search.conftest import index_all, indexer
 
@@ -365,3 +365,24 @@ async def test_version_trash_routes_check_access_and_input(
     assert listed.status_code == 200 and listed.json() == []
     assert [e["id"] for e in await trashed_versions(client, matter)] == [first]
     assert await version_rows(db, doc) == [(int(first), True), (int(second), False)]
+
+
+async def test_a_version_restored_after_the_purge_read_the_trash_is_not_purged(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter, b"first, restored in time", b"second")
+    first = (await versions_of(client, matter, doc))[0]["id"]
+    assert (await delete_version(client, matter, doc, first)).status_code == 204
+
+    async def restore_first() -> None:
+        assert (await restore(client, matter, first)).status_code == 200
+
+    blobs = app.state.casefolio.blobs
+    racing = cast("Database", RestoredMeanwhile(db, restore_first))
+    report = await purge.purge_expired(racing, blobs, now=utcnow() + timedelta(days=31), days=30)
+
+    assert report.versions_purged == []
+    assert await version_rows(db, doc) == await live_rows(client, matter, doc)
+    assert len(await live_rows(client, matter, doc)) == 2
+    assert await content(client, matter, doc, f"/versions/{first}") == b"first, restored in time"
+    assert await audited(db, "version.purged") == []
