@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document, DocumentVersion
+from casefolio.domain import holds
 from tests import traces
 from tests.api.v1.conftest import Matter, make_matter, upload
 from tests.factories import Actor
@@ -368,3 +369,23 @@ async def test_releasing_a_released_hold_changes_nothing(
     assert first.json()["releaseReason"] == "Settled"
     found = await traces.since(db, start)
     assert (found.actions, found.change_types) == ([], [])  # no second release reported
+
+
+async def test_the_whole_project_is_covered_by_any_active_hold_in_it(
+    client: httpx.AsyncClient, db: Database, matter: Matter, operator: Actor
+) -> None:
+    """`covering(whole_project=True)`, the answer for destroying a whole project: every
+    hold of the project in force, whatever it is placed on, and no released one."""
+    doc = await document(client, matter)
+    box = await folder(client, matter, "Box")
+    on_document = await place(client, matter, "document", doc)
+    on_folder = await place(client, matter, "folder", box)
+    released = await place(client, matter, "document", doc, name="Released")
+    await release(client, matter, released)
+    other = await make_matter(client, db, operator)
+    await place(client, other, "project", name="Elsewhere")
+
+    async with db.read() as session:
+        found = await holds.covering(session, project_id=matter.id, whole_project=True)
+
+    assert [h.id for h in found] == [int(on_document["id"]), int(on_folder["id"])]
