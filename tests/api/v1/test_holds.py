@@ -389,3 +389,24 @@ async def test_the_whole_project_is_covered_by_any_active_hold_in_it(
         found = await holds.covering(session, project_id=matter.id, whole_project=True)
 
     assert [h.id for h in found] == [int(on_document["id"]), int(on_folder["id"])]
+
+
+async def test_a_move_between_folders_no_hold_covers_brings_no_hold_along(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """Only the holds that covered a document where it was follow it when it moves: one
+    moved between two folders outside every held one stays free to delete."""
+    held = await folder(client, matter, "Held")
+    here, there = await folder(client, matter, "Here"), await folder(client, matter, "There")
+    doc = await document(client, matter, b"never held", folder_id=here)
+    await place(client, matter, "folder", held)
+
+    moved = await client.put(matter.url(f"/documents/{doc}/{there}"), headers=matter.writer.headers)
+    assert moved.status_code == 200, moved.text
+
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    async with db.read() as session:
+        refusals = await session.scalars(
+            select(AuditEntry.id).where(AuditEntry.action == "hold.refused")
+        )
+        assert list(refusals) == []
