@@ -3,6 +3,7 @@ covering it is released. Every refusal checks that nothing changed."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -10,6 +11,7 @@ from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document, DocumentVersion
+from casefolio.db.types import utcnow
 from casefolio.domain import holds
 from tests import traces
 from tests.api.v1.conftest import Matter, make_matter, upload
@@ -410,3 +412,25 @@ async def test_a_move_between_folders_no_hold_covers_brings_no_hold_along(
             select(AuditEntry.id).where(AuditEntry.action == "hold.refused")
         )
         assert list(refusals) == []
+
+
+async def test_a_released_hold_keeps_its_record_of_who_released_it_when_and_why(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    kept = await place(client, matter, "project", name="Kept")
+    hold = await place(client, matter, "project", name="Released")
+    before = utcnow()
+    await release(client, matter, hold)
+
+    h = matter.admin.headers
+    read = (await client.get(matter.url(f"/holds/{hold['id']}"), headers=h)).json()
+    assert read["active"] is False
+    assert read["releasedBy"] == read["createdBy"] == str(matter.admin.user_id)
+    assert read["releaseReason"] == "Settled"
+    assert before <= datetime.fromisoformat(read["releasedAt"]) <= utcnow()
+    assert (read["name"], read["reason"]) == ("Released", "Litigation expected")
+    for active, listed in (("true", [kept["id"]]), ("false", [hold["id"]])):
+        found = await client.get(matter.url("/holds"), params={"active": active}, headers=h)
+        assert [x["id"] for x in found.json()] == listed, active
+    everything = await client.get(matter.url("/holds"), headers=h)
+    assert [x["id"] for x in everything.json()] == [kept["id"], hold["id"]]
