@@ -434,3 +434,24 @@ async def test_a_released_hold_keeps_its_record_of_who_released_it_when_and_why(
         assert [x["id"] for x in found.json()] == listed, active
     everything = await client.get(matter.url("/holds"), headers=h)
     assert [x["id"] for x in everything.json()] == [kept["id"], hold["id"]]
+
+
+async def test_a_folder_is_covered_by_holds_on_its_ancestors_and_descendants_only(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """`covering(folder_id=…)`: destroying a folder destroys what is below it, so a hold
+    on a sub-folder, however deep, covers it as a hold on an ancestor does; a hold on a
+    sibling does not."""
+    outer = await folder(client, matter, "Outer")
+    top = await folder(client, matter, "Top", parent=outer)
+    middle = await folder(client, matter, "Middle", parent=top)
+    below = await folder(client, matter, "Below", parent=middle)
+    beside = await folder(client, matter, "Beside", parent=outer)
+    on_outer = await place(client, matter, "folder", outer, name="Outer")
+    on_below = await place(client, matter, "folder", below, name="Below")
+    await place(client, matter, "folder", beside, name="Beside")
+
+    async with db.read() as session:
+        found = await holds.covering(session, project_id=matter.id, folder_id=int(top))
+
+    assert [h.id for h in found] == [int(on_outer["id"]), int(on_below["id"])]
