@@ -16,6 +16,7 @@ from casefolio.cli import app as cli_app
 from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document
+from casefolio.domain import retention
 from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter, make_matter
 from tests.api.v1.test_holds import document, place
@@ -209,3 +210,23 @@ async def test_each_project_is_judged_by_its_own_rule_and_shows_only_its_own_doc
     assert await trashed(db) == {here, already}
     kept = await client.get(other.url(f"/documents/{there}"), headers=other.admin.headers)
     assert kept.status_code == 200, kept.text
+
+
+async def test_a_document_changed_exactly_keep_years_ago_is_not_yet_past_its_period(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    now = datetime(2025, 6, 15, 12, tzinfo=UTC)
+    exactly = await document(client, matter, b"changed a year ago to the microsecond")
+    before = await document(client, matter, b"a microsecond earlier")
+    await backdate(db, exactly, datetime(2024, 6, 15, 12, tzinfo=UTC))
+    await backdate(db, before, datetime(2024, 6, 15, 12, tzinfo=UTC) - timedelta(microseconds=1))
+    await set_rule(client, matter, 1, "review")
+    state = app.state.casefolio
+
+    async with db.read() as session:
+        planned = await retention.plan(session, now=now, project_id=matter.id)
+    assert [(str(p.document_id), p.action) for p in planned] == [(before, "review")]
+
+    await set_rule(client, matter, 1, "trash")
+    await Housekeeper(state.settings, state.db, state.blobs, clock=lambda: now).run_once()
+    assert await trashed(db) == {before}
