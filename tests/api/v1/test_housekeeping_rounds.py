@@ -4,6 +4,7 @@ writes: that document is left as it is, and every other one, and the other job, 
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import anyio
 import httpx
@@ -13,13 +14,13 @@ from sqlalchemy import select, text
 
 from casefolio.db.engine import Database
 from casefolio.db.models import Document, DocumentVersion
-from casefolio.domain import access, holds
+from casefolio.domain import access, holds, retention
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from tests.api.v1.conftest import Matter
-from tests.api.v1.test_holds import delete_document, document
+from tests.api.v1.test_holds import delete_document, document, place
 from tests.api.v1.test_retention import NOW, backdate, set_rule, trashed
-from tests.api.v1.test_trash import housekeeper
+from tests.api.v1.test_trash import RestoredMeanwhile, housekeeper
 from tests.refusals import refusing
 
 
@@ -132,3 +133,26 @@ async def test_a_hold_placed_while_the_purge_runs_keeps_its_document(
     finally:
         await placing.close()
     assert doc in await _documents(db)
+
+
+async def test_a_hold_placed_while_retention_moves_documents_apart_keeps_its_document(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """When retention moves documents one by one (the database refused one), a hold placed
+    after it planned, before it moved the document, keeps the document where it is."""
+    refused, held = await document(client, matter, b"refused"), await document(client, matter)
+    for doc in (refused, held):
+        await backdate(db, doc, NOW - timedelta(days=400))
+    await set_rule(client, matter, 1, "trash")
+
+    async def hold() -> None:
+        await place(client, matter, "document", held)
+
+    # Its writes: every document at once (refused), then `refused` alone, then `held`.
+    racing = cast("Database", RestoredMeanwhile(db, hold, at_write=2))
+    when = f"NEW.id = {refused} AND NEW.trashed_at IS NOT NULL"
+    async with refusing(db, "documents", when, "UPDATE"):
+        assert await retention.apply(racing, now=NOW) == []
+    assert await trashed(db) == set()
+    read = await client.get(matter.url(f"/documents/{held}"), headers=matter.admin.headers)
+    assert read.status_code == 200, read.text

@@ -345,20 +345,23 @@ async def test_a_folder_hold_keeps_the_trashed_documents_of_the_folder_from_the_
 
 
 class RestoredMeanwhile:
-    """The purge's database, with something (a restore) committed after the purge read
-    what is due and before its first write transaction: the purge must look again."""
+    """The purge's (or retention's) database, with something (a restore, a hold) committed
+    just before its `at_write`th write transaction, after it read what is due: it must
+    look again."""
 
-    def __init__(self, db: Database, meanwhile: Callable[[], Awaitable[object]]) -> None:
-        self._db, self._meanwhile = db, meanwhile
+    def __init__(
+        self, db: Database, meanwhile: Callable[[], Awaitable[object]], at_write: int = 1
+    ) -> None:
+        self._db, self._meanwhile, self._writes_left = db, meanwhile, at_write
 
     def read(self) -> AbstractAsyncContextManager[AsyncSession]:
         return self._db.read()
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        meanwhile, self._meanwhile = self._meanwhile, None
-        if meanwhile is not None:
-            await meanwhile()
+        self._writes_left -= 1
+        if self._writes_left == 0:
+            await self._meanwhile()
         async with self._db.write() as session:
             yield session
 
