@@ -156,3 +156,32 @@ async def test_a_hold_placed_while_retention_moves_documents_apart_keeps_its_doc
     assert await trashed(db) == set()
     read = await client.get(matter.url(f"/documents/{held}"), headers=matter.admin.headers)
     assert read.status_code == 200, read.text
+
+
+async def test_a_document_changed_while_retention_moves_documents_apart_stays(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """A new version filed after retention planned, before it moved the document, makes
+    the document recent again: it stays."""
+    refused, changed = await document(client, matter, b"refused"), await document(client, matter)
+    for doc in (refused, changed):
+        await backdate(db, doc, NOW - timedelta(days=400))
+    await set_rule(client, matter, 1, "trash")
+
+    async def replace() -> None:
+        replaced = await client.post(
+            matter.url(f"/documents/{changed}/replace"),
+            params={"fileName": "v2.txt"},
+            content=b"a new version",
+            headers=matter.writer.headers,
+        )
+        assert replaced.status_code in (200, 201), replaced.text
+
+    # Its writes: every document at once (refused), then `refused` alone, then `changed`.
+    racing = cast("Database", RestoredMeanwhile(db, replace, at_write=2))
+    when = f"NEW.id = {refused} AND NEW.trashed_at IS NOT NULL"
+    async with refusing(db, "documents", when, "UPDATE"):
+        assert await retention.apply(racing, now=NOW) == []
+    assert await trashed(db) == set()
+    read = await client.get(matter.url(f"/documents/{changed}"), headers=matter.admin.headers)
+    assert read.status_code == 200, read.text
