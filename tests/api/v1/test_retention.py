@@ -230,3 +230,24 @@ async def test_a_document_changed_exactly_keep_years_ago_is_not_yet_past_its_per
     await set_rule(client, matter, 1, "trash")
     await Housekeeper(state.settings, state.db, state.blobs, clock=lambda: now).run_once()
     assert await trashed(db) == {before}
+
+
+async def test_only_those_who_may_delete_see_what_is_due_and_may_remove_the_rule(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    old = await document(client, matter, b"old")
+    await backdate(db, old, NOW - timedelta(days=3 * 365))
+    await set_rule(client, matter, 1, "review")
+
+    for actor in (matter.writer, matter.reader):
+        due = await client.get(matter.url("/retention/due"), headers=actor.headers)
+        assert due.status_code == 403, (actor, due.text)
+        removed = await client.delete(matter.url("/retention"), headers=actor.headers)
+        assert removed.status_code == 403, (actor, removed.text)
+    outsider = await client.get(matter.url("/retention/due"), headers=matter.outsider.headers)
+    assert outsider.status_code == 404, outsider.text
+
+    rule = await client.get(matter.url("/retention"), headers=matter.admin.headers)
+    assert rule.json() == {"keepYears": 1, "then": "review"}
+    due = await client.get(matter.url("/retention/due"), headers=matter.admin.headers)
+    assert [(d["documentId"], d["action"]) for d in due.json()] == [(old, "review")]
