@@ -389,3 +389,24 @@ async def test_a_document_restored_after_the_purge_read_the_trash_is_not_purged(
             select(AuditEntry.id).where(AuditEntry.action == "document.purged")
         )
         assert list(purged) == []
+
+
+async def test_the_purge_reports_each_content_once_removed_or_shared(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    shared = await document(client, matter, b"twice")
+    twin = await document(client, matter, b"twice")
+    alone = await document(client, matter, b"only here")
+    for doc in (shared, alone):
+        assert (await delete_document(client, matter, doc)).status_code == 204
+    blobs_before = await blob_names(app)
+
+    report = await purge.purge_expired(
+        db, app.state.casefolio.blobs, now=utcnow() + timedelta(days=31), days=30
+    )
+
+    assert sorted(report.purged) == sorted([int(shared), int(alone)])
+    assert (len(report.blobs_removed), report.blobs_shared, report.blobs_left_to_gc) == (1, 1, 0)
+    assert blobs_before - await blob_names(app) == set(report.blobs_removed)
+    read = await client.get(matter.url(f"/documents/{twin}/content"), headers=matter.admin.headers)
+    assert read.status_code == 200 and read.content == b"twice"
