@@ -7,12 +7,16 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document, DocumentVersion
 from casefolio.db.types import utcnow
-from casefolio.domain import holds
+from casefolio.domain import access, holds
+from casefolio.domain.errors import Forbidden
+from casefolio.domain.principal import Principal
+from casefolio.domain.roles import Capability
 from tests import traces
 from tests.api.v1.conftest import Matter, make_matter, upload
 from tests.factories import Actor
@@ -455,3 +459,25 @@ async def test_a_folder_is_covered_by_holds_on_its_ancestors_and_descendants_onl
         found = await holds.covering(session, project_id=matter.id, folder_id=int(top))
 
     assert [h.id for h in found] == [int(on_outer["id"]), int(on_below["id"])]
+
+
+async def test_the_domain_refuses_holds_to_a_scope_without_holds_manage(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """Holds check `holds.manage` themselves, whoever calls them (not only /api/v1, whose
+    routes ask first): a Read Write member neither places, reads nor releases one."""
+    placed = await place(client, matter, "project", name="Placed by an admin")
+    writer = Principal(matter.writer.user_id, matter.writer.email, "Writer", False)
+    new = holds.NewHold("Sneaky", "No reason", "project")
+
+    async with db.write() as session:
+        scope = await access.scope(session, writer, matter.id, Capability.DOCUMENTS_WRITE)
+        with pytest.raises(Forbidden, match=r"holds\.manage"):
+            await holds.create(session, scope=scope, new=new)
+        with pytest.raises(Forbidden, match=r"holds\.manage"):
+            await holds.get(session, scope=scope, hold_id=int(placed["id"]))
+        with pytest.raises(Forbidden, match=r"holds\.manage"):
+            await holds.release(session, scope=scope, hold_id=int(placed["id"]), reason="Mine")
+
+    listed = await client.get(matter.url("/holds"), headers=matter.admin.headers)
+    assert [(h["id"], h["active"]) for h in listed.json()] == [(placed["id"], True)]
