@@ -185,3 +185,54 @@ async def test_a_document_changed_while_retention_moves_documents_apart_stays(
     assert await trashed(db) == set()
     read = await client.get(matter.url(f"/documents/{changed}"), headers=matter.admin.headers)
     assert read.status_code == 200, read.text
+
+
+async def test_a_hold_placed_while_the_purge_runs_keeps_its_trashed_version(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
+) -> None:
+    """PostgreSQL: as for a document (above), a hold on the document of a trashed version,
+    committed while the purge of versions ran, keeps the version."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: a hold and the purge never overlap")
+    h = matter.admin.headers
+    doc = await document(client, matter, b"first version, evidence")
+    replaced = await client.post(
+        matter.url(f"/documents/{doc}/replace"),
+        params={"fileName": "v2.txt"},
+        content=b"second version",
+        headers=h,
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+    first = (await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)).json()[0]
+    deleted = await client.delete(matter.url(f"/documents/{doc}/versions/{first['id']}"), headers=h)
+    assert deleted.status_code == 204, deleted.text
+    admin = Principal(matter.admin.user_id, matter.admin.email, "Admin", False)
+    purged = anyio.Event()
+
+    async def purge() -> None:
+        await housekeeper(app, days_later=31).run_once()
+        purged.set()
+
+    placing = db.writer()
+    await placing.begin()
+    try:
+        project = await access.scope(placing, admin, matter.id, Capability.HOLDS_MANAGE)
+        new = holds.NewHold("Late", "Litigation expected", "document", int(doc))
+        await holds.create(placing, scope=project, new=new)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(purge)
+            # The purge either waits for the hold's transaction, or ends first.
+            with anyio.fail_after(30):
+                while not purged.is_set():
+                    async with db.read() as session:
+                        if await session.scalar(_WAITING):
+                            break
+                    await anyio.sleep(0.01)
+            await placing.commit()
+    finally:
+        await placing.close()
+    async with db.read() as session:
+        left = set(await session.scalars(select(DocumentVersion.id)))
+    assert int(first["id"]) in left
+    trash = await client.get(matter.url("/trash/versions"), headers=h)
+    assert [v["id"] for v in trash.json()] == [first["id"]]
