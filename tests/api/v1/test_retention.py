@@ -17,6 +17,7 @@ from casefolio.config import Settings
 from casefolio.db.engine import Database
 from casefolio.db.models import Document
 from casefolio.domain import retention
+from casefolio.domain.errors import Invalid
 from casefolio.outbound.housekeeping import Housekeeper
 from tests.api.v1.conftest import Matter, make_matter
 from tests.api.v1.test_holds import document, place
@@ -251,3 +252,28 @@ async def test_only_those_who_may_delete_see_what_is_due_and_may_remove_the_rule
     assert rule.json() == {"keepYears": 1, "then": "review"}
     due = await client.get(matter.url("/retention/due"), headers=matter.admin.headers)
     assert [(d["documentId"], d["action"]) for d in due.json()] == [(old, "review")]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"keepYears": 0, "then": "trash"},
+        {"keepYears": 101, "then": "trash"},
+        {"keepYears": True, "then": "trash"},
+        {"keepYears": "7", "then": "review"},
+        {"keepYears": 7, "then": "shred"},
+        {"keepYears": 7, "then": "trash", "extra": 1},
+        [7, "trash"],
+    ],
+)
+def test_a_stored_or_sent_rule_is_checked_whoever_sends_it(raw: object) -> None:
+    """`parse` checks rules that reach the domain by other ways than /api/v1's schema (a
+    template's blueprint, a stored project): 1 to 100 years, "trash" or "review"."""
+    with pytest.raises(Invalid):
+        retention.parse(raw)
+
+
+def test_a_rule_of_one_to_a_hundred_years_is_accepted() -> None:
+    assert retention.parse({"keepYears": 1, "then": "trash"}) == retention.Rule(1, "trash")
+    assert retention.parse({"keepYears": 100, "then": "review"}) == retention.Rule(100, "review")
+    assert retention.parse(None) is None
