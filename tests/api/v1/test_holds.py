@@ -14,7 +14,7 @@ from casefolio.db.engine import Database
 from casefolio.db.models import AuditEntry, Change, Document, DocumentVersion
 from casefolio.db.types import utcnow
 from casefolio.domain import access, holds
-from casefolio.domain.errors import Forbidden
+from casefolio.domain.errors import Forbidden, Invalid
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from tests import traces
@@ -481,3 +481,24 @@ async def test_the_domain_refuses_holds_to_a_scope_without_holds_manage(
 
     listed = await client.get(matter.url("/holds"), headers=matter.admin.headers)
     assert [(h["id"], h["active"]) for h in listed.json()] == [(placed["id"], True)]
+
+
+async def test_the_domain_refuses_a_hold_whose_target_does_not_fit_its_scope(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """`holds.create` checks a hold's target itself, not only /api/v1's schema: a project
+    hold names no target, a folder or document hold names one, and nothing is placed."""
+    doc = await document(client, matter)
+    admin = Principal(matter.admin.user_id, matter.admin.email, "Admin", False)
+    for new in (
+        holds.NewHold("Project", "Reason", "project", int(doc)),
+        holds.NewHold("Folder", "Reason", "folder"),
+        holds.NewHold("Everything", "Reason", "everything"),
+    ):
+        async with db.write() as session:
+            scope = await access.scope(session, admin, matter.id, Capability.HOLDS_MANAGE)
+            with pytest.raises(Invalid):
+                await holds.create(session, scope=scope, new=new)
+
+    listed = await client.get(matter.url("/holds"), headers=matter.admin.headers)
+    assert listed.json() == []
