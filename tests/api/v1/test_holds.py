@@ -502,3 +502,28 @@ async def test_the_domain_refuses_a_hold_whose_target_does_not_fit_its_scope(
 
     listed = await client.get(matter.url("/holds"), headers=matter.admin.headers)
     assert listed.json() == []
+
+
+async def test_a_refusal_by_several_holds_names_and_audits_every_one(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter)
+    on_project = await place(client, matter, "project", name="Whole matter")
+    on_document = await place(client, matter, "document", doc, name="This exhibit")
+    before = await snapshot(db, doc)
+
+    refused = await delete_document(client, matter, doc)
+
+    assert refused.status_code == 409, refused.text
+    for hold in (on_project, on_document):
+        assert f"hold {hold['id']} ('{hold['name']}')" in refused.json()["detail"]
+    assert await snapshot(db, doc) == before
+    async with db.read() as session:
+        refusal = (
+            await session.scalars(select(AuditEntry).where(AuditEntry.action == "hold.refused"))
+        ).one()
+    assert refusal.details == {
+        "what": f"document {doc}",
+        "holds": [int(on_project["id"]), int(on_document["id"])],
+        "documentId": int(doc),
+    }
