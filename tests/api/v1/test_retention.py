@@ -23,6 +23,7 @@ from tests.api.v1.conftest import Matter, make_matter
 from tests.api.v1.test_holds import document, place
 from tests.api.v1.test_version_trash import audited
 from tests.cli.conftest import cli_env
+from tests.clocks import Clock
 from tests.factories import Actor
 
 #: The clock the job is given; the report (a command) reads the real one, moments later.
@@ -277,3 +278,21 @@ def test_a_rule_of_one_to_a_hundred_years_is_accepted() -> None:
     assert retention.parse({"keepYears": 1, "then": "trash"}) == retention.Rule(1, "trash")
     assert retention.parse({"keepYears": 100, "then": "review"}) == retention.Rule(100, "review")
     assert retention.parse(None) is None
+
+
+async def test_the_purge_runs_hourly_and_retention_daily(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    clock = Clock()
+    state = app.state.casefolio
+    keeper = Housekeeper(state.settings, state.db, state.blobs, clock=clock)
+    assert await keeper.run_once() == ["purge", "retention"]
+
+    clock.advance(59 * 60)
+    assert await keeper.run_once() == []
+    clock.advance(60)
+    assert await keeper.run_once() == ["purge"]
+    clock.advance(23 * 3600 - 60)
+    assert await keeper.run_once() == ["purge"]
+    clock.advance(60)  # a day after the first round, a minute after the last purge
+    assert await keeper.run_once() == ["retention"]
