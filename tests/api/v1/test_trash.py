@@ -439,3 +439,17 @@ async def test_purging_a_document_removes_the_bytes_of_its_trashed_versions_too(
     assert report.purged == [int(doc)]
     removed = blobs_before - await blob_names(app)
     assert len(removed) == 2 and removed == set(report.blobs_removed)
+
+
+async def test_the_trash_lists_documents_in_the_order_they_were_deleted(
+    client: httpx.AsyncClient, matter: Matter
+) -> None:
+    older, newer = await document(client, matter, b"filed first"), await document(client, matter)
+    for doc in (newer, older):
+        assert (await delete_document(client, matter, doc)).status_code == 204
+
+    listed = await client.get(matter.url("/trash"), headers=matter.admin.headers)
+
+    assert [e["id"] for e in listed.json()] == [newer, older]
+    paged = await client.get(matter.url("/trash?limit=1"), headers=matter.admin.headers)
+    assert [e["id"] for e in paged.json()] == [newer]
