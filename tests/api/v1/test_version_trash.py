@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
 import httpx
@@ -386,3 +386,20 @@ async def test_a_version_restored_after_the_purge_read_the_trash_is_not_purged(
     assert len(await live_rows(client, matter, doc)) == 2
     assert await content(client, matter, doc, f"/versions/{first}") == b"first, restored in time"
     assert await audited(db, "version.purged") == []
+
+
+async def test_a_purged_version_is_audited_with_its_number_and_when_it_was_trashed(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    doc = await document(client, matter, b"first", b"second")
+    first = (await versions_of(client, matter, doc))[0]["id"]
+    assert (await delete_version(client, matter, doc, first)).status_code == 204
+    [listed] = await trashed_versions(client, matter)
+
+    await housekeeper(app, days_later=31).run_once()
+
+    [entry] = await audited(db, "version.purged")
+    assert entry.target_id == int(first)
+    assert entry.details["number"] == 1
+    trashed_at = datetime.fromisoformat(entry.details["trashedAt"])
+    assert trashed_at == datetime.fromisoformat(listed["trashedAt"])
