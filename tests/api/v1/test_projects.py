@@ -7,9 +7,10 @@ import httpx
 import pytest
 
 from casefolio.db.engine import Database
+from casefolio.domain import users
 from tests import traces
 from tests.api.v1.conftest import Matter
-from tests.factories import Actor
+from tests.factories import Actor, make_actor
 
 
 async def test_create_read_update_project(client: httpx.AsyncClient, operator: Actor) -> None:
@@ -462,3 +463,59 @@ async def test_template_grants_report_what_direct_grants_report(
     assert reported(from_template) == expected | {creator}
     assert reported(direct) == expected
     assert set(from_template.change_types) >= {"project.member_set", "project.team_set"}
+
+
+async def test_an_operator_without_a_grant_is_project_admin_in_a_read_as_in_the_list(
+    client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """Operators act as Project Admin everywhere (DESIGN.md), granted or not: a project's read
+    says so, as the list does."""
+    other = await make_actor(db, operator=True)
+    members = await client.get(matter.url("/users"), headers=other.headers)
+    assert other.email not in {m["email"] for m in members.json()}  # no grant of their own
+    one = await client.get(matter.url(), headers=other.headers)
+    assert one.status_code == 200, one.text
+    assert one.json()["role"] == "Project Admin"
+    listed = await client.get("/api/v1/projects", headers=other.headers)
+    assert {p["id"]: p["role"] for p in listed.json()} == {str(matter.id): "Project Admin"}
+
+
+async def test_a_creator_who_is_no_longer_an_operator_still_switches_downloads(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    """downloadViaApi is the creator's and the operators' to change (DESIGN.md); a creator
+    made a plain user keeps it, while another Project Admin does not have it."""
+    creator = await make_actor(db, operator=True)
+    made = await client.post("/api/v1/projects", json={"name": "Theirs"}, headers=creator.headers)
+    assert made.status_code == 201, made.text
+    url = f"/api/v1/projects/{made.json()['id']}"
+    admin = await make_actor(db)
+    granted = await client.put(
+        f"{url}/users/{admin.email}", json={"role": "Project Admin"}, headers=operator.headers
+    )
+    assert granted.status_code == 200, granted.text
+    # Only the pages and the CLI take an operator's flag away; a new token of the creator's
+    # is not one this process remembers as an operator's.
+    async with db.write() as session:
+        await users.set_operator(session, who=None, user_id=creator.user_id, is_operator=False)
+    issued = await client.post(
+        "/api/v1/tokens",
+        json={"userId": str(creator.user_id), "name": "after"},
+        headers=operator.headers,
+    )
+    assert issued.status_code == 201, issued.text
+    as_creator = {"X-API-Token": issued.json()["token"]}
+    not_operator = await client.post("/api/v1/projects", json={"name": "X"}, headers=as_creator)
+    assert not_operator.status_code == 403
+
+    on = {"settings": {"downloadViaApi": True}}
+    refused = await client.patch(url, json=on, headers=admin.headers)
+    assert refused.status_code == 403, refused.text
+    assert (await client.get(url, headers=admin.headers)).json()["settings"] == {
+        "downloadViaApi": False
+    }
+    switched = await client.patch(url, json=on, headers=as_creator)
+    assert switched.status_code == 200, switched.text
+    assert (await client.get(url, headers=admin.headers)).json()["settings"] == {
+        "downloadViaApi": True
+    }
