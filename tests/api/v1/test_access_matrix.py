@@ -56,6 +56,7 @@ ROUTES = {
     "revoke user": Route("DELETE", "/users/{reader}", MEMBERS),
     "list teams": Route("GET", "/teams", READ),
     "grant team": Route("PUT", "/teams/{team}", MEMBERS),
+    "revoke team": Route("DELETE", "/teams/{team}", MEMBERS),
     "list folders": Route("GET", "/folders", READ),
     "create folder": Route("POST", "/folders", FOLDERS, json={"name": "New"}),
     "read folder": Route("GET", "/folders/Evidence", READ),
@@ -89,7 +90,8 @@ CALLERS = ["anonymous", "outsider", "reader", "writer", "admin", "operator"]
 
 
 async def build_scene(client: httpx.AsyncClient, matter: Matter, operator: Actor) -> Scene:
-    """A project with a folder, an empty folder, a field, a two-version document and a team."""
+    """A project with a folder, an empty folder, a field, a two-version document and a team
+    granted Read Only on it."""
     h = operator.headers
     folder = await client.post(matter.url("/folders"), json={"name": "Evidence"}, headers=h)
     empty = await client.post(matter.url("/folders"), json={"name": "Empty"}, headers=h)
@@ -106,6 +108,10 @@ async def build_scene(client: httpx.AsyncClient, matter: Matter, operator: Actor
     )
     await client.put(matter.url(f"/documents/{document}/{folder.json()['id']}"), headers=h)
     team = await client.post("/api/v1/teams", json={"name": f"Team {matter.id}"}, headers=h)
+    granted = await client.put(
+        matter.url(f"/teams/{team.json()['id']}"), json={"role": "Read Only"}, headers=h
+    )
+    assert granted.status_code == 200, granted.text
     return Scene(
         matter=matter,
         folder=folder.json()["id"],
