@@ -9,7 +9,7 @@ import pytest
 from casefolio.db.engine import Database
 from casefolio.domain import users
 from tests import traces
-from tests.api.v1.conftest import Matter
+from tests.api.v1.conftest import Matter, make_matter
 from tests.factories import Actor, make_actor
 
 
@@ -519,3 +519,37 @@ async def test_a_creator_who_is_no_longer_an_operator_still_switches_downloads(
     assert (await client.get(url, headers=admin.headers)).json()["settings"] == {
         "downloadViaApi": True
     }
+
+
+async def test_a_revocation_on_one_project_leaves_the_same_grants_on_another(
+    client: httpx.AsyncClient, db: Database, operator: Actor
+) -> None:
+    """A revocation names its project: the same user's direct role and the same team's grant
+    on another project stay as they were."""
+    first = await make_matter(client, db, operator)
+    second = await make_matter(client, db, operator)
+    h = operator.headers
+    team = (await client.post("/api/v1/teams", json={"name": "Shared"}, headers=h)).json()["id"]
+    added = await client.put(f"/api/v1/teams/{team}/users/{first.outsider.email}", headers=h)
+    assert added.status_code == 200, added.text
+    granted = await client.put(
+        second.url(f"/users/{first.reader.email}"), json={"role": "Read Only"}, headers=h
+    )
+    assert granted.status_code == 200, granted.text
+    for m in (first, second):
+        both = await client.put(m.url(f"/teams/{team}"), json={"role": "Read Write"}, headers=h)
+        assert both.status_code == 200, both.text
+
+    gone = await client.delete(first.url(f"/users/{first.reader.email}"), headers=h)
+    assert gone.status_code == 204, gone.text
+    gone = await client.delete(first.url(f"/teams/{team}"), headers=h)
+    assert gone.status_code == 204, gone.text
+    for actor in (first.reader, first.outsider):
+        assert (await client.get(first.url(), headers=actor.headers)).status_code == 404
+
+    kept = await client.get(second.url(), headers=first.reader.headers)
+    assert kept.status_code == 200 and kept.json()["role"] == "Read Only", kept.text
+    via_team = await client.get(second.url(), headers=first.outsider.headers)
+    assert via_team.status_code == 200 and via_team.json()["role"] == "Read Write", via_team.text
+    teams = await client.get(second.url("/teams"), headers=h)
+    assert [(t["id"], t["role"]) for t in teams.json()] == [(team, "Read Write")]
