@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import httpx
 
+from tests.api.v1.conftest import Matter, upload
 from tests.factories import Actor
 
 
@@ -99,3 +100,32 @@ async def test_a_name_is_stored_composed_so_its_two_spellings_are_one_name(
     assert made.json()["name"] == "Café team"
     again = await client.post("/api/v1/teams", json={"name": "Café team"}, headers=operator.headers)
     assert again.status_code == 409, again.text
+
+
+async def test_a_member_removed_from_a_team_loses_its_role_and_keeps_their_other_team(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """A team's role on a project is its members' while they are members; leaving one team
+    leaves the user's other teams, and their roles, as they were."""
+    h, who = operator.headers, matter.outsider
+    strong = (await client.post("/api/v1/teams", json={"name": "Strong"}, headers=h)).json()["id"]
+    weak = (await client.post("/api/v1/teams", json={"name": "Weak"}, headers=h)).json()["id"]
+    for team, role in ((strong, "Read Write"), (weak, "Read Only")):
+        added = await client.put(f"/api/v1/teams/{team}/users/{who.email}", headers=h)
+        assert added.status_code == 200, added.text
+        granted = await client.put(matter.url(f"/teams/{team}"), json={"role": role}, headers=h)
+        assert granted.status_code == 200, granted.text
+    assert (await client.get(matter.url(), headers=who.headers)).json()["role"] == "Read Write"
+
+    removed = await client.delete(f"/api/v1/teams/{strong}/users/{who.email}", headers=h)
+    assert removed.status_code == 204, removed.text
+    assert (await client.get(matter.url(), headers=who.headers)).json()["role"] == "Read Only"
+    refused = await upload(client, matter, actor=who)
+    assert refused.status_code == 403, refused.text
+    assert (await client.get(matter.url("/documents"), headers=h)).json() == []
+    kept = await client.get(f"/api/v1/teams/{weak}/users", headers=h)
+    assert [u["email"] for u in kept.json()] == [who.email]
+
+    removed = await client.delete(f"/api/v1/teams/{weak}/users/{who.email}", headers=h)
+    assert removed.status_code == 204, removed.text
+    assert (await client.get(matter.url(), headers=who.headers)).status_code == 404
