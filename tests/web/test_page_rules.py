@@ -498,3 +498,27 @@ async def test_a_form_id_that_is_not_one_is_refused_not_taken_for_the_root(
     assert to_root.status_code == 303
     read = await client.get(matter.url(f"/documents/{doc['id']}"), headers=operator.headers)
     assert read.json()["folderId"] is None
+
+
+async def test_a_user_who_is_not_an_operator_changes_no_ones_flags_in_the_pages(
+    client: httpx.AsyncClient, operator: Actor, member: Actor, person: MakePerson
+) -> None:
+    """The user pages' forms are an operator's (DESIGN.md): anyone else posting them, for
+    themselves or for an operator, is refused and nobody's operator or active flag moves."""
+    someone = await person(member)
+    for user_id, form, data in (
+        (member.user_id, "operator", {"operator": "true"}),
+        (operator.user_id, "operator", {"operator": "false"}),
+        (operator.user_id, "active", {"active": "false"}),
+    ):
+        refused = await someone.post(f"/admin/users/{user_id}/{form}", data)
+        assert refused.status_code == 403, (form, refused.text)
+        assert "Only an operator can" in refused.text
+    me = await client.get(f"/api/v1/user/id/{member.user_id}", headers=operator.headers)
+    assert (me.json()["isOperator"], me.json()["active"]) == (False, True)
+    theirs = await client.get(f"/api/v1/user/id/{operator.user_id}", headers=operator.headers)
+    assert (theirs.json()["isOperator"], theirs.json()["active"]) == (True, True)
+    # And the member's token is still not an operator's: no new project.
+    assert (
+        await client.post("/api/v1/projects", json={"name": "Mine"}, headers=member.headers)
+    ).status_code == 403
