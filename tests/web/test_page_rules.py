@@ -522,3 +522,16 @@ async def test_a_user_who_is_not_an_operator_changes_no_ones_flags_in_the_pages(
     assert (
         await client.post("/api/v1/projects", json={"name": "Mine"}, headers=member.headers)
     ).status_code == 403
+
+
+async def test_an_operator_cannot_take_away_their_own_operator_flag_in_the_pages(
+    client: httpx.AsyncClient, operator: Actor, person: MakePerson
+) -> None:
+    """It would leave them unable to give it back (another operator can): refused, kept."""
+    op = await person(operator)
+    refused = await op.post(f"/admin/users/{operator.user_id}/operator", {"operator": "false"})
+    assert refused.status_code == 409, refused.text
+    assert "your own operator flag" in refused.text
+    me = await client.get(f"/api/v1/user/id/{operator.user_id}", headers=operator.headers)
+    assert me.json()["isOperator"] is True
+    assert (await op.http.get("/admin/users")).status_code == 200
