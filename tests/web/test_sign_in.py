@@ -169,6 +169,25 @@ async def test_deactivation_through_the_api_ends_open_sessions_at_once(
     assert (await someone.sign_in()).status_code == 303
 
 
+async def test_reactivating_an_active_user_leaves_their_open_sessions_alone(
+    db: Database, person: MakePerson, member: Actor, operator: Actor, client: httpx.AsyncClient
+) -> None:
+    """Deactivation ends a user's sessions at once, not a later reactivation: reactivating
+    someone already active changes nothing, their pages stay open."""
+    someone = await person(member)
+    on = await client.patch(
+        f"/api/v1/user/id/{member.user_id}", json={"active": True}, headers=operator.headers
+    )
+    assert on.status_code == 200 and on.json()["active"] is True
+    assert (await someone.http.get("/projects")).status_code == 200
+    assert await _sessions(db) == 1
+    off = await client.patch(
+        f"/api/v1/user/id/{member.user_id}", json={"active": False}, headers=operator.headers
+    )
+    assert off.status_code == 200
+    assert await _sessions(db) == 0  # ended, not only refused while deactivated
+
+
 async def test_a_deactivated_user_cannot_sign_in(
     db: Database, person: MakePerson, member: Actor, operator: Actor, browsers: Browser
 ) -> None:
