@@ -553,3 +553,28 @@ async def test_a_revocation_on_one_project_leaves_the_same_grants_on_another(
     assert via_team.status_code == 200 and via_team.json()["role"] == "Read Write", via_team.text
     teams = await client.get(second.url("/teams"), headers=h)
     assert [(t["id"], t["role"]) for t in teams.json()] == [(team, "Read Write")]
+
+
+async def test_revoking_a_grant_that_does_not_exist_is_404_and_a_team_role_stays(
+    client: httpx.AsyncClient, matter: Matter, operator: Actor
+) -> None:
+    """DELETE removes a direct grant or a team's grant; a user who holds their role through a
+    team only, or a team without a grant here, is a 404 and nothing changes."""
+    h = operator.headers
+    team = (await client.post("/api/v1/teams", json={"name": "Via"}, headers=h)).json()["id"]
+    other = (await client.post("/api/v1/teams", json={"name": "None"}, headers=h)).json()["id"]
+    await client.put(f"/api/v1/teams/{team}/users/{matter.outsider.email}", headers=h)
+    granted = await client.put(matter.url(f"/teams/{team}"), json={"role": "Read Write"}, headers=h)
+    assert granted.status_code == 200, granted.text
+
+    no_direct = await client.delete(matter.url(f"/users/{matter.outsider.email}"), headers=h)
+    assert no_direct.status_code == 404, no_direct.text
+    assert "no direct role" in no_direct.json()["detail"]
+    no_grant = await client.delete(matter.url(f"/teams/{other}"), headers=h)
+    assert no_grant.status_code == 404, no_grant.text
+    assert f"Team {other} has no role" in no_grant.json()["detail"]
+
+    kept = await client.get(matter.url(), headers=matter.outsider.headers)
+    assert kept.status_code == 200 and kept.json()["role"] == "Read Write"
+    teams = await client.get(matter.url("/teams"), headers=h)
+    assert [(t["id"], t["role"]) for t in teams.json()] == [(team, "Read Write")]
