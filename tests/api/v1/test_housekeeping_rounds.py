@@ -3,6 +3,7 @@ writes: that document is left as it is, and every other one, and the other job, 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import cast
 
@@ -21,6 +22,8 @@ from tests.api.v1.conftest import Matter
 from tests.api.v1.test_holds import delete_document, document, place
 from tests.api.v1.test_retention import NOW, backdate, set_rule, trashed
 from tests.api.v1.test_trash import RestoredMeanwhile, housekeeper
+from tests.api.v1.test_version_trash import delete_version, versions_of
+from tests.api.v1.test_version_trash import document as versioned
 from tests.refusals import refusing
 
 
@@ -97,16 +100,12 @@ _WAITING = text(
 )
 
 
-async def test_a_hold_placed_while_the_purge_runs_keeps_its_document(
-    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
+async def _hold_committed_while_purging(
+    app: FastAPI, db: Database, matter: Matter, doc: str
 ) -> None:
-    """PostgreSQL: a hold on a trashed document committed while the purge ran (after it had
-    read the holds, before it committed) was answered 201, and the document it holds was
-    purged all the same. The purge and a hold's placing now take turns on the project."""
-    if not is_postgres:
-        pytest.skip("SQLite's writers take turns: a hold and the purge never overlap")
-    doc = await document(client, matter, b"evidence")
-    assert (await delete_document(client, matter, doc)).status_code == 204
+    """Place a hold on `doc` in a transaction of its own, start the purge (31 days on), and
+    commit the hold once the purge waits for it, or once the purge has ended (as it did
+    before the purge and a hold's placing took turns on the project)."""
     admin = Principal(matter.admin.user_id, matter.admin.email, "Admin", False)
     purged = anyio.Event()
 
@@ -122,7 +121,6 @@ async def test_a_hold_placed_while_the_purge_runs_keeps_its_document(
         await holds.create(placing, scope=project, new=new)
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(purge)
-            # The purge either waits for the hold's transaction, or (as it did) ends first.
             with anyio.fail_after(30):
                 while not purged.is_set():
                     async with db.read() as session:
@@ -132,7 +130,34 @@ async def test_a_hold_placed_while_the_purge_runs_keeps_its_document(
             await placing.commit()
     finally:
         await placing.close()
+
+
+async def test_a_hold_placed_while_the_purge_runs_keeps_its_document(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter, is_postgres: bool
+) -> None:
+    """PostgreSQL: a hold on a trashed document committed while the purge ran (after it had
+    read the holds, before it committed) was answered 201, and the document it holds was
+    purged all the same. The purge and a hold's placing now take turns on the project."""
+    if not is_postgres:
+        pytest.skip("SQLite's writers take turns: a hold and the purge never overlap")
+    doc = await document(client, matter, b"evidence")
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    await _hold_committed_while_purging(app, db, matter, doc)
     assert doc in await _documents(db)
+
+
+async def _retention_one_by_one(
+    db: Database, refused: str, meanwhile: Callable[[], Awaitable[object]]
+) -> None:
+    """Apply retention (a rule set to trash) with the database refusing to move `refused`,
+    so that after trying every document at once it moves them one by one; `meanwhile` is
+    committed between the two. Retention must look again, and move nothing."""
+    # Its writes: every document at once (refused), then `refused` alone, then the other.
+    racing = cast("Database", RestoredMeanwhile(db, meanwhile, at_write=2))
+    when = f"NEW.id = {refused} AND NEW.trashed_at IS NOT NULL"
+    async with refusing(db, "documents", when, "UPDATE"):
+        assert await retention.apply(racing, now=NOW) == []
+    assert await trashed(db) == set()
 
 
 async def test_a_hold_placed_while_retention_moves_documents_apart_keeps_its_document(
@@ -148,12 +173,7 @@ async def test_a_hold_placed_while_retention_moves_documents_apart_keeps_its_doc
     async def hold() -> None:
         await place(client, matter, "document", held)
 
-    # Its writes: every document at once (refused), then `refused` alone, then `held`.
-    racing = cast("Database", RestoredMeanwhile(db, hold, at_write=2))
-    when = f"NEW.id = {refused} AND NEW.trashed_at IS NOT NULL"
-    async with refusing(db, "documents", when, "UPDATE"):
-        assert await retention.apply(racing, now=NOW) == []
-    assert await trashed(db) == set()
+    await _retention_one_by_one(db, refused, meanwhile=hold)
     read = await client.get(matter.url(f"/documents/{held}"), headers=matter.admin.headers)
     assert read.status_code == 200, read.text
 
@@ -177,12 +197,7 @@ async def test_a_document_changed_while_retention_moves_documents_apart_stays(
         )
         assert replaced.status_code in (200, 201), replaced.text
 
-    # Its writes: every document at once (refused), then `refused` alone, then `changed`.
-    racing = cast("Database", RestoredMeanwhile(db, replace, at_write=2))
-    when = f"NEW.id = {refused} AND NEW.trashed_at IS NOT NULL"
-    async with refusing(db, "documents", when, "UPDATE"):
-        assert await retention.apply(racing, now=NOW) == []
-    assert await trashed(db) == set()
+    await _retention_one_by_one(db, refused, meanwhile=replace)
     read = await client.get(matter.url(f"/documents/{changed}"), headers=matter.admin.headers)
     assert read.status_code == 200, read.text
 
@@ -194,45 +209,12 @@ async def test_a_hold_placed_while_the_purge_runs_keeps_its_trashed_version(
     committed while the purge of versions ran, keeps the version."""
     if not is_postgres:
         pytest.skip("SQLite's writers take turns: a hold and the purge never overlap")
-    h = matter.admin.headers
-    doc = await document(client, matter, b"first version, evidence")
-    replaced = await client.post(
-        matter.url(f"/documents/{doc}/replace"),
-        params={"fileName": "v2.txt"},
-        content=b"second version",
-        headers=h,
-    )
-    assert replaced.status_code in (200, 201), replaced.text
-    first = (await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)).json()[0]
-    deleted = await client.delete(matter.url(f"/documents/{doc}/versions/{first['id']}"), headers=h)
-    assert deleted.status_code == 204, deleted.text
-    admin = Principal(matter.admin.user_id, matter.admin.email, "Admin", False)
-    purged = anyio.Event()
-
-    async def purge() -> None:
-        await housekeeper(app, days_later=31).run_once()
-        purged.set()
-
-    placing = db.writer()
-    await placing.begin()
-    try:
-        project = await access.scope(placing, admin, matter.id, Capability.HOLDS_MANAGE)
-        new = holds.NewHold("Late", "Litigation expected", "document", int(doc))
-        await holds.create(placing, scope=project, new=new)
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(purge)
-            # The purge either waits for the hold's transaction, or ends first.
-            with anyio.fail_after(30):
-                while not purged.is_set():
-                    async with db.read() as session:
-                        if await session.scalar(_WAITING):
-                            break
-                    await anyio.sleep(0.01)
-            await placing.commit()
-    finally:
-        await placing.close()
+    doc = await versioned(client, matter, b"first version, evidence", b"second version")
+    first = (await versions_of(client, matter, doc))[0]
+    assert (await delete_version(client, matter, doc, first["id"])).status_code == 204
+    await _hold_committed_while_purging(app, db, matter, doc)
     async with db.read() as session:
         left = set(await session.scalars(select(DocumentVersion.id)))
     assert int(first["id"]) in left
-    trash = await client.get(matter.url("/trash/versions"), headers=h)
+    trash = await client.get(matter.url("/trash/versions"), headers=matter.admin.headers)
     assert [v["id"] for v in trash.json()] == [first["id"]]

@@ -412,35 +412,6 @@ async def test_the_purge_reports_each_content_once_removed_or_shared(
     assert read.status_code == 200 and read.content == b"twice"
 
 
-async def test_purging_a_document_removes_the_bytes_of_its_trashed_versions_too(
-    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
-) -> None:
-    """A document purged with a version that was in the trash apart: the version's row
-    goes with the document's, and so do its bytes, not left for `casefolio gc`."""
-    h = matter.admin.headers
-    doc = await document(client, matter, b"first, trashed apart")
-    replaced = await client.post(
-        matter.url(f"/documents/{doc}/replace"),
-        params={"fileName": "v2.txt"},
-        content=b"second, current",
-        headers=h,
-    )
-    assert replaced.status_code in (200, 201), replaced.text
-    first = (await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)).json()[0]
-    deleted = await client.delete(matter.url(f"/documents/{doc}/versions/{first['id']}"), headers=h)
-    assert deleted.status_code == 204, deleted.text
-    assert (await delete_document(client, matter, doc)).status_code == 204
-    blobs_before = await blob_names(app)
-
-    report = await purge.purge_expired(
-        db, app.state.casefolio.blobs, now=utcnow() + timedelta(days=31), days=30
-    )
-
-    assert report.purged == [int(doc)]
-    removed = blobs_before - await blob_names(app)
-    assert len(removed) == 2 and removed == set(report.blobs_removed)
-
-
 async def test_the_trash_lists_documents_in_the_order_they_were_deleted(
     client: httpx.AsyncClient, matter: Matter
 ) -> None:

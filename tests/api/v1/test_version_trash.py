@@ -21,7 +21,7 @@ from casefolio.db.types import utcnow
 from casefolio.domain import gc, purge
 from casefolio.search.index import Indexer
 from tests.api.v1.conftest import Matter
-from tests.api.v1.test_holds import place, release
+from tests.api.v1.test_holds import delete_document, place, release
 from tests.api.v1.test_trash import RestoredMeanwhile, blob_names, feed_types, housekeeper
 from tests.factories import Actor
 from tests.search.conftest import index_all, indexer
@@ -403,3 +403,23 @@ async def test_a_purged_version_is_audited_with_its_number_and_when_it_was_trash
     assert entry.details["number"] == 1
     trashed_at = datetime.fromisoformat(entry.details["trashedAt"])
     assert trashed_at == datetime.fromisoformat(listed["trashedAt"])
+
+
+async def test_purging_a_document_removes_the_bytes_of_its_trashed_versions_too(
+    app: FastAPI, client: httpx.AsyncClient, db: Database, matter: Matter
+) -> None:
+    """A document purged with a version that was in the trash apart: the version's row
+    goes with the document's, and so do its bytes, not left for `casefolio gc`."""
+    doc = await document(client, matter, b"first, trashed apart", b"second, current")
+    first = (await versions_of(client, matter, doc))[0]["id"]
+    assert (await delete_version(client, matter, doc, first)).status_code == 204
+    assert (await delete_document(client, matter, doc)).status_code == 204
+    blobs_before = await blob_names(app)
+
+    report = await purge.purge_expired(
+        db, app.state.casefolio.blobs, now=utcnow() + timedelta(days=31), days=30
+    )
+
+    assert report.purged == [int(doc)]
+    removed = blobs_before - await blob_names(app)
+    assert len(removed) == 2 and removed == set(report.blobs_removed)
