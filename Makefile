@@ -19,8 +19,8 @@ test: install  ## The whole suite: lint, then every test on SQLite and on Postgr
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy src
-	@# Both databases at once (each suite's output is printed whole when it ends): much of a
-	@# suite's time is spent waiting on servers, fsyncs and the browser, not on the CPU. Split:
+	@# Both databases at once (each suite's output is printed whole when it ends): a suite
+	@# alone keeps less than one core busy, waiting on servers, fsyncs and the browser. Split:
 	@# a test that uses neither suite's database runs in one of them only (tests/conftest.py).
 	CASEFOLIO_TEST_SPLIT=true $(MAKE) --no-print-directory -j2 --output-sync=target \
 		test-sqlite test-postgres
