@@ -76,6 +76,24 @@ async def upload(
     )
 
 
+async def file_version(
+    client: httpx.AsyncClient,
+    matter: Matter,
+    doc: str,
+    content: bytes,
+    name: str = "v2.txt",
+    actor: Actor | None = None,
+) -> None:
+    """File `content` as a new version of `doc`, as the writer (or `actor`); it is taken."""
+    replaced = await client.post(
+        matter.url(f"/documents/{doc}/replace"),
+        params={"fileName": name},
+        content=content,
+        headers=(actor or matter.writer).headers,
+    )
+    assert replaced.status_code in (200, 201), replaced.text
+
+
 async def upload_with_metadata(
     client: httpx.AsyncClient,
     matter: Matter,

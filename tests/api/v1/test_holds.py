@@ -18,7 +18,7 @@ from casefolio.domain.errors import Forbidden, Invalid
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
 from tests import traces
-from tests.api.v1.conftest import Matter, make_matter, upload
+from tests.api.v1.conftest import Matter, file_version, make_matter, upload
 from tests.factories import Actor
 
 
@@ -126,13 +126,7 @@ async def test_a_version_of_a_held_document_cannot_be_deleted(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:
     doc = await document(client, matter)
-    replaced = await client.post(
-        matter.url(f"/documents/{doc}/replace"),
-        params={"fileName": "v2.txt"},
-        content=b"second",
-        headers=matter.writer.headers,
-    )
-    assert replaced.status_code in (200, 201), replaced.text
+    await file_version(client, matter, doc, b"second")
     versions = await client.get(
         matter.url(f"/documents/{doc}/versions"), headers=matter.admin.headers
     )
@@ -160,12 +154,7 @@ async def test_v3_attachment_delete_is_refused_with_an_openproject_error(
     client: httpx.AsyncClient, db: Database, matter: Matter
 ) -> None:
     doc = await document(client, matter)
-    await client.post(
-        matter.url(f"/documents/{doc}/replace"),
-        params={"fileName": "v2.txt"},
-        content=b"second",
-        headers=matter.writer.headers,
-    )
+    await file_version(client, matter, doc, b"second")
     versions = await client.get(
         matter.url(f"/documents/{doc}/versions"), headers=matter.admin.headers
     )

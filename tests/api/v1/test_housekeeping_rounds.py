@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
+from functools import partial
 from typing import cast
 
 import anyio
@@ -18,7 +19,7 @@ from casefolio.db.models import Document, DocumentVersion
 from casefolio.domain import access, holds, retention
 from casefolio.domain.principal import Principal
 from casefolio.domain.roles import Capability
-from tests.api.v1.conftest import Matter
+from tests.api.v1.conftest import Matter, file_version
 from tests.api.v1.test_holds import delete_document, document, place
 from tests.api.v1.test_retention import NOW, backdate, set_rule, trashed
 from tests.api.v1.test_trash import RestoredMeanwhile, housekeeper
@@ -61,13 +62,7 @@ async def test_a_version_whose_purge_is_refused_holds_back_no_other(
     for doc in docs:
         versions = (await client.get(matter.url(f"/documents/{doc}/versions"), headers=h)).json()
         first_versions.append(versions[0]["id"])
-        replaced = await client.post(
-            matter.url(f"/documents/{doc}/replace"),
-            params={"fileName": "v2.txt"},
-            content=f"v2 of {doc}".encode(),
-            headers=h,
-        )
-        assert replaced.status_code in (200, 201), replaced.text
+        await file_version(client, matter, doc, f"v2 of {doc}".encode(), actor=matter.admin)
         deleted = await client.delete(
             matter.url(f"/documents/{doc}/versions/{versions[0]['id']}"), headers=h
         )
@@ -188,16 +183,9 @@ async def test_a_document_changed_while_retention_moves_documents_apart_stays(
         await backdate(db, doc, NOW - timedelta(days=400))
     await set_rule(client, matter, 1, "trash")
 
-    async def replace() -> None:
-        replaced = await client.post(
-            matter.url(f"/documents/{changed}/replace"),
-            params={"fileName": "v2.txt"},
-            content=b"a new version",
-            headers=matter.writer.headers,
-        )
-        assert replaced.status_code in (200, 201), replaced.text
-
-    await _retention_one_by_one(db, refused, meanwhile=replace)
+    await _retention_one_by_one(
+        db, refused, meanwhile=partial(file_version, client, matter, changed, b"a new version")
+    )
     read = await client.get(matter.url(f"/documents/{changed}"), headers=matter.admin.headers)
     assert read.status_code == 200, read.text
 

@@ -23,7 +23,7 @@ from casefolio.db.types import utcnow
 from casefolio.domain import gc, purge, trash
 from casefolio.domain.principal import Principal
 from casefolio.outbound.housekeeping import Housekeeper
-from tests.api.v1.conftest import Matter, upload
+from tests.api.v1.conftest import Matter, file_version, upload
 from tests.api.v1.test_holds import delete_document, document, place, release
 from tests.factories import Actor
 from tests.races import second_after_first
@@ -91,12 +91,7 @@ async def test_restore_gives_back_the_same_document_with_versions_and_fields(
         )
     ).json()["id"]
     doc = await document(client, matter, b"v1")
-    await client.post(
-        matter.url(f"/documents/{doc}/replace"),
-        params={"fileName": "v2.txt"},
-        content=b"v2",
-        headers=h,
-    )
+    await file_version(client, matter, doc, b"v2", actor=matter.admin)
     await client.put(
         matter.url(f"/documents/{doc}/fields/{field}"), json={"value": "J. Smith"}, headers=h
     )
